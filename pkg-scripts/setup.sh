@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs what building and testing edgebus needs, skipping whatever is already present.
+# Safe to run repeatedly. Versions come from Cargo.toml / Cargo.lock so the wasm-bindgen CLI always
+# matches the crate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*"; }
+
+# Exact wasm-bindgen version pinned in Cargo.toml (`wasm-bindgen = "=X.Y.Z"`).
+WB_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p; s/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml | head -n1)
+[ -n "$WB_VERSION" ] || { echo "setup: cannot read the pinned wasm-bindgen version from Cargo.toml" >&2; exit 1; }
+WASM_PACK_VERSION=0.15.1
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "wasm32-unknown-unknown target present"
+else
+  log "adding wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if command -v wasm-bindgen >/dev/null 2>&1 && [ "$(wasm-bindgen --version | awk '{print $2}')" = "$WB_VERSION" ] \
+   && command -v wasm-bindgen-test-runner >/dev/null 2>&1; then
+  log "wasm-bindgen-cli $WB_VERSION present"
+else
+  log "installing wasm-bindgen-cli $WB_VERSION (several minutes)"
+  # --locked first (the tool's own tested lock file); when the registry lacks one of its locked
+  # versions, let cargo resolve the newest compatible ones instead.
+  cargo install --locked --force wasm-bindgen-cli --version "$WB_VERSION" \
+    || cargo install --force wasm-bindgen-cli --version "$WB_VERSION"
+fi
+
+if command -v wasm-pack >/dev/null 2>&1; then
+  log "wasm-pack present ($(wasm-pack --version))"
+else
+  log "installing wasm-pack $WASM_PACK_VERSION (several minutes)"
+  cargo install --locked wasm-pack --version "$WASM_PACK_VERSION" \
+    || cargo install wasm-pack --version "$WASM_PACK_VERSION"
+fi
+
+missing=()
+command -v wasm-opt >/dev/null 2>&1 || missing+=(binaryen)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  log "binaryen, chromium and chromium-driver present"
+fi
+
+# npm dependencies of the JS tests and benchmarks (no install scripts are needed).
+if [ -f package.json ]; then
+  if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
+    log "npm dependencies present"
+  else
+    log "installing npm dependencies"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+fi
+log "done"

@@ -1,0 +1,1289 @@
+//! The broker: a sans-IO state machine that owns subscriptions, routing, queues, batching, dedupe,
+//! timers and statistics, and never calls a handler nor reads a clock itself.
+//!
+//! A driver feeds it `publish`, `subscribe`, `complete` and the current time, and takes back
+//! [`Delivery`]s to run ([`Broker::next_delivery`]), [`Event`]s to act on, and the next deadline
+//! to wake at. The native [`crate::Bus`] and the WebAssembly binding are two such drivers, so both
+//! share exactly these semantics.
+
+use crate::batch::{BatchPolicy, BatchQueue, Pushed};
+use crate::dedupe::{DedupeWindow, IdempotenceFilter};
+use crate::error::{Error, ErrorCode, Result};
+use crate::message::{Message, Outgoing};
+use crate::queue::{Overflow, SubQueue};
+use crate::router::Router;
+use crate::slab::Slab;
+use crate::snapshot::{BusStats, LatencySummary, SubscriptionStats};
+use crate::stats::{Counters, LatencyHistogram};
+use crate::topic::{validate_topic, Pattern};
+use hashbrown::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::rc::Rc;
+
+/// Identifies a subscription inside one broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubId {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl SubId {
+    /// Slot index (reused after the subscription is gone).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+    /// Generation: with the index, unique among live and recent subscriptions.
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+    /// Rebuilds an id from its parts (as handed across the JavaScript boundary).
+    pub fn from_parts(index: u32, gen: u32) -> SubId {
+        SubId { index, gen }
+    }
+}
+
+/// Identifies one started delivery until it is completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryId {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl DeliveryId {
+    /// Slot index.
+    pub fn index(self) -> u32 {
+        self.index
+    }
+    /// Generation of the slot.
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+    /// Rebuilds an id from its parts.
+    pub fn from_parts(index: u32, gen: u32) -> DeliveryId {
+        DeliveryId { index, gen }
+    }
+}
+
+/// A resolved topic: publishing through a handle skips validation and the topic lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TopicHandle(pub(crate) u32);
+
+impl TopicHandle {
+    /// The handle as a plain number.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+    /// Rebuilds a handle from a number.
+    pub fn from_raw(raw: u32) -> TopicHandle {
+        TopicHandle(raw)
+    }
+}
+
+/// Per-subscription options, already validated and in clock units (microseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// How many messages may be in the handler at once (default 1: strict FIFO).
+    pub concurrency: u32,
+    /// Most messages waiting; `None` takes the broker's default.
+    pub max_queue: Option<usize>,
+    /// Overflow policy; `None` takes the broker's default.
+    pub overflow: Option<Overflow>,
+    /// A handler not settled after this long counts as failed (`HANDLER_TIMEOUT`); `None` takes
+    /// the broker's default.
+    pub timeout: Option<u64>,
+    /// Deliver in batches with this policy.
+    pub batch: Option<BatchPolicy>,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions {
+            concurrency: 1,
+            max_queue: None,
+            overflow: None,
+            timeout: None,
+            batch: None,
+        }
+    }
+}
+
+/// Broker-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// Idempotence filter window for messages that carry an id; `None` disables it.
+    pub dedupe: Option<DedupeWindow>,
+    /// Default `max_queue` of subscriptions (default 10,000).
+    pub max_queue: usize,
+    /// Default overflow policy (default [`Overflow::DropOldest`]).
+    pub overflow: Overflow,
+    /// Default handler timeout in microseconds (default none).
+    pub timeout: Option<u64>,
+    /// Most topics whose routes are cached (default 16,384).
+    pub max_topics: usize,
+    /// Report [`Event::Idle`] when a subscription has nothing queued or running.
+    pub track_idle: bool,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            dedupe: None,
+            max_queue: 10_000,
+            overflow: Overflow::DropOldest,
+            timeout: None,
+            max_topics: 16_384,
+            track_idle: false,
+        }
+    }
+}
+
+/// How a publish treats a full subscription whose policy is [`Overflow::Wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishMode {
+    /// Refuse with `QUEUE_FULL` (a synchronous `publish`).
+    Now,
+    /// Return [`Published::MustWait`] so the caller can wait for [`Event::Room`].
+    Wait,
+}
+
+/// The outcome of an accepted publish call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Accepted and routed to this many subscriptions.
+    Accepted {
+        /// Subscriptions it was routed to.
+        matched: usize,
+    },
+    /// Its id was seen inside the dedupe window: dropped and counted.
+    Duplicate,
+    /// A `wait` subscription is full; nothing was enqueued. Retry after [`Event::Room`].
+    MustWait,
+}
+
+/// What [`Broker::publish_direct`] decided.
+#[derive(Debug)]
+pub enum Direct<P> {
+    /// Call these subscriptions' handlers now, in this order, with this message; then report
+    /// with [`Broker::record_direct`].
+    Deliver(Rc<[SubId]>, Message<P>),
+    /// Its id was seen inside the dedupe window: dropped and counted.
+    Duplicate,
+    /// Not every subscription can take it directly: publish it with [`Broker::publish_to`].
+    Queue(Outgoing<P>),
+}
+
+/// The message(s) of one delivery.
+#[derive(Debug, Clone)]
+pub enum Items<P> {
+    /// A plain subscription's message.
+    One(Message<P>),
+    /// A batch subscription's batch, in publish order.
+    Batch(Vec<Message<P>>),
+}
+
+/// A delivery to run: call the subscription's handler, then [`Broker::complete`] it.
+#[derive(Debug, Clone)]
+pub struct Delivery<P> {
+    /// Pass back to [`Broker::complete`].
+    pub id: DeliveryId,
+    /// Whose handler to call.
+    pub sub: SubId,
+    /// Which try this is (1 for the first).
+    pub attempt: u32,
+    /// Whether a failure now is final (reported) rather than retried.
+    pub final_attempt: bool,
+    /// What to hand to the handler.
+    pub items: Items<P>,
+}
+
+/// Something the driver must act on, taken with [`Broker::poll_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A delivery ran past its timeout: it now counts as failed and its late result is ignored.
+    /// When `final_attempt`, report a `HANDLER_TIMEOUT` failure.
+    TimedOut {
+        /// The delivery that timed out.
+        delivery: DeliveryId,
+        /// Its subscription.
+        sub: SubId,
+        /// Whether this was the last try.
+        final_attempt: bool,
+    },
+    /// The subscription has nothing queued or running (only with `track_idle`).
+    Idle(SubId),
+    /// A `wait` subscription made room: retry waiting publishes.
+    Room,
+}
+
+#[derive(Debug)]
+enum Kind<P> {
+    Plain(SubQueue<P>),
+    Batch(BatchQueue<P>),
+}
+
+#[derive(Debug)]
+struct Sub<P> {
+    order: u64,
+    pattern: Pattern,
+    concurrency: u32,
+    max_queue: usize,
+    overflow: Overflow,
+    timeout: Option<u64>,
+    kind: Kind<P>,
+    /// Started (or handed to the ready list) and not completed; a batch awaiting retry holds it.
+    in_flight: u32,
+    counters: Counters,
+    latency: LatencyHistogram,
+    live: bool,
+    /// The driver may call this subscription's handler directly when it is idle.
+    direct: bool,
+}
+
+impl<P> Sub<P> {
+    fn queued(&self) -> usize {
+        match &self.kind {
+            Kind::Plain(q) => q.len(),
+            Kind::Batch(b) => b.queued(),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight == 0
+            && match &self.kind {
+                Kind::Plain(q) => q.is_empty(),
+                Kind::Batch(b) => b.queued() == 0,
+            }
+    }
+
+    /// How many more messages it takes without overflowing.
+    fn room(&self) -> usize {
+        match &self.kind {
+            Kind::Plain(q) => {
+                let free = if q.is_empty() {
+                    self.concurrency.saturating_sub(self.in_flight) as usize
+                } else {
+                    0
+                };
+                free + self.max_queue.saturating_sub(q.len())
+            }
+            Kind::Batch(b) => self.max_queue.saturating_sub(b.queued()),
+        }
+    }
+
+    fn stats(&self, id: u64) -> SubscriptionStats {
+        let c = &self.counters;
+        SubscriptionStats {
+            id,
+            pattern: self.pattern.as_str().to_owned(),
+            delivered: c.delivered,
+            dropped: c.dropped,
+            expired: c.expired,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            queued: self.queued() as u64,
+            in_flight: self.in_flight as u64,
+            latency: summary(&self.latency),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Ready<P> {
+    One(SubId, Message<P>),
+    Batch(SubId, Vec<Message<P>>, u32),
+}
+
+#[derive(Debug)]
+struct InFlight<P> {
+    sub: SubId,
+    key: Option<Rc<str>>,
+    /// For batches: the messages (kept for a retry) and the attempt.
+    batch: Option<(Vec<Message<P>>, u32)>,
+    count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Timeout(u32, u32),
+    BatchWait(u32, u32, u64),
+    Retry(u32, u32),
+}
+
+#[derive(Debug)]
+struct TopicEntry {
+    topic: Rc<str>,
+    gen: u64,
+    subs: Rc<[SubId]>,
+}
+
+/// The pub/sub state machine. `P` is the payload handle (cloned once per matching subscription).
+#[derive(Debug)]
+pub struct Broker<P> {
+    config: BrokerConfig,
+    subs: Slab<Sub<P>>,
+    router: Router<SubId>,
+    next_order: u64,
+    routes_gen: u64,
+    topic_ids: HashMap<Rc<str>, u32>,
+    topics: Vec<TopicEntry>,
+    dedupe: Option<IdempotenceFilter>,
+    ready: VecDeque<Ready<P>>,
+    inflight: Slab<InFlight<P>>,
+    timers: BinaryHeap<Reverse<(u64, Timer)>>,
+    events: VecDeque<Event>,
+    counters: Counters,
+    latency: LatencyHistogram,
+    /// Messages waiting in subscription queues, across the broker.
+    queued: usize,
+    /// Sum of every subscription's `in_flight`.
+    in_flight: usize,
+    seq: u64,
+    closed: bool,
+    waiting: bool,
+    scratch: Vec<SubId>,
+}
+
+impl<P: Clone> Broker<P> {
+    /// A broker with `config`; fails with `INVALID_OPTION` when a setting is out of range.
+    pub fn new(config: BrokerConfig) -> Result<Self> {
+        if let Some(w) = &config.dedupe {
+            if w.max_ids == 0 {
+                return Err(Error::invalid_option("dedupe.maxIds", "must be at least 1"));
+            }
+            if w.max_age == Some(0) {
+                return Err(Error::invalid_option("dedupe.maxAgeMs", "must be positive"));
+            }
+        }
+        if config.timeout == Some(0) {
+            return Err(Error::invalid_option("timeoutMs", "must be positive"));
+        }
+        Ok(Broker {
+            dedupe: config.dedupe.map(IdempotenceFilter::new),
+            config,
+            subs: Slab::new(),
+            router: Router::new(),
+            next_order: 0,
+            routes_gen: 0,
+            topic_ids: HashMap::new(),
+            topics: Vec::new(),
+            ready: VecDeque::new(),
+            inflight: Slab::new(),
+            timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+            latency: LatencyHistogram::new(),
+            queued: 0,
+            in_flight: 0,
+            seq: 0,
+            closed: false,
+            waiting: false,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    // ----- subscriptions -------------------------------------------------------------------
+
+    /// Adds a subscription. Fails with `INVALID_PATTERN` or `INVALID_OPTION`, or `CLOSED`.
+    pub fn subscribe(&mut self, pattern: &str, options: &SubscribeOptions) -> Result<SubId> {
+        if self.closed {
+            return Err(Error::closed("bus"));
+        }
+        let pattern = Pattern::parse(pattern)?;
+        if options.concurrency == 0 {
+            return Err(Error::invalid_option("concurrency", "must be at least 1"));
+        }
+        if options.timeout == Some(0) {
+            return Err(Error::invalid_option("timeoutMs", "must be positive"));
+        }
+        let kind = match &options.batch {
+            Some(policy) => {
+                policy.validate()?;
+                if options.concurrency != 1 {
+                    return Err(Error::invalid_option(
+                        "concurrency",
+                        "must be 1 with `batch`: batches of one subscription run one at a time",
+                    ));
+                }
+                Kind::Batch(BatchQueue::new(*policy))
+            }
+            None => Kind::Plain(SubQueue::new(options.concurrency > 1)),
+        };
+        self.next_order += 1;
+        let order = self.next_order;
+        let sub = Sub {
+            order,
+            concurrency: options.concurrency,
+            max_queue: options.max_queue.unwrap_or(self.config.max_queue),
+            overflow: options.overflow.unwrap_or(self.config.overflow),
+            timeout: options.timeout.or(self.config.timeout),
+            kind,
+            in_flight: 0,
+            counters: Counters::default(),
+            latency: LatencyHistogram::new(),
+            live: true,
+            direct: false,
+            pattern,
+        };
+        let (index, gen) = self.subs.insert(sub, Some(order as u32));
+        let id = SubId { index, gen };
+        let pattern = &self.subs.get(index, gen).expect("just inserted").pattern;
+        self.router.insert(pattern, id);
+        self.routes_gen += 1;
+        Ok(id)
+    }
+
+    /// Removes a subscription: messages waiting for it are discarded (counted as cancelled);
+    /// deliveries already started finish. Returns `false` when it was already gone.
+    pub fn unsubscribe(&mut self, id: SubId) -> bool {
+        let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
+            return false;
+        };
+        if !sub.live {
+            return false;
+        }
+        sub.live = false;
+        let cancelled = match &mut sub.kind {
+            Kind::Plain(q) => {
+                let n = q.clear();
+                self.queued -= n;
+                n
+            }
+            Kind::Batch(b) => {
+                let waiting = b.queued();
+                let retrying = b.retry.is_some();
+                let n = b.clear();
+                self.queued -= waiting;
+                if retrying {
+                    sub.in_flight -= 1;
+                    self.in_flight -= 1;
+                }
+                n
+            }
+        } as u64;
+        sub.counters.cancelled += cancelled;
+        self.counters.cancelled += cancelled;
+        let pattern = sub.pattern.clone();
+        self.router.remove(&pattern, id);
+        self.routes_gen += 1;
+        self.free_if_done(id);
+        self.room_changed();
+        true
+    }
+
+    /// Whether the subscription is live.
+    pub fn is_subscribed(&self, id: SubId) -> bool {
+        self.subs.get(id.index, id.gen).is_some_and(|s| s.live)
+    }
+
+    /// The subscription's public id (its position in subscription order).
+    pub fn subscription_order(&self, id: SubId) -> Option<u64> {
+        self.subs.get(id.index, id.gen).map(|s| s.order)
+    }
+
+    /// Whether the subscription has nothing queued or running.
+    pub fn is_sub_idle(&self, id: SubId) -> bool {
+        self.subs.get(id.index, id.gen).is_none_or(|s| s.is_idle())
+    }
+
+    /// Live subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.subs.iter().filter(|(_, _, s)| s.live).count()
+    }
+
+    // ----- topics --------------------------------------------------------------------------
+
+    /// Validates `topic` and returns its handle (`INVALID_TOPIC` otherwise).
+    pub fn resolve(&mut self, topic: &str) -> Result<TopicHandle> {
+        if let Some(&h) = self.topic_ids.get(topic) {
+            return Ok(TopicHandle(h));
+        }
+        validate_topic(topic)?;
+        if self.topics.len() >= self.config.max_topics {
+            self.clear_topics();
+        }
+        let topic: Rc<str> = Rc::from(topic);
+        let h = self.topics.len() as u32;
+        self.topics.push(TopicEntry {
+            topic: topic.clone(),
+            gen: u64::MAX,
+            subs: Rc::from([]),
+        });
+        self.topic_ids.insert(topic, h);
+        Ok(TopicHandle(h))
+    }
+
+    /// Forgets every resolved topic; handles given out before are invalid afterwards.
+    pub fn clear_topics(&mut self) {
+        self.topic_ids.clear();
+        self.topics.clear();
+    }
+
+    /// The subscriptions `handle`'s topic reaches, in subscription order.
+    pub fn route(&mut self, handle: TopicHandle) -> Result<Rc<[SubId]>> {
+        let gen = self.routes_gen;
+        let Some(entry) = self.topics.get(handle.0 as usize) else {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("unknown topic handle {}", handle.0),
+            ));
+        };
+        if entry.gen == gen {
+            return Ok(entry.subs.clone());
+        }
+        let mut found = std::mem::take(&mut self.scratch);
+        found.clear();
+        self.router.matches(&entry.topic, &mut found);
+        let subs = &self.subs;
+        found.sort_unstable_by_key(|id| subs.get(id.index, id.gen).map_or(0, |s| s.order));
+        let list: Rc<[SubId]> = Rc::from(&found[..]);
+        self.scratch = found;
+        let entry = &mut self.topics[handle.0 as usize];
+        entry.gen = gen;
+        entry.subs = list.clone();
+        Ok(list)
+    }
+
+    // ----- publishing ----------------------------------------------------------------------
+
+    /// Publishes one message on `topic`.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        msg: Outgoing<P>,
+        now: u64,
+        mode: PublishMode,
+    ) -> Result<Published> {
+        if self.closed {
+            return Err(Error::closed("bus"));
+        }
+        let handle = self.resolve(topic)?;
+        self.publish_to(handle, msg, now, mode)
+    }
+
+    /// Publishes one message through a resolved topic handle.
+    pub fn publish_to(
+        &mut self,
+        handle: TopicHandle,
+        msg: Outgoing<P>,
+        now: u64,
+        mode: PublishMode,
+    ) -> Result<Published> {
+        if self.closed {
+            return Err(Error::closed("bus"));
+        }
+        let subs = self.route(handle)?;
+        if self.is_duplicate(msg.id.as_deref(), now) {
+            return Ok(Published::Duplicate);
+        }
+        if let Some(wait) = self.admit(&subs, 1, msg.size, mode)? {
+            return Ok(wait);
+        }
+        self.record_id(msg.id.as_deref(), now);
+        let topic = self.topics[handle.0 as usize].topic.clone();
+        self.enqueue(&subs, topic, msg, now);
+        Ok(Published::Accepted {
+            matched: subs.len(),
+        })
+    }
+
+    /// Publishes several messages on one topic. Admission is all-or-nothing: when a `reject` (or
+    /// `wait`) subscription cannot take all of them, none is published. Returns how many were
+    /// accepted (duplicates excluded), or [`Published::MustWait`] semantics as `Ok(None)`.
+    pub fn publish_batch(
+        &mut self,
+        handle: TopicHandle,
+        msgs: Vec<Outgoing<P>>,
+        now: u64,
+        mode: PublishMode,
+    ) -> Result<Option<usize>> {
+        if self.closed {
+            return Err(Error::closed("bus"));
+        }
+        let subs = self.route(handle)?;
+        let largest = msgs.iter().map(|m| m.size).max().unwrap_or(0);
+        if self.admit(&subs, msgs.len(), largest, mode)?.is_some() {
+            return Ok(None);
+        }
+        let topic = self.topics[handle.0 as usize].topic.clone();
+        let mut accepted = 0;
+        for msg in msgs {
+            if self.is_duplicate(msg.id.as_deref(), now) {
+                continue;
+            }
+            self.record_id(msg.id.as_deref(), now);
+            self.enqueue(&subs, topic.clone(), msg, now);
+            accepted += 1;
+        }
+        Ok(Some(accepted))
+    }
+
+    /// Marks whether the driver may call `id`'s handler directly while it is idle (see
+    /// [`Broker::publish_direct`]). Only plain subscriptions qualify.
+    pub fn set_direct(&mut self, id: SubId, direct: bool) {
+        if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
+            sub.direct = direct && matches!(sub.kind, Kind::Plain(_));
+        }
+    }
+
+    /// Whether `id` would take a message directly now: live, marked direct, nothing queued or
+    /// running.
+    pub fn is_direct_ready(&self, id: SubId) -> bool {
+        self.subs
+            .get(id.index, id.gen)
+            .is_some_and(|s| s.live && s.direct && s.is_idle())
+    }
+
+    /// The fast path: when every subscription the topic reaches is idle and marked direct, the
+    /// message is accepted here (dedupe, counters) and handed back with its route, for the driver
+    /// to call each handler synchronously, in order, before doing anything else. Otherwise the
+    /// message comes back untouched for [`Broker::publish_to`].
+    ///
+    /// `now` is needed only when dedupe has an age limit and the message has an id; the message's
+    /// `published_at` stays `None` (it is delivered at the moment it is published).
+    pub fn publish_direct(
+        &mut self,
+        handle: TopicHandle,
+        msg: Outgoing<P>,
+        now: impl FnOnce() -> u64,
+    ) -> Result<Direct<P>> {
+        if self.closed {
+            return Err(Error::closed("bus"));
+        }
+        let subs = self.route(handle)?;
+        if !subs.iter().all(|id| self.is_direct_ready(*id)) {
+            return Ok(Direct::Queue(msg));
+        }
+        if msg.id.is_some() && self.dedupe.is_some() {
+            let now = now();
+            if self.is_duplicate(msg.id.as_deref(), now) {
+                return Ok(Direct::Duplicate);
+            }
+            self.record_id(msg.id.as_deref(), now);
+        }
+        self.seq += 1;
+        self.counters.published += 1;
+        let message = Message {
+            topic: self.topics[handle.0 as usize].topic.clone(),
+            payload: msg.payload,
+            id: msg.id,
+            key: msg.key,
+            headers: msg.headers,
+            published_at: None,
+            expires_at: None,
+            size: msg.size,
+            seq: self.seq,
+        };
+        Ok(Direct::Deliver(subs, message))
+    }
+
+    /// Checks `id` against the idempotence filter and records it: `true` for a first sighting.
+    /// Always `true` when dedupe is off. Counts duplicates.
+    pub fn check_id(&mut self, id: &str, now: u64) -> bool {
+        if self.is_duplicate(Some(id), now) {
+            return false;
+        }
+        self.record_id(Some(id), now);
+        true
+    }
+
+    fn is_duplicate(&mut self, id: Option<&str>, now: u64) -> bool {
+        if let (Some(filter), Some(id)) = (self.dedupe.as_mut(), id) {
+            if filter.has(id, now) {
+                self.counters.duplicates += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn record_id(&mut self, id: Option<&str>, now: u64) {
+        if let (Some(filter), Some(id)) = (self.dedupe.as_mut(), id) {
+            filter.check(id, now);
+        }
+    }
+
+    /// Checks `n` messages (the largest `size` bytes) fit every subscription whose policy refuses
+    /// rather than drops. `Ok(Some(MustWait))` when a `wait` subscription is full in wait mode.
+    fn admit(
+        &self,
+        subs: &[SubId],
+        n: usize,
+        size: usize,
+        mode: PublishMode,
+    ) -> Result<Option<Published>> {
+        for id in subs {
+            let Some(sub) = self.subs.get(id.index, id.gen) else {
+                continue;
+            };
+            if let Kind::Batch(b) = &sub.kind {
+                if size > b.policy.max_bytes {
+                    return Err(Error::new(
+                        ErrorCode::MessageTooLarge,
+                        format!(
+                            "message of {size} bytes is over the {}-byte batch limit of subscription #{} (`{}`)",
+                            b.policy.max_bytes,
+                            sub.order,
+                            sub.pattern.as_str()
+                        ),
+                    ));
+                }
+            }
+            if n <= sub.room() {
+                continue;
+            }
+            match (sub.overflow, mode) {
+                (Overflow::Reject, _) | (Overflow::Wait, PublishMode::Now) => {
+                    let hint = if sub.overflow == Overflow::Wait {
+                        "; use publishAsync to wait for room"
+                    } else {
+                        ""
+                    };
+                    return Err(Error::new(
+                        ErrorCode::QueueFull,
+                        format!(
+                            "queue of subscription #{} (`{}`) is full (maxQueue {}){hint}",
+                            sub.order,
+                            sub.pattern.as_str(),
+                            sub.max_queue
+                        ),
+                    ));
+                }
+                (Overflow::Wait, PublishMode::Wait) => return Ok(Some(Published::MustWait)),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    fn enqueue(&mut self, subs: &[SubId], topic: Rc<str>, out: Outgoing<P>, now: u64) {
+        self.seq += 1;
+        self.counters.published += 1;
+        let msg = Message {
+            topic,
+            payload: out.payload,
+            id: out.id,
+            key: out.key,
+            headers: out.headers,
+            published_at: Some(now),
+            expires_at: out.ttl.map(|t| now.saturating_add(t)),
+            size: out.size,
+            seq: self.seq,
+        };
+        if let Some((last, rest)) = subs.split_last() {
+            for id in rest {
+                self.offer(*id, msg.clone(), now);
+            }
+            self.offer(*last, msg, now);
+        }
+    }
+
+    /// Puts `msg` in the subscription's queue (applying its overflow policy) and starts what can
+    /// start.
+    fn offer(&mut self, id: SubId, msg: Message<P>, now: u64) {
+        let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
+            return;
+        };
+        if !sub.live {
+            return;
+        }
+        if sub.room() == 0 {
+            // Refusing policies were checked before anything was enqueued, so only the dropping
+            // policies get here; anything else is treated as dropping the newest, never lost
+            // silently.
+            let dropped = if sub.overflow == Overflow::DropOldest {
+                let old = match &mut sub.kind {
+                    Kind::Plain(q) => q.drop_oldest(),
+                    Kind::Batch(b) => b.drop_oldest(),
+                };
+                if old.is_some() {
+                    self.queued -= 1;
+                }
+                old.is_some()
+            } else {
+                false
+            };
+            sub.counters.dropped += 1;
+            self.counters.dropped += 1;
+            if !dropped {
+                return;
+            }
+        }
+        self.queued += 1;
+        match &mut sub.kind {
+            Kind::Plain(q) => q.push(msg),
+            Kind::Batch(b) => {
+                if let Pushed::Opened(gen) = b.push(msg) {
+                    let wait = b.policy.max_wait;
+                    self.timers.push(Reverse((
+                        now.saturating_add(wait),
+                        Timer::BatchWait(id.index, id.gen, gen),
+                    )));
+                }
+            }
+        }
+        self.start(id);
+    }
+
+    /// Moves messages of `id` from its queue to the ready list while it has free slots.
+    fn start(&mut self, id: SubId) {
+        let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
+            return;
+        };
+        let mut moved = 0;
+        match &mut sub.kind {
+            Kind::Plain(q) => {
+                while sub.in_flight < sub.concurrency {
+                    let Some(msg) = q.pop() else { break };
+                    sub.in_flight += 1;
+                    moved += 1;
+                    self.ready.push_back(Ready::One(id, msg));
+                }
+            }
+            Kind::Batch(b) => {
+                if sub.in_flight == 0 {
+                    if let Some(batch) = b.pop() {
+                        sub.in_flight = 1;
+                        moved = batch.len();
+                        self.in_flight += 1;
+                        self.queued -= moved;
+                        self.ready.push_back(Ready::Batch(id, batch, 1));
+                        if sub.overflow == Overflow::Wait {
+                            self.room_changed();
+                        }
+                        return;
+                    }
+                }
+                return;
+            }
+        }
+        if moved > 0 {
+            self.in_flight += moved;
+            self.queued -= moved;
+            if sub.overflow == Overflow::Wait {
+                self.room_changed();
+            }
+        }
+    }
+
+    fn room_changed(&mut self) {
+        if self.waiting && self.events.back() != Some(&Event::Room) {
+            self.events.push_back(Event::Room);
+        }
+    }
+
+    /// Tells the broker whether publishers are waiting for room, so it reports [`Event::Room`].
+    pub fn set_waiting(&mut self, waiting: bool) {
+        self.waiting = waiting;
+    }
+
+    // ----- running deliveries --------------------------------------------------------------
+
+    /// The next delivery to run, if any. Messages whose TTL ended are skipped (counted as
+    /// expired), as are deliveries of subscriptions gone since (counted as cancelled).
+    pub fn next_delivery(&mut self, now: u64) -> Option<Delivery<P>> {
+        loop {
+            match self.ready.pop_front()? {
+                Ready::One(id, msg) => {
+                    let key = msg.key.clone();
+                    let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
+                        continue;
+                    };
+                    if !sub.live {
+                        sub.counters.cancelled += 1;
+                        self.counters.cancelled += 1;
+                        self.finish(id, key.as_ref());
+                        continue;
+                    }
+                    if msg.is_expired(now) {
+                        sub.counters.expired += 1;
+                        self.counters.expired += 1;
+                        self.finish(id, key.as_ref());
+                        continue;
+                    }
+                    let latency = msg.published_at.map_or(0, |t| now.saturating_sub(t));
+                    sub.latency.record(latency);
+                    self.latency.record(latency);
+                    sub.counters.delivered += 1;
+                    self.counters.delivered += 1;
+                    let timeout = sub.timeout;
+                    let delivery = self.begin(id, key, None, 1, 1, timeout, now);
+                    return Some(Delivery {
+                        id: delivery,
+                        sub: id,
+                        attempt: 1,
+                        final_attempt: true,
+                        items: Items::One(msg),
+                    });
+                }
+                Ready::Batch(id, mut msgs, attempt) => {
+                    let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
+                        continue;
+                    };
+                    if !sub.live {
+                        let n = msgs.len() as u64;
+                        sub.counters.cancelled += n;
+                        self.counters.cancelled += n;
+                        self.finish(id, None);
+                        continue;
+                    }
+                    let before = msgs.len();
+                    msgs.retain(|m| !m.is_expired(now));
+                    let expired = (before - msgs.len()) as u64;
+                    sub.counters.expired += expired;
+                    self.counters.expired += expired;
+                    if msgs.is_empty() {
+                        self.finish(id, None);
+                        continue;
+                    }
+                    if attempt == 1 {
+                        for m in &msgs {
+                            let latency = m.published_at.map_or(0, |t| now.saturating_sub(t));
+                            sub.latency.record(latency);
+                            self.latency.record(latency);
+                        }
+                        let n = msgs.len() as u64;
+                        sub.counters.delivered += n;
+                        self.counters.delivered += n;
+                    }
+                    let (timeout, max_attempts) = match &sub.kind {
+                        Kind::Batch(b) => (sub.timeout, b.policy.max_attempts),
+                        Kind::Plain(_) => (sub.timeout, 1),
+                    };
+                    let final_attempt = attempt >= max_attempts;
+                    let keep = (!final_attempt).then(|| msgs.clone());
+                    let count = msgs.len() as u64;
+                    let delivery = self.begin(id, None, keep, attempt, count, timeout, now);
+                    return Some(Delivery {
+                        id: delivery,
+                        sub: id,
+                        attempt,
+                        final_attempt,
+                        items: Items::Batch(msgs),
+                    });
+                }
+            }
+        }
+    }
+
+    fn begin(
+        &mut self,
+        sub: SubId,
+        key: Option<Rc<str>>,
+        keep: Option<Vec<Message<P>>>,
+        attempt: u32,
+        count: u64,
+        timeout: Option<u64>,
+        now: u64,
+    ) -> DeliveryId {
+        let (index, gen) = self.inflight.insert(
+            InFlight {
+                sub,
+                key,
+                batch: keep.map(|m| (m, attempt)),
+                count,
+            },
+            None,
+        );
+        if let Some(t) = timeout {
+            self.timers
+                .push(Reverse((now.saturating_add(t), Timer::Timeout(index, gen))));
+        }
+        DeliveryId { index, gen }
+    }
+
+    /// Registers a delivery the driver started on its own (a handler it called directly that
+    /// turned out to be asynchronous), so the subscription's concurrency, key order and timeout
+    /// account for it. The subscription must have been idle.
+    pub fn begin_external(&mut self, sub: SubId, key: Option<Rc<str>>, now: u64) -> DeliveryId {
+        let timeout = match self.subs.get_mut(sub.index, sub.gen) {
+            Some(s) => {
+                s.in_flight += 1;
+                s.timeout
+            }
+            None => None,
+        };
+        self.in_flight += 1;
+        self.unready_over_limit(sub);
+        self.begin(sub, key, None, 1, 1, timeout, now)
+    }
+
+    /// A message published from inside a directly called handler may have been made ready for a
+    /// subscription that the handler's own (now asynchronous) delivery keeps busy: put such
+    /// messages back at the front of its queue so they wait their turn.
+    fn unready_over_limit(&mut self, id: SubId) {
+        loop {
+            let Some(sub) = self.subs.get(id.index, id.gen) else {
+                return;
+            };
+            if sub.in_flight <= sub.concurrency {
+                return;
+            }
+            let Some(pos) = self
+                .ready
+                .iter()
+                .rposition(|r| matches!(r, Ready::One(s, _) if *s == id))
+            else {
+                return;
+            };
+            let Some(Ready::One(_, msg)) = self.ready.remove(pos) else {
+                return;
+            };
+            let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
+                return;
+            };
+            sub.in_flight -= 1;
+            self.in_flight -= 1;
+            self.queued += 1;
+            if let Kind::Plain(q) = &mut sub.kind {
+                q.push_front(msg);
+            }
+        }
+    }
+
+    /// Records the outcome of a delivery. Unknown or timed-out deliveries are ignored (a late
+    /// result). A failed batch that has tries left is scheduled for retry.
+    pub fn complete(&mut self, delivery: DeliveryId, ok: bool, now: u64) {
+        let Some(f) = self.inflight.remove(delivery.index, delivery.gen) else {
+            return;
+        };
+        self.settle(f, ok, now);
+    }
+
+    fn settle(&mut self, f: InFlight<P>, ok: bool, now: u64) {
+        let id = f.sub;
+        let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            return;
+        };
+        if !ok {
+            if let (Some((msgs, attempt)), true, Kind::Batch(b)) = (f.batch, sub.live, &mut sub.kind)
+            {
+                let due = now.saturating_add(b.policy.backoff(attempt));
+                b.retry = Some((msgs, attempt + 1));
+                self.timers
+                    .push(Reverse((due, Timer::Retry(id.index, id.gen))));
+                return;
+            }
+            sub.counters.failed += f.count;
+            self.counters.failed += f.count;
+        }
+        self.finish(id, f.key.as_ref());
+    }
+
+    /// A slot of `id` is free again: release the key, start what waits, report idleness.
+    fn finish(&mut self, id: SubId, key: Option<&Rc<str>>) {
+        let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
+            return;
+        };
+        sub.in_flight -= 1;
+        self.in_flight -= 1;
+        if let Kind::Plain(q) = &mut sub.kind {
+            q.release(key);
+        }
+        if sub.live {
+            self.start(id);
+            if self.config.track_idle && self.is_sub_idle(id) {
+                self.events.push_back(Event::Idle(id));
+            }
+        } else {
+            self.free_if_done(id);
+        }
+    }
+
+    fn free_if_done(&mut self, id: SubId) {
+        if let Some(sub) = self.subs.get(id.index, id.gen) {
+            if !sub.live && sub.in_flight == 0 {
+                self.subs.remove(id.index, id.gen);
+            }
+        }
+    }
+
+    // ----- time ----------------------------------------------------------------------------
+
+    /// The earliest time a timer is due, if any (it may turn out to have nothing to do).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Runs every timer due at `now`: batch waits, retries and handler timeouts.
+    pub fn fire_timers(&mut self, now: u64) {
+        while let Some(Reverse((due, _))) = self.timers.peek() {
+            if *due > now {
+                break;
+            }
+            let Some(Reverse((_, timer))) = self.timers.pop() else {
+                break;
+            };
+            match timer {
+                Timer::Timeout(index, gen) => self.time_out(DeliveryId { index, gen }, now),
+                Timer::BatchWait(index, gen, batch) => {
+                    let id = SubId { index, gen };
+                    if let Some(Sub {
+                        kind: Kind::Batch(b),
+                        ..
+                    }) = self.subs.get_mut(index, gen)
+                    {
+                        b.seal_if(batch);
+                        self.start(id);
+                    }
+                }
+                Timer::Retry(index, gen) => {
+                    let id = SubId { index, gen };
+                    if let Some(Sub {
+                        kind: Kind::Batch(b),
+                        live: true,
+                        ..
+                    }) = self.subs.get_mut(index, gen)
+                    {
+                        if let Some((msgs, attempt)) = b.retry.take() {
+                            self.ready.push_back(Ready::Batch(id, msgs, attempt));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn time_out(&mut self, delivery: DeliveryId, now: u64) {
+        let Some(f) = self.inflight.remove(delivery.index, delivery.gen) else {
+            return;
+        };
+        let final_attempt = match &f.batch {
+            Some(_) => !self.is_sub_live(f.sub),
+            None => true,
+        };
+        self.events.push_back(Event::TimedOut {
+            delivery,
+            sub: f.sub,
+            final_attempt,
+        });
+        self.settle(f, false, now);
+    }
+
+    fn is_sub_live(&self, id: SubId) -> bool {
+        self.subs.get(id.index, id.gen).is_some_and(|s| s.live)
+    }
+
+    /// Takes the next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ----- lifecycle -----------------------------------------------------------------------
+
+    /// Seals every open batch so partial batches are delivered.
+    pub fn flush(&mut self) {
+        let ids: Vec<SubId> = self
+            .subs
+            .iter_mut()
+            .filter_map(|(index, gen, s)| match &mut s.kind {
+                Kind::Batch(b) if b.has_open() => {
+                    b.seal();
+                    Some(SubId { index, gen })
+                }
+                _ => None,
+            })
+            .collect();
+        for id in ids {
+            self.start(id);
+        }
+    }
+
+    /// Refuses every later publish and subscribe with `CLOSED`, and flushes open batches.
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.flush();
+    }
+
+    /// Whether [`Broker::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether nothing is queued, ready or running (open batches count as queued).
+    pub fn is_idle(&self) -> bool {
+        self.queued == 0 && self.in_flight == 0
+    }
+
+    /// Whether deliveries are ready to run now.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    // ----- statistics ----------------------------------------------------------------------
+
+    /// Counters of the whole broker.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// A statistics snapshot of the broker and every live subscription.
+    pub fn stats(&self) -> BusStats {
+        let mut per: Vec<SubscriptionStats> = self
+            .subs
+            .iter()
+            .filter(|(_, _, s)| s.live)
+            .map(|(_, _, s)| s.stats(s.order))
+            .collect();
+        per.sort_by_key(|s| s.id);
+        let c = &self.counters;
+        BusStats {
+            published: c.published,
+            delivered: c.delivered,
+            duplicates: c.duplicates,
+            dropped: c.dropped,
+            expired: c.expired,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            queued: self.queued as u64,
+            in_flight: self.in_flight as u64,
+            subscriptions: per.len() as u64,
+            latency: summary(&self.latency),
+            per_subscription: per,
+        }
+    }
+
+    /// Statistics of one subscription (also after it unsubscribed, while deliveries finish).
+    pub fn subscription_stats(&self, id: SubId) -> Option<SubscriptionStats> {
+        self.subs
+            .get(id.index, id.gen)
+            .map(|s| s.stats(s.order))
+    }
+
+    /// Adds counts gathered by a driver that delivered directly (without the broker's queues):
+    /// `delivered` immediate deliveries (latency zero) and `failed` of them, for `id`.
+    pub fn record_direct(&mut self, id: SubId, delivered: u64, failed: u64) {
+        self.counters.delivered += delivered;
+        self.counters.failed += failed;
+        self.latency.record_n(0, delivered);
+        if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
+            sub.counters.delivered += delivered;
+            sub.counters.failed += failed;
+            sub.latency.record_n(0, delivered);
+        }
+    }
+
+    /// Counts messages published directly by a driver that reached no subscription.
+    pub fn record_published(&mut self, n: u64) {
+        self.counters.published += n;
+    }
+
+    /// The idempotence filter, when dedupe is on.
+    pub fn dedupe_filter(&mut self) -> Option<&mut IdempotenceFilter> {
+        self.dedupe.as_mut()
+    }
+}
+
+fn summary(h: &LatencyHistogram) -> LatencySummary {
+    LatencySummary {
+        count: h.count(),
+        p50_ms: h.quantile(0.5) as f64 / 1000.0,
+        p99_ms: h.quantile(0.99) as f64 / 1000.0,
+    }
+}

@@ -1,0 +1,1049 @@
+//! The Rust-facing bus: a driver of the [`Broker`] that owns handlers, runs them (synchronous
+//! ones inline, asynchronous ones on a single-threaded executor), fires timers and reports
+//! failures.
+//!
+//! Natively (and in WebAssembly on a [`ManualClock`]) async handlers run on the bus's own
+//! [`LocalExecutor`], driven by [`Bus::run_until_idle`]; on a virtual clock it jumps straight to
+//! the next deadline, so tests are deterministic. In WebAssembly on the real clock they run on the
+//! JavaScript event loop (`wasm_bindgen_futures::spawn_local`) and timers use `gloo-timers`.
+
+use crate::batch::BatchPolicy;
+use crate::broker::{
+    Broker, BrokerConfig, DeliveryId, Direct, Event, Items, PublishMode, Published, SubId,
+    SubscribeOptions, TopicHandle,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::dedupe::DedupeWindow;
+use crate::error::{Error, ErrorCode, Result};
+use crate::exec::LocalExecutor;
+use crate::message::{ByteSize, Message, Outgoing};
+use crate::queue::Overflow;
+use crate::snapshot::{BusStats, SubscriptionStats};
+use futures::future::{AbortHandle, Abortable, LocalBoxFuture};
+use futures::FutureExt;
+use hashbrown::HashMap;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+/// What a handler returns: `Err` counts as a failure and is reported.
+pub type HandlerResult = std::result::Result<(), HandlerError>;
+/// A handler's error.
+pub type HandlerError = Box<dyn std::error::Error + 'static>;
+
+type SyncFn<P> = Rc<dyn Fn(&Message<P>) -> HandlerResult>;
+type AsyncFn<P> = Rc<dyn Fn(Message<P>) -> LocalBoxFuture<'static, HandlerResult>>;
+type BatchFn<P> = Rc<dyn Fn(&[Message<P>]) -> HandlerResult>;
+type BatchAsyncFn<P> = Rc<dyn Fn(Vec<Message<P>>) -> LocalBoxFuture<'static, HandlerResult>>;
+
+#[derive(Clone)]
+enum Handler<P> {
+    Sync(SyncFn<P>),
+    Async(AsyncFn<P>),
+    Batch(BatchFn<P>),
+    BatchAsync(BatchAsyncFn<P>),
+}
+
+/// A handler failure as reported to `on_error` (and, through `error_payload`, on `$errors`).
+pub struct ErrorReport<P> {
+    /// `HANDLER_FAILED` or `HANDLER_TIMEOUT`.
+    pub code: ErrorCode,
+    /// The handler's error (or a timeout error).
+    pub error: Rc<dyn std::error::Error>,
+    /// The message, or the batch, that failed.
+    pub messages: Vec<Message<P>>,
+    /// The subscription's id.
+    pub subscription: u64,
+    /// The subscription's pattern.
+    pub pattern: String,
+    /// Tries made.
+    pub attempts: u32,
+}
+
+/// Callback receiving handler failures.
+pub type OnError<P> = Rc<dyn Fn(&ErrorReport<P>)>;
+/// Turns a failure into a payload to publish on `$errors`.
+pub type ErrorPayload<P> = Rc<dyn Fn(&ErrorReport<P>) -> P>;
+
+/// Settings of a [`Bus`].
+pub struct BusOptions<P> {
+    /// Idempotence filter for messages with an id (off by default).
+    pub dedupe: Option<DedupeWindow>,
+    /// Default queue bound of subscriptions (10,000).
+    pub max_queue: usize,
+    /// Default overflow policy ([`Overflow::DropOldest`]).
+    pub overflow: Overflow,
+    /// Default handler timeout (none).
+    pub timeout: Option<Duration>,
+    /// The clock; [`SystemClock`] by default. Use a [`crate::ManualClock`] for virtual time.
+    pub clock: Option<Rc<dyn Clock>>,
+    /// Called with every final handler failure.
+    pub on_error: Option<OnError<P>>,
+    /// When set, every final handler failure is also published on `$errors` with this payload.
+    pub error_payload: Option<ErrorPayload<P>>,
+}
+
+impl<P> Default for BusOptions<P> {
+    fn default() -> Self {
+        BusOptions {
+            dedupe: None,
+            max_queue: 10_000,
+            overflow: Overflow::DropOldest,
+            timeout: None,
+            clock: None,
+            on_error: None,
+            error_payload: None,
+        }
+    }
+}
+
+/// Options of one publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// Message id, for the idempotence filter.
+    pub id: Option<String>,
+    /// Ordering key: messages sharing a key never overlap in a subscription and keep their order.
+    pub key: Option<String>,
+    /// Time to live: a message not started by then is dropped and counted as expired.
+    pub ttl: Option<Duration>,
+    /// Header pairs.
+    pub headers: Vec<(String, String)>,
+}
+
+impl PublishOptions {
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the message id.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// Sets the ordering key.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    /// Sets the time to live.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+impl SubscribeOptions {
+    /// Sets how many messages may run at once.
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Sets the queue bound.
+    pub fn max_queue(mut self, n: usize) -> Self {
+        self.max_queue = Some(n);
+        self
+    }
+    /// Sets the overflow policy.
+    pub fn overflow(mut self, o: Overflow) -> Self {
+        self.overflow = Some(o);
+        self
+    }
+    /// Sets the handler timeout.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t.as_micros().min(u64::MAX as u128) as u64);
+        self
+    }
+    /// Delivers in batches with `policy`.
+    pub fn batch(mut self, policy: BatchPolicy) -> Self {
+        self.batch = Some(policy);
+        self
+    }
+}
+
+struct Running<P> {
+    abort: AbortHandle,
+    sub: SubId,
+    attempt: u32,
+    final_attempt: bool,
+    messages: Vec<Message<P>>,
+}
+
+#[cfg(target_arch = "wasm32")]
+#[derive(Default)]
+struct Browser {
+    timer: Option<(u64, gloo_timers::callback::Timeout)>,
+    idle: Vec<futures::channel::oneshot::Sender<()>>,
+    room: Vec<futures::channel::oneshot::Sender<()>>,
+}
+
+struct Inner<P> {
+    core: RefCell<Broker<P>>,
+    handlers: RefCell<HashMap<SubId, Handler<P>>>,
+    clock: Rc<dyn Clock>,
+    exec: LocalExecutor,
+    running: RefCell<HashMap<DeliveryId, Running<P>>>,
+    dispatching: Cell<bool>,
+    on_error: Option<OnError<P>>,
+    error_payload: Option<ErrorPayload<P>>,
+    /// Async handlers run on the JavaScript event loop rather than on `exec`.
+    #[cfg(target_arch = "wasm32")]
+    browser: Option<RefCell<Browser>>,
+}
+
+/// A publish/subscribe bus. Cloning gives another handle to the same bus. Single-threaded.
+///
+/// ```
+/// use edgebus::{Bus, BusOptions, PublishOptions, SubscribeOptions};
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let bus: Bus<u32> = Bus::new(BusOptions::default())?;
+/// let total = Rc::new(Cell::new(0));
+/// let t = total.clone();
+/// bus.subscribe("metrics.>", move |m| {
+///     t.set(t.get() + *m.payload());
+///     Ok(())
+/// })?;
+/// bus.publish("metrics.cpu", 3)?;
+/// bus.publish_with("metrics.mem", 4, PublishOptions::new().key("host-1"))?;
+/// assert_eq!(total.get(), 7);
+/// assert_eq!(bus.stats().delivered, 2);
+/// # Ok::<(), edgebus::Error>(())
+/// ```
+pub struct Bus<P> {
+    inner: Rc<Inner<P>>,
+}
+
+impl<P> Clone for Bus<P> {
+    fn clone(&self) -> Self {
+        Bus {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// A live subscription; [`Subscription::unsubscribe`] ends it (dropping the handle does not).
+pub struct Subscription<P> {
+    bus: Weak<Inner<P>>,
+    id: SubId,
+    order: u64,
+    pattern: String,
+}
+
+impl<P: Clone + ByteSize + 'static> Subscription<P> {
+    /// Its id (its position in subscription order).
+    pub fn id(&self) -> u64 {
+        self.order
+    }
+
+    /// Its pattern.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The broker's handle for it.
+    pub fn sub_id(&self) -> SubId {
+        self.id
+    }
+
+    /// Ends it: nothing that has not started is delivered. Returns `false` if it had already
+    /// ended (unsubscribing twice is harmless).
+    pub fn unsubscribe(&self) -> bool {
+        match self.bus.upgrade() {
+            Some(inner) => Bus { inner }.unsubscribe(self.id),
+            None => false,
+        }
+    }
+
+    /// Whether it is still subscribed.
+    pub fn is_active(&self) -> bool {
+        self.bus
+            .upgrade()
+            .is_some_and(|inner| inner.core.borrow().is_subscribed(self.id))
+    }
+
+    /// Its statistics, while the bus knows it.
+    pub fn stats(&self) -> Option<SubscriptionStats> {
+        self.bus
+            .upgrade()
+            .and_then(|inner| inner.core.borrow().subscription_stats(self.id))
+    }
+}
+
+impl<P: Clone + ByteSize + 'static> Bus<P> {
+    /// A bus with `options`; fails with `INVALID_OPTION` when a setting is out of range.
+    pub fn new(options: BusOptions<P>) -> Result<Self> {
+        let timeout = match options.timeout {
+            Some(t) if t.is_zero() => {
+                return Err(Error::invalid_option("timeout", "must be positive"))
+            }
+            Some(t) => Some(t.as_micros().min(u64::MAX as u128) as u64),
+            None => None,
+        };
+        let core = Broker::new(BrokerConfig {
+            dedupe: options.dedupe,
+            max_queue: options.max_queue,
+            overflow: options.overflow,
+            timeout,
+            ..BrokerConfig::default()
+        })?;
+        let clock: Rc<dyn Clock> = options
+            .clock
+            .unwrap_or_else(|| Rc::new(SystemClock::new()));
+        #[cfg(target_arch = "wasm32")]
+        let browser = (!clock.is_virtual()).then(|| RefCell::new(Browser::default()));
+        Ok(Bus {
+            inner: Rc::new(Inner {
+                core: RefCell::new(core),
+                handlers: RefCell::new(HashMap::new()),
+                clock,
+                exec: LocalExecutor::new(),
+                running: RefCell::new(HashMap::new()),
+                dispatching: Cell::new(false),
+                on_error: options.on_error,
+                error_payload: options.error_payload,
+                #[cfg(target_arch = "wasm32")]
+                browser,
+            }),
+        })
+    }
+
+    /// The bus's clock.
+    pub fn clock(&self) -> Rc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
+    // ----- subscribing ---------------------------------------------------------------------
+
+    /// Subscribes a synchronous handler to `pattern` with default options.
+    pub fn subscribe<F>(&self, pattern: &str, handler: F) -> Result<Subscription<P>>
+    where
+        F: Fn(&Message<P>) -> HandlerResult + 'static,
+    {
+        self.subscribe_with(pattern, handler, SubscribeOptions::default())
+    }
+
+    /// Subscribes a synchronous handler with `options`.
+    pub fn subscribe_with<F>(
+        &self,
+        pattern: &str,
+        handler: F,
+        options: SubscribeOptions,
+    ) -> Result<Subscription<P>>
+    where
+        F: Fn(&Message<P>) -> HandlerResult + 'static,
+    {
+        if options.batch.is_some() {
+            return Err(Error::invalid_option(
+                "batch",
+                "needs a batch handler: use subscribe_batch",
+            ));
+        }
+        self.add(pattern, Handler::Sync(Rc::new(handler)), options)
+    }
+
+    /// Subscribes an asynchronous handler: its future settles the delivery.
+    pub fn subscribe_async<F, Fut>(
+        &self,
+        pattern: &str,
+        handler: F,
+        options: SubscribeOptions,
+    ) -> Result<Subscription<P>>
+    where
+        F: Fn(Message<P>) -> Fut + 'static,
+        Fut: Future<Output = HandlerResult> + 'static,
+    {
+        if options.batch.is_some() {
+            return Err(Error::invalid_option(
+                "batch",
+                "needs a batch handler: use subscribe_batch_async",
+            ));
+        }
+        let f: AsyncFn<P> = Rc::new(move |m| handler(m).boxed_local());
+        self.add(pattern, Handler::Async(f), options)
+    }
+
+    /// Subscribes a synchronous batch handler (the default [`BatchPolicy`] unless `options`
+    /// has one).
+    pub fn subscribe_batch<F>(
+        &self,
+        pattern: &str,
+        handler: F,
+        mut options: SubscribeOptions,
+    ) -> Result<Subscription<P>>
+    where
+        F: Fn(&[Message<P>]) -> HandlerResult + 'static,
+    {
+        options.batch.get_or_insert_with(BatchPolicy::default);
+        self.add(pattern, Handler::Batch(Rc::new(handler)), options)
+    }
+
+    /// Subscribes an asynchronous batch handler.
+    pub fn subscribe_batch_async<F, Fut>(
+        &self,
+        pattern: &str,
+        handler: F,
+        mut options: SubscribeOptions,
+    ) -> Result<Subscription<P>>
+    where
+        F: Fn(Vec<Message<P>>) -> Fut + 'static,
+        Fut: Future<Output = HandlerResult> + 'static,
+    {
+        options.batch.get_or_insert_with(BatchPolicy::default);
+        let f: BatchAsyncFn<P> = Rc::new(move |m| handler(m).boxed_local());
+        self.add(pattern, Handler::BatchAsync(f), options)
+    }
+
+    fn add(
+        &self,
+        pattern: &str,
+        handler: Handler<P>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription<P>> {
+        let mut core = self.inner.core.borrow_mut();
+        let id = core.subscribe(pattern, &options)?;
+        core.set_direct(id, matches!(handler, Handler::Sync(_)));
+        let order = core.subscription_order(id).unwrap_or(0);
+        drop(core);
+        self.inner.handlers.borrow_mut().insert(id, handler);
+        Ok(Subscription {
+            bus: Rc::downgrade(&self.inner),
+            id,
+            order,
+            pattern: pattern.to_owned(),
+        })
+    }
+
+    fn unsubscribe(&self, id: SubId) -> bool {
+        let removed = self.inner.core.borrow_mut().unsubscribe(id);
+        if removed {
+            self.inner.handlers.borrow_mut().remove(&id);
+            self.pump();
+        }
+        removed
+    }
+
+    // ----- publishing ----------------------------------------------------------------------
+
+    /// Publishes `payload` on `topic`. Synchronous handlers of idle subscriptions have run when
+    /// it returns; a publish from inside a handler is delivered after that handler returns.
+    /// Returns `false` when the idempotence filter dropped it as a duplicate.
+    pub fn publish(&self, topic: &str, payload: P) -> Result<bool> {
+        self.publish_with(topic, payload, PublishOptions::default())
+    }
+
+    /// Publishes with options (id, key, TTL, headers).
+    pub fn publish_with(&self, topic: &str, payload: P, options: PublishOptions) -> Result<bool> {
+        let out = outgoing(payload, options)?;
+        let inner = &*self.inner;
+        let mut core = inner.core.borrow_mut();
+        let handle = core.resolve(topic)?;
+        let out = if inner.dispatching.get() {
+            out
+        } else {
+            match core.publish_direct(handle, out, || inner.clock.now())? {
+                Direct::Deliver(subs, msg) => {
+                    drop(core);
+                    self.deliver_direct(&subs, &msg);
+                    return Ok(true);
+                }
+                Direct::Duplicate => return Ok(false),
+                Direct::Queue(out) => out,
+            }
+        };
+        let r = core.publish_to(handle, out, inner.clock.now(), PublishMode::Now)?;
+        drop(core);
+        self.pump();
+        Ok(r != Published::Duplicate)
+    }
+
+    /// Publishes several payloads on one topic in one call. All-or-nothing admission for
+    /// `reject`/`wait` subscriptions. Returns how many were accepted (duplicates excluded).
+    pub fn publish_batch(&self, topic: &str, payloads: Vec<P>) -> Result<usize> {
+        self.publish_batch_with(
+            topic,
+            payloads
+                .into_iter()
+                .map(|p| (p, PublishOptions::default()))
+                .collect(),
+        )
+    }
+
+    /// Publishes several messages, each with its own options, on one topic.
+    pub fn publish_batch_with(
+        &self,
+        topic: &str,
+        messages: Vec<(P, PublishOptions)>,
+    ) -> Result<usize> {
+        let out = messages
+            .into_iter()
+            .map(|(p, o)| outgoing(p, o))
+            .collect::<Result<Vec<_>>>()?;
+        let mut core = self.inner.core.borrow_mut();
+        let handle = core.resolve(topic)?;
+        let n = core
+            .publish_batch(handle, out, self.inner.clock.now(), PublishMode::Now)?
+            .unwrap_or(0);
+        drop(core);
+        self.pump();
+        Ok(n)
+    }
+
+    /// Publishes, waiting for room when a `wait` subscription is full. Natively (and on a
+    /// virtual clock) waiting runs the bus until there is room.
+    pub async fn publish_async(&self, topic: &str, payload: P, options: PublishOptions) -> Result<bool> {
+        let out = outgoing(payload, options)?;
+        let handle = self.inner.core.borrow_mut().resolve(topic)?;
+        let mut stuck = false;
+        loop {
+            let r = {
+                let mut core = self.inner.core.borrow_mut();
+                let r = core.publish_to(
+                    handle,
+                    out.clone(),
+                    self.inner.clock.now(),
+                    PublishMode::Wait,
+                )?;
+                core.set_waiting(r == Published::MustWait);
+                r
+            };
+            match r {
+                Published::MustWait if stuck => {
+                    self.inner.core.borrow_mut().set_waiting(false);
+                    return Err(Error::new(
+                        ErrorCode::QueueFull,
+                        "no room can appear: every running handler waits on something the \
+                         virtual clock cannot advance",
+                    ));
+                }
+                Published::MustWait => stuck = !self.wait_for_room().await,
+                r => {
+                    self.pump();
+                    return Ok(r != Published::Duplicate);
+                }
+            }
+        }
+    }
+
+    /// Waits until room may have appeared; `false` when it never can.
+    async fn wait_for_room(&self) -> bool {
+        #[cfg(target_arch = "wasm32")]
+        if let Some(b) = &self.inner.browser {
+            let (tx, rx) = futures::channel::oneshot::channel();
+            b.borrow_mut().room.push(tx);
+            self.pump();
+            return rx.await.is_ok();
+        }
+        self.step(true)
+    }
+
+    /// Calls each directly deliverable handler in order, then runs whatever they published.
+    fn deliver_direct(&self, subs: &[SubId], msg: &Message<P>) {
+        let inner = &*self.inner;
+        inner.dispatching.set(true);
+        for &id in subs {
+            let handler = inner.handlers.borrow().get(&id).cloned();
+            // Gone when a handler before it unsubscribed it: it receives nothing more.
+            let Some(Handler::Sync(h)) = handler else {
+                continue;
+            };
+            let result = call(|| h(msg));
+            let failed = result.is_err();
+            inner.core.borrow_mut().record_direct(id, 1, failed as u64);
+            if let Err(e) = result {
+                self.report(ErrorCode::HandlerFailed, e.into(), vec![msg.clone()], id, 1);
+            }
+        }
+        inner.dispatching.set(false);
+        if inner.core.borrow().has_ready() {
+            self.pump();
+        }
+    }
+
+    // ----- running -------------------------------------------------------------------------
+
+    /// Fires due timers and runs every ready delivery until none is left.
+    fn pump(&self) {
+        let inner = &*self.inner;
+        if inner.dispatching.replace(true) {
+            return;
+        }
+        loop {
+            let now = inner.clock.now();
+            let next = {
+                let mut core = inner.core.borrow_mut();
+                core.fire_timers(now);
+                core.next_delivery(now)
+            };
+            self.handle_events();
+            match next {
+                Some(d) => self.run(d),
+                None => break,
+            }
+        }
+        inner.dispatching.set(false);
+        #[cfg(target_arch = "wasm32")]
+        self.after_pump_browser();
+    }
+
+    fn handle_events(&self) {
+        loop {
+            let event = self.inner.core.borrow_mut().poll_event();
+            match event {
+                None => break,
+                Some(Event::TimedOut {
+                    delivery,
+                    final_attempt,
+                    ..
+                }) => {
+                    let running = self.inner.running.borrow_mut().remove(&delivery);
+                    if let Some(r) = running {
+                        r.abort.abort();
+                        if final_attempt || r.final_attempt {
+                            let err = Error::new(
+                                ErrorCode::HandlerTimeout,
+                                "handler did not settle within its timeout",
+                            );
+                            self.report(
+                                ErrorCode::HandlerTimeout,
+                                Rc::new(err),
+                                r.messages,
+                                r.sub,
+                                r.attempt,
+                            );
+                        }
+                    }
+                }
+                Some(Event::Room) => {
+                    #[cfg(target_arch = "wasm32")]
+                    if let Some(b) = &self.inner.browser {
+                        for tx in b.borrow_mut().room.drain(..) {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+                Some(Event::Idle(_)) => {}
+            }
+        }
+    }
+
+    fn run(&self, d: crate::broker::Delivery<P>) {
+        let handler = self.inner.handlers.borrow().get(&d.sub).cloned();
+        let Some(handler) = handler else {
+            // Unsubscribed between being made ready and now: nothing to run.
+            self.inner.core.borrow_mut().complete(d.id, true, self.inner.clock.now());
+            return;
+        };
+        match (handler, d.items) {
+            (Handler::Sync(h), Items::One(m)) => {
+                let r = call(|| h(&m));
+                self.settle(d.id, d.sub, d.attempt, d.final_attempt, r, || vec![m]);
+            }
+            (Handler::Batch(h), Items::Batch(ms)) => {
+                let r = call(|| h(&ms));
+                self.settle(d.id, d.sub, d.attempt, d.final_attempt, r, || ms);
+            }
+            (Handler::Async(h), Items::One(m)) => {
+                let fut = h(m.clone());
+                self.spawn(d.id, d.sub, d.attempt, d.final_attempt, fut, vec![m]);
+            }
+            (Handler::BatchAsync(h), Items::Batch(ms)) => {
+                let fut = h(ms.clone());
+                self.spawn(d.id, d.sub, d.attempt, d.final_attempt, fut, ms);
+            }
+            // A handler kind always matches its subscription kind; complete defensively.
+            _ => self.inner.core.borrow_mut().complete(d.id, true, self.inner.clock.now()),
+        }
+    }
+
+    fn settle(
+        &self,
+        id: DeliveryId,
+        sub: SubId,
+        attempt: u32,
+        final_attempt: bool,
+        result: HandlerResult,
+        messages: impl FnOnce() -> Vec<Message<P>>,
+    ) {
+        let now = self.inner.clock.now();
+        self.inner.core.borrow_mut().complete(id, result.is_ok(), now);
+        if let Err(e) = result {
+            if final_attempt {
+                self.report(ErrorCode::HandlerFailed, e.into(), messages(), sub, attempt);
+            }
+        }
+    }
+
+    fn spawn(
+        &self,
+        id: DeliveryId,
+        sub: SubId,
+        attempt: u32,
+        final_attempt: bool,
+        fut: LocalBoxFuture<'static, HandlerResult>,
+        messages: Vec<Message<P>>,
+    ) {
+        let (abort, registration) = AbortHandle::new_pair();
+        let weak = Rc::downgrade(&self.inner);
+        let task = async move {
+            let Ok(result) = Abortable::new(fut, registration).await else {
+                return;
+            };
+            let Some(inner) = weak.upgrade() else { return };
+            let bus = Bus { inner };
+            let running = bus.inner.running.borrow_mut().remove(&id);
+            let messages = running.map(|r| r.messages).unwrap_or_default();
+            bus.settle(id, sub, attempt, final_attempt, result, || messages);
+            bus.pump();
+        };
+        self.inner.running.borrow_mut().insert(
+            id,
+            Running {
+                abort,
+                sub,
+                attempt,
+                final_attempt,
+                messages,
+            },
+        );
+        #[cfg(target_arch = "wasm32")]
+        if self.inner.browser.is_some() {
+            wasm_bindgen_futures::spawn_local(task);
+            return;
+        }
+        self.inner.exec.spawn(task.boxed_local());
+    }
+
+    fn report(
+        &self,
+        code: ErrorCode,
+        error: Rc<dyn std::error::Error>,
+        messages: Vec<Message<P>>,
+        sub: SubId,
+        attempts: u32,
+    ) {
+        let (subscription, pattern) = {
+            let core = self.inner.core.borrow();
+            let s = core.subscription_stats(sub);
+            (
+                s.as_ref().map_or(0, |s| s.id),
+                s.map(|s| s.pattern).unwrap_or_default(),
+            )
+        };
+        let report = ErrorReport {
+            code,
+            error,
+            messages,
+            subscription,
+            pattern,
+            attempts,
+        };
+        if let Some(f) = &self.inner.on_error {
+            f(&report);
+        }
+        // Failures of `$errors` handlers are not republished there: that could loop forever.
+        let from_errors = report.messages.iter().any(|m| m.topic().starts_with("$errors"));
+        if let (Some(to_payload), false) = (&self.inner.error_payload, from_errors) {
+            let payload = to_payload(&report);
+            // `$errors` is a valid topic and the bus is open unless closing; a refused
+            // publish here has no caller to return to, and is already counted by the broker.
+            let _ = self.publish("$errors", payload);
+        }
+    }
+
+    /// One step of the run loop: run woken tasks and ready deliveries; when nothing is ready,
+    /// wait for the next deadline (jumping to it on a virtual clock) or for a task to wake.
+    /// Returns `false` when nothing can ever make progress (idle, or stuck on a virtual clock).
+    fn step(&self, wait: bool) -> bool {
+        let inner = &*self.inner;
+        inner.exec.run_ready();
+        self.pump();
+        if inner.exec.has_woken() || inner.core.borrow().has_ready() {
+            return true;
+        }
+        if inner.core.borrow().is_idle() && inner.running.borrow().is_empty() {
+            return false;
+        }
+        if !wait {
+            return false;
+        }
+        let deadline = inner.core.borrow().next_deadline();
+        let now = inner.clock.now();
+        match deadline {
+            Some(d) if d <= now => true,
+            Some(d) if inner.clock.is_virtual() => {
+                inner.clock.advance_to(d);
+                true
+            }
+            None if inner.clock.is_virtual() => false,
+            #[cfg(not(target_arch = "wasm32"))]
+            d => {
+                inner
+                    .exec
+                    .park(d.map(|d| Duration::from_micros(d.saturating_sub(now))));
+                true
+            }
+            #[cfg(target_arch = "wasm32")]
+            _ => false,
+        }
+    }
+
+    /// Runs the bus until nothing is queued or running: async handlers, timers, retries. On a
+    /// virtual clock time jumps to each next deadline; natively on the real clock the thread
+    /// sleeps until then. Returns `false` if it stopped while work remained (a handler waiting on
+    /// something that can never happen on a virtual clock, or in WebAssembly on the real clock,
+    /// where [`Bus::drain`] must be awaited instead).
+    pub fn run_until_idle(&self) -> bool {
+        while self.step(true) {}
+        self.is_idle()
+    }
+
+    /// Runs what is ready now without waiting or moving time: woken tasks, due timers, ready
+    /// deliveries.
+    pub fn run_pending(&self) {
+        while self.step(false) {}
+    }
+
+    /// Whether nothing is queued or running.
+    pub fn is_idle(&self) -> bool {
+        self.inner.core.borrow().is_idle() && self.inner.running.borrow().is_empty()
+    }
+
+    /// Delivers partial batches now.
+    pub fn flush(&self) {
+        self.inner.core.borrow_mut().flush();
+        self.pump();
+    }
+
+    /// Flushes partial batches and resolves when everything queued has been handled.
+    pub async fn drain(&self) {
+        self.flush();
+        #[cfg(target_arch = "wasm32")]
+        if let Some(b) = &self.inner.browser {
+            if self.is_idle() {
+                return;
+            }
+            let (tx, rx) = futures::channel::oneshot::channel();
+            b.borrow_mut().idle.push(tx);
+            self.after_pump_browser();
+            let _ = rx.await;
+            return;
+        }
+        self.run_until_idle();
+    }
+
+    /// Refuses later publishes and subscribes with `CLOSED`, then drains.
+    pub async fn close(&self) {
+        self.inner.core.borrow_mut().close();
+        self.drain().await;
+    }
+
+    /// Whether [`Bus::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.core.borrow().is_closed()
+    }
+
+    /// A statistics snapshot.
+    pub fn stats(&self) -> BusStats {
+        self.inner.core.borrow().stats()
+    }
+
+    /// Resolves `topic` once; publishing through [`Bus::publish_to`] then skips the lookup.
+    pub fn topic(&self, topic: &str) -> Result<TopicHandle> {
+        self.inner.core.borrow_mut().resolve(topic)
+    }
+
+    /// Publishes on a resolved topic.
+    pub fn publish_to(&self, topic: TopicHandle, payload: P) -> Result<bool> {
+        let inner = &*self.inner;
+        let mut core = inner.core.borrow_mut();
+        let out = Outgoing {
+            size: payload.byte_size(),
+            ..Outgoing::new(payload)
+        };
+        let out = if inner.dispatching.get() {
+            out
+        } else {
+            match core.publish_direct(topic, out, || inner.clock.now())? {
+                Direct::Deliver(subs, msg) => {
+                    drop(core);
+                    self.deliver_direct(&subs, &msg);
+                    return Ok(true);
+                }
+                Direct::Duplicate => return Ok(false),
+                Direct::Queue(out) => out,
+            }
+        };
+        let r = core.publish_to(topic, out, inner.clock.now(), PublishMode::Now)?;
+        drop(core);
+        self.pump();
+        Ok(r != Published::Duplicate)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn after_pump_browser(&self) {
+        let Some(b) = &self.inner.browser else { return };
+        if self.is_idle() {
+            for tx in b.borrow_mut().idle.drain(..) {
+                let _ = tx.send(());
+            }
+        }
+        let deadline = self.inner.core.borrow().next_deadline();
+        let mut state = b.borrow_mut();
+        match (deadline, &state.timer) {
+            (Some(d), Some((armed, _))) if *armed <= d => {}
+            (Some(d), _) => {
+                let now = self.inner.clock.now();
+                let ms = d.saturating_sub(now).div_ceil(1000).min(u32::MAX as u64) as u32;
+                let weak = Rc::downgrade(&self.inner);
+                let timeout = gloo_timers::callback::Timeout::new(ms, move || {
+                    if let Some(inner) = weak.upgrade() {
+                        if let Some(b) = &inner.browser {
+                            b.borrow_mut().timer = None;
+                        }
+                        Bus { inner }.pump();
+                    }
+                });
+                state.timer = Some((d, timeout));
+            }
+            (None, _) => {}
+        }
+    }
+}
+
+/// Runs a synchronous handler; natively a panic is caught and counted as a failure (in
+/// WebAssembly a panic aborts the instance, which is why nothing there may panic).
+fn call(f: impl FnOnce() -> HandlerResult) -> HandlerResult {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(r) => r,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "handler panicked".to_string());
+                Err(format!("handler panicked: {what}").into())
+            }
+        }
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        f()
+    }
+}
+
+fn outgoing<P: ByteSize>(payload: P, o: PublishOptions) -> Result<Outgoing<P>> {
+    let ttl = match o.ttl {
+        Some(t) if t.is_zero() => return Err(Error::invalid_option("ttl", "must be positive")),
+        Some(t) => Some(t.as_micros().min(u64::MAX as u128) as u64),
+        None => None,
+    };
+    let headers = (!o.headers.is_empty()).then(|| Rc::from(o.headers));
+    Ok(Outgoing {
+        size: payload.byte_size(),
+        payload,
+        id: o.id.map(Rc::from),
+        key: o.key.map(Rc::from),
+        headers,
+        ttl,
+    })
+}
+
+/// A standalone batch processor: collects items and calls its handler with a batch when
+/// `max_size`, `max_bytes` or `max_wait` is reached, one batch at a time, in order, retrying a
+/// failed batch with backoff. `flush`, `drain` and `close` deliver partial batches.
+///
+/// ```
+/// use edgebus::{BatchPolicy, Batcher};
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// let batches = Rc::new(RefCell::new(Vec::new()));
+/// let b = batches.clone();
+/// let batcher = Batcher::new(BatchPolicy { max_size: 2, ..BatchPolicy::default() }, move |items: &[u32]| {
+///     b.borrow_mut().push(items.to_vec());
+///     Ok(())
+/// })?;
+/// for i in 0..5 {
+///     batcher.add(i)?;
+/// }
+/// batcher.flush();
+/// assert_eq!(*batches.borrow(), vec![vec![0, 1], vec![2, 3], vec![4]]);
+/// # Ok::<(), edgebus::Error>(())
+/// ```
+pub struct Batcher<T> {
+    bus: Bus<T>,
+    topic: TopicHandle,
+    sub: Subscription<T>,
+}
+
+impl<T: Clone + ByteSize + 'static> Batcher<T> {
+    /// A batcher on the real clock.
+    pub fn new<F>(policy: BatchPolicy, handler: F) -> Result<Self>
+    where
+        F: Fn(&[T]) -> HandlerResult + 'static,
+    {
+        Self::with_options(policy, BusOptions::default(), handler)
+    }
+
+    /// A batcher with bus options (clock, `on_error`).
+    pub fn with_options<F>(policy: BatchPolicy, options: BusOptions<T>, handler: F) -> Result<Self>
+    where
+        F: Fn(&[T]) -> HandlerResult + 'static,
+    {
+        let bus = Bus::new(BusOptions {
+            max_queue: usize::MAX,
+            overflow: Overflow::Reject,
+            ..options
+        })?;
+        let sub = bus.subscribe_batch(
+            "batch",
+            move |msgs: &[Message<T>]| {
+                let items: Vec<T> = msgs.iter().map(|m| m.payload().clone()).collect();
+                handler(&items)
+            },
+            SubscribeOptions::default().batch(policy),
+        )?;
+        let topic = bus.topic("batch")?;
+        Ok(Batcher { bus, topic, sub })
+    }
+
+    /// Adds an item (`MESSAGE_TOO_LARGE` if it alone exceeds `max_bytes`, `CLOSED` after close).
+    pub fn add(&self, item: T) -> Result<()> {
+        self.bus.publish_to(self.topic, item).map(|_| ())
+    }
+
+    /// Delivers the partial batch now.
+    pub fn flush(&self) {
+        self.bus.flush();
+    }
+
+    /// Runs until every item added has been handled (see [`Bus::run_until_idle`]).
+    pub fn run_until_idle(&self) -> bool {
+        self.bus.flush();
+        self.bus.run_until_idle()
+    }
+
+    /// Flushes and resolves when every item has been handled.
+    pub async fn drain(&self) {
+        self.bus.drain().await
+    }
+
+    /// Refuses later items with `CLOSED`, flushes and drains.
+    pub async fn close(&self) {
+        self.bus.close().await
+    }
+
+    /// Statistics of the batcher's processing.
+    pub fn stats(&self) -> Option<SubscriptionStats> {
+        self.sub.stats()
+    }
+}

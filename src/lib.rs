@@ -1,0 +1,60 @@
+//! edgebus: a publish/subscribe runtime with NATS-style wildcard topics, sync and async handlers
+//! with per-subscription concurrency and per-key ordering, bounded queues with explicit overflow
+//! policies, TTL, an exact idempotence filter, a batch processor and statistics.
+//!
+//! The same core runs natively and in WebAssembly (where the npm package `edgebus` wraps it).
+//!
+//! ```
+//! use edgebus::{Bus, BusOptions};
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//!
+//! let bus: Bus<String> = Bus::new(BusOptions::default()).unwrap();
+//! let seen = Rc::new(RefCell::new(Vec::new()));
+//! let log = seen.clone();
+//! bus.subscribe("orders.*.created", move |msg| {
+//!     log.borrow_mut().push(format!("{} {}", msg.topic(), msg.payload()));
+//!     Ok(())
+//! })
+//! .unwrap();
+//! bus.publish("orders.eu.created", "#1".to_string()).unwrap();
+//! assert_eq!(*seen.borrow(), ["orders.eu.created #1"]);
+//! ```
+#![deny(missing_docs)]
+
+mod batch;
+mod broker;
+mod bus;
+mod clock;
+mod dedupe;
+mod error;
+mod exec;
+mod message;
+mod queue;
+mod router;
+mod slab;
+mod snapshot;
+mod stats;
+mod topic;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use batch::BatchPolicy;
+pub use broker::{
+    Broker, BrokerConfig, Delivery, Direct, DeliveryId, Event, Items, PublishMode, Published,
+    SubId, SubscribeOptions, TopicHandle,
+};
+pub use bus::{
+    Batcher, Bus, BusOptions, ErrorReport, HandlerError, HandlerResult, PublishOptions,
+    Subscription,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use dedupe::{DedupeWindow, IdempotenceFilter};
+pub use error::{Error, ErrorCode, Result};
+pub use message::{ByteSize, Headers, Message, Outgoing};
+pub use queue::Overflow;
+pub use router::Router;
+pub use snapshot::{BusStats, LatencySummary, SubscriptionStats};
+pub use stats::{Counters, LatencyHistogram};
+pub use topic::{is_reserved, validate_topic, Pattern, PatternToken, Subject, TopicError, TopicReason, MAX_BYTES, MAX_TOKENS};

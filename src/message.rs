@@ -1,0 +1,178 @@
+//! Messages as handlers see them, and what a publisher hands in.
+//!
+//! A message is cheap to clone: the topic, id, key and headers are shared (`Rc`), and the payload is
+//! whatever shared handle the caller chose (`Arc<T>`, `Bytes`, an index into a JavaScript table…).
+//! Fan-out clones the message once per subscription and never copies the payload itself.
+
+use std::rc::Rc;
+
+/// Header pairs attached to a message (name, value).
+pub type Headers = Rc<[(String, String)]>;
+
+/// A published message.
+#[derive(Debug, Clone)]
+pub struct Message<P> {
+    pub(crate) topic: Rc<str>,
+    pub(crate) payload: P,
+    pub(crate) id: Option<Rc<str>>,
+    pub(crate) key: Option<Rc<str>>,
+    pub(crate) headers: Option<Headers>,
+    pub(crate) published_at: Option<u64>,
+    pub(crate) expires_at: Option<u64>,
+    pub(crate) size: usize,
+    pub(crate) seq: u64,
+}
+
+impl<P> Message<P> {
+    /// The topic it was published on.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &P {
+        &self.payload
+    }
+
+    /// The publisher's message id, if any (used by the idempotence filter).
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The ordering key, if any: messages sharing a key never overlap in one subscription.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Header pairs, if any.
+    pub fn headers(&self) -> &[(String, String)] {
+        self.headers.as_deref().unwrap_or(&[])
+    }
+
+    /// The value of the first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// When it was published, in the bus clock's microseconds. `None` for a message handed to
+    /// synchronous handlers directly inside `publish`, where the bus skips reading the clock (the
+    /// handler runs at the moment of publishing).
+    pub fn published_at(&self) -> Option<u64> {
+        self.published_at
+    }
+
+    /// When it expires (its TTL ends), in the bus clock's microseconds.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
+    }
+
+    /// Its size in bytes as counted for batching (`maxBytes`).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Position in the bus's publish order (strictly increasing).
+    pub fn sequence(&self) -> u64 {
+        self.seq
+    }
+
+    pub(crate) fn is_expired(&self, now: u64) -> bool {
+        matches!(self.expires_at, Some(t) if now >= t)
+    }
+}
+
+/// What a publisher hands to the core for one message: the payload and its options, already
+/// validated.
+#[derive(Debug, Clone)]
+pub struct Outgoing<P> {
+    /// The payload.
+    pub payload: P,
+    /// Message id for the idempotence filter.
+    pub id: Option<Rc<str>>,
+    /// Ordering key.
+    pub key: Option<Rc<str>>,
+    /// Header pairs.
+    pub headers: Option<Headers>,
+    /// Time to live in microseconds; must be positive.
+    pub ttl: Option<u64>,
+    /// Size in bytes, for batching limits.
+    pub size: usize,
+}
+
+impl<P> Outgoing<P> {
+    /// A message with only a payload.
+    pub fn new(payload: P) -> Self {
+        Outgoing {
+            payload,
+            id: None,
+            key: None,
+            headers: None,
+            ttl: None,
+            size: 0,
+        }
+    }
+}
+
+/// The size in bytes a payload counts for in a batch's `max_bytes`.
+///
+/// Implemented for the usual payload types; for your own type, `impl ByteSize for MyType {}` counts
+/// its shallow size, or override [`ByteSize::byte_size`] with something meaningful.
+pub trait ByteSize {
+    /// Bytes this value counts for.
+    fn byte_size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+}
+
+impl ByteSize for str {
+    fn byte_size(&self) -> usize {
+        self.len()
+    }
+}
+impl ByteSize for String {
+    fn byte_size(&self) -> usize {
+        self.len()
+    }
+}
+impl ByteSize for [u8] {
+    fn byte_size(&self) -> usize {
+        self.len()
+    }
+}
+impl ByteSize for Vec<u8> {
+    fn byte_size(&self) -> usize {
+        self.len()
+    }
+}
+impl<T: ByteSize + ?Sized> ByteSize for &T {
+    fn byte_size(&self) -> usize {
+        (**self).byte_size()
+    }
+}
+impl<T: ByteSize + ?Sized> ByteSize for Box<T> {
+    fn byte_size(&self) -> usize {
+        (**self).byte_size()
+    }
+}
+impl<T: ByteSize + ?Sized> ByteSize for Rc<T> {
+    fn byte_size(&self) -> usize {
+        (**self).byte_size()
+    }
+}
+impl<T: ByteSize + ?Sized> ByteSize for std::sync::Arc<T> {
+    fn byte_size(&self) -> usize {
+        (**self).byte_size()
+    }
+}
+impl<T: ByteSize> ByteSize for Option<T> {
+    fn byte_size(&self) -> usize {
+        self.as_ref().map_or(0, ByteSize::byte_size)
+    }
+}
+macro_rules! shallow_byte_size {
+    ($($t:ty),*) => { $(impl ByteSize for $t {})* };
+}
+shallow_byte_size!((), bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);

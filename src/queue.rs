@@ -1,0 +1,268 @@
+//! A subscription's waiting room: bounded, in publish order, with per-key lanes.
+//!
+//! Messages wait here until the subscription has a free slot. With `concurrency > 1`, a message
+//! whose key already has a message started (or about to start) is parked in that key's lane, so
+//! messages of one key never overlap and keep their order while other keys go ahead.
+
+use crate::message::Message;
+use hashbrown::HashMap;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// What happens when a subscription's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Drop the oldest waiting message to make room (counted as dropped).
+    #[default]
+    DropOldest,
+    /// Drop the incoming message (counted as dropped).
+    DropNewest,
+    /// Refuse the publish with `QUEUE_FULL`; nothing is enqueued anywhere.
+    Reject,
+    /// `publish_async` waits for room; a synchronous publish is refused with `QUEUE_FULL`.
+    Wait,
+}
+
+impl Overflow {
+    /// Parses the JavaScript spelling (`"dropOldest"`, `"dropNewest"`, `"reject"`, `"wait"`).
+    pub fn parse(name: &str) -> Option<Overflow> {
+        match name {
+            "dropOldest" => Some(Overflow::DropOldest),
+            "dropNewest" => Some(Overflow::DropNewest),
+            "reject" => Some(Overflow::Reject),
+            "wait" => Some(Overflow::Wait),
+            _ => None,
+        }
+    }
+
+    /// The JavaScript spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overflow::DropOldest => "dropOldest",
+            Overflow::DropNewest => "dropNewest",
+            Overflow::Reject => "reject",
+            Overflow::Wait => "wait",
+        }
+    }
+}
+
+/// Waiting messages of one subscription.
+#[derive(Debug)]
+pub(crate) struct SubQueue<P> {
+    /// Messages free to start, in publish order (sorted by sequence).
+    ready: VecDeque<Message<P>>,
+    /// Keys with a message started or ready; the value holds that key's later messages.
+    lanes: HashMap<Rc<str>, VecDeque<Message<P>>>,
+    len: usize,
+    keyed: bool,
+}
+
+impl<P> SubQueue<P> {
+    /// A queue; `keyed` turns on per-key lanes (needed only when more than one message may run
+    /// at once).
+    pub(crate) fn new(keyed: bool) -> Self {
+        SubQueue {
+            ready: VecDeque::new(),
+            lanes: HashMap::new(),
+            len: 0,
+            keyed,
+        }
+    }
+
+    /// Messages waiting (ready and parked).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn push(&mut self, msg: Message<P>) {
+        self.len += 1;
+        match (&msg.key, self.keyed) {
+            (Some(key), true) => {
+                if let Some(lane) = self.lanes.get_mut(&**key) {
+                    lane.push_back(msg);
+                } else {
+                    self.lanes.insert(key.clone(), VecDeque::new());
+                    self.ready.push_back(msg);
+                }
+            }
+            _ => self.ready.push_back(msg),
+        }
+    }
+
+    /// Puts back a message that was taken to start but did not: it is the oldest waiting, and
+    /// its key is still marked busy by it.
+    pub(crate) fn push_front(&mut self, msg: Message<P>) {
+        self.len += 1;
+        self.ready.push_front(msg);
+    }
+
+    /// Takes the next message free to start. Its key stays busy until [`SubQueue::release`].
+    pub(crate) fn pop(&mut self) -> Option<Message<P>> {
+        let msg = self.ready.pop_front()?;
+        self.len -= 1;
+        Some(msg)
+    }
+
+    /// A message of `key` finished (or was dropped before starting): the key's next message, if
+    /// any, becomes free to start, in sequence order among the others.
+    pub(crate) fn release(&mut self, key: Option<&Rc<str>>) {
+        let Some(key) = key.filter(|_| self.keyed) else {
+            return;
+        };
+        let next = match self.lanes.get_mut(&**key) {
+            Some(lane) => lane.pop_front(),
+            None => return,
+        };
+        match next {
+            Some(msg) => {
+                let at = self.ready.partition_point(|m| m.seq < msg.seq);
+                self.ready.insert(at, msg);
+            }
+            None => {
+                self.lanes.remove(&**key);
+            }
+        }
+    }
+
+    /// Removes the oldest waiting message (lowest sequence), ready or parked.
+    pub(crate) fn drop_oldest(&mut self) -> Option<Message<P>> {
+        let ready_seq = self.ready.front().map(|m| m.seq);
+        let parked = self
+            .lanes
+            .iter()
+            .filter_map(|(k, lane)| lane.front().map(|m| (m.seq, k.clone())))
+            .min_by_key(|(seq, _)| *seq);
+        match (ready_seq, parked) {
+            (Some(r), Some((p, key))) if p < r => self.take_parked(&key),
+            (Some(_), _) => {
+                let msg = self.pop()?;
+                // It never started: its key's next message may go.
+                self.release(msg.key.as_ref());
+                Some(msg)
+            }
+            (None, Some((_, key))) => self.take_parked(&key),
+            (None, None) => None,
+        }
+    }
+
+    fn take_parked(&mut self, key: &Rc<str>) -> Option<Message<P>> {
+        let msg = self.lanes.get_mut(&**key)?.pop_front()?;
+        self.len -= 1;
+        Some(msg)
+    }
+
+    /// Empties the queue, returning how many messages were waiting.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.len;
+        self.ready.clear();
+        self.lanes.clear();
+        self.len = 0;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    fn msg(seq: u64, key: Option<&str>) -> Message<u64> {
+        Message {
+            topic: Rc::from("t"),
+            payload: seq,
+            id: None,
+            key: key.map(Rc::from),
+            headers: None,
+            published_at: Some(0),
+            expires_at: None,
+            size: 0,
+            seq,
+        }
+    }
+
+    #[test]
+    fn unkeyed_is_fifo() {
+        let mut q = SubQueue::new(false);
+        for i in 0..5 {
+            q.push(msg(i, Some("k")));
+        }
+        let order: Vec<u64> = std::iter::from_fn(|| q.pop().map(|m| m.seq)).collect();
+        assert_eq!(order, vec![0, 1, 2, 3, 4]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn keyed_parks_until_release() {
+        let mut q = SubQueue::new(true);
+        q.push(msg(1, Some("a")));
+        q.push(msg(2, Some("a")));
+        q.push(msg(3, Some("b")));
+        q.push(msg(4, None));
+        assert_eq!(q.len(), 4);
+        let first = q.pop().unwrap();
+        assert_eq!(first.seq, 1);
+        // Key "a" is busy: 2 waits, 3 and 4 may go.
+        assert_eq!(q.pop().unwrap().seq, 3);
+        assert_eq!(q.pop().unwrap().seq, 4);
+        assert!(q.pop().is_none());
+        q.release(first.key.as_ref());
+        assert_eq!(q.pop().unwrap().seq, 2);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn released_message_keeps_sequence_order() {
+        let mut q = SubQueue::new(true);
+        q.push(msg(1, Some("a")));
+        q.push(msg(2, Some("a")));
+        q.push(msg(5, Some("b")));
+        let a1 = q.pop().unwrap();
+        q.release(a1.key.as_ref());
+        // 2 (key a) was published before 5 (key b).
+        assert_eq!(q.pop().unwrap().seq, 2);
+        assert_eq!(q.pop().unwrap().seq, 5);
+    }
+
+    #[test]
+    fn drop_oldest_finds_parked_messages() {
+        let mut q = SubQueue::new(true);
+        q.push(msg(1, Some("a")));
+        q.push(msg(2, Some("a")));
+        q.push(msg(3, Some("b")));
+        let a1 = q.pop().unwrap(); // 1 is running
+        assert_eq!(a1.seq, 1);
+        // Waiting: 2 (parked behind 1) and 3 (ready). Oldest is 2.
+        assert_eq!(q.drop_oldest().unwrap().seq, 2);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.drop_oldest().unwrap().seq, 3);
+        assert!(q.drop_oldest().is_none());
+    }
+
+    #[test]
+    fn dropping_a_ready_message_frees_its_key() {
+        let mut q = SubQueue::new(true);
+        q.push(msg(1, Some("a")));
+        q.push(msg(2, Some("a")));
+        assert_eq!(q.drop_oldest().unwrap().seq, 1);
+        assert_eq!(q.pop().unwrap().seq, 2);
+    }
+
+    #[test]
+    fn overflow_names_round_trip() {
+        for o in [
+            Overflow::DropOldest,
+            Overflow::DropNewest,
+            Overflow::Reject,
+            Overflow::Wait,
+        ] {
+            assert_eq!(Overflow::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(Overflow::parse("drop_oldest"), None);
+    }
+}

@@ -1,0 +1,400 @@
+//! Subscription trie: finds every subscriber whose pattern matches a topic.
+
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
+
+use crate::topic::{is_reserved, Pattern, PatternToken};
+
+/// Maps patterns to values (e.g. subscription ids) and finds the values
+/// whose pattern matches a topic.
+///
+/// The same (pattern, value) pair inserted twice is held twice.
+#[derive(Debug)]
+pub struct Router<V> {
+    root: Node<V>,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct Node<V> {
+    literals: HashMap<Box<str>, Node<V>>,
+    star: Option<Box<Node<V>>>,
+    /// Values of patterns whose '>' sits right below this node.
+    rest: Vec<V>,
+    /// Values of patterns that end exactly at this node.
+    exact: Vec<V>,
+}
+
+impl<V> Node<V> {
+    fn new() -> Self {
+        Node {
+            literals: HashMap::new(),
+            star: None,
+            rest: Vec::new(),
+            exact: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.literals.is_empty()
+            && self.star.is_none()
+            && self.rest.is_empty()
+            && self.exact.is_empty()
+    }
+
+    #[cfg(test)]
+    fn count_below(&self) -> usize {
+        let literal_nodes: usize = self.literals.values().map(|n| 1 + n.count_below()).sum();
+        let star_nodes = self.star.as_ref().map_or(0, |n| 1 + n.count_below());
+        literal_nodes + star_nodes
+    }
+}
+
+impl<V: Copy + Eq> Default for Router<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V: Copy + Eq> Router<V> {
+    /// An empty router.
+    pub fn new() -> Self {
+        Router {
+            root: Node::new(),
+            len: 0,
+        }
+    }
+
+    /// Adds one (pattern, value) entry.
+    pub fn insert(&mut self, pattern: &Pattern, value: V) {
+        let mut node = &mut self.root;
+        for token in pattern.tokens() {
+            node = match token {
+                PatternToken::Literal(literal) => match node.literals.entry_ref(&**literal) {
+                    EntryRef::Occupied(child) => child.into_mut(),
+                    EntryRef::Vacant(slot) => slot.insert_with_key(literal.clone(), Node::new()),
+                },
+                PatternToken::Star => node.star.get_or_insert_with(|| Box::new(Node::new())),
+                PatternToken::Rest => {
+                    // Pattern::parse guarantees '>' is the last token.
+                    node.rest.push(value);
+                    self.len += 1;
+                    return;
+                }
+            };
+        }
+        node.exact.push(value);
+        self.len += 1;
+    }
+
+    /// Removes one (pattern, value) entry; returns whether it was there. Prunes empty nodes so memory follows the live subscriptions.
+    pub fn remove(&mut self, pattern: &Pattern, value: V) -> bool {
+        let removed = remove_below(&mut self.root, pattern.tokens(), value);
+        if removed {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    /// Appends every value whose pattern matches the (already validated) topic to `out`. Order is unspecified. Cost grows with the topic's depth and the number of matches, not with the number of subscriptions.
+    pub fn matches(&self, topic: &str, out: &mut Vec<V>) {
+        let (first, rest) = split_level(topic);
+        // Reserved topics are reachable only through a literal first token.
+        if !is_reserved(first) {
+            out.extend_from_slice(&self.root.rest);
+            if let Some(star) = &self.root.star {
+                collect(star, rest, out);
+            }
+        }
+        if let Some(child) = self.root.literals.get(first) {
+            collect(child, rest, out);
+        }
+    }
+
+    /// Number of (pattern, value) entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the router holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[cfg(test)]
+    fn node_count(&self) -> usize {
+        self.root.count_below()
+    }
+}
+
+/// Splits off the first level of a topic; the rest is `None` when it was the last level.
+fn split_level(topic: &str) -> (&str, Option<&str>) {
+    match topic.split_once('.') {
+        Some((level, rest)) => (level, Some(rest)),
+        None => (topic, None),
+    }
+}
+
+/// Recursion depth is bounded by the topic's token count (at most 256).
+fn collect<V: Copy>(node: &Node<V>, remaining: Option<&str>, out: &mut Vec<V>) {
+    let Some(remaining) = remaining else {
+        out.extend_from_slice(&node.exact);
+        return;
+    };
+    let (level, rest) = split_level(remaining);
+    out.extend_from_slice(&node.rest);
+    if let Some(child) = node.literals.get(level) {
+        collect(child, rest, out);
+    }
+    if let Some(star) = &node.star {
+        collect(star, rest, out);
+    }
+}
+
+/// Recursion depth is bounded by the pattern's token count (at most 256).
+fn remove_below<V: Eq>(node: &mut Node<V>, tokens: &[PatternToken], value: V) -> bool {
+    let Some((token, below)) = tokens.split_first() else {
+        return remove_value(&mut node.exact, value);
+    };
+    match token {
+        PatternToken::Rest => remove_value(&mut node.rest, value),
+        PatternToken::Star => {
+            let Some(star) = node.star.as_deref_mut() else {
+                return false;
+            };
+            let removed = remove_below(star, below, value);
+            if star.is_empty() {
+                node.star = None;
+            }
+            removed
+        }
+        PatternToken::Literal(literal) => {
+            let Some(child) = node.literals.get_mut(&**literal) else {
+                return false;
+            };
+            let removed = remove_below(child, below, value);
+            if child.is_empty() {
+                node.literals.remove(&**literal);
+            }
+            removed
+        }
+    }
+}
+
+fn remove_value<V: Eq>(values: &mut Vec<V>, value: V) -> bool {
+    match values.iter().position(|v| *v == value) {
+        Some(at) => {
+            values.swap_remove(at);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use super::*;
+
+    fn pattern(text: &str) -> Pattern {
+        Pattern::parse(text).unwrap()
+    }
+
+    fn matched(router: &Router<u32>, topic: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        router.matches(topic, &mut out);
+        out.sort_unstable();
+        out
+    }
+
+    fn sample_router() -> Router<u32> {
+        let mut router = Router::new();
+        for (value, text) in [
+            "a", "a.b", "a.*", "a.>", "*.b", ">", "*", "$sys.>", "$sys.*", "a.*.c", "a.b",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            router.insert(&pattern(text), value as u32);
+        }
+        router
+    }
+
+    #[test]
+    fn finds_every_matching_pattern() {
+        let router = sample_router();
+        assert_eq!(router.len(), 11);
+        assert_eq!(matched(&router, "a"), vec![0, 5, 6]);
+        assert_eq!(matched(&router, "a.b"), vec![1, 2, 3, 4, 5, 10]);
+        assert_eq!(matched(&router, "a.x.c"), vec![3, 5, 9]);
+        assert_eq!(matched(&router, "b"), vec![5, 6]);
+        assert_eq!(matched(&router, "b.c"), vec![5]);
+    }
+
+    #[test]
+    fn reserved_topics_need_a_literal_first_token() {
+        let router = sample_router();
+        assert_eq!(matched(&router, "$sys"), Vec::<u32>::new());
+        assert_eq!(matched(&router, "$sys.x"), vec![7, 8]);
+        assert_eq!(matched(&router, "$sys.b"), vec![7, 8]);
+        assert_eq!(matched(&router, "a.$b"), vec![2, 3, 5]);
+    }
+
+    #[test]
+    fn appends_without_clearing() {
+        let router = sample_router();
+        let mut out = vec![99];
+        router.matches("b.c", &mut out);
+        assert_eq!(out, vec![99, 5]);
+    }
+
+    #[test]
+    fn remove_takes_one_entry_at_a_time() {
+        let mut router = Router::new();
+        let twice = pattern("a.*");
+        router.insert(&twice, 1u32);
+        router.insert(&twice, 1);
+        router.insert(&twice, 2);
+        assert!(!router.remove(&twice, 3));
+        assert!(!router.remove(&pattern("a.b"), 1));
+        assert!(!router.remove(&pattern("a.>"), 1));
+        assert!(router.remove(&twice, 1));
+        assert_eq!(matched(&router, "a.x"), vec![1, 2]);
+        assert!(router.remove(&twice, 1));
+        assert!(!router.remove(&twice, 1));
+        assert_eq!(matched(&router, "a.x"), vec![2]);
+        assert_eq!(router.len(), 1);
+    }
+
+    #[test]
+    fn removing_everything_prunes_every_node() {
+        let mut router = sample_router();
+        assert!(router.node_count() > 0);
+        let texts = [
+            "a", "a.b", "a.*", "a.>", "*.b", ">", "*", "$sys.>", "$sys.*", "a.*.c", "a.b",
+        ];
+        for (value, text) in texts.iter().enumerate().rev() {
+            assert!(router.remove(&pattern(text), value as u32), "{text}");
+        }
+        assert_eq!(router.len(), 0);
+        assert!(router.is_empty());
+        assert_eq!(router.node_count(), 0);
+        assert_eq!(matched(&router, "a.b"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn partial_removal_keeps_shared_prefixes() {
+        let mut router = Router::new();
+        router.insert(&pattern("a.b.c"), 1u32);
+        router.insert(&pattern("a.b"), 2);
+        assert_eq!(router.node_count(), 3);
+        assert!(router.remove(&pattern("a.b.c"), 1));
+        assert_eq!(router.node_count(), 2);
+        assert_eq!(matched(&router, "a.b"), vec![2]);
+    }
+
+    #[test]
+    fn deepest_topic_does_not_overflow() {
+        let deep = vec!["a"; crate::topic::MAX_TOKENS].join(".");
+        let mut router = Router::new();
+        router.insert(&pattern(&deep), 1u32);
+        router.insert(&pattern(&vec!["*"; crate::topic::MAX_TOKENS].join(".")), 2);
+        router.insert(&pattern("a.>"), 3);
+        assert_eq!(matched(&router, &deep), vec![1, 2, 3]);
+        assert!(router.remove(&pattern(&deep), 1));
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Independent reference: compares token lists, with the reserved
+        /// rule applied to the whole pattern.
+        fn reference_matches(pattern: &[&str], topic: &[&str]) -> bool {
+            let reserved = topic[0].starts_with('$');
+            if reserved && (pattern[0] == "*" || pattern[0] == ">") {
+                return false;
+            }
+            levels_match(pattern, topic)
+        }
+
+        fn levels_match(pattern: &[&str], topic: &[&str]) -> bool {
+            match (pattern.first(), topic.first()) {
+                (None, None) => true,
+                (Some(&">"), Some(_)) => pattern.len() == 1,
+                (Some(&"*"), Some(_)) => levels_match(&pattern[1..], &topic[1..]),
+                (Some(p), Some(t)) => p == t && levels_match(&pattern[1..], &topic[1..]),
+                _ => false,
+            }
+        }
+
+        fn topic_tokens() -> impl Strategy<Value = Vec<&'static str>> {
+            prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "$x", "ü"]), 1..=6)
+        }
+
+        fn pattern_tokens() -> impl Strategy<Value = Vec<&'static str>> {
+            prop::collection::vec(
+                prop::sample::select(vec!["a", "b", "c", "$x", "ü", "*", ">"]),
+                1..=6,
+            )
+            .prop_map(|mut tokens| {
+                // Keep only a trailing '>' so every generated pattern is valid.
+                let last = tokens.len() - 1;
+                for token in &mut tokens[..last] {
+                    if *token == ">" {
+                        *token = "*";
+                    }
+                }
+                tokens
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn router_agrees_with_reference(
+                patterns in prop::collection::vec(pattern_tokens(), 1..60),
+                topics in prop::collection::vec(topic_tokens(), 1..20),
+                removed in prop::collection::vec(any::<bool>(), 60),
+            ) {
+                let mut router = Router::new();
+                for (value, tokens) in patterns.iter().enumerate() {
+                    router.insert(&Pattern::parse(&tokens.join(".")).unwrap(), value);
+                }
+                for (value, tokens) in patterns.iter().enumerate() {
+                    if removed[value] {
+                        prop_assert!(router.remove(&Pattern::parse(&tokens.join(".")).unwrap(), value));
+                    }
+                }
+                let live = removed[..patterns.len()].iter().filter(|r| !**r).count();
+                prop_assert_eq!(router.len(), live);
+
+                for topic in &topics {
+                    let text = topic.join(".");
+                    prop_assert!(validate_topic_ok(&text));
+                    let mut got = Vec::new();
+                    router.matches(&text, &mut got);
+                    got.sort_unstable();
+                    let expected: Vec<usize> = patterns
+                        .iter()
+                        .enumerate()
+                        .filter(|(value, p)| !removed[*value] && reference_matches(p, topic))
+                        .map(|(value, _)| value)
+                        .collect();
+                    prop_assert_eq!(&got, &expected, "topic {}", text);
+
+                    for p in &patterns {
+                        let parsed = Pattern::parse(&p.join(".")).unwrap();
+                        prop_assert_eq!(parsed.matches(&text), reference_matches(p, topic),
+                            "pattern {} topic {}", parsed.as_str(), text);
+                    }
+                }
+            }
+        }
+
+        fn validate_topic_ok(topic: &str) -> bool {
+            crate::topic::validate_topic(topic).is_ok()
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Statistics as handed to callers: plain data, serializable (JavaScript receives these as
+//! objects with camelCase fields).
+
+use serde::Serialize;
+
+/// Publish→handler-start latency, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySummary {
+    /// Deliveries measured.
+    pub count: u64,
+    /// Median, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, in milliseconds.
+    pub p99_ms: f64,
+}
+
+/// Statistics of one subscription.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionStats {
+    /// The subscription's id (its position in subscription order).
+    pub id: u64,
+    /// Its pattern.
+    pub pattern: String,
+    /// Messages handed to its handler.
+    pub delivered: u64,
+    /// Messages dropped by its overflow policy.
+    pub dropped: u64,
+    /// Messages whose TTL ended before they started.
+    pub expired: u64,
+    /// Messages whose handler failed (threw, rejected, timed out), after any retries.
+    pub failed: u64,
+    /// Messages discarded because it unsubscribed before they started.
+    pub cancelled: u64,
+    /// Messages waiting in its queue.
+    pub queued: u64,
+    /// Deliveries started and not yet settled.
+    pub in_flight: u64,
+    /// Publish→handler-start latency.
+    pub latency: LatencySummary,
+}
+
+/// Statistics of a bus.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BusStats {
+    /// Messages accepted by `publish` (duplicates excluded).
+    pub published: u64,
+    /// Deliveries handed to handlers (a message fanned out to three subscriptions counts three).
+    pub delivered: u64,
+    /// Messages dropped by the idempotence filter.
+    pub duplicates: u64,
+    /// Messages dropped by overflow policies.
+    pub dropped: u64,
+    /// Messages whose TTL ended before they started.
+    pub expired: u64,
+    /// Deliveries whose handler failed, after any retries.
+    pub failed: u64,
+    /// Messages discarded by unsubscribing before they started.
+    pub cancelled: u64,
+    /// Messages waiting in queues.
+    pub queued: u64,
+    /// Deliveries started and not yet settled.
+    pub in_flight: u64,
+    /// Live subscriptions.
+    pub subscriptions: u64,
+    /// Publish→handler-start latency over every subscription.
+    pub latency: LatencySummary,
+    /// Per-subscription statistics, in subscription order.
+    pub per_subscription: Vec<SubscriptionStats>,
+}

@@ -1,0 +1,621 @@
+//! Topic and pattern syntax: validation of published topics, parsing of
+//! subscription patterns, and matching a pattern against a topic.
+
+use std::fmt;
+
+/// Most tokens a topic or pattern may have.
+pub const MAX_TOKENS: usize = 256;
+/// Most bytes (UTF-8) a topic or pattern may have.
+pub const MAX_BYTES: usize = 4096;
+
+/// Longest prefix of the offending string kept in a [`TopicError`], in chars.
+const MAX_ERROR_INPUT_CHARS: usize = 64;
+
+/// Whether the string was meant as a topic (publish) or a pattern (subscribe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// A concrete topic, as given to publish.
+    Topic,
+    /// A subscription pattern, which may hold wildcards.
+    Pattern,
+}
+
+/// Why a topic or pattern is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicReason {
+    /// The string is empty.
+    Empty,
+    /// The token at `index` (0-based) is empty, e.g. `a..b` or a trailing dot.
+    EmptyToken {
+        /// 0-based token index.
+        index: usize,
+    },
+    /// The token at `index` holds a whitespace character.
+    Whitespace {
+        /// 0-based token index.
+        index: usize,
+    },
+    /// The token at `index` holds a control character (below U+0020, or DEL).
+    ControlCharacter {
+        /// 0-based token index.
+        index: usize,
+    },
+    /// The token at `index` of a topic is the wildcard `*` or `>`.
+    WildcardInTopic {
+        /// 0-based token index.
+        index: usize,
+    },
+    /// The token at `index` mixes `*` or `>` with other characters.
+    MixedWildcard {
+        /// 0-based token index.
+        index: usize,
+    },
+    /// The `>` at token `index` of a pattern is not the last token.
+    FullWildcardNotLast {
+        /// 0-based token index.
+        index: usize,
+    },
+    /// The string has `count` tokens, more than [`MAX_TOKENS`].
+    TooManyTokens {
+        /// Number of tokens in the string.
+        count: usize,
+    },
+    /// The string is `bytes` long, more than [`MAX_BYTES`].
+    TooLong {
+        /// Length of the string in bytes.
+        bytes: usize,
+    },
+}
+
+/// A rejected topic or pattern, with a short copy of the input for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicError {
+    /// Whether a topic or a pattern was rejected.
+    pub subject: Subject,
+    /// The first 64 chars of the rejected string, with "…" appended when cut.
+    pub input: String,
+    /// What is wrong with it.
+    pub reason: TopicReason,
+}
+
+impl TopicError {
+    fn new(subject: Subject, input: &str, reason: TopicReason) -> Self {
+        TopicError {
+            subject,
+            input: shorten(input),
+            reason,
+        }
+    }
+}
+
+/// Keeps error values small when JavaScript hands over a huge string.
+fn shorten(input: &str) -> String {
+    match input.char_indices().nth(MAX_ERROR_INPUT_CHARS) {
+        Some((cut, _)) => {
+            let mut short = String::with_capacity(cut + '…'.len_utf8());
+            short.push_str(&input[..cut]);
+            short.push('…');
+            short
+        }
+        None => input.to_owned(),
+    }
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.subject {
+            Subject::Topic => "topic",
+            Subject::Pattern => "pattern",
+        };
+        match &self.reason {
+            TopicReason::Empty => return write!(f, "invalid {kind}: empty string"),
+            TopicReason::TooLong { bytes } => {
+                return write!(
+                    f,
+                    "invalid {kind}: {bytes} bytes is over the {MAX_BYTES}-byte limit"
+                )
+            }
+            _ => {}
+        }
+        // Debug formatting quotes the input and escapes control characters,
+        // so a message never carries raw control bytes into logs.
+        write!(f, "invalid {kind} {:?}: ", self.input)?;
+        match &self.reason {
+            TopicReason::EmptyToken { index } => write!(f, "token {} is empty", index + 1),
+            TopicReason::Whitespace { index } => {
+                write!(f, "token {} contains whitespace", index + 1)
+            }
+            TopicReason::ControlCharacter { index } => {
+                write!(f, "token {} contains a control character", index + 1)
+            }
+            TopicReason::WildcardInTopic { index } => match self.input.split('.').nth(*index) {
+                Some(wildcard @ ("*" | ">")) => write!(
+                    f,
+                    "wildcard '{wildcard}' is not allowed in a {kind} (token {})",
+                    index + 1
+                ),
+                _ => write!(
+                    f,
+                    "wildcards are not allowed in a {kind} (token {})",
+                    index + 1
+                ),
+            },
+            TopicReason::MixedWildcard { index } => {
+                write!(f, "'*' and '>' must be whole tokens (token {})", index + 1)
+            }
+            TopicReason::FullWildcardNotLast { index } => {
+                write!(f, "'>' must be the last token (token {})", index + 1)
+            }
+            TopicReason::TooManyTokens { count } => {
+                write!(f, "{count} tokens is over the {MAX_TOKENS}-token limit")
+            }
+            TopicReason::Empty | TopicReason::TooLong { .. } => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for TopicError {}
+
+/// Checks a topic given to publish.
+///
+/// One pass over the bytes with no allocation unless the topic is invalid.
+pub fn validate_topic(topic: &str) -> Result<(), TopicError> {
+    scan(topic, Subject::Topic)
+}
+
+/// Whether the topic is reserved for the system: its first token starts with '$'.
+pub fn is_reserved(topic: &str) -> bool {
+    topic.starts_with('$')
+}
+
+/// Shared validator for topics and patterns; the only difference between
+/// the two is what a whole-token wildcard means.
+fn scan(input: &str, subject: Subject) -> Result<(), TopicError> {
+    let fail = |reason| Err(TopicError::new(subject, input, reason));
+    let bytes = input.as_bytes();
+    if bytes.is_empty() {
+        return fail(TopicReason::Empty);
+    }
+    if bytes.len() > MAX_BYTES {
+        return fail(TopicReason::TooLong { bytes: bytes.len() });
+    }
+
+    let mut token = TokenScan::default();
+    let mut pos = 0;
+    while let Some(&byte) = bytes.get(pos) {
+        let width = match byte {
+            b'.' => {
+                if let Err(reason) = token.finish(false, subject) {
+                    return fail(reason);
+                }
+                token = TokenScan {
+                    index: token.index + 1,
+                    ..TokenScan::default()
+                };
+                pos += 1;
+                continue;
+            }
+            b'*' | b'>' => {
+                token.wildcard.get_or_insert(byte);
+                1
+            }
+            b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ' => {
+                return fail(TopicReason::Whitespace { index: token.index })
+            }
+            0x00..=0x1F | 0x7F => {
+                return fail(TopicReason::ControlCharacter { index: token.index })
+            }
+            0x20..=0x7E => 1,
+            _ => match input.get(pos..).and_then(|rest| rest.chars().next()) {
+                Some(c) if c.is_whitespace() => {
+                    return fail(TopicReason::Whitespace { index: token.index })
+                }
+                Some(c) => c.len_utf8(),
+                // Unreachable for a &str; ending the scan beats looping forever.
+                None => bytes.len() - pos,
+            },
+        };
+        token.len += width;
+        pos += width;
+    }
+    if let Err(reason) = token.finish(true, subject) {
+        return fail(reason);
+    }
+
+    let count = token.index + 1;
+    if count > MAX_TOKENS {
+        return fail(TopicReason::TooManyTokens { count });
+    }
+    Ok(())
+}
+
+/// State of the token being scanned.
+#[derive(Default)]
+struct TokenScan {
+    index: usize,
+    len: usize,
+    /// First '*' or '>' byte seen in the token.
+    wildcard: Option<u8>,
+}
+
+impl TokenScan {
+    fn finish(&self, is_last: bool, subject: Subject) -> Result<(), TopicReason> {
+        let index = self.index;
+        if self.len == 0 {
+            return Err(TopicReason::EmptyToken { index });
+        }
+        let Some(wildcard) = self.wildcard else {
+            return Ok(());
+        };
+        // '*' and '>' are wildcards only as a whole one-byte token.
+        if self.len > 1 {
+            return Err(TopicReason::MixedWildcard { index });
+        }
+        match subject {
+            Subject::Topic => Err(TopicReason::WildcardInTopic { index }),
+            Subject::Pattern if wildcard == b'>' && !is_last => {
+                Err(TopicReason::FullWildcardNotLast { index })
+            }
+            Subject::Pattern => Ok(()),
+        }
+    }
+}
+
+/// One token of a parsed [`Pattern`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PatternToken {
+    /// Matches exactly this token.
+    Literal(Box<str>),
+    /// `*`: matches any single token.
+    Star,
+    /// `>`: matches one or more trailing tokens.
+    Rest,
+}
+
+/// A validated subscription pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pattern {
+    raw: Box<str>,
+    tokens: Box<[PatternToken]>,
+}
+
+impl Pattern {
+    /// Validates and splits a pattern given to subscribe.
+    pub fn parse(pattern: &str) -> Result<Pattern, TopicError> {
+        scan(pattern, Subject::Pattern)?;
+        let tokens = pattern
+            .split('.')
+            .map(|token| match token {
+                "*" => PatternToken::Star,
+                ">" => PatternToken::Rest,
+                literal => PatternToken::Literal(literal.into()),
+            })
+            .collect();
+        Ok(Pattern {
+            raw: pattern.into(),
+            tokens,
+        })
+    }
+
+    /// The pattern as it was written.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The pattern's tokens, in order.
+    pub fn tokens(&self) -> &[PatternToken] {
+        &self.tokens
+    }
+
+    /// Whether the pattern holds no wildcard, so it matches exactly one topic.
+    pub fn is_literal(&self) -> bool {
+        self.tokens
+            .iter()
+            .all(|token| matches!(token, PatternToken::Literal(_)))
+    }
+
+    /// Matches a topic that has already been validated. Level by level, never by string prefix.
+    pub fn matches(&self, topic: &str) -> bool {
+        let starts_with_wildcard = !matches!(self.tokens.first(), Some(PatternToken::Literal(_)));
+        if starts_with_wildcard && is_reserved(topic) {
+            return false;
+        }
+        let mut levels = topic.split('.');
+        for token in self.tokens.iter() {
+            match token {
+                PatternToken::Rest => return levels.next().is_some(),
+                PatternToken::Star => {
+                    if levels.next().is_none() {
+                        return false;
+                    }
+                }
+                PatternToken::Literal(literal) => {
+                    if levels.next() != Some(&**literal) {
+                        return false;
+                    }
+                }
+            }
+        }
+        levels.next().is_none()
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use super::*;
+
+    fn topic_reason(topic: &str) -> TopicReason {
+        validate_topic(topic).unwrap_err().reason
+    }
+
+    fn pattern_reason(pattern: &str) -> TopicReason {
+        Pattern::parse(pattern).unwrap_err().reason
+    }
+
+    fn topic_message(topic: &str) -> String {
+        validate_topic(topic).unwrap_err().to_string()
+    }
+
+    fn pattern_message(pattern: &str) -> String {
+        Pattern::parse(pattern).unwrap_err().to_string()
+    }
+
+    fn dotted(count: usize) -> String {
+        vec!["a"; count].join(".")
+    }
+
+    #[test]
+    fn conformance_vectors() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/data/topics.json")).unwrap();
+
+        let rows = vectors["match"].as_array().unwrap();
+        assert!(!rows.is_empty());
+        for row in rows {
+            let pattern = row[0].as_str().unwrap();
+            let topic = row[1].as_str().unwrap();
+            let expected = row[2].as_bool().unwrap();
+            validate_topic(topic).unwrap_or_else(|e| panic!("{topic:?} rejected: {e}"));
+            let parsed =
+                Pattern::parse(pattern).unwrap_or_else(|e| panic!("{pattern:?} rejected: {e}"));
+            assert_eq!(parsed.matches(topic), expected, "{pattern} vs {topic}");
+        }
+
+        let invalid_patterns = vectors["invalid_patterns"].as_array().unwrap();
+        assert!(!invalid_patterns.is_empty());
+        for pattern in invalid_patterns {
+            let pattern = pattern.as_str().unwrap();
+            assert!(Pattern::parse(pattern).is_err(), "{pattern:?} accepted");
+        }
+
+        let invalid_topics = vectors["invalid_topics"].as_array().unwrap();
+        assert!(!invalid_topics.is_empty());
+        for topic in invalid_topics {
+            let topic = topic.as_str().unwrap();
+            assert!(validate_topic(topic).is_err(), "{topic:?} accepted");
+        }
+    }
+
+    #[test]
+    fn accepts_plain_and_unicode_topics() {
+        for topic in [
+            "a",
+            "a.b.c",
+            "$errors",
+            "ü.straße",
+            "日本.東京",
+            "a-b_c.1",
+            "a$b",
+        ] {
+            assert_eq!(validate_topic(topic), Ok(()), "{topic:?}");
+        }
+    }
+
+    #[test]
+    fn empty_string() {
+        assert_eq!(topic_reason(""), TopicReason::Empty);
+        assert_eq!(pattern_reason(""), TopicReason::Empty);
+        assert_eq!(topic_message(""), "invalid topic: empty string");
+        assert_eq!(pattern_message(""), "invalid pattern: empty string");
+    }
+
+    #[test]
+    fn empty_tokens() {
+        assert_eq!(topic_reason("a..b"), TopicReason::EmptyToken { index: 1 });
+        assert_eq!(topic_reason(".a"), TopicReason::EmptyToken { index: 0 });
+        assert_eq!(topic_reason("a."), TopicReason::EmptyToken { index: 1 });
+        assert_eq!(pattern_reason("."), TopicReason::EmptyToken { index: 0 });
+        assert_eq!(
+            topic_message("a..b"),
+            r#"invalid topic "a..b": token 2 is empty"#
+        );
+    }
+
+    #[test]
+    fn whitespace_ascii_and_unicode() {
+        assert_eq!(topic_reason("a b"), TopicReason::Whitespace { index: 0 });
+        assert_eq!(topic_reason("a.\tb"), TopicReason::Whitespace { index: 1 });
+        assert_eq!(pattern_reason(" a"), TopicReason::Whitespace { index: 0 });
+        for space in ['\u{00A0}', '\u{3000}', '\u{2028}', '\u{0085}', '\u{1680}'] {
+            let topic = format!("a.b{space}c");
+            assert_eq!(topic_reason(&topic), TopicReason::Whitespace { index: 1 });
+            assert_eq!(pattern_reason(&topic), TopicReason::Whitespace { index: 1 });
+        }
+        assert_eq!(
+            topic_message("a b"),
+            r#"invalid topic "a b": token 1 contains whitespace"#
+        );
+    }
+
+    #[test]
+    fn control_characters_are_rejected_and_escaped() {
+        for control in ['\u{0}', '\u{1}', '\u{1B}', '\u{1F}', '\u{7F}'] {
+            let topic = format!("x.a{control}b");
+            assert_eq!(
+                topic_reason(&topic),
+                TopicReason::ControlCharacter { index: 1 }
+            );
+            assert_eq!(
+                pattern_reason(&topic),
+                TopicReason::ControlCharacter { index: 1 }
+            );
+            let message = topic_message(&topic);
+            assert!(!message.chars().any(char::is_control), "{message:?}");
+        }
+        assert_eq!(
+            topic_message("a\u{0}b"),
+            r#"invalid topic "a\0b": token 1 contains a control character"#
+        );
+        assert!(!topic_message("a\nb").contains('\n'));
+    }
+
+    #[test]
+    fn wildcards_in_topics() {
+        assert_eq!(topic_reason("*"), TopicReason::WildcardInTopic { index: 0 });
+        assert_eq!(
+            topic_reason("a.>"),
+            TopicReason::WildcardInTopic { index: 1 }
+        );
+        assert_eq!(
+            topic_message("a.*"),
+            r#"invalid topic "a.*": wildcard '*' is not allowed in a topic (token 2)"#
+        );
+        assert_eq!(
+            topic_message("a.>.c"),
+            r#"invalid topic "a.>.c": wildcard '>' is not allowed in a topic (token 2)"#
+        );
+    }
+
+    #[test]
+    fn mixed_wildcards() {
+        for (input, index) in [
+            ("a*", 0),
+            ("*a", 0),
+            ("a.>b", 1),
+            ("a.b>", 1),
+            ("**", 0),
+            ("*>", 0),
+        ] {
+            assert_eq!(
+                topic_reason(input),
+                TopicReason::MixedWildcard { index },
+                "{input}"
+            );
+            assert_eq!(
+                pattern_reason(input),
+                TopicReason::MixedWildcard { index },
+                "{input}"
+            );
+        }
+        assert_eq!(
+            pattern_message("a.b*"),
+            r#"invalid pattern "a.b*": '*' and '>' must be whole tokens (token 2)"#
+        );
+    }
+
+    #[test]
+    fn full_wildcard_must_be_last() {
+        assert_eq!(
+            pattern_reason("a.>.b"),
+            TopicReason::FullWildcardNotLast { index: 1 }
+        );
+        assert_eq!(
+            pattern_reason(">.a"),
+            TopicReason::FullWildcardNotLast { index: 0 }
+        );
+        assert_eq!(
+            pattern_message("a.>.b"),
+            r#"invalid pattern "a.>.b": '>' must be the last token (token 2)"#
+        );
+        assert!(Pattern::parse("a.*.>").is_ok());
+    }
+
+    #[test]
+    fn token_limit() {
+        assert_eq!(validate_topic(&dotted(MAX_TOKENS)), Ok(()));
+        assert!(Pattern::parse(&dotted(MAX_TOKENS)).is_ok());
+        assert_eq!(
+            topic_reason(&dotted(MAX_TOKENS + 1)),
+            TopicReason::TooManyTokens { count: 257 }
+        );
+        assert_eq!(
+            pattern_reason(&dotted(MAX_TOKENS + 1)),
+            TopicReason::TooManyTokens { count: 257 }
+        );
+        assert!(topic_message(&dotted(300)).ends_with(": 300 tokens is over the 256-token limit"));
+    }
+
+    #[test]
+    fn byte_limit() {
+        let exact = "a".repeat(MAX_BYTES);
+        assert_eq!(validate_topic(&exact), Ok(()));
+        assert!(Pattern::parse(&exact).is_ok());
+        let over = "a".repeat(MAX_BYTES + 1);
+        assert_eq!(topic_reason(&over), TopicReason::TooLong { bytes: 4097 });
+        assert_eq!(pattern_reason(&over), TopicReason::TooLong { bytes: 4097 });
+        assert_eq!(
+            topic_message(&"a".repeat(5000)),
+            "invalid topic: 5000 bytes is over the 4096-byte limit"
+        );
+        // Multi-byte characters count by bytes: 1366 × 3 bytes = 4098.
+        assert_eq!(
+            topic_reason(&"日".repeat(1366)),
+            TopicReason::TooLong { bytes: 4098 }
+        );
+    }
+
+    #[test]
+    fn error_input_is_cut_at_64_chars_on_a_char_boundary() {
+        let long = format!("{}..b", "ü".repeat(100));
+        let error = validate_topic(&long).unwrap_err();
+        assert_eq!(error.input, format!("{}…", "ü".repeat(64)));
+        assert_eq!(error.reason, TopicReason::EmptyToken { index: 1 });
+
+        let exactly_64 = format!("{}..", "日".repeat(62));
+        assert_eq!(exactly_64.chars().count(), 64);
+        assert_eq!(validate_topic(&exactly_64).unwrap_err().input, exactly_64);
+    }
+
+    #[test]
+    fn reserved_topics() {
+        assert!(is_reserved("$errors"));
+        assert!(is_reserved("$dead.jobs"));
+        assert!(!is_reserved("a.$b"));
+        assert!(!is_reserved("errors"));
+    }
+
+    #[test]
+    fn pattern_accessors() {
+        let pattern = Pattern::parse("a.*.>").unwrap();
+        assert_eq!(pattern.as_str(), "a.*.>");
+        assert_eq!(
+            pattern.tokens(),
+            &[
+                PatternToken::Literal("a".into()),
+                PatternToken::Star,
+                PatternToken::Rest
+            ]
+        );
+        assert!(!pattern.is_literal());
+        assert!(Pattern::parse("a.b").unwrap().is_literal());
+        assert!(!Pattern::parse(">").unwrap().is_literal());
+    }
+
+    #[test]
+    fn matching_is_level_by_level() {
+        let pattern = Pattern::parse("a.b").unwrap();
+        assert!(!pattern.matches("a.bc"));
+        assert!(!pattern.matches("a.b.c"));
+        assert!(!Pattern::parse("a.>").unwrap().matches("ab.c"));
+        assert!(Pattern::parse("$x.*").unwrap().matches("$x.y"));
+        assert!(!Pattern::parse("*.y").unwrap().matches("$x.y"));
+    }
+}

@@ -47,7 +47,10 @@ impl BatchPolicy {
             return Err(Error::invalid_option("batch.maxSize", "must be at least 1"));
         }
         if self.max_bytes == 0 {
-            return Err(Error::invalid_option("batch.maxBytes", "must be at least 1"));
+            return Err(Error::invalid_option(
+                "batch.maxBytes",
+                "must be at least 1",
+            ));
         }
         if self.max_attempts == 0 {
             return Err(Error::invalid_option(

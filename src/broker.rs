@@ -971,6 +971,7 @@ impl<P: Clone> Broker<P> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn begin(
         &mut self,
         sub: SubId,
@@ -1062,7 +1063,8 @@ impl<P: Clone> Broker<P> {
             return;
         };
         if !ok {
-            if let (Some((msgs, attempt)), true, Kind::Batch(b)) = (f.batch, sub.live, &mut sub.kind)
+            if let (Some((msgs, attempt)), true, Kind::Batch(b)) =
+                (f.batch, sub.live, &mut sub.kind)
             {
                 let due = now.saturating_add(b.policy.backoff(attempt));
                 b.retry = Some((msgs, attempt + 1));
@@ -1251,9 +1253,7 @@ impl<P: Clone> Broker<P> {
 
     /// Statistics of one subscription (also after it unsubscribed, while deliveries finish).
     pub fn subscription_stats(&self, id: SubId) -> Option<SubscriptionStats> {
-        self.subs
-            .get(id.index, id.gen)
-            .map(|s| s.stats(s.order))
+        self.subs.get(id.index, id.gen).map(|s| s.stats(s.order))
     }
 
     /// Adds counts gathered by a driver that delivered directly (without the broker's queues):

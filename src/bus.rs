@@ -293,9 +293,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             timeout,
             ..BrokerConfig::default()
         })?;
-        let clock: Rc<dyn Clock> = options
-            .clock
-            .unwrap_or_else(|| Rc::new(SystemClock::new()));
+        let clock: Rc<dyn Clock> = options.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
         #[cfg(target_arch = "wasm32")]
         let browser = (!clock.is_virtual()).then(|| RefCell::new(Browser::default()));
         Ok(Bus {
@@ -497,7 +495,12 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
     /// Publishes, waiting for room when a `wait` subscription is full. Natively (and on a
     /// virtual clock) waiting runs the bus until there is room.
-    pub async fn publish_async(&self, topic: &str, payload: P, options: PublishOptions) -> Result<bool> {
+    pub async fn publish_async(
+        &self,
+        topic: &str,
+        payload: P,
+        options: PublishOptions,
+    ) -> Result<bool> {
         let out = outgoing(payload, options)?;
         let handle = self.inner.core.borrow_mut().resolve(topic)?;
         let mut stuck = false;
@@ -620,7 +623,8 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                         }
                     }
                 }
-                Some(Event::Room) => {
+                Some(Event::Room) =>
+                {
                     #[cfg(target_arch = "wasm32")]
                     if let Some(b) = &self.inner.browser {
                         for tx in b.borrow_mut().room.drain(..) {
@@ -637,7 +641,10 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         let handler = self.inner.handlers.borrow().get(&d.sub).cloned();
         let Some(handler) = handler else {
             // Unsubscribed between being made ready and now: nothing to run.
-            self.inner.core.borrow_mut().complete(d.id, true, self.inner.clock.now());
+            self.inner
+                .core
+                .borrow_mut()
+                .complete(d.id, true, self.inner.clock.now());
             return;
         };
         match (handler, d.items) {
@@ -658,7 +665,11 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 self.spawn(d.id, d.sub, d.attempt, d.final_attempt, fut, ms);
             }
             // A handler kind always matches its subscription kind; complete defensively.
-            _ => self.inner.core.borrow_mut().complete(d.id, true, self.inner.clock.now()),
+            _ => self
+                .inner
+                .core
+                .borrow_mut()
+                .complete(d.id, true, self.inner.clock.now()),
         }
     }
 
@@ -672,7 +683,10 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         messages: impl FnOnce() -> Vec<Message<P>>,
     ) {
         let now = self.inner.clock.now();
-        self.inner.core.borrow_mut().complete(id, result.is_ok(), now);
+        self.inner
+            .core
+            .borrow_mut()
+            .complete(id, result.is_ok(), now);
         if let Err(e) = result {
             if final_attempt {
                 self.report(ErrorCode::HandlerFailed, e.into(), messages(), sub, attempt);
@@ -748,7 +762,10 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             f(&report);
         }
         // Failures of `$errors` handlers are not republished there: that could loop forever.
-        let from_errors = report.messages.iter().any(|m| m.topic().starts_with("$errors"));
+        let from_errors = report
+            .messages
+            .iter()
+            .any(|m| m.topic().starts_with("$errors"));
         if let (Some(to_payload), false) = (&self.inner.error_payload, from_errors) {
             let payload = to_payload(&report);
             // `$errors` is a valid topic and the bus is open unless closing; a refused

@@ -225,9 +225,9 @@ impl IdempotenceFilter {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     fn filter(max_ids: usize, max_age: Option<u64>) -> IdempotenceFilter {
         IdempotenceFilter::new(DedupeWindow { max_ids, max_age })

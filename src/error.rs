@@ -74,7 +74,10 @@ impl Error {
 
     /// `INVALID_OPTION` naming the option and what is wrong with it.
     pub fn invalid_option(name: &str, problem: impl fmt::Display) -> Self {
-        Error::new(ErrorCode::InvalidOption, format!("option `{name}` {problem}"))
+        Error::new(
+            ErrorCode::InvalidOption,
+            format!("option `{name}` {problem}"),
+        )
     }
 
     /// `CLOSED`, naming what is closed.

@@ -76,7 +76,12 @@ impl LocalExecutor {
     pub(crate) fn run_ready(&self) -> usize {
         let mut polled = 0;
         loop {
-            let next = self.shared.woken.lock().ok().and_then(|mut q| q.pop_front());
+            let next = self
+                .shared
+                .woken
+                .lock()
+                .ok()
+                .and_then(|mut q| q.pop_front());
             let Some(id) = next else { break };
             // Take the future out so the task may spawn or cancel tasks while it runs.
             let fut = match self.tasks.borrow_mut().get_mut(id.index, id.gen) {
@@ -89,7 +94,10 @@ impl LocalExecutor {
                 shared: self.shared.clone(),
             }));
             polled += 1;
-            let done = fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
+            let done = fut
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready();
             let mut tasks = self.tasks.borrow_mut();
             if done {
                 tasks.remove(id.index, id.gen);
@@ -102,7 +110,11 @@ impl LocalExecutor {
 
     /// Whether a task is waiting to be polled.
     pub(crate) fn has_woken(&self) -> bool {
-        self.shared.woken.lock().map(|q| !q.is_empty()).unwrap_or(false)
+        self.shared
+            .woken
+            .lock()
+            .map(|q| !q.is_empty())
+            .unwrap_or(false)
     }
 
     /// Blocks the thread until a task is woken or `timeout` passes (forever when `None`).

@@ -42,7 +42,7 @@ mod wasm;
 
 pub use batch::BatchPolicy;
 pub use broker::{
-    Broker, BrokerConfig, Delivery, Direct, DeliveryId, Event, Items, PublishMode, Published,
+    Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, Items, PublishMode, Published,
     SubId, SubscribeOptions, TopicHandle,
 };
 pub use bus::{
@@ -57,4 +57,7 @@ pub use queue::Overflow;
 pub use router::Router;
 pub use snapshot::{BusStats, LatencySummary, SubscriptionStats};
 pub use stats::{Counters, LatencyHistogram};
-pub use topic::{is_reserved, validate_topic, Pattern, PatternToken, Subject, TopicError, TopicReason, MAX_BYTES, MAX_TOKENS};
+pub use topic::{
+    is_reserved, validate_topic, Pattern, PatternToken, Subject, TopicError, TopicReason,
+    MAX_BYTES, MAX_TOKENS,
+};

@@ -175,4 +175,22 @@ impl<T: ByteSize> ByteSize for Option<T> {
 macro_rules! shallow_byte_size {
     ($($t:ty),*) => { $(impl ByteSize for $t {})* };
 }
-shallow_byte_size!((), bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
+shallow_byte_size!(
+    (),
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64
+);

@@ -193,9 +193,9 @@ fn remove_value<V: Eq>(values: &mut Vec<V>, value: V) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     fn pattern(text: &str) -> Pattern {
         Pattern::parse(text).unwrap()

@@ -84,12 +84,9 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u32, u32, &mut T)> {
-        self.entries
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                let gen = e.gen;
-                e.value.as_mut().map(|v| (i as u32, gen, v))
-            })
+        self.entries.iter_mut().enumerate().filter_map(|(i, e)| {
+            let gen = e.gen;
+            e.value.as_mut().map(|v| (i as u32, gen, v))
+        })
     }
 }

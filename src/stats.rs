@@ -138,9 +138,9 @@ fn bucket_upper_bound(bucket: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     const HOUR_MICROS: u64 = 3_600_000_000;
 

@@ -348,9 +348,9 @@ impl fmt::Display for Pattern {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use super::*;
 
     fn topic_reason(topic: &str) -> TopicReason {
         validate_topic(topic).unwrap_err().reason

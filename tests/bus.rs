@@ -33,9 +33,11 @@ fn virtual_bus<P: Clone + edgebus::ByteSize + 'static>(
 }
 
 /// Hands out futures that the test resolves by name, to drive async handlers step by step.
+type Opener = oneshot::Sender<Result<(), String>>;
+
 #[derive(Default, Clone)]
 struct Gates {
-    open: Rc<RefCell<HashMap<String, oneshot::Sender<Result<(), String>>>>>,
+    open: Rc<RefCell<HashMap<String, Opener>>>,
 }
 
 impl Gates {

@@ -1,0 +1,452 @@
+//! `WasmBroker`: the [`Broker`] as the JavaScript driver sees it.
+//!
+//! Payloads never enter WebAssembly: the driver keeps each message's envelope in a JavaScript
+//! table and hands the core its slot number. The core tells the driver when a slot is free again
+//! (the last copy of the message was dropped). Work comes back from [`WasmBroker::pump`] as one
+//! flat `Uint32Array` of records, so a whole round of deliveries crosses the boundary once:
+//!
+//! | record | layout |
+//! | --- | --- |
+//! | deliver | `1, delivery index, delivery gen, sub index, sub gen, slot, attempt` |
+//! | batch | `2, delivery index, delivery gen, sub index, sub gen, attempt, final, n, slot × n` |
+//! | timed out | `3, delivery index, delivery gen, sub index, sub gen, final` |
+//! | idle | `4, sub index, sub gen` |
+//! | room | `5` |
+//! | release | `6, slot` |
+
+use super::error::to_js;
+use crate::batch::BatchPolicy;
+use crate::broker::{
+    Broker, BrokerConfig, DeliveryId, Event, Items, PublishMode, Published, SubId,
+    SubscribeOptions, TopicHandle,
+};
+use crate::clock::ms_to_micros;
+use crate::dedupe::DedupeWindow;
+use crate::message::Outgoing;
+use crate::queue::Overflow;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+const DELIVER: u32 = 1;
+const BATCH: u32 = 2;
+const TIMED_OUT: u32 = 3;
+const IDLE: u32 = 4;
+const ROOM: u32 = 5;
+const RELEASE: u32 = 6;
+
+/// A message's place in the driver's envelope table; the last copy dropped frees it.
+#[derive(Debug)]
+struct SlotRef {
+    slot: u32,
+    released: Rc<RefCell<Vec<u32>>>,
+}
+
+impl Drop for SlotRef {
+    fn drop(&mut self) {
+        self.released.borrow_mut().push(self.slot);
+    }
+}
+
+type Slot = Rc<SlotRef>;
+
+fn overflow_from(code: i32) -> Option<Overflow> {
+    match code {
+        0 => Some(Overflow::DropOldest),
+        1 => Some(Overflow::DropNewest),
+        2 => Some(Overflow::Reject),
+        3 => Some(Overflow::Wait),
+        _ => None,
+    }
+}
+
+/// Non-negative count from JavaScript (validated there); `Infinity` means unbounded.
+fn count(v: f64) -> usize {
+    if v.is_finite() && v >= 0.0 {
+        v as usize
+    } else {
+        usize::MAX
+    }
+}
+
+/// Positive duration in ms from JavaScript; `None` for 0, negative, NaN or `Infinity`.
+fn duration(ms: f64) -> Option<u64> {
+    (ms.is_finite() && ms > 0.0).then(|| ms_to_micros(ms).max(1))
+}
+
+/// The broker core for the JavaScript `Bus` (internal to the package).
+#[wasm_bindgen]
+pub struct WasmBroker {
+    core: Broker<Slot>,
+    released: Rc<RefCell<Vec<u32>>>,
+}
+
+#[wasm_bindgen]
+impl WasmBroker {
+    /// A broker. `dedupe_max_ids` 0 turns dedupe off; durations ≤ 0 or infinite mean none.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        dedupe_max_ids: f64,
+        dedupe_max_age_ms: f64,
+        max_queue: f64,
+        overflow: i32,
+        timeout_ms: f64,
+    ) -> Result<WasmBroker, JsValue> {
+        let dedupe = (dedupe_max_ids > 0.0).then(|| DedupeWindow {
+            max_ids: count(dedupe_max_ids),
+            max_age: duration(dedupe_max_age_ms),
+        });
+        let core = Broker::new(BrokerConfig {
+            dedupe,
+            max_queue: count(max_queue),
+            overflow: overflow_from(overflow).unwrap_or_default(),
+            timeout: duration(timeout_ms),
+            track_idle: true,
+            ..BrokerConfig::default()
+        })
+        .map_err(to_js)?;
+        Ok(WasmBroker {
+            core,
+            released: Rc::new(RefCell::new(Vec::new())),
+        })
+    }
+
+    /// Subscribes; returns `[index, gen, id]`. Negative numbers take the bus defaults.
+    #[allow(clippy::too_many_arguments)]
+    pub fn subscribe(
+        &mut self,
+        pattern: &str,
+        concurrency: u32,
+        max_queue: f64,
+        overflow: i32,
+        timeout_ms: f64,
+        batch: bool,
+        batch_max_size: f64,
+        batch_max_bytes: f64,
+        batch_max_wait_ms: f64,
+        batch_max_attempts: u32,
+        backoff_initial_ms: f64,
+        backoff_max_ms: f64,
+    ) -> Result<Vec<f64>, JsValue> {
+        let policy = batch.then(|| {
+            let d = BatchPolicy::default();
+            BatchPolicy {
+                max_size: if batch_max_size < 0.0 {
+                    d.max_size
+                } else {
+                    count(batch_max_size)
+                },
+                max_bytes: if batch_max_bytes < 0.0 {
+                    d.max_bytes
+                } else {
+                    count(batch_max_bytes)
+                },
+                max_wait: if batch_max_wait_ms < 0.0 {
+                    d.max_wait
+                } else {
+                    ms_to_micros(batch_max_wait_ms)
+                },
+                max_attempts: if batch_max_attempts == 0 {
+                    d.max_attempts
+                } else {
+                    batch_max_attempts
+                },
+                backoff_initial: if backoff_initial_ms < 0.0 {
+                    d.backoff_initial
+                } else {
+                    ms_to_micros(backoff_initial_ms)
+                },
+                backoff_max: if backoff_max_ms < 0.0 {
+                    d.backoff_max.max(ms_to_micros(backoff_initial_ms.max(0.0)))
+                } else {
+                    ms_to_micros(backoff_max_ms)
+                },
+            }
+        });
+        let options = SubscribeOptions {
+            concurrency,
+            max_queue: (max_queue >= 0.0).then(|| count(max_queue)),
+            overflow: overflow_from(overflow),
+            timeout: if timeout_ms < 0.0 {
+                None
+            } else {
+                duration(timeout_ms)
+            },
+            batch: policy,
+        };
+        let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
+        self.core.set_direct(id, true);
+        let order = self.core.subscription_order(id).unwrap_or(0);
+        Ok(vec![
+            id.index() as f64,
+            id.generation() as f64,
+            order as f64,
+        ])
+    }
+
+    /// Unsubscribes; `false` when it was already gone.
+    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> bool {
+        self.core.unsubscribe(SubId::from_parts(index, gen))
+    }
+
+    /// Validates and resolves a topic: `[handle, sub index, sub gen, …]` in subscription order.
+    pub fn resolve(&mut self, topic: &str) -> Result<Vec<u32>, JsValue> {
+        let handle = self.core.resolve(topic).map_err(to_js)?;
+        let subs = self.core.route(handle).map_err(to_js)?;
+        let mut out = Vec::with_capacity(1 + subs.len() * 2);
+        out.push(handle.get());
+        for s in subs.iter() {
+            out.push(s.index());
+            out.push(s.generation());
+        }
+        Ok(out)
+    }
+
+    /// Forgets resolved topics (the driver drops its route cache at the same time).
+    pub fn reset_topics(&mut self) {
+        self.core.clear_topics();
+    }
+
+    /// Publishes one message: 0 accepted, 1 duplicate, 2 must wait (only when `wait`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish(
+        &mut self,
+        handle: u32,
+        slot: u32,
+        id: Option<String>,
+        key: Option<String>,
+        ttl_ms: f64,
+        size: f64,
+        now_ms: f64,
+        wait: bool,
+    ) -> Result<u32, JsValue> {
+        let msg = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
+        let mode = if wait {
+            PublishMode::Wait
+        } else {
+            PublishMode::Now
+        };
+        let r = self
+            .core
+            .publish_to(
+                TopicHandle::from_raw(handle),
+                msg,
+                ms_to_micros(now_ms),
+                mode,
+            )
+            .map_err(to_js)?;
+        Ok(match r {
+            Published::Accepted { .. } => 0,
+            Published::Duplicate => 1,
+            Published::MustWait => 2,
+        })
+    }
+
+    /// Publishes several messages on one topic; returns how many were accepted, or -1 when a
+    /// `wait` subscription is full (only when `wait`). `ids`, when given, has one id per slot
+    /// (an empty string for none); `sizes` likewise, or is empty.
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish_batch(
+        &mut self,
+        handle: u32,
+        slots: &[u32],
+        ids: Option<Vec<String>>,
+        key: Option<String>,
+        ttl_ms: f64,
+        sizes: &[f64],
+        now_ms: f64,
+        wait: bool,
+    ) -> Result<i32, JsValue> {
+        let mut ids = ids.map(|v| v.into_iter());
+        let msgs: Vec<Outgoing<Slot>> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, &slot)| {
+                let id = ids
+                    .as_mut()
+                    .and_then(|it| it.next())
+                    .filter(|s| !s.is_empty());
+                let size = sizes.get(i).copied().unwrap_or(0.0);
+                self.outgoing(slot, id, key.as_deref(), ttl_ms, size)
+            })
+            .collect();
+        let mode = if wait {
+            PublishMode::Wait
+        } else {
+            PublishMode::Now
+        };
+        let r = self
+            .core
+            .publish_batch(
+                TopicHandle::from_raw(handle),
+                msgs,
+                ms_to_micros(now_ms),
+                mode,
+            )
+            .map_err(to_js)?;
+        Ok(r.map_or(-1, |n| n as i32))
+    }
+
+    fn outgoing(
+        &self,
+        slot: u32,
+        id: Option<String>,
+        key: Option<&str>,
+        ttl_ms: f64,
+        size: f64,
+    ) -> Outgoing<Slot> {
+        Outgoing {
+            payload: Rc::new(SlotRef {
+                slot,
+                released: self.released.clone(),
+            }),
+            id: id.map(Rc::from),
+            key: key.map(Rc::from),
+            headers: None,
+            ttl: duration(ttl_ms),
+            size: count(size),
+        }
+    }
+
+    /// Checks an id against the bus's idempotence filter (recording it): `true` the first time.
+    pub fn check_id(&mut self, id: &str, now_ms: f64) -> bool {
+        self.core.check_id(id, ms_to_micros(now_ms))
+    }
+
+    /// Whether the bus has an idempotence filter.
+    pub fn has_dedupe(&mut self) -> bool {
+        self.core.dedupe_filter().is_some()
+    }
+
+    /// Registers a delivery the driver started itself that turned out asynchronous; returns
+    /// `[delivery index, delivery gen]`.
+    pub fn begin(&mut self, index: u32, gen: u32, key: Option<String>, now_ms: f64) -> Vec<u32> {
+        let d = self.core.begin_external(
+            SubId::from_parts(index, gen),
+            key.map(Rc::from),
+            ms_to_micros(now_ms),
+        );
+        vec![d.index(), d.generation()]
+    }
+
+    /// Applies completions (`delivery index, delivery gen, ok` triples), fires due timers and
+    /// returns the next round of records (see the module docs).
+    pub fn pump(&mut self, now_ms: f64, completions: &[u32]) -> Vec<u32> {
+        let now = ms_to_micros(now_ms);
+        for c in completions.chunks_exact(3) {
+            self.core
+                .complete(DeliveryId::from_parts(c[0], c[1]), c[2] != 0, now);
+        }
+        self.core.fire_timers(now);
+        let mut out = Vec::new();
+        // Events raised by completions and timers come first (an idle subscription may get a new
+        // delivery in this same round); events raised while handing out deliveries come after.
+        self.drain_events(&mut out);
+        while let Some(d) = self.core.next_delivery(now) {
+            match d.items {
+                Items::One(m) => out.extend_from_slice(&[
+                    DELIVER,
+                    d.id.index(),
+                    d.id.generation(),
+                    d.sub.index(),
+                    d.sub.generation(),
+                    m.payload().slot,
+                    d.attempt,
+                ]),
+                Items::Batch(ms) => {
+                    out.extend_from_slice(&[
+                        BATCH,
+                        d.id.index(),
+                        d.id.generation(),
+                        d.sub.index(),
+                        d.sub.generation(),
+                        d.attempt,
+                        d.final_attempt as u32,
+                        ms.len() as u32,
+                    ]);
+                    out.extend(ms.iter().map(|m| m.payload().slot));
+                }
+            }
+        }
+        self.drain_events(&mut out);
+        for slot in self.released.borrow_mut().drain(..) {
+            out.extend_from_slice(&[RELEASE, slot]);
+        }
+        out
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<u32>) {
+        while let Some(e) = self.core.poll_event() {
+            match e {
+                Event::TimedOut {
+                    delivery,
+                    sub,
+                    final_attempt,
+                } => out.extend_from_slice(&[
+                    TIMED_OUT,
+                    delivery.index(),
+                    delivery.generation(),
+                    sub.index(),
+                    sub.generation(),
+                    final_attempt as u32,
+                ]),
+                Event::Idle(sub) => out.extend_from_slice(&[IDLE, sub.index(), sub.generation()]),
+                Event::Room => out.push(ROOM),
+            }
+        }
+    }
+
+    /// The next timer deadline in ms, or -1.
+    pub fn next_deadline(&self) -> f64 {
+        self.core
+            .next_deadline()
+            .map_or(-1.0, |t| t as f64 / 1000.0)
+    }
+
+    /// Tells the core whether publishers wait for room.
+    pub fn set_waiting(&mut self, waiting: bool) {
+        self.core.set_waiting(waiting);
+    }
+
+    /// Seals open batches.
+    pub fn flush(&mut self) {
+        self.core.flush();
+    }
+
+    /// Closes the core (later publishes fail with `CLOSED`) and seals open batches.
+    pub fn close(&mut self) {
+        self.core.close();
+    }
+
+    /// Whether nothing is queued or running.
+    pub fn is_idle(&self) -> bool {
+        self.core.is_idle()
+    }
+
+    /// Adds counts of deliveries the driver made directly.
+    pub fn record_direct(&mut self, index: u32, gen: u32, delivered: f64, failed: f64) {
+        self.core.record_direct(
+            SubId::from_parts(index, gen),
+            delivered as u64,
+            failed as u64,
+        );
+    }
+
+    /// Adds messages the driver published directly.
+    pub fn record_published(&mut self, n: f64) {
+        self.core.record_published(n as u64);
+    }
+
+    /// Statistics snapshot as a plain object.
+    pub fn stats(&self) -> Result<JsValue, JsValue> {
+        serde_wasm_bindgen::to_value(&self.core.stats()).map_err(JsValue::from)
+    }
+
+    /// One subscription's statistics, or `undefined` once it is gone.
+    pub fn subscription_stats(&self, index: u32, gen: u32) -> Result<JsValue, JsValue> {
+        match self.core.subscription_stats(SubId::from_parts(index, gen)) {
+            Some(s) => serde_wasm_bindgen::to_value(&s).map_err(JsValue::from),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! WebAssembly bindings: one file per exported class, errors mapped in `error.rs`. The classes
+//! here are the package's internals; its JavaScript layer (`src/js`) is the public API.
+
+mod broker;
+mod error;
+mod filter;
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+/// Monotonic time in microseconds (`performance.now()`), for the Rust `SystemClock`.
+pub(crate) fn now_micros() -> u64 {
+    (performance_now() * 1000.0) as u64
+}
+
+/// Makes a Rust panic print its message and location to the console (a panic also poisons the
+/// instance: the JavaScript layer validates every input so none is reachable).
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}

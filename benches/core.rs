@@ -106,28 +106,35 @@ fn window() -> DedupeWindow {
     }
 }
 
-/// Steady state: `CHECKS` ids per iteration, alternating a first sighting and a repeat of an id
-/// seen within the last `WINDOW / 2` distinct ids. First sightings walk a ring of `2 * WINDOW`
-/// distinct ids, so by the time an id comes round again it has left the window and is new again.
+/// Steady state: the ids of one iteration, made outside the timing. Ids are numbered in order of
+/// first sighting; checks alternate a first sighting (the next number, never seen before) and a
+/// repeat of one of the last `WINDOW / 2` first sightings, which is still in the window.
 struct SteadyIds {
-    ring: Vec<String>,
-    /// Per check of one iteration: `None` for the next first sighting, `Some(d)` for a repeat of
-    /// the id `d` first sightings back.
-    pattern: Vec<Option<u64>>,
+    rng: XorShift,
+    /// Number of the next first sighting.
+    next: u64,
 }
 
 impl SteadyIds {
-    fn new() -> Self {
-        let ring = (0..2 * WINDOW as u64).map(id).collect();
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        let pattern = (0..CHECKS)
-            .map(|i| (i % 2 == 1).then(|| rng.back(WINDOW as u64 / 2)))
-            .collect();
-        SteadyIds { ring, pattern }
+    /// Starts after `seen` first sightings (numbered `0..seen`).
+    fn after(seen: u64) -> Self {
+        SteadyIds {
+            rng: XorShift(0x9E37_79B9_7F4A_7C15),
+            next: seen,
+        }
     }
 
-    fn at(&self, position: u64) -> &str {
-        &self.ring[(position % self.ring.len() as u64) as usize]
+    fn iteration(&mut self) -> Vec<String> {
+        (0..CHECKS)
+            .map(|i| {
+                if i % 2 == 0 {
+                    self.next += 1;
+                    id(self.next - 1)
+                } else {
+                    id(self.next - self.rng.back(WINDOW as u64 / 2))
+                }
+            })
+            .collect()
     }
 }
 
@@ -151,31 +158,27 @@ fn idempotence_filter(c: &mut Criterion) {
     let mut group = c.benchmark_group("idempotence_filter");
     group.throughput(Throughput::Elements(CHECKS as u64));
 
-    let steady = SteadyIds::new();
+    // A long-lived filter, filled to its window before the measurement.
     let mut filter = IdempotenceFilter::new(window());
-    // Fill the window, then go round the ring once so the arena and index are at steady size.
-    let mut next: u64 = 0;
-    while next < 2 * WINDOW as u64 {
-        assert!(filter.check(steady.at(next), 0));
-        next += 1;
+    for n in 0..WINDOW as u64 {
+        assert!(filter.check(&id(n), 0));
     }
     assert_eq!(filter.len(0), WINDOW);
+    let mut steady = SteadyIds::after(WINDOW as u64);
     group.bench_function("10000", |b| {
-        b.iter(|| {
-            let mut new = 0u32;
-            for step in &steady.pattern {
-                let position = match *step {
-                    None => {
-                        next += 1;
-                        next - 1
-                    }
-                    Some(back) => next - back,
-                };
-                new += filter.check(black_box(steady.at(position)), 0) as u32;
-            }
-            debug_assert_eq!(new as usize, CHECKS / 2);
-            black_box(new)
-        });
+        b.iter_batched(
+            || steady.iteration(),
+            |ids| {
+                let mut new = 0usize;
+                for id in &ids {
+                    new += filter.check(black_box(id), 0) as usize;
+                }
+                assert_eq!(new, CHECKS / 2);
+                // Returned so that freeing the ids stays out of the measurement.
+                ids
+            },
+            BatchSize::SmallInput,
+        );
     });
     assert_eq!(filter.len(0), WINDOW);
 

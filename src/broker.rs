@@ -1005,6 +1005,9 @@ impl<P: Clone> Broker<P> {
         let timeout = match self.subs.get_mut(sub.index, sub.gen) {
             Some(s) => {
                 s.in_flight += 1;
+                if let Kind::Plain(q) = &mut s.kind {
+                    q.activate(key.as_ref());
+                }
                 s.timeout
             }
             None => None,

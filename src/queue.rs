@@ -93,6 +93,16 @@ impl<P> SubQueue<P> {
         }
     }
 
+    /// Marks `key` busy for a message that started without passing through the queue (a handler
+    /// the driver called directly), so later messages of the key wait for it.
+    pub(crate) fn activate(&mut self, key: Option<&Rc<str>>) {
+        if let (Some(key), true) = (key, self.keyed) {
+            if !self.lanes.contains_key(&**key) {
+                self.lanes.insert(key.clone(), VecDeque::new());
+            }
+        }
+    }
+
     /// Puts back a message that was taken to start but did not: it is the oldest waiting, and
     /// its key is still marked busy by it.
     pub(crate) fn push_front(&mut self, msg: Message<P>) {
@@ -251,6 +261,19 @@ mod tests {
         q.push(msg(2, Some("a")));
         assert_eq!(q.drop_oldest().unwrap().seq, 1);
         assert_eq!(q.pop().unwrap().seq, 2);
+    }
+
+    #[test]
+    fn an_activated_key_parks_its_next_message() {
+        let mut q = SubQueue::new(true);
+        let key: Rc<str> = Rc::from("a");
+        q.activate(Some(&key));
+        q.push(msg(1, Some("a")));
+        q.push(msg(2, Some("b")));
+        assert_eq!(q.pop().unwrap().seq, 2, "key a is busy: 1 waits");
+        assert!(q.pop().is_none());
+        q.release(Some(&key));
+        assert_eq!(q.pop().unwrap().seq, 1);
     }
 
     #[test]

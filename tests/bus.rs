@@ -791,3 +791,38 @@ fn invalid_options_are_refused_with_named_errors() {
     .unwrap();
     assert!(e.message().contains("maxIds"));
 }
+
+#[test]
+fn a_direct_delivery_that_turns_async_keeps_its_key_busy() {
+    // The JavaScript driver calls idle handlers directly and learns only from the returned promise
+    // that the delivery is asynchronous; it then registers it with `begin_external`.
+    use edgebus::{Broker, BrokerConfig, Direct, Items, Outgoing, PublishMode, SubscribeOptions};
+    let mut core: Broker<u32> = Broker::new(BrokerConfig::default()).unwrap();
+    let sub = core
+        .subscribe("jobs", &SubscribeOptions::default().concurrency(3))
+        .unwrap();
+    core.set_direct(sub, true);
+    let topic = core.resolve("jobs").unwrap();
+    let keyed = |n: u32, key: &str| Outgoing {
+        key: Some(Rc::from(key)),
+        ..Outgoing::new(n)
+    };
+    let Direct::Deliver(_, first) = core.publish_direct(topic, keyed(1, "a"), || 0).unwrap() else {
+        panic!("an idle subscription takes the message directly")
+    };
+    let running = core.begin_external(sub, first.key().map(Rc::from), 0);
+    for (n, key) in [(2, "a"), (3, "b")] {
+        core.publish_to(topic, keyed(n, key), 0, PublishMode::Now)
+            .unwrap();
+    }
+    let started: Vec<u32> = std::iter::from_fn(|| core.next_delivery(0))
+        .map(|d| match d.items {
+            Items::One(m) => *m.payload(),
+            Items::Batch(_) => unreachable!(),
+        })
+        .collect();
+    assert_eq!(started, [3], "2 shares key a with the running 1: it waits");
+    core.complete(running, true, 0);
+    let next = core.next_delivery(0).expect("2 starts once 1 is done");
+    assert!(matches!(next.items, Items::One(ref m) if *m.payload() == 2));
+}

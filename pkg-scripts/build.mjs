@@ -1,0 +1,124 @@
+// Builds the npm package `edgebus` into pkg/: wasm-pack for the web, bundler and nodejs targets,
+// then one package whose `exports` serve Node (ESM and CommonJS), browsers, bundlers and workerd.
+//
+//   node pkg-scripts/build.mjs [--dev]
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dev = process.argv.includes('--dev');
+// --js-only: reassemble from the last wasm-pack output (when only src/js changed).
+const jsOnly = process.argv.includes('--js-only');
+const out = join(root, 'pkg');
+const stage = join(root, 'target', 'wasm-pack');
+const cargo = readFileSync(join(root, 'Cargo.toml'), 'utf8');
+const version = /^version = "([^"]+)"/m.exec(cargo)[1];
+
+function run(cmd, args) {
+  console.log(`[build] ${cmd} ${args.join(' ')}`);
+  execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+}
+
+for (const target of ['web', 'bundler', 'nodejs']) {
+  if (jsOnly && existsSync(join(stage, target, 'edgebus_bg.wasm'))) continue;
+  run('wasm-pack', [
+    'build', '--target', target, '--out-dir', join(stage, target), '--out-name', 'edgebus',
+    '--no-pack', dev ? '--dev' : '--release',
+  ]);
+}
+
+rmSync(out, { recursive: true, force: true });
+const dirs = { web: 'web', bundler: 'bundler', nodejs: 'node' };
+for (const [target, dir] of Object.entries(dirs)) {
+  const dest = join(out, dir);
+  mkdirSync(dest, { recursive: true });
+  for (const f of ['edgebus.js', 'edgebus_bg.js', 'edgebus_bg.wasm', 'edgebus.d.ts', 'edgebus_bg.wasm.d.ts']) {
+    if (existsSync(join(stage, target, f))) cpSync(join(stage, target, f), join(dest, f));
+  }
+  writeFileSync(join(dest, 'package.json'), JSON.stringify({ type: target === 'nodejs' ? 'commonjs' : 'module' }) + '\n');
+}
+
+const api = readFileSync(join(root, 'src', 'js', 'api.js'), 'utf8');
+const names = ['Bus', 'Batcher', 'IdempotenceFilter', 'ManualClock', 'EdgebusError', 'Subscription'];
+const exportAll = `export const { ${names.join(', ')}, init, initSync } = api;\nexport default api;\n`;
+// Where the module is loaded by the entry itself, init() has nothing left to do.
+const readyInit = 'Object.assign(api, { init: () => Promise.resolve(), initSync: () => {} });\n';
+
+writeFileSync(join(out, 'index.node.cjs'),
+  `'use strict';\nconst raw = require('./node/edgebus.js');\n${api}\nconst api = makeApi(raw);\n${readyInit}module.exports = api;\n`);
+// ESM re-exports the CommonJS build, so `import` and `require` share one instance.
+writeFileSync(join(out, 'index.node.mjs'),
+  `import api from './index.node.cjs';\n${exportAll}`);
+writeFileSync(join(out, 'index.web.mjs'), `import initWasm, { initSync as initWasmSync } from './web/edgebus.js';
+import * as raw from './web/edgebus.js';
+
+let initialized = false;
+
+/** Loads the WebAssembly module once (browsers). \`input\`: URL, Response, bytes or WebAssembly.Module. */
+async function initModule(input) {
+  if (initialized) return;
+  await initWasm(input === undefined ? undefined : { module_or_path: input });
+  initialized = true;
+}
+
+/** Initializes synchronously from a compiled WebAssembly.Module (for example one posted to a Worker). */
+function initModuleSync(module) {
+  if (initialized) return;
+  initWasmSync({ module });
+  initialized = true;
+}
+
+${api}
+const api = makeApi(raw, () => {
+  if (!initialized) {
+    throw new api.EdgebusError('NOT_INITIALIZED', 'edgebus is not initialized: call \`await init()\` once before using it in a browser');
+  }
+});
+Object.assign(api, { init: initModule, initSync: initModuleSync });
+${exportAll}`);
+writeFileSync(join(out, 'index.bundler.mjs'),
+  `import * as raw from './bundler/edgebus.js';\n${api}\nconst api = makeApi(raw);\n${readyInit}${exportAll}`);
+// workerd: the .wasm is imported as a compiled module (no compiling from bytes at run time).
+writeFileSync(join(out, 'index.workerd.mjs'), `import { initSync as initWasmSync } from './web/edgebus.js';
+import * as raw from './web/edgebus.js';
+import wasmModule from './web/edgebus_bg.wasm';
+
+initWasmSync({ module: wasmModule });
+${api}
+const api = makeApi(raw);
+${readyInit}${exportAll}`);
+
+cpSync(join(root, 'src', 'js', 'index.d.ts'), join(out, 'index.d.ts'));
+cpSync(join(root, 'README.md'), join(out, 'README.md'));
+const pkg = {
+  name: 'edgebus',
+  version,
+  description: 'Publish/subscribe runtime in Rust + WebAssembly: wildcard topics, async handlers with per-key ordering, backpressure, dedupe, batching, statistics.',
+  license: 'MIT OR Apache-2.0',
+  sideEffects: false,
+  types: './index.d.ts',
+  main: './index.node.cjs',
+  module: './index.web.mjs',
+  exports: {
+    '.': {
+      types: './index.d.ts',
+      workerd: './index.workerd.mjs',
+      node: { import: './index.node.mjs', require: './index.node.cjs' },
+      browser: './index.web.mjs',
+      import: './index.web.mjs',
+      require: './index.node.cjs',
+      default: './index.web.mjs',
+    },
+    './web': { types: './index.d.ts', default: './index.web.mjs' },
+    './bundler': { types: './index.d.ts', default: './index.bundler.mjs' },
+    './workerd': { types: './index.d.ts', default: './index.workerd.mjs' },
+    './node': { types: './index.d.ts', import: './index.node.mjs', require: './index.node.cjs' },
+    './package.json': './package.json',
+  },
+  files: ['index.*', 'web/', 'bundler/', 'node/', 'README.md'],
+  keywords: ['pubsub', 'event-bus', 'wasm', 'wildcard', 'nats', 'batching', 'dedupe'],
+};
+writeFileSync(join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
+console.log(`[build] edgebus ${version} assembled in pkg/`);

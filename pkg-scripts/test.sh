@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of edgebus: the Rust suite natively, the same suite as WebAssembly in Node and in
+# headless Chromium, then the JavaScript API tests against the built npm package (ESM and CommonJS),
+# the packaging test, and one tiny run of each benchmark to prove they still work (no timing is
+# checked). Installs whatever is missing first (see setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "setup"
+bash pkg-scripts/setup.sh
+
+step "Rust: native (unit, property, behaviour and doc tests)"
+cargo test
+
+step "Rust: the same suite as WebAssembly in Node"
+cargo test --target wasm32-unknown-unknown --lib --tests
+
+step "Rust: the same suite as WebAssembly in headless Chromium"
+WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER="$(command -v chromedriver)" \
+  cargo test --target wasm32-unknown-unknown --lib --tests
+
+step "Rust: native benchmarks compile and run once"
+cargo test --release --benches
+
+step "build the npm package"
+node pkg-scripts/build.mjs
+ln -sfn ../pkg node_modules/edgebus
+
+step "Node benchmark, tiny size (smoke only)"
+node benches/node/run.mjs --quick > /dev/null
+
+step "JavaScript API and packaging tests"
+node --test --test-reporter=spec tests/js/

@@ -1,0 +1,942 @@
+// edgebus JavaScript API over the WebAssembly core.
+//
+// The core (Rust, compiled to wasm) owns routing, queues, per-key lanes, batching, dedupe, timers
+// and statistics. This layer keeps what must stay in JavaScript: the handlers, the message
+// envelopes (payloads never enter wasm), and the hot path. Publishing to subscriptions that are
+// idle calls their handlers directly, with no boundary crossing at all; everything else (busy or
+// async subscriptions, batches, TTL waits, overflow) goes through the core, which hands work back
+// in one flat record array per round.
+//
+// This file is the body shared by every entry point (Node ESM and CommonJS, web, bundler,
+// workerd); each entry passes in the wasm-bindgen module it loaded.
+
+function makeApi(raw, whenNotReady) {
+  'use strict';
+
+  const OVERFLOW = { dropOldest: 0, dropNewest: 1, reject: 2, wait: 3 };
+  const ACCEPTED = 0;
+  const DUPLICATE = 1;
+  const MUST_WAIT = 2;
+  const REC_DELIVER = 1;
+  const REC_BATCH = 2;
+  const REC_TIMED_OUT = 3;
+  const REC_IDLE = 4;
+  const REC_ROOM = 5;
+  const REC_RELEASE = 6;
+  const MAX_ROUTES = 16384;
+  const NO_COMPLETIONS = new Uint32Array(0);
+  const EMPTY_OPTIONS = Object.freeze({});
+
+  /** An error with a stable `code`. */
+  class EdgebusError extends Error {
+    constructor(code, message, options) {
+      super(message, options);
+      this.name = 'EdgebusError';
+      this.code = code;
+    }
+  }
+
+  function fail(code, message) {
+    throw new EdgebusError(code, message);
+  }
+
+  /** Rethrows an error raised by the core as an EdgebusError (same code and message). */
+  function fromCore(e) {
+    if (e instanceof EdgebusError) return e;
+    if (e && typeof e.code === 'string' && e.name === 'EdgebusError') {
+      return new EdgebusError(e.code, e.message);
+    }
+    return e;
+  }
+
+  function ready() {
+    if (whenNotReady !== undefined) whenNotReady();
+  }
+
+  // ----- values and options ------------------------------------------------------------------
+
+  function describe(v) {
+    if (v === null) return 'null';
+    if (Array.isArray(v)) return 'an array';
+    const t = typeof v;
+    if (t === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
+    if (t === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+    if (t === 'symbol' || t === 'bigint' || t === 'function') return 'a ' + t;
+    return t === 'object' ? 'an object' : t;
+  }
+
+  function isWellFormed(s) {
+    if (typeof s.isWellFormed === 'function') return s.isWellFormed();
+    return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:[^\uD800-\uDBFF]|^)[\uDC00-\uDFFF]/.test(s);
+  }
+
+  function checkString(v, code, what) {
+    if (typeof v !== 'string') fail(code, `${what} must be a string, got ${describe(v)}`);
+    if (!isWellFormed(v)) fail(code, `${what} ${describe(v)} contains a lone UTF-16 surrogate`);
+  }
+
+  function checkKeys(obj, allowed, where) {
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+      fail('INVALID_OPTION', `${where} must be an object, got ${describe(obj)}`);
+    }
+    for (const k of Object.keys(obj)) {
+      if (!allowed.includes(k)) {
+        fail('INVALID_OPTION', `unknown option \`${where === 'options' ? '' : where + '.'}${k}\` (known: ${allowed.join(', ')})`);
+      }
+    }
+  }
+
+  /** A number option: `integer`, `min` (inclusive), `positive`, `infinity` (Infinity allowed). */
+  function numberOption(obj, name, where, rule) {
+    const v = obj[name];
+    if (v === undefined) return undefined;
+    const full = where === 'options' ? name : `${where}.${name}`;
+    if (typeof v !== 'number' || Number.isNaN(v)) {
+      fail('INVALID_OPTION', `option \`${full}\` must be a number, got ${describe(v)}`);
+    }
+    if (v === Infinity && rule.infinity) return v;
+    if (!Number.isFinite(v)) fail('INVALID_OPTION', `option \`${full}\` must be finite, got ${v}`);
+    if (rule.integer && !Number.isInteger(v)) fail('INVALID_OPTION', `option \`${full}\` must be an integer, got ${v}`);
+    if (rule.positive && !(v > 0)) fail('INVALID_OPTION', `option \`${full}\` must be positive, got ${v}`);
+    if (rule.min !== undefined && v < rule.min) fail('INVALID_OPTION', `option \`${full}\` must be at least ${rule.min}, got ${v}`);
+    if (rule.max !== undefined && v > rule.max) fail('INVALID_OPTION', `option \`${full}\` must be at most ${rule.max}, got ${v}`);
+    return v;
+  }
+
+  function functionOption(obj, name, where) {
+    const v = obj[name];
+    if (v !== undefined && typeof v !== 'function') {
+      const full = where === 'options' ? name : `${where}.${name}`;
+      fail('INVALID_OPTION', `option \`${full}\` must be a function, got ${describe(v)}`);
+    }
+    return v;
+  }
+
+  function overflowOption(obj, where) {
+    const v = obj.overflow;
+    if (v === undefined) return -1;
+    if (typeof v !== 'string' || !(v in OVERFLOW) || !Object.prototype.hasOwnProperty.call(OVERFLOW, v)) {
+      const full = where === 'options' ? 'overflow' : `${where}.overflow`;
+      fail('INVALID_OPTION', `option \`${full}\` must be one of ${Object.keys(OVERFLOW).join(', ')}, got ${describe(v)}`);
+    }
+    return OVERFLOW[v];
+  }
+
+  const COUNT = { integer: true, min: 0, infinity: true, max: Number.MAX_SAFE_INTEGER };
+  const POSITIVE_COUNT = { integer: true, min: 1, infinity: true, max: Number.MAX_SAFE_INTEGER };
+  const DURATION = { positive: true, infinity: true };
+
+  function checkClock(clock, where) {
+    if (clock === undefined) return undefined;
+    if (clock === null || typeof clock !== 'object' || typeof clock.now !== 'function') {
+      fail('INVALID_OPTION', `option \`${where}\` must be an object with a now() method, got ${describe(clock)}`);
+    }
+    if ((clock.setTimeout === undefined) !== (clock.clearTimeout === undefined)) {
+      fail('INVALID_OPTION', `option \`${where}\` must have both setTimeout and clearTimeout, or neither`);
+    }
+    return clock;
+  }
+
+  function parsePublishOptions(o, withIds) {
+    if (o === undefined) return EMPTY_OPTIONS;
+    checkKeys(o, withIds ? ['key', 'ttlMs', 'headers', 'ids'] : ['id', 'key', 'ttlMs', 'headers'], 'options');
+    if (o.id !== undefined) checkString(o.id, 'INVALID_OPTION', 'option `id`');
+    if (o.key !== undefined) checkString(o.key, 'INVALID_OPTION', 'option `key`');
+    numberOption(o, 'ttlMs', 'options', DURATION);
+    if (o.headers !== undefined) {
+      const h = o.headers;
+      if (h === null || typeof h !== 'object' || Array.isArray(h)) {
+        fail('INVALID_OPTION', `option \`headers\` must be an object of strings, got ${describe(h)}`);
+      }
+      for (const k of Object.keys(h)) {
+        if (typeof h[k] !== 'string') fail('INVALID_OPTION', `header \`${k}\` must be a string, got ${describe(h[k])}`);
+      }
+    }
+    return o;
+  }
+
+  // UTF-8 length without allocating.
+  function utf8Length(s) {
+    let n = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) n += 1;
+      else if (c < 0x800) n += 2;
+      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) { n += 4; i++; }
+      else n += 3;
+    }
+    return n;
+  }
+
+  /** Bytes a payload counts for in a batch's maxBytes, unless the bus is given `sizeOf`. */
+  function defaultSizeOf(p) {
+    if (typeof p === 'string') return utf8Length(p);
+    if (p === null || p === undefined) return 0;
+    if (typeof p === 'object') {
+      if (typeof p.byteLength === 'number') return p.byteLength;
+      if (typeof p.size === 'number' && typeof p.arrayBuffer === 'function') return p.size;
+      try {
+        const json = JSON.stringify(p);
+        return json === undefined ? 0 : utf8Length(json);
+      } catch {
+        return 0;
+      }
+    }
+    return 8;
+  }
+
+  const systemClock = {
+    now: typeof performance !== 'undefined' && typeof performance.now === 'function'
+      ? () => performance.timeOrigin + performance.now()
+      : () => Date.now(),
+  };
+
+  /**
+   * A virtual clock for tests: time moves only with advance(), which runs the timers due.
+   */
+  class ManualClock {
+    constructor(startMs = 0) {
+      if (typeof startMs !== 'number' || !Number.isFinite(startMs)) {
+        fail('INVALID_ARGUMENT', `ManualClock start must be a finite number, got ${describe(startMs)}`);
+      }
+      this._now = startMs;
+      this._timers = new Map();
+      this._next = 1;
+    }
+    now() { return this._now; }
+    setTimeout(fn, ms) {
+      const id = this._next++;
+      this._timers.set(id, { at: this._now + Math.max(0, ms || 0), fn });
+      return id;
+    }
+    clearTimeout(id) { this._timers.delete(id); }
+    /** Moves time forward by `ms`, running every timer that falls due, in time order. */
+    advance(ms) {
+      if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
+        fail('INVALID_ARGUMENT', `advance() takes a finite number of ms ≥ 0, got ${describe(ms)}`);
+      }
+      const end = this._now + ms;
+      for (;;) {
+        let best;
+        for (const [id, t] of this._timers) if (t.at <= end && (best === undefined || t.at < best[1].at)) best = [id, t];
+        if (best === undefined) break;
+        this._timers.delete(best[0]);
+        if (best[1].at > this._now) this._now = best[1].at;
+        best[1].fn();
+      }
+      this._now = end;
+    }
+  }
+
+  // ----- the bus -------------------------------------------------------------------------------
+
+  const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', 'clock', 'sizeOf'];
+  const SUB_OPTIONS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch'];
+  const BATCH_OPTIONS = ['maxSize', 'maxBytes', 'maxWaitMs', 'maxAttempts', 'backoff'];
+
+  function parseBatch(b, where) {
+    if (b === true) return {};
+    checkKeys(b, BATCH_OPTIONS, where);
+    numberOption(b, 'maxSize', where, { integer: true, min: 1, max: 2 ** 32 - 1 });
+    numberOption(b, 'maxBytes', where, { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER });
+    numberOption(b, 'maxWaitMs', where, { min: 0 });
+    numberOption(b, 'maxAttempts', where, { integer: true, min: 1, max: 1000 });
+    if (b.backoff !== undefined) {
+      checkKeys(b.backoff, ['initialMs', 'maxMs'], `${where}.backoff`);
+      numberOption(b.backoff, 'initialMs', `${where}.backoff`, { min: 0 });
+      numberOption(b.backoff, 'maxMs', `${where}.backoff`, { min: 0 });
+      const { initialMs, maxMs } = b.backoff;
+      if (initialMs !== undefined && maxMs !== undefined && maxMs < initialMs) {
+        fail('INVALID_OPTION', `option \`${where}.backoff.maxMs\` (${maxMs}) must not be below initialMs (${initialMs})`);
+      }
+    }
+    return b;
+  }
+
+  // Topic → route. A constructor with a null prototype (not Object.create(null), which starts in
+  // dictionary mode) keeps lookups of the same few topics on V8's fast property path.
+  function RouteTable() {}
+  RouteTable.prototype = Object.create(null);
+
+  class Subscription {
+    constructor(bus, rec) {
+      this._bus = bus;
+      this._rec = rec;
+    }
+    /** Position in subscription order. */
+    get id() { return this._rec.id; }
+    get pattern() { return this._rec.pattern; }
+    get active() { return this._rec.active; }
+    /** Stops every delivery not yet started. Returns false if already unsubscribed. */
+    unsubscribe() { return this._bus._unsubscribe(this._rec); }
+    stats() { return this._bus._subStats(this._rec); }
+  }
+
+  class Bus {
+    constructor(options) {
+      ready();
+      const o = options === undefined ? EMPTY_OPTIONS : options;
+      checkKeys(o, BUS_OPTIONS, 'options');
+      let dedupeIds = 0;
+      let dedupeAge = 0;
+      if (o.dedupe !== undefined && o.dedupe !== false) {
+        const d = o.dedupe === true ? {} : o.dedupe;
+        checkKeys(d, ['maxIds', 'maxAgeMs'], 'dedupe');
+        dedupeIds = numberOption(d, 'maxIds', 'dedupe', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 10000;
+        dedupeAge = numberOption(d, 'maxAgeMs', 'dedupe', DURATION) ?? 0;
+      }
+      const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
+      const overflow = overflowOption(o, 'options');
+      const timeoutMs = numberOption(o, 'timeoutMs', 'options', DURATION);
+      this._onError = functionOption(o, 'onError', 'options');
+      this._defaultTimeout = timeoutMs;
+      this._sizeOf = functionOption(o, 'sizeOf', 'options') ?? defaultSizeOf;
+      const clock = checkClock(o.clock, 'clock') ?? systemClock;
+      this._clock = clock;
+      this._setTimer = clock.setTimeout ? clock.setTimeout.bind(clock) : globalThis.setTimeout.bind(globalThis);
+      this._clearTimer = clock.clearTimeout ? clock.clearTimeout.bind(clock) : globalThis.clearTimeout.bind(globalThis);
+      try {
+        this._core = new raw.WasmBroker(dedupeIds, dedupeAge, maxQueue ?? 10000, overflow, timeoutMs ?? 0);
+      } catch (e) {
+        throw fromCore(e);
+      }
+      this._dedupe = dedupeIds > 0;
+      this._subs = [];            // by core slot index
+      this._routes = new RouteTable(); // topic → { handle, subs, batch }
+      this._routeCount = 0;
+      this._depth = 0;            // > 0 while handlers run
+      this._needPump = false;
+      this._pumpQueued = false;
+      this._completions = [];
+      this._inflight = new Map();
+      this._slots = [];
+      this._freeSlots = [];
+      this._busy = 0;             // subscriptions the core has work for
+      this._published = 0;        // published directly, not yet told to the core
+      this._waiters = [];         // publishAsync calls waiting for room
+      this._idleWaiters = [];
+      this._timer = undefined;
+      this._timerAt = Infinity;
+      this._closing = false;
+      this._closed = false;
+    }
+
+    get closed() { return this._closing; }
+
+    // ----- subscribing ---------------------------------------------------------------------
+
+    subscribe(pattern, handler, options) {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      checkString(pattern, 'INVALID_PATTERN', 'pattern');
+      if (typeof handler !== 'function') {
+        fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
+      }
+      const o = options === undefined ? EMPTY_OPTIONS : options;
+      checkKeys(o, SUB_OPTIONS, 'options');
+      const concurrency = numberOption(o, 'concurrency', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 1;
+      const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
+      const overflow = overflowOption(o, 'options');
+      const timeoutMs = numberOption(o, 'timeoutMs', 'options', DURATION);
+      const batch = o.batch === undefined || o.batch === false ? undefined : parseBatch(o.batch, 'batch');
+      const b = batch ?? {};
+      let ids;
+      try {
+        ids = this._core.subscribe(
+          pattern, concurrency, maxQueue ?? -1, overflow, timeoutMs ?? -1, batch !== undefined,
+          b.maxSize ?? -1, b.maxBytes ?? -1, b.maxWaitMs ?? -1, b.maxAttempts ?? 0,
+          b.backoff?.initialMs ?? -1, b.backoff?.maxMs ?? -1,
+        );
+      } catch (e) {
+        throw fromCore(e);
+      }
+      const rec = {
+        index: ids[0], gen: ids[1], id: ids[2], pattern, handler,
+        wants: handler.length !== 1, batch: batch !== undefined, timeoutMs: timeoutMs ?? this._defaultTimeout,
+        active: true, busy: false, delivered: 0, failed: 0, final: undefined, subscription: undefined,
+      };
+      rec.subscription = new Subscription(this, rec);
+      this._subs[rec.index] = rec;
+      this._clearRoutes();
+      return rec.subscription;
+    }
+
+    _unsubscribe(rec) {
+      if (!rec.active) return false;
+      this._flushCounters();
+      rec.final = this._core.subscription_stats(rec.index, rec.gen);
+      rec.active = false;
+      this._core.unsubscribe(rec.index, rec.gen);
+      if (rec.busy) { rec.busy = false; this._busy--; }
+      if (rec.final) {
+        // What was waiting is cancelled by unsubscribing.
+        rec.final.cancelled += rec.final.queued;
+        rec.final.queued = 0;
+      }
+      this._clearRoutes();
+      this._pump();
+      return true;
+    }
+
+    _subStats(rec) {
+      if (!rec.active) return rec.final;
+      this._flushCounters();
+      return this._core.subscription_stats(rec.index, rec.gen);
+    }
+
+    // ----- publishing ----------------------------------------------------------------------
+
+    _resolve(topic) {
+      checkString(topic, 'INVALID_TOPIC', 'topic');
+      if (this._routeCount >= MAX_ROUTES) {
+        this._clearRoutes();
+        this._core.reset_topics();
+      }
+      let r;
+      try {
+        r = this._core.resolve(topic);
+      } catch (e) {
+        throw fromCore(e);
+      }
+      const subs = [];
+      let batch = false;
+      for (let i = 1; i < r.length; i += 2) {
+        const s = this._subs[r[i]];
+        if (s !== undefined && s.gen === r[i + 1]) {
+          subs.push(s);
+          if (s.batch) batch = true;
+        }
+      }
+      const route = { handle: r[0], subs, batch };
+      this._routes[topic] = route;
+      this._routeCount++;
+      return route;
+    }
+
+    _clearRoutes() {
+      this._routes = new RouteTable();
+      this._routeCount = 0;
+    }
+
+    /** The cached route of a topic (validated on first use). */
+    _route(topic) {
+      const route = typeof topic === 'string' ? this._routes[topic] : undefined;
+      return route !== undefined ? route : this._resolve(topic);
+    }
+
+    _direct(route) {
+      if (route.batch || this._depth !== 0) return false;
+      if (this._busy === 0) return true;
+      const subs = route.subs;
+      for (let i = 0; i < subs.length; i++) if (subs[i].busy) return false;
+      return true;
+    }
+
+    /** Publishes; returns false when the idempotence filter dropped it as a duplicate. */
+    publish(topic, payload, options) {
+      // The hot path: a known topic, no options, idle subscriptions.
+      const route = typeof topic === 'string' ? this._routes[topic] : undefined;
+      if (route !== undefined && options === undefined && this._depth === 0 && !this._closing &&
+          !route.batch && (this._busy === 0 || this._direct(route))) {
+        return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
+      }
+      return this._publishSlowly(route, topic, payload, options);
+    }
+
+    _publishSlowly(route, topic, payload, options) {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      if (route === undefined) route = this._route(topic);
+      const o = parsePublishOptions(options, false);
+      return this._publish(route, topic, payload, o, false) !== DUPLICATE;
+    }
+
+    /** One message, direct or through the core. Returns the core's verdict. */
+    _publish(route, topic, payload, o, wait) {
+      if (this._direct(route)) {
+        if (o.id !== undefined && this._dedupe && !this._core.check_id(o.id, this._clock.now())) {
+          return DUPLICATE;
+        }
+        this._deliverDirect(route, topic, payload, o);
+        return ACCEPTED;
+      }
+      const env = this._envelope(topic, payload, o);
+      const slot = this._slot(env);
+      let r;
+      try {
+        r = this._core.publish(
+          route.handle, slot, o.id, o.key, o.ttlMs ?? 0,
+          route.batch ? this._sizeOf(payload) : 0, env.publishedAt, wait,
+        );
+      } catch (e) {
+        throw fromCore(e);
+      } finally {
+        this._pump();
+      }
+      return r;
+    }
+
+    _envelope(topic, payload, o) {
+      const env = { topic, payload, publishedAt: this._clock.now() };
+      if (o.id !== undefined) env.id = o.id;
+      if (o.key !== undefined) env.key = o.key;
+      if (o.headers !== undefined) env.headers = o.headers;
+      if (o.ttlMs !== undefined) env.ttlMs = o.ttlMs;
+      return env;
+    }
+
+    _slot(env) {
+      const slot = this._freeSlots.length > 0 ? this._freeSlots.pop() : this._slots.length;
+      this._slots[slot] = env;
+      return slot;
+    }
+
+    /** Calls every subscription's handler now, in subscription order. */
+    _deliverDirect(route, topic, payload, o) {
+      this._published++;
+      const subs = route.subs;
+      const n = subs.length;
+      if (n === 0) return true;
+      let env;
+      this._depth++;
+      try {
+        for (let i = 0; i < n; i++) {
+          const s = subs[i];
+          if (!s.active) continue;
+          s.delivered++;
+          let r;
+          try {
+            if (s.wants) {
+              if (env === undefined) env = this._envelope(topic, payload, o);
+              r = s.handler(payload, env);
+            } else {
+              r = s.handler(payload);
+            }
+          } catch (err) {
+            s.failed++;
+            this._failed(err, env ?? (env = this._envelope(topic, payload, o)), s);
+            continue;
+          }
+          if (r !== undefined && r !== null && typeof r.then === 'function') {
+            this._began(s, r, env ?? (env = this._envelope(topic, payload, o)), o.key);
+          }
+        }
+      } finally {
+        this._depth--;
+      }
+      if (this._needPump) this._pump();
+      return true;
+    }
+
+    /** A directly called handler returned a promise: the core tracks it from now on. */
+    _began(s, promise, env, key) {
+      const d = this._core.begin(s.index, s.gen, key, this._clock.now());
+      if (!s.busy) { s.busy = true; this._busy++; }
+      this._track(d[0], d[1], s, promise, env, true);
+    }
+
+    _track(di, dg, s, promise, item, final) {
+      const k = di * 4294967296 + dg;
+      this._inflight.set(k, { s, item, final });
+      promise.then(
+        () => this._settled(k, di, dg, true, undefined),
+        (err) => this._settled(k, di, dg, false, err),
+      );
+    }
+
+    _settled(k, di, dg, ok, err) {
+      const f = this._inflight.get(k);
+      if (f === undefined) return; // timed out: its late result is ignored
+      this._inflight.delete(k);
+      this._completions.push(di, dg, ok ? 1 : 0);
+      if (!ok && f.final) this._failed(err, f.item, f.s);
+      this._schedulePump();
+    }
+
+    _schedulePump() {
+      if (this._pumpQueued) return;
+      this._pumpQueued = true;
+      queueMicrotask(() => {
+        this._pumpQueued = false;
+        this._pump();
+      });
+    }
+
+    /** Publishes several payloads on one topic; returns how many were accepted. */
+    publishBatch(topic, payloads, options) {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      const route = this._route(topic);
+      if (!Array.isArray(payloads)) fail('INVALID_ARGUMENT', `payloads must be an array, got ${describe(payloads)}`);
+      const o = parsePublishOptions(options, true);
+      const ids = o.ids;
+      if (ids !== undefined) {
+        if (!Array.isArray(ids) || ids.length !== payloads.length) {
+          fail('INVALID_OPTION', `option \`ids\` must be an array with one id per payload (${payloads.length})`);
+        }
+        for (let i = 0; i < ids.length; i++) {
+          if (ids[i] !== undefined) checkString(ids[i], 'INVALID_OPTION', `ids[${i}]`);
+        }
+      }
+      const n = payloads.length;
+      let accepted = 0;
+      let i = 0;
+      // Straight to the handlers while every subscription stays idle (no crossing at all)…
+      if (ids === undefined || !this._dedupe) {
+        while (i < n && this._direct(route)) {
+          this._deliverDirect(route, topic, payloads[i], o);
+          accepted++;
+          i++;
+        }
+      }
+      if (i === n) return accepted;
+      // …and the rest through the core in one call.
+      const count = n - i;
+      const slots = new Uint32Array(count);
+      const sizes = route.batch ? new Float64Array(count) : new Float64Array(0);
+      const now = this._clock.now();
+      for (let j = 0; j < count; j++) {
+        const env = { topic, payload: payloads[i + j], publishedAt: now };
+        if (ids !== undefined && ids[i + j] !== undefined) env.id = ids[i + j];
+        if (o.key !== undefined) env.key = o.key;
+        if (o.headers !== undefined) env.headers = o.headers;
+        if (o.ttlMs !== undefined) env.ttlMs = o.ttlMs;
+        slots[j] = this._slot(env);
+        if (route.batch) sizes[j] = this._sizeOf(env.payload);
+      }
+      let r;
+      try {
+        r = this._core.publish_batch(
+          route.handle, slots, ids === undefined ? undefined : ids.slice(i).map((x) => x ?? ''),
+          o.key, o.ttlMs ?? 0, sizes, now, false,
+        );
+      } catch (e) {
+        throw fromCore(e);
+      } finally {
+        this._pump();
+      }
+      return accepted + r;
+    }
+
+    /**
+     * Publishes, waiting for room when a `wait` subscription is full. Resolves to false for a
+     * duplicate. Calls waiting for room are admitted in call order.
+     */
+    publishAsync(topic, payload, options) {
+      try {
+        if (this._closing) fail('CLOSED', 'bus is closed');
+        const route = this._route(topic);
+        const o = parsePublishOptions(options, false);
+        if (this._waiters.length === 0) {
+          const r = this._publish(route, topic, payload, o, true);
+          if (r !== MUST_WAIT) return Promise.resolve(r !== DUPLICATE);
+        }
+        return new Promise((resolve, reject) => {
+          this._waiters.push({ topic, payload, o, resolve, reject });
+          this._core.set_waiting(true);
+        });
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+
+    _admitWaiters() {
+      while (this._waiters.length > 0) {
+        const w = this._waiters[0];
+        let r;
+        try {
+          r = this._publish(this._route(w.topic), w.topic, w.payload, w.o, true);
+        } catch (e) {
+          this._waiters.shift();
+          w.reject(e);
+          continue;
+        }
+        if (r === MUST_WAIT) return;
+        this._waiters.shift();
+        w.resolve(r !== DUPLICATE);
+      }
+      this._core.set_waiting(false);
+    }
+
+    // ----- running the core's work -------------------------------------------------------------
+
+    _pump() {
+      if (this._depth > 0) {
+        this._needPump = true;
+        return;
+      }
+      this._needPump = false;
+      const core = this._core;
+      for (;;) {
+        let comps = NO_COMPLETIONS;
+        if (this._completions.length > 0) {
+          comps = Uint32Array.from(this._completions);
+          this._completions.length = 0;
+        }
+        const recs = core.pump(this._clock.now(), comps);
+        if (recs.length === 0) {
+          if (this._completions.length === 0) break;
+          continue;
+        }
+        this._run(recs);
+      }
+      this._afterPump();
+    }
+
+    _run(recs) {
+      let room = false;
+      this._depth++;
+      try {
+        for (let i = 0; i < recs.length;) {
+          switch (recs[i]) {
+            case REC_DELIVER: {
+              const s = this._sub(recs[i + 3], recs[i + 4]);
+              this._deliver(s, recs[i + 1], recs[i + 2], this._slots[recs[i + 5]]);
+              i += 7;
+              break;
+            }
+            case REC_BATCH: {
+              const s = this._sub(recs[i + 3], recs[i + 4]);
+              const n = recs[i + 7];
+              const items = new Array(n);
+              for (let j = 0; j < n; j++) items[j] = this._slots[recs[i + 8 + j]];
+              this._deliverBatch(s, recs[i + 1], recs[i + 2], items, recs[i + 6] === 1, recs[i + 5]);
+              i += 8 + n;
+              break;
+            }
+            case REC_TIMED_OUT: {
+              const k = recs[i + 1] * 4294967296 + recs[i + 2];
+              const f = this._inflight.get(k);
+              if (f !== undefined) {
+                this._inflight.delete(k);
+                if (recs[i + 5] === 1 || f.final) {
+                  const s = f.s;
+                  this._failed(new EdgebusError('HANDLER_TIMEOUT',
+                    `handler of subscription #${s.id} (\`${s.pattern}\`) did not settle within ${s.timeoutMs} ms`), f.item, s);
+                }
+              }
+              i += 6;
+              break;
+            }
+            case REC_IDLE: {
+              const s = this._sub(recs[i + 1], recs[i + 2]);
+              if (s !== undefined && s.busy) { s.busy = false; this._busy--; }
+              i += 3;
+              break;
+            }
+            case REC_ROOM:
+              room = true;
+              i += 1;
+              break;
+            case REC_RELEASE:
+              this._slots[recs[i + 1]] = undefined;
+              this._freeSlots.push(recs[i + 1]);
+              i += 2;
+              break;
+            default:
+              throw new EdgebusError('INTERNAL', `unknown core record ${recs[i]} at ${i}`);
+          }
+        }
+      } finally {
+        this._depth--;
+      }
+      if (room) this._admitWaiters();
+    }
+
+    _sub(index, gen) {
+      const s = this._subs[index];
+      return s !== undefined && s.gen === gen ? s : undefined;
+    }
+
+    _deliver(s, di, dg, env) {
+      if (s === undefined || !s.active) {
+        this._completions.push(di, dg, 1);
+        return;
+      }
+      if (!s.busy) { s.busy = true; this._busy++; }
+      let r;
+      try {
+        r = s.wants ? s.handler(env.payload, env) : s.handler(env.payload);
+      } catch (err) {
+        this._completions.push(di, dg, 0);
+        this._failed(err, env, s);
+        return;
+      }
+      if (r !== undefined && r !== null && typeof r.then === 'function') {
+        this._track(di, dg, s, r, env, true);
+      } else {
+        this._completions.push(di, dg, 1);
+      }
+    }
+
+    _deliverBatch(s, di, dg, items, final) {
+      if (s === undefined || !s.active) {
+        this._completions.push(di, dg, 1);
+        return;
+      }
+      let r;
+      try {
+        r = s.handler(items);
+      } catch (err) {
+        this._completions.push(di, dg, 0);
+        if (final) this._failed(err, items, s);
+        return;
+      }
+      if (r !== undefined && r !== null && typeof r.then === 'function') {
+        this._track(di, dg, s, r, items, final);
+      } else {
+        this._completions.push(di, dg, 1);
+      }
+    }
+
+    /** A final failure: onError, `$errors`, and (with neither) the console. */
+    _failed(error, item, s) {
+      const sub = s.subscription;
+      const errorsRoute = this._route('$errors');
+      if (this._onError !== undefined) {
+        try {
+          this._onError(error, item, sub);
+        } catch (e) {
+          console.error('edgebus: onError threw', e);
+        }
+      } else if (errorsRoute.subs.length === 0) {
+        console.error(`edgebus: handler of subscription #${s.id} (\`${s.pattern}\`) failed:`, error);
+      }
+      const topic = Array.isArray(item) ? item[0]?.topic : item?.topic;
+      // Failures of `$errors` handlers are not republished there: that could loop forever.
+      if (errorsRoute.subs.length > 0 && !(typeof topic === 'string' && topic.startsWith('$errors'))) {
+        try {
+          this._publish(errorsRoute, '$errors', {
+            error,
+            message: Array.isArray(item) ? undefined : item,
+            messages: Array.isArray(item) ? item : undefined,
+            subscription: { id: s.id, pattern: s.pattern },
+          }, EMPTY_OPTIONS, false);
+        } catch (e) {
+          console.error('edgebus: could not publish on $errors', e);
+        }
+      }
+    }
+
+    _afterPump() {
+      const deadline = this._core.next_deadline();
+      if (deadline >= 0 && deadline < this._timerAt) {
+        if (this._timer !== undefined) this._clearTimer(this._timer);
+        this._timerAt = deadline;
+        this._timer = this._setTimer(() => {
+          this._timer = undefined;
+          this._timerAt = Infinity;
+          this._pump();
+        }, Math.max(0, deadline - this._clock.now()));
+      }
+      if (this._waiters.length > 0) this._admitWaiters();
+      if (this._idleWaiters.length > 0 && this._isIdle()) {
+        const ws = this._idleWaiters;
+        this._idleWaiters = [];
+        for (const w of ws) w();
+      }
+    }
+
+    _isIdle() {
+      return this._inflight.size === 0 && this._completions.length === 0 && this._waiters.length === 0 && this._core.is_idle();
+    }
+
+    // ----- lifecycle -----------------------------------------------------------------------
+
+    /** Delivers partial batches now. */
+    flush() {
+      this._core.flush();
+      this._pump();
+    }
+
+    /** Resolves when everything queued (partial batches included) has been handled. */
+    drain() {
+      this.flush();
+      if (this._isIdle()) return Promise.resolve();
+      return new Promise((resolve) => this._idleWaiters.push(resolve));
+    }
+
+    /** Later publishes throw CLOSED; resolves after draining. */
+    async close() {
+      if (this._closed) return;
+      this._closing = true;
+      while (this._waiters.length > 0) await this.drain();
+      this._core.close();
+      await this.drain();
+      this._closed = true;
+    }
+
+    _flushCounters() {
+      if (this._published > 0) {
+        this._core.record_published(this._published);
+        this._published = 0;
+      }
+      for (const s of this._subs) {
+        if (s !== undefined && (s.delivered > 0 || s.failed > 0)) {
+          if (s.active) this._core.record_direct(s.index, s.gen, s.delivered, s.failed);
+          s.delivered = 0;
+          s.failed = 0;
+        }
+      }
+    }
+
+    /** Counters, queue depths and latency, for the bus and per subscription. */
+    stats() {
+      this._flushCounters();
+      return this._core.stats();
+    }
+  }
+
+  // ----- standalone pieces -------------------------------------------------------------------
+
+  /** Exact duplicate filter over a window of ids (by count and by age). */
+  class IdempotenceFilter {
+    constructor(options) {
+      ready();
+      const o = options === undefined ? EMPTY_OPTIONS : options;
+      checkKeys(o, ['maxIds', 'maxAgeMs', 'clock'], 'options');
+      const maxIds = numberOption(o, 'maxIds', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 10000;
+      const maxAgeMs = numberOption(o, 'maxAgeMs', 'options', DURATION) ?? Infinity;
+      this._clock = checkClock(o.clock, 'clock') ?? systemClock;
+      this._f = new raw.WasmFilter(maxIds, maxAgeMs);
+      this.maxIds = maxIds;
+      this.maxAgeMs = maxAgeMs;
+    }
+    /** Records `id`; true when it was not in the window (let the message through). */
+    check(id) {
+      checkString(id, 'INVALID_ARGUMENT', 'id');
+      return this._f.check(id, this._clock.now());
+    }
+    /** Whether `id` is in the window, without recording it. */
+    has(id) {
+      checkString(id, 'INVALID_ARGUMENT', 'id');
+      return this._f.has(id, this._clock.now());
+    }
+    get size() { return this._f.size(this._clock.now()); }
+    clear() { this._f.clear(); }
+  }
+
+  /** Groups items and calls the handler with arrays, on size, bytes or time. */
+  class Batcher {
+    constructor(handler, options) {
+      ready();
+      if (typeof handler !== 'function') fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
+      const o = options === undefined ? EMPTY_OPTIONS : options;
+      checkKeys(o, [...BATCH_OPTIONS, 'sizeOf', 'clock', 'onError'], 'options');
+      const batch = {};
+      for (const k of BATCH_OPTIONS) if (o[k] !== undefined) batch[k] = o[k];
+      parseBatch(batch, 'options');
+      const onError = functionOption(o, 'onError', 'options');
+      this._bus = new Bus({
+        maxQueue: Infinity, overflow: 'reject', clock: o.clock, sizeOf: o.sizeOf,
+        onError: onError && ((err, items) => onError(err, items.map((m) => m.payload))),
+      });
+      this._sub = this._bus.subscribe('batch', (items) => handler(items.map((m) => m.payload)), { batch });
+    }
+    /** Adds an item (MESSAGE_TOO_LARGE if it alone is over maxBytes, CLOSED after close). */
+    add(item) { this._bus.publish('batch', item); }
+    flush() { this._bus.flush(); }
+    drain() { return this._bus.drain(); }
+    close() { return this._bus.close(); }
+    stats() { return this._sub.stats(); }
+  }
+
+  return { Bus, Batcher, IdempotenceFilter, ManualClock, EdgebusError, Subscription };
+}

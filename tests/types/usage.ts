@@ -1,0 +1,71 @@
+// Compiled with `tsc --noEmit --strict` against the built package's declarations: the public API
+// must type-check as its users write it, and misuse must not.
+import { Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, init } from 'edgebus';
+import type { BusStats, ErrorEvent, Message, Subscription } from 'edgebus';
+
+interface Order {
+  id: number;
+  region: string;
+}
+
+declare const console: { log(...args: unknown[]): void };
+
+async function main(): Promise<void> {
+  await init();
+  const clock = new ManualClock(0);
+  const bus = new Bus({
+    dedupe: { maxIds: 1000, maxAgeMs: 60_000 },
+    maxQueue: 100,
+    overflow: 'dropOldest',
+    clock,
+    onError: (error: unknown, message: Message | Message[], sub: Subscription) => {
+      console.log(error, message, sub.pattern);
+    },
+  });
+  const sub: Subscription = bus.subscribe<Order>('orders.*.created', (order, msg) => {
+    const region: string = order.region;
+    const topic: string = msg.topic;
+    void region;
+    void topic;
+  });
+  bus.subscribe<Order>('orders.>', async (order) => {
+    await Promise.resolve(order.id);
+  }, { concurrency: 4, timeoutMs: 1000 });
+  bus.subscribe<Order>('orders.>', (batch) => {
+    const ids: number[] = batch.map((m) => m.payload.id);
+    void ids;
+  }, { batch: { maxSize: 10, maxWaitMs: 5 } });
+  bus.subscribe<ErrorEvent>('$errors', (e) => console.log(e.subscription.pattern));
+  const accepted: boolean = bus.publish<Order>('orders.eu.created', { id: 1, region: 'eu' }, { id: 'o-1', key: 'eu' });
+  const n: number = bus.publishBatch('orders.eu.created', [{ id: 2, region: 'eu' }], { ids: ['o-2'] });
+  const waited: boolean = await bus.publishAsync('orders.eu.created', { id: 3, region: 'eu' });
+  const stats: BusStats = bus.stats();
+  const p99: number = stats.latency.p99Ms;
+  const subDelivered: number | undefined = sub.stats()?.delivered;
+  void [accepted, n, waited, p99, subDelivered];
+  sub.unsubscribe();
+  await bus.drain();
+  await bus.close();
+
+  const filter = new IdempotenceFilter({ maxIds: 10 });
+  const first: boolean = filter.check('a');
+  void first;
+  const batcher = new Batcher<string>((items) => console.log(items.join()), { maxSize: 2 });
+  batcher.add('x');
+  await batcher.close();
+
+  try {
+    bus.publish('a..b', 1);
+  } catch (e) {
+    if (e instanceof EdgebusError && e.code === 'INVALID_TOPIC') console.log(e.message);
+  }
+
+  // @ts-expect-error an unknown overflow policy
+  new Bus({ overflow: 'dropAll' });
+  // @ts-expect-error handlers are functions
+  bus.subscribe('a', 42);
+  // @ts-expect-error ids are strings
+  bus.publish('a', 1, { id: 7 });
+}
+
+void main;

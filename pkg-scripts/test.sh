@@ -14,6 +14,7 @@ bash pkg-scripts/setup.sh
 
 step "Rust: native (unit, property, behaviour and doc tests)"
 cargo test
+cargo run --quiet --example quickstart
 
 step "Rust: the same suite as WebAssembly in Node"
 cargo test --target wasm32-unknown-unknown --lib --tests
@@ -31,6 +32,9 @@ ln -sfn ../pkg node_modules/edgebus
 
 step "Node benchmark, tiny size (smoke only)"
 node benches/node/run.mjs --quick > /dev/null
+
+step "TypeScript declarations type-check a strict consumer"
+node_modules/.bin/tsc -p tests/types
 
 step "JavaScript API and packaging tests"
 node --test --test-reporter=spec tests/js/

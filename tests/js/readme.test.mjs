@@ -1,0 +1,38 @@
+// The README's quick starts run as written: its code blocks are the example files, which run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..', '..');
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+
+function block(after, lang) {
+  const start = readme.indexOf(after);
+  assert.ok(start >= 0, `README has "${after}"`);
+  const open = readme.indexOf('```' + lang + '\n', start);
+  const close = readme.indexOf('```', open + 4 + lang.length);
+  return readme.slice(open + 4 + lang.length, close);
+}
+
+test('the JavaScript quick start is examples/quickstart.mjs, and it runs', () => {
+  const code = block('In Node (ESM or CommonJS), importing is enough:', 'js');
+  assert.equal(code, readFileSync(join(root, 'examples', 'quickstart.mjs'), 'utf8'));
+  const out = execFileSync(process.execPath, [join(root, 'examples', 'quickstart.mjs')], { encoding: 'utf8' });
+  assert.deepEqual(out.trim().split('\n'), ['orders.eu.created: order 1', '3']);
+});
+
+test('the Rust quick start is examples/quickstart.rs (built and run by cargo in test.sh)', () => {
+  const code = block('## Rust quick start', 'rust');
+  assert.equal(code, readFileSync(join(root, 'examples', 'quickstart.rs'), 'utf8'));
+});
+
+test('the demo runs and shows every section', () => {
+  const out = execFileSync(process.execPath, [join(root, 'examples', 'demo.mjs')], { encoding: 'utf8' });
+  for (let i = 1; i <= 8; i++) assert.match(out, new RegExp(`^${i}\\. `, 'm'));
+  assert.match(out, /finished in this order: .*a1.*a2.*a3/);
+  assert.doesNotMatch(out, /failed on jobs: overlap/);
+  assert.match(out, /handler ran 3 times/);
+  assert.match(out, /QUEUE_FULL/);
+});

@@ -3,7 +3,7 @@
 //
 //   node pkg-scripts/build.mjs [--dev]
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,6 +27,21 @@ for (const target of ['web', 'bundler', 'nodejs']) {
     'build', '--target', target, '--out-dir', join(stage, target), '--out-name', 'edgebus',
     '--no-pack', dev ? '--dev' : '--release',
   ]);
+}
+
+// wasm-opt from the npm package `binaryen` (a current release; Debian's is too old for the
+// reference-types output of this wasm-bindgen). wasm-pack's own wasm-opt step is off in Cargo.toml.
+const wasmOpt = join(root, 'node_modules', '.bin', 'wasm-opt');
+const WASM_FEATURES = ['--enable-reference-types', '--enable-bulk-memory', '--enable-nontrapping-float-to-int',
+  '--enable-sign-ext', '--enable-multivalue', '--enable-mutable-globals'];
+if (!dev) {
+  for (const target of ['web', 'bundler', 'nodejs']) {
+    const wasm = join(stage, target, 'edgebus_bg.wasm');
+    const marker = wasm + '.optimized';
+    if (existsSync(marker) && readFileSync(marker, 'utf8') === String(statSync(wasm).mtimeMs)) continue;
+    run(wasmOpt, ['-O3', ...WASM_FEATURES, wasm, '-o', wasm]);
+    writeFileSync(marker, String(statSync(wasm).mtimeMs));
+  }
 }
 
 rmSync(out, { recursive: true, force: true });

@@ -41,7 +41,6 @@ else
 fi
 
 missing=()
-command -v wasm-opt >/dev/null 2>&1 || missing+=(binaryen)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -50,10 +49,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-  log "binaryen, chromium and chromium-driver present"
+  log "chromium and chromium-driver present"
 fi
 
-# npm dependencies of the JS tests and benchmarks (no install scripts are needed).
+# npm dependencies: benchmark peers, TypeScript, binaryen (wasm-opt); none needs an install script.
 if [ -f package.json ]; then
   if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
     log "npm dependencies present"

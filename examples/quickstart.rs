@@ -24,7 +24,9 @@ fn main() -> edgebus::Result<()> {
     bus.publish_with(
         "orders.eu.created",
         "#2".into(),
-        PublishOptions::new().key("customer-7").ttl(Duration::from_secs(5)),
+        PublishOptions::new()
+            .key("customer-7")
+            .ttl(Duration::from_secs(5)),
     )?;
     bus.run_until_idle(); // runs async handlers and timers until nothing is left
     assert_eq!(seen.get(), 2);

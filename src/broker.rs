@@ -235,6 +235,8 @@ struct Sub<P> {
     in_flight: u32,
     counters: Counters,
     latency: LatencyHistogram,
+    /// Deliveries made directly by the driver (latency zero), folded into `latency` when read.
+    direct_delivered: u64,
     live: bool,
     /// The driver may call this subscription's handler directly when it is idle.
     direct: bool,
@@ -283,7 +285,7 @@ impl<P> Sub<P> {
             cancelled: c.cancelled,
             queued: self.queued() as u64,
             in_flight: self.in_flight as u64,
-            latency: summary(&self.latency),
+            latency: summary(&self.latency, self.direct_delivered),
         }
     }
 }
@@ -327,6 +329,9 @@ pub struct Broker<P> {
     routes_gen: u64,
     topic_ids: HashMap<Rc<str>, u32>,
     topics: Vec<TopicEntry>,
+    /// The topic resolved last: publishers usually repeat a topic, and comparing it is cheaper
+    /// than hashing.
+    last_topic: Option<(Rc<str>, u32)>,
     dedupe: Option<IdempotenceFilter>,
     ready: VecDeque<Ready<P>>,
     inflight: Slab<InFlight<P>>,
@@ -334,6 +339,7 @@ pub struct Broker<P> {
     events: VecDeque<Event>,
     counters: Counters,
     latency: LatencyHistogram,
+    direct_delivered: u64,
     /// Messages waiting in subscription queues, across the broker.
     queued: usize,
     /// Sum of every subscription's `in_flight`.
@@ -367,12 +373,14 @@ impl<P: Clone> Broker<P> {
             routes_gen: 0,
             topic_ids: HashMap::new(),
             topics: Vec::new(),
+            last_topic: None,
             ready: VecDeque::new(),
             inflight: Slab::new(),
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
             latency: LatencyHistogram::new(),
+            direct_delivered: 0,
             queued: 0,
             in_flight: 0,
             seq: 0,
@@ -426,6 +434,7 @@ impl<P: Clone> Broker<P> {
             in_flight: 0,
             counters: Counters::default(),
             latency: LatencyHistogram::new(),
+            direct_delivered: 0,
             live: true,
             direct: false,
             pattern,
@@ -500,7 +509,13 @@ impl<P: Clone> Broker<P> {
 
     /// Validates `topic` and returns its handle (`INVALID_TOPIC` otherwise).
     pub fn resolve(&mut self, topic: &str) -> Result<TopicHandle> {
-        if let Some(&h) = self.topic_ids.get(topic) {
+        if let Some((last, h)) = &self.last_topic {
+            if **last == *topic {
+                return Ok(TopicHandle(*h));
+            }
+        }
+        if let Some((name, &h)) = self.topic_ids.get_key_value(topic) {
+            self.last_topic = Some((name.clone(), h));
             return Ok(TopicHandle(h));
         }
         validate_topic(topic)?;
@@ -514,12 +529,14 @@ impl<P: Clone> Broker<P> {
             gen: u64::MAX,
             subs: Rc::from([]),
         });
-        self.topic_ids.insert(topic, h);
+        self.topic_ids.insert(topic.clone(), h);
+        self.last_topic = Some((topic, h));
         Ok(TopicHandle(h))
     }
 
     /// Forgets every resolved topic; handles given out before are invalid afterwards.
     pub fn clear_topics(&mut self) {
+        self.last_topic = None;
         self.topic_ids.clear();
         self.topics.clear();
     }
@@ -1249,7 +1266,7 @@ impl<P: Clone> Broker<P> {
             queued: self.queued as u64,
             in_flight: self.in_flight as u64,
             subscriptions: per.len() as u64,
-            latency: summary(&self.latency),
+            latency: summary(&self.latency, self.direct_delivered),
             per_subscription: per,
         }
     }
@@ -1264,11 +1281,11 @@ impl<P: Clone> Broker<P> {
     pub fn record_direct(&mut self, id: SubId, delivered: u64, failed: u64) {
         self.counters.delivered += delivered;
         self.counters.failed += failed;
-        self.latency.record_n(0, delivered);
+        self.direct_delivered += delivered;
         if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
             sub.counters.delivered += delivered;
             sub.counters.failed += failed;
-            sub.latency.record_n(0, delivered);
+            sub.direct_delivered += delivered;
         }
     }
 
@@ -1283,7 +1300,9 @@ impl<P: Clone> Broker<P> {
     }
 }
 
-fn summary(h: &LatencyHistogram) -> LatencySummary {
+fn summary(h: &LatencyHistogram, zero_latency: u64) -> LatencySummary {
+    let mut h = h.clone();
+    h.record_n(0, zero_latency);
     LatencySummary {
         count: h.count(),
         p50_ms: h.quantile(0.5) as f64 / 1000.0,

@@ -184,7 +184,8 @@ struct Browser {
 
 struct Inner<P> {
     core: RefCell<Broker<P>>,
-    handlers: RefCell<HashMap<SubId, Handler<P>>>,
+    /// By subscription slot index, with the subscription's id to tell a reused slot apart.
+    handlers: RefCell<Vec<Option<(SubId, Handler<P>)>>>,
     clock: Rc<dyn Clock>,
     exec: LocalExecutor,
     running: RefCell<HashMap<DeliveryId, Running<P>>>,
@@ -194,6 +195,15 @@ struct Inner<P> {
     /// Async handlers run on the JavaScript event loop rather than on `exec`.
     #[cfg(target_arch = "wasm32")]
     browser: Option<RefCell<Browser>>,
+}
+
+impl<P: Clone> Inner<P> {
+    fn handler(&self, id: SubId) -> Option<Handler<P>> {
+        match self.handlers.borrow().get(id.index() as usize) {
+            Some(Some((owner, h))) if *owner == id => Some(h.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// A publish/subscribe bus. Cloning gives another handle to the same bus. Single-threaded.
@@ -299,7 +309,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         Ok(Bus {
             inner: Rc::new(Inner {
                 core: RefCell::new(core),
-                handlers: RefCell::new(HashMap::new()),
+                handlers: RefCell::new(Vec::new()),
                 clock,
                 exec: LocalExecutor::new(),
                 running: RefCell::new(HashMap::new()),
@@ -409,7 +419,13 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         core.set_direct(id, matches!(handler, Handler::Sync(_)));
         let order = core.subscription_order(id).unwrap_or(0);
         drop(core);
-        self.inner.handlers.borrow_mut().insert(id, handler);
+        let mut handlers = self.inner.handlers.borrow_mut();
+        let slot = id.index() as usize;
+        if handlers.len() <= slot {
+            handlers.resize_with(slot + 1, || None);
+        }
+        handlers[slot] = Some((id, handler));
+        drop(handlers);
         Ok(Subscription {
             bus: Rc::downgrade(&self.inner),
             id,
@@ -421,7 +437,16 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     fn unsubscribe(&self, id: SubId) -> bool {
         let removed = self.inner.core.borrow_mut().unsubscribe(id);
         if removed {
-            self.inner.handlers.borrow_mut().remove(&id);
+            if let Some(h) = self
+                .inner
+                .handlers
+                .borrow_mut()
+                .get_mut(id.index() as usize)
+            {
+                if matches!(h, Some((owner, _)) if *owner == id) {
+                    *h = None;
+                }
+            }
             self.pump();
         }
         removed
@@ -551,7 +576,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         let inner = &*self.inner;
         inner.dispatching.set(true);
         for &id in subs {
-            let handler = inner.handlers.borrow().get(&id).cloned();
+            let handler = inner.handler(id);
             // Gone when a handler before it unsubscribed it: it receives nothing more.
             let Some(Handler::Sync(h)) = handler else {
                 continue;
@@ -638,7 +663,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     }
 
     fn run(&self, d: crate::broker::Delivery<P>) {
-        let handler = self.inner.handlers.borrow().get(&d.sub).cloned();
+        let handler = self.inner.handler(d.sub);
         let Some(handler) = handler else {
             // Unsubscribed between being made ready and now: nothing to run.
             self.inner

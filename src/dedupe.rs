@@ -16,35 +16,41 @@ pub struct DedupeWindow {
     pub max_age: Option<u64>,
 }
 
-/// One remembered id, in recording order.
+/// One remembered id, in recording order: only its ends are touched (eviction, age).
 #[derive(Debug)]
 struct Recorded {
     /// Absolute position of the id's first byte in the arena's history.
     start: u64,
-    len: usize,
     at: u64,
-    /// Kept so the index can rehash and evict without hashing the id again.
     hash: u64,
 }
 
-/// Remembers the ids recorded within a [`DedupeWindow`] and says whether an
-/// id is new.
+/// An index entry: everything the probe's equality check and a rehash need, so a lookup touches
+/// the table and the id's bytes only (not the FIFO).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    seq: u64,
+    start: u64,
+    len: usize,
+    hash: u64,
+}
+
+/// Remembers the ids recorded within a [`DedupeWindow`] and says whether an id is new.
 ///
-/// The clock is expected to move forward; a `now` earlier than one already
-/// seen is treated as the latest `now` seen, so expired ids never come back.
+/// The clock is expected to move forward; a `now` earlier than one already seen is treated as the
+/// latest `now` seen, so expired ids never come back.
 #[derive(Debug)]
 pub struct IdempotenceFilter {
     window: DedupeWindow,
     hasher: DefaultHashBuilder,
-    /// Sequence numbers of the ids in `fifo`; the ids themselves live only
-    /// in `arena`, so each is stored once.
-    index: HashTable<u64>,
+    /// One slot per id in `fifo`; the ids themselves live only in `arena`, so each is stored once.
+    index: HashTable<Slot>,
     fifo: VecDeque<Recorded>,
     /// Sequence number of `fifo.front()`.
     front_seq: u64,
-    /// The ids of `fifo`, back to back. Appending to one buffer instead of
-    /// allocating per id roughly halves the cost of a first sighting; evicted
-    /// ids stay as dead bytes at the front until compaction.
+    /// The ids of `fifo`, back to back. Appending to one buffer instead of allocating per id
+    /// roughly halves the cost of a first sighting; evicted ids stay as dead bytes at the front
+    /// until compaction.
     arena: String,
     /// Absolute position of `arena`'s first byte.
     arena_start: u64,
@@ -52,36 +58,29 @@ pub struct IdempotenceFilter {
 }
 
 /// Caps the up-front allocation when a caller asks for a huge window.
-const MAX_INITIAL_CAPACITY: usize = 1024;
-/// Dead arena bytes tolerated before compaction is considered; keeps small
-/// windows from shifting the arena on every eviction.
+const MAX_INITIAL_CAPACITY: usize = 16 * 1024;
+/// Typical id length, to size the arena up front.
+const TYPICAL_ID_BYTES: usize = 16;
+/// Dead arena bytes tolerated before compaction is considered; keeps small windows from shifting
+/// the arena on every eviction.
 const MIN_COMPACTION_BYTES: usize = 4096;
 
-/// Borrowed view of the ids, for the hash index's equality and rehash callbacks.
-#[derive(Clone, Copy)]
-struct Ids<'a> {
-    fifo: &'a VecDeque<Recorded>,
-    front_seq: u64,
-    arena: &'a str,
-    arena_start: u64,
-}
-
-impl<'a> Ids<'a> {
-    fn recorded(&self, seq: u64) -> Option<&'a Recorded> {
-        let offset = usize::try_from(seq.wrapping_sub(self.front_seq)).ok()?;
-        self.fifo.get(offset)
+/// Whether `slot` holds `id`: lengths first, then the bytes in the arena.
+fn holds(arena: &str, arena_start: u64, slot: &Slot, id: &str) -> bool {
+    if slot.len != id.len() {
+        return false;
     }
-
-    fn is(&self, seq: u64, id: &str) -> bool {
-        self.recorded(seq)
-            .and_then(|recorded| self.text(recorded))
-            .is_some_and(|text| text == id)
-    }
-
-    fn text(&self, recorded: &Recorded) -> Option<&'a str> {
-        let from = usize::try_from(recorded.start.checked_sub(self.arena_start)?).ok()?;
-        self.arena.get(from..from.checked_add(recorded.len)?)
-    }
+    let Some(from) = slot
+        .start
+        .checked_sub(arena_start)
+        .and_then(|d| usize::try_from(d).ok())
+    else {
+        return false;
+    };
+    arena
+        .as_bytes()
+        .get(from..from + slot.len)
+        .is_some_and(|bytes| bytes == id.as_bytes())
 }
 
 impl IdempotenceFilter {
@@ -98,7 +97,7 @@ impl IdempotenceFilter {
             index: HashTable::with_capacity(capacity),
             fifo: VecDeque::with_capacity(capacity),
             front_seq: 0,
-            arena: String::new(),
+            arena: String::with_capacity(capacity * TYPICAL_ID_BYTES),
             arena_start: 0,
             clock: 0,
         }
@@ -113,24 +112,24 @@ impl IdempotenceFilter {
     pub fn check(&mut self, id: &str, now: u64) -> bool {
         let now = self.advance_to(now);
         let hash = self.hasher.hash_one(id);
-        let ids = Ids {
-            fifo: &self.fifo,
-            front_seq: self.front_seq,
-            arena: &self.arena,
-            arena_start: self.arena_start,
-        };
+        let (arena, arena_start) = (self.arena.as_str(), self.arena_start);
         let entry = self.index.entry(
             hash,
-            |&seq| ids.is(seq, id),
-            |&seq| ids.recorded(seq).map_or(0, |recorded| recorded.hash),
+            |slot| holds(arena, arena_start, slot, id),
+            |slot| slot.hash,
         );
-        let Entry::Vacant(slot) = entry else {
+        let Entry::Vacant(vacant) = entry else {
             return false;
         };
-        slot.insert(self.front_seq + self.fifo.len() as u64);
-        self.fifo.push_back(Recorded {
-            start: self.arena_start + self.arena.len() as u64,
+        let start = self.arena_start + self.arena.len() as u64;
+        vacant.insert(Slot {
+            seq: self.front_seq + self.fifo.len() as u64,
+            start,
             len: id.len(),
+            hash,
+        });
+        self.fifo.push_back(Recorded {
+            start,
             at: now,
             hash,
         });
@@ -145,13 +144,10 @@ impl IdempotenceFilter {
     pub fn has(&mut self, id: &str, now: u64) -> bool {
         self.advance_to(now);
         let hash = self.hasher.hash_one(id);
-        let ids = Ids {
-            fifo: &self.fifo,
-            front_seq: self.front_seq,
-            arena: &self.arena,
-            arena_start: self.arena_start,
-        };
-        self.index.find(hash, |&seq| ids.is(seq, id)).is_some()
+        let (arena, arena_start) = (self.arena.as_str(), self.arena_start);
+        self.index
+            .find(hash, |slot| holds(arena, arena_start, slot, id))
+            .is_some()
     }
 
     /// Number of ids in the window at `now`.
@@ -197,7 +193,7 @@ impl IdempotenceFilter {
             return;
         };
         let seq = self.front_seq;
-        if let Ok(entry) = self.index.find_entry(oldest.hash, |&s| s == seq) {
+        if let Ok(entry) = self.index.find_entry(oldest.hash, |s| s.seq == seq) {
             entry.remove();
         }
         self.front_seq += 1;

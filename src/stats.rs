@@ -40,27 +40,23 @@ const SUB_BUCKETS: usize = 1 << SUB_BUCKET_BITS;
 const TOP_EXPONENT: u32 = 32;
 const BUCKETS: usize = (TOP_EXPONENT - SUB_BUCKET_BITS + 2) as usize * SUB_BUCKETS;
 
-/// Log-linear histogram of latencies in microseconds (HDR-style): relative error at most ~3%, fixed memory (no allocation per record), values from 0 up to at least one hour; larger values clamp to the top bucket.
+/// Log-linear histogram of latencies in microseconds (HDR-style): relative error under 1/64, values
+/// from 0 up to about 2.4 hours (larger values clamp to the top bucket).
 ///
-/// Values below 128 are counted exactly; above, the relative error is
-/// under 1/64. The top bucket holds everything from about 2.4 hours up.
-#[derive(Debug, Clone)]
+/// Values below 128 are counted exactly. Buckets are allocated up to the largest value recorded, so
+/// a histogram that only ever saw short latencies (every subscription starts that way) stays a few
+/// words long; at most 1,792 buckets (14 KiB).
+#[derive(Debug, Clone, Default)]
 pub struct LatencyHistogram {
-    counts: Box<[u64; BUCKETS]>,
+    counts: Vec<u64>,
     total: u64,
-}
-
-impl Default for LatencyHistogram {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl LatencyHistogram {
     /// An empty histogram.
     pub fn new() -> Self {
         LatencyHistogram {
-            counts: Box::new([0; BUCKETS]),
+            counts: Vec::new(),
             total: 0,
         }
     }
@@ -72,7 +68,11 @@ impl LatencyHistogram {
 
     /// Counts `n` occurrences of the same latency.
     pub fn record_n(&mut self, micros: u64, n: u64) {
-        let count = &mut self.counts[bucket_of(micros)];
+        let bucket = bucket_of(micros);
+        if bucket >= self.counts.len() {
+            self.counts.resize(bucket + 1, 0);
+        }
+        let count = &mut self.counts[bucket];
         *count = count.saturating_add(n);
         self.total = self.total.saturating_add(n);
     }
@@ -102,6 +102,9 @@ impl LatencyHistogram {
 
     /// Adds every latency recorded in `other` into `self`.
     pub fn merge(&mut self, other: &LatencyHistogram) {
+        if other.counts.len() > self.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
             *mine = mine.saturating_add(*theirs);
         }
@@ -110,7 +113,7 @@ impl LatencyHistogram {
 
     /// Forgets every latency recorded.
     pub fn reset(&mut self) {
-        self.counts.fill(0);
+        self.counts.clear();
         self.total = 0;
     }
 }

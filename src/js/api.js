@@ -581,7 +581,9 @@ function makeApi(raw, whenNotReady) {
       // Straight to the handlers while every subscription stays idle (no crossing at all)…
       if (ids === undefined || !this._dedupe) {
         while (i < n && this._direct(route)) {
-          this._deliverDirect(route, topic, payloads[i], o);
+          const mo = ids === undefined || ids[i] === undefined ? o
+            : { id: ids[i], key: o.key, ttlMs: o.ttlMs, headers: o.headers };
+          this._deliverDirect(route, topic, payloads[i], mo);
           accepted++;
           i++;
         }

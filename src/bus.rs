@@ -37,6 +37,9 @@ type AsyncFn<P> = Rc<dyn Fn(Message<P>) -> LocalBoxFuture<'static, HandlerResult
 type BatchFn<P> = Rc<dyn Fn(&[Message<P>]) -> HandlerResult>;
 type BatchAsyncFn<P> = Rc<dyn Fn(Vec<Message<P>>) -> LocalBoxFuture<'static, HandlerResult>>;
 
+/// A handler in its subscription's slot, with the subscription's id.
+type HandlerSlot<P> = Option<(SubId, Handler<P>)>;
+
 #[derive(Clone)]
 enum Handler<P> {
     Sync(SyncFn<P>),
@@ -185,7 +188,7 @@ struct Browser {
 struct Inner<P> {
     core: RefCell<Broker<P>>,
     /// By subscription slot index, with the subscription's id to tell a reused slot apart.
-    handlers: RefCell<Vec<Option<(SubId, Handler<P>)>>>,
+    handlers: RefCell<Vec<HandlerSlot<P>>>,
     clock: Rc<dyn Clock>,
     exec: LocalExecutor,
     running: RefCell<HashMap<DeliveryId, Running<P>>>,

@@ -314,6 +314,7 @@ function makeApi(raw, whenNotReady) {
       this._busy = 0;             // subscriptions the core has work for
       this._published = 0;        // published directly, not yet told to the core
       this._waiters = [];         // publishAsync calls waiting for room
+      this._admitting = false;
       this._idleWaiters = [];
       this._timer = undefined;
       this._timerAt = Infinity;
@@ -530,6 +531,8 @@ function makeApi(raw, whenNotReady) {
     _began(s, promise, env, key) {
       const d = this._core.begin(s.index, s.gen, key, this._clock.now());
       if (!s.busy) { s.busy = true; this._busy++; }
+      // Its timeout needs the timer armed, which a pump does.
+      if (s.timeoutMs !== undefined && s.timeoutMs !== Infinity) this._needPump = true;
       this._track(d[0], d[1], s, promise, env, true);
     }
 
@@ -640,6 +643,17 @@ function makeApi(raw, whenNotReady) {
     }
 
     _admitWaiters() {
+      // Admitting publishes pumps, and a pump admits waiters: one admission loop at a time.
+      if (this._admitting) return;
+      this._admitting = true;
+      try {
+        this._admitLoop();
+      } finally {
+        this._admitting = false;
+      }
+    }
+
+    _admitLoop() {
       while (this._waiters.length > 0) {
         const w = this._waiters[0];
         let r;

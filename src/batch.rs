@@ -189,6 +189,11 @@ impl<P> BatchQueue<P> {
         n
     }
 
+    /// Whether a wait timer for batch `gen` still has a batch to seal.
+    pub(crate) fn is_open(&self, gen: u64) -> bool {
+        gen == self.open_gen && !self.open.is_empty()
+    }
+
     pub(crate) fn has_open(&self) -> bool {
         !self.open.is_empty()
     }

@@ -1128,9 +1128,31 @@ impl<P: Clone> Broker<P> {
 
     // ----- time ----------------------------------------------------------------------------
 
-    /// The earliest time a timer is due, if any (it may turn out to have nothing to do).
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+    /// The earliest time a live timer is due, if any.
+    pub fn next_deadline(&mut self) -> Option<u64> {
+        // Timers are invalidated lazily; drop the stale ones on top so a driver never waits
+        // (or keeps a process alive) for a deadline with nothing behind it.
+        while let Some(Reverse((t, timer))) = self.timers.peek() {
+            if self.timer_is_live(*timer) {
+                return Some(*t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    fn timer_is_live(&self, timer: Timer) -> bool {
+        match timer {
+            Timer::Timeout(index, gen) => self.inflight.get(index, gen).is_some(),
+            Timer::BatchWait(index, gen, batch) => matches!(
+                self.subs.get(index, gen),
+                Some(Sub { kind: Kind::Batch(b), live: true, .. }) if b.is_open(batch)
+            ),
+            Timer::Retry(index, gen) => matches!(
+                self.subs.get(index, gen),
+                Some(Sub { kind: Kind::Batch(b), live: true, .. }) if b.retry.is_some()
+            ),
+        }
     }
 
     /// Runs every timer due at `now`: batch waits, retries and handler timeouts.

@@ -818,7 +818,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         if !wait {
             return false;
         }
-        let deadline = inner.core.borrow().next_deadline();
+        let deadline = inner.core.borrow_mut().next_deadline();
         let now = inner.clock.now();
         match deadline {
             Some(d) if d <= now => true,
@@ -939,7 +939,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 let _ = tx.send(());
             }
         }
-        let deadline = self.inner.core.borrow().next_deadline();
+        let deadline = self.inner.core.borrow_mut().next_deadline();
         let mut state = b.borrow_mut();
         match (deadline, &state.timer) {
             (Some(d), Some((armed, _))) if *armed <= d => {}
@@ -957,7 +957,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 });
                 state.timer = Some((d, timeout));
             }
-            (None, _) => {}
+            (None, _) => state.timer = None,
         }
     }
 }

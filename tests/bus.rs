@@ -826,3 +826,36 @@ fn a_direct_delivery_that_turns_async_keeps_its_key_busy() {
     let next = core.next_delivery(0).expect("2 starts once 1 is done");
     assert!(matches!(next.items, Items::One(ref m) if *m.payload() == 2));
 }
+
+#[test]
+fn no_deadline_is_reported_once_its_batch_was_flushed() {
+    use edgebus::{
+        BatchPolicy, Broker, BrokerConfig, Items, Outgoing, PublishMode, SubscribeOptions,
+    };
+    let mut core: Broker<u32> = Broker::new(BrokerConfig::default()).unwrap();
+    core.subscribe(
+        "b",
+        &SubscribeOptions::default().batch(BatchPolicy {
+            max_wait: 600_000_000,
+            ..BatchPolicy::default()
+        }),
+    )
+    .unwrap();
+    core.publish("b", Outgoing::new(1), 0, PublishMode::Now)
+        .unwrap();
+    assert_eq!(
+        core.next_deadline(),
+        Some(600_000_000),
+        "the open batch waits"
+    );
+    core.flush();
+    let d = core.next_delivery(0).expect("the flushed batch");
+    assert!(matches!(d.items, Items::Batch(ref ms) if ms.len() == 1));
+    core.complete(d.id, true, 0);
+    assert!(core.is_idle());
+    assert_eq!(
+        core.next_deadline(),
+        None,
+        "the wait timer of a flushed batch is stale"
+    );
+}

@@ -833,7 +833,12 @@ function makeApi(raw, whenNotReady) {
 
     _afterPump() {
       const deadline = this._core.next_deadline();
-      if (deadline >= 0 && deadline < this._timerAt) {
+      if (deadline < 0 && this._timer !== undefined) {
+        // Nothing is due any more: a forgotten timer would keep a Node process alive.
+        this._clearTimer(this._timer);
+        this._timer = undefined;
+        this._timerAt = Infinity;
+      } else if (deadline >= 0 && deadline < this._timerAt) {
         if (this._timer !== undefined) this._clearTimer(this._timer);
         this._timerAt = deadline;
         this._timer = this._setTimer(() => {

@@ -397,7 +397,7 @@ impl WasmBroker {
     }
 
     /// The next timer deadline in ms, or -1.
-    pub fn next_deadline(&self) -> f64 {
+    pub fn next_deadline(&mut self) -> f64 {
         self.core
             .next_deadline()
             .map_or(-1.0, |t| t as f64 / 1000.0)

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { Bus, ManualClock, EdgebusError } from 'edgebus';
 import { settle, deferred, throwsCode, rejectsCode, assertStillWorks } from './support/helpers.mjs';
 
@@ -437,4 +438,24 @@ test('stats(): counters, queued, inFlight, subscriptions, latency and perSubscri
   assert.ok(s2st.latency.count >= 2);
   assert.equal(s1.unsubscribe(), true);
   assert.equal(bus.stats().subscriptions, 2);
+});
+
+test('a drained or closed bus does not keep the Node process alive (real clock)', () => {
+  // A pending batch deadline far in the future: once the batch has been delivered by drain()/close(),
+  // nothing is left to wait for and the process must exit on its own.
+  for (const end of ['drain', 'close']) {
+    const script = `
+      const { Bus } = require('edgebus');
+      const bus = new Bus();
+      const got = [];
+      bus.subscribe('b', (msgs) => { got.push(msgs.length); }, { batch: { maxSize: 100, maxWaitMs: 600000 } });
+      bus.publish('b', 1);
+      bus.publish('b', 2);
+      bus.${end}().then(() => console.log('done ' + JSON.stringify(got)));
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: process.cwd(), encoding: 'utf8', timeout: 5000 });
+    assert.equal(r.stdout.trim(), 'done [2]', `${end}: ${r.stderr}`);
+    assert.equal(r.signal, null, `${end}(): the process was still alive after 5 s (a timer left armed)`);
+    assert.equal(r.status, 0);
+  }
 });

@@ -461,7 +461,8 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// it returns; a publish from inside a handler is delivered after that handler returns.
     /// Returns `false` when the idempotence filter dropped it as a duplicate.
     pub fn publish(&self, topic: &str, payload: P) -> Result<bool> {
-        self.publish_with(topic, payload, PublishOptions::default())
+        let handle = self.inner.core.borrow_mut().resolve(topic)?;
+        self.publish_to(handle, payload)
     }
 
     /// Publishes with options (id, key, TTL, headers).

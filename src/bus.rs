@@ -468,9 +468,15 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// Publishes with options (id, key, TTL, headers).
     pub fn publish_with(&self, topic: &str, payload: P, options: PublishOptions) -> Result<bool> {
         let out = outgoing(payload, options)?;
+        let handle = self.inner.core.borrow_mut().resolve(topic)?;
+        self.publish_outgoing(handle, out)
+    }
+
+    /// Delivers directly when every subscription reached is idle (and no handler is running),
+    /// otherwise through the broker's queues.
+    fn publish_outgoing(&self, handle: TopicHandle, out: Outgoing<P>) -> Result<bool> {
         let inner = &*self.inner;
         let mut core = inner.core.borrow_mut();
-        let handle = core.resolve(topic)?;
         let out = if inner.dispatching.get() {
             out
         } else {
@@ -907,29 +913,11 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
     /// Publishes on a resolved topic.
     pub fn publish_to(&self, topic: TopicHandle, payload: P) -> Result<bool> {
-        let inner = &*self.inner;
-        let mut core = inner.core.borrow_mut();
         let out = Outgoing {
             size: payload.byte_size(),
             ..Outgoing::new(payload)
         };
-        let out = if inner.dispatching.get() {
-            out
-        } else {
-            match core.publish_direct(topic, out, || inner.clock.now())? {
-                Direct::Deliver(subs, msg) => {
-                    drop(core);
-                    self.deliver_direct(&subs, &msg);
-                    return Ok(true);
-                }
-                Direct::Duplicate => return Ok(false),
-                Direct::Queue(out) => out,
-            }
-        };
-        let r = core.publish_to(topic, out, inner.clock.now(), PublishMode::Now)?;
-        drop(core);
-        self.pump();
-        Ok(r != Published::Duplicate)
+        self.publish_outgoing(topic, out)
     }
 
     #[cfg(target_arch = "wasm32")]

@@ -60,6 +60,14 @@ fn overflow_from(code: i32) -> Option<Overflow> {
     }
 }
 
+fn mode(wait: bool) -> PublishMode {
+    if wait {
+        PublishMode::Wait
+    } else {
+        PublishMode::Now
+    }
+}
+
 /// Non-negative count from JavaScript (validated there); `Infinity` means unbounded.
 fn count(v: f64) -> usize {
     if v.is_finite() && v >= 0.0 {
@@ -221,18 +229,13 @@ impl WasmBroker {
         wait: bool,
     ) -> Result<u32, JsValue> {
         let msg = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
-        let mode = if wait {
-            PublishMode::Wait
-        } else {
-            PublishMode::Now
-        };
         let r = self
             .core
             .publish_to(
                 TopicHandle::from_raw(handle),
                 msg,
                 ms_to_micros(now_ms),
-                mode,
+                mode(wait),
             )
             .map_err(to_js)?;
         Ok(match r {
@@ -270,18 +273,13 @@ impl WasmBroker {
                 self.outgoing(slot, id, key.as_deref(), ttl_ms, size)
             })
             .collect();
-        let mode = if wait {
-            PublishMode::Wait
-        } else {
-            PublishMode::Now
-        };
         let r = self
             .core
             .publish_batch(
                 TopicHandle::from_raw(handle),
                 msgs,
                 ms_to_micros(now_ms),
-                mode,
+                mode(wait),
             )
             .map_err(to_js)?;
         Ok(r.map_or(-1, |n| n as i32))

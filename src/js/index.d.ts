@@ -141,31 +141,36 @@ export interface LatencySummary {
   p99Ms: number;
 }
 
-export interface SubscriptionStats {
-  id: number;
-  pattern: string;
+/** Counters and depths kept for the bus and for each subscription. */
+export interface DeliveryCounts {
+  /** Deliveries handed to handlers. */
   delivered: number;
+  /** Messages dropped by overflow policies. */
   dropped: number;
+  /** Messages whose TTL ended before they started. */
   expired: number;
+  /** Deliveries whose handler failed (after any retries). */
   failed: number;
+  /** Messages discarded by unsubscribing before they started. */
   cancelled: number;
+  /** Messages waiting in queues. */
   queued: number;
+  /** Deliveries started and not yet settled. */
   inFlight: number;
   latency: LatencySummary;
 }
 
-export interface BusStats {
+export interface SubscriptionStats extends DeliveryCounts {
+  id: number;
+  pattern: string;
+}
+
+export interface BusStats extends DeliveryCounts {
+  /** Messages accepted by publish (duplicates excluded). */
   published: number;
-  delivered: number;
+  /** Messages dropped by the idempotence filter. */
   duplicates: number;
-  dropped: number;
-  expired: number;
-  failed: number;
-  cancelled: number;
-  queued: number;
-  inFlight: number;
   subscriptions: number;
-  latency: LatencySummary;
   perSubscription: SubscriptionStats[];
 }
 

@@ -56,7 +56,7 @@ for (const [target, dir] of Object.entries(dirs)) {
 }
 
 const api = readFileSync(join(root, 'src', 'js', 'api.js'), 'utf8');
-const names = ['Bus', 'Batcher', 'IdempotenceFilter', 'ManualClock', 'EdgebusError', 'Subscription'];
+const names = ['Bus', 'Batcher', 'IdempotenceFilter', 'ManualClock', 'EdgebusError', 'Subscription', 'shardOf'];
 const exportAll = `export const { ${names.join(', ')}, init, initSync } = api;\nexport default api;\n`;
 // Where the module is loaded by the entry itself, init() has nothing left to do.
 const readyInit = 'Object.assign(api, { init: () => Promise.resolve(), initSync: () => {} });\n';

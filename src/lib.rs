@@ -32,6 +32,7 @@ mod exec;
 mod message;
 mod queue;
 mod router;
+mod shard;
 mod slab;
 mod snapshot;
 mod stats;
@@ -55,6 +56,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use message::{ByteSize, Headers, Message, Outgoing};
 pub use queue::Overflow;
 pub use router::Router;
+pub use shard::{shard_of, stable_hash};
 pub use snapshot::{BusStats, LatencySummary, SubscriptionStats};
 pub use stats::{Counters, LatencyHistogram};
 pub use topic::{

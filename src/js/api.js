@@ -959,5 +959,15 @@ function makeApi(raw, whenNotReady) {
     stats() { return this._sub.stats(); }
   }
 
-  return { Bus, Batcher, IdempotenceFilter, ManualClock, EdgebusError, Subscription };
+  /** The shard, in 0..shards-1, of a message key (or topic): the core's stable hash, the same natively. */
+  function shardOf(keyOrTopic, shards) {
+    ready();
+    checkString(keyOrTopic, 'INVALID_ARGUMENT', 'keyOrTopic');
+    if (typeof shards !== 'number' || !Number.isInteger(shards) || shards < 1 || shards > 2 ** 32 - 1) {
+      fail('INVALID_ARGUMENT', `shards must be an integer from 1 to 4294967295, got ${describe(shards)}`);
+    }
+    return raw.shardOf(keyOrTopic, shards);
+  }
+
+  return { Bus, Batcher, IdempotenceFilter, ManualClock, EdgebusError, Subscription, shardOf };
 }

@@ -266,3 +266,9 @@ declare const edgebus: {
   initSync: typeof initSync;
 };
 export default edgebus;
+
+/**
+ * The shard, in `0..shards-1`, of a message key (or of its topic when it has no key): a stable
+ * hash computed by the core, the same in every runtime and natively (`edgebus::shard_of`).
+ */
+export function shardOf(keyOrTopic: string, shards: number): number;

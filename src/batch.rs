@@ -218,6 +218,7 @@ mod tests {
             expires_at: None,
             size,
             seq,
+            attempt: 1,
         }
     }
 

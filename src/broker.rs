@@ -9,11 +9,15 @@
 use crate::batch::{BatchPolicy, BatchQueue, Pushed};
 use crate::dedupe::{DedupeWindow, IdempotenceFilter};
 use crate::error::{Error, ErrorCode, Result};
+use crate::groups::{
+    validate_group, Claim, DeadLetter, JobRef, JobState, JobStatus, Member, Retention, RetryPolicy,
+    Settled, WorkQueue,
+};
 use crate::message::{Message, Outgoing};
 use crate::queue::{Overflow, SubQueue};
 use crate::router::Router;
 use crate::slab::Slab;
-use crate::snapshot::{BusStats, LatencySummary, SubscriptionStats};
+use crate::snapshot::{BusStats, GroupStats, LatencySummary, SubscriptionStats};
 use crate::stats::{Counters, LatencyHistogram};
 use crate::topic::{validate_topic, Pattern};
 use hashbrown::HashMap;
@@ -92,8 +96,11 @@ pub struct SubscribeOptions {
     /// A handler not settled after this long counts as failed (`HANDLER_TIMEOUT`); `None` takes
     /// the broker's default.
     pub timeout: Option<u64>,
-    /// Deliver in batches with this policy.
+    /// Deliver in batches with this policy. For a queue-group member, only `max_size` and
+    /// `max_wait` apply (batch claim); retries follow the group's policy.
     pub batch: Option<BatchPolicy>,
+    /// Join a queue group (work queue): each message goes to exactly one member.
+    pub group: Option<GroupOptions>,
 }
 
 impl Default for SubscribeOptions {
@@ -104,8 +111,23 @@ impl Default for SubscribeOptions {
             overflow: None,
             timeout: None,
             batch: None,
+            group: None,
         }
     }
+}
+
+/// Queue-group membership. Subscriptions with the same group name and pattern share one stream.
+/// The retry policy, `max_queue` and `overflow` belong to the group: the first member sets them,
+/// and a later member that names different ones is refused with `INVALID_OPTION`. A member's
+/// `timeout` is its acknowledgement deadline: a delivery not settled by then counts as failed and
+/// is redelivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOptions {
+    /// The group's name: topic tokens, not starting with `$`. Dead letters go to `$dead.<name>`.
+    pub name: String,
+    /// Retries; `None` takes the default (5 attempts, backoff 100 ms doubling up to 30 s) or, for
+    /// a later member, the group's.
+    pub retry: Option<RetryPolicy>,
 }
 
 /// Broker-wide settings.
@@ -123,6 +145,10 @@ pub struct BrokerConfig {
     pub max_topics: usize,
     /// Report [`Event::Idle`] when a subscription has nothing queued or running.
     pub track_idle: bool,
+    /// How long work-queue ids stay queryable by [`Broker::status`] once finished.
+    pub retention: Retention,
+    /// Seed of the backoff jitter.
+    pub seed: u64,
 }
 
 impl Default for BrokerConfig {
@@ -134,6 +160,8 @@ impl Default for BrokerConfig {
             timeout: None,
             max_topics: 16_384,
             track_idle: false,
+            retention: Retention::default(),
+            seed: 0x9e37_79b9_7f4a_7c15,
         }
     }
 }
@@ -214,12 +242,19 @@ pub enum Event {
     Idle(SubId),
     /// A `wait` subscription made room: retry waiting publishes.
     Room,
+    /// A work-queue message failed its last attempt: take it with [`Broker::take_dead`] and
+    /// publish it on `$dead.<group>`.
+    Dead,
 }
 
 #[derive(Debug)]
 enum Kind<P> {
     Plain(SubQueue<P>),
     Batch(BatchQueue<P>),
+    /// A queue group's stream: routed like a subscription, delivered to its members.
+    Group(Box<WorkQueue<P, SubId>>),
+    /// A member of a queue group: not routed; it claims from its group.
+    Member(SubId),
 }
 
 #[derive(Debug)]
@@ -247,6 +282,8 @@ impl<P> Sub<P> {
         match &self.kind {
             Kind::Plain(q) => q.len(),
             Kind::Batch(b) => b.queued(),
+            Kind::Group(g) => g.depth,
+            Kind::Member(_) => 0,
         }
     }
 
@@ -255,6 +292,8 @@ impl<P> Sub<P> {
             && match &self.kind {
                 Kind::Plain(q) => q.is_empty(),
                 Kind::Batch(b) => b.queued() == 0,
+                Kind::Group(g) => g.is_empty(),
+                Kind::Member(_) => true,
             }
     }
 
@@ -270,14 +309,17 @@ impl<P> Sub<P> {
                 free + self.max_queue.saturating_sub(q.len())
             }
             Kind::Batch(b) => self.max_queue.saturating_sub(b.queued()),
+            Kind::Group(g) => g.room(self.max_queue),
+            Kind::Member(_) => usize::MAX,
         }
     }
 
-    fn stats(&self, id: u64) -> SubscriptionStats {
+    fn stats(&self, id: u64, group: Option<&str>) -> SubscriptionStats {
         let c = &self.counters;
         SubscriptionStats {
             id,
             pattern: self.pattern.as_str().to_owned(),
+            group: group.map(str::to_owned),
             delivered: c.delivered,
             dropped: c.dropped,
             expired: c.expired,
@@ -294,6 +336,8 @@ impl<P> Sub<P> {
 enum Ready<P> {
     One(SubId, Message<P>),
     Batch(SubId, Vec<Message<P>>, u32),
+    /// Jobs a group member claimed: (member, group, jobs).
+    Claim(SubId, SubId, Vec<JobRef>),
 }
 
 #[derive(Debug)]
@@ -303,6 +347,8 @@ struct InFlight<P> {
     /// For batches: the messages (kept for a retry) and the attempt.
     batch: Option<(Vec<Message<P>>, u32)>,
     count: u64,
+    /// For a group member's delivery: the group and the claimed jobs.
+    claim: Option<(SubId, Vec<JobRef>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -310,6 +356,32 @@ enum Timer {
     Timeout(u32, u32),
     BatchWait(u32, u32, u64),
     Retry(u32, u32),
+    /// A group's job is due for retry: (group index, gen, job index, gen).
+    JobRetry(u32, u32, u32, u32),
+    /// A group's batch member stops waiting for a fuller batch.
+    ClaimWait(u32, u32),
+    /// A delayed (`not_before`) message becomes visible: its sequence number.
+    Visible(u64),
+}
+
+/// A message published with a `not_before` in the future, waiting to be routed.
+#[derive(Debug)]
+struct Scheduled<P> {
+    topic: Rc<str>,
+    msg: Outgoing<P>,
+}
+
+/// A message a closing broker could not deliver, for the close summary.
+#[derive(Debug, Clone)]
+pub struct Remaining<P> {
+    /// The message.
+    pub message: Message<P>,
+    /// Its queue group (`None` for a delayed message not routed yet).
+    pub group: Option<Rc<str>>,
+    /// `pending` (no member left to take it), `failed` (waiting for a retry) or `delayed`.
+    pub state: JobState,
+    /// Handler calls made.
+    pub attempts: u32,
 }
 
 #[derive(Debug)]
@@ -348,6 +420,18 @@ pub struct Broker<P> {
     closed: bool,
     waiting: bool,
     scratch: Vec<SubId>,
+    /// Queue groups by (name, pattern).
+    groups: HashMap<(Rc<str>, Rc<str>), SubId>,
+    dead: VecDeque<DeadLetter<P>>,
+    scheduled: HashMap<u64, Scheduled<P>>,
+    scheduled_ids: HashMap<Rc<str>, u64>,
+    /// A failure reason given with [`Broker::complete_failed`], used by the next settle.
+    reason: Option<(ErrorCode, Rc<str>)>,
+    rng: u64,
+    last_now: u64,
+    /// While a batch is published: groups to hand work out from once it is all in, so a batch
+    /// claim sees the whole publish.
+    deferred: Option<Vec<SubId>>,
 }
 
 impl<P: Clone> Broker<P> {
@@ -364,6 +448,7 @@ impl<P: Clone> Broker<P> {
         if config.timeout == Some(0) {
             return Err(Error::invalid_option("timeoutMs", "must be positive"));
         }
+        let seed = config.seed | 1;
         Ok(Broker {
             dedupe: config.dedupe.map(IdempotenceFilter::new),
             config,
@@ -384,6 +469,14 @@ impl<P: Clone> Broker<P> {
             queued: 0,
             in_flight: 0,
             seq: 0,
+            groups: HashMap::new(),
+            dead: VecDeque::new(),
+            scheduled: HashMap::new(),
+            scheduled_ids: HashMap::new(),
+            reason: None,
+            rng: seed,
+            last_now: 0,
+            deferred: None,
             closed: false,
             waiting: false,
             scratch: Vec::new(),
@@ -408,6 +501,9 @@ impl<P: Clone> Broker<P> {
         }
         if options.timeout == Some(0) {
             return Err(Error::invalid_option("timeoutMs", "must be positive"));
+        }
+        if let Some(group) = &options.group {
+            return self.join_group(pattern, group, options);
         }
         let kind = match &options.batch {
             Some(policy) => {
@@ -447,6 +543,186 @@ impl<P: Clone> Broker<P> {
         Ok(id)
     }
 
+    fn join_group(
+        &mut self,
+        pattern: Pattern,
+        group: &GroupOptions,
+        options: &SubscribeOptions,
+    ) -> Result<SubId> {
+        validate_group(&group.name)?;
+        let retry = group.retry;
+        if let Some(r) = &retry {
+            r.validate()?;
+        }
+        let claim = match &options.batch {
+            Some(b) => {
+                if b.max_size == 0 {
+                    return Err(Error::invalid_option("batch.maxSize", "must be at least 1"));
+                }
+                Some((b.max_size, b.max_wait))
+            }
+            None => None,
+        };
+        let key: (Rc<str>, Rc<str>) = (Rc::from(group.name.as_str()), Rc::from(pattern.as_str()));
+        let gid = match self.groups.get(&key) {
+            Some(&gid) => {
+                let g = self.subs.get(gid.index, gid.gen).expect("group is live");
+                let Kind::Group(wq) = &g.kind else {
+                    unreachable!("groups map holds groups")
+                };
+                let mismatch = |what: &str, have: String| {
+                    Err(Error::invalid_option(
+                        what,
+                        format!(
+                            "group `{}` on `{}` already has {what} {have}; members must agree",
+                            group.name,
+                            pattern.as_str()
+                        ),
+                    ))
+                };
+                if let Some(r) = retry {
+                    if r.max_attempts != wq.policy.max_attempts {
+                        return mismatch("maxAttempts", wq.policy.max_attempts.to_string());
+                    }
+                    if r.backoff_initial != wq.policy.backoff_initial
+                        || r.backoff_max != wq.policy.backoff_max
+                    {
+                        return mismatch(
+                            "backoff",
+                            format!(
+                                "{{ initialMs: {}, maxMs: {} }}",
+                                wq.policy.backoff_initial as f64 / 1000.0,
+                                wq.policy.backoff_max as f64 / 1000.0
+                            ),
+                        );
+                    }
+                }
+                if let Some(m) = options.max_queue {
+                    if m != g.max_queue {
+                        return mismatch("maxQueue", g.max_queue.to_string());
+                    }
+                }
+                if let Some(o) = options.overflow {
+                    if o != g.overflow {
+                        return mismatch("overflow", format!("{:?}", g.overflow));
+                    }
+                }
+                gid
+            }
+            None => {
+                self.next_order += 1;
+                let order = self.next_order;
+                let wq = WorkQueue::new(
+                    key.0.clone(),
+                    retry.unwrap_or_default(),
+                    self.config.retention,
+                );
+                let sub = Sub {
+                    order,
+                    concurrency: 1,
+                    max_queue: options.max_queue.unwrap_or(self.config.max_queue),
+                    overflow: options.overflow.unwrap_or(self.config.overflow),
+                    timeout: None,
+                    kind: Kind::Group(Box::new(wq)),
+                    in_flight: 0,
+                    counters: Counters::default(),
+                    latency: LatencyHistogram::new(),
+                    direct_delivered: 0,
+                    live: true,
+                    direct: false,
+                    pattern: pattern.clone(),
+                };
+                let (index, gen) = self.subs.insert(sub, Some(order as u32));
+                let gid = SubId { index, gen };
+                self.router.insert(&pattern, gid);
+                self.routes_gen += 1;
+                self.groups.insert(key, gid);
+                gid
+            }
+        };
+        self.next_order += 1;
+        let order = self.next_order;
+        let member = Sub {
+            order,
+            concurrency: options.concurrency,
+            max_queue: 0,
+            overflow: Overflow::Reject,
+            timeout: options.timeout.or(self.config.timeout),
+            kind: Kind::Member(gid),
+            in_flight: 0,
+            counters: Counters::default(),
+            latency: LatencyHistogram::new(),
+            direct_delivered: 0,
+            live: true,
+            direct: false,
+            pattern,
+        };
+        let (index, gen) = self.subs.insert(member, Some(order as u32));
+        let id = SubId { index, gen };
+        if let Some(Sub {
+            kind: Kind::Group(wq),
+            ..
+        }) = self.subs.get_mut(gid.index, gid.gen)
+        {
+            wq.members.push(Member {
+                sub: id,
+                capacity: options.concurrency,
+                in_flight: 0,
+                claim,
+                wait_until: None,
+            });
+        }
+        // Waiting messages (left by earlier members) go to the newcomer at once.
+        self.dispatch_group(gid);
+        Ok(id)
+    }
+
+    /// Hands a group's ready jobs to members with room.
+    fn dispatch_group(&mut self, gid: SubId) {
+        let now = self.last_now;
+        let Some(Sub {
+            kind: Kind::Group(wq),
+            ..
+        }) = self.subs.get_mut(gid.index, gid.gen)
+        else {
+            return;
+        };
+        let mut claims: Vec<Claim<SubId>> = Vec::new();
+        let wake = wq.claim(now, &mut claims);
+        let expired = std::mem::take(&mut wq.newly_expired);
+        if let Some(at) = wake {
+            self.timers
+                .push(Reverse((at, Timer::ClaimWait(gid.index, gid.gen))));
+        }
+        self.counters.expired += expired;
+        for c in claims {
+            if let Some(m) = self.subs.get_mut(c.member.index, c.member.gen) {
+                m.in_flight += 1;
+            }
+            self.in_flight += 1;
+            self.ready.push_back(Ready::Claim(c.member, gid, c.jobs));
+        }
+    }
+
+    /// Removes a group that has no member and nothing left.
+    fn retire_group_if_done(&mut self, gid: SubId) {
+        let done = matches!(
+            self.subs.get(gid.index, gid.gen),
+            Some(Sub { kind: Kind::Group(wq), .. }) if wq.members.is_empty() && wq.is_empty()
+        );
+        if !done {
+            return;
+        }
+        if let Some(g) = self.subs.remove(gid.index, gid.gen) {
+            if let Kind::Group(wq) = &g.kind {
+                self.groups
+                    .remove(&(wq.name.clone(), Rc::from(g.pattern.as_str())));
+            }
+            self.router.remove(&g.pattern, gid);
+            self.routes_gen += 1;
+        }
+    }
+
     /// Removes a subscription: messages waiting for it are discarded (counted as cancelled);
     /// deliveries already started finish. Returns `false` when it was already gone.
     pub fn unsubscribe(&mut self, id: SubId) -> bool {
@@ -454,6 +730,23 @@ impl<P: Clone> Broker<P> {
             return false;
         };
         if !sub.live {
+            return false;
+        }
+        if let Kind::Member(gid) = sub.kind {
+            sub.live = false;
+            if let Some(Sub {
+                kind: Kind::Group(wq),
+                ..
+            }) = self.subs.get_mut(gid.index, gid.gen)
+            {
+                wq.members.retain(|m| m.sub != id);
+            }
+            self.free_if_done(id);
+            self.retire_group_if_done(gid);
+            return true;
+        }
+        if matches!(sub.kind, Kind::Group(_)) {
+            // Groups go away with their last member, not by unsubscribing them.
             return false;
         }
         sub.live = false;
@@ -474,6 +767,7 @@ impl<P: Clone> Broker<P> {
                 }
                 n
             }
+            Kind::Group(_) | Kind::Member(_) => 0,
         } as u64;
         sub.counters.cancelled += cancelled;
         self.counters.cancelled += cancelled;
@@ -502,7 +796,10 @@ impl<P: Clone> Broker<P> {
 
     /// Live subscriptions.
     pub fn subscription_count(&self) -> usize {
-        self.subs.iter().filter(|(_, _, s)| s.live).count()
+        self.subs
+            .iter()
+            .filter(|(_, _, s)| s.live && !matches!(s.kind, Kind::Group(_)))
+            .count()
     }
 
     // ----- topics --------------------------------------------------------------------------
@@ -598,6 +895,15 @@ impl<P: Clone> Broker<P> {
         if self.is_duplicate(msg.id.as_deref(), now) {
             return Ok(Published::Duplicate);
         }
+        if let Some(at) = msg.not_before.filter(|at| *at > now) {
+            let topic = self.topics[handle.0 as usize].topic.clone();
+            let id = msg.id.clone();
+            self.schedule(topic, msg, at)?;
+            self.record_id(id.as_deref(), now);
+            return Ok(Published::Accepted {
+                matched: subs.len(),
+            });
+        }
         if let Some(wait) = self.admit(&subs, 1, msg.size, mode)? {
             return Ok(wait);
         }
@@ -623,19 +929,43 @@ impl<P: Clone> Broker<P> {
             return Err(Error::closed("bus"));
         }
         let subs = self.route(handle)?;
+        let is_delayed = |m: &Outgoing<P>| m.not_before.is_some_and(|at| at > now);
+        let delayed = msgs.iter().filter(|m| is_delayed(m)).count();
         let largest = msgs.iter().map(|m| m.size).max().unwrap_or(0);
-        if self.admit(&subs, msgs.len(), largest, mode)?.is_some() {
+        if delayed > 0 && self.scheduled.len() + delayed > self.config.max_queue {
+            return Err(Error::new(
+                ErrorCode::QueueFull,
+                format!(
+                    "{delayed} more delayed messages do not fit: {} are waiting (the bus's maxQueue is {})",
+                    self.scheduled.len(),
+                    self.config.max_queue
+                ),
+            ));
+        }
+        if self
+            .admit(&subs, msgs.len() - delayed, largest, mode)?
+            .is_some()
+        {
             return Ok(None);
         }
         let topic = self.topics[handle.0 as usize].topic.clone();
         let mut accepted = 0;
+        self.deferred = Some(Vec::new());
         for msg in msgs {
             if self.is_duplicate(msg.id.as_deref(), now) {
                 continue;
             }
             self.record_id(msg.id.as_deref(), now);
-            self.enqueue(&subs, topic.clone(), msg, now);
+            if let Some(at) = msg.not_before.filter(|at| *at > now) {
+                // Room was checked above, so this cannot fail.
+                let _ = self.schedule(topic.clone(), msg, at);
+            } else {
+                self.enqueue(&subs, topic.clone(), msg, now);
+            }
             accepted += 1;
+        }
+        for gid in self.deferred.take().unwrap_or_default() {
+            self.dispatch_group(gid);
         }
         Ok(Some(accepted))
     }
@@ -673,7 +1003,7 @@ impl<P: Clone> Broker<P> {
             return Err(Error::closed("bus"));
         }
         let subs = self.route(handle)?;
-        if !subs.iter().all(|id| self.is_direct_ready(*id)) {
+        if msg.not_before.is_some() || !subs.iter().all(|id| self.is_direct_ready(*id)) {
             return Ok(Direct::Queue(msg));
         }
         if msg.id.is_some() && self.dedupe.is_some() {
@@ -695,6 +1025,7 @@ impl<P: Clone> Broker<P> {
             expires_at: None,
             size: msg.size,
             seq: self.seq,
+            attempt: 1,
         };
         Ok(Direct::Deliver(subs, message))
     }
@@ -779,6 +1110,8 @@ impl<P: Clone> Broker<P> {
     }
 
     fn enqueue(&mut self, subs: &[SubId], topic: Rc<str>, out: Outgoing<P>, now: u64) {
+        self.last_now = now;
+        let priority = out.priority;
         self.seq += 1;
         self.counters.published += 1;
         let msg = Message {
@@ -791,18 +1124,19 @@ impl<P: Clone> Broker<P> {
             expires_at: out.ttl.map(|t| now.saturating_add(t)),
             size: out.size,
             seq: self.seq,
+            attempt: 1,
         };
         if let Some((last, rest)) = subs.split_last() {
             for id in rest {
-                self.offer(*id, msg.clone(), now);
+                self.offer(*id, msg.clone(), priority, now);
             }
-            self.offer(*last, msg, now);
+            self.offer(*last, msg, priority, now);
         }
     }
 
     /// Puts `msg` in the subscription's queue (applying its overflow policy) and starts what can
     /// start.
-    fn offer(&mut self, id: SubId, msg: Message<P>, now: u64) {
+    fn offer(&mut self, id: SubId, msg: Message<P>, priority: u32, now: u64) {
         let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
             return;
         };
@@ -815,13 +1149,15 @@ impl<P: Clone> Broker<P> {
             // silently.
             let dropped = if sub.overflow == Overflow::DropOldest {
                 let old = match &mut sub.kind {
-                    Kind::Plain(q) => q.drop_oldest(),
-                    Kind::Batch(b) => b.drop_oldest(),
+                    Kind::Plain(q) => q.drop_oldest().is_some(),
+                    Kind::Batch(b) => b.drop_oldest().is_some(),
+                    Kind::Group(g) => g.drop_oldest(now),
+                    Kind::Member(_) => false,
                 };
-                if old.is_some() {
+                if old && !matches!(sub.kind, Kind::Group(_)) {
                     self.queued -= 1;
                 }
-                old.is_some()
+                old
             } else {
                 false
             };
@@ -831,9 +1167,22 @@ impl<P: Clone> Broker<P> {
                 return;
             }
         }
+        if let Kind::Group(g) = &mut sub.kind {
+            g.push(msg, priority);
+            match &mut self.deferred {
+                Some(later) => {
+                    if !later.contains(&id) {
+                        later.push(id);
+                    }
+                }
+                None => self.dispatch_group(id),
+            }
+            return;
+        }
         self.queued += 1;
         match &mut sub.kind {
             Kind::Plain(q) => q.push(msg),
+            Kind::Group(_) | Kind::Member(_) => {}
             Kind::Batch(b) => {
                 if let Pushed::Opened(gen) = b.push(msg) {
                     let wait = b.policy.max_wait;
@@ -876,6 +1225,15 @@ impl<P: Clone> Broker<P> {
                         return;
                     }
                 }
+                return;
+            }
+            Kind::Group(_) => {
+                self.dispatch_group(id);
+                return;
+            }
+            Kind::Member(gid) => {
+                let gid = *gid;
+                self.dispatch_group(gid);
                 return;
             }
         }
@@ -938,6 +1296,11 @@ impl<P: Clone> Broker<P> {
                         items: Items::One(msg),
                     });
                 }
+                Ready::Claim(member, gid, jobs) => {
+                    if let Some(d) = self.deliver_claim(member, gid, jobs, now) {
+                        return Some(d);
+                    }
+                }
                 Ready::Batch(id, mut msgs, attempt) => {
                     let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
                         continue;
@@ -970,7 +1333,7 @@ impl<P: Clone> Broker<P> {
                     }
                     let (timeout, max_attempts) = match &sub.kind {
                         Kind::Batch(b) => (sub.timeout, b.policy.max_attempts),
-                        Kind::Plain(_) => (sub.timeout, 1),
+                        _ => (sub.timeout, 1),
                     };
                     let final_attempt = attempt >= max_attempts;
                     let keep = (!final_attempt).then(|| msgs.clone());
@@ -986,6 +1349,83 @@ impl<P: Clone> Broker<P> {
                 }
             }
         }
+    }
+
+    /// Turns a member's claim into a delivery (or hands the jobs back when the member left).
+    fn deliver_claim(
+        &mut self,
+        member: SubId,
+        gid: SubId,
+        jobs: Vec<JobRef>,
+        now: u64,
+    ) -> Option<Delivery<P>> {
+        let member_live = self.is_sub_live(member);
+        let Some(Sub {
+            kind: Kind::Group(wq),
+            ..
+        }) = self.subs.get_mut(gid.index, gid.gen)
+        else {
+            self.finish(member, None);
+            return None;
+        };
+        if !member_live {
+            wq.unclaim(member, &jobs);
+            self.finish(member, None);
+            self.dispatch_group(gid);
+            return None;
+        }
+        let mut msgs = Vec::with_capacity(jobs.len());
+        let mut attempt = u32::MAX;
+        let mut final_attempt = true;
+        for job in &jobs {
+            if let Some((m, a, max)) = wq.message(*job) {
+                attempt = attempt.min(a);
+                final_attempt &= a >= max;
+                msgs.push(m);
+            }
+        }
+        let batch = wq
+            .members
+            .iter()
+            .any(|m| m.sub == member && m.claim.is_some());
+        let sub = self.subs.get_mut(member.index, member.gen)?;
+        for m in &msgs {
+            if m.attempt == 1 {
+                let latency = m.published_at.map_or(0, |t| now.saturating_sub(t));
+                sub.latency.record(latency);
+                self.latency.record(latency);
+            }
+        }
+        let n = msgs.len() as u64;
+        sub.counters.delivered += n;
+        self.counters.delivered += n;
+        let timeout = sub.timeout;
+        let (index, gen) = self.inflight.insert(
+            InFlight {
+                sub: member,
+                key: None,
+                batch: None,
+                count: n,
+                claim: Some((gid, jobs)),
+            },
+            None,
+        );
+        if let Some(t) = timeout {
+            self.timers
+                .push(Reverse((now.saturating_add(t), Timer::Timeout(index, gen))));
+        }
+        let items = if batch {
+            Items::Batch(msgs)
+        } else {
+            Items::One(msgs.pop()?)
+        };
+        Some(Delivery {
+            id: DeliveryId { index, gen },
+            sub: member,
+            attempt: attempt.min(u32::MAX - 1),
+            final_attempt,
+            items,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1005,6 +1445,7 @@ impl<P: Clone> Broker<P> {
                 key,
                 batch: keep.map(|m| (m, attempt)),
                 count,
+                claim: None,
             },
             None,
         );
@@ -1076,7 +1517,87 @@ impl<P: Clone> Broker<P> {
         self.settle(f, ok, now);
     }
 
-    fn settle(&mut self, f: InFlight<P>, ok: bool, now: u64) {
+    /// Records a failed delivery with its error's message, which a work-queue message that
+    /// fails for good carries to `$dead.<group>`.
+    pub fn complete_failed(&mut self, delivery: DeliveryId, error: &str, now: u64) {
+        let Some(f) = self.inflight.remove(delivery.index, delivery.gen) else {
+            return;
+        };
+        self.reason = Some((ErrorCode::HandlerFailed, Rc::from(error)));
+        self.settle(f, false, now);
+        self.reason = None;
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn settle_claim(&mut self, f: InFlight<P>, gid: SubId, jobs: Vec<JobRef>, ok: bool, now: u64) {
+        self.last_now = now;
+        let member = f.sub;
+        let reason = self.reason.take();
+        let batch = jobs.len() > 1;
+        let mut dead = 0u64;
+        let mut retries: Vec<(JobRef, u64)> = Vec::new();
+        let randoms: Vec<u64> = if ok {
+            Vec::new()
+        } else {
+            (0..jobs.len()).map(|_| self.random()).collect()
+        };
+        if let Some(Sub {
+            kind: Kind::Group(wq),
+            ..
+        }) = self.subs.get_mut(gid.index, gid.gen)
+        {
+            wq.member_done(member);
+            for (i, job) in jobs.into_iter().enumerate() {
+                let error = (!ok).then(|| {
+                    reason
+                        .clone()
+                        .unwrap_or((ErrorCode::HandlerFailed, Rc::from("handler failed")))
+                });
+                let random = randoms.get(i).copied().unwrap_or(0);
+                match wq.settle(job, ok, error, batch, now, random) {
+                    Some(Settled::Retry(job, due)) => retries.push((job, due)),
+                    Some(Settled::Dead) => {
+                        if let Some(letter) = wq.bury(job, now) {
+                            self.dead.push_back(letter);
+                            dead += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (job, due) in retries {
+            self.timers.push(Reverse((
+                due,
+                Timer::JobRetry(gid.index, gid.gen, job.index, job.gen),
+            )));
+        }
+        if dead > 0 {
+            self.events.push_back(Event::Dead);
+            self.counters.failed += dead;
+            if let Some(m) = self.subs.get_mut(member.index, member.gen) {
+                m.counters.failed += dead;
+            }
+        }
+        self.finish(member, None);
+        self.dispatch_group(gid);
+        self.retire_group_if_done(gid);
+    }
+
+    fn settle(&mut self, mut f: InFlight<P>, ok: bool, now: u64) {
+        if let Some((gid, jobs)) = f.claim.take() {
+            self.settle_claim(f, gid, jobs, ok, now);
+            return;
+        }
         let id = f.sub;
         let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
             self.in_flight = self.in_flight.saturating_sub(1);
@@ -1152,11 +1673,23 @@ impl<P: Clone> Broker<P> {
                 self.subs.get(index, gen),
                 Some(Sub { kind: Kind::Batch(b), live: true, .. }) if b.retry.is_some()
             ),
+            Timer::JobRetry(index, gen, ji, jg) => matches!(
+                self.subs.get(index, gen),
+                Some(Sub { kind: Kind::Group(wq), .. })
+                    if wq.is_retrying(JobRef { index: ji, gen: jg })
+            ),
+            Timer::ClaimWait(index, gen) => matches!(
+                self.subs.get(index, gen),
+                Some(Sub { kind: Kind::Group(wq), .. })
+                    if wq.members.iter().any(|m| m.wait_until.is_some())
+            ),
+            Timer::Visible(seq) => self.scheduled.contains_key(&seq),
         }
     }
 
     /// Runs every timer due at `now`: batch waits, retries and handler timeouts.
     pub fn fire_timers(&mut self, now: u64) {
+        self.last_now = now;
         while let Some(Reverse((due, _))) = self.timers.peek() {
             if *due > now {
                 break;
@@ -1177,6 +1710,19 @@ impl<P: Clone> Broker<P> {
                         self.start(id);
                     }
                 }
+                Timer::JobRetry(index, gen, ji, jg) => {
+                    let gid = SubId { index, gen };
+                    if let Some(Sub {
+                        kind: Kind::Group(wq),
+                        ..
+                    }) = self.subs.get_mut(index, gen)
+                    {
+                        wq.retry_due(JobRef { index: ji, gen: jg });
+                        self.dispatch_group(gid);
+                    }
+                }
+                Timer::ClaimWait(index, gen) => self.dispatch_group(SubId { index, gen }),
+                Timer::Visible(seq) => self.make_visible(seq, now),
                 Timer::Retry(index, gen) => {
                     let id = SubId { index, gen };
                     if let Some(Sub {
@@ -1198,16 +1744,38 @@ impl<P: Clone> Broker<P> {
         let Some(f) = self.inflight.remove(delivery.index, delivery.gen) else {
             return;
         };
-        let final_attempt = match &f.batch {
-            Some(_) => !self.is_sub_live(f.sub),
-            None => true,
+        let final_attempt = match (&f.batch, &f.claim) {
+            (_, Some((gid, jobs))) => match self.subs.get(gid.index, gid.gen) {
+                Some(Sub {
+                    kind: Kind::Group(wq),
+                    ..
+                }) => jobs
+                    .iter()
+                    .all(|j| wq.message(*j).is_none_or(|(_, a, max)| a >= max)),
+                _ => true,
+            },
+            (Some(_), None) => !self.is_sub_live(f.sub),
+            (None, None) => true,
         };
+        if f.claim.is_some() {
+            let ms = self
+                .subs
+                .get(f.sub.index, f.sub.gen)
+                .and_then(|s| s.timeout)
+                .unwrap_or(0) as f64
+                / 1000.0;
+            self.reason = Some((
+                ErrorCode::HandlerTimeout,
+                Rc::from(format!("not acknowledged within {ms} ms")),
+            ));
+        }
         self.events.push_back(Event::TimedOut {
             delivery,
             sub: f.sub,
             final_attempt,
         });
         self.settle(f, false, now);
+        self.reason = None;
     }
 
     fn is_sub_live(&self, id: SubId) -> bool {
@@ -1231,6 +1799,10 @@ impl<P: Clone> Broker<P> {
                     b.seal();
                     Some(SubId { index, gen })
                 }
+                Kind::Group(wq) if wq.ready_len() > 0 => {
+                    wq.flushing = true;
+                    Some(SubId { index, gen })
+                }
                 _ => None,
             })
             .collect();
@@ -1251,8 +1823,17 @@ impl<P: Clone> Broker<P> {
     }
 
     /// Whether nothing is queued, ready or running (open batches count as queued).
+    ///
+    /// Work-queue messages count while their group has a member to take them; messages of a
+    /// group whose members all left, and delayed messages not visible yet, do not (a close
+    /// reports them, see [`Broker::remaining`]).
     pub fn is_idle(&self) -> bool {
-        self.queued == 0 && self.in_flight == 0
+        self.queued == 0 && self.in_flight == 0 && self.groups.values().all(|gid| {
+            matches!(
+                self.subs.get(gid.index, gid.gen),
+                Some(Sub { kind: Kind::Group(wq), .. }) if wq.members.is_empty() || wq.depth == 0
+            )
+        })
     }
 
     /// Whether deliveries are ready to run now.
@@ -1272,10 +1853,38 @@ impl<P: Clone> Broker<P> {
         let mut per: Vec<SubscriptionStats> = self
             .subs
             .iter()
-            .filter(|(_, _, s)| s.live)
-            .map(|(_, _, s)| s.stats(s.order))
+            .filter(|(_, _, s)| s.live && !matches!(s.kind, Kind::Group(_)))
+            .map(|(_, _, s)| s.stats(s.order, self.group_name(s)))
             .collect();
         per.sort_by_key(|s| s.id);
+        let mut groups: Vec<(u64, GroupStats)> = self
+            .groups
+            .values()
+            .filter_map(|gid| self.subs.get(gid.index, gid.gen))
+            .filter_map(|g| match &g.kind {
+                Kind::Group(wq) => Some((
+                    g.order,
+                    GroupStats {
+                        name: wq.name.to_string(),
+                        pattern: g.pattern.as_str().to_owned(),
+                        members: wq.members.len() as u64,
+                        depth: wq.depth as u64,
+                        retrying: wq.retrying as u64,
+                        in_flight: wq.in_flight as u64,
+                        published: wq.counters.published,
+                        done: wq.counters.done,
+                        retried: wq.counters.retried,
+                        dead: wq.counters.dead,
+                        expired: wq.counters.expired,
+                        dropped: g.counters.dropped,
+                        remembered: wq.remembered() as u64,
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        groups.sort_by_key(|(order, _)| *order);
+        let group_depth: usize = groups.iter().map(|(_, g)| g.depth as usize).sum();
         let c = &self.counters;
         BusStats {
             published: c.published,
@@ -1285,17 +1894,181 @@ impl<P: Clone> Broker<P> {
             expired: c.expired,
             failed: c.failed,
             cancelled: c.cancelled,
-            queued: self.queued as u64,
+            queued: (self.queued + group_depth) as u64,
             in_flight: self.in_flight as u64,
             subscriptions: per.len() as u64,
             latency: summary(&self.latency, self.direct_delivered),
             per_subscription: per,
+            delayed: self.scheduled.len() as u64,
+            groups: groups.into_iter().map(|(_, g)| g).collect(),
         }
     }
 
     /// Statistics of one subscription (also after it unsubscribed, while deliveries finish).
     pub fn subscription_stats(&self, id: SubId) -> Option<SubscriptionStats> {
-        self.subs.get(id.index, id.gen).map(|s| s.stats(s.order))
+        self.subs
+            .get(id.index, id.gen)
+            .map(|s| s.stats(s.order, self.group_name(s)))
+    }
+
+    fn group_name(&self, s: &Sub<P>) -> Option<&str> {
+        match s.kind {
+            Kind::Member(gid) => match self.subs.get(gid.index, gid.gen) {
+                Some(Sub {
+                    kind: Kind::Group(wq),
+                    ..
+                }) => Some(&wq.name),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    // ----- work queues ---------------------------------------------------------------------
+
+    /// Where the work-queue message with this id stands: delayed, in a group (pending, in
+    /// flight, failed and waiting for a retry), or finished inside the retention window (done,
+    /// dead, expired, dropped). With several groups holding it, `group` picks one; otherwise
+    /// the first group (in creation order) that knows it answers.
+    pub fn status(&self, id: &str, group: Option<&str>, now: u64) -> Option<JobStatus> {
+        if group.is_none() && self.scheduled_ids.contains_key(id) {
+            return Some(JobStatus {
+                state: JobState::Delayed,
+                attempts: 0,
+                group: None,
+            });
+        }
+        let mut found: Option<(u64, JobStatus)> = None;
+        for gid in self.groups.values() {
+            let Some(g) = self.subs.get(gid.index, gid.gen) else {
+                continue;
+            };
+            let Kind::Group(wq) = &g.kind else { continue };
+            if group.is_some_and(|name| *wq.name != *name) {
+                continue;
+            }
+            if let Some(st) = wq.status(id, now) {
+                if found.as_ref().is_none_or(|(o, _)| g.order < *o) {
+                    found = Some((g.order, st));
+                }
+            }
+        }
+        if found.is_none() && group.is_some() && self.scheduled_ids.contains_key(id) {
+            return Some(JobStatus {
+                state: JobState::Delayed,
+                attempts: 0,
+                group: None,
+            });
+        }
+        found.map(|(_, st)| st)
+    }
+
+    /// Takes the next dead letter (announced by [`Event::Dead`]); the driver publishes it on
+    /// `$dead.<group>`.
+    pub fn take_dead(&mut self) -> Option<DeadLetter<P>> {
+        self.dead.pop_front()
+    }
+
+    /// What would be left undelivered if the broker stopped now: delayed messages, messages of
+    /// groups with no member left, and failed messages waiting for a retry. In publish order.
+    pub fn remaining(&self) -> Vec<Remaining<P>> {
+        let mut out: Vec<Remaining<P>> = Vec::new();
+        let mut seqs: Vec<u64> = self.scheduled.keys().copied().collect();
+        seqs.sort_unstable();
+        for seq in seqs {
+            let Some(s) = self.scheduled.get(&seq) else {
+                continue;
+            };
+            out.push(Remaining {
+                message: Message {
+                    topic: s.topic.clone(),
+                    payload: s.msg.payload.clone(),
+                    id: s.msg.id.clone(),
+                    key: s.msg.key.clone(),
+                    headers: s.msg.headers.clone(),
+                    published_at: None,
+                    expires_at: None,
+                    size: s.msg.size,
+                    seq,
+                    attempt: 0,
+                },
+                group: None,
+                state: JobState::Delayed,
+                attempts: 0,
+            });
+        }
+        for gid in self.groups.values() {
+            let Some(Sub {
+                kind: Kind::Group(wq),
+                ..
+            }) = self.subs.get(gid.index, gid.gen)
+            else {
+                continue;
+            };
+            for (message, state, attempts) in wq.remaining() {
+                out.push(Remaining {
+                    message,
+                    group: Some(wq.name.clone()),
+                    state,
+                    attempts,
+                });
+            }
+        }
+        out
+    }
+
+    /// A delayed message's time came: route it now, as if published now.
+    fn make_visible(&mut self, seq: u64, now: u64) {
+        let Some(s) = self.scheduled.remove(&seq) else {
+            return;
+        };
+        if let Some(id) = &s.msg.id {
+            if self.scheduled_ids.get(id) == Some(&seq) {
+                self.scheduled_ids.remove(id);
+            }
+        }
+        let Ok(handle) = self.resolve(&s.topic) else {
+            return;
+        };
+        let Ok(subs) = self.route(handle) else {
+            return;
+        };
+        let mut msg = s.msg;
+        msg.not_before = None;
+        match self.admit(&subs, 1, msg.size, PublishMode::Now) {
+            Ok(None) => {
+                self.counters.published -= 1;
+                let topic = self.topics[handle.0 as usize].topic.clone();
+                self.enqueue(&subs, topic, msg, now);
+            }
+            _ => {
+                // A full `reject` or `wait` queue cannot refuse anyone now: the message is
+                // dropped, and counted.
+                self.counters.dropped += 1;
+            }
+        }
+    }
+
+    /// Holds a message published with a `not_before` in the future.
+    fn schedule(&mut self, topic: Rc<str>, msg: Outgoing<P>, at: u64) -> Result<()> {
+        if self.scheduled.len() >= self.config.max_queue {
+            return Err(Error::new(
+                ErrorCode::QueueFull,
+                format!(
+                    "{} delayed messages are waiting (the bus's maxQueue); publish later",
+                    self.scheduled.len()
+                ),
+            ));
+        }
+        self.seq += 1;
+        self.counters.published += 1;
+        let seq = self.seq;
+        if let Some(id) = &msg.id {
+            self.scheduled_ids.insert(id.clone(), seq);
+        }
+        self.scheduled.insert(seq, Scheduled { topic, msg });
+        self.timers.push(Reverse((at, Timer::Visible(seq))));
+        Ok(())
     }
 
     /// Adds counts gathered by a driver that delivered directly (without the broker's queues):
@@ -1309,6 +2082,11 @@ impl<P: Clone> Broker<P> {
             sub.counters.failed += failed;
             sub.direct_delivered += delivered;
         }
+    }
+
+    /// Counts messages a driver had to drop (for example a dead letter nobody would take).
+    pub fn record_dropped(&mut self, n: u64) {
+        self.counters.dropped += n;
     }
 
     /// Counts messages published directly by a driver that reached no subscription.

@@ -9,13 +9,14 @@
 
 use crate::batch::BatchPolicy;
 use crate::broker::{
-    Broker, BrokerConfig, DeliveryId, Direct, Event, Items, PublishMode, Published, SubId,
-    SubscribeOptions, TopicHandle,
+    Broker, BrokerConfig, DeliveryId, Direct, Event, GroupOptions, Items, PublishMode, Published,
+    Remaining, SubId, SubscribeOptions, TopicHandle,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::dedupe::DedupeWindow;
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::LocalExecutor;
+use crate::groups::{DeadLetter, JobStatus, Retention, RetryPolicy};
 use crate::message::{ByteSize, Message, Outgoing};
 use crate::queue::Overflow;
 use crate::snapshot::{BusStats, SubscriptionStats};
@@ -68,6 +69,8 @@ pub struct ErrorReport<P> {
 pub type OnError<P> = Rc<dyn Fn(&ErrorReport<P>)>;
 /// Turns a failure into a payload to publish on `$errors`.
 pub type ErrorPayload<P> = Rc<dyn Fn(&ErrorReport<P>) -> P>;
+/// Turns a dead work-queue message into the payload published on `$dead.<group>`.
+pub type DeadPayload<P> = Rc<dyn Fn(&DeadLetter<P>) -> P>;
 
 /// Settings of a [`Bus`].
 pub struct BusOptions<P> {
@@ -85,6 +88,12 @@ pub struct BusOptions<P> {
     pub on_error: Option<OnError<P>>,
     /// When set, every final handler failure is also published on `$errors` with this payload.
     pub error_payload: Option<ErrorPayload<P>>,
+    /// The payload of a dead work-queue message on `$dead.<group>`. By default it is the
+    /// original payload, with headers `x-dead-group`, `x-dead-topic`, `x-dead-id` (when it had
+    /// one), `x-dead-key` (likewise), `x-dead-attempts`, `x-dead-code` and `x-dead-error`.
+    pub dead_payload: Option<DeadPayload<P>>,
+    /// How long finished work-queue ids stay queryable by [`Bus::status`].
+    pub retention: Retention,
 }
 
 impl<P> Default for BusOptions<P> {
@@ -97,6 +106,8 @@ impl<P> Default for BusOptions<P> {
             clock: None,
             on_error: None,
             error_payload: None,
+            dead_payload: None,
+            retention: Retention::default(),
         }
     }
 }
@@ -112,6 +123,10 @@ pub struct PublishOptions {
     pub ttl: Option<Duration>,
     /// Header pairs.
     pub headers: Vec<(String, String)>,
+    /// Work-queue priority: queue groups hand out higher priorities first (default 0).
+    pub priority: u32,
+    /// Visible to nobody before this bus-clock time (time since the clock's origin).
+    pub not_before: Option<Duration>,
 }
 
 impl PublishOptions {
@@ -132,6 +147,16 @@ impl PublishOptions {
     /// Sets the time to live.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+    /// Sets the work-queue priority (higher first).
+    pub fn priority(mut self, priority: u32) -> Self {
+        self.priority = priority;
+        self
+    }
+    /// Delays the message until this bus-clock time.
+    pub fn not_before(mut self, at: Duration) -> Self {
+        self.not_before = Some(at);
         self
     }
     /// Adds a header.
@@ -167,6 +192,31 @@ impl SubscribeOptions {
         self.batch = Some(policy);
         self
     }
+    /// Joins the queue group `name` (a work queue): each message goes to one member.
+    pub fn group(mut self, name: impl Into<String>) -> Self {
+        self.group = Some(GroupOptions {
+            name: name.into(),
+            retry: self.group.and_then(|g| g.retry),
+        });
+        self
+    }
+    /// Sets the group's retry policy (call after [`SubscribeOptions::group`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        if let Some(g) = &mut self.group {
+            g.retry = Some(policy);
+        }
+        self
+    }
+    /// Batch claim for a group member: up to `max_size` messages per call, waiting up to
+    /// `max_wait` for a fuller batch.
+    pub fn claim(mut self, max_size: usize, max_wait: Duration) -> Self {
+        self.batch = Some(BatchPolicy {
+            max_size,
+            max_wait: max_wait.as_micros().min(u64::MAX as u128) as u64,
+            ..BatchPolicy::default()
+        });
+        self
+    }
 }
 
 struct Running<P> {
@@ -195,6 +245,7 @@ struct Inner<P> {
     dispatching: Cell<bool>,
     on_error: Option<OnError<P>>,
     error_payload: Option<ErrorPayload<P>>,
+    dead_payload: Option<DeadPayload<P>>,
     /// Async handlers run on the JavaScript event loop rather than on `exec`.
     #[cfg(target_arch = "wasm32")]
     browser: Option<RefCell<Browser>>,
@@ -304,6 +355,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             max_queue: options.max_queue,
             overflow: options.overflow,
             timeout,
+            retention: options.retention,
             ..BrokerConfig::default()
         })?;
         let clock: Rc<dyn Clock> = options.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
@@ -319,6 +371,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 dispatching: Cell::new(false),
                 on_error: options.on_error,
                 error_payload: options.error_payload,
+                dead_payload: options.dead_payload,
                 #[cfg(target_arch = "wasm32")]
                 browser,
             }),
@@ -668,6 +721,13 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                     }
                 }
                 Some(Event::Idle(_)) => {}
+                Some(Event::Dead) => loop {
+                    let letter = self.inner.core.borrow_mut().take_dead();
+                    match letter {
+                        Some(letter) => self.publish_dead(letter),
+                        None => break,
+                    }
+                },
             }
         }
     }
@@ -708,6 +768,36 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         }
     }
 
+    /// Publishes a dead work-queue message on `$dead.<group>`. The group already counted it as
+    /// dead; a `$dead` subscriber that refuses it (`reject`) counts the refusal as a drop.
+    fn publish_dead(&self, letter: DeadLetter<P>) {
+        let topic = format!("$dead.{}", letter.group);
+        let m = &letter.message;
+        let mut options = PublishOptions::new();
+        let payload = match &self.inner.dead_payload {
+            Some(f) => f(&letter),
+            None => {
+                options = options
+                    .header("x-dead-group", &*letter.group)
+                    .header("x-dead-topic", m.topic());
+                if let Some(id) = m.id() {
+                    options = options.header("x-dead-id", id);
+                }
+                if let Some(key) = m.key() {
+                    options = options.header("x-dead-key", key);
+                }
+                options = options
+                    .header("x-dead-attempts", letter.attempts.to_string())
+                    .header("x-dead-code", letter.code.as_str())
+                    .header("x-dead-error", &*letter.error);
+                m.payload().clone()
+            }
+        };
+        if self.publish_with(&topic, payload, options).is_err() {
+            self.inner.core.borrow_mut().record_dropped(1);
+        }
+    }
+
     fn settle(
         &self,
         id: DeliveryId,
@@ -718,10 +808,14 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         messages: impl FnOnce() -> Vec<Message<P>>,
     ) {
         let now = self.inner.clock.now();
-        self.inner
-            .core
-            .borrow_mut()
-            .complete(id, result.is_ok(), now);
+        match &result {
+            Ok(()) => self.inner.core.borrow_mut().complete(id, true, now),
+            Err(e) => self
+                .inner
+                .core
+                .borrow_mut()
+                .complete_failed(id, &e.to_string(), now),
+        }
         if let Err(e) = result {
             if final_attempt {
                 self.report(ErrorCode::HandlerFailed, e.into(), messages(), sub, attempt);
@@ -890,10 +984,28 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         self.run_until_idle();
     }
 
-    /// Refuses later publishes and subscribes with `CLOSED`, then drains.
-    pub async fn close(&self) {
+    /// Refuses later publishes and subscribes with `CLOSED`, then drains. Returns what could
+    /// not be delivered, never dropping it silently: delayed messages not visible yet, messages
+    /// of queue groups whose members all left, and failed work-queue messages still waiting for
+    /// a retry (empty when everything was handled).
+    pub async fn close(&self) -> Vec<Remaining<P>> {
         self.inner.core.borrow_mut().close();
         self.drain().await;
+        self.inner.core.borrow().remaining()
+    }
+
+    /// Where the work-queue message with this id stands (see [`Broker::status`]): `None` when no
+    /// group knows it (never published with this id, or finished and out of the retention
+    /// window).
+    pub fn status(&self, id: &str) -> Option<JobStatus> {
+        let now = self.inner.clock.now();
+        self.inner.core.borrow().status(id, None, now)
+    }
+
+    /// Like [`Bus::status`], in one group.
+    pub fn status_in(&self, id: &str, group: &str) -> Option<JobStatus> {
+        let now = self.inner.clock.now();
+        self.inner.core.borrow().status(id, Some(group), now)
     }
 
     /// Whether [`Bus::close`] was called.
@@ -988,6 +1100,10 @@ fn outgoing<P: ByteSize>(payload: P, o: PublishOptions) -> Result<Outgoing<P>> {
         key: o.key.map(Rc::from),
         headers,
         ttl,
+        priority: o.priority,
+        not_before: o
+            .not_before
+            .map(|t| t.as_micros().min(u64::MAX as u128) as u64),
     })
 }
 
@@ -1073,7 +1189,8 @@ impl<T: Clone + ByteSize + 'static> Batcher<T> {
 
     /// Refuses later items with `CLOSED`, flushes and drains.
     pub async fn close(&self) {
-        self.bus.close().await
+        // A batcher has no work queue nor delayed messages: nothing can remain.
+        self.bus.close().await;
     }
 
     /// Statistics of the batcher's processing.

@@ -29,6 +29,7 @@ mod clock;
 mod dedupe;
 mod error;
 mod exec;
+mod groups;
 mod message;
 mod queue;
 mod router;
@@ -43,8 +44,8 @@ mod wasm;
 
 pub use batch::BatchPolicy;
 pub use broker::{
-    Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, Items, PublishMode, Published,
-    SubId, SubscribeOptions, TopicHandle,
+    Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, GroupOptions, Items, PublishMode,
+    Published, Remaining, SubId, SubscribeOptions, TopicHandle,
 };
 pub use bus::{
     Batcher, Bus, BusOptions, ErrorReport, HandlerError, HandlerResult, PublishOptions,
@@ -53,11 +54,12 @@ pub use bus::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dedupe::{DedupeWindow, IdempotenceFilter};
 pub use error::{Error, ErrorCode, Result};
+pub use groups::{validate_group, DeadLetter, JobState, JobStatus, Retention, RetryPolicy};
 pub use message::{ByteSize, Headers, Message, Outgoing};
 pub use queue::Overflow;
 pub use router::Router;
 pub use shard::{shard_of, stable_hash};
-pub use snapshot::{BusStats, LatencySummary, SubscriptionStats};
+pub use snapshot::{BusStats, GroupStats, LatencySummary, SubscriptionStats};
 pub use stats::{Counters, LatencyHistogram};
 pub use topic::{
     is_reserved, validate_topic, Pattern, PatternToken, Subject, TopicError, TopicReason,

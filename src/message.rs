@@ -21,6 +21,8 @@ pub struct Message<P> {
     pub(crate) expires_at: Option<u64>,
     pub(crate) size: usize,
     pub(crate) seq: u64,
+    /// Which try this delivery is (work queues retry; 1 otherwise).
+    pub(crate) attempt: u32,
 }
 
 impl<P> Message<P> {
@@ -79,6 +81,12 @@ impl<P> Message<P> {
         self.seq
     }
 
+    /// Which try of this message the delivery is: 1 for the first, higher when a work queue
+    /// (queue group) redelivers it after a failure or a missed acknowledgement.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         matches!(self.expires_at, Some(t) if now >= t)
     }
@@ -100,6 +108,10 @@ pub struct Outgoing<P> {
     pub ttl: Option<u64>,
     /// Size in bytes, for batching limits.
     pub size: usize,
+    /// Work-queue priority: queue groups hand out higher priorities first (default 0).
+    pub priority: u32,
+    /// Not visible to anyone before this time (clock microseconds).
+    pub not_before: Option<u64>,
 }
 
 impl<P> Outgoing<P> {
@@ -112,6 +124,8 @@ impl<P> Outgoing<P> {
             headers: None,
             ttl: None,
             size: 0,
+            priority: 0,
+            not_before: None,
         }
     }
 }

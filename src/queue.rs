@@ -193,6 +193,7 @@ mod tests {
             expires_at: None,
             size: 0,
             seq,
+            attempt: 1,
         }
     }
 

@@ -23,6 +23,9 @@ pub struct SubscriptionStats {
     pub id: u64,
     /// Its pattern.
     pub pattern: String,
+    /// The queue group it belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Messages handed to its handler.
     pub delivered: u64,
     /// Messages dropped by its overflow policy.
@@ -69,4 +72,41 @@ pub struct BusStats {
     pub latency: LatencySummary,
     /// Per-subscription statistics, in subscription order.
     pub per_subscription: Vec<SubscriptionStats>,
+    /// Messages published with a `notBefore` still in the future (not routed yet).
+    pub delayed: u64,
+    /// Queue groups (work queues), in creation order.
+    pub groups: Vec<GroupStats>,
+}
+
+/// Statistics of one queue group (work queue).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStats {
+    /// The group's name.
+    pub name: String,
+    /// The pattern its members share.
+    pub pattern: String,
+    /// Live members.
+    pub members: u64,
+    /// Messages waiting: pending (for a member, or behind an earlier one with the same key) and
+    /// failed ones waiting for their retry.
+    pub depth: u64,
+    /// Of `depth`, the failed messages waiting for their retry.
+    pub retrying: u64,
+    /// Messages claimed by a member and not settled.
+    pub in_flight: u64,
+    /// Messages the group accepted.
+    pub published: u64,
+    /// Messages acknowledged.
+    pub done: u64,
+    /// Failed attempts that were scheduled for a retry.
+    pub retried: u64,
+    /// Messages that failed every attempt and went to `$dead.<group>`.
+    pub dead: u64,
+    /// Messages whose TTL ended before a member claimed them.
+    pub expired: u64,
+    /// Messages dropped by the group's overflow policy.
+    pub dropped: u64,
+    /// Finished ids still answered by `status` (bounded by the retention window).
+    pub remembered: u64,
 }

@@ -303,6 +303,8 @@ impl WasmBroker {
             headers: None,
             ttl: duration(ttl_ms),
             size: count(size),
+            priority: 0,
+            not_before: None,
         }
     }
 

@@ -779,6 +779,17 @@ impl<P: Clone> Broker<P> {
         true
     }
 
+    /// Whether the subscription is a queue-group member.
+    pub fn is_member(&self, id: SubId) -> bool {
+        matches!(
+            self.subs.get(id.index, id.gen),
+            Some(Sub {
+                kind: Kind::Member(_),
+                ..
+            })
+        )
+    }
+
     /// Whether the subscription is live.
     pub fn is_subscribed(&self, id: SubId) -> bool {
         self.subs.get(id.index, id.gen).is_some_and(|s| s.live)
@@ -1515,6 +1526,28 @@ impl<P: Clone> Broker<P> {
             return;
         };
         self.settle(f, ok, now);
+    }
+
+    /// Gives back a delivery the driver could not start (its subscription left in between):
+    /// claimed work-queue messages return to their group without using up an attempt; any other
+    /// delivery is completed.
+    pub fn abandon(&mut self, delivery: DeliveryId, now: u64) {
+        let Some(mut f) = self.inflight.remove(delivery.index, delivery.gen) else {
+            return;
+        };
+        let Some((gid, jobs)) = f.claim.take() else {
+            self.settle(f, true, now);
+            return;
+        };
+        if let Some(Sub {
+            kind: Kind::Group(wq),
+            ..
+        }) = self.subs.get_mut(gid.index, gid.gen)
+        {
+            wq.unclaim(f.sub, &jobs);
+        }
+        self.finish(f.sub, None);
+        self.dispatch_group(gid);
     }
 
     /// Records a failed delivery with its error's message, which a work-queue message that

@@ -735,11 +735,12 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     fn run(&self, d: crate::broker::Delivery<P>) {
         let handler = self.inner.handler(d.sub);
         let Some(handler) = handler else {
-            // Unsubscribed between being made ready and now: nothing to run.
+            // Unsubscribed between being made ready and now: nothing to run (claimed work-queue
+            // messages go back to their group).
             self.inner
                 .core
                 .borrow_mut()
-                .complete(d.id, true, self.inner.clock.now());
+                .abandon(d.id, self.inner.clock.now());
             return;
         };
         match (handler, d.items) {

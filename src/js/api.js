@@ -23,6 +23,8 @@ function makeApi(raw, whenNotReady) {
   const REC_IDLE = 4;
   const REC_ROOM = 5;
   const REC_RELEASE = 6;
+  const REC_CLAIMED = 7;
+  const REC_DEAD = 8;
   const MAX_ROUTES = 16384;
   const NO_COMPLETIONS = new Uint32Array(0);
   const EMPTY_OPTIONS = Object.freeze({});
@@ -122,6 +124,8 @@ function makeApi(raw, whenNotReady) {
     return OVERFLOW[v];
   }
 
+  const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
+  const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
   const COUNT = { integer: true, min: 0, infinity: true, max: Number.MAX_SAFE_INTEGER };
   const POSITIVE_COUNT = { integer: true, min: 1, infinity: true, max: Number.MAX_SAFE_INTEGER };
   const DURATION = { positive: true, infinity: true };
@@ -139,10 +143,12 @@ function makeApi(raw, whenNotReady) {
 
   function parsePublishOptions(o, withIds) {
     if (o === undefined) return EMPTY_OPTIONS;
-    checkKeys(o, withIds ? ['key', 'ttlMs', 'headers', 'ids'] : ['id', 'key', 'ttlMs', 'headers'], 'options');
+    checkKeys(o, withIds ? BATCH_PUBLISH_OPTIONS : PUBLISH_OPTIONS, 'options');
     if (o.id !== undefined) checkString(o.id, 'INVALID_OPTION', 'option `id`');
     if (o.key !== undefined) checkString(o.key, 'INVALID_OPTION', 'option `key`');
     numberOption(o, 'ttlMs', 'options', DURATION);
+    numberOption(o, 'priority', 'options', { integer: true, min: 0, max: 2 ** 32 - 1 });
+    numberOption(o, 'notBefore', 'options', { min: 0 });
     if (o.headers !== undefined) {
       const h = o.headers;
       if (h === null || typeof h !== 'object' || Array.isArray(h)) {
@@ -230,8 +236,10 @@ function makeApi(raw, whenNotReady) {
 
   // ----- the bus -------------------------------------------------------------------------------
 
-  const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', 'clock', 'sizeOf'];
-  const SUB_OPTIONS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch'];
+  const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', 'clock', 'sizeOf', 'retention'];
+  const SUB_OPTIONS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch', 'group', 'maxAttempts', 'backoff', 'ackTimeoutMs'];
+  const GROUP_ONLY = ['maxAttempts', 'backoff', 'ackTimeoutMs'];
+  const CLAIM_OPTIONS = ['maxSize', 'maxWaitMs'];
   const BATCH_OPTIONS = ['maxSize', 'maxBytes', 'maxWaitMs', 'maxAttempts', 'backoff'];
 
   function parseBatch(b, where) {
@@ -241,16 +249,29 @@ function makeApi(raw, whenNotReady) {
     numberOption(b, 'maxBytes', where, { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER });
     numberOption(b, 'maxWaitMs', where, { min: 0 });
     numberOption(b, 'maxAttempts', where, { integer: true, min: 1, max: 1000 });
-    if (b.backoff !== undefined) {
-      checkKeys(b.backoff, ['initialMs', 'maxMs'], `${where}.backoff`);
-      numberOption(b.backoff, 'initialMs', `${where}.backoff`, { min: 0 });
-      numberOption(b.backoff, 'maxMs', `${where}.backoff`, { min: 0 });
-      const { initialMs, maxMs } = b.backoff;
-      if (initialMs !== undefined && maxMs !== undefined && maxMs < initialMs) {
-        fail('INVALID_OPTION', `option \`${where}.backoff.maxMs\` (${maxMs}) must not be below initialMs (${initialMs})`);
-      }
-    }
+    parseBackoff(b.backoff, `${where}.backoff`);
     return b;
+  }
+
+  function parseBackoff(backoff, where) {
+    if (backoff === undefined) return;
+    checkKeys(backoff, ['initialMs', 'maxMs'], where);
+    numberOption(backoff, 'initialMs', where, { min: 0 });
+    numberOption(backoff, 'maxMs', where, { min: 0 });
+    const { initialMs, maxMs } = backoff;
+    if (initialMs !== undefined && maxMs !== undefined && maxMs < initialMs) {
+      fail('INVALID_OPTION', `option \`${where}.maxMs\` (${maxMs}) must not be below initialMs (${initialMs})`);
+    }
+  }
+
+  /** The text of a handler's error, for a dead letter. */
+  function errorText(err) {
+    try {
+      if (err instanceof Error) return err.message;
+      return typeof err === 'string' ? err : String(err);
+    } catch {
+      return 'handler failed';
+    }
   }
 
   // Topic → route. A constructor with a null prototype (not Object.create(null), which starts in
@@ -267,6 +288,8 @@ function makeApi(raw, whenNotReady) {
     get id() { return this._rec.id; }
     get pattern() { return this._rec.pattern; }
     get active() { return this._rec.active; }
+    /** The queue group it belongs to (a work queue), or undefined. */
+    get group() { return this._rec.group; }
     /** Stops every delivery not yet started. Returns false if already unsubscribed. */
     unsubscribe() { return this._bus._unsubscribe(this._rec); }
     stats() { return this._bus._subStats(this._rec); }
@@ -288,6 +311,13 @@ function makeApi(raw, whenNotReady) {
       const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
       const overflow = overflowOption(o, 'options');
       const timeoutMs = numberOption(o, 'timeoutMs', 'options', DURATION);
+      let retentionIds = 10000;
+      let retentionAge = 3600000;
+      if (o.retention !== undefined) {
+        checkKeys(o.retention, ['maxIds', 'maxAgeMs'], 'retention');
+        retentionIds = numberOption(o.retention, 'maxIds', 'retention', { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? retentionIds;
+        retentionAge = numberOption(o.retention, 'maxAgeMs', 'retention', DURATION) ?? retentionAge;
+      }
       this._onError = functionOption(o, 'onError', 'options');
       this._defaultTimeout = timeoutMs;
       this._sizeOf = functionOption(o, 'sizeOf', 'options') ?? defaultSizeOf;
@@ -296,7 +326,10 @@ function makeApi(raw, whenNotReady) {
       this._setTimer = clock.setTimeout ? clock.setTimeout.bind(clock) : globalThis.setTimeout.bind(globalThis);
       this._clearTimer = clock.clearTimeout ? clock.clearTimeout.bind(clock) : globalThis.clearTimeout.bind(globalThis);
       try {
-        this._core = new raw.WasmBroker(dedupeIds, dedupeAge, maxQueue ?? 10000, overflow, timeoutMs ?? 0);
+        this._core = new raw.WasmBroker(
+          dedupeIds, dedupeAge, maxQueue ?? 10000, overflow, timeoutMs ?? 0,
+          retentionIds, retentionAge, Math.floor(Math.random() * 2 ** 53),
+        );
       } catch (e) {
         throw fromCore(e);
       }
@@ -308,6 +341,7 @@ function makeApi(raw, whenNotReady) {
       this._needPump = false;
       this._pumpQueued = false;
       this._completions = [];
+      this._reasons = [];         // error messages of failed completions, in order
       this._inflight = new Map();
       this._slots = [];
       this._freeSlots = [];
@@ -337,7 +371,21 @@ function makeApi(raw, whenNotReady) {
       const concurrency = numberOption(o, 'concurrency', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 1;
       const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
       const overflow = overflowOption(o, 'options');
-      const timeoutMs = numberOption(o, 'timeoutMs', 'options', DURATION);
+      const group = o.group;
+      if (group !== undefined) {
+        if (typeof group !== 'string') fail('INVALID_OPTION', `option \`group\` must be a string, got ${describe(group)}`);
+        if (o.timeoutMs !== undefined) {
+          fail('INVALID_OPTION', 'option `timeoutMs` does not apply to a queue group member: use `ackTimeoutMs`');
+        }
+        if (o.batch !== undefined && o.batch !== false && o.batch !== true) checkKeys(o.batch, CLAIM_OPTIONS, 'batch');
+      } else {
+        for (const k of GROUP_ONLY) {
+          if (o[k] !== undefined) fail('INVALID_OPTION', `option \`${k}\` applies only with \`group\` (a work queue)`);
+        }
+      }
+      const maxAttempts = numberOption(o, 'maxAttempts', 'options', { integer: true, min: 1, max: 1000 });
+      parseBackoff(o.backoff, 'backoff');
+      const timeoutMs = numberOption(o, group === undefined ? 'timeoutMs' : 'ackTimeoutMs', 'options', DURATION);
       const batch = o.batch === undefined || o.batch === false ? undefined : parseBatch(o.batch, 'batch');
       const b = batch ?? {};
       let ids;
@@ -346,12 +394,13 @@ function makeApi(raw, whenNotReady) {
           pattern, concurrency, maxQueue ?? -1, overflow, timeoutMs ?? -1, batch !== undefined,
           b.maxSize ?? -1, b.maxBytes ?? -1, b.maxWaitMs ?? -1, b.maxAttempts ?? 0,
           b.backoff?.initialMs ?? -1, b.backoff?.maxMs ?? -1,
+          group, maxAttempts ?? 0, o.backoff?.initialMs ?? -1, o.backoff?.maxMs ?? -1,
         );
       } catch (e) {
         throw fromCore(e);
       }
       const rec = {
-        index: ids[0], gen: ids[1], id: ids[2], pattern, handler,
+        index: ids[0], gen: ids[1], id: ids[2], pattern, handler, group,
         wants: handler.length !== 1, batch: batch !== undefined, timeoutMs: timeoutMs ?? this._defaultTimeout,
         active: true, busy: false, delivered: 0, failed: 0, final: undefined, subscription: undefined,
       };
@@ -400,14 +449,19 @@ function makeApi(raw, whenNotReady) {
       }
       const subs = [];
       let batch = false;
+      let queued = false;
       for (let i = 1; i < r.length; i += 2) {
         const s = this._subs[r[i]];
         if (s !== undefined && s.gen === r[i + 1]) {
           subs.push(s);
           if (s.batch) batch = true;
+        } else {
+          // A queue group: its members claim from the core, never directly.
+          queued = true;
         }
       }
-      const route = { handle: r[0], subs, batch };
+      // `batch`: sizes are needed; `queued`: it always goes through the core.
+      const route = { handle: r[0], subs, batch, queued: queued || batch };
       this._routes[topic] = route;
       this._routeCount++;
       return route;
@@ -425,7 +479,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _direct(route) {
-      if (route.batch || this._depth !== 0) return false;
+      if (route.queued || this._depth !== 0) return false;
       if (this._busy === 0) return true;
       const subs = route.subs;
       for (let i = 0; i < subs.length; i++) if (subs[i].busy) return false;
@@ -437,7 +491,7 @@ function makeApi(raw, whenNotReady) {
       // The hot path: a known topic, no options, idle subscriptions.
       const route = typeof topic === 'string' ? this._routes[topic] : undefined;
       if (route !== undefined && options === undefined && this._depth === 0 && !this._closing &&
-          !route.batch && (this._busy === 0 || this._direct(route))) {
+          !route.queued && (this._busy === 0 || this._direct(route))) {
         return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
       }
       return this._publishSlowly(route, topic, payload, options);
@@ -452,7 +506,7 @@ function makeApi(raw, whenNotReady) {
 
     /** One message, direct or through the core. Returns the core's verdict. */
     _publish(route, topic, payload, o, wait) {
-      if (this._direct(route)) {
+      if (o.notBefore === undefined && this._direct(route)) {
         if (o.id !== undefined && this._dedupe && !this._core.check_id(o.id, this._clock.now())) {
           return DUPLICATE;
         }
@@ -465,7 +519,7 @@ function makeApi(raw, whenNotReady) {
       try {
         r = this._core.publish(
           route.handle, slot, o.id, o.key, o.ttlMs ?? 0,
-          route.batch ? this._sizeOf(payload) : 0, env.publishedAt, wait,
+          route.batch ? this._sizeOf(payload) : 0, o.priority ?? 0, o.notBefore ?? -1, env.publishedAt, wait,
         );
       } catch (e) {
         throw fromCore(e);
@@ -476,7 +530,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _envelope(topic, payload, o) {
-      const env = { topic, payload, publishedAt: this._clock.now() };
+      const env = { topic, payload, publishedAt: this._clock.now(), attempt: 1 };
       if (o.id !== undefined) env.id = o.id;
       if (o.key !== undefined) env.key = o.key;
       if (o.headers !== undefined) env.headers = o.headers;
@@ -549,7 +603,8 @@ function makeApi(raw, whenNotReady) {
       const f = this._inflight.get(k);
       if (f === undefined) return; // timed out: its late result is ignored
       this._inflight.delete(k);
-      this._completions.push(di, dg, ok ? 1 : 0);
+      if (ok) this._completions.push(di, dg, 1);
+      else this._fail(di, dg, err);
       if (!ok && f.final) this._failed(err, f.item, f.s);
       this._schedulePump();
     }
@@ -582,7 +637,7 @@ function makeApi(raw, whenNotReady) {
       let accepted = 0;
       let i = 0;
       // Straight to the handlers while every subscription stays idle (no crossing at all)…
-      if (ids === undefined || !this._dedupe) {
+      if ((ids === undefined || !this._dedupe) && o.notBefore === undefined) {
         while (i < n && this._direct(route)) {
           const mo = ids === undefined || ids[i] === undefined ? o
             : { id: ids[i], key: o.key, ttlMs: o.ttlMs, headers: o.headers };
@@ -598,7 +653,7 @@ function makeApi(raw, whenNotReady) {
       const sizes = route.batch ? new Float64Array(count) : new Float64Array(0);
       const now = this._clock.now();
       for (let j = 0; j < count; j++) {
-        const env = { topic, payload: payloads[i + j], publishedAt: now };
+        const env = { topic, payload: payloads[i + j], publishedAt: now, attempt: 1 };
         if (ids !== undefined && ids[i + j] !== undefined) env.id = ids[i + j];
         if (o.key !== undefined) env.key = o.key;
         if (o.headers !== undefined) env.headers = o.headers;
@@ -610,7 +665,7 @@ function makeApi(raw, whenNotReady) {
       try {
         r = this._core.publish_batch(
           route.handle, slots, ids === undefined ? undefined : ids.slice(i).map((x) => x ?? ''),
-          o.key, o.ttlMs ?? 0, sizes, now, false,
+          o.key, o.ttlMs ?? 0, sizes, o.priority ?? 0, o.notBefore ?? -1, now, false,
         );
       } catch (e) {
         throw fromCore(e);
@@ -682,11 +737,13 @@ function makeApi(raw, whenNotReady) {
       const core = this._core;
       for (;;) {
         let comps = NO_COMPLETIONS;
+        let reasons;
         if (this._completions.length > 0) {
           comps = Uint32Array.from(this._completions);
           this._completions.length = 0;
+          if (this._reasons.length > 0) reasons = this._reasons.splice(0);
         }
-        const recs = core.pump(this._clock.now(), comps);
+        const recs = core.pump(this._clock.now(), comps, reasons);
         if (recs.length === 0) {
           if (this._completions.length === 0) break;
           continue;
@@ -717,6 +774,25 @@ function makeApi(raw, whenNotReady) {
               i += 8 + n;
               break;
             }
+            case REC_CLAIMED: {
+              const s = this._sub(recs[i + 3], recs[i + 4]);
+              const final = recs[i + 5] === 1;
+              const n = recs[i + 6];
+              const items = new Array(n);
+              for (let j = 0; j < n; j++) {
+                const env = this._slots[recs[i + 7 + 2 * j]];
+                const attempt = recs[i + 8 + 2 * j];
+                items[j] = attempt === env.attempt ? env : { ...env, attempt };
+              }
+              if (s !== undefined && s.batch) this._deliverBatch(s, recs[i + 1], recs[i + 2], items, final);
+              else this._deliver(s, recs[i + 1], recs[i + 2], items[0], final);
+              i += 7 + 2 * n;
+              break;
+            }
+            case REC_DEAD:
+              this._publishDead();
+              i += 1;
+              break;
             case REC_TIMED_OUT: {
               const k = recs[i + 1] * 4294967296 + recs[i + 2];
               const f = this._inflight.get(k);
@@ -724,8 +800,9 @@ function makeApi(raw, whenNotReady) {
                 this._inflight.delete(k);
                 if (recs[i + 5] === 1 || f.final) {
                   const s = f.s;
-                  this._failed(new EdgebusError('HANDLER_TIMEOUT',
-                    `handler of subscription #${s.id} (\`${s.pattern}\`) did not settle within ${s.timeoutMs} ms`), f.item, s);
+                  this._failed(new EdgebusError('HANDLER_TIMEOUT', s.group === undefined
+                    ? `handler of subscription #${s.id} (\`${s.pattern}\`) did not settle within ${s.timeoutMs} ms`
+                    : `handler of subscription #${s.id} (\`${s.pattern}\`, group \`${s.group}\`) did not acknowledge within ${s.timeoutMs} ms`), f.item, s);
                 }
               }
               i += 6;
@@ -761,9 +838,15 @@ function makeApi(raw, whenNotReady) {
       return s !== undefined && s.gen === gen ? s : undefined;
     }
 
-    _deliver(s, di, dg, env) {
+    /** A failed delivery, with its error's message for the core (a dead letter carries it). */
+    _fail(di, dg, err) {
+      this._completions.push(di, dg, 0);
+      this._reasons.push(errorText(err));
+    }
+
+    _deliver(s, di, dg, env, final = true) {
       if (s === undefined || !s.active) {
-        this._completions.push(di, dg, 1);
+        this._core.abandon(di, dg, this._clock.now());
         return;
       }
       if (!s.busy) { s.busy = true; this._busy++; }
@@ -771,12 +854,12 @@ function makeApi(raw, whenNotReady) {
       try {
         r = s.wants ? s.handler(env.payload, env) : s.handler(env.payload);
       } catch (err) {
-        this._completions.push(di, dg, 0);
-        this._failed(err, env, s);
+        this._fail(di, dg, err);
+        if (final) this._failed(err, env, s);
         return;
       }
       if (r !== undefined && r !== null && typeof r.then === 'function') {
-        this._track(di, dg, s, r, env, true);
+        this._track(di, dg, s, r, env, final);
       } else {
         this._completions.push(di, dg, 1);
       }
@@ -784,14 +867,14 @@ function makeApi(raw, whenNotReady) {
 
     _deliverBatch(s, di, dg, items, final) {
       if (s === undefined || !s.active) {
-        this._completions.push(di, dg, 1);
+        this._core.abandon(di, dg, this._clock.now());
         return;
       }
       let r;
       try {
         r = s.handler(items);
       } catch (err) {
-        this._completions.push(di, dg, 0);
+        this._fail(di, dg, err);
         if (final) this._failed(err, items, s);
         return;
       }
@@ -799,6 +882,24 @@ function makeApi(raw, whenNotReady) {
         this._track(di, dg, s, r, items, final);
       } else {
         this._completions.push(di, dg, 1);
+      }
+    }
+
+    /** Publishes the core's dead letters on `$dead.<group>`. */
+    _publishDead() {
+      for (;;) {
+        const d = this._core.take_dead();
+        if (d === undefined) return;
+        const [group, slot, attempts, code, message] = d;
+        const topic = `$dead.${group}`;
+        const payload = { group, topic: this._slots[slot].topic, attempts, error: { code, message }, message: this._slots[slot] };
+        try {
+          this._publish(this._route(topic), topic, payload, EMPTY_OPTIONS, false);
+        } catch (e) {
+          // A `$dead` subscriber that refuses it (a full `reject` queue): counted as dropped.
+          this._core.record_dropped(1);
+          console.error(`edgebus: could not publish a dead letter on ${topic}`, e);
+        }
       }
     }
 
@@ -874,14 +975,40 @@ function makeApi(raw, whenNotReady) {
       return new Promise((resolve) => this._idleWaiters.push(resolve));
     }
 
-    /** Later publishes throw CLOSED; resolves after draining. */
+    /**
+     * Later publishes throw CLOSED; resolves after draining with what could not be delivered:
+     * `{ remaining: [{ message, group, state, attempts }] }` — delayed messages not visible yet,
+     * messages of queue groups whose members all left, and failed work-queue messages still
+     * waiting for a retry. Nothing is dropped silently.
+     */
     async close() {
-      if (this._closed) return;
-      this._closing = true;
-      while (this._waiters.length > 0) await this.drain();
-      this._core.close();
-      await this.drain();
-      this._closed = true;
+      if (!this._closed) {
+        this._closing = true;
+        while (this._waiters.length > 0) await this.drain();
+        this._core.close();
+        await this.drain();
+        this._closed = true;
+      }
+      const rows = this._core.remaining();
+      return {
+        remaining: rows.map((r) => ({
+          message: this._slots[r.slot], group: r.group ?? undefined, state: r.state, attempts: r.attempts,
+        })),
+      };
+    }
+
+    /**
+     * Where the work-queue message with this id stands: `{ state, attempts, group }` with state
+     * `pending`, `delayed`, `in-flight`, `failed` (waiting for a retry), `done`, `dead`,
+     * `expired` or `dropped`; undefined when no group knows it.
+     */
+    status(id, group) {
+      checkString(id, 'INVALID_ARGUMENT', 'id');
+      if (group !== undefined) checkString(group, 'INVALID_ARGUMENT', 'group');
+      const st = this._core.status(id, group, this._clock.now());
+      if (st === undefined) return undefined;
+      if (st.group === null) st.group = undefined;
+      return st;
     }
 
     _flushCounters() {

@@ -13,17 +13,21 @@
 //! | idle | `4, sub index, sub gen` |
 //! | room | `5` |
 //! | release | `6, slot` |
+//! | claimed (queue-group member) | `7, delivery index, delivery gen, sub index, sub gen, final, n, (slot, attempt) × n` |
+//! | dead letters | `8` (take them with [`WasmBroker::take_dead`]) |
 
 use super::error::to_js;
 use crate::batch::BatchPolicy;
 use crate::broker::{
-    Broker, BrokerConfig, DeliveryId, Event, Items, PublishMode, Published, SubId,
+    Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode, Published, SubId,
     SubscribeOptions, TopicHandle,
 };
 use crate::clock::ms_to_micros;
 use crate::dedupe::DedupeWindow;
+use crate::groups::{Retention, RetryPolicy};
 use crate::message::Outgoing;
 use crate::queue::Overflow;
+use serde::Serialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -34,6 +38,24 @@ const TIMED_OUT: u32 = 3;
 const IDLE: u32 = 4;
 const ROOM: u32 = 5;
 const RELEASE: u32 = 6;
+const CLAIMED: u32 = 7;
+const DEAD: u32 = 8;
+
+/// A message a closing bus could not deliver (its envelope is in the driver's table).
+#[derive(Serialize)]
+struct Left<'a> {
+    slot: u32,
+    group: Option<&'a str>,
+    state: &'a str,
+    attempts: u32,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    state: &'a str,
+    attempts: u32,
+    group: Option<&'a str>,
+}
 
 /// A message's place in the driver's envelope table; the last copy dropped frees it.
 #[derive(Debug)]
@@ -77,6 +99,11 @@ fn count(v: f64) -> usize {
     }
 }
 
+/// A `notBefore` time in ms from JavaScript; `None` when negative (absent).
+fn not_before(ms: f64) -> Option<u64> {
+    (ms.is_finite() && ms >= 0.0).then(|| ms_to_micros(ms))
+}
+
 /// Positive duration in ms from JavaScript; `None` for 0, negative, NaN or `Infinity`.
 fn duration(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms > 0.0).then(|| ms_to_micros(ms).max(1))
@@ -99,6 +126,9 @@ impl WasmBroker {
         max_queue: f64,
         overflow: i32,
         timeout_ms: f64,
+        retention_max_ids: f64,
+        retention_max_age_ms: f64,
+        seed: f64,
     ) -> Result<WasmBroker, JsValue> {
         let dedupe = (dedupe_max_ids > 0.0).then(|| DedupeWindow {
             max_ids: count(dedupe_max_ids),
@@ -110,6 +140,11 @@ impl WasmBroker {
             overflow: overflow_from(overflow).unwrap_or_default(),
             timeout: duration(timeout_ms),
             track_idle: true,
+            retention: Retention {
+                max_ids: count(retention_max_ids),
+                max_age: duration(retention_max_age_ms),
+            },
+            seed: seed as u64,
             ..BrokerConfig::default()
         })
         .map_err(to_js)?;
@@ -119,7 +154,10 @@ impl WasmBroker {
         })
     }
 
-    /// Subscribes; returns `[index, gen, id]`. Negative numbers take the bus defaults.
+    /// Subscribes; returns `[index, gen, id]`. Negative numbers take the bus defaults. With a
+    /// `group`, the subscription joins that queue group: `batch_max_size`/`batch_max_wait_ms`
+    /// are its batch claim, `timeout_ms` its acknowledgement deadline, and the `group_*`
+    /// arguments the group's retry policy (0 / negative: the default, or the group's).
     #[allow(clippy::too_many_arguments)]
     pub fn subscribe(
         &mut self,
@@ -135,7 +173,38 @@ impl WasmBroker {
         batch_max_attempts: u32,
         backoff_initial_ms: f64,
         backoff_max_ms: f64,
+        group: Option<String>,
+        group_max_attempts: u32,
+        group_backoff_initial_ms: f64,
+        group_backoff_max_ms: f64,
     ) -> Result<Vec<f64>, JsValue> {
+        let group = group.map(|name| {
+            let named = group_max_attempts > 0
+                || group_backoff_initial_ms >= 0.0
+                || group_backoff_max_ms >= 0.0;
+            let d = RetryPolicy::default();
+            let initial = if group_backoff_initial_ms < 0.0 {
+                d.backoff_initial
+            } else {
+                ms_to_micros(group_backoff_initial_ms)
+            };
+            GroupOptions {
+                name,
+                retry: named.then(|| RetryPolicy {
+                    max_attempts: if group_max_attempts == 0 {
+                        d.max_attempts
+                    } else {
+                        group_max_attempts
+                    },
+                    backoff_initial: initial,
+                    backoff_max: if group_backoff_max_ms < 0.0 {
+                        d.backoff_max.max(initial)
+                    } else {
+                        ms_to_micros(group_backoff_max_ms)
+                    },
+                }),
+            }
+        });
         let policy = batch.then(|| {
             let d = BatchPolicy::default();
             BatchPolicy {
@@ -181,6 +250,7 @@ impl WasmBroker {
                 duration(timeout_ms)
             },
             batch: policy,
+            group,
         };
         let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
         self.core.set_direct(id, true);
@@ -225,10 +295,14 @@ impl WasmBroker {
         key: Option<String>,
         ttl_ms: f64,
         size: f64,
+        priority: u32,
+        not_before_ms: f64,
         now_ms: f64,
         wait: bool,
     ) -> Result<u32, JsValue> {
-        let msg = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
+        let mut msg = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
+        msg.priority = priority;
+        msg.not_before = not_before(not_before_ms);
         let r = self
             .core
             .publish_to(
@@ -257,6 +331,8 @@ impl WasmBroker {
         key: Option<String>,
         ttl_ms: f64,
         sizes: &[f64],
+        priority: u32,
+        not_before_ms: f64,
         now_ms: f64,
         wait: bool,
     ) -> Result<i32, JsValue> {
@@ -270,7 +346,10 @@ impl WasmBroker {
                     .and_then(|it| it.next())
                     .filter(|s| !s.is_empty());
                 let size = sizes.get(i).copied().unwrap_or(0.0);
-                self.outgoing(slot, id, key.as_deref(), ttl_ms, size)
+                let mut m = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
+                m.priority = priority;
+                m.not_before = not_before(not_before_ms);
+                m
             })
             .collect();
         let r = self
@@ -329,13 +408,27 @@ impl WasmBroker {
         vec![d.index(), d.generation()]
     }
 
-    /// Applies completions (`delivery index, delivery gen, ok` triples), fires due timers and
-    /// returns the next round of records (see the module docs).
-    pub fn pump(&mut self, now_ms: f64, completions: &[u32]) -> Vec<u32> {
+    /// Applies completions (`delivery index, delivery gen, ok` triples; each failed one takes
+    /// the next of `reasons`, its error's message), fires due timers and returns the next round
+    /// of records (see the module docs).
+    pub fn pump(
+        &mut self,
+        now_ms: f64,
+        completions: &[u32],
+        reasons: Option<Vec<String>>,
+    ) -> Vec<u32> {
         let now = ms_to_micros(now_ms);
+        let mut reasons = reasons.unwrap_or_default().into_iter();
         for c in completions.chunks_exact(3) {
-            self.core
-                .complete(DeliveryId::from_parts(c[0], c[1]), c[2] != 0, now);
+            let id = DeliveryId::from_parts(c[0], c[1]);
+            if c[2] != 0 {
+                self.core.complete(id, true, now);
+            } else {
+                match reasons.next() {
+                    Some(r) => self.core.complete_failed(id, &r, now),
+                    None => self.core.complete(id, false, now),
+                }
+            }
         }
         self.core.fire_timers(now);
         let mut out = Vec::new();
@@ -343,6 +436,26 @@ impl WasmBroker {
         // delivery in this same round); events raised while handing out deliveries come after.
         self.drain_events(&mut out);
         while let Some(d) = self.core.next_delivery(now) {
+            if self.core.is_member(d.sub) {
+                let ms = match &d.items {
+                    Items::One(m) => std::slice::from_ref(m),
+                    Items::Batch(ms) => &ms[..],
+                };
+                out.extend_from_slice(&[
+                    CLAIMED,
+                    d.id.index(),
+                    d.id.generation(),
+                    d.sub.index(),
+                    d.sub.generation(),
+                    d.final_attempt as u32,
+                    ms.len() as u32,
+                ]);
+                for m in ms {
+                    out.push(m.payload().slot);
+                    out.push(m.attempt());
+                }
+                continue;
+            }
             match d.items {
                 Items::One(m) => out.extend_from_slice(&[
                     DELIVER,
@@ -392,8 +505,62 @@ impl WasmBroker {
                 ]),
                 Event::Idle(sub) => out.extend_from_slice(&[IDLE, sub.index(), sub.generation()]),
                 Event::Room => out.push(ROOM),
+                Event::Dead => out.push(DEAD),
             }
         }
+    }
+
+    /// The next dead letter: `[group, slot, attempts, code, error]`, or `undefined`.
+    pub fn take_dead(&mut self) -> JsValue {
+        let Some(l) = self.core.take_dead() else {
+            return JsValue::UNDEFINED;
+        };
+        let a = js_sys::Array::new();
+        a.push(&JsValue::from_str(&l.group));
+        a.push(&JsValue::from(l.message.payload().slot));
+        a.push(&JsValue::from(l.attempts));
+        a.push(&JsValue::from_str(l.code.as_str()));
+        a.push(&JsValue::from_str(&l.error));
+        a.into()
+    }
+
+    /// Where a work-queue message stands: `{ state, attempts, group }` or `undefined`.
+    pub fn status(&self, id: &str, group: Option<String>, now_ms: f64) -> Result<JsValue, JsValue> {
+        match self.core.status(id, group.as_deref(), ms_to_micros(now_ms)) {
+            Some(st) => serde_wasm_bindgen::to_value(&Status {
+                state: st.state.as_str(),
+                attempts: st.attempts,
+                group: st.group.as_deref(),
+            })
+            .map_err(JsValue::from),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    /// What a close would leave undelivered: `[{ slot, group, state, attempts }]`.
+    pub fn remaining(&self) -> Result<JsValue, JsValue> {
+        let left = self.core.remaining();
+        let rows: Vec<Left> = left
+            .iter()
+            .map(|r| Left {
+                slot: r.message.payload().slot,
+                group: r.group.as_deref(),
+                state: r.state.as_str(),
+                attempts: r.attempts,
+            })
+            .collect();
+        serde_wasm_bindgen::to_value(&rows).map_err(JsValue::from)
+    }
+
+    /// Gives back a delivery whose subscription left before it started.
+    pub fn abandon(&mut self, index: u32, gen: u32, now_ms: f64) {
+        self.core
+            .abandon(DeliveryId::from_parts(index, gen), ms_to_micros(now_ms));
+    }
+
+    /// Counts messages the driver had to drop.
+    pub fn record_dropped(&mut self, n: f64) {
+        self.core.record_dropped(n as u64);
     }
 
     /// The next timer deadline in ms, or -1.

@@ -120,6 +120,7 @@ pub struct WasmBroker {
 impl WasmBroker {
     /// A broker. `dedupe_max_ids` 0 turns dedupe off; durations ≤ 0 or infinite mean none.
     #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dedupe_max_ids: f64,
         dedupe_max_age_ms: f64,

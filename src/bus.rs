@@ -482,6 +482,10 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         }
         handlers[slot] = Some((id, handler));
         drop(handlers);
+        if options.group.is_some() && self.inner.core.borrow().has_ready() {
+            // Messages waiting in the group go to the new member at once.
+            self.pump();
+        }
         Ok(Subscription {
             bus: Rc::downgrade(&self.inner),
             id,

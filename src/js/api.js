@@ -407,6 +407,8 @@ function makeApi(raw, whenNotReady) {
       rec.subscription = new Subscription(this, rec);
       this._subs[rec.index] = rec;
       this._clearRoutes();
+      // Messages waiting in the group go to the new member at once.
+      if (group !== undefined) this._pump();
       return rec.subscription;
     }
 

@@ -1,0 +1,427 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Bus, ManualClock } from 'edgebus';
+import { settle, deferred, throwsCode, assertStillWorks } from './support/helpers.mjs';
+
+/** A handler whose calls wait until the test settles them by name. */
+function gates() {
+  const open = new Map();
+  return {
+    wait(name) {
+      const d = deferred();
+      open.set(name, d);
+      return d.promise;
+    },
+    ok(name) { const d = open.get(name); assert.ok(d, `${name} is waiting`); open.delete(name); d.resolve(); },
+    fail(name, e) { const d = open.get(name); assert.ok(d, `${name} is waiting`); open.delete(name); d.reject(e); },
+    waiting: () => [...open.keys()].sort(),
+  };
+}
+
+test('work queue: each message goes to exactly one member, round-robin; plain subscribers get all', () => {
+  const bus = new Bus();
+  const seen = [];
+  for (const name of ['a', 'b', 'c']) {
+    const sub = bus.subscribe('jobs.>', (p) => { seen.push(`${name}${p}`); }, { group: 'workers' });
+    assert.equal(sub.group, 'workers');
+  }
+  let all = 0;
+  bus.subscribe('jobs.*', () => { all++; });
+  for (let i = 0; i < 6; i++) bus.publish('jobs.email', i);
+  assert.deepEqual(seen, ['a0', 'b1', 'c2', 'a3', 'b4', 'c5']);
+  assert.equal(all, 6);
+  const st = bus.stats();
+  assert.equal(st.groups.length, 1);
+  const g = st.groups[0];
+  assert.deepEqual(
+    [g.name, g.pattern, g.members, g.published, g.done, g.depth, g.inFlight],
+    ['workers', 'jobs.>', 3, 6, 6, 0, 0],
+  );
+  assert.equal(st.subscriptions, 4);
+  assert.deepEqual(st.perSubscription.filter((s) => s.group === 'workers').map((s) => s.delivered), [2, 2, 2]);
+});
+
+test('work queue: busy members are skipped; free capacity gets the next message', async () => {
+  const bus = new Bus();
+  const g = gates();
+  for (const name of ['a', 'b']) {
+    bus.subscribe('q', (p) => g.wait(`${name}${p}`), { group: 'w' });
+  }
+  for (let i = 0; i < 4; i++) bus.publish('q', i);
+  assert.deepEqual(g.waiting(), ['a0', 'b1']);
+  g.ok('b1');
+  await settle();
+  assert.deepEqual(g.waiting(), ['a0', 'b2']);
+  g.ok('a0');
+  await settle();
+  assert.deepEqual(g.waiting(), ['a3', 'b2']);
+  g.ok('a3');
+  g.ok('b2');
+  await bus.drain();
+  assert.equal(bus.stats().groups[0].done, 4);
+});
+
+test('work queue: a failure is retried with exponential backoff and jitter; message.attempt counts tries', async () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock });
+  const tries = [];
+  bus.subscribe('q', (p, m) => {
+    tries.push([m.attempt, clock.now()]);
+    if (m.attempt < 4) throw new Error('not yet');
+  }, { group: 'w', maxAttempts: 5, backoff: { initialMs: 100, maxMs: 250 } });
+  bus.publish('q', 'job', { id: 'job-1' });
+  assert.deepEqual(bus.status('job-1'), { state: 'failed', attempts: 1, group: 'w' });
+  for (let i = 0; i < 10; i++) clock.advance(50);
+  await settle();
+  assert.deepEqual(tries.map((t) => t[0]), [1, 2, 3, 4]);
+  [100, 200, 250].forEach((base, i) => {
+    const gap = tries[i + 1][1] - tries[i][1];
+    // Jittered into [base/2, base], seen through a clock advanced in 50 ms steps.
+    assert.ok(gap >= base / 2 && gap <= base + 50, `retry ${i + 1} after ${gap} ms (base ${base})`);
+  });
+  assert.deepEqual(bus.status('job-1'), { state: 'done', attempts: 4, group: 'w' });
+  const g = bus.stats().groups[0];
+  assert.deepEqual([g.done, g.retried, g.dead], [1, 3, 0]);
+  assert.equal(bus.stats().failed, 0);
+});
+
+test('work queue: a message that fails every attempt is published on $dead.<group>', async () => {
+  const clock = new ManualClock(0);
+  const errors = [];
+  const bus = new Bus({ clock, onError: (err, msg) => errors.push([err.message, msg.attempt]) });
+  bus.subscribe('orders.*', async () => { throw new Error('card declined'); },
+    { group: 'billing', maxAttempts: 3, backoff: { initialMs: 10, maxMs: 10 } });
+  const dead = [];
+  bus.subscribe('$dead.billing', (letter, msg) => { dead.push([letter, msg.topic]); });
+  bus.publish('orders.eu', { n: 1 }, { id: 'o-1', key: 'cust-7', headers: { trace: 'x' } });
+  for (let i = 0; i < 5; i++) {
+    await settle();
+    clock.advance(10);
+  }
+  await bus.drain();
+  assert.equal(dead.length, 1);
+  const [letter, topic] = dead[0];
+  assert.equal(topic, '$dead.billing');
+  assert.equal(letter.group, 'billing');
+  assert.equal(letter.topic, 'orders.eu');
+  assert.equal(letter.attempts, 3);
+  assert.deepEqual(letter.error, { code: 'HANDLER_FAILED', message: 'card declined' });
+  assert.deepEqual(letter.message.payload, { n: 1 });
+  assert.equal(letter.message.id, 'o-1');
+  assert.equal(letter.message.key, 'cust-7');
+  assert.deepEqual(letter.message.headers, { trace: 'x' });
+  assert.deepEqual(bus.status('o-1'), { state: 'dead', attempts: 3, group: 'billing' });
+  const g = bus.stats().groups[0];
+  assert.deepEqual([g.retried, g.dead, g.depth], [2, 1, 0]);
+  assert.equal(bus.stats().failed, 1);
+  // onError hears the final failure once.
+  assert.deepEqual(errors, [['card declined', 3]]);
+});
+
+test('work queue: ackTimeoutMs redelivers a message whose handler never settles; the late result is ignored', async () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock, onError: () => {} });
+  const g = gates();
+  bus.subscribe('q', (p, m) => g.wait(`try${m.attempt}`),
+    { group: 'w', ackTimeoutMs: 50, maxAttempts: 3, backoff: { initialMs: 10, maxMs: 10 } });
+  bus.publish('q', 1, { id: 'j' });
+  assert.deepEqual(g.waiting(), ['try1']);
+  assert.equal(bus.status('j').state, 'in-flight');
+  clock.advance(50);
+  assert.equal(bus.status('j').state, 'failed');
+  clock.advance(10);
+  assert.deepEqual(g.waiting(), ['try1', 'try2']);
+  g.ok('try2');
+  await settle();
+  assert.deepEqual(bus.status('j'), { state: 'done', attempts: 2, group: 'w' });
+  g.fail('try1', new Error('late'));
+  await settle();
+  const st = bus.stats().groups[0];
+  assert.deepEqual([st.done, st.retried, st.dead, st.inFlight], [1, 1, 0, 0]);
+});
+
+test('work queue: a member that misses its last ack deadline reports HANDLER_TIMEOUT and the message dies', async () => {
+  const clock = new ManualClock(0);
+  const errors = [];
+  const bus = new Bus({ clock, onError: (e) => errors.push(e.code) });
+  bus.subscribe('q', () => new Promise(() => {}), { group: 'w', ackTimeoutMs: 20, maxAttempts: 1 });
+  const dead = [];
+  bus.subscribe('$dead.w', (l) => dead.push(l.error.code));
+  bus.publish('q', 1);
+  clock.advance(20);
+  await settle();
+  assert.deepEqual(errors, ['HANDLER_TIMEOUT']);
+  assert.deepEqual(dead, ['HANDLER_TIMEOUT']);
+});
+
+test('work queue: higher priority first, FIFO within a priority', async () => {
+  const bus = new Bus();
+  const g = gates();
+  const order = [];
+  bus.subscribe('q', (p) => { order.push(p); return g.wait(p); }, { group: 'w' });
+  bus.publish('q', 'first');
+  for (const [p, priority] of [['low1', 0], ['high1', 5], ['low2', 0], ['high2', 5], ['mid', 2]]) {
+    bus.publish('q', p, { priority });
+  }
+  for (const name of ['first', 'high1', 'high2', 'mid', 'low1', 'low2']) {
+    g.ok(name);
+    await settle();
+  }
+  assert.deepEqual(order, ['first', 'high1', 'high2', 'mid', 'low1', 'low2']);
+});
+
+test('work queue: notBefore holds a message until then (on the injected clock), for everyone', () => {
+  const clock = new ManualClock(1000);
+  const bus = new Bus({ clock });
+  const got = [];
+  bus.subscribe('q', (p) => { got.push(`group ${p} at ${clock.now()}`); }, { group: 'w' });
+  bus.subscribe('q', (p) => { got.push(`plain ${p}`); });
+  bus.publish('q', 'later', { id: 'later', notBefore: 1100 });
+  bus.publish('q', 'now');
+  assert.deepEqual(got, ['group now at 1000', 'plain now']);
+  assert.deepEqual(bus.status('later'), { state: 'delayed', attempts: 0, group: undefined });
+  assert.equal(bus.stats().delayed, 1);
+  clock.advance(99);
+  assert.equal(got.length, 2);
+  clock.advance(1);
+  assert.deepEqual(got.slice(2), ['group later at 1100', 'plain later']);
+  assert.equal(bus.status('later').state, 'done');
+  assert.equal(bus.stats().delayed, 0);
+  // A time already past delivers at once.
+  bus.publish('q', 'past', { notBefore: 5 });
+  assert.deepEqual(got.slice(4), ['group past at 1100', 'plain past']);
+});
+
+test('work queue: batch claim hands out up to maxSize at once and waits at most maxWaitMs', () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock });
+  const batches = [];
+  bus.subscribe('q', (items) => { batches.push([items.map((m) => m.payload), clock.now()]); },
+    { group: 'w', batch: { maxSize: 4, maxWaitMs: 20 } });
+  for (let i = 0; i < 4; i++) bus.publish('q', i);
+  // Woken by the publish that filled the batch, not by a timer.
+  assert.deepEqual(batches, [[[0, 1, 2, 3], 0]]);
+  bus.publish('q', 4);
+  bus.publish('q', 5);
+  assert.equal(batches.length, 1);
+  clock.advance(20);
+  assert.deepEqual(batches[1], [[4, 5], 20]);
+  bus.publish('q', 6);
+  bus.flush();
+  assert.deepEqual(batches[2], [[6], 20]);
+  assert.equal(bus.stats().groups[0].done, 7);
+});
+
+test('work queue: a failed batch retries each message alone, so a poison message holds back nobody', async () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock, onError: () => {} });
+  const calls = [];
+  bus.subscribe('q', (items) => {
+    calls.push(items.map((m) => `${m.payload}@${m.attempt}`).join(','));
+    if (items.some((m) => m.payload === 13)) throw new Error('poison');
+  }, { group: 'w', batch: { maxSize: 10, maxWaitMs: 0 }, maxAttempts: 3, backoff: { initialMs: 10, maxMs: 10 } });
+  let dead = 0;
+  bus.subscribe('$dead.w', () => { dead++; });
+  assert.equal(bus.publishBatch('q', [11, 12, 13, 14]), 4);
+  for (let i = 0; i < 4; i++) clock.advance(10);
+  await bus.drain();
+  assert.equal(calls[0], '11@1,12@1,13@1,14@1');
+  assert.deepEqual(calls.slice(1).sort(), ['11@2', '12@2', '13@2', '13@3', '14@2']);
+  assert.equal(dead, 1);
+  const g = bus.stats().groups[0];
+  assert.deepEqual([g.done, g.dead, g.retried], [3, 1, 5]);
+});
+
+test('work queue: one key is never with two members at once and keeps its order across retries', async () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock, onError: () => {} });
+  const g = gates();
+  const started = [];
+  for (const name of ['a', 'b']) {
+    bus.subscribe('q', (p) => { started.push(p); return g.wait(`${name}:${p}`); },
+      { group: 'w', concurrency: 2, backoff: { initialMs: 10, maxMs: 10 } });
+  }
+  for (const [p, key] of [['k1-1', 'k1'], ['k1-2', 'k1'], ['k2-1', 'k2'], ['k1-3', 'k1']]) {
+    bus.publish('q', p, { key });
+  }
+  assert.deepEqual(g.waiting(), ['a:k1-1', 'b:k2-1']);
+  g.fail('a:k1-1', new Error('retry me'));
+  await settle();
+  assert.deepEqual(g.waiting(), ['b:k2-1']);
+  clock.advance(10);
+  assert.equal(g.waiting().length, 2);
+  for (let round = 0; round < 4; round++) {
+    for (const w of g.waiting()) g.ok(w);
+    await settle();
+  }
+  await bus.drain();
+  assert.deepEqual(started, ['k1-1', 'k2-1', 'k1-1', 'k1-2', 'k1-3']);
+});
+
+test('work queue: publishBatch reaches groups and crosses into the core once', () => {
+  const bus = new Bus();
+  let sum = 0;
+  for (let i = 0; i < 2; i++) bus.subscribe('q', (p) => { sum += p; }, { group: 'w' });
+  const core = bus._core;
+  const calls = { publish: 0, publish_batch: 0 };
+  for (const name of Object.keys(calls)) {
+    const original = core[name].bind(core);
+    core[name] = (...args) => { calls[name]++; return original(...args); };
+  }
+  const payloads = Array.from({ length: 100 }, (_, i) => i + 1);
+  assert.equal(bus.publishBatch('q', payloads), 100);
+  assert.deepEqual(calls, { publish: 0, publish_batch: 1 });
+  assert.equal(sum, 5050);
+  assert.equal(bus.stats().groups[0].done, 100);
+});
+
+test('work queue: waiting messages go to a member that joins later; drain does not wait for a group with no member', async () => {
+  const bus = new Bus();
+  const g = gates();
+  const member = bus.subscribe('q', (p) => g.wait(String(p)), { group: 'w' });
+  bus.publish('q', 1);
+  bus.publish('q', 2);
+  assert.deepEqual(g.waiting(), ['1']);
+  member.unsubscribe();
+  g.ok('1');
+  await bus.drain();
+  const st = bus.stats().groups[0];
+  assert.deepEqual([st.members, st.depth, st.done], [0, 1, 1]);
+  const got = [];
+  bus.subscribe('q', (p) => { got.push(p); }, { group: 'w' });
+  assert.deepEqual(got, [2]);
+});
+
+test('work queue: a member unsubscribed before its claimed delivery starts gives the message back', () => {
+  const bus = new Bus();
+  const got = [];
+  let other;
+  // The first member's handler unsubscribes the second while the second's claim is pending.
+  bus.subscribe('q', (p) => { got.push(`a${p}`); other?.unsubscribe(); }, { group: 'w' });
+  other = bus.subscribe('q', (p) => { got.push(`b${p}`); }, { group: 'w' });
+  bus.publishBatch('q', [1, 2, 3]);
+  assert.deepEqual(got, ['a1', 'a2', 'a3']);
+  assert.equal(bus.stats().groups[0].done, 3);
+});
+
+test('work queue: close() reports what remains instead of dropping it', async () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock, onError: () => {} });
+  const member = bus.subscribe('q', () => { throw new Error('down'); },
+    { group: 'w', backoff: { initialMs: 1000, maxMs: 1000 } });
+  bus.subscribe('other', () => {}, { group: 'v' });
+  bus.publish('other', 'later', { id: 'delayed', notBefore: 3_600_000 });
+  bus.publish('q', 'stuck', { id: 'stuck' });
+  assert.equal(bus.status('stuck').state, 'failed');
+  member.unsubscribe();
+  const summary = await bus.close();
+  assert.deepEqual(summary.remaining.map((r) => [r.message.id, r.message.payload, r.group, r.state, r.attempts]), [
+    ['delayed', 'later', undefined, 'delayed', 0],
+    ['stuck', 'stuck', 'w', 'failed', 1],
+  ]);
+  throwsCode(() => bus.publish('q', 1), 'CLOSED');
+  assert.deepEqual(await bus.close(), summary);
+});
+
+test('work queue: finished ids are remembered within the retention window only', () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock, retention: { maxIds: 2, maxAgeMs: 60_000 } });
+  bus.subscribe('q', () => {}, { group: 'w' });
+  for (const id of ['a', 'b', 'c']) bus.publish('q', 0, { id });
+  assert.equal(bus.status('a'), undefined);
+  assert.equal(bus.status('b').state, 'done');
+  assert.equal(bus.stats().groups[0].remembered, 2);
+  clock.advance(60_000);
+  assert.equal(bus.status('c'), undefined);
+  assert.equal(bus.status('never'), undefined);
+});
+
+test('work queue: full group queues follow the overflow policy', async () => {
+  const bus = new Bus();
+  const g = gates();
+  bus.subscribe('q', (p) => g.wait(String(p)), { group: 'w', maxQueue: 2, overflow: 'reject' });
+  bus.publish('q', 1);
+  bus.publish('q', 2);
+  bus.publish('q', 3);
+  throwsCode(() => bus.publish('q', 4), 'QUEUE_FULL');
+  const bus2 = new Bus();
+  bus2.subscribe('q', (p) => g.wait(`x${p}`), { group: 'w', maxQueue: 2, overflow: 'wait' });
+  bus2.publish('q', 1);
+  bus2.publish('q', 2);
+  bus2.publish('q', 3);
+  let admitted = false;
+  const p = bus2.publishAsync('q', 4).then((r) => { admitted = r; });
+  await settle();
+  assert.equal(admitted, false);
+  g.ok('x1');
+  await p;
+  assert.equal(admitted, true);
+  assert.equal(bus2.stats().groups[0].depth, 2);
+});
+
+test('work queue: bad options and arguments get named errors and change nothing', () => {
+  const bus = new Bus();
+  const h = () => {};
+  const bad = [
+    [{ group: 5 }, /group/],
+    [{ group: '' }, /group/],
+    [{ group: '$sys' }, /group/],
+    [{ group: 'a.*' }, /group/],
+    [{ group: 'w', maxAttempts: 0 }, /maxAttempts/],
+    [{ group: 'w', maxAttempts: 1.5 }, /maxAttempts/],
+    [{ group: 'w', maxAttempts: 'many' }, /maxAttempts/],
+    [{ group: 'w', backoff: { initialMs: 10, maxMs: 5 } }, /backoff\.maxMs/],
+    [{ group: 'w', backoff: { startMs: 10 } }, /startMs/],
+    [{ group: 'w', backoff: { initialMs: -1 } }, /initialMs/],
+    [{ group: 'w', ackTimeoutMs: 0 }, /ackTimeoutMs/],
+    [{ group: 'w', ackTimeoutMs: NaN }, /ackTimeoutMs/],
+    [{ group: 'w', timeoutMs: 10 }, /ackTimeoutMs/],
+    [{ group: 'w', batch: { maxBytes: 10 } }, /maxBytes/],
+    [{ group: 'w', batch: { maxAttempts: 2 } }, /maxAttempts/],
+    [{ group: 'w', batch: { maxSize: 0 } }, /maxSize/],
+    [{ maxAttempts: 3 }, /only with `group`/],
+    [{ ackTimeoutMs: 10 }, /only with `group`/],
+    [{ backoff: { initialMs: 1 } }, /only with `group`/],
+    [{ group: 'w', priority: 1 }, /priority/],
+  ];
+  for (const [options, re] of bad) {
+    throwsCode(() => bus.subscribe('q', h, options), 'INVALID_OPTION', re);
+  }
+  assert.equal(bus.stats().subscriptions, 0);
+  assert.equal(bus.stats().groups.length, 0);
+  bus.subscribe('q', h, { group: 'w', maxAttempts: 3 });
+  throwsCode(() => bus.subscribe('q', h, { group: 'w', maxAttempts: 4 }), 'INVALID_OPTION', /already has maxAttempts 3/);
+  throwsCode(() => bus.subscribe('q', h, { group: 'w', maxQueue: 7 }), 'INVALID_OPTION', /maxQueue/);
+  const badPublish = [
+    [{ priority: -1 }, /priority/],
+    [{ priority: 1.5 }, /priority/],
+    [{ priority: '1' }, /priority/],
+    [{ priority: 2 ** 32 }, /priority/],
+    [{ notBefore: NaN }, /notBefore/],
+    [{ notBefore: Infinity }, /notBefore/],
+    [{ notBefore: -1 }, /notBefore/],
+    [{ notBefore: '10' }, /notBefore/],
+  ];
+  for (const [options, re] of badPublish) {
+    throwsCode(() => bus.publish('q', 1, options), 'INVALID_OPTION', re);
+    throwsCode(() => bus.publishBatch('q', [1], options), 'INVALID_OPTION', re);
+  }
+  throwsCode(() => bus.status(5), 'INVALID_ARGUMENT', /id/);
+  throwsCode(() => bus.status('x', 5), 'INVALID_ARGUMENT', /group/);
+  assert.equal(bus.stats().groups[0].published, 0);
+  assertStillWorks(bus);
+  bus.publish('q', 'fine');
+  assert.equal(bus.stats().groups[0].done, 1);
+});
+
+test('work queue: an unknown status is undefined; status can name the group', () => {
+  const bus = new Bus();
+  bus.subscribe('q', () => {}, { group: 'a' });
+  bus.subscribe('q', () => { throw new Error('x'); }, { group: 'b', maxAttempts: 1 });
+  const bus2 = bus;
+  bus2.subscribe('$dead.b', () => {});
+  bus.publish('q', 1, { id: 'm' });
+  assert.deepEqual(bus.status('m'), { state: 'done', attempts: 1, group: 'a' });
+  assert.deepEqual(bus.status('m', 'b'), { state: 'dead', attempts: 1, group: 'b' });
+  assert.equal(bus.status('m', 'nope'), undefined);
+});

@@ -51,6 +51,8 @@ export interface Message<T = unknown> {
   readonly key?: string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly ttlMs?: number;
+  /** Which try this delivery is: 1, or more when a work queue redelivers it. */
+  readonly attempt: number;
 }
 
 /**
@@ -85,11 +87,52 @@ export interface SubscribeOptions {
   overflow?: Overflow;
   /** A handler not settled after this long fails with HANDLER_TIMEOUT (default: the bus's; none). */
   timeoutMs?: number;
+  /** Plain subscriptions have no group (see {@link GroupSubscribeOptions}). */
+  group?: undefined;
 }
 
 export interface BatchSubscribeOptions extends SubscribeOptions {
   /** Deliver arrays of messages, flushed on size, bytes or time. */
   batch: BatchOptions | true;
+}
+
+/**
+ * Joins a queue group (work queue): subscriptions sharing `group` and pattern share one stream and
+ * each message goes to exactly one member, round-robin among members with free capacity. A
+ * handler that returns (or resolves) acknowledges; one that throws, rejects or misses
+ * `ackTimeoutMs` is retried with exponential backoff plus jitter, up to `maxAttempts`, then the
+ * message is published on `$dead.<group>` (see {@link DeadLetter}). `maxAttempts`, `backoff`,
+ * `maxQueue` and `overflow` belong to the group: the first member sets them and later members must
+ * agree (or leave them out).
+ */
+export interface GroupSubscribeOptions {
+  /** The group's name: topic tokens, not starting with `$`. */
+  group: string;
+  /** Deliveries (or claimed batches) this member runs at once (default 1). */
+  concurrency?: number;
+  /** Most messages waiting in the group (default: the bus's maxQueue). */
+  maxQueue?: number;
+  /** Overflow policy of the group (default: the bus's). */
+  overflow?: Overflow;
+  /** Tries per message before it goes to `$dead.<group>` (default 5; 1 to 1000). */
+  maxAttempts?: number;
+  /** Retry delays: initialMs (default 100), doubling up to maxMs (default 30000); each jittered into [d/2, d]. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** A delivery not settled after this many ms counts as failed and is redelivered; its late result is ignored. */
+  ackTimeoutMs?: number;
+}
+
+/** Batch claim: up to `maxSize` messages per call, waiting up to `maxWaitMs` for a fuller batch. */
+export interface ClaimOptions {
+  /** Most messages per claim (default 100). */
+  maxSize?: number;
+  /** Longest to wait for a fuller batch when fewer are ready (default 10 ms; 0: hand out what there is). */
+  maxWaitMs?: number;
+}
+
+export interface GroupBatchSubscribeOptions extends GroupSubscribeOptions {
+  /** Claim several messages at once; they are acknowledged together, and a failed batch retries each message alone. */
+  batch: ClaimOptions | true;
 }
 
 export interface PublishOptions {
@@ -100,12 +143,18 @@ export interface PublishOptions {
   /** A message not started within this many ms is dropped and counted as expired. */
   ttlMs?: number;
   headers?: Record<string, string>;
+  /** Work-queue priority: groups hand out higher priorities first, FIFO within one (integer ≥ 0, default 0). */
+  priority?: number;
+  /** Visible to nobody before this time on the bus clock (ms); earlier times deliver at once. */
+  notBefore?: number;
 }
 
 export interface PublishBatchOptions {
   key?: string;
   ttlMs?: number;
   headers?: Record<string, string>;
+  priority?: number;
+  notBefore?: number;
   /** One id per payload (undefined for none). */
   ids?: (string | undefined)[];
 }
@@ -132,6 +181,8 @@ export interface BusOptions {
   clock?: Clock;
   /** Bytes a payload counts for in a batch's maxBytes. */
   sizeOf?: (payload: unknown) => number;
+  /** How long finished work-queue ids stay answered by status() (default 10,000 ids per group, 1 hour). */
+  retention?: { maxIds?: number; maxAgeMs?: number };
 }
 
 /** Publish→handler-start latency. */
@@ -163,6 +214,65 @@ export interface DeliveryCounts {
 export interface SubscriptionStats extends DeliveryCounts {
   id: number;
   pattern: string;
+  /** Its queue group, for a work-queue member. */
+  group?: string;
+}
+
+/** Statistics of one queue group (work queue). */
+export interface GroupStats {
+  name: string;
+  pattern: string;
+  members: number;
+  /** Messages waiting: pending, and failed ones waiting for a retry. */
+  depth: number;
+  /** Of depth, failed messages waiting for a retry. */
+  retrying: number;
+  /** Messages claimed by a member and not settled. */
+  inFlight: number;
+  published: number;
+  done: number;
+  /** Failed attempts scheduled for a retry. */
+  retried: number;
+  /** Messages that failed every attempt (published on `$dead.<group>`). */
+  dead: number;
+  expired: number;
+  dropped: number;
+  /** Finished ids still answered by status(). */
+  remembered: number;
+}
+
+/** Where a work-queue message stands. */
+export type JobState = 'pending' | 'delayed' | 'in-flight' | 'failed' | 'done' | 'dead' | 'expired' | 'dropped';
+
+export interface JobStatus {
+  state: JobState;
+  /** Handler calls so far. */
+  attempts: number;
+  /** The group holding it (undefined while it is delayed). */
+  group?: string;
+}
+
+/** The payload published on `$dead.<group>` when a work-queue message fails its last attempt. */
+export interface DeadLetter<T = unknown> {
+  group: string;
+  /** The topic it was published on. */
+  topic: string;
+  attempts: number;
+  /** The last error: HANDLER_FAILED (with the handler's error message) or HANDLER_TIMEOUT. */
+  error: { code: 'HANDLER_FAILED' | 'HANDLER_TIMEOUT'; message: string };
+  message: Message<T>;
+}
+
+/** What close() could not deliver; nothing is dropped silently. */
+export interface CloseSummary {
+  remaining: {
+    message: Message;
+    /** Its queue group; undefined for a delayed message not routed yet. */
+    group?: string;
+    /** 'delayed', 'pending' (its group has no member left) or 'failed' (waiting for a retry). */
+    state: JobState;
+    attempts: number;
+  }[];
 }
 
 export interface BusStats extends DeliveryCounts {
@@ -172,6 +282,10 @@ export interface BusStats extends DeliveryCounts {
   duplicates: number;
   subscriptions: number;
   perSubscription: SubscriptionStats[];
+  /** Messages published with a notBefore still in the future. */
+  delayed: number;
+  /** Queue groups (work queues), in creation order. */
+  groups: GroupStats[];
 }
 
 /** What `$errors` subscribers receive for each handler failure. */
@@ -188,6 +302,8 @@ export class Subscription {
   readonly id: number;
   readonly pattern: string;
   readonly active: boolean;
+  /** Its queue group (work queue), if any. */
+  readonly group: string | undefined;
   /** Stops every delivery not yet started. Returns false when already unsubscribed. */
   unsubscribe(): boolean;
   /** Its statistics (the final ones once unsubscribed). */
@@ -198,8 +314,8 @@ export class Bus {
   constructor(options?: BusOptions);
   /** Whether close() was called. */
   readonly closed: boolean;
-  subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: SubscribeOptions & { batch?: undefined | false }): Subscription;
-  subscribe<T = unknown>(pattern: string, handler: BatchHandler<T>, options: BatchSubscribeOptions): Subscription;
+  subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: (SubscribeOptions | GroupSubscribeOptions) & { batch?: undefined | false }): Subscription;
+  subscribe<T = unknown>(pattern: string, handler: BatchHandler<T>, options: BatchSubscribeOptions | GroupBatchSubscribeOptions): Subscription;
   /** Delivers to idle synchronous handlers before returning. False when dropped as a duplicate. */
   publish<T = unknown>(topic: string, payload: T, options?: PublishOptions): boolean;
   /** Publishes many payloads on one topic in one call; returns how many were accepted. */
@@ -210,8 +326,10 @@ export class Bus {
   flush(): void;
   /** Resolves when everything queued has been handled. */
   drain(): Promise<void>;
-  /** Later publishes throw CLOSED; resolves after draining. */
-  close(): Promise<void>;
+  /** Later publishes throw CLOSED; resolves after draining, with what could not be delivered. */
+  close(): Promise<CloseSummary>;
+  /** Where the work-queue message with this id stands (in `group`, if given); undefined when unknown. */
+  status(id: string, group?: string): JobStatus | undefined;
   stats(): BusStats;
 }
 

@@ -1,7 +1,7 @@
 // Compiled with `tsc --noEmit --strict` against the built package's declarations: the public API
 // must type-check as its users write it, and misuse must not.
 import { Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, init } from 'edgebus';
-import type { BusStats, ErrorEvent, Message, Subscription } from 'edgebus';
+import type { BusStats, CloseSummary, DeadLetter, ErrorEvent, JobStatus, Message, Subscription } from 'edgebus';
 
 interface Order {
   id: number;
@@ -46,6 +46,35 @@ async function main(): Promise<void> {
   sub.unsubscribe();
   await bus.drain();
   await bus.close();
+
+  // Work queues.
+  const jobs = new Bus({ clock, retention: { maxIds: 100, maxAgeMs: 60_000 } });
+  const worker: Subscription = jobs.subscribe<Order>('jobs.>', async (order, msg) => {
+    const attempt: number = msg.attempt;
+    void [order.id, attempt];
+  }, { group: 'billing', concurrency: 2, maxAttempts: 3, backoff: { initialMs: 100, maxMs: 1000 }, ackTimeoutMs: 5000 });
+  const group: string | undefined = worker.group;
+  jobs.subscribe<Order>('jobs.>', (claimed) => {
+    const ids: number[] = claimed.map((m) => m.payload.id);
+    void ids;
+  }, { group: 'billing', batch: { maxSize: 10, maxWaitMs: 5 } });
+  jobs.subscribe<DeadLetter<Order>>('$dead.billing', (letter) => {
+    const why: string = letter.error.message;
+    void [why, letter.attempts, letter.message.payload.id];
+  });
+  jobs.publish<Order>('jobs.eu', { id: 4, region: 'eu' }, { id: 'j-4', priority: 5, notBefore: clock.now() + 1000 });
+  jobs.publishBatch<Order>('jobs.eu', [{ id: 5, region: 'eu' }], { priority: 1 });
+  const status: JobStatus | undefined = jobs.status('j-4');
+  const state: string | undefined = status?.state;
+  const depth: number = jobs.stats().groups[0]?.depth ?? 0;
+  const summary: CloseSummary = await jobs.close();
+  void [group, state, depth, summary.remaining.length];
+  // @ts-expect-error a group name is a string
+  jobs.subscribe('jobs.>', () => {}, { group: 7 });
+  // @ts-expect-error batch claim takes maxSize and maxWaitMs only
+  jobs.subscribe('jobs.>', (claimed: Message[]) => void claimed, { group: 'g', batch: { maxBytes: 10 } });
+  // @ts-expect-error priorities are numbers
+  jobs.publish('jobs.eu', 1, { priority: 'high' });
 
   const filter = new IdempotenceFilter({ maxIds: 10 });
   const first: boolean = filter.check('a');

@@ -915,7 +915,8 @@ function makeApi(raw, whenNotReady) {
         } catch (e) {
           console.error('edgebus: onError threw', e);
         }
-      } else if (errorsRoute.subs.length === 0) {
+      } else if (errorsRoute.subs.length === 0 &&
+          !(s.group !== undefined && this._route(`$dead.${s.group}`).subs.length > 0)) {
         console.error(`edgebus: handler of subscription #${s.id} (\`${s.pattern}\`) failed:`, error);
       }
       const topic = Array.isArray(item) ? item[0]?.topic : item?.topic;

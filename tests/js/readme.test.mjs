@@ -23,6 +23,21 @@ test('the JavaScript quick start is examples/quickstart.mjs, and it runs', () =>
   assert.deepEqual(out.trim().split('\n'), ['orders.eu.created: order 1', '3']);
 });
 
+test('the work-queue example is examples/work-queue.mjs, and it runs', () => {
+  const code = block('## Work queues', 'js');
+  assert.equal(code, readFileSync(join(root, 'examples', 'work-queue.mjs'), 'utf8'));
+  const out = execFileSync(process.execPath, [join(root, 'examples', 'work-queue.mjs')], { encoding: 'utf8' });
+  const lines = out.trim().split('\n');
+  const sent = lines.filter((l) => / sent /.test(l)).map((l) => l.replace(/^w[12] /, ''));
+  // mail-4 (priority 10) overtakes mail-3; mail-5 comes after its notBefore.
+  assert.deepEqual(sent, ['sent mail-1 (attempt 1)', 'sent mail-4 (attempt 1)', 'sent mail-3 (attempt 1)', 'sent mail-5 (attempt 1)']);
+  assert.ok(lines.includes('dead: mail-2 after 3 attempts (mailbox unavailable)'));
+  assert.ok(lines.includes("{ state: 'dead', attempts: 3, group: 'mailer' }"));
+  assert.ok(lines.includes('{ done: 4, retried: 2, dead: 1 }'));
+  assert.equal(lines[1], 'delayed');
+  assert.equal(lines.at(-1), '0');
+});
+
 test('the Rust quick start is examples/quickstart.rs (built and run by cargo in test.sh)', () => {
   const code = block('## Rust quick start', 'rust');
   assert.equal(code, readFileSync(join(root, 'examples', 'quickstart.rs'), 'utf8'));

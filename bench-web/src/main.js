@@ -23,9 +23,21 @@ function browserName() {
   return brands?.map((b) => `${b.brand} ${b.version}`).join(', ') ?? navigator.userAgent;
 }
 
-function environment(size) {
+/** The browser's full version where it tells (Chromium: User-Agent Client Hints). */
+async function fullBrowserName() {
+  try {
+    const { fullVersionList } = await navigator.userAgentData.getHighEntropyValues(['fullVersionList']);
+    const main = fullVersionList.find((b) => /Chrom/.test(b.brand));
+    if (main) return `${main.brand} ${main.version}${/HeadlessChrome/.test(navigator.userAgent) ? ' (headless)' : ''}`;
+  } catch {
+    // Not Chromium, or the hints are not available: the user agent string will do.
+  }
+  return browserName();
+}
+
+async function environment(size) {
   return {
-    browser: browserName(),
+    browser: await fullBrowserName(),
     userAgent: navigator.userAgent,
     cores: navigator.hardwareConcurrency,
     date: new Date().toISOString(),
@@ -85,7 +97,7 @@ async function run(size) {
   const list = scenarios.filter((s) => !only || only.includes(s.id));
   const order = [...list.filter((s) => s.runFirst), ...list.filter((s) => !s.runFirst)];
   const sections = scaffold(list);
-  const env = environment(size);
+  const env = await environment(size);
   showEnvironment(env);
   setState('running');
   $('run').disabled = true;

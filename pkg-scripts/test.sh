@@ -2,7 +2,8 @@
 # Runs every test of edgebus: the Rust suite natively, the same suite as WebAssembly in Node and in
 # headless Chromium, then the JavaScript API tests against the built npm package (ESM and CommonJS),
 # the packaging test, and one tiny run of each benchmark to prove they still work (no timing is
-# checked). Installs whatever is missing first (see setup.sh).
+# checked); then the demo site and the benchmark page, end to end in headless Chromium. Installs
+# whatever is missing first (see setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -38,3 +39,8 @@ node_modules/.bin/tsc -p tests/types
 
 step "JavaScript API and packaging tests"
 node --test --test-reporter=spec tests/js/
+
+step "Browser pages: build, end-to-end tests in headless Chromium, headless benchmark runner at small size"
+node pkg-scripts/web.mjs build
+node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
+node bench-web/run.mjs --size small > /dev/null

@@ -5,7 +5,8 @@
 // Method: every scenario runs each contender for a fixed number of operations per round; rounds
 // interleave the contenders (rotating who goes first) after warm-up rounds; we report the median
 // of the rounds with min and max, and the ratio edgebus ÷ peer computed per round (median). Ratios
-// are what to compare across machines; absolute rates move with machine load.
+// are what to compare across machines; absolute rates move with machine load. The work-queue
+// scenario has no peer in this process: its figures sit next to the native ones in BENCHMARKS.md.
 import { Bus } from 'edgebus';
 import EventEmitter from 'eventemitter3';
 import mitt from 'mitt';
@@ -127,6 +128,29 @@ const scenarios = [
         };
       },
     },
+  },
+  {
+    name: 'work queue: enqueue + claim + ack of jobs with ids, by batch-claim size',
+    unit: 'jobs/s',
+    ops: Math.round(100 * SCALE) || 1,
+    perOp: 10_000,
+    contenders: Object.fromEntries([100, 10, 1].map((claim) => [`edgebus group, claim ${claim}`, (ops) => {
+      const bus = new Bus({ maxQueue: 10_000 });
+      const options = claim > 1 ? { group: 'workers', batch: { maxSize: claim, maxWaitMs: 0 } } : { group: 'workers' };
+      const handler = claim > 1 ? (jobs) => { for (const j of jobs) sink += j.payload.n; } : (p) => { sink += p.n; };
+      bus.subscribe('jobs.*', handler, options);
+      const payloads = Array.from({ length: 100 }, () => payload);
+      let next = 0;
+      return () => {
+        for (let i = 0; i < ops; i++) {
+          // 10,000 jobs in publishBatch calls of 100, each job with its own id.
+          for (let b = 0; b < 100; b++) {
+            const ids = Array.from({ length: 100 }, () => `job-${next++}`);
+            bus.publishBatch('jobs.email', payloads, { ids });
+          }
+        }
+      };
+    }])),
   },
 ];
 

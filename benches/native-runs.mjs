@@ -1,7 +1,7 @@
 // Runs the native criterion benchmarks several times and prints, per benchmark, the median of the
 // runs' medians with min and max (BENCH.md: median of at least 5 runs, with min and max).
 //
-//   node benches/native-runs.mjs [--runs 5] [--json FILE]
+//   node benches/native-runs.mjs [--bench core|work_queue] [--runs 5] [--json FILE]
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,6 +11,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
 const runs = Number(opt('--runs', 5));
+const bench = opt('--bench', 'core');
 const criterion = join(root, 'target', 'criterion');
 
 function estimates() {
@@ -31,7 +32,7 @@ function estimates() {
 const seen = {};
 for (let r = 0; r < runs; r++) {
   console.error(`[native] run ${r + 1}/${runs}`);
-  execFileSync('cargo', ['bench', '--bench', 'core', '--', '--warm-up-time', '1', '--measurement-time', '3', '--noplot'],
+  execFileSync('cargo', ['bench', '--bench', bench, '--', '--warm-up-time', '1', '--measurement-time', '3', '--noplot'],
     { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   for (const [id, ns] of Object.entries(estimates())) (seen[id] ??= []).push(ns);
 }

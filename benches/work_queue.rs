@@ -132,9 +132,7 @@ fn work_queue(c: &mut Criterion) {
                             chunk
                                 .iter()
                                 .enumerate()
-                                .map(|(i, id)| {
-                                    (i as u64, edgebus::PublishOptions::new().id(&**id))
-                                })
+                                .map(|(i, id)| (i as u64, edgebus::PublishOptions::new().id(&**id)))
                                 .collect(),
                         )
                         .expect("room");

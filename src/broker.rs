@@ -682,13 +682,16 @@ impl<P: Clone> Broker<P> {
         let now = self.last_now;
         let Some(Sub {
             kind: Kind::Group(wq),
+            overflow,
             ..
         }) = self.subs.get_mut(gid.index, gid.gen)
         else {
             return;
         };
+        let g_overflow_waits = *overflow == Overflow::Wait;
         let mut claims: Vec<Claim<SubId>> = Vec::new();
         let wake = wq.claim(now, &mut claims);
+        let waits = !claims.is_empty() && g_overflow_waits;
         let expired = std::mem::take(&mut wq.newly_expired);
         if let Some(at) = wake {
             self.timers
@@ -701,6 +704,9 @@ impl<P: Clone> Broker<P> {
             }
             self.in_flight += 1;
             self.ready.push_back(Ready::Claim(c.member, gid, c.jobs));
+        }
+        if waits {
+            self.room_changed();
         }
     }
 

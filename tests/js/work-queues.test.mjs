@@ -71,7 +71,8 @@ test('work queue: a failure is retried with exponential backoff and jitter; mess
   }, { group: 'w', maxAttempts: 5, backoff: { initialMs: 100, maxMs: 250 } });
   bus.publish('q', 'job', { id: 'job-1' });
   assert.deepEqual(bus.status('job-1'), { state: 'failed', attempts: 1, group: 'w' });
-  for (let i = 0; i < 10; i++) clock.advance(50);
+  // The three retries are due within 100 + 200 + 250 ms at most; go well past that.
+  for (let i = 0; i < 20; i++) clock.advance(50);
   await settle();
   assert.deepEqual(tries.map((t) => t[0]), [1, 2, 3, 4]);
   [100, 200, 250].forEach((base, i) => {

@@ -69,11 +69,14 @@ impl BatchPolicy {
 
     /// Delay before retry number `attempt` (1 is the delay after the first failure).
     pub fn backoff(&self, attempt: u32) -> u64 {
-        let shift = attempt.saturating_sub(1).min(40);
-        self.backoff_initial
-            .saturating_mul(1u64 << shift)
-            .min(self.backoff_max)
+        exponential_backoff(self.backoff_initial, self.backoff_max, attempt)
     }
+}
+
+/// `initial · 2^(attempt−1)`, capped at `max` (`attempt` 1 is the delay after the first failure).
+pub(crate) fn exponential_backoff(initial: u64, max: u64, attempt: u32) -> u64 {
+    let shift = attempt.saturating_sub(1).min(40);
+    initial.saturating_mul(1u64 << shift).min(max)
 }
 
 /// The messages of one batch subscription that have not started yet.

@@ -278,6 +278,33 @@ struct Sub<P> {
 }
 
 impl<P> Sub<P> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        order: u64,
+        pattern: Pattern,
+        kind: Kind<P>,
+        concurrency: u32,
+        max_queue: usize,
+        overflow: Overflow,
+        timeout: Option<u64>,
+    ) -> Self {
+        Sub {
+            order,
+            pattern,
+            concurrency,
+            max_queue,
+            overflow,
+            timeout,
+            kind,
+            in_flight: 0,
+            counters: Counters::default(),
+            latency: LatencyHistogram::new(),
+            direct_delivered: 0,
+            live: true,
+            direct: false,
+        }
+    }
+
     fn queued(&self) -> usize {
         match &self.kind {
             Kind::Plain(q) => q.len(),
@@ -518,26 +545,26 @@ impl<P: Clone> Broker<P> {
             }
             None => Kind::Plain(SubQueue::new(options.concurrency > 1)),
         };
-        self.next_order += 1;
-        let order = self.next_order;
-        let sub = Sub {
-            order,
-            concurrency: options.concurrency,
-            max_queue: options.max_queue.unwrap_or(self.config.max_queue),
-            overflow: options.overflow.unwrap_or(self.config.overflow),
-            timeout: options.timeout.or(self.config.timeout),
-            kind,
-            in_flight: 0,
-            counters: Counters::default(),
-            latency: LatencyHistogram::new(),
-            direct_delivered: 0,
-            live: true,
-            direct: false,
-            pattern,
-        };
-        let (index, gen) = self.subs.insert(sub, Some(order as u32));
-        let id = SubId { index, gen };
-        let pattern = &self.subs.get(index, gen).expect("just inserted").pattern;
+        let max_queue = options.max_queue.unwrap_or(self.config.max_queue);
+        let overflow = options.overflow.unwrap_or(self.config.overflow);
+        let timeout = options.timeout.or(self.config.timeout);
+        let concurrency = options.concurrency;
+        let id = self.add_sub(|order| {
+            Sub::new(
+                order,
+                pattern,
+                kind,
+                concurrency,
+                max_queue,
+                overflow,
+                timeout,
+            )
+        });
+        let pattern = &self
+            .subs
+            .get(id.index, id.gen)
+            .expect("just inserted")
+            .pattern;
         self.router.insert(pattern, id);
         self.routes_gen += 1;
         Ok(id)
@@ -610,55 +637,39 @@ impl<P: Clone> Broker<P> {
                 gid
             }
             None => {
-                self.next_order += 1;
-                let order = self.next_order;
                 let wq = WorkQueue::new(
                     key.0.clone(),
                     retry.unwrap_or_default(),
                     self.config.retention,
                 );
-                let sub = Sub {
-                    order,
-                    concurrency: 1,
-                    max_queue: options.max_queue.unwrap_or(self.config.max_queue),
-                    overflow: options.overflow.unwrap_or(self.config.overflow),
-                    timeout: None,
-                    kind: Kind::Group(Box::new(wq)),
-                    in_flight: 0,
-                    counters: Counters::default(),
-                    latency: LatencyHistogram::new(),
-                    direct_delivered: 0,
-                    live: true,
-                    direct: false,
-                    pattern: pattern.clone(),
-                };
-                let (index, gen) = self.subs.insert(sub, Some(order as u32));
-                let gid = SubId { index, gen };
+                let (max_queue, overflow) = (
+                    options.max_queue.unwrap_or(self.config.max_queue),
+                    options.overflow.unwrap_or(self.config.overflow),
+                );
+                let group_pattern = pattern.clone();
+                let gid = self.add_sub(|order| {
+                    let kind = Kind::Group(Box::new(wq));
+                    Sub::new(order, group_pattern, kind, 1, max_queue, overflow, None)
+                });
                 self.router.insert(&pattern, gid);
                 self.routes_gen += 1;
                 self.groups.insert(key, gid);
                 gid
             }
         };
-        self.next_order += 1;
-        let order = self.next_order;
-        let member = Sub {
-            order,
-            concurrency: options.concurrency,
-            max_queue: 0,
-            overflow: Overflow::Reject,
-            timeout: options.timeout.or(self.config.timeout),
-            kind: Kind::Member(gid),
-            in_flight: 0,
-            counters: Counters::default(),
-            latency: LatencyHistogram::new(),
-            direct_delivered: 0,
-            live: true,
-            direct: false,
-            pattern,
-        };
-        let (index, gen) = self.subs.insert(member, Some(order as u32));
-        let id = SubId { index, gen };
+        let timeout = options.timeout.or(self.config.timeout);
+        let id = self.add_sub(|order| {
+            let kind = Kind::Member(gid);
+            Sub::new(
+                order,
+                pattern,
+                kind,
+                options.concurrency,
+                0,
+                Overflow::Reject,
+                timeout,
+            )
+        });
         if let Some(Sub {
             kind: Kind::Group(wq),
             ..
@@ -675,6 +686,14 @@ impl<P: Clone> Broker<P> {
         // Waiting messages (left by earlier members) go to the newcomer at once.
         self.dispatch_group(gid);
         Ok(id)
+    }
+
+    /// Inserts a subscription made by `make` with the next order number.
+    fn add_sub(&mut self, make: impl FnOnce(u64) -> Sub<P>) -> SubId {
+        self.next_order += 1;
+        let order = self.next_order;
+        let (index, gen) = self.subs.insert(make(order), Some(order as u32));
+        SubId { index, gen }
     }
 
     /// Hands a group's ready jobs to members with room.

@@ -14,6 +14,7 @@
 //! dead and handed to the driver to publish on `$dead.<group>`. Jobs that failed inside a claimed
 //! batch are retried on their own, so one poison message does not hold back the others.
 
+use crate::batch::exponential_backoff;
 use crate::error::{Error, ErrorCode, Result};
 use crate::message::Message;
 use crate::slab::Slab;
@@ -61,10 +62,7 @@ impl RetryPolicy {
     /// The base delay after failed attempt number `attempt` (1 for the first failure):
     /// `initial * 2^(attempt-1)`, capped at `max`. The jittered delay lies in `[base/2, base]`.
     pub fn backoff(&self, attempt: u32) -> u64 {
-        let shift = attempt.saturating_sub(1).min(40);
-        self.backoff_initial
-            .saturating_mul(1u64 << shift)
-            .min(self.backoff_max)
+        exponential_backoff(self.backoff_initial, self.backoff_max, attempt)
     }
 }
 

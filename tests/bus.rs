@@ -8,64 +8,12 @@ use edgebus::{
     BatchPolicy, Batcher, Bus, BusOptions, Clock, DedupeWindow, ErrorCode, ManualClock, Message,
     Overflow, PublishOptions, SubscribeOptions,
 };
-use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn virtual_bus<P: Clone + edgebus::ByteSize + 'static>(
-    f: impl FnOnce(&mut BusOptions<P>),
-) -> (Bus<P>, ManualClock) {
-    let clock = ManualClock::new(1_000_000);
-    let mut o = BusOptions::<P> {
-        clock: Some(Rc::new(clock.clone())),
-        ..BusOptions::default()
-    };
-    f(&mut o);
-    (Bus::new(o).unwrap(), clock)
-}
-
-/// Hands out futures that the test resolves by name, to drive async handlers step by step.
-type Opener = oneshot::Sender<Result<(), String>>;
-
-#[derive(Default, Clone)]
-struct Gates {
-    open: Rc<RefCell<HashMap<String, Opener>>>,
-}
-
-impl Gates {
-    fn wait(&self, name: &str) -> impl std::future::Future<Output = edgebus::HandlerResult> {
-        let (tx, rx) = oneshot::channel();
-        self.open.borrow_mut().insert(name.to_string(), tx);
-        async move {
-            match rx.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.into()),
-                Err(_) => Err("gate dropped".into()),
-            }
-        }
-    }
-    fn release(&self, name: &str, result: Result<(), &str>) {
-        let tx = self
-            .open
-            .borrow_mut()
-            .remove(name)
-            .unwrap_or_else(|| panic!("no handler is waiting on {name}"));
-        tx.send(result.map_err(str::to_string)).unwrap();
-    }
-    fn waiting(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.open.borrow().keys().cloned().collect();
-        v.sort();
-        v
-    }
-}
+mod common;
+use common::*;
 
 #[test]
 fn conformance_vectors_through_the_bus() {

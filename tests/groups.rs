@@ -5,34 +5,15 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use edgebus::{
-    Bus, BusOptions, Clock, ErrorCode, JobState, ManualClock, Message, Overflow, PublishOptions,
-    Retention, RetryPolicy, SubscribeOptions,
+    Bus, Clock, ErrorCode, JobState, Message, Overflow, PublishOptions, Retention, RetryPolicy,
+    SubscribeOptions,
 };
-use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-const START: u64 = 1_000_000;
-
-fn virtual_bus<P: Clone + edgebus::ByteSize + 'static>(
-    f: impl FnOnce(&mut BusOptions<P>),
-) -> (Bus<P>, ManualClock) {
-    let clock = ManualClock::new(START);
-    let mut o = BusOptions::<P> {
-        clock: Some(Rc::new(clock.clone())),
-        ..BusOptions::default()
-    };
-    f(&mut o);
-    (Bus::new(o).unwrap(), clock)
-}
+mod common;
+use common::*;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -48,41 +29,6 @@ fn retry(max_attempts: u32, initial_ms: u64, max_ms: u64) -> RetryPolicy {
 
 fn with_id(id: &str) -> PublishOptions {
     PublishOptions::new().id(id)
-}
-
-type Opener = oneshot::Sender<Result<(), String>>;
-
-/// Hands out futures that the test settles by name, to drive async handlers step by step.
-#[derive(Default, Clone)]
-struct Gates {
-    open: Rc<RefCell<HashMap<String, Opener>>>,
-}
-
-impl Gates {
-    fn wait(&self, name: &str) -> impl std::future::Future<Output = edgebus::HandlerResult> {
-        let (tx, rx) = oneshot::channel();
-        self.open.borrow_mut().insert(name.to_string(), tx);
-        async move {
-            match rx.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.into()),
-                Err(_) => Err("gate dropped".into()),
-            }
-        }
-    }
-    fn release(&self, name: &str, result: Result<(), &str>) {
-        let tx = self
-            .open
-            .borrow_mut()
-            .remove(name)
-            .unwrap_or_else(|| panic!("no handler is waiting on {name}"));
-        let _ = tx.send(result.map_err(str::to_string));
-    }
-    fn waiting(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.open.borrow().keys().cloned().collect();
-        v.sort();
-        v
-    }
 }
 
 #[test]

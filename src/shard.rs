@@ -27,6 +27,9 @@ pub fn shard_of(key_or_topic: &str, shards: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     #[test]

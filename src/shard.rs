@@ -21,8 +21,21 @@ pub fn stable_hash(s: &str) -> u32 {
 /// assert_eq!(s, edgebus::shard_of("customer-42", 4));
 /// ```
 pub fn shard_of(key_or_topic: &str, shards: u32) -> u32 {
-    // Multiply-shift rather than `%`: uses the high bits, which FNV-1a mixes best.
-    ((u64::from(stable_hash(key_or_topic)) * u64::from(shards.max(1))) >> 32) as u32
+    // FNV-1a alone leaves keys that differ only in their last bytes ("t1", "t2", …) close together
+    // in the high bits; the murmur3 finalizer spreads every input bit over the whole word before
+    // the multiply-shift picks the shard.
+    let mixed = fmix32(stable_hash(key_or_topic));
+    ((u64::from(mixed) * u64::from(shards.max(1))) >> 32) as u32
+}
+
+/// The murmur3 32-bit finalizer: a bijection whose every output bit depends on every input bit.
+fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
 }
 
 #[cfg(test)]
@@ -48,6 +61,25 @@ mod tests {
                 assert!(s < n.max(1), "{k} with {n} shards gave {s}");
                 assert_eq!(s, shard_of(k, n));
             }
+        }
+    }
+
+    #[test]
+    fn short_keys_that_differ_in_one_character_spread_too() {
+        for shards in [2u32, 4, 8] {
+            let mut used = vec![0u32; shards as usize];
+            for i in 0..20 {
+                used[shard_of(&format!("t{i}"), shards) as usize] += 1;
+            }
+            let empty = used.iter().filter(|&&n| n == 0).count();
+            assert!(empty <= (shards as usize) / 4, "{shards} shards: {used:?}");
+        }
+        let mut counts = [0u32; 8];
+        for i in 0..8_000 {
+            counts[shard_of(&format!("k{i}"), 8) as usize] += 1;
+        }
+        for c in counts {
+            assert!((800..1_200).contains(&c), "uneven spread of short keys: {counts:?}");
         }
     }
 

@@ -62,6 +62,7 @@ function refused(hub, c, op, e) {
   else if (code === 'RATE_LIMITED') hub.counts.rateLimited++;
   else if (code === 'MESSAGE_TOO_LARGE') hub.counts.tooLarge++;
   else hub.counts.refused++;
+  hub._countsChanged();
   const r = { t: 'err', op: typeof op?.op === 'string' ? op.op : undefined, code, message: e?.message ?? String(e) };
   if (op?.ref !== undefined) r.ref = op.ref;
   else if (op?.op === 'sub' || op?.op === 'unsub') r.ref = op.id;
@@ -96,6 +97,7 @@ export async function handleFrame(hub, c, data) {
     if (ops.length === 0 || ops.length > 1000) throw new EdgeError('BAD_REQUEST', 'a frame carries 1 to 1000 operations');
   } catch (e) {
     hub.counts.badFrames++;
+    hub._countsChanged();
     send(c, [refused(hub, c, undefined, e)]);
     return;
   }

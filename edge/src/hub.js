@@ -50,6 +50,8 @@ export class Hub extends DurableObject {
   async _load() {
     const storage = this.ctx.storage;
     this.index = (await storage.get('meta:index')) ?? -1;
+    const saved = (await storage.get('meta:counts')) ?? {};
+    for (const k of Object.keys(this.counts)) this.counts[k] = saved[k] ?? 0;
     for (const [k] of await storage.list({ prefix: 'i:' })) {
       const [home, pattern] = splitOnce(k.slice(2), '|');
       this._addInterest(Number(home), pattern);
@@ -66,6 +68,9 @@ export class Hub extends DurableObject {
     // Records of sockets that are gone: their interests elsewhere are cleaned lazily (receive()).
     if (records.size > 0) await storage.delete([...records.keys()]);
     await this.streams.load(storage);
+    this.streams.acked = saved.acked ?? 0;
+    this.streams.lateAcks = saved.lateAcks ?? 0;
+    this.streams.dead = saved.dead ?? 0;
   }
 
   /** Called on every entry: learns which hub this is (the caller names it on every call). */
@@ -126,7 +131,13 @@ export class Hub extends DurableObject {
     return run;
   }
 
-  async webSocketClose(ws) {
+  async webSocketClose(ws, code) {
+    // Completes the closing handshake (the client waits for it).
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, 'closed');
+    } catch {
+      // already closed
+    }
     await this._dropSocket(ws);
   }
 
@@ -274,6 +285,7 @@ export class Hub extends DurableObject {
   async ack(self, tokens, ok, reason) {
     await this._enter(self);
     const deletes = this.streams.ack(tokens, ok, reason);
+    this._countsChanged();
     for (let i = 0; i < deletes.length; i += 128) await this.ctx.storage.delete(deletes.slice(i, i + 128));
   }
 
@@ -288,6 +300,7 @@ export class Hub extends DurableObject {
     await this._enter(self);
     const out = new Array(msgs.length);
     const puts = [];
+    this._countsChanged();
     const now = Date.now();
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i];
@@ -432,6 +445,7 @@ export class Hub extends DurableObject {
       }
       parts[i] = e.d === undefined ? `[${JSON.stringify(e.subs)},${j}]` : `[${JSON.stringify(e.subs)},${j},"${e.d}",${e.a}]`;
     }
+    this._countsChanged();
     const dropped = c.droppedSinceFrame ? `,"dropped":${c.droppedSinceFrame}` : '';
     c.droppedSinceFrame = 0;
     try {
@@ -445,6 +459,7 @@ export class Hub extends DurableObject {
 
   _expire(c) {
     this.counts.refused++;
+    this._countsChanged();
     try {
       c.ws.send(JSON.stringify({ t: 'err', code: 'TOKEN_EXPIRED', message: 'the bearer token expired; reconnect with a fresh one' }));
       c.ws.close(4401, 'token expired');
@@ -455,6 +470,18 @@ export class Hub extends DurableObject {
   }
 
   // ----- statistics -----------------------------------------------------------------------------
+
+  /**
+   * Counters survive hibernation and restarts: saved at most once a second while they change (a
+   * pending timer only delays hibernation by that second).
+   */
+  _countsChanged() {
+    if (this.countsTimer !== undefined) return;
+    this.countsTimer = setTimeout(() => {
+      this.countsTimer = undefined;
+      this.ctx.storage.put('meta:counts', { ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead });
+    }, 1000);
+  }
 
   async stats(self) {
     await this._enter(self);

@@ -1,8 +1,8 @@
 // The WebSocket protocol, client → hub. A frame is one JSON operation or an array of them:
 //
-//   { op: 'sub', id, pattern, group?, maxAttempts?, ackTimeoutMs? }   → { t: 'ok', ref: id }
-//   { op: 'unsub', id }                                              → { t: 'ok', ref: id }
-//   { op: 'pub', topic, payload, id?, key?, ref? }                   → { t: 'ok', ref, dup? } when ref is given
+//   { op: 'sub', id, pattern, group?, maxAttempts?, ackTimeoutMs? }   → { t: 'ok', op: 'sub', ref: id }
+//   { op: 'unsub', id }                                              → { t: 'ok', op: 'unsub', ref: id }
+//   { op: 'pub', topic, payload, id?, key?, ref? }                   → { t: 'ok', op: 'pub', ref, dup? } when ref is given
 //   { op: 'ack', d: [tokens] } / { op: 'nack', d: [tokens], error? } (work-queue deliveries)
 //
 // A refused operation gets `{ t: 'err', ref?, op, code, message }` and changes nothing else: the
@@ -132,7 +132,7 @@ export async function handleFrame(hub, c, data) {
           await flushPubs(hub, pubs, replies);
           const id = subId(op.id);
           if (!(await hub.removeSub(c, id))) throw new EdgeError('UNKNOWN_SUBSCRIPTION', `no subscription with id ${id}`);
-          replies.push({ t: 'ok', ref: op.id });
+          replies.push({ t: 'ok', op: 'unsub', ref: op.id });
           break;
         }
         case 'ack':
@@ -176,7 +176,7 @@ async function flushPubs(hub, pubs, replies) {
     try {
       const res = await hub._peer(owner).publish(owner, rows.map((r) => r.msg));
       rows.forEach((r, i) => {
-        if (r.op.ref !== undefined) replies.push(res[i] ? { t: 'ok', ref: r.op.ref } : { t: 'ok', ref: r.op.ref, dup: true });
+        if (r.op.ref !== undefined) replies.push(res[i] ? { t: 'ok', op: 'pub', ref: r.op.ref } : { t: 'ok', op: 'pub', ref: r.op.ref, dup: true });
       });
     } catch (e) {
       for (const r of rows) replies.push(refused(hub, undefined, r.op, new EdgeError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
@@ -211,7 +211,7 @@ async function subscribe(hub, c, op) {
     await hub.addGroupSub(c, id, op.pattern, op.group, opts, hubOfTopic(op.pattern, HUBS, ROUTE_TOKENS));
   }
   await hub.saveConn(c);
-  return { t: 'ok', ref: op.id };
+  return { t: 'ok', op: 'sub', ref: op.id };
 }
 
 function intOption(op, name, min, max) {

@@ -50,6 +50,11 @@ export class EdgeServer {
       cwd: edgeDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, PATH: `${node22Bin}:${process.env.PATH}`, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' },
     });
+    // If this process ends without stop() (a failure, a timeout), the server goes with it.
+    const pid = this.proc.pid;
+    const reap = () => { try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ } };
+    process.once('exit', reap);
+    this.proc.once('exit', () => process.off('exit', reap));
     const exited = once(this.proc, 'exit').then(([code]) => {
       throw new Error(`wrangler dev exited (${code}) before it was ready:\n${this.log}`);
     });

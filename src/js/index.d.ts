@@ -382,6 +382,7 @@ declare const edgebus: {
   Subscription: typeof Subscription;
   init: typeof init;
   initSync: typeof initSync;
+  connect: typeof connect;
 };
 export default edgebus;
 
@@ -390,3 +391,89 @@ export default edgebus;
  * hash computed by the core, the same in every runtime and natively (`edgebus::shard_of`).
  */
 export function shardOf(keyOrTopic: string, shards: number): number;
+
+// ----- the remote client (edge deployment) ------------------------------------------------------
+
+/** Options of `connect`. */
+export interface ConnectOptions {
+  /** A bearer token, or a function giving a fresh one for each (re)connection. */
+  token: string | (() => string | PromiseLike<string>);
+  /** A topic prefix: the connection's home is the hub owning it (no hop for those topics). */
+  hub?: string;
+  /** The WebSocket constructor (default: the global one: browsers, Node 22, Workers). */
+  WebSocket?: new (url: string) => unknown;
+  /** Publishes held while offline or waiting for the hub's acknowledgement (default 1000). */
+  maxBuffer?: number;
+  /** When the buffer is full (default 'dropOldest'; every drop is reported to onError and counted). */
+  overflow?: Overflow;
+  /** Reconnection backoff: initialMs × 2^attempt, capped at maxMs, jittered into [½, 1] (defaults 100 ms, 10 s). */
+  reconnect?: { initialMs?: number; maxMs?: number };
+  /** A handshake that takes longer is abandoned and retried (default 10,000 ms). */
+  connectTimeoutMs?: number;
+  /** Message ids remembered per subscription to drop redeliveries (default 10,000). */
+  dedupe?: { maxIds?: number };
+  /** Refusals from the hub, handler failures, drops. */
+  onError?: (error: EdgebusError | unknown, context?: { subscription?: RemoteSubscription; message?: Message; topic?: string; id?: string }) => void;
+}
+
+/** Options of a remote subscription: plain, or a member of a durable work queue. */
+export interface RemoteSubscribeOptions {
+  group?: string;
+  maxAttempts?: number;
+  ackTimeoutMs?: number;
+}
+
+export interface RemoteSubscription {
+  readonly id: number;
+  readonly pattern: string;
+  readonly group: string | undefined;
+  readonly active: boolean;
+  /** Resolves once every hub concerned has the subscription; rejects with the hub's refusal (FORBIDDEN…). */
+  readonly ready: Promise<void>;
+  unsubscribe(): boolean;
+}
+
+export interface RemoteStats {
+  published: number;
+  acknowledged: number;
+  duplicates: number;
+  delivered: number;
+  redelivered: number;
+  dropped: number;
+  reconnects: number;
+  errors: number;
+  connected: boolean;
+  buffered: number;
+  unacknowledged: number;
+  subscriptions: number;
+}
+
+/** A publish the hub never acknowledged (returned by close()). */
+export interface RemotePublish<T = unknown> {
+  topic: string;
+  payload: T;
+  id: string;
+  key?: string;
+}
+
+/** A bus on an edgebus edge deployment, with the in-page Bus's API. */
+export interface RemoteBus {
+  readonly connected: boolean;
+  readonly closed: boolean;
+  /** Resolves on the first successful connection. */
+  readonly ready: Promise<void>;
+  /** A work-queue handler acknowledges by returning or resolving, refuses by throwing or rejecting. */
+  subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: RemoteSubscribeOptions): RemoteSubscription;
+  /** Sends (or holds while offline); false when the overflow policy dropped it. */
+  publish<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string }): boolean;
+  /** Resolves once the hub has it (stored, for work queues): false for a duplicate id. */
+  publishAsync<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string }): Promise<boolean>;
+  /** Resolves when every publish so far is acknowledged. */
+  flush(): Promise<void>;
+  /** Waits (up to timeoutMs, default 5000) for acknowledgements, closes, and returns what was never acknowledged. */
+  close(options?: { timeoutMs?: number }): Promise<{ remaining: RemotePublish[] }>;
+  stats(): RemoteStats;
+}
+
+/** Connects to an edgebus edge deployment (`https://…`, `wss://…`, or a full `/connect` URL). */
+export function connect(url: string, options: ConnectOptions): RemoteBus;

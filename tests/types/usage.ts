@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit --strict` against the built package's declarations: the public API
 // must type-check as its users write it, and misuse must not.
-import { Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, init } from 'edgebus';
+import { Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, connect, init } from 'edgebus';
 import type { BusStats, CloseSummary, DeadLetter, ErrorEvent, JobStatus, Message, Subscription } from 'edgebus';
 
 interface Order {
@@ -95,6 +95,17 @@ async function main(): Promise<void> {
   bus.subscribe('a', 42);
   // @ts-expect-error ids are strings
   bus.publish('a', 1, { id: 7 });
+
+  const remote = connect('https://edge.example.com', { token: async () => 'token', overflow: 'reject', reconnect: { initialMs: 50 } });
+  const rs = remote.subscribe<{ n: number }>('orders.*', (order, msg) => console.log(order.n, msg.attempt), { group: 'g', ackTimeoutMs: 1000 });
+  await rs.ready;
+  const remoteAccepted: boolean = await remote.publishAsync('orders.eu', { n: 1 }, { id: 'o-1' });
+  const { remaining } = await remote.close();
+  void [remoteAccepted, remaining[0]?.id, remote.stats().reconnects];
+  // @ts-expect-error a token is required
+  connect('https://edge.example.com', {});
+  // @ts-expect-error remote subscriptions take no concurrency
+  remote.subscribe('a', () => {}, { concurrency: 2 });
 }
 
 void main;

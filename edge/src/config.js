@@ -1,0 +1,29 @@
+// Settings of the edge deployment, from the Worker's environment (wrangler.toml [vars]). Every
+// hub and the Worker read the same values, so a topic's owner is the same everywhere.
+
+const DEFAULTS = {
+  HUBS: 8,                        // Durable Object hubs topics are spread over
+  ROUTE_TOKENS: 1,                // leading topic tokens hashed to pick the hub
+  MAX_PAYLOAD_BYTES: 65536,       // one message's JSON payload
+  MAX_SUBSCRIPTIONS: 100,         // per WebSocket connection
+  MAX_MESSAGES_PER_SECOND: 1000,  // publishes per WebSocket connection (token bucket, 1 s burst)
+  MAX_BATCH_PUBLISH: 1000,        // messages in one POST /publish
+  BATCH_MAX_MESSAGES: 100,        // messages in one frame to a client
+  BATCH_MAX_WAIT_MS: 50,          // how long a message may wait for a fuller frame
+  OUTBOX_LIMIT: 10000,            // messages waiting for one slow client before the oldest drop
+  ACK_TIMEOUT_MS: 30000,          // default work-queue ack deadline
+  MAX_ATTEMPTS: 5,                // default work-queue attempts
+};
+
+export function readConfig(env) {
+  const cfg = {};
+  for (const [k, d] of Object.entries(DEFAULTS)) {
+    const raw = env?.[k];
+    const v = raw === undefined || raw === '' ? d : Number(raw);
+    if (!Number.isInteger(v) || v < (k === 'BATCH_MAX_WAIT_MS' ? 0 : 1)) {
+      throw new Error(`edgebus: setting ${k} must be a positive integer, got ${JSON.stringify(raw)}`);
+    }
+    cfg[k] = v;
+  }
+  return cfg;
+}

@@ -1,0 +1,39 @@
+// Error codes of the edge deployment and their HTTP statuses. Every refusal, over HTTP or WebSocket,
+// is `{ error: { code, message } }` (HTTP) or `{ t: 'err', code, message }` (WebSocket).
+
+export const STATUS = {
+  BAD_JSON: 400,
+  BAD_REQUEST: 400,
+  INVALID_TOPIC: 400,
+  INVALID_PATTERN: 400,
+  INVALID_OPTION: 400,
+  GROUP_SPANS_HUBS: 400,
+  UNKNOWN_SUBSCRIPTION: 400,
+  UNAUTHORIZED: 401,
+  TOKEN_EXPIRED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  MESSAGE_TOO_LARGE: 413,
+  BATCH_TOO_LARGE: 413,
+  TOO_MANY_SUBSCRIPTIONS: 429,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+};
+
+export class EdgeError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'EdgeError';
+    this.code = code;
+  }
+}
+
+/** The code of an error thrown by the core (EdgebusError) or by the edge itself. */
+export function codeOf(e) {
+  return e && typeof e.code === 'string' && e.code in STATUS ? e.code : undefined;
+}
+
+export function errorResponse(code, message, headers = {}) {
+  return Response.json({ error: { code, message } }, { status: STATUS[code] ?? 400, headers });
+}

@@ -1,0 +1,232 @@
+// The WebSocket protocol, client → hub. A frame is one JSON operation or an array of them:
+//
+//   { op: 'sub', id, pattern, group?, maxAttempts?, ackTimeoutMs? }   → { t: 'ok', op: 'sub', ref: id }
+//   { op: 'unsub', id }                                              → { t: 'ok', op: 'unsub', ref: id }
+//   { op: 'pub', topic, payload, id?, key?, ref? }                   → { t: 'ok', op: 'pub', ref, dup? } when ref is given
+//   { op: 'ack', d: [tokens] } / { op: 'nack', d: [tokens], error? } (work-queue deliveries)
+//
+// A refused operation gets `{ t: 'err', ref?, op, code, message }` and changes nothing else: the
+// connection and its other subscriptions carry on. Replies to one frame go back as one frame.
+import { Bus } from 'edgebus';
+import { codeOf, EdgeError } from './errors.js';
+import { mayPublish, maySubscribe } from './auth.js';
+import { hubOfTopic, hubsOfPattern, spansHubs } from './routing.js';
+import { checkGroupName } from './groups.js';
+
+const validator = new Bus();
+const encoder = new TextEncoder();
+const SUB_KEYS = new Set(['op', 'id', 'pattern', 'group', 'maxAttempts', 'ackTimeoutMs']);
+const PUB_KEYS = new Set(['op', 'topic', 'payload', 'id', 'key', 'ref']);
+
+/** Throws INVALID_TOPIC (with the core's message) unless `topic` is a valid topic. */
+export function checkTopic(topic) {
+  validator.publish(topic, null);
+}
+
+/** Throws INVALID_PATTERN unless `pattern` is a valid subscription pattern. */
+export function checkPattern(pattern) {
+  validator.subscribe(pattern, noop).unsubscribe();
+}
+
+function noop() {}
+
+/** Bytes of a payload's JSON; throws MESSAGE_TOO_LARGE over the limit. */
+export function checkPayload(payload, limit) {
+  if (payload === undefined) throw new EdgeError('BAD_REQUEST', 'a message needs a `payload` (any JSON value)');
+  const n = encoder.encode(JSON.stringify(payload)).length;
+  if (n > limit) throw new EdgeError('MESSAGE_TOO_LARGE', `payload is ${n} bytes of JSON; the limit is ${limit}`);
+}
+
+function checkOptionalString(v, name) {
+  if (v !== undefined && (typeof v !== 'string' || v.length === 0 || v.length > 256)) {
+    throw new EdgeError('BAD_REQUEST', `\`${name}\` must be a string of 1-256 characters, got ${JSON.stringify(v)}`);
+  }
+}
+
+function checkKeys(op, allowed) {
+  for (const k of Object.keys(op)) {
+    if (!allowed.has(k)) throw new EdgeError('BAD_REQUEST', `unknown field \`${k}\` in a \`${op.op}\` operation`);
+  }
+}
+
+function subId(v) {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new EdgeError('BAD_REQUEST', `subscription \`id\` must be an integer ≥ 0, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function refused(hub, c, op, e) {
+  const code = codeOf(e) ?? 'BAD_REQUEST';
+  if (code === 'FORBIDDEN') hub.counts.forbidden++;
+  else if (code === 'RATE_LIMITED') hub.counts.rateLimited++;
+  else if (code === 'MESSAGE_TOO_LARGE') hub.counts.tooLarge++;
+  else hub.counts.refused++;
+  hub._countsChanged();
+  const r = { t: 'err', op: typeof op?.op === 'string' ? op.op : undefined, code, message: e?.message ?? String(e) };
+  if (op?.ref !== undefined) r.ref = op.ref;
+  else if (op?.op === 'sub' || op?.op === 'unsub') r.ref = op.id;
+  return r;
+}
+
+/** Takes one publish from the connection's token bucket, or throws RATE_LIMITED. */
+function takeToken(hub, c) {
+  const rate = hub.cfg.MAX_MESSAGES_PER_SECOND;
+  const now = Date.now();
+  c.tokens = Math.min(rate, c.tokens + ((now - c.refilled) / 1000) * rate);
+  c.refilled = now;
+  if (c.tokens < 1) throw new EdgeError('RATE_LIMITED', `more than ${rate} messages per second on this connection`);
+  c.tokens -= 1;
+}
+
+export async function handleFrame(hub, c, data) {
+  const replies = [];
+  if (c.claims.exp * 1000 <= Date.now()) {
+    hub._expire(c);
+    return;
+  }
+  let ops;
+  try {
+    if (typeof data !== 'string') throw new EdgeError('BAD_JSON', 'frames must be text (JSON)');
+    try {
+      ops = JSON.parse(data);
+    } catch (e) {
+      throw new EdgeError('BAD_JSON', `the frame is not valid JSON: ${e.message}`);
+    }
+    if (!Array.isArray(ops)) ops = [ops];
+    if (ops.length === 0 || ops.length > 1000) throw new EdgeError('BAD_REQUEST', 'a frame carries 1 to 1000 operations');
+  } catch (e) {
+    hub.counts.badFrames++;
+    hub._countsChanged();
+    send(c, [refused(hub, c, undefined, e)]);
+    return;
+  }
+  const pubs = new Map();   // owner hub → [{ msg, op }]
+  const acks = new Map();   // `${owner}|${ok}` → tokens
+  for (const op of ops) {
+    try {
+      if (op === null || typeof op !== 'object' || Array.isArray(op)) throw new EdgeError('BAD_REQUEST', 'an operation must be an object with `op`');
+      switch (op.op) {
+        case 'pub': {
+          checkKeys(op, PUB_KEYS);
+          checkTopic(op.topic);
+          if (!mayPublish(c.claims, op.topic)) throw new EdgeError('FORBIDDEN', `the token does not allow publishing to \`${op.topic}\``);
+          checkPayload(op.payload, hub.cfg.MAX_PAYLOAD_BYTES);
+          checkOptionalString(op.id, 'id');
+          checkOptionalString(op.key, 'key');
+          takeToken(hub, c);
+          const owner = hubOfTopic(op.topic, hub.cfg.HUBS, hub.cfg.ROUTE_TOKENS);
+          const msg = { topic: op.topic, payload: op.payload };
+          if (op.id !== undefined) msg.id = op.id;
+          if (op.key !== undefined) msg.key = op.key;
+          if (!pubs.has(owner)) pubs.set(owner, []);
+          pubs.get(owner).push({ msg, op });
+          break;
+        }
+        case 'sub':
+          // Earlier publishes of the frame go first, so that order within a frame holds.
+          await flushPubs(hub, pubs, replies);
+          replies.push(await subscribe(hub, c, op));
+          break;
+        case 'unsub': {
+          await flushPubs(hub, pubs, replies);
+          const id = subId(op.id);
+          if (!(await hub.removeSub(c, id))) throw new EdgeError('UNKNOWN_SUBSCRIPTION', `no subscription with id ${id}`);
+          replies.push({ t: 'ok', op: 'unsub', ref: op.id });
+          break;
+        }
+        case 'ack':
+        case 'nack': {
+          if (!Array.isArray(op.d) || !op.d.every((d) => typeof d === 'string')) {
+            throw new EdgeError('BAD_REQUEST', '`d` must be an array of delivery tokens');
+          }
+          if (!Number.isSafeInteger(op.sub) || c.subs.get(op.sub)?.group === undefined) {
+            throw new EdgeError('UNKNOWN_SUBSCRIPTION', `\`sub\` must name a work-queue subscription of this connection, got ${JSON.stringify(op.sub)}`);
+          }
+          const key = `${c.subs.get(op.sub).owner}|${op.op === 'ack'}`;
+          if (!acks.has(key)) acks.set(key, { tokens: [], error: undefined });
+          acks.get(key).tokens.push(...op.d);
+          if (typeof op.error === 'string') acks.get(key).error = op.error;
+          break;
+        }
+        default:
+          throw new EdgeError('BAD_REQUEST', `unknown op ${JSON.stringify(op.op)} (known: sub, unsub, pub, ack, nack)`);
+      }
+    } catch (e) {
+      replies.push(refused(hub, c, op, e));
+    }
+  }
+  await flushPubs(hub, pubs, replies);
+  for (const [key, { tokens, error }] of acks) {
+    const [owner, ok] = key.split('|');
+    try {
+      await hub._peer(Number(owner)).ack(Number(owner), tokens, ok === 'true', error);
+    } catch (e) {
+      replies.push({ t: 'err', op: ok === 'true' ? 'ack' : 'nack', code: 'UNAVAILABLE', message: `the owner hub did not take the acknowledgement: ${e.message}` });
+    }
+  }
+  if (replies.length > 0) send(c, replies);
+}
+
+async function flushPubs(hub, pubs, replies) {
+  if (pubs.size === 0) return;
+  const batches = [...pubs];
+  pubs.clear();
+  await Promise.all(batches.map(async ([owner, rows]) => {
+    try {
+      const res = await hub._peer(owner).publish(owner, rows.map((r) => r.msg));
+      rows.forEach((r, i) => {
+        if (r.op.ref !== undefined) replies.push(res[i] ? { t: 'ok', op: 'pub', ref: r.op.ref } : { t: 'ok', op: 'pub', ref: r.op.ref, dup: true });
+      });
+    } catch (e) {
+      for (const r of rows) replies.push(refused(hub, undefined, r.op, new EdgeError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
+    }
+  }));
+}
+
+async function subscribe(hub, c, op) {
+  checkKeys(op, SUB_KEYS);
+  const id = subId(op.id);
+  checkPattern(op.pattern);
+  if (c.subs.has(id)) throw new EdgeError('BAD_REQUEST', `subscription id ${id} is already in use on this connection`);
+  if (!maySubscribe(c.claims, op.pattern)) throw new EdgeError('FORBIDDEN', `the token does not allow subscribing to \`${op.pattern}\``);
+  if (c.subs.size >= hub.cfg.MAX_SUBSCRIPTIONS) {
+    throw new EdgeError('TOO_MANY_SUBSCRIPTIONS', `a connection may hold ${hub.cfg.MAX_SUBSCRIPTIONS} subscriptions`);
+  }
+  const { HUBS, ROUTE_TOKENS } = hub.cfg;
+  if (op.group === undefined) {
+    for (const k of ['maxAttempts', 'ackTimeoutMs']) {
+      if (op[k] !== undefined) throw new EdgeError('INVALID_OPTION', `\`${k}\` applies only with \`group\` (a work queue)`);
+    }
+    await hub.addPlainSub(c, id, op.pattern, hubsOfPattern(op.pattern, HUBS, ROUTE_TOKENS));
+  } else {
+    checkGroupName(op.group);
+    if (spansHubs(op.pattern, ROUTE_TOKENS)) {
+      throw new EdgeError('GROUP_SPANS_HUBS', `a work-queue pattern needs its first ${ROUTE_TOKENS} token(s) literal (one owner hub), got \`${op.pattern}\``);
+    }
+    const opts = {
+      maxAttempts: intOption(op, 'maxAttempts', 1, 1000) ?? hub.cfg.MAX_ATTEMPTS,
+      ackTimeoutMs: intOption(op, 'ackTimeoutMs', 1, 3600000) ?? hub.cfg.ACK_TIMEOUT_MS,
+    };
+    await hub.addGroupSub(c, id, op.pattern, op.group, opts, hubOfTopic(op.pattern, HUBS, ROUTE_TOKENS));
+  }
+  await hub.saveConn(c);
+  return { t: 'ok', op: 'sub', ref: op.id };
+}
+
+function intOption(op, name, min, max) {
+  const v = op[name];
+  if (v === undefined) return undefined;
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    throw new EdgeError('INVALID_OPTION', `\`${name}\` must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function send(c, replies) {
+  try {
+    c.ws.send(JSON.stringify(replies.length === 1 ? replies[0] : replies));
+  } catch {
+    // The socket closed meanwhile; webSocketClose cleans up.
+  }
+}

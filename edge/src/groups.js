@@ -1,0 +1,218 @@
+// Durable work queues on the hub that owns their topics.
+//
+// A stream is one queue group on one pattern (`group` + `pattern`), owned by the hub of the
+// pattern's literal prefix. Each stream runs its own wasm `Bus` with one group member per remote
+// consumer (a subscription on some connection, on this hub or another): the member's handler
+// returns a promise that the consumer's ack resolves (nack rejects it), so the core's retries,
+// backoff, ack deadlines, per-key order and dead letters apply unchanged. A stream has its own bus
+// so that a message stored for one group can be given back to exactly that group after a restart.
+//
+// Durability: a message for a stream is written to storage (`q:<sid>:<time>:<n>`) before the
+// publisher is answered, and deleted when a consumer acknowledges it (dead letters move to
+// `dead:`). Stream definitions (`g:`) and members (`gm:`) are stored too. After a restart the
+// stored messages wait until members are confirmed alive, then are delivered again (at least once).
+import { Bus } from 'edgebus';
+import { EdgeError } from './errors.js';
+
+const GROUP_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function checkGroupName(group) {
+  if (typeof group !== 'string' || !GROUP_NAME.test(group)) {
+    throw new EdgeError('INVALID_OPTION', `group must be 1-64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(group)}`);
+  }
+}
+
+function memberKey(home, conn, sub) {
+  return `${home}|${conn}|${sub}`;
+}
+
+export class Streams {
+  constructor(hub) {
+    this.hub = hub;
+    this.streams = new Map();   // key → stream
+    this.pending = new Map();   // delivery token → { resolve, reject, stream, member, id }
+    this.index = new Bus();     // one plain subscription per stream pattern: which streams a topic reaches
+    this.matched = [];
+    this.nextSid = 1;
+    this.tokens = 0;
+    this.seq = 0;
+    this.acked = 0;
+    this.lateAcks = 0;
+    this.dead = 0;
+  }
+
+  /** Loads definitions, members and stored messages. Remote members wait for `verify`. */
+  async load(storage) {
+    this.nextSid = (await storage.get('g:next')) ?? 1;
+    for (const [k, def] of await storage.list({ prefix: 'g:' })) {
+      if (k !== 'g:next') this._open(def);
+    }
+    const bySid = new Map([...this.streams.values()].map((s) => [s.sid, s]));
+    for (const [k, env] of await storage.list({ prefix: 'q:' })) {
+      const s = bySid.get(Number(k.split(':')[1]));
+      if (s === undefined) continue;
+      s.records.set(env.id, k);
+      s.waiting.push(env);
+    }
+    for (const [k, m] of await storage.list({ prefix: 'gm:' })) {
+      const s = this.streams.get(m.stream);
+      if (s !== undefined) s.unverified.push({ key: k, ...m });
+    }
+    for (const s of this.streams.values()) s.verified = s.unverified.length === 0;
+  }
+
+  /** Confirms stored members with their home hubs (outside the load, so hubs never wait on each other). */
+  async verify(liveConns) {
+    for (const s of this.streams.values()) {
+      if (s.verified) continue;
+      const rows = s.unverified.splice(0);
+      for (const m of rows) {
+        let alive = false;
+        try {
+          alive = (await liveConns(m.home, [m.conn])).includes(m.conn);
+        } catch {
+          alive = false;
+        }
+        if (alive) this._addMember(s, m.home, m.conn, m.sub);
+        else this.hub.ctx.storage.delete(m.key);
+      }
+      s.verified = true;
+      this._feed(s);
+    }
+  }
+
+  _open(def) {
+    const s = {
+      ...def, bus: new Bus({ maxQueue: Infinity }), members: new Map(), waiting: [], records: new Map(),
+      unverified: [], verified: true, tokenById: new Map(), done: 0, redelivered: 0,
+    };
+    this.streams.set(def.key, s);
+    if (def.sid >= this.nextSid) this.nextSid = def.sid + 1;
+    this.index.subscribe(def.pattern, () => { this.matched.push(s); });
+    s.bus.subscribe(`$dead.${def.group}`, (dead) => this._dead(s, dead));
+    return s;
+  }
+
+  /** Streams a topic reaches (valid topic). */
+  route(topic) {
+    this.matched.length = 0;
+    this.index.publish(topic, null);
+    return this.matched;
+  }
+
+  /** A new stored message: the key it is stored under (the caller persists before enqueueing). */
+  storageKey(s, env) {
+    this.seq = (this.seq + 1) % 1e6;
+    return `q:${s.sid}:${String(env.publishedAt).padStart(14, '0')}:${String(this.seq).padStart(6, '0')}`;
+  }
+
+  enqueue(s, env, key) {
+    s.records.set(env.id, key);
+    if (s.members.size === 0 || !s.verified) s.waiting.push(env);
+    else s.bus.publish(env.topic, env, env.key === undefined ? { id: env.id } : { id: env.id, key: env.key });
+  }
+
+  _feed(s) {
+    if (s.members.size === 0 || !s.verified) return;
+    for (const env of s.waiting.splice(0)) {
+      if (s.records.has(env.id)) s.bus.publish(env.topic, env, env.key === undefined ? { id: env.id } : { id: env.id, key: env.key });
+    }
+  }
+
+  async join(home, conn, sub, pattern, group, opts) {
+    checkGroupName(group);
+    const key = `${group} ${pattern}`;
+    let s = this.streams.get(key);
+    const want = { maxAttempts: opts.maxAttempts, ackTimeoutMs: opts.ackTimeoutMs };
+    if (s === undefined) {
+      const def = { key, sid: this.nextSid++, group, pattern, ...want };
+      await this.hub.ctx.storage.put({ 'g:next': this.nextSid, [`g:${key}`]: def });
+      s = this._open(def);
+    } else if (s.maxAttempts !== want.maxAttempts || s.ackTimeoutMs !== want.ackTimeoutMs) {
+      throw new EdgeError('INVALID_OPTION', `group \`${group}\` on \`${pattern}\` has maxAttempts ${s.maxAttempts} and ackTimeoutMs ${s.ackTimeoutMs}; members must agree`);
+    }
+    await this.hub.ctx.storage.put(`gm:${key}|${memberKey(home, conn, sub)}`, { stream: key, home, conn, sub });
+    this._addMember(s, home, conn, sub);
+    this._feed(s);
+  }
+
+  _addMember(s, home, conn, sub) {
+    const mk = memberKey(home, conn, sub);
+    if (s.members.has(mk)) return;
+    const member = { home, conn, sub, key: mk, tokens: new Set(), subscription: undefined };
+    member.subscription = s.bus.subscribe(s.pattern, (env, msg) => this._deliver(s, member, env, msg.attempt), {
+      group: s.group, maxAttempts: s.maxAttempts, ackTimeoutMs: s.ackTimeoutMs, concurrency: 100,
+    });
+    s.members.set(mk, member);
+  }
+
+  _deliver(s, member, env, attempt) {
+    return new Promise((resolve, reject) => {
+      const d = `${this.hub.bootId}.${(++this.tokens).toString(36)}`;
+      const previous = s.tokenById.get(env.id);
+      if (previous !== undefined) this.pending.delete(previous);
+      if (attempt > 1) s.redelivered++;
+      s.tokenById.set(env.id, d);
+      this.pending.set(d, { resolve, reject, s, member, id: env.id });
+      member.tokens.add(d);
+      this.hub.forward(member.home, { g: [member.conn, member.sub], e: env, d, a: attempt });
+    });
+  }
+
+  /** Acknowledges (ok) or refuses deliveries; tokens unknown here (late, or from before a restart) are counted. */
+  ack(tokens, ok, reason) {
+    const deletes = [];
+    for (const d of tokens) {
+      const p = this.pending.get(d);
+      if (p === undefined) { this.lateAcks++; continue; }
+      this.pending.delete(d);
+      p.member.tokens.delete(d);
+      if (p.s.tokenById.get(p.id) === d) p.s.tokenById.delete(p.id);
+      if (ok) {
+        const key = p.s.records.get(p.id);
+        if (key !== undefined) { deletes.push(key); p.s.records.delete(p.id); }
+        p.s.done++;
+        this.acked++;
+        p.resolve();
+      } else {
+        p.reject(new Error(typeof reason === 'string' ? reason.slice(0, 500) : 'refused by the consumer'));
+      }
+    }
+    return deletes;
+  }
+
+  leave(home, conn, sub, reason = 'the consumer left') {
+    for (const [key, s] of this.streams) {
+      const mk = memberKey(home, conn, sub);
+      const member = s.members.get(mk);
+      if (member === undefined) continue;
+      s.members.delete(mk);
+      member.subscription.unsubscribe();
+      for (const d of member.tokens) {
+        const p = this.pending.get(d);
+        this.pending.delete(d);
+        if (p !== undefined) p.reject(new Error(reason));
+      }
+      this.hub.ctx.storage.delete(`gm:${key}|${mk}`);
+    }
+  }
+
+  _dead(s, dead) {
+    const id = dead.message?.payload?.id;
+    const key = s.records.get(id);
+    this.dead++;
+    if (key === undefined) return;
+    s.records.delete(id);
+    const storage = this.hub.ctx.storage;
+    storage.put(`dead:${key.slice(2)}`, { ...dead.message.payload, group: s.group, attempts: dead.attempts, error: dead.error });
+    storage.delete(key);
+  }
+
+  stats() {
+    return [...this.streams.values()].map((s) => ({
+      group: s.group, pattern: s.pattern, members: s.members.size, stored: s.records.size,
+      waiting: s.waiting.length, inFlight: [...s.members.values()].reduce((n, m) => n + m.tokens.size, 0),
+      done: s.done, redelivered: s.redelivered,
+    }));
+  }
+}

@@ -1,0 +1,501 @@
+// The Durable Object hub: owns the topics that hash to it, holds WebSocket connections with the
+// Hibernation API, and runs the edgebus wasm core for matching and work queues.
+//
+// Two roles, often in the same object:
+// - **owner** of a topic: publishes land here. `routing` (a wasm Bus) holds one subscription per
+//   (home hub, pattern) that some connection somewhere wants; a publish forwards the message once
+//   to each interested home. Work-queue streams (groups.js) live here too, durably.
+// - **home** of a connection: the socket is accepted here. `local` (a wasm Bus) holds one
+//   subscription per (connection, subscription id); messages forwarded from owners are matched
+//   again here and written into per-connection outboxes, flushed as one frame per
+//   BATCH_MAX_MESSAGES messages or BATCH_MAX_WAIT_MS.
+//
+// What must survive eviction is in storage: connection records (`c:<conn>`: claims and
+// subscriptions; the socket's attachment holds only its id), interests (`i:<home>|<pattern>`),
+// streams, members and their messages (groups.js).
+import { DurableObject } from 'cloudflare:workers';
+import { Bus, IdempotenceFilter } from 'edgebus';
+import { readConfig } from './config.js';
+import { EdgeError } from './errors.js';
+import { hubName, hubsOfPattern } from './routing.js';
+import { Streams } from './groups.js';
+import { handleFrame } from './frames.js';
+
+export class Hub extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.cfg = readConfig(env);
+    this.bootId = Math.random().toString(36).slice(2, 8);
+    this.index = -1;
+    this.local = new Bus({ maxQueue: Infinity });
+    this.routing = new Bus({ maxQueue: Infinity });
+    this.streams = new Streams(this);
+    this.conns = new Map();          // conn id → connection state (sockets of this hub)
+    this.interests = new Map();      // `${home}|${pattern}` → routing subscription (as owner)
+    this.wanted = new Map();         // pattern → { count, hubs, busy } (as home)
+    this.boxes = new Map();          // home index → { items, last, patterns } (forwarding, this microtask)
+    this.boxQueued = false;
+    this.dirty = new Set();          // connections with a pending frame
+    this.flushTimer = undefined;
+    this.idSeq = 0;
+    this.seen = undefined;           // idempotence filter, created on first use
+    this.counts = {
+      published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
+      dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, badFrames: 0, refused: 0,
+    };
+    this.ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"op":"ping"}', '{"t":"pong"}'));
+    this.ready = this.ctx.blockConcurrencyWhile(() => this._load());
+  }
+
+  async _load() {
+    const storage = this.ctx.storage;
+    this.index = (await storage.get('meta:index')) ?? -1;
+    const saved = (await storage.get('meta:counts')) ?? {};
+    for (const k of Object.keys(this.counts)) this.counts[k] = saved[k] ?? 0;
+    for (const [k] of await storage.list({ prefix: 'i:' })) {
+      const [home, pattern] = splitOnce(k.slice(2), '|');
+      this._addInterest(Number(home), pattern);
+    }
+    const records = await storage.list({ prefix: 'c:' });
+    for (const ws of this.ctx.getWebSockets()) {
+      const a = ws.deserializeAttachment();
+      const rec = a && records.get(`c:${a.conn}`);
+      if (rec === undefined) continue;
+      records.delete(`c:${a.conn}`);
+      const c = this._conn(ws, a.conn, rec.claims);
+      for (const [id, s] of Object.entries(rec.subs)) this._restoreSub(c, Number(id), s);
+    }
+    // Records of sockets that are gone: their interests elsewhere are cleaned lazily (receive()).
+    if (records.size > 0) await storage.delete([...records.keys()]);
+    await this.streams.load(storage);
+    this.streams.acked = saved.acked ?? 0;
+    this.streams.lateAcks = saved.lateAcks ?? 0;
+    this.streams.dead = saved.dead ?? 0;
+  }
+
+  /** Called on every entry: learns which hub this is (the caller names it on every call). */
+  async _enter(index) {
+    await this.ready;
+    if (this.index !== index && index >= 0) {
+      this.index = index;
+      await this.ctx.storage.put('meta:index', index);
+    }
+    // Stored work-queue members are confirmed with their homes once, after a restart.
+    if (this.verifying === undefined && this.index >= 0) {
+      this.verifying = this.streams.verify((home, conns) => this._peer(home).liveConns(conns));
+    }
+  }
+
+  _peer(index) {
+    return index === this.index ? this : this.env.HUB.get(this.env.HUB.idFromName(hubName(index)));
+  }
+
+  // ----- connections ----------------------------------------------------------------------------
+
+  async fetch(request) {
+    await this._enter(Number(request.headers.get('x-edgebus-hub')));
+    const claims = JSON.parse(request.headers.get('x-edgebus-claims'));
+    const [client, server] = Object.values(new WebSocketPair());
+    const conn = crypto.randomUUID().replaceAll('-', '').slice(0, 16);
+    this.ctx.acceptWebSocket(server, [conn]);
+    server.serializeAttachment({ conn });
+    await this.ctx.storage.put(`c:${conn}`, { claims, subs: {} });
+    this._conn(server, conn, claims);
+    const c = this.cfg;
+    server.send(JSON.stringify({
+      t: 'hello', conn, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS,
+      limits: { maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND },
+    }));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  _conn(ws, id, claims) {
+    const c = {
+      ws, id, claims, subs: new Map(), outbox: [], last: undefined, lastEntry: undefined,
+      tokens: this.cfg.MAX_MESSAGES_PER_SECOND, refilled: Date.now(), busy: Promise.resolve(), closed: false,
+    };
+    this.conns.set(id, c);
+    return c;
+  }
+
+  async webSocketMessage(ws, data) {
+    await this.ready;
+    const c = this.conns.get(ws.deserializeAttachment()?.conn);
+    if (c === undefined) {
+      ws.close(1011, 'unknown connection');
+      return;
+    }
+    // Frames of one connection are handled in order, even when one waits on another hub.
+    const run = c.busy.then(() => handleFrame(this, c, data));
+    c.busy = run.catch(() => {});
+    return run;
+  }
+
+  async webSocketClose(ws, code) {
+    // Completes the closing handshake (the client waits for it).
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, 'closed');
+    } catch {
+      // already closed
+    }
+    await this._dropSocket(ws);
+  }
+
+  async webSocketError(ws) {
+    await this._dropSocket(ws);
+  }
+
+  async _dropSocket(ws) {
+    await this.ready;
+    const c = this.conns.get(ws.deserializeAttachment()?.conn);
+    if (c === undefined || c.closed) return;
+    c.closed = true;
+    this.conns.delete(c.id);
+    this.dirty.delete(c);
+    await c.busy;
+    for (const id of [...c.subs.keys()]) await this.removeSub(c, id, false);
+    await this.ctx.storage.delete(`c:${c.id}`);
+  }
+
+  /** Which of these connection ids are still open here. */
+  async liveConns(ids) {
+    await this.ready;
+    return ids.filter((id) => this.conns.has(id));
+  }
+
+  async saveConn(c) {
+    const subs = {};
+    for (const [id, s] of c.subs) subs[id] = { pattern: s.pattern, group: s.group, opts: s.opts, owner: s.owner };
+    await this.ctx.storage.put(`c:${c.id}`, { claims: c.claims, subs });
+  }
+
+  // ----- subscriptions (as home) ---------------------------------------------------------------
+
+  _restoreSub(c, id, s) {
+    const sub = { ...s, local: undefined };
+    if (s.group === undefined) {
+      sub.local = this.local.subscribe(s.pattern, (env) => this._toConn(c, id, env));
+      const w = this.wanted.get(s.pattern);
+      if (w === undefined) this.wanted.set(s.pattern, { count: 1, busy: Promise.resolve() });
+      else w.count++;
+    }
+    c.subs.set(id, sub);
+  }
+
+  /** A plain subscription: local matching plus interest at every hub that can own its topics. */
+  async addPlainSub(c, id, pattern, hubs) {
+    const local = this.local.subscribe(pattern, (env) => this._toConn(c, id, env));
+    c.subs.set(id, { pattern, local });
+    let w = this.wanted.get(pattern);
+    if (w === undefined) {
+      w = { count: 0, busy: Promise.resolve() };
+      this.wanted.set(pattern, w);
+    }
+    w.count++;
+    if (w.count === 1) {
+      w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).addInterest(h, this.index, pattern))));
+    }
+    try {
+      await w.busy;
+    } catch (e) {
+      await this.removeSub(c, id, false);
+      throw new EdgeError('UNAVAILABLE', `could not register the subscription on every hub: ${e.message}`);
+    }
+  }
+
+  async addGroupSub(c, id, pattern, group, opts, owner) {
+    c.subs.set(id, { pattern, group, opts, owner });
+    let r;
+    try {
+      r = await this._peer(owner).joinGroup(owner, this.index, c.id, id, pattern, group, opts);
+    } catch (e) {
+      r = { error: { code: 'UNAVAILABLE', message: `the owner hub of \`${pattern}\` is unavailable: ${e.message}` } };
+    }
+    if (r?.error !== undefined) {
+      c.subs.delete(id);
+      throw new EdgeError(r.error.code, r.error.message);
+    }
+  }
+
+  async removeSub(c, id, save = true) {
+    const s = c.subs.get(id);
+    if (s === undefined) return false;
+    c.subs.delete(id);
+    if (s.group !== undefined) {
+      try {
+        await this._peer(s.owner).leaveGroup(s.owner, this.index, c.id, id);
+      } catch {
+        // The owner drops members it cannot reach when delivering to them.
+      }
+    } else {
+      s.local.unsubscribe();
+      const w = this.wanted.get(s.pattern);
+      if (w !== undefined && --w.count === 0) {
+        const hubs = hubsOfPattern(s.pattern, this.cfg.HUBS, this.cfg.ROUTE_TOKENS);
+        w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).removeInterest(h, this.index, s.pattern))))
+          .catch(() => {});
+        await w.busy;
+        if (w.count === 0) this.wanted.delete(s.pattern);
+      }
+    }
+    if (save) await this.saveConn(c);
+    return true;
+  }
+
+  // ----- interests and streams (as owner; called by homes) -------------------------------------
+
+  async addInterest(self, home, pattern) {
+    await this._enter(self);
+    if (this._addInterest(home, pattern)) await this.ctx.storage.put(`i:${home}|${pattern}`, 1);
+  }
+
+  _addInterest(home, pattern) {
+    const key = `${home}|${pattern}`;
+    if (this.interests.has(key)) return false;
+    this.interests.set(key, this.routing.subscribe(pattern, (env) => this.forward(home, env, pattern)));
+    return true;
+  }
+
+  async removeInterest(self, home, pattern) {
+    await this._enter(self);
+    const key = `${home}|${pattern}`;
+    const sub = this.interests.get(key);
+    if (sub === undefined) return;
+    sub.unsubscribe();
+    this.interests.delete(key);
+    await this.ctx.storage.delete(`i:${key}`);
+  }
+
+  /** Adds a work-queue member; errors come back as values (`{ error: { code, message } }`). */
+  async joinGroup(self, home, conn, sub, pattern, group, opts) {
+    await this._enter(self);
+    try {
+      await this.streams.join(home, conn, sub, pattern, group, opts);
+      return {};
+    } catch (e) {
+      return { error: { code: typeof e.code === 'string' ? e.code : 'UNAVAILABLE', message: e.message } };
+    }
+  }
+
+  async leaveGroup(self, home, conn, sub) {
+    await this._enter(self);
+    this.streams.leave(home, conn, sub);
+  }
+
+  async ack(self, tokens, ok, reason) {
+    await this._enter(self);
+    const deletes = this.streams.ack(tokens, ok, reason);
+    this._countsChanged();
+    for (let i = 0; i < deletes.length; i += 128) await this.ctx.storage.delete(deletes.slice(i, i + 128));
+  }
+
+  // ----- publishing (as owner) -----------------------------------------------------------------
+
+  /**
+   * Publishes validated, authorized messages `{ topic, payload, id?, key? }`. Messages for work
+   * queues are stored before this resolves. Resolves to one boolean per message: false for a
+   * duplicate id.
+   */
+  async publish(self, msgs) {
+    await this._enter(self);
+    const out = new Array(msgs.length);
+    const puts = [];
+    this._countsChanged();
+    const now = Date.now();
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i];
+      if (m.id !== undefined) {
+        this.seen ??= new IdempotenceFilter({ maxIds: 100000, maxAgeMs: 600000 });
+        if (!this.seen.check(m.id)) {
+          this.counts.duplicates++;
+          out[i] = false;
+          continue;
+        }
+      }
+      out[i] = true;
+      this.counts.published++;
+      const env = { topic: m.topic, payload: m.payload, id: m.id ?? `${this.bootId}-${(++this.idSeq).toString(36)}`, publishedAt: now };
+      if (m.key !== undefined) env.key = m.key;
+      this.routing.publish(env.topic, env);
+      for (const s of this.streams.route(env.topic)) puts.push([s, env, this.streams.storageKey(s, env)]);
+    }
+    if (puts.length > 0) {
+      for (let i = 0; i < puts.length; i += 128) {
+        const entries = {};
+        for (const [, env, key] of puts.slice(i, i + 128)) entries[key] = env;
+        await this.ctx.storage.put(entries);
+      }
+      for (const [s, env, key] of puts) this.streams.enqueue(s, env, key);
+    }
+    return out;
+  }
+
+  /** Queues an item for a home hub; one RPC per home per microtask. */
+  forward(home, item, pattern) {
+    let box = this.boxes.get(home);
+    if (box === undefined) {
+      box = { items: [], last: undefined, patterns: new Set() };
+      this.boxes.set(home, box);
+    }
+    if (pattern !== undefined) {
+      box.patterns.add(pattern);
+      if (box.last === item) return; // one message, several patterns of the same home: once
+      box.last = item;
+    }
+    box.items.push(item);
+    if (!this.boxQueued) {
+      this.boxQueued = true;
+      queueMicrotask(() => this._sendBoxes());
+    }
+  }
+
+  _sendBoxes() {
+    this.boxQueued = false;
+    const boxes = this.boxes;
+    this.boxes = new Map();
+    for (const [home, box] of boxes) {
+      this.counts.forwarded += box.items.length;
+      const patterns = [...box.patterns];
+      const done = home === this.index
+        ? Promise.resolve(this.receive(this.index, box.items, patterns))
+        : this._peer(home).receive(home, box.items, patterns);
+      done.then((r) => this._cleanup(home, r), () => { this.counts.forwardFailed += box.items.length; });
+    }
+  }
+
+  /** Drops interests and members a home no longer has (after its connections were lost). */
+  _cleanup(home, r) {
+    if (r === undefined) return;
+    for (const p of r.stalePatterns) this.removeInterest(this.index, home, p);
+    for (const [conn, sub] of r.goneMembers) this.streams.leave(home, conn, sub, 'the consumer\'s connection is gone');
+  }
+
+  // ----- delivering (as home) -------------------------------------------------------------------
+
+  /** Messages from an owner hub (or this one) for the connections here. */
+  async receive(self, items, patterns) {
+    if (self !== this.index) await this._enter(self);
+    const goneMembers = [];
+    for (const it of items) {
+      if (it.g === undefined) {
+        this.local.publish(it.topic, it);
+        continue;
+      }
+      const [connId, subId] = it.g;
+      const c = this.conns.get(connId);
+      if (c === undefined || c.subs.get(subId)?.group === undefined) {
+        goneMembers.push(it.g);
+        continue;
+      }
+      c.last = undefined;
+      this._push(c, { subs: [subId], env: it.e, d: it.d, a: it.a });
+    }
+    return { stalePatterns: patterns.filter((p) => !this.wanted.has(p)), goneMembers };
+  }
+
+  _toConn(c, subId, env) {
+    if (c.last === env) {
+      c.lastEntry.subs.push(subId);
+      return;
+    }
+    c.last = env;
+    c.lastEntry = { subs: [subId], env };
+    this._push(c, c.lastEntry);
+  }
+
+  _push(c, entry) {
+    if (c.outbox.length >= this.cfg.OUTBOX_LIMIT) {
+      c.outbox.shift();
+      c.droppedSinceFrame = (c.droppedSinceFrame ?? 0) + 1;
+      this.counts.dropped++;
+    }
+    c.outbox.push(entry);
+    if (c.outbox.length >= this.cfg.BATCH_MAX_MESSAGES) {
+      this._flushConn(c);
+      return;
+    }
+    this.dirty.add(c);
+    if (this.flushTimer === undefined) {
+      const flush = () => {
+        this.flushTimer = undefined;
+        for (const d of this.dirty) this._flushConn(d);
+        this.dirty.clear();
+      };
+      this.flushTimer = this.cfg.BATCH_MAX_WAIT_MS === 0 ? (queueMicrotask(flush), 0) : setTimeout(flush, this.cfg.BATCH_MAX_WAIT_MS);
+    }
+  }
+
+  _flushConn(c) {
+    const entries = c.outbox;
+    if (entries.length === 0 || c.closed) return;
+    c.outbox = [];
+    c.last = undefined;
+    if (c.claims.exp * 1000 <= Date.now()) {
+      this._expire(c);
+      return;
+    }
+    const json = this.jsonCache ?? (this.jsonCache = new WeakMap());
+    const parts = new Array(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      let j = json.get(e.env);
+      if (j === undefined) {
+        j = JSON.stringify(e.env);
+        json.set(e.env, j);
+      }
+      parts[i] = e.d === undefined ? `[${JSON.stringify(e.subs)},${j}]` : `[${JSON.stringify(e.subs)},${j},"${e.d}",${e.a}]`;
+    }
+    this._countsChanged();
+    const dropped = c.droppedSinceFrame ? `,"dropped":${c.droppedSinceFrame}` : '';
+    c.droppedSinceFrame = 0;
+    try {
+      c.ws.send(`{"t":"msg","m":[${parts.join(',')}]${dropped}}`);
+      this.counts.frames++;
+      this.counts.delivered += entries.length;
+    } catch {
+      this.counts.dropped += entries.length;
+    }
+  }
+
+  _expire(c) {
+    this.counts.refused++;
+    this._countsChanged();
+    try {
+      c.ws.send(JSON.stringify({ t: 'err', code: 'TOKEN_EXPIRED', message: 'the bearer token expired; reconnect with a fresh one' }));
+      c.ws.close(4401, 'token expired');
+    } catch {
+      // already closing
+    }
+    this._dropSocket(c.ws);
+  }
+
+  // ----- statistics -----------------------------------------------------------------------------
+
+  /**
+   * Counters survive hibernation and restarts: saved at most once a second while they change (a
+   * pending timer only delays hibernation by that second).
+   */
+  _countsChanged() {
+    if (this.countsTimer !== undefined) return;
+    this.countsTimer = setTimeout(() => {
+      this.countsTimer = undefined;
+      this.ctx.storage.put('meta:counts', { ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead });
+    }, 1000);
+  }
+
+  async stats(self) {
+    await this._enter(self);
+    let subscriptions = 0;
+    for (const c of this.conns.values()) subscriptions += c.subs.size;
+    return {
+      hub: this.index, connections: this.conns.size, subscriptions, interests: this.interests.size,
+      ...this.counts, groups: this.streams.stats(), acked: this.streams.acked, lateAcks: this.streams.lateAcks,
+      dead: this.streams.dead,
+    };
+  }
+}
+
+function splitOnce(s, sep) {
+  const i = s.indexOf(sep);
+  return [s.slice(0, i), s.slice(i + 1)];
+}

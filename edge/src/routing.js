@@ -1,0 +1,49 @@
+// Which hub owns a topic, and which hubs a pattern must be registered on.
+//
+// A hub owns the topics whose first `routeTokens` tokens hash to it. A pattern whose first
+// `routeTokens` tokens are all literal can only match topics of one hub; a pattern with a wildcard
+// among them can match topics of every hub.
+//
+// The hash is FNV-1a over the UTF-8 bytes followed by murmur3's 32-bit finalizer, then
+// multiply-shift onto the hub count. The finalizer matters: routed prefixes are short and often
+// differ only in their last character (`t1`, `t2`, …), and raw FNV-1a's high bits barely move
+// with the last byte, which would put most such prefixes on one or two hubs.
+const encoder = new TextEncoder();
+
+export function shardOf(key, hubs) {
+  let h = 0x811c9dc5;
+  for (const b of encoder.encode(key)) h = Math.imul(h ^ b, 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return Math.floor(((h >>> 0) * hubs) / 4294967296);
+}
+
+export function hubName(index) {
+  return `hub-${index}`;
+}
+
+/** The owning hub's index of a (valid) topic, or of a pattern's literal prefix. */
+export function hubOfTopic(topic, hubs, routeTokens) {
+  let end = -1;
+  for (let i = 0; i < routeTokens; i++) {
+    end = topic.indexOf('.', end + 1);
+    if (end < 0) return shardOf(topic, hubs);
+  }
+  return shardOf(topic.slice(0, end), hubs);
+}
+
+/** The hubs a subscription pattern must be registered on: one, or all of them. */
+export function hubsOfPattern(pattern, hubs, routeTokens) {
+  const tokens = pattern.split('.');
+  const lead = tokens.slice(0, routeTokens);
+  if (lead.every((t) => t !== '*' && t !== '>')) return [hubOfTopic(pattern, hubs, routeTokens)];
+  return Array.from({ length: hubs }, (_, i) => i);
+}
+
+/** Whether `pattern` could match topics of more than one hub. */
+export function spansHubs(pattern, routeTokens) {
+  return pattern.split('.').slice(0, routeTokens).some((t) => t === '*' || t === '>');
+}

@@ -1,0 +1,150 @@
+// The edgebus Worker: authenticates, validates, and routes to Durable Object hubs.
+//
+//   GET  /connect?token=…[&hub=<topic prefix>]   WebSocket (see frames.js for the protocol)
+//   POST /publish    { topic, payload, id?, key? } or an array of them; Authorization: Bearer …
+//   GET  /stats      counters of every hub; Authorization: Bearer …
+//
+// A connection's home hub is the owner of `hub` when given (so a client that mostly uses one
+// topic prefix is served without a hop), otherwise a random hub (connections spread over hubs).
+import { readConfig } from './config.js';
+import { codeOf, EdgeError, errorResponse, STATUS } from './errors.js';
+import { mayPublish, verifyToken } from './auth.js';
+import { hubName, hubOfTopic } from './routing.js';
+import { checkPayload, checkTopic } from './frames.js';
+
+export { Hub } from './hub.js';
+
+const ROUTES = { '/connect': 'GET', '/publish': 'POST', '/stats': 'GET' };
+
+function bearer(request, url) {
+  const h = request.headers.get('authorization');
+  if (h !== null) {
+    const m = /^Bearer\s+(\S+)$/i.exec(h);
+    if (m === null) throw new EdgeError('UNAUTHORIZED', 'the Authorization header must be `Bearer <token>`');
+    return m[1];
+  }
+  return url.searchParams.get('token') ?? undefined;
+}
+
+function hub(env, index) {
+  return env.HUB.get(env.HUB.idFromName(hubName(index)));
+}
+
+/** A refused WebSocket: accepted, told why in one frame, then closed (a browser sees no HTTP status). */
+function refuseSocket(code, message) {
+  const [client, server] = Object.values(new WebSocketPair());
+  server.accept();
+  server.send(JSON.stringify({ t: 'err', code, message }));
+  server.close(code === 'TOKEN_EXPIRED' ? 4401 : code === 'UNAUTHORIZED' ? 4401 : 4400, message.slice(0, 120));
+  return new Response(null, { status: 101, webSocket: client });
+}
+
+async function connect(request, env, url, cfg) {
+  if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
+    throw new EdgeError('BAD_REQUEST', '/connect expects a WebSocket upgrade (Upgrade: websocket)');
+  }
+  let claims;
+  try {
+    claims = await verifyToken(bearer(request, url), env.EDGEBUS_SECRET);
+  } catch (e) {
+    if (codeOf(e) === undefined) throw e;
+    return refuseSocket(e.code, e.message);
+  }
+  const prefix = url.searchParams.get('hub');
+  let index;
+  if (prefix !== null) {
+    checkTopic(prefix);
+    index = hubOfTopic(prefix, cfg.HUBS, cfg.ROUTE_TOKENS);
+  } else {
+    index = Math.floor(Math.random() * cfg.HUBS);
+  }
+  const headers = new Headers(request.headers);
+  headers.set('x-edgebus-claims', JSON.stringify(claims));
+  headers.set('x-edgebus-hub', String(index));
+  return hub(env, index).fetch(new Request(request.url, { headers }));
+}
+
+async function readJson(request) {
+  const text = await request.text();
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new EdgeError('BAD_JSON', `the body is not valid JSON: ${e.message}`);
+  }
+}
+
+async function publish(request, env, url, cfg) {
+  const claims = await verifyToken(bearer(request, url), env.EDGEBUS_SECRET);
+  const body = await readJson(request);
+  const batch = Array.isArray(body);
+  const msgs = batch ? body : [body];
+  if (msgs.length === 0) throw new EdgeError('BAD_REQUEST', 'an empty batch: send at least one message');
+  if (msgs.length > cfg.MAX_BATCH_PUBLISH) {
+    throw new EdgeError('BATCH_TOO_LARGE', `${msgs.length} messages in one request; the limit is ${cfg.MAX_BATCH_PUBLISH}`);
+  }
+  const byHub = new Map();
+  msgs.forEach((m, i) => {
+    const at = batch ? ` (message ${i})` : '';
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) {
+      throw new EdgeError('BAD_REQUEST', `a message must be an object { topic, payload, id?, key? }${at}`);
+    }
+    for (const k of Object.keys(m)) {
+      if (!['topic', 'payload', 'id', 'key'].includes(k)) throw new EdgeError('BAD_REQUEST', `unknown field \`${k}\`${at}`);
+    }
+    try {
+      checkTopic(m.topic);
+    } catch (e) {
+      throw new EdgeError('INVALID_TOPIC', e.message + at);
+    }
+    if (!mayPublish(claims, m.topic)) throw new EdgeError('FORBIDDEN', `the token does not allow publishing to \`${m.topic}\`${at}`);
+    checkPayload(m.payload, cfg.MAX_PAYLOAD_BYTES);
+    for (const k of ['id', 'key']) {
+      if (m[k] !== undefined && (typeof m[k] !== 'string' || m[k].length === 0 || m[k].length > 256)) {
+        throw new EdgeError('BAD_REQUEST', `\`${k}\` must be a string of 1-256 characters${at}`);
+      }
+    }
+    const owner = hubOfTopic(m.topic, cfg.HUBS, cfg.ROUTE_TOKENS);
+    if (!byHub.has(owner)) byHub.set(owner, []);
+    byHub.get(owner).push([i, { topic: m.topic, payload: m.payload, id: m.id, key: m.key }]);
+  });
+  const results = new Array(msgs.length);
+  await Promise.all([...byHub].map(async ([owner, rows]) => {
+    const r = await hub(env, owner).publish(owner, rows.map(([, m]) => m));
+    rows.forEach(([i], j) => { results[i] = r[j]; });
+  }));
+  const rows = results.map((ok) => (ok ? { accepted: true } : { accepted: false, duplicate: true }));
+  return Response.json(batch ? { results: rows } : rows[0]);
+}
+
+async function stats(request, env, url, cfg) {
+  await verifyToken(bearer(request, url), env.EDGEBUS_SECRET);
+  const hubs = await Promise.all(Array.from({ length: cfg.HUBS }, (_, i) => hub(env, i).stats(i)));
+  const total = {};
+  for (const h of hubs) {
+    for (const [k, v] of Object.entries(h)) if (typeof v === 'number' && k !== 'hub') total[k] = (total[k] ?? 0) + v;
+  }
+  return Response.json({ hubs: cfg.HUBS, routeTokens: cfg.ROUTE_TOKENS, total, perHub: hubs });
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const method = ROUTES[url.pathname];
+    try {
+      const cfg = readConfig(env);
+      if (method === undefined) throw new EdgeError('NOT_FOUND', `no route ${url.pathname} (routes: ${Object.keys(ROUTES).join(', ')})`);
+      if (request.method !== method) {
+        return errorResponse('METHOD_NOT_ALLOWED', `${url.pathname} takes ${method}, not ${request.method}`, { allow: method });
+      }
+      if (url.pathname === '/connect') return await connect(request, env, url, cfg);
+      if (url.pathname === '/publish') return await publish(request, env, url, cfg);
+      return await stats(request, env, url, cfg);
+    } catch (e) {
+      const code = codeOf(e);
+      if (code !== undefined) return errorResponse(code, e.message);
+      console.error('edgebus: unexpected error', e);
+      return errorResponse('UNAVAILABLE', `the request could not be served: ${e?.message ?? e}`);
+    }
+  },
+};
+export { STATUS };

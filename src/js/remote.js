@@ -1,0 +1,502 @@
+// edgebus remote client: `connect(url, { token })` returns a bus whose subscribe / publish /
+// publishAsync / close reach an edgebus edge deployment (Cloudflare Workers) over one WebSocket.
+//
+// It reconnects with exponential backoff and jitter and subscribes again; every publish carries
+// an id (generated when not given) and is kept until the hub acknowledges it, so publishes made
+// while offline, or in flight when the connection dropped, are sent again and deduplicated by the
+// hub. Messages redelivered to a subscription (work queues are at-least-once) are dropped by id;
+// a redelivered work-queue message that was already handled is acknowledged again, not run twice.
+//
+// Appended to each entry point after api.js: `makeRemote(api)` returns `connect`.
+
+function makeRemote(api) {
+  'use strict';
+
+  const { EdgebusError, IdempotenceFilter } = api;
+  const OVERFLOWS = ['dropOldest', 'dropNewest', 'reject', 'wait'];
+  const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'onError'];
+  const REMOTE_SUB_OPTIONS = ['group', 'maxAttempts', 'ackTimeoutMs'];
+
+  function fail(code, message) {
+    throw new EdgebusError(code, message);
+  }
+
+  function positiveInt(v, name, dflt) {
+    if (v === undefined) return dflt;
+    if (!Number.isSafeInteger(v) || v < 1) fail('INVALID_OPTION', `option \`${name}\` must be a positive integer, got ${String(v)}`);
+    return v;
+  }
+
+  function checkKeys(o, allowed, where) {
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) fail('INVALID_OPTION', `${where} must be an object`);
+    for (const k of Object.keys(o)) {
+      if (!allowed.includes(k)) fail('INVALID_OPTION', `unknown option \`${k}\` (known: ${allowed.join(', ')})`);
+    }
+  }
+
+  /** The /connect URL of a deployment: http(s) becomes ws(s); a URL without a path gets /connect. */
+  function connectUrl(url, token, hub) {
+    const u = new URL(String(url));
+    if (u.protocol === 'http:') u.protocol = 'ws:';
+    else if (u.protocol === 'https:') u.protocol = 'wss:';
+    else if (u.protocol !== 'ws:' && u.protocol !== 'wss:') fail('INVALID_ARGUMENT', `url must be http(s) or ws(s), got ${u.protocol}`);
+    if (u.pathname === '' || u.pathname === '/') u.pathname = '/connect';
+    u.searchParams.set('token', token);
+    if (hub !== undefined) u.searchParams.set('hub', hub);
+    return u.href;
+  }
+
+  class RemoteSubscription {
+    constructor(bus, id, pattern, handler, options) {
+      this._bus = bus;
+      this.id = id;
+      this.pattern = pattern;
+      this.group = options.group;
+      this.active = true;
+      this._handler = handler;
+      this._options = options;
+      this._seen = new IdempotenceFilter({ maxIds: bus._dedupeIds });
+      this._running = new Map(); // work-queue message id → delivery tokens to acknowledge when done
+      let resolve;
+      let reject;
+      this.ready = new Promise((res, rej) => { resolve = res; reject = rej; });
+      this.ready.catch(() => {});
+      this._ready = { resolve, reject };
+    }
+    /** Stops delivery. Returns false if already unsubscribed. */
+    unsubscribe() { return this._bus._unsubscribe(this); }
+  }
+
+  class RemoteBus {
+    constructor(url, options) {
+      const o = options === undefined ? {} : options;
+      checkKeys(o, CONNECT_OPTIONS, 'options');
+      if (typeof o.token !== 'string' && typeof o.token !== 'function') {
+        fail('INVALID_OPTION', 'option `token` must be a string or a function returning one (or a promise of one)');
+      }
+      this._WebSocket = o.WebSocket ?? globalThis.WebSocket;
+      if (typeof this._WebSocket !== 'function') fail('INVALID_OPTION', 'no WebSocket implementation: pass option `WebSocket`');
+      this._url = url;
+      connectUrl(url, 'x', o.hub); // validates the URL now
+      this._token = o.token;
+      this._hub = o.hub;
+      this._maxBuffer = positiveInt(o.maxBuffer, 'maxBuffer', 1000);
+      this._overflow = o.overflow ?? 'dropOldest';
+      if (!OVERFLOWS.includes(this._overflow)) fail('INVALID_OPTION', `option \`overflow\` must be one of ${OVERFLOWS.join(', ')}`);
+      const rc = o.reconnect ?? {};
+      checkKeys(rc, ['initialMs', 'maxMs'], 'reconnect');
+      this._backoff = { initialMs: positiveInt(rc.initialMs, 'reconnect.initialMs', 100), maxMs: positiveInt(rc.maxMs, 'reconnect.maxMs', 10000) };
+      this._connectTimeoutMs = positiveInt(o.connectTimeoutMs, 'connectTimeoutMs', 10000);
+      this._dedupeIds = positiveInt(o.dedupe?.maxIds, 'dedupe.maxIds', 10000);
+      if (o.onError !== undefined && typeof o.onError !== 'function') fail('INVALID_OPTION', 'option `onError` must be a function');
+      this._onError = o.onError;
+      this._validator = new api.Bus();
+      this._clientId = Math.random().toString(36).slice(2, 10);
+      this._seq = 0;
+      this._subs = new Map();
+      this._nextSub = 1;
+      this._queue = [];          // publishes not sent on the current connection, in order
+      this._sent = new Map();    // ref → publish sent, waiting for its acknowledgement
+      this._waiters = [];        // publishAsync calls waiting for room (overflow 'wait')
+      this._outgoing = [];       // operations to send at the end of this microtask
+      this._sendQueued = false;
+      this._ws = undefined;
+      this._open = false;
+      this._closing = false;
+      this._attempt = 0;
+      this._timer = undefined;
+      this._flushWaiters = [];
+      this._stats = { published: 0, acknowledged: 0, duplicates: 0, delivered: 0, redelivered: 0, dropped: 0, reconnects: 0, errors: 0 };
+      this.ready = new Promise((resolve) => { this._onFirstOpen = resolve; });
+      this._dial();
+    }
+
+    /** Whether the WebSocket is open and greeted. */
+    get connected() { return this._open; }
+    get closed() { return this._closing; }
+
+    // ----- connection ---------------------------------------------------------------------------
+
+    async _dial() {
+      if (this._closing) return;
+      let token;
+      try {
+        token = typeof this._token === 'function' ? await this._token() : this._token;
+        if (typeof token !== 'string') fail('INVALID_OPTION', 'the token function must return a string');
+      } catch (e) {
+        this._report(e);
+        this._retry();
+        return;
+      }
+      if (this._closing) return;
+      let ws;
+      try {
+        ws = new this._WebSocket(connectUrl(this._url, token, this._hub));
+      } catch (e) {
+        this._report(e);
+        this._retry();
+        return;
+      }
+      this._ws = ws;
+      ws.onmessage = (e) => this._frame(ws, e.data);
+      ws.onclose = (e) => this._lost(ws, e.code);
+      ws.onerror = () => {}; // followed by close
+      // A handshake that neither completes nor fails (a half-started server) is abandoned.
+      this._handshake = setTimeout(() => {
+        if (ws !== this._ws || this._open) return;
+        try { ws.close(); } catch { /* not open yet */ }
+        this._lost(ws, 1006);
+      }, this._connectTimeoutMs);
+    }
+
+    _retry() {
+      if (this._closing || this._timer !== undefined) return;
+      const { initialMs, maxMs } = this._backoff;
+      const delay = Math.min(maxMs, initialMs * 2 ** Math.min(this._attempt, 30)) * (0.5 + Math.random() / 2);
+      this._attempt++;
+      this._timer = setTimeout(() => { this._timer = undefined; this._dial(); }, delay);
+    }
+
+    _lost(ws, code) {
+      if (ws !== this._ws) return;
+      this._ws = undefined;
+      const was = this._open;
+      this._open = false;
+      // Unacknowledged publishes go back to the front of the queue, in their order.
+      if (this._sent.size > 0) {
+        this._queue.unshift(...this._sent.values());
+        this._sent.clear();
+      }
+      for (const s of this._subs.values()) s._running.clear();
+      if (this._closing) return;
+      if (was) this._stats.reconnects++;
+      if (code === 4401 && typeof this._token === 'string') {
+        this._report(new EdgebusError('TOKEN_EXPIRED', 'the token was refused or expired and is a fixed string: not reconnecting (pass a function to refresh it)'));
+        return;
+      }
+      this._retry();
+    }
+
+    _hello(ws) {
+      clearTimeout(this._handshake);
+      this._open = true;
+      this._attempt = 0;
+      const ops = [];
+      for (const s of this._subs.values()) ops.push(this._subOp(s));
+      for (const p of this._queue) ops.push(p.op);
+      for (const p of this._queue) this._sent.set(p.op.ref, p);
+      this._queue.length = 0;
+      for (let i = 0; i < ops.length; i += 1000) ws.send(JSON.stringify(ops.slice(i, i + 1000)));
+      this._onFirstOpen();
+    }
+
+    _send(op) {
+      this._outgoing.push(op);
+      if (this._sendQueued) return;
+      this._sendQueued = true;
+      queueMicrotask(() => {
+        this._sendQueued = false;
+        const ops = this._outgoing;
+        this._outgoing = [];
+        if (!this._open || ops.length === 0) return;
+        for (let i = 0; i < ops.length; i += 1000) this._ws.send(JSON.stringify(ops.slice(i, i + 1000)));
+      });
+    }
+
+    _report(error, context) {
+      this._stats.errors++;
+      if (this._onError !== undefined) {
+        try {
+          this._onError(error, context);
+        } catch (e) {
+          console.error('edgebus: onError threw', e);
+        }
+      } else {
+        console.error('edgebus remote:', error);
+      }
+    }
+
+    // ----- frames from the hub -------------------------------------------------------------------
+
+    _frame(ws, data) {
+      if (ws !== this._ws) return;
+      let f;
+      try {
+        f = JSON.parse(data);
+      } catch {
+        this._report(new EdgebusError('BAD_JSON', 'the hub sent a frame that is not JSON'));
+        return;
+      }
+      for (const x of Array.isArray(f) ? f : [f]) {
+        switch (x.t) {
+          case 'hello': this._hello(ws); break;
+          case 'msg': this._messages(x); break;
+          case 'ok': this._reply(x, undefined); break;
+          case 'err': this._reply(x, new EdgebusError(x.code, x.message)); break;
+          default: break; // pong, and kinds a later hub may add
+        }
+      }
+    }
+
+    _reply(x, error) {
+      if (x.op === 'sub') {
+        const s = this._subs.get(x.ref);
+        if (s === undefined) return;
+        if (error === undefined) {
+          s._ready.resolve();
+        } else {
+          s.active = false;
+          this._subs.delete(s.id);
+          s._ready.reject(error);
+          this._report(error, { subscription: s });
+        }
+        return;
+      }
+      if (x.op !== 'pub') {
+        if (error !== undefined) this._report(error);
+        return;
+      }
+      const p = x.ref === undefined ? undefined : this._sent.get(x.ref);
+      if (p === undefined) {
+        if (error !== undefined && x.op !== 'unsub') this._report(error);
+        return;
+      }
+      this._sent.delete(x.ref);
+      if (error !== undefined) {
+        p.reject(error);
+        if (!p.async) this._report(error, { topic: p.op.topic, id: p.op.id });
+      } else {
+        this._stats.acknowledged++;
+        if (x.dup) this._stats.duplicates++;
+        p.resolve(x.dup !== true);
+      }
+      this._room();
+    }
+
+    _messages(x) {
+      if (x.dropped > 0) {
+        this._stats.dropped += x.dropped;
+        this._report(new EdgebusError('MESSAGES_DROPPED', `the hub dropped ${x.dropped} message(s) for this slow connection`));
+      }
+      for (const [subIds, msg, d, attempt] of x.m) {
+        const message = { ...msg, attempt: attempt ?? 1 };
+        for (const id of subIds) {
+          const s = this._subs.get(id);
+          if (s === undefined || !s.active) continue;
+          if (d === undefined) this._plain(s, message);
+          else this._work(s, message, d);
+        }
+      }
+    }
+
+    _plain(s, message) {
+      if (message.id !== undefined && !s._seen.check(message.id)) {
+        this._stats.duplicates++;
+        return;
+      }
+      this._stats.delivered++;
+      try {
+        const r = s._handler(message.payload, message);
+        if (r && typeof r.then === 'function') r.then(undefined, (e) => this._report(e, { subscription: s, message }));
+      } catch (e) {
+        this._report(e, { subscription: s, message });
+      }
+    }
+
+    _work(s, message, d) {
+      const id = message.id;
+      if (s._seen.has(id)) {
+        // Already handled: acknowledge again, do not run it twice.
+        this._stats.duplicates++;
+        this._send({ op: 'ack', sub: s.id, d: [d] });
+        return;
+      }
+      const running = s._running.get(id);
+      if (running !== undefined) {
+        running.push(d);
+        this._stats.redelivered++;
+        return;
+      }
+      const tokens = [d];
+      s._running.set(id, tokens);
+      this._stats.delivered++;
+      const done = (ok, error) => {
+        if (ok) s._seen.check(id);
+        // The connection dropped meanwhile: the hub redelivers it, and (when handled) it is acknowledged then.
+        if (s._running.get(id) !== tokens) return;
+        s._running.delete(id);
+        this._send(ok ? { op: 'ack', sub: s.id, d: tokens } : { op: 'nack', sub: s.id, d: tokens, error: String(error?.message ?? error).slice(0, 500) });
+        if (!ok) this._report(error, { subscription: s, message });
+      };
+      let r;
+      try {
+        r = s._handler(message.payload, message);
+      } catch (e) {
+        done(false, e);
+        return;
+      }
+      if (r && typeof r.then === 'function') r.then(() => done(true), (e) => done(false, e));
+      else done(true);
+    }
+
+    // ----- the bus API ---------------------------------------------------------------------------
+
+    _subOp(s) {
+      const op = { op: 'sub', id: s.id, pattern: s.pattern };
+      for (const k of REMOTE_SUB_OPTIONS) if (s._options[k] !== undefined) op[k] = s._options[k];
+      return op;
+    }
+
+    /** Subscribes on the deployment; `ready` resolves once every hub concerned has it. */
+    subscribe(pattern, handler, options) {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      if (typeof handler !== 'function') fail('INVALID_HANDLER', 'handler must be a function');
+      const o = options === undefined ? {} : options;
+      checkKeys(o, REMOTE_SUB_OPTIONS, 'options');
+      this._validator.subscribe(pattern, () => {}).unsubscribe(); // INVALID_PATTERN, with the core's message
+      if (o.group !== undefined && typeof o.group !== 'string') fail('INVALID_OPTION', 'option `group` must be a string');
+      if (o.group === undefined && (o.maxAttempts !== undefined || o.ackTimeoutMs !== undefined)) {
+        fail('INVALID_OPTION', '`maxAttempts` and `ackTimeoutMs` apply only with `group` (a work queue)');
+      }
+      const s = new RemoteSubscription(this, this._nextSub++, pattern, handler, o);
+      this._subs.set(s.id, s);
+      if (this._open) this._send(this._subOp(s));
+      return s;
+    }
+
+    _unsubscribe(s) {
+      if (!s.active) return false;
+      s.active = false;
+      this._subs.delete(s.id);
+      if (this._open) this._send({ op: 'unsub', id: s.id });
+      return true;
+    }
+
+    _entry(topic, payload, options, async) {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      const o = options === undefined ? {} : options;
+      checkKeys(o, ['id', 'key'], 'options');
+      this._validator.publish(topic, null); // INVALID_TOPIC, with the core's message
+      if (payload === undefined) fail('INVALID_ARGUMENT', 'payload must be a JSON value, got undefined');
+      for (const k of ['id', 'key']) {
+        if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k].length === 0)) fail('INVALID_OPTION', `option \`${k}\` must be a non-empty string`);
+      }
+      const ref = ++this._seq;
+      const op = { op: 'pub', ref, topic, payload, id: o.id ?? `${this._clientId}-${ref}` };
+      if (o.key !== undefined) op.key = o.key;
+      const p = { op, async, resolve: undefined, reject: undefined };
+      p.promise = new Promise((resolve, reject) => { p.resolve = resolve; p.reject = reject; });
+      if (!async) p.promise.catch(() => {});
+      return p;
+    }
+
+    _full() {
+      return this._queue.length + this._sent.size >= this._maxBuffer;
+    }
+
+    /** Admits a publish, applying the overflow policy; false when it was dropped. */
+    _admit(p) {
+      if (this._full()) {
+        if (this._overflow === 'reject' || this._overflow === 'wait') {
+          fail('QUEUE_FULL', `${this._maxBuffer} publishes are waiting for the hub (maxBuffer); nothing was sent`);
+        }
+        this._stats.dropped++;
+        const victim = this._overflow === 'dropNewest' || this._queue.length === 0 ? p : this._queue.shift();
+        const err = new EdgebusError('QUEUE_FULL', `publish to \`${victim.op.topic}\` dropped: ${this._maxBuffer} publishes are waiting for the hub (overflow '${this._overflow}')`);
+        victim.reject(err);
+        this._report(err, { topic: victim.op.topic, id: victim.op.id });
+        if (victim === p) return false;
+      }
+      this._stats.published++;
+      if (this._open) {
+        this._sent.set(p.op.ref, p);
+        this._send(p.op);
+      } else {
+        this._queue.push(p);
+      }
+      return true;
+    }
+
+    /** Publishes; held in the buffer while offline. Returns false when the overflow policy dropped it. */
+    publish(topic, payload, options) {
+      return this._admit(this._entry(topic, payload, options, false));
+    }
+
+    /**
+     * Resolves once the hub has taken the message (stored, for work queues): true, or false for a
+     * duplicate id. With overflow 'wait' it first waits for room in the buffer.
+     */
+    publishAsync(topic, payload, options) {
+      let p;
+      try {
+        p = this._entry(topic, payload, options, true);
+        if (this._overflow === 'wait' && (this._full() || this._waiters.length > 0)) {
+          this._waiters.push(p);
+          return p.promise;
+        }
+        this._admit(p);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return p.promise;
+    }
+
+    _room() {
+      while (this._waiters.length > 0 && !this._full()) this._admit(this._waiters.shift());
+      if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) {
+        for (const w of this._flushWaiters.splice(0)) w();
+      }
+    }
+
+    /** Resolves when every publish so far has been acknowledged by the hub. */
+    flush() {
+      if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) return Promise.resolve();
+      return new Promise((resolve) => this._flushWaiters.push(resolve));
+    }
+
+    /**
+     * Later calls throw CLOSED. When connected, waits up to `timeoutMs` (default 5000) for
+     * outstanding publishes to be acknowledged, then closes the socket. Resolves to
+     * `{ remaining }`: the publishes the hub never acknowledged, nothing dropped silently.
+     */
+    async close({ timeoutMs = 5000 } = {}) {
+      if (!this._closing) {
+        this._closing = true;
+        if (this._open && (this._queue.length > 0 || this._sent.size > 0)) {
+          let timer;
+          await Promise.race([this.flush(), new Promise((r) => { timer = setTimeout(r, timeoutMs); })]);
+          clearTimeout(timer);
+        }
+        if (this._timer !== undefined) clearTimeout(this._timer);
+        clearTimeout(this._handshake);
+        this._timer = undefined;
+        const ws = this._ws;
+        this._ws = undefined;
+        this._open = false;
+        if (ws !== undefined) {
+          try { ws.close(1000, 'closed by the client'); } catch { /* already closed */ }
+        }
+        this._queue = [...this._sent.values(), ...this._queue, ...this._waiters];
+        this._sent.clear();
+        this._waiters.length = 0;
+        const err = new EdgebusError('CLOSED', 'bus closed before the hub acknowledged this publish');
+        for (const p of this._queue) p.reject(err);
+      }
+      return { remaining: this._queue.map((p) => ({ topic: p.op.topic, payload: p.op.payload, id: p.op.id, key: p.op.key })) };
+    }
+
+    /** Counters of this client. */
+    stats() {
+      return {
+        ...this._stats, connected: this._open, buffered: this._queue.length + this._waiters.length,
+        unacknowledged: this._sent.size, subscriptions: this._subs.size,
+      };
+    }
+  }
+
+  /** Connects to an edgebus edge deployment; see RemoteBus. */
+  function connect(url, options) {
+    return new RemoteBus(url, options);
+  }
+  return connect;
+}

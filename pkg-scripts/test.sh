@@ -38,3 +38,10 @@ node_modules/.bin/tsc -p tests/types
 
 step "JavaScript API and packaging tests"
 node --test --test-reporter=spec tests/js/
+
+step "ShardedBus in headless Chromium (module Web Workers, page served on localhost)"
+node --test --test-reporter=spec tests/browser/
+
+step "Worker sharding benchmark, tiny size, Node and Chromium (smoke only)"
+node benches/sharding/run.mjs --quick > /dev/null
+node benches/sharding/browser.mjs --quick > /dev/null

@@ -24,24 +24,27 @@ function median(xs) {
 }
 
 /**
- * contenders: { name: async (count) => run } where run() publishes `count` messages and resolves
- * when all are handled. `baseline` names the contender ratios are taken against.
+ * contenders: { name: async (count) => ({ run, warm, close }) } where run() publishes `count`
+ * messages and resolves when all are handled. Each contender is set up (workers started and
+ * warmed) before its timed run and torn down after it, so no contender's threads or garbage
+ * compete with another's. `baseline` names the contender ratios are taken against.
  */
-export async function measure(contenders, { count, rounds, warmup, baseline }) {
+export async function measure(contenders, { count, rounds, warmup, baseline, settle }) {
   const names = Object.keys(contenders);
-  const runs = {};
-  for (const n of names) runs[n] = await contenders[n](count);
   const rates = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < warmup + rounds; r++) {
     const order = names.map((_, i) => names[(i + r) % names.length]);
     for (const n of order) {
+      const c = await contenders[n](count);
+      if (c.warm) await c.warm();
+      if (settle) await settle();
       const t0 = performance.now();
-      await runs[n].run();
+      await c.run();
       const ms = performance.now() - t0;
+      if (c.close) await c.close();
       if (r >= warmup) rates[n].push((count / ms) * 1000);
     }
   }
-  for (const n of names) if (runs[n].close) await runs[n].close();
   return names.map((n) => ({
     name: n,
     median: median(rates[n]),
@@ -78,37 +81,30 @@ export function contenders(env, iters) {
     const bus = new env.ShardedBus({ workers, handlers: env.handlers, maxQueue: Infinity });
     await bus.ready;
     const ks = keys(count);
-    return {
-      run: () => {
-        for (let i = 0; i < count; i++) bus.publish('work', payload, { key: ks[i] });
-        return bus.drain();
-      },
-      close: () => bus.close(),
+    const run = (n) => {
+      for (let i = 0; i < n; i++) bus.publish('work', payload, { key: ks[i] });
+      return bus.drain();
     };
+    return { warm: () => run(Math.min(count, 500)), run: () => run(count), close: () => bus.close() };
   };
   const pooled = (workers) => async (count) => {
     const pool = env.makePool(workers);
-    await Promise.all(Array.from({ length: workers * 4 }, () => pool.exec('work', [0])));
-    return {
-      run: () => {
-        const all = new Array(count);
-        for (let i = 0; i < count; i++) all[i] = pool.exec('work', [iters]);
-        return Promise.all(all).then((rs) => { for (const r of rs) sink ^= r; });
-      },
-      close: () => pool.terminate(),
+    const run = (n) => {
+      const all = new Array(n);
+      for (let i = 0; i < n; i++) all[i] = pool.exec('work', [iters]);
+      return Promise.all(all).then((rs) => { for (const r of rs) sink ^= r; });
     };
+    return { warm: () => run(Math.min(count, 500)), run: () => run(count), close: () => pool.terminate() };
   };
   const list = {
     'Bus (main thread)': async (count) => {
       const bus = new env.Bus();
       bus.subscribe('work', (p) => { sink ^= env.work(p.iters); });
-      return {
-        run: () => {
-          for (let i = 0; i < count; i++) bus.publish('work', payload);
-          return Promise.resolve();
-        },
-        close: () => bus.close(),
+      const run = (n) => {
+        for (let i = 0; i < n; i++) bus.publish('work', payload);
+        return Promise.resolve();
       };
+      return { warm: () => run(Math.min(count, 500)), run: () => run(count), close: () => bus.close() };
     },
     'ShardedBus, 1 worker': sharded(1),
   };

@@ -37,11 +37,11 @@ console.log(`# Worker sharding, Node ${process.version}, ${cpus} CPUs; ShardedBu
 console.log(`calibrated: ${cal.iters} iterations ≈ ${cal.measuredUs.toFixed(1)} µs per message\n`);
 
 const heavy = contenders(env, cal.iters);
-const heavyRows = await measure(heavy.list, { count: quick ? 200 : 20_000, rounds, warmup, baseline: 'Bus (main thread)' });
+const heavyRows = await measure(heavy.list, { count: quick ? 200 : 20_000, rounds, warmup, baseline: 'Bus (main thread)', settle: () => { globalThis.gc?.(); return new Promise((r) => setTimeout(r, 100)); } });
 console.log(table('CPU-bound handler, ~50 µs per message', heavyRows) + '\n');
 
 const trivial = contenders(env, 0);
-const trivialRows = await measure(trivial.list, { count: quick ? 2_000 : 200_000, rounds, warmup, baseline: 'Bus (main thread)' });
+const trivialRows = await measure(trivial.list, { count: quick ? 2_000 : 50_000, rounds, warmup, baseline: 'Bus (main thread)', settle: () => { globalThis.gc?.(); return new Promise((r) => setTimeout(r, 100)); } });
 console.log(table('Trivial handler (transport cost)', trivialRows));
 
 const json = arg('--json');

@@ -18,7 +18,15 @@ function nodePlatform() {
     spawn(cb) {
       // Not the parent's --input-type / --eval: they would apply to the worker file.
       const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
-      const w = new Worker(pathToFileURL(join(__dirname, 'shard-worker.node.mjs')), { execArgv });
+      const file = pathToFileURL(join(__dirname, 'shard-worker.node.mjs'));
+      let w;
+      try {
+        w = new Worker(file, { execArgv });
+      } catch (e) {
+        // Some flags (V8's, per-process ones) are refused in workers: start it without any.
+        if (!e || e.code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+        w = new Worker(file, { execArgv: [] });
+      }
       // Death is reported on 'exit', once the thread has stopped running: only then do the
       // completion marks it left in shared memory say everything it finished.
       let reason;

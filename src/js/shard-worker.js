@@ -47,7 +47,7 @@ function runShardWorker(api, port) {
   function report() {
     ackQueued = false;
     if (acks.length === 0 && errors.length === 0) return;
-    port.post({ type: 'acks', tags: acks, errors });
+    port.post({ type: 'acks', tags: Int32Array.from(acks), errors });
     acks = [];
     errors = [];
     lastAck = now();
@@ -198,17 +198,23 @@ function runShardWorker(api, port) {
 
   // ----- messages from the main thread ---------------------------------------------------------
 
-  function handleBatch(msgs) {
-    for (let i = 0; i < msgs.length; i++) {
-      const m = msgs[i];
-      const h = m.headers === undefined ? {} : Object.assign({}, m.headers);
-      const t = { tag: m.tag, slot: m.slot, m, expected: expectedFor(m.topic), settled: [], started: false, finished: false, msg: undefined };
-      h[TOKEN] = t;
+  function handleBatch(b) {
+    const { n, tags, slots, at, topics, topic, payloads, keys, ids, headers, ttls } = b;
+    for (let i = 0; i < n; i++) {
+      const m = {
+        topic: topics[topic[i]], payload: payloads[i], publishedAt: at[i],
+        id: ids === undefined ? undefined : ids[i],
+        key: keys === undefined ? undefined : keys[i],
+        headers: headers === undefined ? undefined : headers[i],
+        ttlMs: ttls === undefined ? undefined : ttls[i],
+      };
+      const t = { tag: tags[i], slot: slots[i], m, expected: expectedFor(m.topic), settled: [], started: false, finished: false, msg: undefined };
       if (t.expected === 0) {
         started(t);
         finish(t);
         continue;
       }
+      const h = m.headers === undefined ? { [TOKEN]: t } : Object.assign({ [TOKEN]: t }, m.headers);
       const o = { headers: h };
       if (m.id !== undefined) o.id = m.id;
       if (m.key !== undefined) o.key = m.key;
@@ -258,8 +264,8 @@ function runShardWorker(api, port) {
 
   port.onMessage((m) => {
     if (m.type === 'batch') {
-      if (ready) handleBatch(m.msgs);
-      else early.push(m.msgs);
+      if (ready) handleBatch(m);
+      else early.push(m);
     } else if (m.type === 'init') {
       init(m);
     }

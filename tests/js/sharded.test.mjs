@@ -83,6 +83,20 @@ test('per-key order under concurrency: every key on one worker, handled in publi
   await bus.close();
 });
 
+test('a long burst of publishes is sent in batches as it goes, not only after the burst', async () => {
+  const s = shared(300);
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data, maxQueue: Infinity });
+  await bus.ready;
+  for (let n = 0; n < 300; n++) bus.publish('jobs.work', { n });
+  // Still inside the same synchronous run: one full batch of 256 is already with the worker.
+  const st = bus.stats();
+  assert.equal(st.inFlight, 256);
+  assert.equal(st.queued, 44);
+  await bus.drain();
+  assertEachOnce(s.counts, 300, 'burst');
+  await bus.close();
+});
+
 test('a worker terminated from outside mid-stream: replaced, unfinished messages redelivered in order, none twice', async () => {
   const N = 400;
   const BLOCK = 150;

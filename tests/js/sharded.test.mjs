@@ -477,3 +477,13 @@ test('an idle ShardedBus does not keep Node running', () => {
 });
 
 void EdgebusError;
+
+test('the npm package ships both worker entries', () => {
+  const require = createRequire(import.meta.url);
+  const pkgDir = dirname(require.resolve('edgebus/package.json'));
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', pkgDir], { encoding: 'utf8', timeout: 60_000 });
+  const files = JSON.parse(out)[0].files.map((f) => f.path);
+  for (const f of ['shard-worker.node.mjs', 'shard-worker.web.mjs', 'web/edgebus_bg.wasm']) {
+    assert.ok(files.includes(f), `${f} is packed`);
+  }
+});

@@ -566,11 +566,12 @@ function makeSharded(api, raw, platform) {
     // ----- publishing ----------------------------------------------------------------------------
 
     _shardOf(keyOrTopic) {
+      if (this.workers === 1) return 0;
       let s = this._shardCache.get(keyOrTopic);
       if (s === undefined) {
         s = raw.shardOf(keyOrTopic, this.workers);
-        if (this._shardCache.size >= 65536) this._shardCache = new Map();
-        this._shardCache.set(keyOrTopic, s);
+        // Remembers the first keys seen (topics, hot keys); a stream of unique keys is not cached.
+        if (this._shardCache.size < 4096) this._shardCache.set(keyOrTopic, s);
       }
       return s;
     }

@@ -5,7 +5,7 @@
 //   node benches/sharding/run.mjs [--quick] [--rounds N] [--json FILE]
 import { Bus, ShardedBus } from 'edgebus';
 import workerpool from 'workerpool';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { calibrate, contenders, measure, table } from './harness.mjs';
@@ -32,6 +32,8 @@ const env = {
 const defaultWorkers = env.defaultWorkers.workers;
 await env.defaultWorkers.close();
 
+// The machine's load before and after: another busy process takes a core from the workers.
+const loadBefore = loadavg()[0];
 const cal = calibrate(benchWork, 50);
 console.log(`# Worker sharding, Node ${process.version}, ${cpus} CPUs; ShardedBus default workers here: ${defaultWorkers}`);
 console.log(`calibrated: ${cal.iters} iterations ≈ ${cal.measuredUs.toFixed(1)} µs per message\n`);
@@ -44,11 +46,14 @@ const trivial = contenders(env, 0);
 const trivialRows = await measure(trivial.list, { count: quick ? 2_000 : 50_000, rounds, warmup, baseline: 'Bus (main thread)', settle: () => { globalThis.gc?.(); return new Promise((r) => setTimeout(r, 100)); } });
 console.log(table('Trivial handler (transport cost)', trivialRows));
 
+const loadAfter = loadavg()[0];
+console.log(`\n1-minute load average: ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
+
 const json = arg('--json');
 if (json) {
   mkdirSync(dirname(json), { recursive: true });
   writeFileSync(json, JSON.stringify({
-    runtime: `node ${process.version}`, cpus, defaultWorkers, calibration: cal, rounds, warmup,
+    runtime: `node ${process.version}`, cpus, defaultWorkers, loadBefore, loadAfter, calibration: cal, rounds, warmup,
     heavy: heavyRows, trivial: trivialRows,
   }, null, 2) + '\n');
 }

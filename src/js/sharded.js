@@ -246,6 +246,9 @@ function makeSharded(api, raw, platform) {
   let compiled;
   function wasmModule() {
     if (compiled === undefined) compiled = platform.module();
+    if (compiled === undefined) {
+      fail('NOT_INITIALIZED', 'edgebus is not initialized: call `await init()` once before creating a ShardedBus in a browser');
+    }
     return compiled;
   }
 
@@ -307,6 +310,7 @@ function makeSharded(api, raw, platform) {
       this._tag = 0;
       this._readyWaiters = [];
       this._referenced = false;
+      wasmModule(); // compiled (or refused) before any worker starts
       this._shards = [];
       for (let i = 0; i < workers; i++) {
         this._shards.push({

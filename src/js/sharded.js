@@ -501,9 +501,9 @@ function makeSharded(api, raw, platform) {
       while (this._waiters.length > 0) this._waiters.shift().reject(err);
     }
 
-    /** Node: workers keep the process alive only while there is work. */
+    /** Node: workers keep the process alive only while they start or have work. */
     _reference() {
-      const busy = this._hasWork();
+      const busy = this._hasWork() || this._shards.some((s) => s.worker !== undefined && !s.ready);
       if (busy === this._referenced) return;
       this._referenced = busy;
       for (const s of this._shards) {
@@ -696,7 +696,9 @@ function makeSharded(api, raw, platform) {
       if (!this._makeRoom(s, fresh.length, true)) {
         const fit = Math.max(0, this._room(s));
         s.dropped += fresh.length - fit;
-        fresh.length = fit; // dropNewest keeps the first ones that fit
+        // What does not fit is dropped: the newest under dropNewest, the oldest under dropOldest.
+        if (this._overflow === 'dropOldest') fresh.splice(0, fresh.length - fit);
+        else fresh.length = fit;
       }
       for (let j = 0; j < fresh.length; j++) {
         const i = fresh[j];

@@ -462,6 +462,38 @@ test('the workerd entry refuses ShardedBus with UNSUPPORTED, pointing to the edg
   assert.match(r.message, /Durable Objects|edge hub/);
 });
 
+test('a ShardedBus never used does not keep Node running either', () => {
+  const script = `
+    const { ShardedBus } = await import('edgebus');
+    const bus = new ShardedBus({ workers: 2, handlers: ${JSON.stringify(handlers.href)}, data: { counts: new SharedArrayBuffer(8) } });
+    await bus.ready;
+    console.log('ready', bus.stats().perShard.length);
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: join(import.meta.dirname, '..', '..'), encoding: 'utf8', timeout: 20_000,
+  });
+  assert.equal(out.trim(), 'ready 2');
+});
+
+test('publishBatch over a full shard drops the newest under dropNewest, the oldest under dropOldest', async () => {
+  for (const [overflow, kept] of [['dropNewest', [10, 11]], ['dropOldest', [12, 13]]]) {
+    const s = shared(20);
+    const bus = new ShardedBus({ workers: 1, handlers, data: s.data, maxInFlight: 1, maxQueue: 1, overflow });
+    await bus.ready;
+    bus.publish('jobs.work', { n: 0, hold: true });
+    await until(() => bus.stats().inFlight === 1, 'the flush');
+    // Room for 1 more; four are offered.
+    assert.equal(bus.publishBatch('jobs.work', [{ n: 10 }, { n: 11 }, { n: 12 }, { n: 13 }]), 1);
+    release(s.gate);
+    await bus.drain();
+    const done = [];
+    for (let n = 10; n < 14; n++) if (s.counts[n] === 1) done.push(n);
+    assert.deepEqual(done, [overflow === 'dropNewest' ? kept[0] : kept[1]], overflow);
+    assert.equal(bus.stats().dropped, 3, overflow);
+    await bus.close();
+  }
+});
+
 test('an idle ShardedBus does not keep Node running', () => {
   const script = `
     const { ShardedBus } = await import('edgebus');

@@ -58,8 +58,8 @@ for (const [target, dir] of Object.entries(dirs)) {
 const api = readFileSync(join(root, 'src', 'js', 'api.js'), 'utf8');
 const names = ['Bus', 'Batcher', 'IdempotenceFilter', 'ManualClock', 'EdgebusError', 'Subscription', 'shardOf', 'ShardedBus'];
 // ShardedBus: the main-thread side, the runtime adapters, and the worker body (see src/js/sharded.js).
-const shardedSrc = readFileSync(join(root, 'src', 'js', 'sharded.js'), 'utf8')
-  + readFileSync(join(root, 'src', 'js', 'platforms.js'), 'utf8');
+const shardedSrc = ['sharded-values.js', 'sharded.js', 'platforms.js']
+  .map((f) => readFileSync(join(root, 'src', 'js', f), 'utf8')).join('\n');
 const workerSrc = readFileSync(join(root, 'src', 'js', 'shard-worker.js'), 'utf8');
 const withSharded = (platform) => `${shardedSrc}\nObject.assign(api, makeSharded(api, raw, ${platform}));\n`;
 const NO_THREADS_WORKERD = 'Cloudflare Workers have no threads, so ShardedBus cannot run here: shard across Durable Objects with the edge hub instead';

@@ -301,6 +301,37 @@ test('a payload that cannot be cloned throws DATA_CLONE at publish; nothing else
   await bus.close();
 });
 
+test('a message whose ttlMs ends while it waits for credits expires, counted, and is not sent', async () => {
+  const s = shared(10);
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data, maxInFlight: 1 });
+  await bus.ready;
+  bus.publish('jobs.work', { n: 0, hold: true });
+  bus.publish('jobs.work', { n: 1 }, { ttlMs: 1 });
+  bus.publish('jobs.work', { n: 2 }, { ttlMs: 60_000 });
+  await new Promise((r) => setTimeout(r, 30));
+  release(s.gate);
+  await bus.drain();
+  assert.deepEqual(Array.from(s.counts.subarray(0, 3)), [1, 0, 1]);
+  const st = bus.stats();
+  assert.equal(st.expired, 1);
+  assert.equal(st.done, 2);
+  await bus.close();
+});
+
+test('timeoutMs applies in the workers: HANDLER_TIMEOUT comes back with its code, the message is done', async () => {
+  const seen = [];
+  const bus = new ShardedBus({
+    workers: 1, handlers, data: shared(1).data, timeoutMs: 20,
+    onError: (e, msg, info) => seen.push([e.code, e instanceof EdgebusError, msg.topic, info.shard, info.subscription.pattern]),
+  });
+  bus.publish('never.settles', 1);
+  await bus.drain();
+  assert.deepEqual(seen, [['HANDLER_TIMEOUT', true, 'never.settles', 0, 'never.>']]);
+  assert.equal(bus.stats().done, 1);
+  assert.equal(bus.stats().failed, 1);
+  await bus.close();
+});
+
 test('transfer moves ArrayBuffers to the worker instead of copying them', async () => {
   const s = shared(1);
   const bus = new ShardedBus({ workers: 1, handlers, data: s.data });

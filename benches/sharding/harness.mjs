@@ -25,26 +25,30 @@ function median(xs) {
 
 /**
  * contenders: { name: async (count) => ({ run, warm, close }) } where run() publishes `count`
- * messages and resolves when all are handled. Each contender is set up (workers started and
- * warmed) before its timed run and torn down after it, so no contender's threads or garbage
- * compete with another's. `baseline` names the contender ratios are taken against.
+ * messages and resolves when all are handled. Every contender is set up once (workers started) and
+ * warmed, then each round times one run of each, in a rotating order; before each timed run,
+ * `settle()` lets the previous one's background work (garbage collection) finish, so contenders do
+ * not pay for each other. `baseline` names the contender ratios are taken against.
  */
 export async function measure(contenders, { count, rounds, warmup, baseline, settle }) {
   const names = Object.keys(contenders);
+  const runs = {};
+  for (const n of names) {
+    runs[n] = await contenders[n](count);
+    if (runs[n].warm) await runs[n].warm();
+  }
   const rates = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < warmup + rounds; r++) {
     const order = names.map((_, i) => names[(i + r) % names.length]);
     for (const n of order) {
-      const c = await contenders[n](count);
-      if (c.warm) await c.warm();
       if (settle) await settle();
       const t0 = performance.now();
-      await c.run();
+      await runs[n].run();
       const ms = performance.now() - t0;
-      if (c.close) await c.close();
       if (r >= warmup) rates[n].push((count / ms) * 1000);
     }
   }
+  for (const n of names) if (runs[n].close) await runs[n].close();
   return names.map((n) => ({
     name: n,
     median: median(rates[n]),

@@ -16,7 +16,7 @@ function runShardWorker(api, port) {
 
   const TOKEN = Symbol('edgebus.shard.token');
   const ACK_EVERY = 128;
-  const ACK_AFTER_MS = 2;
+  const ACK_AFTER_MS = 5;
   const now = typeof performance !== 'undefined' ? () => performance.now() : () => Date.now();
 
   let bus;

@@ -11,10 +11,16 @@ export function calibrate(work, us) {
     for (let i = 0; i < calls; i++) x ^= work(iters);
     return ((performance.now() - t0) * 1000) / calls;
   };
+  // Median of 5 samples, so a moment of load on the machine does not skew the fit.
+  const sample = (iters, calls) => median(Array.from({ length: 5 }, () => timeEach(iters, calls)));
   for (let i = 0; i < 3; i++) timeEach(20_000, 200); // warm-up
   let iters = 20_000;
-  for (let i = 0; i < 4; i++) iters = Math.max(1, Math.round((iters * us) / timeEach(iters, 400)));
-  return { iters, measuredUs: timeEach(iters, 2000), sink: x };
+  for (let i = 0; i < 8; i++) {
+    const each = sample(iters, 100);
+    iters = Math.max(1, Math.round((iters * us) / each));
+    if (Math.abs(each - us) / us < 0.02) break;
+  }
+  return { iters, measuredUs: sample(iters, 400), sink: x };
 }
 
 function median(xs) {

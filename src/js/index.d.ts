@@ -354,7 +354,9 @@ export interface ShardStats {
   done: number;
   /** Handler failures, messages given up after crashes, and unsendable messages. */
   failed: number;
+  /** Dropped by the overflow policy here, or finished in the worker without every delivery (a worker subscription's own overflow, TTL, unsubscribing). */
   dropped: number;
+  /** Whose ttlMs ended before they were sent. */
   expired: number;
   /** Times the worker was replaced after dying. */
   restarts: number;

@@ -26,6 +26,7 @@ function runShardWorker(api, port) {
   let matchCache = new Map(); // topic → matching subscription count
   let pending = [];          // tokens not finished, in arrival order
   let acks = [];             // tags finished since the last report
+  let swept = [];            // those of them with deliveries that never started (dropped, expired…)
   let errors = [];           // failures since the last report
   let lastAck = now();
   let ackQueued = false;
@@ -47,8 +48,9 @@ function runShardWorker(api, port) {
   function report() {
     ackQueued = false;
     if (acks.length === 0 && errors.length === 0) return;
-    port.post({ type: 'acks', tags: Int32Array.from(acks), errors });
+    port.post({ type: 'acks', tags: Int32Array.from(acks), swept: swept.length > 0 ? Int32Array.from(swept) : undefined, errors });
     acks = [];
+    swept = [];
     errors = [];
     lastAck = now();
   }
@@ -192,7 +194,10 @@ function runShardWorker(api, port) {
       sweeping = false;
       const left = pending.filter((t) => !t.finished);
       pending = [];
-      for (const t of left) finish(t);
+      for (const t of left) {
+        swept.push(t.tag);
+        finish(t);
+      }
     });
   }
 
@@ -236,7 +241,9 @@ function runShardWorker(api, port) {
         marks = new Int32Array(m.marks);
         markSpan = marks.length / 2;
       }
-      bus = new api.Bus(Object.assign({}, m.busOptions, { onError }));
+      // Unbounded in practice: the main thread's credits already bound what a worker holds.
+      // (2^31 - 1 rather than Infinity: the core's queues currently mishandle a bound of usize::MAX.)
+      bus = new api.Bus(Object.assign({ maxQueue: 2 ** 31 - 1 }, m.busOptions, { onError }));
       const mod = await import(m.handlers);
       const setup = typeof mod.default === 'function' ? mod.default : mod.setup;
       if (typeof setup !== 'function') {

@@ -94,7 +94,8 @@ function makeSharded(api, raw, platform) {
         }
       }
       this._data = o.data;
-      this._system = new Bus({ maxQueue: Infinity });
+      // Main-thread subscribers of `$errors` (2^31 - 1: the core mishandles a bound of Infinity).
+      this._system = new Bus({ maxQueue: 2 ** 31 - 1 });
       this._systemPatterns = [];
       this._shardCache = new Map();
       this._published = 0;
@@ -115,7 +116,7 @@ function makeSharded(api, raw, platform) {
         this._shards.push({
           index: i, worker: undefined, ready: false, everReady: false, startFailures: 0,
           queue: new Deque(), sent: new Map(), freeSlots: [], marks: null,
-          done: 0, failed: 0, dropped: 0, expired: 0, restarts: 0, redelivered: 0, lost: 0,
+          done: 0, failed: 0, dropped: 0, expired: 0, restarts: 0, redelivered: 0,
           latency: new Histogram(),
         });
       }
@@ -206,6 +207,10 @@ function makeSharded(api, raw, platform) {
         if (rec === undefined) continue;
         s.failed++;
         this._report(rebuildError(errs[i].error, s.index), rec, s.index, errs[i].subscription);
+      }
+      if (m.swept !== undefined) {
+        // Finished without every delivery: a worker subscription's own overflow, TTL or unsubscribe.
+        for (let i = 0; i < m.swept.length; i++) if (s.sent.has(m.swept[i])) s.dropped++;
       }
       const tags = m.tags;
       for (let i = 0; i < tags.length; i++) {
@@ -643,8 +648,9 @@ function makeSharded(api, raw, platform) {
     /** Resolves when everything published so far has been handled. */
     drain() {
       this._flush();
-      if (!this._hasWork()) return Promise.resolve();
-      return new Promise((resolve) => this._idleWaiters.push(resolve));
+      const handled = this._hasWork() ? new Promise((resolve) => this._idleWaiters.push(resolve)) : Promise.resolve();
+      // …and the main thread's `$errors` subscribers have seen the failures.
+      return handled.then(() => this._system.drain());
     }
 
     /** Later publishes throw CLOSED; resolves after draining, then stops the workers. */

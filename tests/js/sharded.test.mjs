@@ -204,6 +204,21 @@ test('handler errors reach onError and $errors with message id, topic and shard;
   await bus.close();
 });
 
+test('an async $errors subscriber on the main thread gets every failure, in order', async () => {
+  const s = shared(50);
+  const got = [];
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data });
+  bus.subscribe('$errors', async (ev) => {
+    await new Promise((r) => setTimeout(r, 1));
+    got.push(ev.message.payload.n);
+  });
+  for (let n = 0; n < 30; n++) bus.publish('jobs.bad', { n, fail: true });
+  await bus.drain(); // includes the $errors subscribers
+  assert.deepEqual(got, Array.from({ length: 30 }, (_, n) => n));
+  assert.equal(bus.stats().failed, 30);
+  await bus.close();
+});
+
 test('backpressure: credits bound what is in flight; reject throws QUEUE_FULL beyond maxQueue', async () => {
   const s = shared(100);
   const bus = new ShardedBus({ workers: 1, handlers, data: s.data, maxInFlight: 4, maxQueue: 3, overflow: 'reject' });
@@ -315,6 +330,21 @@ test('a message whose ttlMs ends while it waits for credits expires, counted, an
   const st = bus.stats();
   assert.equal(st.expired, 1);
   assert.equal(st.done, 2);
+  await bus.close();
+});
+
+test('messages a worker subscription drops (its own maxQueue) are finished and counted as dropped', async () => {
+  const s = shared(10);
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data });
+  await bus.ready;
+  for (let n = 0; n < 5; n++) bus.publish('small.q', { n });
+  await bus.drain();
+  // One runs, one waits in the worker subscription's queue of 1, three are dropped there.
+  assert.deepEqual(Array.from(s.counts.subarray(0, 5)), [1, 1, 0, 0, 0]);
+  const st = bus.stats();
+  assert.equal(st.done, 5);
+  assert.equal(st.dropped, 3);
+  assert.equal(st.inFlight, 0);
   await bus.close();
 });
 

@@ -48,3 +48,10 @@ step "Browser pages: build, end-to-end tests in headless Chromium, headless benc
 node pkg-scripts/web.mjs build
 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
 node bench-web/run.mjs --size small > /dev/null
+
+step "ShardedBus in headless Chromium (module Web Workers, page served on localhost)"
+node --test --test-reporter=spec tests/browser/
+
+step "Worker sharding benchmark, tiny size, Node and Chromium (smoke only)"
+node benches/sharding/run.mjs --quick > /dev/null
+node benches/sharding/browser.mjs --quick > /dev/null

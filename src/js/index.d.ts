@@ -12,7 +12,11 @@ export type ErrorCode =
   | 'CLOSED'
   | 'MESSAGE_TOO_LARGE'
   | 'HANDLER_TIMEOUT'
-  | 'NOT_INITIALIZED';
+  | 'NOT_INITIALIZED'
+  | 'UNSUPPORTED'
+  | 'DATA_CLONE'
+  | 'WORKER_CRASHED'
+  | 'WORKER_FAILED';
 
 /** Every error edgebus throws or reports: an `Error` with a stable `code`. */
 export class EdgebusError extends Error {
@@ -383,6 +387,8 @@ declare const edgebus: {
   init: typeof init;
   initSync: typeof initSync;
   connect: typeof connect;
+  shardOf: typeof shardOf;
+  ShardedBus: typeof ShardedBus;
 };
 export default edgebus;
 
@@ -477,3 +483,143 @@ export interface RemoteBus {
 
 /** Connects to an edgebus edge deployment (`https://…`, `wss://…`, or a full `/connect` URL). */
 export function connect(url: string, options: ConnectOptions): RemoteBus;
+// ----- ShardedBus ---------------------------------------------------------------------------------
+
+/** What a handlers module's setup function receives in each worker of a {@link ShardedBus}. */
+export interface ShardContext<D = unknown> {
+  /** This worker's shard, in `0..workers-1`. */
+  shard: number;
+  workers: number;
+  /** The `data` option of the ShardedBus (structured-cloned; SharedArrayBuffers are shared). */
+  data: D;
+}
+
+/** The bus a handlers module subscribes on, inside a worker: `Bus#subscribe`, same options. */
+export interface ShardSubscriber {
+  readonly shard: number;
+  readonly workers: number;
+  subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: SubscribeOptions & { batch?: undefined | false }): ShardSubscription;
+  subscribe<T = unknown>(pattern: string, handler: BatchHandler<T>, options: BatchSubscribeOptions): ShardSubscription;
+}
+
+export interface ShardSubscription {
+  readonly id: number;
+  readonly pattern: string;
+  readonly active: boolean;
+  unsubscribe(): boolean;
+  stats(): SubscriptionStats | undefined;
+}
+
+/** The default export (or `setup` export) of a handlers module. */
+export type ShardSetup<D = unknown> = (bus: ShardSubscriber, context: ShardContext<D>) => void | PromiseLike<void>;
+
+export interface ShardedBusOptions<D = unknown> {
+  /** URL of the handlers module each worker imports (an absolute path also works in Node). */
+  handlers: string | { readonly href: string };
+  /** Workers (default: hardware concurrency − 1, at least 1). */
+  workers?: number;
+  /** Given to the handlers module's setup as `context.data` (must be structured-cloneable). */
+  data?: D;
+  /** Messages sent to a worker and not yet finished, per worker (default 1024). */
+  maxInFlight?: number;
+  /** Messages waiting on the main thread per shard beyond maxInFlight (default 10,000; Infinity for none). */
+  maxQueue?: number;
+  /** What happens when a shard's queue is full (default 'dropOldest'). */
+  overflow?: Overflow;
+  /** Drop messages whose `id` was seen inside the window, on the main thread, before routing. */
+  dedupe?: DedupeOptions | boolean;
+  /** Handler timeout inside the workers (ms). */
+  timeoutMs?: number;
+  /** How many times a message that was running when its worker died is sent again (default 3). */
+  maxRedeliveries?: number;
+  /** Every failure: handler errors from workers, WORKER_CRASHED, WORKER_FAILED, late DATA_CLONE. */
+  onError?: (error: unknown, message: Message, info: ShardErrorInfo) => void;
+}
+
+export interface ShardErrorInfo {
+  shard: number;
+  /** The worker subscription whose handler failed (undefined when the worker itself failed). */
+  subscription?: { id: number; pattern: string };
+}
+
+/** What `$errors` subscribers of a ShardedBus receive. */
+export interface ShardErrorEvent {
+  error: unknown;
+  message: Message;
+  subscription?: { id: number; pattern: string };
+  shard: number;
+}
+
+export interface ShardStats {
+  shard: number;
+  /** Waiting on the main thread for credits. */
+  queued: number;
+  /** Sent to the worker, not finished yet. */
+  inFlight: number;
+  /** Finished (every matching handler settled, successfully or not). */
+  done: number;
+  /** Handler failures, messages given up after crashes, and unsendable messages. */
+  failed: number;
+  /** Dropped by the overflow policy here, or finished in the worker without every delivery (a worker subscription's own overflow, TTL, unsubscribing). */
+  dropped: number;
+  /** Whose ttlMs ended before they were sent. */
+  expired: number;
+  /** Times the worker was replaced after dying. */
+  restarts: number;
+  /** Messages sent again to a replacement worker. */
+  redelivered: number;
+  /** Publish → finished, on the main thread's clock. */
+  latency: LatencySummary;
+}
+
+export interface ShardedBusStats {
+  workers: number;
+  published: number;
+  duplicates: number;
+  /** publishAsync calls waiting for room. */
+  waiting: number;
+  /** Messages discarded by terminate(). */
+  abandoned: number;
+  queued: number;
+  inFlight: number;
+  done: number;
+  failed: number;
+  dropped: number;
+  expired: number;
+  restarts: number;
+  redelivered: number;
+  latency: LatencySummary;
+  perShard: ShardStats[];
+}
+
+export interface ShardedPublishOptions extends PublishOptions {
+  /** ArrayBuffers to move to the worker instead of copying (detached here after sending). */
+  transfer?: ArrayBuffer[];
+}
+
+/**
+ * Handlers in Web Workers (browsers) or worker_threads (Node): messages of one key (or, without a
+ * key, of one topic) go to one worker and are handled in publish order. Not available in
+ * Cloudflare Workers (UNSUPPORTED): shard across Durable Objects with the edge hub there.
+ */
+export class ShardedBus<D = unknown> {
+  constructor(options: ShardedBusOptions<D>);
+  readonly workers: number;
+  /** Whether close() or terminate() was called (or the workers could not start). */
+  readonly closed: boolean;
+  /** Resolves once every worker has loaded the handlers module; rejects with WORKER_FAILED. */
+  readonly ready: Promise<void>;
+  /** Main-thread subscriptions to system topics only (`$errors`). */
+  subscribe(pattern: string, handler: Handler<ShardErrorEvent>, options?: SubscribeOptions): Subscription;
+  /** False when dropped as a duplicate or by dropNewest. Throws DATA_CLONE for uncloneable payloads. */
+  publish<T = unknown>(topic: string, payload: T, options?: ShardedPublishOptions): boolean;
+  publishBatch<T = unknown>(topic: string, payloads: readonly T[], options?: PublishBatchOptions): number;
+  publishAsync<T = unknown>(topic: string, payload: T, options?: ShardedPublishOptions): Promise<boolean>;
+  /** Resolves when everything published so far has been handled. */
+  drain(): Promise<void>;
+  /** Later publishes throw CLOSED; drains, then stops the workers. */
+  close(): Promise<void>;
+  /** Stops the workers at once; returns how many messages were abandoned (also in stats()). */
+  terminate(): number;
+  stats(): ShardedBusStats;
+}

@@ -1,7 +1,9 @@
 // Compiled with `tsc --noEmit --strict` against the built package's declarations: the public API
 // must type-check as its users write it, and misuse must not.
-import { Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, connect, init } from 'edgebus';
-import type { BusStats, CloseSummary, DeadLetter, ErrorEvent, JobStatus, Message, Subscription } from 'edgebus';
+import { Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, ShardedBus, connect, init } from 'edgebus';
+import type {
+  BusStats, CloseSummary, DeadLetter, ErrorEvent, JobStatus, Message, ShardSetup, ShardedBusStats, Subscription,
+} from 'edgebus';
 
 interface Order {
   id: number;
@@ -108,4 +110,41 @@ async function main(): Promise<void> {
   remote.subscribe('a', () => {}, { concurrency: 2 });
 }
 
+async function sharded(): Promise<void> {
+  const bus = new ShardedBus<{ scale: number }>({
+    handlers: 'file:///app/handlers.mjs',
+    workers: 2,
+    maxInFlight: 256,
+    maxQueue: 10_000,
+    overflow: 'wait',
+    dedupe: true,
+    data: { scale: 2 },
+    onError: (error, message, info) => console.log(error, message.topic, info.shard, info.subscription?.pattern),
+  });
+  await bus.ready;
+  bus.subscribe('$errors', (e) => console.log(e.shard, e.message.id));
+  const ok: boolean = bus.publish('images.resize', new ArrayBuffer(8), { key: 'user-1', transfer: [] });
+  const n: number = bus.publishBatch('images.resize', [1, 2], { key: 'user-1' });
+  const waited: boolean = await bus.publishAsync('images.resize', { w: 1 }, { id: 'i-1' });
+  await bus.drain();
+  const stats: ShardedBusStats = bus.stats();
+  const p99: number = stats.perShard[0].latency.p99Ms;
+  const restarts: number = stats.perShard[0].restarts;
+  void [ok, n, waited, p99, restarts];
+  await bus.close();
+  const abandoned: number = bus.terminate();
+  void abandoned;
+
+  const setup: ShardSetup<{ scale: number }> = (worker, { shard, data }) => {
+    worker.subscribe<{ w: number }>('images.*', (img, msg) => console.log(img.w * data.scale, msg.key, shard));
+  };
+  void setup;
+
+  // @ts-expect-error handlers is required
+  new ShardedBus({ workers: 2 });
+  // @ts-expect-error transfer takes ArrayBuffers
+  bus.publish('a', 1, { transfer: [1] });
+}
+
 void main;
+void sharded;

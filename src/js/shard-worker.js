@@ -1,0 +1,280 @@
+// The body of a ShardedBus worker (module Web Worker or Node worker_threads), shared by both worker
+// entries. The worker initializes edgebus from the WebAssembly.Module it is sent (no fetching, no
+// compiling), runs an ordinary `Bus`, lets the handlers module register its subscriptions on it, and
+// tells the main thread which messages are finished.
+//
+// A message is finished when each subscription its topic matches has settled its delivery (success,
+// or a failure reported to onError). Deliveries that never start (a worker subscription's own
+// overflow, TTL, or unsubscribing) are finished when the worker's bus goes idle.
+//
+// With shared memory, the worker also marks each message it starts and finishes in an Int32Array the
+// main thread reads after a crash: a finished message is never run again, even when its
+// acknowledgement was still unsent when the worker died.
+
+function runShardWorker(api, port) {
+  'use strict';
+
+  const TOKEN = Symbol('edgebus.shard.token');
+  const ACK_EVERY = 128;
+  const ACK_AFTER_MS = 5;
+  const now = typeof performance !== 'undefined' ? () => performance.now() : () => Date.now();
+
+  let bus;
+  let marks = null;
+  let markSpan = 0;
+  const subs = [];           // { id, pattern, tokens, active }
+  let matchCache = new Map(); // topic → matching subscription count
+  let pending = [];          // tokens not finished, in arrival order
+  let acks = [];             // tags finished since the last report
+  let swept = [];            // those of them with deliveries that never started (dropped, expired…)
+  let errors = [];           // failures since the last report
+  let lastAck = now();
+  let ackQueued = false;
+  let sweeping = false;
+  let ready = false;
+  const early = [];          // batches that arrived before the handlers module was loaded
+
+  function serializeError(e) {
+    if (e instanceof Error || (e && typeof e === 'object' && typeof e.message === 'string')) {
+      const out = { name: String(e.name ?? 'Error'), message: String(e.message), stack: typeof e.stack === 'string' ? e.stack : undefined };
+      if (typeof e.code === 'string') out.code = e.code;
+      return out;
+    }
+    let text;
+    try { text = String(e); } catch { text = Object.prototype.toString.call(e); }
+    return { name: 'Error', message: text, thrown: true };
+  }
+
+  function report() {
+    ackQueued = false;
+    if (acks.length === 0 && errors.length === 0) return;
+    port.post({ type: 'acks', tags: Int32Array.from(acks), swept: swept.length > 0 ? Int32Array.from(swept) : undefined, errors });
+    acks = [];
+    swept = [];
+    errors = [];
+    lastAck = now();
+  }
+
+  function scheduleReport() {
+    if (ackQueued) return;
+    ackQueued = true;
+    queueMicrotask(report);
+  }
+
+  function finish(t) {
+    if (t.finished) return;
+    t.finished = true;
+    if (marks !== null) Atomics.store(marks, markSpan + t.slot, t.tag);
+    acks.push(t.tag);
+    if (acks.length >= ACK_EVERY || now() - lastAck >= ACK_AFTER_MS) report();
+    else scheduleReport();
+  }
+
+  function started(t) {
+    if (t.started) return;
+    t.started = true;
+    if (marks !== null) Atomics.store(marks, t.slot, t.tag);
+  }
+
+  function settle(t, subId) {
+    if (t.settled.includes(subId)) return;
+    t.settled.push(subId);
+    if (t.settled.length >= t.expected) finish(t);
+  }
+
+  function userMessage(t) {
+    if (t.msg === undefined) {
+      const m = t.m;
+      const msg = { topic: m.topic, payload: m.payload, publishedAt: m.publishedAt };
+      if (m.id !== undefined) msg.id = m.id;
+      if (m.key !== undefined) msg.key = m.key;
+      if (m.headers !== undefined) msg.headers = m.headers;
+      if (m.ttlMs !== undefined) msg.ttlMs = m.ttlMs;
+      t.msg = msg;
+    }
+    return t.msg;
+  }
+
+  // ----- subscriptions registered by the handlers module ---------------------------------------
+
+  function matches(pattern, topic) {
+    const p = pattern.split('.');
+    const t = topic.split('.');
+    if (topic.startsWith('$') && (p[0] === '*' || p[0] === '>')) return false;
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] === '>') return t.length > i;
+      if (i >= t.length) return false;
+      if (p[i] !== '*' && p[i] !== t[i]) return false;
+    }
+    return p.length === t.length;
+  }
+
+  function expectedFor(topic) {
+    let n = matchCache.get(topic);
+    if (n === undefined) {
+      n = 0;
+      for (const s of subs) if (s.active && matches(s.pattern, topic)) n++;
+      if (matchCache.size > 16384) matchCache = new Map();
+      matchCache.set(topic, n);
+    }
+    return n;
+  }
+
+  function subscribe(pattern, handler, options) {
+    const batch = options !== undefined && options !== null && options.batch !== undefined && options.batch !== false;
+    const rec = { id: subs.length, pattern, active: true, sub: undefined };
+    let wrapped;
+    if (typeof handler !== 'function') {
+      wrapped = handler; // let the bus report INVALID_HANDLER
+    } else if (batch) {
+      wrapped = (items) => {
+        const ts = items.map((env) => env.headers[TOKEN]);
+        for (const t of ts) started(t);
+        const r = handler(ts.map(userMessage));
+        if (r !== undefined && r !== null && typeof r.then === 'function') {
+          return Promise.resolve(r).then(() => { for (const t of ts) settle(t, rec.id); });
+        }
+        for (const t of ts) settle(t, rec.id);
+        return r;
+      };
+    } else {
+      const wantsMessage = handler.length !== 1;
+      wrapped = function (payload, env) {
+        const t = env.headers[TOKEN];
+        started(t);
+        const r = wantsMessage ? handler(payload, userMessage(t)) : handler(payload);
+        if (r !== undefined && r !== null && typeof r.then === 'function') {
+          return Promise.resolve(r).then(() => settle(t, rec.id));
+        }
+        settle(t, rec.id);
+        return r;
+      };
+    }
+    rec.sub = bus.subscribe(pattern, wrapped, options);
+    subs.push(rec);
+    matchCache = new Map();
+    return {
+      get id() { return rec.sub.id; },
+      get pattern() { return rec.sub.pattern; },
+      get active() { return rec.sub.active; },
+      unsubscribe() {
+        const r = rec.sub.unsubscribe();
+        if (r) {
+          rec.active = false;
+          matchCache = new Map();
+          // What it had not started yet is finished once the bus is idle.
+          sweep();
+        }
+        return r;
+      },
+      stats() { return rec.sub.stats(); },
+    };
+  }
+
+  /** Final failures of the worker's bus: report each message with its subscription. */
+  function onError(error, item, sub) {
+    const items = Array.isArray(item) ? item : [item];
+    const e = serializeError(error);
+    const subscription = { id: sub.id, pattern: sub.pattern };
+    const rec = subs.find((s) => s.sub === sub);
+    for (const env of items) {
+      const t = env && env.headers ? env.headers[TOKEN] : undefined;
+      if (t === undefined) continue;
+      errors.push({ tag: t.tag, error: e, subscription });
+      if (rec !== undefined) settle(t, rec.id);
+    }
+    scheduleReport();
+  }
+
+  /** Once the bus is idle, every message still unfinished had deliveries that will never start. */
+  function sweep() {
+    if (sweeping) return;
+    sweeping = true;
+    bus.drain().then(() => {
+      sweeping = false;
+      const left = pending.filter((t) => !t.finished);
+      pending = [];
+      for (const t of left) {
+        swept.push(t.tag);
+        finish(t);
+      }
+    });
+  }
+
+  // ----- messages from the main thread ---------------------------------------------------------
+
+  function handleBatch(b) {
+    const { n, tags, slots, at, topics, topic, payloads, keys, ids, headers, ttls } = b;
+    for (let i = 0; i < n; i++) {
+      const m = {
+        topic: topics[topic[i]], payload: payloads[i], publishedAt: at[i],
+        id: ids === undefined ? undefined : ids[i],
+        key: keys === undefined ? undefined : keys[i],
+        headers: headers === undefined ? undefined : headers[i],
+        ttlMs: ttls === undefined ? undefined : ttls[i],
+      };
+      const t = { tag: tags[i], slot: slots[i], m, expected: expectedFor(m.topic), settled: [], started: false, finished: false, msg: undefined };
+      if (t.expected === 0) {
+        started(t);
+        finish(t);
+        continue;
+      }
+      const h = m.headers === undefined ? { [TOKEN]: t } : Object.assign({ [TOKEN]: t }, m.headers);
+      const o = { headers: h };
+      if (m.id !== undefined) o.id = m.id;
+      if (m.key !== undefined) o.key = m.key;
+      if (m.ttlMs !== undefined) o.ttlMs = m.ttlMs;
+      bus.publish(m.topic, m.payload, o);
+      if (!t.finished) pending.push(t);
+    }
+    if (pending.length > 0) {
+      pending = pending.filter((t) => !t.finished);
+      if (pending.length > 0) sweep();
+    }
+    report();
+  }
+
+  async function init(m) {
+    try {
+      api.initSync(m.module);
+      if (m.marks !== null) {
+        marks = new Int32Array(m.marks);
+        markSpan = marks.length / 2;
+      }
+      // Unbounded in practice: the main thread's credits already bound what a worker holds.
+      // (2^31 - 1 rather than Infinity: the core's queues currently mishandle a bound of usize::MAX.)
+      bus = new api.Bus(Object.assign({ maxQueue: 2 ** 31 - 1 }, m.busOptions, { onError }));
+      const mod = await import(m.handlers);
+      const setup = typeof mod.default === 'function' ? mod.default : mod.setup;
+      if (typeof setup !== 'function') {
+        throw new api.EdgebusError('INVALID_HANDLER',
+          `handlers module ${m.handlers} must default-export (or export as \`setup\`) a function (bus, context) that subscribes`);
+      }
+      const facade = { subscribe, shard: m.shard, workers: m.workers };
+      await setup(facade, { shard: m.shard, workers: m.workers, data: m.data });
+      if (m.lock !== null && globalThis.navigator && navigator.locks) {
+        // Held until this worker stops: the main thread notices a silent stop when it is released.
+        await new Promise((held) => {
+          navigator.locks.request(m.lock, () => {
+            held();
+            return new Promise(() => {});
+          });
+        });
+      }
+      ready = true;
+      port.post({ type: 'ready' });
+      for (const b of early.splice(0)) handleBatch(b);
+    } catch (e) {
+      port.post({ type: 'fatal', error: serializeError(e) });
+    }
+  }
+
+  port.onMessage((m) => {
+    if (m.type === 'batch') {
+      if (ready) handleBatch(m);
+      else early.push(m);
+    } else if (m.type === 'init') {
+      init(m);
+    }
+  });
+}

@@ -333,7 +333,7 @@ impl<P> Sub<P> {
                 } else {
                     0
                 };
-                free + self.max_queue.saturating_sub(q.len())
+                free.saturating_add(self.max_queue.saturating_sub(q.len()))
             }
             Kind::Batch(b) => self.max_queue.saturating_sub(b.queued()),
             Kind::Group(g) => g.room(self.max_queue),

@@ -79,7 +79,10 @@ mod tests {
             counts[shard_of(&format!("k{i}"), 8) as usize] += 1;
         }
         for c in counts {
-            assert!((800..1_200).contains(&c), "uneven spread of short keys: {counts:?}");
+            assert!(
+                (800..1_200).contains(&c),
+                "uneven spread of short keys: {counts:?}"
+            );
         }
     }
 

@@ -807,3 +807,26 @@ fn no_deadline_is_reported_once_its_batch_was_flushed() {
         "the wait timer of a flushed batch is stale"
     );
 }
+
+#[test]
+fn an_unbounded_queue_never_overflows_while_handlers_run() {
+    let (bus, _) = virtual_bus::<u32>(|_| {});
+    let gates = Gates::default();
+    let g = gates.clone();
+    bus.subscribe_async(
+        "q",
+        move |m: Message<u32>| g.wait(&m.payload().to_string()),
+        SubscribeOptions::default()
+            .concurrency(2)
+            .max_queue(usize::MAX)
+            .overflow(Overflow::DropNewest),
+    )
+    .unwrap();
+    for i in 0..10 {
+        bus.publish("q", i).unwrap();
+    }
+    bus.run_pending();
+    assert_eq!(gates.waiting(), ["0", "1"]);
+    let st = bus.stats();
+    assert_eq!((st.queued, st.dropped), (8, 0));
+}

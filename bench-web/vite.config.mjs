@@ -1,14 +1,54 @@
 // The benchmark page: built into dist/bench-web, served at /bench/ (see pkg-scripts/web.mjs).
 import { defineConfig } from 'vite';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+
+const shardingDir = fileURLToPath(new URL('../benches/sharding/', import.meta.url));
+const workFile = `${shardingDir}work.js`;
+
+/**
+ * benches/sharding/work.js is a script that is also a CommonJS module (for workerpool's Node
+ * worker). Bundled into the page and into workerpool's worker it is only the script: without its
+ * `module.exports` line, the bundles that import it stay plain ES modules.
+ */
+const workAsScript = {
+  name: 'bench-work-as-script',
+  transform(code, id) {
+    if (id !== workFile) return undefined;
+    const out = code.replace(/^if \(typeof module === 'object'.*$/m, '');
+    if (out === code) throw new Error(`${workFile}: the CommonJS export line was not found`);
+    return { code: out, map: null };
+  },
+};
+
+/**
+ * The ShardedBus workers of scenario 8 import its handlers module by URL and call its default
+ * export; Vite's worker bundles drop exports, so the module and the work function it imports are
+ * copied as they are, to sharding/ beside the page.
+ */
+const shardingHandlers = {
+  name: 'bench-sharding-handlers',
+  generateBundle() {
+    const files = {
+      'handlers.mjs': fileURLToPath(new URL('./src/scenarios/sharding-handlers.mjs', import.meta.url)),
+      'work.js': workFile,
+    };
+    for (const [name, path] of Object.entries(files)) {
+      this.emitFile({ type: 'asset', fileName: `sharding/${name}`, source: readFileSync(path, 'utf8') });
+    }
+  },
+};
 
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: '/bench/',
+  plugins: [workAsScript, shardingHandlers],
   build: {
     outDir: fileURLToPath(new URL('../dist/bench-web', import.meta.url)),
     emptyOutDir: true,
     // Readable output: the code the page times is the code in these sources and in node_modules.
     minify: false,
   },
+  // workerpool's worker is bundled as an ES module and started with `type: 'module'`.
+  worker: { format: 'es', plugins: () => [workAsScript] },
 });

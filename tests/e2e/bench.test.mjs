@@ -15,12 +15,16 @@ const SCENARIOS = {
   'batch-busy': ['publishBatch + drain', 'publish ×1000 + drain'],
   'async-latency': ['edgebus, concurrency 1', 'edgebus, concurrency 16'],
   memory: ['edgebus', 'EventEmitter3', 'mitt', 'nanoevents', 'PubSubJS', 'EventEmitter2'],
+  // N: the page's logical cores, at least 2 (filled in once the page is open).
+  sharding: (n) => ['Bus (main thread)', 'ShardedBus, 1 worker', `ShardedBus, ${n} workers`, 'workerpool, 1 worker', `workerpool, ${n} workers`],
 };
 
 let b, page, problems;
 before(async () => {
   b = await startBrowser();
   ({ page, problems } = await b.open('/bench/'));
+  const n = Math.max(2, await page.evaluate(() => navigator.hardwareConcurrency));
+  SCENARIOS.sharding = SCENARIOS.sharding(n);
 });
 after(async () => { await b?.close(); });
 

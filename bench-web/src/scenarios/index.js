@@ -1,5 +1,5 @@
 // The scenario registry of the benchmark page, in the order of ../shared/BENCH.md. Adding a
-// scenario is adding its module here (for example worker sharding, scenario 8).
+// scenario is adding its module here.
 //
 // A scenario: { id, number, title, unit | metrics, sizes: { full, small }, contenders, note?,
 // rounds?, runFirst?, unavailable?(), details? }. A contender: { name, code, setup(size) → { run, work?,
@@ -12,6 +12,7 @@ import { dedupe } from './dedupe.js';
 import { batchIdle, batchBusy } from './batch.js';
 import { asyncLatency } from './async-latency.js';
 import { memory } from './memory.js';
+import { sharding } from './sharding.js';
 
 export const scenarios = [
   exactTopic,
@@ -24,4 +25,5 @@ export const scenarios = [
   batchBusy,
   asyncLatency,
   memory,
+  sharding,
 ];

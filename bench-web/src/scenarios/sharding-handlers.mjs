@@ -1,0 +1,17 @@
+// The ShardedBus handlers module of scenario 8: benches/sharding/handlers.mjs's handler (the same
+// work function), which also counts the messages it handled in shared memory, so the page can check
+// that every contender did the same work. Copied beside the page as it is, with work.js (see
+// vite.config.mjs): the workers import it by URL.
+import './work.js';
+
+let sink = 0;
+
+export default function setup(bus, { data }) {
+  const handled = new Int32Array(data.handled);
+  bus.subscribe('work', (p) => {
+    sink ^= globalThis.benchWork(p.iters);
+    Atomics.add(handled, 0, 1);
+  });
+}
+
+export function result() { return sink; }

@@ -4,11 +4,18 @@
 //   node pkg-scripts/web.mjs build            build both into dist/www and dist/bench-web
 //   node pkg-scripts/web.mjs serve [--port N] build, then serve on 127.0.0.1 until stopped
 //
+// For the edge hub demo, `serve` also answers `GET /dev/edge.json`: whether the local edge hub
+// answers (the server asks it, so the page logs no failed connection) and, only when the hub's
+// development secret is given (EDGEBUS_DEV_SECRET, or --edge-secret), a token for `chat.>` minted
+// with the same code as edge/scripts/mint-token.mjs. The hub's URL is EDGEBUS_HUB_URL (or --hub;
+// default http://127.0.0.1:8787).
+//
 // The package must be built first (`node pkg-scripts/build.mjs`; node_modules/edgebus → ../pkg).
 import { createServer } from 'node:http';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { signToken } from '../edge/src/auth.js';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const dist = join(root, 'dist');
@@ -61,10 +68,51 @@ function resolveFile(urlPath) {
   return null;
 }
 
-/** Serves the built pages; resolves with `{ url, close() }` once listening (port 0: any free port). */
-export function servePages({ port = 0, host = '127.0.0.1' } = {}) {
+export const DEFAULT_HUB_URL = 'http://127.0.0.1:8787';
+/** What the development token allows, and for how long (seconds). */
+export const DEV_TOKEN_CLAIMS = { pub: ['chat.>'], sub: ['chat.>'] };
+const DEV_TOKEN_TTL = 3600;
+
+/**
+ * The answer of `/dev/edge.json`: `{ hub, running, devTokens, token?, claims?, expires? }`. `running`: the hub
+ * answered an HTTP request. `token` only when a development secret was given.
+ */
+export async function devEdgeInfo({ hubUrl = DEFAULT_HUB_URL, secret } = {}) {
+  const info = { hub: hubUrl, running: false, devTokens: secret !== undefined };
+  try {
+    // Any HTTP answer (the Worker answers unknown paths with 404) means the hub is up.
+    const r = await fetch(new URL('/dev-probe', hubUrl), { signal: AbortSignal.timeout(2000) });
+    await r.arrayBuffer();
+    info.running = true;
+  } catch {
+    return info;
+  }
+  if (secret !== undefined) {
+    const exp = Math.floor(Date.now() / 1000) + DEV_TOKEN_TTL;
+    info.token = await signToken({ ...DEV_TOKEN_CLAIMS, exp }, secret);
+    info.claims = DEV_TOKEN_CLAIMS;
+    info.expires = new Date(exp * 1000).toISOString();
+  }
+  return info;
+}
+
+/**
+ * Serves the built pages; resolves with `{ url, close() }` once listening (port 0: any free port).
+ * `edge: { hubUrl, secret }` configures `/dev/edge.json` (see the top of this file).
+ */
+export function servePages({ port = 0, host = '127.0.0.1', edge = {} } = {}) {
   const server = createServer((req, res) => {
     const path = new URL(req.url, 'http://localhost').pathname;
+    if (path === '/dev/edge.json') {
+      devEdgeInfo(edge).then((info) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(JSON.stringify(info));
+      }, (err) => {
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`${err?.message ?? err}\n`);
+      });
+      return;
+    }
     const found = resolveFile(path);
     if (found?.redirect) {
       res.writeHead(301, { location: found.redirect });
@@ -96,13 +144,23 @@ export function servePages({ port = 0, host = '127.0.0.1' } = {}) {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const [cmd = 'serve', ...rest] = process.argv.slice(2);
-  const i = rest.indexOf('--port');
-  const port = Number(i >= 0 ? rest[i + 1] : process.env.PORT ?? 5173);
+  const flag = (name) => {
+    const i = rest.indexOf(name);
+    return i >= 0 ? rest[i + 1] : undefined;
+  };
+  const port = Number(flag('--port') ?? process.env.PORT ?? 5173);
+  const edge = {
+    hubUrl: flag('--hub') ?? process.env.EDGEBUS_HUB_URL ?? DEFAULT_HUB_URL,
+    secret: flag('--edge-secret') ?? (process.env.EDGEBUS_DEV_SECRET || undefined),
+  };
   await buildPages();
   if (cmd === 'serve') {
-    const { url } = await servePages({ port });
+    const { url } = await servePages({ port, edge });
     console.log(`\nedgebus demo:           ${url}`);
     console.log(`edgebus benchmark page: ${url}bench/`);
+    console.log(`edge hub for the demo:  ${edge.hubUrl} (${edge.secret === undefined
+      ? 'no development secret: paste a token in the page, or set EDGEBUS_DEV_SECRET'
+      : 'development tokens for chat.> from /dev/edge.json'})`);
     console.log('(Ctrl-C to stop)');
   } else if (cmd !== 'build') {
     console.error(`unknown command: ${cmd} (build | serve)`);

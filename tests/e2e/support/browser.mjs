@@ -7,10 +7,13 @@ import { launchChromium, watchPage } from '../../../pkg-scripts/chromium.mjs';
 
 export const SHOTS = join(root, 'test-results', 'e2e');
 
-/** Starts the server and the browser; `open(path)` gives `{ page, problems }`. */
-export async function startBrowser() {
+/**
+ * Starts the server and the browser; `open(path)` gives `{ page, problems }`. `edge` configures the
+ * server's `/dev/edge.json` (`{ hubUrl, secret }`, see pkg-scripts/web.mjs).
+ */
+export async function startBrowser({ edge } = {}) {
   if (!pagesBuilt()) await buildPages({ quiet: true });
-  const server = await servePages();
+  const server = await servePages({ edge });
   const browser = await launchChromium();
   return {
     async open(path, viewport = { width: 1280, height: 900 }) {

@@ -3,5 +3,6 @@
 import { explorer } from './explorer.js';
 import { dedupeBatching } from './dedupe-batching.js';
 import { sharding } from './sharding.js';
+import { edgeHub } from './edge.js';
 
-export const sections = [explorer, dedupeBatching, sharding];
+export const sections = [explorer, dedupeBatching, sharding, edgeHub];

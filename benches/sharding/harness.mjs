@@ -3,15 +3,21 @@
 // rounds; we report the median, min and max messages/s and, per round, each contender's rate
 // relative to the single-threaded Bus (median of the per-round ratios).
 
-/** Iterations of benchWork taking about `us` microseconds on this thread (after JIT warm-up). */
-export function calibrate(work, us) {
+/**
+ * Iterations of the work function making one delivery through a main-thread Bus take about `us`
+ * microseconds (after JIT warm-up): calibrated on the path the baseline measures, so "50 µs" means
+ * the same thing in every runtime. Medians of 5 samples resist a moment of load on the machine.
+ */
+export function calibrate(Bus, work, us) {
   let x = 0;
+  const bus = new Bus();
+  bus.subscribe('calibrate', (p) => { x ^= work(p.iters); });
   const timeEach = (iters, calls) => {
+    const payload = { iters };
     const t0 = performance.now();
-    for (let i = 0; i < calls; i++) x ^= work(iters);
+    for (let i = 0; i < calls; i++) bus.publish('calibrate', payload);
     return ((performance.now() - t0) * 1000) / calls;
   };
-  // Median of 5 samples, so a moment of load on the machine does not skew the fit.
   const sample = (iters, calls) => median(Array.from({ length: 5 }, () => timeEach(iters, calls)));
   for (let i = 0; i < 3; i++) timeEach(20_000, 200); // warm-up
   let iters = 20_000;

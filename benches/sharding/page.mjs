@@ -19,7 +19,7 @@ window.runBench = async ({ quick = false, rounds = quick ? 1 : 5 } = {}) => {
   const defaultWorkers = probe.workers;
   await probe.close();
   const warmup = quick ? 0 : 1;
-  const cal = calibrate(env.work, 50);
+  const cal = calibrate(Bus, env.work, 50);
   const heavy = await measure(contenders(env, cal.iters).list, { count: quick ? 200 : 20_000, rounds, warmup, baseline: 'Bus (main thread)', settle: () => new Promise((r) => setTimeout(r, 100)) });
   const trivial = await measure(contenders(env, 0).list, { count: quick ? 2_000 : 50_000, rounds, warmup, baseline: 'Bus (main thread)', settle: () => new Promise((r) => setTimeout(r, 100)) });
   const result = {

@@ -34,7 +34,7 @@ await env.defaultWorkers.close();
 
 // The machine's load before and after: another busy process takes a core from the workers.
 const loadBefore = loadavg()[0];
-const cal = calibrate(benchWork, 50);
+const cal = calibrate(Bus, benchWork, 50);
 console.log(`# Worker sharding, Node ${process.version}, ${cpus} CPUs; ShardedBus default workers here: ${defaultWorkers}`);
 console.log(`calibrated: ${cal.iters} iterations ≈ ${cal.measuredUs.toFixed(1)} µs per message\n`);
 

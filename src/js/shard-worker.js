@@ -128,7 +128,8 @@ function runShardWorker(api, port) {
       wrapped = handler; // let the bus report INVALID_HANDLER
     } else if (batch) {
       wrapped = (items) => {
-        const ts = items.map((env) => env.headers[TOKEN]);
+        const ts = items.map((env) => (env.headers === undefined ? undefined : env.headers[TOKEN]));
+        if (ts.includes(undefined)) return handler(items); // the worker's own messages
         for (const t of ts) started(t);
         const r = handler(ts.map(userMessage));
         if (r !== undefined && r !== null && typeof r.then === 'function') {
@@ -140,7 +141,9 @@ function runShardWorker(api, port) {
     } else {
       const wantsMessage = handler.length !== 1;
       wrapped = function (payload, env) {
-        const t = env.headers[TOKEN];
+        const t = env.headers === undefined ? undefined : env.headers[TOKEN];
+        // A message of the worker's own bus (its `$errors`): not one the main thread tracks.
+        if (t === undefined) return wantsMessage ? handler(payload, env) : handler(payload);
         started(t);
         const r = wantsMessage ? handler(payload, userMessage(t)) : handler(payload);
         if (r !== undefined && r !== null && typeof r.then === 'function') {

@@ -204,6 +204,22 @@ test('handler errors reach onError and $errors with message id, topic and shard;
   await bus.close();
 });
 
+test('a handlers module may subscribe to its worker\'s own $errors; failures still reach the main thread', async () => {
+  const s = shared(10);
+  const local = new Int32Array(new SharedArrayBuffer(4));
+  const seen = [];
+  const bus = new ShardedBus({ workers: 1, handlers, data: { ...s.data, localErrors: local.buffer }, onError: (e, m) => seen.push(m.payload.n) });
+  for (let n = 0; n < 3; n++) bus.publish('jobs.bad', { n, fail: true });
+  bus.publish('jobs.bad', { n: 3 });
+  await bus.drain();
+  assert.equal(Atomics.load(local, 0), 3);
+  assert.deepEqual(seen, [0, 1, 2]);
+  assert.equal(s.counts[3], 1);
+  const st = bus.stats();
+  assert.deepEqual([st.done, st.failed], [4, 3]);
+  await bus.close();
+});
+
 test('an async $errors subscriber on the main thread gets every failure, in order', async () => {
   const s = shared(50);
   const got = [];

@@ -21,7 +21,7 @@ const workers = Math.max(2, navigator.hardwareConcurrency || 2);
 let calibration;
 /** Iterations of the work function taking about 50 µs here, measured once per page. */
 function iterations() {
-  calibration ??= calibrate(globalThis.benchWork, TARGET_US);
+  calibration ??= calibrate(Bus, globalThis.benchWork, TARGET_US);
   return calibration.iters;
 }
 

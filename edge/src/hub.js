@@ -547,12 +547,18 @@ export class Hub extends DurableObject {
     }, 1000);
   }
 
+  /** Development only (worker.js `/admin/evict`): discards this instance as an eviction would. */
+  async evict(self) {
+    await this._enter(self);
+    this.ctx.abort('evicted by /admin/evict');
+  }
+
   async stats(self) {
     await this._enter(self);
     let subscriptions = 0;
     for (const c of this.conns.values()) subscriptions += c.subs.size;
     return {
-      hub: this.index, connections: this.conns.size, subscriptions, interests: this.interests.size,
+      hub: this.index, boot: this.bootId, connections: this.conns.size, subscriptions, interests: this.interests.size,
       ...this.counts, groups: this.streams.stats(), acked: this.streams.acked, lateAcks: this.streams.lateAcks,
       dead: this.streams.dead, deadPending: this.deadOutbox.size, deadNotPublished: this.streams.deadNotPublished,
     };

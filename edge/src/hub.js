@@ -17,7 +17,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { Bus, IdempotenceFilter } from 'edgebus';
 import { readConfig } from './config.js';
 import { EdgeError } from './errors.js';
-import { hubName, hubsOfPattern } from './routing.js';
+import { hubName, hubOfTopic, hubsOfPattern } from './routing.js';
 import { Streams } from './groups.js';
 import { handleFrame } from './frames.js';
 
@@ -42,7 +42,12 @@ export class Hub extends DurableObject {
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, badFrames: 0, refused: 0,
+      deadPublished: 0, deadRetries: 0,
     };
+    this.deadOutbox = new Map();     // `dq:` key → dead letter not yet taken by its `$dead` owner
+    this.deadTimer = undefined;
+    this.deadSending = false;
+    this.deadFailures = 0;
     this.ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"op":"ping"}', '{"t":"pong"}'));
     this.ready = this.ctx.blockConcurrencyWhile(() => this._load());
   }
@@ -71,6 +76,8 @@ export class Hub extends DurableObject {
     this.streams.acked = saved.acked ?? 0;
     this.streams.lateAcks = saved.lateAcks ?? 0;
     this.streams.dead = saved.dead ?? 0;
+    this.streams.deadNotPublished = saved.deadNotPublished ?? 0;
+    for (const [k, letter] of await storage.list({ prefix: 'dq:' })) this.deadOutbox.set(k, letter);
   }
 
   /** Called on every entry: learns which hub this is (the caller names it on every call). */
@@ -83,6 +90,7 @@ export class Hub extends DurableObject {
     // Stored work-queue members are confirmed with their homes once, after a restart.
     if (this.verifying === undefined && this.index >= 0) {
       this.verifying = this.streams.verify((home, conns) => this._peer(home).liveConns(conns));
+      if (this.deadOutbox.size > 0) this._sendDeadSoon();
     }
   }
 
@@ -370,6 +378,59 @@ export class Hub extends DurableObject {
     for (const [conn, sub] of r.goneMembers) this.streams.leave(home, conn, sub, 'the consumer\'s connection is gone');
   }
 
+  // ----- dead letters (as the hub of a work-queue stream) -------------------------------------
+
+  /**
+   * A work-queue message that failed its last attempt (stored under `key` by groups.js): published
+   * on `$dead.<group>` through its owner hub like any message, so plain subscribers of that topic
+   * receive it and a work queue on it stores it. The stored letter is deleted once the owner took
+   * it; until then it is retried with backoff, and again after a restart.
+   */
+  deadLetter(key, letter) {
+    this.deadOutbox.set(key, letter);
+    this._sendDeadSoon();
+  }
+
+  _sendDeadSoon(delay = 0) {
+    if (this.deadTimer !== undefined || this.deadSending) return;
+    this.deadTimer = setTimeout(() => {
+      this.deadTimer = undefined;
+      this._sendDead();
+    }, delay);
+  }
+
+  async _sendDead() {
+    if (this.deadSending || this.index < 0 || this.deadOutbox.size === 0) return;
+    this.deadSending = true;
+    const byOwner = new Map();
+    for (const [key, letter] of this.deadOutbox) {
+      const topic = `$dead.${letter.group}`;
+      const owner = hubOfTopic(topic, this.cfg.HUBS, this.cfg.ROUTE_TOKENS);
+      if (!byOwner.has(owner)) byOwner.set(owner, []);
+      byOwner.get(owner).push([key, { topic, payload: letter, id: `${letter.message.id}@${topic}` }]);
+    }
+    let failed = false;
+    await Promise.all([...byOwner].map(async ([owner, rows]) => {
+      try {
+        await this._peer(owner).publish(owner, rows.map(([, m]) => m));
+      } catch (e) {
+        failed = true;
+        this.counts.deadRetries += rows.length;
+        return;
+      }
+      for (const [key] of rows) this.deadOutbox.delete(key);
+      this.counts.deadPublished += rows.length;
+      for (let i = 0; i < rows.length; i += 128) await this.ctx.storage.delete(rows.slice(i, i + 128).map(([key]) => key));
+    }));
+    this.deadSending = false;
+    this._countsChanged();
+    if (failed) this._sendDeadSoon(Math.min(30000, 500 * 2 ** Math.min(this.deadFailures++, 6)));
+    else {
+      this.deadFailures = 0;
+      if (this.deadOutbox.size > 0) this._sendDeadSoon();
+    }
+  }
+
   // ----- delivering (as home) -------------------------------------------------------------------
 
   /** Messages from an owner hub (or this one) for the connections here. */
@@ -479,8 +540,17 @@ export class Hub extends DurableObject {
     if (this.countsTimer !== undefined) return;
     this.countsTimer = setTimeout(() => {
       this.countsTimer = undefined;
-      this.ctx.storage.put('meta:counts', { ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead });
+      this.ctx.storage.put('meta:counts', {
+        ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
+        deadNotPublished: this.streams.deadNotPublished,
+      });
     }, 1000);
+  }
+
+  /** Development only (worker.js `/admin/evict`): discards this instance as an eviction would. */
+  async evict(self) {
+    await this._enter(self);
+    this.ctx.abort('evicted by /admin/evict');
   }
 
   async stats(self) {
@@ -488,9 +558,9 @@ export class Hub extends DurableObject {
     let subscriptions = 0;
     for (const c of this.conns.values()) subscriptions += c.subs.size;
     return {
-      hub: this.index, connections: this.conns.size, subscriptions, interests: this.interests.size,
+      hub: this.index, boot: this.bootId, connections: this.conns.size, subscriptions, interests: this.interests.size,
       ...this.counts, groups: this.streams.stats(), acked: this.streams.acked, lateAcks: this.streams.lateAcks,
-      dead: this.streams.dead,
+      dead: this.streams.dead, deadPending: this.deadOutbox.size, deadNotPublished: this.streams.deadNotPublished,
     };
   }
 }

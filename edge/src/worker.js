@@ -3,6 +3,7 @@
 //   GET  /connect?token=…[&hub=<topic prefix>]   WebSocket (see frames.js for the protocol)
 //   POST /publish    { topic, payload, id?, key? } or an array of them; Authorization: Bearer …
 //   GET  /stats      counters of every hub; Authorization: Bearer …
+//   POST /admin/evict  { hub }: resets one hub in place (ctx.abort), only with EDGEBUS_DEV_ADMIN=1
 //
 // A connection's home hub is the owner of `hub` when given (so a client that mostly uses one
 // topic prefix is served without a hop), otherwise a random hub (connections spread over hubs).
@@ -15,6 +16,8 @@ import { checkPayload, checkTopic } from './frames.js';
 export { Hub } from './hub.js';
 
 const ROUTES = { '/connect': 'GET', '/publish': 'POST', '/stats': 'GET' };
+// Development only (tests of eviction on local workerd): never set EDGEBUS_DEV_ADMIN in production.
+const ADMIN_ROUTES = { '/admin/evict': 'POST' };
 
 function bearer(request, url) {
   const h = request.headers.get('authorization');
@@ -116,6 +119,28 @@ async function publish(request, env, url, cfg) {
   return Response.json(batch ? { results: rows } : rows[0]);
 }
 
+/**
+ * Resets hub `hub` in place: `ctx.abort()` discards the instance (memory, timers, pending calls)
+ * as an eviction does, and the next call creates a new one from storage. Answers the instance ids
+ * before and after.
+ */
+async function evict(request, env, url, cfg) {
+  await verifyToken(bearer(request, url), env.EDGEBUS_SECRET);
+  const body = await readJson(request);
+  const index = body?.hub;
+  if (!Number.isSafeInteger(index) || index < 0 || index >= cfg.HUBS) {
+    throw new EdgeError('BAD_REQUEST', `\`hub\` must be a hub index from 0 to ${cfg.HUBS - 1}, got ${JSON.stringify(index)}`);
+  }
+  const before = (await hub(env, index).stats(index)).boot;
+  try {
+    await hub(env, index).evict(index);
+  } catch {
+    // The abort's own error, thrown to this caller by design.
+  }
+  const after = (await hub(env, index).stats(index)).boot;
+  return Response.json({ hub: index, before, after });
+}
+
 async function stats(request, env, url, cfg) {
   await verifyToken(bearer(request, url), env.EDGEBUS_SECRET);
   const hubs = await Promise.all(Array.from({ length: cfg.HUBS }, (_, i) => hub(env, i).stats(i)));
@@ -129,7 +154,7 @@ async function stats(request, env, url, cfg) {
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
-    const method = ROUTES[url.pathname];
+    const method = ROUTES[url.pathname] ?? (env.EDGEBUS_DEV_ADMIN === '1' ? ADMIN_ROUTES[url.pathname] : undefined);
     try {
       const cfg = readConfig(env);
       if (method === undefined) throw new EdgeError('NOT_FOUND', `no route ${url.pathname} (routes: ${Object.keys(ROUTES).join(', ')})`);
@@ -138,6 +163,7 @@ export default {
       }
       if (url.pathname === '/connect') return await connect(request, env, url, cfg);
       if (url.pathname === '/publish') return await publish(request, env, url, cfg);
+      if (url.pathname === '/admin/evict') return await evict(request, env, url, cfg);
       return await stats(request, env, url, cfg);
     } catch (e) {
       const code = codeOf(e);

@@ -58,7 +58,7 @@ for (const [target, dir] of Object.entries(dirs)) {
 // The remote client (src/js/remote.js, `connect`) is appended to the shared body and built on it.
 const api = readFileSync(join(root, 'src', 'js', 'api.js'), 'utf8') + '\n'
   + readFileSync(join(root, 'src', 'js', 'remote.js'), 'utf8');
-const names = ['Bus', 'Batcher', 'IdempotenceFilter', 'ManualClock', 'EdgebusError', 'Subscription', 'shardOf', 'ShardedBus', 'connect'];
+const names = ['Bus', 'Batcher', 'IdempotenceFilter', 'ManualClock', 'EdgebusError', 'Subscription', 'shardOf', 'matches', 'ShardedBus', 'connect'];
 const withRemote = 'api.connect = makeRemote(api);\n';
 // ShardedBus: the main-thread side, the runtime adapters, and the worker body (see src/js/sharded.js).
 const shardedSrc = ['sharded-values.js', 'sharded.js', 'platforms.js']

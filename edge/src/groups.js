@@ -91,9 +91,7 @@ export class Streams {
     this.streams.set(def.key, s);
     if (def.sid >= this.nextSid) this.nextSid = def.sid + 1;
     this.index.subscribe(def.pattern, () => { this.matched.push(s); });
-    // A finite bound: with the bus's unbounded maxQueue the core drops dead letters (counted as
-    // dropped on this subscription) instead of delivering them.
-    s.bus.subscribe(`$dead.${def.group}`, (dead) => this._dead(s, dead), { maxQueue: 2 ** 31 - 1 });
+    s.bus.subscribe(`$dead.${def.group}`, (dead) => this._dead(s, dead));
     return s;
   }
 

@@ -1099,5 +1099,17 @@ function makeApi(raw, whenNotReady) {
     return raw.shardOf(keyOrTopic, shards);
   }
 
-  return { Bus, Batcher, IdempotenceFilter, ManualClock, EdgebusError, Subscription, shardOf };
+  /** Whether `topic` matches `pattern` (the core's matcher: `*` one token, `>` the rest, `$` rule). */
+  function matches(pattern, topic) {
+    ready();
+    checkString(pattern, 'INVALID_PATTERN', 'pattern');
+    checkString(topic, 'INVALID_TOPIC', 'topic');
+    try {
+      return raw.patternMatches(pattern, topic);
+    } catch (e) {
+      throw fromCore(e);
+    }
+  }
+
+  return { Bus, Batcher, IdempotenceFilter, ManualClock, EdgebusError, Subscription, shardOf, matches };
 }

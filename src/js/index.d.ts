@@ -388,6 +388,7 @@ declare const edgebus: {
   initSync: typeof initSync;
   connect: typeof connect;
   shardOf: typeof shardOf;
+  matches: typeof matches;
   ShardedBus: typeof ShardedBus;
 };
 export default edgebus;
@@ -397,6 +398,12 @@ export default edgebus;
  * hash computed by the core, the same in every runtime and natively (`edgebus::shard_of`).
  */
 export function shardOf(keyOrTopic: string, shards: number): number;
+
+/**
+ * Whether `topic` matches `pattern`, by the core's own rules (`*` one token, `>` the rest, a pattern
+ * starting with a wildcard never matches a `$` topic). Throws INVALID_PATTERN / INVALID_TOPIC.
+ */
+export function matches(pattern: string, topic: string): boolean;
 
 // ----- the remote client (edge deployment) ------------------------------------------------------
 

@@ -97,23 +97,11 @@ function runShardWorker(api, port) {
 
   // ----- subscriptions registered by the handlers module ---------------------------------------
 
-  function matches(pattern, topic) {
-    const p = pattern.split('.');
-    const t = topic.split('.');
-    if (topic.startsWith('$') && (p[0] === '*' || p[0] === '>')) return false;
-    for (let i = 0; i < p.length; i++) {
-      if (p[i] === '>') return t.length > i;
-      if (i >= t.length) return false;
-      if (p[i] !== '*' && p[i] !== t[i]) return false;
-    }
-    return p.length === t.length;
-  }
-
   function expectedFor(topic) {
     let n = matchCache.get(topic);
     if (n === undefined) {
       n = 0;
-      for (const s of subs) if (s.active && matches(s.pattern, topic)) n++;
+      for (const s of subs) if (s.active && api.matches(s.pattern, topic)) n++;
       if (matchCache.size > 16384) matchCache = new Map();
       matchCache.set(topic, n);
     }
@@ -244,9 +232,8 @@ function runShardWorker(api, port) {
         marks = new Int32Array(m.marks);
         markSpan = marks.length / 2;
       }
-      // Unbounded in practice: the main thread's credits already bound what a worker holds.
-      // (2^31 - 1 rather than Infinity: the core's queues currently mishandle a bound of usize::MAX.)
-      bus = new api.Bus(Object.assign({ maxQueue: 2 ** 31 - 1 }, m.busOptions, { onError }));
+      // Unbounded: the main thread's credits already bound what a worker holds.
+      bus = new api.Bus(Object.assign({ maxQueue: Infinity }, m.busOptions, { onError }));
       const mod = await import(m.handlers);
       const setup = typeof mod.default === 'function' ? mod.default : mod.setup;
       if (typeof setup !== 'function') {

@@ -94,8 +94,8 @@ function makeSharded(api, raw, platform) {
         }
       }
       this._data = o.data;
-      // Main-thread subscribers of `$errors` (2^31 - 1: the core mishandles a bound of Infinity).
-      this._system = new Bus({ maxQueue: 2 ** 31 - 1 });
+      // Main-thread subscribers of `$errors`.
+      this._system = new Bus({ maxQueue: Infinity });
       this._systemPatterns = [];
       this._shardCache = new Map();
       this._published = 0;

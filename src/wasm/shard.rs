@@ -1,6 +1,9 @@
-//! Shard selection for the JavaScript `ShardedBus` (the hash lives in `crate::shard`).
+//! Shard selection for the JavaScript `ShardedBus` (the hash lives in `crate::shard`), and the
+//! pattern matcher the package exports.
 
+use super::error::to_js;
 use crate::shard::shard_of;
+use crate::topic::{validate_topic, Pattern};
 use wasm_bindgen::prelude::*;
 
 /// The shard of one key (or topic) among `shards`.
@@ -13,4 +16,13 @@ pub fn shard_of_js(key_or_topic: &str, shards: u32) -> u32 {
 #[wasm_bindgen(js_name = shardOfMany)]
 pub fn shard_of_many(keys: Vec<String>, shards: u32) -> Vec<u32> {
     keys.iter().map(|k| shard_of(k, shards)).collect()
+}
+
+/// Whether `topic` matches `pattern` (NATS rules, the router's own matcher); `INVALID_PATTERN` or
+/// `INVALID_TOPIC` for bad input.
+#[wasm_bindgen(js_name = patternMatches)]
+pub fn pattern_matches(pattern: &str, topic: &str) -> Result<bool, JsValue> {
+    let p = Pattern::parse(pattern).map_err(|e| to_js(e.into()))?;
+    validate_topic(topic).map_err(|e| to_js(e.into()))?;
+    Ok(p.matches(topic))
 }

@@ -459,3 +459,16 @@ test('a drained or closed bus does not keep the Node process alive (real clock)'
     assert.equal(r.status, 0);
   }
 });
+
+test('maxQueue: Infinity holds every waiting message while handlers run (nothing dropped)', async () => {
+  const bus = new Bus({ maxQueue: Infinity });
+  const g = gated();
+  bus.subscribe('jobs', g.handler, { concurrency: 2 });
+  for (let i = 0; i < 10; i++) bus.publish('jobs', i);
+  assert.deepEqual(g.started, [0, 1]);
+  const st = bus.stats();
+  assert.deepEqual([st.queued, st.dropped], [8, 0]);
+  for (let i = 0; i < 10; i++) { g.release(i); await settle(); }
+  await bus.drain();
+  assert.equal(g.finished.length, 10);
+});

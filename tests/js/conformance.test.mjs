@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Bus } from 'edgebus';
+import { Bus, matches } from 'edgebus';
+import { throwsCode } from './support/helpers.mjs';
 
 const vectors = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'data', 'topics.json'), 'utf8'));
 
@@ -35,4 +36,14 @@ test('all rows on one bus, unsubscribing between rows, also through the queued p
     assert.deepEqual(got, expected ? ['x', 'y'] : [], `${pattern} vs ${topic}`);
     assert.equal(sub.unsubscribe(), true);
   }
+});
+
+test('matches() answers every match row as the bus routes it, and refuses bad patterns and topics', () => {
+  for (const [pattern, topic, expected] of vectors.match) {
+    assert.equal(matches(pattern, topic), expected, `${pattern} vs ${topic}`);
+  }
+  for (const p of vectors.invalid_patterns) throwsCode(() => matches(p, 'a.b'), 'INVALID_PATTERN');
+  for (const t of vectors.invalid_topics) throwsCode(() => matches('a.*', t), 'INVALID_TOPIC');
+  throwsCode(() => matches(7, 'a'), 'INVALID_PATTERN');
+  throwsCode(() => matches('a', null), 'INVALID_TOPIC');
 });

@@ -2085,10 +2085,14 @@ impl<P: Clone> Broker<P> {
                 self.scheduled_ids.remove(id);
             }
         }
-        let Ok(handle) = self.resolve(&s.topic) else {
-            return;
-        };
-        let Ok(subs) = self.route(handle) else {
+        // The topic was valid when it was published, so routing cannot fail; were it to, the
+        // message would still be counted, as dropped.
+        let Some((handle, subs)) = self
+            .resolve(&s.topic)
+            .ok()
+            .and_then(|h| self.route(h).ok().map(|subs| (h, subs)))
+        else {
+            self.counters.dropped += 1;
             return;
         };
         let mut msg = s.msg;

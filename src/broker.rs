@@ -570,7 +570,10 @@ impl<P: Clone> Broker<P> {
         let max_queue = options.max_queue.unwrap_or(self.config.max_queue);
         if max_queue == 0 && matches!(kind, Kind::Batch(_)) {
             // A batch is collected in the queue: with no room, it would refuse every message.
-            return Err(zero_queue("a batch subscription", options.max_queue.is_none()));
+            return Err(zero_queue(
+                "a batch subscription",
+                options.max_queue.is_none(),
+            ));
         }
         let overflow = options.overflow.unwrap_or(self.config.overflow);
         let timeout = options.timeout.or(self.config.timeout);
@@ -1085,14 +1088,16 @@ impl<P: Clone> Broker<P> {
     /// reaches, if any (for the close summary).
     pub fn waiting_on(&mut self, handle: TopicHandle) -> Option<Rc<str>> {
         let subs = self.route(handle).ok()?;
-        subs.iter().find_map(|id| match self.subs.get(id.index, id.gen) {
-            Some(s @ Sub { kind: Kind::Group(wq), .. })
-                if s.overflow == Overflow::Wait && s.room() == 0 =>
-            {
-                Some(wq.name.clone())
-            }
-            _ => None,
-        })
+        subs.iter()
+            .find_map(|id| match self.subs.get(id.index, id.gen) {
+                Some(
+                    s @ Sub {
+                        kind: Kind::Group(wq),
+                        ..
+                    },
+                ) if s.overflow == Overflow::Wait && s.room() == 0 => Some(wq.name.clone()),
+                _ => None,
+            })
     }
 
     /// Marks whether the driver may call `id`'s handler directly while it is idle (see

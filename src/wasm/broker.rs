@@ -293,9 +293,19 @@ impl WasmBroker {
 
     /// Checks that `n` messages of up to `size` bytes fit every refusing subscription of the
     /// topic (`QUEUE_FULL` / `MESSAGE_TOO_LARGE` otherwise), publishing nothing.
-    pub fn check_room(&mut self, handle: u32, handle_gen: u32, n: f64, size: f64) -> Result<(), JsValue> {
+    pub fn check_room(
+        &mut self,
+        handle: u32,
+        handle_gen: u32,
+        n: f64,
+        size: f64,
+    ) -> Result<(), JsValue> {
         self.core
-            .check_room(TopicHandle::from_parts(handle, handle_gen), count(n), count(size))
+            .check_room(
+                TopicHandle::from_parts(handle, handle_gen),
+                count(n),
+                count(size),
+            )
             .map_err(to_js)
     }
 

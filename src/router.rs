@@ -279,7 +279,7 @@ fn remove_below<V: Eq>(node: &mut Node<V>, tokens: &[PatternToken], value: V) ->
             removed
         }
         PatternToken::Literal(literal) => {
-            let Some(child) = node.literals.get_mut(&**literal) else {
+            let Some(child) = node.literals.get_mut(literal) else {
                 return false;
             };
             let removed = remove_below(child, below, value);

@@ -127,7 +127,7 @@ function makeSharded(api, raw, platform) {
           index: i, worker: undefined, ready: false, everReady: false, startFailures: 0,
           queue: new Deque(), sent: new Map(), freeSlots: [], marks: null,
           done: 0, failed: 0, dropped: 0, expired: 0, restarts: 0, redelivered: 0, timedOut: 0,
-          latency: new Histogram(), running: 0, runs: 0, runningTags: new Map(), progressAt: 0,
+          latency: new Histogram(), running: 0, runs: 0, runningTags: new Map(), startedTags: new Set(), progressAt: 0,
         });
       }
       for (const s of this._shards) this._spawn(s);
@@ -160,6 +160,7 @@ function makeSharded(api, raw, platform) {
       s.running = 0;
       s.runs = 0;
       s.runningTags = new Map();
+      s.startedTags = new Set();
       s.progressAt = now();
       let w;
       const incarnation = {};
@@ -210,6 +211,7 @@ function makeSharded(api, raw, platform) {
         }
         this._onAcks(s, m);
       } else if (m.type === 'run') {
+        s.startedTags.add(m.tag);
         s.runningTags.set(m.tag, (s.runningTags.get(m.tag) ?? 0) + 1);
         s.running = s.runningTags.size;
       } else if (m.type === 'ready') {
@@ -245,6 +247,7 @@ function makeSharded(api, raw, platform) {
         const rec = s.sent.get(tags[i]);
         if (rec === undefined) continue;
         s.sent.delete(tags[i]);
+        s.startedTags.delete(tags[i]);
         s.freeSlots.push(rec.slot);
         s.done++;
         s.latency.record(t - rec.publishedAt);
@@ -281,7 +284,11 @@ function makeSharded(api, raw, platform) {
           this._timedOut(s, rec, reason, again);
           continue;
         }
-        if (marks === null || Atomics.load(marks, rec.slot) === rec.tag) rec.attempts++;
+        // Started on the dead worker? Shared memory says; without it, the `run` notices do when the
+        // watchdog stopped the worker (long after they were sent); after a crash, assume it was.
+        const started = marks !== null ? Atomics.load(marks, rec.slot) === rec.tag
+          : timedOut === undefined || s.startedTags.has(rec.tag);
+        if (started) rec.attempts++;
         if (rec.attempts > this._maxRedeliveries) {
           s.failed++;
           this._report(new EdgebusError('WORKER_CRASHED',

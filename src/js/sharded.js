@@ -115,7 +115,7 @@ function makeSharded(api, raw, platform) {
       this._readyWaiters = [];
       this._referenced = false;
       this._watchdog = undefined;
-      if (this._timeoutMs !== undefined) {
+      if (this._timeoutMs !== undefined && Number.isFinite(this._timeoutMs)) {
         // How long a worker may show no progress while a handler runs: past timeoutMs, the worker's
         // own timer reports HANDLER_TIMEOUT; past this, the worker is blocked and is replaced.
         this._stuckMs = this._timeoutMs + Math.min(Math.max(200, this._timeoutMs), 5000);
@@ -180,7 +180,7 @@ function makeSharded(api, raw, platform) {
         w.post({
           type: 'init', module, lock: w.lock ?? null, handlers: this._handlers, shard: s.index, workers: this.workers,
           data: this._data, marks: s.marks === null ? null : s.marks.buffer, span: slots, busOptions: this._busOptions,
-          watch: this._timeoutMs !== undefined,
+          watch: this._stuckMs !== undefined,
         });
       };
       let mod;

@@ -158,7 +158,11 @@ fn record(seen: &Rc<RefCell<Seen>>, as_: &str, by_topic: bool, m: &Message<Strin
     entry
 }
 
-fn subscribe(bus: &Bus<String>, seen: &Rc<RefCell<Seen>>, step: &Value) -> Subscription<String> {
+fn subscribe(
+    bus: &Bus<String>,
+    seen: &Rc<RefCell<Seen>>,
+    step: &Value,
+) -> edgebus::Result<Subscription<String>> {
     let as_ = step["as"].as_str().unwrap().to_string();
     seen.borrow_mut().logs.insert(as_.clone(), Vec::new());
     let by_topic = step["record"].as_str() == Some("topic");
@@ -201,7 +205,6 @@ fn subscribe(bus: &Bus<String>, seen: &Rc<RefCell<Seen>>, step: &Value) -> Subsc
         ),
         other => panic!("unknown handler kind {other}"),
     }
-    .unwrap_or_else(|e| panic!("subscribe {pattern}: {e}"))
 }
 
 fn run(doc: &Value, scenario: &Value) {
@@ -242,10 +245,14 @@ fn run(doc: &Value, scenario: &Value) {
             }
         }
         match what {
-            "subscribe" => {
-                let s = subscribe(&bus, &seen, step);
-                subs.insert(step["as"].as_str().unwrap().to_string(), s);
-            }
+            "subscribe" => match (&step["error"], subscribe(&bus, &seen, step)) {
+                (Value::String(code), Err(e)) => assert_eq!(e.code().as_str(), code, "{at}"),
+                (Value::String(code), Ok(_)) => panic!("{at}: expected {code}"),
+                (_, Err(e)) => panic!("{at}: {e}"),
+                (_, Ok(s)) => {
+                    subs.insert(step["as"].as_str().unwrap().to_string(), s);
+                }
+            },
             "publish" | "publishAsync" => {
                 let topic = step["topic"].as_str().unwrap();
                 let payload = step["payload"].as_str().unwrap().to_string();

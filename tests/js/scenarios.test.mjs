@@ -67,7 +67,16 @@ async function run(scenario) {
               throw e;
             }
           };
-        subs.set(step.as, bus.subscribe(step.pattern, handler, step.options));
+        if (step.error !== undefined) {
+          let error;
+          try {
+            bus.subscribe(step.pattern, handler, step.options);
+          } catch (e) {
+            error = e;
+          }
+          assert.ok(error instanceof EdgebusError, `${where}: expected ${step.error}, got ${error}`);
+          assert.equal(error.code, step.error, where);
+        } else subs.set(step.as, bus.subscribe(step.pattern, handler, step.options));
         break;
       }
       case 'publish':

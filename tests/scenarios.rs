@@ -23,6 +23,24 @@ use common::*;
 
 const DOC: &str = include_str!("data/scenarios.json");
 
+/// Like `assert!` / `assert_eq!`, but returns the failure so every scenario runs and all
+/// disagreements are reported together.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+macro_rules! ensure_eq {
+    ($got:expr, $want:expr, $($msg:tt)+) => {{
+        let (got, want) = (&$got, &$want);
+        if got != want {
+            return Err(format!("{}: got {:?}, expected {:?}", format!($($msg)+), got, want));
+        }
+    }};
+}
+
 type Settle = oneshot::Sender<Result<(), String>>;
 
 /// What one scenario's handlers and `on_error` saw.
@@ -118,30 +136,31 @@ fn publish_options(o: Option<&Value>) -> PublishOptions {
 }
 
 /// `actual` has every field of `expected` with equal values; arrays compare element by element.
-fn assert_subset(actual: &Value, expected: &Value, path: &str) {
+fn subset(actual: &Value, expected: &Value, path: &str) -> Result<(), String> {
     match expected {
         Value::Array(want) => {
-            let got = actual
-                .as_array()
-                .unwrap_or_else(|| panic!("{path}: expected an array, got {actual}"));
-            assert_eq!(got.len(), want.len(), "{path}: length of {actual}");
+            let Some(got) = actual.as_array() else {
+                return Err(format!("{path}: expected an array, got {actual}"));
+            };
+            ensure_eq!(got.len(), want.len(), "{path}: length of {actual}");
             for (i, (g, w)) in got.iter().zip(want).enumerate() {
-                assert_subset(g, w, &format!("{path}[{i}]"));
+                subset(g, w, &format!("{path}[{i}]"))?;
             }
         }
         Value::Object(want) => {
-            assert!(
+            ensure!(
                 actual.is_object(),
                 "{path}: expected an object, got {actual}"
             );
             for (k, w) in want {
-                assert_subset(&actual[k], w, &format!("{path}.{k}"));
+                subset(&actual[k], w, &format!("{path}.{k}"))?;
             }
         }
         // JSON numbers: compare as numbers (u64 counters against integer literals).
-        Value::Number(w) => assert_eq!(actual.as_f64(), w.as_f64(), "{path}"),
-        w => assert_eq!(actual, w, "{path}"),
+        Value::Number(w) => ensure_eq!(actual.as_f64(), w.as_f64(), "{path}"),
+        w => ensure_eq!(actual, w, "{path}"),
     }
+    Ok(())
 }
 
 fn record(seen: &Rc<RefCell<Seen>>, as_: &str, by_topic: bool, m: &Message<String>) -> String {
@@ -207,7 +226,7 @@ fn subscribe(
     }
 }
 
-fn run(doc: &Value, scenario: &Value) {
+fn run(doc: &Value, scenario: &Value) -> Result<(), String> {
     let name = scenario["name"].as_str().unwrap();
     let seen = Rc::new(RefCell::new(Seen::default()));
     let b = &scenario["bus"];
@@ -246,9 +265,9 @@ fn run(doc: &Value, scenario: &Value) {
         }
         match what {
             "subscribe" => match (&step["error"], subscribe(&bus, &seen, step)) {
-                (Value::String(code), Err(e)) => assert_eq!(e.code().as_str(), code, "{at}"),
-                (Value::String(code), Ok(_)) => panic!("{at}: expected {code}"),
-                (_, Err(e)) => panic!("{at}: {e}"),
+                (Value::String(code), Err(e)) => ensure_eq!(e.code().as_str(), code, "{at}"),
+                (Value::String(code), Ok(_)) => return Err(format!("{at}: expected {code}")),
+                (_, Err(e)) => return Err(format!("{at}: {e}")),
                 (_, Ok(s)) => {
                     subs.insert(step["as"].as_str().unwrap().to_string(), s);
                 }
@@ -262,15 +281,17 @@ fn run(doc: &Value, scenario: &Value) {
                 } else {
                     bus.publish_async(topic, payload, options)
                         .now_or_never()
-                        .unwrap_or_else(|| panic!("{at}: publish_async did not resolve at once"))
+                        .ok_or_else(|| format!("{at}: publish_async did not resolve at once"))?
                 };
                 match (&step["error"], result) {
-                    (Value::String(code), Err(e)) => assert_eq!(e.code().as_str(), code, "{at}"),
-                    (Value::String(code), Ok(r)) => panic!("{at}: expected {code}, got {r}"),
-                    (_, Err(e)) => panic!("{at}: {e}"),
+                    (Value::String(code), Err(e)) => ensure_eq!(e.code().as_str(), code, "{at}"),
+                    (Value::String(code), Ok(r)) => {
+                        return Err(format!("{at}: expected {code}, got {r}"))
+                    }
+                    (_, Err(e)) => return Err(format!("{at}: {e}")),
                     (_, Ok(r)) => {
                         if let Some(want) = step["returns"].as_bool() {
-                            assert_eq!(r, want, "{at}");
+                            ensure_eq!(r, want, "{at}");
                         }
                     }
                 }
@@ -283,7 +304,7 @@ fn run(doc: &Value, scenario: &Value) {
                         .running
                         .iter()
                         .position(|(p, _)| p == payload)
-                        .unwrap_or_else(|| panic!("{at}: no handler call running with {payload}"));
+                        .ok_or_else(|| format!("{at}: no handler call running with {payload}"))?;
                     s.running.remove(k).1
                 };
                 let result = if what == "complete" {
@@ -295,7 +316,7 @@ fn run(doc: &Value, scenario: &Value) {
                 let _ = tx.send(result);
             }
             "unsubscribe" => {
-                assert!(subs[step["as"].as_str().unwrap()].unsubscribe(), "{at}");
+                ensure!(subs[step["as"].as_str().unwrap()].unsubscribe(), "{at}");
             }
             "advance" => {
                 // Millisecond by millisecond, so timers run at their own time, in time order, as
@@ -308,19 +329,19 @@ fn run(doc: &Value, scenario: &Value) {
             "expectDeliveries" => {
                 let s = seen.borrow();
                 for (as_, want) in step["deliveries"].as_object().unwrap() {
-                    assert_eq!(json!(s.logs[as_]), *want, "{at}: {as_}");
+                    ensure_eq!(json!(s.logs[as_]), *want, "{at}: {as_}");
                 }
                 if let Some(want) = step.get("sequence") {
-                    assert_eq!(json!(s.sequence), *want, "{at}: sequence");
+                    ensure_eq!(json!(s.sequence), *want, "{at}: sequence");
                 }
             }
             "expectErrors" => {
-                assert_eq!(json!(seen.borrow().errors), step["errors"], "{at}");
+                ensure_eq!(json!(seen.borrow().errors), step["errors"], "{at}");
             }
             "expectStats" => {
                 if let Some(want) = step.get("stats") {
                     let got = serde_json::to_value(bus.stats()).unwrap();
-                    assert_subset(&got, want, &format!("{at}: stats()"));
+                    subset(&got, want, &format!("{at}: stats()"))?;
                 }
                 let none = Map::new();
                 let per = step
@@ -329,7 +350,7 @@ fn run(doc: &Value, scenario: &Value) {
                     .unwrap_or(&none);
                 for (as_, want) in per {
                     let got = serde_json::to_value(subs[as_].stats().unwrap()).unwrap();
-                    assert_subset(&got, want, &format!("{at}: {as_}.stats()"));
+                    subset(&got, want, &format!("{at}: {as_}.stats()"))?;
                 }
             }
             "expectStatus" => {
@@ -341,13 +362,10 @@ fn run(doc: &Value, scenario: &Value) {
                         "group": s.group.as_deref(),
                     })
                 });
-                match &step["status"] {
-                    Value::Null => assert_eq!(got, None, "{at}"),
-                    want => assert_subset(
-                        &got.unwrap_or_else(|| panic!("{at}: no status for {id}")),
-                        want,
-                        &format!("{at}: status({id})"),
-                    ),
+                match (&step["status"], got) {
+                    (Value::Null, got) => ensure_eq!(got, None, "{at}"),
+                    (_, None) => return Err(format!("{at}: no status for {id}")),
+                    (want, Some(got)) => subset(&got, want, &format!("{at}: status({id})"))?,
                 }
             }
             other => panic!("{at}: unknown step {other}"),
@@ -360,7 +378,8 @@ fn run(doc: &Value, scenario: &Value) {
         let _ = tx.send(Ok(()));
     }
     bus.run_pending();
-    assert!(bus.run_until_idle(), "{name}: the bus never became idle");
+    ensure!(bus.run_until_idle(), "{name}: the bus never became idle");
+    Ok(())
 }
 
 #[test]
@@ -373,7 +392,15 @@ fn every_shared_scenario_holds_on_the_rust_bus() {
     );
     let scenarios = doc["scenarios"].as_array().unwrap();
     assert!(scenarios.len() >= 20);
-    for s in scenarios {
-        run(&doc, s);
-    }
+    let failures: Vec<String> = scenarios
+        .iter()
+        .filter_map(|s| run(&doc, s).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        scenarios.len(),
+        failures.join("\n")
+    );
 }

@@ -19,7 +19,6 @@
 // Runs are bounded and seeded: EDGEBUS_PROP_SEED and EDGEBUS_PROP_RUNS override the defaults; a
 // failure prints the seed and the shrunk counterexample.
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Bus, ManualClock, EdgebusError, matches } from 'edgebus';
 import { settle } from './support/helpers.mjs';

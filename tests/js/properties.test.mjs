@@ -64,6 +64,7 @@ const runArb = fc.record({
     initialMs: fc.integer({ min: 1, max: 10 }),
     maxQueue: fc.option(fc.integer({ min: KNOWN_DEFECTS.maxQueueZero ? 1 : 0, max: 3 })),
     overflow: KNOWN_DEFECTS.groupDropUncounted ? fc.constantFrom('reject', 'wait') : overflowArb,
+    ackTimeoutMs: fc.option(fc.integer({ min: 5, max: 40 })),
   }), { minLength: 2, maxLength: 2 }),
   ops: fc.array(opArb, { minLength: 5, maxLength: 60, size: 'max' }),
 });
@@ -177,6 +178,7 @@ async function runOne({ groups: groupSpecs, ops }) {
     options: {
       group: `g${gi}`, maxAttempts: g.maxAttempts, backoff: { initialMs: g.initialMs, maxMs: 10 },
       ...(g.maxQueue === null ? {} : { maxQueue: g.maxQueue, overflow: g.overflow }),
+      ...(g.ackTimeoutMs === null ? {} : { ackTimeoutMs: g.ackTimeoutMs }),
     },
   }));
   for (const [gi, g] of groups.entries()) {
@@ -204,7 +206,12 @@ async function runOne({ groups: groupSpecs, ops }) {
   function handlerFor(s) {
     const call = (payload, msg) => {
       model.handlerCalls++;
-      const c = { sub: s, n: payload.n, attempt: msg.attempt, order: model.calls.length, settled: false, ok: undefined, id: msg.id, key: msg.key, topic: msg.topic };
+      // A work-queue call not settled within ackTimeoutMs has failed; its late result is ignored.
+      const ack = s.group === undefined ? undefined : s.options.ackTimeoutMs;
+      const c = {
+        sub: s, n: payload.n, attempt: msg.attempt, settled: false, ok: undefined, id: msg.id, key: msg.key, topic: msg.topic,
+        deadline: ack === undefined ? Infinity : clock.now() + ack,
+      };
       model.calls.push(c);
       s.calls.push(c);
       const fails = s.failMod > 0 && (payload.n + msg.attempt) % s.failMod === 0;
@@ -215,7 +222,8 @@ async function runOne({ groups: groupSpecs, ops }) {
         return undefined;
       }
       return new Promise((resolve, reject) => {
-        c.resolve = () => { c.settled = true; c.ok = true; resolve(); };
+        const late = () => clock.now() >= c.deadline;
+        c.resolve = () => { c.settled = true; c.ok = !late(); resolve(); };
         c.reject = () => { c.settled = true; c.ok = false; reject(new Error(`gated handler fails ${payload.n}`)); };
         model.running.push(c);
       });
@@ -292,20 +300,29 @@ async function runOne({ groups: groupSpecs, ops }) {
         }
       }
     }
-    // Work queues so far: attempts are numbered 1, 2, ... and no message succeeds twice.
+    // Work queues so far: attempts are numbered 1, 2, ... and no message succeeds twice; a key's
+    // messages start in publish order, each after the previous one is finished, across members
+    // and retries.
     for (const [gi, g] of groups.entries()) {
       const byMsg = new Map();
+      const lastByKey = new Map();
       for (const c of model.calls) {
         if (c.sub.group !== g.name) continue;
         if (!byMsg.has(c.n)) byMsg.set(c.n, []);
         byMsg.get(c.n).push(c);
+        const m = model.msgs[c.n];
+        if (m.key !== undefined && m.sync) {
+          const last = lastByKey.get(m.key) ?? -1;
+          check(c.n >= last, `${where}: group ${g.name}, key ${m.key}: message ${c.n} started after ${last}`);
+          lastByKey.set(m.key, c.n);
+        }
       }
       for (const [n, cs] of byMsg) {
         const m = model.msgs[n];
         check(m.groups.has(gi), `${where}: group ${g.name} handled message ${n} on ${m.topic}, not routed to it`);
         cs.forEach((c, i) => check(c.attempt === i + 1, `${where}: group ${g.name}, message ${n}: call ${i + 1} has attempt ${c.attempt}`));
         check(cs.filter((c) => c.ok === true).length <= 1, `${where}: group ${g.name}: message ${n} acknowledged twice`);
-        const open = cs.filter((c) => !c.settled).length;
+        const open = cs.filter((c) => !c.settled && clock.now() < c.deadline).length;
         check(open <= 1, `${where}: group ${g.name}: message ${n} in ${open} live deliveries at once`);
         check(cs.length <= g.maxAttempts, `${where}: group ${g.name}: message ${n} tried ${cs.length} times, maxAttempts ${g.maxAttempts}`);
       }
@@ -517,6 +534,9 @@ async function runOne({ groups: groupSpecs, ops }) {
     clock.advance(25);
     await settle(2);
   }
+  // Calls the bus gave up on (ack timeout) while the loop ran: their late results change nothing.
+  for (const c of model.running) if (!c.settled) c.resolve();
+  await settle(2);
   const hung = model.asyncPending.filter((p) => !p.done).map((p) => p.n);
   check(hung.length === 0, `publishAsync of messages ${hung.join(', ')} never settled (stats ${JSON.stringify(bus.stats())})`);
   check(drained, `drain() never resolved (stats ${JSON.stringify(bus.stats())})`);
@@ -541,6 +561,7 @@ async function runOne({ groups: groupSpecs, ops }) {
       } else if (status.state === 'dead') {
         dead++;
         check(cs.length === g.maxAttempts && cs.every((c) => c.ok === false), `${name}: dead without ${g.maxAttempts} failed calls`);
+        check(status.attempts === cs.length, `${name}: attempts ${status.attempts}`);
       } else {
         // Expired (its TTL ended) or dropped by the group's bounded stream, after failed calls only.
         check((status.state === 'expired' || status.state === 'dropped') && cs.every((c) => c.ok === false),

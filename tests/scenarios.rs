@@ -296,6 +296,41 @@ fn run(doc: &Value, scenario: &Value) -> Result<(), String> {
                     }
                 }
             }
+            "publishBatch" => {
+                let topic = step["topic"].as_str().unwrap();
+                let o = step.get("options");
+                let ids = o.and_then(|o| o.get("ids")).and_then(Value::as_array);
+                let shared = o.map(|o| {
+                    let mut o = o.clone();
+                    o.as_object_mut().unwrap().remove("ids");
+                    o
+                });
+                let messages = step["payloads"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let mut options = publish_options(shared.as_ref());
+                        if let Some(id) = ids.and_then(|ids| ids[i].as_str()) {
+                            options = options.id(id);
+                        }
+                        (p.as_str().unwrap().to_string(), options)
+                    })
+                    .collect();
+                match (&step["error"], bus.publish_batch_with(topic, messages)) {
+                    (Value::String(code), Err(e)) => ensure_eq!(e.code().as_str(), code, "{at}"),
+                    (Value::String(code), Ok(n)) => {
+                        return Err(format!("{at}: expected {code}, got {n}"))
+                    }
+                    (_, Err(e)) => return Err(format!("{at}: {e}")),
+                    (_, Ok(n)) => {
+                        if let Some(want) = step["returns"].as_u64() {
+                            ensure_eq!(n as u64, want, "{at}");
+                        }
+                    }
+                }
+            }
             "complete" | "fail" => {
                 let payload = step["payload"].as_str().unwrap();
                 let tx = {

@@ -99,6 +99,23 @@ async function run(scenario) {
         }
         break;
       }
+      case 'publishBatch': {
+        let result;
+        let error;
+        try {
+          result = bus.publishBatch(step.topic, step.payloads, step.options);
+        } catch (e) {
+          error = e;
+        }
+        if (step.error !== undefined) {
+          assert.ok(error instanceof EdgebusError, `${where}: expected ${step.error}, got ${error ?? result}`);
+          assert.equal(error.code, step.error, where);
+        } else {
+          assert.equal(error, undefined, `${where}: ${error}`);
+          if (step.returns !== undefined) assert.equal(result, step.returns, where);
+        }
+        break;
+      }
       case 'complete':
       case 'fail': {
         const at = running.findIndex((r) => r.payload === step.payload);
@@ -152,7 +169,7 @@ for (const scenario of doc.scenarios) {
 }
 
 test('every scenario step uses the documented language', () => {
-  const known = new Set(['subscribe', 'publish', 'publishAsync', 'complete', 'fail', 'unsubscribe', 'advance',
+  const known = new Set(['subscribe', 'publish', 'publishAsync', 'publishBatch', 'complete', 'fail', 'unsubscribe', 'advance',
     'expectDeliveries', 'expectErrors', 'expectStats', 'expectStatus']);
   for (const s of doc.scenarios) for (const step of s.steps) assert.ok(known.has(step.do), `${s.name}: ${step.do}`);
   for (const name of Object.keys(doc.knownDefects)) {

@@ -76,12 +76,15 @@ export class Streams {
     }
     const bySid = new Map([...this.streams.values()].map((s) => [s.sid, s]));
     await this._migrate(storage, bySid);
-    for (const row of this.sql.exec('SELECT sid, count(*) AS n, sum(bytes) AS b, max(seq) AS m FROM msgs GROUP BY sid')) {
+    // One aggregate per stream (no message is read): counts for the limits, and the last publish,
+    // which is activity for the idle deletion (not written to the definition on every publish).
+    for (const row of this.sql.exec('SELECT sid, count(*) AS n, sum(bytes) AS b, max(seq) AS m, max(at) AS t FROM msgs GROUP BY sid')) {
       const s = bySid.get(row.sid);
       if (s === undefined) continue;
       s.count = row.n;
       s.bytes = row.b;
       s.nextSeq = row.m + 1;
+      s.touched = Math.max(s.touched, row.t);
     }
     for (const [k, m] of await storage.list({ prefix: 'gm:' })) {
       const s = this.streams.get(m.stream);

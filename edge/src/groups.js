@@ -219,6 +219,7 @@ export class Streams {
     s.bytes -= bytes;
     s[why]++;
     this.hub.counts[why === 'dropped' ? 'streamDropped' : 'streamExpired']++;
+    this.hub._countsChanged();
     const e = s.mem.get(seq);
     if (e !== undefined) e.removed = true;
   }

@@ -474,7 +474,7 @@ export class Hub extends DurableObject {
     await Promise.all([...byOwner].map(async ([owner, rows]) => {
       try {
         await this._peer(owner).publish(owner, rows.map(([, m]) => m));
-      } catch {
+      } catch (e) {
         failed = true;
         this.counts.deadRetries += rows.length;
         this._error(`handing ${rows.length} dead letter(s) to hub ${owner} failed; retried with backoff`, e);

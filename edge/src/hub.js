@@ -39,6 +39,7 @@ export class Hub extends DurableObject {
     this.boxQueued = false;
     this.dirty = new Set();          // connections with a pending frame
     this.flushTimer = undefined;
+    this.sending = undefined;        // frames of the flush in progress, sent after their count is written
     this.idSeq = 0;
     this.seenCount = undefined;      // rows of `seen`, counted on first use after a wake
     this.alarmAt = undefined;        // the scheduled alarm (stream limits and idle deletion)
@@ -544,8 +545,16 @@ export class Hub extends DurableObject {
     if (this.flushTimer === undefined) {
       const flush = () => {
         this.flushTimer = undefined;
+        // Every frame of this flush is counted in one write, issued before the first send.
+        this.sending = [];
         for (const d of this.dirty) this._flushConn(d);
         this.dirty.clear();
+        const frames = this.sending;
+        this.sending = undefined;
+        if (frames.length > 0) {
+          this._countsChanged();
+          for (const [c, frame, n] of frames) this._sendFrame(c, frame, n);
+        }
       };
       this.flushTimer = this.cfg.BATCH_MAX_WAIT_MS === 0 ? (queueMicrotask(flush), 0) : setTimeout(flush, this.cfg.BATCH_MAX_WAIT_MS);
     }
@@ -573,15 +582,27 @@ export class Hub extends DurableObject {
     }
     const dropped = c.droppedSinceFrame ? `,"dropped":${c.droppedSinceFrame}` : '';
     c.droppedSinceFrame = 0;
-    try {
-      c.ws.send(`{"t":"msg","m":[${parts.join(',')}]${dropped}}`);
-      this.counts.frames++;
-      this.counts.delivered += entries.length;
-    } catch (e) {
-      this.counts.dropped += entries.length;
-      this._error(`a frame of ${entries.length} message(s) to connection ${c.id} could not be sent; dropped`, e);
+    const frame = `{"t":"msg","m":[${parts.join(',')}]${dropped}}`;
+    // Counted before it leaves, so the stored counters never trail what clients received.
+    this.counts.frames++;
+    this.counts.delivered += entries.length;
+    if (this.sending !== undefined) {
+      this.sending.push([c, frame, entries.length]);
+      return;
     }
     this._countsChanged();
+    this._sendFrame(c, frame, entries.length);
+  }
+
+  _sendFrame(c, frame, n) {
+    try {
+      c.ws.send(frame);
+    } catch (e) {
+      this.counts.frames--;
+      this.counts.delivered -= n;
+      this.counts.dropped += n;
+      this._error(`a frame of ${n} message(s) to connection ${c.id} could not be sent; dropped`, e);
+    }
   }
 
   _expire(c) {

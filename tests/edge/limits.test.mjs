@@ -168,6 +168,7 @@ test('messages older than STREAM_MAX_AGE_MS expire, counted; an idle memberless 
   for (let i = 0; i < 200 && (await stream('aged', aging, agingToken)) !== undefined; i++) await sleep(100);
   assert.equal(await stream('aged', aging, agingToken), undefined);
   assert.equal((await aging.stats(agingToken)).total.streamsDeleted, 1);
+  assert.match(aging.log, /stream `aged` on `age.jobs` deleted \(idle for 3000 ms\), 0 stored message\(s\) discarded/);
   assert.equal((await stream('kept', aging, agingToken)).members, 1, 'a stream with a member is never idle');
   assert.deepEqual((await aging.post('/publish', { topic: 'age.jobs', payload: 4 }, agingToken)).body, { accepted: true, stored: false });
   await keeper.close();

@@ -64,6 +64,19 @@ test('an id is still a duplicate after its owner hub is evicted (the window is n
   assert.equal((await server.post('/publish', { topic: 'ev.orders', payload: 1, id: 'ev-2' }, token)).body.accepted, true);
 });
 
+test('an id is still a duplicate after its hub sat idle long enough to be evicted (about 10 s on local workerd)', { timeout: 60_000 }, async () => {
+  const r1 = await server.post('/publish', { topic: 'idle.orders', payload: 1, id: 'idle-1' }, token);
+  assert.equal(r1.body.accepted, true);
+  const owner = hubOfTopic('idle.orders', 8, 1);
+  const boot = (await server.stats(token)).perHub[owner].boot;
+  // Nothing calls the hub meanwhile (the /stats above woke every hub; this waits past the idle timeout).
+  await new Promise((r) => setTimeout(r, 16_000));
+  const r2 = await server.post('/publish', { topic: 'idle.orders', payload: 1, id: 'idle-1' }, token);
+  assert.deepEqual(r2.body, { accepted: false, duplicate: true });
+  const after = (await server.stats(token)).perHub[owner].boot;
+  assert.notEqual(after, boot, 'the hub was evicted while idle (a new instance answered)');
+});
+
 test('maxAttempts 3 with a SIGKILL after each delivery: three deliveries, then a dead letter', { timeout: 180_000 }, async () => {
   const sub = { op: 'sub', id: 1, pattern: 'crash.jobs', group: 'crashers', maxAttempts: 3, ackTimeoutMs: 60000 };
   let consumer = await connect();

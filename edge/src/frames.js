@@ -60,6 +60,8 @@ function subId(v) {
 
 function refused(hub, c, op, e) {
   const code = codeOf(e) ?? 'BAD_REQUEST';
+  // Not a refusal of the input but a fault of the hub: logged and counted as an error too.
+  if (codeOf(e) === undefined) hub._error(`a \`${op?.op}\` operation failed unexpectedly`, e);
   if (code === 'FORBIDDEN') hub.counts.forbidden++;
   else if (code === 'RATE_LIMITED') hub.counts.rateLimited++;
   else if (code === 'MESSAGE_TOO_LARGE') hub.counts.tooLarge++;

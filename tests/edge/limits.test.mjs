@@ -133,6 +133,7 @@ test('`del` deletes a memberless stream and its messages; authorized, refused wh
     assert.deepEqual([r.t, r.code], ['err', code], JSON.stringify(op));
   }
   assert.equal((await stream('doomed')).stored, 3, 'refusals changed nothing');
+  assert.equal((await server.stats(token)).total.errors, 0, 'refused input is no hub error');
 
   const before = (await server.stats(token)).total;
   const ok = await ws.request({ op: 'del', group: 'doomed', pattern: 'gone.jobs', ref: 'd2' });

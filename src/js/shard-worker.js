@@ -12,9 +12,9 @@
 // acknowledgement was still unsent when the worker died.
 //
 // With a `timeoutMs`, the main thread watches for a handler stuck in a loop (its timer can never fire
-// in a blocked worker): the worker counts the handlers running and each one it starts, in shared
-// memory (or, without it, in a `run` message per start), and the main thread replaces a worker that
-// shows no progress for too long while a handler runs.
+// in a blocked worker): while handlers run, the worker shows progress (each handler start, and a
+// heartbeat from its event loop), in shared memory or, without it, in messages; the main thread
+// replaces a worker that shows none for too long while a handler runs.
 
 /* exported runShardWorker */
 function runShardWorker(api, port) {
@@ -29,12 +29,16 @@ function runShardWorker(api, port) {
   let marks = null;
   let markSpan = 0;
   // Handler runs, for the main thread's watchdog. With shared memory: marks[2 * span + slot] is how
-  // many handlers run on the message in that slot, marks[3 * span] counts the starts and
-  // marks[3 * span + 1] how many handlers run. Without: a `run` message per start, and the tags of
-  // runs that ended in the next `acks`.
+  // many handlers run on the message in that slot, marks[3 * span] counts progress (starts and
+  // heartbeats), marks[3 * span + 1] how many handlers run, and marks[3 * span + 2] the tag of the
+  // message whose handler is inside its synchronous call (0 when none). Without shared memory: a
+  // `run` message per start, a `beat` message per heartbeat, and the tags of runs that ended in the
+  // next `acks`.
   let watch = false;
+  let beatMs = 0;
+  let beat;
   let running = 0;
-  let runs = 0;
+  let progress = 0;
   let ended = [];
   const subs = [];           // { id, pattern, tokens, active }
   let matchCache = new Map(); // topic → matching subscription count
@@ -100,11 +104,12 @@ function runShardWorker(api, port) {
     const run = { t, subId, ended: false };
     (t.runs ??= []).push(run);
     running++;
-    runs = (runs % 2147483647) + 1;
+    if (running === 1) beat = setInterval(heartbeat, beatMs);
     if (marks !== null) {
-      // The message, the starts, then the count: the main thread reads them in the other order.
+      // The message, the progress, then the count: the main thread reads them in the other order.
       Atomics.add(marks, 2 * markSpan + t.slot, 1);
-      Atomics.store(marks, 3 * markSpan, runs);
+      progress = (progress % 2147483647) + 1;
+      Atomics.store(marks, 3 * markSpan, progress);
       Atomics.store(marks, 3 * markSpan + 1, running);
     } else {
       port.post({ type: 'run', tag: t.tag });
@@ -117,12 +122,35 @@ function runShardWorker(api, port) {
     if (run === undefined || run.ended) return;
     run.ended = true;
     running--;
+    if (running === 0) clearInterval(beat);
     if (marks !== null) {
       Atomics.sub(marks, 2 * markSpan + run.t.slot, 1);
       Atomics.store(marks, 3 * markSpan + 1, running);
     } else {
       ended.push(run.t.tag);
       scheduleReport();
+    }
+  }
+
+  /** The event loop is free while handlers run (awaiting): not blocked. */
+  function heartbeat() {
+    if (marks !== null) {
+      progress = (progress % 2147483647) + 1;
+      Atomics.store(marks, 3 * markSpan, progress);
+    } else {
+      port.post({ type: 'beat' });
+    }
+  }
+
+  /** Calls a handler, telling the watchdog which message runs synchronously meanwhile. */
+  function callSync(t, fn) {
+    if (!watch || marks === null) return fn();
+    const cell = 3 * markSpan + 2;
+    const outer = Atomics.exchange(marks, cell, t.tag);
+    try {
+      return fn();
+    } finally {
+      Atomics.store(marks, cell, outer);
     }
   }
 
@@ -178,7 +206,7 @@ function runShardWorker(api, port) {
         const end = () => { for (const run of rs) endRun(run); };
         let r;
         try {
-          r = handler(ts.map(userMessage));
+          r = handler(ts.map(userMessage)); // several messages: no single one to blame
         } catch (e) {
           end();
           throw e;
@@ -206,7 +234,7 @@ function runShardWorker(api, port) {
         const run = beginRun(t, rec.id);
         let r;
         try {
-          r = wantsMessage ? handler(payload, userMessage(t)) : handler(payload);
+          r = callSync(t, () => (wantsMessage ? handler(payload, userMessage(t)) : handler(payload)));
         } catch (e) {
           endRun(run);
           throw e;
@@ -319,7 +347,8 @@ function runShardWorker(api, port) {
         marks = new Int32Array(m.marks);
         markSpan = m.span;
       }
-      watch = m.watch === true;
+      watch = m.beatMs !== undefined;
+      beatMs = m.beatMs;
       // Unbounded: the main thread's credits already bound what a worker holds.
       bus = new api.Bus(Object.assign({ maxQueue: Infinity }, m.busOptions, { onError }));
       const mod = await import(m.handlers);

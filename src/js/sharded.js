@@ -155,8 +155,8 @@ function makeSharded(api, raw, platform) {
       const slots = this._maxInFlight;
       s.freeSlots = [];
       for (let i = slots - 1; i >= 0; i--) s.freeSlots.push(i);
-      // Per slot: started, finished, and running marks; then two cells for the watchdog (see shard-worker.js).
-      s.marks = platform.sharedMemory() ? new Int32Array(new SharedArrayBuffer(4 * (3 * slots + 2))) : null;
+      // Per slot: started, finished, and running marks; then three cells for the watchdog (see shard-worker.js).
+      s.marks = platform.sharedMemory() ? new Int32Array(new SharedArrayBuffer(4 * (3 * slots + 3))) : null;
       s.running = 0;
       s.runs = 0;
       s.runningTags = new Map();
@@ -180,7 +180,7 @@ function makeSharded(api, raw, platform) {
         w.post({
           type: 'init', module, lock: w.lock ?? null, handlers: this._handlers, shard: s.index, workers: this.workers,
           data: this._data, marks: s.marks === null ? null : s.marks.buffer, span: slots, busOptions: this._busOptions,
-          watch: this._stuckMs !== undefined,
+          beatMs: this._stuckMs === undefined ? undefined : this._watchEvery(),
         });
       };
       let mod;
@@ -339,10 +339,15 @@ function makeSharded(api, raw, platform) {
 
     // ----- the watchdog of blocked workers (only with timeoutMs) ---------------------------------
 
+    /** How often the watchdog looks, and workers running handlers show their event loop is free. */
+    _watchEvery() {
+      return Math.max(5, Math.min(this._stuckMs / 4, 1000));
+    }
+
     _armWatchdog() {
       if (this._stuckMs === undefined || this._watchdog !== undefined || this._stopped) return;
       if (!this._shards.some((s) => s.sent.size > 0)) return;
-      const every = Math.max(5, Math.min(this._stuckMs / 4, 1000));
+      const every = this._watchEvery();
       this._watchdog = setTimeout(() => {
         this._watchdog = undefined;
         this._checkStuck();
@@ -360,7 +365,7 @@ function makeSharded(api, raw, platform) {
         const marks = s.marks;
         const span = this._maxInFlight;
         if (marks !== null) {
-          // Running first, then the starts: the worker writes them in the other order.
+          // Running first, then the progress: the worker writes them in the other order.
           s.running = Atomics.load(marks, 3 * span + 1);
           const runs = Atomics.load(marks, 3 * span);
           if (runs !== s.runs) {
@@ -369,11 +374,18 @@ function makeSharded(api, raw, platform) {
           }
         }
         if (s.running > 0 && t - s.progressAt > this._stuckMs) {
-          // No handler started or settled since: every one still running has run past timeoutMs,
-          // the worker's own timer could not fire. Those messages timed out.
+          // No handler started and no heartbeat since: the worker's event loop is blocked, its own
+          // timers cannot fire. The message whose handler is inside its synchronous call timed out;
+          // when the loop is in code after an await (or without shared memory), every message with
+          // a handler running is counted as timed out: one of them blocks the worker.
           const timedOut = new Set();
-          for (const rec of s.sent.values()) {
-            if (marks !== null ? Atomics.load(marks, 2 * span + rec.slot) > 0 : s.runningTags.has(rec.tag)) timedOut.add(rec.tag);
+          const current = marks !== null ? Atomics.load(marks, 3 * span + 2) : 0;
+          if (current !== 0 && s.sent.has(current)) {
+            timedOut.add(current);
+          } else {
+            for (const rec of s.sent.values()) {
+              if (marks !== null ? Atomics.load(marks, 2 * span + rec.slot) > 0 : s.runningTags.has(rec.tag)) timedOut.add(rec.tag);
+            }
           }
           this._onDeath(s, `it was blocked for more than ${Math.round(t - s.progressAt)} ms`, timedOut);
         }

@@ -670,6 +670,37 @@ test('timeoutMs: an async handler that blocks its worker after an await is caugh
   assert.equal(st.done, 1);
 });
 
+test('timeoutMs: a handler waiting longer (its own subscription timeout) does not get its worker replaced', async () => {
+  const s = shared(4);
+  const seen = [];
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data, timeoutMs: 50, onError: (e) => seen.push(e.code) });
+  bus.publish('slow.x', { n: 0, ms: 1000 });
+  await bus.drain();
+  assert.equal(s.counts[0], 1);
+  assert.deepEqual(seen, []);
+  const st = bus.stats();
+  assert.deepEqual([st.restarts, st.timedOut, st.failed, st.done], [0, 0, 0, 1]);
+  await bus.close();
+});
+
+test('timeoutMs: only the message whose handler blocks is reported; one waiting beside it is sent again silently', async () => {
+  const s = shared(4);
+  const seen = [];
+  const bus = new ShardedBus({
+    workers: 1, handlers, data: s.data, timeoutMs: 100,
+    onError: (e, msg) => seen.push([e.code, msg.payload.n, e.redelivered]),
+  });
+  await bus.ready;
+  bus.publish('slow.x', { n: 1, ms: 2000 });
+  bus.publish('jobs.stuck', { n: 0, loopOnce: true });
+  await bus.drain();
+  assert.deepEqual(seen, [['HANDLER_TIMEOUT', 0, true]]);
+  assert.deepEqual(Array.from(s.counts.subarray(0, 2)), [1, 1]);
+  const st = bus.stats();
+  assert.deepEqual([st.restarts, st.timedOut, st.failed, st.done, st.redelivered], [1, 1, 0, 2, 2]);
+  await bus.close();
+});
+
 // ----- options and payloads read once, at the call ----------------------------------------------------
 
 test('publishAsync keeps the options of its call: the caller may reuse and change its object while it waits', async () => {

@@ -144,7 +144,7 @@ function runShardWorker(api, port) {
 
   /** Calls a handler, telling the watchdog which message runs synchronously meanwhile. */
   function callSync(t, fn) {
-    if (!watch || marks === null) return fn();
+    if (marks === null) return fn();
     const cell = 3 * markSpan + 2;
     const outer = Atomics.exchange(marks, cell, t.tag);
     try {
@@ -234,7 +234,8 @@ function runShardWorker(api, port) {
         const run = beginRun(t, rec.id);
         let r;
         try {
-          r = callSync(t, () => (wantsMessage ? handler(payload, userMessage(t)) : handler(payload)));
+          if (run === undefined) r = wantsMessage ? handler(payload, userMessage(t)) : handler(payload);
+          else r = callSync(t, () => (wantsMessage ? handler(payload, userMessage(t)) : handler(payload)));
         } catch (e) {
           endRun(run);
           throw e;

@@ -1,6 +1,7 @@
-// Values of ShardedBus (see sharded.js): option and argument checks with the same codes and wording
-// as Bus, the structured-clone check done at publish time, the latency histogram, a queue with a
-// cheap shift, and the shapes errors and messages take when they come back from a worker.
+// Values of ShardedBus (see sharded.js): option snapshots (read once, at the call) and argument checks
+// with the same codes and wording as Bus, the structured-clone check done at publish time, the
+// latency histogram, a queue with a cheap shift, and the shapes errors and messages take when they
+// come back from a worker.
 
 /* exported shardedValues */
 function shardedValues(EdgebusError, isProxy) {
@@ -56,11 +57,6 @@ function shardedValues(EdgebusError, isProxy) {
       fail('INVALID_OPTION', `${where} could not be read: ${errorText(e)}`);
     }
     return out;
-  }
-
-  /** Kept for callers that only check: the same rules as readOptions. */
-  function checkKeys(obj, allowed, where) {
-    readOptions(obj, allowed, where);
   }
 
   function errorText(e) {
@@ -288,7 +284,7 @@ function shardedValues(EdgebusError, isProxy) {
   }
 
   return {
-    fail, describe, isArray, checkKeys, readOptions, errorText, countOption, stringOption, parsePublish, checkCloneable, Histogram, Deque,
+    fail, describe, isArray, readOptions, errorText, countOption, stringOption, parsePublish, checkCloneable, Histogram, Deque,
     rebuildError, publicMessage, systemPatternMatches,
   };
 }

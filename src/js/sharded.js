@@ -31,7 +31,13 @@ function makeSharded(api, raw, platform) {
   /** The handlers module as an absolute URL string the workers can import. */
   function handlersUrl(h) {
     if (h === undefined) fail('INVALID_OPTION', 'option `handlers` is required: the URL of the module that subscribes the handlers in each worker');
-    if (typeof URL === 'function' && h instanceof URL) return h.href;
+    let href;
+    try {
+      if (typeof URL === 'function' && h instanceof URL) href = h.href;
+    } catch (e) {
+      fail('INVALID_OPTION', `option \`handlers\` could not be read: ${errorText(e)}`);
+    }
+    if (href !== undefined) return href;
     if (typeof h !== 'string' || h.length === 0) {
       fail('INVALID_OPTION', `option \`handlers\` must be a URL (or a URL string) of a module, got ${describe(h)}`);
     }

@@ -750,6 +750,9 @@ test('a revoked Proxy as options is refused with INVALID_OPTION, everywhere', as
   revoke();
   throwsCode(() => new ShardedBus(proxy), 'INVALID_OPTION', /options/);
   throwsCode(() => new ShardedBus({ handlers, dedupe: proxy }), 'INVALID_OPTION', /dedupe/);
+  throwsCode(() => new ShardedBus({ handlers: proxy }), 'INVALID_OPTION', /handlers/);
+  throwsCode(() => new ShardedBus({ handlers, dedupe: { get maxIds() { throw 5; } } }), 'INVALID_OPTION', /dedupe/);
+  throwsCode(() => new ShardedBus({ handlers, data: proxy }), 'DATA_CLONE', /data/);
   const s = shared(4);
   const bus = new ShardedBus({ workers: 1, handlers, data: s.data });
   throwsCode(() => bus.publish('jobs.work', { n: 0 }, proxy), 'INVALID_OPTION', /options/);

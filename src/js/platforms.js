@@ -13,7 +13,7 @@ function workerErrorText(e, script) {
     return `uncaught error: ${e.message}`;
   }
   if (e !== null && typeof e === 'object' && typeof e.type === 'string' && !('error' in e && e.error !== undefined && e.error !== null)) {
-    return `the worker script ${script} could not be loaded or run (check that it is served, as JavaScript, from that URL)`;
+    return `the worker script ${script} could not be loaded or run (check that it is served, as JavaScript)`;
   }
   let text;
   try { text = String(e && typeof e === 'object' && 'error' in e ? e.error : e); } catch { text = 'an unprintable value'; }
@@ -84,7 +84,7 @@ function webPlatform(compiledModule, createWorker) {
     baseUrl: () => (globalThis.location ? location.href : undefined),
     spawn(cb) {
       const w = createWorker();
-      const script = (w && typeof w.scriptURL === 'string' && w.scriptURL) || 'shard-worker.web.mjs';
+      const script = 'shard-worker.web.mjs (next to the edgebus entry the page imports)';
       const locks = globalThis.navigator && navigator.locks;
       const lock = locks ? `edgebus-shard-${Math.random().toString(36).slice(2)}-${Date.now()}` : null;
       let dead = false;

@@ -83,7 +83,7 @@ pub enum JobState {
     Dead,
     /// Its TTL ended before a member claimed it (counted as expired).
     Expired,
-    /// Dropped by the `dropOldest` overflow policy (counted as dropped).
+    /// Dropped by the overflow policy, `dropOldest` or `dropNewest` (counted as dropped).
     Dropped,
 }
 
@@ -115,19 +115,32 @@ pub struct JobStatus {
     pub group: Option<Rc<str>>,
 }
 
-/// A message that failed its last attempt: the driver publishes it on `$dead.<group>`.
+/// The last error of a dead work-queue message: `{ code, message }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadError {
+    /// `HANDLER_FAILED` or `HANDLER_TIMEOUT`.
+    pub code: ErrorCode,
+    /// The handler's error message, or the core's timeout text (`not acknowledged within 50 ms`).
+    pub message: Rc<str>,
+}
+
+/// A message that failed for good: the one dead-letter shape, built here and published by every
+/// driver on `$dead.<group>` unchanged. In JavaScript it is the payload, `{ group, topic,
+/// attempts, error: { code, message }, message }`; natively it is [`Message::dead_letter`] of the
+/// `$dead.<group>` message (whose payload is the original payload, or what
+/// `BusOptions::dead_payload` builds from the letter).
 #[derive(Debug, Clone)]
 pub struct DeadLetter<P> {
     /// The group's name.
     pub group: Rc<str>,
-    /// The message as it was published.
-    pub message: Message<P>,
+    /// The topic the message was published on.
+    pub topic: Rc<str>,
     /// Handler calls made.
     pub attempts: u32,
-    /// `HANDLER_FAILED` or `HANDLER_TIMEOUT`.
-    pub code: ErrorCode,
-    /// The last error's message.
-    pub error: Rc<str>,
+    /// The last error.
+    pub error: DeadError,
+    /// The message as it was published.
+    pub message: Message<P>,
 }
 
 /// How long finished ids stay queryable by status. Times are in microseconds.
@@ -179,8 +192,10 @@ enum Place {
 }
 
 #[derive(Debug)]
-struct Job<P> {
+struct Job<P, S> {
     msg: Message<P>,
+    /// The member whose delivery of it failed last.
+    failed_by: Option<S>,
     priority: u32,
     attempts: u32,
     place: Place,
@@ -237,7 +252,7 @@ pub(crate) enum Settled {
 pub(crate) struct WorkQueue<P, S> {
     pub(crate) name: Rc<str>,
     pub(crate) policy: RetryPolicy,
-    jobs: Slab<Job<P>>,
+    jobs: Slab<Job<P, S>>,
     /// Ready jobs by (priority descending, publish order).
     ready: BTreeSet<(std::cmp::Reverse<u32>, u64, JobRef)>,
     /// Keys held by a job that is ready, in flight or retrying, with the jobs parked behind it.
@@ -258,6 +273,9 @@ pub(crate) struct WorkQueue<P, S> {
     pub(crate) flushing: bool,
     /// Expired at claim time since the broker last looked (it adds them to its own counters).
     pub(crate) newly_expired: u64,
+    /// Jobs that had failed before and whose TTL ended before a member could take them again:
+    /// dead, waiting for the broker to bury them (their failure is final).
+    pub(crate) newly_dead: Vec<JobRef>,
 }
 
 impl<P, S> WorkQueue<P, S> {
@@ -297,6 +315,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             retention,
             flushing: false,
             newly_expired: 0,
+            newly_dead: Vec::new(),
         }
     }
 
@@ -315,6 +334,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             Job {
                 msg,
                 priority,
+                failed_by: None,
                 attempts: 0,
                 place: if parked { Place::Parked } else { Place::Ready },
                 solo: false,
@@ -361,6 +381,17 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
         self.depth -= 1;
         self.end(job, JobState::Dropped, now);
         true
+    }
+
+    /// Counts a message refused by the `dropNewest` overflow policy as published and dropped, as
+    /// `dropOldest` counts the message it drops: its id answers `status` with `dropped`.
+    pub(crate) fn refuse(&mut self, msg: &Message<P>, now: u64) {
+        self.counters.published += 1;
+        if let Some(id) = &msg.id {
+            if !self.live_ids.contains_key(id) {
+                self.remember(id.clone(), JobState::Dropped, 0, now);
+            }
+        }
     }
 
     /// Hands out work to members with free capacity, round-robin. `now` decides batch waits;
@@ -444,6 +475,13 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
                 break;
             }
             self.ready.remove(&entry);
+            if j.msg.is_expired(now) && j.attempts > 0 {
+                // Delivered and failed before: its failure is final, not an expiry.
+                self.counters.dead += 1;
+                self.depth -= 1;
+                self.newly_dead.push(job);
+                continue;
+            }
             if j.msg.is_expired(now) {
                 self.counters.expired += 1;
                 self.newly_expired += 1;
@@ -499,10 +537,14 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
     }
 
     /// Settles one claimed job: acknowledged, or failed with `error` (then retried with backoff
-    /// whose jitter comes from `random`, or dead). `batch`: it failed as part of a batch.
+    /// whose jitter comes from `random`, or dead). `batch`: it was claimed by a batch member, so
+    /// every later try goes alone. A job whose TTL ends before its retry would come due is dead
+    /// now: no retry can run, and its failure is final.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn settle(
         &mut self,
         job: JobRef,
+        member: S,
         ok: bool,
         error: Option<(ErrorCode, Rc<str>)>,
         batch: bool,
@@ -520,6 +562,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             return Some(Settled::Done);
         }
         j.error = error;
+        j.failed_by = Some(member);
         if j.attempts >= self.policy.max_attempts {
             self.counters.dead += 1;
             return Some(Settled::Dead);
@@ -532,30 +575,40 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             } else {
                 0
             };
+        let due = now.saturating_add(delay);
+        if j.msg.is_expired(due) {
+            self.counters.dead += 1;
+            return Some(Settled::Dead);
+        }
         j.place = Place::Retrying;
         j.solo |= batch;
         self.depth += 1;
         self.retrying += 1;
         self.counters.retried += 1;
-        Some(Settled::Retry(job, now.saturating_add(delay)))
+        Some(Settled::Retry(job, due))
     }
 
     /// A dead job's letter; the job is removed (its key lane moves on).
     pub(crate) fn bury(&mut self, job: JobRef, now: u64) -> Option<DeadLetter<P>> {
         let j = self.jobs.get(job.index, job.gen)?;
-        let (code, error) = j
+        let (code, message) = j
             .error
             .clone()
             .unwrap_or((ErrorCode::HandlerFailed, Rc::from("handler failed")));
         let letter = DeadLetter {
             group: self.name.clone(),
-            message: j.msg.clone(),
+            topic: j.msg.topic.clone(),
             attempts: j.attempts,
-            code,
-            error,
+            error: DeadError { code, message },
+            message: j.msg.clone(),
         };
         self.end(job, JobState::Dead, now);
         Some(letter)
+    }
+
+    /// The member whose delivery of `job` failed last.
+    pub(crate) fn failed_by(&self, job: JobRef) -> Option<S> {
+        self.jobs.get(job.index, job.gen).and_then(|j| j.failed_by)
     }
 
     /// Whether a retry timer for `job` is still current.

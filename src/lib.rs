@@ -54,7 +54,9 @@ pub use bus::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dedupe::{DedupeWindow, IdempotenceFilter};
 pub use error::{Error, ErrorCode, Result};
-pub use groups::{validate_group, DeadLetter, JobState, JobStatus, Retention, RetryPolicy};
+pub use groups::{
+    validate_group, DeadError, DeadLetter, JobState, JobStatus, Retention, RetryPolicy,
+};
 pub use message::{ByteSize, Headers, Message, Outgoing};
 pub use queue::Overflow;
 pub use router::Router;

@@ -802,9 +802,7 @@ function makeApi(raw, whenNotReady) {
                 this._inflight.delete(k);
                 if (recs[i + 5] === 1 || f.final) {
                   const s = f.s;
-                  this._failed(new EdgebusError('HANDLER_TIMEOUT', s.group === undefined
-                    ? `handler of subscription #${s.id} (\`${s.pattern}\`) did not settle within ${s.timeoutMs} ms`
-                    : `handler of subscription #${s.id} (\`${s.pattern}\`, group \`${s.group}\`) did not acknowledge within ${s.timeoutMs} ms`), f.item, s);
+                  this._failed(new EdgebusError('HANDLER_TIMEOUT', this._core.timeout_message(s.index, s.gen)), f.item, s);
                 }
               }
               i += 6;
@@ -887,14 +885,21 @@ function makeApi(raw, whenNotReady) {
       }
     }
 
-    /** Publishes the core's dead letters on `$dead.<group>`. */
+    /**
+     * Publishes the core's dead letters on `$dead.<group>`, as the core built them. A death no
+     * delivery reported (its TTL ended before its retry) is reported here, as that member's.
+     */
     _publishDead() {
       for (;;) {
         const d = this._core.take_dead();
         if (d === undefined) return;
-        const [group, slot, attempts, code, message] = d;
+        const [group, from, slot, attempts, code, message, ri, rg] = d;
         const topic = `$dead.${group}`;
-        const payload = { group, topic: this._slots[slot].topic, attempts, error: { code, message }, message: this._slots[slot] };
+        const payload = { group, topic: from, attempts, error: { code, message }, message: this._slots[slot] };
+        if (ri >= 0) {
+          const s = this._sub(ri, rg);
+          if (s !== undefined) this._failed(new EdgebusError(code, message), payload.message, s);
+        }
         try {
           this._publish(this._route(topic), topic, payload, EMPTY_OPTIONS, false);
         } catch (e) {

@@ -511,18 +511,29 @@ impl WasmBroker {
         }
     }
 
-    /// The next dead letter: `[group, slot, attempts, code, error]`, or `undefined`.
+    /// The next dead letter, `[group, topic, slot, attempts, code, error, report index, report
+    /// gen]` (the core's letter; the report pair is `-1, -1` unless the driver must still report
+    /// the failure as that member's), or `undefined`.
     pub fn take_dead(&mut self) -> JsValue {
-        let Some(l) = self.core.take_dead() else {
+        let Some((l, report)) = self.core.take_dead() else {
             return JsValue::UNDEFINED;
         };
         let a = js_sys::Array::new();
         a.push(&JsValue::from_str(&l.group));
+        a.push(&JsValue::from_str(&l.topic));
         a.push(&JsValue::from(l.message.payload().slot));
         a.push(&JsValue::from(l.attempts));
-        a.push(&JsValue::from_str(l.code.as_str()));
-        a.push(&JsValue::from_str(&l.error));
+        a.push(&JsValue::from_str(l.error.code.as_str()));
+        a.push(&JsValue::from_str(&l.error.message));
+        let (ri, rg) = report.map_or((-1.0, -1.0), |s| (s.index() as f64, s.generation() as f64));
+        a.push(&JsValue::from(ri));
+        a.push(&JsValue::from(rg));
         a.into()
+    }
+
+    /// The `HANDLER_TIMEOUT` message for a timed-out delivery of this subscription.
+    pub fn timeout_message(&self, index: u32, gen: u32) -> String {
+        self.core.timeout_message(SubId::from_parts(index, gen))
     }
 
     /// Where a work-queue message stands: `{ state, attempts, group }` or `undefined`.

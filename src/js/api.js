@@ -898,7 +898,7 @@ function makeApi(raw, whenNotReady) {
         const payload = { group, topic: from, attempts, error: { code, message }, message: this._slots[slot] };
         if (ri >= 0) {
           const s = this._sub(ri, rg);
-          if (s !== undefined) this._failed(new EdgebusError(code, message), payload.message, s);
+          if (s !== undefined) this._failed(new EdgebusError(code, message), s.batch ? [payload.message] : payload.message, s);
         }
         try {
           this._publish(this._route(topic), topic, payload, EMPTY_OPTIONS, false);

@@ -245,6 +245,24 @@ pub enum Event {
     /// A work-queue message failed its last attempt: take it with [`Broker::take_dead`] and
     /// publish it on `$dead.<group>`.
     Dead,
+    /// Messages failed for good without a final-attempt delivery (a batch's message whose TTL
+    /// ends before its retry): take them with [`Broker::take_failed`] and report them.
+    Failed,
+}
+
+/// A final failure no delivery reported: the driver reports it to `onError` / `$errors`.
+#[derive(Debug, Clone)]
+pub struct Unreported<P> {
+    /// The subscription whose handler failed.
+    pub sub: SubId,
+    /// The messages that failed for good.
+    pub messages: Vec<Message<P>>,
+    /// Handler calls made.
+    pub attempts: u32,
+    /// `HANDLER_FAILED` or `HANDLER_TIMEOUT`.
+    pub code: ErrorCode,
+    /// The last error's message.
+    pub error: Rc<str>,
 }
 
 #[derive(Debug)]
@@ -453,6 +471,8 @@ pub struct Broker<P> {
     /// Dead letters to publish, each with the member to report its failure as when no driver
     /// reported it at delivery time (see [`Broker::take_dead`]).
     dead: VecDeque<(DeadLetter<P>, Option<SubId>)>,
+    /// Final failures for the driver to report (see [`Event::Failed`]).
+    unreported: VecDeque<Unreported<P>>,
     scheduled: HashMap<u64, Scheduled<P>>,
     scheduled_ids: HashMap<Rc<str>, u64>,
     /// A failure reason given with [`Broker::complete_failed`], used by the next settle.
@@ -501,6 +521,7 @@ impl<P: Clone> Broker<P> {
             seq: 0,
             groups: HashMap::new(),
             dead: VecDeque::new(),
+            unreported: VecDeque::new(),
             scheduled: HashMap::new(),
             scheduled_ids: HashMap::new(),
             reason: None,
@@ -1422,8 +1443,12 @@ impl<P: Clone> Broker<P> {
                         self.finish(id, None);
                         continue;
                     }
+                    // A retry was scheduled before its messages' TTL ends (see `settle`): a
+                    // late timer does not turn an already delivered message into an expired one.
                     let before = msgs.len();
-                    msgs.retain(|m| !m.is_expired(now));
+                    if attempt == 1 {
+                        msgs.retain(|m| !m.is_expired(now));
+                    }
                     let expired = (before - msgs.len()) as u64;
                     sub.counters.expired += expired;
                     self.counters.expired += expired;
@@ -1754,9 +1779,37 @@ impl<P: Clone> Broker<P> {
                 (f.batch, sub.live, &mut sub.kind)
             {
                 let due = now.saturating_add(b.policy.backoff(attempt));
-                b.retry = Some((msgs, attempt + 1));
-                self.timers
-                    .push(Reverse((due, Timer::Retry(id.index, id.gen))));
+                // A message whose TTL ends before the retry comes due cannot be retried: its
+                // failure is final now (counted failed, not expired, and reported).
+                let (keep, lost): (Vec<_>, Vec<_>) =
+                    msgs.into_iter().partition(|m| !m.is_expired(due));
+                let retry = !keep.is_empty();
+                if retry {
+                    b.retry = Some((keep, attempt + 1));
+                }
+                if !lost.is_empty() {
+                    let n = lost.len() as u64;
+                    sub.counters.failed += n;
+                    self.counters.failed += n;
+                    let (code, error) = self
+                        .reason
+                        .clone()
+                        .unwrap_or((ErrorCode::HandlerFailed, Rc::from("handler failed")));
+                    self.unreported.push_back(Unreported {
+                        sub: id,
+                        messages: lost,
+                        attempts: attempt,
+                        code,
+                        error,
+                    });
+                    self.events.push_back(Event::Failed);
+                }
+                if retry {
+                    self.timers
+                        .push(Reverse((due, Timer::Retry(id.index, id.gen))));
+                    return;
+                }
+                self.finish(id, f.key.as_ref());
                 return;
             }
             sub.counters.failed += f.count;
@@ -1908,12 +1961,10 @@ impl<P: Clone> Broker<P> {
             (Some(_), None) => !self.is_sub_live(f.sub),
             (None, None) => true,
         };
-        if f.claim.is_some() {
-            self.reason = Some((
-                ErrorCode::HandlerTimeout,
-                Rc::from(self.timeout_message(f.sub)),
-            ));
-        }
+        self.reason = Some((
+            ErrorCode::HandlerTimeout,
+            Rc::from(self.timeout_message(f.sub)),
+        ));
         self.events.push_back(Event::TimedOut {
             delivery,
             sub: f.sub,
@@ -2138,6 +2189,11 @@ impl<P: Clone> Broker<P> {
     /// reports it to `onError` / `$errors` as that member's failure, with the letter's error.
     pub fn take_dead(&mut self) -> Option<(DeadLetter<P>, Option<SubId>)> {
         self.dead.pop_front()
+    }
+
+    /// Takes the next final failure to report (announced by [`Event::Failed`]).
+    pub fn take_failed(&mut self) -> Option<Unreported<P>> {
+        self.unreported.pop_front()
     }
 
     /// What would be left undelivered if the broker stopped now: delayed messages, messages of

@@ -723,6 +723,12 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                     }
                 }
                 Some(Event::Idle(_)) => {}
+                Some(Event::Failed) => loop {
+                    let failed = self.inner.core.borrow_mut().take_failed();
+                    let Some(f) = failed else { break };
+                    let err = Error::new(f.code, &*f.error);
+                    self.report(f.code, Rc::new(err), f.messages, f.sub, f.attempts);
+                },
                 Some(Event::Dead) => loop {
                     let letter = self.inner.core.borrow_mut().take_dead();
                     match letter {

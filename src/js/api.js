@@ -25,6 +25,7 @@ function makeApi(raw, whenNotReady) {
   const REC_RELEASE = 6;
   const REC_CLAIMED = 7;
   const REC_DEAD = 8;
+  const REC_FAILED = 9;
   const MAX_ROUTES = 16384;
   const NO_COMPLETIONS = new Uint32Array(0);
   const EMPTY_OPTIONS = Object.freeze({});
@@ -795,6 +796,10 @@ function makeApi(raw, whenNotReady) {
               this._publishDead();
               i += 1;
               break;
+            case REC_FAILED:
+              this._reportFailed();
+              i += 1;
+              break;
             case REC_TIMED_OUT: {
               const k = recs[i + 1] * 4294967296 + recs[i + 2];
               const f = this._inflight.get(k);
@@ -907,6 +912,18 @@ function makeApi(raw, whenNotReady) {
           this._core.record_dropped(1);
           console.error(`edgebus: could not publish a dead letter on ${topic}`, e);
         }
+      }
+    }
+
+    /** Reports the final failures the core found without a final-attempt delivery. */
+    _reportFailed() {
+      for (;;) {
+        const f = this._core.take_failed();
+        if (f === undefined) return;
+        const s = this._sub(f[0], f[1]);
+        if (s === undefined) continue;
+        const items = f.slice(5).map((slot) => this._slots[slot]);
+        this._failed(new EdgebusError(f[3], f[4]), s.batch ? items : items[0], s);
       }
     }
 

@@ -10,7 +10,7 @@ use crate::batch::{BatchPolicy, BatchQueue, Pushed};
 use crate::dedupe::{DedupeWindow, IdempotenceFilter};
 use crate::error::{Error, ErrorCode, Result};
 use crate::groups::{
-    validate_group, Claim, DeadLetter, JobRef, JobState, JobStatus, Member, Retention, RetryPolicy,
+    validate_group, Claim, DeadLetter, JobRef, JobState, JobStatus, Retention, RetryPolicy,
     Settled, WorkQueue,
 };
 use crate::message::{Message, Outgoing};
@@ -327,7 +327,7 @@ impl<P> Sub<P> {
         match &self.kind {
             Kind::Plain(q) => q.len(),
             Kind::Batch(b) => b.queued(),
-            Kind::Group(g) => g.depth,
+            Kind::Group(g) => g.depth(),
             Kind::Member(_) => 0,
         }
     }
@@ -632,18 +632,18 @@ impl<P: Clone> Broker<P> {
                     ))
                 };
                 if let Some(r) = retry {
-                    if r.max_attempts != wq.policy.max_attempts {
-                        return mismatch("maxAttempts", wq.policy.max_attempts.to_string());
+                    if r.max_attempts != wq.policy().max_attempts {
+                        return mismatch("maxAttempts", wq.policy().max_attempts.to_string());
                     }
-                    if r.backoff_initial != wq.policy.backoff_initial
-                        || r.backoff_max != wq.policy.backoff_max
+                    if r.backoff_initial != wq.policy().backoff_initial
+                        || r.backoff_max != wq.policy().backoff_max
                     {
                         return mismatch(
                             "backoff",
                             format!(
                                 "{{ initialMs: {}, maxMs: {} }}",
-                                wq.policy.backoff_initial as f64 / 1000.0,
-                                wq.policy.backoff_max as f64 / 1000.0
+                                wq.policy().backoff_initial as f64 / 1000.0,
+                                wq.policy().backoff_max as f64 / 1000.0
                             ),
                         );
                     }
@@ -699,13 +699,7 @@ impl<P: Clone> Broker<P> {
             ..
         }) = self.subs.get_mut(gid.index, gid.gen)
         {
-            wq.members.push(Member {
-                sub: id,
-                capacity: options.concurrency,
-                in_flight: 0,
-                claim,
-                wait_until: None,
-            });
+            wq.join(id, options.concurrency, claim);
         }
         // Waiting messages (left by earlier members) go to the newcomer at once.
         self.dispatch_group(gid);
@@ -734,9 +728,9 @@ impl<P: Clone> Broker<P> {
         let g_overflow_waits = *overflow == Overflow::Wait;
         let mut claims: Vec<Claim<SubId>> = Vec::new();
         let wake = wq.claim(now, &mut claims);
-        let expired = std::mem::take(&mut wq.newly_expired);
+        let expired = wq.take_newly_expired();
         let mut dead: Vec<(DeadLetter<P>, Option<SubId>)> = Vec::new();
-        for job in std::mem::take(&mut wq.newly_dead) {
+        for job in wq.take_newly_dead() {
             let by = wq.failed_by(job);
             if let Some(letter) = wq.bury(job, now) {
                 dead.push((letter, by));
@@ -781,7 +775,7 @@ impl<P: Clone> Broker<P> {
     fn retire_group_if_done(&mut self, gid: SubId) {
         let done = matches!(
             self.subs.get(gid.index, gid.gen),
-            Some(Sub { kind: Kind::Group(wq), .. }) if wq.members.is_empty() && wq.is_empty()
+            Some(Sub { kind: Kind::Group(wq), .. }) if wq.member_count() == 0 && wq.is_empty()
         );
         if !done {
             return;
@@ -789,7 +783,7 @@ impl<P: Clone> Broker<P> {
         if let Some(g) = self.subs.remove(gid.index, gid.gen) {
             if let Kind::Group(wq) = &g.kind {
                 self.groups
-                    .remove(&(wq.name.clone(), Rc::from(g.pattern.as_str())));
+                    .remove(&(wq.name().clone(), Rc::from(g.pattern.as_str())));
             }
             self.router.remove(&g.pattern, gid);
             self.routes_gen += 1;
@@ -812,7 +806,7 @@ impl<P: Clone> Broker<P> {
                 ..
             }) = self.subs.get_mut(gid.index, gid.gen)
             {
-                wq.members.retain(|m| m.sub != id);
+                wq.leave(&id);
             }
             self.free_if_done(id);
             self.retire_group_if_done(gid);
@@ -1519,10 +1513,7 @@ impl<P: Clone> Broker<P> {
                 msgs.push(m);
             }
         }
-        let batch = wq
-            .members
-            .iter()
-            .any(|m| m.sub == member && m.claim.is_some());
+        let batch = wq.claims_batches(&member);
         let sub = self.subs.get_mut(member.index, member.gen)?;
         for m in &msgs {
             if m.attempt == 1 {
@@ -1884,7 +1875,7 @@ impl<P: Clone> Broker<P> {
             Timer::ClaimWait(index, gen) => matches!(
                 self.subs.get(index, gen),
                 Some(Sub { kind: Kind::Group(wq), .. })
-                    if wq.members.iter().any(|m| m.wait_until.is_some())
+                    if wq.is_waiting_for_batch()
             ),
             Timer::Visible(seq) => self.scheduled.contains_key(&seq),
         }
@@ -2013,7 +2004,7 @@ impl<P: Clone> Broker<P> {
                     Some(SubId { index, gen })
                 }
                 Kind::Group(wq) if wq.ready_len() > 0 => {
-                    wq.flushing = true;
+                    wq.flush();
                     Some(SubId { index, gen })
                 }
                 _ => None,
@@ -2049,9 +2040,9 @@ impl<P: Clone> Broker<P> {
                 matches!(
                     self.subs.get(gid.index, gid.gen),
                     Some(Sub { kind: Kind::Group(wq), .. })
-                        if wq.members.is_empty()
-                            || wq.depth == 0
-                            || (self.closed && wq.in_flight == 0 && wq.ready_len() == 0)
+                        if wq.member_count() == 0
+                            || wq.depth() == 0
+                            || (self.closed && wq.in_flight() == 0 && wq.ready_len() == 0)
                 )
             })
     }
@@ -2085,17 +2076,17 @@ impl<P: Clone> Broker<P> {
                 Kind::Group(wq) => Some((
                     g.order,
                     GroupStats {
-                        name: wq.name.to_string(),
+                        name: wq.name().to_string(),
                         pattern: g.pattern.as_str().to_owned(),
-                        members: wq.members.len() as u64,
-                        depth: wq.depth as u64,
-                        retrying: wq.retrying as u64,
-                        in_flight: wq.in_flight as u64,
-                        published: wq.counters.published,
-                        done: wq.counters.done,
-                        retried: wq.counters.retried,
-                        dead: wq.counters.dead,
-                        expired: wq.counters.expired,
+                        members: wq.member_count() as u64,
+                        depth: wq.depth() as u64,
+                        retrying: wq.retrying() as u64,
+                        in_flight: wq.in_flight() as u64,
+                        published: wq.counters().published,
+                        done: wq.counters().done,
+                        retried: wq.counters().retried,
+                        dead: wq.counters().dead,
+                        expired: wq.counters().expired,
                         dropped: g.counters.dropped,
                         remembered: wq.remembered() as u64,
                     },
@@ -2137,7 +2128,7 @@ impl<P: Clone> Broker<P> {
                 Some(Sub {
                     kind: Kind::Group(wq),
                     ..
-                }) => Some(&wq.name),
+                }) => Some(wq.name()),
                 _ => None,
             },
             _ => None,
@@ -2164,7 +2155,7 @@ impl<P: Clone> Broker<P> {
                 continue;
             };
             let Kind::Group(wq) = &g.kind else { continue };
-            if group.is_some_and(|name| *wq.name != *name) {
+            if group.is_some_and(|name| **wq.name() != *name) {
                 continue;
             }
             if let Some(st) = wq.status(id, now) {
@@ -2236,7 +2227,7 @@ impl<P: Clone> Broker<P> {
             for (message, state, attempts) in wq.remaining() {
                 out.push(Remaining {
                     message,
-                    group: Some(wq.name.clone()),
+                    group: Some(wq.name().clone()),
                     state,
                     attempts,
                 });

@@ -206,14 +206,14 @@ struct Job<P, S> {
 
 /// A member of the group: a subscription with its own capacity and claim size.
 #[derive(Debug, Clone)]
-pub(crate) struct Member<S> {
-    pub(crate) sub: S,
-    pub(crate) capacity: u32,
-    pub(crate) in_flight: u32,
+struct Member<S> {
+    sub: S,
+    capacity: u32,
+    in_flight: u32,
     /// Batch claim: most messages per claim, and how long to wait for a fuller one.
-    pub(crate) claim: Option<(usize, u64)>,
+    claim: Option<(usize, u64)>,
     /// While a batch member waits for a fuller batch: until when.
-    pub(crate) wait_until: Option<u64>,
+    wait_until: Option<u64>,
 }
 
 /// Counts of a group, reported by `stats()`.
@@ -250,32 +250,32 @@ pub(crate) enum Settled {
 /// One group's stream.
 #[derive(Debug)]
 pub(crate) struct WorkQueue<P, S> {
-    pub(crate) name: Rc<str>,
-    pub(crate) policy: RetryPolicy,
+    name: Rc<str>,
+    policy: RetryPolicy,
     jobs: Slab<Job<P, S>>,
     /// Ready jobs by (priority descending, publish order).
     ready: BTreeSet<(std::cmp::Reverse<u32>, u64, JobRef)>,
     /// Keys held by a job that is ready, in flight or retrying, with the jobs parked behind it.
     lanes: HashMap<Rc<str>, VecDeque<JobRef>>,
-    pub(crate) members: Vec<Member<S>>,
+    members: Vec<Member<S>>,
     cursor: usize,
     /// Jobs not in flight: ready, parked or retrying.
-    pub(crate) depth: usize,
-    pub(crate) retrying: usize,
+    depth: usize,
+    retrying: usize,
     /// Jobs claimed and not settled.
-    pub(crate) in_flight: usize,
-    pub(crate) counters: GroupCounters,
+    in_flight: usize,
+    counters: GroupCounters,
     live_ids: HashMap<Rc<str>, JobRef>,
     finished: HashMap<Rc<str>, Finished>,
     finished_order: VecDeque<(Rc<str>, u64)>,
     retention: Retention,
     /// Set by a flush: batch members claim what there is without waiting.
-    pub(crate) flushing: bool,
+    flushing: bool,
     /// Expired at claim time since the broker last looked (it adds them to its own counters).
-    pub(crate) newly_expired: u64,
+    newly_expired: u64,
     /// Jobs that had failed before and whose TTL ended before a member could take them again:
     /// dead, waiting for the broker to bury them (their failure is final).
-    pub(crate) newly_dead: Vec<JobRef>,
+    newly_dead: Vec<JobRef>,
 }
 
 impl<P, S> WorkQueue<P, S> {
@@ -292,6 +292,87 @@ impl<P, S> WorkQueue<P, S> {
     /// Ready jobs.
     pub(crate) fn ready_len(&self) -> usize {
         self.ready.len()
+    }
+
+    /// The group's name.
+    pub(crate) fn name(&self) -> &Rc<str> {
+        &self.name
+    }
+
+    /// The group's retry policy.
+    pub(crate) fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Jobs not in flight: ready, parked or retrying.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Jobs waiting for their retry.
+    pub(crate) fn retrying(&self) -> usize {
+        self.retrying
+    }
+
+    /// Jobs claimed and not settled.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// The group's counts.
+    pub(crate) fn counters(&self) -> GroupCounters {
+        self.counters
+    }
+
+    /// How many members it has.
+    pub(crate) fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether a batch member waits for a fuller batch (a claim-wait timer is current).
+    pub(crate) fn is_waiting_for_batch(&self) -> bool {
+        self.members.iter().any(|m| m.wait_until.is_some())
+    }
+
+    /// From now on, batch members claim what there is without waiting (a flush).
+    pub(crate) fn flush(&mut self) {
+        self.flushing = true;
+    }
+
+    /// Jobs found expired at claim time since the last call.
+    pub(crate) fn take_newly_expired(&mut self) -> u64 {
+        std::mem::take(&mut self.newly_expired)
+    }
+
+    /// Jobs found dead at claim time (failed before, TTL ended) since the last call; bury each.
+    pub(crate) fn take_newly_dead(&mut self) -> Vec<JobRef> {
+        std::mem::take(&mut self.newly_dead)
+    }
+}
+
+impl<P, S: PartialEq> WorkQueue<P, S> {
+    /// Adds a member with `capacity` concurrent claims; `claim` is its batch claim (most
+    /// messages per claim, longest wait for a fuller one).
+    pub(crate) fn join(&mut self, sub: S, capacity: u32, claim: Option<(usize, u64)>) {
+        self.members.push(Member {
+            sub,
+            capacity,
+            in_flight: 0,
+            claim,
+            wait_until: None,
+        });
+    }
+
+    /// Removes a member (its claims already handed out settle as usual).
+    pub(crate) fn leave(&mut self, sub: &S) {
+        self.members.retain(|m| m.sub != *sub);
+    }
+
+    /// Whether `sub` is a member that claims batches.
+    pub(crate) fn claims_batches(&self, sub: &S) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.sub == *sub && m.claim.is_some())
     }
 }
 

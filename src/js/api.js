@@ -10,6 +10,7 @@
 // This file is the body shared by every entry point (Node ESM and CommonJS, web, bundler,
 // workerd); each entry passes in the wasm-bindgen module it loaded.
 
+/* exported makeApi */
 function makeApi(raw, whenNotReady) {
   'use strict';
 
@@ -128,7 +129,6 @@ function makeApi(raw, whenNotReady) {
   const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
   const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
   const COUNT = { integer: true, min: 0, infinity: true, max: Number.MAX_SAFE_INTEGER };
-  const POSITIVE_COUNT = { integer: true, min: 1, infinity: true, max: Number.MAX_SAFE_INTEGER };
   const DURATION = { positive: true, infinity: true };
 
   function checkClock(clock, where) {

@@ -11,8 +11,10 @@
 //!
 //! A handler that returns acknowledges its job(s). One that fails (or misses its ack deadline)
 //! sends each job back with exponential backoff plus jitter, until `max_attempts`; then the job is
-//! dead and handed to the driver to publish on `$dead.<group>`. Jobs that failed inside a claimed
-//! batch are retried on their own, so one poison message does not hold back the others.
+//! dead and handed to the driver to publish on `$dead.<group>` (the [`DeadLetter`] is built here,
+//! once, for every driver). A job whose TTL ends before its retry could run is dead at once. Jobs
+//! that failed in a batch member's claim are retried on their own, never with fresh messages, so
+//! one poison message does not hold back the others.
 
 use crate::batch::exponential_backoff;
 use crate::error::{Error, ErrorCode, Result};

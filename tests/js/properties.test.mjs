@@ -11,8 +11,9 @@
 //   failed = failures reported to onError, inFlight = unsettled calls;
 // - bus totals: published, duplicates (an exact model of the id window), delivered, subscriptions;
 // - every work-queue message ends done, dead or expired exactly once: attempts numbered 1..k,
-//   done after exactly one successful call (the last), dead after maxAttempts failures with one
-//   letter on `$dead.<group>`;
+//   done after exactly one successful call (the last), dead after maxAttempts failures (or fewer,
+//   when its TTL ends before its retry) with one letter on `$dead.<group>`, expired only when
+//   never tried;
 // - nothing hangs: every publishAsync, drain() and close() settles once handlers settle and
 //   virtual time moves on.
 //
@@ -367,7 +368,7 @@ async function runOne({ groups: groupSpecs, ops }) {
         const m = newMessage(op.topic, op.key ?? undefined, true);
         const options = { id: m.id };
         if (op.key !== null) options.key = op.key;
-        if (op.ttlMs !== null) options.ttlMs = op.ttlMs;
+        if (op.ttlMs !== null) options.ttlMs = m.ttlMs = op.ttlMs;
         if (op.priority !== null) options.priority = op.priority;
         let r;
         try {
@@ -567,11 +568,14 @@ async function runOne({ groups: groupSpecs, ops }) {
         check(status.attempts === cs.length, `${name}: attempts ${status.attempts}`);
       } else if (status.state === 'dead') {
         dead++;
-        check(cs.length === g.maxAttempts && cs.every((c) => c.ok === false), `${name}: dead without ${g.maxAttempts} failed calls`);
+        // After maxAttempts failed calls, or fewer when its TTL ended before another try could run.
+        const tries = cs.length === g.maxAttempts || (m.ttlMs !== undefined && cs.length >= 1 && cs.length < g.maxAttempts);
+        check(tries && cs.every((c) => c.ok === false), `${name}: dead without ${g.maxAttempts} failed calls`);
         check(status.attempts === cs.length, `${name}: attempts ${status.attempts}`);
       } else {
-        // Expired (its TTL ended) or dropped by the group's bounded stream, after failed calls only.
-        check((status.state === 'expired' || status.state === 'dropped') && cs.every((c) => c.ok === false),
+        // Expired (its TTL ended before any call: one that failed first is dead), or dropped by the
+        // group's bounded stream (after failed calls only).
+        check((status.state === 'expired' && cs.length === 0) || (status.state === 'dropped' && cs.every((c) => c.ok === false)),
           `${name}: ended ${status.state}`);
       }
     }

@@ -15,8 +15,8 @@ export const KNOWN_DEFECTS = {
   groupForgottenWhenEmpty: true,
   // issue 10, Low: a message a bounded group stream drops on arrival (dropNewest; also dropOldest
   // when only retrying messages fill the stream) is not in the group's `published` and unknown to
-  // status(). While set, bounded groups use only `reject` and `wait`.
-  groupDropUncounted: true,
+  // status(). While set, bounded groups use only `reject` and `wait`. Fixed.
+  groupDropUncounted: false,
   // issue 10, defect 8: maxQueue 0 is accepted for a queue group, which then refuses every
   // message (and under `wait` hangs publishAsync, drain and close). While set, groups get ≥ 1.
   maxQueueZero: true,

@@ -771,25 +771,6 @@ impl<P: Clone> Broker<P> {
         }
     }
 
-    /// Removes a group that has no member and nothing left.
-    fn retire_group_if_done(&mut self, gid: SubId) {
-        let done = matches!(
-            self.subs.get(gid.index, gid.gen),
-            Some(Sub { kind: Kind::Group(wq), .. }) if wq.member_count() == 0 && wq.is_empty()
-        );
-        if !done {
-            return;
-        }
-        if let Some(g) = self.subs.remove(gid.index, gid.gen) {
-            if let Kind::Group(wq) = &g.kind {
-                self.groups
-                    .remove(&(wq.name().clone(), Rc::from(g.pattern.as_str())));
-            }
-            self.router.remove(&g.pattern, gid);
-            self.routes_gen += 1;
-        }
-    }
-
     /// Removes a subscription: messages waiting for it are discarded (counted as cancelled);
     /// deliveries already started finish. Returns `false` when it was already gone.
     pub fn unsubscribe(&mut self, id: SubId) -> bool {
@@ -809,11 +790,12 @@ impl<P: Clone> Broker<P> {
                 wq.leave(&id);
             }
             self.free_if_done(id);
-            self.retire_group_if_done(gid);
+            // The group stays: what is published with no member is kept for the next one, and
+            // its counters and status window outlive its members.
             return true;
         }
         if matches!(sub.kind, Kind::Group(_)) {
-            // Groups go away with their last member, not by unsubscribing them.
+            // A group is not a subscription of its own: it lives until the bus is closed.
             return false;
         }
         sub.live = false;
@@ -1752,7 +1734,6 @@ impl<P: Clone> Broker<P> {
         }
         self.finish(member, None);
         self.dispatch_group(gid);
-        self.retire_group_if_done(gid);
     }
 
     fn settle(&mut self, mut f: InFlight<P>, ok: bool, now: u64) {

@@ -12,7 +12,7 @@ export const KNOWN_DEFECTS = {
   // NEW (not in issue 10): when the last member of a group leaves and nothing is pending, the
   // group is discarded: status(id) forgets its finished messages inside the retention window and
   // its counters leave stats().groups. While set, the last member of a group never leaves.
-  groupForgottenWhenEmpty: true,
+  groupForgottenWhenEmpty: false,
   // issue 10, Low: a message a bounded group stream drops on arrival (dropNewest; also dropOldest
   // when only retrying messages fill the stream) is not in the group's `published` and unknown to
   // status(). While set, bounded groups use only `reject` and `wait`. Fixed.

@@ -21,6 +21,15 @@ else
   rustup target add wasm32-unknown-unknown
 fi
 
+for component in rustfmt clippy; do
+  if rustup component list --installed | grep -q "^$component-"; then
+    log "$component present"
+  else
+    log "adding $component (lint.sh)"
+    rustup component add "$component"
+  fi
+done
+
 if command -v wasm-bindgen >/dev/null 2>&1 && [ "$(wasm-bindgen --version | awk '{print $2}')" = "$WB_VERSION" ] \
    && command -v wasm-bindgen-test-runner >/dev/null 2>&1; then
   log "wasm-bindgen-cli $WB_VERSION present"

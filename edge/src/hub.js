@@ -12,9 +12,11 @@
 //
 // What must survive eviction is in storage: connection records (`c:<conn>`: claims and
 // subscriptions; the socket's attachment holds only its id), interests (`i:<home>|<pattern>`),
-// streams, members and their messages (groups.js).
+// streams, members and their messages (groups.js), the idempotence window (SQLite table `seen`)
+// and the counters (`meta:counts`, written in the same turn as the change they count, so in the
+// same implicit transaction).
 import { DurableObject } from 'cloudflare:workers';
-import { Bus, IdempotenceFilter } from 'edgebus';
+import { Bus } from 'edgebus';
 import { readConfig } from './config.js';
 import { EdgeError } from './errors.js';
 import { hubName, hubOfTopic, hubsOfPattern } from './routing.js';
@@ -37,12 +39,18 @@ export class Hub extends DurableObject {
     this.boxQueued = false;
     this.dirty = new Set();          // connections with a pending frame
     this.flushTimer = undefined;
+    this.sending = undefined;        // frames of the flush in progress, sent after their count is written
     this.idSeq = 0;
-    this.seen = undefined;           // idempotence filter, created on first use
+    this.seenCount = undefined;      // rows of `seen`, counted on first use after a wake
+    this.alarmAt = undefined;        // the scheduled alarm (stream limits and idle deletion)
+    this.ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS seen (ns TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,
+      PRIMARY KEY (ns, id)) WITHOUT ROWID`);
+    this.ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS seen_at ON seen (at)');
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, badFrames: 0, refused: 0,
-      deadPublished: 0, deadRetries: 0,
+      deadPublished: 0, deadRetries: 0, streamDropped: 0, streamExpired: 0, streamsDeleted: 0,
+      streamDiscarded: 0, notStored: 0, errors: 0,
     };
     this.deadOutbox = new Map();     // `dq:` key → dead letter not yet taken by its `$dead` owner
     this.deadTimer = undefined;
@@ -78,6 +86,7 @@ export class Hub extends DurableObject {
     this.streams.dead = saved.dead ?? 0;
     this.streams.deadNotPublished = saved.deadNotPublished ?? 0;
     for (const [k, letter] of await storage.list({ prefix: 'dq:' })) this.deadOutbox.set(k, letter);
+    this.alarmAt = (await storage.getAlarm()) ?? undefined;
   }
 
   /** Called on every entry: learns which hub this is (the caller names it on every call). */
@@ -292,50 +301,99 @@ export class Hub extends DurableObject {
 
   async ack(self, tokens, ok, reason) {
     await this._enter(self);
-    const deletes = this.streams.ack(tokens, ok, reason);
+    this.streams.ack(tokens, ok, reason);
     this._countsChanged();
-    for (let i = 0; i < deletes.length; i += 128) await this.ctx.storage.delete(deletes.slice(i, i + 128));
+  }
+
+  /** Deletes a work-queue stream and its stored messages (frame op `del`); errors come back as values. */
+  async deleteGroup(self, group, pattern) {
+    await this._enter(self);
+    try {
+      const r = this.streams.delete(group, pattern, 'deleted by a client');
+      this._countsChanged();
+      return r;
+    } catch (e) {
+      return { error: { code: typeof e.code === 'string' ? e.code : 'UNAVAILABLE', message: e.message } };
+    }
+  }
+
+  /** Stream limits and idle deletion, on the Durable Object alarm. */
+  async alarm() {
+    await this.ready;
+    this.alarmAt = undefined;
+    this.streams.sweep(Date.now());
+    this._countsChanged();
+    this._scheduleAlarm();
+  }
+
+  /** Sets the alarm to the next time streams need a sweep, if that is earlier than the one set. */
+  _scheduleAlarm() {
+    const next = this.streams.nextDue();
+    if (next === undefined || (this.alarmAt !== undefined && this.alarmAt <= next)) return;
+    this.alarmAt = next;
+    this.ctx.storage.setAlarm(next);
   }
 
   // ----- publishing (as owner) -----------------------------------------------------------------
 
   /**
-   * Publishes validated, authorized messages `{ topic, payload, id?, key? }`. Messages for work
-   * queues are stored before this resolves. Resolves to one boolean per message: false for a
-   * duplicate id.
+   * Publishes validated, authorized messages `{ topic, payload, id?, key?, ns? }`. Resolves to one
+   * result per message: `false` for a duplicate id (within the namespace `ns`, '' by default),
+   * otherwise `{ stored }`: the number of work-queue streams that stored it (0: delivered to
+   * whoever subscribes now, kept by no durable group). The dedupe window, the stored messages and
+   * the counters are written in this turn, before the answer leaves (one implicit transaction).
    */
   async publish(self, msgs) {
     await this._enter(self);
     const out = new Array(msgs.length);
-    const puts = [];
-    this._countsChanged();
     const now = Date.now();
+    let streamed = false;
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i];
-      if (m.id !== undefined) {
-        this.seen ??= new IdempotenceFilter({ maxIds: 100000, maxAgeMs: 600000 });
-        if (!this.seen.check(m.id)) {
-          this.counts.duplicates++;
-          out[i] = false;
-          continue;
-        }
+      if (m.id !== undefined && !this._firstSeen(m.ns ?? '', m.id, now)) {
+        this.counts.duplicates++;
+        out[i] = false;
+        continue;
       }
-      out[i] = true;
       this.counts.published++;
       const env = { topic: m.topic, payload: m.payload, id: m.id ?? `${this.bootId}-${(++this.idSeq).toString(36)}`, publishedAt: now };
       if (m.key !== undefined) env.key = m.key;
       this.routing.publish(env.topic, env);
-      for (const s of this.streams.route(env.topic)) puts.push([s, env, this.streams.storageKey(s, env)]);
+      const streams = this.streams.route(env.topic);
+      if (streams.length === 0) this.counts.notStored++;
+      else streamed = true;
+      out[i] = { stored: streams.length };
+      for (const st of [...streams]) this.streams.store(st, env, now);
     }
-    if (puts.length > 0) {
-      for (let i = 0; i < puts.length; i += 128) {
-        const entries = {};
-        for (const [, env, key] of puts.slice(i, i + 128)) entries[key] = env;
-        await this.ctx.storage.put(entries);
-      }
-      for (const [s, env, key] of puts) this.streams.enqueue(s, env, key);
-    }
+    this._countsChanged();
+    if (streamed && this.alarmAt === undefined) this._scheduleAlarm();
     return out;
+  }
+
+  /**
+   * The durable idempotence window: true (and remembered) unless `(ns, id)` was seen within
+   * DEDUPE_MAX_AGE_MS among the last DEDUPE_MAX_IDS ids. One indexed lookup per id; nothing is
+   * read into memory but the row count (once per wake).
+   */
+  _firstSeen(ns, id, now) {
+    const sql = this.ctx.storage.sql;
+    const { DEDUPE_MAX_IDS, DEDUPE_MAX_AGE_MS } = this.cfg;
+    const cutoff = now - DEDUPE_MAX_AGE_MS;
+    if (this.seenCount === undefined) this.seenCount = sql.exec('SELECT count(*) AS n FROM seen').one().n;
+    for (const r of sql.exec('SELECT at FROM seen WHERE ns = ? AND id = ?', ns, id)) {
+      if (r.at > cutoff) return false;
+    }
+    // Age bound: ids older than the window go (the index on `at` finds them).
+    this.seenCount -= sql.exec('DELETE FROM seen WHERE at <= ? RETURNING 1', cutoff).toArray().length;
+    sql.exec('INSERT OR REPLACE INTO seen (ns, id, at) VALUES (?, ?, ?)', ns, id, now);
+    this.seenCount++;
+    // Count bound: the oldest go.
+    if (this.seenCount > DEDUPE_MAX_IDS) {
+      const over = this.seenCount - DEDUPE_MAX_IDS;
+      sql.exec('DELETE FROM seen WHERE (ns, id) IN (SELECT ns, id FROM seen ORDER BY at LIMIT ?)', over);
+      this.seenCount -= over;
+    }
+    return true;
   }
 
   /** Queues an item for a home hub; one RPC per home per microtask. */
@@ -367,8 +425,12 @@ export class Hub extends DurableObject {
       const done = home === this.index
         ? Promise.resolve(this.receive(this.index, box.items, patterns))
         : this._peer(home).receive(home, box.items, patterns);
-      done.then((r) => this._cleanup(home, r), () => { this.counts.forwardFailed += box.items.length; });
+      done.then((r) => this._cleanup(home, r), (e) => {
+        this.counts.forwardFailed += box.items.length;
+        this._error(`forwarding ${box.items.length} message(s) to hub ${home} failed`, e);
+      });
     }
+    if (boxes.size > 0) this._countsChanged();
   }
 
   /** Drops interests and members a home no longer has (after its connections were lost). */
@@ -416,11 +478,15 @@ export class Hub extends DurableObject {
       } catch (e) {
         failed = true;
         this.counts.deadRetries += rows.length;
+        this._error(`handing ${rows.length} dead letter(s) to hub ${owner} failed; retried with backoff`, e);
         return;
       }
       for (const [key] of rows) this.deadOutbox.delete(key);
       this.counts.deadPublished += rows.length;
-      for (let i = 0; i < rows.length; i += 128) await this.ctx.storage.delete(rows.slice(i, i + 128).map(([key]) => key));
+      const deletes = [];
+      for (let i = 0; i < rows.length; i += 128) deletes.push(this.ctx.storage.delete(rows.slice(i, i + 128).map(([key]) => key)));
+      this._countsChanged();
+      await Promise.all(deletes);
     }));
     this.deadSending = false;
     this._countsChanged();
@@ -479,8 +545,16 @@ export class Hub extends DurableObject {
     if (this.flushTimer === undefined) {
       const flush = () => {
         this.flushTimer = undefined;
+        // Every frame of this flush is counted in one write, issued before the first send.
+        this.sending = [];
         for (const d of this.dirty) this._flushConn(d);
         this.dirty.clear();
+        const frames = this.sending;
+        this.sending = undefined;
+        if (frames.length > 0) {
+          this._countsChanged();
+          for (const [c, frame, n] of frames) this._sendFrame(c, frame, n);
+        }
       };
       this.flushTimer = this.cfg.BATCH_MAX_WAIT_MS === 0 ? (queueMicrotask(flush), 0) : setTimeout(flush, this.cfg.BATCH_MAX_WAIT_MS);
     }
@@ -506,15 +580,28 @@ export class Hub extends DurableObject {
       }
       parts[i] = e.d === undefined ? `[${JSON.stringify(e.subs)},${j}]` : `[${JSON.stringify(e.subs)},${j},"${e.d}",${e.a}]`;
     }
-    this._countsChanged();
     const dropped = c.droppedSinceFrame ? `,"dropped":${c.droppedSinceFrame}` : '';
     c.droppedSinceFrame = 0;
+    const frame = `{"t":"msg","m":[${parts.join(',')}]${dropped}}`;
+    // Counted before it leaves, so the stored counters never trail what clients received.
+    this.counts.frames++;
+    this.counts.delivered += entries.length;
+    if (this.sending !== undefined) {
+      this.sending.push([c, frame, entries.length]);
+      return;
+    }
+    this._countsChanged();
+    this._sendFrame(c, frame, entries.length);
+  }
+
+  _sendFrame(c, frame, n) {
     try {
-      c.ws.send(`{"t":"msg","m":[${parts.join(',')}]${dropped}}`);
-      this.counts.frames++;
-      this.counts.delivered += entries.length;
-    } catch {
-      this.counts.dropped += entries.length;
+      c.ws.send(frame);
+    } catch (e) {
+      this.counts.frames--;
+      this.counts.delivered -= n;
+      this.counts.dropped += n;
+      this._error(`a frame of ${n} message(s) to connection ${c.id} could not be sent; dropped`, e);
     }
   }
 
@@ -533,18 +620,22 @@ export class Hub extends DurableObject {
   // ----- statistics -----------------------------------------------------------------------------
 
   /**
-   * Counters survive hibernation and restarts: saved at most once a second while they change (a
-   * pending timer only delays hibernation by that second).
+   * Counters survive hibernation, restarts and crashes: written when they change, in the same turn
+   * as the state change they count (so in its implicit transaction; the output gate holds every
+   * answer until both are stored). Several changes in one turn are one write.
    */
   _countsChanged() {
-    if (this.countsTimer !== undefined) return;
-    this.countsTimer = setTimeout(() => {
-      this.countsTimer = undefined;
-      this.ctx.storage.put('meta:counts', {
-        ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
-        deadNotPublished: this.streams.deadNotPublished,
-      });
-    }, 1000);
+    this.ctx.storage.put('meta:counts', {
+      ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
+      deadNotPublished: this.streams.deadNotPublished,
+    });
+  }
+
+  /** A hub error: counted (`errors`, besides its own counter) and logged with its context. */
+  _error(what, e) {
+    this.counts.errors++;
+    this._countsChanged();
+    console.error(`edgebus hub ${this.index} (${this.bootId}): ${what}:`, e);
   }
 
   /** Development only (worker.js `/admin/evict`): discards this instance as an eviction would. */

@@ -10,6 +10,7 @@
 // This file is the body shared by every entry point (Node ESM and CommonJS, web, bundler,
 // workerd); each entry passes in the wasm-bindgen module it loaded.
 
+/* exported makeApi */
 function makeApi(raw, whenNotReady) {
   'use strict';
 
@@ -25,7 +26,8 @@ function makeApi(raw, whenNotReady) {
   const REC_RELEASE = 6;
   const REC_CLAIMED = 7;
   const REC_DEAD = 8;
-  const REC_RETIRED = 9;
+  const REC_FAILED = 9;
+  const REC_RETIRED = 10;
   // The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
   const MAX_TIMER_MS = 2 ** 31 - 1;
   const NO_COMPLETIONS = new Uint32Array(0);
@@ -155,7 +157,6 @@ function makeApi(raw, whenNotReady) {
   const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
   const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
   const COUNT = { integer: true, min: 0, infinity: true, max: Number.MAX_SAFE_INTEGER };
-  const POSITIVE_COUNT = { integer: true, min: 1, infinity: true, max: Number.MAX_SAFE_INTEGER };
   const DURATION = { positive: true, infinity: true };
 
   function checkClock(clock, where) {
@@ -933,6 +934,10 @@ function makeApi(raw, whenNotReady) {
               this._publishDead();
               i += 1;
               break;
+            case REC_FAILED:
+              this._reportFailed();
+              i += 1;
+              break;
             case REC_TIMED_OUT: {
               const k = recs[i + 1] * 4294967296 + recs[i + 2];
               const f = this._inflight.get(k);
@@ -940,9 +945,7 @@ function makeApi(raw, whenNotReady) {
                 this._inflight.delete(k);
                 if (recs[i + 5] === 1 || f.final) {
                   const s = f.s;
-                  this._failed(new EdgebusError('HANDLER_TIMEOUT', s.group === undefined
-                    ? `handler of subscription #${s.id} (\`${s.pattern}\`) did not settle within ${s.timeoutMs} ms`
-                    : `handler of subscription #${s.id} (\`${s.pattern}\`, group \`${s.group}\`) did not acknowledge within ${s.timeoutMs} ms`), f.item, s);
+                  this._failed(new EdgebusError('HANDLER_TIMEOUT', this._core.timeout_message(s.index, s.gen)), f.item, s);
                 }
               }
               i += 6;
@@ -1044,14 +1047,21 @@ function makeApi(raw, whenNotReady) {
       }
     }
 
-    /** Publishes the core's dead letters on `$dead.<group>`. */
+    /**
+     * Publishes the core's dead letters on `$dead.<group>`, as the core built them. A death no
+     * delivery reported (its TTL ended before its retry) is reported here, as that member's.
+     */
     _publishDead() {
       for (;;) {
         const d = this._core.take_dead();
         if (d === undefined) return;
-        const [group, slot, attempts, code, message] = d;
+        const [group, from, slot, attempts, code, message, ri, rg] = d;
         const topic = `$dead.${group}`;
-        const payload = { group, topic: this._slots[slot].topic, attempts, error: { code, message }, message: this._slots[slot] };
+        const payload = { group, topic: from, attempts, error: { code, message }, message: this._slots[slot] };
+        if (ri >= 0) {
+          const s = this._sub(ri, rg);
+          if (s !== undefined) this._failed(new EdgebusError(code, message), s.batch ? [payload.message] : payload.message, s);
+        }
         try {
           this._publish(this._route(topic), topic, payload, EMPTY_OPTIONS, false);
         } catch (e) {
@@ -1059,6 +1069,18 @@ function makeApi(raw, whenNotReady) {
           this._core.record_dropped(1);
           console.error(`edgebus: could not publish a dead letter on ${topic}`, e);
         }
+      }
+    }
+
+    /** Reports the final failures the core found without a final-attempt delivery. */
+    _reportFailed() {
+      for (;;) {
+        const f = this._core.take_failed();
+        if (f === undefined) return;
+        const s = this._sub(f[0], f[1]);
+        if (s === undefined) continue;
+        const items = f.slice(5).map((slot) => this._slots[slot]);
+        this._failed(new EdgebusError(f[3], f[4]), s.batch ? items : items[0], s);
       }
     }
 
@@ -1149,8 +1171,9 @@ function makeApi(raw, whenNotReady) {
     async close() {
       if (!this._closed) {
         this._closing = true;
-        // Drained, what still waits for room waits for a group with no member: it never gets in.
-        await this.drain();
+        // Publishes waiting for room get in as room appears; drained, what still waits, waits
+        // for a group with no member: it never gets in.
+        if (this._waiters.length > 0) await this.drain();
         const left = this._waiters.splice(0);
         const now = this._clock.now();
         for (const w of left) {
@@ -1220,6 +1243,14 @@ function makeApi(raw, whenNotReady) {
 
   // ----- standalone pieces -------------------------------------------------------------------
 
+  // The core's memory as bytes, for writing into buffers it lends (IdempotenceFilter's scratch).
+  // Memory growth detaches the old buffer (its byteLength becomes 0): the view is then remade.
+  let memoryBytes = new Uint8Array(0);
+  function wasmBytes() {
+    if (memoryBytes.byteLength === 0) memoryBytes = new Uint8Array(raw.wasm_memory().buffer);
+    return memoryBytes;
+  }
+
   /** Exact duplicate filter over a window of ids (by count and by age). */
   class IdempotenceFilter {
     constructor(options) {
@@ -1229,21 +1260,53 @@ function makeApi(raw, whenNotReady) {
       const maxAgeMs = numberOption(o, 'maxAgeMs', 'options', DURATION) ?? Infinity;
       this._clock = checkClock(o.clock, 'clock') ?? systemClock;
       this._f = new raw.WasmFilter(maxIds, maxAgeMs);
+      // Ages matter only with an age limit: without one the clock is not read.
+      this._aged = Number.isFinite(maxAgeMs);
+      this._ptr = this._f.scratch_ptr();
+      this._room = this._f.scratch_len();
       this.maxIds = maxIds;
       this.maxAgeMs = maxAgeMs;
     }
     /** Records `id`; true when it was not in the window (let the message through). */
     check(id) {
+      const n = this._ascii(id);
+      const now = this._aged ? this._clock.now() : 0;
+      if (n >= 0) return this._answer(this._f.check_scratch(n, now), id);
       checkString(id, 'INVALID_ARGUMENT', 'id');
-      return this._f.check(id, this._clock.now());
+      return this._f.check(id, now);
     }
     /** Whether `id` is in the window, without recording it. */
     has(id) {
+      const n = this._ascii(id);
+      const now = this._aged ? this._clock.now() : 0;
+      if (n >= 0) return this._answer(this._f.has_scratch(n, now), id) === false;
       checkString(id, 'INVALID_ARGUMENT', 'id');
-      return this._f.has(id, this._clock.now());
+      return this._f.has(id, now);
     }
-    get size() { return this._f.size(this._clock.now()); }
+    get size() { return this._f.size(this._aged ? this._clock.now() : 0); }
     clear() { this._f.clear(); }
+    /**
+     * Writes an ASCII `id` into the core's scratch buffer and returns its length; -1 for anything
+     * else (not a string, longer than the buffer, or not ASCII), which takes the string path.
+     */
+    _ascii(id) {
+      if (typeof id !== 'string') return -1;
+      const n = id.length;
+      if (n > this._room) return -1;
+      const bytes = wasmBytes();
+      const at = this._ptr;
+      for (let i = 0; i < n; i++) {
+        const c = id.charCodeAt(i);
+        if (c > 0x7f) return -1;
+        bytes[at + i] = c;
+      }
+      return n;
+    }
+    /** The scratch calls' answer as a boolean: 1 absent (true), 0 present (false). */
+    _answer(code, id) {
+      if (code === 2) fail('INVALID_ARGUMENT', `id ${describe(id)} could not be read`);
+      return code === 1;
+    }
   }
 
   /** Groups items and calls the handler with arrays, on size, bytes or time. */

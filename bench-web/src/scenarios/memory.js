@@ -14,7 +14,6 @@ import PubSub from 'pubsub-js';
 
 const { EventEmitter2 } = eventemitter2;
 
-let sink = 0;
 const topicLists = new Map();
 function topicsFor(n) {
   if (!topicLists.has(n)) topicLists.set(n, Array.from({ length: n }, (_, i) => `orders.${i}.created`));
@@ -48,13 +47,12 @@ function contender(name, code, build, { keep = false, release } = {}) {
         run() {
           const before = heap();
           const wasmBefore = wasmMemoryBytes();
-          let target = build(topics);
+          const target = build(topics);
           const after = heap();
           const wasm = wasmMemoryBytes() - wasmBefore;
           // Kept alive so that a later round cannot reuse freed WebAssembly memory and look free.
           if (keep) kept.push(target);
           else release?.(target);
-          target = undefined;
           return { bytes: (after - before + wasm) / subscriptions, wasmBytes: wasm / subscriptions };
         },
         teardown: () => { for (const b of kept) b.close(); kept.length = 0; },
@@ -81,31 +79,31 @@ const memoryScenario = (subscriptions, extra) => ({
   contenders: [
     contender('edgebus', "bus.subscribe(topic, fn) ×N", (topics) => {
       const bus = new Bus();
-      for (const t of topics) bus.subscribe(t, (p) => { sink += p.n; });
+      for (const t of topics) bus.subscribe(t, () => {});
       return bus;
     }, { keep: true }),
     contender('EventEmitter3', 'ee.on(topic, fn) ×N', (topics) => {
       const ee = new EventEmitter();
-      for (const t of topics) ee.on(t, (p) => { sink += p.n; });
+      for (const t of topics) ee.on(t, () => {});
       return ee;
     }),
     contender('mitt', 'emitter.on(topic, fn) ×N', (topics) => {
       const m = mitt();
-      for (const t of topics) m.on(t, (p) => { sink += p.n; });
+      for (const t of topics) m.on(t, () => {});
       return m;
     }),
     contender('nanoevents', 'emitter.on(topic, fn) ×N', (topics) => {
       const e = createNanoEvents();
-      for (const t of topics) e.on(t, (p) => { sink += p.n; });
+      for (const t of topics) e.on(t, () => {});
       return e;
     }),
     contender('PubSubJS', 'PubSub.subscribe(topic, fn) ×N', (topics) => {
-      for (const t of topics) PubSub.subscribe(t, (_m, p) => { sink += p.n; });
+      for (const t of topics) PubSub.subscribe(t, () => {});
       return PubSub;
     }, { release: (ps) => ps.clearAllSubscriptions() }),
     contender('EventEmitter2', "new EventEmitter2({ wildcard: true }); ee.on(topic, fn) ×N", (topics) => {
       const ee = new EventEmitter2({ wildcard: true, delimiter: '.' });
-      for (const t of topics) ee.on(t, (p) => { sink += p.n; });
+      for (const t of topics) ee.on(t, () => {});
       return ee;
     }),
   ],

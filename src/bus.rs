@@ -594,11 +594,13 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         options: PublishOptions,
     ) -> Result<bool> {
         let out = outgoing(payload, options)?;
-        let handle = self.inner.core.borrow_mut().resolve(topic)?;
         let mut stuck = false;
         loop {
             let r = {
                 let mut core = self.inner.core.borrow_mut();
+                // Resolved on every try: while this call waits, other topics may fill the
+                // table and start a new one, which makes an older handle stale.
+                let handle = core.resolve(topic)?;
                 let r = core.publish_to(
                     handle,
                     out.clone(),
@@ -722,7 +724,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                         }
                     }
                 }
-                Some(Event::Idle(_)) => {}
+                Some(Event::Idle(_)) | Some(Event::Retired(_)) => {}
                 Some(Event::Failed) => loop {
                     let failed = self.inner.core.borrow_mut().take_failed();
                     let Some(f) = failed else { break };
@@ -1029,6 +1031,8 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     }
 
     /// Resolves `topic` once; publishing through [`Bus::publish_to`] then skips the lookup.
+    /// The handle stays valid until the bus has seen `max_topics` (16,384) other distinct
+    /// topics; after that it is refused as stale (`INVALID_ARGUMENT`), never misrouted.
     pub fn topic(&self, topic: &str) -> Result<TopicHandle> {
         self.inner.core.borrow_mut().resolve(topic)
     }

@@ -198,12 +198,15 @@ function makeRemote(api) {
       for (const s of this._subs.values()) s._running.clear();
       if (this._closing) return;
       if (was) this._stats.reconnects++;
+      const refusal = this._connectError;
+      const permanent = code >= 4400 && code <= 4499 && code !== 4401 && code !== 4429;
+      // The hub's typed refusal (an expired token, …) is reported; a permanent one once, below.
+      if (refusal !== undefined && !permanent) this._report(refusal);
       if (code === 4401 && typeof this._token === 'string') {
         this._report(new EdgebusError('TOKEN_EXPIRED', 'the token was refused or expired and is a fixed string: not reconnecting (pass a function to refresh it)'));
         return;
       }
-      const refusal = this._connectError;
-      if (code >= 4400 && code <= 4499 && code !== 4401 && code !== 4429) {
+      if (permanent) {
         // Permanent: the same request would be refused again (a bad `hub`, a forbidden origin).
         this._failed(refusal ?? new EdgebusError('CONNECT_REFUSED', `the hub refused the connection (close code ${code}${reason ? `: ${reason}` : ''})`));
         return;

@@ -244,24 +244,28 @@ function rateViolations(hub, c, replies) {
 
 async function flushPubs(hub, pubs, replies) {
   if (pubs.size === 0) return;
-  const batches = [];
-  for (const [owner, rows] of pubs) for (const chunk of chunksBySize(rows, (r) => r.msg.size, hub.cfg.FORWARD_MAX_BYTES)) batches.push([owner, chunk]);
+  const byOwner = [...pubs];
   pubs.clear();
-  await Promise.all(batches.map(async ([owner, rows]) => {
-    try {
-      const res = await hub._peer(owner).publish(owner, rows.map((r) => r.msg));
-      rows.forEach((r, i) => {
-        const x = res[i];
-        if (x?.error !== undefined) replies.push(refused(hub, undefined, r.op, new EdgeError(x.error.code, x.error.message)));
-        else if (r.op.ref !== undefined) {
-          replies.push(x === false ? { t: 'ok', op: 'pub', ref: r.op.ref, dup: true } : { t: 'ok', op: 'pub', ref: r.op.ref, stored: x.stored > 0 });
-        }
-      });
-    } catch (e) {
-      hub._error(`publishing ${rows.length} message(s) through hub ${owner} failed`, e);
-      for (const r of rows) replies.push(refused(hub, undefined, r.op, new EdgeError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
-    }
+  // Owners in parallel; the chunks of one owner one after the other, so that order holds.
+  await Promise.all(byOwner.map(async ([owner, all]) => {
+    for (const rows of chunksBySize(all, (r) => r.msg.size, hub.cfg.FORWARD_MAX_BYTES)) await publishChunk(hub, owner, rows, replies);
   }));
+}
+
+async function publishChunk(hub, owner, rows, replies) {
+  try {
+    const res = await hub._peer(owner).publish(owner, rows.map((r) => r.msg));
+    rows.forEach((r, i) => {
+      const x = res[i];
+      if (x?.error !== undefined) replies.push(refused(hub, undefined, r.op, new EdgeError(x.error.code, x.error.message)));
+      else if (r.op.ref !== undefined) {
+        replies.push(x === false ? { t: 'ok', op: 'pub', ref: r.op.ref, dup: true } : { t: 'ok', op: 'pub', ref: r.op.ref, stored: x.stored > 0 });
+      }
+    });
+  } catch (e) {
+    hub._error(`publishing ${rows.length} message(s) through hub ${owner} failed`, e);
+    for (const r of rows) replies.push(refused(hub, undefined, r.op, new EdgeError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
+  }
 }
 
 /**

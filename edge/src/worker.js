@@ -129,17 +129,9 @@ async function publish(request, env, url, cfg) {
   }
   const results = new Array(msgs.length);
   // Calls between hubs stay under the RPC size limit: a big batch goes in several.
-  const calls = [];
-  for (const [owner, rows] of byHub) for (const chunk of chunksBySize(rows, ([, m]) => m.size, cfg.FORWARD_MAX_BYTES)) calls.push([owner, chunk]);
-  await Promise.all(calls.map(async ([owner, rows]) => {
-    let r;
-    try {
-      r = await hub(env, owner).publish(owner, rows.map(([, m]) => m));
-    } catch (e) {
-      console.error(`edgebus: publishing ${rows.length} message(s) through hub ${owner} failed`, e);
-      r = rows.map(() => ({ error: { code: 'UNAVAILABLE', message: `the owner hub did not take the message: ${e.message}` } }));
-    }
-    rows.forEach(([i], j) => { results[i] = r[j]; });
+  // Owners in parallel; the chunks of one owner in order.
+  await Promise.all([...byHub].map(async ([owner, all]) => {
+    for (const rows of chunksBySize(all, ([, m]) => m.size, cfg.FORWARD_MAX_BYTES)) await publishChunk(env, owner, rows, results);
   }));
   // `stored: false`: delivered to whoever subscribes now, but no work-queue stream keeps it.
   const rows = results.map((r) => {
@@ -151,17 +143,29 @@ async function publish(request, env, url, cfg) {
   return Response.json(batch ? { results: rows } : rows[0]);
 }
 
-/**
- * Resets hub `hub` in place: `ctx.abort()` discards the instance (memory, timers, pending calls)
- * as an eviction does, and the next call creates a new one from storage. Answers the instance ids
- * before and after.
- */
+/** One call to an owner hub; its answers (or UNAVAILABLE for each, if the call failed) into `results`. */
+async function publishChunk(env, owner, rows, results) {
+  let r;
+  try {
+    r = await hub(env, owner).publish(owner, rows.map(([, m]) => m));
+  } catch (e) {
+    console.error(`edgebus: publishing ${rows.length} message(s) through hub ${owner} failed`, e);
+    r = rows.map(() => ({ error: { code: 'UNAVAILABLE', message: `the owner hub did not take the message: ${e.message}` } }));
+  }
+  rows.forEach(([i], j) => { results[i] = r[j]; });
+}
+
 /** The rate-limit key of a bearer token: a hash (the token itself is not kept). */
 async function rateKey(token) {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token ?? ''));
   return [...new Uint8Array(digest, 0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * Resets hub `hub` in place: `ctx.abort()` discards the instance (memory, timers, pending calls)
+ * as an eviction does, and the next call creates a new one from storage. Answers the instance ids
+ * before and after.
+ */
 async function evict(request, env, url, cfg) {
   await verifyToken(bearer(request, url), env.EDGEBUS_SECRET);
   const body = await readJson(request);

@@ -37,5 +37,11 @@ export function readConfig(env) {
     }
     cfg[k] = v;
   }
+  // POST /publish per token: the WebSocket rate unless set on its own.
+  const raw = env?.PUBLISH_MESSAGES_PER_SECOND;
+  cfg.PUBLISH_MESSAGES_PER_SECOND = raw === undefined || raw === '' ? cfg.MAX_MESSAGES_PER_SECOND : Number(raw);
+  if (!Number.isInteger(cfg.PUBLISH_MESSAGES_PER_SECOND) || cfg.PUBLISH_MESSAGES_PER_SECOND < 1) {
+    throw new Error(`edgebus: setting PUBLISH_MESSAGES_PER_SECOND must be a positive integer, got ${JSON.stringify(raw)}`);
+  }
   return cfg;
 }

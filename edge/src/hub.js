@@ -405,13 +405,14 @@ export class Hub extends DurableObject {
 
   /**
    * The token bucket of a POST /publish caller (`key`: its token), at the hub the key hashes to:
-   * MAX_MESSAGES_PER_SECOND with a one-second burst, as a WebSocket connection has. A batch is
+   * PUBLISH_MESSAGES_PER_SECOND (by default MAX_MESSAGES_PER_SECOND) with a one-second burst, as
+   * a WebSocket connection has. A batch is
    * taken whole when the bucket holds min(n, rate) (the excess is owed and delays the next one);
    * otherwise `{ retryAfterMs }`.
    */
   async rateTake(self, key, n) {
     await this._enter(self);
-    const rate = this.cfg.MAX_MESSAGES_PER_SECOND;
+    const rate = this.cfg.PUBLISH_MESSAGES_PER_SECOND;
     const now = Date.now();
     let b = this.buckets.get(key);
     if (b === undefined) {

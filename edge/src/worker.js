@@ -123,7 +123,7 @@ async function publish(request, env, url, cfg) {
   const limiter = Number.parseInt(key.slice(0, 8), 16) % cfg.HUBS;
   const taken = await hub(env, limiter).rateTake(limiter, key, msgs.length);
   if (taken.retryAfterMs !== undefined) {
-    const e = new EdgeError('RATE_LIMITED', `more than ${cfg.MAX_MESSAGES_PER_SECOND} messages per second with this token; retry in ${taken.retryAfterMs} ms`);
+    const e = new EdgeError('RATE_LIMITED', `more than ${cfg.PUBLISH_MESSAGES_PER_SECOND} messages per second with this token; retry in ${taken.retryAfterMs} ms`);
     e.retryAfterMs = taken.retryAfterMs;
     throw e;
   }

@@ -260,7 +260,7 @@ pub enum Event {
     /// publish it on `$dead.<group>`.
     Dead,
     /// An unsubscribed subscription's last delivery settled: its final statistics wait in
-    /// [`Broker::take_retired`] (only with `track_idle`).
+    /// [`Broker::take_retired`].
     Retired(SubId),
     /// Messages failed for good without a final-attempt delivery (a batch's message whose TTL
     /// ends before its retry): take them with [`Broker::take_failed`] and report them.
@@ -1921,12 +1921,10 @@ impl<P: Clone> Broker<P> {
     fn free_if_done(&mut self, id: SubId) {
         if let Some(sub) = self.subs.get(id.index, id.gen) {
             if !sub.live && sub.in_flight == 0 {
-                if self.config.track_idle {
-                    // The driver keeps showing these once the subscription is gone.
-                    if let Some(stats) = self.subscription_stats(id) {
-                        self.retired.push_back((id, stats));
-                        self.events.push_back(Event::Retired(id));
-                    }
+                // The drivers keep showing these once the subscription is gone.
+                if let Some(stats) = self.subscription_stats(id) {
+                    self.retired.push_back((id, stats));
+                    self.events.push_back(Event::Retired(id));
                 }
                 self.subs.remove(id.index, id.gen);
             }
@@ -1934,7 +1932,7 @@ impl<P: Clone> Broker<P> {
     }
 
     /// The final statistics of an unsubscribed subscription, once its last delivery settled
-    /// (reported with [`Event::Retired`]; only with `track_idle`).
+    /// (reported with [`Event::Retired`]; every driver takes them, so they do not pile up).
     pub fn take_retired(&mut self) -> Option<(SubId, SubscriptionStats)> {
         self.retired.pop_front()
     }

@@ -508,7 +508,10 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         handlers[slot] = Some((id, handler));
         drop(handlers);
         let last = Rc::new(RefCell::new(None));
-        self.inner.finals.borrow_mut().insert(id, Rc::downgrade(&last));
+        self.inner
+            .finals
+            .borrow_mut()
+            .insert(id, Rc::downgrade(&last));
         if options.group.is_some() && self.inner.core.borrow().has_ready() {
             // Messages waiting in the group go to the new member at once.
             self.pump();

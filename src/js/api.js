@@ -471,20 +471,18 @@ function makeApi(raw, whenNotReady) {
 
     _unsubscribe(rec) {
       if (!rec.active) return false;
-      this._flushCounters();
-      rec.final = this._core.subscription_stats(rec.index, rec.gen);
+      // Its direct deliveries reach the core before the core can retire it.
+      if (rec.delivered > 0 || rec.failed > 0) {
+        this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
+        rec.delivered = 0;
+        rec.failed = 0;
+      }
       rec.active = false;
+      // The core reports its final statistics when its last delivery settles (REC_RETIRED, at
+      // once when nothing is running); until then stats() asks the core.
+      this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
       this._core.unsubscribe(rec.index, rec.gen);
       if (rec.busy) { rec.busy = false; this._busy--; }
-      // Until the core reports its final statistics (when its last delivery settles, see
-      // REC_RETIRED), the core's own numbers; the snapshot above if it is gone already.
-      const after = this._core.subscription_stats(rec.index, rec.gen);
-      if (after !== undefined) rec.final = after;
-      else if (rec.final) {
-        rec.final.cancelled += rec.final.queued;
-        rec.final.queued = 0;
-      }
-      this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
       this._clearRoutes();
       this._pump();
       return true;
@@ -495,6 +493,7 @@ function makeApi(raw, whenNotReady) {
         if (!rec.retired) {
           const st = this._core.subscription_stats(rec.index, rec.gen);
           if (st !== undefined) rec.final = st;
+          else this._takeRetired(); // retired by a pass whose records are not read yet
         }
         return rec.final;
       }

@@ -20,6 +20,7 @@ use crate::slab::Slab;
 use crate::snapshot::{BusStats, GroupStats, LatencySummary, SubscriptionStats};
 use crate::stats::{Counters, LatencyHistogram};
 use crate::topic::{validate_topic, Pattern};
+use crate::topic_trie::TopicTrie;
 use hashbrown::HashMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -159,6 +160,9 @@ pub struct BrokerConfig {
     pub max_topics: usize,
     /// Report [`Event::Idle`] when a subscription has nothing queued or running.
     pub track_idle: bool,
+    /// The driver caches routes by topic handle: keep, for [`Broker::take_invalidated`], the
+    /// handles whose route a subscription change made stale.
+    pub report_invalidated: bool,
     /// How long work-queue ids stay queryable by [`Broker::status`] once finished.
     pub retention: Retention,
     /// Seed of the backoff jitter.
@@ -174,6 +178,7 @@ impl Default for BrokerConfig {
             timeout: None,
             max_topics: 16_384,
             track_idle: false,
+            report_invalidated: false,
             retention: Retention::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
         }
@@ -463,6 +468,11 @@ pub struct Broker<P> {
     next_order: u64,
     routes_gen: u64,
     topic_ids: HashMap<Rc<str>, u32>,
+    /// The same topics by token, to find those a pattern reaches.
+    topic_trie: TopicTrie,
+    /// Handles whose cached route went stale since the driver last asked.
+    invalidated: Vec<u32>,
+    scratch_handles: Vec<u32>,
     topics: Vec<TopicEntry>,
     /// Generation of `topics`, bumped each time the table starts anew.
     topics_gen: u32,
@@ -527,6 +537,9 @@ impl<P: Clone> Broker<P> {
             next_order: 0,
             routes_gen: 0,
             topic_ids: HashMap::new(),
+            topic_trie: TopicTrie::new(),
+            invalidated: Vec::new(),
+            scratch_handles: Vec::new(),
             topics: Vec::new(),
             topics_gen: 0,
             last_topic: None,
@@ -618,8 +631,9 @@ impl<P: Clone> Broker<P> {
             .get(id.index, id.gen)
             .expect("just inserted")
             .pattern;
-        self.router.insert(pattern, id);
-        self.routes_gen += 1;
+        let pattern = pattern.clone();
+        self.router.insert(&pattern, id);
+        self.invalidate_routes(&pattern);
         Ok(id)
     }
 
@@ -709,7 +723,7 @@ impl<P: Clone> Broker<P> {
                     Sub::new(order, group_pattern, kind, 1, max_queue, overflow, None)
                 });
                 self.router.insert(&pattern, gid);
-                self.routes_gen += 1;
+                self.invalidate_routes(&pattern);
                 self.groups.insert(key, gid);
                 gid
             }
@@ -855,7 +869,7 @@ impl<P: Clone> Broker<P> {
         self.counters.cancelled += cancelled;
         let pattern = sub.pattern.clone();
         self.router.remove(&pattern, id);
-        self.routes_gen += 1;
+        self.invalidate_routes(&pattern);
         self.free_if_done(id);
         self.room_changed();
         true
@@ -921,6 +935,7 @@ impl<P: Clone> Broker<P> {
             subs: Rc::from([]),
         });
         self.topic_ids.insert(topic.clone(), h);
+        self.topic_trie.insert(&topic, h);
         self.last_topic = Some((topic, h));
         Ok(TopicHandle::from_parts(h, self.topics_gen))
     }
@@ -930,8 +945,33 @@ impl<P: Clone> Broker<P> {
     pub fn clear_topics(&mut self) {
         self.last_topic = None;
         self.topic_ids.clear();
+        self.topic_trie.clear();
+        self.invalidated.clear();
         self.topics.clear();
         self.topics_gen = self.topics_gen.wrapping_add(1);
+    }
+
+    /// Marks stale the cached routes of the topics `pattern` reaches (and only those), after a
+    /// subscription on it came or went.
+    fn invalidate_routes(&mut self, pattern: &Pattern) {
+        let mut found = std::mem::take(&mut self.scratch_handles);
+        found.clear();
+        self.topic_trie.matching(pattern, &mut found);
+        for &h in &found {
+            if let Some(entry) = self.topics.get_mut(h as usize) {
+                entry.gen = u64::MAX;
+            }
+        }
+        if self.config.report_invalidated {
+            self.invalidated.extend_from_slice(&found);
+        }
+        self.scratch_handles = found;
+    }
+
+    /// The topic handles whose cached route went stale since the last call (only with
+    /// `report_invalidated`): a driver that caches routes by handle drops exactly these.
+    pub fn take_invalidated(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.invalidated)
     }
 
     /// The generation of the topic table: handles of another generation are stale.

@@ -390,6 +390,7 @@ function makeApi(raw, whenNotReady) {
       this._dedupe = dedupeIds > 0;
       this._subs = [];            // by core slot index
       this._routes = new RouteTable(); // topic → { handle, gen, subs, batch, queued }
+      this._topicOf = [];              // topic handle → its topic, for the routes cached above
       this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
       this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
       this._coreWaiting = false;  // the core was told a publisher waits for room
@@ -463,7 +464,7 @@ function makeApi(raw, whenNotReady) {
       };
       rec.subscription = new Subscription(this, rec);
       this._subs[rec.index] = rec;
-      this._clearRoutes();
+      this._dropRoutes(ids, 3);
       // Messages waiting in the group go to the new member at once.
       if (group !== undefined) this._pump();
       return rec.subscription;
@@ -481,9 +482,8 @@ function makeApi(raw, whenNotReady) {
       // The core reports its final statistics when its last delivery settles (REC_RETIRED, at
       // once when nothing is running); until then stats() asks the core.
       this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
-      this._core.unsubscribe(rec.index, rec.gen);
+      this._dropRoutes(this._core.unsubscribe(rec.index, rec.gen), 0);
       if (rec.busy) { rec.busy = false; this._busy--; }
-      this._clearRoutes();
       this._pump();
       return true;
     }
@@ -546,11 +546,27 @@ function makeApi(raw, whenNotReady) {
       // `batch`: sizes are needed; `queued`: it always goes through the core.
       const route = { handle: r[0], gen: r[1], subs, batch, queued: queued || batch };
       this._routes[topic] = route;
+      this._topicOf[r[0]] = topic;
       return route;
     }
 
     _clearRoutes() {
       this._routes = new RouteTable();
+      this._topicOf = [];
+    }
+
+    /**
+     * Drops the cached routes of the topic handles `handles[from…]`: those the core says a
+     * subscription change made stale (the core finds them; the rest of the cache stays).
+     */
+    _dropRoutes(handles, from) {
+      for (let i = from; i < handles.length; i++) {
+        const topic = this._topicOf[handles[i]];
+        if (topic !== undefined) {
+          this._routes[topic] = undefined;
+          this._topicOf[handles[i]] = undefined;
+        }
+      }
     }
 
     /** The cached route of a topic (validated on first use). */

@@ -150,6 +150,7 @@ impl WasmBroker {
             overflow: overflow_from(overflow).unwrap_or_default(),
             timeout: duration(timeout_ms),
             track_idle: true,
+            report_invalidated: true,
             retention: Retention {
                 max_ids: count(retention_max_ids),
                 max_age: duration(retention_max_age_ms),
@@ -164,7 +165,9 @@ impl WasmBroker {
         })
     }
 
-    /// Subscribes; returns `[index, gen, id]`. Negative numbers take the bus defaults. With a
+    /// Subscribes; returns `[index, gen, id, stale topic handle…]`: the handles after the first
+    /// three are the cached routes this subscription changed (the driver drops those, and only
+    /// those). Negative numbers take the bus defaults. With a
     /// `group`, the subscription joins that queue group: `batch_max_size`/`batch_max_wait_ms`
     /// are its batch claim, `timeout_ms` its acknowledgement deadline, and the `group_*`
     /// arguments the group's retry policy (0 / negative: the default, or the group's).
@@ -265,16 +268,16 @@ impl WasmBroker {
         let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
         self.core.set_direct(id, true);
         let order = self.core.subscription_order(id).unwrap_or(0);
-        Ok(vec![
-            id.index() as f64,
-            id.generation() as f64,
-            order as f64,
-        ])
+        let mut out = vec![id.index() as f64, id.generation() as f64, order as f64];
+        out.extend(self.core.take_invalidated().into_iter().map(f64::from));
+        Ok(out)
     }
 
-    /// Unsubscribes; `false` when it was already gone.
-    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> bool {
-        self.core.unsubscribe(SubId::from_parts(index, gen))
+    /// Unsubscribes; returns the topic handles whose cached route this changed (empty when it
+    /// was already gone).
+    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> Vec<u32> {
+        self.core.unsubscribe(SubId::from_parts(index, gen));
+        self.core.take_invalidated()
     }
 
     /// Validates and resolves a topic: `[handle index, handle gen, sub index, sub gen, …]`, the

@@ -9,7 +9,9 @@ import { EdgeServer, RawSocket } from './support/server.mjs';
 const server = new EdgeServer({
   vars: { STREAM_MAX_MESSAGES: '5', STREAM_MAX_BYTES: '3000', STREAM_PAGE: '3', DEDUPE_MAX_IDS: '5' },
 });
-const aging = new EdgeServer({ vars: { STREAM_MAX_AGE_MS: '1500', STREAM_IDLE_MS: '3000', DEDUPE_MAX_AGE_MS: '1500' } });
+// Ages generous enough that a loaded machine does not let a stream idle or a message age between
+// two steps that the test expects to be close together.
+const aging = new EdgeServer({ vars: { STREAM_MAX_AGE_MS: '3000', STREAM_IDLE_MS: '6000', DEDUPE_MAX_AGE_MS: '1500' } });
 let token;
 let agingToken;
 
@@ -155,21 +157,21 @@ test('the idempotence window keeps the newest DEDUPE_MAX_IDS ids', async () => {
 });
 
 test('messages older than STREAM_MAX_AGE_MS expire, counted; an idle memberless stream is deleted; one with a member stays', { timeout: 60_000 }, async () => {
-  await memberless('aged', 'age.jobs', aging, agingToken);
   const keeper = await connect(aging, agingToken);
   assert.equal((await keeper.request({ op: 'sub', id: 1, pattern: 'keep.jobs', group: 'kept' })).t, 'ok');
+  await memberless('aged', 'age.jobs', aging, agingToken);
   await aging.post('/publish', [1, 2, 3].map((n) => ({ topic: 'age.jobs', payload: n })), agingToken);
   assert.equal((await stream('aged', aging, agingToken)).stored, 3);
-  // The hub's alarm expires them after 1.5 s (a hang guard of 20 s, not a timing assertion).
+  // The hub's alarm expires them after 3 s (a hang guard of 20 s, not a timing assertion).
   let g;
   for (let i = 0; i < 200 && (g = await stream('aged', aging, agingToken))?.stored > 0; i++) await sleep(100);
   assert.deepEqual([g.stored, g.expired], [0, 3]);
   assert.equal((await aging.stats(agingToken)).total.streamExpired, 3);
-  // 3 s after its last activity with no member, the stream is deleted.
-  for (let i = 0; i < 200 && (await stream('aged', aging, agingToken)) !== undefined; i++) await sleep(100);
+  // 6 s after its last activity with no member, the stream is deleted.
+  for (let i = 0; i < 300 && (await stream('aged', aging, agingToken)) !== undefined; i++) await sleep(100);
   assert.equal(await stream('aged', aging, agingToken), undefined);
   assert.equal((await aging.stats(agingToken)).total.streamsDeleted, 1);
-  assert.match(aging.log, /stream `aged` on `age.jobs` deleted \(idle for 3000 ms\), 0 stored message\(s\) discarded/);
+  assert.match(aging.log, /stream `aged` on `age.jobs` deleted \(idle for 6000 ms\), 0 stored message\(s\) discarded/);
   assert.equal((await stream('kept', aging, agingToken)).members, 1, 'a stream with a member is never idle');
   assert.deepEqual((await aging.post('/publish', { topic: 'age.jobs', payload: 4 }, agingToken)).body, { accepted: true, stored: false });
   await keeper.close();

@@ -14,20 +14,23 @@
 function makeApi(raw, whenNotReady) {
   'use strict';
 
-  const OVERFLOW = { dropOldest: 0, dropNewest: 1, reject: 2, wait: 3 };
-  const ACCEPTED = 0;
-  const DUPLICATE = 1;
-  const MUST_WAIT = 2;
-  const REC_DELIVER = 1;
-  const REC_BATCH = 2;
-  const REC_TIMED_OUT = 3;
-  const REC_IDLE = 4;
-  const REC_ROOM = 5;
-  const REC_RELEASE = 6;
-  const REC_CLAIMED = 7;
-  const REC_DEAD = 8;
-  const REC_FAILED = 9;
-  const REC_RETIRED = 10;
+  // The boundary's numbers (record tags, publish verdicts, overflow codes) are the core's: read
+  // from it once the module is ready (`protocol()`), never written down here a second time.
+  let OVERFLOW;
+  let ACCEPTED, DUPLICATE, MUST_WAIT;
+  let REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE, REC_ROOM, REC_RELEASE, REC_CLAIMED,
+    REC_DEAD, REC_FAILED, REC_RETIRED;
+  function loadProtocol() {
+    const p = raw.protocol();
+    ({ accepted: ACCEPTED, duplicate: DUPLICATE, mustWait: MUST_WAIT } = p.verdicts);
+    ({
+      deliver: REC_DELIVER, batch: REC_BATCH, timedOut: REC_TIMED_OUT, idle: REC_IDLE, room: REC_ROOM,
+      release: REC_RELEASE, claimed: REC_CLAIMED, dead: REC_DEAD, failed: REC_FAILED, retired: REC_RETIRED,
+    } = p.records);
+    const overflow = Object.create(null);
+    for (const [name, code] of p.overflow) overflow[name] = code;
+    OVERFLOW = Object.freeze(overflow);
+  }
   // The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
   const MAX_TIMER_MS = 2 ** 31 - 1;
   const NO_COMPLETIONS = new Uint32Array(0);
@@ -58,6 +61,7 @@ function makeApi(raw, whenNotReady) {
 
   function ready() {
     if (whenNotReady !== undefined) whenNotReady();
+    if (OVERFLOW === undefined) loadProtocol();
   }
 
   // ----- values and options ------------------------------------------------------------------

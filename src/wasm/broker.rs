@@ -81,14 +81,84 @@ impl Drop for SlotRef {
 
 type Slot = Rc<SlotRef>;
 
+/// Overflow policies by their code on the boundary, and their names in the JavaScript API.
+const OVERFLOWS: [(Overflow, &str); 4] = [
+    (Overflow::DropOldest, "dropOldest"),
+    (Overflow::DropNewest, "dropNewest"),
+    (Overflow::Reject, "reject"),
+    (Overflow::Wait, "wait"),
+];
+
 fn overflow_from(code: i32) -> Option<Overflow> {
-    match code {
-        0 => Some(Overflow::DropOldest),
-        1 => Some(Overflow::DropNewest),
-        2 => Some(Overflow::Reject),
-        3 => Some(Overflow::Wait),
-        _ => None,
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| OVERFLOWS.get(i))
+        .map(|(o, _)| *o)
+}
+
+/// `publish` verdicts.
+const ACCEPTED: u32 = 0;
+const DUPLICATE: u32 = 1;
+const MUST_WAIT: u32 = 2;
+
+/// The boundary's numbers, defined here once and read by the JavaScript driver when it starts:
+/// `{ records: { deliver, batch, … }, verdicts: { accepted, duplicate, mustWait }, overflow:
+/// [["dropOldest", 0], …] }`.
+#[wasm_bindgen]
+pub fn protocol() -> Result<JsValue, JsValue> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Records {
+        deliver: u32,
+        batch: u32,
+        timed_out: u32,
+        idle: u32,
+        room: u32,
+        release: u32,
+        claimed: u32,
+        dead: u32,
+        failed: u32,
+        retired: u32,
     }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Verdicts {
+        accepted: u32,
+        duplicate: u32,
+        must_wait: u32,
+    }
+    #[derive(Serialize)]
+    struct Protocol {
+        records: Records,
+        verdicts: Verdicts,
+        /// `[name, code]` pairs in the order the API lists them.
+        overflow: Vec<(&'static str, u32)>,
+    }
+    let p = Protocol {
+        records: Records {
+            deliver: DELIVER,
+            batch: BATCH,
+            timed_out: TIMED_OUT,
+            idle: IDLE,
+            room: ROOM,
+            release: RELEASE,
+            claimed: CLAIMED,
+            dead: DEAD,
+            failed: FAILED,
+            retired: RETIRED,
+        },
+        verdicts: Verdicts {
+            accepted: ACCEPTED,
+            duplicate: DUPLICATE,
+            must_wait: MUST_WAIT,
+        },
+        overflow: OVERFLOWS
+            .iter()
+            .enumerate()
+            .map(|(i, (_, name))| (*name, i as u32))
+            .collect(),
+    };
+    serde_wasm_bindgen::to_value(&p).map_err(|e| JsValue::from_str(&e.to_string()))
 }
 
 fn mode(wait: bool) -> PublishMode {
@@ -343,9 +413,9 @@ impl WasmBroker {
             )
             .map_err(to_js)?;
         Ok(match r {
-            Published::Accepted { .. } => 0,
-            Published::Duplicate => 1,
-            Published::MustWait => 2,
+            Published::Accepted { .. } => ACCEPTED,
+            Published::Duplicate => DUPLICATE,
+            Published::MustWait => MUST_WAIT,
         })
     }
 

@@ -324,6 +324,22 @@ function makeApi(raw, whenNotReady) {
     return backoff;
   }
 
+  /** A validated batch policy as the core takes it: only the fields given. */
+  function coreBatch(b) {
+    const out = {};
+    for (const k of ['maxSize', 'maxBytes', 'maxWaitMs', 'maxAttempts']) if (b[k] !== undefined) out[k] = b[k];
+    if (b.backoff !== undefined) out.backoff = coreBackoff(b.backoff);
+    return out;
+  }
+
+  /** A validated backoff as the core takes it. */
+  function coreBackoff(b) {
+    const out = {};
+    if (b.initialMs !== undefined) out.initialMs = b.initialMs;
+    if (b.maxMs !== undefined) out.maxMs = b.maxMs;
+    return out;
+  }
+
   /** The text of a handler's error, for a dead letter. */
   function errorText(err) {
     try {
@@ -449,15 +465,22 @@ function makeApi(raw, whenNotReady) {
       const backoff = parseBackoff(o.backoff, 'backoff');
       const timeoutMs = numberOption(o, group === undefined ? 'timeoutMs' : 'ackTimeoutMs', 'options', DURATION);
       const batch = o.batch === undefined || o.batch === false ? undefined : parseBatch(o.batch, 'batch');
-      const b = batch ?? {};
+      // One object, copied from the snapshot above (nothing the caller holds); none at all when
+      // no option was given.
+      let args;
+      if (o !== EMPTY_OPTIONS) {
+        args = { concurrency };
+        if (maxQueue !== undefined) args.maxQueue = maxQueue;
+        if (overflow !== -1) args.overflow = overflow;
+        if (timeoutMs !== undefined) args.timeoutMs = timeoutMs;
+        if (batch !== undefined) args.batch = coreBatch(batch);
+        if (group !== undefined) args.group = group;
+        if (maxAttempts !== undefined) args.maxAttempts = maxAttempts;
+        if (backoff !== undefined) args.backoff = coreBackoff(backoff);
+      }
       let ids;
       try {
-        ids = this._core.subscribe(
-          pattern, concurrency, maxQueue ?? -1, overflow, timeoutMs ?? -1, batch !== undefined,
-          b.maxSize ?? -1, b.maxBytes ?? -1, b.maxWaitMs ?? -1, b.maxAttempts ?? 0,
-          b.backoff?.initialMs ?? -1, b.backoff?.maxMs ?? -1,
-          group, maxAttempts ?? 0, backoff?.initialMs ?? -1, backoff?.maxMs ?? -1,
-        );
+        ids = this._core.subscribe(pattern, args);
       } catch (e) {
         throw fromCore(e);
       }

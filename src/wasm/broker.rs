@@ -34,7 +34,7 @@ use crate::dedupe::DedupeWindow;
 use crate::groups::{Retention, RetryPolicy};
 use crate::message::Outgoing;
 use crate::queue::Overflow;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -188,6 +188,80 @@ fn duration(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms > 0.0).then(|| ms_to_micros(ms).max(1))
 }
 
+/// A subscription's options as the JavaScript layer hands them over: one object, in the API's
+/// words, with the overflow policy as its code (see [`protocol`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SubscribeArgs {
+    concurrency: Option<u32>,
+    max_queue: Option<f64>,
+    overflow: Option<i32>,
+    timeout_ms: Option<f64>,
+    batch: Option<BatchArgs>,
+    group: Option<String>,
+    max_attempts: Option<u32>,
+    backoff: Option<BackoffArgs>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BatchArgs {
+    max_size: Option<f64>,
+    max_bytes: Option<f64>,
+    max_wait_ms: Option<f64>,
+    max_attempts: Option<u32>,
+    backoff: Option<BackoffArgs>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BackoffArgs {
+    initial_ms: Option<f64>,
+    max_ms: Option<f64>,
+}
+
+impl SubscribeArgs {
+    fn into_options(self) -> SubscribeOptions {
+        let group = self.group.map(|name| {
+            let named = self.max_attempts.is_some() || self.backoff.is_some();
+            let d = RetryPolicy::default();
+            let b = self.backoff.unwrap_or_default();
+            let initial = b.initial_ms.map_or(d.backoff_initial, ms_to_micros);
+            GroupOptions {
+                name,
+                retry: named.then(|| RetryPolicy {
+                    max_attempts: self.max_attempts.unwrap_or(d.max_attempts),
+                    backoff_initial: initial,
+                    backoff_max: b.max_ms.map_or(d.backoff_max.max(initial), ms_to_micros),
+                }),
+            }
+        });
+        let batch = self.batch.map(|b| {
+            let d = BatchPolicy::default();
+            let backoff = b.backoff.unwrap_or_default();
+            let initial = backoff.initial_ms.map_or(d.backoff_initial, ms_to_micros);
+            BatchPolicy {
+                max_size: b.max_size.map_or(d.max_size, count),
+                max_bytes: b.max_bytes.map_or(d.max_bytes, count),
+                max_wait: b.max_wait_ms.map_or(d.max_wait, ms_to_micros),
+                max_attempts: b.max_attempts.unwrap_or(d.max_attempts),
+                backoff_initial: initial,
+                backoff_max: backoff
+                    .max_ms
+                    .map_or(d.backoff_max.max(initial), ms_to_micros),
+            }
+        });
+        SubscribeOptions {
+            concurrency: self.concurrency.unwrap_or(1),
+            max_queue: self.max_queue.map(count),
+            overflow: self.overflow.and_then(overflow_from),
+            timeout: self.timeout_ms.and_then(duration),
+            batch,
+            group,
+        }
+    }
+}
+
 /// The broker core for the JavaScript `Bus` (internal to the package).
 #[wasm_bindgen]
 pub struct WasmBroker {
@@ -237,104 +311,20 @@ impl WasmBroker {
 
     /// Subscribes; returns `[index, gen, id, stale topic handle…]`: the handles after the first
     /// three are the cached routes this subscription changed (the driver drops those, and only
-    /// those). Negative numbers take the bus defaults. With a
-    /// `group`, the subscription joins that queue group: `batch_max_size`/`batch_max_wait_ms`
-    /// are its batch claim, `timeout_ms` its acknowledgement deadline, and the `group_*`
-    /// arguments the group's retry policy (0 / negative: the default, or the group's).
-    #[allow(clippy::too_many_arguments)]
-    pub fn subscribe(
-        &mut self,
-        pattern: &str,
-        concurrency: u32,
-        max_queue: f64,
-        overflow: i32,
-        timeout_ms: f64,
-        batch: bool,
-        batch_max_size: f64,
-        batch_max_bytes: f64,
-        batch_max_wait_ms: f64,
-        batch_max_attempts: u32,
-        backoff_initial_ms: f64,
-        backoff_max_ms: f64,
-        group: Option<String>,
-        group_max_attempts: u32,
-        group_backoff_initial_ms: f64,
-        group_backoff_max_ms: f64,
-    ) -> Result<Vec<f64>, JsValue> {
-        let group = group.map(|name| {
-            let named = group_max_attempts > 0
-                || group_backoff_initial_ms >= 0.0
-                || group_backoff_max_ms >= 0.0;
-            let d = RetryPolicy::default();
-            let initial = if group_backoff_initial_ms < 0.0 {
-                d.backoff_initial
-            } else {
-                ms_to_micros(group_backoff_initial_ms)
-            };
-            GroupOptions {
-                name,
-                retry: named.then(|| RetryPolicy {
-                    max_attempts: if group_max_attempts == 0 {
-                        d.max_attempts
-                    } else {
-                        group_max_attempts
-                    },
-                    backoff_initial: initial,
-                    backoff_max: if group_backoff_max_ms < 0.0 {
-                        d.backoff_max.max(initial)
-                    } else {
-                        ms_to_micros(group_backoff_max_ms)
-                    },
-                }),
-            }
-        });
-        let policy = batch.then(|| {
-            let d = BatchPolicy::default();
-            BatchPolicy {
-                max_size: if batch_max_size < 0.0 {
-                    d.max_size
-                } else {
-                    count(batch_max_size)
-                },
-                max_bytes: if batch_max_bytes < 0.0 {
-                    d.max_bytes
-                } else {
-                    count(batch_max_bytes)
-                },
-                max_wait: if batch_max_wait_ms < 0.0 {
-                    d.max_wait
-                } else {
-                    ms_to_micros(batch_max_wait_ms)
-                },
-                max_attempts: if batch_max_attempts == 0 {
-                    d.max_attempts
-                } else {
-                    batch_max_attempts
-                },
-                backoff_initial: if backoff_initial_ms < 0.0 {
-                    d.backoff_initial
-                } else {
-                    ms_to_micros(backoff_initial_ms)
-                },
-                backoff_max: if backoff_max_ms < 0.0 {
-                    d.backoff_max.max(ms_to_micros(backoff_initial_ms.max(0.0)))
-                } else {
-                    ms_to_micros(backoff_max_ms)
-                },
-            }
-        });
-        let options = SubscribeOptions {
-            concurrency,
-            max_queue: (max_queue >= 0.0).then(|| count(max_queue)),
-            overflow: overflow_from(overflow),
-            timeout: if timeout_ms < 0.0 {
-                None
-            } else {
-                duration(timeout_ms)
-            },
-            batch: policy,
-            group,
+    /// those). `options` is `undefined` (every default) or one object, already validated by the
+    /// JavaScript layer and copied at its call ([`SubscribeArgs`]); what it leaves out takes the
+    /// bus defaults. With a `group`, the subscription joins that queue group: `batch` is then its
+    /// batch claim, `timeoutMs` its acknowledgement deadline, and `maxAttempts`/`backoff` the
+    /// group's retry policy.
+    pub fn subscribe(&mut self, pattern: &str, options: JsValue) -> Result<Vec<f64>, JsValue> {
+        let args: SubscribeArgs = if options.is_undefined() {
+            SubscribeArgs::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| {
+                to_js(crate::error::Error::invalid_option("options", e.to_string()))
+            })?
         };
+        let options = args.into_options();
         let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
         self.core.set_direct(id, true);
         let order = self.core.subscription_order(id).unwrap_or(0);

@@ -12,7 +12,13 @@
 // `dead:`, and wait in `dq:` until the owner of `$dead.<group>` took them). Stream definitions
 // (`g:`) and members (`gm:`) are stored too. After a restart the stored messages wait until
 // members are confirmed alive, then are delivered again (at least once).
+//
+// Namespaces: a stream belongs to the namespace of the token that created it; group names, the
+// topic index and `$dead.<group>` are per namespace, so equal names in two namespaces are two
+// streams. Delivery tokens are 128 random bits, bound to the member they were delivered to: an
+// acknowledgement from any other member is refused (FORBIDDEN) and changes nothing.
 import { Bus } from 'edgebus';
+import { DEFAULT_NS } from './auth.js';
 import { EdgeError } from './errors.js';
 
 const GROUP_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -27,15 +33,34 @@ function memberKey(home, conn, sub) {
   return `${home}|${conn}|${sub}`;
 }
 
+/** A stream's key; the default namespace's keys are those of before namespaces (stored streams stay). */
+function streamKey(ns, group, pattern) {
+  return ns === DEFAULT_NS ? `${group} ${pattern}` : `${ns}/${group} ${pattern}`;
+}
+
+/** An unguessable delivery token: 128 random bits, base64url. */
+function deliveryToken() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+/** A message as its consumers see it: without the hub's internal namespace field. */
+export function visible(env) {
+  if (env?.ns === undefined) return env;
+  const { ns, ...rest } = env;
+  return rest;
+}
+
 export class Streams {
   constructor(hub) {
     this.hub = hub;
     this.streams = new Map();   // key → stream
     this.pending = new Map();   // delivery token → { resolve, reject, stream, member, id }
-    this.index = new Bus();     // one plain subscription per stream pattern: which streams a topic reaches
+    this.indexes = new Map();   // namespace → Bus with one plain subscription per stream pattern
     this.matched = [];
     this.nextSid = 1;
-    this.tokens = 0;
     this.seq = 0;
     this.acked = 0;
     this.lateAcks = 0;
@@ -85,20 +110,25 @@ export class Streams {
 
   _open(def) {
     const s = {
-      ...def, bus: new Bus({ maxQueue: Infinity }), members: new Map(), waiting: [], records: new Map(),
+      ns: DEFAULT_NS, ...def, bus: new Bus({ maxQueue: Infinity }), members: new Map(), waiting: [], records: new Map(),
       unverified: [], verified: true, tokenById: new Map(), done: 0, redelivered: 0, dead: 0,
     };
     this.streams.set(def.key, s);
     if (def.sid >= this.nextSid) this.nextSid = def.sid + 1;
-    this.index.subscribe(def.pattern, () => { this.matched.push(s); });
+    let index = this.indexes.get(s.ns);
+    if (index === undefined) {
+      index = new Bus();
+      this.indexes.set(s.ns, index);
+    }
+    index.subscribe(def.pattern, () => { this.matched.push(s); });
     s.bus.subscribe(`$dead.${def.group}`, (dead) => this._dead(s, dead));
     return s;
   }
 
-  /** Streams a topic reaches (valid topic). */
-  route(topic) {
+  /** Streams of namespace `ns` a topic reaches (valid topic). */
+  route(topic, ns = DEFAULT_NS) {
     this.matched.length = 0;
-    this.index.publish(topic, null);
+    this.indexes.get(ns)?.publish(topic, null);
     return this.matched;
   }
 
@@ -121,13 +151,14 @@ export class Streams {
     }
   }
 
-  async join(home, conn, sub, pattern, group, opts) {
+  async join(home, conn, sub, pattern, group, opts, ns = DEFAULT_NS) {
     checkGroupName(group);
-    const key = `${group} ${pattern}`;
+    const key = streamKey(ns, group, pattern);
     let s = this.streams.get(key);
     const want = { maxAttempts: opts.maxAttempts, ackTimeoutMs: opts.ackTimeoutMs };
     if (s === undefined) {
       const def = { key, sid: this.nextSid++, group, pattern, ...want };
+      if (ns !== DEFAULT_NS) def.ns = ns;
       await this.hub.ctx.storage.put({ 'g:next': this.nextSid, [`g:${key}`]: def });
       s = this._open(def);
     } else if (s.maxAttempts !== want.maxAttempts || s.ackTimeoutMs !== want.ackTimeoutMs) {
@@ -150,7 +181,7 @@ export class Streams {
 
   _deliver(s, member, env, attempt) {
     return new Promise((resolve, reject) => {
-      const d = `${this.hub.bootId}.${(++this.tokens).toString(36)}`;
+      const d = deliveryToken();
       const previous = s.tokenById.get(env.id);
       if (previous !== undefined) this.pending.delete(previous);
       if (attempt > 1) s.redelivered++;
@@ -161,12 +192,26 @@ export class Streams {
     });
   }
 
-  /** Acknowledges (ok) or refuses deliveries; tokens unknown here (late, or from before a restart) are counted. */
-  ack(tokens, ok, reason) {
+  /**
+   * Acknowledges (ok) or refuses deliveries on behalf of member `from` ({ home, conn, sub, ns }).
+   * Tokens unknown here (late, or from before a restart) are counted as late; tokens delivered to
+   * another member are refused and counted. Returns the storage keys to delete and the refusals.
+   */
+  ack(tokens, ok, reason, from) {
     const deletes = [];
+    let forbidden = 0;
+    const mk = memberKey(from.home, from.conn, from.sub);
     for (const d of tokens) {
       const p = this.pending.get(d);
-      if (p === undefined) { this.lateAcks++; continue; }
+      if (p === undefined) {
+        this.lateAcks++;
+        this.hub._nsCount(from.ns, 'lateAcks');
+        continue;
+      }
+      if (p.member.key !== mk) {
+        forbidden++;
+        continue;
+      }
       this.pending.delete(d);
       p.member.tokens.delete(d);
       if (p.s.tokenById.get(p.id) === d) p.s.tokenById.delete(p.id);
@@ -175,12 +220,13 @@ export class Streams {
         if (key !== undefined) { deletes.push(key); p.s.records.delete(p.id); }
         p.s.done++;
         this.acked++;
+        this.hub._nsCount(p.s.ns, 'acked');
         p.resolve();
       } else {
         p.reject(new Error(typeof reason === 'string' ? reason.slice(0, 500) : 'refused by the consumer'));
       }
     }
-    return deletes;
+    return { deletes, forbidden };
   }
 
   leave(home, conn, sub, reason = 'the consumer left') {
@@ -210,6 +256,7 @@ export class Streams {
     const key = s.records.get(env?.id);
     this.dead++;
     s.dead++;
+    this.hub._nsCount(s.ns, 'dead');
     this.hub._countsChanged();
     // The last delivery's token (an ack timeout leaves it pending): acknowledging it now is late.
     const d = s.tokenById.get(env?.id);
@@ -223,19 +270,24 @@ export class Streams {
     const storage = this.hub.ctx.storage;
     const rest = key.slice(2);
     storage.put(`dead:${rest}`, { ...env, group: s.group, attempts: dead.attempts, error: dead.error });
+    const message = visible(env);
     storage.delete(key);
     if (env.topic.startsWith('$dead.')) {
       this.deadNotPublished++;
       return;
     }
-    const letter = { group: s.group, topic: env.topic, attempts: dead.attempts, error: dead.error, message: env };
+    // `ns` travels beside the letter to its `$dead` owner and is not part of its payload.
+    const letter = { group: s.group, topic: env.topic, attempts: dead.attempts, error: dead.error, message };
+    if (s.ns !== DEFAULT_NS) letter.ns = s.ns;
     storage.put(`dq:${rest}`, letter);
     this.hub.deadLetter(`dq:${rest}`, letter);
   }
 
-  stats() {
-    return [...this.streams.values()].map((s) => ({
-      group: s.group, pattern: s.pattern, members: s.members.size, stored: s.records.size,
+  /** Per-stream figures: every stream, or those of namespace `ns`. */
+  stats(ns) {
+    const rows = [...this.streams.values()].filter((s) => ns === undefined || s.ns === ns);
+    return rows.map((s) => ({
+      ...(ns === undefined ? { ns: s.ns } : {}), group: s.group, pattern: s.pattern, members: s.members.size, stored: s.records.size,
       waiting: s.waiting.length, inFlight: [...s.members.values()].reduce((n, m) => n + m.tokens.size, 0),
       done: s.done, redelivered: s.redelivered, dead: s.dead,
     }));

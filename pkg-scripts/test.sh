@@ -3,7 +3,7 @@
 # headless Chromium, then the JavaScript API tests against the built npm package (ESM and CommonJS),
 # the packaging test, and one tiny run of each benchmark to prove they still work (no timing is
 # checked); then the demo site and the benchmark page, end to end in headless Chromium. Installs
-# whatever is missing first (see setup.sh).
+# whatever is missing first (see setup.sh), then lints (see lint.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -12,6 +12,9 @@ step() { printf '\n=== %s ===\n' "$*"; }
 
 step "setup"
 bash pkg-scripts/setup.sh
+
+step "lint: rustfmt, Clippy (native and wasm32), ESLint"
+bash pkg-scripts/lint.sh
 
 step "Rust: native (unit, property, behaviour and doc tests)"
 cargo test

@@ -1,9 +1,16 @@
 //! Subscription trie: finds every subscriber whose pattern matches a topic.
+//!
+//! Memory follows the subscriptions: a node's literal children sit in a small vector, scanned
+//! linearly, until there are more than [`FEW`]; only then in a hash map. Most nodes of a topic tree
+//! have one child (`orders.<id>.created`), and a hash map's smallest table holds four inline nodes.
+//! Value lists start with room for one value.
 
-use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 
 use crate::topic::{is_reserved, Pattern, PatternToken};
+
+/// Literal children kept in a vector up to this many; a map above it.
+const FEW: usize = 8;
 
 /// Maps patterns to values (e.g. subscription ids) and finds the values
 /// whose pattern matches a topic.
@@ -17,7 +24,7 @@ pub struct Router<V> {
 
 #[derive(Debug)]
 struct Node<V> {
-    literals: HashMap<Box<str>, Node<V>>,
+    literals: Literals<V>,
     star: Option<Box<Node<V>>>,
     /// Values of patterns whose '>' sits right below this node.
     rest: Vec<V>,
@@ -25,10 +32,109 @@ struct Node<V> {
     exact: Vec<V>,
 }
 
+/// A node's children by literal token.
+#[derive(Debug)]
+enum Literals<V> {
+    /// Up to [`FEW`] children, found by a linear scan.
+    Few(Vec<(Box<str>, Node<V>)>),
+    /// More than [`FEW`] / 2 children (it returns to `Few` below that, so removal frees it).
+    Many(Box<HashMap<Box<str>, Node<V>>>),
+}
+
+impl<V> Literals<V> {
+    fn get(&self, token: &str) -> Option<&Node<V>> {
+        match self {
+            Literals::Few(few) => few.iter().find(|(k, _)| **k == *token).map(|(_, n)| n),
+            Literals::Many(many) => many.get(token),
+        }
+    }
+
+    fn get_mut(&mut self, token: &str) -> Option<&mut Node<V>> {
+        match self {
+            Literals::Few(few) => few.iter_mut().find(|(k, _)| **k == *token).map(|(_, n)| n),
+            Literals::Many(many) => many.get_mut(token),
+        }
+    }
+
+    /// The child for `token`, created when missing.
+    fn get_or_insert(&mut self, token: &str) -> &mut Node<V> {
+        if let Literals::Few(few) = self {
+            if few.len() >= FEW && !few.iter().any(|(k, _)| **k == *token) {
+                let map: HashMap<Box<str>, Node<V>> = std::mem::take(few).into_iter().collect();
+                *self = Literals::Many(Box::new(map));
+            }
+        }
+        match self {
+            Literals::Few(few) => {
+                let at = match few.iter().position(|(k, _)| **k == *token) {
+                    Some(at) => at,
+                    None => {
+                        grow_by_one(few);
+                        few.push((token.into(), Node::new()));
+                        few.len() - 1
+                    }
+                };
+                &mut few[at].1
+            }
+            Literals::Many(many) => {
+                if !many.contains_key(token) {
+                    many.insert(token.into(), Node::new());
+                }
+                many.get_mut(token)
+                    .expect("the child was inserted just above")
+            }
+        }
+    }
+
+    fn remove(&mut self, token: &str) {
+        match self {
+            Literals::Few(few) => {
+                if let Some(at) = few.iter().position(|(k, _)| **k == *token) {
+                    few.swap_remove(at);
+                    if few.is_empty() {
+                        *few = Vec::new();
+                    }
+                }
+            }
+            Literals::Many(many) => {
+                many.remove(token);
+                if many.len() <= FEW / 2 {
+                    let mut few = Vec::with_capacity(many.len());
+                    few.extend(many.drain());
+                    *self = Literals::Few(few);
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Literals::Few(few) => few.is_empty(),
+            Literals::Many(many) => many.is_empty(),
+        }
+    }
+
+    #[cfg(test)]
+    fn nodes(&self) -> Vec<&Node<V>> {
+        match self {
+            Literals::Few(few) => few.iter().map(|(_, n)| n).collect(),
+            Literals::Many(many) => many.values().collect(),
+        }
+    }
+}
+
+/// Makes room for one more element: exactly one for the first, doubling after (a vector's first
+/// push would otherwise reserve four).
+fn grow_by_one<T>(v: &mut Vec<T>) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+}
+
 impl<V> Node<V> {
     fn new() -> Self {
         Node {
-            literals: HashMap::new(),
+            literals: Literals::Few(Vec::new()),
             star: None,
             rest: Vec::new(),
             exact: Vec::new(),
@@ -44,7 +150,12 @@ impl<V> Node<V> {
 
     #[cfg(test)]
     fn count_below(&self) -> usize {
-        let literal_nodes: usize = self.literals.values().map(|n| 1 + n.count_below()).sum();
+        let literal_nodes: usize = self
+            .literals
+            .nodes()
+            .into_iter()
+            .map(|n| 1 + n.count_below())
+            .sum();
         let star_nodes = self.star.as_ref().map_or(0, |n| 1 + n.count_below());
         literal_nodes + star_nodes
     }
@@ -70,19 +181,18 @@ impl<V: Copy + Eq> Router<V> {
         let mut node = &mut self.root;
         for token in pattern.tokens() {
             node = match token {
-                PatternToken::Literal(literal) => match node.literals.entry_ref(&**literal) {
-                    EntryRef::Occupied(child) => child.into_mut(),
-                    EntryRef::Vacant(slot) => slot.insert_with_key(literal.clone(), Node::new()),
-                },
+                PatternToken::Literal(literal) => node.literals.get_or_insert(literal),
                 PatternToken::Star => node.star.get_or_insert_with(|| Box::new(Node::new())),
                 PatternToken::Rest => {
                     // Pattern::parse guarantees '>' is the last token.
+                    grow_by_one(&mut node.rest);
                     node.rest.push(value);
                     self.len += 1;
                     return;
                 }
             };
         }
+        grow_by_one(&mut node.exact);
         node.exact.push(value);
         self.len += 1;
     }
@@ -169,12 +279,12 @@ fn remove_below<V: Eq>(node: &mut Node<V>, tokens: &[PatternToken], value: V) ->
             removed
         }
         PatternToken::Literal(literal) => {
-            let Some(child) = node.literals.get_mut(&**literal) else {
+            let Some(child) = node.literals.get_mut(literal) else {
                 return false;
             };
             let removed = remove_below(child, below, value);
             if child.is_empty() {
-                node.literals.remove(&**literal);
+                node.literals.remove(literal);
             }
             removed
         }
@@ -185,6 +295,9 @@ fn remove_value<V: Eq>(values: &mut Vec<V>, value: V) -> bool {
     match values.iter().position(|v| *v == value) {
         Some(at) => {
             values.swap_remove(at);
+            if values.is_empty() {
+                *values = Vec::new();
+            }
             true
         }
         None => false,
@@ -292,6 +405,46 @@ mod tests {
         assert!(router.remove(&pattern("a.b.c"), 1));
         assert_eq!(router.node_count(), 2);
         assert_eq!(matched(&router, "a.b"), vec![2]);
+    }
+
+    #[test]
+    fn a_level_with_many_children_moves_to_a_map_and_back() {
+        let mut router = Router::new();
+        let n = (FEW * 3) as u32;
+        for i in 0..n {
+            router.insert(&pattern(&format!("orders.{i}.created")), i);
+            router.insert(&pattern(&format!("orders.{i}.>")), 1000 + i);
+        }
+        router.insert(&pattern("orders.*.created"), 5000);
+        assert!(matches!(
+            router.root.literals.get("orders").unwrap().literals,
+            Literals::Many(_)
+        ));
+        for i in 0..n {
+            assert_eq!(
+                matched(&router, &format!("orders.{i}.created")),
+                vec![i, 1000 + i, 5000]
+            );
+        }
+        assert_eq!(matched(&router, &format!("orders.{n}.created")), vec![5000]);
+        for i in 0..n {
+            assert!(router.remove(&pattern(&format!("orders.{i}.created")), i));
+            assert!(router.remove(&pattern(&format!("orders.{i}.>")), 1000 + i));
+            for j in (i + 1)..n {
+                assert_eq!(
+                    matched(&router, &format!("orders.{j}.created")),
+                    vec![j, 1000 + j, 5000]
+                );
+            }
+            assert_eq!(matched(&router, &format!("orders.{i}.created")), vec![5000]);
+        }
+        assert!(matches!(
+            router.root.literals.get("orders").unwrap().literals,
+            Literals::Few(_)
+        ));
+        assert!(router.remove(&pattern("orders.*.created"), 5000));
+        assert_eq!(router.node_count(), 0);
+        assert!(router.is_empty());
     }
 
     #[test]

@@ -24,16 +24,18 @@ export function metricsOf(sc) {
 
 /**
  * Runs one scenario; `progress({ contender, round, rounds, warmup })` is called before each run.
- * Resolves with `{ id, number, title, note, tables: [{ metric, unit, better, ratioLabel, rows }] }`
- * or, when the browser cannot measure it, `{ ..., skipped: reason }`.
+ * `shared: true` asks the emit scenarios for their shared mode (each library first used with five
+ * other handlers; see scenarios/common.js). Resolves with `{ id, number, title, note, tables:
+ * [{ metric, unit, better, ratioLabel, rows }] }` or, when the runtime cannot measure it,
+ * `{ ..., skipped: reason }`.
  */
-export async function runScenario(sc, size, progress = () => {}) {
+export async function runScenario(sc, size, progress = () => {}, { shared = false } = {}) {
   const head = { id: sc.id, number: sc.number, title: sc.title, note: sc.note };
   const why = sc.unavailable?.();
   if (why) return { ...head, skipped: why, tables: [] };
   const plan = SIZES[size];
   const rounds = size === 'full' ? sc.rounds?.full ?? plan.rounds : plan.rounds;
-  const params = sc.sizes[size];
+  const params = { ...sc.sizes[size], shared };
   const metrics = metricsOf(sc);
   const timed = !sc.metrics;
   const names = sc.contenders.map((c) => c.name);
@@ -52,15 +54,16 @@ export async function runScenario(sc, size, progress = () => {}) {
         let values;
         if (timed) {
           let calls = 0;
-          let count;
           const t0 = performance.now();
           let elapsed = 0;
           do {
-            count = await inst.run();
+            const count = await inst.run();
+            // The very first call of each contender is the one compared: later calls may see other
+            // inputs (the unique-topic scenario moves on through its pool).
+            if (!firstCount.has(i)) firstCount.set(i, count);
             calls++;
             elapsed = performance.now() - t0;
           } while (elapsed < plan.minMs);
-          if (!firstCount.has(i)) firstCount.set(i, count);
           values = { rate: (inst.work * calls) / (elapsed / 1000) };
         } else {
           values = await inst.run();

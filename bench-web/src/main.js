@@ -35,19 +35,20 @@ async function fullBrowserName() {
   return browserName();
 }
 
-async function environment(size) {
+async function environment(size, shared) {
   return {
     browser: await fullBrowserName(),
     userAgent: navigator.userAgent,
     cores: navigator.hardwareConcurrency,
     date: new Date().toISOString(),
     size,
+    mode: shared ? 'shared' : 'isolated',
   };
 }
 
 function showEnvironment(env) {
   $('env').textContent = `${env.browser} · ${env.cores} logical cores (navigator.hardwareConcurrency) · ` +
-    `${env.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')} · size: ${env.size}`;
+    `${env.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')} · size: ${env.size} · emit mode: ${env.mode}`;
 }
 
 /** One section per scenario, filled in as results arrive. */
@@ -93,11 +94,14 @@ function fill({ section, status }, result) {
 }
 
 async function run(size) {
-  const only = new URLSearchParams(location.search).get('only')?.split(',');
+  const query = new URLSearchParams(location.search);
+  const only = query.get('only')?.split(',');
+  // ?mode=shared: the emit scenarios in their shared mode (reload the page to measure the other).
+  const shared = query.get('mode') === 'shared';
   const list = scenarios.filter((s) => !only || only.includes(s.id));
   const order = [...list.filter((s) => s.runFirst), ...list.filter((s) => !s.runFirst)];
   const sections = scaffold(list);
-  const env = await environment(size);
+  const env = await environment(size, shared);
   showEnvironment(env);
   setState('running');
   $('run').disabled = true;
@@ -114,7 +118,7 @@ async function run(size) {
         $('status').textContent = `Scenario ${n + 1} of ${order.length} (${sc.number}): ${contender}, ` +
           (round < warmup ? `warm-up ${round + 1} of ${warmup}` : `round ${round - warmup + 1} of ${rounds - warmup}`);
         slot.status.textContent = `running: ${contender}`;
-      });
+      }, { shared });
       results.set(sc.id, result);
       fill(slot, result);
     }

@@ -23,6 +23,14 @@ export async function initWatchingMemory(init) {
   }
 }
 
+/**
+ * Where the package instantiates its module synchronously at import (the Node entry), the runner
+ * wraps `WebAssembly.Instance` before importing it and passes the new instance's memory here.
+ */
+export function noteWasmMemory(m) {
+  if (m instanceof WebAssembly.Memory) memory = m;
+}
+
 /** Bytes of edgebus's WebAssembly memory now (0 if it was not seen). */
 export function wasmMemoryBytes() {
   return memory ? memory.buffer.byteLength : 0;

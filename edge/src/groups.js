@@ -94,7 +94,7 @@ export class Streams {
       if (s.verified) continue;
       const rows = s.unverified.splice(0);
       for (const m of rows) {
-        let alive = false;
+        let alive;
         try {
           alive = (await liveConns(m.home, [m.conn])).includes(m.conn);
         } catch {

@@ -478,7 +478,7 @@ export class Hub extends DurableObject {
     await Promise.all([...byOwner].map(async ([owner, rows]) => {
       try {
         await this._peer(owner).publish(owner, rows.map(([, m]) => m));
-      } catch (e) {
+      } catch {
         failed = true;
         this.counts.deadRetries += rows.length;
         return;

@@ -10,6 +10,7 @@
 // This file is the body shared by every entry point (Node ESM and CommonJS, web, bundler,
 // workerd); each entry passes in the wasm-bindgen module it loaded.
 
+/* exported makeApi */
 function makeApi(raw, whenNotReady) {
   'use strict';
 
@@ -127,7 +128,6 @@ function makeApi(raw, whenNotReady) {
   const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
   const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
   const COUNT = { integer: true, min: 0, infinity: true, max: Number.MAX_SAFE_INTEGER };
-  const POSITIVE_COUNT = { integer: true, min: 1, infinity: true, max: Number.MAX_SAFE_INTEGER };
   const DURATION = { positive: true, infinity: true };
 
   function checkClock(clock, where) {
@@ -1037,6 +1037,14 @@ function makeApi(raw, whenNotReady) {
 
   // ----- standalone pieces -------------------------------------------------------------------
 
+  // The core's memory as bytes, for writing into buffers it lends (IdempotenceFilter's scratch).
+  // Memory growth detaches the old buffer (its byteLength becomes 0): the view is then remade.
+  let memoryBytes = new Uint8Array(0);
+  function wasmBytes() {
+    if (memoryBytes.byteLength === 0) memoryBytes = new Uint8Array(raw.wasm_memory().buffer);
+    return memoryBytes;
+  }
+
   /** Exact duplicate filter over a window of ids (by count and by age). */
   class IdempotenceFilter {
     constructor(options) {
@@ -1047,21 +1055,53 @@ function makeApi(raw, whenNotReady) {
       const maxAgeMs = numberOption(o, 'maxAgeMs', 'options', DURATION) ?? Infinity;
       this._clock = checkClock(o.clock, 'clock') ?? systemClock;
       this._f = new raw.WasmFilter(maxIds, maxAgeMs);
+      // Ages matter only with an age limit: without one the clock is not read.
+      this._aged = Number.isFinite(maxAgeMs);
+      this._ptr = this._f.scratch_ptr();
+      this._room = this._f.scratch_len();
       this.maxIds = maxIds;
       this.maxAgeMs = maxAgeMs;
     }
     /** Records `id`; true when it was not in the window (let the message through). */
     check(id) {
+      const n = this._ascii(id);
+      const now = this._aged ? this._clock.now() : 0;
+      if (n >= 0) return this._answer(this._f.check_scratch(n, now), id);
       checkString(id, 'INVALID_ARGUMENT', 'id');
-      return this._f.check(id, this._clock.now());
+      return this._f.check(id, now);
     }
     /** Whether `id` is in the window, without recording it. */
     has(id) {
+      const n = this._ascii(id);
+      const now = this._aged ? this._clock.now() : 0;
+      if (n >= 0) return this._answer(this._f.has_scratch(n, now), id) === false;
       checkString(id, 'INVALID_ARGUMENT', 'id');
-      return this._f.has(id, this._clock.now());
+      return this._f.has(id, now);
     }
-    get size() { return this._f.size(this._clock.now()); }
+    get size() { return this._f.size(this._aged ? this._clock.now() : 0); }
     clear() { this._f.clear(); }
+    /**
+     * Writes an ASCII `id` into the core's scratch buffer and returns its length; -1 for anything
+     * else (not a string, longer than the buffer, or not ASCII), which takes the string path.
+     */
+    _ascii(id) {
+      if (typeof id !== 'string') return -1;
+      const n = id.length;
+      if (n > this._room) return -1;
+      const bytes = wasmBytes();
+      const at = this._ptr;
+      for (let i = 0; i < n; i++) {
+        const c = id.charCodeAt(i);
+        if (c > 0x7f) return -1;
+        bytes[at + i] = c;
+      }
+      return n;
+    }
+    /** The scratch calls' answer as a boolean: 1 absent (true), 0 present (false). */
+    _answer(code, id) {
+      if (code === 2) fail('INVALID_ARGUMENT', `id ${describe(id)} could not be read`);
+      return code === 1;
+    }
   }
 
   /** Groups items and calls the handler with arrays, on size, bytes or time. */

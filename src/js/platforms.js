@@ -2,6 +2,8 @@
 // WebAssembly.Module comes from, and how much parallelism there is. build.mjs puts the right one in
 // each entry.
 
+/* exported nodePlatform, webPlatform, noThreadsPlatform */
+
 /** Node: worker_threads running shard-worker.node.mjs; the module is compiled once per process. */
 function nodePlatform() {
   const { Worker } = require('node:worker_threads');

@@ -9,6 +9,7 @@
 //
 // Appended to each entry point after api.js: `makeRemote(api)` returns `connect`.
 
+/* exported makeRemote */
 function makeRemote(api) {
   'use strict';
 

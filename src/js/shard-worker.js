@@ -11,6 +11,7 @@
 // main thread reads after a crash: a finished message is never run again, even when its
 // acknowledgement was still unsent when the worker died.
 
+/* exported runShardWorker */
 function runShardWorker(api, port) {
   'use strict';
 

@@ -2,6 +2,7 @@
 // as Bus, the structured-clone check done at publish time, the latency histogram, a queue with a
 // cheap shift, and the shapes errors and messages take when they come back from a worker.
 
+/* exported shardedValues */
 function shardedValues(EdgebusError) {
   'use strict';
 

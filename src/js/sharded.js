@@ -10,6 +10,8 @@
 // `platform` is the runtime adapter given by the entry point: { name, concurrency(), module(),
 // spawn(handlers) → { post, terminate, ref?, unref? } with callbacks } (see build.mjs).
 
+/* global shardedValues -- defined in sharded-values.js, concatenated before this file */
+/* exported makeSharded */
 function makeSharded(api, raw, platform) {
   'use strict';
 
@@ -524,7 +526,7 @@ function makeSharded(api, raw, platform) {
         } else {
           // Validate now, so bad input is refused at once rather than after waiting.
           this._checkTopic(topic);
-          const o = parsePublish(options, false);
+          parsePublish(options, false);
           checkCloneable(payload, topic);
         }
         return new Promise((resolve, reject) => {

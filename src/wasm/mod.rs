@@ -19,6 +19,13 @@ pub(crate) fn now_micros() -> u64 {
     (performance_now() * 1000.0) as u64
 }
 
+/// The instance's memory, so the JavaScript layer can write into buffers the core lends it (see
+/// `WasmFilter::scratch_ptr`).
+#[wasm_bindgen]
+pub fn wasm_memory() -> JsValue {
+    wasm_bindgen::memory()
+}
+
 /// Makes a Rust panic print its message and location to the console (a panic also poisons the
 /// instance: the JavaScript layer validates every input so none is reachable).
 #[wasm_bindgen(start)]

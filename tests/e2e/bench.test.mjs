@@ -5,18 +5,22 @@ import assert from 'node:assert/strict';
 import { startBrowser } from './support/browser.mjs';
 
 const SCENARIOS = {
-  exact: ['edgebus', 'EventEmitter3', 'mitt', 'nanoevents', 'PubSubJS'],
-  fanout: ['edgebus', 'EventEmitter3', 'mitt', 'nanoevents', 'PubSubJS'],
-  wildcards: ['edgebus', 'EventEmitter2'],
-  'wildcards-unique': ['edgebus', 'EventEmitter2'],
+  exact: ['edgebus', 'EventEmitter3', 'mitt', 'nanoevents', 'tseep', 'PubSubJS'],
+  fanout: ['edgebus', 'EventEmitter3', 'mitt', 'nanoevents', 'tseep', 'PubSubJS'],
+  wildcards: ['edgebus', 'EventEmitter2', 'qlobber', 'qlobber + Map memo'],
+  'wildcards-unique': ['edgebus', 'EventEmitter2', 'qlobber'],
   'wildcards-hierarchical': ['edgebus', 'EventEmitter2', 'PubSubJS'],
-  dedupe: ['edgebus', 'lru-cache'],
+  dedupe: ['edgebus', 'lru-cache', 'Set + ring'],
+  'dedupe-publish': ['edgebus', 'lru-cache + EventEmitter3'],
   batch: ['publishBatch', 'publish ×1000'],
   'batch-busy': ['publishBatch + drain', 'publish ×1000 + drain'],
   'async-latency': ['edgebus, concurrency 1', 'edgebus, concurrency 16'],
   memory: ['edgebus', 'EventEmitter3', 'mitt', 'nanoevents', 'PubSubJS', 'EventEmitter2'],
+  'memory-100k': ['edgebus', 'EventEmitter3', 'mitt', 'nanoevents', 'PubSubJS', 'EventEmitter2'],
   // N: the page's logical cores, at least 2 (filled in once the page is open).
   sharding: (n) => ['Bus (main thread)', 'ShardedBus, 1 worker', `ShardedBus, ${n} workers`, 'workerpool, 1 worker', `workerpool, ${n} workers`],
+  churn: ['edgebus', 'EventEmitter3', 'nanoevents'],
+  'churn-publish': ['edgebus', 'EventEmitter3', 'nanoevents'],
 };
 
 let b, page, problems;

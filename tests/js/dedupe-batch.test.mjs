@@ -161,6 +161,72 @@ describe('IdempotenceFilter', () => {
     for (let i = 0; i < 5000; i++) if (!f.has(`never-${i}-${randomBytes(6).toString('hex')}`)) unseen++;
     assert.equal(unseen, 5000);
   });
+
+  test('short ASCII ids (written into the core\'s buffer) and every other id agree with a model', () => {
+    // A window of 50 over ids of every kind: ASCII of length 0 to 300 (the buffer holds 256
+    // bytes), non-ASCII, and the same text in both forms, checked in a seeded random order.
+    const window = 50;
+    const f = new IdempotenceFilter({ maxIds: window });
+    const pool = [];
+    for (let i = 0; i < 40; i++) pool.push(`id-${i}`);
+    for (const len of [0, 1, 255, 256, 257, 300]) pool.push('a'.repeat(len), 'b'.repeat(len));
+    pool.push('é', 'e\u0301', 'id-1é', '\u{1F600}', 'é'.repeat(200), `${'x'.repeat(255)}é`);
+    let seed = 7;
+    const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const seen = new Set();
+    const order = [];
+    for (let i = 0; i < 5000; i++) {
+      const id = pool[next() % pool.length];
+      const expected = !seen.has(id);
+      if (next() % 4 === 0) {
+        assert.equal(f.has(id), !expected, `has(${JSON.stringify(id.slice(0, 20))}) at step ${i}`);
+        continue;
+      }
+      assert.equal(f.check(id), expected, `check(${JSON.stringify(id.slice(0, 20))}) at step ${i}`);
+      if (expected) {
+        seen.add(id);
+        order.push(id);
+        if (order.length > window) seen.delete(order.shift());
+      }
+    }
+    assert.equal(f.size, seen.size);
+  });
+
+  test('ids still match after the core\'s memory grows (the byte view is renewed)', () => {
+    const f = new IdempotenceFilter({ maxIds: 10 });
+    assert.equal(f.check('before'), true);
+    // Grow the instance's memory by many pages.
+    const big = new IdempotenceFilter({ maxIds: 400_000 });
+    for (let i = 0; i < 300_000; i++) big.check(`grow-${i}-${'z'.repeat(20)}`);
+    assert.equal(f.check('before'), false);
+    assert.equal(f.check('after'), true);
+    assert.equal(f.has('after'), true);
+    assert.equal(big.has('grow-0-' + 'z'.repeat(20)), true);
+  });
+
+  test('without an age limit the clock is not read; with one it is', () => {
+    let reads = 0;
+    const clock = { now: () => { reads++; return 0; } };
+    const f = new IdempotenceFilter({ maxIds: 10, clock });
+    f.check('a');
+    f.has('a');
+    void f.size;
+    assert.equal(reads, 0);
+    const aged = new IdempotenceFilter({ maxIds: 10, maxAgeMs: 1000, clock });
+    aged.check('a');
+    assert.ok(reads >= 1);
+  });
+
+  test('bad ids are refused with a code on both paths and change nothing', () => {
+    const f = new IdempotenceFilter({ maxIds: 10 });
+    f.check('kept');
+    for (const bad of [undefined, null, 42, {}, ['a'], '\uD800', `${'a'.repeat(10)}\uDC00`]) {
+      throwsCode(() => f.check(bad), 'INVALID_ARGUMENT');
+      throwsCode(() => f.has(bad), 'INVALID_ARGUMENT');
+    }
+    assert.equal(f.size, 1);
+    assert.equal(f.check('kept'), false);
+  });
 });
 
 describe('batch subscriptions', () => {

@@ -1,12 +1,13 @@
 // Scenario 6: publish→handler-start latency of async handlers under a steady 100,000 msg/s.
 // Messages are published on schedule (each macrotask publishes the messages due by then); the
-// handler reads the clock as it starts. Reported: p50 and p99 of each run.
+// handler reads the clock as it starts. Reported: p50 and p99 of each run. (The Node benchmark adds
+// fastq as a peer: benches/node/async-throughput.mjs.)
 import { Bus } from 'edgebus';
 
-const RATE = 100_000; // messages per second
+export const RATE = 100_000; // messages per second
 
 /** Resolves at the next macrotask without the 4 ms clamp of nested setTimeout. */
-function nextTask() {
+export function nextTask() {
   return new Promise((resolve) => {
     const ch = new MessageChannel();
     ch.port1.onmessage = () => { ch.port1.close(); resolve(); };
@@ -14,7 +15,7 @@ function nextTask() {
   });
 }
 
-function percentile(sorted, q) {
+export function percentile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 

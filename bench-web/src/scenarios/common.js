@@ -69,3 +69,33 @@ export const toEventEmitter2 = (pattern) => pattern.split('.').map((t) => (t ===
 
 /** `a.b.>` → `a.b`: PubSubJS delivers a topic to every subscriber of each of its prefixes. */
 export const toPubSubPrefix = (pattern) => pattern.replace(/\.>$/, '');
+
+/**
+ * Five handler functions of distinct source, for the "shared" emit mode: each library is first used
+ * with these, so the call sites inside it that invoke handlers have seen several targets (as in an
+ * app that uses one emitter library for many things) before the measured handler runs.
+ */
+export const otherHandlers = [
+  (p) => { sink.value += p.n; },
+  (p) => { sink.value ^= p.n; },
+  (p) => { sink.value -= p.n; },
+  (p) => { sink.value |= p.n; },
+  (p) => { sink.value = (sink.value + p.n) & 0xffff; },
+];
+
+/** The same five for libraries that call handlers as `(topic, payload)` (PubSubJS). */
+export const otherTopicHandlers = [
+  (_t, p) => { sink.value += p.n; },
+  (_t, p) => { sink.value ^= p.n; },
+  (_t, p) => { sink.value -= p.n; },
+  (_t, p) => { sink.value |= p.n; },
+  (_t, p) => { sink.value = (sink.value + p.n) & 0xffff; },
+];
+
+/** Calls `emit(topic, payload)` through each of `handlers`, registered with `on(topic, fn)`. */
+export function primeShared(on, emit, handlers = otherHandlers) {
+  handlers.forEach((fn, i) => on(`other.${i}`, fn));
+  for (let round = 0; round < 2_000; round++) {
+    for (let i = 0; i < handlers.length; i++) emit(`other.${i}`, payload);
+  }
+}

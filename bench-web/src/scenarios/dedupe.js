@@ -1,9 +1,12 @@
 // Scenario 4: dedupe. A stream of ids, half of them repeats of ids still inside the window, checked
-// by edgebus's exact IdempotenceFilter and by lru-cache used as a seen-id window (`has`, then `set`),
-// both evicting the oldest recorded id first.
-import { IdempotenceFilter } from 'edgebus';
+// by edgebus's exact IdempotenceFilter, by lru-cache used as a seen-id window (`has`, then `set`) and
+// by a plain `Set` with a ring buffer of the window's ids, all evicting the oldest recorded id first.
+// 4b: the same stream as publishes with `{ id }` on a Bus with a dedupe window, against lru-cache in
+// front of EventEmitter3.
+import { Bus, IdempotenceFilter } from 'edgebus';
+import EventEmitter from 'eventemitter3';
 import { LRUCache } from 'lru-cache';
-import { rng } from './common.js';
+import { payload, rng } from './common.js';
 
 /** `count` ids: every other one new, the rest repeats of one of the last `window / 2` new ids. */
 function idStream(count, window) {
@@ -70,6 +73,88 @@ export const dedupe = {
               else seen.set(id, true);
             }
             return duplicates;
+          },
+        };
+      },
+    },
+    {
+      name: 'Set + ring',
+      code: 'seen.has(id) || (seen.delete(ring[i]), ring[i] = id, seen.add(id))',
+      setup({ ids, window }) {
+        const list = stream(ids, window);
+        return {
+          work: list.length,
+          run() {
+            const seen = new Set();
+            const ring = new Array(window);
+            let next = 0;
+            let duplicates = 0;
+            for (let i = 0; i < list.length; i++) {
+              const id = list[i];
+              if (seen.has(id)) {
+                duplicates++;
+                continue;
+              }
+              if (seen.size === window) seen.delete(ring[next]);
+              ring[next] = id;
+              next = next + 1 === window ? 0 : next + 1;
+              seen.add(id);
+            }
+            return duplicates;
+          },
+        };
+      },
+    },
+  ],
+};
+
+export const dedupePublish = {
+  id: 'dedupe-publish',
+  number: '4b',
+  title: 'Dedupe on publish: the same ids published with `{ id }`, window 100,000 ids',
+  unit: 'msg/s',
+  note: 'Each call publishes the whole stream to one subscriber through a new, empty window; the ' +
+    'count checked is the number of messages delivered (the distinct ids, half the stream).',
+  rounds: { full: 5 },
+  sizes: { full: { ids: 1_000_000, window: 100_000 }, small: { ids: 20_000, window: 2_000 } },
+  contenders: [
+    {
+      name: 'edgebus',
+      code: "new Bus({ dedupe: { maxIds } }); bus.publish('orders.created', payload, { id })",
+      setup({ ids, window }) {
+        const list = stream(ids, window);
+        return {
+          work: list.length,
+          run() {
+            const bus = new Bus({ dedupe: { maxIds: window } });
+            let seen = 0;
+            bus.subscribe('orders.created', (p) => { seen += p.n; });
+            for (let i = 0; i < list.length; i++) bus.publish('orders.created', payload, { id: list[i] });
+            bus.close();
+            return seen;
+          },
+        };
+      },
+    },
+    {
+      name: 'lru-cache + EventEmitter3',
+      code: "cache.has(id) || (cache.set(id, true), ee.emit('orders.created', payload))",
+      setup({ ids, window }) {
+        const list = stream(ids, window);
+        return {
+          work: list.length,
+          run() {
+            const cache = new LRUCache({ max: window });
+            const ee = new EventEmitter();
+            let seen = 0;
+            ee.on('orders.created', (p) => { seen += p.n; });
+            for (let i = 0; i < list.length; i++) {
+              const id = list[i];
+              if (cache.has(id)) continue;
+              cache.set(id, true);
+              ee.emit('orders.created', payload);
+            }
+            return seen;
           },
         };
       },

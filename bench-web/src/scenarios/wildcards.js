@@ -1,10 +1,16 @@
 // Scenario 3: 10,000 wildcard subscriptions; topics drawn from 1,000 names, then every topic unique.
-// Peers: EventEmitter2 with `wildcard: true` (`*` one level, `**` the rest) and, for the subset it can
-// express (trailing `>` only), PubSubJS's hierarchical topics.
+// Peers: EventEmitter2 with `wildcard: true` (`*` one level, `**` the rest), qlobber with NATS-like
+// settings (`*` one word, `>` the rest; alone, and behind a `Map` memo of topic → handlers for the
+// repeated topics) and, for the subset it can express (trailing `>` only), PubSubJS's hierarchical
+// topics.
 import { Bus } from 'edgebus';
-import { EventEmitter2 } from 'eventemitter2';
+import eventemitter2 from 'eventemitter2'; // CommonJS: its default import works in Vite and Node alike
+
 import PubSub from 'pubsub-js';
+import { Qlobber } from 'qlobber';
 import { patterns, payload, repeatedTopics, toEventEmitter2, toPubSubPrefix, uniqueTopics } from './common.js';
+
+const { EventEmitter2 } = eventemitter2;
 
 const SUBSCRIPTIONS = 10_000;
 
@@ -82,6 +88,40 @@ const pubSubJS = contender(
   (ps) => ps.clearAllSubscriptions(),
 );
 
+const QLOBBER_OPTIONS = { separator: '.', wildcard_one: '*', wildcard_some: '>' };
+
+const qlobber = contender(
+  'qlobber',
+  "new Qlobber({ separator: '.', wildcard_one: '*', wildcard_some: '>' }); for (const fn of q.match(topic)) fn(payload)",
+  (pats, c) => {
+    const q = new Qlobber(QLOBBER_OPTIONS);
+    for (const p of pats) q.add(p, (x) => { c.seen += x.n; });
+    return q;
+  },
+  (q, topic) => {
+    const fns = q.match(topic);
+    for (let i = 0; i < fns.length; i++) fns[i](payload);
+  },
+);
+
+const qlobberMemo = contender(
+  'qlobber + Map memo',
+  'memo.get(topic) ?? memo.set(topic, q.match(topic)) (a memo that never needs invalidating here: no subscription changes while publishing)',
+  (pats, c) => {
+    const q = new Qlobber(QLOBBER_OPTIONS);
+    for (const p of pats) q.add(p, (x) => { c.seen += x.n; });
+    return { q, memo: new Map() };
+  },
+  (t, topic) => {
+    let fns = t.memo.get(topic);
+    if (fns === undefined) {
+      fns = t.q.match(topic);
+      t.memo.set(topic, fns);
+    }
+    for (let i = 0; i < fns.length; i++) fns[i](payload);
+  },
+);
+
 const NOTE_WORKLOAD = 'Topics `aX.bX.cX.dX` (2^23 names); 10,000 patterns of six shapes, e.g. ' +
   '`a3.*.c7.>`, `*.b1.c9.*`, `a4.b2.>`; a topic matches about five of them.';
 
@@ -95,7 +135,7 @@ export const wildcardsRepeated = {
     full: { ops: 20_000, mode: 'repeated' },
     small: { ops: 1_000, mode: 'repeated' },
   },
-  contenders: [edgebus, eventEmitter2],
+  contenders: [edgebus, eventEmitter2, qlobber, qlobberMemo],
 };
 
 export const wildcardsUnique = {
@@ -109,7 +149,7 @@ export const wildcardsUnique = {
     full: { ops: 20_000, mode: 'unique', calls: 40 },
     small: { ops: 1_000, mode: 'unique', calls: 20 },
   },
-  contenders: [edgebus, eventEmitter2],
+  contenders: [edgebus, eventEmitter2, qlobber],
 };
 
 export const wildcardsHierarchical = {

@@ -23,7 +23,7 @@ function mount(root) {
 
   function addPattern(pattern) {
     if (subs.has(pattern)) return;
-    const sub = bus.subscribe(pattern, (_payload) => { received.add(pattern); });
+    const sub = bus.subscribe(pattern, () => { received.add(pattern); });
     subs.set(pattern, sub);
     renderList();
   }

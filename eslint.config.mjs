@@ -1,0 +1,70 @@
+// ESLint over all of the project's JavaScript: the recommended rules, with the globals of the
+// runtime each folder runs in. Run by pkg-scripts/lint.sh (`npx eslint .`).
+import js from '@eslint/js';
+import globals from 'globals';
+
+export default [
+  {
+    ignores: [
+      '**/node_modules/', 'target/', 'pkg/', '**/dist/', '**/.wrangler/', 'bench-results/', 'test-results/',
+    ],
+  },
+  js.configs.recommended,
+  // Node: build and test scripts, tests, benchmark drivers, examples; everything but the code that
+  // runs only in browsers, Web Workers or Cloudflare Workers (below).
+  {
+    files: ['**/*.{js,mjs,cjs}'],
+    ignores: [
+      'src/js/*.js', 'www/src/**', 'bench-web/src/**', 'tests/browser/*.page.mjs', 'tests/edge/browser/**',
+      'benches/sharding/page.mjs', 'benches/sharding/workerpool-worker.web.js',
+      'edge/src/**', 'edge/bench/worker.js', 'edge/test-fixtures/**',
+    ],
+    languageOptions: { globals: { ...globals.node } },
+  },
+  // The package's JavaScript body (src/js/*.js): plain scripts that pkg-scripts/build.mjs concatenates
+  // into every entry point (Node, browsers, bundlers, workerd). Each file declares the functions it
+  // hands to the entry glue (`/* exported ... */`) and the ones it takes from a sibling file
+  // (`/* global ... */`). platforms.js holds the per-runtime adapters, so it also sees the
+  // Node and browser globals it picks between.
+  {
+    files: ['src/js/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals['shared-node-browser'] } },
+  },
+  {
+    files: ['src/js/platforms.js'],
+    languageOptions: { globals: { ...globals.node, ...globals.browser } },
+  },
+  // Browser pages: the demo site, the benchmark page, the pages the browser tests load.
+  {
+    files: ['www/src/**', 'bench-web/src/**', 'tests/browser/*.page.mjs', 'tests/edge/browser/**', 'benches/sharding/page.mjs'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  // Node scripts that drive headless Chromium: the functions they hand to page.evaluate() and
+  // page.waitForFunction() run in the page, so these names are the page's.
+  {
+    files: ['tests/e2e/**', 'tests/browser/*.test.mjs', 'tests/edge/browser.test.mjs', 'bench-web/run.mjs', 'benches/sharding/browser.mjs'],
+    languageOptions: { globals: { window: 'readonly', document: 'readonly', crossOriginIsolated: 'readonly' } },
+  },
+  // Web Workers. workerpool's web worker gets `workerpool` from the script it loads with importScripts().
+  {
+    files: ['bench-web/src/scenarios/sharding-pool-worker.js', 'benches/sharding/workerpool-worker.web.js'],
+    languageOptions: { globals: { ...globals.worker } },
+  },
+  {
+    files: ['benches/sharding/workerpool-worker.web.js'],
+    languageOptions: { globals: { workerpool: 'readonly' } },
+  },
+  // Handler modules the ShardedBus tests load into shard workers: Node worker_threads or Web Workers.
+  {
+    files: ['tests/js/fixtures/**'],
+    languageOptions: { globals: { ...globals.worker } },
+  },
+  // Cloudflare Workers (the edge hub, the edge benchmark's worker, the client-worker fixture):
+  // service-worker globals plus the Workers runtime's own.
+  {
+    files: ['edge/src/**', 'edge/bench/worker.js', 'edge/test-fixtures/**'],
+    languageOptions: {
+      globals: { ...globals.serviceworker, WebSocketPair: 'readonly', WebSocketRequestResponsePair: 'readonly' },
+    },
+  },
+];

@@ -49,7 +49,8 @@ function deliveryToken() {
 /** A message as its consumers see it: without the hub's internal namespace field. */
 export function visible(env) {
   if (env?.ns === undefined) return env;
-  const { ns, ...rest } = env;
+  const rest = { ...env };
+  delete rest.ns;
   return rest;
 }
 

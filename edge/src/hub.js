@@ -25,12 +25,12 @@ import { Bus, IdempotenceFilter } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
 import { EdgeError } from './errors.js';
-import { hubName, hubOfTopic, hubsOfPattern } from './routing.js';
+import { hubName, hubOfTopic, hubsOfPattern, nsDirectoryHub } from './routing.js';
 import { Streams, visible } from './groups.js';
 import { handleFrame } from './frames.js';
 
 /** The counters each namespace has its own share of (`/stats` with a non-admin token). */
-const NS_COUNTERS = ['published', 'duplicates', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge', 'forbidden',
+export const NS_COUNTERS = ['published', 'duplicates', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge', 'forbidden',
   'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished'];
 
 /** Delivery tokens a home remembers per connection, to refuse acknowledgements of others' tokens. */
@@ -71,6 +71,9 @@ export class Hub extends DurableObject {
     };
     this.nsCounts = new Map();       // namespace → its share of the counters (see _nsCount)
     this.nsDirty = new Set();
+    this.nsRegistered = new Set();   // namespaces whose directory lists this hub (`meta:nsreg:<ns>`)
+    this.nsRegistering = new Map();
+    this.nsDirectory = new Map();    // as a directory: namespace → hubs that served it (`nsdir:<ns>`)
     this.deadOutbox = new Map();     // `dq:` key → dead letter not yet taken by its `$dead` owner
     this.deadTimer = undefined;
     this.deadSending = false;
@@ -85,6 +88,8 @@ export class Hub extends DurableObject {
     const saved = (await storage.get('meta:counts')) ?? {};
     for (const k of Object.keys(this.counts)) this.counts[k] = saved[k] ?? 0;
     for (const [k, v] of await storage.list({ prefix: 'meta:ns:' })) this.nsCounts.set(k.slice(8), v);
+    for (const [k] of await storage.list({ prefix: 'meta:nsreg:' })) this.nsRegistered.add(k.slice(11));
+    for (const [k, v] of await storage.list({ prefix: 'nsdir:' })) this.nsDirectory.set(k.slice(6), new Set(v));
     for (const [k] of await storage.list({ prefix: 'i:' })) {
       const [home, pattern] = splitOnce(k.slice(2), '|');
       this._addInterest(Number(home), pattern, DEFAULT_NS);
@@ -150,6 +155,7 @@ export class Hub extends DurableObject {
   async fetch(request) {
     await this._enter(Number(request.headers.get('x-edgebus-hub')));
     const claims = JSON.parse(request.headers.get('x-edgebus-claims'));
+    await this._nsHere(claims.ns ?? DEFAULT_NS);
     const [client, server] = Object.values(new WebSocketPair());
     const conn = crypto.randomUUID().replaceAll('-', '').slice(0, 16);
     this.ctx.acceptWebSocket(server, [conn]);
@@ -326,6 +332,7 @@ export class Hub extends DurableObject {
   /** Adds a work-queue member; errors come back as values (`{ error: { code, message } }`). */
   async joinGroup(self, home, conn, sub, pattern, group, opts, ns = DEFAULT_NS) {
     await this._enter(self);
+    await this._nsHere(ns);
     try {
       await this.streams.join(home, conn, sub, pattern, group, opts, ns);
       return {};
@@ -361,6 +368,7 @@ export class Hub extends DurableObject {
    */
   async publish(self, msgs) {
     await this._enter(self);
+    for (const m of msgs) if (!this.nsRegistered.has(m.ns ?? DEFAULT_NS)) await this._nsHere(m.ns ?? DEFAULT_NS);
     const out = new Array(msgs.length);
     const puts = [];
     this._countsChanged();
@@ -601,6 +609,46 @@ export class Hub extends DurableObject {
   }
 
   // ----- statistics -----------------------------------------------------------------------------
+
+  /**
+   * Makes sure the directory of namespace `ns` (on hub nsDirectoryHub) lists this hub: once per hub
+   * and namespace, stored, before this hub first counts or holds anything of it. A namespace's
+   * /stats then asks only the hubs that served it. A directory that cannot be reached is logged
+   * and asked again next time; the request goes on.
+   */
+  async _nsHere(ns) {
+    if (this.nsRegistered.has(ns) || this.index < 0) return;
+    let p = this.nsRegistering.get(ns);
+    if (p === undefined) {
+      const dir = nsDirectoryHub(ns, this.cfg.HUBS);
+      p = this._peer(dir).nsJoin(dir, ns, this.index)
+        .then(() => this.ctx.storage.put(`meta:nsreg:${ns}`, 1))
+        .then(() => { this.nsRegistered.add(ns); })
+        .catch((e) => console.error(`edgebus: hub ${this.index} could not join the directory of namespace ${ns}`, e))
+        .finally(() => this.nsRegistering.delete(ns));
+      this.nsRegistering.set(ns, p);
+    }
+    await p;
+  }
+
+  /** As the directory of namespace `ns`: records that hub `hub` serves it. */
+  async nsJoin(self, ns, hub) {
+    await this._enter(self);
+    let hubs = this.nsDirectory.get(ns);
+    if (hubs === undefined) {
+      hubs = new Set();
+      this.nsDirectory.set(ns, hubs);
+    }
+    if (hubs.has(hub)) return;
+    hubs.add(hub);
+    await this.ctx.storage.put(`nsdir:${ns}`, [...hubs]);
+  }
+
+  /** As the directory of namespace `ns`: the hubs that have served it. */
+  async nsHubs(self, ns) {
+    await this._enter(self);
+    return [...(this.nsDirectory.get(ns) ?? [])].sort((a, b) => a - b);
+  }
 
   /** Adds to a hub counter and to namespace `ns`'s share of it. */
   _count(ns, key, n = 1) {

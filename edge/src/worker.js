@@ -15,8 +15,9 @@
 import { readConfig } from './config.js';
 import { codeOf, EdgeError, errorResponse, STATUS } from './errors.js';
 import { keyring, mayPublish, verifyToken } from './auth.js';
-import { hubName, hubOfTopic } from './routing.js';
+import { hubName, hubOfTopic, nsDirectoryHub } from './routing.js';
 import { checkPayload, checkTopic } from './frames.js';
+import { NS_COUNTERS } from './hub.js';
 
 export { Hub } from './hub.js';
 
@@ -232,21 +233,31 @@ async function evict(request, env, url, cfg) {
 }
 
 /**
- * An admin token sees every hub (instance ids included). Any other token sees its namespace: its
- * counters summed over the hubs, its connections and its work-queue streams; nothing of other
- * namespaces, and no instance ids. Each hub keeps its namespaces' counters, so either view asks
- * every hub (HUBS calls, waking hibernated ones).
+ * An admin token sees every hub (instance ids included): HUBS calls, waking hibernated hubs. Any
+ * other token sees its namespace: its counters summed over the hubs, its connections and its
+ * work-queue streams; nothing of other namespaces, and no instance ids. That view asks the
+ * namespace's directory hub which hubs have served the namespace, then those hubs only.
  */
 async function stats(request, env, url, cfg) {
   const claims = await authenticate(request, env, url, cfg);
   const admin = claims.admin === true;
-  const hubs = await Promise.all(Array.from({ length: cfg.HUBS }, (_, i) => (admin ? hub(env, i).stats(i) : hub(env, i).stats(i, claims.ns))));
+  let served;
+  if (!admin) {
+    const dir = nsDirectoryHub(claims.ns, cfg.HUBS);
+    served = await hub(env, dir).nsHubs(dir, claims.ns);
+  }
+  const hubs = await Promise.all(admin
+    ? Array.from({ length: cfg.HUBS }, (_, i) => hub(env, i).stats(i))
+    : served.map((i) => hub(env, i).stats(i, claims.ns)));
   const total = {};
+  if (!admin) for (const k of ['connections', 'subscriptions', ...NS_COUNTERS]) total[k] = 0;
   for (const h of hubs) {
     for (const [k, v] of Object.entries(h)) if (typeof v === 'number' && k !== 'hub') total[k] = (total[k] ?? 0) + v;
   }
   if (admin) return Response.json({ hubs: cfg.HUBS, routeTokens: cfg.ROUTE_TOKENS, total, perHub: hubs });
-  return Response.json({ ns: claims.ns, hubs: cfg.HUBS, routeTokens: cfg.ROUTE_TOKENS, total, groups: hubs.flatMap((h) => h.groups) });
+  return Response.json({
+    ns: claims.ns, hubs: cfg.HUBS, routeTokens: cfg.ROUTE_TOKENS, servedBy: served, total, groups: hubs.flatMap((h) => h.groups),
+  });
 }
 
 export default {

@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EdgeServer, RawSocket } from './support/server.mjs';
+import { hubOfTopic } from '../../edge/src/routing.js';
 
 const server = new EdgeServer();
 const claims = { pub: ['orders.>', 'jobs.>'], sub: ['orders.>', 'jobs.>', '$dead.>'] };
@@ -49,7 +50,7 @@ test('topics are per namespace: the same patterns never read another tenant\'s m
   await server.post('/publish', [{ topic: 'orders.a', payload: 'acme-1' }, { topic: 'orders.a.b', payload: 'acme-2' }], acme);
   sb.send({ op: 'pub', topic: 'orders.a', payload: 'bolt-1' });
   await server.post('/publish', { topic: 'orders.a', payload: 'plain-1' }, plain);
-  for (const [s, t] of [[sa, acme], [sb, bolt], [sp, plain]]) await server.post('/publish', { topic: 'orders.end', payload: 'end' }, t);
+  for (const t of [acme, bolt, plain]) await server.post('/publish', { topic: 'orders.end', payload: 'end' }, t);
   const got = async (s, n) => (await s.waitMessages(n)).map((m) => m.msg.payload);
   assert.deepEqual(await got(sa, 3), ['acme-1', 'acme-2', 'end']);
   assert.deepEqual(await got(sb, 2), ['bolt-1', 'end']);
@@ -128,4 +129,21 @@ test('/stats: a namespace sees its own figures only, without instance ids; admin
 
   const res = await fetch(`${server.url}/stats`, { headers: { authorization: `Bearer ${acme}` } });
   assert.equal(res.status, 200);
+});
+
+test('a namespace\'s /stats asks only the hubs that served it', async () => {
+  const fresh = await server.stats(await server.token({ ns: 'fresh' }));
+  assert.deepEqual([fresh.servedBy, fresh.groups, fresh.total.published, fresh.total.connections], [[], [], 0, 0]);
+  const solo = await server.token({ pub: ['orders.>'], ns: 'solo' });
+  assert.deepEqual((await server.post('/publish', { topic: 'orders.x', payload: 1 }, solo)).body, { accepted: true });
+  const view = await server.stats(solo);
+  assert.deepEqual(view.servedBy, [hubOfTopic('orders.x', 8, 1)]);
+  assert.equal(view.total.published, 1);
+  // A connection's home joins the directory when it accepts the socket.
+  const s = await RawSocket.open(`${server.wsUrl}/connect?token=${solo}&hub=zz`);
+  const { hub } = await s.waitFor((f) => f.t === 'hello');
+  const after = await server.stats(solo);
+  assert.deepEqual(after.servedBy, [...new Set([hub, hubOfTopic('orders.x', 8, 1)])].sort((a, b) => a - b));
+  assert.equal(after.total.connections, 1);
+  await s.close();
 });

@@ -138,12 +138,15 @@ export class Hub extends DurableObject {
     return index === this.index ? this : this.env.HUB.get(this.env.HUB.idFromName(hubName(index)));
   }
 
-  /** The matching Bus of a namespace: `kind` is 'local' (as home) or 'routing' (as owner). */
-  _bus(kind, ns) {
+  /**
+   * The matching Bus of a namespace: `kind` is 'local' (as home) or 'routing' (as owner). Created
+   * for a subscription; a publish to a namespace without one here matches nothing (undefined).
+   */
+  _bus(kind, ns, create = true) {
     if (ns === DEFAULT_NS || ns === undefined) return this[kind];
     const key = `${kind}|${ns}`;
     let bus = this.nsBuses.get(key);
-    if (bus === undefined) {
+    if (bus === undefined && create) {
       bus = new Bus({ maxQueue: Infinity });
       this.nsBuses.set(key, bus);
     }
@@ -393,7 +396,7 @@ export class Hub extends DurableObject {
       const env = { topic: m.topic, payload: m.payload, id: m.id ?? `${this.bootId}-${(++this.idSeq).toString(36)}`, publishedAt: now };
       if (m.key !== undefined) env.key = m.key;
       if (ns !== DEFAULT_NS) env.ns = ns;
-      this._bus('routing', ns).publish(env.topic, env);
+      this._bus('routing', ns, false)?.publish(env.topic, env);
       for (const s of this.streams.route(env.topic, ns)) puts.push([s, env, this.streams.storageKey(s, env)]);
     }
     if (puts.length > 0) {
@@ -515,7 +518,7 @@ export class Hub extends DurableObject {
     const goneMembers = [];
     for (const it of items) {
       if (it.g === undefined) {
-        this._bus('local', it.ns).publish(it.topic, it);
+        this._bus('local', it.ns, false)?.publish(it.topic, it);
         continue;
       }
       const [connId, subId] = it.g;
@@ -680,10 +683,11 @@ export class Hub extends DurableObject {
         ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
         deadNotPublished: this.streams.deadNotPublished,
       });
-      const byNs = {};
-      for (const ns of this.nsDirty) byNs[`meta:ns:${ns}`] = this.nsCounts.get(ns);
+      const dirty = [...this.nsDirty];
       this.nsDirty.clear();
-      if (Object.keys(byNs).length > 0) this.ctx.storage.put(byNs);
+      for (let i = 0; i < dirty.length; i += 128) {
+        this.ctx.storage.put(Object.fromEntries(dirty.slice(i, i + 128).map((ns) => [`meta:ns:${ns}`, this.nsCounts.get(ns)])));
+      }
     }, 1000);
   }
 

@@ -222,6 +222,7 @@ mod tests {
             size,
             seq,
             attempt: 1,
+            letter: None,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::batch::{BatchPolicy, BatchQueue, Pushed};
 use crate::dedupe::{DedupeWindow, IdempotenceFilter};
 use crate::error::{Error, ErrorCode, Result};
 use crate::groups::{
-    validate_group, Claim, DeadLetter, JobRef, JobState, JobStatus, Member, Retention, RetryPolicy,
+    validate_group, Claim, DeadLetter, JobRef, JobState, JobStatus, Retention, RetryPolicy,
     Settled, WorkQueue,
 };
 use crate::message::{Message, Outgoing};
@@ -245,6 +245,24 @@ pub enum Event {
     /// A work-queue message failed its last attempt: take it with [`Broker::take_dead`] and
     /// publish it on `$dead.<group>`.
     Dead,
+    /// Messages failed for good without a final-attempt delivery (a batch's message whose TTL
+    /// ends before its retry): take them with [`Broker::take_failed`] and report them.
+    Failed,
+}
+
+/// A final failure no delivery reported: the driver reports it to `onError` / `$errors`.
+#[derive(Debug, Clone)]
+pub struct Unreported<P> {
+    /// The subscription whose handler failed.
+    pub sub: SubId,
+    /// The messages that failed for good.
+    pub messages: Vec<Message<P>>,
+    /// Handler calls made.
+    pub attempts: u32,
+    /// `HANDLER_FAILED` or `HANDLER_TIMEOUT`.
+    pub code: ErrorCode,
+    /// The last error's message.
+    pub error: Rc<str>,
 }
 
 #[derive(Debug)]
@@ -309,7 +327,7 @@ impl<P> Sub<P> {
         match &self.kind {
             Kind::Plain(q) => q.len(),
             Kind::Batch(b) => b.queued(),
-            Kind::Group(g) => g.depth,
+            Kind::Group(g) => g.depth(),
             Kind::Member(_) => 0,
         }
     }
@@ -374,8 +392,9 @@ struct InFlight<P> {
     /// For batches: the messages (kept for a retry) and the attempt.
     batch: Option<(Vec<Message<P>>, u32)>,
     count: u64,
-    /// For a group member's delivery: the group and the claimed jobs.
-    claim: Option<(SubId, Vec<JobRef>)>,
+    /// For a group member's delivery: the group, the claimed jobs, and whether the member
+    /// claims batches (a failed job of a batch member is retried alone).
+    claim: Option<(SubId, Vec<JobRef>, bool)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -449,7 +468,11 @@ pub struct Broker<P> {
     scratch: Vec<SubId>,
     /// Queue groups by (name, pattern).
     groups: HashMap<(Rc<str>, Rc<str>), SubId>,
-    dead: VecDeque<DeadLetter<P>>,
+    /// Dead letters to publish, each with the member to report its failure as when no driver
+    /// reported it at delivery time (see [`Broker::take_dead`]).
+    dead: VecDeque<(DeadLetter<P>, Option<SubId>)>,
+    /// Final failures for the driver to report (see [`Event::Failed`]).
+    unreported: VecDeque<Unreported<P>>,
     scheduled: HashMap<u64, Scheduled<P>>,
     scheduled_ids: HashMap<Rc<str>, u64>,
     /// A failure reason given with [`Broker::complete_failed`], used by the next settle.
@@ -498,6 +521,7 @@ impl<P: Clone> Broker<P> {
             seq: 0,
             groups: HashMap::new(),
             dead: VecDeque::new(),
+            unreported: VecDeque::new(),
             scheduled: HashMap::new(),
             scheduled_ids: HashMap::new(),
             reason: None,
@@ -608,18 +632,18 @@ impl<P: Clone> Broker<P> {
                     ))
                 };
                 if let Some(r) = retry {
-                    if r.max_attempts != wq.policy.max_attempts {
-                        return mismatch("maxAttempts", wq.policy.max_attempts.to_string());
+                    if r.max_attempts != wq.policy().max_attempts {
+                        return mismatch("maxAttempts", wq.policy().max_attempts.to_string());
                     }
-                    if r.backoff_initial != wq.policy.backoff_initial
-                        || r.backoff_max != wq.policy.backoff_max
+                    if r.backoff_initial != wq.policy().backoff_initial
+                        || r.backoff_max != wq.policy().backoff_max
                     {
                         return mismatch(
                             "backoff",
                             format!(
                                 "{{ initialMs: {}, maxMs: {} }}",
-                                wq.policy.backoff_initial as f64 / 1000.0,
-                                wq.policy.backoff_max as f64 / 1000.0
+                                wq.policy().backoff_initial as f64 / 1000.0,
+                                wq.policy().backoff_max as f64 / 1000.0
                             ),
                         );
                     }
@@ -675,13 +699,7 @@ impl<P: Clone> Broker<P> {
             ..
         }) = self.subs.get_mut(gid.index, gid.gen)
         {
-            wq.members.push(Member {
-                sub: id,
-                capacity: options.concurrency,
-                in_flight: 0,
-                claim,
-                wait_until: None,
-            });
+            wq.join(id, options.concurrency, claim);
         }
         // Waiting messages (left by earlier members) go to the newcomer at once.
         self.dispatch_group(gid);
@@ -710,8 +728,28 @@ impl<P: Clone> Broker<P> {
         let g_overflow_waits = *overflow == Overflow::Wait;
         let mut claims: Vec<Claim<SubId>> = Vec::new();
         let wake = wq.claim(now, &mut claims);
-        let waits = !claims.is_empty() && g_overflow_waits;
-        let expired = std::mem::take(&mut wq.newly_expired);
+        let expired = wq.take_newly_expired();
+        let mut dead: Vec<(DeadLetter<P>, Option<SubId>)> = Vec::new();
+        for job in wq.take_newly_dead() {
+            let by = wq.failed_by(job);
+            if let Some(letter) = wq.bury(job, now) {
+                dead.push((letter, by));
+            }
+        }
+        let buried = !dead.is_empty();
+        let waits = (!claims.is_empty() || buried || expired > 0) && g_overflow_waits;
+        if buried {
+            // Failed before, and their TTL ended before a member could take them again: final
+            // failures no driver has reported yet.
+            for (_, by) in &dead {
+                self.counters.failed += 1;
+                if let Some(m) = by.and_then(|by| self.subs.get_mut(by.index, by.gen)) {
+                    m.counters.failed += 1;
+                }
+            }
+            self.dead.extend(dead);
+            self.events.push_back(Event::Dead);
+        }
         if let Some(at) = wake {
             self.timers
                 .push(Reverse((at, Timer::ClaimWait(gid.index, gid.gen))));
@@ -727,24 +765,9 @@ impl<P: Clone> Broker<P> {
         if waits {
             self.room_changed();
         }
-    }
-
-    /// Removes a group that has no member and nothing left.
-    fn retire_group_if_done(&mut self, gid: SubId) {
-        let done = matches!(
-            self.subs.get(gid.index, gid.gen),
-            Some(Sub { kind: Kind::Group(wq), .. }) if wq.members.is_empty() && wq.is_empty()
-        );
-        if !done {
-            return;
-        }
-        if let Some(g) = self.subs.remove(gid.index, gid.gen) {
-            if let Kind::Group(wq) = &g.kind {
-                self.groups
-                    .remove(&(wq.name.clone(), Rc::from(g.pattern.as_str())));
-            }
-            self.router.remove(&g.pattern, gid);
-            self.routes_gen += 1;
+        if buried {
+            // A buried job may have held a key: the next one with that key is ready now.
+            self.dispatch_group(gid);
         }
     }
 
@@ -764,14 +787,15 @@ impl<P: Clone> Broker<P> {
                 ..
             }) = self.subs.get_mut(gid.index, gid.gen)
             {
-                wq.members.retain(|m| m.sub != id);
+                wq.leave(&id);
             }
             self.free_if_done(id);
-            self.retire_group_if_done(gid);
+            // The group stays: what is published with no member is kept for the next one, and
+            // its counters and status window outlive its members.
             return true;
         }
         if matches!(sub.kind, Kind::Group(_)) {
-            // Groups go away with their last member, not by unsubscribing them.
+            // A group is not a subscription of its own: it lives until the bus is closed.
             return false;
         }
         sub.live = false;
@@ -951,6 +975,48 @@ impl<P: Clone> Broker<P> {
         })
     }
 
+    /// Publishes a dead letter taken with [`Broker::take_dead`] on `$dead.<group>`: a message
+    /// with `payload` (no id, key or headers) that carries the letter ([`Message::dead_letter`]).
+    /// A full `reject` or `wait` subscriber refuses it with `QUEUE_FULL`.
+    pub fn publish_dead(
+        &mut self,
+        letter: DeadLetter<P>,
+        payload: P,
+        size: usize,
+        now: u64,
+    ) -> Result<Published> {
+        let handle = self.resolve(&format!("$dead.{}", letter.group))?;
+        let subs = self.route(handle)?;
+        if let Some(wait) = self.admit(&subs, 1, size, PublishMode::Now)? {
+            return Ok(wait);
+        }
+        self.last_now = now;
+        self.seq += 1;
+        self.counters.published += 1;
+        let msg = Message {
+            topic: self.topics[handle.0 as usize].topic.clone(),
+            payload,
+            id: None,
+            key: None,
+            headers: None,
+            published_at: Some(now),
+            expires_at: None,
+            size,
+            seq: self.seq,
+            attempt: 1,
+            letter: Some(Rc::new(letter)),
+        };
+        if let Some((last, rest)) = subs.split_last() {
+            for id in rest {
+                self.offer(*id, msg.clone(), 0, now);
+            }
+            self.offer(*last, msg, 0, now);
+        }
+        Ok(Published::Accepted {
+            matched: subs.len(),
+        })
+    }
+
     /// Publishes several messages on one topic. Admission is all-or-nothing: when a `reject` (or
     /// `wait`) subscription cannot take all of them, none is published. Returns how many were
     /// accepted (duplicates excluded), or [`Published::MustWait`] semantics as `Ok(None)`.
@@ -1062,6 +1128,7 @@ impl<P: Clone> Broker<P> {
             size: msg.size,
             seq: self.seq,
             attempt: 1,
+            letter: None,
         };
         Ok(Direct::Deliver(subs, message))
     }
@@ -1161,6 +1228,7 @@ impl<P: Clone> Broker<P> {
             size: out.size,
             seq: self.seq,
             attempt: 1,
+            letter: None,
         };
         if let Some((last, rest)) = subs.split_last() {
             for id in rest {
@@ -1200,6 +1268,9 @@ impl<P: Clone> Broker<P> {
             sub.counters.dropped += 1;
             self.counters.dropped += 1;
             if !dropped {
+                if let Kind::Group(g) = &mut sub.kind {
+                    g.refuse(&msg, now);
+                }
                 return;
             }
         }
@@ -1348,8 +1419,12 @@ impl<P: Clone> Broker<P> {
                         self.finish(id, None);
                         continue;
                     }
+                    // A retry was scheduled before its messages' TTL ends (see `settle`): a
+                    // late timer does not turn an already delivered message into an expired one.
                     let before = msgs.len();
-                    msgs.retain(|m| !m.is_expired(now));
+                    if attempt == 1 {
+                        msgs.retain(|m| !m.is_expired(now));
+                    }
                     let expired = (before - msgs.len()) as u64;
                     sub.counters.expired += expired;
                     self.counters.expired += expired;
@@ -1420,10 +1495,7 @@ impl<P: Clone> Broker<P> {
                 msgs.push(m);
             }
         }
-        let batch = wq
-            .members
-            .iter()
-            .any(|m| m.sub == member && m.claim.is_some());
+        let batch = wq.claims_batches(&member);
         let sub = self.subs.get_mut(member.index, member.gen)?;
         for m in &msgs {
             if m.attempt == 1 {
@@ -1442,7 +1514,7 @@ impl<P: Clone> Broker<P> {
                 key: None,
                 batch: None,
                 count: n,
-                claim: Some((gid, jobs)),
+                claim: Some((gid, jobs, batch)),
             },
             None,
         );
@@ -1560,7 +1632,7 @@ impl<P: Clone> Broker<P> {
         let Some(mut f) = self.inflight.remove(delivery.index, delivery.gen) else {
             return;
         };
-        let Some((gid, jobs)) = f.claim.take() else {
+        let Some((gid, jobs, _)) = f.claim.take() else {
             self.settle(f, true, now);
             return;
         };
@@ -1596,11 +1668,19 @@ impl<P: Clone> Broker<P> {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn settle_claim(&mut self, f: InFlight<P>, gid: SubId, jobs: Vec<JobRef>, ok: bool, now: u64) {
+    #[allow(clippy::too_many_arguments)]
+    fn settle_claim(
+        &mut self,
+        f: InFlight<P>,
+        gid: SubId,
+        jobs: Vec<JobRef>,
+        batch: bool,
+        ok: bool,
+        now: u64,
+    ) {
         self.last_now = now;
         let member = f.sub;
         let reason = self.reason.take();
-        let batch = jobs.len() > 1;
         let mut dead = 0u64;
         let mut retries: Vec<(JobRef, u64)> = Vec::new();
         let randoms: Vec<u64> = if ok {
@@ -1613,6 +1693,12 @@ impl<P: Clone> Broker<P> {
             ..
         }) = self.subs.get_mut(gid.index, gid.gen)
         {
+            // The driver reports a failure itself when the delivery was the last try of every
+            // message in it (`Delivery::final_attempt`); any other death is reported from its
+            // letter, so each final failure is reported exactly once.
+            let reported = jobs
+                .iter()
+                .all(|j| wq.message(*j).is_none_or(|(_, a, max)| a >= max));
             wq.member_done(member);
             for (i, job) in jobs.into_iter().enumerate() {
                 let error = (!ok).then(|| {
@@ -1621,11 +1707,11 @@ impl<P: Clone> Broker<P> {
                         .unwrap_or((ErrorCode::HandlerFailed, Rc::from("handler failed")))
                 });
                 let random = randoms.get(i).copied().unwrap_or(0);
-                match wq.settle(job, ok, error, batch, now, random) {
+                match wq.settle(job, member, ok, error, batch, now, random) {
                     Some(Settled::Retry(job, due)) => retries.push((job, due)),
                     Some(Settled::Dead) => {
                         if let Some(letter) = wq.bury(job, now) {
-                            self.dead.push_back(letter);
+                            self.dead.push_back((letter, (!reported).then_some(member)));
                             dead += 1;
                         }
                     }
@@ -1648,12 +1734,11 @@ impl<P: Clone> Broker<P> {
         }
         self.finish(member, None);
         self.dispatch_group(gid);
-        self.retire_group_if_done(gid);
     }
 
     fn settle(&mut self, mut f: InFlight<P>, ok: bool, now: u64) {
-        if let Some((gid, jobs)) = f.claim.take() {
-            self.settle_claim(f, gid, jobs, ok, now);
+        if let Some((gid, jobs, batch)) = f.claim.take() {
+            self.settle_claim(f, gid, jobs, batch, ok, now);
             return;
         }
         let id = f.sub;
@@ -1666,9 +1751,37 @@ impl<P: Clone> Broker<P> {
                 (f.batch, sub.live, &mut sub.kind)
             {
                 let due = now.saturating_add(b.policy.backoff(attempt));
-                b.retry = Some((msgs, attempt + 1));
-                self.timers
-                    .push(Reverse((due, Timer::Retry(id.index, id.gen))));
+                // A message whose TTL ends before the retry comes due cannot be retried: its
+                // failure is final now (counted failed, not expired, and reported).
+                let (keep, lost): (Vec<_>, Vec<_>) =
+                    msgs.into_iter().partition(|m| !m.is_expired(due));
+                let retry = !keep.is_empty();
+                if retry {
+                    b.retry = Some((keep, attempt + 1));
+                }
+                if !lost.is_empty() {
+                    let n = lost.len() as u64;
+                    sub.counters.failed += n;
+                    self.counters.failed += n;
+                    let (code, error) = self
+                        .reason
+                        .clone()
+                        .unwrap_or((ErrorCode::HandlerFailed, Rc::from("handler failed")));
+                    self.unreported.push_back(Unreported {
+                        sub: id,
+                        messages: lost,
+                        attempts: attempt,
+                        code,
+                        error,
+                    });
+                    self.events.push_back(Event::Failed);
+                }
+                if retry {
+                    self.timers
+                        .push(Reverse((due, Timer::Retry(id.index, id.gen))));
+                    return;
+                }
+                self.finish(id, f.key.as_ref());
                 return;
             }
             sub.counters.failed += f.count;
@@ -1731,15 +1844,19 @@ impl<P: Clone> Broker<P> {
                 self.subs.get(index, gen),
                 Some(Sub { kind: Kind::Batch(b), live: true, .. }) if b.retry.is_some()
             ),
-            Timer::JobRetry(index, gen, ji, jg) => matches!(
-                self.subs.get(index, gen),
-                Some(Sub { kind: Kind::Group(wq), .. })
-                    if wq.is_retrying(JobRef { index: ji, gen: jg })
-            ),
+            // A closed bus lists pending retries in `remaining` instead of running them.
+            Timer::JobRetry(index, gen, ji, jg) => {
+                !self.closed
+                    && matches!(
+                        self.subs.get(index, gen),
+                        Some(Sub { kind: Kind::Group(wq), .. })
+                            if wq.is_retrying(JobRef { index: ji, gen: jg })
+                    )
+            }
             Timer::ClaimWait(index, gen) => matches!(
                 self.subs.get(index, gen),
                 Some(Sub { kind: Kind::Group(wq), .. })
-                    if wq.members.iter().any(|m| m.wait_until.is_some())
+                    if wq.is_waiting_for_batch()
             ),
             Timer::Visible(seq) => self.scheduled.contains_key(&seq),
         }
@@ -1768,6 +1885,7 @@ impl<P: Clone> Broker<P> {
                         self.start(id);
                     }
                 }
+                Timer::JobRetry(..) if self.closed => {}
                 Timer::JobRetry(index, gen, ji, jg) => {
                     let gid = SubId { index, gen };
                     if let Some(Sub {
@@ -1803,7 +1921,7 @@ impl<P: Clone> Broker<P> {
             return;
         };
         let final_attempt = match (&f.batch, &f.claim) {
-            (_, Some((gid, jobs))) => match self.subs.get(gid.index, gid.gen) {
+            (_, Some((gid, jobs, _))) => match self.subs.get(gid.index, gid.gen) {
                 Some(Sub {
                     kind: Kind::Group(wq),
                     ..
@@ -1815,18 +1933,10 @@ impl<P: Clone> Broker<P> {
             (Some(_), None) => !self.is_sub_live(f.sub),
             (None, None) => true,
         };
-        if f.claim.is_some() {
-            let ms = self
-                .subs
-                .get(f.sub.index, f.sub.gen)
-                .and_then(|s| s.timeout)
-                .unwrap_or(0) as f64
-                / 1000.0;
-            self.reason = Some((
-                ErrorCode::HandlerTimeout,
-                Rc::from(format!("not acknowledged within {ms} ms")),
-            ));
-        }
+        self.reason = Some((
+            ErrorCode::HandlerTimeout,
+            Rc::from(self.timeout_message(f.sub)),
+        ));
         self.events.push_back(Event::TimedOut {
             delivery,
             sub: f.sub,
@@ -1834,6 +1944,23 @@ impl<P: Clone> Broker<P> {
         });
         self.settle(f, false, now);
         self.reason = None;
+    }
+
+    /// The message of the `HANDLER_TIMEOUT` error every driver reports when a delivery of `sub`
+    /// times out (and a dead letter carries): `not acknowledged within 50 ms` for a queue-group
+    /// member, `handler did not settle within 50 ms` otherwise.
+    pub fn timeout_message(&self, sub: SubId) -> String {
+        let (ms, member) = self.subs.get(sub.index, sub.gen).map_or((0.0, false), |s| {
+            (
+                s.timeout.unwrap_or(0) as f64 / 1000.0,
+                matches!(s.kind, Kind::Member(_)),
+            )
+        });
+        if member {
+            format!("not acknowledged within {ms} ms")
+        } else {
+            format!("handler did not settle within {ms} ms")
+        }
     }
 
     fn is_sub_live(&self, id: SubId) -> bool {
@@ -1858,7 +1985,7 @@ impl<P: Clone> Broker<P> {
                     Some(SubId { index, gen })
                 }
                 Kind::Group(wq) if wq.ready_len() > 0 => {
-                    wq.flushing = true;
+                    wq.flush();
                     Some(SubId { index, gen })
                 }
                 _ => None,
@@ -1884,14 +2011,21 @@ impl<P: Clone> Broker<P> {
     ///
     /// Work-queue messages count while their group has a member to take them; messages of a
     /// group whose members all left, and delayed messages not visible yet, do not (a close
-    /// reports them, see [`Broker::remaining`]).
+    /// reports them, see [`Broker::remaining`]). Once closed, messages waiting for a retry do not
+    /// count either (nor those parked behind them by key): a close lists them instead of waiting
+    /// out their backoff.
     pub fn is_idle(&self) -> bool {
-        self.queued == 0 && self.in_flight == 0 && self.groups.values().all(|gid| {
-            matches!(
-                self.subs.get(gid.index, gid.gen),
-                Some(Sub { kind: Kind::Group(wq), .. }) if wq.members.is_empty() || wq.depth == 0
-            )
-        })
+        self.queued == 0
+            && self.in_flight == 0
+            && self.groups.values().all(|gid| {
+                matches!(
+                    self.subs.get(gid.index, gid.gen),
+                    Some(Sub { kind: Kind::Group(wq), .. })
+                        if wq.member_count() == 0
+                            || wq.depth() == 0
+                            || (self.closed && wq.in_flight() == 0 && wq.ready_len() == 0)
+                )
+            })
     }
 
     /// Whether deliveries are ready to run now.
@@ -1923,17 +2057,17 @@ impl<P: Clone> Broker<P> {
                 Kind::Group(wq) => Some((
                     g.order,
                     GroupStats {
-                        name: wq.name.to_string(),
+                        name: wq.name().to_string(),
                         pattern: g.pattern.as_str().to_owned(),
-                        members: wq.members.len() as u64,
-                        depth: wq.depth as u64,
-                        retrying: wq.retrying as u64,
-                        in_flight: wq.in_flight as u64,
-                        published: wq.counters.published,
-                        done: wq.counters.done,
-                        retried: wq.counters.retried,
-                        dead: wq.counters.dead,
-                        expired: wq.counters.expired,
+                        members: wq.member_count() as u64,
+                        depth: wq.depth() as u64,
+                        retrying: wq.retrying() as u64,
+                        in_flight: wq.in_flight() as u64,
+                        published: wq.counters().published,
+                        done: wq.counters().done,
+                        retried: wq.counters().retried,
+                        dead: wq.counters().dead,
+                        expired: wq.counters().expired,
                         dropped: g.counters.dropped,
                         remembered: wq.remembered() as u64,
                     },
@@ -1975,7 +2109,7 @@ impl<P: Clone> Broker<P> {
                 Some(Sub {
                     kind: Kind::Group(wq),
                     ..
-                }) => Some(&wq.name),
+                }) => Some(wq.name()),
                 _ => None,
             },
             _ => None,
@@ -2002,7 +2136,7 @@ impl<P: Clone> Broker<P> {
                 continue;
             };
             let Kind::Group(wq) = &g.kind else { continue };
-            if group.is_some_and(|name| *wq.name != *name) {
+            if group.is_some_and(|name| **wq.name() != *name) {
                 continue;
             }
             if let Some(st) = wq.status(id, now) {
@@ -2022,9 +2156,16 @@ impl<P: Clone> Broker<P> {
     }
 
     /// Takes the next dead letter (announced by [`Event::Dead`]); the driver publishes it on
-    /// `$dead.<group>`.
-    pub fn take_dead(&mut self) -> Option<DeadLetter<P>> {
+    /// `$dead.<group>` as it is. With a subscription, the failure was not reported yet (the
+    /// message died without a final-attempt delivery: its TTL ended before its retry): the driver
+    /// reports it to `onError` / `$errors` as that member's failure, with the letter's error.
+    pub fn take_dead(&mut self) -> Option<(DeadLetter<P>, Option<SubId>)> {
         self.dead.pop_front()
+    }
+
+    /// Takes the next final failure to report (announced by [`Event::Failed`]).
+    pub fn take_failed(&mut self) -> Option<Unreported<P>> {
+        self.unreported.pop_front()
     }
 
     /// What would be left undelivered if the broker stopped now: delayed messages, messages of
@@ -2049,6 +2190,7 @@ impl<P: Clone> Broker<P> {
                     size: s.msg.size,
                     seq,
                     attempt: 0,
+                    letter: None,
                 },
                 group: None,
                 state: JobState::Delayed,
@@ -2066,7 +2208,7 @@ impl<P: Clone> Broker<P> {
             for (message, state, attempts) in wq.remaining() {
                 out.push(Remaining {
                     message,
-                    group: Some(wq.name.clone()),
+                    group: Some(wq.name().clone()),
                     state,
                     attempts,
                 });

@@ -88,9 +88,9 @@ pub struct BusOptions<P> {
     pub on_error: Option<OnError<P>>,
     /// When set, every final handler failure is also published on `$errors` with this payload.
     pub error_payload: Option<ErrorPayload<P>>,
-    /// The payload of a dead work-queue message on `$dead.<group>`. By default it is the
-    /// original payload, with headers `x-dead-group`, `x-dead-topic`, `x-dead-id` (when it had
-    /// one), `x-dead-key` (likewise), `x-dead-attempts`, `x-dead-code` and `x-dead-error`.
+    /// The payload of a dead work-queue message on `$dead.<group>`. Every such message carries
+    /// the core's letter ([`Message::dead_letter`]: group, topic, attempts, error, message);
+    /// its payload is the original payload by default, or what this builds from the letter.
     pub dead_payload: Option<DeadPayload<P>>,
     /// How long finished work-queue ids stay queryable by [`Bus::status`].
     pub retention: Retention,
@@ -701,10 +701,8 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                     if let Some(r) = running {
                         r.abort.abort();
                         if final_attempt || r.final_attempt {
-                            let err = Error::new(
-                                ErrorCode::HandlerTimeout,
-                                "handler did not settle within its timeout",
-                            );
+                            let text = self.inner.core.borrow().timeout_message(r.sub);
+                            let err = Error::new(ErrorCode::HandlerTimeout, text);
                             self.report(
                                 ErrorCode::HandlerTimeout,
                                 Rc::new(err),
@@ -725,10 +723,16 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                     }
                 }
                 Some(Event::Idle(_)) => {}
+                Some(Event::Failed) => loop {
+                    let failed = self.inner.core.borrow_mut().take_failed();
+                    let Some(f) = failed else { break };
+                    let err = Error::new(f.code, &*f.error);
+                    self.report(f.code, Rc::new(err), f.messages, f.sub, f.attempts);
+                },
                 Some(Event::Dead) => loop {
                     let letter = self.inner.core.borrow_mut().take_dead();
                     match letter {
-                        Some(letter) => self.publish_dead(letter),
+                        Some((letter, report)) => self.publish_dead(letter, report),
                         None => break,
                     }
                 },
@@ -773,32 +777,33 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         }
     }
 
-    /// Publishes a dead work-queue message on `$dead.<group>`. The group already counted it as
-    /// dead; a `$dead` subscriber that refuses it (`reject`) counts the refusal as a drop.
-    fn publish_dead(&self, letter: DeadLetter<P>) {
-        let topic = format!("$dead.{}", letter.group);
-        let m = &letter.message;
-        let mut options = PublishOptions::new();
+    /// Publishes a dead work-queue message on `$dead.<group>`: the core's letter, with the
+    /// original payload (or what `dead_payload` builds). The group already counted it as dead; a
+    /// `$dead` subscriber that refuses it (`reject`) counts the refusal as a drop. A death no
+    /// delivery reported (`report`) is reported here, as that member's failure.
+    fn publish_dead(&self, letter: DeadLetter<P>, report: Option<SubId>) {
+        if let Some(sub) = report {
+            let err = Error::new(letter.error.code, &*letter.error.message);
+            self.report(
+                letter.error.code,
+                Rc::new(err),
+                vec![letter.message.clone()],
+                sub,
+                letter.attempts,
+            );
+        }
         let payload = match &self.inner.dead_payload {
             Some(f) => f(&letter),
-            None => {
-                options = options
-                    .header("x-dead-group", &*letter.group)
-                    .header("x-dead-topic", m.topic());
-                if let Some(id) = m.id() {
-                    options = options.header("x-dead-id", id);
-                }
-                if let Some(key) = m.key() {
-                    options = options.header("x-dead-key", key);
-                }
-                options = options
-                    .header("x-dead-attempts", letter.attempts.to_string())
-                    .header("x-dead-code", letter.code.as_str())
-                    .header("x-dead-error", &*letter.error);
-                m.payload().clone()
-            }
+            None => letter.message.payload().clone(),
         };
-        if self.publish_with(&topic, payload, options).is_err() {
+        let size = payload.byte_size();
+        let now = self.inner.clock.now();
+        let published = self
+            .inner
+            .core
+            .borrow_mut()
+            .publish_dead(letter, payload, size, now);
+        if !matches!(published, Ok(Published::Accepted { .. })) {
             self.inner.core.borrow_mut().record_dropped(1);
         }
     }

@@ -11,8 +11,10 @@
 //!
 //! A handler that returns acknowledges its job(s). One that fails (or misses its ack deadline)
 //! sends each job back with exponential backoff plus jitter, until `max_attempts`; then the job is
-//! dead and handed to the driver to publish on `$dead.<group>`. Jobs that failed inside a claimed
-//! batch are retried on their own, so one poison message does not hold back the others.
+//! dead and handed to the driver to publish on `$dead.<group>` (the [`DeadLetter`] is built here,
+//! once, for every driver). A job whose TTL ends before its retry could run is dead at once. Jobs
+//! that failed in a batch member's claim are retried on their own, never with fresh messages, so
+//! one poison message does not hold back the others.
 
 use crate::batch::exponential_backoff;
 use crate::error::{Error, ErrorCode, Result};
@@ -83,7 +85,7 @@ pub enum JobState {
     Dead,
     /// Its TTL ended before a member claimed it (counted as expired).
     Expired,
-    /// Dropped by the `dropOldest` overflow policy (counted as dropped).
+    /// Dropped by the overflow policy, `dropOldest` or `dropNewest` (counted as dropped).
     Dropped,
 }
 
@@ -115,19 +117,32 @@ pub struct JobStatus {
     pub group: Option<Rc<str>>,
 }
 
-/// A message that failed its last attempt: the driver publishes it on `$dead.<group>`.
+/// The last error of a dead work-queue message: `{ code, message }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadError {
+    /// `HANDLER_FAILED` or `HANDLER_TIMEOUT`.
+    pub code: ErrorCode,
+    /// The handler's error message, or the core's timeout text (`not acknowledged within 50 ms`).
+    pub message: Rc<str>,
+}
+
+/// A message that failed for good: the one dead-letter shape, built here and published by every
+/// driver on `$dead.<group>` unchanged. In JavaScript it is the payload, `{ group, topic,
+/// attempts, error: { code, message }, message }`; natively it is [`Message::dead_letter`] of the
+/// `$dead.<group>` message (whose payload is the original payload, or what
+/// `BusOptions::dead_payload` builds from the letter).
 #[derive(Debug, Clone)]
 pub struct DeadLetter<P> {
     /// The group's name.
     pub group: Rc<str>,
-    /// The message as it was published.
-    pub message: Message<P>,
+    /// The topic the message was published on.
+    pub topic: Rc<str>,
     /// Handler calls made.
     pub attempts: u32,
-    /// `HANDLER_FAILED` or `HANDLER_TIMEOUT`.
-    pub code: ErrorCode,
-    /// The last error's message.
-    pub error: Rc<str>,
+    /// The last error.
+    pub error: DeadError,
+    /// The message as it was published.
+    pub message: Message<P>,
 }
 
 /// How long finished ids stay queryable by status. Times are in microseconds.
@@ -179,8 +194,10 @@ enum Place {
 }
 
 #[derive(Debug)]
-struct Job<P> {
+struct Job<P, S> {
     msg: Message<P>,
+    /// The member whose delivery of it failed last.
+    failed_by: Option<S>,
     priority: u32,
     attempts: u32,
     place: Place,
@@ -191,14 +208,14 @@ struct Job<P> {
 
 /// A member of the group: a subscription with its own capacity and claim size.
 #[derive(Debug, Clone)]
-pub(crate) struct Member<S> {
-    pub(crate) sub: S,
-    pub(crate) capacity: u32,
-    pub(crate) in_flight: u32,
+struct Member<S> {
+    sub: S,
+    capacity: u32,
+    in_flight: u32,
     /// Batch claim: most messages per claim, and how long to wait for a fuller one.
-    pub(crate) claim: Option<(usize, u64)>,
+    claim: Option<(usize, u64)>,
     /// While a batch member waits for a fuller batch: until when.
-    pub(crate) wait_until: Option<u64>,
+    wait_until: Option<u64>,
 }
 
 /// Counts of a group, reported by `stats()`.
@@ -235,29 +252,32 @@ pub(crate) enum Settled {
 /// One group's stream.
 #[derive(Debug)]
 pub(crate) struct WorkQueue<P, S> {
-    pub(crate) name: Rc<str>,
-    pub(crate) policy: RetryPolicy,
-    jobs: Slab<Job<P>>,
+    name: Rc<str>,
+    policy: RetryPolicy,
+    jobs: Slab<Job<P, S>>,
     /// Ready jobs by (priority descending, publish order).
     ready: BTreeSet<(std::cmp::Reverse<u32>, u64, JobRef)>,
     /// Keys held by a job that is ready, in flight or retrying, with the jobs parked behind it.
     lanes: HashMap<Rc<str>, VecDeque<JobRef>>,
-    pub(crate) members: Vec<Member<S>>,
+    members: Vec<Member<S>>,
     cursor: usize,
     /// Jobs not in flight: ready, parked or retrying.
-    pub(crate) depth: usize,
-    pub(crate) retrying: usize,
+    depth: usize,
+    retrying: usize,
     /// Jobs claimed and not settled.
-    pub(crate) in_flight: usize,
-    pub(crate) counters: GroupCounters,
+    in_flight: usize,
+    counters: GroupCounters,
     live_ids: HashMap<Rc<str>, JobRef>,
     finished: HashMap<Rc<str>, Finished>,
     finished_order: VecDeque<(Rc<str>, u64)>,
     retention: Retention,
     /// Set by a flush: batch members claim what there is without waiting.
-    pub(crate) flushing: bool,
+    flushing: bool,
     /// Expired at claim time since the broker last looked (it adds them to its own counters).
-    pub(crate) newly_expired: u64,
+    newly_expired: u64,
+    /// Jobs that had failed before and whose TTL ended before a member could take them again:
+    /// dead, waiting for the broker to bury them (their failure is final).
+    newly_dead: Vec<JobRef>,
 }
 
 impl<P, S> WorkQueue<P, S> {
@@ -274,6 +294,87 @@ impl<P, S> WorkQueue<P, S> {
     /// Ready jobs.
     pub(crate) fn ready_len(&self) -> usize {
         self.ready.len()
+    }
+
+    /// The group's name.
+    pub(crate) fn name(&self) -> &Rc<str> {
+        &self.name
+    }
+
+    /// The group's retry policy.
+    pub(crate) fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Jobs not in flight: ready, parked or retrying.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Jobs waiting for their retry.
+    pub(crate) fn retrying(&self) -> usize {
+        self.retrying
+    }
+
+    /// Jobs claimed and not settled.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// The group's counts.
+    pub(crate) fn counters(&self) -> GroupCounters {
+        self.counters
+    }
+
+    /// How many members it has.
+    pub(crate) fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether a batch member waits for a fuller batch (a claim-wait timer is current).
+    pub(crate) fn is_waiting_for_batch(&self) -> bool {
+        self.members.iter().any(|m| m.wait_until.is_some())
+    }
+
+    /// From now on, batch members claim what there is without waiting (a flush).
+    pub(crate) fn flush(&mut self) {
+        self.flushing = true;
+    }
+
+    /// Jobs found expired at claim time since the last call.
+    pub(crate) fn take_newly_expired(&mut self) -> u64 {
+        std::mem::take(&mut self.newly_expired)
+    }
+
+    /// Jobs found dead at claim time (failed before, TTL ended) since the last call; bury each.
+    pub(crate) fn take_newly_dead(&mut self) -> Vec<JobRef> {
+        std::mem::take(&mut self.newly_dead)
+    }
+}
+
+impl<P, S: PartialEq> WorkQueue<P, S> {
+    /// Adds a member with `capacity` concurrent claims; `claim` is its batch claim (most
+    /// messages per claim, longest wait for a fuller one).
+    pub(crate) fn join(&mut self, sub: S, capacity: u32, claim: Option<(usize, u64)>) {
+        self.members.push(Member {
+            sub,
+            capacity,
+            in_flight: 0,
+            claim,
+            wait_until: None,
+        });
+    }
+
+    /// Removes a member (its claims already handed out settle as usual).
+    pub(crate) fn leave(&mut self, sub: &S) {
+        self.members.retain(|m| m.sub != *sub);
+    }
+
+    /// Whether `sub` is a member that claims batches.
+    pub(crate) fn claims_batches(&self, sub: &S) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.sub == *sub && m.claim.is_some())
     }
 }
 
@@ -297,6 +398,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             retention,
             flushing: false,
             newly_expired: 0,
+            newly_dead: Vec::new(),
         }
     }
 
@@ -315,6 +417,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             Job {
                 msg,
                 priority,
+                failed_by: None,
                 attempts: 0,
                 place: if parked { Place::Parked } else { Place::Ready },
                 solo: false,
@@ -361,6 +464,17 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
         self.depth -= 1;
         self.end(job, JobState::Dropped, now);
         true
+    }
+
+    /// Counts a message refused by the `dropNewest` overflow policy as published and dropped, as
+    /// `dropOldest` counts the message it drops: its id answers `status` with `dropped`.
+    pub(crate) fn refuse(&mut self, msg: &Message<P>, now: u64) {
+        self.counters.published += 1;
+        if let Some(id) = &msg.id {
+            if !self.live_ids.contains_key(id) {
+                self.remember(id.clone(), JobState::Dropped, 0, now);
+            }
+        }
     }
 
     /// Hands out work to members with free capacity, round-robin. `now` decides batch waits;
@@ -444,6 +558,13 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
                 break;
             }
             self.ready.remove(&entry);
+            if j.msg.is_expired(now) && j.attempts > 0 {
+                // Delivered and failed before: its failure is final, not an expiry.
+                self.counters.dead += 1;
+                self.depth -= 1;
+                self.newly_dead.push(job);
+                continue;
+            }
             if j.msg.is_expired(now) {
                 self.counters.expired += 1;
                 self.newly_expired += 1;
@@ -499,10 +620,14 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
     }
 
     /// Settles one claimed job: acknowledged, or failed with `error` (then retried with backoff
-    /// whose jitter comes from `random`, or dead). `batch`: it failed as part of a batch.
+    /// whose jitter comes from `random`, or dead). `batch`: it was claimed by a batch member, so
+    /// every later try goes alone. A job whose TTL ends before its retry would come due is dead
+    /// now: no retry can run, and its failure is final.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn settle(
         &mut self,
         job: JobRef,
+        member: S,
         ok: bool,
         error: Option<(ErrorCode, Rc<str>)>,
         batch: bool,
@@ -520,6 +645,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             return Some(Settled::Done);
         }
         j.error = error;
+        j.failed_by = Some(member);
         if j.attempts >= self.policy.max_attempts {
             self.counters.dead += 1;
             return Some(Settled::Dead);
@@ -532,30 +658,40 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             } else {
                 0
             };
+        let due = now.saturating_add(delay);
+        if j.msg.is_expired(due) {
+            self.counters.dead += 1;
+            return Some(Settled::Dead);
+        }
         j.place = Place::Retrying;
         j.solo |= batch;
         self.depth += 1;
         self.retrying += 1;
         self.counters.retried += 1;
-        Some(Settled::Retry(job, now.saturating_add(delay)))
+        Some(Settled::Retry(job, due))
     }
 
     /// A dead job's letter; the job is removed (its key lane moves on).
     pub(crate) fn bury(&mut self, job: JobRef, now: u64) -> Option<DeadLetter<P>> {
         let j = self.jobs.get(job.index, job.gen)?;
-        let (code, error) = j
+        let (code, message) = j
             .error
             .clone()
             .unwrap_or((ErrorCode::HandlerFailed, Rc::from("handler failed")));
         let letter = DeadLetter {
             group: self.name.clone(),
-            message: j.msg.clone(),
+            topic: j.msg.topic.clone(),
             attempts: j.attempts,
-            code,
-            error,
+            error: DeadError { code, message },
+            message: j.msg.clone(),
         };
         self.end(job, JobState::Dead, now);
         Some(letter)
+    }
+
+    /// The member whose delivery of `job` failed last.
+    pub(crate) fn failed_by(&self, job: JobRef) -> Option<S> {
+        self.jobs.get(job.index, job.gen).and_then(|j| j.failed_by)
     }
 
     /// Whether a retry timer for `job` is still current.

@@ -45,7 +45,7 @@ mod wasm;
 pub use batch::BatchPolicy;
 pub use broker::{
     Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, GroupOptions, Items, PublishMode,
-    Published, Remaining, SubId, SubscribeOptions, TopicHandle,
+    Published, Remaining, SubId, SubscribeOptions, TopicHandle, Unreported,
 };
 pub use bus::{
     Batcher, Bus, BusOptions, ErrorReport, HandlerError, HandlerResult, PublishOptions,
@@ -54,7 +54,9 @@ pub use bus::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dedupe::{DedupeWindow, IdempotenceFilter};
 pub use error::{Error, ErrorCode, Result};
-pub use groups::{validate_group, DeadLetter, JobState, JobStatus, Retention, RetryPolicy};
+pub use groups::{
+    validate_group, DeadError, DeadLetter, JobState, JobStatus, Retention, RetryPolicy,
+};
 pub use message::{ByteSize, Headers, Message, Outgoing};
 pub use queue::Overflow;
 pub use router::Router;

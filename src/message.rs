@@ -4,6 +4,7 @@
 //! whatever shared handle the caller chose (`Arc<T>`, `Bytes`, an index into a JavaScript table…).
 //! Fan-out clones the message once per subscription and never copies the payload itself.
 
+use crate::groups::DeadLetter;
 use std::rc::Rc;
 
 /// Header pairs attached to a message (name, value).
@@ -23,6 +24,8 @@ pub struct Message<P> {
     pub(crate) seq: u64,
     /// Which try this delivery is (work queues retry; 1 otherwise).
     pub(crate) attempt: u32,
+    /// On `$dead.<group>`: the dead letter it carries.
+    pub(crate) letter: Option<Rc<DeadLetter<P>>>,
 }
 
 impl<P> Message<P> {
@@ -85,6 +88,13 @@ impl<P> Message<P> {
     /// (queue group) redelivers it after a failure or a missed acknowledgement.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// On a `$dead.<group>` topic, the dead letter: which group, topic, how many attempts, the
+    /// last error `{ code, message }` and the message as it was published. The same record is
+    /// the payload of a dead letter in JavaScript.
+    pub fn dead_letter(&self) -> Option<&DeadLetter<P>> {
+        self.letter.as_deref()
     }
 
     pub(crate) fn is_expired(&self, now: u64) -> bool {

@@ -194,6 +194,7 @@ mod tests {
             size: 0,
             seq,
             attempt: 1,
+            letter: None,
         }
     }
 

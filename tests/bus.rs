@@ -830,3 +830,54 @@ fn an_unbounded_queue_never_overflows_while_handlers_run() {
     let st = bus.stats();
     assert_eq!((st.queued, st.dropped), (8, 0));
 }
+
+#[test]
+fn a_batch_message_whose_ttl_ends_before_the_retry_fails_for_good_and_is_reported_once() {
+    let errors = log();
+    let e = errors.clone();
+    let (bus, _) = virtual_bus::<u32>(|o| {
+        o.on_error = Some(Rc::new(move |r| {
+            let ids: Vec<String> = r.messages.iter().map(|m| m.payload().to_string()).collect();
+            e.borrow_mut()
+                .push(format!("{} {} {}", r.code, ids.join(","), r.attempts))
+        }))
+    });
+    let calls = log();
+    let c = calls.clone();
+    bus.subscribe_batch(
+        "b",
+        move |ms: &[Message<u32>]| {
+            let ids: Vec<String> = ms.iter().map(|m| m.payload().to_string()).collect();
+            c.borrow_mut().push(ids.join(","));
+            if ms.len() > 1 {
+                Err("too many".into())
+            } else {
+                Ok(())
+            }
+        },
+        SubscribeOptions::default().batch(BatchPolicy {
+            max_size: 2,
+            max_wait: 0,
+            max_attempts: 3,
+            backoff_initial: 100_000,
+            backoff_max: 100_000,
+            ..BatchPolicy::default()
+        }),
+    )
+    .unwrap();
+    // 1's TTL (50 ms) ends before the retry (100 ms); 2 has no TTL and is retried alone.
+    bus.publish_batch_with(
+        "b",
+        vec![
+            (1, PublishOptions::new().ttl(Duration::from_millis(50))),
+            (2, PublishOptions::new()),
+        ],
+    )
+    .unwrap();
+    assert!(bus.run_until_idle());
+    assert_eq!(*calls.borrow(), ["1,2", "2"]);
+    // 1 failed for good when its retry could no longer run: reported once, counted once.
+    assert_eq!(*errors.borrow(), ["HANDLER_FAILED 1 1"]);
+    let st = bus.stats();
+    assert_eq!((st.delivered, st.failed, st.expired), (2, 1, 0));
+}

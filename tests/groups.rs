@@ -5,8 +5,8 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use edgebus::{
-    Bus, Clock, ErrorCode, JobState, Message, Overflow, PublishOptions, Retention, RetryPolicy,
-    SubscribeOptions,
+    Bus, Clock, DeadLetter, ErrorCode, JobState, Message, Overflow, PublishOptions, Retention,
+    RetryPolicy, SubscribeOptions,
 };
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -199,16 +199,16 @@ fn a_message_that_fails_every_attempt_goes_to_the_dead_letter_topic() {
     let dead = log();
     let d = dead.clone();
     bus.subscribe("$dead.billing", move |m| {
-        let h = |n: &str| m.header(n).unwrap_or("-").to_string();
+        let l = m.dead_letter().expect("a dead letter");
         d.borrow_mut().push(format!(
             "{} {} {} {} {} {} {}",
             m.payload(),
-            h("x-dead-group"),
-            h("x-dead-topic"),
-            h("x-dead-id"),
-            h("x-dead-attempts"),
-            h("x-dead-code"),
-            h("x-dead-error")
+            l.group,
+            l.topic,
+            l.message.id().unwrap_or("-"),
+            l.attempts,
+            l.error.code,
+            l.error.message
         ));
         Ok(())
     })
@@ -238,7 +238,7 @@ fn dead_payload_builds_the_dead_letter() {
                 l.group,
                 l.message.payload(),
                 l.attempts,
-                l.error
+                l.error.message
             )
         }))
     });
@@ -531,9 +531,10 @@ fn waiting_messages_go_to_a_member_that_joins_later_and_the_group_outlives_its_m
         .subscribe_with("q", |_| Ok(()), SubscribeOptions::default().group("w"))
         .unwrap();
     assert!(first.unsubscribe());
-    // With no member the group is gone; a message now reaches nobody.
+    // With no member the group stays: a message published now waits for the next member.
     bus.publish("q", 1).unwrap();
-    assert!(bus.stats().groups.is_empty());
+    let g = &bus.stats().groups[0];
+    assert_eq!((g.members, g.depth, g.published), (0, 1, 1));
     let gates = Gates::default();
     let g = gates.clone();
     let member = bus
@@ -546,13 +547,16 @@ fn waiting_messages_go_to_a_member_that_joins_later_and_the_group_outlives_its_m
     bus.publish("q", 2).unwrap();
     bus.publish("q", 3).unwrap();
     bus.run_pending();
+    assert_eq!(gates.waiting(), ["1"]);
+    gates.release("1", Ok(()));
+    bus.run_pending();
     assert_eq!(gates.waiting(), ["2"]);
     assert!(member.unsubscribe());
     gates.release("2", Ok(()));
     bus.run_pending();
     // 3 waits for a member; the group stays, and drain does not wait for it.
     let g = &bus.stats().groups[0];
-    assert_eq!((g.members, g.depth, g.done), (0, 1, 1));
+    assert_eq!((g.members, g.depth, g.done), (0, 1, 2));
     assert!(bus.run_until_idle());
     let got = log();
     let s = got.clone();
@@ -1026,4 +1030,369 @@ mod property {
             run(members, max_attempts, n, keys, priorities, fail_bits, steps)?;
         }
     }
+}
+
+/// A dead letter as the shared data file writes it (`tests/data/dead-letters.json`).
+fn letter_json(l: &DeadLetter<String>) -> serde_json::Value {
+    let m = &l.message;
+    let mut message = serde_json::json!({
+        "topic": m.topic(),
+        "payload": m.payload(),
+        "attempt": m.attempt(),
+    });
+    if let Some(id) = m.id() {
+        message["id"] = id.into();
+    }
+    if let Some(key) = m.key() {
+        message["key"] = key.into();
+    }
+    serde_json::json!({
+        "group": &*l.group,
+        "topic": &*l.topic,
+        "attempts": l.attempts,
+        "error": { "code": l.error.code.as_str(), "message": &*l.error.message },
+        "message": message,
+    })
+}
+
+/// The code and message of a reported failure.
+fn reported(r: &edgebus::ErrorReport<String>) -> serde_json::Value {
+    let message = match r.error.downcast_ref::<edgebus::Error>() {
+        Some(e) => e.message().to_string(),
+        None => r.error.to_string(),
+    };
+    serde_json::json!({ "code": r.code.as_str(), "message": message })
+}
+
+#[test]
+fn dead_letters_have_the_one_shape_of_the_shared_data() {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("data/dead-letters.json")).unwrap();
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let reports = Rc::new(RefCell::new(Vec::new()));
+        let r = reports.clone();
+        let (bus, _) = virtual_bus::<String>(|o| {
+            o.on_error = Some(Rc::new(move |e| r.borrow_mut().push(reported(e))));
+        });
+        let sub = &case["subscribe"];
+        let backoff = &sub["backoff"];
+        let mut options = SubscribeOptions::default()
+            .group(sub["group"].as_str().unwrap())
+            .retry(retry(
+                sub["maxAttempts"].as_u64().unwrap() as u32,
+                backoff["initialMs"].as_u64().unwrap(),
+                backoff["maxMs"].as_u64().unwrap(),
+            ));
+        if let Some(t) = sub["ackTimeoutMs"].as_u64() {
+            options = options.timeout(ms(t));
+        }
+        let pattern = sub["pattern"].as_str().unwrap();
+        match case["handler"]["throws"].as_str() {
+            Some(text) => {
+                let text = text.to_string();
+                bus.subscribe_with(pattern, move |_| Err(text.clone().into()), options)
+                    .unwrap();
+            }
+            None => {
+                bus.subscribe_async(
+                    pattern,
+                    |_: Message<String>| futures::future::pending(),
+                    options,
+                )
+                .unwrap();
+            }
+        }
+        let letters = Rc::new(RefCell::new(Vec::new()));
+        let l = letters.clone();
+        bus.subscribe("$dead.>", move |m| {
+            l.borrow_mut().push((
+                m.topic().to_string(),
+                letter_json(m.dead_letter().expect("a dead letter")),
+            ));
+            Ok(())
+        })
+        .unwrap();
+        let p = &case["publish"];
+        let mut o = PublishOptions::new().id(p["id"].as_str().unwrap());
+        if let Some(key) = p["key"].as_str() {
+            o = o.key(key);
+        }
+        bus.publish_with(
+            p["topic"].as_str().unwrap(),
+            p["payload"].as_str().unwrap().to_string(),
+            o,
+        )
+        .unwrap();
+        assert!(bus.run_until_idle(), "{name}");
+        assert_eq!(
+            *letters.borrow(),
+            [(
+                case["deadTopic"].as_str().unwrap().to_string(),
+                case["letter"].clone()
+            )],
+            "{name}"
+        );
+        assert_eq!(*reports.borrow(), [case["reported"].clone()], "{name}");
+    }
+}
+
+#[test]
+fn a_plain_handler_timeout_reports_the_shared_message() {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("data/dead-letters.json")).unwrap();
+    let case = &doc["plainTimeout"];
+    let reports = Rc::new(RefCell::new(Vec::new()));
+    let r = reports.clone();
+    let (bus, _) = virtual_bus::<String>(|o| {
+        o.on_error = Some(Rc::new(move |e| r.borrow_mut().push(reported(e))));
+    });
+    bus.subscribe_async(
+        "t",
+        |_: Message<String>| futures::future::pending(),
+        SubscribeOptions::default().timeout(ms(case["timeoutMs"].as_u64().unwrap())),
+    )
+    .unwrap();
+    bus.publish("t", "x".into()).unwrap();
+    assert!(bus.run_until_idle());
+    assert_eq!(*reports.borrow(), [case["reported"].clone()]);
+}
+
+#[test]
+fn a_message_of_a_failed_batch_claim_is_retried_alone_never_with_fresh_messages() {
+    let errors = log();
+    let e = errors.clone();
+    let (bus, clock) = virtual_bus::<String>(|o| {
+        o.on_error = Some(Rc::new(move |r| {
+            let ids: Vec<&str> = r.messages.iter().map(|m| m.payload().as_str()).collect();
+            e.borrow_mut()
+                .push(format!("{} {} {}", r.code, ids.join(","), r.attempts))
+        }))
+    });
+    let calls = log();
+    let c = calls.clone();
+    bus.subscribe_batch(
+        "q",
+        move |ms: &[Message<String>]| {
+            let ids: Vec<String> = ms
+                .iter()
+                .map(|m| format!("{}#{}", m.payload(), m.attempt()))
+                .collect();
+            c.borrow_mut().push(format!("[{}]", ids.join(",")));
+            if ms.iter().any(|m| m.payload() == "X") {
+                Err("X is poison".into())
+            } else {
+                Ok(())
+            }
+        },
+        SubscribeOptions::default()
+            .group("w")
+            .claim(10, ms(100))
+            .retry(retry(2, 10, 10)),
+    )
+    .unwrap();
+    let dead = log();
+    let d = dead.clone();
+    bus.subscribe("$dead.w", move |m| {
+        d.borrow_mut().push(m.payload().clone());
+        Ok(())
+    })
+    .unwrap();
+    bus.publish("q", "X".into()).unwrap();
+    // X waits for a fuller batch, then goes alone and fails.
+    clock.advance(100_000);
+    bus.run_pending();
+    assert_eq!(*calls.borrow(), ["[X#1]"]);
+    // Y arrives while X waits for its retry; X's retry must not take Y down with it.
+    clock.advance(2_000);
+    bus.publish("q", "Y".into()).unwrap();
+    assert!(bus.run_until_idle());
+    assert_eq!(*calls.borrow(), ["[X#1]", "[X#2]", "[Y#1]"]);
+    assert_eq!(*dead.borrow(), ["X"]);
+    // X's death is reported once, as its own failure, like any final failure.
+    assert_eq!(*errors.borrow(), ["HANDLER_FAILED X 2"]);
+    let g = &bus.stats().groups[0];
+    assert_eq!((g.done, g.dead, g.retried), (1, 1, 1));
+}
+
+#[test]
+fn a_failed_message_whose_ttl_ends_before_its_retry_is_dead_and_reported_once() {
+    let errors = log();
+    let e = errors.clone();
+    let (bus, _) = virtual_bus::<u32>(|o| {
+        o.on_error = Some(Rc::new(move |r| {
+            e.borrow_mut().push(format!("{} {}", r.code, r.attempts))
+        }))
+    });
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    bus.subscribe_batch(
+        "q",
+        move |_: &[Message<u32>]| {
+            c.set(c.get() + 1);
+            Err("down".into())
+        },
+        SubscribeOptions::default()
+            .group("w")
+            .claim(10, ms(0))
+            .retry(retry(5, 100, 100)),
+    )
+    .unwrap();
+    let dead = log();
+    let d = dead.clone();
+    bus.subscribe("$dead.w", move |m| {
+        let l = m.dead_letter().unwrap();
+        d.borrow_mut().push(format!(
+            "{} {} {}",
+            m.payload(),
+            l.attempts,
+            l.error.message
+        ));
+        Ok(())
+    })
+    .unwrap();
+    // Its TTL (40 ms) ends before the earliest retry (50 ms, the jittered 100 ms backoff).
+    bus.publish_with("q", 7, with_id("m").ttl(ms(40))).unwrap();
+    assert!(bus.run_until_idle());
+    assert_eq!(calls.get(), 1);
+    assert_eq!(*dead.borrow(), ["7 1 down"]);
+    assert_eq!(*errors.borrow(), ["HANDLER_FAILED 1"]);
+    let st = bus.stats();
+    // Counted once: delivered, then failed for good; not expired.
+    assert_eq!((st.delivered, st.failed, st.expired), (2, 1, 0));
+    let g = &st.groups[0];
+    assert_eq!((g.dead, g.expired, g.retried), (1, 0, 0));
+    assert_eq!(bus.status("m").unwrap().state, JobState::Dead);
+}
+
+#[test]
+fn drop_newest_on_a_full_group_counts_the_message_published_and_dropped() {
+    let (bus, _) = virtual_bus::<u32>(|_| {});
+    let gates = Gates::default();
+    let g = gates.clone();
+    bus.subscribe_async(
+        "q",
+        move |m: Message<u32>| g.wait(&m.payload().to_string()),
+        SubscribeOptions::default()
+            .group("w")
+            .max_queue(1)
+            .overflow(Overflow::DropNewest),
+    )
+    .unwrap();
+    bus.publish_with("q", 1, with_id("a")).unwrap();
+    bus.run_pending();
+    bus.publish_with("q", 2, with_id("b")).unwrap();
+    bus.publish_with("q", 3, with_id("c")).unwrap();
+    let g = &bus.stats().groups[0];
+    assert_eq!((g.published, g.depth, g.dropped), (3, 1, 1));
+    let st = bus.status("c").unwrap();
+    assert_eq!((st.state, st.attempts), (JobState::Dropped, 0));
+    assert_eq!(bus.status("b").unwrap().state, JobState::Pending);
+    gates.release("1", Ok(()));
+    bus.run_pending();
+    gates.release("2", Ok(()));
+    assert!(bus.run_until_idle());
+    assert_eq!(bus.stats().groups[0].done, 2);
+}
+
+#[test]
+fn close_lists_a_pending_retry_instead_of_waiting_out_its_backoff() {
+    let (bus, clock) = virtual_bus::<u32>(|_| {});
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    bus.subscribe_with(
+        "q",
+        move |_| {
+            c.set(c.get() + 1);
+            Err("down".into())
+        },
+        SubscribeOptions::default()
+            .group("w")
+            .retry(retry(5, 3_600_000, 3_600_000)),
+    )
+    .unwrap();
+    bus.publish_with("q", 1, with_id("r")).unwrap();
+    bus.run_pending();
+    assert_eq!(bus.status("r").unwrap().state, JobState::Failed);
+    let before = clock.now();
+    let left = futures::executor::block_on(bus.close());
+    // The backoff (at least 30 minutes) was not waited out: the retry is listed, not run.
+    assert_eq!(clock.now(), before);
+    assert_eq!(calls.get(), 1);
+    let left: Vec<String> = left
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r.message.id().unwrap(),
+                r.state.as_str(),
+                r.attempts
+            )
+        })
+        .collect();
+    assert_eq!(left, ["r failed 1"]);
+    assert_eq!(bus.status("r").unwrap().state, JobState::Failed);
+}
+
+#[test]
+fn a_failed_message_whose_ttl_ends_while_members_are_busy_is_dead_not_expired() {
+    let errors = log();
+    let e = errors.clone();
+    let (bus, clock) = virtual_bus::<u32>(|o| {
+        o.on_error = Some(Rc::new(move |r| {
+            e.borrow_mut().push(format!(
+                "{} {} {}",
+                r.code,
+                r.messages[0].payload(),
+                r.attempts
+            ))
+        }))
+    });
+    let gates = Gates::default();
+    let g = gates.clone();
+    bus.subscribe_async(
+        "q",
+        move |m: Message<u32>| {
+            let gate = g.wait(&m.payload().to_string());
+            async move {
+                if *m.payload() == 7 {
+                    return Err("down".into());
+                }
+                gate.await
+            }
+        },
+        SubscribeOptions::default()
+            .group("w")
+            .concurrency(2)
+            .retry(retry(5, 10, 10)),
+    )
+    .unwrap();
+    let dead = log();
+    let d = dead.clone();
+    bus.subscribe("$dead.w", move |m| {
+        d.borrow_mut().push(m.payload().to_string());
+        Ok(())
+    })
+    .unwrap();
+    bus.publish_with("q", 7, with_id("m").ttl(ms(500))).unwrap();
+    bus.publish("q", 1).unwrap();
+    bus.run_pending();
+    bus.publish("q", 2).unwrap();
+    bus.run_pending();
+    assert_eq!(bus.status("m").unwrap().state, JobState::Failed);
+    // Its retry comes due while both slots are busy; its TTL ends before a slot frees.
+    clock.advance(600_000);
+    bus.run_pending();
+    assert_eq!(bus.status("m").unwrap().state, JobState::Pending);
+    gates.release("1", Ok(()));
+    bus.run_pending();
+    assert_eq!(bus.status("m").unwrap().state, JobState::Dead);
+    assert_eq!(*dead.borrow(), ["7"]);
+    assert_eq!(*errors.borrow(), ["HANDLER_FAILED 7 1"]);
+    gates.release("2", Ok(()));
+    assert!(bus.run_until_idle());
+    let st = bus.stats();
+    assert_eq!((st.failed, st.expired), (1, 0));
+    let g = &st.groups[0];
+    assert_eq!((g.done, g.dead, g.expired, g.retried), (2, 1, 0, 1));
 }

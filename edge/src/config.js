@@ -14,6 +14,13 @@ const DEFAULTS = {
   ACK_TIMEOUT_MS: 30000,          // default work-queue ack deadline
   MAX_ATTEMPTS: 5,                // default work-queue attempts
   MAX_TOKEN_LIFETIME_S: 2592000,  // a token's exp may be at most this far ahead (30 days)
+  DEDUPE_MAX_IDS: 100000,         // publish ids remembered per hub (durable idempotence window)
+  DEDUPE_MAX_AGE_MS: 600000,      // how long an id is remembered
+  STREAM_MAX_MESSAGES: 100000,    // stored messages per work-queue stream; beyond it the oldest drop
+  STREAM_MAX_BYTES: 67108864,     // stored bytes (message JSON) per stream; beyond it the oldest drop
+  STREAM_MAX_AGE_MS: 604800000,   // a stored message older than this expires (7 days)
+  STREAM_IDLE_MS: 604800000,      // a stream with no members and no activity this long is deleted
+  STREAM_PAGE: 500,               // messages of one stream held in memory for delivery
 };
 
 export function readConfig(env) {

@@ -2,13 +2,15 @@
 //
 //   { op: 'sub', id, pattern, group?, maxAttempts?, ackTimeoutMs? }   → { t: 'ok', op: 'sub', ref: id }
 //   { op: 'unsub', id }                                              → { t: 'ok', op: 'unsub', ref: id }
-//   { op: 'pub', topic, payload, id?, key?, ref? }                   → { t: 'ok', op: 'pub', ref, dup? } when ref is given
+//   { op: 'pub', topic, payload, id?, key?, ref? }                   → { t: 'ok', op: 'pub', ref, stored } or dup: true, when ref is given
 //   { op: 'ack', sub, d: [tokens] } / { op: 'nack', sub, d: [tokens], error? } (work-queue deliveries)
+//   { op: 'del', group, pattern, ref? }                              → { t: 'ok', op: 'del', ref, found, discarded }
 //
 // A delivery token may be acknowledged only by the subscription it was delivered to: the home
 // refuses tokens it delivered to another subscription or never delivered to this connection, and
 // the owner checks the member again (after a restart of the home, when its memory of deliveries
 // is gone). Refusals answer `{ t: 'err', op, sub, code: 'FORBIDDEN' }` and count `forbiddenAcks`.
+// Everything a connection does is in its token's namespace (`c.ns`).
 //
 // A refused operation gets `{ t: 'err', ref?, op, code, message }` and changes nothing else: the
 // connection and its other subscriptions carry on. Replies to one frame go back as one frame.
@@ -22,6 +24,7 @@ const validator = new Bus();
 const encoder = new TextEncoder();
 const SUB_KEYS = new Set(['op', 'id', 'pattern', 'group', 'maxAttempts', 'ackTimeoutMs']);
 const PUB_KEYS = new Set(['op', 'topic', 'payload', 'id', 'key', 'ref']);
+const DEL_KEYS = new Set(['op', 'group', 'pattern', 'ref']);
 
 /** Throws INVALID_TOPIC (with the core's message) unless `topic` is a valid topic. */
 export function checkTopic(topic) {
@@ -63,6 +66,8 @@ function subId(v) {
 
 function refused(hub, c, op, e) {
   const code = codeOf(e) ?? 'BAD_REQUEST';
+  // Not a refusal of the input but a fault of the hub: logged and counted as an error too.
+  if (codeOf(e) === undefined) hub._error(`a \`${op?.op}\` operation failed unexpectedly`, e);
   const ns = c?.ns ?? DEFAULT_NS;
   if (code === 'FORBIDDEN') hub._count(ns, 'forbidden');
   else if (code === 'RATE_LIMITED') hub._count(ns, 'rateLimited');
@@ -164,6 +169,7 @@ export async function handleFrame(hub, c, data) {
           }
           if (foreign > 0) {
             hub._count(c.ns, 'forbiddenAcks', foreign);
+            hub._countsChanged();
             replies.push(forbiddenAck(op.op, op.sub, foreign));
           }
           if (mine.length === 0) break;
@@ -173,8 +179,12 @@ export async function handleFrame(hub, c, data) {
           if (typeof op.error === 'string') acks.get(key).error = op.error;
           break;
         }
+        case 'del':
+          await flushPubs(hub, c, pubs, replies);
+          replies.push(await deleteGroup(hub, c, op));
+          break;
         default:
-          throw new EdgeError('BAD_REQUEST', `unknown op ${JSON.stringify(op.op)} (known: sub, unsub, pub, ack, nack)`);
+          throw new EdgeError('BAD_REQUEST', `unknown op ${JSON.stringify(op.op)} (known: sub, unsub, pub, ack, nack, del)`);
       }
     } catch (e) {
       replies.push(refused(hub, c, op, e));
@@ -189,6 +199,7 @@ export async function handleFrame(hub, c, data) {
       const r = await hub._peer(owner).ack(owner, tokens, ok, error, from);
       if (r?.forbidden > 0) replies.push(forbiddenAck(op, sub, r.forbidden));
     } catch (e) {
+      hub._error(`${ok ? 'acknowledging' : 'refusing'} ${tokens.length} delivery(ies) at hub ${owner} failed`, e);
       replies.push({ t: 'err', op, sub, code: 'UNAVAILABLE', message: `the owner hub did not take the acknowledgement: ${e.message}` });
     }
   }
@@ -210,9 +221,12 @@ async function flushPubs(hub, c, pubs, replies) {
     try {
       const res = await hub._peer(owner).publish(owner, rows.map((r) => r.msg));
       rows.forEach((r, i) => {
-        if (r.op.ref !== undefined) replies.push(res[i] ? { t: 'ok', op: 'pub', ref: r.op.ref } : { t: 'ok', op: 'pub', ref: r.op.ref, dup: true });
+        if (r.op.ref !== undefined) {
+          replies.push(res[i] === false ? { t: 'ok', op: 'pub', ref: r.op.ref, dup: true } : { t: 'ok', op: 'pub', ref: r.op.ref, stored: res[i].stored > 0 });
+        }
       });
     } catch (e) {
+      hub._error(`publishing ${rows.length} message(s) through hub ${owner} failed`, e);
       for (const r of rows) replies.push(refused(hub, c, r.op, new EdgeError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
     }
   }));
@@ -246,6 +260,30 @@ async function subscribe(hub, c, op) {
   }
   await hub.saveConn(c);
   return { t: 'ok', op: 'sub', ref: op.id };
+}
+
+/** Deletes a work-queue stream and its stored messages: the token must allow subscribing to its pattern. */
+async function deleteGroup(hub, c, op) {
+  checkKeys(op, DEL_KEYS);
+  checkGroupName(op.group);
+  checkPattern(op.pattern);
+  if (!maySubscribe(c.claims, op.pattern)) throw new EdgeError('FORBIDDEN', `the token does not allow subscribing to \`${op.pattern}\``);
+  const { HUBS, ROUTE_TOKENS } = hub.cfg;
+  if (spansHubs(op.pattern, ROUTE_TOKENS)) {
+    throw new EdgeError('GROUP_SPANS_HUBS', `a work-queue pattern needs its first ${ROUTE_TOKENS} token(s) literal (one owner hub), got \`${op.pattern}\``);
+  }
+  const owner = hubOfTopic(op.pattern, HUBS, ROUTE_TOKENS);
+  let r;
+  try {
+    r = await hub._peer(owner).deleteGroup(owner, op.group, op.pattern, c.ns);
+  } catch (e) {
+    hub._error(`deleting group \`${op.group}\` at hub ${owner} failed`, e);
+    throw new EdgeError('UNAVAILABLE', `the owner hub of \`${op.pattern}\` is unavailable: ${e.message}`);
+  }
+  if (r?.error !== undefined) throw new EdgeError(r.error.code, r.error.message);
+  const reply = { t: 'ok', op: 'del', found: r.found, discarded: r.discarded };
+  if (op.ref !== undefined) reply.ref = op.ref;
+  return reply;
 }
 
 function intOption(op, name, min, max) {

@@ -13,7 +13,9 @@
 // What must survive eviction is in storage: connection records (`c:<conn>`: claims and
 // subscriptions; the socket's attachment holds only its id), interests (`i:<home>|<pattern>`, or
 // `in:<home>|<ns> <pattern>` outside the default namespace), streams, members and their messages
-// (groups.js), counters (`meta:counts`, and `meta:ns:<ns>` per namespace).
+// (groups.js), the idempotence window (SQLite table `seen`, by namespace and id) and the counters
+// (`meta:counts`, and `meta:ns:<ns>` per namespace, written in the same turn as the change they
+// count, so in the same implicit transaction).
 //
 // Namespaces (the token's `ns` claim; auth.js DEFAULT_NS without it) are separate worlds on the
 // same hubs: each has its own matching Buses (`local`, `routing`: a message of one namespace is
@@ -21,7 +23,7 @@
 // window, streams (groups.js) and counters. A message carries `ns` inside the hubs when it is not
 // the default's; clients never see it (groups.js `visible`).
 import { DurableObject } from 'cloudflare:workers';
-import { Bus, IdempotenceFilter } from 'edgebus';
+import { Bus } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
 import { EdgeError } from './errors.js';
@@ -30,8 +32,8 @@ import { Streams, visible } from './groups.js';
 import { handleFrame } from './frames.js';
 
 /** The counters each namespace has its own share of (`/stats` with a non-admin token). */
-export const NS_COUNTERS = ['published', 'duplicates', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge', 'forbidden',
-  'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished'];
+export const NS_COUNTERS = ['published', 'duplicates', 'notStored', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge',
+  'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished'];
 
 /** Delivery tokens a home remembers per connection, to refuse acknowledgements of others' tokens. */
 const DELIVERED_LIMIT = 10000;
@@ -62,12 +64,19 @@ export class Hub extends DurableObject {
     this.boxQueued = false;
     this.dirty = new Set();          // connections with a pending frame
     this.flushTimer = undefined;
+    this.sending = undefined;        // frames of the flush in progress, sent after their count is written
     this.idSeq = 0;
-    this.seen = new Map();           // namespace → idempotence filter, created on first use
+    this.seenCount = new Map();      // namespace → rows of `seen`, counted on first use after a wake
+    this.alarmAt = undefined;        // the scheduled alarm (stream limits and idle deletion)
+    this.ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS seen (ns TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,
+      PRIMARY KEY (ns, id)) WITHOUT ROWID`);
+    this.ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS seen_at ON seen (at)');
+    this.ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS seen_ns_at ON seen (ns, at)');
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
-      deadPublished: 0, deadRetries: 0,
+      deadPublished: 0, deadRetries: 0, streamDropped: 0, streamExpired: 0, streamsDeleted: 0,
+      streamDiscarded: 0, notStored: 0, errors: 0,
     };
     this.nsCounts = new Map();       // namespace → its share of the counters (see _nsCount)
     this.nsDirty = new Set();
@@ -118,6 +127,7 @@ export class Hub extends DurableObject {
     this.streams.dead = saved.dead ?? 0;
     this.streams.deadNotPublished = saved.deadNotPublished ?? 0;
     for (const [k, letter] of await storage.list({ prefix: 'dq:' })) this.deadOutbox.set(k, letter);
+    this.alarmAt = (await storage.getAlarm()) ?? undefined;
   }
 
   /** Called on every entry: learns which hub this is (the caller names it on every call). */
@@ -315,9 +325,9 @@ export class Hub extends DurableObject {
   }
 
   _addInterest(home, pattern, ns) {
-    const key = `${home}|${scoped(ns, pattern)}`;
-    if (this.interests.has(key)) return false;
     const sp = scoped(ns, pattern);
+    const key = `${home}|${sp}`;
+    if (this.interests.has(key)) return false;
     this.interests.set(key, this._bus('routing', ns).subscribe(pattern, (env) => this.forward(home, env, sp)));
     return true;
   }
@@ -355,59 +365,108 @@ export class Hub extends DurableObject {
    */
   async ack(self, tokens, ok, reason, from) {
     await this._enter(self);
-    const { deletes, forbidden } = this.streams.ack(tokens, ok, reason, from);
+    const { forbidden } = this.streams.ack(tokens, ok, reason, from);
     if (forbidden > 0) this._count(from.ns, 'forbiddenAcks', forbidden);
     this._countsChanged();
-    for (let i = 0; i < deletes.length; i += 128) await this.ctx.storage.delete(deletes.slice(i, i + 128));
     return { forbidden };
+  }
+
+  /** Deletes a work-queue stream of namespace `ns` and its stored messages (frame op `del`); errors come back as values. */
+  async deleteGroup(self, group, pattern, ns = DEFAULT_NS) {
+    await this._enter(self);
+    try {
+      const r = this.streams.delete(group, pattern, 'deleted by a client', ns);
+      this._countsChanged();
+      return r;
+    } catch (e) {
+      return { error: { code: typeof e.code === 'string' ? e.code : 'UNAVAILABLE', message: e.message } };
+    }
+  }
+
+  /** Stream limits and idle deletion, on the Durable Object alarm. */
+  async alarm() {
+    await this.ready;
+    this.alarmAt = undefined;
+    this.streams.sweep(Date.now());
+    this._countsChanged();
+    this._scheduleAlarm();
+  }
+
+  /** Sets the alarm to the next time streams need a sweep, if that is earlier than the one set. */
+  _scheduleAlarm() {
+    const next = this.streams.nextDue();
+    if (next === undefined || (this.alarmAt !== undefined && this.alarmAt <= next)) return;
+    this.alarmAt = next;
+    this.ctx.storage.setAlarm(next);
   }
 
   // ----- publishing (as owner) -----------------------------------------------------------------
 
   /**
-   * Publishes validated, authorized messages `{ topic, payload, id?, key? }`. Messages for work
-   * queues are stored before this resolves. Resolves to one boolean per message: false for a
-   * duplicate id.
+   * Publishes validated, authorized messages `{ topic, payload, id?, key?, ns? }`. Resolves to one
+   * result per message: `false` for a duplicate id (within the namespace `ns`, DEFAULT_NS by default),
+   * otherwise `{ stored }`: the number of work-queue streams that stored it (0: delivered to
+   * whoever subscribes now, kept by no durable group). The dedupe window, the stored messages and
+   * the counters are written in this turn, before the answer leaves (one implicit transaction).
    */
   async publish(self, msgs) {
     await this._enter(self);
     for (const m of msgs) if (!this.nsRegistered.has(m.ns ?? DEFAULT_NS)) await this._nsHere(m.ns ?? DEFAULT_NS);
     const out = new Array(msgs.length);
-    const puts = [];
-    this._countsChanged();
     const now = Date.now();
+    let streamed = false;
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i];
       const ns = m.ns ?? DEFAULT_NS;
-      if (m.id !== undefined) {
-        let seen = this.seen.get(ns);
-        if (seen === undefined) {
-          seen = new IdempotenceFilter({ maxIds: 100000, maxAgeMs: 600000 });
-          this.seen.set(ns, seen);
-        }
-        if (!seen.check(m.id)) {
-          this._count(ns, 'duplicates');
-          out[i] = false;
-          continue;
-        }
+      if (m.id !== undefined && !this._firstSeen(ns, m.id, now)) {
+        this._count(ns, 'duplicates');
+        out[i] = false;
+        continue;
       }
-      out[i] = true;
       this._count(ns, 'published');
       const env = { topic: m.topic, payload: m.payload, id: m.id ?? `${this.bootId}-${(++this.idSeq).toString(36)}`, publishedAt: now };
       if (m.key !== undefined) env.key = m.key;
       if (ns !== DEFAULT_NS) env.ns = ns;
       this._bus('routing', ns, false)?.publish(env.topic, env);
-      for (const s of this.streams.route(env.topic, ns)) puts.push([s, env, this.streams.storageKey(s, env)]);
+      const streams = this.streams.route(env.topic, ns);
+      if (streams.length === 0) this._count(ns, 'notStored');
+      else streamed = true;
+      out[i] = { stored: streams.length };
+      for (const st of [...streams]) this.streams.store(st, env, now);
     }
-    if (puts.length > 0) {
-      for (let i = 0; i < puts.length; i += 128) {
-        const entries = {};
-        for (const [, env, key] of puts.slice(i, i + 128)) entries[key] = env;
-        await this.ctx.storage.put(entries);
-      }
-      for (const [s, env, key] of puts) this.streams.enqueue(s, env, key);
-    }
+    this._countsChanged();
+    if (streamed && this.alarmAt === undefined) this._scheduleAlarm();
     return out;
+  }
+
+  /**
+   * The durable idempotence window of namespace `ns`: true (and remembered) unless `(ns, id)` was
+   * seen within DEDUPE_MAX_AGE_MS among the namespace's last DEDUPE_MAX_IDS ids (a bound per
+   * namespace, so one tenant's ids never push another's out). One indexed lookup per id; nothing
+   * is read into memory but the namespace's row count (once per wake).
+   */
+  _firstSeen(ns, id, now) {
+    const sql = this.ctx.storage.sql;
+    const { DEDUPE_MAX_IDS, DEDUPE_MAX_AGE_MS } = this.cfg;
+    const cutoff = now - DEDUPE_MAX_AGE_MS;
+    for (const r of sql.exec('SELECT at FROM seen WHERE ns = ? AND id = ?', ns, id)) {
+      if (r.at > cutoff) return false;
+    }
+    // Age bound: ids older than the window go (the index on `at` finds them), whatever their namespace.
+    for (const r of sql.exec('DELETE FROM seen WHERE at <= ? RETURNING ns', cutoff)) {
+      if (this.seenCount.has(r.ns)) this.seenCount.set(r.ns, this.seenCount.get(r.ns) - 1);
+    }
+    let count = this.seenCount.get(ns) ?? sql.exec('SELECT count(*) AS n FROM seen WHERE ns = ?', ns).one().n;
+    sql.exec('INSERT OR REPLACE INTO seen (ns, id, at) VALUES (?, ?, ?)', ns, id, now);
+    count++;
+    // Count bound: the namespace's oldest go.
+    if (count > DEDUPE_MAX_IDS) {
+      const over = count - DEDUPE_MAX_IDS;
+      sql.exec('DELETE FROM seen WHERE ns = ? AND id IN (SELECT id FROM seen WHERE ns = ? ORDER BY at LIMIT ?)', ns, ns, over);
+      count -= over;
+    }
+    this.seenCount.set(ns, count);
+    return true;
   }
 
   /** Queues an item for a home hub; one RPC per home per microtask. */
@@ -439,8 +498,12 @@ export class Hub extends DurableObject {
       const done = home === this.index
         ? Promise.resolve(this.receive(this.index, box.items, patterns))
         : this._peer(home).receive(home, box.items, patterns);
-      done.then((r) => this._cleanup(home, r), () => { this.counts.forwardFailed += box.items.length; });
+      done.then((r) => this._cleanup(home, r), (e) => {
+        this.counts.forwardFailed += box.items.length;
+        this._error(`forwarding ${box.items.length} message(s) to hub ${home} failed`, e);
+      });
     }
+    if (boxes.size > 0) this._countsChanged();
   }
 
   /** Drops interests and members a home no longer has (after its connections were lost). */
@@ -489,9 +552,10 @@ export class Hub extends DurableObject {
     await Promise.all([...byOwner].map(async ([owner, rows]) => {
       try {
         await this._peer(owner).publish(owner, rows.map(([, m]) => m));
-      } catch {
+      } catch (e) {
         failed = true;
         this.counts.deadRetries += rows.length;
+        this._error(`handing ${rows.length} dead letter(s) to hub ${owner} failed; retried with backoff`, e);
         return;
       }
       for (const [key, m] of rows) {
@@ -499,7 +563,10 @@ export class Hub extends DurableObject {
         this._nsCount(m.ns, 'deadPublished');
       }
       this.counts.deadPublished += rows.length;
-      for (let i = 0; i < rows.length; i += 128) await this.ctx.storage.delete(rows.slice(i, i + 128).map(([key]) => key));
+      const deletes = [];
+      for (let i = 0; i < rows.length; i += 128) deletes.push(this.ctx.storage.delete(rows.slice(i, i + 128).map(([key]) => key)));
+      this._countsChanged();
+      await Promise.all(deletes);
     }));
     this.deadSending = false;
     this._countsChanged();
@@ -560,8 +627,16 @@ export class Hub extends DurableObject {
     if (this.flushTimer === undefined) {
       const flush = () => {
         this.flushTimer = undefined;
+        // Every frame of this flush is counted in one write, issued before the first send.
+        this.sending = [];
         for (const d of this.dirty) this._flushConn(d);
         this.dirty.clear();
+        const frames = this.sending;
+        this.sending = undefined;
+        if (frames.length > 0) {
+          this._countsChanged();
+          for (const [c, frame, n] of frames) this._sendFrame(c, frame, n);
+        }
       };
       this.flushTimer = this.cfg.BATCH_MAX_WAIT_MS === 0 ? (queueMicrotask(flush), 0) : setTimeout(flush, this.cfg.BATCH_MAX_WAIT_MS);
     }
@@ -587,20 +662,33 @@ export class Hub extends DurableObject {
       }
       parts[i] = e.d === undefined ? `[${JSON.stringify(e.subs)},${j}]` : `[${JSON.stringify(e.subs)},${j},"${e.d}",${e.a}]`;
     }
-    this._countsChanged();
     const dropped = c.droppedSinceFrame ? `,"dropped":${c.droppedSinceFrame}` : '';
     c.droppedSinceFrame = 0;
+    const frame = `{"t":"msg","m":[${parts.join(',')}]${dropped}}`;
+    // Counted before it leaves, so the stored counters never trail what clients received.
+    this._count(c.ns, 'frames');
+    this._count(c.ns, 'delivered', entries.length);
+    if (this.sending !== undefined) {
+      this.sending.push([c, frame, entries.length]);
+      return;
+    }
+    this._countsChanged();
+    this._sendFrame(c, frame, entries.length);
+  }
+
+  _sendFrame(c, frame, n) {
     try {
-      c.ws.send(`{"t":"msg","m":[${parts.join(',')}]${dropped}}`);
-      this._count(c.ns, 'frames');
-      this._count(c.ns, 'delivered', entries.length);
-    } catch {
-      this._count(c.ns, 'dropped', entries.length);
+      c.ws.send(frame);
+    } catch (e) {
+      this._count(c.ns, 'frames', -1);
+      this._count(c.ns, 'delivered', -n);
+      this._count(c.ns, 'dropped', n);
+      this._error(`a frame of ${n} message(s) to connection ${c.id} could not be sent; dropped`, e);
     }
   }
 
   _expire(c) {
-    this.counts.refused++;
+    this._count(c.ns, 'refused');
     this._countsChanged();
     try {
       c.ws.send(JSON.stringify({ t: 'err', code: 'TOKEN_EXPIRED', message: 'the bearer token expired; reconnect with a fresh one' }));
@@ -612,6 +700,41 @@ export class Hub extends DurableObject {
   }
 
   // ----- statistics -----------------------------------------------------------------------------
+
+  /**
+   * Counters survive hibernation, restarts and crashes: written when they change, in the same turn
+   * as the state change they count (so in its implicit transaction; the output gate holds every
+   * answer until both are stored). Several changes in one turn are one write.
+   */
+  _countsChanged() {
+    this.ctx.storage.put('meta:counts', {
+      ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
+      deadNotPublished: this.streams.deadNotPublished,
+    });
+    if (this.nsDirty.size === 0) return;
+    const dirty = [...this.nsDirty];
+    this.nsDirty.clear();
+    for (let i = 0; i < dirty.length; i += 128) {
+      this.ctx.storage.put(Object.fromEntries(dirty.slice(i, i + 128).map((ns) => [`meta:ns:${ns}`, this.nsCounts.get(ns)])));
+    }
+  }
+
+  /** Adds to a hub counter and to namespace `ns`'s share of it (written with the next _countsChanged). */
+  _count(ns, key, n = 1) {
+    this.counts[key] += n;
+    this._nsCount(ns, key, n);
+  }
+
+  /** Adds to namespace `ns`'s share of a counter only (groups.js keeps the hub-wide ones itself). */
+  _nsCount(ns = DEFAULT_NS, key, n = 1) {
+    let counts = this.nsCounts.get(ns);
+    if (counts === undefined) {
+      counts = {};
+      this.nsCounts.set(ns, counts);
+    }
+    counts[key] = (counts[key] ?? 0) + n;
+    this.nsDirty.add(ns);
+  }
 
   /**
    * Makes sure the directory of namespace `ns` (on hub nsDirectoryHub) lists this hub: once per hub
@@ -627,7 +750,7 @@ export class Hub extends DurableObject {
       p = this._peer(dir).nsJoin(dir, ns, this.index)
         .then(() => this.ctx.storage.put(`meta:nsreg:${ns}`, 1))
         .then(() => { this.nsRegistered.add(ns); })
-        .catch((e) => console.error(`edgebus: hub ${this.index} could not join the directory of namespace ${ns}`, e))
+        .catch((e) => this._error(`joining the directory of namespace ${ns} at hub ${dir} failed`, e))
         .finally(() => this.nsRegistering.delete(ns));
       this.nsRegistering.set(ns, p);
     }
@@ -653,42 +776,11 @@ export class Hub extends DurableObject {
     return [...(this.nsDirectory.get(ns) ?? [])].sort((a, b) => a - b);
   }
 
-  /** Adds to a hub counter and to namespace `ns`'s share of it. */
-  _count(ns, key, n = 1) {
-    this.counts[key] += n;
-    this._nsCount(ns, key, n);
-  }
-
-  /** Adds to namespace `ns`'s share of a counter only (groups.js keeps the hub-wide ones itself). */
-  _nsCount(ns = DEFAULT_NS, key, n = 1) {
-    let counts = this.nsCounts.get(ns);
-    if (counts === undefined) {
-      counts = {};
-      this.nsCounts.set(ns, counts);
-    }
-    counts[key] = (counts[key] ?? 0) + n;
-    this.nsDirty.add(ns);
+  /** A hub error: counted (`errors`, besides its own counter) and logged with its context. */
+  _error(what, e) {
+    this.counts.errors++;
     this._countsChanged();
-  }
-
-  /**
-   * Counters survive hibernation and restarts: saved at most once a second while they change (a
-   * pending timer only delays hibernation by that second).
-   */
-  _countsChanged() {
-    if (this.countsTimer !== undefined) return;
-    this.countsTimer = setTimeout(() => {
-      this.countsTimer = undefined;
-      this.ctx.storage.put('meta:counts', {
-        ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
-        deadNotPublished: this.streams.deadNotPublished,
-      });
-      const dirty = [...this.nsDirty];
-      this.nsDirty.clear();
-      for (let i = 0; i < dirty.length; i += 128) {
-        this.ctx.storage.put(Object.fromEntries(dirty.slice(i, i + 128).map((ns) => [`meta:ns:${ns}`, this.nsCounts.get(ns)])));
-      }
-    }, 1000);
+    console.error(`edgebus hub ${this.index} (${this.bootId}): ${what}:`, e);
   }
 
   /** Development only (worker.js `/admin/evict`): discards this instance as an eviction would. */

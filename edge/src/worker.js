@@ -202,7 +202,8 @@ async function publish(request, env, url, cfg) {
     const r = await hub(env, owner).publish(owner, rows.map(([, m]) => m));
     rows.forEach(([i], j) => { results[i] = r[j]; });
   }));
-  const rows = results.map((ok) => (ok ? { accepted: true } : { accepted: false, duplicate: true }));
+  // `stored: false`: delivered to whoever subscribes now, but no work-queue stream keeps it.
+  const rows = results.map((r) => (r === false ? { accepted: false, duplicate: true } : { accepted: true, stored: r.stored > 0 }));
   return Response.json(batch ? { results: rows } : rows[0]);
 }
 

@@ -26,6 +26,7 @@ function makeApi(raw, whenNotReady) {
   const REC_RELEASE = 6;
   const REC_CLAIMED = 7;
   const REC_DEAD = 8;
+  const REC_FAILED = 9;
   const MAX_ROUTES = 16384;
   const NO_COMPLETIONS = new Uint32Array(0);
   const EMPTY_OPTIONS = Object.freeze({});
@@ -795,6 +796,10 @@ function makeApi(raw, whenNotReady) {
               this._publishDead();
               i += 1;
               break;
+            case REC_FAILED:
+              this._reportFailed();
+              i += 1;
+              break;
             case REC_TIMED_OUT: {
               const k = recs[i + 1] * 4294967296 + recs[i + 2];
               const f = this._inflight.get(k);
@@ -802,9 +807,7 @@ function makeApi(raw, whenNotReady) {
                 this._inflight.delete(k);
                 if (recs[i + 5] === 1 || f.final) {
                   const s = f.s;
-                  this._failed(new EdgebusError('HANDLER_TIMEOUT', s.group === undefined
-                    ? `handler of subscription #${s.id} (\`${s.pattern}\`) did not settle within ${s.timeoutMs} ms`
-                    : `handler of subscription #${s.id} (\`${s.pattern}\`, group \`${s.group}\`) did not acknowledge within ${s.timeoutMs} ms`), f.item, s);
+                  this._failed(new EdgebusError('HANDLER_TIMEOUT', this._core.timeout_message(s.index, s.gen)), f.item, s);
                 }
               }
               i += 6;
@@ -887,14 +890,21 @@ function makeApi(raw, whenNotReady) {
       }
     }
 
-    /** Publishes the core's dead letters on `$dead.<group>`. */
+    /**
+     * Publishes the core's dead letters on `$dead.<group>`, as the core built them. A death no
+     * delivery reported (its TTL ended before its retry) is reported here, as that member's.
+     */
     _publishDead() {
       for (;;) {
         const d = this._core.take_dead();
         if (d === undefined) return;
-        const [group, slot, attempts, code, message] = d;
+        const [group, from, slot, attempts, code, message, ri, rg] = d;
         const topic = `$dead.${group}`;
-        const payload = { group, topic: this._slots[slot].topic, attempts, error: { code, message }, message: this._slots[slot] };
+        const payload = { group, topic: from, attempts, error: { code, message }, message: this._slots[slot] };
+        if (ri >= 0) {
+          const s = this._sub(ri, rg);
+          if (s !== undefined) this._failed(new EdgebusError(code, message), s.batch ? [payload.message] : payload.message, s);
+        }
         try {
           this._publish(this._route(topic), topic, payload, EMPTY_OPTIONS, false);
         } catch (e) {
@@ -902,6 +912,18 @@ function makeApi(raw, whenNotReady) {
           this._core.record_dropped(1);
           console.error(`edgebus: could not publish a dead letter on ${topic}`, e);
         }
+      }
+    }
+
+    /** Reports the final failures the core found without a final-attempt delivery. */
+    _reportFailed() {
+      for (;;) {
+        const f = this._core.take_failed();
+        if (f === undefined) return;
+        const s = this._sub(f[0], f[1]);
+        if (s === undefined) continue;
+        const items = f.slice(5).map((slot) => this._slots[slot]);
+        this._failed(new EdgebusError(f[3], f[4]), s.batch ? items : items[0], s);
       }
     }
 

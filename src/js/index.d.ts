@@ -541,9 +541,12 @@ export interface ShardedBusOptions<D = unknown> {
   overflow?: Overflow;
   /** Drop messages whose `id` was seen inside the window, on the main thread, before routing. */
   dedupe?: DedupeOptions | boolean;
-  /** Handler timeout inside the workers (ms). */
+  /**
+   * Handler timeout inside the workers (ms). A worker blocked in a handler past it (plus a grace) is
+   * replaced; its running messages are reported as HANDLER_TIMEOUT and sent again (maxRedeliveries).
+   */
   timeoutMs?: number;
-  /** How many times a message that was running when its worker died is sent again (default 3). */
+  /** How many times a message that was running when its worker died or was blocked is sent again (default 3). */
   maxRedeliveries?: number;
   /** Every failure: handler errors from workers, WORKER_CRASHED, WORKER_FAILED, late DATA_CLONE. */
   onError?: (error: unknown, message: Message, info: ShardErrorInfo) => void;
@@ -581,6 +584,8 @@ export interface ShardStats {
   restarts: number;
   /** Messages sent again to a replacement worker. */
   redelivered: number;
+  /** Messages whose handler blocked the worker past timeoutMs (each time; the worker was replaced). */
+  timedOut: number;
   /** Publish → finished, on the main thread's clock. */
   latency: LatencySummary;
 }
@@ -601,6 +606,7 @@ export interface ShardedBusStats {
   expired: number;
   restarts: number;
   redelivered: number;
+  timedOut: number;
   latency: LatencySummary;
   perShard: ShardStats[];
 }

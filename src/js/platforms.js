@@ -4,6 +4,22 @@
 
 /* exported nodePlatform, webPlatform, noThreadsPlatform */
 
+/**
+ * Why a worker reported an error, as text. A thrown non-Error has no `message`; a worker script that
+ * cannot be loaded (a 404, a wrong MIME type, a syntax error) gets an error event without one.
+ */
+function workerErrorText(e, script) {
+  if (e !== null && typeof e === 'object' && typeof e.message === 'string' && e.message !== '') {
+    return `uncaught error: ${e.message}`;
+  }
+  if (e !== null && typeof e === 'object' && typeof e.type === 'string' && !('error' in e && e.error !== undefined && e.error !== null)) {
+    return `the worker script ${script} could not be loaded or run (check that it is served, as JavaScript)`;
+  }
+  let text;
+  try { text = String(e && typeof e === 'object' && 'error' in e ? e.error : e); } catch { text = 'an unprintable value'; }
+  return `uncaught error: ${text}`;
+}
+
 /** Node: worker_threads running shard-worker.node.mjs; the module is compiled once per process. */
 function nodePlatform() {
   const { Worker } = require('node:worker_threads');
@@ -11,7 +27,9 @@ function nodePlatform() {
   const { pathToFileURL } = require('node:url');
   const { readFileSync } = require('node:fs');
   const os = require('node:os');
+  const { types } = require('node:util');
   return {
+    isProxy: types.isProxy,
     concurrency: () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length),
     module: () => new WebAssembly.Module(readFileSync(join(__dirname, 'web', 'edgebus_bg.wasm'))),
     sharedMemory: () => typeof SharedArrayBuffer === 'function',
@@ -33,7 +51,7 @@ function nodePlatform() {
       // completion marks it left in shared memory say everything it finished.
       let reason;
       w.on('message', cb.message);
-      w.on('error', (e) => { reason ??= `uncaught error: ${e && e.message}`; });
+      w.on('error', (e) => { reason ??= workerErrorText(e, file.href); });
       w.on('messageerror', () => {
         reason ??= 'a message could not be deserialized';
         w.terminate();
@@ -66,6 +84,7 @@ function webPlatform(compiledModule, createWorker) {
     baseUrl: () => (globalThis.location ? location.href : undefined),
     spawn(cb) {
       const w = createWorker();
+      const script = 'shard-worker.web.mjs (next to the edgebus entry the page imports)';
       const locks = globalThis.navigator && navigator.locks;
       const lock = locks ? `edgebus-shard-${Math.random().toString(36).slice(2)}-${Date.now()}` : null;
       let dead = false;
@@ -92,7 +111,7 @@ function webPlatform(compiledModule, createWorker) {
       };
       w.onerror = (e) => {
         e.preventDefault();
-        stop(`uncaught error: ${e.message}`);
+        stop(workerErrorText(e, script));
       };
       w.onmessageerror = () => stop('a message could not be deserialized');
       return {

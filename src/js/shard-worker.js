@@ -10,6 +10,11 @@
 // With shared memory, the worker also marks each message it starts and finishes in an Int32Array the
 // main thread reads after a crash: a finished message is never run again, even when its
 // acknowledgement was still unsent when the worker died.
+//
+// With a `timeoutMs`, the main thread watches for a handler stuck in a loop (its timer can never fire
+// in a blocked worker): while handlers run, the worker shows progress (each handler start, and a
+// heartbeat from its event loop), in shared memory or, without it, in messages; the main thread
+// replaces a worker that shows none for too long while a handler runs.
 
 /* exported runShardWorker */
 function runShardWorker(api, port) {
@@ -23,6 +28,18 @@ function runShardWorker(api, port) {
   let bus;
   let marks = null;
   let markSpan = 0;
+  // Handler runs, for the main thread's watchdog. With shared memory: marks[2 * span + slot] is how
+  // many handlers run on the message in that slot, marks[3 * span] counts progress (starts and
+  // heartbeats), marks[3 * span + 1] how many handlers run, and marks[3 * span + 2] the tag of the
+  // message whose handler is inside its synchronous call (0 when none). Without shared memory: a
+  // `run` message per start, a `beat` message per heartbeat, and the tags of runs that ended in the
+  // next `acks`.
+  let watch = false;
+  let beatMs = 0;
+  let beat;
+  let running = 0;
+  let progress = 0;
+  let ended = [];
   const subs = [];           // { id, pattern, tokens, active }
   let matchCache = new Map(); // topic → matching subscription count
   let pending = [];          // tokens not finished, in arrival order
@@ -48,8 +65,12 @@ function runShardWorker(api, port) {
 
   function report() {
     ackQueued = false;
-    if (acks.length === 0 && errors.length === 0) return;
-    port.post({ type: 'acks', tags: Int32Array.from(acks), swept: swept.length > 0 ? Int32Array.from(swept) : undefined, errors });
+    if (acks.length === 0 && errors.length === 0 && ended.length === 0) return;
+    port.post({
+      type: 'acks', tags: Int32Array.from(acks), swept: swept.length > 0 ? Int32Array.from(swept) : undefined, errors,
+      ended: ended.length > 0 ? Int32Array.from(ended) : undefined,
+    });
+    ended = [];
     acks = [];
     swept = [];
     errors = [];
@@ -75,6 +96,67 @@ function runShardWorker(api, port) {
     if (t.started) return;
     t.started = true;
     if (marks !== null) Atomics.store(marks, t.slot, t.tag);
+  }
+
+  /** A handler starts on message `t` for subscription `subId`; returns the run to end. */
+  function beginRun(t, subId) {
+    if (!watch) return undefined;
+    const run = { t, subId, ended: false };
+    (t.runs ??= []).push(run);
+    running++;
+    if (running === 1) beat = setInterval(heartbeat, beatMs);
+    if (marks !== null) {
+      // The message, the progress, then the count: the main thread reads them in the other order.
+      Atomics.add(marks, 2 * markSpan + t.slot, 1);
+      progress = (progress % 2147483647) + 1;
+      Atomics.store(marks, 3 * markSpan, progress);
+      Atomics.store(marks, 3 * markSpan + 1, running);
+    } else {
+      port.post({ type: 'run', tag: t.tag });
+    }
+    return run;
+  }
+
+  /** The handler settled (or its delivery timed out in the worker's bus): not running any more. */
+  function endRun(run) {
+    if (run === undefined || run.ended) return;
+    run.ended = true;
+    running--;
+    if (running === 0) clearInterval(beat);
+    if (marks !== null) {
+      Atomics.sub(marks, 2 * markSpan + run.t.slot, 1);
+      Atomics.store(marks, 3 * markSpan + 1, running);
+    } else {
+      ended.push(run.t.tag);
+      scheduleReport();
+    }
+  }
+
+  /** The event loop is free while handlers run (awaiting): not blocked. */
+  function heartbeat() {
+    if (marks !== null) {
+      progress = (progress % 2147483647) + 1;
+      Atomics.store(marks, 3 * markSpan, progress);
+    } else {
+      port.post({ type: 'beat' });
+    }
+  }
+
+  /** Calls a handler, telling the watchdog which message runs synchronously meanwhile. */
+  function callSync(t, fn) {
+    if (marks === null) return fn();
+    const cell = 3 * markSpan + 2;
+    const outer = Atomics.exchange(marks, cell, t.tag);
+    try {
+      return fn();
+    } finally {
+      Atomics.store(marks, cell, outer);
+    }
+  }
+
+  function endRunsOf(t, subId) {
+    if (t.runs === undefined) return;
+    for (const run of t.runs) if (run.subId === subId) endRun(run);
   }
 
   function settle(t, subId) {
@@ -120,10 +202,25 @@ function runShardWorker(api, port) {
         const ts = items.map((env) => (env.headers === undefined ? undefined : env.headers[TOKEN]));
         if (ts.includes(undefined)) return handler(items); // the worker's own messages
         for (const t of ts) started(t);
-        const r = handler(ts.map(userMessage));
-        if (r !== undefined && r !== null && typeof r.then === 'function') {
-          return Promise.resolve(r).then(() => { for (const t of ts) settle(t, rec.id); });
+        const rs = ts.map((t) => beginRun(t, rec.id));
+        const end = () => { for (const run of rs) endRun(run); };
+        let r;
+        try {
+          r = handler(ts.map(userMessage)); // several messages: no single one to blame
+        } catch (e) {
+          end();
+          throw e;
         }
+        if (r !== undefined && r !== null && typeof r.then === 'function') {
+          return Promise.resolve(r).then(() => {
+            end();
+            for (const t of ts) settle(t, rec.id);
+          }, (e) => {
+            end();
+            throw e;
+          });
+        }
+        end();
         for (const t of ts) settle(t, rec.id);
         return r;
       };
@@ -134,10 +231,25 @@ function runShardWorker(api, port) {
         // A message of the worker's own bus (its `$errors`): not one the main thread tracks.
         if (t === undefined) return wantsMessage ? handler(payload, env) : handler(payload);
         started(t);
-        const r = wantsMessage ? handler(payload, userMessage(t)) : handler(payload);
-        if (r !== undefined && r !== null && typeof r.then === 'function') {
-          return Promise.resolve(r).then(() => settle(t, rec.id));
+        const run = beginRun(t, rec.id);
+        let r;
+        try {
+          if (run === undefined) r = wantsMessage ? handler(payload, userMessage(t)) : handler(payload);
+          else r = callSync(t, () => (wantsMessage ? handler(payload, userMessage(t)) : handler(payload)));
+        } catch (e) {
+          endRun(run);
+          throw e;
         }
+        if (r !== undefined && r !== null && typeof r.then === 'function') {
+          return Promise.resolve(r).then(() => {
+            endRun(run);
+            settle(t, rec.id);
+          }, (e) => {
+            endRun(run);
+            throw e;
+          });
+        }
+        endRun(run);
         settle(t, rec.id);
         return r;
       };
@@ -173,7 +285,10 @@ function runShardWorker(api, port) {
       const t = env && env.headers ? env.headers[TOKEN] : undefined;
       if (t === undefined) continue;
       errors.push({ tag: t.tag, error: e, subscription });
-      if (rec !== undefined) settle(t, rec.id);
+      if (rec !== undefined) {
+        endRunsOf(t, rec.id); // a HANDLER_TIMEOUT: the late handler no longer counts as running
+        settle(t, rec.id);
+      }
     }
     scheduleReport();
   }
@@ -231,8 +346,10 @@ function runShardWorker(api, port) {
       api.initSync(m.module);
       if (m.marks !== null) {
         marks = new Int32Array(m.marks);
-        markSpan = marks.length / 2;
+        markSpan = m.span;
       }
+      watch = m.beatMs !== undefined;
+      beatMs = m.beatMs;
       // Unbounded: the main thread's credits already bound what a worker holds.
       bus = new api.Bus(Object.assign({ maxQueue: Infinity }, m.busOptions, { onError }));
       const mod = await import(m.handlers);

@@ -1,9 +1,10 @@
-// Values of ShardedBus (see sharded.js): option and argument checks with the same codes and wording
-// as Bus, the structured-clone check done at publish time, the latency histogram, a queue with a
-// cheap shift, and the shapes errors and messages take when they come back from a worker.
+// Values of ShardedBus (see sharded.js): option snapshots (read once, at the call) and argument checks
+// with the same codes and wording as Bus, the structured-clone check done at publish time, the
+// latency histogram, a queue with a cheap shift, and the shapes errors and messages take when they
+// come back from a worker.
 
 /* exported shardedValues */
-function shardedValues(EdgebusError) {
+function shardedValues(EdgebusError, isProxy) {
   'use strict';
 
   const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'transfer'];
@@ -14,9 +15,18 @@ function shardedValues(EdgebusError) {
     throw new EdgebusError(code, message);
   }
 
+  /** Array.isArray, false for a revoked Proxy (which it would throw on). */
+  function isArray(v) {
+    try {
+      return Array.isArray(v);
+    } catch {
+      return false;
+    }
+  }
+
   function describe(v) {
     if (v === null) return 'null';
-    if (Array.isArray(v)) return 'an array';
+    if (isArray(v)) return 'an array';
     const t = typeof v;
     if (t === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
     if (t === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
@@ -24,12 +34,36 @@ function shardedValues(EdgebusError) {
     return t === 'object' ? 'an object' : t;
   }
 
-  function checkKeys(obj, allowed, where) {
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+  /**
+   * A snapshot of an options object: each known key read once (getters included), unknown keys and
+   * unreadable objects (a revoked Proxy, a throwing getter) refused with INVALID_OPTION. Everything
+   * after the call works on the snapshot, never on the caller's object again.
+   */
+  function readOptions(obj, allowed, where) {
+    if (obj === null || typeof obj !== 'object' || isArray(obj)) {
       fail('INVALID_OPTION', `${where} must be an object, got ${describe(obj)}`);
     }
-    for (const k of Object.keys(obj)) {
-      if (!allowed.includes(k)) fail('INVALID_OPTION', `unknown option \`${k}\` (known: ${allowed.join(', ')})`);
+    const out = {};
+    try {
+      for (const k of Object.keys(obj)) {
+        if (!allowed.includes(k)) fail('INVALID_OPTION', `unknown option \`${k}\` (known: ${allowed.join(', ')})`);
+      }
+      for (const k of allowed) {
+        const v = obj[k];
+        if (v !== undefined) out[k] = v;
+      }
+    } catch (e) {
+      if (e instanceof EdgebusError) throw e;
+      fail('INVALID_OPTION', `${where} could not be read: ${errorText(e)}`);
+    }
+    return out;
+  }
+
+  function errorText(e) {
+    try {
+      return e instanceof Error ? e.message : String(e);
+    } catch {
+      return 'an unprintable value was thrown';
     }
   }
 
@@ -52,9 +86,23 @@ function shardedValues(EdgebusError) {
     }
   }
 
-  function parsePublish(o, batch) {
-    if (o === undefined) return EMPTY;
-    checkKeys(o, batch ? BATCH_OPTIONS : PUBLISH_OPTIONS, 'options');
+  /** A copy of an array read once (a Proxy or a getter cannot change it later). */
+  function copyArray(a, name, what) {
+    if (!isArray(a)) fail('INVALID_OPTION', `option \`${name}\` must be an array of ${what}, got ${describe(a)}`);
+    try {
+      return Array.from(a);
+    } catch (e) {
+      fail('INVALID_OPTION', `option \`${name}\` could not be read: ${errorText(e)}`);
+    }
+  }
+
+  /**
+   * Publish options, snapshotted and validated: the returned object is a fresh copy (headers,
+   * transfer and ids copied too), so the caller may reuse or change its options object at once.
+   */
+  function parsePublish(options, batch) {
+    if (options === undefined) return EMPTY;
+    const o = readOptions(options, batch ? BATCH_OPTIONS : PUBLISH_OPTIONS, 'options');
     stringOption(o.id, 'id');
     stringOption(o.key, 'key');
     if (o.ttlMs !== undefined && (typeof o.ttlMs !== 'number' || !(o.ttlMs > 0))) {
@@ -62,24 +110,34 @@ function shardedValues(EdgebusError) {
     }
     if (o.headers !== undefined) {
       const h = o.headers;
-      if (h === null || typeof h !== 'object' || Array.isArray(h)) {
+      if (h === null || typeof h !== 'object' || isArray(h)) {
         fail('INVALID_OPTION', `option \`headers\` must be an object of strings, got ${describe(h)}`);
       }
-      for (const k of Object.keys(h)) {
-        if (typeof h[k] !== 'string') fail('INVALID_OPTION', `header \`${k}\` must be a string, got ${describe(h[k])}`);
+      const copy = {};
+      try {
+        for (const k of Object.keys(h)) {
+          const v = h[k];
+          if (typeof v !== 'string') fail('INVALID_OPTION', `header \`${k}\` must be a string, got ${describe(v)}`);
+          copy[k] = v;
+        }
+      } catch (e) {
+        if (e instanceof EdgebusError) throw e;
+        fail('INVALID_OPTION', `option \`headers\` could not be read: ${errorText(e)}`);
       }
+      o.headers = copy;
     }
     if (o.transfer !== undefined) {
-      if (!Array.isArray(o.transfer)) fail('INVALID_OPTION', `option \`transfer\` must be an array of ArrayBuffers, got ${describe(o.transfer)}`);
-      for (let i = 0; i < o.transfer.length; i++) {
-        if (!(o.transfer[i] instanceof ArrayBuffer)) {
-          fail('INVALID_OPTION', `option \`transfer[${i}]\` must be an ArrayBuffer, got ${describe(o.transfer[i])}`);
+      const t = o.transfer = copyArray(o.transfer, 'transfer', 'ArrayBuffers');
+      for (let i = 0; i < t.length; i++) {
+        if (!(t[i] instanceof ArrayBuffer)) {
+          fail('INVALID_OPTION', `option \`transfer[${i}]\` must be an ArrayBuffer, got ${describe(t[i])}`);
         }
-        if (o.transfer[i].byteLength === 0 && isDetached(o.transfer[i])) {
+        if (t[i].byteLength === 0 && isDetached(t[i])) {
           fail('INVALID_OPTION', `option \`transfer[${i}]\` is an ArrayBuffer already transferred (detached)`);
         }
       }
     }
+    if (o.ids !== undefined) o.ids = copyArray(o.ids, 'ids', 'ids (one per payload)');
     return o;
   }
 
@@ -94,6 +152,12 @@ function shardedValues(EdgebusError) {
   }
 
   // ----- the DATA_CLONE check ------------------------------------------------------------------
+  //
+  // Plain data (primitives, plain objects and arrays, typed arrays, dates) is walked quickly; anything
+  // else goes through structuredClone, the algorithm postMessage uses. A Proxy looks like plain data
+  // to a walk but is refused by postMessage: where the runtime can tell a Proxy (`isProxy`, Node) the
+  // walk refuses it; where it cannot (browsers), every object payload gets the real structuredClone.
+  // A payload whose reading throws (a getter, a revoked Proxy) is refused as DATA_CLONE as well.
 
   const plainProto = Object.prototype;
   const UNKNOWN = 2;
@@ -103,6 +167,8 @@ function shardedValues(EdgebusError) {
     if (t === 'string' || t === 'number' || t === 'boolean' || t === 'undefined' || t === 'bigint' || v === null) return 1;
     if (t === 'function') return 'a function';
     if (t === 'symbol') return 'a symbol';
+    if (isProxy === undefined) return UNKNOWN;
+    if (isProxy(v)) return 'a Proxy';
     if (depth > 32 || budget.n-- <= 0) return UNKNOWN;
     if (v instanceof ArrayBuffer || ArrayBuffer.isView(v) || v instanceof Date) return 1;
     const proto = Object.getPrototypeOf(v);
@@ -123,18 +189,23 @@ function shardedValues(EdgebusError) {
   }
 
   function checkCloneable(payload, topic) {
-    const r = quickClone(payload, 0, { n: 256 });
-    if (r === 1) return;
-    let reason = typeof r === 'string' ? r : undefined;
+    let reason;
+    try {
+      const r = quickClone(payload, 0, { n: 256 });
+      if (r === 1) return;
+      if (typeof r === 'string') reason = `it contains ${r}`;
+    } catch (e) {
+      reason = `reading it threw: ${errorText(e)}`;
+    }
     if (reason === undefined) {
       try {
         structuredClone(payload);
         return;
       } catch (e) {
-        reason = e && e.message ? e.message : String(e);
+        reason = e && e.name === 'DataCloneError' ? `it contains ${errorText(e)}` : `reading it threw: ${errorText(e)}`;
       }
     }
-    fail('DATA_CLONE', `payload on \`${topic}\` cannot be sent to a worker (structured clone): it contains ${reason}`);
+    fail('DATA_CLONE', `payload on \`${topic}\` cannot be sent to a worker (structured clone): ${reason}`);
   }
 
   // ----- latency -------------------------------------------------------------------------------
@@ -213,7 +284,7 @@ function shardedValues(EdgebusError) {
   }
 
   return {
-    fail, describe, checkKeys, countOption, stringOption, parsePublish, checkCloneable, Histogram, Deque,
+    fail, describe, isArray, readOptions, errorText, countOption, stringOption, parsePublish, checkCloneable, Histogram, Deque,
     rebuildError, publicMessage, systemPatternMatches,
   };
 }

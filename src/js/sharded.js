@@ -17,9 +17,9 @@ function makeSharded(api, raw, platform) {
 
   const { EdgebusError, IdempotenceFilter, Bus } = api;
   const {
-    fail, describe, checkKeys, countOption, stringOption, parsePublish, checkCloneable, Histogram, Deque,
+    fail, describe, isArray, readOptions, errorText, countOption, stringOption, parsePublish, checkCloneable, Histogram, Deque,
     rebuildError, publicMessage, systemPatternMatches,
-  } = shardedValues(EdgebusError);
+  } = shardedValues(EdgebusError, platform.isProxy);
   const OVERFLOWS = ['dropOldest', 'dropNewest', 'reject', 'wait'];
   const OPTIONS = ['workers', 'handlers', 'data', 'maxInFlight', 'maxQueue', 'overflow', 'dedupe',
     'onError', 'maxRedeliveries', 'timeoutMs'];
@@ -31,7 +31,13 @@ function makeSharded(api, raw, platform) {
   /** The handlers module as an absolute URL string the workers can import. */
   function handlersUrl(h) {
     if (h === undefined) fail('INVALID_OPTION', 'option `handlers` is required: the URL of the module that subscribes the handlers in each worker');
-    if (typeof URL === 'function' && h instanceof URL) return h.href;
+    let href;
+    try {
+      if (typeof URL === 'function' && h instanceof URL) href = h.href;
+    } catch (e) {
+      fail('INVALID_OPTION', `option \`handlers\` could not be read: ${errorText(e)}`);
+    }
+    if (href !== undefined) return href;
     if (typeof h !== 'string' || h.length === 0) {
       fail('INVALID_OPTION', `option \`handlers\` must be a URL (or a URL string) of a module, got ${describe(h)}`);
     }
@@ -58,8 +64,8 @@ function makeSharded(api, raw, platform) {
     constructor(options) {
       if (platform.unsupported !== undefined) fail('UNSUPPORTED', platform.unsupported);
       if (options === undefined) fail('INVALID_OPTION', 'ShardedBus needs options with at least `handlers` (the URL of the handlers module)');
-      const o = options;
-      checkKeys(o, OPTIONS, 'options');
+      // Read once: nothing below (nor later) looks at the caller's object again.
+      const o = readOptions(options, OPTIONS, 'options');
       this._handlers = handlersUrl(o.handlers);
       const workers = countOption(o, 'workers', 1, false) ?? Math.max(1, platform.concurrency() - 1);
       if (workers > 1024) fail('INVALID_OPTION', `option \`workers\` must be at most 1024, got ${workers}`);
@@ -78,24 +84,26 @@ function makeSharded(api, raw, platform) {
       if (o.timeoutMs !== undefined && (typeof o.timeoutMs !== 'number' || !(o.timeoutMs > 0))) {
         fail('INVALID_OPTION', `option \`timeoutMs\` must be a positive number, got ${describe(o.timeoutMs)}`);
       }
+      this._timeoutMs = o.timeoutMs;
       this._busOptions = o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs };
       this._filter = undefined;
       if (o.dedupe !== undefined && o.dedupe !== false) {
         const d = o.dedupe === true ? {} : o.dedupe;
-        if (d === null || typeof d !== 'object' || Array.isArray(d)) {
+        if (d === null || typeof d !== 'object' || isArray(d)) {
           fail('INVALID_OPTION', `option \`dedupe\` must be true or { maxIds, maxAgeMs }, got ${describe(d)}`);
         }
-        checkKeys(d, ['maxIds', 'maxAgeMs'], 'dedupe');
-        this._filter = new IdempotenceFilter({ maxIds: d.maxIds, maxAgeMs: d.maxAgeMs });
+        const { maxIds, maxAgeMs } = readOptions(d, ['maxIds', 'maxAgeMs'], 'dedupe');
+        this._filter = new IdempotenceFilter({ maxIds, maxAgeMs });
       }
+      // A copy, taken now: every worker (a replacement too) starts from the data of this call.
+      this._data = undefined;
       if (o.data !== undefined) {
         try {
-          structuredClone(o.data);
+          this._data = structuredClone(o.data);
         } catch (e) {
-          fail('DATA_CLONE', `option \`data\` cannot be sent to the workers (structured clone): ${e.message}`);
+          fail('DATA_CLONE', `option \`data\` cannot be sent to the workers (structured clone): ${errorText(e)}`);
         }
       }
-      this._data = o.data;
       // Main-thread subscribers of `$errors`.
       this._system = new Bus({ maxQueue: Infinity });
       this._systemPatterns = [];
@@ -112,14 +120,20 @@ function makeSharded(api, raw, platform) {
       this._tag = 0;
       this._readyWaiters = [];
       this._referenced = false;
+      this._watchdog = undefined;
+      if (this._timeoutMs !== undefined && Number.isFinite(this._timeoutMs)) {
+        // How long a worker may show no progress while a handler runs: past timeoutMs, the worker's
+        // own timer reports HANDLER_TIMEOUT; past this, the worker is blocked and is replaced.
+        this._stuckMs = this._timeoutMs + Math.min(Math.max(200, this._timeoutMs), 5000);
+      }
       wasmModule(); // compiled (or refused) before any worker starts
       this._shards = [];
       for (let i = 0; i < workers; i++) {
         this._shards.push({
           index: i, worker: undefined, ready: false, everReady: false, startFailures: 0,
           queue: new Deque(), sent: new Map(), freeSlots: [], marks: null,
-          done: 0, failed: 0, dropped: 0, expired: 0, restarts: 0, redelivered: 0,
-          latency: new Histogram(),
+          done: 0, failed: 0, dropped: 0, expired: 0, restarts: 0, redelivered: 0, timedOut: 0,
+          latency: new Histogram(), running: 0, runs: 0, runningTags: new Map(), startedTags: new Set(), progressAt: 0,
         });
       }
       for (const s of this._shards) this._spawn(s);
@@ -147,7 +161,13 @@ function makeSharded(api, raw, platform) {
       const slots = this._maxInFlight;
       s.freeSlots = [];
       for (let i = slots - 1; i >= 0; i--) s.freeSlots.push(i);
-      s.marks = platform.sharedMemory() ? new Int32Array(new SharedArrayBuffer(8 * slots)) : null;
+      // Per slot: started, finished, and running marks; then three cells for the watchdog (see shard-worker.js).
+      s.marks = platform.sharedMemory() ? new Int32Array(new SharedArrayBuffer(4 * (3 * slots + 3))) : null;
+      s.running = 0;
+      s.runs = 0;
+      s.runningTags = new Map();
+      s.startedTags = new Set();
+      s.progressAt = now();
       let w;
       const incarnation = {};
       s.incarnation = incarnation;
@@ -165,7 +185,8 @@ function makeSharded(api, raw, platform) {
         if (s.incarnation !== incarnation) return;
         w.post({
           type: 'init', module, lock: w.lock ?? null, handlers: this._handlers, shard: s.index, workers: this.workers,
-          data: this._data, marks: s.marks === null ? null : s.marks.buffer, busOptions: this._busOptions,
+          data: this._data, marks: s.marks === null ? null : s.marks.buffer, span: slots, busOptions: this._busOptions,
+          beatMs: this._stuckMs === undefined ? undefined : this._watchEvery(),
         });
       };
       let mod;
@@ -184,8 +205,21 @@ function makeSharded(api, raw, platform) {
     }
 
     _onWorkerMessage(s, m) {
+      s.progressAt = now();
       if (m.type === 'acks') {
+        if (m.ended !== undefined) {
+          for (let i = 0; i < m.ended.length; i++) {
+            const n = (s.runningTags.get(m.ended[i]) ?? 1) - 1;
+            if (n > 0) s.runningTags.set(m.ended[i], n);
+            else s.runningTags.delete(m.ended[i]);
+          }
+          s.running = s.runningTags.size;
+        }
         this._onAcks(s, m);
+      } else if (m.type === 'run') {
+        s.startedTags.add(m.tag);
+        s.runningTags.set(m.tag, (s.runningTags.get(m.tag) ?? 0) + 1);
+        s.running = s.runningTags.size;
       } else if (m.type === 'ready') {
         s.ready = true;
         s.everReady = true;
@@ -219,6 +253,7 @@ function makeSharded(api, raw, platform) {
         const rec = s.sent.get(tags[i]);
         if (rec === undefined) continue;
         s.sent.delete(tags[i]);
+        s.startedTags.delete(tags[i]);
         s.freeSlots.push(rec.slot);
         s.done++;
         s.latency.record(t - rec.publishedAt);
@@ -227,7 +262,7 @@ function makeSharded(api, raw, platform) {
       this._afterProgress();
     }
 
-    _onDeath(s, reason) {
+    _onDeath(s, reason, timedOut) {
       s.incarnation = undefined;
       if (this._stopped) return;
       const w = s.worker;
@@ -251,7 +286,15 @@ function makeSharded(api, raw, platform) {
           s.latency.record(t - rec.publishedAt);
           continue;
         }
-        if (marks === null || Atomics.load(marks, rec.slot) === rec.tag) rec.attempts++;
+        if (timedOut !== undefined && timedOut.has(rec.tag)) {
+          this._timedOut(s, rec, reason, again);
+          continue;
+        }
+        // Started on the dead worker? Shared memory says; without it, the `run` notices do when the
+        // watchdog stopped the worker (long after they were sent); after a crash, assume it was.
+        const started = marks !== null ? Atomics.load(marks, rec.slot) === rec.tag
+          : timedOut === undefined || s.startedTags.has(rec.tag);
+        if (started) rec.attempts++;
         if (rec.attempts > this._maxRedeliveries) {
           s.failed++;
           this._report(new EdgebusError('WORKER_CRASHED',
@@ -273,6 +316,88 @@ function makeSharded(api, raw, platform) {
       this._afterProgress();
     }
 
+    /** The message a blocked worker was running: reported as HANDLER_TIMEOUT, sent again while it may be. */
+    _timedOut(s, rec, reason, again) {
+      rec.attempts++;
+      s.timedOut++;
+      let fate;
+      let redeliver = false;
+      if (rec.attempts > this._maxRedeliveries) {
+        fate = `not redelivered: it timed out ${rec.attempts} times (maxRedeliveries ${this._maxRedeliveries})`;
+      } else if (rec.transfer !== undefined) {
+        fate = 'not redelivered: its ArrayBuffers (transfer) went with the stopped worker';
+      } else {
+        fate = `redelivered (attempt ${rec.attempts + 1} of at most ${this._maxRedeliveries + 1})`;
+        redeliver = true;
+      }
+      const err = new EdgebusError('HANDLER_TIMEOUT',
+        `handler on \`${rec.topic}\` in worker ${s.index} did not return within timeoutMs (${this._timeoutMs} ms): ${reason}; the worker was replaced and the message ${fate}`);
+      err.shard = s.index;
+      err.redelivered = redeliver;
+      if (redeliver) {
+        s.redelivered++;
+        again.push(rec);
+      } else {
+        s.failed++;
+      }
+      this._report(err, rec, s.index, undefined);
+    }
+
+    // ----- the watchdog of blocked workers (only with timeoutMs) ---------------------------------
+
+    /** How often the watchdog looks, and workers running handlers show their event loop is free. */
+    _watchEvery() {
+      return Math.max(5, Math.min(this._stuckMs / 4, 1000));
+    }
+
+    _armWatchdog() {
+      if (this._stuckMs === undefined || this._watchdog !== undefined || this._stopped) return;
+      if (!this._shards.some((s) => s.sent.size > 0)) return;
+      const every = this._watchEvery();
+      this._watchdog = setTimeout(() => {
+        this._watchdog = undefined;
+        this._checkStuck();
+        this._armWatchdog();
+      }, every);
+      // The workers keep Node running while they have work; this timer alone does not.
+      if (typeof this._watchdog === 'object' && typeof this._watchdog.unref === 'function') this._watchdog.unref();
+    }
+
+    _checkStuck() {
+      if (this._stopped) return;
+      const t = now();
+      for (const s of this._shards) {
+        if (s.worker === undefined || !s.ready || s.sent.size === 0) continue;
+        const marks = s.marks;
+        const span = this._maxInFlight;
+        if (marks !== null) {
+          // Running first, then the progress: the worker writes them in the other order.
+          s.running = Atomics.load(marks, 3 * span + 1);
+          const runs = Atomics.load(marks, 3 * span);
+          if (runs !== s.runs) {
+            s.runs = runs;
+            s.progressAt = t;
+          }
+        }
+        if (s.running > 0 && t - s.progressAt > this._stuckMs) {
+          // No handler started and no heartbeat since: the worker's event loop is blocked, its own
+          // timers cannot fire. The message whose handler is inside its synchronous call timed out;
+          // when the loop is in code after an await (or without shared memory), every message with
+          // a handler running is counted as timed out: one of them blocks the worker.
+          const timedOut = new Set();
+          const current = marks !== null ? Atomics.load(marks, 3 * span + 2) : 0;
+          if (current !== 0 && s.sent.has(current)) {
+            timedOut.add(current);
+          } else {
+            for (const rec of s.sent.values()) {
+              if (marks !== null ? Atomics.load(marks, 2 * span + rec.slot) > 0 : s.runningTags.has(rec.tag)) timedOut.add(rec.tag);
+            }
+          }
+          this._onDeath(s, `it was blocked for more than ${Math.round(t - s.progressAt)} ms`, timedOut);
+        }
+      }
+    }
+
     _fatalError(err) {
       if (this._fatal !== undefined) return;
       this._fatal = err;
@@ -281,9 +406,13 @@ function makeSharded(api, raw, platform) {
       for (const s of this._shards) {
         const recs = [...s.sent.values(), ...s.queue.drainAll()];
         s.sent.clear();
+        if (recs.length === 0) continue;
+        // Said from the point of view of this message's own worker, which is not always the one that failed.
+        const e = new EdgebusError(err.code, `not handled by worker ${s.index}: the bus stopped (${err.message})`, { cause: err });
+        e.shard = s.index;
         for (const rec of recs) {
           s.failed++;
-          this._report(err, rec, s.index, undefined);
+          this._report(e, rec, s.index, undefined);
         }
       }
       this._rejectWaiters(err);
@@ -293,6 +422,10 @@ function makeSharded(api, raw, platform) {
 
     _stopWorkers() {
       this._stopped = true;
+      if (this._watchdog !== undefined) {
+        clearTimeout(this._watchdog);
+        this._watchdog = undefined;
+      }
       for (const s of this._shards) {
         s.incarnation = undefined;
         s.ready = false;
@@ -328,6 +461,7 @@ function makeSharded(api, raw, platform) {
     _afterProgress() {
       if (this._waiters.length > 0) this._admitWaiters();
       this._reference();
+      if (this._stuckMs !== undefined) this._armWatchdog();
       if (this._idleWaiters.length > 0 && !this._hasWork()) {
         for (const w of this._idleWaiters.splice(0)) w();
       }
@@ -448,13 +582,14 @@ function makeSharded(api, raw, platform) {
     /** Publishes; false when dropped as a duplicate (or by `dropNewest`). */
     publish(topic, payload, options) {
       this._checkOpen();
-      return this._publish(topic, payload, options, true);
-    }
-
-    _publish(topic, payload, options, sync) {
       this._checkTopic(topic);
       const o = parsePublish(options, false);
       checkCloneable(payload, topic);
+      return this._publish(topic, payload, o, true);
+    }
+
+    /** Publishes a checked message; `o` is a snapshot from parsePublish. */
+    _publish(topic, payload, o, sync) {
       if (o.id !== undefined && this._filter !== undefined && this._filter.has(o.id)) {
         this._duplicates++;
         return false;
@@ -476,7 +611,12 @@ function makeSharded(api, raw, platform) {
     publishBatch(topic, payloads, options) {
       this._checkOpen();
       this._checkTopic(topic);
-      if (!Array.isArray(payloads)) fail('INVALID_ARGUMENT', `payloads must be an array, got ${describe(payloads)}`);
+      if (!isArray(payloads)) fail('INVALID_ARGUMENT', `payloads must be an array, got ${describe(payloads)}`);
+      try {
+        payloads = Array.from(payloads); // read once
+      } catch (e) {
+        fail('INVALID_ARGUMENT', `payloads could not be read: ${errorText(e)}`);
+      }
       const o = parsePublish(options, true);
       const ids = o.ids;
       if (ids !== undefined) {
@@ -520,17 +660,17 @@ function makeSharded(api, raw, platform) {
     publishAsync(topic, payload, options) {
       try {
         this._checkOpen();
+        // Checked and snapshotted now: bad input is refused at once, and a waiting message keeps the
+        // options of this call whatever the caller does with its object afterwards.
+        this._checkTopic(topic);
+        const o = parsePublish(options, false);
+        checkCloneable(payload, topic);
         if (this._waiters.length === 0) {
-          const r = this._publish(topic, payload, options, false);
+          const r = this._publish(topic, payload, o, false);
           if (r !== undefined) return Promise.resolve(r);
-        } else {
-          // Validate now, so bad input is refused at once rather than after waiting.
-          this._checkTopic(topic);
-          parsePublish(options, false);
-          checkCloneable(payload, topic);
         }
         return new Promise((resolve, reject) => {
-          this._waiters.push({ topic, payload, options, resolve, reject });
+          this._waiters.push({ topic, payload, options: o, resolve, reject });
           this._reference();
         });
       } catch (e) {
@@ -589,7 +729,10 @@ function makeSharded(api, raw, platform) {
         s.sent.set(rec.tag, rec);
         recs.push(rec);
       }
-      if (recs.length > 0) this._post(s, recs, t);
+      if (recs.length > 0) {
+        this._post(s, recs, t);
+        if (this._stuckMs !== undefined) this._armWatchdog();
+      }
     }
 
     /** The wire form of messages: typed arrays and parallel arrays, optional columns left out. */
@@ -685,7 +828,7 @@ function makeSharded(api, raw, platform) {
       const perShard = this._shards.map((s) => ({
         shard: s.index, queued: s.queue.length, inFlight: s.sent.size, done: s.done, failed: s.failed,
         dropped: s.dropped, expired: s.expired, restarts: s.restarts, redelivered: s.redelivered,
-        latency: s.latency.summary(),
+        timedOut: s.timedOut, latency: s.latency.summary(),
       }));
       const sum = (k) => perShard.reduce((a, s) => a + s[k], 0);
       const all = new Histogram();
@@ -698,7 +841,7 @@ function makeSharded(api, raw, platform) {
         waiting: this._waiters.length, abandoned: this._abandoned,
         queued: sum('queued'), inFlight: sum('inFlight'), done: sum('done'), failed: sum('failed'),
         dropped: sum('dropped'), expired: sum('expired'), restarts: sum('restarts'),
-        redelivered: sum('redelivered'), latency: all.summary(), perShard,
+        redelivered: sum('redelivered'), timedOut: sum('timedOut'), latency: all.summary(), perShard,
       };
     }
   }

@@ -15,6 +15,7 @@
 //! | release | `6, slot` |
 //! | claimed (queue-group member) | `7, delivery index, delivery gen, sub index, sub gen, final, n, (slot, attempt) × n` |
 //! | dead letters | `8` (take them with [`WasmBroker::take_dead`]) |
+//! | failures to report | `9` (take them with [`WasmBroker::take_failed`]) |
 
 use super::error::to_js;
 use crate::batch::BatchPolicy;
@@ -40,6 +41,7 @@ const ROOM: u32 = 5;
 const RELEASE: u32 = 6;
 const CLAIMED: u32 = 7;
 const DEAD: u32 = 8;
+const FAILED: u32 = 9;
 
 /// A message a closing bus could not deliver (its envelope is in the driver's table).
 #[derive(Serialize)]
@@ -507,22 +509,52 @@ impl WasmBroker {
                 Event::Idle(sub) => out.extend_from_slice(&[IDLE, sub.index(), sub.generation()]),
                 Event::Room => out.push(ROOM),
                 Event::Dead => out.push(DEAD),
+                Event::Failed => out.push(FAILED),
             }
         }
     }
 
-    /// The next dead letter: `[group, slot, attempts, code, error]`, or `undefined`.
+    /// The next dead letter, `[group, topic, slot, attempts, code, error, report index, report
+    /// gen]` (the core's letter; the report pair is `-1, -1` unless the driver must still report
+    /// the failure as that member's), or `undefined`.
     pub fn take_dead(&mut self) -> JsValue {
-        let Some(l) = self.core.take_dead() else {
+        let Some((l, report)) = self.core.take_dead() else {
             return JsValue::UNDEFINED;
         };
         let a = js_sys::Array::new();
         a.push(&JsValue::from_str(&l.group));
+        a.push(&JsValue::from_str(&l.topic));
         a.push(&JsValue::from(l.message.payload().slot));
         a.push(&JsValue::from(l.attempts));
-        a.push(&JsValue::from_str(l.code.as_str()));
-        a.push(&JsValue::from_str(&l.error));
+        a.push(&JsValue::from_str(l.error.code.as_str()));
+        a.push(&JsValue::from_str(&l.error.message));
+        let (ri, rg) = report.map_or((-1.0, -1.0), |s| (s.index() as f64, s.generation() as f64));
+        a.push(&JsValue::from(ri));
+        a.push(&JsValue::from(rg));
         a.into()
+    }
+
+    /// The next final failure no delivery reported, `[sub index, sub gen, attempts, code,
+    /// error, slot…]`, or `undefined`.
+    pub fn take_failed(&mut self) -> JsValue {
+        let Some(f) = self.core.take_failed() else {
+            return JsValue::UNDEFINED;
+        };
+        let a = js_sys::Array::new();
+        a.push(&JsValue::from(f.sub.index()));
+        a.push(&JsValue::from(f.sub.generation()));
+        a.push(&JsValue::from(f.attempts));
+        a.push(&JsValue::from_str(f.code.as_str()));
+        a.push(&JsValue::from_str(&f.error));
+        for m in &f.messages {
+            a.push(&JsValue::from(m.payload().slot));
+        }
+        a.into()
+    }
+
+    /// The `HANDLER_TIMEOUT` message for a timed-out delivery of this subscription.
+    pub fn timeout_message(&self, index: u32, gen: u32) -> String {
+        self.core.timeout_message(SubId::from_parts(index, gen))
     }
 
     /// Where a work-queue message stands: `{ state, attempts, group }` or `undefined`.

@@ -1,6 +1,7 @@
 // A static file server for the browser tests and the benchmark page: 127.0.0.1, an ephemeral port,
 // the repository as its root, correct MIME types (application/wasm included), and the COOP/COEP
-// headers that make the page cross-origin isolated (SharedArrayBuffer, Atomics.wait in workers).
+// headers that make the page cross-origin isolated (SharedArrayBuffer, Atomics.wait in workers),
+// except for a request with `?open`.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
@@ -28,10 +29,14 @@ export async function serve(root) {
     }
     try {
       const body = await readFile(file);
-      res.writeHead(200, {
-        'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
+      // `?open`: a page that is not cross-origin isolated (no SharedArrayBuffer), for the fallbacks.
+      const isolation = new URL(req.url, 'http://x').searchParams.has('open') ? {} : {
         'Cross-Origin-Opener-Policy': 'same-origin',
         'Cross-Origin-Embedder-Policy': 'require-corp',
+      };
+      res.writeHead(200, {
+        'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
+        ...isolation,
         'Cache-Control': 'no-store',
       });
       res.end(body);

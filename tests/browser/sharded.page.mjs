@@ -216,6 +216,44 @@ window.scenarios = {
     release(t.gate);
   },
 
+  // A handler stuck in a CPU loop: with timeoutMs the worker is terminated and replaced, the message
+  // reported as HANDLER_TIMEOUT each time and given up after maxRedeliveries; drain settles.
+  async stuckHandler() {
+    const s = shared(10);
+    const seen = [];
+    const bus = new ShardedBus({
+      workers: 1, handlers, data: s.data, timeoutMs: 100, maxRedeliveries: 1,
+      onError: (e, msg, info) => seen.push([e.code, msg.payload.n, info.shard, e.redelivered]),
+    });
+    bus.publish('jobs.stuck', { n: 0, loop: true }, { key: 'k' });
+    bus.publish('jobs.after', { n: 1 }, { key: 'k' });
+    await bus.drain();
+    equal(seen, [['HANDLER_TIMEOUT', 0, 0, true], ['HANDLER_TIMEOUT', 0, 0, false]], 'reported twice');
+    equal(Array.from(s.counts.subarray(0, 2)), [0, 1], 'the message behind it is handled');
+    const st = bus.stats();
+    equal([st.timedOut, st.failed, st.done, st.restarts], [2, 1, 1, 2], 'timedOut, failed, done, restarts');
+    await bus.close();
+  },
+
+  // Payloads postMessage refuses fail at publish (not later), unreadable options get INVALID_OPTION.
+  async unreadableInput() {
+    const s = shared(4);
+    const bus = new ShardedBus({ workers: 1, handlers, data: s.data });
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+    revoke();
+    throwsCode(() => bus.publish('jobs.work', new Proxy({ n: 0 }, {})), 'DATA_CLONE', 'a Proxy');
+    throwsCode(() => bus.publish('jobs.work', { n: 0, inner: new Proxy({}, {}) }), 'DATA_CLONE', 'a nested Proxy');
+    throwsCode(() => bus.publish('jobs.work', { get x() { throw new Error('no'); } }), 'DATA_CLONE', 'a throwing getter');
+    throwsCode(() => bus.publish('jobs.work', revoked), 'DATA_CLONE', 'a revoked Proxy payload');
+    throwsCode(() => bus.publish('jobs.work', { n: 0 }, revoked), 'INVALID_OPTION', 'revoked Proxy options');
+    throwsCode(() => new ShardedBus(revoked), 'INVALID_OPTION', 'revoked Proxy constructor options');
+    bus.publish('jobs.work', { n: 1 });
+    await bus.drain();
+    equal(Array.from(s.counts.subarray(0, 2)), [0, 1], 'only the good one was handled');
+    equal([bus.stats().published, bus.stats().failed], [1, 0], 'counted');
+    await bus.close();
+  },
+
   async defaultWorkers() {
     const bus = new ShardedBus({ handlers });
     equal(bus.workers, Math.max(1, navigator.hardwareConcurrency - 1), 'hardwareConcurrency - 1');

@@ -43,7 +43,7 @@ test('a message refused on its last attempt reaches `$dead.<group>` subscribers 
   const start = await total();
 
   const res = await server.post('/publish', { topic: 'mail.jobs', payload: { to: 'bounce@example.com' }, id: 'mail-2', key: 'bounce' }, token);
-  assert.deepEqual(res.body, { accepted: true });
+  assert.deepEqual(res.body, { accepted: true, stored: true });
   const [first] = await consumer.waitMessages(1);
   assert.equal(first.attempt, 1);
   consumer.send({ op: 'nack', sub: 1, d: [first.d], error: 'mailbox unavailable' });

@@ -1,6 +1,7 @@
 // Durability of work queues against `wrangler dev --persist-to`: messages for a queue group are
-// stored before the publisher is answered and deleted when acknowledged; the server is stopped in
-// the middle of a group stream and started again, and every message is delivered and acknowledged.
+// stored before the publisher is answered and deleted when acknowledged; the server's whole process
+// group is killed with SIGKILL in the middle of a group stream and started again, and every message
+// is delivered and acknowledged.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EdgeServer, RawSocket } from './support/server.mjs';
@@ -19,7 +20,7 @@ async function groupStats() {
   return stats.perHub.flatMap((h) => h.groups).filter((g) => g.group === 'workers');
 }
 
-test('stop the server mid-stream: nothing acknowledged to the publisher is lost, every message is acknowledged once done', { timeout: 180_000 }, async () => {
+test('kill the server (SIGKILL) mid-stream: nothing acknowledged to the publisher is lost, every message is acknowledged once done', { timeout: 180_000 }, async () => {
   const consumer = await RawSocket.open(`${server.wsUrl}/connect?token=${token}`);
   assert.equal((await consumer.request({ op: 'sub', id: 1, pattern: 'jobs.>', group: 'workers', ackTimeoutMs: 60000 })).t, 'ok');
   // A plain subscriber on another connection: the group does not take messages from it.
@@ -47,7 +48,7 @@ test('stop the server mid-stream: nothing acknowledged to the publisher is lost,
   const late = Array.from({ length: 10 }, (_, i) => `late-${i}`);
   await server.post('/publish', late.map((id) => ({ topic: 'jobs.mail', payload: { late: true }, id })), token);
   await consumer.waitMessages(110);
-  await server.restart();
+  await server.crash();
   assert.ok((await consumer.closedPromise).code !== undefined, 'the consumer was disconnected');
 
   // After the restart the hub reloads every unacknowledged message.
@@ -72,7 +73,7 @@ test('stop the server mid-stream: nothing acknowledged to the publisher is lost,
   assert.equal(groups[0].inFlight, 0);
 
   // And once more across a restart: nothing comes back.
-  await server.restart();
+  await server.crash();
   groups = await groupStats();
   assert.equal(groups[0].stored, 0);
   await again.closedPromise;

@@ -82,7 +82,7 @@ test('publishing is idempotent by id: the second publish is a duplicate, deliver
   assert.equal((await ws.request({ op: 'sub', id: 1, pattern: 'orders.>' })).t, 'ok');
   const before = (await server.stats()).total.duplicates;
   const first = await server.post('/publish', { topic: 'orders.eu', payload: { n: 1 }, id: 'order-1' }, token);
-  assert.deepEqual(first, { status: 200, body: { accepted: true } });
+  assert.deepEqual(first, { status: 200, body: { accepted: true, stored: false } }, 'no work queue on orders: not stored');
   const again = await server.post('/publish', { topic: 'orders.eu', payload: { n: 1 }, id: 'order-1' }, token);
   assert.deepEqual(again, { status: 200, body: { accepted: false, duplicate: true } });
   // A batch: a new id, the same one again within the batch, and one without an id.
@@ -91,7 +91,7 @@ test('publishing is idempotent by id: the second publish is a duplicate, deliver
     { topic: 'orders.us', payload: 2, id: 'order-2' },
     { topic: 'orders.us', payload: 3 },
   ], token);
-  assert.deepEqual(batch.body.results, [{ accepted: true }, { accepted: false, duplicate: true }, { accepted: true }]);
+  assert.deepEqual(batch.body.results, [{ accepted: true, stored: false }, { accepted: false, duplicate: true }, { accepted: true, stored: false }]);
   const got = await ws.waitMessages(3);
   // A marker publish after the duplicates proves nothing else is on its way.
   await server.post('/publish', { topic: 'orders.end', payload: 'end' }, token);

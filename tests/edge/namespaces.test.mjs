@@ -26,11 +26,11 @@ const sync = async (s, id) => assert.equal((await s.request({ op: 'sub', id, pat
 
 test('message ids are per namespace: one tenant\'s id never makes another\'s a duplicate', async () => {
   const a = await server.post('/publish', { topic: 'orders.eu', payload: 'a', id: 'order-X' }, acme);
-  assert.deepEqual(a.body, { accepted: true });
+  assert.deepEqual(a.body, { accepted: true, stored: false });
   const b = await server.post('/publish', { topic: 'orders.eu', payload: 'b', id: 'order-X' }, bolt);
-  assert.deepEqual(b.body, { accepted: true }, 'not a duplicate of acme\'s order-X');
+  assert.deepEqual(b.body, { accepted: true, stored: false }, 'not a duplicate of acme\'s order-X');
   const p = await server.post('/publish', { topic: 'orders.eu', payload: 'p', id: 'order-X' }, plain);
-  assert.deepEqual(p.body, { accepted: true }, 'nor is the default namespace\'s');
+  assert.deepEqual(p.body, { accepted: true, stored: false }, 'nor is the default namespace\'s');
   const again = await server.post('/publish', { topic: 'orders.eu', payload: 'b', id: 'order-X' }, bolt);
   assert.deepEqual(again.body, { accepted: false, duplicate: true }, 'within one namespace ids still dedupe');
 });
@@ -135,7 +135,7 @@ test('a namespace\'s /stats asks only the hubs that served it', async () => {
   const fresh = await server.stats(await server.token({ ns: 'fresh' }));
   assert.deepEqual([fresh.servedBy, fresh.groups, fresh.total.published, fresh.total.connections], [[], [], 0, 0]);
   const solo = await server.token({ pub: ['orders.>'], ns: 'solo' });
-  assert.deepEqual((await server.post('/publish', { topic: 'orders.x', payload: 1 }, solo)).body, { accepted: true });
+  assert.deepEqual((await server.post('/publish', { topic: 'orders.x', payload: 1 }, solo)).body, { accepted: true, stored: false });
   const view = await server.stats(solo);
   assert.deepEqual(view.servedBy, [hubOfTopic('orders.x', 8, 1)]);
   assert.equal(view.total.published, 1);

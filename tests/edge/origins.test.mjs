@@ -59,7 +59,7 @@ test('POST /publish from an allowed origin: preflight and response carry CORS he
   assert.equal(bad.headers.get('access-control-allow-origin'), 'https://admin.example.com');
   // Without an Origin (servers, curl): no CORS headers, served as before.
   const server2server = await server.post('/publish', { topic: 'orders.cors', payload: 2 }, token);
-  assert.deepEqual(server2server, { status: 200, body: { accepted: true } });
+  assert.deepEqual(server2server, { status: 200, body: { accepted: true, stored: false } });
 });
 
 test('an origin outside ALLOWED_ORIGINS is refused on HTTP, preflight and WebSocket', async () => {

@@ -531,3 +531,25 @@ describe('Batcher', () => {
     }
   });
 });
+
+test('batch subscription: a message whose TTL ends before the retry fails for good, reported once, not expired', async () => {
+  const clock = new ManualClock(0);
+  const reported = [];
+  const bus = new Bus({ clock, onError: (e, items) => reported.push([e.code, e.message, items.map((m) => m.payload)]) });
+  const calls = [];
+  bus.subscribe('b', (items) => {
+    calls.push(items.map((m) => m.payload).join(','));
+    if (items.length > 1) throw new Error('too many');
+  }, { batch: { maxSize: 2, maxWaitMs: 10, maxAttempts: 3, backoff: { initialMs: 100, maxMs: 100 } } });
+  // 1's TTL (50 ms) ends before the retry (100 ms); 2 has none and is retried alone.
+  bus.publishBatch('b', [1], { ttlMs: 50 });
+  bus.publish('b', 2);
+  bus.flush();
+  await settle();
+  clock.advance(100);
+  await bus.drain();
+  assert.deepEqual(calls, ['1,2', '2']);
+  assert.deepEqual(reported, [['HANDLER_FAILED', 'too many', [1]]]);
+  const st = bus.stats();
+  assert.deepEqual([st.delivered, st.failed, st.expired], [2, 1, 0]);
+});

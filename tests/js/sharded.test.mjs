@@ -374,6 +374,8 @@ test('timeoutMs applies in the workers: HANDLER_TIMEOUT comes back with its code
   await bus.drain();
   assert.deepEqual(seen, [['HANDLER_TIMEOUT', true, 'never.settles', 0, 'never.>']]);
   assert.equal(bus.stats().done, 1);
+  assert.equal(bus.stats().restarts, 0, 'a worker free to run its timers is not replaced');
+  assert.equal(bus.stats().timedOut, 0);
   assert.equal(bus.stats().failed, 1);
   await bus.close();
 });
@@ -594,5 +596,213 @@ test('the npm package ships both worker entries', () => {
   const files = JSON.parse(out)[0].files.map((f) => f.path);
   for (const f of ['shard-worker.node.mjs', 'shard-worker.web.mjs', 'web/edgebus_bg.wasm']) {
     assert.ok(files.includes(f), `${f} is packed`);
+  }
+});
+
+// ----- a handler stuck in a CPU loop (timeoutMs) ----------------------------------------------------
+
+test('timeoutMs: a handler stuck in a CPU loop gets its worker replaced, HANDLER_TIMEOUT reported each time, given up after maxRedeliveries', async () => {
+  const s = shared(10);
+  const seen = [];
+  const bus = new ShardedBus({
+    workers: 1, handlers, data: s.data, timeoutMs: 100, maxRedeliveries: 1,
+    onError: (e, msg, info) => seen.push([e.code, e instanceof EdgebusError, msg.topic, msg.payload.n, info.shard, e.redelivered]),
+  });
+  const errors = [];
+  bus.subscribe('$errors', (ev) => { errors.push([ev.error.code, ev.message.payload.n]); });
+  bus.publish('jobs.stuck', { n: 0, loop: true }, { key: 'k' });
+  bus.publish('jobs.after', { n: 1 }, { key: 'k' });
+  bus.publish('jobs.after', { n: 2 }, { key: 'k' });
+  await bus.drain();
+  assert.deepEqual(seen, [
+    ['HANDLER_TIMEOUT', true, 'jobs.stuck', 0, 0, true],
+    ['HANDLER_TIMEOUT', true, 'jobs.stuck', 0, 0, false],
+  ]);
+  assert.deepEqual(errors, [['HANDLER_TIMEOUT', 0], ['HANDLER_TIMEOUT', 0]]);
+  assert.deepEqual(Array.from(s.counts.subarray(0, 3)), [0, 1, 1], 'the messages behind it are handled once');
+  const st = bus.stats();
+  assert.equal(st.timedOut, 2);
+  assert.equal(st.failed, 1);
+  assert.equal(st.done, 2);
+  assert.equal(st.restarts, 2);
+  assert.equal(st.inFlight, 0);
+  assert.equal(st.perShard[0].timedOut, 2);
+  await bus.close();
+});
+
+test('timeoutMs: a worker blocked once is replaced; its message and those behind it run once, in per-key order', async () => {
+  const N = 40;
+  const s = shared(N);
+  const seen = [];
+  const bus = new ShardedBus({
+    workers: 2, handlers, data: s.data, timeoutMs: 100,
+    onError: (e, msg, info) => seen.push([e.code, msg.payload.n, info.shard, e.redelivered]),
+  });
+  await bus.ready;
+  bus.publish('jobs.work', { n: 0, loopOnce: true }, { key: 'key-0' });
+  for (let n = 1; n < N; n++) bus.publish('jobs.work', { n }, { key: `key-${n % KEYS}` });
+  await bus.drain();
+  assertEachOnce(s.counts, N, 'after a blocked worker');
+  assert.deepEqual(seen, [['HANDLER_TIMEOUT', 0, shardOf('key-0', 2), true]]);
+  const st = bus.stats();
+  assert.equal(st.timedOut, 1);
+  assert.equal(st.failed, 0);
+  assert.equal(st.done, N);
+  assert.equal(st.restarts, 1);
+  assert.ok(st.redelivered >= 1);
+  await bus.close();
+});
+
+test('timeoutMs: an async handler that blocks its worker after an await is caught too', async () => {
+  const s = shared(4);
+  const seen = [];
+  const bus = new ShardedBus({
+    workers: 1, handlers, data: s.data, timeoutMs: 100,
+    onError: (e, msg) => seen.push([e.code, msg.topic]),
+  });
+  bus.publish('later.x', { n: 0 });
+  await bus.close(); // settles
+  assert.equal(s.counts[0], 1, 'run again on the replacement, once');
+  assert.deepEqual(seen, [['HANDLER_TIMEOUT', 'later.x']]);
+  const st = bus.stats();
+  assert.equal(st.timedOut, 1);
+  assert.equal(st.restarts, 1);
+  assert.equal(st.done, 1);
+});
+
+test('timeoutMs: a handler waiting longer (its own subscription timeout) does not get its worker replaced', async () => {
+  const s = shared(4);
+  const seen = [];
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data, timeoutMs: 50, onError: (e) => seen.push(e.code) });
+  bus.publish('slow.x', { n: 0, ms: 1000 });
+  await bus.drain();
+  assert.equal(s.counts[0], 1);
+  assert.deepEqual(seen, []);
+  const st = bus.stats();
+  assert.deepEqual([st.restarts, st.timedOut, st.failed, st.done], [0, 0, 0, 1]);
+  await bus.close();
+});
+
+test('timeoutMs: only the message whose handler blocks is reported; one waiting beside it is sent again silently', async () => {
+  const s = shared(4);
+  const seen = [];
+  const bus = new ShardedBus({
+    workers: 1, handlers, data: s.data, timeoutMs: 100,
+    onError: (e, msg) => seen.push([e.code, msg.payload.n, e.redelivered]),
+  });
+  await bus.ready;
+  bus.publish('slow.x', { n: 1, ms: 2000 });
+  bus.publish('jobs.stuck', { n: 0, loopOnce: true });
+  await bus.drain();
+  assert.deepEqual(seen, [['HANDLER_TIMEOUT', 0, true]]);
+  assert.deepEqual(Array.from(s.counts.subarray(0, 2)), [1, 1]);
+  const st = bus.stats();
+  assert.deepEqual([st.restarts, st.timedOut, st.failed, st.done, st.redelivered], [1, 1, 0, 2, 2]);
+  await bus.close();
+});
+
+// ----- options and payloads read once, at the call ----------------------------------------------------
+
+test('publishAsync keeps the options of its call: the caller may reuse and change its object while it waits', async () => {
+  const s = shared(10);
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data, maxInFlight: 1, maxQueue: 0, overflow: 'wait', dedupe: true });
+  bus.subscribe('$errors', () => {});
+  await bus.ready;
+  bus.publish('jobs.work', { n: 0, hold: true });
+  await until(() => bus.stats().inFlight === 1, 'the flush');
+  const o = { id: 'a', key: 'key-1' };
+  const first = bus.publishAsync('jobs.work', { n: 1 }, o);
+  o.id = 'b';
+  const second = bus.publishAsync('jobs.work', { n: 2 }, o);
+  o.id = 42; // would be refused; the waiting messages never see it
+  o.key = {};
+  assert.equal(bus.stats().waiting, 2);
+  release(s.gate);
+  assert.deepEqual(await Promise.all([first, second]), [true, true]);
+  await bus.drain();
+  assert.deepEqual(Array.from(s.counts.subarray(0, 3)), [1, 1, 1]);
+  const st = bus.stats();
+  assert.equal(st.duplicates, 0);
+  assert.equal(st.published, 3);
+  await bus.close();
+});
+
+test('options are read once: getters run once, and what they return the first time is what is used', async () => {
+  let reads = 0;
+  let overflowReads = 0;
+  const options = {
+    handlers, workers: 1, data: shared(4).data,
+    get overflow() { overflowReads++; return overflowReads === 1 ? 'reject' : 'bogus'; },
+  };
+  const bus = new ShardedBus(options);
+  assert.equal(overflowReads, 1);
+  const s = new Int32Array(options.data.counts);
+  const pub = { get id() { reads++; return reads === 1 ? 'x' : 42; }, get key() { return 'key-1'; } };
+  assert.equal(bus.publish('jobs.work', { n: 0 }, pub), true);
+  assert.equal(reads, 1);
+  await bus.drain();
+  assert.equal(s[0], 1);
+  await bus.close();
+});
+
+test('a revoked Proxy as options is refused with INVALID_OPTION, everywhere', async () => {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  throwsCode(() => new ShardedBus(proxy), 'INVALID_OPTION', /options/);
+  throwsCode(() => new ShardedBus({ handlers, dedupe: proxy }), 'INVALID_OPTION', /dedupe/);
+  throwsCode(() => new ShardedBus({ handlers: proxy }), 'INVALID_OPTION', /handlers/);
+  throwsCode(() => new ShardedBus({ handlers, dedupe: { get maxIds() { throw 5; } } }), 'INVALID_OPTION', /dedupe/);
+  throwsCode(() => new ShardedBus({ handlers, data: proxy }), 'DATA_CLONE', /data/);
+  const s = shared(4);
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data });
+  throwsCode(() => bus.publish('jobs.work', { n: 0 }, proxy), 'INVALID_OPTION', /options/);
+  throwsCode(() => bus.publishBatch('jobs.work', [{ n: 0 }], proxy), 'INVALID_OPTION', /options/);
+  await rejectsCode(bus.publishAsync('jobs.work', { n: 0 }, proxy), 'INVALID_OPTION', /options/);
+  throwsCode(() => bus.publish('jobs.work', { n: 0 }, { headers: proxy }), 'INVALID_OPTION', /headers/);
+  throwsCode(() => bus.publish('jobs.work', { n: 0 }, { get key() { throw new Error('no key'); } }), 'INVALID_OPTION', /no key/);
+  bus.publish('jobs.work', { n: 1 });
+  await bus.drain();
+  assert.deepEqual(Array.from(s.counts.subarray(0, 2)), [0, 1]);
+  assert.equal(bus.stats().published, 1);
+  await bus.close();
+});
+
+test('payloads postMessage would refuse fail at publish with DATA_CLONE: a Proxy, a throwing getter, a revoked Proxy', async () => {
+  const s = shared(4);
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data });
+  const reported = [];
+  bus.subscribe('$errors', (ev) => reported.push(ev.error.code));
+  const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+  revoke();
+  throwsCode(() => bus.publish('jobs.work', new Proxy({ n: 0 }, {})), 'DATA_CLONE', /Proxy/);
+  throwsCode(() => bus.publish('jobs.work', { n: 0, inner: new Proxy([1], {}) }), 'DATA_CLONE', /Proxy/);
+  throwsCode(() => bus.publish('jobs.work', { n: 0, get x() { throw new Error('getter says no'); } }), 'DATA_CLONE', /getter says no/);
+  throwsCode(() => bus.publish('jobs.work', revoked), 'DATA_CLONE');
+  throwsCode(() => bus.publishBatch('jobs.work', [{ n: 0 }, new Proxy({ n: 1 }, {})]), 'DATA_CLONE', /Proxy/);
+  await rejectsCode(bus.publishAsync('jobs.work', { n: 0, get x() { throw 7; } }), 'DATA_CLONE', /7/);
+  bus.publish('jobs.work', { n: 1 });
+  await bus.drain();
+  assert.deepEqual(Array.from(s.counts.subarray(0, 2)), [0, 1]);
+  const st = bus.stats();
+  assert.equal(st.published, 1);
+  assert.equal(st.failed, 0);
+  assert.deepEqual(reported, []);
+  await bus.close();
+});
+
+test('when the handlers module fails, each message is reported by its own worker, the cause kept', async () => {
+  const failures = [];
+  const bus = new ShardedBus({
+    workers: 2, handlers: new URL('./fixtures/broken-handlers.mjs', import.meta.url),
+    onError: (e, msg, info) => failures.push([e.code, info.shard, e.message, e.cause && e.cause.code]),
+  });
+  for (let k = 0; k < KEYS; k++) bus.publish('jobs.work', { n: k }, { key: `key-${k}` });
+  await rejectsCode(bus.ready, 'WORKER_FAILED');
+  assert.equal(failures.length, KEYS);
+  assert.deepEqual(new Set(failures.map((f) => f[1])), new Set([0, 1]));
+  for (const [code, shard, message, cause] of failures) {
+    assert.equal(code, 'WORKER_FAILED');
+    assert.equal(cause, 'WORKER_FAILED');
+    assert.match(message, new RegExp(`^not handled by worker ${shard}: the bus stopped \\(the handlers module .* failed in worker \\d: cannot set up the handlers\\)$`));
   }
 });

@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Bus, ManualClock } from 'edgebus';
 import { settle, deferred, throwsCode, assertStillWorks } from './support/helpers.mjs';
 
@@ -425,4 +427,179 @@ test('work queue: an unknown status is undefined; status can name the group', ()
   assert.deepEqual(bus.status('m'), { state: 'done', attempts: 1, group: 'a' });
   assert.deepEqual(bus.status('m', 'b'), { state: 'dead', attempts: 1, group: 'b' });
   assert.equal(bus.status('m', 'nope'), undefined);
+});
+
+const deadLetters = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'data', 'dead-letters.json'), 'utf8'));
+
+/** A dead letter's message as the shared data writes it. */
+function shownMessage(m) {
+  const shown = { topic: m.topic, payload: m.payload, attempt: m.attempt };
+  if (m.id !== undefined) shown.id = m.id;
+  if (m.key !== undefined) shown.key = m.key;
+  return shown;
+}
+
+for (const c of deadLetters.cases) {
+  test(`work queue: the one dead-letter shape (tests/data): ${c.name}`, async () => {
+    const clock = new ManualClock(0);
+    const reported = [];
+    const bus = new Bus({ clock, onError: (e) => reported.push({ code: e.code ?? 'HANDLER_FAILED', message: e.message }) });
+    const { pattern, ...options } = c.subscribe;
+    const handler = c.handler.throws !== undefined
+      ? () => { throw new Error(c.handler.throws); }
+      : () => new Promise(() => {});
+    bus.subscribe(pattern, handler, options);
+    const letters = [];
+    bus.subscribe('$dead.>', (letter, msg) => letters.push([msg.topic, letter]));
+    const errors = [];
+    bus.subscribe('$errors', (e) => errors.push(e.error.message));
+    const { topic, payload, ...publish } = c.publish;
+    bus.publish(topic, payload, publish);
+    for (let i = 0; i < 1000 && letters.length === 0; i++) {
+      await settle(1);
+      clock.advance(5);
+    }
+    await bus.drain();
+    assert.equal(letters.length, 1);
+    const [deadTopic, letter] = letters[0];
+    assert.equal(deadTopic, c.deadTopic);
+    assert.deepEqual(Object.keys(letter).sort(), Object.keys(c.letter).sort());
+    assert.deepEqual({ ...letter, message: shownMessage(letter.message) }, c.letter);
+    assert.deepEqual(reported, [c.reported]);
+    assert.deepEqual(errors, [c.reported.message]);
+  });
+}
+
+test('work queue: a plain handler timeout reports the shared message (tests/data)', async () => {
+  const clock = new ManualClock(0);
+  const reported = [];
+  const bus = new Bus({ clock, onError: (e) => reported.push({ code: e.code, message: e.message }) });
+  bus.subscribe('t', () => new Promise(() => {}), { timeoutMs: deadLetters.plainTimeout.timeoutMs });
+  bus.publish('t', 'x');
+  clock.advance(deadLetters.plainTimeout.timeoutMs);
+  await settle();
+  assert.deepEqual(reported, [deadLetters.plainTimeout.reported]);
+});
+
+test('work queue: a message of a failed batch claim is retried alone, never with fresh messages, and its death is reported', async () => {
+  const clock = new ManualClock(0);
+  const reported = [];
+  const bus = new Bus({ clock, onError: (e, items) => reported.push([e.message, items.map((m) => m.payload).join(',')]) });
+  const calls = [];
+  bus.subscribe('q', (items) => {
+    calls.push(`[${items.map((m) => `${m.payload}#${m.attempt}`).join(',')}]`);
+    if (items.some((m) => m.payload === 'X')) throw new Error('X is poison');
+  }, { group: 'w', batch: { maxSize: 10, maxWaitMs: 100 }, maxAttempts: 2, backoff: { initialMs: 10, maxMs: 10 } });
+  const dead = [];
+  bus.subscribe('$dead.w', (l) => dead.push(l.message.payload));
+  const errors = [];
+  bus.subscribe('$errors', (e) => errors.push(e.messages.map((m) => m.payload).join(',')));
+  bus.publish('q', 'X');
+  clock.advance(100);
+  await settle();
+  assert.deepEqual(calls, ['[X#1]']);
+  // Y arrives while X waits for its retry; X's retry must not take Y down with it.
+  clock.advance(2);
+  bus.publish('q', 'Y');
+  for (let i = 0; i < 30; i++) {
+    clock.advance(5);
+    await settle(1);
+  }
+  await bus.drain();
+  assert.deepEqual(calls, ['[X#1]', '[X#2]', '[Y#1]']);
+  assert.deepEqual(dead, ['X']);
+  assert.deepEqual(reported, [['X is poison', 'X']]);
+  assert.deepEqual(errors, ['X']);
+  const g = bus.stats().groups[0];
+  assert.deepEqual([g.done, g.dead, g.retried], [1, 1, 1]);
+});
+
+test('work queue: a failed message whose TTL ends before its retry is dead at once and reported once', async () => {
+  const clock = new ManualClock(0);
+  const reported = [];
+  const bus = new Bus({ clock, onError: (e, items) => reported.push([e.message, items.length]) });
+  let calls = 0;
+  bus.subscribe('q', () => { calls++; throw new Error('down'); },
+    { group: 'w', batch: { maxSize: 10, maxWaitMs: 0 }, maxAttempts: 5, backoff: { initialMs: 100, maxMs: 100 } });
+  const dead = [];
+  bus.subscribe('$dead.w', (l) => dead.push([l.message.payload, l.attempts, l.error.message]));
+  // Its TTL (40 ms) ends before the earliest retry (50 ms, the jittered 100 ms backoff).
+  bus.publish('q', 7, { id: 'm', ttlMs: 40 });
+  await settle();
+  await bus.drain();
+  assert.equal(calls, 1);
+  assert.deepEqual(dead, [[7, 1, 'down']]);
+  assert.deepEqual(reported, [['down', 1]]);
+  const st = bus.stats();
+  assert.deepEqual([st.failed, st.expired], [1, 0]);
+  const g = st.groups[0];
+  assert.deepEqual([g.dead, g.expired, g.retried], [1, 0, 0]);
+  assert.equal(bus.status('m').state, 'dead');
+});
+
+test('work queue: a failed message whose TTL ends while every member is busy is dead, not expired', async () => {
+  const clock = new ManualClock(0);
+  const reported = [];
+  const bus = new Bus({ clock, onError: (e, m) => reported.push([e.message, m.payload, m.attempt]) });
+  const g = gates();
+  bus.subscribe('q', (p) => (p === 7 ? Promise.reject(new Error('down')) : g.wait(String(p))),
+    { group: 'w', concurrency: 2, maxAttempts: 5, backoff: { initialMs: 10, maxMs: 10 } });
+  const dead = [];
+  bus.subscribe('$dead.w', (l) => dead.push(l.message.payload));
+  bus.publish('q', 7, { id: 'm', ttlMs: 500 });
+  bus.publish('q', 1);
+  await settle();
+  bus.publish('q', 2);
+  await settle();
+  assert.equal(bus.status('m').state, 'failed');
+  clock.advance(600);
+  await settle();
+  assert.equal(bus.status('m').state, 'pending');
+  g.ok('1');
+  await settle();
+  assert.equal(bus.status('m').state, 'dead');
+  assert.deepEqual(dead, [7]);
+  assert.deepEqual(reported, [['down', 7, 1]]);
+  g.ok('2');
+  await bus.drain();
+  const st = bus.stats();
+  assert.deepEqual([st.failed, st.expired], [1, 0]);
+  const q = st.groups[0];
+  assert.deepEqual([q.done, q.dead, q.expired, q.retried], [2, 1, 0, 1]);
+});
+
+test('work queue: dropNewest on a full group counts the message published and dropped, as dropOldest does', async () => {
+  const bus = new Bus();
+  const g = gates();
+  bus.subscribe('q', (p) => g.wait(String(p)), { group: 'w', maxQueue: 1, overflow: 'dropNewest' });
+  bus.publish('q', 1, { id: 'a' });
+  bus.publish('q', 2, { id: 'b' });
+  bus.publish('q', 3, { id: 'c' });
+  const st = bus.stats().groups[0];
+  assert.deepEqual([st.published, st.depth, st.dropped], [3, 1, 1]);
+  assert.deepEqual(bus.status('c'), { state: 'dropped', attempts: 0, group: 'w' });
+  assert.equal(bus.status('b').state, 'pending');
+  g.ok('1');
+  await settle();
+  g.ok('2');
+  await bus.drain();
+  assert.equal(bus.stats().groups[0].done, 2);
+});
+
+test('work queue: close() lists a message waiting for its retry instead of waiting out the backoff', async () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock, onError: () => {} });
+  let calls = 0;
+  bus.subscribe('q', () => { calls++; throw new Error('down'); },
+    { group: 'w', maxAttempts: 5, backoff: { initialMs: 3_600_000, maxMs: 3_600_000 } });
+  bus.publish('q', 1, { id: 'r' });
+  await settle();
+  assert.equal(bus.status('r').state, 'failed');
+  // Resolves without the clock moving: the retry is listed, not run.
+  const { remaining } = await bus.close();
+  assert.equal(calls, 1);
+  assert.deepEqual(remaining.map((r) => [r.message.id, r.group, r.state, r.attempts]), [['r', 'w', 'failed', 1]]);
+  clock.advance(3_600_000);
+  await settle();
+  assert.equal(calls, 1);
 });

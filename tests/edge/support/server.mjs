@@ -107,6 +107,22 @@ export class EdgeServer {
     await this.start();
   }
 
+  /** Kills the server's whole process group (wrangler and workerd) with SIGKILL: a crash, no shutdown. */
+  async kill() {
+    const p = this.proc;
+    if (p === undefined || p.exitCode !== null) return;
+    this.proc = undefined;
+    const gone = once(p, 'exit');
+    process.kill(-p.pid, 'SIGKILL');
+    await gone;
+  }
+
+  /** A crash (SIGKILL) and a new start on the same persist folder. */
+  async crash() {
+    await this.kill();
+    await this.start();
+  }
+
   async dispose() {
     await this.stop();
     rmSync(this.persist, { recursive: true, force: true });

@@ -435,7 +435,12 @@ export class Hub extends DurableObject {
       for (const st of [...streams]) this.streams.store(st, env, now);
     }
     this._countsChanged();
-    if (streamed && this.alarmAt === undefined) this._scheduleAlarm();
+    // The messages stored now expire at now + STREAM_MAX_AGE_MS: the alarm must come by then (an
+    // alarm set for later, e.g. an idle deletion, would otherwise expire them late).
+    if (streamed && (this.alarmAt === undefined || this.alarmAt > now + this.cfg.STREAM_MAX_AGE_MS + 1)) {
+      this.alarmAt = now + this.cfg.STREAM_MAX_AGE_MS + 1;
+      this.ctx.storage.setAlarm(this.alarmAt);
+    }
     return out;
   }
 

@@ -70,17 +70,30 @@ impl DeliveryId {
 }
 
 /// A resolved topic: publishing through a handle skips validation and the topic lookup.
+///
+/// The broker caches at most [`BrokerConfig::max_topics`] topics; when the table is full it
+/// starts a new one and bumps its generation. A handle carries the generation it was made in,
+/// so a handle from an earlier table is refused (`INVALID_ARGUMENT`, "stale topic handle")
+/// instead of reaching whatever topic took its place. Drivers that cache handles compare
+/// [`TopicHandle::generation`] with [`Broker::topics_generation`] and resolve again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TopicHandle(pub(crate) u32);
+pub struct TopicHandle {
+    index: u32,
+    gen: u32,
+}
 
 impl TopicHandle {
-    /// The handle as a plain number.
-    pub fn get(self) -> u32 {
-        self.0
+    /// The topic's place in the table.
+    pub fn index(self) -> u32 {
+        self.index
     }
-    /// Rebuilds a handle from a number.
-    pub fn from_raw(raw: u32) -> TopicHandle {
-        TopicHandle(raw)
+    /// The generation of the table it was resolved in.
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+    /// Rebuilds a handle from its parts.
+    pub fn from_parts(index: u32, gen: u32) -> TopicHandle {
+        TopicHandle { index, gen }
     }
 }
 
@@ -141,7 +154,8 @@ pub struct BrokerConfig {
     pub overflow: Overflow,
     /// Default handler timeout in microseconds (default none).
     pub timeout: Option<u64>,
-    /// Most topics whose routes are cached (default 16,384).
+    /// Most topics whose routes are cached (default 16,384); past it the table starts anew and
+    /// handles resolved before are refused as stale (see [`TopicHandle`]).
     pub max_topics: usize,
     /// Report [`Event::Idle`] when a subscription has nothing queued or running.
     pub track_idle: bool,
@@ -245,6 +259,9 @@ pub enum Event {
     /// A work-queue message failed its last attempt: take it with [`Broker::take_dead`] and
     /// publish it on `$dead.<group>`.
     Dead,
+    /// An unsubscribed subscription's last delivery settled: its final statistics wait in
+    /// [`Broker::take_retired`].
+    Retired(SubId),
     /// Messages failed for good without a final-attempt delivery (a batch's message whose TTL
     /// ends before its retry): take them with [`Broker::take_failed`] and report them.
     Failed,
@@ -447,6 +464,8 @@ pub struct Broker<P> {
     routes_gen: u64,
     topic_ids: HashMap<Rc<str>, u32>,
     topics: Vec<TopicEntry>,
+    /// Generation of `topics`, bumped each time the table starts anew.
+    topics_gen: u32,
     /// The topic resolved last: publishers usually repeat a topic, and comparing it is cheaper
     /// than hashing.
     last_topic: Option<(Rc<str>, u32)>,
@@ -473,6 +492,7 @@ pub struct Broker<P> {
     dead: VecDeque<(DeadLetter<P>, Option<SubId>)>,
     /// Final failures for the driver to report (see [`Event::Failed`]).
     unreported: VecDeque<Unreported<P>>,
+    retired: VecDeque<(SubId, SubscriptionStats)>,
     scheduled: HashMap<u64, Scheduled<P>>,
     scheduled_ids: HashMap<Rc<str>, u64>,
     /// A failure reason given with [`Broker::complete_failed`], used by the next settle.
@@ -508,6 +528,7 @@ impl<P: Clone> Broker<P> {
             routes_gen: 0,
             topic_ids: HashMap::new(),
             topics: Vec::new(),
+            topics_gen: 0,
             last_topic: None,
             ready: VecDeque::new(),
             inflight: Slab::new(),
@@ -521,6 +542,7 @@ impl<P: Clone> Broker<P> {
             seq: 0,
             groups: HashMap::new(),
             dead: VecDeque::new(),
+            retired: VecDeque::new(),
             unreported: VecDeque::new(),
             scheduled: HashMap::new(),
             scheduled_ids: HashMap::new(),
@@ -570,6 +592,13 @@ impl<P: Clone> Broker<P> {
             None => Kind::Plain(SubQueue::new(options.concurrency > 1)),
         };
         let max_queue = options.max_queue.unwrap_or(self.config.max_queue);
+        if max_queue == 0 && matches!(kind, Kind::Batch(_)) {
+            // A batch is collected in the queue: with no room, it would refuse every message.
+            return Err(zero_queue(
+                "a batch subscription",
+                options.max_queue.is_none(),
+            ));
+        }
         let overflow = options.overflow.unwrap_or(self.config.overflow);
         let timeout = options.timeout.or(self.config.timeout);
         let concurrency = options.concurrency;
@@ -661,6 +690,10 @@ impl<P: Clone> Broker<P> {
                 gid
             }
             None => {
+                if options.max_queue.unwrap_or(self.config.max_queue) == 0 {
+                    // A work queue keeps every message in its stream until it is acknowledged.
+                    return Err(zero_queue("a queue group", options.max_queue.is_none()));
+                }
                 let wq = WorkQueue::new(
                     key.0.clone(),
                     retry.unwrap_or_default(),
@@ -866,14 +899,15 @@ impl<P: Clone> Broker<P> {
 
     /// Validates `topic` and returns its handle (`INVALID_TOPIC` otherwise).
     pub fn resolve(&mut self, topic: &str) -> Result<TopicHandle> {
+        let gen = self.topics_gen;
         if let Some((last, h)) = &self.last_topic {
             if **last == *topic {
-                return Ok(TopicHandle(*h));
+                return Ok(TopicHandle::from_parts(*h, gen));
             }
         }
         if let Some((name, &h)) = self.topic_ids.get_key_value(topic) {
             self.last_topic = Some((name.clone(), h));
-            return Ok(TopicHandle(h));
+            return Ok(TopicHandle::from_parts(h, gen));
         }
         validate_topic(topic)?;
         if self.topics.len() >= self.config.max_topics {
@@ -888,39 +922,66 @@ impl<P: Clone> Broker<P> {
         });
         self.topic_ids.insert(topic.clone(), h);
         self.last_topic = Some((topic, h));
-        Ok(TopicHandle(h))
+        Ok(TopicHandle::from_parts(h, self.topics_gen))
     }
 
-    /// Forgets every resolved topic; handles given out before are invalid afterwards.
+    /// Forgets every resolved topic and bumps the table's generation: handles given out before
+    /// are refused afterwards (never misrouted).
     pub fn clear_topics(&mut self) {
         self.last_topic = None;
         self.topic_ids.clear();
         self.topics.clear();
+        self.topics_gen = self.topics_gen.wrapping_add(1);
+    }
+
+    /// The generation of the topic table: handles of another generation are stale.
+    pub fn topics_generation(&self) -> u32 {
+        self.topics_gen
+    }
+
+    fn entry(&self, handle: TopicHandle) -> Result<&TopicEntry> {
+        if handle.gen != self.topics_gen {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "stale topic handle {} (the topic table was reset after {} topics); resolve the topic again",
+                    handle.index, self.config.max_topics
+                ),
+            ));
+        }
+        self.topics.get(handle.index as usize).ok_or_else(|| {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                format!("unknown topic handle {}", handle.index),
+            )
+        })
     }
 
     /// The subscriptions `handle`'s topic reaches, in subscription order.
     pub fn route(&mut self, handle: TopicHandle) -> Result<Rc<[SubId]>> {
         let gen = self.routes_gen;
-        let Some(entry) = self.topics.get(handle.0 as usize) else {
-            return Err(Error::new(
-                ErrorCode::InvalidArgument,
-                format!("unknown topic handle {}", handle.0),
-            ));
-        };
+        let entry = self.entry(handle)?;
         if entry.gen == gen {
             return Ok(entry.subs.clone());
         }
+        let topic = entry.topic.clone();
+        let list = self.match_topic(&topic);
+        let entry = &mut self.topics[handle.index as usize];
+        entry.gen = gen;
+        entry.subs = list.clone();
+        Ok(list)
+    }
+
+    /// The subscriptions a (valid) topic reaches, in subscription order, without caching.
+    fn match_topic(&mut self, topic: &str) -> Rc<[SubId]> {
         let mut found = std::mem::take(&mut self.scratch);
         found.clear();
-        self.router.matches(&entry.topic, &mut found);
+        self.router.matches(topic, &mut found);
         let subs = &self.subs;
         found.sort_unstable_by_key(|id| subs.get(id.index, id.gen).map_or(0, |s| s.order));
         let list: Rc<[SubId]> = Rc::from(&found[..]);
         self.scratch = found;
-        let entry = &mut self.topics[handle.0 as usize];
-        entry.gen = gen;
-        entry.subs = list.clone();
-        Ok(list)
+        list
     }
 
     // ----- publishing ----------------------------------------------------------------------
@@ -956,7 +1017,7 @@ impl<P: Clone> Broker<P> {
             return Ok(Published::Duplicate);
         }
         if let Some(at) = msg.not_before.filter(|at| *at > now) {
-            let topic = self.topics[handle.0 as usize].topic.clone();
+            let topic = self.topics[handle.index as usize].topic.clone();
             let id = msg.id.clone();
             self.schedule(topic, msg, at)?;
             self.record_id(id.as_deref(), now);
@@ -965,10 +1026,13 @@ impl<P: Clone> Broker<P> {
             });
         }
         if let Some(wait) = self.admit(&subs, 1, msg.size, mode)? {
+            // A publisher now waits: report room from here on, including in the very next pass
+            // (before the driver could say so itself), so no wake-up is missed.
+            self.waiting = true;
             return Ok(wait);
         }
         self.record_id(msg.id.as_deref(), now);
-        let topic = self.topics[handle.0 as usize].topic.clone();
+        let topic = self.topics[handle.index as usize].topic.clone();
         self.enqueue(&subs, topic, msg, now);
         Ok(Published::Accepted {
             matched: subs.len(),
@@ -994,7 +1058,7 @@ impl<P: Clone> Broker<P> {
         self.seq += 1;
         self.counters.published += 1;
         let msg = Message {
-            topic: self.topics[handle.0 as usize].topic.clone(),
+            topic: self.topics[handle.index as usize].topic.clone(),
             payload,
             id: None,
             key: None,
@@ -1048,9 +1112,10 @@ impl<P: Clone> Broker<P> {
             .admit(&subs, msgs.len() - delayed, largest, mode)?
             .is_some()
         {
+            self.waiting = true;
             return Ok(None);
         }
-        let topic = self.topics[handle.0 as usize].topic.clone();
+        let topic = self.topics[handle.index as usize].topic.clone();
         let mut accepted = 0;
         self.deferred = Some(Vec::new());
         for msg in msgs {
@@ -1070,6 +1135,35 @@ impl<P: Clone> Broker<P> {
             self.dispatch_group(gid);
         }
         Ok(Some(accepted))
+    }
+
+    /// Checks, without publishing, that `n` messages of up to `size` bytes fit every
+    /// subscription `handle` reaches whose policy refuses rather than drops (`QUEUE_FULL`,
+    /// `MESSAGE_TOO_LARGE`): a driver that delivers part of a batch itself asks this first, so a
+    /// refused batch delivers nothing. `wait` subscriptions refuse here as with a synchronous
+    /// publish.
+    pub fn check_room(&mut self, handle: TopicHandle, n: usize, size: usize) -> Result<()> {
+        if self.closed {
+            return Err(Error::closed("bus"));
+        }
+        let subs = self.route(handle)?;
+        self.admit(&subs, n, size, PublishMode::Now).map(|_| ())
+    }
+
+    /// The queue group a waiting publish on `handle` waits for: the first full `wait` group it
+    /// reaches, if any (for the close summary).
+    pub fn waiting_on(&mut self, handle: TopicHandle) -> Option<Rc<str>> {
+        let subs = self.route(handle).ok()?;
+        subs.iter()
+            .find_map(|id| match self.subs.get(id.index, id.gen) {
+                Some(
+                    s @ Sub {
+                        kind: Kind::Group(wq),
+                        ..
+                    },
+                ) if s.overflow == Overflow::Wait && s.room() == 0 => Some(wq.name().clone()),
+                _ => None,
+            })
     }
 
     /// Marks whether the driver may call `id`'s handler directly while it is idle (see
@@ -1118,7 +1212,7 @@ impl<P: Clone> Broker<P> {
         self.seq += 1;
         self.counters.published += 1;
         let message = Message {
-            topic: self.topics[handle.0 as usize].topic.clone(),
+            topic: self.topics[handle.index as usize].topic.clone(),
             payload: msg.payload,
             id: msg.id,
             key: msg.key,
@@ -1360,6 +1454,7 @@ impl<P: Clone> Broker<P> {
     }
 
     /// Tells the broker whether publishers are waiting for room, so it reports [`Event::Room`].
+    /// Answering [`Published::MustWait`] sets it; the driver clears it when no one waits.
     pub fn set_waiting(&mut self, waiting: bool) {
         self.waiting = waiting;
     }
@@ -1633,6 +1728,14 @@ impl<P: Clone> Broker<P> {
             return;
         };
         let Some((gid, jobs, _)) = f.claim.take() else {
+            // Never started: counted as cancelled, not delivered.
+            let count = f.count;
+            if let Some(sub) = self.subs.get_mut(f.sub.index, f.sub.gen) {
+                sub.counters.delivered = sub.counters.delivered.saturating_sub(count);
+                sub.counters.cancelled += count;
+            }
+            self.counters.delivered = self.counters.delivered.saturating_sub(count);
+            self.counters.cancelled += count;
             self.settle(f, true, now);
             return;
         };
@@ -1733,6 +1836,11 @@ impl<P: Clone> Broker<P> {
             }
         }
         self.finish(member, None);
+        // A job done or dead leaves the stream: room for a publisher waiting on it, even when
+        // nothing is claimed next.
+        if matches!(self.subs.get(gid.index, gid.gen), Some(g) if g.overflow == Overflow::Wait) {
+            self.room_changed();
+        }
         self.dispatch_group(gid);
     }
 
@@ -1813,9 +1921,20 @@ impl<P: Clone> Broker<P> {
     fn free_if_done(&mut self, id: SubId) {
         if let Some(sub) = self.subs.get(id.index, id.gen) {
             if !sub.live && sub.in_flight == 0 {
+                // The drivers keep showing these once the subscription is gone.
+                if let Some(stats) = self.subscription_stats(id) {
+                    self.retired.push_back((id, stats));
+                    self.events.push_back(Event::Retired(id));
+                }
                 self.subs.remove(id.index, id.gen);
             }
         }
+    }
+
+    /// The final statistics of an unsubscribed subscription, once its last delivery settled
+    /// (reported with [`Event::Retired`]; every driver takes them, so they do not pile up).
+    pub fn take_retired(&mut self) -> Option<(SubId, SubscriptionStats)> {
+        self.retired.pop_front()
     }
 
     // ----- time ----------------------------------------------------------------------------
@@ -2227,23 +2346,15 @@ impl<P: Clone> Broker<P> {
                 self.scheduled_ids.remove(id);
             }
         }
-        // The topic was valid when it was published, so routing cannot fail; were it to, the
-        // message would still be counted, as dropped.
-        let Some((handle, subs)) = self
-            .resolve(&s.topic)
-            .ok()
-            .and_then(|h| self.route(h).ok().map(|subs| (h, subs)))
-        else {
-            self.counters.dropped += 1;
-            return;
-        };
+        // Routed without the topic table: resolving here could start a new table (and make the
+        // handles a driver holds stale) in the middle of a pump.
+        let subs = self.match_topic(&s.topic);
         let mut msg = s.msg;
         msg.not_before = None;
         match self.admit(&subs, 1, msg.size, PublishMode::Now) {
             Ok(None) => {
                 self.counters.published -= 1;
-                let topic = self.topics[handle.0 as usize].topic.clone();
-                self.enqueue(&subs, topic, msg, now);
+                self.enqueue(&subs, s.topic, msg, now);
             }
             _ => {
                 // A full `reject` or `wait` queue cannot refuse anyone now: the message is
@@ -2285,7 +2396,29 @@ impl<P: Clone> Broker<P> {
             sub.counters.delivered += delivered;
             sub.counters.failed += failed;
             sub.direct_delivered += delivered;
+        } else if let Some(stats) = self.retired_stats(id) {
+            stats.delivered += delivered;
+            stats.failed += failed;
         }
+    }
+
+    /// Counts `n` messages a driver did not hand to `id` because it unsubscribed in between
+    /// (the subscription may be gone already: then only the broker's counter moves).
+    pub fn record_cancelled(&mut self, id: SubId, n: u64) {
+        self.counters.cancelled += n;
+        if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
+            sub.counters.cancelled += n;
+        } else if let Some(stats) = self.retired_stats(id) {
+            stats.cancelled += n;
+        }
+    }
+
+    /// The final statistics of `id` not yet taken by the driver.
+    fn retired_stats(&mut self, id: SubId) -> Option<&mut SubscriptionStats> {
+        self.retired
+            .iter_mut()
+            .find(|(r, _)| *r == id)
+            .map(|(_, stats)| stats)
     }
 
     /// Counts messages a driver had to drop (for example a dead letter nobody would take).
@@ -2302,6 +2435,19 @@ impl<P: Clone> Broker<P> {
     pub fn dedupe_filter(&mut self) -> Option<&mut IdempotenceFilter> {
         self.dedupe.as_mut()
     }
+}
+
+/// `INVALID_OPTION` for a `maxQueue` of 0 where messages must wait in the queue.
+fn zero_queue(what: &str, inherited: bool) -> Error {
+    let from = if inherited {
+        " (the bus's maxQueue is 0: give this subscription its own)"
+    } else {
+        ""
+    };
+    Error::invalid_option(
+        "maxQueue",
+        format!("must be at least 1 for {what}: its messages wait in its queue{from}"),
+    )
 }
 
 fn summary(h: &LatencyHistogram, zero_latency: u64) -> LatencySummary {

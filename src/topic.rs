@@ -35,7 +35,8 @@ pub enum TopicReason {
         /// 0-based token index.
         index: usize,
     },
-    /// The token at `index` holds a control character (below U+0020, or DEL).
+    /// The token at `index` holds a control character (Unicode `Cc`: U+0000..U+001F and
+    /// U+007F..U+009F).
     ControlCharacter {
         /// 0-based token index.
         index: usize,
@@ -209,6 +210,10 @@ fn scan(input: &str, subject: Subject) -> Result<(), TopicError> {
             _ => match input.get(pos..).and_then(|rest| rest.chars().next()) {
                 Some(c) if c.is_whitespace() => {
                     return fail(TopicReason::Whitespace { index: token.index })
+                }
+                // C1 controls (U+0080..U+009F), as DEL and C0 above: Unicode's `Cc`.
+                Some(c) if c.is_control() => {
+                    return fail(TopicReason::ControlCharacter { index: token.index })
                 }
                 Some(c) => c.len_utf8(),
                 // Unreachable for a &str; ending the scan beats looping forever.
@@ -457,7 +462,9 @@ mod tests {
 
     #[test]
     fn control_characters_are_rejected_and_escaped() {
-        for control in ['\u{0}', '\u{1}', '\u{1B}', '\u{1F}', '\u{7F}'] {
+        for control in [
+            '\u{0}', '\u{1}', '\u{1B}', '\u{1F}', '\u{7F}', '\u{80}', '\u{9B}', '\u{9F}',
+        ] {
             let topic = format!("x.a{control}b");
             assert_eq!(
                 topic_reason(&topic),

@@ -27,8 +27,11 @@ function makeApi(raw, whenNotReady) {
   const REC_CLAIMED = 7;
   const REC_DEAD = 8;
   const REC_FAILED = 9;
-  const MAX_ROUTES = 16384;
+  const REC_RETIRED = 10;
+  // The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
+  const MAX_TIMER_MS = 2 ** 31 - 1;
   const NO_COMPLETIONS = new Uint32Array(0);
+  const NO_FLAGS = new Uint8Array(0);
   const EMPTY_OPTIONS = Object.freeze({});
 
   /** An error with a stable `code`. */
@@ -79,14 +82,39 @@ function makeApi(raw, whenNotReady) {
     if (!isWellFormed(v)) fail(code, `${what} ${describe(v)} contains a lone UTF-16 surrogate`);
   }
 
-  function checkKeys(obj, allowed, where) {
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-      fail('INVALID_OPTION', `${where} must be an object, got ${describe(obj)}`);
-    }
-    for (const k of Object.keys(obj)) {
-      if (!allowed.includes(k)) {
-        fail('INVALID_OPTION', `unknown option \`${where === 'options' ? '' : where + '.'}${k}\` (known: ${allowed.join(', ')})`);
+  /**
+   * Reads an options object once, at the call: a plain copy of its own keys, each read exactly
+   * once (a getter cannot answer differently later, and later changes to the caller's object do
+   * not reach messages still waiting). Unknown keys, and objects that cannot be read (a revoked
+   * Proxy, a throwing getter), are INVALID_OPTION.
+   */
+  function snapshot(obj, allowed, where) {
+    try {
+      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+        fail('INVALID_OPTION', `${where} must be an object, got ${describe(obj)}`);
       }
+      const copy = {};
+      for (const k of Object.keys(obj)) {
+        if (!allowed.includes(k)) {
+          fail('INVALID_OPTION', `unknown option \`${where === 'options' ? '' : where + '.'}${k}\` (known: ${allowed.join(', ')})`);
+        }
+        copy[k] = obj[k];
+      }
+      return copy;
+    } catch (e) {
+      if (e instanceof EdgebusError) throw e;
+      throw new EdgebusError('INVALID_OPTION', `${where} could not be read: ${errorText(e)}`, { cause: e });
+    }
+  }
+
+  /** A copy of an array option, read once (INVALID_OPTION when it is not a readable array). */
+  function arraySnapshot(v, where) {
+    try {
+      if (!Array.isArray(v)) fail('INVALID_OPTION', `option \`${where}\` must be an array, got ${describe(v)}`);
+      return Array.from(v);
+    } catch (e) {
+      if (e instanceof EdgebusError) throw e;
+      throw new EdgebusError('INVALID_OPTION', `option \`${where}\` could not be read: ${errorText(e)}`, { cause: e });
     }
   }
 
@@ -133,18 +161,24 @@ function makeApi(raw, whenNotReady) {
 
   function checkClock(clock, where) {
     if (clock === undefined) return undefined;
-    if (clock === null || typeof clock !== 'object' || typeof clock.now !== 'function') {
-      fail('INVALID_OPTION', `option \`${where}\` must be an object with a now() method, got ${describe(clock)}`);
-    }
-    if ((clock.setTimeout === undefined) !== (clock.clearTimeout === undefined)) {
-      fail('INVALID_OPTION', `option \`${where}\` must have both setTimeout and clearTimeout, or neither`);
+    try {
+      if (clock === null || typeof clock !== 'object' || typeof clock.now !== 'function') {
+        fail('INVALID_OPTION', `option \`${where}\` must be an object with a now() method, got ${describe(clock)}`);
+      }
+      if ((clock.setTimeout === undefined) !== (clock.clearTimeout === undefined)) {
+        fail('INVALID_OPTION', `option \`${where}\` must have both setTimeout and clearTimeout, or neither`);
+      }
+    } catch (e) {
+      if (e instanceof EdgebusError) throw e;
+      throw new EdgebusError('INVALID_OPTION', `option \`${where}\` could not be read: ${errorText(e)}`, { cause: e });
     }
     return clock;
   }
 
-  function parsePublishOptions(o, withIds) {
-    if (o === undefined) return EMPTY_OPTIONS;
-    checkKeys(o, withIds ? BATCH_PUBLISH_OPTIONS : PUBLISH_OPTIONS, 'options');
+  /** A validated snapshot of publish options (see `snapshot`). */
+  function parsePublishOptions(options, withIds) {
+    if (options === undefined) return EMPTY_OPTIONS;
+    const o = snapshot(options, withIds ? BATCH_PUBLISH_OPTIONS : PUBLISH_OPTIONS, 'options');
     if (o.id !== undefined) checkString(o.id, 'INVALID_OPTION', 'option `id`');
     if (o.key !== undefined) checkString(o.key, 'INVALID_OPTION', 'option `key`');
     numberOption(o, 'ttlMs', 'options', DURATION);
@@ -152,12 +186,31 @@ function makeApi(raw, whenNotReady) {
     numberOption(o, 'notBefore', 'options', { min: 0 });
     if (o.headers !== undefined) {
       const h = o.headers;
-      if (h === null || typeof h !== 'object' || Array.isArray(h)) {
-        fail('INVALID_OPTION', `option \`headers\` must be an object of strings, got ${describe(h)}`);
+      let copy;
+      try {
+        if (h === null || typeof h !== 'object' || Array.isArray(h)) {
+          fail('INVALID_OPTION', `option \`headers\` must be an object of strings, got ${describe(h)}`);
+        }
+        copy = {};
+        for (const k of Object.keys(h)) copy[k] = h[k];
+        // Symbol keys are not headers a subscriber sees as such; they are kept for the caller's
+        // own handlers (the ShardedBus worker tags messages this way).
+        for (const k of Object.getOwnPropertySymbols(h)) copy[k] = h[k];
+      } catch (e) {
+        if (e instanceof EdgebusError) throw e;
+        throw new EdgebusError('INVALID_OPTION', `option \`headers\` could not be read: ${errorText(e)}`, { cause: e });
       }
-      for (const k of Object.keys(h)) {
-        if (typeof h[k] !== 'string') fail('INVALID_OPTION', `header \`${k}\` must be a string, got ${describe(h[k])}`);
+      for (const k of Object.keys(copy)) {
+        if (typeof copy[k] !== 'string') fail('INVALID_OPTION', `header \`${k}\` must be a string, got ${describe(copy[k])}`);
       }
+      o.headers = copy;
+    }
+    if (withIds && o.ids !== undefined) {
+      const ids = arraySnapshot(o.ids, 'ids');
+      for (let i = 0; i < ids.length; i++) {
+        if (ids[i] !== undefined) checkString(ids[i], 'INVALID_OPTION', `ids[${i}]`);
+      }
+      o.ids = ids;
     }
     return o;
   }
@@ -243,26 +296,28 @@ function makeApi(raw, whenNotReady) {
   const CLAIM_OPTIONS = ['maxSize', 'maxWaitMs'];
   const BATCH_OPTIONS = ['maxSize', 'maxBytes', 'maxWaitMs', 'maxAttempts', 'backoff'];
 
-  function parseBatch(b, where) {
-    if (b === true) return {};
-    checkKeys(b, BATCH_OPTIONS, where);
+  function parseBatch(batch, where) {
+    if (batch === true) return {};
+    const b = snapshot(batch, BATCH_OPTIONS, where);
     numberOption(b, 'maxSize', where, { integer: true, min: 1, max: 2 ** 32 - 1 });
     numberOption(b, 'maxBytes', where, { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER });
     numberOption(b, 'maxWaitMs', where, { min: 0 });
     numberOption(b, 'maxAttempts', where, { integer: true, min: 1, max: 1000 });
-    parseBackoff(b.backoff, `${where}.backoff`);
+    b.backoff = parseBackoff(b.backoff, `${where}.backoff`);
     return b;
   }
 
-  function parseBackoff(backoff, where) {
-    if (backoff === undefined) return;
-    checkKeys(backoff, ['initialMs', 'maxMs'], where);
+  /** A validated snapshot of `{ initialMs, maxMs }`, or undefined. */
+  function parseBackoff(options, where) {
+    if (options === undefined) return undefined;
+    const backoff = snapshot(options, ['initialMs', 'maxMs'], where);
     numberOption(backoff, 'initialMs', where, { min: 0 });
     numberOption(backoff, 'maxMs', where, { min: 0 });
     const { initialMs, maxMs } = backoff;
     if (initialMs !== undefined && maxMs !== undefined && maxMs < initialMs) {
       fail('INVALID_OPTION', `option \`${where}.maxMs\` (${maxMs}) must not be below initialMs (${initialMs})`);
     }
+    return backoff;
   }
 
   /** The text of a handler's error, for a dead letter. */
@@ -299,13 +354,11 @@ function makeApi(raw, whenNotReady) {
   class Bus {
     constructor(options) {
       ready();
-      const o = options === undefined ? EMPTY_OPTIONS : options;
-      checkKeys(o, BUS_OPTIONS, 'options');
+      const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, BUS_OPTIONS, 'options');
       let dedupeIds = 0;
       let dedupeAge = 0;
       if (o.dedupe !== undefined && o.dedupe !== false) {
-        const d = o.dedupe === true ? {} : o.dedupe;
-        checkKeys(d, ['maxIds', 'maxAgeMs'], 'dedupe');
+        const d = o.dedupe === true ? {} : snapshot(o.dedupe, ['maxIds', 'maxAgeMs'], 'dedupe');
         dedupeIds = numberOption(d, 'maxIds', 'dedupe', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 10000;
         dedupeAge = numberOption(d, 'maxAgeMs', 'dedupe', DURATION) ?? 0;
       }
@@ -315,9 +368,9 @@ function makeApi(raw, whenNotReady) {
       let retentionIds = 10000;
       let retentionAge = 3600000;
       if (o.retention !== undefined) {
-        checkKeys(o.retention, ['maxIds', 'maxAgeMs'], 'retention');
-        retentionIds = numberOption(o.retention, 'maxIds', 'retention', { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? retentionIds;
-        retentionAge = numberOption(o.retention, 'maxAgeMs', 'retention', DURATION) ?? retentionAge;
+        const r = snapshot(o.retention, ['maxIds', 'maxAgeMs'], 'retention');
+        retentionIds = numberOption(r, 'maxIds', 'retention', { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? retentionIds;
+        retentionAge = numberOption(r, 'maxAgeMs', 'retention', DURATION) ?? retentionAge;
       }
       this._onError = functionOption(o, 'onError', 'options');
       this._defaultTimeout = timeoutMs;
@@ -336,8 +389,12 @@ function makeApi(raw, whenNotReady) {
       }
       this._dedupe = dedupeIds > 0;
       this._subs = [];            // by core slot index
-      this._routes = new RouteTable(); // topic → { handle, subs, batch }
-      this._routeCount = 0;
+      this._routes = new RouteTable(); // topic → { handle, gen, subs, batch, queued }
+      this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
+      this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
+      this._coreWaiting = false;  // the core was told a publisher waits for room
+      this._room = false;         // the core reported room since the last admission attempt
+      this._leftWaiting = [];     // publishAsync calls a close() found waiting for good
       this._depth = 0;            // > 0 while handlers run
       this._needPump = false;
       this._pumpQueued = false;
@@ -367,8 +424,7 @@ function makeApi(raw, whenNotReady) {
       if (typeof handler !== 'function') {
         fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
       }
-      const o = options === undefined ? EMPTY_OPTIONS : options;
-      checkKeys(o, SUB_OPTIONS, 'options');
+      const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, SUB_OPTIONS, 'options');
       const concurrency = numberOption(o, 'concurrency', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 1;
       const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
       const overflow = overflowOption(o, 'options');
@@ -378,14 +434,14 @@ function makeApi(raw, whenNotReady) {
         if (o.timeoutMs !== undefined) {
           fail('INVALID_OPTION', 'option `timeoutMs` does not apply to a queue group member: use `ackTimeoutMs`');
         }
-        if (o.batch !== undefined && o.batch !== false && o.batch !== true) checkKeys(o.batch, CLAIM_OPTIONS, 'batch');
+        if (o.batch !== undefined && o.batch !== false && o.batch !== true) o.batch = snapshot(o.batch, CLAIM_OPTIONS, 'batch');
       } else {
         for (const k of GROUP_ONLY) {
           if (o[k] !== undefined) fail('INVALID_OPTION', `option \`${k}\` applies only with \`group\` (a work queue)`);
         }
       }
       const maxAttempts = numberOption(o, 'maxAttempts', 'options', { integer: true, min: 1, max: 1000 });
-      parseBackoff(o.backoff, 'backoff');
+      const backoff = parseBackoff(o.backoff, 'backoff');
       const timeoutMs = numberOption(o, group === undefined ? 'timeoutMs' : 'ackTimeoutMs', 'options', DURATION);
       const batch = o.batch === undefined || o.batch === false ? undefined : parseBatch(o.batch, 'batch');
       const b = batch ?? {};
@@ -395,7 +451,7 @@ function makeApi(raw, whenNotReady) {
           pattern, concurrency, maxQueue ?? -1, overflow, timeoutMs ?? -1, batch !== undefined,
           b.maxSize ?? -1, b.maxBytes ?? -1, b.maxWaitMs ?? -1, b.maxAttempts ?? 0,
           b.backoff?.initialMs ?? -1, b.backoff?.maxMs ?? -1,
-          group, maxAttempts ?? 0, o.backoff?.initialMs ?? -1, o.backoff?.maxMs ?? -1,
+          group, maxAttempts ?? 0, backoff?.initialMs ?? -1, backoff?.maxMs ?? -1,
         );
       } catch (e) {
         throw fromCore(e);
@@ -415,45 +471,69 @@ function makeApi(raw, whenNotReady) {
 
     _unsubscribe(rec) {
       if (!rec.active) return false;
-      this._flushCounters();
-      rec.final = this._core.subscription_stats(rec.index, rec.gen);
+      // Its direct deliveries reach the core before the core can retire it.
+      if (rec.delivered > 0 || rec.failed > 0) {
+        this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
+        rec.delivered = 0;
+        rec.failed = 0;
+      }
       rec.active = false;
+      // The core reports its final statistics when its last delivery settles (REC_RETIRED, at
+      // once when nothing is running); until then stats() asks the core.
+      this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
       this._core.unsubscribe(rec.index, rec.gen);
       if (rec.busy) { rec.busy = false; this._busy--; }
-      if (rec.final) {
-        // What was waiting is cancelled by unsubscribing.
-        rec.final.cancelled += rec.final.queued;
-        rec.final.queued = 0;
-      }
       this._clearRoutes();
       this._pump();
       return true;
     }
 
     _subStats(rec) {
-      if (!rec.active) return rec.final;
+      if (!rec.active) {
+        if (!rec.retired) {
+          const st = this._core.subscription_stats(rec.index, rec.gen);
+          if (st !== undefined) rec.final = st;
+          else this._takeRetired(); // retired by a pass whose records are not read yet
+        }
+        return rec.final;
+      }
       this._flushCounters();
       return this._core.subscription_stats(rec.index, rec.gen);
+    }
+
+    /**
+     * Counts, for a subscription that left, a message it was not handed (`cancelled`) or a
+     * failure of a handler that unsubscribed itself (`failed`). The core counts them; once it
+     * reported the final statistics, the copy kept here follows.
+     */
+    _countLeft(s, cancelled, failed) {
+      if (cancelled > 0) this._core.record_cancelled(s.index, s.gen, cancelled);
+      if (failed > 0) this._core.record_direct(s.index, s.gen, 0, failed);
+      if (s.retired && s.final) {
+        s.final.cancelled += cancelled;
+        s.final.failed += failed;
+      }
     }
 
     // ----- publishing ----------------------------------------------------------------------
 
     _resolve(topic) {
       checkString(topic, 'INVALID_TOPIC', 'topic');
-      if (this._routeCount >= MAX_ROUTES) {
-        this._clearRoutes();
-        this._core.reset_topics();
-      }
       let r;
       try {
         r = this._core.resolve(topic);
       } catch (e) {
         throw fromCore(e);
       }
+      if (r[1] !== this._topicsGen) {
+        // The core started a new topic table: every cached handle is stale.
+        this._clearRoutes();
+        this._topicsGen = r[1];
+      }
       const subs = [];
       let batch = false;
       let queued = false;
-      for (let i = 1; i < r.length; i += 2) {
+      for (let i = 2; i < r.length; i += 2) {
         const s = this._subs[r[i]];
         if (s !== undefined && s.gen === r[i + 1]) {
           subs.push(s);
@@ -464,15 +544,13 @@ function makeApi(raw, whenNotReady) {
         }
       }
       // `batch`: sizes are needed; `queued`: it always goes through the core.
-      const route = { handle: r[0], subs, batch, queued: queued || batch };
+      const route = { handle: r[0], gen: r[1], subs, batch, queued: queued || batch };
       this._routes[topic] = route;
-      this._routeCount++;
       return route;
     }
 
     _clearRoutes() {
       this._routes = new RouteTable();
-      this._routeCount = 0;
     }
 
     /** The cached route of a topic (validated on first use). */
@@ -517,12 +595,15 @@ function makeApi(raw, whenNotReady) {
         return ACCEPTED;
       }
       const env = this._envelope(topic, payload, o);
+      const size = route.batch ? this._sizeOf(payload) : 0;
+      // sizeOf (or an onError before) may have resolved topics enough to start a new table.
+      if (route.gen !== this._topicsGen) route = this._route(topic);
       const slot = this._slot(env);
       let r;
       try {
         r = this._core.publish(
-          route.handle, slot, o.id, o.key, o.ttlMs ?? 0,
-          route.batch ? this._sizeOf(payload) : 0, o.priority ?? 0, o.notBefore ?? -1, env.publishedAt, wait,
+          route.handle, route.gen, slot, o.id, o.key, o.ttlMs ?? 0,
+          size, o.priority ?? 0, o.notBefore ?? -1, env.publishedAt, wait,
         );
       } catch (e) {
         throw fromCore(e);
@@ -558,7 +639,11 @@ function makeApi(raw, whenNotReady) {
       try {
         for (let i = 0; i < n; i++) {
           const s = subs[i];
-          if (!s.active) continue;
+          if (!s.active) {
+            // Unsubscribed by an earlier handler of this same publish.
+            this._countLeft(s, 1, 0);
+            continue;
+          }
           s.delivered++;
           let r;
           try {
@@ -569,7 +654,8 @@ function makeApi(raw, whenNotReady) {
               r = s.handler(payload);
             }
           } catch (err) {
-            s.failed++;
+            if (s.active) s.failed++;
+            else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
             this._failed(err, env ?? (env = this._envelope(topic, payload, o)), s);
             continue;
           }
@@ -586,6 +672,15 @@ function makeApi(raw, whenNotReady) {
 
     /** A directly called handler returned a promise: the core tracks it from now on. */
     _began(s, promise, env, key) {
+      if (!s.active) {
+        // It unsubscribed itself while running: the core tracks it no more, but a failure
+        // still counts and is reported.
+        promise.then(undefined, (err) => {
+          this._countLeft(s, 0, 1);
+          this._failed(err, env, s);
+        });
+        return;
+      }
       const d = this._core.begin(s.index, s.gen, key, this._clock.now());
       if (!s.busy) { s.busy = true; this._busy++; }
       // Its timeout needs the timer armed, which a pump does.
@@ -624,27 +719,36 @@ function makeApi(raw, whenNotReady) {
     /** Publishes several payloads on one topic; returns how many were accepted. */
     publishBatch(topic, payloads, options) {
       if (this._closing) fail('CLOSED', 'bus is closed');
-      const route = this._route(topic);
-      if (!Array.isArray(payloads)) fail('INVALID_ARGUMENT', `payloads must be an array, got ${describe(payloads)}`);
+      let route = this._route(topic);
+      let list;
+      try {
+        if (!Array.isArray(payloads)) fail('INVALID_ARGUMENT', `payloads must be an array, got ${describe(payloads)}`);
+        list = Array.from(payloads); // read once: handlers run before the last payload is read
+      } catch (e) {
+        if (e instanceof EdgebusError) throw e;
+        throw new EdgebusError('INVALID_ARGUMENT', `payloads could not be read: ${errorText(e)}`, { cause: e });
+      }
       const o = parsePublishOptions(options, true);
       const ids = o.ids;
-      if (ids !== undefined) {
-        if (!Array.isArray(ids) || ids.length !== payloads.length) {
-          fail('INVALID_OPTION', `option \`ids\` must be an array with one id per payload (${payloads.length})`);
-        }
-        for (let i = 0; i < ids.length; i++) {
-          if (ids[i] !== undefined) checkString(ids[i], 'INVALID_OPTION', `ids[${i}]`);
-        }
+      const n = list.length;
+      if (ids !== undefined && ids.length !== n) {
+        fail('INVALID_OPTION', `option \`ids\` must be an array with one id per payload (${n})`);
       }
-      const n = payloads.length;
       let accepted = 0;
       let i = 0;
-      // Straight to the handlers while every subscription stays idle (no crossing at all)…
-      if ((ids === undefined || !this._dedupe) && o.notBefore === undefined) {
+      // Straight to the handlers while every subscription stays idle (no crossing per message)…
+      if ((ids === undefined || !this._dedupe) && o.notBefore === undefined && n > 0 && this._direct(route)) {
+        // …once the core has checked that the whole batch fits every subscription that refuses
+        // rather than drops: a refused batch delivers nothing.
+        try {
+          this._core.check_room(route.handle, route.gen, n, 0);
+        } catch (e) {
+          throw fromCore(e);
+        }
         while (i < n && this._direct(route)) {
           const mo = ids === undefined || ids[i] === undefined ? o
             : { id: ids[i], key: o.key, ttlMs: o.ttlMs, headers: o.headers };
-          this._deliverDirect(route, topic, payloads[i], mo);
+          this._deliverDirect(route, topic, list[i], mo);
           accepted++;
           i++;
         }
@@ -654,20 +758,32 @@ function makeApi(raw, whenNotReady) {
       const count = n - i;
       const slots = new Uint32Array(count);
       const sizes = route.batch ? new Float64Array(count) : new Float64Array(0);
+      for (let j = 0; j < count; j++) if (route.batch) sizes[j] = this._sizeOf(list[i + j]);
+      if (route.gen !== this._topicsGen) route = this._route(topic);
       const now = this._clock.now();
+      let idList;
+      let hasId;
+      if (ids !== undefined) {
+        idList = new Array(count);
+        hasId = new Uint8Array(count);
+        for (let j = 0; j < count; j++) {
+          const id = ids[i + j];
+          idList[j] = id === undefined ? '' : id;
+          hasId[j] = id === undefined ? 0 : 1;
+        }
+      }
       for (let j = 0; j < count; j++) {
-        const env = { topic, payload: payloads[i + j], publishedAt: now, attempt: 1 };
+        const env = { topic, payload: list[i + j], publishedAt: now, attempt: 1 };
         if (ids !== undefined && ids[i + j] !== undefined) env.id = ids[i + j];
         if (o.key !== undefined) env.key = o.key;
         if (o.headers !== undefined) env.headers = o.headers;
         if (o.ttlMs !== undefined) env.ttlMs = o.ttlMs;
         slots[j] = this._slot(env);
-        if (route.batch) sizes[j] = this._sizeOf(env.payload);
       }
       let r;
       try {
         r = this._core.publish_batch(
-          route.handle, slots, ids === undefined ? undefined : ids.slice(i).map((x) => x ?? ''),
+          route.handle, route.gen, slots, idList, hasId ?? NO_FLAGS,
           o.key, o.ttlMs ?? 0, sizes, o.priority ?? 0, o.notBefore ?? -1, now, false,
         );
       } catch (e) {
@@ -680,24 +796,35 @@ function makeApi(raw, whenNotReady) {
 
     /**
      * Publishes, waiting for room when a `wait` subscription is full. Resolves to false for a
-     * duplicate. Calls waiting for room are admitted in call order.
+     * duplicate. Calls waiting for room are admitted in call order. The options are read once,
+     * here; a call registers as waiting before the core is asked, so room that appears in the
+     * very pass after a "must wait" admits it.
      */
     publishAsync(topic, payload, options) {
+      let w;
       try {
         if (this._closing) fail('CLOSED', 'bus is closed');
-        const route = this._route(topic);
+        this._route(topic);
         const o = parsePublishOptions(options, false);
-        if (this._waiters.length === 0) {
-          const r = this._publish(route, topic, payload, o, true);
-          if (r !== MUST_WAIT) return Promise.resolve(r !== DUPLICATE);
-        }
-        return new Promise((resolve, reject) => {
-          this._waiters.push({ topic, payload, o, resolve, reject });
-          this._core.set_waiting(true);
-        });
+        w = { topic, payload, o, done: false, ok: false, value: undefined, resolve: undefined, reject: undefined };
+        this._waiters.push(w);
+        this._admitWaiters();
       } catch (e) {
         return Promise.reject(e);
       }
+      if (w.done) return w.ok ? Promise.resolve(w.value) : Promise.reject(w.value);
+      return new Promise((resolve, reject) => {
+        w.resolve = resolve;
+        w.reject = reject;
+      });
+    }
+
+    _settleWaiter(w, ok, value) {
+      w.done = true;
+      w.ok = ok;
+      w.value = value;
+      if (ok) { if (w.resolve !== undefined) w.resolve(value); }
+      else if (w.reject !== undefined) w.reject(value);
     }
 
     _admitWaiters() {
@@ -715,18 +842,28 @@ function makeApi(raw, whenNotReady) {
       while (this._waiters.length > 0) {
         const w = this._waiters[0];
         let r;
+        this._room = false;
         try {
           r = this._publish(this._route(w.topic), w.topic, w.payload, w.o, true);
         } catch (e) {
           this._waiters.shift();
-          w.reject(e);
+          this._settleWaiter(w, false, fromCore(e));
           continue;
         }
-        if (r === MUST_WAIT) return;
+        if (r === MUST_WAIT) {
+          // The core now reports room (it marks itself waiting when it answers "must wait").
+          this._coreWaiting = true;
+          // Room made by the pass that ran right after the answer: try again now.
+          if (this._room) continue;
+          return;
+        }
         this._waiters.shift();
-        w.resolve(r !== DUPLICATE);
+        this._settleWaiter(w, true, r !== DUPLICATE);
       }
-      this._core.set_waiting(false);
+      if (this._coreWaiting) {
+        this._coreWaiting = false;
+        this._core.set_waiting(false);
+      }
     }
 
     // ----- running the core's work -------------------------------------------------------------
@@ -821,6 +958,11 @@ function makeApi(raw, whenNotReady) {
             }
             case REC_ROOM:
               room = true;
+              this._room = true;
+              i += 1;
+              break;
+            case REC_RETIRED:
+              this._takeRetired();
               i += 1;
               break;
             case REC_RELEASE:
@@ -836,6 +978,20 @@ function makeApi(raw, whenNotReady) {
         this._depth--;
       }
       if (room) this._admitWaiters();
+    }
+
+    /** Final statistics of subscriptions whose last delivery settled after they left. */
+    _takeRetired() {
+      for (;;) {
+        const t = this._core.take_retired();
+        if (t === undefined) return;
+        const k = t[0] * 4294967296 + t[1];
+        const rec = this._leaving.get(k);
+        if (rec === undefined) continue;
+        this._leaving.delete(k);
+        rec.final = t[2];
+        rec.retired = true;
+      }
     }
 
     _sub(index, gen) {
@@ -967,11 +1123,13 @@ function makeApi(raw, whenNotReady) {
       } else if (deadline >= 0 && deadline < this._timerAt) {
         if (this._timer !== undefined) this._clearTimer(this._timer);
         this._timerAt = deadline;
+        // A longer delay fires at once in JS hosts (Node warns, then uses 1 ms): long waits
+        // are armed in steps, each ending in a pump that arms the next.
         this._timer = this._setTimer(() => {
           this._timer = undefined;
           this._timerAt = Infinity;
           this._pump();
-        }, Math.max(0, deadline - this._clock.now()));
+        }, Math.min(MAX_TIMER_MS, Math.max(0, deadline - this._clock.now())));
       }
       if (this._waiters.length > 0) this._admitWaiters();
       if (this._idleWaiters.length > 0 && this._isIdle()) {
@@ -982,7 +1140,9 @@ function makeApi(raw, whenNotReady) {
     }
 
     _isIdle() {
-      return this._inflight.size === 0 && this._completions.length === 0 && this._waiters.length === 0 && this._core.is_idle();
+      // Waiting publishes do not count: with the core idle, a wait that is left (after the
+      // admission every pump ends with) can only be for a group with no member (see close()).
+      return this._inflight.size === 0 && this._completions.length === 0 && this._core.is_idle();
     }
 
     // ----- lifecycle -----------------------------------------------------------------------
@@ -1003,13 +1163,36 @@ function makeApi(raw, whenNotReady) {
     /**
      * Later publishes throw CLOSED; resolves after draining with what could not be delivered:
      * `{ remaining: [{ message, group, state, attempts }] }` — delayed messages not visible yet,
-     * messages of queue groups whose members all left, and failed work-queue messages still
-     * waiting for a retry. Nothing is dropped silently.
+     * messages of queue groups whose members all left, failed work-queue messages still
+     * waiting for a retry, and `publishAsync` calls still waiting for room in a group with no
+     * member (state `waiting`; those calls reject with CLOSED). Nothing is dropped silently.
      */
     async close() {
       if (!this._closed) {
         this._closing = true;
-        while (this._waiters.length > 0) await this.drain();
+        // Publishes waiting for room get in as room appears; drained, what still waits, waits
+        // for a group with no member: it never gets in.
+        if (this._waiters.length > 0) await this.drain();
+        const left = this._waiters.splice(0);
+        const now = this._clock.now();
+        for (const w of left) {
+          let group;
+          try {
+            const route = this._route(w.topic);
+            group = this._core.waiting_on(route.handle, route.gen);
+          } catch {
+            group = undefined;
+          }
+          const message = this._envelope(w.topic, w.payload, w.o);
+          message.publishedAt = now;
+          this._leftWaiting.push({ message, group: group ?? undefined, state: 'waiting', attempts: 0 });
+          this._settleWaiter(w, false, new EdgebusError('CLOSED',
+            `bus closed while this publish waited for room${group === undefined ? '' : ` in group \`${group}\`, which has no member`}; it is listed in close()'s remaining`));
+        }
+        if (this._coreWaiting) {
+          this._coreWaiting = false;
+          this._core.set_waiting(false);
+        }
         this._core.close();
         await this.drain();
         this._closed = true;
@@ -1018,7 +1201,7 @@ function makeApi(raw, whenNotReady) {
       return {
         remaining: rows.map((r) => ({
           message: this._slots[r.slot], group: r.group ?? undefined, state: r.state, attempts: r.attempts,
-        })),
+        })).concat(this._leftWaiting.map((r) => ({ ...r }))),
       };
     }
 
@@ -1071,8 +1254,7 @@ function makeApi(raw, whenNotReady) {
   class IdempotenceFilter {
     constructor(options) {
       ready();
-      const o = options === undefined ? EMPTY_OPTIONS : options;
-      checkKeys(o, ['maxIds', 'maxAgeMs', 'clock'], 'options');
+      const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['maxIds', 'maxAgeMs', 'clock'], 'options');
       const maxIds = numberOption(o, 'maxIds', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 10000;
       const maxAgeMs = numberOption(o, 'maxAgeMs', 'options', DURATION) ?? Infinity;
       this._clock = checkClock(o.clock, 'clock') ?? systemClock;
@@ -1131,8 +1313,7 @@ function makeApi(raw, whenNotReady) {
     constructor(handler, options) {
       ready();
       if (typeof handler !== 'function') fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
-      const o = options === undefined ? EMPTY_OPTIONS : options;
-      checkKeys(o, [...BATCH_OPTIONS, 'sizeOf', 'clock', 'onError'], 'options');
+      const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, [...BATCH_OPTIONS, 'sizeOf', 'clock', 'onError'], 'options');
       const batch = {};
       for (const k of BATCH_OPTIONS) if (o[k] !== undefined) batch[k] = o[k];
       parseBatch(batch, 'options');

@@ -16,6 +16,12 @@
 //! | claimed (queue-group member) | `7, delivery index, delivery gen, sub index, sub gen, final, n, (slot, attempt) × n` |
 //! | dead letters | `8` (take them with [`WasmBroker::take_dead`]) |
 //! | failures to report | `9` (take them with [`WasmBroker::take_failed`]) |
+//! | retired | `10` (an unsubscribed subscription's final statistics: [`WasmBroker::take_retired`]) |
+//!
+//! Topic handles are `(index, gen)` pairs from [`WasmBroker::resolve`]. The core starts a new
+//! topic table (a new generation) when the table is full, only ever inside `resolve`; the driver
+//! drops its route cache when `resolve` reports a generation it has not seen, and the core
+//! refuses a handle of another generation, so a cached handle never reaches another topic.
 
 use super::error::to_js;
 use crate::batch::BatchPolicy;
@@ -42,6 +48,7 @@ const RELEASE: u32 = 6;
 const CLAIMED: u32 = 7;
 const DEAD: u32 = 8;
 const FAILED: u32 = 9;
+const RETIRED: u32 = 10;
 
 /// A message a closing bus could not deliver (its envelope is in the driver's table).
 #[derive(Serialize)]
@@ -270,12 +277,15 @@ impl WasmBroker {
         self.core.unsubscribe(SubId::from_parts(index, gen))
     }
 
-    /// Validates and resolves a topic: `[handle, sub index, sub gen, …]` in subscription order.
+    /// Validates and resolves a topic: `[handle index, handle gen, sub index, sub gen, …]`, the
+    /// subscriptions in subscription order. A handle gen the driver has not seen means the core
+    /// started a new topic table: every handle cached before is stale.
     pub fn resolve(&mut self, topic: &str) -> Result<Vec<u32>, JsValue> {
         let handle = self.core.resolve(topic).map_err(to_js)?;
         let subs = self.core.route(handle).map_err(to_js)?;
-        let mut out = Vec::with_capacity(1 + subs.len() * 2);
-        out.push(handle.get());
+        let mut out = Vec::with_capacity(2 + subs.len() * 2);
+        out.push(handle.index());
+        out.push(handle.generation());
         for s in subs.iter() {
             out.push(s.index());
             out.push(s.generation());
@@ -283,9 +293,22 @@ impl WasmBroker {
         Ok(out)
     }
 
-    /// Forgets resolved topics (the driver drops its route cache at the same time).
-    pub fn reset_topics(&mut self) {
-        self.core.clear_topics();
+    /// Checks that `n` messages of up to `size` bytes fit every refusing subscription of the
+    /// topic (`QUEUE_FULL` / `MESSAGE_TOO_LARGE` otherwise), publishing nothing.
+    pub fn check_room(
+        &mut self,
+        handle: u32,
+        handle_gen: u32,
+        n: f64,
+        size: f64,
+    ) -> Result<(), JsValue> {
+        self.core
+            .check_room(
+                TopicHandle::from_parts(handle, handle_gen),
+                count(n),
+                count(size),
+            )
+            .map_err(to_js)
     }
 
     /// Publishes one message: 0 accepted, 1 duplicate, 2 must wait (only when `wait`).
@@ -293,6 +316,7 @@ impl WasmBroker {
     pub fn publish(
         &mut self,
         handle: u32,
+        handle_gen: u32,
         slot: u32,
         id: Option<String>,
         key: Option<String>,
@@ -309,7 +333,7 @@ impl WasmBroker {
         let r = self
             .core
             .publish_to(
-                TopicHandle::from_raw(handle),
+                TopicHandle::from_parts(handle, handle_gen),
                 msg,
                 ms_to_micros(now_ms),
                 mode(wait),
@@ -323,14 +347,17 @@ impl WasmBroker {
     }
 
     /// Publishes several messages on one topic; returns how many were accepted, or -1 when a
-    /// `wait` subscription is full (only when `wait`). `ids`, when given, has one id per slot
-    /// (an empty string for none); `sizes` likewise, or is empty.
+    /// `wait` subscription is full (only when `wait`). `ids`, when given, has one string per
+    /// slot, and `has_id` says which of them are ids (the empty string is an id, as for
+    /// `publish`); `sizes` has one size per slot, or is empty.
     #[allow(clippy::too_many_arguments)]
     pub fn publish_batch(
         &mut self,
         handle: u32,
+        handle_gen: u32,
         slots: &[u32],
         ids: Option<Vec<String>>,
+        has_id: &[u8],
         key: Option<String>,
         ttl_ms: f64,
         sizes: &[f64],
@@ -347,7 +374,7 @@ impl WasmBroker {
                 let id = ids
                     .as_mut()
                     .and_then(|it| it.next())
-                    .filter(|s| !s.is_empty());
+                    .filter(|_| has_id.get(i).is_some_and(|&b| b != 0));
                 let size = sizes.get(i).copied().unwrap_or(0.0);
                 let mut m = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
                 m.priority = priority;
@@ -358,7 +385,7 @@ impl WasmBroker {
         let r = self
             .core
             .publish_batch(
-                TopicHandle::from_raw(handle),
+                TopicHandle::from_parts(handle, handle_gen),
                 msgs,
                 ms_to_micros(now_ms),
                 mode(wait),
@@ -510,6 +537,7 @@ impl WasmBroker {
                 Event::Room => out.push(ROOM),
                 Event::Dead => out.push(DEAD),
                 Event::Failed => out.push(FAILED),
+                Event::Retired(_) => out.push(RETIRED),
             }
         }
     }
@@ -532,6 +560,18 @@ impl WasmBroker {
         a.push(&JsValue::from(ri));
         a.push(&JsValue::from(rg));
         a.into()
+    }
+
+    /// The next retired subscription: `[index, gen, stats]`, or `undefined`.
+    pub fn take_retired(&mut self) -> Result<JsValue, JsValue> {
+        let Some((id, stats)) = self.core.take_retired() else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        let a = js_sys::Array::new();
+        a.push(&JsValue::from(id.index()));
+        a.push(&JsValue::from(id.generation()));
+        a.push(&serde_wasm_bindgen::to_value(&stats).map_err(JsValue::from)?);
+        Ok(a.into())
     }
 
     /// The next final failure no delivery reported, `[sub index, sub gen, attempts, code,
@@ -589,6 +629,19 @@ impl WasmBroker {
     pub fn abandon(&mut self, index: u32, gen: u32, now_ms: f64) {
         self.core
             .abandon(DeliveryId::from_parts(index, gen), ms_to_micros(now_ms));
+    }
+
+    /// The group a waiting publish on the topic waits for, if it is a full `wait` group.
+    pub fn waiting_on(&mut self, handle: u32, handle_gen: u32) -> Option<String> {
+        self.core
+            .waiting_on(TopicHandle::from_parts(handle, handle_gen))
+            .map(|g| g.to_string())
+    }
+
+    /// Counts `n` messages the driver did not hand to a subscription that left in between.
+    pub fn record_cancelled(&mut self, index: u32, gen: u32, n: f64) {
+        self.core
+            .record_cancelled(SubId::from_parts(index, gen), n as u64);
     }
 
     /// Counts messages the driver had to drop.

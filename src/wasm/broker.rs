@@ -321,7 +321,10 @@ impl WasmBroker {
             SubscribeArgs::default()
         } else {
             serde_wasm_bindgen::from_value(options).map_err(|e| {
-                to_js(crate::error::Error::invalid_option("options", e.to_string()))
+                to_js(crate::error::Error::invalid_option(
+                    "options",
+                    e.to_string(),
+                ))
             })?
         };
         let options = args.into_options();

@@ -483,6 +483,8 @@ pub struct Broker<P> {
     topic_ids: HashMap<Rc<str>, u32>,
     /// The same topics by token, to find those a pattern reaches.
     topic_trie: TopicTrie,
+    /// Topics resolved since the trie was last brought up to date.
+    trie_pending: Vec<u32>,
     /// Handles whose cached route went stale since the driver last asked.
     invalidated: Vec<u32>,
     scratch_handles: Vec<u32>,
@@ -551,6 +553,7 @@ impl<P: Clone> Broker<P> {
             routes_gen: 0,
             topic_ids: HashMap::new(),
             topic_trie: TopicTrie::new(),
+            trie_pending: Vec::new(),
             invalidated: Vec::new(),
             scratch_handles: Vec::new(),
             topics: Vec::new(),

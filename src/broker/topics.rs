@@ -27,7 +27,8 @@ impl<P: Clone> Broker<P> {
             subs: Rc::from([]),
         });
         self.topic_ids.insert(topic.clone(), h);
-        self.topic_trie.insert(&topic, h);
+        // Into the trie only when a subscription change needs it (most topics never do).
+        self.trie_pending.push(h);
         self.last_topic = Some((topic, h));
         Ok(TopicHandle::from_parts(h, self.topics_gen))
     }
@@ -38,6 +39,7 @@ impl<P: Clone> Broker<P> {
         self.last_topic = None;
         self.topic_ids.clear();
         self.topic_trie.clear();
+        self.trie_pending.clear();
         self.invalidated.clear();
         self.topics.clear();
         self.topics_gen = self.topics_gen.wrapping_add(1);
@@ -48,6 +50,11 @@ impl<P: Clone> Broker<P> {
     pub(super) fn invalidate_routes(&mut self, pattern: &Pattern) {
         let mut found = std::mem::take(&mut self.scratch_handles);
         found.clear();
+        for h in self.trie_pending.drain(..) {
+            if let Some(entry) = self.topics.get(h as usize) {
+                self.topic_trie.insert(&entry.topic, h);
+            }
+        }
         self.topic_trie.matching(pattern, &mut found);
         for &h in &found {
             if let Some(entry) = self.topics.get_mut(h as usize) {

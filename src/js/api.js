@@ -408,6 +408,8 @@ function makeApi(raw, whenNotReady) {
         throw fromCore(e);
       }
       this._dedupe = dedupeIds > 0;
+      // Short ASCII topics are resolved through buffers the core lends (no string crossing).
+      [this._topicPtr, this._topicRoom] = this._core.topic_scratch();
       this._subs = [];            // by core slot index
       this._routes = new RouteTable(); // topic → { handle, gen, subs, batch, queued }
       this._topicOf = [];              // topic handle → its topic, for the routes cached above
@@ -545,22 +547,37 @@ function makeApi(raw, whenNotReady) {
     // ----- publishing ----------------------------------------------------------------------
 
     _resolve(topic) {
-      checkString(topic, 'INVALID_TOPIC', 'topic');
+      // `r[at…end)`: [handle index, handle gen, (sub index, sub gen)…], in the core's memory for
+      // a short ASCII topic, else in an array of its own.
       let r;
+      let at = 0;
+      let end;
       try {
-        r = this._core.resolve(topic);
+        const n = writeAscii(topic, this._topicPtr, this._topicRoom);
+        if (n >= 0) {
+          const words = this._core.resolve_scratch(n);
+          at = this._core.route_ptr() >>> 2;
+          end = at + words;
+          r = wasmWords();
+        } else {
+          checkString(topic, 'INVALID_TOPIC', 'topic');
+          r = this._core.resolve(topic);
+          end = r.length;
+        }
       } catch (e) {
         throw fromCore(e);
       }
-      if (r[1] !== this._topicsGen) {
+      const handle = r[at];
+      const gen = r[at + 1];
+      if (gen !== this._topicsGen) {
         // The core started a new topic table: every cached handle is stale.
         this._clearRoutes();
-        this._topicsGen = r[1];
+        this._topicsGen = gen;
       }
       const subs = [];
       let batch = false;
       let queued = false;
-      for (let i = 2; i < r.length; i += 2) {
+      for (let i = at + 2; i < end; i += 2) {
         const s = this._subs[r[i]];
         if (s !== undefined && s.gen === r[i + 1]) {
           subs.push(s);
@@ -571,9 +588,9 @@ function makeApi(raw, whenNotReady) {
         }
       }
       // `batch`: sizes are needed; `queued`: it always goes through the core.
-      const route = { handle: r[0], gen: r[1], subs, batch, queued: queued || batch };
+      const route = { handle, gen, subs, batch, queued: queued || batch };
       this._routes[topic] = route;
-      this._topicOf[r[0]] = topic;
+      this._topicOf[handle] = topic;
       return route;
     }
 
@@ -1292,6 +1309,28 @@ function makeApi(raw, whenNotReady) {
     if (memoryBytes.byteLength === 0) memoryBytes = new Uint8Array(raw.wasm_memory().buffer);
     return memoryBytes;
   }
+  let memoryWords = new Uint32Array(0);
+  function wasmWords() {
+    if (memoryWords.byteLength === 0) memoryWords = new Uint32Array(raw.wasm_memory().buffer);
+    return memoryWords;
+  }
+
+  /**
+   * Writes an ASCII string into the core's memory at `at` (at most `room` bytes) and returns its
+   * length; -1 for anything else (not a string, too long, not ASCII), which takes the string path.
+   */
+  function writeAscii(s, at, room) {
+    if (typeof s !== 'string') return -1;
+    const n = s.length;
+    if (n > room) return -1;
+    const bytes = wasmBytes();
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return -1;
+      bytes[at + i] = c;
+    }
+    return n;
+  }
 
   /** Exact duplicate filter over a window of ids (by count and by age). */
   class IdempotenceFilter {
@@ -1311,7 +1350,7 @@ function makeApi(raw, whenNotReady) {
     }
     /** Records `id`; true when it was not in the window (let the message through). */
     check(id) {
-      const n = this._ascii(id);
+      const n = writeAscii(id, this._ptr, this._room);
       const now = this._aged ? this._clock.now() : 0;
       if (n >= 0) return this._answer(this._f.check_scratch(n, now), id);
       checkString(id, 'INVALID_ARGUMENT', 'id');
@@ -1319,7 +1358,7 @@ function makeApi(raw, whenNotReady) {
     }
     /** Whether `id` is in the window, without recording it. */
     has(id) {
-      const n = this._ascii(id);
+      const n = writeAscii(id, this._ptr, this._room);
       const now = this._aged ? this._clock.now() : 0;
       if (n >= 0) return this._answer(this._f.has_scratch(n, now), id) === false;
       checkString(id, 'INVALID_ARGUMENT', 'id');
@@ -1327,23 +1366,6 @@ function makeApi(raw, whenNotReady) {
     }
     get size() { return this._f.size(this._aged ? this._clock.now() : 0); }
     clear() { this._f.clear(); }
-    /**
-     * Writes an ASCII `id` into the core's scratch buffer and returns its length; -1 for anything
-     * else (not a string, longer than the buffer, or not ASCII), which takes the string path.
-     */
-    _ascii(id) {
-      if (typeof id !== 'string') return -1;
-      const n = id.length;
-      if (n > this._room) return -1;
-      const bytes = wasmBytes();
-      const at = this._ptr;
-      for (let i = 0; i < n; i++) {
-        const c = id.charCodeAt(i);
-        if (c > 0x7f) return -1;
-        bytes[at + i] = c;
-      }
-      return n;
-    }
     /** The scratch calls' answer as a boolean: 1 absent (true), 0 present (false). */
     _answer(code, id) {
       if (code === 2) fail('INVALID_ARGUMENT', `id ${describe(id)} could not be read`);

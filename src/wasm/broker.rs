@@ -188,6 +188,20 @@ fn duration(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms > 0.0).then(|| ms_to_micros(ms).max(1))
 }
 
+/// Resolves `topic` and appends `[handle index, handle gen, sub index, sub gen, …]` to `out`.
+fn resolve_into(core: &mut Broker<Slot>, topic: &str, out: &mut Vec<u32>) -> Result<(), JsValue> {
+    let handle = core.resolve(topic).map_err(to_js)?;
+    let subs = core.route(handle).map_err(to_js)?;
+    out.reserve(2 + subs.len() * 2);
+    out.push(handle.index());
+    out.push(handle.generation());
+    for s in subs.iter() {
+        out.push(s.index());
+        out.push(s.generation());
+    }
+    Ok(())
+}
+
 /// A subscription's options as the JavaScript layer hands them over: one object, in the API's
 /// words, with the overflow policy as its code (see [`protocol`]).
 #[derive(Debug, Default, Deserialize)]
@@ -267,7 +281,14 @@ impl SubscribeArgs {
 pub struct WasmBroker {
     core: Broker<Slot>,
     released: Rc<RefCell<Vec<u32>>>,
+    /// Where JavaScript writes an ASCII topic for [`WasmBroker::resolve_scratch`].
+    topic_in: Vec<u8>,
+    /// Where `resolve_scratch` leaves its answer, read by JavaScript in place.
+    route_out: Vec<u32>,
 }
+
+/// Bytes of the topic buffer: longer topics take the string path.
+const TOPIC_SCRATCH_BYTES: usize = 256;
 
 #[wasm_bindgen]
 impl WasmBroker {
@@ -306,6 +327,8 @@ impl WasmBroker {
         Ok(WasmBroker {
             core,
             released: Rc::new(RefCell::new(Vec::new())),
+            topic_in: vec![0; TOPIC_SCRATCH_BYTES],
+            route_out: Vec::new(),
         })
     }
 
@@ -347,16 +370,50 @@ impl WasmBroker {
     /// subscriptions in subscription order. A handle gen the driver has not seen means the core
     /// started a new topic table: every handle cached before is stale.
     pub fn resolve(&mut self, topic: &str) -> Result<Vec<u32>, JsValue> {
-        let handle = self.core.resolve(topic).map_err(to_js)?;
-        let subs = self.core.route(handle).map_err(to_js)?;
-        let mut out = Vec::with_capacity(2 + subs.len() * 2);
-        out.push(handle.index());
-        out.push(handle.generation());
-        for s in subs.iter() {
-            out.push(s.index());
-            out.push(s.generation());
-        }
+        let mut out = Vec::new();
+        resolve_into(&mut self.core, topic, &mut out)?;
         Ok(out)
+    }
+
+    /// Where JavaScript writes a topic for [`WasmBroker::resolve_scratch`] (a byte offset in the
+    /// instance's memory, stable for the broker's life), and how many bytes fit.
+    pub fn topic_scratch(&self) -> Vec<u32> {
+        vec![
+            self.topic_in.as_ptr() as usize as u32,
+            TOPIC_SCRATCH_BYTES as u32,
+        ]
+    }
+
+    /// [`WasmBroker::resolve`] for the topic of `len` bytes in the topic buffer, with no string
+    /// crossing: the answer (same layout) is left in the core's memory at
+    /// [`WasmBroker::route_ptr`]; returns its length in `u32`s.
+    pub fn resolve_scratch(&mut self, len: u32) -> Result<u32, JsValue> {
+        let bytes = usize::try_from(len)
+            .ok()
+            .and_then(|n| self.topic_in.get(..n))
+            .ok_or_else(|| {
+                to_js(crate::error::Error::new(
+                    crate::error::ErrorCode::InvalidArgument,
+                    format!("topic buffer holds {TOPIC_SCRATCH_BYTES} bytes, not {len}"),
+                ))
+            })?;
+        let topic = std::str::from_utf8(bytes).map_err(|_| {
+            to_js(crate::error::Error::new(
+                crate::error::ErrorCode::InvalidTopic,
+                "topic is not valid UTF-8",
+            ))
+        })?;
+        let mut out = std::mem::take(&mut self.route_out);
+        out.clear();
+        let r = resolve_into(&mut self.core, topic, &mut out);
+        let n = out.len() as u32;
+        self.route_out = out;
+        r.map(|()| n)
+    }
+
+    /// Where the last `resolve_scratch` left its answer (valid until the next call).
+    pub fn route_ptr(&self) -> u32 {
+        self.route_out.as_ptr() as usize as u32
     }
 
     /// Checks that `n` messages of up to `size` bytes fit every refusing subscription of the

@@ -1,19 +1,22 @@
 // The route cache and the core's topic table share one lifecycle: a subscription change drops the
 // cached routes of exactly the topics its pattern reaches (the core finds them), so publishing to
 // other topics keeps its cached route and does not cross into the core again. White-box: counts
-// the core's `resolve` calls.
+// the core's resolve calls.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bus } from 'edgebus';
 
 function countingResolves(bus) {
   const core = bus._core;
-  const resolve = core.resolve.bind(core);
   const count = { n: 0 };
-  core.resolve = (topic) => {
-    count.n++;
-    return resolve(topic);
-  };
+  // Both ways the driver resolves a topic: as a string, and through the core's topic buffer.
+  for (const name of ['resolve', 'resolve_scratch']) {
+    const resolve = core[name].bind(core);
+    core[name] = (arg) => {
+      count.n++;
+      return resolve(arg);
+    };
+  }
   return count;
 }
 
@@ -72,4 +75,20 @@ test('a subscribe or unsubscribe re-resolves only the topics its pattern reaches
     const extra = { 'orders.7.created': 1, 'orders.8.created': 2 }[t] ?? 0;
     assert.equal(seen.get(t).length, 4 + extra, t);
   }
+});
+
+test('short ASCII topics (through the core\'s buffer), long and non-ASCII ones (as strings) route alike', () => {
+  const bus = new Bus();
+  const got = [];
+  bus.subscribe('t.>', (p, m) => got.push(m.topic));
+  const long = `t.${'x'.repeat(300)}`;
+  const topics = ['t.a', 't.é', long, `t.${'y'.repeat(253)}`, 't.\u{1F600}.z'];
+  for (const t of topics) bus.publish(t, 0);
+  for (const t of topics) bus.publish(t, 0);
+  assert.deepEqual(got, [...topics, ...topics]);
+  for (const bad of ['t..a', '', 't.a.', 'a b', `t.${'z'.repeat(300)}.`, 't.é.']) {
+    assert.throws(() => bus.publish(bad, 0), (e) => e.code === 'INVALID_TOPIC', JSON.stringify(bad));
+  }
+  bus.publish('t.after', 0);
+  assert.equal(got.at(-1), 't.after');
 });

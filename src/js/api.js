@@ -648,7 +648,7 @@ function makeApi(raw, whenNotReady) {
     /** One message, direct or through the core. Returns the core's verdict. */
     _publish(route, topic, payload, o, wait) {
       if (o.notBefore === undefined && this._direct(route)) {
-        if (o.id !== undefined && this._dedupe && !this._core.check_id(o.id, this._clock.now())) {
+        if (o.id !== undefined && this._dedupe && !this._checkId(o.id)) {
           return DUPLICATE;
         }
         this._deliverDirect(route, topic, payload, o);
@@ -671,6 +671,16 @@ function makeApi(raw, whenNotReady) {
         this._pump();
       }
       return r;
+    }
+
+    /** Records `id` in the bus's window (the core's); false for a duplicate. */
+    _checkId(id) {
+      const now = this._clock.now();
+      const n = writeAscii(id, this._topicPtr, this._topicRoom);
+      if (n < 0) return this._core.check_id(id, now);
+      const r = this._core.check_id_scratch(n, now);
+      if (r === 2) fail('INVALID_ARGUMENT', `id ${describe(id)} could not be read`);
+      return r === 1;
     }
 
     _envelope(topic, payload, o) {

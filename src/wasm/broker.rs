@@ -545,6 +545,20 @@ impl WasmBroker {
         self.core.check_id(id, ms_to_micros(now_ms))
     }
 
+    /// [`WasmBroker::check_id`] for the id of `len` bytes in the topic buffer (see
+    /// [`WasmBroker::topic_scratch`]): 1 the first time, 0 for a duplicate, 2 when the bytes are
+    /// not an id (nothing recorded).
+    pub fn check_id_scratch(&mut self, len: u32, now_ms: f64) -> u32 {
+        let id = usize::try_from(len)
+            .ok()
+            .and_then(|n| self.topic_in.get(..n))
+            .and_then(|b| std::str::from_utf8(b).ok());
+        match id {
+            Some(id) => u32::from(self.core.check_id(id, ms_to_micros(now_ms))),
+            None => 2,
+        }
+    }
+
     /// Whether the bus has an idempotence filter.
     pub fn has_dedupe(&mut self) -> bool {
         self.core.dedupe_filter().is_some()

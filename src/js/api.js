@@ -408,6 +408,7 @@ function makeApi(raw, whenNotReady) {
         throw fromCore(e);
       }
       this._dedupe = dedupeIds > 0;
+      this._dedupeAged = dedupeAge > 0 && dedupeAge !== Infinity; // ids expire: checks need the time
       // Short ASCII topics are resolved through buffers the core lends (no string crossing).
       [this._topicPtr, this._topicRoom] = this._core.topic_scratch();
       this._subs = [];            // by core slot index
@@ -675,7 +676,7 @@ function makeApi(raw, whenNotReady) {
 
     /** Records `id` in the bus's window (the core's); false for a duplicate. */
     _checkId(id) {
-      const now = this._clock.now();
+      const now = this._dedupeAged ? this._clock.now() : 0;
       const n = writeAscii(id, this._topicPtr, this._topicRoom);
       if (n < 0) return this._core.check_id(id, now);
       const r = this._core.check_id_scratch(n, now);

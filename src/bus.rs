@@ -246,12 +246,29 @@ struct Inner<P> {
     on_error: Option<OnError<P>>,
     error_payload: Option<ErrorPayload<P>>,
     dead_payload: Option<DeadPayload<P>>,
+    /// Where each subscription not yet retired leaves its final statistics (its handle's cell;
+    /// weak, so a dropped handle keeps nothing alive).
+    finals: RefCell<HashMap<SubId, Weak<RefCell<Option<SubscriptionStats>>>>>,
     /// Async handlers run on the JavaScript event loop rather than on `exec`.
     #[cfg(target_arch = "wasm32")]
     browser: Option<RefCell<Browser>>,
 }
 
 impl<P: Clone> Inner<P> {
+    /// Hands the core's retired subscriptions' final statistics to their handles (when alive).
+    fn collect_retired(&self) {
+        loop {
+            let Some((id, stats)) = self.core.borrow_mut().take_retired() else {
+                return;
+            };
+            if let Some(cell) = self.finals.borrow_mut().remove(&id) {
+                if let Some(cell) = cell.upgrade() {
+                    *cell.borrow_mut() = Some(stats);
+                }
+            }
+        }
+    }
+
     fn handler(&self, id: SubId) -> Option<Handler<P>> {
         match self.handlers.borrow().get(id.index() as usize) {
             Some(Some((owner, h))) if *owner == id => Some(h.clone()),
@@ -298,6 +315,8 @@ pub struct Subscription<P> {
     id: SubId,
     order: u64,
     pattern: String,
+    /// Its final statistics, filled by the driver when the core retires it.
+    last: Rc<RefCell<Option<SubscriptionStats>>>,
 }
 
 impl<P: Clone + ByteSize + 'static> Subscription<P> {
@@ -332,11 +351,16 @@ impl<P: Clone + ByteSize + 'static> Subscription<P> {
             .is_some_and(|inner| inner.core.borrow().is_subscribed(self.id))
     }
 
-    /// Its statistics, while the bus knows it.
+    /// Its statistics; after it was unsubscribed and its last delivery settled, the final ones
+    /// (as in JavaScript). `None` only once the bus itself is gone and no final figures were kept.
     pub fn stats(&self) -> Option<SubscriptionStats> {
-        self.bus
-            .upgrade()
-            .and_then(|inner| inner.core.borrow().subscription_stats(self.id))
+        if let Some(inner) = self.bus.upgrade() {
+            inner.collect_retired();
+            if let Some(stats) = inner.core.borrow().subscription_stats(self.id) {
+                return Some(stats);
+            }
+        }
+        self.last.borrow().clone()
     }
 }
 
@@ -372,6 +396,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 on_error: options.on_error,
                 error_payload: options.error_payload,
                 dead_payload: options.dead_payload,
+                finals: RefCell::new(HashMap::new()),
                 #[cfg(target_arch = "wasm32")]
                 browser,
             }),
@@ -482,6 +507,11 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         }
         handlers[slot] = Some((id, handler));
         drop(handlers);
+        let last = Rc::new(RefCell::new(None));
+        self.inner
+            .finals
+            .borrow_mut()
+            .insert(id, Rc::downgrade(&last));
         if options.group.is_some() && self.inner.core.borrow().has_ready() {
             // Messages waiting in the group go to the new member at once.
             self.pump();
@@ -491,11 +521,13 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             id,
             order,
             pattern: pattern.to_owned(),
+            last,
         })
     }
 
     fn unsubscribe(&self, id: SubId) -> bool {
         let removed = self.inner.core.borrow_mut().unsubscribe(id);
+        self.inner.collect_retired();
         if removed {
             if let Some(h) = self
                 .inner
@@ -724,7 +756,8 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                         }
                     }
                 }
-                Some(Event::Idle(_)) | Some(Event::Retired(_)) => {}
+                Some(Event::Retired(_)) => self.inner.collect_retired(),
+                Some(Event::Idle(_)) => {}
                 Some(Event::Failed) => loop {
                     let failed = self.inner.core.borrow_mut().take_failed();
                     let Some(f) = failed else { break };

@@ -38,6 +38,7 @@ mod slab;
 mod snapshot;
 mod stats;
 mod topic;
+mod topic_trie;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

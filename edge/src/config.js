@@ -18,6 +18,7 @@ const DEFAULTS = {
   OUTBOX_LIMIT: 10000,            // messages waiting for one slow client before the oldest drop
   ACK_TIMEOUT_MS: 30000,          // default work-queue ack deadline
   MAX_ATTEMPTS: 5,                // default work-queue attempts
+  MAX_TOKEN_LIFETIME_S: 2592000,  // a token's exp may be at most this far ahead (30 days)
   DEDUPE_MAX_IDS: 100000,         // publish ids remembered per hub (durable idempotence window)
   DEDUPE_MAX_AGE_MS: 600000,      // how long an id is remembered
   STREAM_MAX_MESSAGES: 100000,    // stored messages per work-queue stream; beyond it the oldest drop

@@ -3,14 +3,20 @@
 //   { op: 'sub', id, pattern, group?, maxAttempts?, ackTimeoutMs? }   → { t: 'ok', op: 'sub', ref: id }
 //   { op: 'unsub', id }                                              → { t: 'ok', op: 'unsub', ref: id }
 //   { op: 'pub', topic, payload, id?, key?, ref? }                   → { t: 'ok', op: 'pub', ref, stored } or dup: true, when ref is given
-//   { op: 'ack', d: [tokens] } / { op: 'nack', d: [tokens], error? } (work-queue deliveries)
+//   { op: 'ack', sub, d: [tokens] } / { op: 'nack', sub, d: [tokens], error? } (work-queue deliveries)
 //   { op: 'del', group, pattern, ref? }                              → { t: 'ok', op: 'del', ref, found, discarded }
+//
+// A delivery token may be acknowledged only by the subscription it was delivered to: the home
+// refuses tokens it delivered to another subscription or never delivered to this connection, and
+// the owner checks the member again (after a restart of the home, when its memory of deliveries
+// is gone). Refusals answer `{ t: 'err', op, sub, code: 'FORBIDDEN' }` and count `forbiddenAcks`.
+// Everything a connection does is in its token's namespace (`c.ns`).
 //
 // A refused operation gets `{ t: 'err', ref?, op, code, message }` and changes nothing else: the
 // connection and its other subscriptions carry on. Replies to one frame go back as one frame.
 import { Bus } from 'edgebus';
 import { codeOf, EdgeError } from './errors.js';
-import { mayPublish, maySubscribe } from './auth.js';
+import { DEFAULT_NS, mayPublish, maySubscribe } from './auth.js';
 import { hubOfTopic, hubsOfPattern, spansHubs } from './routing.js';
 import { checkGroupName } from './groups.js';
 
@@ -97,11 +103,12 @@ function refused(hub, c, op, e) {
   const code = codeOf(e) ?? 'BAD_REQUEST';
   // Not a refusal of the input but a fault of the hub: logged and counted as an error too.
   if (codeOf(e) === undefined) hub._error(`a \`${op?.op}\` operation failed unexpectedly`, e);
-  if (code === 'FORBIDDEN') hub.counts.forbidden++;
-  else if (code === 'RATE_LIMITED') hub.counts.rateLimited++;
-  else if (code === 'MESSAGE_TOO_LARGE' || code === 'REQUEST_TOO_LARGE') hub.counts.tooLarge++;
-  else if (code === 'PAYLOAD_TOO_DEEP') hub.counts.tooDeep++;
-  else hub.counts.refused++;
+  const ns = c?.ns ?? DEFAULT_NS;
+  if (code === 'FORBIDDEN') hub._count(ns, 'forbidden');
+  else if (code === 'RATE_LIMITED') hub._count(ns, 'rateLimited');
+  else if (code === 'MESSAGE_TOO_LARGE' || code === 'REQUEST_TOO_LARGE') hub._count(ns, 'tooLarge');
+  else if (code === 'PAYLOAD_TOO_DEEP') hub._count(ns, 'tooDeep');
+  else hub._count(ns, 'refused');
   hub._countsChanged();
   const r = { t: 'err', op: typeof op?.op === 'string' ? op.op : undefined, code, message: e?.message ?? String(e) };
   if (op?.ref !== undefined) r.ref = op.ref;
@@ -139,13 +146,13 @@ export async function handleFrame(hub, c, data) {
     if (!Array.isArray(ops)) ops = [ops];
     if (ops.length === 0 || ops.length > 1000) throw new EdgeError('BAD_REQUEST', 'a frame carries 1 to 1000 operations');
   } catch (e) {
-    hub.counts.badFrames++;
+    hub._count(c.ns, 'badFrames');
     hub._countsChanged();
     send(c, [refused(hub, c, undefined, e)]);
     return;
   }
   const pubs = new Map();   // owner hub → [{ msg, op }]
-  const acks = new Map();   // `${owner}|${ok}` → tokens
+  const acks = new Map();   // `${owner}|${ok}|${sub}` → { tokens, error }
   for (const op of ops) {
     try {
       if (op === null || typeof op !== 'object' || Array.isArray(op)) throw new EdgeError('BAD_REQUEST', 'an operation must be an object with `op`');
@@ -159,7 +166,7 @@ export async function handleFrame(hub, c, data) {
           checkOptionalString(op.key, 'key');
           takeToken(hub, c);
           const owner = hubOfTopic(op.topic, hub.cfg.HUBS, hub.cfg.ROUTE_TOKENS);
-          const msg = { topic: op.topic, payload: op.payload, size };
+          const msg = { topic: op.topic, payload: op.payload, ns: c.ns, size };
           if (op.id !== undefined) msg.id = op.id;
           if (op.key !== undefined) msg.key = op.key;
           if (!pubs.has(owner)) pubs.set(owner, []);
@@ -168,11 +175,11 @@ export async function handleFrame(hub, c, data) {
         }
         case 'sub':
           // Earlier publishes of the frame go first, so that order within a frame holds.
-          await flushPubs(hub, pubs, replies);
+          await flushPubs(hub, c, pubs, replies);
           replies.push(await subscribe(hub, c, op));
           break;
         case 'unsub': {
-          await flushPubs(hub, pubs, replies);
+          await flushPubs(hub, c, pubs, replies);
           const id = subId(op.id);
           if (!(await hub.removeSub(c, id))) throw new EdgeError('UNKNOWN_SUBSCRIPTION', `no subscription with id ${id}`);
           replies.push({ t: 'ok', op: 'unsub', ref: op.id });
@@ -186,14 +193,33 @@ export async function handleFrame(hub, c, data) {
           if (!Number.isSafeInteger(op.sub) || c.subs.get(op.sub)?.group === undefined) {
             throw new EdgeError('UNKNOWN_SUBSCRIPTION', `\`sub\` must name a work-queue subscription of this connection, got ${JSON.stringify(op.sub)}`);
           }
-          const key = `${c.subs.get(op.sub).owner}|${op.op === 'ack'}`;
+          // Only tokens delivered to this very subscription go to the owner (all of them when this
+          // hub restarted since the connection opened: the owner then checks the member).
+          const mine = [];
+          let foreign = 0;
+          for (const d of op.d) {
+            const to = c.delivered.get(d);
+            if (to === op.sub || (to === undefined && c.restored)) {
+              c.delivered.delete(d);
+              mine.push(d);
+            } else {
+              foreign++;
+            }
+          }
+          if (foreign > 0) {
+            hub._count(c.ns, 'forbiddenAcks', foreign);
+            hub._countsChanged();
+            replies.push(forbiddenAck(op.op, op.sub, foreign));
+          }
+          if (mine.length === 0) break;
+          const key = `${c.subs.get(op.sub).owner}|${op.op === 'ack'}|${op.sub}`;
           if (!acks.has(key)) acks.set(key, { tokens: [], error: undefined });
-          acks.get(key).tokens.push(...op.d);
+          acks.get(key).tokens.push(...mine);
           if (typeof op.error === 'string') acks.get(key).error = op.error;
           break;
         }
         case 'del':
-          await flushPubs(hub, pubs, replies);
+          await flushPubs(hub, c, pubs, replies);
           replies.push(await deleteGroup(hub, c, op));
           break;
         default:
@@ -203,14 +229,17 @@ export async function handleFrame(hub, c, data) {
       replies.push(refused(hub, c, op, e));
     }
   }
-  await flushPubs(hub, pubs, replies);
+  await flushPubs(hub, c, pubs, replies);
   for (const [key, { tokens, error }] of acks) {
-    const [owner, ok] = key.split('|');
+    const [owner, ok, sub] = key.split('|').map((x) => (x === 'true' || x === 'false' ? x === 'true' : Number(x)));
+    const op = ok ? 'ack' : 'nack';
     try {
-      await hub._peer(Number(owner)).ack(Number(owner), tokens, ok === 'true', error);
+      const from = { home: hub.index, conn: c.id, sub, ns: c.ns };
+      const r = await hub._peer(owner).ack(owner, tokens, ok, error, from);
+      if (r?.forbidden > 0) replies.push(forbiddenAck(op, sub, r.forbidden));
     } catch (e) {
-      hub._error(`${ok === 'true' ? 'acknowledging' : 'refusing'} ${tokens.length} delivery(ies) at hub ${owner} failed`, e);
-      replies.push({ t: 'err', op: ok === 'true' ? 'ack' : 'nack', code: 'UNAVAILABLE', message: `the owner hub did not take the acknowledgement: ${e.message}` });
+      hub._error(`${ok ? 'acknowledging' : 'refusing'} ${tokens.length} delivery(ies) at hub ${owner} failed`, e);
+      replies.push({ t: 'err', op, sub, code: 'UNAVAILABLE', message: `the owner hub did not take the acknowledgement: ${e.message}` });
     }
   }
   if (replies.length > 0) send(c, replies);
@@ -231,7 +260,7 @@ function rateViolations(hub, c, replies) {
   }
   c.violations = (c.violations ?? 0) + 1;
   if (c.violations < hub.cfg.RATE_VIOLATIONS_TO_CLOSE || c.closed) return;
-  hub.counts.rateClosed = (hub.counts.rateClosed ?? 0) + 1;
+  hub._count(c.ns, 'rateClosed');
   hub._countsChanged();
   try {
     c.ws.send(JSON.stringify({ t: 'err', code: 'RATE_LIMITED', message: `${c.violations} frames in a row over ${hub.cfg.MAX_MESSAGES_PER_SECOND} messages per second: closing` }));
@@ -242,7 +271,14 @@ function rateViolations(hub, c, replies) {
   hub._dropSocket(c.ws);
 }
 
-async function flushPubs(hub, pubs, replies) {
+function forbiddenAck(op, sub, n) {
+  return {
+    t: 'err', op, sub, code: 'FORBIDDEN',
+    message: `${n} delivery token(s) were not delivered to subscription ${sub} of this connection: refused, nothing acknowledged`,
+  };
+}
+
+async function flushPubs(hub, c, pubs, replies) {
   if (pubs.size === 0) return;
   const byOwner = [...pubs];
   pubs.clear();
@@ -333,7 +369,7 @@ async function deleteGroup(hub, c, op) {
   const owner = hubOfTopic(op.pattern, HUBS, ROUTE_TOKENS);
   let r;
   try {
-    r = await hub._peer(owner).deleteGroup(owner, op.group, op.pattern);
+    r = await hub._peer(owner).deleteGroup(owner, op.group, op.pattern, c.ns);
   } catch (e) {
     hub._error(`deleting group \`${op.group}\` at hub ${owner} failed`, e);
     throw new EdgeError('UNAVAILABLE', `the owner hub of \`${op.pattern}\` is unavailable: ${e.message}`);

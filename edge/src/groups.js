@@ -27,7 +27,13 @@
 // bytes (a new message drops the oldest ones, like the bus's `dropOldest`; counted `dropped`),
 // messages older than `STREAM_MAX_AGE_MS` expire (counted `expired`), and a stream with no members
 // and no publish, join or leave for `STREAM_IDLE_MS` is deleted with its messages (counted).
+//
+// Namespaces: a stream belongs to the namespace of the token that created it; group names, the
+// topic index and `$dead.<group>` are per namespace, so equal names in two namespaces are two
+// streams. Delivery tokens are 128 random bits, bound to the member they were delivered to: an
+// acknowledgement from any other member is refused (FORBIDDEN) and changes nothing.
 import { Bus } from 'edgebus';
+import { DEFAULT_NS } from './auth.js';
 import { EdgeError } from './errors.js';
 
 const GROUP_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -43,6 +49,27 @@ function memberKey(home, conn, sub) {
   return `${home}|${conn}|${sub}`;
 }
 
+/** A stream's key; the default namespace's keys are those of before namespaces (stored streams stay). */
+function streamKey(ns, group, pattern) {
+  return ns === DEFAULT_NS ? `${group} ${pattern}` : `${ns}/${group} ${pattern}`;
+}
+
+/** An unguessable delivery token: 128 random bits, base64url. */
+function deliveryToken() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+/** A message as its consumers see it: without the hub's internal namespace field. */
+export function visible(env) {
+  if (env?.ns === undefined) return env;
+  const rest = { ...env };
+  delete rest.ns;
+  return rest;
+}
+
 function pad(seq) {
   return String(seq).padStart(12, '0');
 }
@@ -56,10 +83,9 @@ export class Streams {
     this.sql = hub.ctx.storage.sql;
     this.streams = new Map();   // key → stream
     this.pending = new Map();   // delivery token → { resolve, reject, s, member, seq }
-    this.index = new Bus();     // one plain subscription per stream pattern: which streams a topic reaches
+    this.indexes = new Map();   // namespace → Bus with one plain subscription per stream pattern
     this.matched = [];
     this.nextSid = 1;
-    this.tokens = 0;
     this.acked = 0;
     this.lateAcks = 0;
     this.dead = 0;
@@ -136,14 +162,19 @@ export class Streams {
 
   _open(def) {
     const s = {
-      ...def, lanes: new Map(), members: new Map(), mem: new Map(), unverified: [], verified: true,
+      ns: DEFAULT_NS, ...def, lanes: new Map(), members: new Map(), mem: new Map(), unverified: [], verified: true,
       tokenBySeq: new Map(), count: 0, bytes: 0, nextSeq: 1, cursor: 0,
     };
     for (const k of STREAM_COUNTS) s[k] = def[k] ?? 0;
     s.touched = def.touched ?? Date.now();
     this.streams.set(def.key, s);
     if (def.sid >= this.nextSid) this.nextSid = def.sid + 1;
-    s.indexSub = this.index.subscribe(def.pattern, () => { this.matched.push(s); });
+    let index = this.indexes.get(s.ns);
+    if (index === undefined) {
+      index = new Bus();
+      this.indexes.set(s.ns, index);
+    }
+    s.indexSub = index.subscribe(def.pattern, () => { this.matched.push(s); });
     this._lane(s, 0);
     return s;
   }
@@ -165,10 +196,10 @@ export class Streams {
     }));
   }
 
-  /** Streams a topic reaches (valid topic). */
-  route(topic) {
+  /** Streams of namespace `ns` a topic reaches (valid topic). */
+  route(topic, ns = DEFAULT_NS) {
     this.matched.length = 0;
-    this.index.publish(topic, null);
+    this.indexes.get(ns)?.publish(topic, null);
     return this.matched;
   }
 
@@ -283,14 +314,15 @@ export class Streams {
     if (this.streams.get(s.key) === s) this._fill(s);
   }
 
-  async join(home, conn, sub, pattern, group, opts) {
+  async join(home, conn, sub, pattern, group, opts, ns = DEFAULT_NS) {
     checkGroupName(group);
-    const key = `${group} ${pattern}`;
+    const key = streamKey(ns, group, pattern);
     let s = this.streams.get(key);
     const want = { maxAttempts: opts.maxAttempts, ackTimeoutMs: opts.ackTimeoutMs };
     const now = Date.now();
     if (s === undefined) {
       const def = { key, sid: this.nextSid++, group, pattern, ...want, touched: now };
+      if (ns !== DEFAULT_NS) def.ns = ns;
       await this.hub.ctx.storage.put({ 'g:next': this.nextSid, [`g:${key}`]: def });
       s = this._open(def);
       this.hub._scheduleAlarm();
@@ -324,7 +356,7 @@ export class Streams {
     this.sql.exec('UPDATE msgs SET attempts = ? WHERE sid = ? AND seq = ?', total, s.sid, seq);
     e.attempts = total;
     return new Promise((resolve, reject) => {
-      const d = `${this.hub.bootId}.${(++this.tokens).toString(36)}`;
+      const d = deliveryToken();
       const previous = s.tokenBySeq.get(seq);
       if (previous !== undefined) this.pending.delete(previous);
       if (total > 1) s.redelivered++;
@@ -335,11 +367,25 @@ export class Streams {
     });
   }
 
-  /** Acknowledges (ok) or refuses deliveries; tokens unknown here (late, or from before a restart) are counted. */
-  ack(tokens, ok, reason) {
+  /**
+   * Acknowledges (ok) or refuses deliveries on behalf of member `from` ({ home, conn, sub, ns }).
+   * Tokens unknown here (late, or from before a restart) are counted as late; tokens delivered to
+   * another member are refused and counted by the caller. Returns `{ forbidden }`.
+   */
+  ack(tokens, ok, reason, from) {
+    let forbidden = 0;
+    const mk = memberKey(from.home, from.conn, from.sub);
     for (const d of tokens) {
       const p = this.pending.get(d);
-      if (p === undefined) { this.lateAcks++; continue; }
+      if (p === undefined) {
+        this.lateAcks++;
+        this.hub._nsCount(from.ns, 'lateAcks');
+        continue;
+      }
+      if (p.member.key !== mk) {
+        forbidden++;
+        continue;
+      }
       this.pending.delete(d);
       p.member.tokens.delete(d);
       const s = p.s;
@@ -354,6 +400,7 @@ export class Streams {
         s.done++;
         s.touched = Date.now();
         this.acked++;
+        this.hub._nsCount(s.ns, 'acked');
         this._saveDef(s);
         p.resolve();
         if (e !== undefined) this._finish(s, e);
@@ -361,6 +408,7 @@ export class Streams {
         p.reject(new Error(typeof reason === 'string' ? reason.slice(0, 500) : 'refused by the consumer'));
       }
     }
+    return { forbidden };
   }
 
   leave(home, conn, sub, reason = 'the consumer left') {
@@ -389,8 +437,8 @@ export class Streams {
    * Deletes a stream and its stored messages (explicitly, or idle). Refused while it has members:
    * they would wait on a stream that no longer exists. Answers how many messages were discarded.
    */
-  delete(group, pattern, why) {
-    const key = `${group} ${pattern}`;
+  delete(group, pattern, why, ns = DEFAULT_NS) {
+    const key = streamKey(ns, group, pattern);
     const s = this.streams.get(key);
     if (s === undefined) return { found: false, discarded: 0 };
     if (s.members.size > 0 || s.unverified.length > 0) {
@@ -408,7 +456,7 @@ export class Streams {
     this.hub.ctx.storage.delete(`g:${key}`);
     this.hub.counts.streamsDeleted++;
     this.hub.counts.streamDiscarded += discarded;
-    console.log(`edgebus hub ${this.hub.index}: stream \`${group}\` on \`${pattern}\` deleted (${why}), ${discarded} stored message(s) discarded`);
+    console.log(`edgebus hub ${this.hub.index}: stream \`${group}\` on \`${pattern}\` deleted (${why}), ${discarded} stored message(s) discarded (namespace ${ns})`);
     return { found: true, discarded };
   }
 
@@ -416,7 +464,7 @@ export class Streams {
   sweep(now) {
     for (const s of [...this.streams.values()]) {
       if (s.members.size === 0 && s.unverified.length === 0 && now - s.touched >= this.cfg.STREAM_IDLE_MS) {
-        this.delete(s.group, s.pattern, `idle for ${this.cfg.STREAM_IDLE_MS} ms`);
+        this.delete(s.group, s.pattern, `idle for ${this.cfg.STREAM_IDLE_MS} ms`, s.ns);
       } else {
         this._limit(s, now);
       }
@@ -439,6 +487,7 @@ export class Streams {
 
   _saveDef(s) {
     const def = { key: s.key, sid: s.sid, group: s.group, pattern: s.pattern, maxAttempts: s.maxAttempts, ackTimeoutMs: s.ackTimeoutMs, touched: s.touched };
+    if (s.ns !== DEFAULT_NS) def.ns = s.ns;
     for (const k of STREAM_COUNTS) def[k] = s[k];
     if (this.streams.get(s.key) === s) this.hub.ctx.storage.put(`g:${s.key}`, def);
   }
@@ -472,6 +521,7 @@ export class Streams {
     const env = e.env;
     this.dead++;
     s.dead++;
+    this.hub._nsCount(s.ns, 'dead');
     this.sql.exec('DELETE FROM msgs WHERE sid = ? AND seq = ?', s.sid, e.seq);
     s.count--;
     s.bytes -= e.bytes;
@@ -482,7 +532,9 @@ export class Streams {
     if (env.topic.startsWith('$dead.')) {
       this.deadNotPublished++;
     } else {
-      const letter = { group: s.group, topic: env.topic, attempts, error, message: env };
+      // `ns` travels beside the letter to its `$dead` owner and is not part of its payload.
+      const letter = { group: s.group, topic: env.topic, attempts, error, message: visible(env) };
+      if (s.ns !== DEFAULT_NS) letter.ns = s.ns;
       storage.put(`dq:${rest}`, letter);
       this.hub.deadLetter(`dq:${rest}`, letter);
     }
@@ -490,9 +542,11 @@ export class Streams {
     this._finish(s, e);
   }
 
-  stats() {
-    return [...this.streams.values()].map((s) => ({
-      group: s.group, pattern: s.pattern, members: s.members.size, stored: s.count, bytes: s.bytes,
+  /** Per-stream figures: every stream, or those of namespace `ns`. */
+  stats(ns) {
+    const rows = [...this.streams.values()].filter((s) => ns === undefined || s.ns === ns);
+    return rows.map((s) => ({
+      ...(ns === undefined ? { ns: s.ns } : {}), group: s.group, pattern: s.pattern, members: s.members.size, stored: s.count, bytes: s.bytes,
       waiting: s.count - [...s.mem.values()].filter((e) => !e.removed).length,
       inFlight: [...s.members.values()].reduce((n, m) => n + m.tokens.size, 0),
       done: s.done, redelivered: s.redelivered, dead: s.dead, dropped: s.dropped, expired: s.expired,

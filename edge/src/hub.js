@@ -12,17 +12,41 @@
 //   queued shares the frame), or after BATCH_MAX_WAIT_MS when that is set.
 //
 // What must survive eviction is in storage: connection records (`c:<conn>`: claims and
-// subscriptions; the socket's attachment holds only its id), interests (`i:<home>|<pattern>`),
-// streams, members and their messages (groups.js), the idempotence window (SQLite table `seen`)
-// and the counters (`meta:counts`, written in the same turn as the change they count, so in the
-// same implicit transaction).
+// subscriptions; the socket's attachment holds only its id), interests (`i:<home>|<pattern>`, or
+// `in:<home>|<ns> <pattern>` outside the default namespace), streams, members and their messages
+// (groups.js), the idempotence window (SQLite table `seen`, by namespace and id) and the counters
+// (`meta:counts`, and `meta:ns:<ns>` per namespace, written in the same turn as the change they
+// count, so in the same implicit transaction).
+//
+// Namespaces (the token's `ns` claim; auth.js DEFAULT_NS without it) are separate worlds on the
+// same hubs: each has its own matching Buses (`local`, `routing`: a message of one namespace is
+// never matched against another's subscriptions, whatever the token patterns), its own dedupe
+// window, streams (groups.js) and counters. A message carries `ns` inside the hubs when it is not
+// the default's; clients never see it (groups.js `visible`).
 import { DurableObject } from 'cloudflare:workers';
 import { Bus } from 'edgebus';
+import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
 import { EdgeError } from './errors.js';
-import { hubName, hubOfTopic, hubsOfPattern } from './routing.js';
-import { Streams } from './groups.js';
+import { hubName, hubOfTopic, hubsOfPattern, nsDirectoryHub } from './routing.js';
+import { Streams, visible } from './groups.js';
 import { handleFrame } from './frames.js';
+
+/** The counters each namespace has its own share of (`/stats` with a non-admin token). */
+export const NS_COUNTERS = ['published', 'duplicates', 'notStored', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge',
+  'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished', 'tooDeep', 'rateClosed'];
+
+/** Delivery tokens a home remembers per connection, to refuse acknowledgements of others' tokens. */
+const DELIVERED_LIMIT = 10000;
+
+/** `<ns> <pattern>`: a pattern in its namespace (neither contains a space). */
+function scoped(ns, pattern) {
+  return `${ns} ${pattern}`;
+}
+
+function interestStorageKey(home, ns, pattern) {
+  return ns === DEFAULT_NS ? `i:${home}|${pattern}` : `in:${home}|${scoped(ns, pattern)}`;
+}
 
 export class Hub extends DurableObject {
   constructor(ctx, env) {
@@ -30,12 +54,13 @@ export class Hub extends DurableObject {
     this.cfg = readConfig(env);
     this.bootId = Math.random().toString(36).slice(2, 8);
     this.index = -1;
-    this.local = new Bus({ maxQueue: Infinity });
-    this.routing = new Bus({ maxQueue: Infinity });
+    this.local = new Bus({ maxQueue: Infinity });     // the default namespace's (as home)
+    this.routing = new Bus({ maxQueue: Infinity });   // the default namespace's (as owner)
+    this.nsBuses = new Map();        // `local|<ns>` / `routing|<ns>` → Bus of another namespace
     this.streams = new Streams(this);
     this.conns = new Map();          // conn id → connection state (sockets of this hub)
-    this.interests = new Map();      // `${home}|${pattern}` → routing subscription (as owner)
-    this.wanted = new Map();         // pattern → { count, hubs, busy } (as home)
+    this.interests = new Map();      // `${home}|${ns} ${pattern}` → routing subscription (as owner)
+    this.wanted = new Map();         // `${ns} ${pattern}` → { count, busy } (as home)
     this.boxes = new Map();          // home index → box { items, last, patterns, bytes, done } (forwarding, this microtask)
     this.boxQueued = false;
     this.homeChains = new Map();     // home index → the last forward to it (forwards to one home go in order)
@@ -46,17 +71,23 @@ export class Hub extends DurableObject {
     this.flushTimer = undefined;
     this.sending = undefined;        // frames of the flush in progress, sent after their count is written
     this.idSeq = 0;
-    this.seenCount = undefined;      // rows of `seen`, counted on first use after a wake
+    this.seenCount = new Map();      // namespace → rows of `seen`, counted on first use after a wake
     this.alarmAt = undefined;        // the scheduled alarm (stream limits and idle deletion)
     this.ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS seen (ns TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,
       PRIMARY KEY (ns, id)) WITHOUT ROWID`);
     this.ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS seen_at ON seen (at)');
+    this.ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS seen_ns_at ON seen (ns, at)');
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
-      dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, badFrames: 0, refused: 0,
+      dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
       deadPublished: 0, deadRetries: 0, streamDropped: 0, streamExpired: 0, streamsDeleted: 0,
       streamDiscarded: 0, notStored: 0, errors: 0, forwardRetries: 0, rateClosed: 0, tooDeep: 0,
     };
+    this.nsCounts = new Map();       // namespace → its share of the counters (see _nsCount)
+    this.nsDirty = new Set();
+    this.nsRegistered = new Set();   // namespaces whose directory lists this hub (`meta:nsreg:<ns>`)
+    this.nsRegistering = new Map();
+    this.nsDirectory = new Map();    // as a directory: namespace → hubs that served it (`nsdir:<ns>`)
     this.deadOutbox = new Map();     // `dq:` key → dead letter not yet taken by its `$dead` owner
     this.deadTimer = undefined;
     this.deadSending = false;
@@ -70,9 +101,17 @@ export class Hub extends DurableObject {
     this.index = (await storage.get('meta:index')) ?? -1;
     const saved = (await storage.get('meta:counts')) ?? {};
     for (const k of Object.keys(this.counts)) this.counts[k] = saved[k] ?? 0;
+    for (const [k, v] of await storage.list({ prefix: 'meta:ns:' })) this.nsCounts.set(k.slice(8), v);
+    for (const [k] of await storage.list({ prefix: 'meta:nsreg:' })) this.nsRegistered.add(k.slice(11));
+    for (const [k, v] of await storage.list({ prefix: 'nsdir:' })) this.nsDirectory.set(k.slice(6), new Set(v));
     for (const [k] of await storage.list({ prefix: 'i:' })) {
       const [home, pattern] = splitOnce(k.slice(2), '|');
-      this._addInterest(Number(home), pattern);
+      this._addInterest(Number(home), pattern, DEFAULT_NS);
+    }
+    for (const [k] of await storage.list({ prefix: 'in:' })) {
+      const [home, rest] = splitOnce(k.slice(3), '|');
+      const [ns, pattern] = splitOnce(rest, ' ');
+      this._addInterest(Number(home), pattern, ns);
     }
     const records = await storage.list({ prefix: 'c:' });
     for (const ws of this.ctx.getWebSockets()) {
@@ -81,6 +120,8 @@ export class Hub extends DurableObject {
       if (rec === undefined) continue;
       records.delete(`c:${a.conn}`);
       const c = this._conn(ws, a.conn, rec.claims);
+      // Deliveries made before this instance are not in `c.delivered`: the owner checks those.
+      c.restored = true;
       for (const [id, s] of Object.entries(rec.subs)) this._restoreSub(c, Number(id), s);
     }
     // Records of sockets that are gone: their interests elsewhere are cleaned lazily (receive()).
@@ -112,11 +153,27 @@ export class Hub extends DurableObject {
     return index === this.index ? this : this.env.HUB.get(this.env.HUB.idFromName(hubName(index)));
   }
 
+  /**
+   * The matching Bus of a namespace: `kind` is 'local' (as home) or 'routing' (as owner). Created
+   * for a subscription; a publish to a namespace without one here matches nothing (undefined).
+   */
+  _bus(kind, ns, create = true) {
+    if (ns === DEFAULT_NS || ns === undefined) return this[kind];
+    const key = `${kind}|${ns}`;
+    let bus = this.nsBuses.get(key);
+    if (bus === undefined && create) {
+      bus = new Bus({ maxQueue: Infinity });
+      this.nsBuses.set(key, bus);
+    }
+    return bus;
+  }
+
   // ----- connections ----------------------------------------------------------------------------
 
   async fetch(request) {
     await this._enter(Number(request.headers.get('x-edgebus-hub')));
     const claims = JSON.parse(request.headers.get('x-edgebus-claims'));
+    await this._nsHere(claims.ns ?? DEFAULT_NS);
     const [client, server] = Object.values(new WebSocketPair());
     const conn = crypto.randomUUID().replaceAll('-', '').slice(0, 16);
     this.ctx.acceptWebSocket(server, [conn]);
@@ -125,7 +182,7 @@ export class Hub extends DurableObject {
     this._conn(server, conn, claims);
     const c = this.cfg;
     server.send(JSON.stringify({
-      t: 'hello', conn, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS,
+      t: 'hello', conn, ns: claims.ns ?? DEFAULT_NS, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS,
       limits: { maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND },
     }));
     return new Response(null, { status: 101, webSocket: client });
@@ -133,7 +190,8 @@ export class Hub extends DurableObject {
 
   _conn(ws, id, claims) {
     const c = {
-      ws, id, claims, subs: new Map(), outbox: [], last: undefined, lastEntry: undefined,
+      ws, id, claims, ns: claims.ns ?? DEFAULT_NS, subs: new Map(), outbox: [], last: undefined, lastEntry: undefined,
+      delivered: new Map(), restored: false, // work-queue delivery token → subscription id
       tokens: this.cfg.MAX_MESSAGES_PER_SECOND, refilled: Date.now(), busy: Promise.resolve(), closed: false,
     };
     this.conns.set(id, c);
@@ -196,9 +254,9 @@ export class Hub extends DurableObject {
   _restoreSub(c, id, s) {
     const sub = { ...s, local: undefined };
     if (s.group === undefined) {
-      sub.local = this.local.subscribe(s.pattern, (env) => this._toConn(c, id, env));
-      const w = this.wanted.get(s.pattern);
-      if (w === undefined) this.wanted.set(s.pattern, { count: 1, busy: Promise.resolve() });
+      sub.local = this._bus('local', c.ns).subscribe(s.pattern, (env) => this._toConn(c, id, env));
+      const w = this.wanted.get(scoped(c.ns, s.pattern));
+      if (w === undefined) this.wanted.set(scoped(c.ns, s.pattern), { count: 1, busy: Promise.resolve() });
       else w.count++;
     }
     c.subs.set(id, sub);
@@ -206,16 +264,16 @@ export class Hub extends DurableObject {
 
   /** A plain subscription: local matching plus interest at every hub that can own its topics. */
   async addPlainSub(c, id, pattern, hubs) {
-    const local = this.local.subscribe(pattern, (env) => this._toConn(c, id, env));
+    const local = this._bus('local', c.ns).subscribe(pattern, (env) => this._toConn(c, id, env));
     c.subs.set(id, { pattern, local });
-    let w = this.wanted.get(pattern);
+    let w = this.wanted.get(scoped(c.ns, pattern));
     if (w === undefined) {
       w = { count: 0, busy: Promise.resolve() };
-      this.wanted.set(pattern, w);
+      this.wanted.set(scoped(c.ns, pattern), w);
     }
     w.count++;
     if (w.count === 1) {
-      w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).addInterest(h, this.index, pattern))));
+      w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).addInterest(h, this.index, pattern, c.ns))));
     }
     try {
       await w.busy;
@@ -229,7 +287,7 @@ export class Hub extends DurableObject {
     c.subs.set(id, { pattern, group, opts, owner });
     let r;
     try {
-      r = await this._peer(owner).joinGroup(owner, this.index, c.id, id, pattern, group, opts);
+      r = await this._peer(owner).joinGroup(owner, this.index, c.id, id, pattern, group, opts, c.ns);
     } catch (e) {
       r = { error: { code: 'UNAVAILABLE', message: `the owner hub of \`${pattern}\` is unavailable: ${e.message}` } };
     }
@@ -251,13 +309,13 @@ export class Hub extends DurableObject {
       }
     } else {
       s.local.unsubscribe();
-      const w = this.wanted.get(s.pattern);
+      const w = this.wanted.get(scoped(c.ns, s.pattern));
       if (w !== undefined && --w.count === 0) {
         const hubs = hubsOfPattern(s.pattern, this.cfg.HUBS, this.cfg.ROUTE_TOKENS);
-        w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).removeInterest(h, this.index, s.pattern))))
+        w.busy = w.busy.then(() => Promise.all(hubs.map((h) => this._peer(h).removeInterest(h, this.index, s.pattern, c.ns))))
           .catch(() => {});
         await w.busy;
-        if (w.count === 0) this.wanted.delete(s.pattern);
+        if (w.count === 0) this.wanted.delete(scoped(c.ns, s.pattern));
       }
     }
     if (save) await this.saveConn(c);
@@ -266,33 +324,35 @@ export class Hub extends DurableObject {
 
   // ----- interests and streams (as owner; called by homes) -------------------------------------
 
-  async addInterest(self, home, pattern) {
+  async addInterest(self, home, pattern, ns = DEFAULT_NS) {
     await this._enter(self);
-    if (this._addInterest(home, pattern)) await this.ctx.storage.put(`i:${home}|${pattern}`, 1);
+    if (this._addInterest(home, pattern, ns)) await this.ctx.storage.put(interestStorageKey(home, ns, pattern), 1);
   }
 
-  _addInterest(home, pattern) {
-    const key = `${home}|${pattern}`;
+  _addInterest(home, pattern, ns) {
+    const sp = scoped(ns, pattern);
+    const key = `${home}|${sp}`;
     if (this.interests.has(key)) return false;
-    this.interests.set(key, this.routing.subscribe(pattern, (env) => this.forward(home, env, pattern)));
+    this.interests.set(key, this._bus('routing', ns).subscribe(pattern, (env) => this.forward(home, env, sp)));
     return true;
   }
 
-  async removeInterest(self, home, pattern) {
+  async removeInterest(self, home, pattern, ns = DEFAULT_NS) {
     await this._enter(self);
-    const key = `${home}|${pattern}`;
+    const key = `${home}|${scoped(ns, pattern)}`;
     const sub = this.interests.get(key);
     if (sub === undefined) return;
     sub.unsubscribe();
     this.interests.delete(key);
-    await this.ctx.storage.delete(`i:${key}`);
+    await this.ctx.storage.delete(interestStorageKey(home, ns, pattern));
   }
 
   /** Adds a work-queue member; errors come back as values (`{ error: { code, message } }`). */
-  async joinGroup(self, home, conn, sub, pattern, group, opts) {
+  async joinGroup(self, home, conn, sub, pattern, group, opts, ns = DEFAULT_NS) {
     await this._enter(self);
+    await this._nsHere(ns);
     try {
-      await this.streams.join(home, conn, sub, pattern, group, opts);
+      await this.streams.join(home, conn, sub, pattern, group, opts, ns);
       return {};
     } catch (e) {
       return { error: { code: typeof e.code === 'string' ? e.code : 'UNAVAILABLE', message: e.message } };
@@ -304,17 +364,23 @@ export class Hub extends DurableObject {
     this.streams.leave(home, conn, sub);
   }
 
-  async ack(self, tokens, ok, reason) {
+  /**
+   * Acknowledges (ok) or refuses deliveries for member `from` ({ home, conn, sub, ns }), which must
+   * be the member each token was delivered to. Resolves to `{ forbidden }`: tokens of other members.
+   */
+  async ack(self, tokens, ok, reason, from) {
     await this._enter(self);
-    this.streams.ack(tokens, ok, reason);
+    const { forbidden } = this.streams.ack(tokens, ok, reason, from);
+    if (forbidden > 0) this._count(from.ns, 'forbiddenAcks', forbidden);
     this._countsChanged();
+    return { forbidden };
   }
 
-  /** Deletes a work-queue stream and its stored messages (frame op `del`); errors come back as values. */
-  async deleteGroup(self, group, pattern) {
+  /** Deletes a work-queue stream of namespace `ns` and its stored messages (frame op `del`); errors come back as values. */
+  async deleteGroup(self, group, pattern, ns = DEFAULT_NS) {
     await this._enter(self);
     try {
-      const r = this.streams.delete(group, pattern, 'deleted by a client');
+      const r = this.streams.delete(group, pattern, 'deleted by a client', ns);
       this._countsChanged();
       return r;
     } catch (e) {
@@ -343,43 +409,51 @@ export class Hub extends DurableObject {
 
   /**
    * Publishes validated, authorized messages `{ topic, payload, id?, key?, ns? }`. Resolves to one
-   * result per message: `false` for a duplicate id (within the namespace `ns`, '' by default),
+   * result per message: `false` for a duplicate id (within the namespace `ns`, DEFAULT_NS by default),
    * otherwise `{ stored }`: the number of work-queue streams that stored it (0: delivered to
    * whoever subscribes now, kept by no durable group). The dedupe window, the stored messages and
    * the counters are written in this turn, before the answer leaves (one implicit transaction).
    */
   async publish(self, msgs) {
     await this._enter(self);
+    for (const m of msgs) if (!this.nsRegistered.has(m.ns ?? DEFAULT_NS)) await this._nsHere(m.ns ?? DEFAULT_NS);
     const out = new Array(msgs.length);
     const boxesOf = new Array(msgs.length);
     const now = Date.now();
     let streamed = false;
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i];
-      if (m.id !== undefined && !this._firstSeen(m.ns ?? '', m.id, now)) {
-        this.counts.duplicates++;
+      const ns = m.ns ?? DEFAULT_NS;
+      if (m.id !== undefined && !this._firstSeen(ns, m.id, now)) {
+        this._count(ns, 'duplicates');
         out[i] = false;
         continue;
       }
-      this.counts.published++;
+      this._count(ns, 'published');
       const env = { topic: m.topic, payload: m.payload, id: m.id ?? `${this.bootId}-${(++this.idSeq).toString(36)}`, publishedAt: now };
       if (m.key !== undefined) env.key = m.key;
+      if (ns !== DEFAULT_NS) env.ns = ns;
       if (m.size !== undefined) this.sizes.set(env, m.size);
       this.collect = new Set();
       try {
-        this.routing.publish(env.topic, env);
+        this._bus('routing', ns, false)?.publish(env.topic, env);
       } finally {
         boxesOf[i] = this.collect;
         this.collect = undefined;
       }
-      const streams = this.streams.route(env.topic);
-      if (streams.length === 0) this.counts.notStored++;
+      const streams = this.streams.route(env.topic, ns);
+      if (streams.length === 0) this._count(ns, 'notStored');
       else streamed = true;
       out[i] = { stored: streams.length };
       for (const st of [...streams]) this.streams.store(st, env, now);
     }
     this._countsChanged();
-    if (streamed && this.alarmAt === undefined) this._scheduleAlarm();
+    // The messages stored now expire at now + STREAM_MAX_AGE_MS: the alarm must come by then (an
+    // alarm set for later, e.g. an idle deletion, would otherwise expire them late).
+    if (streamed && (this.alarmAt === undefined || this.alarmAt > now + this.cfg.STREAM_MAX_AGE_MS + 1)) {
+      this.alarmAt = now + this.cfg.STREAM_MAX_AGE_MS + 1;
+      this.ctx.storage.setAlarm(this.alarmAt);
+    }
     // The answer waits for the forwards to the subscribers' home hubs (each retried up to
     // FORWARD_ATTEMPTS times): a message that did not reach every home is answered UNAVAILABLE and
     // its id forgotten, so that the publisher's retry is taken, not refused as a duplicate.
@@ -391,7 +465,7 @@ export class Hub extends DurableObject {
       if (boxesOf[i] === undefined || out[i] === false) continue;
       const failed = [...boxesOf[i]].find((box) => box.failed !== undefined);
       if (failed === undefined) continue;
-      if (msgs[i].id !== undefined) this._forget(msgs[i].ns ?? '', msgs[i].id);
+      if (msgs[i].id !== undefined) this._forget(msgs[i].ns ?? DEFAULT_NS, msgs[i].id);
       out[i] = { error: { code: 'UNAVAILABLE', message: `not delivered to the subscribers of hub ${failed.home} (${failed.failed}); publish it again` } };
     }
     return out;
@@ -399,8 +473,8 @@ export class Hub extends DurableObject {
 
   /** Removes an id from the idempotence window (its publish was not delivered everywhere). */
   _forget(ns, id) {
-    if (this.seenCount === undefined) return;
-    this.seenCount -= this.ctx.storage.sql.exec('DELETE FROM seen WHERE ns = ? AND id = ? RETURNING 1', ns, id).toArray().length;
+    const n = this.ctx.storage.sql.exec('DELETE FROM seen WHERE ns = ? AND id = ? RETURNING 1', ns, id).toArray().length;
+    if (this.seenCount.has(ns)) this.seenCount.set(ns, this.seenCount.get(ns) - n);
   }
 
   /**
@@ -410,7 +484,7 @@ export class Hub extends DurableObject {
    * taken whole when the bucket holds min(n, rate) (the excess is owed and delays the next one);
    * otherwise `{ retryAfterMs }`.
    */
-  async rateTake(self, key, n) {
+  async rateTake(self, key, n, ns = DEFAULT_NS) {
     await this._enter(self);
     const rate = this.cfg.PUBLISH_MESSAGES_PER_SECOND;
     const now = Date.now();
@@ -426,7 +500,7 @@ export class Hub extends DurableObject {
     b.at = now;
     const need = Math.min(n, rate);
     if (b.tokens < need) {
-      this.counts.rateLimited += n;
+      this._count(ns, 'rateLimited', n);
       this._countsChanged();
       return { retryAfterMs: Math.ceil(((need - b.tokens) / rate) * 1000) };
     }
@@ -435,28 +509,32 @@ export class Hub extends DurableObject {
   }
 
   /**
-   * The durable idempotence window: true (and remembered) unless `(ns, id)` was seen within
-   * DEDUPE_MAX_AGE_MS among the last DEDUPE_MAX_IDS ids. One indexed lookup per id; nothing is
-   * read into memory but the row count (once per wake).
+   * The durable idempotence window of namespace `ns`: true (and remembered) unless `(ns, id)` was
+   * seen within DEDUPE_MAX_AGE_MS among the namespace's last DEDUPE_MAX_IDS ids (a bound per
+   * namespace, so one tenant's ids never push another's out). One indexed lookup per id; nothing
+   * is read into memory but the namespace's row count (once per wake).
    */
   _firstSeen(ns, id, now) {
     const sql = this.ctx.storage.sql;
     const { DEDUPE_MAX_IDS, DEDUPE_MAX_AGE_MS } = this.cfg;
     const cutoff = now - DEDUPE_MAX_AGE_MS;
-    if (this.seenCount === undefined) this.seenCount = sql.exec('SELECT count(*) AS n FROM seen').one().n;
     for (const r of sql.exec('SELECT at FROM seen WHERE ns = ? AND id = ?', ns, id)) {
       if (r.at > cutoff) return false;
     }
-    // Age bound: ids older than the window go (the index on `at` finds them).
-    this.seenCount -= sql.exec('DELETE FROM seen WHERE at <= ? RETURNING 1', cutoff).toArray().length;
-    sql.exec('INSERT OR REPLACE INTO seen (ns, id, at) VALUES (?, ?, ?)', ns, id, now);
-    this.seenCount++;
-    // Count bound: the oldest go.
-    if (this.seenCount > DEDUPE_MAX_IDS) {
-      const over = this.seenCount - DEDUPE_MAX_IDS;
-      sql.exec('DELETE FROM seen WHERE (ns, id) IN (SELECT ns, id FROM seen ORDER BY at LIMIT ?)', over);
-      this.seenCount -= over;
+    // Age bound: ids older than the window go (the index on `at` finds them), whatever their namespace.
+    for (const r of sql.exec('DELETE FROM seen WHERE at <= ? RETURNING ns', cutoff)) {
+      if (this.seenCount.has(r.ns)) this.seenCount.set(r.ns, this.seenCount.get(r.ns) - 1);
     }
+    let count = this.seenCount.get(ns) ?? sql.exec('SELECT count(*) AS n FROM seen WHERE ns = ?', ns).one().n;
+    sql.exec('INSERT OR REPLACE INTO seen (ns, id, at) VALUES (?, ?, ?)', ns, id, now);
+    count++;
+    // Count bound: the namespace's oldest go.
+    if (count > DEDUPE_MAX_IDS) {
+      const over = count - DEDUPE_MAX_IDS;
+      sql.exec('DELETE FROM seen WHERE ns = ? AND id IN (SELECT id FROM seen WHERE ns = ? ORDER BY at LIMIT ?)', ns, ns, over);
+      count -= over;
+    }
+    this.seenCount.set(ns, count);
     return true;
   }
 
@@ -549,7 +627,10 @@ export class Hub extends DurableObject {
   /** Drops interests and members a home no longer has (after its connections were lost). */
   _cleanup(home, r) {
     if (r === undefined) return;
-    for (const p of r.stalePatterns) this.removeInterest(this.index, home, p);
+    for (const sp of r.stalePatterns) {
+      const [ns, p] = splitOnce(sp, ' ');
+      this.removeInterest(this.index, home, p, ns);
+    }
     for (const [conn, sub] of r.goneMembers) this.streams.leave(home, conn, sub, 'the consumer\'s connection is gone');
   }
 
@@ -582,7 +663,8 @@ export class Hub extends DurableObject {
       const topic = `$dead.${letter.group}`;
       const owner = hubOfTopic(topic, this.cfg.HUBS, this.cfg.ROUTE_TOKENS);
       if (!byOwner.has(owner)) byOwner.set(owner, []);
-      byOwner.get(owner).push([key, { topic, payload: letter, id: `${letter.message.id}@${topic}` }]);
+      const { ns = DEFAULT_NS, ...payload } = letter;
+      byOwner.get(owner).push([key, { topic, payload, id: `${letter.message.id}@${topic}`, ns }]);
     }
     let failed = false;
     await Promise.all([...byOwner].map(async ([owner, rows]) => {
@@ -594,7 +676,10 @@ export class Hub extends DurableObject {
         this._error(`handing ${rows.length} dead letter(s) to hub ${owner} failed; retried with backoff`, e);
         return;
       }
-      for (const [key] of rows) this.deadOutbox.delete(key);
+      for (const [key, m] of rows) {
+        this.deadOutbox.delete(key);
+        this._nsCount(m.ns, 'deadPublished');
+      }
       this.counts.deadPublished += rows.length;
       const deletes = [];
       for (let i = 0; i < rows.length; i += 128) deletes.push(this.ctx.storage.delete(rows.slice(i, i + 128).map(([key]) => key)));
@@ -618,7 +703,7 @@ export class Hub extends DurableObject {
     const goneMembers = [];
     for (const it of items) {
       if (it.g === undefined) {
-        this.local.publish(it.topic, it);
+        this._bus('local', it.ns, false)?.publish(it.topic, it);
         continue;
       }
       const [connId, subId] = it.g;
@@ -627,6 +712,8 @@ export class Hub extends DurableObject {
         goneMembers.push(it.g);
         continue;
       }
+      c.delivered.set(it.d, subId);
+      if (c.delivered.size > DELIVERED_LIMIT) c.delivered.delete(c.delivered.keys().next().value);
       c.last = undefined;
       this._push(c, { subs: [subId], env: it.e, d: it.d, a: it.a });
     }
@@ -647,7 +734,7 @@ export class Hub extends DurableObject {
     if (c.outbox.length >= this.cfg.OUTBOX_LIMIT) {
       c.outbox.shift();
       c.droppedSinceFrame = (c.droppedSinceFrame ?? 0) + 1;
-      this.counts.dropped++;
+      this._count(c.ns, 'dropped');
     }
     c.outbox.push(entry);
     if (c.outbox.length >= this.cfg.BATCH_MAX_MESSAGES) {
@@ -690,7 +777,7 @@ export class Hub extends DurableObject {
       const e = entries[i];
       let j = json.get(e.env);
       if (j === undefined) {
-        j = JSON.stringify(e.env);
+        j = JSON.stringify(visible(e.env));
         json.set(e.env, j);
       }
       parts[i] = e.d === undefined ? `[${JSON.stringify(e.subs)},${j}]` : `[${JSON.stringify(e.subs)},${j},"${e.d}",${e.a}]`;
@@ -699,8 +786,8 @@ export class Hub extends DurableObject {
     c.droppedSinceFrame = 0;
     const frame = `{"t":"msg","m":[${parts.join(',')}]${dropped}}`;
     // Counted before it leaves, so the stored counters never trail what clients received.
-    this.counts.frames++;
-    this.counts.delivered += entries.length;
+    this._count(c.ns, 'frames');
+    this._count(c.ns, 'delivered', entries.length);
     if (this.sending !== undefined) {
       this.sending.push([c, frame, entries.length]);
       return;
@@ -713,15 +800,15 @@ export class Hub extends DurableObject {
     try {
       c.ws.send(frame);
     } catch (e) {
-      this.counts.frames--;
-      this.counts.delivered -= n;
-      this.counts.dropped += n;
+      this._count(c.ns, 'frames', -1);
+      this._count(c.ns, 'delivered', -n);
+      this._count(c.ns, 'dropped', n);
       this._error(`a frame of ${n} message(s) to connection ${c.id} could not be sent; dropped`, e);
     }
   }
 
   _expire(c) {
-    this.counts.refused++;
+    this._count(c.ns, 'refused');
     this._countsChanged();
     try {
       c.ws.send(JSON.stringify({ t: 'err', code: 'TOKEN_EXPIRED', message: 'the bearer token expired; reconnect with a fresh one' }));
@@ -744,6 +831,69 @@ export class Hub extends DurableObject {
       ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
       deadNotPublished: this.streams.deadNotPublished,
     });
+    if (this.nsDirty.size === 0) return;
+    const dirty = [...this.nsDirty];
+    this.nsDirty.clear();
+    for (let i = 0; i < dirty.length; i += 128) {
+      this.ctx.storage.put(Object.fromEntries(dirty.slice(i, i + 128).map((ns) => [`meta:ns:${ns}`, this.nsCounts.get(ns)])));
+    }
+  }
+
+  /** Adds to a hub counter and to namespace `ns`'s share of it (written with the next _countsChanged). */
+  _count(ns, key, n = 1) {
+    this.counts[key] += n;
+    this._nsCount(ns, key, n);
+  }
+
+  /** Adds to namespace `ns`'s share of a counter only (groups.js keeps the hub-wide ones itself). */
+  _nsCount(ns = DEFAULT_NS, key, n = 1) {
+    let counts = this.nsCounts.get(ns);
+    if (counts === undefined) {
+      counts = {};
+      this.nsCounts.set(ns, counts);
+    }
+    counts[key] = (counts[key] ?? 0) + n;
+    this.nsDirty.add(ns);
+  }
+
+  /**
+   * Makes sure the directory of namespace `ns` (on hub nsDirectoryHub) lists this hub: once per hub
+   * and namespace, stored, before this hub first counts or holds anything of it. A namespace's
+   * /stats then asks only the hubs that served it. A directory that cannot be reached is logged
+   * and asked again next time; the request goes on.
+   */
+  async _nsHere(ns) {
+    if (this.nsRegistered.has(ns) || this.index < 0) return;
+    let p = this.nsRegistering.get(ns);
+    if (p === undefined) {
+      const dir = nsDirectoryHub(ns, this.cfg.HUBS);
+      p = this._peer(dir).nsJoin(dir, ns, this.index)
+        .then(() => this.ctx.storage.put(`meta:nsreg:${ns}`, 1))
+        .then(() => { this.nsRegistered.add(ns); })
+        .catch((e) => this._error(`joining the directory of namespace ${ns} at hub ${dir} failed`, e))
+        .finally(() => this.nsRegistering.delete(ns));
+      this.nsRegistering.set(ns, p);
+    }
+    await p;
+  }
+
+  /** As the directory of namespace `ns`: records that hub `hub` serves it. */
+  async nsJoin(self, ns, hub) {
+    await this._enter(self);
+    let hubs = this.nsDirectory.get(ns);
+    if (hubs === undefined) {
+      hubs = new Set();
+      this.nsDirectory.set(ns, hubs);
+    }
+    if (hubs.has(hub)) return;
+    hubs.add(hub);
+    await this.ctx.storage.put(`nsdir:${ns}`, [...hubs]);
+  }
+
+  /** As the directory of namespace `ns`: the hubs that have served it. */
+  async nsHubs(self, ns) {
+    await this._enter(self);
+    return [...(this.nsDirectory.get(ns) ?? [])].sort((a, b) => a - b);
   }
 
   /** A hub error: counted (`errors`, besides its own counter) and logged with its context. */
@@ -759,8 +909,23 @@ export class Hub extends DurableObject {
     this.ctx.abort('evicted by /admin/evict');
   }
 
-  async stats(self) {
+  /**
+   * This hub's figures: every namespace's (the admin view), or namespace `ns`'s only (its
+   * counters, connections, subscriptions and streams; no instance id).
+   */
+  async stats(self, ns) {
     await this._enter(self);
+    if (ns !== undefined) {
+      let connections = 0;
+      let subscriptions = 0;
+      for (const c of this.conns.values()) {
+        if (c.ns !== ns) continue;
+        connections++;
+        subscriptions += c.subs.size;
+      }
+      const counts = Object.fromEntries(NS_COUNTERS.map((k) => [k, this.nsCounts.get(ns)?.[k] ?? 0]));
+      return { connections, subscriptions, ...counts, groups: this.streams.stats(ns) };
+    }
     let subscriptions = 0;
     for (const c of this.conns.values()) subscriptions += c.subs.size;
     return {

@@ -25,6 +25,11 @@ export function hubName(index) {
   return `hub-${index}`;
 }
 
+/** The hub that keeps the directory of namespace `ns`: which hubs have served it (for /stats). */
+export function nsDirectoryHub(ns, hubs) {
+  return shardOf(`$ns.${ns}`, hubs);
+}
+
 /** The owning hub's index of a (valid) topic, or of a pattern's literal prefix. */
 export function hubOfTopic(topic, hubs, routeTokens) {
   let end = -1;

@@ -14,20 +14,23 @@
 function makeApi(raw, whenNotReady) {
   'use strict';
 
-  const OVERFLOW = { dropOldest: 0, dropNewest: 1, reject: 2, wait: 3 };
-  const ACCEPTED = 0;
-  const DUPLICATE = 1;
-  const MUST_WAIT = 2;
-  const REC_DELIVER = 1;
-  const REC_BATCH = 2;
-  const REC_TIMED_OUT = 3;
-  const REC_IDLE = 4;
-  const REC_ROOM = 5;
-  const REC_RELEASE = 6;
-  const REC_CLAIMED = 7;
-  const REC_DEAD = 8;
-  const REC_FAILED = 9;
-  const REC_RETIRED = 10;
+  // The boundary's numbers (record tags, publish verdicts, overflow codes) are the core's: read
+  // from it once the module is ready (`protocol()`), never written down here a second time.
+  let OVERFLOW;
+  let ACCEPTED, DUPLICATE, MUST_WAIT;
+  let REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE, REC_ROOM, REC_RELEASE, REC_CLAIMED,
+    REC_DEAD, REC_FAILED, REC_RETIRED;
+  function loadProtocol() {
+    const p = raw.protocol();
+    ({ accepted: ACCEPTED, duplicate: DUPLICATE, mustWait: MUST_WAIT } = p.verdicts);
+    ({
+      deliver: REC_DELIVER, batch: REC_BATCH, timedOut: REC_TIMED_OUT, idle: REC_IDLE, room: REC_ROOM,
+      release: REC_RELEASE, claimed: REC_CLAIMED, dead: REC_DEAD, failed: REC_FAILED, retired: REC_RETIRED,
+    } = p.records);
+    const overflow = Object.create(null);
+    for (const [name, code] of p.overflow) overflow[name] = code;
+    OVERFLOW = Object.freeze(overflow);
+  }
   // The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
   const MAX_TIMER_MS = 2 ** 31 - 1;
   const NO_COMPLETIONS = new Uint32Array(0);
@@ -58,6 +61,7 @@ function makeApi(raw, whenNotReady) {
 
   function ready() {
     if (whenNotReady !== undefined) whenNotReady();
+    if (OVERFLOW === undefined) loadProtocol();
   }
 
   // ----- values and options ------------------------------------------------------------------
@@ -320,6 +324,22 @@ function makeApi(raw, whenNotReady) {
     return backoff;
   }
 
+  /** A validated batch policy as the core takes it: only the fields given. */
+  function coreBatch(b) {
+    const out = {};
+    for (const k of ['maxSize', 'maxBytes', 'maxWaitMs', 'maxAttempts']) if (b[k] !== undefined) out[k] = b[k];
+    if (b.backoff !== undefined) out.backoff = coreBackoff(b.backoff);
+    return out;
+  }
+
+  /** A validated backoff as the core takes it. */
+  function coreBackoff(b) {
+    const out = {};
+    if (b.initialMs !== undefined) out.initialMs = b.initialMs;
+    if (b.maxMs !== undefined) out.maxMs = b.maxMs;
+    return out;
+  }
+
   /** The text of a handler's error, for a dead letter. */
   function errorText(err) {
     try {
@@ -388,8 +408,12 @@ function makeApi(raw, whenNotReady) {
         throw fromCore(e);
       }
       this._dedupe = dedupeIds > 0;
+      this._dedupeAged = dedupeAge > 0 && dedupeAge !== Infinity; // ids expire: checks need the time
+      // Short ASCII topics are resolved through buffers the core lends (no string crossing).
+      [this._topicPtr, this._topicRoom] = this._core.topic_scratch();
       this._subs = [];            // by core slot index
       this._routes = new RouteTable(); // topic → { handle, gen, subs, batch, queued }
+      this._topicOf = [];              // topic handle → its topic, for the routes cached above
       this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
       this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
       this._coreWaiting = false;  // the core was told a publisher waits for room
@@ -444,15 +468,22 @@ function makeApi(raw, whenNotReady) {
       const backoff = parseBackoff(o.backoff, 'backoff');
       const timeoutMs = numberOption(o, group === undefined ? 'timeoutMs' : 'ackTimeoutMs', 'options', DURATION);
       const batch = o.batch === undefined || o.batch === false ? undefined : parseBatch(o.batch, 'batch');
-      const b = batch ?? {};
+      // One object, copied from the snapshot above (nothing the caller holds); none at all when
+      // no option was given.
+      let args;
+      if (o !== EMPTY_OPTIONS) {
+        args = { concurrency };
+        if (maxQueue !== undefined) args.maxQueue = maxQueue;
+        if (overflow !== -1) args.overflow = overflow;
+        if (timeoutMs !== undefined) args.timeoutMs = timeoutMs;
+        if (batch !== undefined) args.batch = coreBatch(batch);
+        if (group !== undefined) args.group = group;
+        if (maxAttempts !== undefined) args.maxAttempts = maxAttempts;
+        if (backoff !== undefined) args.backoff = coreBackoff(backoff);
+      }
       let ids;
       try {
-        ids = this._core.subscribe(
-          pattern, concurrency, maxQueue ?? -1, overflow, timeoutMs ?? -1, batch !== undefined,
-          b.maxSize ?? -1, b.maxBytes ?? -1, b.maxWaitMs ?? -1, b.maxAttempts ?? 0,
-          b.backoff?.initialMs ?? -1, b.backoff?.maxMs ?? -1,
-          group, maxAttempts ?? 0, backoff?.initialMs ?? -1, backoff?.maxMs ?? -1,
-        );
+        ids = this._core.subscribe(pattern, args);
       } catch (e) {
         throw fromCore(e);
       }
@@ -463,7 +494,7 @@ function makeApi(raw, whenNotReady) {
       };
       rec.subscription = new Subscription(this, rec);
       this._subs[rec.index] = rec;
-      this._clearRoutes();
+      this._dropRoutes(ids, 3);
       // Messages waiting in the group go to the new member at once.
       if (group !== undefined) this._pump();
       return rec.subscription;
@@ -471,21 +502,18 @@ function makeApi(raw, whenNotReady) {
 
     _unsubscribe(rec) {
       if (!rec.active) return false;
-      this._flushCounters();
-      rec.final = this._core.subscription_stats(rec.index, rec.gen);
-      rec.active = false;
-      this._core.unsubscribe(rec.index, rec.gen);
-      if (rec.busy) { rec.busy = false; this._busy--; }
-      // Until the core reports its final statistics (when its last delivery settles, see
-      // REC_RETIRED), the core's own numbers; the snapshot above if it is gone already.
-      const after = this._core.subscription_stats(rec.index, rec.gen);
-      if (after !== undefined) rec.final = after;
-      else if (rec.final) {
-        rec.final.cancelled += rec.final.queued;
-        rec.final.queued = 0;
+      // Its direct deliveries reach the core before the core can retire it.
+      if (rec.delivered > 0 || rec.failed > 0) {
+        this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
+        rec.delivered = 0;
+        rec.failed = 0;
       }
+      rec.active = false;
+      // The core reports its final statistics when its last delivery settles (REC_RETIRED, at
+      // once when nothing is running); until then stats() asks the core.
       this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
-      this._clearRoutes();
+      this._dropRoutes(this._core.unsubscribe(rec.index, rec.gen), 0);
+      if (rec.busy) { rec.busy = false; this._busy--; }
       this._pump();
       return true;
     }
@@ -495,6 +523,7 @@ function makeApi(raw, whenNotReady) {
         if (!rec.retired) {
           const st = this._core.subscription_stats(rec.index, rec.gen);
           if (st !== undefined) rec.final = st;
+          else this._takeRetired(); // retired by a pass whose records are not read yet
         }
         return rec.final;
       }
@@ -519,22 +548,37 @@ function makeApi(raw, whenNotReady) {
     // ----- publishing ----------------------------------------------------------------------
 
     _resolve(topic) {
-      checkString(topic, 'INVALID_TOPIC', 'topic');
+      // `r[at…end)`: [handle index, handle gen, (sub index, sub gen)…], in the core's memory for
+      // a short ASCII topic, else in an array of its own.
       let r;
+      let at = 0;
+      let end;
       try {
-        r = this._core.resolve(topic);
+        const n = writeAscii(topic, this._topicPtr, this._topicRoom);
+        if (n >= 0) {
+          const words = this._core.resolve_scratch(n);
+          at = this._core.route_ptr() >>> 2;
+          end = at + words;
+          r = wasmWords();
+        } else {
+          checkString(topic, 'INVALID_TOPIC', 'topic');
+          r = this._core.resolve(topic);
+          end = r.length;
+        }
       } catch (e) {
         throw fromCore(e);
       }
-      if (r[1] !== this._topicsGen) {
+      const handle = r[at];
+      const gen = r[at + 1];
+      if (gen !== this._topicsGen) {
         // The core started a new topic table: every cached handle is stale.
         this._clearRoutes();
-        this._topicsGen = r[1];
+        this._topicsGen = gen;
       }
       const subs = [];
       let batch = false;
       let queued = false;
-      for (let i = 2; i < r.length; i += 2) {
+      for (let i = at + 2; i < end; i += 2) {
         const s = this._subs[r[i]];
         if (s !== undefined && s.gen === r[i + 1]) {
           subs.push(s);
@@ -545,13 +589,29 @@ function makeApi(raw, whenNotReady) {
         }
       }
       // `batch`: sizes are needed; `queued`: it always goes through the core.
-      const route = { handle: r[0], gen: r[1], subs, batch, queued: queued || batch };
+      const route = { handle, gen, subs, batch, queued: queued || batch };
       this._routes[topic] = route;
+      this._topicOf[handle] = topic;
       return route;
     }
 
     _clearRoutes() {
       this._routes = new RouteTable();
+      this._topicOf = [];
+    }
+
+    /**
+     * Drops the cached routes of the topic handles `handles[from…]`: those the core says a
+     * subscription change made stale (the core finds them; the rest of the cache stays).
+     */
+    _dropRoutes(handles, from) {
+      for (let i = from; i < handles.length; i++) {
+        const topic = this._topicOf[handles[i]];
+        if (topic !== undefined) {
+          this._routes[topic] = undefined;
+          this._topicOf[handles[i]] = undefined;
+        }
+      }
     }
 
     /** The cached route of a topic (validated on first use). */
@@ -589,7 +649,7 @@ function makeApi(raw, whenNotReady) {
     /** One message, direct or through the core. Returns the core's verdict. */
     _publish(route, topic, payload, o, wait) {
       if (o.notBefore === undefined && this._direct(route)) {
-        if (o.id !== undefined && this._dedupe && !this._core.check_id(o.id, this._clock.now())) {
+        if (o.id !== undefined && this._dedupe && !this._checkId(o.id)) {
           return DUPLICATE;
         }
         this._deliverDirect(route, topic, payload, o);
@@ -612,6 +672,16 @@ function makeApi(raw, whenNotReady) {
         this._pump();
       }
       return r;
+    }
+
+    /** Records `id` in the bus's window (the core's); false for a duplicate. */
+    _checkId(id) {
+      const now = this._dedupeAged ? this._clock.now() : 0;
+      const n = writeAscii(id, this._topicPtr, this._topicRoom);
+      if (n < 0) return this._core.check_id(id, now);
+      const r = this._core.check_id_scratch(n, now);
+      if (r === 2) fail('INVALID_ARGUMENT', `id ${describe(id)} could not be read`);
+      return r === 1;
     }
 
     _envelope(topic, payload, o) {
@@ -1250,6 +1320,28 @@ function makeApi(raw, whenNotReady) {
     if (memoryBytes.byteLength === 0) memoryBytes = new Uint8Array(raw.wasm_memory().buffer);
     return memoryBytes;
   }
+  let memoryWords = new Uint32Array(0);
+  function wasmWords() {
+    if (memoryWords.byteLength === 0) memoryWords = new Uint32Array(raw.wasm_memory().buffer);
+    return memoryWords;
+  }
+
+  /**
+   * Writes an ASCII string into the core's memory at `at` (at most `room` bytes) and returns its
+   * length; -1 for anything else (not a string, too long, not ASCII), which takes the string path.
+   */
+  function writeAscii(s, at, room) {
+    if (typeof s !== 'string') return -1;
+    const n = s.length;
+    if (n > room) return -1;
+    const bytes = wasmBytes();
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return -1;
+      bytes[at + i] = c;
+    }
+    return n;
+  }
 
   /** Exact duplicate filter over a window of ids (by count and by age). */
   class IdempotenceFilter {
@@ -1269,7 +1361,7 @@ function makeApi(raw, whenNotReady) {
     }
     /** Records `id`; true when it was not in the window (let the message through). */
     check(id) {
-      const n = this._ascii(id);
+      const n = writeAscii(id, this._ptr, this._room);
       const now = this._aged ? this._clock.now() : 0;
       if (n >= 0) return this._answer(this._f.check_scratch(n, now), id);
       checkString(id, 'INVALID_ARGUMENT', 'id');
@@ -1277,7 +1369,7 @@ function makeApi(raw, whenNotReady) {
     }
     /** Whether `id` is in the window, without recording it. */
     has(id) {
-      const n = this._ascii(id);
+      const n = writeAscii(id, this._ptr, this._room);
       const now = this._aged ? this._clock.now() : 0;
       if (n >= 0) return this._answer(this._f.has_scratch(n, now), id) === false;
       checkString(id, 'INVALID_ARGUMENT', 'id');
@@ -1285,23 +1377,6 @@ function makeApi(raw, whenNotReady) {
     }
     get size() { return this._f.size(this._aged ? this._clock.now() : 0); }
     clear() { this._f.clear(); }
-    /**
-     * Writes an ASCII `id` into the core's scratch buffer and returns its length; -1 for anything
-     * else (not a string, longer than the buffer, or not ASCII), which takes the string path.
-     */
-    _ascii(id) {
-      if (typeof id !== 'string') return -1;
-      const n = id.length;
-      if (n > this._room) return -1;
-      const bytes = wasmBytes();
-      const at = this._ptr;
-      for (let i = 0; i < n; i++) {
-        const c = id.charCodeAt(i);
-        if (c > 0x7f) return -1;
-        bytes[at + i] = c;
-      }
-      return n;
-    }
     /** The scratch calls' answer as a boolean: 1 absent (true), 0 present (false). */
     _answer(code, id) {
       if (code === 2) fail('INVALID_ARGUMENT', `id ${describe(id)} could not be read`);

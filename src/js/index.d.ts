@@ -409,11 +409,17 @@ export function matches(pattern: string, topic: string): boolean;
 
 /** Options of `connect`. */
 export interface ConnectOptions {
-  /** A bearer token, or a function giving a fresh one for each (re)connection. */
+  /**
+   * A bearer token, or a function giving a fresh one for each (re)connection. Sent in an
+   * `Authorization` header in Node and Workers; browsers, which cannot, put it in the URL.
+   */
   token: string | (() => string | PromiseLike<string>);
   /** A topic prefix: the connection's home is the hub owning it (no hop for those topics). */
   hub?: string;
-  /** The WebSocket constructor (default: the global one: browsers, Node 22, Workers). */
+  /**
+   * The WebSocket constructor (default: the global one: browsers, Node 22, Workers). In Node it is
+   * called with `{ headers }` as second argument, as Node's own and the `ws` package's take it.
+   */
   WebSocket?: new (url: string) => unknown;
   /** Publishes held while offline or waiting for the hub's acknowledgement (default 1000). */
   maxBuffer?: number;

@@ -46,9 +46,48 @@ function makeRemote(api) {
     else if (u.protocol === 'https:') u.protocol = 'wss:';
     else if (u.protocol !== 'ws:' && u.protocol !== 'wss:') fail('INVALID_ARGUMENT', `url must be http(s) or ws(s), got ${u.protocol}`);
     if (u.pathname === '' || u.pathname === '/') u.pathname = '/connect';
-    u.searchParams.set('token', token);
+    if (token !== undefined) u.searchParams.set('token', token);
     if (hub !== undefined) u.searchParams.set('hub', hub);
     return u.href;
+  }
+
+  /**
+   * Opens the WebSocket, the token in an `Authorization` header where the runtime allows it, so
+   * that it stays out of URLs (and logs): Node's WebSocket (and the `ws` package, as option
+   * `WebSocket`) takes `{ headers }`; a Worker upgrades through `fetch`. Browsers cannot set
+   * headers on a WebSocket: there the token goes in the URL (`?token=`). Returns the socket, or in
+   * a Worker a promise of it.
+   */
+  function openSocket(WS, url, token, hub, timeoutMs) {
+    if (globalThis.navigator?.userAgent === 'Cloudflare-Workers' && WS === globalThis.WebSocket) {
+      return upgradeWithFetch(url, token, hub, timeoutMs);
+    }
+    if (typeof globalThis.process?.versions?.node === 'string') {
+      return new WS(connectUrl(url, undefined, hub), { headers: { authorization: `Bearer ${token}` } });
+    }
+    return new WS(connectUrl(url, token, hub));
+  }
+
+  /** A Worker's WebSocket, upgraded by `fetch` with the header, shaped as the client uses one. */
+  async function upgradeWithFetch(url, token, hub, timeoutMs) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new EdgebusError('TIMEOUT', `no WebSocket upgrade within ${timeoutMs} ms`)), timeoutMs);
+    });
+    const http = connectUrl(url, undefined, hub).replace(/^ws/, 'http');
+    const headers = { upgrade: 'websocket', authorization: `Bearer ${token}` };
+    const res = await Promise.race([fetch(http, { headers }), timeout]).finally(() => clearTimeout(timer));
+    if (res.webSocket == null) {
+      const error = await res.json().then((b) => b?.error, () => undefined);
+      fail(typeof error?.code === 'string' ? error.code : 'UNAVAILABLE', error?.message ?? `the hub answered HTTP ${res.status}, not a WebSocket upgrade`);
+    }
+    const ws = res.webSocket;
+    const socket = { onmessage: null, onclose: null, onerror: null, send: (d) => ws.send(d), close: (c, r) => ws.close(c, r) };
+    ws.addEventListener('message', (e) => socket.onmessage?.(e));
+    ws.addEventListener('close', (e) => socket.onclose?.(e));
+    ws.addEventListener('error', (e) => socket.onerror?.(e));
+    ws.accept();
+    return socket;
   }
 
   class RemoteSubscription {
@@ -156,7 +195,14 @@ function makeRemote(api) {
       if (this._closing) return;
       let ws;
       try {
-        ws = new this._WebSocket(connectUrl(this._url, token, this._hub));
+        ws = openSocket(this._WebSocket, this._url, token, this._hub, this._connectTimeoutMs);
+        if (typeof ws.then === 'function') {
+          ws = await ws;
+          if (this._closing) {
+            try { ws.close(1000, 'closed by the client'); } catch { /* not open yet */ }
+            return;
+          }
+        }
       } catch (e) {
         this._report(e);
         this._retry();

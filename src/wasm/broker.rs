@@ -34,7 +34,7 @@ use crate::dedupe::DedupeWindow;
 use crate::groups::{Retention, RetryPolicy};
 use crate::message::Outgoing;
 use crate::queue::Overflow;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -81,14 +81,84 @@ impl Drop for SlotRef {
 
 type Slot = Rc<SlotRef>;
 
+/// Overflow policies by their code on the boundary, and their names in the JavaScript API.
+const OVERFLOWS: [(Overflow, &str); 4] = [
+    (Overflow::DropOldest, "dropOldest"),
+    (Overflow::DropNewest, "dropNewest"),
+    (Overflow::Reject, "reject"),
+    (Overflow::Wait, "wait"),
+];
+
 fn overflow_from(code: i32) -> Option<Overflow> {
-    match code {
-        0 => Some(Overflow::DropOldest),
-        1 => Some(Overflow::DropNewest),
-        2 => Some(Overflow::Reject),
-        3 => Some(Overflow::Wait),
-        _ => None,
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| OVERFLOWS.get(i))
+        .map(|(o, _)| *o)
+}
+
+/// `publish` verdicts.
+const ACCEPTED: u32 = 0;
+const DUPLICATE: u32 = 1;
+const MUST_WAIT: u32 = 2;
+
+/// The boundary's numbers, defined here once and read by the JavaScript driver when it starts:
+/// `{ records: { deliver, batch, … }, verdicts: { accepted, duplicate, mustWait }, overflow:
+/// [["dropOldest", 0], …] }`.
+#[wasm_bindgen]
+pub fn protocol() -> Result<JsValue, JsValue> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Records {
+        deliver: u32,
+        batch: u32,
+        timed_out: u32,
+        idle: u32,
+        room: u32,
+        release: u32,
+        claimed: u32,
+        dead: u32,
+        failed: u32,
+        retired: u32,
     }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Verdicts {
+        accepted: u32,
+        duplicate: u32,
+        must_wait: u32,
+    }
+    #[derive(Serialize)]
+    struct Protocol {
+        records: Records,
+        verdicts: Verdicts,
+        /// `[name, code]` pairs in the order the API lists them.
+        overflow: Vec<(&'static str, u32)>,
+    }
+    let p = Protocol {
+        records: Records {
+            deliver: DELIVER,
+            batch: BATCH,
+            timed_out: TIMED_OUT,
+            idle: IDLE,
+            room: ROOM,
+            release: RELEASE,
+            claimed: CLAIMED,
+            dead: DEAD,
+            failed: FAILED,
+            retired: RETIRED,
+        },
+        verdicts: Verdicts {
+            accepted: ACCEPTED,
+            duplicate: DUPLICATE,
+            must_wait: MUST_WAIT,
+        },
+        overflow: OVERFLOWS
+            .iter()
+            .enumerate()
+            .map(|(i, (_, name))| (*name, i as u32))
+            .collect(),
+    };
+    serde_wasm_bindgen::to_value(&p).map_err(|e| JsValue::from_str(&e.to_string()))
 }
 
 fn mode(wait: bool) -> PublishMode {
@@ -118,12 +188,107 @@ fn duration(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms > 0.0).then(|| ms_to_micros(ms).max(1))
 }
 
+/// Resolves `topic` and appends `[handle index, handle gen, sub index, sub gen, …]` to `out`.
+fn resolve_into(core: &mut Broker<Slot>, topic: &str, out: &mut Vec<u32>) -> Result<(), JsValue> {
+    let handle = core.resolve(topic).map_err(to_js)?;
+    let subs = core.route(handle).map_err(to_js)?;
+    out.reserve(2 + subs.len() * 2);
+    out.push(handle.index());
+    out.push(handle.generation());
+    for s in subs.iter() {
+        out.push(s.index());
+        out.push(s.generation());
+    }
+    Ok(())
+}
+
+/// A subscription's options as the JavaScript layer hands them over: one object, in the API's
+/// words, with the overflow policy as its code (see [`protocol`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SubscribeArgs {
+    concurrency: Option<u32>,
+    max_queue: Option<f64>,
+    overflow: Option<i32>,
+    timeout_ms: Option<f64>,
+    batch: Option<BatchArgs>,
+    group: Option<String>,
+    max_attempts: Option<u32>,
+    backoff: Option<BackoffArgs>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BatchArgs {
+    max_size: Option<f64>,
+    max_bytes: Option<f64>,
+    max_wait_ms: Option<f64>,
+    max_attempts: Option<u32>,
+    backoff: Option<BackoffArgs>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BackoffArgs {
+    initial_ms: Option<f64>,
+    max_ms: Option<f64>,
+}
+
+impl SubscribeArgs {
+    fn into_options(self) -> SubscribeOptions {
+        let group = self.group.map(|name| {
+            let named = self.max_attempts.is_some() || self.backoff.is_some();
+            let d = RetryPolicy::default();
+            let b = self.backoff.unwrap_or_default();
+            let initial = b.initial_ms.map_or(d.backoff_initial, ms_to_micros);
+            GroupOptions {
+                name,
+                retry: named.then(|| RetryPolicy {
+                    max_attempts: self.max_attempts.unwrap_or(d.max_attempts),
+                    backoff_initial: initial,
+                    backoff_max: b.max_ms.map_or(d.backoff_max.max(initial), ms_to_micros),
+                }),
+            }
+        });
+        let batch = self.batch.map(|b| {
+            let d = BatchPolicy::default();
+            let backoff = b.backoff.unwrap_or_default();
+            let initial = backoff.initial_ms.map_or(d.backoff_initial, ms_to_micros);
+            BatchPolicy {
+                max_size: b.max_size.map_or(d.max_size, count),
+                max_bytes: b.max_bytes.map_or(d.max_bytes, count),
+                max_wait: b.max_wait_ms.map_or(d.max_wait, ms_to_micros),
+                max_attempts: b.max_attempts.unwrap_or(d.max_attempts),
+                backoff_initial: initial,
+                backoff_max: backoff
+                    .max_ms
+                    .map_or(d.backoff_max.max(initial), ms_to_micros),
+            }
+        });
+        SubscribeOptions {
+            concurrency: self.concurrency.unwrap_or(1),
+            max_queue: self.max_queue.map(count),
+            overflow: self.overflow.and_then(overflow_from),
+            timeout: self.timeout_ms.and_then(duration),
+            batch,
+            group,
+        }
+    }
+}
+
 /// The broker core for the JavaScript `Bus` (internal to the package).
 #[wasm_bindgen]
 pub struct WasmBroker {
     core: Broker<Slot>,
     released: Rc<RefCell<Vec<u32>>>,
+    /// Where JavaScript writes an ASCII topic for [`WasmBroker::resolve_scratch`].
+    topic_in: Vec<u8>,
+    /// Where `resolve_scratch` leaves its answer, read by JavaScript in place.
+    route_out: Vec<u32>,
 }
+
+/// Bytes of the topic buffer: longer topics take the string path.
+const TOPIC_SCRATCH_BYTES: usize = 256;
 
 #[wasm_bindgen]
 impl WasmBroker {
@@ -150,6 +315,7 @@ impl WasmBroker {
             overflow: overflow_from(overflow).unwrap_or_default(),
             timeout: duration(timeout_ms),
             track_idle: true,
+            report_invalidated: true,
             retention: Retention {
                 max_ids: count(retention_max_ids),
                 max_age: duration(retention_max_age_ms),
@@ -161,136 +327,93 @@ impl WasmBroker {
         Ok(WasmBroker {
             core,
             released: Rc::new(RefCell::new(Vec::new())),
+            topic_in: vec![0; TOPIC_SCRATCH_BYTES],
+            route_out: Vec::new(),
         })
     }
 
-    /// Subscribes; returns `[index, gen, id]`. Negative numbers take the bus defaults. With a
-    /// `group`, the subscription joins that queue group: `batch_max_size`/`batch_max_wait_ms`
-    /// are its batch claim, `timeout_ms` its acknowledgement deadline, and the `group_*`
-    /// arguments the group's retry policy (0 / negative: the default, or the group's).
-    #[allow(clippy::too_many_arguments)]
-    pub fn subscribe(
-        &mut self,
-        pattern: &str,
-        concurrency: u32,
-        max_queue: f64,
-        overflow: i32,
-        timeout_ms: f64,
-        batch: bool,
-        batch_max_size: f64,
-        batch_max_bytes: f64,
-        batch_max_wait_ms: f64,
-        batch_max_attempts: u32,
-        backoff_initial_ms: f64,
-        backoff_max_ms: f64,
-        group: Option<String>,
-        group_max_attempts: u32,
-        group_backoff_initial_ms: f64,
-        group_backoff_max_ms: f64,
-    ) -> Result<Vec<f64>, JsValue> {
-        let group = group.map(|name| {
-            let named = group_max_attempts > 0
-                || group_backoff_initial_ms >= 0.0
-                || group_backoff_max_ms >= 0.0;
-            let d = RetryPolicy::default();
-            let initial = if group_backoff_initial_ms < 0.0 {
-                d.backoff_initial
-            } else {
-                ms_to_micros(group_backoff_initial_ms)
-            };
-            GroupOptions {
-                name,
-                retry: named.then(|| RetryPolicy {
-                    max_attempts: if group_max_attempts == 0 {
-                        d.max_attempts
-                    } else {
-                        group_max_attempts
-                    },
-                    backoff_initial: initial,
-                    backoff_max: if group_backoff_max_ms < 0.0 {
-                        d.backoff_max.max(initial)
-                    } else {
-                        ms_to_micros(group_backoff_max_ms)
-                    },
-                }),
-            }
-        });
-        let policy = batch.then(|| {
-            let d = BatchPolicy::default();
-            BatchPolicy {
-                max_size: if batch_max_size < 0.0 {
-                    d.max_size
-                } else {
-                    count(batch_max_size)
-                },
-                max_bytes: if batch_max_bytes < 0.0 {
-                    d.max_bytes
-                } else {
-                    count(batch_max_bytes)
-                },
-                max_wait: if batch_max_wait_ms < 0.0 {
-                    d.max_wait
-                } else {
-                    ms_to_micros(batch_max_wait_ms)
-                },
-                max_attempts: if batch_max_attempts == 0 {
-                    d.max_attempts
-                } else {
-                    batch_max_attempts
-                },
-                backoff_initial: if backoff_initial_ms < 0.0 {
-                    d.backoff_initial
-                } else {
-                    ms_to_micros(backoff_initial_ms)
-                },
-                backoff_max: if backoff_max_ms < 0.0 {
-                    d.backoff_max.max(ms_to_micros(backoff_initial_ms.max(0.0)))
-                } else {
-                    ms_to_micros(backoff_max_ms)
-                },
-            }
-        });
-        let options = SubscribeOptions {
-            concurrency,
-            max_queue: (max_queue >= 0.0).then(|| count(max_queue)),
-            overflow: overflow_from(overflow),
-            timeout: if timeout_ms < 0.0 {
-                None
-            } else {
-                duration(timeout_ms)
-            },
-            batch: policy,
-            group,
+    /// Subscribes; returns `[index, gen, id, stale topic handle…]`: the handles after the first
+    /// three are the cached routes this subscription changed (the driver drops those, and only
+    /// those). `options` is `undefined` (every default) or one object, already validated by the
+    /// JavaScript layer and copied at its call ([`SubscribeArgs`]); what it leaves out takes the
+    /// bus defaults. With a `group`, the subscription joins that queue group: `batch` is then its
+    /// batch claim, `timeoutMs` its acknowledgement deadline, and `maxAttempts`/`backoff` the
+    /// group's retry policy.
+    pub fn subscribe(&mut self, pattern: &str, options: JsValue) -> Result<Vec<f64>, JsValue> {
+        let args: SubscribeArgs = if options.is_undefined() {
+            SubscribeArgs::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| {
+                to_js(crate::error::Error::invalid_option(
+                    "options",
+                    e.to_string(),
+                ))
+            })?
         };
+        let options = args.into_options();
         let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
         self.core.set_direct(id, true);
         let order = self.core.subscription_order(id).unwrap_or(0);
-        Ok(vec![
-            id.index() as f64,
-            id.generation() as f64,
-            order as f64,
-        ])
+        let mut out = vec![id.index() as f64, id.generation() as f64, order as f64];
+        out.extend(self.core.take_invalidated().into_iter().map(f64::from));
+        Ok(out)
     }
 
-    /// Unsubscribes; `false` when it was already gone.
-    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> bool {
-        self.core.unsubscribe(SubId::from_parts(index, gen))
+    /// Unsubscribes; returns the topic handles whose cached route this changed (empty when it
+    /// was already gone).
+    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> Vec<u32> {
+        self.core.unsubscribe(SubId::from_parts(index, gen));
+        self.core.take_invalidated()
     }
 
     /// Validates and resolves a topic: `[handle index, handle gen, sub index, sub gen, …]`, the
     /// subscriptions in subscription order. A handle gen the driver has not seen means the core
     /// started a new topic table: every handle cached before is stale.
     pub fn resolve(&mut self, topic: &str) -> Result<Vec<u32>, JsValue> {
-        let handle = self.core.resolve(topic).map_err(to_js)?;
-        let subs = self.core.route(handle).map_err(to_js)?;
-        let mut out = Vec::with_capacity(2 + subs.len() * 2);
-        out.push(handle.index());
-        out.push(handle.generation());
-        for s in subs.iter() {
-            out.push(s.index());
-            out.push(s.generation());
-        }
+        let mut out = Vec::new();
+        resolve_into(&mut self.core, topic, &mut out)?;
         Ok(out)
+    }
+
+    /// Where JavaScript writes a topic for [`WasmBroker::resolve_scratch`] (a byte offset in the
+    /// instance's memory, stable for the broker's life), and how many bytes fit.
+    pub fn topic_scratch(&self) -> Vec<u32> {
+        vec![
+            self.topic_in.as_ptr() as usize as u32,
+            TOPIC_SCRATCH_BYTES as u32,
+        ]
+    }
+
+    /// [`WasmBroker::resolve`] for the topic of `len` bytes in the topic buffer, with no string
+    /// crossing: the answer (same layout) is left in the core's memory at
+    /// [`WasmBroker::route_ptr`]; returns its length in `u32`s.
+    pub fn resolve_scratch(&mut self, len: u32) -> Result<u32, JsValue> {
+        let bytes = usize::try_from(len)
+            .ok()
+            .and_then(|n| self.topic_in.get(..n))
+            .ok_or_else(|| {
+                to_js(crate::error::Error::new(
+                    crate::error::ErrorCode::InvalidArgument,
+                    format!("topic buffer holds {TOPIC_SCRATCH_BYTES} bytes, not {len}"),
+                ))
+            })?;
+        let topic = std::str::from_utf8(bytes).map_err(|_| {
+            to_js(crate::error::Error::new(
+                crate::error::ErrorCode::InvalidTopic,
+                "topic is not valid UTF-8",
+            ))
+        })?;
+        let mut out = std::mem::take(&mut self.route_out);
+        out.clear();
+        let r = resolve_into(&mut self.core, topic, &mut out);
+        let n = out.len() as u32;
+        self.route_out = out;
+        r.map(|()| n)
+    }
+
+    /// Where the last `resolve_scratch` left its answer (valid until the next call).
+    pub fn route_ptr(&self) -> u32 {
+        self.route_out.as_ptr() as usize as u32
     }
 
     /// Checks that `n` messages of up to `size` bytes fit every refusing subscription of the
@@ -340,9 +463,9 @@ impl WasmBroker {
             )
             .map_err(to_js)?;
         Ok(match r {
-            Published::Accepted { .. } => 0,
-            Published::Duplicate => 1,
-            Published::MustWait => 2,
+            Published::Accepted { .. } => ACCEPTED,
+            Published::Duplicate => DUPLICATE,
+            Published::MustWait => MUST_WAIT,
         })
     }
 
@@ -420,6 +543,20 @@ impl WasmBroker {
     /// Checks an id against the bus's idempotence filter (recording it): `true` the first time.
     pub fn check_id(&mut self, id: &str, now_ms: f64) -> bool {
         self.core.check_id(id, ms_to_micros(now_ms))
+    }
+
+    /// [`WasmBroker::check_id`] for the id of `len` bytes in the topic buffer (see
+    /// [`WasmBroker::topic_scratch`]): 1 the first time, 0 for a duplicate, 2 when the bytes are
+    /// not an id (nothing recorded).
+    pub fn check_id_scratch(&mut self, len: u32, now_ms: f64) -> u32 {
+        let id = usize::try_from(len)
+            .ok()
+            .and_then(|n| self.topic_in.get(..n))
+            .and_then(|b| std::str::from_utf8(b).ok());
+        match id {
+            Some(id) => u32::from(self.core.check_id(id, ms_to_micros(now_ms))),
+            None => 2,
+        }
     }
 
     /// Whether the bus has an idempotence filter.

@@ -62,7 +62,7 @@ test('browser: a forced disconnect; publishes made while offline are delivered a
   const heard = await page.evaluate(() => window.edge.waitHeard(5));
   assert.deepEqual(heard.slice(2), [0, 1, 2].map((i) => ['page.9.said', `offline-${i}`]));
   assert.ok(r.reconnects.every((n) => n >= 1), `reconnects ${r.reconnects}`);
-  const stats = await server.stats(await server.token());
+  const stats = await server.stats();
   const g = stats.perHub.flatMap((h) => h.groups).find((x) => x.group === 'page-workers');
   assert.equal(g.stored, 0, 'every job acknowledged');
   assert.deepEqual(await page.evaluate(() => window.edge.close()), [{ remaining: [] }, { remaining: [] }]);

@@ -37,7 +37,7 @@ test('a Worker publishes, subscribes and receives through the hub with connect()
   assert.deepEqual(r.remaining, []);
   assert.deepEqual(r.errors, []);
   assert.equal(r.stats.acknowledged, 2);
-  const g = (await hub.stats(token)).perHub.flatMap((h) => h.groups).find((x) => x.group === `cw-${run}`);
+  const g = (await hub.stats()).perHub.flatMap((h) => h.groups).find((x) => x.group === `cw-${run}`);
   assert.deepEqual([g.stored, g.done], [0, 1], 'the Worker acknowledged its job');
   await peer.close();
 });

@@ -94,7 +94,7 @@ test('work queues through the client: a handler that throws is refused (nack) an
   await bus.publishAsync('client.jobs', { n: 1 }, { id: 'cj-1' });
   await until(() => calls.length === 2);
   assert.deepEqual(calls, [['cj-1', 1], ['cj-1', 2]]);
-  const groups = async () => (await server.stats(token)).perHub.flatMap((h) => h.groups).find((g) => g.group === 'cq');
+  const groups = async () => (await server.stats()).perHub.flatMap((h) => h.groups).find((g) => g.group === 'cq');
   await until(() => bus.stats().unacknowledged === 0);
   let g;
   do g = await groups(); while (g.stored !== 0);

@@ -18,8 +18,8 @@ before(async () => {
 after(() => server.dispose());
 
 const socket = async (t = token) => RawSocket.open(`${server.wsUrl}/connect?token=${t}`);
-const stream = async (group) => (await server.stats(token)).perHub.flatMap((h) => h.groups).find((g) => g.group === group);
-const total = async () => (await server.stats(token)).total;
+const stream = async (group) => (await server.stats()).perHub.flatMap((h) => h.groups).find((g) => g.group === group);
+const total = async () => (await server.stats()).total;
 
 /** The dead letter the in-process Bus publishes for a handler failing with `error` twice. */
 async function inProcessLetter(error) {

@@ -16,7 +16,7 @@ before(async () => {
 after(() => server.dispose());
 
 async function groupStats() {
-  const stats = await server.stats(token);
+  const stats = await server.stats();
   return stats.perHub.flatMap((h) => h.groups).filter((g) => g.group === 'workers');
 }
 
@@ -90,7 +90,7 @@ test('a refused delivery (nack) is retried, then acknowledged', async () => {
   assert.deepEqual([m2.msg.id, m2.attempt], ['r-1', 2]);
   s.send({ op: 'ack', sub: 1, d: [m2.d] });
   await s.request({ op: 'sub', id: 2, pattern: 'sync.point' });
-  const g = (await server.stats(token)).perHub.flatMap((h) => h.groups).find((x) => x.group === 'retrier');
+  const g = (await server.stats()).perHub.flatMap((h) => h.groups).find((x) => x.group === 'retrier');
   assert.deepEqual([g.stored, g.done, g.redelivered], [0, 1, 1]);
   await s.close();
 });

@@ -16,7 +16,7 @@ before(async () => {
 after(() => server.dispose());
 
 const HUBS = 8;
-const stream = async (group) => (await server.stats(token)).perHub.flatMap((h) => h.groups).find((g) => g.group === group);
+const stream = async (group) => (await server.stats()).perHub.flatMap((h) => h.groups).find((g) => g.group === group);
 
 test('the owner hub of a work queue evicted in place: unacknowledged messages are redelivered to the consumer still connected elsewhere', { timeout: 120_000 }, async () => {
   const owner = hubOfTopic('evict.jobs', HUBS, 1);
@@ -35,7 +35,7 @@ test('the owner hub of a work queue evicted in place: unacknowledged messages ar
   await consumer.request({ op: 'sub', id: 3, pattern: 'sync.one' });
   assert.deepEqual([(await stream('evictees')).stored, (await stream('evictees')).inFlight], [15, 15]);
 
-  const r = await server.post('/admin/evict', { hub: owner }, token);
+  const r = await server.post('/admin/evict', { hub: owner }, await server.adminToken());
   assert.equal(r.status, 200);
   assert.equal(r.body.hub, owner);
   assert.notEqual(r.body.after, r.body.before, 'a new instance');
@@ -51,10 +51,10 @@ test('the owner hub of a work queue evicted in place: unacknowledged messages ar
     assert.deepEqual(m.msg, first.find((f) => f.msg.id === m.msg.id).msg);
   }
   // Tokens of the discarded instance are late: counted, nothing deleted.
-  const lateBefore = (await server.stats(token)).total.lateAcks;
+  const lateBefore = (await server.stats()).total.lateAcks;
   consumer.send({ op: 'ack', sub: 1, d: first.slice(5).map((m) => m.d) });
   await consumer.request({ op: 'sub', id: 4, pattern: 'sync.two' });
-  assert.equal((await server.stats(token)).total.lateAcks, lateBefore + 15);
+  assert.equal((await server.stats()).total.lateAcks, lateBefore + 15);
   assert.equal((await stream('evictees')).stored, 15);
   consumer.send({ op: 'ack', sub: 1, d: again.map((m) => m.d) });
   await consumer.request({ op: 'sub', id: 5, pattern: 'sync.three' });
@@ -73,7 +73,7 @@ test('evicting the hub that holds a connection closes it (ctx.abort ends its Web
   const s = await RawSocket.open(`${server.wsUrl}/connect?token=${token}&hub=solo`);
   const hello = await s.waitFor((x) => x.t === 'hello');
   assert.equal(hello.hub, home);
-  const r = await server.post('/admin/evict', { hub: home }, token);
+  const r = await server.post('/admin/evict', { hub: home }, await server.adminToken());
   assert.notEqual(r.body.after, r.body.before);
   const closed = await s.closedPromise;
   assert.equal(closed.code, 1006);
@@ -86,14 +86,14 @@ test('evicting the hub that holds a connection closes it (ctx.abort ends its Web
 
 test('the admin route: typed errors for bad input, and absent unless EDGEBUS_DEV_ADMIN=1', async () => {
   for (const body of [{}, { hub: -1 }, { hub: HUBS }, { hub: '1' }]) {
-    const r = await server.post('/admin/evict', body, token);
+    const r = await server.post('/admin/evict', body, await server.adminToken());
     assert.deepEqual([r.status, r.body.error.code], [400, 'BAD_REQUEST'], JSON.stringify(body));
   }
   assert.equal((await server.post('/admin/evict', { hub: 0 })).body.error.code, 'UNAUTHORIZED');
   const plain = new EdgeServer();
   try {
     await plain.start();
-    const r = await plain.post('/admin/evict', { hub: 0 }, await plain.token());
+    const r = await plain.post('/admin/evict', { hub: 0 }, await plain.adminToken());
     assert.deepEqual([r.status, r.body.error.code], [404, 'NOT_FOUND']);
   } finally {
     await plain.dispose();

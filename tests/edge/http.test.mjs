@@ -80,7 +80,7 @@ test('an expired token is refused with TOKEN_EXPIRED; a topic outside the claims
 test('publishing is idempotent by id: the second publish is a duplicate, delivered once, counted', async () => {
   const ws = await RawSocket.open(`${server.wsUrl}/connect?token=${token}`);
   assert.equal((await ws.request({ op: 'sub', id: 1, pattern: 'orders.>' })).t, 'ok');
-  const before = (await server.stats(token)).total.duplicates;
+  const before = (await server.stats()).total.duplicates;
   const first = await server.post('/publish', { topic: 'orders.eu', payload: { n: 1 }, id: 'order-1' }, token);
   assert.deepEqual(first, { status: 200, body: { accepted: true, stored: false } }, 'no work queue on orders: not stored');
   const again = await server.post('/publish', { topic: 'orders.eu', payload: { n: 1 }, id: 'order-1' }, token);
@@ -99,13 +99,13 @@ test('publishing is idempotent by id: the second publish is a duplicate, deliver
   assert.deepEqual(all.map((m) => m.msg.payload), [{ n: 1 }, 2, 3, 'end']);
   assert.deepEqual(all.slice(0, 2).map((m) => m.msg.id), ['order-1', 'order-2']);
   assert.equal(typeof got[2].msg.id, 'string', 'a message published without an id gets one from its hub');
-  const stats = await server.stats(token);
+  const stats = await server.stats();
   assert.equal(stats.total.duplicates - before, 2);
   await ws.close();
 });
 
 test('GET /stats sums every hub and lists them', async () => {
-  const stats = await server.stats(token);
+  const stats = await server.stats();
   assert.equal(stats.hubs, 8);
   assert.equal(stats.perHub.length, 8);
   assert.deepEqual(stats.perHub.map((h) => h.hub), [0, 1, 2, 3, 4, 5, 6, 7]);

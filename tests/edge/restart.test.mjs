@@ -16,7 +16,7 @@ before(async () => {
 after(() => server.dispose());
 
 const connect = () => RawSocket.open(`${server.wsUrl}/connect?token=${token}`);
-const stream = async (group) => (await server.stats(token)).perHub.flatMap((h) => h.groups).find((g) => g.group === group);
+const stream = async (group) => (await server.stats()).perHub.flatMap((h) => h.groups).find((g) => g.group === group);
 
 test('ids published and acknowledged before a SIGKILL are duplicates after it: nothing is delivered twice', { timeout: 120_000 }, async () => {
   const consumer = await connect();
@@ -50,7 +50,7 @@ test('ids published and acknowledged before a SIGKILL are duplicates after it: n
   assert.equal(watcher.messages().length, 1);
   again.send({ op: 'ack', sub: 1, d: [m.d] });
   await again.request({ op: 'sub', id: 2, pattern: 'sync.b' });
-  assert.equal((await server.stats(token)).total.duplicates, 11);
+  assert.equal((await server.stats()).total.duplicates, 11);
   await again.close();
   await watcher.close();
 });
@@ -58,7 +58,7 @@ test('ids published and acknowledged before a SIGKILL are duplicates after it: n
 test('an id is still a duplicate after its owner hub is evicted (the window is not in memory)', { timeout: 60_000 }, async () => {
   const owner = hubOfTopic('ev.orders', 8, 1);
   assert.equal((await server.post('/publish', { topic: 'ev.orders', payload: 1, id: 'ev-1' }, token)).body.accepted, true);
-  const r = await server.post('/admin/evict', { hub: owner }, token);
+  const r = await server.post('/admin/evict', { hub: owner }, await server.adminToken());
   assert.notEqual(r.body.after, r.body.before, 'a new instance');
   assert.deepEqual((await server.post('/publish', { topic: 'ev.orders', payload: 1, id: 'ev-1' }, token)).body, { accepted: false, duplicate: true });
   assert.equal((await server.post('/publish', { topic: 'ev.orders', payload: 1, id: 'ev-2' }, token)).body.accepted, true);
@@ -68,12 +68,12 @@ test('an id is still a duplicate after its hub sat idle long enough to be evicte
   const r1 = await server.post('/publish', { topic: 'idle.orders', payload: 1, id: 'idle-1' }, token);
   assert.equal(r1.body.accepted, true);
   const owner = hubOfTopic('idle.orders', 8, 1);
-  const boot = (await server.stats(token)).perHub[owner].boot;
+  const boot = (await server.stats()).perHub[owner].boot;
   // Nothing calls the hub meanwhile (the /stats above woke every hub; this waits past the idle timeout).
   await new Promise((r) => setTimeout(r, 16_000));
   const r2 = await server.post('/publish', { topic: 'idle.orders', payload: 1, id: 'idle-1' }, token);
   assert.deepEqual(r2.body, { accepted: false, duplicate: true });
-  const after = (await server.stats(token)).perHub[owner].boot;
+  const after = (await server.stats()).perHub[owner].boot;
   assert.notEqual(after, boot, 'the hub was evicted while idle (a new instance answered)');
 });
 
@@ -141,7 +141,7 @@ test('an attempt count survives: a nack, a SIGKILL, then the retry is attempt 3 
 });
 
 test('/stats counters written with the change: a SIGKILL right after the answers loses none', { timeout: 120_000 }, async () => {
-  const before = (await server.stats(token)).total;
+  const before = (await server.stats()).total;
   const msgs = Array.from({ length: 25 }, (_, i) => ({ topic: `cnt.t${i % 5}`, payload: i }));
   const res = await server.post('/publish', msgs, token);
   assert.equal(res.body.results.length, 25);
@@ -149,7 +149,7 @@ test('/stats counters written with the change: a SIGKILL right after the answers
   const dup2 = await server.post('/publish', { topic: 'cnt.x', payload: 0, id: 'cnt-1' }, token);
   assert.deepEqual([dup1.body.accepted, dup2.body.duplicate], [true, true]);
   await server.crash();
-  const total = (await server.stats(token)).total;
+  const total = (await server.stats()).total;
   assert.equal(total.published - before.published, 26);
   assert.equal(total.duplicates - before.duplicates, 1);
 });

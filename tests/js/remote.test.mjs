@@ -7,8 +7,9 @@ import { connect } from 'edgebus';
 
 class FakeSocket {
   static all = [];
-  constructor(url) {
+  constructor(url, options) {
     this.url = url;
+    this.options = options;
     this.sent = [];
     this.readyState = 0;
     FakeSocket.all.push(this);
@@ -29,9 +30,10 @@ function open(options = {}) {
   return { bus, ws: () => FakeSocket.all.at(-1) };
 }
 
-test('the URL: wss, /connect, token and hub', async () => {
+test('the URL: wss, /connect and hub; in Node the token goes in a header, not the URL', async () => {
   const { bus, ws } = open({ hub: 'orders' });
-  assert.equal(ws().url, 'wss://edge.example.com/connect?token=t0k&hub=orders');
+  assert.equal(ws().url, 'wss://edge.example.com/connect?hub=orders');
+  assert.deepEqual(ws().options, { headers: { authorization: 'Bearer t0k' } });
   assert.deepEqual(await bus.close(), { remaining: [] });
 });
 

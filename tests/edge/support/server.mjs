@@ -23,13 +23,15 @@ export async function freePort() {
 }
 
 /**
- * A local edge server. `vars` override wrangler.toml's [vars]; storage lives in a temporary
- * directory that survives `restart()` (that is what the durability tests rely on).
+ * A local edge server. `vars` override wrangler.toml's [vars]; `keys` (kid → secret) become
+ * EDGEBUS_SECRETS; storage lives in a temporary directory that survives `restart()` (that is what
+ * the durability tests rely on).
  */
 export class EdgeServer {
-  constructor({ vars = {}, config = 'wrangler.toml' } = {}) {
+  constructor({ vars = {}, config = 'wrangler.toml', keys = {} } = {}) {
     this.vars = vars;
     this.config = config;
+    this.keys = keys;
     this.secret = `test-secret-${Math.random().toString(36).slice(2)}`;
     this.persist = mkdtempSync(join(tmpdir(), 'edgebus-edge-'));
     this.proc = undefined;
@@ -45,6 +47,8 @@ export class EdgeServer {
     const args = [wrangler, 'dev', '--config', this.config, '--ip', '127.0.0.1', '--port', String(this.port),
       '--inspector-port', String(inspector), '--persist-to', this.persist, '--show-interactive-dev-session=false',
       '--var', `EDGEBUS_SECRET:${this.secret}`];
+    const keys = Object.entries(this.keys).map(([kid, secret]) => `${kid}:${secret}`).join(',');
+    if (keys !== '') args.push('--var', `EDGEBUS_SECRETS:${keys}`);
     for (const [k, v] of Object.entries(this.vars)) args.push('--var', `${k}:${v}`);
     this.proc = spawn(join(node22Bin, 'node'), args, {
       cwd: edgeDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
@@ -124,9 +128,18 @@ export class EdgeServer {
     rmSync(this.persist, { recursive: true, force: true });
   }
 
-  /** A signed token; `ttl` in seconds (negative for an expired one). */
-  token({ pub = ['>'], sub = ['>'], ttl = 3600 } = {}) {
-    return signToken({ pub, sub, exp: Math.floor(Date.now() / 1000) + ttl }, this.secret);
+  /**
+   * A signed token; `ttl` in seconds (negative for an expired one); other claims (`ns`, `admin`,
+   * `nbf`, `kid`) as given; a `kid` signs with that key of `keys`.
+   */
+  token({ pub = ['>'], sub = ['>'], ttl = 3600, ...claims } = {}) {
+    const secret = claims.kid === undefined ? this.secret : this.keys[claims.kid];
+    return signToken({ pub, sub, exp: Math.floor(Date.now() / 1000) + ttl, ...claims }, secret);
+  }
+
+  /** A token with the `admin` claim (the deployment-wide /stats, /admin/evict). */
+  adminToken() {
+    return this.token({ pub: [], sub: [], admin: true });
   }
 
   async post(path, body, token, extra = {}) {
@@ -136,7 +149,9 @@ export class EdgeServer {
     return { status: r.status, body: await r.json() };
   }
 
+  /** GET /stats with `token` (default: an admin token, for the deployment-wide view). */
   async stats(token) {
+    token ??= await this.adminToken();
     const r = await fetch(`${this.url}/stats`, { headers: { authorization: `Bearer ${token}` } });
     return r.json();
   }

@@ -8,7 +8,7 @@
 export const KNOWN_DEFECTS = {
   // Options whose reading throws (a revoked Proxy; a getter that throws): the reader's own
   // TypeError/Error escapes with no `code` (issue 10, Low: revoked Proxy as options).
-  throwingOptionReads: true,
+  throwingOptionReads: false,
   // NEW (not in issue 10): when the last member of a group leaves and nothing is pending, the
   // group is discarded: status(id) forgets its finished messages inside the retention window and
   // its counters leave stats().groups. While set, the last member of a group never leaves.
@@ -19,9 +19,9 @@ export const KNOWN_DEFECTS = {
   groupDropUncounted: false,
   // issue 10, defect 8: maxQueue 0 is accepted for a queue group, which then refuses every
   // message (and under `wait` hangs publishAsync, drain and close). While set, groups get ≥ 1.
-  maxQueueZero: true,
+  maxQueueZero: false,
   // issue 10, defect 3: publishAsync keeps the caller's options object and reads it again on
   // admission (a later `o.id = 42` gives a wasm RuntimeError). While set, no waiting
   // publishAsync has its options mutated.
-  publishAsyncOptionsReuse: true,
+  publishAsyncOptionsReuse: false,
 };

@@ -1,0 +1,615 @@
+//! The broker: a sans-IO state machine that owns subscriptions, routing, queues, batching, dedupe,
+//! timers and statistics, and never calls a handler nor reads a clock itself.
+//!
+//! A driver feeds it `publish`, `subscribe`, `complete` and the current time, and takes back
+//! [`Delivery`]s to run ([`Broker::next_delivery`]), [`Event`]s to act on, and the next deadline
+//! to wake at. The native [`crate::Bus`] and the WebAssembly binding are two such drivers, so both
+//! share exactly these semantics.
+//!
+//! One concern per file: the types and constructor here; `subscriptions`, `topics`, `publish`,
+//! `deliver`, `timers`, `lifecycle`, `stats` and `work_queues` each add their part of the
+//! state machine's methods.
+
+mod deliver;
+mod lifecycle;
+mod publish;
+mod stats;
+mod subscriptions;
+mod timers;
+mod topics;
+mod work_queues;
+
+use crate::batch::{BatchPolicy, BatchQueue, Pushed};
+use crate::dedupe::{DedupeWindow, IdempotenceFilter};
+use crate::error::{Error, ErrorCode, Result};
+use crate::groups::{
+    validate_group, Claim, DeadLetter, JobRef, JobState, JobStatus, Retention, RetryPolicy,
+    Settled, WorkQueue,
+};
+use crate::message::{Message, Outgoing};
+use crate::queue::{Overflow, SubQueue};
+use crate::router::Router;
+use crate::slab::Slab;
+use crate::snapshot::{BusStats, GroupStats, LatencySummary, SubscriptionStats};
+use crate::stats::{Counters, LatencyHistogram};
+use crate::topic::{validate_topic, Pattern};
+use crate::topic_trie::TopicTrie;
+use hashbrown::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::rc::Rc;
+
+/// Identifies a subscription inside one broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubId {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl SubId {
+    /// Slot index (reused after the subscription is gone).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+    /// Generation: with the index, unique among live and recent subscriptions.
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+    /// Rebuilds an id from its parts (as handed across the JavaScript boundary).
+    pub fn from_parts(index: u32, gen: u32) -> SubId {
+        SubId { index, gen }
+    }
+}
+
+/// Identifies one started delivery until it is completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryId {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl DeliveryId {
+    /// Slot index.
+    pub fn index(self) -> u32 {
+        self.index
+    }
+    /// Generation of the slot.
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+    /// Rebuilds an id from its parts.
+    pub fn from_parts(index: u32, gen: u32) -> DeliveryId {
+        DeliveryId { index, gen }
+    }
+}
+
+/// A resolved topic: publishing through a handle skips validation and the topic lookup.
+///
+/// The broker caches at most [`BrokerConfig::max_topics`] topics; when the table is full it
+/// starts a new one and bumps its generation. A handle carries the generation it was made in,
+/// so a handle from an earlier table is refused (`INVALID_ARGUMENT`, "stale topic handle")
+/// instead of reaching whatever topic took its place. Drivers that cache handles compare
+/// [`TopicHandle::generation`] with [`Broker::topics_generation`] and resolve again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TopicHandle {
+    index: u32,
+    gen: u32,
+}
+
+impl TopicHandle {
+    /// The topic's place in the table.
+    pub fn index(self) -> u32 {
+        self.index
+    }
+    /// The generation of the table it was resolved in.
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+    /// Rebuilds a handle from its parts.
+    pub fn from_parts(index: u32, gen: u32) -> TopicHandle {
+        TopicHandle { index, gen }
+    }
+}
+
+/// Per-subscription options, already validated and in clock units (microseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// How many messages may be in the handler at once (default 1: strict FIFO).
+    pub concurrency: u32,
+    /// Most messages waiting; `None` takes the broker's default.
+    pub max_queue: Option<usize>,
+    /// Overflow policy; `None` takes the broker's default.
+    pub overflow: Option<Overflow>,
+    /// A handler not settled after this long counts as failed (`HANDLER_TIMEOUT`); `None` takes
+    /// the broker's default.
+    pub timeout: Option<u64>,
+    /// Deliver in batches with this policy. For a queue-group member, only `max_size` and
+    /// `max_wait` apply (batch claim); retries follow the group's policy.
+    pub batch: Option<BatchPolicy>,
+    /// Join a queue group (work queue): each message goes to exactly one member.
+    pub group: Option<GroupOptions>,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions {
+            concurrency: 1,
+            max_queue: None,
+            overflow: None,
+            timeout: None,
+            batch: None,
+            group: None,
+        }
+    }
+}
+
+/// Queue-group membership. Subscriptions with the same group name and pattern share one stream.
+/// The retry policy, `max_queue` and `overflow` belong to the group: the first member sets them,
+/// and a later member that names different ones is refused with `INVALID_OPTION`. A member's
+/// `timeout` is its acknowledgement deadline: a delivery not settled by then counts as failed and
+/// is redelivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOptions {
+    /// The group's name: topic tokens, not starting with `$`. Dead letters go to `$dead.<name>`.
+    pub name: String,
+    /// Retries; `None` takes the default (5 attempts, backoff 100 ms doubling up to 30 s) or, for
+    /// a later member, the group's.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// Broker-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// Idempotence filter window for messages that carry an id; `None` disables it.
+    pub dedupe: Option<DedupeWindow>,
+    /// Default `max_queue` of subscriptions (default 10,000).
+    pub max_queue: usize,
+    /// Default overflow policy (default [`Overflow::DropOldest`]).
+    pub overflow: Overflow,
+    /// Default handler timeout in microseconds (default none).
+    pub timeout: Option<u64>,
+    /// Most topics whose routes are cached (default 16,384); past it the table starts anew and
+    /// handles resolved before are refused as stale (see [`TopicHandle`]).
+    pub max_topics: usize,
+    /// Report [`Event::Idle`] when a subscription has nothing queued or running.
+    pub track_idle: bool,
+    /// The driver caches routes by topic handle: keep, for [`Broker::take_invalidated`], the
+    /// handles whose route a subscription change made stale.
+    pub report_invalidated: bool,
+    /// How long work-queue ids stay queryable by [`Broker::status`] once finished.
+    pub retention: Retention,
+    /// Seed of the backoff jitter.
+    pub seed: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            dedupe: None,
+            max_queue: 10_000,
+            overflow: Overflow::DropOldest,
+            timeout: None,
+            max_topics: 16_384,
+            track_idle: false,
+            report_invalidated: false,
+            retention: Retention::default(),
+            seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+/// How a publish treats a full subscription whose policy is [`Overflow::Wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishMode {
+    /// Refuse with `QUEUE_FULL` (a synchronous `publish`).
+    Now,
+    /// Return [`Published::MustWait`] so the caller can wait for [`Event::Room`].
+    Wait,
+}
+
+/// The outcome of an accepted publish call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Accepted and routed to this many subscriptions.
+    Accepted {
+        /// Subscriptions it was routed to.
+        matched: usize,
+    },
+    /// Its id was seen inside the dedupe window: dropped and counted.
+    Duplicate,
+    /// A `wait` subscription is full; nothing was enqueued. Retry after [`Event::Room`].
+    MustWait,
+}
+
+/// What [`Broker::publish_direct`] decided.
+#[derive(Debug)]
+pub enum Direct<P> {
+    /// Call these subscriptions' handlers now, in this order, with this message; then report
+    /// with [`Broker::record_direct`].
+    Deliver(Rc<[SubId]>, Message<P>),
+    /// Its id was seen inside the dedupe window: dropped and counted.
+    Duplicate,
+    /// Not every subscription can take it directly: publish it with [`Broker::publish_to`].
+    Queue(Outgoing<P>),
+}
+
+/// The message(s) of one delivery.
+#[derive(Debug, Clone)]
+pub enum Items<P> {
+    /// A plain subscription's message.
+    One(Message<P>),
+    /// A batch subscription's batch, in publish order.
+    Batch(Vec<Message<P>>),
+}
+
+/// A delivery to run: call the subscription's handler, then [`Broker::complete`] it.
+#[derive(Debug, Clone)]
+pub struct Delivery<P> {
+    /// Pass back to [`Broker::complete`].
+    pub id: DeliveryId,
+    /// Whose handler to call.
+    pub sub: SubId,
+    /// Which try this is (1 for the first).
+    pub attempt: u32,
+    /// Whether a failure now is final (reported) rather than retried.
+    pub final_attempt: bool,
+    /// What to hand to the handler.
+    pub items: Items<P>,
+}
+
+/// Something the driver must act on, taken with [`Broker::poll_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A delivery ran past its timeout: it now counts as failed and its late result is ignored.
+    /// When `final_attempt`, report a `HANDLER_TIMEOUT` failure.
+    TimedOut {
+        /// The delivery that timed out.
+        delivery: DeliveryId,
+        /// Its subscription.
+        sub: SubId,
+        /// Whether this was the last try.
+        final_attempt: bool,
+    },
+    /// The subscription has nothing queued or running (only with `track_idle`).
+    Idle(SubId),
+    /// A `wait` subscription made room: retry waiting publishes.
+    Room,
+    /// A work-queue message failed its last attempt: take it with [`Broker::take_dead`] and
+    /// publish it on `$dead.<group>`.
+    Dead,
+    /// An unsubscribed subscription's last delivery settled: its final statistics wait in
+    /// [`Broker::take_retired`].
+    Retired(SubId),
+    /// Messages failed for good without a final-attempt delivery (a batch's message whose TTL
+    /// ends before its retry): take them with [`Broker::take_failed`] and report them.
+    Failed,
+}
+
+/// A final failure no delivery reported: the driver reports it to `onError` / `$errors`.
+#[derive(Debug, Clone)]
+pub struct Unreported<P> {
+    /// The subscription whose handler failed.
+    pub sub: SubId,
+    /// The messages that failed for good.
+    pub messages: Vec<Message<P>>,
+    /// Handler calls made.
+    pub attempts: u32,
+    /// `HANDLER_FAILED` or `HANDLER_TIMEOUT`.
+    pub code: ErrorCode,
+    /// The last error's message.
+    pub error: Rc<str>,
+}
+
+#[derive(Debug)]
+enum Kind<P> {
+    Plain(SubQueue<P>),
+    Batch(BatchQueue<P>),
+    /// A queue group's stream: routed like a subscription, delivered to its members.
+    Group(Box<WorkQueue<P, SubId>>),
+    /// A member of a queue group: not routed; it claims from its group.
+    Member(SubId),
+}
+
+#[derive(Debug)]
+struct Sub<P> {
+    order: u64,
+    pattern: Pattern,
+    concurrency: u32,
+    max_queue: usize,
+    overflow: Overflow,
+    timeout: Option<u64>,
+    kind: Kind<P>,
+    /// Started (or handed to the ready list) and not completed; a batch awaiting retry holds it.
+    in_flight: u32,
+    counters: Counters,
+    latency: LatencyHistogram,
+    /// Deliveries made directly by the driver (latency zero), folded into `latency` when read.
+    direct_delivered: u64,
+    live: bool,
+    /// The driver may call this subscription's handler directly when it is idle.
+    direct: bool,
+}
+
+impl<P> Sub<P> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        order: u64,
+        pattern: Pattern,
+        kind: Kind<P>,
+        concurrency: u32,
+        max_queue: usize,
+        overflow: Overflow,
+        timeout: Option<u64>,
+    ) -> Self {
+        Sub {
+            order,
+            pattern,
+            concurrency,
+            max_queue,
+            overflow,
+            timeout,
+            kind,
+            in_flight: 0,
+            counters: Counters::default(),
+            latency: LatencyHistogram::new(),
+            direct_delivered: 0,
+            live: true,
+            direct: false,
+        }
+    }
+
+    fn queued(&self) -> usize {
+        match &self.kind {
+            Kind::Plain(q) => q.len(),
+            Kind::Batch(b) => b.queued(),
+            Kind::Group(g) => g.depth(),
+            Kind::Member(_) => 0,
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight == 0
+            && match &self.kind {
+                Kind::Plain(q) => q.is_empty(),
+                Kind::Batch(b) => b.queued() == 0,
+                Kind::Group(g) => g.is_empty(),
+                Kind::Member(_) => true,
+            }
+    }
+
+    /// How many more messages it takes without overflowing.
+    fn room(&self) -> usize {
+        match &self.kind {
+            Kind::Plain(q) => {
+                let free = if q.is_empty() {
+                    self.concurrency.saturating_sub(self.in_flight) as usize
+                } else {
+                    0
+                };
+                free.saturating_add(self.max_queue.saturating_sub(q.len()))
+            }
+            Kind::Batch(b) => self.max_queue.saturating_sub(b.queued()),
+            Kind::Group(g) => g.room(self.max_queue),
+            Kind::Member(_) => usize::MAX,
+        }
+    }
+
+    fn stats(&self, id: u64, group: Option<&str>) -> SubscriptionStats {
+        let c = &self.counters;
+        SubscriptionStats {
+            id,
+            pattern: self.pattern.as_str().to_owned(),
+            group: group.map(str::to_owned),
+            delivered: c.delivered,
+            dropped: c.dropped,
+            expired: c.expired,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            queued: self.queued() as u64,
+            in_flight: self.in_flight as u64,
+            latency: summary(&self.latency, self.direct_delivered),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Ready<P> {
+    One(SubId, Message<P>),
+    Batch(SubId, Vec<Message<P>>, u32),
+    /// Jobs a group member claimed: (member, group, jobs).
+    Claim(SubId, SubId, Vec<JobRef>),
+}
+
+#[derive(Debug)]
+struct InFlight<P> {
+    sub: SubId,
+    key: Option<Rc<str>>,
+    /// For batches: the messages (kept for a retry) and the attempt.
+    batch: Option<(Vec<Message<P>>, u32)>,
+    count: u64,
+    /// For a group member's delivery: the group, the claimed jobs, and whether the member
+    /// claims batches (a failed job of a batch member is retried alone).
+    claim: Option<(SubId, Vec<JobRef>, bool)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Timeout(u32, u32),
+    BatchWait(u32, u32, u64),
+    Retry(u32, u32),
+    /// A group's job is due for retry: (group index, gen, job index, gen).
+    JobRetry(u32, u32, u32, u32),
+    /// A group's batch member stops waiting for a fuller batch.
+    ClaimWait(u32, u32),
+    /// A delayed (`not_before`) message becomes visible: its sequence number.
+    Visible(u64),
+}
+
+/// A message published with a `not_before` in the future, waiting to be routed.
+#[derive(Debug)]
+struct Scheduled<P> {
+    topic: Rc<str>,
+    msg: Outgoing<P>,
+}
+
+/// A message a closing broker could not deliver, for the close summary.
+#[derive(Debug, Clone)]
+pub struct Remaining<P> {
+    /// The message.
+    pub message: Message<P>,
+    /// Its queue group (`None` for a delayed message not routed yet).
+    pub group: Option<Rc<str>>,
+    /// `pending` (no member left to take it), `failed` (waiting for a retry) or `delayed`.
+    pub state: JobState,
+    /// Handler calls made.
+    pub attempts: u32,
+}
+
+#[derive(Debug)]
+struct TopicEntry {
+    topic: Rc<str>,
+    gen: u64,
+    subs: Rc<[SubId]>,
+}
+
+/// The pub/sub state machine. `P` is the payload handle (cloned once per matching subscription).
+#[derive(Debug)]
+pub struct Broker<P> {
+    config: BrokerConfig,
+    subs: Slab<Sub<P>>,
+    router: Router<SubId>,
+    next_order: u64,
+    routes_gen: u64,
+    topic_ids: HashMap<Rc<str>, u32>,
+    /// The same topics by token, to find those a pattern reaches.
+    topic_trie: TopicTrie,
+    /// Topics resolved since the trie was last brought up to date.
+    trie_pending: Vec<u32>,
+    /// Handles whose cached route went stale since the driver last asked.
+    invalidated: Vec<u32>,
+    scratch_handles: Vec<u32>,
+    topics: Vec<TopicEntry>,
+    /// Generation of `topics`, bumped each time the table starts anew.
+    topics_gen: u32,
+    /// The topic resolved last: publishers usually repeat a topic, and comparing it is cheaper
+    /// than hashing.
+    last_topic: Option<(Rc<str>, u32)>,
+    dedupe: Option<IdempotenceFilter>,
+    ready: VecDeque<Ready<P>>,
+    inflight: Slab<InFlight<P>>,
+    timers: BinaryHeap<Reverse<(u64, Timer)>>,
+    events: VecDeque<Event>,
+    counters: Counters,
+    latency: LatencyHistogram,
+    direct_delivered: u64,
+    /// Messages waiting in subscription queues, across the broker.
+    queued: usize,
+    /// Sum of every subscription's `in_flight`.
+    in_flight: usize,
+    seq: u64,
+    closed: bool,
+    waiting: bool,
+    scratch: Vec<SubId>,
+    /// Queue groups by (name, pattern).
+    groups: HashMap<(Rc<str>, Rc<str>), SubId>,
+    /// Dead letters to publish, each with the member to report its failure as when no driver
+    /// reported it at delivery time (see [`Broker::take_dead`]).
+    dead: VecDeque<(DeadLetter<P>, Option<SubId>)>,
+    /// Final failures for the driver to report (see [`Event::Failed`]).
+    unreported: VecDeque<Unreported<P>>,
+    retired: VecDeque<(SubId, SubscriptionStats)>,
+    scheduled: HashMap<u64, Scheduled<P>>,
+    scheduled_ids: HashMap<Rc<str>, u64>,
+    /// A failure reason given with [`Broker::complete_failed`], used by the next settle.
+    reason: Option<(ErrorCode, Rc<str>)>,
+    rng: u64,
+    last_now: u64,
+    /// While a batch is published: groups to hand work out from once it is all in, so a batch
+    /// claim sees the whole publish.
+    deferred: Option<Vec<SubId>>,
+}
+
+impl<P: Clone> Broker<P> {
+    /// A broker with `config`; fails with `INVALID_OPTION` when a setting is out of range.
+    pub fn new(config: BrokerConfig) -> Result<Self> {
+        if let Some(w) = &config.dedupe {
+            if w.max_ids == 0 {
+                return Err(Error::invalid_option("dedupe.maxIds", "must be at least 1"));
+            }
+            if w.max_age == Some(0) {
+                return Err(Error::invalid_option("dedupe.maxAgeMs", "must be positive"));
+            }
+        }
+        if config.timeout == Some(0) {
+            return Err(Error::invalid_option("timeoutMs", "must be positive"));
+        }
+        let seed = config.seed | 1;
+        Ok(Broker {
+            dedupe: config.dedupe.map(IdempotenceFilter::new),
+            config,
+            subs: Slab::new(),
+            router: Router::new(),
+            next_order: 0,
+            routes_gen: 0,
+            topic_ids: HashMap::new(),
+            topic_trie: TopicTrie::new(),
+            trie_pending: Vec::new(),
+            invalidated: Vec::new(),
+            scratch_handles: Vec::new(),
+            topics: Vec::new(),
+            topics_gen: 0,
+            last_topic: None,
+            ready: VecDeque::new(),
+            inflight: Slab::new(),
+            timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+            latency: LatencyHistogram::new(),
+            direct_delivered: 0,
+            queued: 0,
+            in_flight: 0,
+            seq: 0,
+            groups: HashMap::new(),
+            dead: VecDeque::new(),
+            retired: VecDeque::new(),
+            unreported: VecDeque::new(),
+            scheduled: HashMap::new(),
+            scheduled_ids: HashMap::new(),
+            reason: None,
+            rng: seed,
+            last_now: 0,
+            deferred: None,
+            closed: false,
+            waiting: false,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+}
+
+/// `INVALID_OPTION` for a `maxQueue` of 0 where messages must wait in the queue.
+fn zero_queue(what: &str, inherited: bool) -> Error {
+    let from = if inherited {
+        " (the bus's maxQueue is 0: give this subscription its own)"
+    } else {
+        ""
+    };
+    Error::invalid_option(
+        "maxQueue",
+        format!("must be at least 1 for {what}: its messages wait in its queue{from}"),
+    )
+}
+
+fn summary(h: &LatencyHistogram, zero_latency: u64) -> LatencySummary {
+    let mut h = h.clone();
+    h.record_n(0, zero_latency);
+    LatencySummary {
+        count: h.count(),
+        p50_ms: h.quantile(0.5) as f64 / 1000.0,
+        p99_ms: h.quantile(0.99) as f64 / 1000.0,
+    }
+}

@@ -1,0 +1,157 @@
+//! Deadlines: timeouts, TTL expiry, batch waits, retries, delayed messages, and the next wake-up.
+
+use super::*;
+
+impl<P: Clone> Broker<P> {
+    /// The earliest time a live timer is due, if any.
+    pub fn next_deadline(&mut self) -> Option<u64> {
+        // Timers are invalidated lazily; drop the stale ones on top so a driver never waits
+        // (or keeps a process alive) for a deadline with nothing behind it.
+        while let Some(Reverse((t, timer))) = self.timers.peek() {
+            if self.timer_is_live(*timer) {
+                return Some(*t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    pub(super) fn timer_is_live(&self, timer: Timer) -> bool {
+        match timer {
+            Timer::Timeout(index, gen) => self.inflight.get(index, gen).is_some(),
+            Timer::BatchWait(index, gen, batch) => matches!(
+                self.subs.get(index, gen),
+                Some(Sub { kind: Kind::Batch(b), live: true, .. }) if b.is_open(batch)
+            ),
+            Timer::Retry(index, gen) => matches!(
+                self.subs.get(index, gen),
+                Some(Sub { kind: Kind::Batch(b), live: true, .. }) if b.retry.is_some()
+            ),
+            // A closed bus lists pending retries in `remaining` instead of running them.
+            Timer::JobRetry(index, gen, ji, jg) => {
+                !self.closed
+                    && matches!(
+                        self.subs.get(index, gen),
+                        Some(Sub { kind: Kind::Group(wq), .. })
+                            if wq.is_retrying(JobRef { index: ji, gen: jg })
+                    )
+            }
+            Timer::ClaimWait(index, gen) => matches!(
+                self.subs.get(index, gen),
+                Some(Sub { kind: Kind::Group(wq), .. })
+                    if wq.is_waiting_for_batch()
+            ),
+            Timer::Visible(seq) => self.scheduled.contains_key(&seq),
+        }
+    }
+
+    /// Runs every timer due at `now`: batch waits, retries and handler timeouts.
+    pub fn fire_timers(&mut self, now: u64) {
+        self.last_now = now;
+        while let Some(Reverse((due, _))) = self.timers.peek() {
+            if *due > now {
+                break;
+            }
+            let Some(Reverse((_, timer))) = self.timers.pop() else {
+                break;
+            };
+            match timer {
+                Timer::Timeout(index, gen) => self.time_out(DeliveryId { index, gen }, now),
+                Timer::BatchWait(index, gen, batch) => {
+                    let id = SubId { index, gen };
+                    if let Some(Sub {
+                        kind: Kind::Batch(b),
+                        ..
+                    }) = self.subs.get_mut(index, gen)
+                    {
+                        b.seal_if(batch);
+                        self.start(id);
+                    }
+                }
+                Timer::JobRetry(..) if self.closed => {}
+                Timer::JobRetry(index, gen, ji, jg) => {
+                    let gid = SubId { index, gen };
+                    if let Some(Sub {
+                        kind: Kind::Group(wq),
+                        ..
+                    }) = self.subs.get_mut(index, gen)
+                    {
+                        wq.retry_due(JobRef { index: ji, gen: jg });
+                        self.dispatch_group(gid);
+                    }
+                }
+                Timer::ClaimWait(index, gen) => self.dispatch_group(SubId { index, gen }),
+                Timer::Visible(seq) => self.make_visible(seq, now),
+                Timer::Retry(index, gen) => {
+                    let id = SubId { index, gen };
+                    if let Some(Sub {
+                        kind: Kind::Batch(b),
+                        live: true,
+                        ..
+                    }) = self.subs.get_mut(index, gen)
+                    {
+                        if let Some((msgs, attempt)) = b.retry.take() {
+                            self.ready.push_back(Ready::Batch(id, msgs, attempt));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn time_out(&mut self, delivery: DeliveryId, now: u64) {
+        let Some(f) = self.inflight.remove(delivery.index, delivery.gen) else {
+            return;
+        };
+        let final_attempt = match (&f.batch, &f.claim) {
+            (_, Some((gid, jobs, _))) => match self.subs.get(gid.index, gid.gen) {
+                Some(Sub {
+                    kind: Kind::Group(wq),
+                    ..
+                }) => jobs
+                    .iter()
+                    .all(|j| wq.message(*j).is_none_or(|(_, a, max)| a >= max)),
+                _ => true,
+            },
+            (Some(_), None) => !self.is_sub_live(f.sub),
+            (None, None) => true,
+        };
+        self.reason = Some((
+            ErrorCode::HandlerTimeout,
+            Rc::from(self.timeout_message(f.sub)),
+        ));
+        self.events.push_back(Event::TimedOut {
+            delivery,
+            sub: f.sub,
+            final_attempt,
+        });
+        self.settle(f, false, now);
+        self.reason = None;
+    }
+
+    /// The message of the `HANDLER_TIMEOUT` error every driver reports when a delivery of `sub`
+    /// times out (and a dead letter carries): `not acknowledged within 50 ms` for a queue-group
+    /// member, `handler did not settle within 50 ms` otherwise.
+    pub fn timeout_message(&self, sub: SubId) -> String {
+        let (ms, member) = self.subs.get(sub.index, sub.gen).map_or((0.0, false), |s| {
+            (
+                s.timeout.unwrap_or(0) as f64 / 1000.0,
+                matches!(s.kind, Kind::Member(_)),
+            )
+        });
+        if member {
+            format!("not acknowledged within {ms} ms")
+        } else {
+            format!("handler did not settle within {ms} ms")
+        }
+    }
+
+    pub(super) fn is_sub_live(&self, id: SubId) -> bool {
+        self.subs.get(id.index, id.gen).is_some_and(|s| s.live)
+    }
+
+    /// Takes the next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}

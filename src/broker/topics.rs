@@ -1,0 +1,125 @@
+//! Resolving topics to handles, the cached routes behind them, and their invalidation.
+
+use super::*;
+
+impl<P: Clone> Broker<P> {
+    /// Validates `topic` and returns its handle (`INVALID_TOPIC` otherwise).
+    pub fn resolve(&mut self, topic: &str) -> Result<TopicHandle> {
+        let gen = self.topics_gen;
+        if let Some((last, h)) = &self.last_topic {
+            if **last == *topic {
+                return Ok(TopicHandle::from_parts(*h, gen));
+            }
+        }
+        if let Some((name, &h)) = self.topic_ids.get_key_value(topic) {
+            self.last_topic = Some((name.clone(), h));
+            return Ok(TopicHandle::from_parts(h, gen));
+        }
+        validate_topic(topic)?;
+        if self.topics.len() >= self.config.max_topics {
+            self.clear_topics();
+        }
+        let topic: Rc<str> = Rc::from(topic);
+        let h = self.topics.len() as u32;
+        self.topics.push(TopicEntry {
+            topic: topic.clone(),
+            gen: u64::MAX,
+            subs: Rc::from([]),
+        });
+        self.topic_ids.insert(topic.clone(), h);
+        // Into the trie only when a subscription change needs it (most topics never do).
+        self.trie_pending.push(h);
+        self.last_topic = Some((topic, h));
+        Ok(TopicHandle::from_parts(h, self.topics_gen))
+    }
+
+    /// Forgets every resolved topic and bumps the table's generation: handles given out before
+    /// are refused afterwards (never misrouted).
+    pub fn clear_topics(&mut self) {
+        self.last_topic = None;
+        self.topic_ids.clear();
+        self.topic_trie.clear();
+        self.trie_pending.clear();
+        self.invalidated.clear();
+        self.topics.clear();
+        self.topics_gen = self.topics_gen.wrapping_add(1);
+    }
+
+    /// Marks stale the cached routes of the topics `pattern` reaches (and only those), after a
+    /// subscription on it came or went.
+    pub(super) fn invalidate_routes(&mut self, pattern: &Pattern) {
+        let mut found = std::mem::take(&mut self.scratch_handles);
+        found.clear();
+        for h in self.trie_pending.drain(..) {
+            if let Some(entry) = self.topics.get(h as usize) {
+                self.topic_trie.insert(&entry.topic, h);
+            }
+        }
+        self.topic_trie.matching(pattern, &mut found);
+        for &h in &found {
+            if let Some(entry) = self.topics.get_mut(h as usize) {
+                entry.gen = u64::MAX;
+            }
+        }
+        if self.config.report_invalidated {
+            self.invalidated.extend_from_slice(&found);
+        }
+        self.scratch_handles = found;
+    }
+
+    /// The topic handles whose cached route went stale since the last call (only with
+    /// `report_invalidated`): a driver that caches routes by handle drops exactly these.
+    pub fn take_invalidated(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.invalidated)
+    }
+
+    /// The generation of the topic table: handles of another generation are stale.
+    pub fn topics_generation(&self) -> u32 {
+        self.topics_gen
+    }
+
+    pub(super) fn entry(&self, handle: TopicHandle) -> Result<&TopicEntry> {
+        if handle.gen != self.topics_gen {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "stale topic handle {} (the topic table was reset after {} topics); resolve the topic again",
+                    handle.index, self.config.max_topics
+                ),
+            ));
+        }
+        self.topics.get(handle.index as usize).ok_or_else(|| {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                format!("unknown topic handle {}", handle.index),
+            )
+        })
+    }
+
+    /// The subscriptions `handle`'s topic reaches, in subscription order.
+    pub fn route(&mut self, handle: TopicHandle) -> Result<Rc<[SubId]>> {
+        let gen = self.routes_gen;
+        let entry = self.entry(handle)?;
+        if entry.gen == gen {
+            return Ok(entry.subs.clone());
+        }
+        let topic = entry.topic.clone();
+        let list = self.match_topic(&topic);
+        let entry = &mut self.topics[handle.index as usize];
+        entry.gen = gen;
+        entry.subs = list.clone();
+        Ok(list)
+    }
+
+    /// The subscriptions a (valid) topic reaches, in subscription order, without caching.
+    pub(super) fn match_topic(&mut self, topic: &str) -> Rc<[SubId]> {
+        let mut found = std::mem::take(&mut self.scratch);
+        found.clear();
+        self.router.matches(topic, &mut found);
+        let subs = &self.subs;
+        found.sort_unstable_by_key(|id| subs.get(id.index, id.gen).map_or(0, |s| s.order));
+        let list: Rc<[SubId]> = Rc::from(&found[..]);
+        self.scratch = found;
+        list
+    }
+}

@@ -1,0 +1,94 @@
+// The route cache and the core's topic table share one lifecycle: a subscription change drops the
+// cached routes of exactly the topics its pattern reaches (the core finds them), so publishing to
+// other topics keeps its cached route and does not cross into the core again. White-box: counts
+// the core's resolve calls.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Bus } from 'edgebus';
+
+function countingResolves(bus) {
+  const core = bus._core;
+  const count = { n: 0 };
+  // Both ways the driver resolves a topic: as a string, and through the core's topic buffer.
+  for (const name of ['resolve', 'resolve_scratch']) {
+    const resolve = core[name].bind(core);
+    core[name] = (arg) => {
+      count.n++;
+      return resolve(arg);
+    };
+  }
+  return count;
+}
+
+const topics = Array.from({ length: 50 }, (_, i) => `orders.${i}.created`);
+
+test('a subscribe or unsubscribe re-resolves only the topics its pattern reaches', () => {
+  const bus = new Bus();
+  const seen = new Map();
+  const count = (name) => (p, m) => seen.set(name, [...(seen.get(name) ?? []), m.topic]);
+  for (const t of topics) bus.subscribe(t, count(t));
+  bus.publish('$errors.x', 0);
+  bus.publish('other', 0);
+  for (const t of topics) bus.publish(t, 0);
+  const resolves = countingResolves(bus);
+
+  // Exact pattern: one topic's route goes.
+  const one = bus.subscribe('orders.7.created', count('seven'));
+  for (const t of topics) bus.publish(t, 0);
+  bus.publish('other', 0);
+  assert.equal(resolves.n, 1);
+  assert.deepEqual(seen.get('seven'), ['orders.7.created']);
+
+  // `*` in the middle: the 50 orders topics, not `other`, not `$errors.x`.
+  const star = bus.subscribe('orders.*.created', count('star'));
+  for (const t of topics) bus.publish(t, 0);
+  bus.publish('other', 0);
+  bus.publish('$errors.x', 0);
+  assert.equal(resolves.n, 1 + 50);
+  assert.equal(seen.get('star').length, 50);
+
+  // `>` at the top reaches every topic but the system's.
+  const all = bus.subscribe('>', count('all'));
+  bus.publish('$errors.x', 0);
+  assert.equal(resolves.n, 1 + 50);
+  bus.publish('other', 0);
+  assert.equal(resolves.n, 1 + 50 + 1);
+  assert.deepEqual(seen.get('all'), ['other']);
+
+  // Unsubscribing is targeted the same way, and the subscription receives nothing more. (The
+  // orders topics' routes went with the `>` subscription and were not published to since.)
+  bus.publish('orders.8.created', 0);
+  assert.equal(resolves.n, 1 + 50 + 1 + 1);
+  one.unsubscribe();
+  bus.publish('orders.8.created', 0);
+  assert.equal(resolves.n, 1 + 50 + 1 + 1);
+  bus.publish('orders.7.created', 0);
+  assert.equal(resolves.n, 1 + 50 + 1 + 2);
+  // Two: the publish after it subscribed and the round after `orders.*.created`; none since.
+  assert.deepEqual(seen.get('seven'), ['orders.7.created', 'orders.7.created']);
+  star.unsubscribe();
+  all.unsubscribe();
+  for (const t of topics) bus.publish(t, 0);
+  assert.equal(seen.get('star').length, 50 + 3);
+  assert.deepEqual(seen.get('all'), ['other', 'orders.8.created', 'orders.8.created', 'orders.7.created']);
+  for (const t of topics) {
+    const extra = { 'orders.7.created': 1, 'orders.8.created': 2 }[t] ?? 0;
+    assert.equal(seen.get(t).length, 4 + extra, t);
+  }
+});
+
+test('short ASCII topics (through the core\'s buffer), long and non-ASCII ones (as strings) route alike', () => {
+  const bus = new Bus();
+  const got = [];
+  bus.subscribe('t.>', (p, m) => got.push(m.topic));
+  const long = `t.${'x'.repeat(300)}`;
+  const topics = ['t.a', 't.é', long, `t.${'y'.repeat(253)}`, 't.\u{1F600}.z'];
+  for (const t of topics) bus.publish(t, 0);
+  for (const t of topics) bus.publish(t, 0);
+  assert.deepEqual(got, [...topics, ...topics]);
+  for (const bad of ['t..a', '', 't.a.', 'a b', `t.${'z'.repeat(300)}.`, 't.é.']) {
+    assert.throws(() => bus.publish(bad, 0), (e) => e.code === 'INVALID_TOPIC', JSON.stringify(bad));
+  }
+  bus.publish('t.after', 0);
+  assert.equal(got.at(-1), 't.after');
+});

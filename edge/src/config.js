@@ -5,11 +5,16 @@ const DEFAULTS = {
   HUBS: 8,                        // Durable Object hubs topics are spread over
   ROUTE_TOKENS: 1,                // leading topic tokens hashed to pick the hub
   MAX_PAYLOAD_BYTES: 65536,       // one message's JSON payload
+  MAX_PAYLOAD_DEPTH: 64,          // nesting of arrays and objects in one payload
+  MAX_REQUEST_BYTES: 67108864,    // one POST /publish body (checked before it is parsed)
   MAX_SUBSCRIPTIONS: 100,         // per WebSocket connection
-  MAX_MESSAGES_PER_SECOND: 1000,  // publishes per WebSocket connection (token bucket, 1 s burst)
+  MAX_MESSAGES_PER_SECOND: 1000,  // publishes per WebSocket connection and per token on POST /publish (token bucket, 1 s burst)
+  RATE_VIOLATIONS_TO_CLOSE: 10,   // frames in a row with rate-limited publishes before the socket is closed (1008)
   MAX_BATCH_PUBLISH: 1000,        // messages in one POST /publish
   BATCH_MAX_MESSAGES: 100,        // messages in one frame to a client
-  BATCH_MAX_WAIT_MS: 50,          // how long a message may wait for a fuller frame
+  BATCH_MAX_WAIT_MS: 0,           // how long a message may wait for a fuller frame; 0: adaptive (next macrotask)
+  FORWARD_MAX_BYTES: 8388608,     // payload bytes in one call between hubs (under the 32 MiB RPC limit)
+  FORWARD_ATTEMPTS: 3,            // tries of a forward to a home hub before the publish is answered UNAVAILABLE
   OUTBOX_LIMIT: 10000,            // messages waiting for one slow client before the oldest drop
   ACK_TIMEOUT_MS: 30000,          // default work-queue ack deadline
   MAX_ATTEMPTS: 5,                // default work-queue attempts
@@ -32,6 +37,12 @@ export function readConfig(env) {
       throw new Error(`edgebus: setting ${k} must be a positive integer, got ${JSON.stringify(raw)}`);
     }
     cfg[k] = v;
+  }
+  // POST /publish per token: the WebSocket rate unless set on its own.
+  const raw = env?.PUBLISH_MESSAGES_PER_SECOND;
+  cfg.PUBLISH_MESSAGES_PER_SECOND = raw === undefined || raw === '' ? cfg.MAX_MESSAGES_PER_SECOND : Number(raw);
+  if (!Number.isInteger(cfg.PUBLISH_MESSAGES_PER_SECOND) || cfg.PUBLISH_MESSAGES_PER_SECOND < 1) {
+    throw new Error(`edgebus: setting PUBLISH_MESSAGES_PER_SECOND must be a positive integer, got ${JSON.stringify(raw)}`);
   }
   return cfg;
 }

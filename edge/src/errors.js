@@ -20,6 +20,8 @@ export const STATUS = {
   METHOD_NOT_ALLOWED: 405,
   MESSAGE_TOO_LARGE: 413,
   BATCH_TOO_LARGE: 413,
+  PAYLOAD_TOO_DEEP: 400,
+  REQUEST_TOO_LARGE: 413,
   TOO_MANY_SUBSCRIPTIONS: 429,
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
@@ -39,5 +41,6 @@ export function codeOf(e) {
 }
 
 export function errorResponse(code, message, headers = {}) {
+  if (code === 'RATE_LIMITED' && headers['retry-after'] === undefined) headers = { ...headers, 'retry-after': '1' };
   return Response.json({ error: { code, message } }, { status: STATUS[code] ?? 400, headers });
 }

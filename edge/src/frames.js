@@ -38,11 +38,46 @@ export function checkPattern(pattern) {
 
 function noop() {}
 
-/** Bytes of a payload's JSON; throws MESSAGE_TOO_LARGE over the limit. */
-export function checkPayload(payload, limit) {
-  if (payload === undefined) throw new EdgeError('BAD_REQUEST', 'a message needs a `payload` (any JSON value)');
-  const n = encoder.encode(JSON.stringify(payload)).length;
-  if (n > limit) throw new EdgeError('MESSAGE_TOO_LARGE', `payload is ${n} bytes of JSON; the limit is ${limit}`);
+/**
+ * Checks a payload before anything else touches it: nesting (arrays and objects) at most `maxDepth`
+ * (PAYLOAD_TOO_DEEP), then at most `limit` bytes of JSON (MESSAGE_TOO_LARGE). Returns the bytes.
+ * The walk is iterative and stops at the first level too deep, so a hostile payload costs no more
+ * than its size.
+ */
+export function checkPayload(payload, limit, maxDepth = 64, at = '') {
+  if (payload === undefined) throw new EdgeError('BAD_REQUEST', `a message needs a \`payload\` (any JSON value)${at}`);
+  if (payload !== null && typeof payload === 'object') {
+    const stack = [payload, 1];
+    while (stack.length > 0) {
+      const depth = stack.pop();
+      const v = stack.pop();
+      if (depth > maxDepth) {
+        throw new EdgeError('PAYLOAD_TOO_DEEP', `payload nests arrays/objects deeper than ${maxDepth} levels${at}`);
+      }
+      const items = Array.isArray(v) ? v : Object.values(v);
+      for (let i = 0; i < items.length; i++) {
+        const x = items[i];
+        if (x !== null && typeof x === 'object') stack.push(x, depth + 1);
+      }
+    }
+  }
+  const json = JSON.stringify(payload);
+  const n = json.length > limit ? encoder.encode(json).length : utf8Length(json);
+  if (n > limit) throw new EdgeError('MESSAGE_TOO_LARGE', `payload is ${n} bytes of JSON; the limit is ${limit}${at}`);
+  return n;
+}
+
+/** UTF-8 bytes of a string, without encoding it. */
+function utf8Length(s) {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff) i++, n += 2; // a surrogate pair: 4 bytes for 2 units
+    else n += 2;
+  }
+  return n;
 }
 
 function checkOptionalString(v, name) {
@@ -71,7 +106,8 @@ function refused(hub, c, op, e) {
   const ns = c?.ns ?? DEFAULT_NS;
   if (code === 'FORBIDDEN') hub._count(ns, 'forbidden');
   else if (code === 'RATE_LIMITED') hub._count(ns, 'rateLimited');
-  else if (code === 'MESSAGE_TOO_LARGE') hub._count(ns, 'tooLarge');
+  else if (code === 'MESSAGE_TOO_LARGE' || code === 'REQUEST_TOO_LARGE') hub._count(ns, 'tooLarge');
+  else if (code === 'PAYLOAD_TOO_DEEP') hub._count(ns, 'tooDeep');
   else hub._count(ns, 'refused');
   hub._countsChanged();
   const r = { t: 'err', op: typeof op?.op === 'string' ? op.op : undefined, code, message: e?.message ?? String(e) };
@@ -99,6 +135,9 @@ export async function handleFrame(hub, c, data) {
   let ops;
   try {
     if (typeof data !== 'string') throw new EdgeError('BAD_JSON', 'frames must be text (JSON)');
+    if (data.length > hub.cfg.MAX_REQUEST_BYTES) {
+      throw new EdgeError('REQUEST_TOO_LARGE', `a frame of ${data.length} characters; the limit is ${hub.cfg.MAX_REQUEST_BYTES} bytes`);
+    }
     try {
       ops = JSON.parse(data);
     } catch (e) {
@@ -122,12 +161,12 @@ export async function handleFrame(hub, c, data) {
           checkKeys(op, PUB_KEYS);
           checkTopic(op.topic);
           if (!mayPublish(c.claims, op.topic)) throw new EdgeError('FORBIDDEN', `the token does not allow publishing to \`${op.topic}\``);
-          checkPayload(op.payload, hub.cfg.MAX_PAYLOAD_BYTES);
+          const size = checkPayload(op.payload, hub.cfg.MAX_PAYLOAD_BYTES, hub.cfg.MAX_PAYLOAD_DEPTH);
           checkOptionalString(op.id, 'id');
           checkOptionalString(op.key, 'key');
           takeToken(hub, c);
           const owner = hubOfTopic(op.topic, hub.cfg.HUBS, hub.cfg.ROUTE_TOKENS);
-          const msg = { topic: op.topic, payload: op.payload, ns: c.ns };
+          const msg = { topic: op.topic, payload: op.payload, ns: c.ns, size };
           if (op.id !== undefined) msg.id = op.id;
           if (op.key !== undefined) msg.key = op.key;
           if (!pubs.has(owner)) pubs.set(owner, []);
@@ -204,6 +243,32 @@ export async function handleFrame(hub, c, data) {
     }
   }
   if (replies.length > 0) send(c, replies);
+  rateViolations(hub, c, replies);
+}
+
+/**
+ * A frame with rate-limited publishes is a violation; RATE_VIOLATIONS_TO_CLOSE of them in a row
+ * (no frame in between that kept to the limit) close the connection with 1008 (policy violation):
+ * a flooder stops costing the hub, and its backlog of frames is not worked off.
+ */
+function rateViolations(hub, c, replies) {
+  let limited = false;
+  for (const r of replies) if (r.code === 'RATE_LIMITED') limited = true;
+  if (!limited) {
+    c.violations = 0;
+    return;
+  }
+  c.violations = (c.violations ?? 0) + 1;
+  if (c.violations < hub.cfg.RATE_VIOLATIONS_TO_CLOSE || c.closed) return;
+  hub._count(c.ns, 'rateClosed');
+  hub._countsChanged();
+  try {
+    c.ws.send(JSON.stringify({ t: 'err', code: 'RATE_LIMITED', message: `${c.violations} frames in a row over ${hub.cfg.MAX_MESSAGES_PER_SECOND} messages per second: closing` }));
+    c.ws.close(1008, 'rate limit exceeded repeatedly');
+  } catch {
+    // already closing
+  }
+  hub._dropSocket(c.ws);
 }
 
 function forbiddenAck(op, sub, n) {
@@ -215,21 +280,50 @@ function forbiddenAck(op, sub, n) {
 
 async function flushPubs(hub, c, pubs, replies) {
   if (pubs.size === 0) return;
-  const batches = [...pubs];
+  const byOwner = [...pubs];
   pubs.clear();
-  await Promise.all(batches.map(async ([owner, rows]) => {
-    try {
-      const res = await hub._peer(owner).publish(owner, rows.map((r) => r.msg));
-      rows.forEach((r, i) => {
-        if (r.op.ref !== undefined) {
-          replies.push(res[i] === false ? { t: 'ok', op: 'pub', ref: r.op.ref, dup: true } : { t: 'ok', op: 'pub', ref: r.op.ref, stored: res[i].stored > 0 });
-        }
-      });
-    } catch (e) {
-      hub._error(`publishing ${rows.length} message(s) through hub ${owner} failed`, e);
-      for (const r of rows) replies.push(refused(hub, c, r.op, new EdgeError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
-    }
+  // Owners in parallel; the chunks of one owner one after the other, so that order holds.
+  await Promise.all(byOwner.map(async ([owner, all]) => {
+    for (const rows of chunksBySize(all, (r) => r.msg.size, hub.cfg.FORWARD_MAX_BYTES)) await publishChunk(hub, owner, rows, replies);
   }));
+}
+
+async function publishChunk(hub, owner, rows, replies) {
+  try {
+    const res = await hub._peer(owner).publish(owner, rows.map((r) => r.msg));
+    rows.forEach((r, i) => {
+      const x = res[i];
+      if (x?.error !== undefined) replies.push(refused(hub, undefined, r.op, new EdgeError(x.error.code, x.error.message)));
+      else if (r.op.ref !== undefined) {
+        replies.push(x === false ? { t: 'ok', op: 'pub', ref: r.op.ref, dup: true } : { t: 'ok', op: 'pub', ref: r.op.ref, stored: x.stored > 0 });
+      }
+    });
+  } catch (e) {
+    hub._error(`publishing ${rows.length} message(s) through hub ${owner} failed`, e);
+    for (const r of rows) replies.push(refused(hub, undefined, r.op, new EdgeError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
+  }
+}
+
+/**
+ * Splits `rows` into runs of at most `max` bytes (by `sizeOf`; a row over `max` goes alone), so no
+ * call between Durable Objects comes near the 32 MiB RPC limit.
+ */
+export function chunksBySize(rows, sizeOf, max) {
+  const out = [];
+  let cur = [];
+  let bytes = 0;
+  for (const r of rows) {
+    const n = sizeOf(r) + 256; // topic, id, key and framing
+    if (cur.length > 0 && bytes + n > max) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(r);
+    bytes += n;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }
 
 async function subscribe(hub, c, op) {

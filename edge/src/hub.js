@@ -8,7 +8,8 @@
 // - **home** of a connection: the socket is accepted here. `local` (a wasm Bus) holds one
 //   subscription per (connection, subscription id); messages forwarded from owners are matched
 //   again here and written into per-connection outboxes, flushed as one frame per
-//   BATCH_MAX_MESSAGES messages or BATCH_MAX_WAIT_MS.
+//   BATCH_MAX_MESSAGES messages or, by default, on the next macrotask (adaptive: what is already
+//   queued shares the frame), or after BATCH_MAX_WAIT_MS when that is set.
 //
 // What must survive eviction is in storage: connection records (`c:<conn>`: claims and
 // subscriptions; the socket's attachment holds only its id), interests (`i:<home>|<pattern>`, or
@@ -33,7 +34,7 @@ import { handleFrame } from './frames.js';
 
 /** The counters each namespace has its own share of (`/stats` with a non-admin token). */
 export const NS_COUNTERS = ['published', 'duplicates', 'notStored', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge',
-  'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished'];
+  'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished', 'tooDeep', 'rateClosed'];
 
 /** Delivery tokens a home remembers per connection, to refuse acknowledgements of others' tokens. */
 const DELIVERED_LIMIT = 10000;
@@ -60,8 +61,12 @@ export class Hub extends DurableObject {
     this.conns = new Map();          // conn id → connection state (sockets of this hub)
     this.interests = new Map();      // `${home}|${ns} ${pattern}` → routing subscription (as owner)
     this.wanted = new Map();         // `${ns} ${pattern}` → { count, busy } (as home)
-    this.boxes = new Map();          // home index → { items, last, patterns } (forwarding, this microtask)
+    this.boxes = new Map();          // home index → box { items, last, patterns, bytes, done } (forwarding, this microtask)
     this.boxQueued = false;
+    this.homeChains = new Map();     // home index → the last forward to it (forwards to one home go in order)
+    this.collect = undefined;        // boxes the message being published went into
+    this.sizes = new WeakMap();      // envelope → payload bytes of JSON (for splitting forwards)
+    this.buckets = new Map();        // rate-limit key (POST /publish token) → { tokens, at }
     this.dirty = new Set();          // connections with a pending frame
     this.flushTimer = undefined;
     this.sending = undefined;        // frames of the flush in progress, sent after their count is written
@@ -76,7 +81,7 @@ export class Hub extends DurableObject {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
       deadPublished: 0, deadRetries: 0, streamDropped: 0, streamExpired: 0, streamsDeleted: 0,
-      streamDiscarded: 0, notStored: 0, errors: 0,
+      streamDiscarded: 0, notStored: 0, errors: 0, forwardRetries: 0, rateClosed: 0, tooDeep: 0,
     };
     this.nsCounts = new Map();       // namespace → its share of the counters (see _nsCount)
     this.nsDirty = new Set();
@@ -413,6 +418,7 @@ export class Hub extends DurableObject {
     await this._enter(self);
     for (const m of msgs) if (!this.nsRegistered.has(m.ns ?? DEFAULT_NS)) await this._nsHere(m.ns ?? DEFAULT_NS);
     const out = new Array(msgs.length);
+    const boxesOf = new Array(msgs.length);
     const now = Date.now();
     let streamed = false;
     for (let i = 0; i < msgs.length; i++) {
@@ -427,7 +433,14 @@ export class Hub extends DurableObject {
       const env = { topic: m.topic, payload: m.payload, id: m.id ?? `${this.bootId}-${(++this.idSeq).toString(36)}`, publishedAt: now };
       if (m.key !== undefined) env.key = m.key;
       if (ns !== DEFAULT_NS) env.ns = ns;
-      this._bus('routing', ns, false)?.publish(env.topic, env);
+      if (m.size !== undefined) this.sizes.set(env, m.size);
+      this.collect = new Set();
+      try {
+        this._bus('routing', ns, false)?.publish(env.topic, env);
+      } finally {
+        boxesOf[i] = this.collect;
+        this.collect = undefined;
+      }
       const streams = this.streams.route(env.topic, ns);
       if (streams.length === 0) this._count(ns, 'notStored');
       else streamed = true;
@@ -441,7 +454,58 @@ export class Hub extends DurableObject {
       this.alarmAt = now + this.cfg.STREAM_MAX_AGE_MS + 1;
       this.ctx.storage.setAlarm(this.alarmAt);
     }
+    // The answer waits for the forwards to the subscribers' home hubs (each retried up to
+    // FORWARD_ATTEMPTS times): a message that did not reach every home is answered UNAVAILABLE and
+    // its id forgotten, so that the publisher's retry is taken, not refused as a duplicate.
+    const all = new Set();
+    for (const b of boxesOf) if (b !== undefined) for (const box of b) all.add(box);
+    if (all.size === 0) return out;
+    await Promise.all([...all].map((box) => box.done));
+    for (let i = 0; i < msgs.length; i++) {
+      if (boxesOf[i] === undefined || out[i] === false) continue;
+      const failed = [...boxesOf[i]].find((box) => box.failed !== undefined);
+      if (failed === undefined) continue;
+      if (msgs[i].id !== undefined) this._forget(msgs[i].ns ?? DEFAULT_NS, msgs[i].id);
+      out[i] = { error: { code: 'UNAVAILABLE', message: `not delivered to the subscribers of hub ${failed.home} (${failed.failed}); publish it again` } };
+    }
     return out;
+  }
+
+  /** Removes an id from the idempotence window (its publish was not delivered everywhere). */
+  _forget(ns, id) {
+    const n = this.ctx.storage.sql.exec('DELETE FROM seen WHERE ns = ? AND id = ? RETURNING 1', ns, id).toArray().length;
+    if (this.seenCount.has(ns)) this.seenCount.set(ns, this.seenCount.get(ns) - n);
+  }
+
+  /**
+   * The token bucket of a POST /publish caller (`key`: its token), at the hub the key hashes to:
+   * PUBLISH_MESSAGES_PER_SECOND (by default MAX_MESSAGES_PER_SECOND) with a one-second burst, as
+   * a WebSocket connection has. A batch is
+   * taken whole when the bucket holds min(n, rate) (the excess is owed and delays the next one);
+   * otherwise `{ retryAfterMs }`.
+   */
+  async rateTake(self, key, n, ns = DEFAULT_NS) {
+    await this._enter(self);
+    const rate = this.cfg.PUBLISH_MESSAGES_PER_SECOND;
+    const now = Date.now();
+    let b = this.buckets.get(key);
+    if (b === undefined) {
+      if (this.buckets.size >= 10000) {
+        for (const [k, x] of this.buckets) if (x.tokens + ((now - x.at) / 1000) * rate >= rate) this.buckets.delete(k);
+      }
+      b = { tokens: rate, at: now };
+      this.buckets.set(key, b);
+    }
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    const need = Math.min(n, rate);
+    if (b.tokens < need) {
+      this._count(ns, 'rateLimited', n);
+      this._countsChanged();
+      return { retryAfterMs: Math.ceil(((need - b.tokens) / rate) * 1000) };
+    }
+    b.tokens -= n;
+    return {};
   }
 
   /**
@@ -474,19 +538,46 @@ export class Hub extends DurableObject {
     return true;
   }
 
-  /** Queues an item for a home hub; one RPC per home per microtask. */
+  /** Payload bytes of an envelope's JSON, as the publisher's check measured them (else measured once). */
+  _sizeOf(env) {
+    let n = this.sizes.get(env);
+    if (n === undefined) {
+      n = JSON.stringify(env.payload ?? null).length;
+      this.sizes.set(env, n);
+    }
+    return n;
+  }
+
+  /**
+   * Queues an item for a home hub: one RPC per home per microtask, split so that no call carries
+   * more than FORWARD_MAX_BYTES of payloads (the RPC limit is 32 MiB). Forwards to one home go in
+   * order, each retried up to FORWARD_ATTEMPTS times with backoff.
+   */
   forward(home, item, pattern) {
     let box = this.boxes.get(home);
+    if (box !== undefined && pattern !== undefined && box.last === item) {
+      box.patterns.add(pattern); // one message, several patterns of the same home: once
+      this.collect?.add(box);
+      return;
+    }
+    const n = this._sizeOf(item.e ?? item) + 256;
+    if (box !== undefined && box.items.length > 0 && box.bytes + n > this.cfg.FORWARD_MAX_BYTES) {
+      this.boxes.delete(home);
+      this._sendBox(home, box);
+      box = undefined;
+    }
     if (box === undefined) {
-      box = { items: [], last: undefined, patterns: new Set() };
+      box = { home, items: [], last: undefined, patterns: new Set(), bytes: 0, failed: undefined, done: undefined, settle: undefined };
+      box.done = new Promise((resolve) => { box.settle = resolve; });
       this.boxes.set(home, box);
     }
     if (pattern !== undefined) {
       box.patterns.add(pattern);
-      if (box.last === item) return; // one message, several patterns of the same home: once
       box.last = item;
     }
     box.items.push(item);
+    box.bytes += n;
+    this.collect?.add(box);
     if (!this.boxQueued) {
       this.boxQueued = true;
       queueMicrotask(() => this._sendBoxes());
@@ -497,18 +588,40 @@ export class Hub extends DurableObject {
     this.boxQueued = false;
     const boxes = this.boxes;
     this.boxes = new Map();
-    for (const [home, box] of boxes) {
-      this.counts.forwarded += box.items.length;
-      const patterns = [...box.patterns];
-      const done = home === this.index
-        ? Promise.resolve(this.receive(this.index, box.items, patterns))
-        : this._peer(home).receive(home, box.items, patterns);
-      done.then((r) => this._cleanup(home, r), (e) => {
-        this.counts.forwardFailed += box.items.length;
-        this._error(`forwarding ${box.items.length} message(s) to hub ${home} failed`, e);
-      });
-    }
+    for (const [home, box] of boxes) this._sendBox(home, box);
     if (boxes.size > 0) this._countsChanged();
+  }
+
+  _sendBox(home, box) {
+    this.counts.forwarded += box.items.length;
+    const patterns = [...box.patterns];
+    if (home === this.index) {
+      this.receive(this.index, box.items, patterns).then((r) => this._cleanup(home, r)).finally(box.settle);
+      return;
+    }
+    const send = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          this._cleanup(home, await this._peer(home).receive(home, box.items, patterns));
+          return;
+        } catch (e) {
+          if (attempt >= this.cfg.FORWARD_ATTEMPTS) {
+            box.failed = e?.message ?? String(e);
+            this.counts.forwardFailed += box.items.length;
+            this._error(`forwarding ${box.items.length} message(s) to hub ${home} failed ${attempt} times`, e);
+            return;
+          }
+          this.counts.forwardRetries += box.items.length;
+          this._countsChanged();
+          await new Promise((r) => setTimeout(r, 50 * 4 ** (attempt - 1)));
+        }
+      }
+    };
+    const chain = (this.homeChains.get(home) ?? Promise.resolve()).then(send).finally(box.settle);
+    this.homeChains.set(home, chain);
+    chain.then(() => {
+      if (this.homeChains.get(home) === chain) this.homeChains.delete(home);
+    });
   }
 
   /** Drops interests and members a home no longer has (after its connections were lost). */
@@ -643,7 +756,9 @@ export class Hub extends DurableObject {
           for (const [c, frame, n] of frames) this._sendFrame(c, frame, n);
         }
       };
-      this.flushTimer = this.cfg.BATCH_MAX_WAIT_MS === 0 ? (queueMicrotask(flush), 0) : setTimeout(flush, this.cfg.BATCH_MAX_WAIT_MS);
+      // 0 (the default) is adaptive: the next macrotask, so input already queued (other frames,
+      // forwards) shares the frame and frames grow with the backlog, without a fixed wait.
+      this.flushTimer = setTimeout(flush, this.cfg.BATCH_MAX_WAIT_MS);
     }
   }
 

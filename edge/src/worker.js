@@ -16,7 +16,7 @@ import { readConfig } from './config.js';
 import { codeOf, EdgeError, errorResponse, STATUS } from './errors.js';
 import { keyring, mayPublish, verifyToken } from './auth.js';
 import { hubName, hubOfTopic, nsDirectoryHub } from './routing.js';
-import { checkPayload, checkTopic } from './frames.js';
+import { checkPayload, checkTopic, chunksBySize } from './frames.js';
 import { NS_COUNTERS } from './hub.js';
 
 export { Hub } from './hub.js';
@@ -139,7 +139,12 @@ async function connect(request, env, url, cfg) {
   const prefix = url.searchParams.get('hub');
   let index;
   if (prefix !== null) {
-    checkTopic(prefix);
+    try {
+      checkTopic(prefix);
+    } catch (e) {
+      // Told over the socket (4400: a permanent refusal the client reports and does not retry).
+      return refuseSocket('BAD_REQUEST', `\`hub\` must be a topic prefix: ${e.message}`, protocol);
+    }
     index = hubOfTopic(prefix, cfg.HUBS, cfg.ROUTE_TOKENS);
   } else {
     index = Math.floor(Math.random() * cfg.HUBS);
@@ -154,8 +159,11 @@ async function connect(request, env, url, cfg) {
   return new Response(null, { status: 101, webSocket: res.webSocket, headers: { 'sec-websocket-protocol': protocol } });
 }
 
-async function readJson(request) {
+async function readJson(request, maxBytes = Infinity) {
+  const declared = Number(request.headers.get('content-length'));
+  if (declared > maxBytes) throw new EdgeError('REQUEST_TOO_LARGE', `a body of ${declared} bytes; the limit is ${maxBytes}`);
   const text = await request.text();
+  if (text.length > maxBytes) throw new EdgeError('REQUEST_TOO_LARGE', `a body of ${text.length} characters; the limit is ${maxBytes} bytes`);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -165,7 +173,7 @@ async function readJson(request) {
 
 async function publish(request, env, url, cfg) {
   const claims = await authenticate(request, env, url, cfg);
-  const body = await readJson(request);
+  const body = await readJson(request, cfg.MAX_REQUEST_BYTES);
   const batch = Array.isArray(body);
   const msgs = batch ? body : [body];
   if (msgs.length === 0) throw new EdgeError('BAD_REQUEST', 'an empty batch: send at least one message');
@@ -187,7 +195,7 @@ async function publish(request, env, url, cfg) {
       throw new EdgeError('INVALID_TOPIC', e.message + at);
     }
     if (!mayPublish(claims, m.topic)) throw new EdgeError('FORBIDDEN', `the token does not allow publishing to \`${m.topic}\`${at}`);
-    checkPayload(m.payload, cfg.MAX_PAYLOAD_BYTES);
+    const size = checkPayload(m.payload, cfg.MAX_PAYLOAD_BYTES, cfg.MAX_PAYLOAD_DEPTH, at);
     for (const k of ['id', 'key']) {
       if (m[k] !== undefined && (typeof m[k] !== 'string' || m[k].length === 0 || m[k].length > 256)) {
         throw new EdgeError('BAD_REQUEST', `\`${k}\` must be a string of 1-256 characters${at}`);
@@ -195,16 +203,49 @@ async function publish(request, env, url, cfg) {
     }
     const owner = hubOfTopic(m.topic, cfg.HUBS, cfg.ROUTE_TOKENS);
     if (!byHub.has(owner)) byHub.set(owner, []);
-    byHub.get(owner).push([i, { topic: m.topic, payload: m.payload, id: m.id, key: m.key, ns: claims.ns }]);
+    byHub.get(owner).push([i, { topic: m.topic, payload: m.payload, id: m.id, key: m.key, ns: claims.ns, size }]);
   });
+  // The same per-token rate as a WebSocket connection's, kept at the hub the token hashes to.
+  const key = await rateKey(bearer(request, url));
+  const limiter = Number.parseInt(key.slice(0, 8), 16) % cfg.HUBS;
+  const taken = await hub(env, limiter).rateTake(limiter, key, msgs.length, claims.ns);
+  if (taken.retryAfterMs !== undefined) {
+    const e = new EdgeError('RATE_LIMITED', `more than ${cfg.PUBLISH_MESSAGES_PER_SECOND} messages per second with this token; retry in ${taken.retryAfterMs} ms`);
+    e.retryAfterMs = taken.retryAfterMs;
+    throw e;
+  }
   const results = new Array(msgs.length);
-  await Promise.all([...byHub].map(async ([owner, rows]) => {
-    const r = await hub(env, owner).publish(owner, rows.map(([, m]) => m));
-    rows.forEach(([i], j) => { results[i] = r[j]; });
+  // Calls between hubs stay under the RPC size limit: a big batch goes in several.
+  // Owners in parallel; the chunks of one owner in order.
+  await Promise.all([...byHub].map(async ([owner, all]) => {
+    for (const rows of chunksBySize(all, ([, m]) => m.size, cfg.FORWARD_MAX_BYTES)) await publishChunk(env, owner, rows, results);
   }));
   // `stored: false`: delivered to whoever subscribes now, but no work-queue stream keeps it.
-  const rows = results.map((r) => (r === false ? { accepted: false, duplicate: true } : { accepted: true, stored: r.stored > 0 }));
+  const rows = results.map((r) => {
+    if (r === false) return { accepted: false, duplicate: true };
+    if (r.error !== undefined) return { accepted: false, error: r.error };
+    return { accepted: true, stored: r.stored > 0 };
+  });
+  if (!batch && rows[0].error !== undefined) return errorResponse(rows[0].error.code, rows[0].error.message);
   return Response.json(batch ? { results: rows } : rows[0]);
+}
+
+/** One call to an owner hub; its answers (or UNAVAILABLE for each, if the call failed) into `results`. */
+async function publishChunk(env, owner, rows, results) {
+  let r;
+  try {
+    r = await hub(env, owner).publish(owner, rows.map(([, m]) => m));
+  } catch (e) {
+    console.error(`edgebus: publishing ${rows.length} message(s) through hub ${owner} failed`, e);
+    r = rows.map(() => ({ error: { code: 'UNAVAILABLE', message: `the owner hub did not take the message: ${e.message}` } }));
+  }
+  rows.forEach(([i], j) => { results[i] = r[j]; });
+}
+
+/** The rate-limit key of a bearer token: a hash (the token itself is not kept). */
+async function rateKey(token) {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token ?? ''));
+  return [...new Uint8Array(digest, 0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 function requireAdmin(claims, what) {
@@ -283,7 +324,10 @@ export default {
       return withHeaders(await stats(request, env, url, cfg), cors);
     } catch (e) {
       const code = codeOf(e);
-      if (code !== undefined) return errorResponse(code, e.message, cors);
+      if (code !== undefined) {
+        const retry = e.retryAfterMs === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))) };
+        return errorResponse(code, e.message, { ...cors, ...retry });
+      }
       console.error('edgebus: unexpected error', e);
       return errorResponse('UNAVAILABLE', `the request could not be served: ${e?.message ?? e}`, cors);
     }

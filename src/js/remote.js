@@ -4,7 +4,11 @@
 // It reconnects with exponential backoff and jitter and subscribes again; every publish carries
 // an id (generated when not given) and is kept until the hub acknowledges it, so publishes made
 // while offline, or in flight when the connection dropped, are sent again and deduplicated by the
-// hub. Messages redelivered to a subscription (work queues are at-least-once) are dropped by id;
+// hub. Publishes are paced at the hub's announced `maxMessagesPerSecond` (from `hello`), and one
+// refused RATE_LIMITED or UNAVAILABLE is sent again after a backoff, not lost. A permanent refusal
+// of the connection (4400-4499 close codes other than an expired token) reaches `onError` and
+// stops the retries; transient failures are retried with backoff and counted in stats().
+// Messages redelivered to a subscription (work queues are at-least-once) are dropped by id;
 // a redelivered work-queue message that was already handled is acknowledged again, not run twice.
 //
 // Appended to each entry point after api.js: `makeRemote(api)` returns `connect`.
@@ -118,6 +122,14 @@ function makeRemote(api) {
       if (typeof this._WebSocket !== 'function') fail('INVALID_OPTION', 'no WebSocket implementation: pass option `WebSocket`');
       this._url = url;
       connectUrl(url, 'x', o.hub); // validates the URL now
+      this._validator = new api.Bus();
+      if (o.hub !== undefined) {
+        try {
+          this._validator.publish(o.hub, null);
+        } catch (e) {
+          fail('INVALID_OPTION', `option \`hub\` must be a topic prefix (like \`orders\`): ${e.message}`);
+        }
+      }
       this._token = o.token;
       this._hub = o.hub;
       this._maxBuffer = positiveInt(o.maxBuffer, 'maxBuffer', 1000);
@@ -130,7 +142,6 @@ function makeRemote(api) {
       this._dedupeIds = positiveInt(o.dedupe?.maxIds, 'dedupe.maxIds', 10000);
       if (o.onError !== undefined && typeof o.onError !== 'function') fail('INVALID_OPTION', 'option `onError` must be a function');
       this._onError = o.onError;
-      this._validator = new api.Bus();
       this._clientId = Math.random().toString(36).slice(2, 10);
       this._seq = 0;
       this._subs = new Map();
@@ -146,8 +157,21 @@ function makeRemote(api) {
       this._attempt = 0;
       this._timer = undefined;
       this._flushWaiters = [];
-      this._stats = { published: 0, acknowledged: 0, duplicates: 0, delivered: 0, redelivered: 0, dropped: 0, reconnects: 0, errors: 0 };
-      this.ready = new Promise((resolve) => { this._onFirstOpen = resolve; });
+      this._rate = Infinity;     // publishes per second the hub allows (its hello), a token bucket here
+      this._tokens = Infinity;
+      this._refilled = 0;
+      this._pumpTimer = undefined;
+      this._pumpQueued = false;
+      this._retryAt = 0;         // no publish before this time (after a RATE_LIMITED/UNAVAILABLE reply)
+      this._refusals = 0;        // transient refusals in a row, for the backoff
+      this._connectError = undefined; // an `err` frame before `hello`: why the hub refuses the connection
+      this._stats = {
+        published: 0, acknowledged: 0, duplicates: 0, delivered: 0, redelivered: 0, dropped: 0, reconnects: 0, errors: 0,
+        retried: 0, connectFailures: 0, lastError: undefined,
+      };
+      this._failure = undefined;
+      this.ready = new Promise((resolve, reject) => { this._onFirstOpen = resolve; this._onRefused = reject; });
+      this.ready.catch(() => {});
       this._dial();
     }
 
@@ -185,8 +209,9 @@ function makeRemote(api) {
         return;
       }
       this._ws = ws;
+      this._connectError = undefined;
       ws.onmessage = (e) => this._frame(ws, e.data);
-      ws.onclose = (e) => this._lost(ws, e.code);
+      ws.onclose = (e) => this._lost(ws, e.code, e.reason);
       ws.onerror = () => {}; // followed by close
       // A handshake that neither completes nor fails (a half-started server) is abandoned.
       this._handshake = setTimeout(() => {
@@ -204,11 +229,13 @@ function makeRemote(api) {
       this._timer = setTimeout(() => { this._timer = undefined; this._dial(); }, delay);
     }
 
-    _lost(ws, code) {
+    _lost(ws, code, reason) {
       if (ws !== this._ws) return;
       this._ws = undefined;
       const was = this._open;
       this._open = false;
+      clearTimeout(this._pumpTimer);
+      this._pumpTimer = undefined;
       // Unacknowledged publishes go back to the front of the queue, in their order.
       if (this._sent.size > 0) {
         this._queue.unshift(...this._sent.values());
@@ -217,24 +244,96 @@ function makeRemote(api) {
       for (const s of this._subs.values()) s._running.clear();
       if (this._closing) return;
       if (was) this._stats.reconnects++;
+      const refusal = this._connectError;
+      const permanent = code >= 4400 && code <= 4499 && code !== 4401 && code !== 4429;
+      // The hub's typed refusal (an expired token, …) is reported; a permanent one once, below.
+      if (refusal !== undefined && !permanent) this._report(refusal);
       if (code === 4401 && typeof this._token === 'string') {
         this._report(new EdgebusError('TOKEN_EXPIRED', 'the token was refused or expired and is a fixed string: not reconnecting (pass a function to refresh it)'));
         return;
       }
+      if (permanent) {
+        // Permanent: the same request would be refused again (a bad `hub`, a forbidden origin).
+        this._failed(refusal ?? new EdgebusError('CONNECT_REFUSED', `the hub refused the connection (close code ${code}${reason ? `: ${reason}` : ''})`));
+        return;
+      }
+      if (!was) {
+        // Transient (no answer, a server error, a restart): retried with backoff, counted.
+        this._stats.connectFailures++;
+        this._stats.lastError = refusal ?? new EdgebusError('UNAVAILABLE', `could not connect (close code ${code})`);
+      }
       this._retry();
     }
 
-    _hello(ws) {
+    /** A permanent refusal: reported once, no more retries; waiting publishes and subscriptions fail with it. */
+    _failed(error) {
+      this._stats.lastError = error;
+      this._failure = error;
+      this._report(error);
+      this._onRefused(error);
+      this._closing = true;
+      clearTimeout(this._timer);
+      this._timer = undefined;
+      clearTimeout(this._handshake);
+      for (const s of this._subs.values()) s._ready.reject(error);
+      // Kept for close()'s `remaining`; their promises settle now.
+      this._queue.push(...this._waiters.splice(0));
+      for (const p of this._queue) p.reject(error);
+      for (const w of this._flushWaiters.splice(0)) w.reject(error);
+    }
+
+    _hello(ws, hello) {
       clearTimeout(this._handshake);
       this._open = true;
       this._attempt = 0;
+      const rate = hello.limits?.maxMessagesPerSecond;
+      this._rate = Number.isFinite(rate) && rate > 0 ? rate : Infinity;
+      this._tokens = this._rate; // a new connection starts with a full bucket at the hub too
+      this._refilled = Date.now();
       const ops = [];
       for (const s of this._subs.values()) ops.push(this._subOp(s));
-      for (const p of this._queue) ops.push(p.op);
-      for (const p of this._queue) this._sent.set(p.op.ref, p);
-      this._queue.length = 0;
       for (let i = 0; i < ops.length; i += 1000) ws.send(JSON.stringify(ops.slice(i, i + 1000)));
+      this._pump();
       this._onFirstOpen();
+    }
+
+    /**
+     * Sends queued publishes, in order, as fast as the hub's rate allows (a token bucket of
+     * `maxMessagesPerSecond` with a one-second burst, as the hub keeps); the rest wait for a timer.
+     */
+    _pump() {
+      this._pumpQueued = false;
+      if (!this._open || this._queue.length === 0 || this._pumpTimer !== undefined) return;
+      const now = Date.now();
+      if (now < this._retryAt) {
+        this._pumpLater(this._retryAt - now);
+        return;
+      }
+      if (this._rate !== Infinity) this._tokens = Math.min(this._rate, this._tokens + ((now - this._refilled) / 1000) * this._rate);
+      else this._tokens = Infinity;
+      this._refilled = now;
+      const n = Math.min(this._queue.length, Math.floor(this._tokens));
+      if (n > 0) {
+        this._tokens -= n;
+        const batch = this._queue.splice(0, n);
+        for (const p of batch) this._sent.set(p.op.ref, p);
+        for (let i = 0; i < batch.length; i += 1000) this._ws.send(JSON.stringify(batch.slice(i, i + 1000).map((p) => p.op)));
+      }
+      if (this._queue.length > 0) {
+        // Wait for a useful share of the bucket (a tenth of a second's worth), not for every token.
+        const want = Math.min(this._queue.length, Math.max(1, Math.ceil(this._rate / 10)));
+        this._pumpLater(Math.ceil(((want - this._tokens) / this._rate) * 1000));
+      }
+    }
+
+    _pumpLater(ms) {
+      this._pumpTimer = setTimeout(() => { this._pumpTimer = undefined; this._pump(); }, Math.max(1, ms));
+    }
+
+    _schedulePump() {
+      if (this._pumpQueued || this._pumpTimer !== undefined) return;
+      this._pumpQueued = true;
+      queueMicrotask(() => this._pump());
     }
 
     _send(op) {
@@ -276,10 +375,13 @@ function makeRemote(api) {
       }
       for (const x of Array.isArray(f) ? f : [f]) {
         switch (x.t) {
-          case 'hello': this._hello(ws); break;
+          case 'hello': this._hello(ws, x); break;
           case 'msg': this._messages(x); break;
           case 'ok': this._reply(x, undefined); break;
-          case 'err': this._reply(x, new EdgebusError(x.code, x.message)); break;
+          case 'err':
+            if (!this._open && x.op === undefined) this._connectError = new EdgebusError(x.code, x.message);
+            else this._reply(x, new EdgebusError(x.code, x.message));
+            break;
           default: break; // pong, and kinds a later hub may add
         }
       }
@@ -309,6 +411,20 @@ function makeRemote(api) {
         return;
       }
       this._sent.delete(x.ref);
+      if (error !== undefined && (error.code === 'RATE_LIMITED' || error.code === 'UNAVAILABLE')) {
+        // Transient: sent again (same id, so the hub drops a copy it already has) after a backoff,
+        // ahead of the publishes queued after it.
+        this._stats.retried++;
+        let at = 0;
+        while (at < this._queue.length && this._queue[at].op.ref < p.op.ref) at++;
+        this._queue.splice(at, 0, p);
+        const delay = Math.min(this._backoff.maxMs, this._backoff.initialMs * 2 ** Math.min(this._refusals++, 30)) * (0.5 + Math.random() / 2);
+        this._retryAt = Math.max(this._retryAt, Date.now() + delay);
+        this._tokens = Math.min(this._tokens, 0);
+        this._schedulePump();
+        return;
+      }
+      this._refusals = 0;
       if (error !== undefined) {
         p.reject(error);
         if (!p.async) this._report(error, { topic: p.op.topic, id: p.op.id });
@@ -455,12 +571,8 @@ function makeRemote(api) {
         if (victim === p) return false;
       }
       this._stats.published++;
-      if (this._open) {
-        this._sent.set(p.op.ref, p);
-        this._send(p.op);
-      } else {
-        this._queue.push(p);
-      }
+      this._queue.push(p);
+      if (this._open) this._schedulePump();
       return true;
     }
 
@@ -491,14 +603,15 @@ function makeRemote(api) {
     _room() {
       while (this._waiters.length > 0 && !this._full()) this._admit(this._waiters.shift());
       if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) {
-        for (const w of this._flushWaiters.splice(0)) w();
+        for (const w of this._flushWaiters.splice(0)) w.resolve();
       }
     }
 
     /** Resolves when every publish so far has been acknowledged by the hub. */
     flush() {
+      if (this._failure !== undefined) return Promise.reject(this._failure);
       if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) return Promise.resolve();
-      return new Promise((resolve) => this._flushWaiters.push(resolve));
+      return new Promise((resolve, reject) => this._flushWaiters.push({ resolve, reject }));
     }
 
     /**
@@ -516,6 +629,8 @@ function makeRemote(api) {
         }
         if (this._timer !== undefined) clearTimeout(this._timer);
         clearTimeout(this._handshake);
+        clearTimeout(this._pumpTimer);
+        this._pumpTimer = undefined;
         this._timer = undefined;
         const ws = this._ws;
         this._ws = undefined;

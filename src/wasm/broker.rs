@@ -24,6 +24,7 @@
 //! refuses a handle of another generation, so a cached handle never reaches another topic.
 
 use super::error::to_js;
+use super::scratch_str;
 use crate::batch::BatchPolicy;
 use crate::broker::{
     Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode, Published, SubId,
@@ -388,19 +389,10 @@ impl WasmBroker {
     /// crossing: the answer (same layout) is left in the core's memory at
     /// [`WasmBroker::route_ptr`]; returns its length in `u32`s.
     pub fn resolve_scratch(&mut self, len: u32) -> Result<u32, JsValue> {
-        let bytes = usize::try_from(len)
-            .ok()
-            .and_then(|n| self.topic_in.get(..n))
-            .ok_or_else(|| {
-                to_js(crate::error::Error::new(
-                    crate::error::ErrorCode::InvalidArgument,
-                    format!("topic buffer holds {TOPIC_SCRATCH_BYTES} bytes, not {len}"),
-                ))
-            })?;
-        let topic = std::str::from_utf8(bytes).map_err(|_| {
+        let topic = scratch_str(&self.topic_in, len).ok_or_else(|| {
             to_js(crate::error::Error::new(
                 crate::error::ErrorCode::InvalidTopic,
-                "topic is not valid UTF-8",
+                format!("the topic buffer's first {len} bytes are not a topic (at most {TOPIC_SCRATCH_BYTES} bytes of UTF-8)"),
             ))
         })?;
         let mut out = std::mem::take(&mut self.route_out);
@@ -549,11 +541,7 @@ impl WasmBroker {
     /// [`WasmBroker::topic_scratch`]): 1 the first time, 0 for a duplicate, 2 when the bytes are
     /// not an id (nothing recorded).
     pub fn check_id_scratch(&mut self, len: u32, now_ms: f64) -> u32 {
-        let id = usize::try_from(len)
-            .ok()
-            .and_then(|n| self.topic_in.get(..n))
-            .and_then(|b| std::str::from_utf8(b).ok());
-        match id {
+        match scratch_str(&self.topic_in, len) {
             Some(id) => u32::from(self.core.check_id(id, ms_to_micros(now_ms))),
             None => 2,
         }

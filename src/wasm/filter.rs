@@ -6,6 +6,7 @@
 //! calls `check_scratch(len, now)`: no allocation, no copy into a fresh string, per call. Other ids
 //! (longer, or not ASCII) take `check(id, now)`.
 
+use super::scratch_str;
 use crate::clock::ms_to_micros;
 use crate::dedupe::{DedupeWindow, IdempotenceFilter};
 use wasm_bindgen::prelude::*;
@@ -104,12 +105,6 @@ impl WasmFilter {
     pub fn clear(&mut self) {
         self.filter.clear();
     }
-}
-
-/// The first `len` bytes of `scratch` as a string, when they are in bounds and UTF-8.
-fn scratch_str(scratch: &[u8], len: u32) -> Option<&str> {
-    let bytes = scratch.get(..usize::try_from(len).ok()?)?;
-    std::str::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]

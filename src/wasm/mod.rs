@@ -19,6 +19,13 @@ pub(crate) fn now_micros() -> u64 {
     (performance_now() * 1000.0) as u64
 }
 
+/// The first `len` bytes of a buffer JavaScript wrote into (a filter's or a broker's scratch), as a
+/// string, when they are in bounds and UTF-8: JavaScript's bytes are never trusted.
+pub(crate) fn scratch_str(scratch: &[u8], len: u32) -> Option<&str> {
+    let bytes = scratch.get(..usize::try_from(len).ok()?)?;
+    std::str::from_utf8(bytes).ok()
+}
+
 /// The instance's memory, so the JavaScript layer can write into buffers the core lends it (see
 /// `WasmFilter::scratch_ptr`).
 #[wasm_bindgen]

@@ -141,38 +141,3 @@ export async function verifyToken(token, keys, nowMs = Date.now(), { maxLifetime
   return out;
 }
 
-/** NATS-style match of a topic against a pattern; a leading wildcard never matches a `$` topic. */
-export function matches(pattern, topic) {
-  const p = pattern.split('.');
-  const t = topic.split('.');
-  if (topic.startsWith('$') && (p[0] === '*' || p[0] === '>')) return false;
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === '>') return t.length > i;
-    if (i >= t.length) return false;
-    if (p[i] !== '*' && p[i] !== t[i]) return false;
-  }
-  return p.length === t.length;
-}
-
-/** Whether every topic `pattern` matches is matched by `allowed` (token by token). */
-export function covers(allowed, pattern) {
-  const a = allowed.split('.');
-  const p = pattern.split('.');
-  if (pattern.startsWith('$') && (a[0] === '*' || a[0] === '>')) return false;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] === '>') return p.length > i;
-    if (i >= p.length) return false;
-    if (p[i] === '>') return false;
-    if (a[i] === '*') continue;
-    if (a[i] !== p[i]) return false;
-  }
-  return a.length === p.length;
-}
-
-export function mayPublish(claims, topic) {
-  return claims.pub.some((p) => matches(p, topic));
-}
-
-export function maySubscribe(claims, pattern) {
-  return claims.sub.some((p) => covers(p, pattern));
-}

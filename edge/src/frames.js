@@ -16,7 +16,8 @@
 // connection and its other subscriptions carry on. Replies to one frame go back as one frame.
 import { Bus } from 'edgebus';
 import { codeOf, EdgeError } from './errors.js';
-import { DEFAULT_NS, mayPublish, maySubscribe } from './auth.js';
+import { DEFAULT_NS } from './auth.js';
+import { mayPublish, maySubscribe } from './acl.js';
 import { hubOfTopic, hubsOfPattern, spansHubs } from './routing.js';
 import { checkGroupName } from './groups.js';
 

@@ -14,7 +14,8 @@
 // topic prefix is served without a hop), otherwise a random hub (connections spread over hubs).
 import { readConfig } from './config.js';
 import { codeOf, EdgeError, errorResponse, STATUS } from './errors.js';
-import { keyring, mayPublish, verifyToken } from './auth.js';
+import { keyring, verifyToken } from './auth.js';
+import { mayPublish } from './acl.js';
 import { hubName, hubOfTopic, nsDirectoryHub } from './routing.js';
 import { checkPayload, checkTopic, chunksBySize } from './frames.js';
 import { NS_COUNTERS } from './hub.js';

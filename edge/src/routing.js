@@ -4,22 +4,9 @@
 // `routeTokens` tokens are all literal can only match topics of one hub; a pattern with a wildcard
 // among them can match topics of every hub.
 //
-// The hash is FNV-1a over the UTF-8 bytes followed by murmur3's 32-bit finalizer, then
-// multiply-shift onto the hub count. The finalizer matters: routed prefixes are short and often
-// differ only in their last character (`t1`, `t2`, …), and raw FNV-1a's high bits barely move
-// with the last byte, which would put most such prefixes on one or two hubs.
-const encoder = new TextEncoder();
-
-export function shardOf(key, hubs) {
-  let h = 0x811c9dc5;
-  for (const b of encoder.encode(key)) h = Math.imul(h ^ b, 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return Math.floor(((h >>> 0) * hubs) / 4294967296);
-}
+// The hash is the package's `shardOf` (the core's stable hash: FNV-1a and murmur3's finalizer,
+// multiply-shift onto the hub count), the same function ShardedBus and native Rust use.
+import { shardOf } from 'edgebus';
 
 export function hubName(index) {
   return `hub-${index}`;

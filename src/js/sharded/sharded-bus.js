@@ -169,7 +169,7 @@ export class ShardedBus {
     const slots = this._maxInFlight;
     s.freeSlots = [];
     for (let i = slots - 1; i >= 0; i--) s.freeSlots.push(i);
-    // Per slot: started, finished, and running marks; then three cells for the watchdog (see shard-worker.js).
+    // Per slot: started, finished, and running marks; then three cells for the watchdog (see worker.js).
     s.marks = platform.sharedMemory() ? new Int32Array(new SharedArrayBuffer(4 * (3 * slots + 3))) : null;
     s.running = 0;
     s.runs = 0;

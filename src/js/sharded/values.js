@@ -141,6 +141,7 @@ export function rebuildError(e, shard) {
   return err;
 }
 
+/** A message as handlers and `onError` see it, on the main thread and in a worker alike. */
 export function publicMessage(rec) {
   const m = { topic: rec.topic, payload: rec.payload, publishedAt: rec.publishedAt };
   if (rec.id !== undefined) m.id = rec.id;

@@ -17,6 +17,8 @@
 // heartbeat from its event loop), in shared memory or, without it, in messages; the main thread
 // replaces a worker that shows none for too long while a handler runs.
 
+import { publicMessage } from './values.js';
+
 /**
  * Runs a shard worker: `api` is the package as the worker entry imported it, `port` how this
  * worker talks to the main thread (`post(message, transfer)`, `onMessage(fn)`).
@@ -168,15 +170,7 @@ export function runShardWorker(api, port) {
   }
 
   function userMessage(t) {
-    if (t.msg === undefined) {
-      const m = t.m;
-      const msg = { topic: m.topic, payload: m.payload, publishedAt: m.publishedAt };
-      if (m.id !== undefined) msg.id = m.id;
-      if (m.key !== undefined) msg.key = m.key;
-      if (m.headers !== undefined) msg.headers = m.headers;
-      if (m.ttlMs !== undefined) msg.ttlMs = m.ttlMs;
-      t.msg = msg;
-    }
+    if (t.msg === undefined) t.msg = publicMessage(t.m);
     return t.msg;
   }
 

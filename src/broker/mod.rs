@@ -19,6 +19,9 @@ mod timers;
 mod topics;
 mod work_queues;
 
+#[cfg(test)]
+mod tests;
+
 use crate::batch::{BatchPolicy, BatchQueue, Pushed};
 use crate::dedupe::{DedupeWindow, IdempotenceFilter};
 use crate::error::{Error, ErrorCode, Result};

@@ -211,7 +211,7 @@ fn a_direct_duplicate_is_dropped_and_counted() {
 fn an_external_delivery_holds_the_slot_and_the_key_it_runs_with() {
     let mut d = Driver::new();
     let s = d.sub_with("t", concurrent(2));
-    let ext = d.b.begin_external(s, Some("k".into()), 0);
+    let ext = d.begin_external(s, Some("k"));
     d.send("t", Driver::keyed(1, "k"), PublishMode::Now)
         .unwrap();
     d.send("t", Driver::keyed(2, "j"), PublishMode::Now)
@@ -220,7 +220,7 @@ fn an_external_delivery_holds_the_slot_and_the_key_it_runs_with() {
         .unwrap();
     // One slot left, and `k` is taken: 2 starts, 1 and 3 wait.
     assert_eq!(d.pump_payloads(), vec![2]);
-    d.b.complete(ext, true, 0);
+    d.complete_external(ext);
     assert_eq!(d.pump_payloads(), vec![1]);
 }
 

@@ -47,7 +47,9 @@ pub(crate) struct Driver {
     /// Every event the core reported, oldest first (the script may clear it).
     pub events: Vec<Event>,
     tallies: Map<SubId, Tally>,
-    /// Delayed messages not visible yet: (sequence, topic).
+    /// Deliveries the driver started on its own (`begin_external`) and has not completed.
+    external: Vec<(DeliveryId, SubId)>,
+    /// Delayed messages not visible yet: (due time, topic).
     delayed: Vec<(u64, Rc<str>)>,
 }
 
@@ -66,6 +68,7 @@ impl Driver {
             events: Vec::new(),
             tallies: Map::new(),
             delayed: Vec::new(),
+            external: Vec::new(),
         }
     }
 
@@ -128,13 +131,13 @@ impl Driver {
     ) -> Result<Published> {
         let handle = self.b.resolve(topic)?;
         let route = self.b.route(handle)?;
+        let delayed_until = msg.not_before.filter(|at| *at > self.now);
         let out = self.b.publish_to(handle, msg, self.now, mode)?;
         if let Published::Accepted { .. } = out {
-            if self.b.scheduled.contains_key(&self.b.seq) {
-                // Delayed: routed when it becomes visible (see `pump`).
-                self.delayed.push((self.b.seq, Rc::from(topic)));
-            } else {
-                self.count_routed(&route);
+            match delayed_until {
+                // Routed when it becomes visible (see `pump`).
+                Some(at) => self.delayed.push((at, Rc::from(topic))),
+                None => self.count_routed(&route),
             }
         }
         self.drain_events();
@@ -244,6 +247,20 @@ impl Driver {
         self.drain_events();
     }
 
+    /// Registers a delivery the driver started itself (a direct handler call that went async).
+    pub fn begin_external(&mut self, sub: SubId, key: Option<&str>) -> DeliveryId {
+        let id = self.b.begin_external(sub, key.map(Rc::from), self.now);
+        self.external.push((id, sub));
+        id
+    }
+
+    /// Completes a delivery started with [`Driver::begin_external`].
+    pub fn complete_external(&mut self, id: DeliveryId) {
+        self.external.retain(|(e, _)| *e != id);
+        self.b.complete(id, true, self.now);
+        self.drain_events();
+    }
+
     /// Settles every running delivery successfully and pumps, until nothing runs. Returns the
     /// payloads it settled, in start order (those running already first).
     pub fn run_ok(&mut self) -> Vec<u32> {
@@ -299,24 +316,27 @@ impl Driver {
             if let Event::TimedOut { delivery, .. } = e {
                 // A timed-out delivery is settled by the core; its late result is ignored.
                 self.running.retain(|s| s.id != delivery);
+                self.external.retain(|(e, _)| *e != delivery);
             }
             self.events.push(e);
         }
     }
 
-    /// Counts the routes of the delayed messages `fire_timers` just made visible. One that a full
-    /// refusing queue made the core drop (counted by the broker only) reached no subscription.
+    /// Counts the routes of the delayed messages `fire_timers` just made visible (those due by
+    /// now). One that a full refusing queue made the core drop (counted by the broker only)
+    /// reached no subscription.
     fn count_visible(&mut self, unattributed_before: u64) {
+        let now = self.now;
         let (visible, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
             .into_iter()
-            .partition(|(seq, _)| !self.b.scheduled.contains_key(seq));
+            .partition(|(at, _)| *at <= now);
         self.delayed = still;
         let mut dropped = self.unattributed_drops() - unattributed_before;
         for (_, topic) in visible {
-            let route = self.b.match_topic(&topic);
+            let handle = self.b.resolve(&topic).expect("a topic published before");
+            let route = self.b.route(handle).expect("a current handle");
             // A refusing queue that was full then is still full now (nothing ran in between).
-            let refused = !matches!(self.b.admit(&route, 1, 0, PublishMode::Now), Ok(None));
-            if dropped > 0 && refused {
+            if dropped > 0 && self.b.check_room(handle, 1, 0).is_err() {
                 dropped -= 1;
                 continue;
             }
@@ -351,6 +371,16 @@ impl Driver {
     /// - the broker's `delivered` is the sum of its subscriptions' (live and retired).
     pub fn check(&self) {
         let stats = self.b.stats();
+        // Handed to the ready list (counted in flight) and not started: only a pump empties it.
+        let ready = |id: SubId| -> u64 {
+            if !self.b.has_ready() {
+                return 0;
+            }
+            let s = self.b.subscription_stats(id).unwrap_or_default();
+            let running = self.running.iter().filter(|r| r.sub == id).count();
+            let external = self.external.iter().filter(|(_, s)| *s == id).count();
+            s.in_flight - (running + external) as u64
+        };
         for (id, t) in &self.tallies {
             if !t.plain {
                 continue;
@@ -358,15 +388,9 @@ impl Driver {
             let Some(s) = self.b.subscription_stats(*id).or_else(|| self.retired(*id)) else {
                 continue;
             };
-            let ready = self
-                .b
-                .ready
-                .iter()
-                .filter(|r| matches!(r, Ready::One(s, _) if s == id))
-                .count() as u64;
             assert_eq!(
                 t.routed,
-                s.delivered + s.dropped + s.expired + s.cancelled + s.queued + ready,
+                s.delivered + s.dropped + s.expired + s.cancelled + s.queued + ready(*id),
                 "every message routed to #{} is accounted for once: {s:?}",
                 s.id
             );
@@ -386,12 +410,13 @@ impl Driver {
             "bus queued is the sum of its queues"
         );
         let retired_in_flight: u64 = self.b.retired.iter().map(|(_, s)| s.in_flight).sum();
+        // Unsubscribed, with deliveries still to settle: no longer listed, not retired yet.
         let gone_in_flight: u64 = self
-            .b
-            .subs
-            .iter()
-            .filter(|(_, _, s)| !s.live)
-            .map(|(_, _, s)| s.in_flight as u64)
+            .tallies
+            .keys()
+            .filter(|id| !self.b.is_subscribed(**id))
+            .filter_map(|id| self.b.subscription_stats(*id))
+            .map(|s| s.in_flight)
             .sum();
         assert_eq!(
             stats.in_flight,

@@ -5,7 +5,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::driver::*;
 use crate::broker::*;
-use crate::groups::{JobState, RetryPolicy};
+use crate::work_queue::{JobState, RetryPolicy};
 
 fn batched() -> SubscribeOptions {
     SubscribeOptions {

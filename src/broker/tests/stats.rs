@@ -6,7 +6,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::driver::*;
 use crate::broker::*;
-use crate::groups::RetryPolicy;
+use crate::work_queue::RetryPolicy;
 
 /// Sums a counter over the live subscriptions and the retired ones taken with `take_retired`.
 fn sum(stats: &BusStats, retired: &[SubscriptionStats], f: fn(&SubscriptionStats) -> u64) -> u64 {

@@ -318,3 +318,36 @@ fn a_failed_batch_is_retried_after_its_backoff_then_reported_as_failed() {
     let st = d.sub_stats(s);
     assert_eq!((st.delivered, st.failed, st.in_flight), (2, 2, 0));
 }
+
+#[test]
+fn an_abandoned_delivery_is_cancelled_not_delivered_and_frees_its_slot() {
+    let mut d = Driver::new();
+    let s = d.sub("t");
+    d.publish("t", 1);
+    d.publish("t", 2);
+    let del = d.b.next_delivery(d.now).unwrap();
+    d.b.abandon(del.id, d.now);
+    let st = d.sub_stats(s);
+    assert_eq!(
+        (st.delivered, st.cancelled, st.in_flight),
+        (0, 1, 1),
+        "2 took the slot"
+    );
+    assert_eq!(d.pump_payloads(), vec![2]);
+}
+
+#[test]
+fn an_abandoned_claim_goes_back_to_the_work_queue_without_using_an_attempt() {
+    let mut d = Driver::new();
+    d.member("jobs", "workers", SubscribeOptions::default());
+    d.send("jobs", Driver::with_id(1, "x"), PublishMode::Now)
+        .unwrap();
+    let del = d.b.next_delivery(d.now).unwrap();
+    assert_eq!(del.attempt, 1);
+    d.b.abandon(del.id, d.now);
+    // Back, and handed out again at once, still as its first attempt.
+    let again = d.pump().remove(0);
+    assert_eq!((again.payloads[0], again.attempt), (1, 1));
+    let st = d.b.status("x", None, d.now).unwrap();
+    assert_eq!(st.attempts, 1);
+}

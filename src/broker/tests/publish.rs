@@ -320,3 +320,25 @@ fn a_closed_broker_refuses_publishes() {
     }
     assert_eq!(d.stats().published, 0);
 }
+
+#[test]
+fn check_id_records_a_first_sighting_and_counts_a_repeat() {
+    let mut d = Driver::with(BrokerConfig {
+        dedupe: Some(DedupeWindow {
+            max_ids: 2,
+            max_age: None,
+        }),
+        ..BrokerConfig::default()
+    });
+    assert!(d.b.check_id("a", 0));
+    assert!(!d.b.check_id("a", 0));
+    assert!(d.b.check_id("b", 0));
+    assert!(d.b.check_id("c", 0), "the window holds two ids: `a` leaves");
+    assert!(d.b.check_id("a", 0));
+    assert_eq!(d.stats().duplicates, 1);
+    let mut off = Driver::new();
+    assert!(
+        off.b.check_id("a", 0) && off.b.check_id("a", 0),
+        "dedupe off"
+    );
+}

@@ -408,3 +408,57 @@ fn a_batch_member_retries_a_failed_message_alone() {
     d.ok(1);
     assert_eq!(d.pump()[0].payloads, vec![4]);
 }
+
+#[test]
+fn a_message_whose_ttl_ends_before_a_member_takes_it_expires_and_is_counted() {
+    let mut d = Driver::new();
+    d.member("jobs", "workers", SubscribeOptions::default());
+    d.publish("jobs", 1); // claimed at once
+    let mut m = Driver::with_id(2, "short");
+    m.ttl = Some(10 * MS);
+    d.send("jobs", m, PublishMode::Now).unwrap();
+    d.pump();
+    d.advance(10);
+    d.ok(1);
+    assert!(d.pump().is_empty(), "2 expired while it waited");
+    assert_eq!(state(&d, "short"), Some((JobState::Expired, 0)));
+    let st = d.stats();
+    assert_eq!(
+        (st.groups[0].expired, st.groups[0].depth, st.expired),
+        (1, 0, 1)
+    );
+    assert!(
+        d.b.take_dead().is_none(),
+        "never delivered: an expiry, not a death"
+    );
+}
+
+#[test]
+fn a_publisher_waiting_on_a_full_work_queue_knows_which_and_hears_of_room() {
+    let mut d = Driver::new();
+    d.member(
+        "jobs",
+        "workers",
+        SubscribeOptions {
+            max_queue: Some(1),
+            overflow: Some(Overflow::Wait),
+            ..SubscribeOptions::default()
+        },
+    );
+    d.publish("jobs", 1); // in flight
+    d.publish("jobs", 2); // waits: full
+    let out = d.send("jobs", Outgoing::new(3), PublishMode::Wait).unwrap();
+    assert_eq!(out, Published::MustWait);
+    let h = d.b.resolve("jobs").unwrap();
+    assert_eq!(d.b.waiting_on(h).as_deref(), Some("workers"));
+    d.pump();
+    d.take_events();
+    d.ok(1);
+    assert!(
+        d.take_events().contains(&Event::Room),
+        "2 was claimed: room"
+    );
+    assert_eq!(d.b.waiting_on(h), None);
+    let out = d.send("jobs", Outgoing::new(3), PublishMode::Wait).unwrap();
+    assert_eq!(out, Published::Accepted { matched: 1 });
+}

@@ -77,7 +77,14 @@ test('options are read once, at the call, and unreadable ones are INVALID_OPTION
   const remote = connect('ws://127.0.0.1:9', options);
   assert.equal(reads, 1);
   assert.equal(remote.stats().buffered, 0);
-  await remote.close();
+  // close()'s options too: a bad timeout is refused, and the bus stays open.
+  for (const timeoutMs of ['soon', -1, NaN, 2 ** 31]) {
+    await assert.rejects(remote.close({ timeoutMs }), { code: 'INVALID_OPTION', message: /timeoutMs/ });
+  }
+  await assert.rejects(remote.close({ timeout: 5 }), { code: 'INVALID_OPTION', message: /unknown option `timeout`/ });
+  assert.equal(remote.closed, false);
+  assert.deepEqual(await remote.close({ timeoutMs: 0 }), { remaining: [] });
+  assert.equal(remote.closed, true);
   const revoked = Proxy.revocable({}, {});
   revoked.revoke();
   for (const make of [

@@ -21,6 +21,8 @@ const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', '
 const REMOTE_SUB_OPTIONS = ['group', 'maxAttempts', 'ackTimeoutMs'];
 const PUBLISH_OPTIONS = ['id', 'key'];
 const POSITIVE = { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER };
+// The longest delay a JavaScript host timer takes (longer ones fire at once).
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The /connect URL of a deployment: http(s) becomes ws(s); a URL without a path gets /connect. */
 function connectUrl(url, token, hub) {
@@ -601,7 +603,9 @@ class RemoteBus {
    * outstanding publishes to be acknowledged, then closes the socket. Resolves to
    * `{ remaining }`: the publishes the hub never acknowledged, nothing dropped silently.
    */
-  async close({ timeoutMs = 5000 } = {}) {
+  async close(options) {
+    const o = options === undefined ? {} : snapshot(options, ['timeoutMs'], 'options');
+    const timeoutMs = numberOption(o, 'timeoutMs', 'options', { min: 0, max: MAX_TIMER_MS }) ?? 5000;
     if (!this._closing) {
       this._closing = true;
       if (this._open && (this._queue.length > 0 || this._sent.size > 0)) {

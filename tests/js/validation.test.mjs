@@ -3,7 +3,7 @@
 // overflow policies' names from the core.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Bus, EdgebusError, ShardedBus, connect } from 'edgebus';
+import { Batcher, Bus, EdgebusError, ShardedBus, connect } from 'edgebus';
 
 const handlers = new URL('./fixtures/order-handlers.mjs', import.meta.url);
 class NoSocket {}
@@ -94,4 +94,18 @@ test('options are read once, at the call, and unreadable ones are INVALID_OPTION
   ]) {
     assert.throws(make, (e) => e instanceof EdgebusError && e.code === 'INVALID_OPTION' && /could not be read/.test(e.message));
   }
+});
+
+test('a handler that is not a function: the same refusal from Bus, Batcher and the remote client', async () => {
+  const remote = connect('ws://127.0.0.1:9', { token: 't', WebSocket: NoSocket });
+  for (const handler of ['run', null, 42, {}]) {
+    const refusal = { code: 'INVALID_HANDLER', message: /^handler must be a function, got / };
+    assert.throws(() => new Bus().subscribe('a', handler), refusal);
+    assert.throws(() => new Batcher(handler), refusal);
+    assert.throws(() => remote.subscribe('a', handler), refusal);
+  }
+  assert.throws(() => remote.subscribe('a', () => {}, { group: 7 }), { code: 'INVALID_OPTION', message: 'option `group` must be a string, got 7' });
+  assert.throws(() => remote.publish('a', 1, { id: '' }), { code: 'INVALID_OPTION', message: 'option `id` must not be empty' });
+  assert.throws(() => remote.publish('a', 1, { key: 5 }), { code: 'INVALID_OPTION', message: 'option `key` must be a string, got 5' });
+  await remote.close({ timeoutMs: 0 });
 });

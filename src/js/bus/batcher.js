@@ -1,15 +1,14 @@
 // Batcher: groups items and hands them to a handler as arrays; a Bus with one batch subscription.
 
-import { fail } from '../shared/errors.js';
 import { ready } from '../shared/core.js';
-import { BATCH_OPTIONS, EMPTY_OPTIONS, describe, functionOption, parseBatch, snapshot } from '../shared/validate.js';
+import { BATCH_OPTIONS, EMPTY_OPTIONS, checkHandler, functionOption, parseBatch, snapshot } from '../shared/validate.js';
 import { Bus } from './bus.js';
 
 /** Groups items and calls the handler with arrays, on size, bytes or time. */
 export class Batcher {
   constructor(handler, options) {
     ready();
-    if (typeof handler !== 'function') fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
+    checkHandler(handler);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, [...BATCH_OPTIONS, 'sizeOf', 'clock', 'onError'], 'options');
     const batch = {};
     for (const k of BATCH_OPTIONS) if (o[k] !== undefined) batch[k] = o[k];

@@ -13,7 +13,7 @@ import {
   REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED,
 } from '../shared/core.js';
 import {
-  COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkString, describe, functionOption, numberOption, overflowOption,
+  COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
   parseBackoff, parseBatch, parseDedupe, parsePublishOptions, snapshot,
 } from '../shared/validate.js';
 import { systemClock } from '../shared/clock.js';
@@ -175,9 +175,7 @@ export class Bus {
   subscribe(pattern, handler, options) {
     if (this._closing) fail('CLOSED', 'bus is closed');
     checkString(pattern, 'INVALID_PATTERN', 'pattern');
-    if (typeof handler !== 'function') {
-      fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
-    }
+    checkHandler(handler);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, SUB_OPTIONS, 'options');
     const concurrency = numberOption(o, 'concurrency', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 1;
     const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);

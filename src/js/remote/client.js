@@ -13,7 +13,7 @@
 
 import { EdgebusError, fail } from '../shared/errors.js';
 import { ready } from '../shared/core.js';
-import { functionOption, numberOption, overflowOption, snapshot } from '../shared/validate.js';
+import { checkHandler, functionOption, numberOption, overflowOption, snapshot, stringOption } from '../shared/validate.js';
 import { checkPattern, checkTopic } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
 
@@ -499,10 +499,10 @@ class RemoteBus {
   /** Subscribes on the deployment; `ready` resolves once every hub concerned has it. */
   subscribe(pattern, handler, options) {
     if (this._closing) fail('CLOSED', 'bus is closed');
-    if (typeof handler !== 'function') fail('INVALID_HANDLER', 'handler must be a function');
+    checkHandler(handler);
     const o = options === undefined ? {} : snapshot(options, REMOTE_SUB_OPTIONS, 'options');
     checkPattern(pattern);
-    if (o.group !== undefined && typeof o.group !== 'string') fail('INVALID_OPTION', 'option `group` must be a string');
+    stringOption(o, 'group', 'options');
     if (o.group === undefined && (o.maxAttempts !== undefined || o.ackTimeoutMs !== undefined)) {
       fail('INVALID_OPTION', '`maxAttempts` and `ackTimeoutMs` apply only with `group` (a work queue)');
     }
@@ -525,8 +525,9 @@ class RemoteBus {
     const o = options === undefined ? {} : snapshot(options, PUBLISH_OPTIONS, 'options');
     checkTopic(topic);
     if (payload === undefined) fail('INVALID_ARGUMENT', 'payload must be a JSON value, got undefined');
-    for (const k of ['id', 'key']) {
-      if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k].length === 0)) fail('INVALID_OPTION', `option \`${k}\` must be a non-empty string`);
+    for (const k of PUBLISH_OPTIONS) {
+      // The hub refuses an empty id or key: refused here at once.
+      if (stringOption(o, k, 'options') === '') fail('INVALID_OPTION', `option \`${k}\` must not be empty`);
     }
     const ref = ++this._seq;
     const op = { op: 'pub', ref, topic, payload, id: o.id ?? `${this._clientId}-${ref}` };

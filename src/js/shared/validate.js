@@ -38,6 +38,11 @@ function isWellFormed(s) {
   return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:[^\uD800-\uDBFF]|^)[\uDC00-\uDFFF]/.test(s);
 }
 
+/** INVALID_HANDLER unless `handler` is a function. */
+export function checkHandler(handler) {
+  if (typeof handler !== 'function') fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
+}
+
 /** A string without lone UTF-16 surrogates (which have no UTF-8 form), else `code`. */
 export function checkString(v, code, what) {
   if (typeof v !== 'string') fail(code, `${what} must be a string, got ${describe(v)}`);

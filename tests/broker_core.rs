@@ -50,6 +50,34 @@ fn a_topic_handle_from_an_earlier_table_is_refused_never_misrouted() {
 }
 
 #[test]
+fn resolve_known_says_whether_the_topic_was_in_the_table_already() {
+    let mut b = broker(BrokerConfig {
+        max_topics: 2,
+        ..BrokerConfig::default()
+    });
+    let (x, known) = b.resolve_known("x").unwrap();
+    assert!(!known, "first sight");
+    assert_eq!(b.resolve_known("x").unwrap(), (x, true));
+    b.resolve("y").unwrap();
+    assert_eq!(
+        b.resolve_known("x").unwrap(),
+        (x, true),
+        "not only the last one"
+    );
+    // A new table forgets every topic: known again only from the next sight.
+    let (z, known) = b.resolve_known("z").unwrap();
+    assert!(!known);
+    assert_ne!(z.generation(), x.generation());
+    let (x2, known) = b.resolve_known("x").unwrap();
+    assert!(!known, "forgotten with the old table");
+    assert_eq!(b.resolve_known("x").unwrap(), (x2, true));
+    assert_eq!(
+        b.resolve_known("a..b").unwrap_err().code(),
+        ErrorCode::InvalidTopic
+    );
+}
+
+#[test]
 fn delayed_messages_are_routed_without_starting_a_new_topic_table() {
     let mut b = broker(BrokerConfig {
         max_topics: 2,

@@ -5,15 +5,22 @@ use super::*;
 impl<P: Clone> Broker<P> {
     /// Validates `topic` and returns its handle (`INVALID_TOPIC` otherwise).
     pub fn resolve(&mut self, topic: &str) -> Result<TopicHandle> {
+        self.resolve_known(topic).map(|(handle, _)| handle)
+    }
+
+    /// [`Broker::resolve`], and whether the topic was in the table already. A driver that
+    /// caches routes keeps only those of known topics: a topic published once (every topic
+    /// unique) is not worth a cache entry, and the second publish of a topic finds it known.
+    pub fn resolve_known(&mut self, topic: &str) -> Result<(TopicHandle, bool)> {
         let gen = self.topics_gen;
         if let Some((last, h)) = &self.last_topic {
             if **last == *topic {
-                return Ok(TopicHandle::from_parts(*h, gen));
+                return Ok((TopicHandle::from_parts(*h, gen), true));
             }
         }
         if let Some((name, &h)) = self.topic_ids.get_key_value(topic) {
             self.last_topic = Some((name.clone(), h));
-            return Ok(TopicHandle::from_parts(h, gen));
+            return Ok((TopicHandle::from_parts(h, gen), true));
         }
         validate_topic(topic)?;
         if self.topics.len() >= self.config.max_topics {
@@ -30,7 +37,7 @@ impl<P: Clone> Broker<P> {
         // Into the trie only when a subscription change needs it (most topics never do).
         self.trie_pending.push(h);
         self.last_topic = Some((topic, h));
-        Ok(TopicHandle::from_parts(h, self.topics_gen))
+        Ok((TopicHandle::from_parts(h, self.topics_gen), false))
     }
 
     /// Forgets every resolved topic and bumps the table's generation: handles given out before

@@ -350,11 +350,6 @@ function makeApi(raw, whenNotReady) {
     }
   }
 
-  // Topic → route. A constructor with a null prototype (not Object.create(null), which starts in
-  // dictionary mode) keeps lookups of the same few topics on V8's fast property path.
-  function RouteTable() {}
-  RouteTable.prototype = Object.create(null);
-
   class Subscription {
     constructor(bus, rec) {
       this._bus = bus;
@@ -412,7 +407,14 @@ function makeApi(raw, whenNotReady) {
       // Short ASCII topics are resolved through buffers the core lends (no string crossing).
       [this._topicPtr, this._topicRoom] = this._core.topic_scratch();
       this._subs = [];            // by core slot index
-      this._routes = new RouteTable(); // topic → { handle, gen, subs, batch, queued }
+      // Topic → { handle, gen, subs, batch, queued }. A Map, not an object: looking up a topic
+      // not in it (every topic unique) stays a hash probe, where an object's keyed lookup of a
+      // fresh string goes through the runtime (several hundred ns).
+      this._routes = new Map();
+      // The route published to last, ahead of the Map (one comparison for a topic published
+      // over and over); dropped with the Map's entry.
+      this._lastTopic = undefined;
+      this._lastRoute = undefined;
       this._topicOf = [];              // topic handle → its topic, for the routes cached above
       this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
       this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
@@ -548,8 +550,8 @@ function makeApi(raw, whenNotReady) {
     // ----- publishing ----------------------------------------------------------------------
 
     _resolve(topic) {
-      // `r[at…end)`: [handle index, handle gen, (sub index, sub gen)…], in the core's memory for
-      // a short ASCII topic, else in an array of its own.
+      // `r[at…end)`: [handle index, handle gen, known, (sub index, sub gen)…], in the core's
+      // memory for a short ASCII topic, else in an array of its own.
       let r;
       let at = 0;
       let end;
@@ -578,7 +580,7 @@ function makeApi(raw, whenNotReady) {
       const subs = [];
       let batch = false;
       let queued = false;
-      for (let i = at + 2; i < end; i += 2) {
+      for (let i = at + 3; i < end; i += 2) {
         const s = this._subs[r[i]];
         if (s !== undefined && s.gen === r[i + 1]) {
           subs.push(s);
@@ -590,14 +592,20 @@ function makeApi(raw, whenNotReady) {
       }
       // `batch`: sizes are needed; `queued`: it always goes through the core.
       const route = { handle, gen, subs, batch, queued: queued || batch };
-      this._routes[topic] = route;
-      this._topicOf[handle] = topic;
+      // Cached from the topic's second publish on (the core says when it knows the topic): a
+      // topic published once is not worth an entry.
+      if (r[at + 2] === 1) {
+        this._routes.set(topic, route);
+        this._topicOf[handle] = topic;
+      }
       return route;
     }
 
     _clearRoutes() {
-      this._routes = new RouteTable();
+      this._routes.clear();
       this._topicOf = [];
+      this._lastTopic = undefined;
+      this._lastRoute = undefined;
     }
 
     /**
@@ -608,7 +616,11 @@ function makeApi(raw, whenNotReady) {
       for (let i = from; i < handles.length; i++) {
         const topic = this._topicOf[handles[i]];
         if (topic !== undefined) {
-          this._routes[topic] = undefined;
+          this._routes.delete(topic);
+          if (topic === this._lastTopic) {
+            this._lastTopic = undefined;
+            this._lastRoute = undefined;
+          }
           this._topicOf[handles[i]] = undefined;
         }
       }
@@ -616,7 +628,7 @@ function makeApi(raw, whenNotReady) {
 
     /** The cached route of a topic (validated on first use). */
     _route(topic) {
-      const route = typeof topic === 'string' ? this._routes[topic] : undefined;
+      const route = this._routes.get(topic);
       return route !== undefined ? route : this._resolve(topic);
     }
 
@@ -630,8 +642,15 @@ function makeApi(raw, whenNotReady) {
 
     /** Publishes; returns false when the idempotence filter dropped it as a duplicate. */
     publish(topic, payload, options) {
-      // The hot path: a known topic, no options, idle subscriptions.
-      const route = typeof topic === 'string' ? this._routes[topic] : undefined;
+      // The hot path: a known topic, no options, idle subscriptions. (Only strings are keys.)
+      let route = this._lastRoute;
+      if (topic !== this._lastTopic) {
+        route = this._routes.get(topic);
+        if (route !== undefined) {
+          this._lastTopic = topic;
+          this._lastRoute = route;
+        }
+      }
       if (route !== undefined && options === undefined && this._depth === 0 && !this._closing &&
           !route.queued && (this._busy === 0 || this._direct(route))) {
         return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
@@ -641,7 +660,8 @@ function makeApi(raw, whenNotReady) {
 
     _publishSlowly(route, topic, payload, options) {
       if (this._closing) fail('CLOSED', 'bus is closed');
-      if (route === undefined) route = this._route(topic);
+      // `publish` found no cached route: resolve at once (no second lookup).
+      if (route === undefined) route = this._resolve(topic);
       const o = parsePublishOptions(options, false);
       return this._publish(route, topic, payload, o, false) !== DUPLICATE;
     }

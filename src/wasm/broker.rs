@@ -189,13 +189,16 @@ fn duration(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms > 0.0).then(|| ms_to_micros(ms).max(1))
 }
 
-/// Resolves `topic` and appends `[handle index, handle gen, sub index, sub gen, …]` to `out`.
+/// Resolves `topic` and appends `[handle index, handle gen, known, sub index, sub gen, …]` to
+/// `out` (`known`: 1 when the topic was in the core's table already, see
+/// [`Broker::resolve_known`]).
 fn resolve_into(core: &mut Broker<Slot>, topic: &str, out: &mut Vec<u32>) -> Result<(), JsValue> {
-    let handle = core.resolve(topic).map_err(to_js)?;
+    let (handle, known) = core.resolve_known(topic).map_err(to_js)?;
     let subs = core.route(handle).map_err(to_js)?;
-    out.reserve(2 + subs.len() * 2);
+    out.reserve(3 + subs.len() * 2);
     out.push(handle.index());
     out.push(handle.generation());
+    out.push(u32::from(known));
     for s in subs.iter() {
         out.push(s.index());
         out.push(s.generation());
@@ -367,8 +370,9 @@ impl WasmBroker {
         self.core.take_invalidated()
     }
 
-    /// Validates and resolves a topic: `[handle index, handle gen, sub index, sub gen, …]`, the
-    /// subscriptions in subscription order. A handle gen the driver has not seen means the core
+    /// Validates and resolves a topic: `[handle index, handle gen, known, sub index, sub gen,
+    /// …]`, the subscriptions in subscription order; `known` is 1 when the topic was resolved
+    /// before (a route worth caching), 0 the first time. A handle gen the driver has not seen means the core
     /// started a new topic table: every handle cached before is stale.
     pub fn resolve(&mut self, topic: &str) -> Result<Vec<u32>, JsValue> {
         let mut out = Vec::new();

@@ -78,6 +78,33 @@ fn resolve_known_says_whether_the_topic_was_in_the_table_already() {
 }
 
 #[test]
+fn check_id_records_a_new_id_and_counts_a_seen_one_as_a_duplicate() {
+    let mut off = broker(BrokerConfig::default());
+    assert!(
+        off.check_id("a", 0) && off.check_id("a", 0),
+        "no filter: always new"
+    );
+    assert_eq!(off.stats().duplicates, 0);
+    let mut b = broker(BrokerConfig {
+        dedupe: Some(edgebus::DedupeWindow {
+            max_ids: 2,
+            max_age: Some(1_000),
+        }),
+        ..BrokerConfig::default()
+    });
+    assert!(b.check_id("a", 0));
+    assert!(!b.check_id("a", 10));
+    assert!(b.check_id("b", 20));
+    assert!(!b.check_id("b", 30) && !b.check_id("a", 40));
+    assert_eq!(b.stats().duplicates, 3);
+    // Out of the window by count (`c` pushes `a` out), then by age.
+    assert!(b.check_id("c", 50));
+    assert!(b.check_id("a", 60));
+    assert!(b.check_id("c", 2_000), "older than max_age");
+    assert_eq!(b.stats().duplicates, 3);
+}
+
+#[test]
 fn delayed_messages_are_routed_without_starting_a_new_topic_table() {
     let mut b = broker(BrokerConfig {
         max_topics: 2,

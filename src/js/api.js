@@ -126,7 +126,11 @@ function makeApi(raw, whenNotReady) {
   function numberOption(obj, name, where, rule) {
     const v = obj[name];
     if (v === undefined) return undefined;
-    const full = where === 'options' ? name : `${where}.${name}`;
+    return numberValue(v, where === 'options' ? name : `${where}.${name}`, rule);
+  }
+
+  /** `numberOption` for a value already read, named `full` in errors. */
+  function numberValue(v, full, rule) {
     if (typeof v !== 'number' || Number.isNaN(v)) {
       fail('INVALID_OPTION', `option \`${full}\` must be a number, got ${describe(v)}`);
     }
@@ -179,15 +183,42 @@ function makeApi(raw, whenNotReady) {
     return clock;
   }
 
-  /** A validated snapshot of publish options (see `snapshot`). */
+  const PRIORITY = { integer: true, min: 0, max: 2 ** 32 - 1 };
+  const NOT_BEFORE = { min: 0 };
+
+  /**
+   * A validated snapshot of publish options (as `snapshot` reads them: each own key once, unknown
+   * keys refused), into one fixed shape: publishing with options is a hot path, and reading it
+   * by name stays monomorphic.
+   */
   function parsePublishOptions(options, withIds) {
     if (options === undefined) return EMPTY_OPTIONS;
-    const o = snapshot(options, withIds ? BATCH_PUBLISH_OPTIONS : PUBLISH_OPTIONS, 'options');
+    const o = { id: undefined, key: undefined, ttlMs: undefined, headers: undefined, priority: undefined, notBefore: undefined, ids: undefined };
+    try {
+      if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+        fail('INVALID_OPTION', `options must be an object, got ${describe(options)}`);
+      }
+      const keys = Object.keys(options);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
+        if (k === 'id' && !withIds) o.id = options.id;
+        else if (k === 'key') o.key = options.key;
+        else if (k === 'ttlMs') o.ttlMs = options.ttlMs;
+        else if (k === 'headers') o.headers = options.headers;
+        else if (k === 'priority') o.priority = options.priority;
+        else if (k === 'notBefore') o.notBefore = options.notBefore;
+        else if (k === 'ids' && withIds) o.ids = options.ids;
+        else fail('INVALID_OPTION', `unknown option \`${k}\` (known: ${(withIds ? BATCH_PUBLISH_OPTIONS : PUBLISH_OPTIONS).join(', ')})`);
+      }
+    } catch (e) {
+      if (e instanceof EdgebusError) throw e;
+      throw new EdgebusError('INVALID_OPTION', `options could not be read: ${errorText(e)}`, { cause: e });
+    }
     if (o.id !== undefined) checkString(o.id, 'INVALID_OPTION', 'option `id`');
     if (o.key !== undefined) checkString(o.key, 'INVALID_OPTION', 'option `key`');
-    numberOption(o, 'ttlMs', 'options', DURATION);
-    numberOption(o, 'priority', 'options', { integer: true, min: 0, max: 2 ** 32 - 1 });
-    numberOption(o, 'notBefore', 'options', { min: 0 });
+    if (o.ttlMs !== undefined) numberValue(o.ttlMs, 'ttlMs', DURATION);
+    if (o.priority !== undefined) numberValue(o.priority, 'priority', PRIORITY);
+    if (o.notBefore !== undefined) numberValue(o.notBefore, 'notBefore', NOT_BEFORE);
     if (o.headers !== undefined) {
       const h = o.headers;
       let copy;

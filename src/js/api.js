@@ -457,11 +457,16 @@ function makeApi(raw, whenNotReady) {
       this._pumpQueued = false;
       this._completions = [];
       this._reasons = [];         // error messages of failed completions, in order
-      this._inflight = new Map();
+      this._inflight = [];        // by delivery index: { dg, s, item, final } of a running promise
+      this._inflightCount = 0;
       this._slots = [];
       this._freeSlots = [];
       this._busy = 0;             // subscriptions the core has work for
       this._published = 0;        // published directly, not yet told to the core
+      this._dirty = [];           // cached routes with publishes counted on them (`sent`), see _fold
+      this._epoch = 0;            // bumped by each _fold
+      this._dispatch = undefined; // the route _deliverPlain is calling, and the handler it is at
+      this._at = 0;
       this._waiters = [];         // publishAsync calls waiting for room
       this._admitting = false;
       this._idleWaiters = [];
@@ -536,6 +541,7 @@ function makeApi(raw, whenNotReady) {
     _unsubscribe(rec) {
       if (!rec.active) return false;
       // Its direct deliveries reach the core before the core can retire it.
+      this._fold();
       if (rec.delivered > 0 || rec.failed > 0) {
         this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
         rec.delivered = 0;
@@ -622,10 +628,12 @@ function makeApi(raw, whenNotReady) {
         }
       }
       // `batch`: sizes are needed; `queued`: it always goes through the core.
-      const route = { handle, gen, subs, batch, queued: queued || batch };
+      const route = { handle, gen, subs, batch, queued: queued || batch, fns: undefined, sent: 0 };
       // Cached from the topic's second publish on (the core says when it knows the topic): a
       // topic published once is not worth an entry.
       if (r[at + 2] === 1) {
+        // Handlers that take only the payload are called from one list (see _deliverPlain).
+        if (!route.queued && subs.length > 0 && !subs.some((x) => x.wants)) route.fns = subs.map((x) => x.handler);
         this._routes.set(topic, route);
         this._topicOf[handle] = topic;
       }
@@ -633,6 +641,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _clearRoutes() {
+      this._fold();
       this._routes.clear();
       this._topicOf = [];
       this._lastTopic = undefined;
@@ -644,6 +653,7 @@ function makeApi(raw, whenNotReady) {
      * subscription change made stale (the core finds them; the rest of the cache stays).
      */
     _dropRoutes(handles, from) {
+      this._fold();
       for (let i = from; i < handles.length; i++) {
         const topic = this._topicOf[handles[i]];
         if (topic !== undefined) {
@@ -684,6 +694,7 @@ function makeApi(raw, whenNotReady) {
       }
       if (route !== undefined && options === undefined && this._depth === 0 && !this._closing &&
           !route.queued && (this._busy === 0 || this._direct(route))) {
+        if (route.fns !== undefined) return this._deliverPlain(route, topic, payload);
         return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
       }
       return this._publishSlowly(route, topic, payload, options);
@@ -750,16 +761,84 @@ function makeApi(raw, whenNotReady) {
       return slot;
     }
 
-    /** Calls every subscription's handler now, in subscription order. */
-    _deliverDirect(route, topic, payload, o) {
-      this._published++;
+    /**
+     * The direct path of a cached route whose handlers take only the payload: calls them from
+     * the route's list of functions, and counts the publish once, on the route (`sent`); _fold
+     * adds it to the subscriptions' counters before anything reads or changes them. A fold while
+     * a handler runs (it subscribed, unsubscribed, read stats) hands the rest of the publish to
+     * _deliverDirect, which counts one by one.
+     */
+    _deliverPlain(route, topic, payload) {
+      const fns = route.fns;
+      const n = fns.length;
+      if (route.sent++ === 0) this._dirty.push(route);
+      const epoch = this._epoch;
+      let env;
+      let i = 0;
+      this._dispatch = route;
+      this._depth++;
+      try {
+        for (; i < n; i++) {
+          this._at = i;
+          let r;
+          try {
+            r = fns[i](payload);
+          } catch (err) {
+            const s = route.subs[i];
+            if (s.active) s.failed++;
+            else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
+            this._failed(err, env ?? (env = this._envelope(topic, payload, EMPTY_OPTIONS)), s);
+            if (this._epoch !== epoch) break;
+            continue;
+          }
+          if (r !== undefined && r !== null && typeof r.then === 'function') {
+            this._began(route.subs[i], r, env ?? (env = this._envelope(topic, payload, EMPTY_OPTIONS)), undefined);
+          }
+          if (this._epoch !== epoch) break;
+        }
+      } finally {
+        this._dispatch = undefined;
+        this._depth--;
+      }
+      if (i + 1 < n) return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS, i + 1, env);
+      if (this._needPump) this._pump();
+      return true;
+    }
+
+    /**
+     * Adds the publishes counted on routes (_deliverPlain) to the bus's and their subscriptions'
+     * counters. While a route is being delivered, the handlers after the running one have not
+     * had its current publish yet.
+     */
+    _fold() {
+      const dirty = this._dirty;
+      if (dirty.length === 0) return;
+      this._epoch++;
+      for (let d = 0; d < dirty.length; d++) {
+        const route = dirty[d];
+        const sent = route.sent;
+        route.sent = 0;
+        this._published += sent;
+        const subs = route.subs;
+        const at = route === this._dispatch ? this._at : subs.length;
+        for (let i = 0; i < subs.length; i++) subs[i].delivered += i <= at ? sent : sent - 1;
+      }
+      dirty.length = 0;
+    }
+
+    /**
+     * Calls every subscription's handler now, in subscription order (from `from`: the rest of a
+     * publish _deliverPlain began and counted, with its envelope if it made one).
+     */
+    _deliverDirect(route, topic, payload, o, from = 0, made = undefined) {
+      if (from === 0) this._published++;
       const subs = route.subs;
       const n = subs.length;
       if (n === 0) return true;
-      let env;
+      let env = made;
       this._depth++;
       try {
-        for (let i = 0; i < n; i++) {
+        for (let i = from; i < n; i++) {
           const s = subs[i];
           if (!s.active) {
             // Unsubscribed by an earlier handler of this same publish.
@@ -811,18 +890,22 @@ function makeApi(raw, whenNotReady) {
     }
 
     _track(di, dg, s, promise, item, final) {
-      const k = di * 4294967296 + dg;
-      this._inflight.set(k, { s, item, final });
+      // By delivery index (no number key to box per message); the core reuses an index only
+      // once its delivery ended, and a late result finds another entry there (or none).
+      const f = { dg, s, item, final };
+      this._inflight[di] = f;
+      this._inflightCount++;
       promise.then(
-        () => this._settled(k, di, dg, true, undefined),
-        (err) => this._settled(k, di, dg, false, err),
+        () => this._settled(f, di, true, undefined),
+        (err) => this._settled(f, di, false, err),
       );
     }
 
-    _settled(k, di, dg, ok, err) {
-      const f = this._inflight.get(k);
-      if (f === undefined) return; // timed out: its late result is ignored
-      this._inflight.delete(k);
+    _settled(f, di, ok, err) {
+      if (this._inflight[di] !== f) return; // timed out: its late result is ignored
+      this._inflight[di] = undefined;
+      this._inflightCount--;
+      const dg = f.dg;
       if (ok) this._completions.push(di, dg, 1);
       else this._fail(di, dg, err);
       if (!ok && f.final) this._failed(err, f.item, f.s);
@@ -1060,10 +1143,10 @@ function makeApi(raw, whenNotReady) {
               i += 1;
               break;
             case REC_TIMED_OUT: {
-              const k = recs[i + 1] * 4294967296 + recs[i + 2];
-              const f = this._inflight.get(k);
-              if (f !== undefined) {
-                this._inflight.delete(k);
+              const f = this._inflight[recs[i + 1]];
+              if (f !== undefined && f.dg === recs[i + 2]) {
+                this._inflight[recs[i + 1]] = undefined;
+                this._inflightCount--;
                 if (recs[i + 5] === 1 || f.final) {
                   const s = f.s;
                   this._failed(new EdgebusError('HANDLER_TIMEOUT', this._core.timeout_message(s.index, s.gen)), f.item, s);
@@ -1264,7 +1347,7 @@ function makeApi(raw, whenNotReady) {
     _isIdle() {
       // Waiting publishes do not count: with the core idle, a wait that is left (after the
       // admission every pump ends with) can only be for a group with no member (see close()).
-      return this._inflight.size === 0 && this._completions.length === 0 && this._core.is_idle();
+      return this._inflightCount === 0 && this._completions.length === 0 && this._core.is_idle();
     }
 
     // ----- lifecycle -----------------------------------------------------------------------
@@ -1342,6 +1425,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _flushCounters() {
+      this._fold();
       if (this._published > 0) {
         this._core.record_published(this._published);
         this._published = 0;

@@ -456,6 +456,7 @@ function makeApi(raw, whenNotReady) {
       this._needPump = false;
       this._pumpQueued = false;
       this._completions = [];
+      this._recs = new Uint32Array(64); // the records of the pump being run (see _pump)
       this._reasons = [];         // error messages of failed completions, in order
       this._inflight = [];        // by delivery index: { dg, s, item, final } of a running promise
       this._inflightCount = 0;
@@ -882,11 +883,12 @@ function makeApi(raw, whenNotReady) {
         });
         return;
       }
+      // The delivery's index × 2^32 + its generation.
       const d = this._core.begin(s.index, s.gen, key, this._clock.now());
       if (!s.busy) { s.busy = true; this._busy++; }
       // Its timeout needs the timer armed, which a pump does.
       if (s.timeoutMs !== undefined && s.timeoutMs !== Infinity) this._needPump = true;
-      this._track(d[0], d[1], s, promise, env, true);
+      this._track(Math.floor(d / 4294967296), d >>> 0, s, promise, env, true);
     }
 
     _track(di, dg, s, promise, item, final) {
@@ -1088,21 +1090,28 @@ function makeApi(raw, whenNotReady) {
           this._completions.length = 0;
           if (this._reasons.length > 0) reasons = this._reasons.splice(0);
         }
-        const recs = core.pump(this._clock.now(), comps, reasons);
-        if (recs.length === 0) {
+        const n = core.pump(this._clock.now(), comps, reasons);
+        if (n === 0) {
           if (this._completions.length === 0) break;
           continue;
         }
-        this._run(recs);
+        // The records are in the core's memory: copied into one reused array first (handlers
+        // may grow that memory, which detaches views of it).
+        let recs = this._recs;
+        if (recs.length < n) recs = this._recs = new Uint32Array(Math.max(n, 2 * recs.length));
+        const words = wasmWords();
+        const at = core.records_ptr() >>> 2;
+        for (let i = 0; i < n; i++) recs[i] = words[at + i];
+        this._run(recs, n);
       }
       this._afterPump();
     }
 
-    _run(recs) {
+    _run(recs, n) {
       let room = false;
       this._depth++;
       try {
-        for (let i = 0; i < recs.length;) {
+        for (let i = 0; i < n;) {
           switch (recs[i]) {
             case REC_DELIVER: {
               const s = this._sub(recs[i + 3], recs[i + 4]);

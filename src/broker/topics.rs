@@ -124,7 +124,22 @@ impl<P: Clone> Broker<P> {
         found.clear();
         self.router.matches(topic, &mut found);
         let subs = &self.subs;
-        found.sort_unstable_by_key(|id| subs.get(id.index, id.gen).map_or(0, |s| s.order));
+        let order = |id: &SubId| subs.get(id.index, id.gen).map_or(0, |s| s.order);
+        // Each subscription's order looked up once, not at every comparison.
+        const FEW: usize = 16;
+        if found.len() <= FEW {
+            let mut keyed = [(0, SubId::from_parts(0, 0)); FEW];
+            for (k, id) in keyed.iter_mut().zip(&found) {
+                *k = (order(id), *id);
+            }
+            let keyed = &mut keyed[..found.len()];
+            keyed.sort_unstable_by_key(|&(o, _)| o);
+            for (id, &(_, k)) in found.iter_mut().zip(keyed.iter()) {
+                *id = k;
+            }
+        } else {
+            found.sort_by_cached_key(order);
+        }
         let list: Rc<[SubId]> = Rc::from(&found[..]);
         self.scratch = found;
         list

@@ -1086,7 +1086,7 @@ function makeApi(raw, whenNotReady) {
         let comps = NO_COMPLETIONS;
         let reasons;
         if (this._completions.length > 0) {
-          comps = Uint32Array.from(this._completions);
+          comps = new Uint32Array(this._completions); // (from a plain array: no iterator)
           this._completions.length = 0;
           if (this._reasons.length > 0) reasons = this._reasons.splice(0);
         }

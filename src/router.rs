@@ -44,7 +44,10 @@ enum Literals<V> {
 impl<V> Literals<V> {
     fn get(&self, token: &str) -> Option<&Node<V>> {
         match self {
-            Literals::Few(few) => few.iter().find(|(k, _)| **k == *token).map(|(_, n)| n),
+            Literals::Few(few) => few
+                .iter()
+                .find(|(k, _)| same_token(k, token))
+                .map(|(_, n)| n),
             Literals::Many(many) => many.get(token),
         }
     }
@@ -121,6 +124,25 @@ impl<V> Literals<V> {
             Literals::Many(many) => many.values().collect(),
         }
     }
+}
+
+/// `a == b`, without a call to `memcmp` for the short tokens most topics are made of (matching
+/// a topic never seen scans a few children at each level).
+#[inline]
+fn same_token(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 8 {
+        return a == b;
+    }
+    let (mut x, mut y) = (0u64, 0u64);
+    for (&p, &q) in a.iter().zip(b) {
+        x = x << 8 | u64::from(p);
+        y = y << 8 | u64::from(q);
+    }
+    x == y
 }
 
 /// Makes room for one more element: exactly one for the first, doubling after (a vector's first
@@ -319,6 +341,42 @@ mod tests {
         router.matches(topic, &mut out);
         out.sort_unstable();
         out
+    }
+
+    #[test]
+    fn literal_children_match_by_every_byte() {
+        // Short tokens are compared without memcmp: same length, differing at either end or
+        // in the middle, up to and past 8 bytes.
+        let tokens = [
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "abcdefgh",
+            "abcdefgX",
+            "Xbcdefgh",
+            "abcXefgh",
+            "abcdefghi",
+            "abcdefghX",
+            "é",
+            "e\u{301}",
+        ];
+        // Six children a parent: the small vector, scanned (not the map).
+        let topic = |i: usize, t: &str| format!("x{}.{t}", i / 6);
+        let mut router = Router::new();
+        for (value, t) in tokens.iter().enumerate() {
+            router.insert(&pattern(&topic(value, t)), value as u32);
+        }
+        for (value, t) in tokens.iter().enumerate() {
+            assert_eq!(
+                matched(&router, &topic(value, t)),
+                vec![value as u32],
+                "{t}"
+            );
+        }
+        assert!(matched(&router, "x0.abcdefg").is_empty());
+        assert!(matched(&router, "x0.abcdefgx").is_empty());
+        assert!(matched(&router, "x1.c").is_empty());
     }
 
     fn sample_router() -> Router<u32> {

@@ -5,15 +5,22 @@ use super::*;
 impl<P: Clone> Broker<P> {
     /// Validates `topic` and returns its handle (`INVALID_TOPIC` otherwise).
     pub fn resolve(&mut self, topic: &str) -> Result<TopicHandle> {
+        self.resolve_known(topic).map(|(handle, _)| handle)
+    }
+
+    /// [`Broker::resolve`], and whether the topic was in the table already. A driver that
+    /// caches routes keeps only those of known topics: a topic published once (every topic
+    /// unique) is not worth a cache entry, and the second publish of a topic finds it known.
+    pub fn resolve_known(&mut self, topic: &str) -> Result<(TopicHandle, bool)> {
         let gen = self.topics_gen;
         if let Some((last, h)) = &self.last_topic {
             if **last == *topic {
-                return Ok(TopicHandle::from_parts(*h, gen));
+                return Ok((TopicHandle::from_parts(*h, gen), true));
             }
         }
         if let Some((name, &h)) = self.topic_ids.get_key_value(topic) {
             self.last_topic = Some((name.clone(), h));
-            return Ok(TopicHandle::from_parts(h, gen));
+            return Ok((TopicHandle::from_parts(h, gen), true));
         }
         validate_topic(topic)?;
         if self.topics.len() >= self.config.max_topics {
@@ -30,7 +37,7 @@ impl<P: Clone> Broker<P> {
         // Into the trie only when a subscription change needs it (most topics never do).
         self.trie_pending.push(h);
         self.last_topic = Some((topic, h));
-        Ok(TopicHandle::from_parts(h, self.topics_gen))
+        Ok((TopicHandle::from_parts(h, self.topics_gen), false))
     }
 
     /// Forgets every resolved topic and bumps the table's generation: handles given out before
@@ -117,7 +124,22 @@ impl<P: Clone> Broker<P> {
         found.clear();
         self.router.matches(topic, &mut found);
         let subs = &self.subs;
-        found.sort_unstable_by_key(|id| subs.get(id.index, id.gen).map_or(0, |s| s.order));
+        let order = |id: &SubId| subs.get(id.index, id.gen).map_or(0, |s| s.order);
+        // Each subscription's order looked up once, not at every comparison.
+        const FEW: usize = 16;
+        if found.len() <= FEW {
+            let mut keyed = [(0, SubId::from_parts(0, 0)); FEW];
+            for (k, id) in keyed.iter_mut().zip(&found) {
+                *k = (order(id), *id);
+            }
+            let keyed = &mut keyed[..found.len()];
+            keyed.sort_unstable_by_key(|&(o, _)| o);
+            for (id, &(_, k)) in found.iter_mut().zip(keyed.iter()) {
+                *id = k;
+            }
+        } else {
+            found.sort_by_cached_key(order);
+        }
         let list: Rc<[SubId]> = Rc::from(&found[..]);
         self.scratch = found;
         list

@@ -189,13 +189,16 @@ fn duration(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms > 0.0).then(|| ms_to_micros(ms).max(1))
 }
 
-/// Resolves `topic` and appends `[handle index, handle gen, sub index, sub gen, …]` to `out`.
+/// Resolves `topic` and appends `[handle index, handle gen, known, sub index, sub gen, …]` to
+/// `out` (`known`: 1 when the topic was in the core's table already, see
+/// [`Broker::resolve_known`]).
 fn resolve_into(core: &mut Broker<Slot>, topic: &str, out: &mut Vec<u32>) -> Result<(), JsValue> {
-    let handle = core.resolve(topic).map_err(to_js)?;
+    let (handle, known) = core.resolve_known(topic).map_err(to_js)?;
     let subs = core.route(handle).map_err(to_js)?;
-    out.reserve(2 + subs.len() * 2);
+    out.reserve(3 + subs.len() * 2);
     out.push(handle.index());
     out.push(handle.generation());
+    out.push(u32::from(known));
     for s in subs.iter() {
         out.push(s.index());
         out.push(s.generation());
@@ -286,6 +289,8 @@ pub struct WasmBroker {
     topic_in: Vec<u8>,
     /// Where `resolve_scratch` leaves its answer, read by JavaScript in place.
     route_out: Vec<u32>,
+    /// Where `pump` leaves its records, read by JavaScript in place.
+    records: Vec<u32>,
 }
 
 /// Bytes of the topic buffer: longer topics take the string path.
@@ -330,6 +335,7 @@ impl WasmBroker {
             released: Rc::new(RefCell::new(Vec::new())),
             topic_in: vec![0; TOPIC_SCRATCH_BYTES],
             route_out: Vec::new(),
+            records: Vec::new(),
         })
     }
 
@@ -367,8 +373,9 @@ impl WasmBroker {
         self.core.take_invalidated()
     }
 
-    /// Validates and resolves a topic: `[handle index, handle gen, sub index, sub gen, …]`, the
-    /// subscriptions in subscription order. A handle gen the driver has not seen means the core
+    /// Validates and resolves a topic: `[handle index, handle gen, known, sub index, sub gen,
+    /// …]`, the subscriptions in subscription order; `known` is 1 when the topic was resolved
+    /// before (a route worth caching), 0 the first time. A handle gen the driver has not seen means the core
     /// started a new topic table: every handle cached before is stale.
     pub fn resolve(&mut self, topic: &str) -> Result<Vec<u32>, JsValue> {
         let mut out = Vec::new();
@@ -553,25 +560,41 @@ impl WasmBroker {
     }
 
     /// Registers a delivery the driver started itself that turned out asynchronous; returns
-    /// `[delivery index, delivery gen]`.
-    pub fn begin(&mut self, index: u32, gen: u32, key: Option<String>, now_ms: f64) -> Vec<u32> {
+    /// `delivery index × 2^32 + delivery gen` (one number: nothing to allocate per call).
+    pub fn begin(&mut self, index: u32, gen: u32, key: Option<String>, now_ms: f64) -> f64 {
         let d = self.core.begin_external(
             SubId::from_parts(index, gen),
             key.map(Rc::from),
             ms_to_micros(now_ms),
         );
-        vec![d.index(), d.generation()]
+        f64::from(d.index()) * 4_294_967_296.0 + f64::from(d.generation())
     }
 
     /// Applies completions (`delivery index, delivery gen, ok` triples; each failed one takes
     /// the next of `reasons`, its error's message), fires due timers and returns the next round
-    /// of records (see the module docs).
-    pub fn pump(
+    /// of records (see the module docs), left in the core's memory at
+    /// [`WasmBroker::records_ptr`] (valid until the next call); returns their length in `u32`s.
+    pub fn pump(&mut self, now_ms: f64, completions: &[u32], reasons: Option<Vec<String>>) -> u32 {
+        let mut out = std::mem::take(&mut self.records);
+        out.clear();
+        self.pump_into(now_ms, completions, reasons, &mut out);
+        let n = out.len() as u32;
+        self.records = out;
+        n
+    }
+
+    /// Where the last `pump` left its records.
+    pub fn records_ptr(&self) -> u32 {
+        self.records.as_ptr() as usize as u32
+    }
+
+    fn pump_into(
         &mut self,
         now_ms: f64,
         completions: &[u32],
         reasons: Option<Vec<String>>,
-    ) -> Vec<u32> {
+        out: &mut Vec<u32>,
+    ) {
         let now = ms_to_micros(now_ms);
         let mut reasons = reasons.unwrap_or_default().into_iter();
         for c in completions.chunks_exact(3) {
@@ -586,10 +609,9 @@ impl WasmBroker {
             }
         }
         self.core.fire_timers(now);
-        let mut out = Vec::new();
         // Events raised by completions and timers come first (an idle subscription may get a new
         // delivery in this same round); events raised while handing out deliveries come after.
-        self.drain_events(&mut out);
+        self.drain_events(out);
         while let Some(d) = self.core.next_delivery(now) {
             if self.core.is_member(d.sub) {
                 let ms = match &d.items {
@@ -636,11 +658,10 @@ impl WasmBroker {
                 }
             }
         }
-        self.drain_events(&mut out);
+        self.drain_events(out);
         for slot in self.released.borrow_mut().drain(..) {
             out.extend_from_slice(&[RELEASE, slot]);
         }
-        out
     }
 
     fn drain_events(&mut self, out: &mut Vec<u32>) {

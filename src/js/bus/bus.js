@@ -84,11 +84,6 @@ function overflowCode(o, where) {
   return name === undefined ? -1 : OVERFLOW[name];
 }
 
-// Topic → route. A constructor with a null prototype (not Object.create(null), which starts in
-// dictionary mode) keeps lookups of the same few topics on V8's fast property path.
-function RouteTable() {}
-RouteTable.prototype = Object.create(null);
-
 export class Subscription {
   constructor(bus, rec) {
     this._bus = bus;
@@ -142,7 +137,14 @@ export class Bus {
     // Short ASCII topics are resolved through buffers the core lends (no string crossing).
     [this._topicPtr, this._topicRoom] = this._core.topic_scratch();
     this._subs = [];            // by core slot index
-    this._routes = new RouteTable(); // topic → { handle, gen, subs, batch, queued }
+    // Topic → { handle, gen, subs, batch, queued }. A Map, not an object: looking up a topic
+    // not in it (every topic unique) stays a hash probe, where an object's keyed lookup of a
+    // fresh string goes through the runtime (several hundred ns).
+    this._routes = new Map();
+    // The route published to last, ahead of the Map (one comparison for a topic published
+    // over and over); dropped with the Map's entry.
+    this._lastTopic = undefined;
+    this._lastRoute = undefined;
     this._topicOf = [];              // topic handle → its topic, for the routes cached above
     this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
     this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
@@ -153,12 +155,18 @@ export class Bus {
     this._needPump = false;
     this._pumpQueued = false;
     this._completions = [];
+    this._recs = new Uint32Array(64); // the records of the pump being run (see _pump)
     this._reasons = [];         // error messages of failed completions, in order
-    this._inflight = new Map();
+    this._inflight = [];        // by delivery index: { dg, s, item, final } of a running promise
+    this._inflightCount = 0;
     this._slots = [];
     this._freeSlots = [];
     this._busy = 0;             // subscriptions the core has work for
     this._published = 0;        // published directly, not yet told to the core
+    this._dirty = [];           // cached routes with publishes counted on them (`sent`), see _fold
+    this._epoch = 0;            // bumped by each _fold
+    this._dispatch = undefined; // the route _deliverPlain is calling, and the handler it is at
+    this._at = 0;
     this._waiters = [];         // publishAsync calls waiting for room
     this._admitting = false;
     this._idleWaiters = [];
@@ -231,6 +239,7 @@ export class Bus {
   _unsubscribe(rec) {
     if (!rec.active) return false;
     // Its direct deliveries reach the core before the core can retire it.
+    this._fold();
     if (rec.delivered > 0 || rec.failed > 0) {
       this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
       rec.delivered = 0;
@@ -276,8 +285,8 @@ export class Bus {
   // ----- publishing ----------------------------------------------------------------------
 
   _resolve(topic) {
-    // `r[at…end)`: [handle index, handle gen, (sub index, sub gen)…], in the core's memory for
-    // a short ASCII topic, else in an array of its own.
+    // `r[at…end)`: [handle index, handle gen, known, (sub index, sub gen)…], in the core's
+    // memory for a short ASCII topic, else in an array of its own.
     let r;
     let at = 0;
     let end;
@@ -306,7 +315,7 @@ export class Bus {
     const subs = [];
     let batch = false;
     let queued = false;
-    for (let i = at + 2; i < end; i += 2) {
+    for (let i = at + 3; i < end; i += 2) {
       const s = this._subs[r[i]];
       if (s !== undefined && s.gen === r[i + 1]) {
         subs.push(s);
@@ -317,15 +326,24 @@ export class Bus {
       }
     }
     // `batch`: sizes are needed; `queued`: it always goes through the core.
-    const route = { handle, gen, subs, batch, queued: queued || batch };
-    this._routes[topic] = route;
-    this._topicOf[handle] = topic;
+    const route = { handle, gen, subs, batch, queued: queued || batch, fns: undefined, sent: 0 };
+    // Cached from the topic's second publish on (the core says when it knows the topic): a
+    // topic published once is not worth an entry.
+    if (r[at + 2] === 1) {
+      // Handlers that take only the payload are called from one list (see _deliverPlain).
+      if (!route.queued && subs.length > 0 && !subs.some((x) => x.wants)) route.fns = subs.map((x) => x.handler);
+      this._routes.set(topic, route);
+      this._topicOf[handle] = topic;
+    }
     return route;
   }
 
   _clearRoutes() {
-    this._routes = new RouteTable();
+    this._fold();
+    this._routes.clear();
     this._topicOf = [];
+    this._lastTopic = undefined;
+    this._lastRoute = undefined;
   }
 
   /**
@@ -333,10 +351,15 @@ export class Bus {
    * subscription change made stale (the core finds them; the rest of the cache stays).
    */
   _dropRoutes(handles, from) {
+    this._fold();
     for (let i = from; i < handles.length; i++) {
       const topic = this._topicOf[handles[i]];
       if (topic !== undefined) {
-        this._routes[topic] = undefined;
+        this._routes.delete(topic);
+        if (topic === this._lastTopic) {
+          this._lastTopic = undefined;
+          this._lastRoute = undefined;
+        }
         this._topicOf[handles[i]] = undefined;
       }
     }
@@ -344,7 +367,7 @@ export class Bus {
 
   /** The cached route of a topic (validated on first use). */
   _route(topic) {
-    const route = typeof topic === 'string' ? this._routes[topic] : undefined;
+    const route = this._routes.get(topic);
     return route !== undefined ? route : this._resolve(topic);
   }
 
@@ -358,10 +381,18 @@ export class Bus {
 
   /** Publishes; returns false when the idempotence filter dropped it as a duplicate. */
   publish(topic, payload, options) {
-    // The hot path: a known topic, no options, idle subscriptions.
-    const route = typeof topic === 'string' ? this._routes[topic] : undefined;
+    // The hot path: a known topic, no options, idle subscriptions. (Only strings are keys.)
+    let route = this._lastRoute;
+    if (topic !== this._lastTopic) {
+      route = this._routes.get(topic);
+      if (route !== undefined) {
+        this._lastTopic = topic;
+        this._lastRoute = route;
+      }
+    }
     if (route !== undefined && options === undefined && this._depth === 0 && !this._closing &&
         !route.queued && (this._busy === 0 || this._direct(route))) {
+      if (route.fns !== undefined) return this._deliverPlain(route, topic, payload);
       return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
     }
     return this._publishSlowly(route, topic, payload, options);
@@ -369,7 +400,8 @@ export class Bus {
 
   _publishSlowly(route, topic, payload, options) {
     if (this._closing) fail('CLOSED', 'bus is closed');
-    if (route === undefined) route = this._route(topic);
+    // `publish` found no cached route: resolve at once (no second lookup).
+    if (route === undefined) route = this._resolve(topic);
     const o = parsePublishOptions(options, PUBLISH_OPTIONS);
     return this._publish(route, topic, payload, o, false) !== DUPLICATE;
   }
@@ -427,16 +459,84 @@ export class Bus {
     return slot;
   }
 
-  /** Calls every subscription's handler now, in subscription order. */
-  _deliverDirect(route, topic, payload, o) {
-    this._published++;
+  /**
+   * The direct path of a cached route whose handlers take only the payload: calls them from
+   * the route's list of functions, and counts the publish once, on the route (`sent`); _fold
+   * adds it to the subscriptions' counters before anything reads or changes them. A fold while
+   * a handler runs (it subscribed, unsubscribed, read stats) hands the rest of the publish to
+   * _deliverDirect, which counts one by one.
+   */
+  _deliverPlain(route, topic, payload) {
+    const fns = route.fns;
+    const n = fns.length;
+    if (route.sent++ === 0) this._dirty.push(route);
+    const epoch = this._epoch;
+    let env;
+    let i = 0;
+    this._dispatch = route;
+    this._depth++;
+    try {
+      for (; i < n; i++) {
+        this._at = i;
+        let r;
+        try {
+          r = fns[i](payload);
+        } catch (err) {
+          const s = route.subs[i];
+          if (s.active) s.failed++;
+          else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
+          this._failed(err, env ?? (env = this._envelope(topic, payload, EMPTY_OPTIONS)), s);
+          if (this._epoch !== epoch) break;
+          continue;
+        }
+        if (r !== undefined && r !== null && typeof r.then === 'function') {
+          this._began(route.subs[i], r, env ?? (env = this._envelope(topic, payload, EMPTY_OPTIONS)), undefined);
+        }
+        if (this._epoch !== epoch) break;
+      }
+    } finally {
+      this._dispatch = undefined;
+      this._depth--;
+    }
+    if (i + 1 < n) return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS, i + 1, env);
+    if (this._needPump) this._pump();
+    return true;
+  }
+
+  /**
+   * Adds the publishes counted on routes (_deliverPlain) to the bus's and their subscriptions'
+   * counters. While a route is being delivered, the handlers after the running one have not
+   * had its current publish yet.
+   */
+  _fold() {
+    const dirty = this._dirty;
+    if (dirty.length === 0) return;
+    this._epoch++;
+    for (let d = 0; d < dirty.length; d++) {
+      const route = dirty[d];
+      const sent = route.sent;
+      route.sent = 0;
+      this._published += sent;
+      const subs = route.subs;
+      const at = route === this._dispatch ? this._at : subs.length;
+      for (let i = 0; i < subs.length; i++) subs[i].delivered += i <= at ? sent : sent - 1;
+    }
+    dirty.length = 0;
+  }
+
+  /**
+   * Calls every subscription's handler now, in subscription order (from `from`: the rest of a
+   * publish _deliverPlain began and counted, with its envelope if it made one).
+   */
+  _deliverDirect(route, topic, payload, o, from = 0, made = undefined) {
+    if (from === 0) this._published++;
     const subs = route.subs;
     const n = subs.length;
     if (n === 0) return true;
-    let env;
+    let env = made;
     this._depth++;
     try {
-      for (let i = 0; i < n; i++) {
+      for (let i = from; i < n; i++) {
         const s = subs[i];
         if (!s.active) {
           // Unsubscribed by an earlier handler of this same publish.
@@ -480,26 +580,31 @@ export class Bus {
       });
       return;
     }
+    // The delivery's index × 2^32 + its generation.
     const d = this._core.begin(s.index, s.gen, key, this._clock.now());
     if (!s.busy) { s.busy = true; this._busy++; }
     // Its timeout needs the timer armed, which a pump does.
     if (s.timeoutMs !== undefined && s.timeoutMs !== Infinity) this._needPump = true;
-    this._track(d[0], d[1], s, promise, env, true);
+    this._track(Math.floor(d / 4294967296), d >>> 0, s, promise, env, true);
   }
 
   _track(di, dg, s, promise, item, final) {
-    const k = di * 4294967296 + dg;
-    this._inflight.set(k, { s, item, final });
+    // By delivery index (no number key to box per message); the core reuses an index only
+    // once its delivery ended, and a late result finds another entry there (or none).
+    const f = { dg, s, item, final };
+    this._inflight[di] = f;
+    this._inflightCount++;
     promise.then(
-      () => this._settled(k, di, dg, true, undefined),
-      (err) => this._settled(k, di, dg, false, err),
+      () => this._settled(f, di, true, undefined),
+      (err) => this._settled(f, di, false, err),
     );
   }
 
-  _settled(k, di, dg, ok, err) {
-    const f = this._inflight.get(k);
-    if (f === undefined) return; // timed out: its late result is ignored
-    this._inflight.delete(k);
+  _settled(f, di, ok, err) {
+    if (this._inflight[di] !== f) return; // timed out: its late result is ignored
+    this._inflight[di] = undefined;
+    this._inflightCount--;
+    const dg = f.dg;
     if (ok) this._completions.push(di, dg, 1);
     else this._fail(di, dg, err);
     if (!ok && f.final) this._failed(err, f.item, f.s);
@@ -678,25 +783,32 @@ export class Bus {
       let comps = NO_COMPLETIONS;
       let reasons;
       if (this._completions.length > 0) {
-        comps = Uint32Array.from(this._completions);
+        comps = new Uint32Array(this._completions); // (from a plain array: no iterator)
         this._completions.length = 0;
         if (this._reasons.length > 0) reasons = this._reasons.splice(0);
       }
-      const recs = core.pump(this._clock.now(), comps, reasons);
-      if (recs.length === 0) {
+      const n = core.pump(this._clock.now(), comps, reasons);
+      if (n === 0) {
         if (this._completions.length === 0) break;
         continue;
       }
-      this._run(recs);
+      // The records are in the core's memory: copied into one reused array first (handlers
+      // may grow that memory, which detaches views of it).
+      let recs = this._recs;
+      if (recs.length < n) recs = this._recs = new Uint32Array(Math.max(n, 2 * recs.length));
+      const words = wasmWords();
+      const at = core.records_ptr() >>> 2;
+      for (let i = 0; i < n; i++) recs[i] = words[at + i];
+      this._run(recs, n);
     }
     this._afterPump();
   }
 
-  _run(recs) {
+  _run(recs, n) {
     let room = false;
     this._depth++;
     try {
-      for (let i = 0; i < recs.length;) {
+      for (let i = 0; i < n;) {
         switch (recs[i]) {
           case REC_DELIVER: {
             const s = this._sub(recs[i + 3], recs[i + 4]);
@@ -737,10 +849,10 @@ export class Bus {
             i += 1;
             break;
           case REC_TIMED_OUT: {
-            const k = recs[i + 1] * 4294967296 + recs[i + 2];
-            const f = this._inflight.get(k);
-            if (f !== undefined) {
-              this._inflight.delete(k);
+            const f = this._inflight[recs[i + 1]];
+            if (f !== undefined && f.dg === recs[i + 2]) {
+              this._inflight[recs[i + 1]] = undefined;
+              this._inflightCount--;
               if (recs[i + 5] === 1 || f.final) {
                 const s = f.s;
                 this._failed(new EdgebusError('HANDLER_TIMEOUT', this._core.timeout_message(s.index, s.gen)), f.item, s);
@@ -941,7 +1053,7 @@ export class Bus {
   _isIdle() {
     // Waiting publishes do not count: with the core idle, a wait that is left (after the
     // admission every pump ends with) can only be for a group with no member (see close()).
-    return this._inflight.size === 0 && this._completions.length === 0 && this._core.is_idle();
+    return this._inflightCount === 0 && this._completions.length === 0 && this._core.is_idle();
   }
 
   // ----- lifecycle -----------------------------------------------------------------------
@@ -1019,6 +1131,7 @@ export class Bus {
   }
 
   _flushCounters() {
+    this._fold();
     if (this._published > 0) {
       this._core.record_published(this._published);
       this._published = 0;

@@ -93,7 +93,11 @@ export function arraySnapshot(v, where) {
 export function numberOption(obj, name, where, rule) {
   const v = obj[name];
   if (v === undefined) return undefined;
-  const full = optionName(where, name);
+  return numberValue(v, optionName(where, name), rule);
+}
+
+/** `numberOption` for a value already read, named `full` in errors. */
+export function numberValue(v, full, rule) {
   if (typeof v !== 'number' || Number.isNaN(v)) {
     fail('INVALID_OPTION', `option \`${full}\` must be a number, got ${describe(v)}`);
   }
@@ -148,19 +152,48 @@ export function checkClock(clock, where) {
   return clock;
 }
 
+const PRIORITY = { integer: true, min: 0, max: 2 ** 32 - 1 };
+const NOT_BEFORE = { min: 0 };
+
 /**
- * A validated snapshot of publish options (see `snapshot`), with `allowed` the keys the caller
- * takes: `id`, `key`, `ttlMs`, `headers`, `priority`, `notBefore`, `ids` are checked here; any
- * other allowed key (ShardedBus's `transfer`) is only copied, for the caller to check.
+ * A validated snapshot of publish options (as `snapshot` reads them: each own key once, unknown
+ * keys refused), into one fixed shape: publishing with options is a hot path, and reading it by
+ * name stays monomorphic. `allowed` is the keys the caller takes: `id`, `key`, `ttlMs`, `headers`,
+ * `priority`, `notBefore` and `ids` are checked here; `transfer` (ShardedBus) is only copied, for
+ * the caller to check.
  */
 export function parsePublishOptions(options, allowed) {
   if (options === undefined) return EMPTY_OPTIONS;
-  const o = snapshot(options, allowed, 'options');
-  stringOption(o, 'id', 'options');
-  stringOption(o, 'key', 'options');
-  numberOption(o, 'ttlMs', 'options', DURATION);
-  numberOption(o, 'priority', 'options', { integer: true, min: 0, max: 2 ** 32 - 1 });
-  numberOption(o, 'notBefore', 'options', { min: 0 });
+  const o = {
+    id: undefined, key: undefined, ttlMs: undefined, headers: undefined, priority: undefined, notBefore: undefined,
+    ids: undefined, transfer: undefined,
+  };
+  try {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      fail('INVALID_OPTION', `options must be an object, got ${describe(options)}`);
+    }
+    const keys = Object.keys(options);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      if (!allowed.includes(k)) fail('INVALID_OPTION', `unknown option \`${k}\` (known: ${allowed.join(', ')})`);
+      if (k === 'id') o.id = options.id;
+      else if (k === 'key') o.key = options.key;
+      else if (k === 'ttlMs') o.ttlMs = options.ttlMs;
+      else if (k === 'headers') o.headers = options.headers;
+      else if (k === 'priority') o.priority = options.priority;
+      else if (k === 'notBefore') o.notBefore = options.notBefore;
+      else if (k === 'ids') o.ids = options.ids;
+      else if (k === 'transfer') o.transfer = options.transfer;
+    }
+  } catch (e) {
+    if (e instanceof EdgebusError) throw e;
+    throw new EdgebusError('INVALID_OPTION', `options could not be read: ${errorText(e)}`, { cause: e });
+  }
+  if (o.id !== undefined) checkString(o.id, 'INVALID_OPTION', 'option `id`');
+  if (o.key !== undefined) checkString(o.key, 'INVALID_OPTION', 'option `key`');
+  if (o.ttlMs !== undefined) numberValue(o.ttlMs, 'ttlMs', DURATION);
+  if (o.priority !== undefined) numberValue(o.priority, 'priority', PRIORITY);
+  if (o.notBefore !== undefined) numberValue(o.notBefore, 'notBefore', NOT_BEFORE);
   if (o.headers !== undefined) o.headers = headersOption(o.headers);
   if (o.ids !== undefined) {
     const ids = arraySnapshot(o.ids, 'ids');

@@ -98,3 +98,14 @@ test('checkTopic and checkPattern: the core\'s rules and wording, as publish and
   assert.equal(stats.subscriptions, 0);
   assert.equal(stats.published, 0);
 });
+
+test('the bundles keep the modules\' code at top level: no factory around the Bus, no lookups added to publish', () => {
+  const busSource = readFileSync(join(import.meta.dirname, '..', '..', 'src', 'js', 'bus', 'bus.js'), 'utf8');
+  const publish = /^ {2}publish\(topic, payload, options\) \{\n[\s\S]*?\n {2}\}\n/m.exec(busSource)[0];
+  for (const file of ['index.web.mjs', 'index.bundler.mjs', 'index.workerd.mjs', 'index.node.cjs']) {
+    const text = source(file);
+    assert.match(text, /^class Bus \{$/m, `${file}: Bus is a top-level class`);
+    assert.ok(text.includes(publish), `${file}: publish() is the source's, unchanged`);
+  }
+});
+

@@ -25,6 +25,7 @@
 mod batch;
 mod broker;
 mod bus;
+mod children;
 mod clock;
 mod dedupe;
 mod error;

@@ -51,11 +51,13 @@ impl Overflow {
 pub(crate) struct SubQueue<P> {
     /// Messages free to start, in publish order (sorted by sequence).
     ready: VecDeque<Message<P>>,
-    /// Keys with a message started or ready; the value holds that key's later messages.
-    lanes: HashMap<Rc<str>, VecDeque<Message<P>>>,
+    /// Keys with a message started or ready; the value holds that key's later messages. Only
+    /// a keyed queue has lanes (boxed: most subscriptions run one message at a time).
+    lanes: Option<Box<Lanes<P>>>,
     len: usize,
-    keyed: bool,
 }
+
+type Lanes<P> = HashMap<Rc<str>, VecDeque<Message<P>>>;
 
 impl<P> SubQueue<P> {
     /// A queue; `keyed` turns on per-key lanes (needed only when more than one message may run
@@ -63,9 +65,8 @@ impl<P> SubQueue<P> {
     pub(crate) fn new(keyed: bool) -> Self {
         SubQueue {
             ready: VecDeque::new(),
-            lanes: HashMap::new(),
+            lanes: keyed.then(Box::default),
             len: 0,
-            keyed,
         }
     }
 
@@ -80,12 +81,12 @@ impl<P> SubQueue<P> {
 
     pub(crate) fn push(&mut self, msg: Message<P>) {
         self.len += 1;
-        match (&msg.key, self.keyed) {
-            (Some(key), true) => {
-                if let Some(lane) = self.lanes.get_mut(&**key) {
+        match (&msg.key, &mut self.lanes) {
+            (Some(key), Some(lanes)) => {
+                if let Some(lane) = lanes.get_mut(&**key) {
                     lane.push_back(msg);
                 } else {
-                    self.lanes.insert(key.clone(), VecDeque::new());
+                    lanes.insert(key.clone(), VecDeque::new());
                     self.ready.push_back(msg);
                 }
             }
@@ -96,9 +97,9 @@ impl<P> SubQueue<P> {
     /// Marks `key` busy for a message that started without passing through the queue (a handler
     /// the driver called directly), so later messages of the key wait for it.
     pub(crate) fn activate(&mut self, key: Option<&Rc<str>>) {
-        if let (Some(key), true) = (key, self.keyed) {
-            if !self.lanes.contains_key(&**key) {
-                self.lanes.insert(key.clone(), VecDeque::new());
+        if let (Some(key), Some(lanes)) = (key, &mut self.lanes) {
+            if !lanes.contains_key(&**key) {
+                lanes.insert(key.clone(), VecDeque::new());
             }
         }
     }
@@ -120,10 +121,10 @@ impl<P> SubQueue<P> {
     /// A message of `key` finished (or was dropped before starting): the key's next message, if
     /// any, becomes free to start, in sequence order among the others.
     pub(crate) fn release(&mut self, key: Option<&Rc<str>>) {
-        let Some(key) = key.filter(|_| self.keyed) else {
+        let (Some(key), Some(lanes)) = (key, &mut self.lanes) else {
             return;
         };
-        let next = match self.lanes.get_mut(&**key) {
+        let next = match lanes.get_mut(&**key) {
             Some(lane) => lane.pop_front(),
             None => return,
         };
@@ -133,7 +134,7 @@ impl<P> SubQueue<P> {
                 self.ready.insert(at, msg);
             }
             None => {
-                self.lanes.remove(&**key);
+                lanes.remove(&**key);
             }
         }
     }
@@ -141,11 +142,12 @@ impl<P> SubQueue<P> {
     /// Removes the oldest waiting message (lowest sequence), ready or parked.
     pub(crate) fn drop_oldest(&mut self) -> Option<Message<P>> {
         let ready_seq = self.ready.front().map(|m| m.seq);
-        let parked = self
-            .lanes
-            .iter()
-            .filter_map(|(k, lane)| lane.front().map(|m| (m.seq, k.clone())))
-            .min_by_key(|(seq, _)| *seq);
+        let parked = self.lanes.as_ref().and_then(|lanes| {
+            lanes
+                .iter()
+                .filter_map(|(k, lane)| lane.front().map(|m| (m.seq, k.clone())))
+                .min_by_key(|(seq, _)| *seq)
+        });
         match (ready_seq, parked) {
             (Some(r), Some((p, key))) if p < r => self.take_parked(&key),
             (Some(_), _) => {
@@ -160,7 +162,7 @@ impl<P> SubQueue<P> {
     }
 
     fn take_parked(&mut self, key: &Rc<str>) -> Option<Message<P>> {
-        let msg = self.lanes.get_mut(&**key)?.pop_front()?;
+        let msg = self.lanes.as_mut()?.get_mut(&**key)?.pop_front()?;
         self.len -= 1;
         Some(msg)
     }
@@ -169,7 +171,9 @@ impl<P> SubQueue<P> {
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.len;
         self.ready.clear();
-        self.lanes.clear();
+        if let Some(lanes) = &mut self.lanes {
+            lanes.clear();
+        }
         self.len = 0;
         n
     }

@@ -1,16 +1,12 @@
 //! Subscription trie: finds every subscriber whose pattern matches a topic.
 //!
 //! Memory follows the subscriptions: a node's literal children sit in a small vector, scanned
-//! linearly, until there are more than [`FEW`]; only then in a hash map. Most nodes of a topic tree
+//! linearly, until there are more than `children::FEW`; only then in a hash map (`children`). Most nodes of a topic tree
 //! have one child (`orders.<id>.created`), and a hash map's smallest table holds four inline nodes.
 //! Value lists start with room for one value.
 
-use hashbrown::HashMap;
-
-use crate::topic::{is_reserved, Pattern, PatternToken};
-
-/// Literal children kept in a vector up to this many; a map above it.
-const FEW: usize = 8;
+use crate::children::{grow_by_one, Children};
+use crate::topic::{is_reserved, Pattern, PatternToken, PatternTokens};
 
 /// Maps patterns to values (e.g. subscription ids) and finds the values
 /// whose pattern matches a topic.
@@ -24,7 +20,7 @@ pub struct Router<V> {
 
 #[derive(Debug)]
 struct Node<V> {
-    literals: Literals<V>,
+    literals: Children<Node<V>>,
     star: Option<Box<Node<V>>>,
     /// Values of patterns whose '>' sits right below this node.
     rest: Vec<V>,
@@ -32,109 +28,10 @@ struct Node<V> {
     exact: Vec<V>,
 }
 
-/// A node's children by literal token.
-#[derive(Debug)]
-enum Literals<V> {
-    /// Up to [`FEW`] children, found by a linear scan.
-    Few(Vec<(Box<str>, Node<V>)>),
-    /// More than [`FEW`] / 2 children (it returns to `Few` below that, so removal frees it).
-    Many(Box<HashMap<Box<str>, Node<V>>>),
-}
-
-impl<V> Literals<V> {
-    fn get(&self, token: &str) -> Option<&Node<V>> {
-        match self {
-            Literals::Few(few) => few.iter().find(|(k, _)| **k == *token).map(|(_, n)| n),
-            Literals::Many(many) => many.get(token),
-        }
-    }
-
-    fn get_mut(&mut self, token: &str) -> Option<&mut Node<V>> {
-        match self {
-            Literals::Few(few) => few.iter_mut().find(|(k, _)| **k == *token).map(|(_, n)| n),
-            Literals::Many(many) => many.get_mut(token),
-        }
-    }
-
-    /// The child for `token`, created when missing.
-    fn get_or_insert(&mut self, token: &str) -> &mut Node<V> {
-        if let Literals::Few(few) = self {
-            if few.len() >= FEW && !few.iter().any(|(k, _)| **k == *token) {
-                let map: HashMap<Box<str>, Node<V>> = std::mem::take(few).into_iter().collect();
-                *self = Literals::Many(Box::new(map));
-            }
-        }
-        match self {
-            Literals::Few(few) => {
-                let at = match few.iter().position(|(k, _)| **k == *token) {
-                    Some(at) => at,
-                    None => {
-                        grow_by_one(few);
-                        few.push((token.into(), Node::new()));
-                        few.len() - 1
-                    }
-                };
-                &mut few[at].1
-            }
-            Literals::Many(many) => {
-                if !many.contains_key(token) {
-                    many.insert(token.into(), Node::new());
-                }
-                many.get_mut(token)
-                    .expect("the child was inserted just above")
-            }
-        }
-    }
-
-    fn remove(&mut self, token: &str) {
-        match self {
-            Literals::Few(few) => {
-                if let Some(at) = few.iter().position(|(k, _)| **k == *token) {
-                    few.swap_remove(at);
-                    if few.is_empty() {
-                        *few = Vec::new();
-                    }
-                }
-            }
-            Literals::Many(many) => {
-                many.remove(token);
-                if many.len() <= FEW / 2 {
-                    let mut few = Vec::with_capacity(many.len());
-                    few.extend(many.drain());
-                    *self = Literals::Few(few);
-                }
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Literals::Few(few) => few.is_empty(),
-            Literals::Many(many) => many.is_empty(),
-        }
-    }
-
-    #[cfg(test)]
-    fn nodes(&self) -> Vec<&Node<V>> {
-        match self {
-            Literals::Few(few) => few.iter().map(|(_, n)| n).collect(),
-            Literals::Many(many) => many.values().collect(),
-        }
-    }
-}
-
-/// Makes room for one more element: exactly one for the first, doubling after (a vector's first
-/// push would otherwise reserve four).
-fn grow_by_one<T>(v: &mut Vec<T>) {
-    if v.capacity() == 0 {
-        v.reserve_exact(1);
-    }
-}
-
 impl<V> Node<V> {
     fn new() -> Self {
         Node {
-            literals: Literals::Few(Vec::new()),
+            literals: Children::default(),
             star: None,
             rest: Vec::new(),
             exact: Vec::new(),
@@ -150,12 +47,7 @@ impl<V> Node<V> {
 
     #[cfg(test)]
     fn count_below(&self) -> usize {
-        let literal_nodes: usize = self
-            .literals
-            .nodes()
-            .into_iter()
-            .map(|n| 1 + n.count_below())
-            .sum();
+        let literal_nodes: usize = self.literals.iter().map(|(_, n)| 1 + n.count_below()).sum();
         let star_nodes = self.star.as_ref().map_or(0, |n| 1 + n.count_below());
         literal_nodes + star_nodes
     }
@@ -181,7 +73,9 @@ impl<V: Copy + Eq> Router<V> {
         let mut node = &mut self.root;
         for token in pattern.tokens() {
             node = match token {
-                PatternToken::Literal(literal) => node.literals.get_or_insert(literal),
+                PatternToken::Literal(literal) => {
+                    node.literals.get_or_insert_with(literal, Node::new)
+                }
                 PatternToken::Star => node.star.get_or_insert_with(|| Box::new(Node::new())),
                 PatternToken::Rest => {
                     // Pattern::parse guarantees '>' is the last token.
@@ -262,8 +156,8 @@ fn collect<V: Copy>(node: &Node<V>, remaining: Option<&str>, out: &mut Vec<V>) {
 }
 
 /// Recursion depth is bounded by the pattern's token count (at most 256).
-fn remove_below<V: Eq>(node: &mut Node<V>, tokens: &[PatternToken], value: V) -> bool {
-    let Some((token, below)) = tokens.split_first() else {
+fn remove_below<V: Eq>(node: &mut Node<V>, mut below: PatternTokens<'_>, value: V) -> bool {
+    let Some(token) = below.next() else {
         return remove_value(&mut node.exact, value);
     };
     match token {
@@ -410,7 +304,7 @@ mod tests {
     #[test]
     fn a_level_with_many_children_moves_to_a_map_and_back() {
         let mut router = Router::new();
-        let n = (FEW * 3) as u32;
+        let n = (crate::children::FEW * 3) as u32;
         for i in 0..n {
             router.insert(&pattern(&format!("orders.{i}.created")), i);
             router.insert(&pattern(&format!("orders.{i}.>")), 1000 + i);
@@ -418,7 +312,7 @@ mod tests {
         router.insert(&pattern("orders.*.created"), 5000);
         assert!(matches!(
             router.root.literals.get("orders").unwrap().literals,
-            Literals::Many(_)
+            Children::Many(_)
         ));
         for i in 0..n {
             assert_eq!(
@@ -440,7 +334,7 @@ mod tests {
         }
         assert!(matches!(
             router.root.literals.get("orders").unwrap().literals,
-            Literals::Few(_)
+            Children::Few(_)
         ));
         assert!(router.remove(&pattern("orders.*.created"), 5000));
         assert_eq!(router.node_count(), 0);

@@ -37,6 +37,7 @@ use crate::topic_trie::TopicTrie;
 use hashbrown::HashMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::num::NonZeroU64;
 use std::rc::Rc;
 
 /// Identifies a subscription inside one broker.
@@ -303,7 +304,8 @@ pub struct Unreported<P> {
 #[derive(Debug)]
 enum Kind<P> {
     Plain(SubQueue<P>),
-    Batch(BatchQueue<P>),
+    /// Boxed: a batch's state is large, and rare next to plain subscriptions.
+    Batch(Box<BatchQueue<P>>),
     /// A queue group's stream: routed like a subscription, delivered to its members.
     Group(Box<WorkQueue<P, SubId>>),
     /// A member of a queue group: not routed; it claims from its group.
@@ -317,17 +319,26 @@ struct Sub<P> {
     concurrency: u32,
     max_queue: usize,
     overflow: Overflow,
-    timeout: Option<u64>,
+    /// Handler timeout in clock units (never zero: `subscribe` refuses it).
+    timeout: Option<NonZeroU64>,
     kind: Kind<P>,
     /// Started (or handed to the ready list) and not completed; a batch awaiting retry holds it.
     in_flight: u32,
+    live: bool,
+    /// The driver may call this subscription's handler directly when it is idle.
+    direct: bool,
+    /// Counters and latencies, allocated when the first one moves: a subscription that never
+    /// saw a message (most of them, in an app with many) carries none.
+    stats: Option<Box<SubCounts>>,
+}
+
+/// What a subscription counted. Absent means all zero.
+#[derive(Debug, Default)]
+struct SubCounts {
     counters: Counters,
     latency: LatencyHistogram,
     /// Deliveries made directly by the driver (latency zero), folded into `latency` when read.
     direct_delivered: u64,
-    live: bool,
-    /// The driver may call this subscription's handler directly when it is idle.
-    direct: bool,
 }
 
 impl<P> Sub<P> {
@@ -347,15 +358,30 @@ impl<P> Sub<P> {
             concurrency,
             max_queue,
             overflow,
-            timeout,
+            timeout: timeout.and_then(NonZeroU64::new),
             kind,
             in_flight: 0,
-            counters: Counters::default(),
-            latency: LatencyHistogram::new(),
-            direct_delivered: 0,
             live: true,
             direct: false,
+            stats: None,
         }
+    }
+
+    /// Its handler timeout, if any.
+    fn timeout(&self) -> Option<u64> {
+        self.timeout.map(NonZeroU64::get)
+    }
+
+    /// Its counters, allocated on first use.
+    fn counted(&mut self) -> &mut SubCounts {
+        self.stats.get_or_insert_with(Box::default)
+    }
+
+    /// Its counters (all zero when none was ever counted).
+    fn counters(&self) -> Counters {
+        self.stats
+            .as_ref()
+            .map_or_else(Counters::default, |s| s.counters)
     }
 
     fn queued(&self) -> usize {
@@ -395,7 +421,7 @@ impl<P> Sub<P> {
     }
 
     fn stats(&self, id: u64, group: Option<&str>) -> SubscriptionStats {
-        let c = &self.counters;
+        let c = &self.counters();
         SubscriptionStats {
             id,
             pattern: self.pattern.as_str().to_owned(),
@@ -407,7 +433,10 @@ impl<P> Sub<P> {
             cancelled: c.cancelled,
             queued: self.queued() as u64,
             in_flight: self.in_flight as u64,
-            latency: summary(&self.latency, self.direct_delivered),
+            latency: match &self.stats {
+                Some(s) => summary(&s.latency, s.direct_delivered),
+                None => summary(&LatencyHistogram::new(), 0),
+            },
         }
     }
 }

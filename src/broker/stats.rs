@@ -36,7 +36,7 @@ impl<P: Clone> Broker<P> {
                         retried: wq.counters().retried,
                         dead: wq.counters().dead,
                         expired: wq.counters().expired,
-                        dropped: g.counters.dropped,
+                        dropped: g.counters().dropped,
                         remembered: wq.remembered() as u64,
                     },
                 )),

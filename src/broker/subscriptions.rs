@@ -27,7 +27,7 @@ impl<P: Clone> Broker<P> {
                         "must be 1 with `batch`: batches of one subscription run one at a time",
                     ));
                 }
-                Kind::Batch(BatchQueue::new(*policy))
+                Kind::Batch(Box::new(BatchQueue::new(*policy)))
             }
             None => Kind::Plain(SubQueue::new(options.concurrency > 1)),
         };
@@ -218,7 +218,7 @@ impl<P: Clone> Broker<P> {
             for (_, by) in &dead {
                 self.counters.failed += 1;
                 if let Some(m) = by.and_then(|by| self.subs.get_mut(by.index, by.gen)) {
-                    m.counters.failed += 1;
+                    m.counted().counters.failed += 1;
                 }
             }
             self.dead.extend(dead);
@@ -292,7 +292,9 @@ impl<P: Clone> Broker<P> {
             }
             Kind::Group(_) | Kind::Member(_) => 0,
         } as u64;
-        sub.counters.cancelled += cancelled;
+        if cancelled > 0 {
+            sub.counted().counters.cancelled += cancelled;
+        }
         self.counters.cancelled += cancelled;
         let pattern = sub.pattern.clone();
         self.router.remove(&pattern, id);
@@ -334,5 +336,85 @@ impl<P: Clone> Broker<P> {
             .iter()
             .filter(|(_, _, s)| s.live && !matches!(s.kind, Kind::Group(_)))
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn broker() -> Broker<u32> {
+        Broker::new(BrokerConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn a_subscription_is_compact() {
+        // Its counters, latencies, batch state and key lanes live apart, allocated when used.
+        // (336 bytes when they were all inline.)
+        let size = std::mem::size_of::<Sub<u32>>();
+        assert!(size <= 128, "a subscription takes {size} bytes");
+    }
+
+    #[test]
+    fn counters_are_allocated_when_the_first_one_moves() {
+        let mut b = broker();
+        let id = b.subscribe("a.b", &SubscribeOptions::default()).unwrap();
+        let counted = |b: &Broker<u32>| b.subs.get(id.index, id.gen).unwrap().stats.is_some();
+        b.record_direct(id, 0, 0);
+        b.record_cancelled(id, 0);
+        assert!(!counted(&b));
+        let quiet = b.subscription_stats(id).unwrap();
+        assert_eq!(
+            (quiet.pattern.as_str(), quiet.delivered, quiet.latency.count),
+            ("a.b", 0, 0)
+        );
+        b.publish("a.b", Outgoing::new(7), 1_000, PublishMode::Now)
+            .unwrap();
+        let d = b.next_delivery(1_500).unwrap();
+        assert!(counted(&b));
+        b.complete(d.id, true, 2_000);
+        b.record_direct(id, 2, 1);
+        let s = b.subscription_stats(id).unwrap();
+        assert_eq!((s.delivered, s.failed, s.latency.count), (3, 1, 3));
+    }
+
+    #[test]
+    fn an_idle_subscription_retires_at_unsubscribe_and_its_statistics_can_be_taken_at_once() {
+        let mut b = broker();
+        let idle = b.subscribe("a.*", &SubscribeOptions::default()).unwrap();
+        let busy = b.subscribe("a.b", &SubscribeOptions::default()).unwrap();
+        b.publish("a.b", Outgoing::new(1), 0, PublishMode::Now)
+            .unwrap();
+        // `idle` takes its message at once; `busy` is left running.
+        let first = b.next_delivery(0).unwrap();
+        let second = b.next_delivery(0).unwrap();
+        let (d_idle, d_busy) = if first.sub == idle {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        b.complete(d_idle.id, true, 0);
+        assert!(b.unsubscribe(idle));
+        assert!(b.unsubscribe(busy));
+        let s = b.take_retired_of(idle).expect("retired at once");
+        assert_eq!((s.pattern.as_str(), s.delivered), ("a.*", 1));
+        assert_eq!(b.take_retired_of(idle), None);
+        // Its retirement was reported once, and only through `take_retired_of`.
+        assert_eq!(b.take_retired_of(busy), None, "busy still runs a delivery");
+        b.complete(d_busy.id, true, 0);
+        let mut retired = Vec::new();
+        while let Some(e) = b.poll_event() {
+            if let Event::Retired(id) = e {
+                retired.push(id);
+            }
+        }
+        assert_eq!(retired, vec![busy]);
+        assert_eq!(
+            b.take_retired().map(|(id, s)| (id, s.delivered)),
+            Some((busy, 1))
+        );
+        assert!(b.take_retired().is_none());
     }
 }

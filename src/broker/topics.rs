@@ -73,6 +73,11 @@ impl<P: Clone> Broker<P> {
         std::mem::take(&mut self.invalidated)
     }
 
+    /// [`Broker::take_invalidated`] into `out` (appended), keeping this broker's buffer.
+    pub fn drain_invalidated(&mut self, out: &mut Vec<u32>) {
+        out.append(&mut self.invalidated);
+    }
+
     /// The generation of the topic table: handles of another generation are stale.
     pub fn topics_generation(&self) -> u32 {
         self.topics_gen

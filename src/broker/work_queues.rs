@@ -159,9 +159,12 @@ impl<P: Clone> Broker<P> {
         self.counters.failed += failed;
         self.direct_delivered += delivered;
         if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
-            sub.counters.delivered += delivered;
-            sub.counters.failed += failed;
-            sub.direct_delivered += delivered;
+            if delivered > 0 || failed > 0 {
+                let stats = sub.counted();
+                stats.counters.delivered += delivered;
+                stats.counters.failed += failed;
+                stats.direct_delivered += delivered;
+            }
         } else if let Some(stats) = self.retired_stats(id) {
             stats.delivered += delivered;
             stats.failed += failed;
@@ -173,7 +176,9 @@ impl<P: Clone> Broker<P> {
     pub fn record_cancelled(&mut self, id: SubId, n: u64) {
         self.counters.cancelled += n;
         if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
-            sub.counters.cancelled += n;
+            if n > 0 {
+                sub.counted().counters.cancelled += n;
+            }
         } else if let Some(stats) = self.retired_stats(id) {
             stats.cancelled += n;
         }

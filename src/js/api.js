@@ -481,20 +481,39 @@ function makeApi(raw, whenNotReady) {
         if (maxAttempts !== undefined) args.maxAttempts = maxAttempts;
         if (backoff !== undefined) args.backoff = coreBackoff(backoff);
       }
+      // `ids[at…end)`: [index, gen, id, stale topic handle…]. With every default and a short
+      // ASCII pattern, the pattern goes through the topic buffer and the answer is read in the
+      // core's memory (the id as two words there); else one object crosses.
       let ids;
+      let at = 0;
+      let from = 3;
+      let end;
+      let id;
       try {
-        ids = this._core.subscribe(pattern, args);
+        const n = args === undefined ? writeAscii(pattern, this._topicPtr, this._topicRoom) : -1;
+        if (n >= 0) {
+          at = this._core.subscribe_scratch(n) >>> 2;
+          ids = wasmWords();
+          end = at + 1 + ids[at];
+          at += 1;
+          from = at + 4;
+          id = ids[at + 2] + ids[at + 3] * 4294967296;
+        } else {
+          ids = this._core.subscribe(pattern, args);
+          end = ids.length;
+          id = ids[2];
+        }
       } catch (e) {
         throw fromCore(e);
       }
       const rec = {
-        index: ids[0], gen: ids[1], id: ids[2], pattern, handler, group,
+        index: ids[at], gen: ids[at + 1], id, pattern, handler, group,
         wants: handler.length !== 1, batch: batch !== undefined, timeoutMs: timeoutMs ?? this._defaultTimeout,
-        active: true, busy: false, delivered: 0, failed: 0, final: undefined, subscription: undefined,
+        active: true, busy: false, delivered: 0, failed: 0, final: undefined, retired: false, subscription: undefined,
       };
       rec.subscription = new Subscription(this, rec);
       this._subs[rec.index] = rec;
-      this._dropRoutes(ids, 3);
+      this._dropRoutes(ids, from, end);
       // Messages waiting in the group go to the new member at once.
       if (group !== undefined) this._pump();
       return rec.subscription;
@@ -509,12 +528,23 @@ function makeApi(raw, whenNotReady) {
         rec.failed = 0;
       }
       rec.active = false;
-      // The core reports its final statistics when its last delivery settles (REC_RETIRED, at
-      // once when nothing is running); until then stats() asks the core.
-      this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
-      this._dropRoutes(this._core.unsubscribe(rec.index, rec.gen), 0);
+      // `[n, state, pending, stale topic handle…]` in the core's memory. The core reports the
+      // final statistics when the last delivery settles (REC_RETIRED; until then stats() asks
+      // the core), or at once when nothing is running: then they are taken now, or, when they
+      // count nothing, made only if stats() asks (`final` stays undefined).
+      const at = this._core.unsubscribe(rec.index, rec.gen) >>> 2;
+      const w = wasmWords();
+      const state = w[at + 1];
+      const pending = w[at + 2] === 1;
+      this._dropRoutes(w, at + 3, at + 1 + w[at]);
+      if (state === 3) rec.final = this._core.take_retired_now();
+      if (state >= 2) rec.retired = true;
+      else this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
       if (rec.busy) { rec.busy = false; this._busy--; }
-      this._pump();
+      // Nothing for a round to hand out: no need to run one.
+      if (pending || this._completions.length > 0 || this._waiters.length > 0 || this._idleWaiters.length > 0) {
+        this._pump();
+      }
       return true;
     }
 
@@ -524,6 +554,9 @@ function makeApi(raw, whenNotReady) {
           const st = this._core.subscription_stats(rec.index, rec.gen);
           if (st !== undefined) rec.final = st;
           else this._takeRetired(); // retired by a pass whose records are not read yet
+        } else if (rec.final === undefined) {
+          // It retired having counted nothing: its statistics are made when asked for.
+          rec.final = this._core.quiet_stats(rec.id, rec.pattern, rec.group);
         }
         return rec.final;
       }
@@ -539,9 +572,10 @@ function makeApi(raw, whenNotReady) {
     _countLeft(s, cancelled, failed) {
       if (cancelled > 0) this._core.record_cancelled(s.index, s.gen, cancelled);
       if (failed > 0) this._core.record_direct(s.index, s.gen, 0, failed);
-      if (s.retired && s.final) {
-        s.final.cancelled += cancelled;
-        s.final.failed += failed;
+      if (s.retired) {
+        const final = this._subStats(s);
+        final.cancelled += cancelled;
+        final.failed += failed;
       }
     }
 
@@ -604,8 +638,8 @@ function makeApi(raw, whenNotReady) {
      * Drops the cached routes of the topic handles `handles[from…]`: those the core says a
      * subscription change made stale (the core finds them; the rest of the cache stays).
      */
-    _dropRoutes(handles, from) {
-      for (let i = from; i < handles.length; i++) {
+    _dropRoutes(handles, from, end = handles.length) {
+      for (let i = from; i < end; i++) {
         const topic = this._topicOf[handles[i]];
         if (topic !== undefined) {
           this._routes[topic] = undefined;

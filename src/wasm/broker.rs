@@ -35,6 +35,7 @@ use crate::dedupe::DedupeWindow;
 use crate::groups::{Retention, RetryPolicy};
 use crate::message::Outgoing;
 use crate::queue::Overflow;
+use crate::snapshot::SubscriptionStats;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -284,8 +285,23 @@ pub struct WasmBroker {
     released: Rc<RefCell<Vec<u32>>>,
     /// Where JavaScript writes an ASCII topic for [`WasmBroker::resolve_scratch`].
     topic_in: Vec<u8>,
-    /// Where `resolve_scratch` leaves its answer, read by JavaScript in place.
+    /// Where `resolve_scratch`, `subscribe_scratch` and `unsubscribe` leave their answer, read
+    /// by JavaScript in place.
     route_out: Vec<u32>,
+    /// Final statistics an `unsubscribe` took at once, until `take_retired_now`.
+    retired_now: Option<SubscriptionStats>,
+}
+
+/// Whether final statistics count nothing at all (a subscription that never saw a message).
+fn is_quiet(s: &SubscriptionStats) -> bool {
+    s.delivered == 0
+        && s.dropped == 0
+        && s.expired == 0
+        && s.failed == 0
+        && s.cancelled == 0
+        && s.queued == 0
+        && s.in_flight == 0
+        && s.latency.count == 0
 }
 
 /// Bytes of the topic buffer: longer topics take the string path.
@@ -330,6 +346,7 @@ impl WasmBroker {
             released: Rc::new(RefCell::new(Vec::new())),
             topic_in: vec![0; TOPIC_SCRATCH_BYTES],
             route_out: Vec::new(),
+            retired_now: None,
         })
     }
 
@@ -355,16 +372,102 @@ impl WasmBroker {
         let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
         self.core.set_direct(id, true);
         let order = self.core.subscription_order(id).unwrap_or(0);
+        let mut handles = Vec::new();
+        self.core.drain_invalidated(&mut handles);
         let mut out = vec![id.index() as f64, id.generation() as f64, order as f64];
-        out.extend(self.core.take_invalidated().into_iter().map(f64::from));
+        out.extend(handles.into_iter().map(f64::from));
         Ok(out)
     }
 
-    /// Unsubscribes; returns the topic handles whose cached route this changed (empty when it
-    /// was already gone).
-    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> Vec<u32> {
-        self.core.unsubscribe(SubId::from_parts(index, gen));
-        self.core.take_invalidated()
+    /// [`WasmBroker::subscribe`] with every default, for the pattern of `len` bytes in the topic
+    /// buffer (see [`WasmBroker::topic_scratch`]): no string crossing and no array made. Returns
+    /// where the answer is in memory (a byte offset, valid until the next call): its length in
+    /// `u32`s, then `[index, gen, id low word, id high word, stale topic handle…]`.
+    pub fn subscribe_scratch(&mut self, len: u32) -> Result<u32, JsValue> {
+        let pattern = scratch_str(&self.topic_in, len).ok_or_else(|| {
+            to_js(crate::error::Error::new(
+                crate::error::ErrorCode::InvalidPattern,
+                format!("the topic buffer's first {len} bytes are not a pattern (at most {TOPIC_SCRATCH_BYTES} bytes of UTF-8)"),
+            ))
+        })?;
+        let id = self
+            .core
+            .subscribe(pattern, &SubscribeOptions::default())
+            .map_err(to_js)?;
+        self.core.set_direct(id, true);
+        let order = self.core.subscription_order(id).unwrap_or(0);
+        let mut out = std::mem::take(&mut self.route_out);
+        out.clear();
+        out.extend_from_slice(&[
+            0,
+            id.index(),
+            id.generation(),
+            order as u32,
+            (order >> 32) as u32,
+        ]);
+        self.core.drain_invalidated(&mut out);
+        Ok(self.lend_answer(out))
+    }
+
+    /// Keeps `out` (whose first word is a placeholder) as the answer JavaScript reads in place:
+    /// writes its length after that word there and returns its byte offset.
+    fn lend_answer(&mut self, mut out: Vec<u32>) -> u32 {
+        out[0] = out.len() as u32 - 1;
+        self.route_out = out;
+        self.route_out.as_ptr() as usize as u32
+    }
+
+    /// Unsubscribes. Returns where the answer is in memory (a byte offset, valid until the next
+    /// call): its length in `u32`s, then `[state, pending, stale topic handle…]`. `state` is 0 when it was already gone,
+    /// 1 when its final statistics come later (a retired record), 2 when it retired at once
+    /// having counted nothing (its final statistics are [`WasmBroker::quiet_stats`]), 3 when it
+    /// retired at once and [`WasmBroker::take_retired_now`] holds them. `pending` is 1 when
+    /// [`WasmBroker::pump`] has records to hand out (else the driver need not call it).
+    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> u32 {
+        let id = SubId::from_parts(index, gen);
+        let state = if !self.core.unsubscribe(id) {
+            0
+        } else {
+            match self.core.take_retired_of(id) {
+                None => 1,
+                Some(stats) if is_quiet(&stats) => 2,
+                Some(stats) => {
+                    self.retired_now = Some(stats);
+                    3
+                }
+            }
+        };
+        let pending = self.core.has_pending() || !self.released.borrow().is_empty();
+        let mut out = std::mem::take(&mut self.route_out);
+        out.clear();
+        out.extend_from_slice(&[0, state, pending as u32]);
+        self.core.drain_invalidated(&mut out);
+        self.lend_answer(out)
+    }
+
+    /// The final statistics [`WasmBroker::unsubscribe`] took at once (state 3), or `undefined`.
+    pub fn take_retired_now(&mut self) -> Result<JsValue, JsValue> {
+        match self.retired_now.take() {
+            Some(stats) => serde_wasm_bindgen::to_value(&stats).map_err(JsValue::from),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    /// The final statistics of a subscription that retired having counted nothing (state 2 of
+    /// [`WasmBroker::unsubscribe`]): its id, pattern and group, every count zero.
+    pub fn quiet_stats(
+        &self,
+        id: f64,
+        pattern: String,
+        group: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let stats = SubscriptionStats {
+            id: id as u64,
+            pattern,
+            group,
+            ..SubscriptionStats::default()
+        };
+        serde_wasm_bindgen::to_value(&stats).map_err(JsValue::from)
     }
 
     /// Validates and resolves a topic: `[handle index, handle gen, sub index, sub gen, …]`, the

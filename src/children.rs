@@ -11,15 +11,15 @@ pub(crate) const FEW: usize = 8;
 /// Children of one trie node, by token.
 #[derive(Debug)]
 pub(crate) enum Children<N> {
-    /// Up to [`FEW`] children, found by a linear scan.
-    Few(Vec<(Box<str>, N)>),
+    /// Up to [`FEW`] children, found by a linear scan; exactly sized (no spare room).
+    Few(Box<[(Box<str>, N)]>),
     /// More than [`FEW`] children; it returns to `Few` at [`FEW`] / 2, so removal frees it.
     Many(Box<HashMap<Box<str>, N>>),
 }
 
 impl<N> Default for Children<N> {
     fn default() -> Self {
-        Children::Few(Vec::new())
+        Children::Few(Box::default())
     }
 }
 
@@ -42,7 +42,8 @@ impl<N> Children<N> {
     pub(crate) fn get_or_insert_with(&mut self, token: &str, make: impl FnOnce() -> N) -> &mut N {
         if let Children::Few(few) = self {
             if few.len() >= FEW && !few.iter().any(|(k, _)| **k == *token) {
-                let map: HashMap<Box<str>, N> = std::mem::take(few).into_iter().collect();
+                let map: HashMap<Box<str>, N> =
+                    std::mem::take(few).into_vec().into_iter().collect();
                 *self = Children::Many(Box::new(map));
             }
         }
@@ -51,8 +52,7 @@ impl<N> Children<N> {
                 let at = match few.iter().position(|(k, _)| **k == *token) {
                     Some(at) => at,
                     None => {
-                        grow_by_one(few);
-                        few.push((token.into(), make()));
+                        push_exact(few, (token.into(), make()));
                         few.len() - 1
                     }
                 };
@@ -72,18 +72,14 @@ impl<N> Children<N> {
         match self {
             Children::Few(few) => {
                 if let Some(at) = few.iter().position(|(k, _)| **k == *token) {
-                    few.swap_remove(at);
-                    if few.is_empty() {
-                        *few = Vec::new();
-                    }
+                    swap_remove_exact(few, at);
                 }
             }
             Children::Many(many) => {
                 many.remove(token);
                 if many.len() <= FEW / 2 {
-                    let mut few = Vec::with_capacity(many.len());
-                    few.extend(many.drain());
-                    *self = Children::Few(few);
+                    let few: Vec<_> = many.drain().collect();
+                    *self = Children::Few(few.into_boxed_slice());
                 }
             }
         }
@@ -106,12 +102,22 @@ impl<N> Children<N> {
     }
 }
 
-/// Makes room for one more element: exactly one for the first, doubling after (a vector's first
-/// push would otherwise reserve four).
-pub(crate) fn grow_by_one<T>(v: &mut Vec<T>) {
-    if v.capacity() == 0 {
-        v.reserve_exact(1);
-    }
+/// Appends to an exactly sized slice (a trie's lists are short and change far less often than
+/// they are read: no spare room is kept, nor a capacity word).
+pub(crate) fn push_exact<T>(slice: &mut Box<[T]>, value: T) {
+    let mut v = std::mem::take(slice).into_vec();
+    v.reserve_exact(1);
+    v.push(value);
+    *slice = v.into_boxed_slice();
+}
+
+/// Removes element `at` of an exactly sized slice, the last taking its place; an emptied slice
+/// holds no allocation.
+pub(crate) fn swap_remove_exact<T>(slice: &mut Box<[T]>, at: usize) -> T {
+    let mut v = std::mem::take(slice).into_vec();
+    let value = v.swap_remove(at);
+    *slice = v.into_boxed_slice();
+    value
 }
 
 #[cfg(test)]
@@ -143,6 +149,6 @@ mod tests {
             c.remove(&i.to_string());
         }
         assert!(c.is_empty());
-        assert!(matches!(&c, Children::Few(few) if few.capacity() == 0));
+        assert!(matches!(&c, Children::Few(few) if few.is_empty()));
     }
 }

@@ -1,11 +1,11 @@
 //! Subscription trie: finds every subscriber whose pattern matches a topic.
 //!
-//! Memory follows the subscriptions: a node's literal children sit in a small vector, scanned
-//! linearly, until there are more than `children::FEW`; only then in a hash map (`children`). Most nodes of a topic tree
-//! have one child (`orders.<id>.created`), and a hash map's smallest table holds four inline nodes.
-//! Value lists start with room for one value.
+//! Memory follows the subscriptions: a node's literal children sit in a small, exactly sized
+//! slice, scanned linearly, until there are more than `children::FEW`; only then in a hash map
+//! (see `children`). Most nodes of a topic tree have one child (`orders.<id>.created`), and a hash
+//! map's smallest table holds four entries. Value lists are exactly sized too.
 
-use crate::children::{grow_by_one, Children};
+use crate::children::{push_exact, swap_remove_exact, Children};
 use crate::topic::{is_reserved, Pattern, PatternToken, PatternTokens};
 
 /// Maps patterns to values (e.g. subscription ids) and finds the values
@@ -23,9 +23,9 @@ struct Node<V> {
     literals: Children<Node<V>>,
     star: Option<Box<Node<V>>>,
     /// Values of patterns whose '>' sits right below this node.
-    rest: Vec<V>,
+    rest: Box<[V]>,
     /// Values of patterns that end exactly at this node.
-    exact: Vec<V>,
+    exact: Box<[V]>,
 }
 
 impl<V> Node<V> {
@@ -33,8 +33,8 @@ impl<V> Node<V> {
         Node {
             literals: Children::default(),
             star: None,
-            rest: Vec::new(),
-            exact: Vec::new(),
+            rest: Box::default(),
+            exact: Box::default(),
         }
     }
 
@@ -79,15 +79,13 @@ impl<V: Copy + Eq> Router<V> {
                 PatternToken::Star => node.star.get_or_insert_with(|| Box::new(Node::new())),
                 PatternToken::Rest => {
                     // Pattern::parse guarantees '>' is the last token.
-                    grow_by_one(&mut node.rest);
-                    node.rest.push(value);
+                    push_exact(&mut node.rest, value);
                     self.len += 1;
                     return;
                 }
             };
         }
-        grow_by_one(&mut node.exact);
-        node.exact.push(value);
+        push_exact(&mut node.exact, value);
         self.len += 1;
     }
 
@@ -185,13 +183,10 @@ fn remove_below<V: Eq>(node: &mut Node<V>, mut below: PatternTokens<'_>, value: 
     }
 }
 
-fn remove_value<V: Eq>(values: &mut Vec<V>, value: V) -> bool {
+fn remove_value<V: Eq>(values: &mut Box<[V]>, value: V) -> bool {
     match values.iter().position(|v| *v == value) {
         Some(at) => {
-            values.swap_remove(at);
-            if values.is_empty() {
-                *values = Vec::new();
-            }
+            swap_remove_exact(values, at);
             true
         }
         None => false,

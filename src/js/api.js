@@ -355,20 +355,38 @@ function makeApi(raw, whenNotReady) {
   function RouteTable() {}
   RouteTable.prototype = Object.create(null);
 
+  /**
+   * A subscription, and the bus's record of it: one object each (a separate record cost a second
+   * object per subscription). The fields without an underscore are the bus's working state.
+   */
   class Subscription {
-    constructor(bus, rec) {
+    constructor(bus, index, gen, id, pattern, handler, group, wants, batch, timeoutMs) {
       this._bus = bus;
-      this._rec = rec;
+      this.index = index;         // the core's slot and generation
+      this.gen = gen;
+      this._id = id;
+      this._pattern = pattern;
+      this.handler = handler;
+      this._group = group;
+      this.wants = wants;         // the handler takes the envelope too
+      this.batch = batch;
+      this.timeoutMs = timeoutMs;
+      this._active = true;
+      this.busy = false;          // the core has work for it: not on the direct path
+      this.delivered = 0;         // direct deliveries and failures not yet told to the core
+      this.failed = 0;
+      this.final = undefined;     // final statistics (while leaving: the last ones read)
+      this.retired = false;       // the core reported its final statistics
     }
     /** Position in subscription order. */
-    get id() { return this._rec.id; }
-    get pattern() { return this._rec.pattern; }
-    get active() { return this._rec.active; }
+    get id() { return this._id; }
+    get pattern() { return this._pattern; }
+    get active() { return this._active; }
     /** The queue group it belongs to (a work queue), or undefined. */
-    get group() { return this._rec.group; }
+    get group() { return this._group; }
     /** Stops every delivery not yet started. Returns false if already unsubscribed. */
-    unsubscribe() { return this._bus._unsubscribe(this._rec); }
-    stats() { return this._bus._subStats(this._rec); }
+    unsubscribe() { return this._bus._unsubscribe(this); }
+    stats() { return this._bus._subStats(this); }
   }
 
   class Bus {
@@ -506,28 +524,24 @@ function makeApi(raw, whenNotReady) {
       } catch (e) {
         throw fromCore(e);
       }
-      const rec = {
-        index: ids[at], gen: ids[at + 1], id, pattern, handler, group,
-        wants: handler.length !== 1, batch: batch !== undefined, timeoutMs: timeoutMs ?? this._defaultTimeout,
-        active: true, busy: false, delivered: 0, failed: 0, final: undefined, retired: false, subscription: undefined,
-      };
-      rec.subscription = new Subscription(this, rec);
+      const rec = new Subscription(this, ids[at], ids[at + 1], id, pattern, handler, group,
+        handler.length !== 1, batch !== undefined, timeoutMs ?? this._defaultTimeout);
       this._subs[rec.index] = rec;
       this._dropRoutes(ids, from, end);
       // Messages waiting in the group go to the new member at once.
       if (group !== undefined) this._pump();
-      return rec.subscription;
+      return rec;
     }
 
     _unsubscribe(rec) {
-      if (!rec.active) return false;
+      if (!rec._active) return false;
       // Its direct deliveries reach the core before the core can retire it.
       if (rec.delivered > 0 || rec.failed > 0) {
         this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
         rec.delivered = 0;
         rec.failed = 0;
       }
-      rec.active = false;
+      rec._active = false;
       // `[n, state, pending, stale topic handle…]` in the core's memory. The core reports the
       // final statistics when the last delivery settles (REC_RETIRED; until then stats() asks
       // the core), or at once when nothing is running: then they are taken now, or, when they
@@ -549,14 +563,14 @@ function makeApi(raw, whenNotReady) {
     }
 
     _subStats(rec) {
-      if (!rec.active) {
+      if (!rec._active) {
         if (!rec.retired) {
           const st = this._core.subscription_stats(rec.index, rec.gen);
           if (st !== undefined) rec.final = st;
           else this._takeRetired(); // retired by a pass whose records are not read yet
         } else if (rec.final === undefined) {
           // It retired having counted nothing: its statistics are made when asked for.
-          rec.final = this._core.quiet_stats(rec.id, rec.pattern, rec.group);
+          rec.final = this._core.quiet_stats(rec._id, rec._pattern, rec._group);
         }
         return rec.final;
       }
@@ -744,7 +758,7 @@ function makeApi(raw, whenNotReady) {
       try {
         for (let i = 0; i < n; i++) {
           const s = subs[i];
-          if (!s.active) {
+          if (!s._active) {
             // Unsubscribed by an earlier handler of this same publish.
             this._countLeft(s, 1, 0);
             continue;
@@ -759,7 +773,7 @@ function makeApi(raw, whenNotReady) {
               r = s.handler(payload);
             }
           } catch (err) {
-            if (s.active) s.failed++;
+            if (s._active) s.failed++;
             else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
             this._failed(err, env ?? (env = this._envelope(topic, payload, o)), s);
             continue;
@@ -777,7 +791,7 @@ function makeApi(raw, whenNotReady) {
 
     /** A directly called handler returned a promise: the core tracks it from now on. */
     _began(s, promise, env, key) {
-      if (!s.active) {
+      if (!s._active) {
         // It unsubscribed itself while running: the core tracks it no more, but a failure
         // still counts and is reported.
         promise.then(undefined, (err) => {
@@ -1111,7 +1125,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _deliver(s, di, dg, env, final = true) {
-      if (s === undefined || !s.active) {
+      if (s === undefined || !s._active) {
         this._core.abandon(di, dg, this._clock.now());
         return;
       }
@@ -1132,7 +1146,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _deliverBatch(s, di, dg, items, final) {
-      if (s === undefined || !s.active) {
+      if (s === undefined || !s._active) {
         this._core.abandon(di, dg, this._clock.now());
         return;
       }
@@ -1190,17 +1204,16 @@ function makeApi(raw, whenNotReady) {
 
     /** A final failure: onError, `$errors`, and (with neither) the console. */
     _failed(error, item, s) {
-      const sub = s.subscription;
       const errorsRoute = this._route('$errors');
       if (this._onError !== undefined) {
         try {
-          this._onError(error, item, sub);
+          this._onError(error, item, s);
         } catch (e) {
           console.error('edgebus: onError threw', e);
         }
       } else if (errorsRoute.subs.length === 0 &&
-          !(s.group !== undefined && this._route(`$dead.${s.group}`).subs.length > 0)) {
-        console.error(`edgebus: handler of subscription #${s.id} (\`${s.pattern}\`) failed:`, error);
+          !(s._group !== undefined && this._route(`$dead.${s._group}`).subs.length > 0)) {
+        console.error(`edgebus: handler of subscription #${s._id} (\`${s._pattern}\`) failed:`, error);
       }
       const topic = Array.isArray(item) ? item[0]?.topic : item?.topic;
       // Failures of `$errors` handlers are not republished there: that could loop forever.
@@ -1210,7 +1223,7 @@ function makeApi(raw, whenNotReady) {
             error,
             message: Array.isArray(item) ? undefined : item,
             messages: Array.isArray(item) ? item : undefined,
-            subscription: { id: s.id, pattern: s.pattern },
+            subscription: { id: s._id, pattern: s._pattern },
           }, EMPTY_OPTIONS, false);
         } catch (e) {
           console.error('edgebus: could not publish on $errors', e);
@@ -1331,7 +1344,7 @@ function makeApi(raw, whenNotReady) {
       }
       for (const s of this._subs) {
         if (s !== undefined && (s.delivered > 0 || s.failed > 0)) {
-          if (s.active) this._core.record_direct(s.index, s.gen, s.delivered, s.failed);
+          if (s._active) this._core.record_direct(s.index, s.gen, s.delivered, s.failed);
           s.delivered = 0;
           s.failed = 0;
         }

@@ -12,9 +12,9 @@ pub(crate) const FEW: usize = 8;
 #[derive(Debug)]
 pub(crate) enum Children<N> {
     /// Up to [`FEW`] children, found by a linear scan; exactly sized (no spare room).
-    Few(Box<[(Box<str>, N)]>),
+    Few(Box<[(Token, N)]>),
     /// More than [`FEW`] children; it returns to `Few` at [`FEW`] / 2, so removal frees it.
-    Many(Box<HashMap<Box<str>, N>>),
+    Many(Box<HashMap<Token, N>>),
 }
 
 impl<N> Default for Children<N> {
@@ -26,14 +26,20 @@ impl<N> Default for Children<N> {
 impl<N> Children<N> {
     pub(crate) fn get(&self, token: &str) -> Option<&N> {
         match self {
-            Children::Few(few) => few.iter().find(|(k, _)| **k == *token).map(|(_, n)| n),
+            Children::Few(few) => few
+                .iter()
+                .find(|(k, _)| k.as_bytes() == token.as_bytes())
+                .map(|(_, n)| n),
             Children::Many(many) => many.get(token),
         }
     }
 
     pub(crate) fn get_mut(&mut self, token: &str) -> Option<&mut N> {
         match self {
-            Children::Few(few) => few.iter_mut().find(|(k, _)| **k == *token).map(|(_, n)| n),
+            Children::Few(few) => few
+                .iter_mut()
+                .find(|(k, _)| k.as_bytes() == token.as_bytes())
+                .map(|(_, n)| n),
             Children::Many(many) => many.get_mut(token),
         }
     }
@@ -41,18 +47,20 @@ impl<N> Children<N> {
     /// The child for `token`, made by `make` when missing.
     pub(crate) fn get_or_insert_with(&mut self, token: &str, make: impl FnOnce() -> N) -> &mut N {
         if let Children::Few(few) = self {
-            if few.len() >= FEW && !few.iter().any(|(k, _)| **k == *token) {
-                let map: HashMap<Box<str>, N> =
-                    std::mem::take(few).into_vec().into_iter().collect();
+            if few.len() >= FEW && !few.iter().any(|(k, _)| k.as_bytes() == token.as_bytes()) {
+                let map: HashMap<Token, N> = std::mem::take(few).into_vec().into_iter().collect();
                 *self = Children::Many(Box::new(map));
             }
         }
         match self {
             Children::Few(few) => {
-                let at = match few.iter().position(|(k, _)| **k == *token) {
+                let at = match few
+                    .iter()
+                    .position(|(k, _)| k.as_bytes() == token.as_bytes())
+                {
                     Some(at) => at,
                     None => {
-                        push_exact(few, (token.into(), make()));
+                        push_exact(few, (Token::new(token), make()));
                         few.len() - 1
                     }
                 };
@@ -60,7 +68,7 @@ impl<N> Children<N> {
             }
             Children::Many(many) => {
                 if !many.contains_key(token) {
-                    many.insert(token.into(), make());
+                    many.insert(Token::new(token), make());
                 }
                 many.get_mut(token)
                     .expect("the child was inserted just above")
@@ -71,7 +79,10 @@ impl<N> Children<N> {
     pub(crate) fn remove(&mut self, token: &str) {
         match self {
             Children::Few(few) => {
-                if let Some(at) = few.iter().position(|(k, _)| **k == *token) {
+                if let Some(at) = few
+                    .iter()
+                    .position(|(k, _)| k.as_bytes() == token.as_bytes())
+                {
                     swap_remove_exact(few, at);
                 }
             }
@@ -95,10 +106,80 @@ impl<N> Children<N> {
     /// Every child with its token, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &N)> {
         let (few, many) = match self {
-            Children::Few(few) => (Some(few.iter().map(|(k, n)| (&**k, n))), None),
-            Children::Many(many) => (None, Some(many.iter().map(|(k, n)| (&**k, n)))),
+            Children::Few(few) => (Some(few.iter().map(|(k, n)| (k.as_str(), n))), None),
+            Children::Many(many) => (None, Some(many.iter().map(|(k, n)| (k.as_str(), n)))),
         };
         few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
+}
+
+/// Bytes a token keeps in place: with its length and the variant's tag, three words.
+const INLINE: usize = 3 * std::mem::size_of::<usize>() - 2;
+
+/// A child's token: kept in place when short (most tokens are: `orders`, `created`, an id), on
+/// the heap otherwise. One word more than a `Box<str>`, and no allocation (with its header and
+/// rounding) for a short token.
+#[derive(Clone)]
+pub(crate) enum Token {
+    Short { len: u8, bytes: [u8; INLINE] },
+    Long(Box<str>),
+}
+
+impl Token {
+    pub(crate) fn new(token: &str) -> Token {
+        if token.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..token.len()].copy_from_slice(token.as_bytes());
+            Token::Short {
+                len: token.len() as u8,
+                bytes,
+            }
+        } else {
+            Token::Long(token.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Token::Short { len, bytes } => &bytes[..*len as usize],
+            Token::Long(s) => s.as_bytes(),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Token::Short { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).expect("copied from a str")
+            }
+            Token::Long(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Token) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Token {}
+
+impl std::hash::Hash for Token {
+    // As the str it holds, so a map keyed by tokens is searched with a `&str`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<str> for Token {
+    fn borrow(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -125,6 +206,36 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn short_tokens_stay_in_place_and_long_ones_work_alike() {
+        assert_eq!(
+            std::mem::size_of::<Token>(),
+            3 * std::mem::size_of::<usize>()
+        );
+        let long = "x".repeat(INLINE + 1);
+        let mut c: Children<u32> = Children::default();
+        for (i, t) in ["", "a", "created", &"y".repeat(INLINE), &long, "é✓"]
+            .iter()
+            .enumerate()
+        {
+            let token = Token::new(t);
+            assert_eq!(token.as_str(), *t);
+            assert_eq!(matches!(token, Token::Short { .. }), t.len() <= INLINE);
+            *c.get_or_insert_with(t, || i as u32) += 0;
+        }
+        assert_eq!(c.get(&long), Some(&4));
+        assert_eq!(c.get("é✓"), Some(&5));
+        assert_eq!(c.get("create"), None);
+        // The same in a map (past FEW children), searched by `&str`.
+        for i in 0..FEW as u32 {
+            c.get_or_insert_with(&format!("k{i}"), || 100 + i);
+        }
+        assert!(matches!(c, Children::Many(_)));
+        assert_eq!(c.get(&long), Some(&4));
+        assert_eq!(c.get("created"), Some(&2));
+        assert_eq!(c.get("k3"), Some(&103));
+    }
 
     #[test]
     fn turns_into_a_map_above_few_and_back_below_half() {

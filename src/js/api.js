@@ -376,7 +376,6 @@ function makeApi(raw, whenNotReady) {
       this.delivered = 0;         // direct deliveries and failures not yet told to the core
       this.failed = 0;
       this.final = undefined;     // final statistics (while leaving: the last ones read)
-      this.retired = false;       // the core reported its final statistics
     }
     /** Position in subscription order. */
     get id() { return this._id; }
@@ -552,8 +551,7 @@ function makeApi(raw, whenNotReady) {
       const pending = w[at + 2] === 1;
       this._dropRoutes(w, at + 3, at + 1 + w[at]);
       if (state === 3) rec.final = this._core.take_retired_now();
-      if (state >= 2) rec.retired = true;
-      else this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
+      else if (state < 2) this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
       if (rec.busy) { rec.busy = false; this._busy--; }
       // Nothing for a round to hand out: no need to run one.
       if (pending || this._completions.length > 0 || this._waiters.length > 0 || this._idleWaiters.length > 0) {
@@ -562,9 +560,14 @@ function makeApi(raw, whenNotReady) {
       return true;
     }
 
+    /** Whether a subscription that left has its final statistics (it is no longer leaving). */
+    _retired(rec) {
+      return !rec._active && this._leaving.get(rec.index * 4294967296 + rec.gen) !== rec;
+    }
+
     _subStats(rec) {
       if (!rec._active) {
-        if (!rec.retired) {
+        if (!this._retired(rec)) {
           const st = this._core.subscription_stats(rec.index, rec.gen);
           if (st !== undefined) rec.final = st;
           else this._takeRetired(); // retired by a pass whose records are not read yet
@@ -586,7 +589,7 @@ function makeApi(raw, whenNotReady) {
     _countLeft(s, cancelled, failed) {
       if (cancelled > 0) this._core.record_cancelled(s.index, s.gen, cancelled);
       if (failed > 0) this._core.record_direct(s.index, s.gen, 0, failed);
-      if (s.retired) {
+      if (this._retired(s)) {
         const final = this._subStats(s);
         final.cancelled += cancelled;
         final.failed += failed;
@@ -1109,7 +1112,6 @@ function makeApi(raw, whenNotReady) {
         if (rec === undefined) continue;
         this._leaving.delete(k);
         rec.final = t[2];
-        rec.retired = true;
       }
     }
 

@@ -290,14 +290,27 @@ pub struct Pattern {
 /// The tokens of a [`Pattern`], in order (see [`Pattern::tokens`]).
 #[derive(Debug, Clone)]
 pub struct PatternTokens<'a> {
-    levels: std::str::Split<'a, char>,
+    /// What is left to split; `None` once the last token was handed out.
+    rest: Option<&'a str>,
 }
 
 impl<'a> Iterator for PatternTokens<'a> {
     type Item = PatternToken<'a>;
 
     fn next(&mut self) -> Option<PatternToken<'a>> {
-        Some(match self.levels.next()? {
+        let rest = self.rest?;
+        // Tokens are short: a plain scan beats a general substring search here.
+        let token = match rest.bytes().position(|b| b == b'.') {
+            Some(dot) => {
+                self.rest = Some(&rest[dot + 1..]);
+                &rest[..dot]
+            }
+            None => {
+                self.rest = None;
+                rest
+            }
+        };
+        Some(match token {
             "*" => PatternToken::Star,
             ">" => PatternToken::Rest,
             literal => PatternToken::Literal(literal),
@@ -322,14 +335,14 @@ impl Pattern {
     /// The pattern's tokens, in order.
     pub fn tokens(&self) -> PatternTokens<'_> {
         PatternTokens {
-            levels: self.raw.split('.'),
+            rest: Some(&self.raw),
         }
     }
 
     /// Whether the pattern holds no wildcard, so it matches exactly one topic.
     pub fn is_literal(&self) -> bool {
-        self.tokens()
-            .all(|token| matches!(token, PatternToken::Literal(_)))
+        // A valid pattern has `*` and `>` only as whole tokens.
+        !self.raw.bytes().any(|b| b == b'*' || b == b'>')
     }
 
     /// Matches a topic that has already been validated. Level by level, never by string prefix.
@@ -627,6 +640,21 @@ mod tests {
         assert!(!pattern.is_literal());
         assert!(Pattern::parse("a.b").unwrap().is_literal());
         assert!(!Pattern::parse(">").unwrap().is_literal());
+        assert!(!Pattern::parse("a.b.*").unwrap().is_literal());
+        assert!(Pattern::parse("$errors").unwrap().is_literal());
+        let tokens = |p: &str| -> Vec<String> {
+            Pattern::parse(p)
+                .unwrap()
+                .tokens()
+                .map(|t| match t {
+                    PatternToken::Literal(l) => format!("'{l}'"),
+                    PatternToken::Star => "*".into(),
+                    PatternToken::Rest => ">".into(),
+                })
+                .collect()
+        };
+        assert_eq!(tokens("abc"), ["'abc'"]);
+        assert_eq!(tokens("x.é.*.>"), ["'x'", "'é'", "*", ">"]);
     }
 
     #[test]

@@ -464,34 +464,48 @@ impl<P: Clone> Broker<P> {
     }
 
     pub(super) fn free_if_done(&mut self, id: SubId) {
-        if let Some(sub) = self.subs.get(id.index, id.gen) {
-            if !sub.live && sub.in_flight == 0 {
-                // The drivers keep showing these once the subscription is gone.
-                if let Some(stats) = self.subscription_stats(id) {
-                    self.retired.push_back((id, stats));
-                    self.events.push_back(Event::Retired(id));
-                }
-                self.subs.remove(id.index, id.gen);
-            }
+        let Some(sub) = self.subs.get(id.index, id.gen) else {
+            return;
+        };
+        if sub.live || sub.in_flight != 0 {
+            return;
         }
+        // The drivers keep showing its statistics once it is gone: what they are made of moves
+        // into the retired record (no copy), and they are made when a driver takes them.
+        let group = self.group_name(sub).cloned();
+        let queued = sub.queued() as u64;
+        let Some(sub) = self.subs.remove(id.index, id.gen) else {
+            return;
+        };
+        self.retired.push_back((
+            id,
+            Retired {
+                order: sub.order,
+                pattern: sub.pattern,
+                group,
+                queued,
+                counts: sub.stats,
+            },
+        ));
+        self.events.push_back(Event::Retired(id));
     }
 
     /// The final statistics of an unsubscribed subscription, once its last delivery settled
     /// (reported with [`Event::Retired`]; every driver takes them, so they do not pile up).
     pub fn take_retired(&mut self) -> Option<(SubId, SubscriptionStats)> {
-        self.retired.pop_front()
+        self.retired.pop_front().map(|(id, r)| (id, r.stats()))
     }
 
-    /// The final statistics of `id` when it retired and no one took them yet, taken with its
-    /// [`Event::Retired`]: a driver that just unsubscribed an idle subscription reads them at
+    /// `id`'s retired record when it retired and no one took it yet, taken with its
+    /// [`Event::Retired`]: a driver that just unsubscribed an idle subscription reads it at
     /// once instead of in its next round.
-    pub fn take_retired_of(&mut self, id: SubId) -> Option<SubscriptionStats> {
+    pub fn take_retired_of(&mut self, id: SubId) -> Option<Retired> {
         let at = self.retired.iter().rposition(|(r, _)| *r == id)?;
-        let (_, stats) = self.retired.remove(at)?;
+        let (_, retired) = self.retired.remove(at)?;
         if let Some(e) = self.events.iter().rposition(|e| *e == Event::Retired(id)) {
             self.events.remove(e);
         }
-        Some(stats)
+        Some(retired)
     }
 
     /// Whether a driver has anything to take: events, or deliveries ready to start.

@@ -421,23 +421,78 @@ impl<P> Sub<P> {
     }
 
     fn stats(&self, id: u64, group: Option<&str>) -> SubscriptionStats {
-        let c = &self.counters();
-        SubscriptionStats {
+        snapshot(
             id,
-            pattern: self.pattern.as_str().to_owned(),
-            group: group.map(str::to_owned),
-            delivered: c.delivered,
-            dropped: c.dropped,
-            expired: c.expired,
-            failed: c.failed,
-            cancelled: c.cancelled,
-            queued: self.queued() as u64,
-            in_flight: self.in_flight as u64,
-            latency: match &self.stats {
-                Some(s) => summary(&s.latency, s.direct_delivered),
-                None => summary(&LatencyHistogram::new(), 0),
-            },
-        }
+            &self.pattern,
+            group,
+            self.stats.as_deref(),
+            self.queued() as u64,
+            self.in_flight as u64,
+        )
+    }
+}
+
+/// A subscription that left and whose last delivery settled, until a driver takes its final
+/// statistics ([`Broker::take_retired`], [`Broker::take_retired_of`]). It holds what they are
+/// made of, not the statistics themselves: retiring copies nothing.
+#[derive(Debug)]
+pub struct Retired {
+    order: u64,
+    pattern: Pattern,
+    group: Option<Rc<str>>,
+    queued: u64,
+    counts: Option<Box<SubCounts>>,
+}
+
+impl Retired {
+    /// Whether it never counted anything (no message delivered, dropped, expired, failed or
+    /// cancelled): its statistics are its id and pattern, every count zero.
+    pub fn is_quiet(&self) -> bool {
+        self.counts.is_none() && self.queued == 0
+    }
+
+    /// Its final statistics.
+    pub fn stats(&self) -> SubscriptionStats {
+        snapshot(
+            self.order,
+            &self.pattern,
+            self.group.as_deref(),
+            self.counts.as_deref(),
+            self.queued,
+            0,
+        )
+    }
+
+    fn counted(&mut self) -> &mut SubCounts {
+        self.counts.get_or_insert_with(Box::default)
+    }
+}
+
+/// One subscription's statistics from what it counted (`None`: nothing).
+fn snapshot(
+    id: u64,
+    pattern: &Pattern,
+    group: Option<&str>,
+    counts: Option<&SubCounts>,
+    queued: u64,
+    in_flight: u64,
+) -> SubscriptionStats {
+    let c = counts.map_or_else(Counters::default, |s| s.counters);
+    SubscriptionStats {
+        id,
+        pattern: pattern.as_str().to_owned(),
+        group: group.map(str::to_owned),
+        delivered: c.delivered,
+        dropped: c.dropped,
+        expired: c.expired,
+        failed: c.failed,
+        cancelled: c.cancelled,
+        queued,
+        in_flight,
+        latency: match counts {
+            Some(s) => summary(&s.latency, s.direct_delivered),
+            None => summary(&LatencyHistogram::new(), 0),
+        },
     }
 }
 
@@ -546,7 +601,7 @@ pub struct Broker<P> {
     dead: VecDeque<(DeadLetter<P>, Option<SubId>)>,
     /// Final failures for the driver to report (see [`Event::Failed`]).
     unreported: VecDeque<Unreported<P>>,
-    retired: VecDeque<(SubId, SubscriptionStats)>,
+    retired: VecDeque<(SubId, Retired)>,
     scheduled: HashMap<u64, Scheduled<P>>,
     scheduled_ids: HashMap<Rc<str>, u64>,
     /// A failure reason given with [`Broker::complete_failed`], used by the next settle.

@@ -50,12 +50,17 @@ impl<P: Clone> Broker<P> {
     pub(super) fn invalidate_routes(&mut self, pattern: &Pattern) {
         let mut found = std::mem::take(&mut self.scratch_handles);
         found.clear();
-        for h in self.trie_pending.drain(..) {
-            if let Some(entry) = self.topics.get(h as usize) {
-                self.topic_trie.insert(&entry.topic, h);
+        if pattern.is_literal() {
+            // It reaches one topic, its own text: no walk (and the trie need not be current).
+            found.extend(self.topic_ids.get(pattern.as_str()));
+        } else {
+            for h in self.trie_pending.drain(..) {
+                if let Some(entry) = self.topics.get(h as usize) {
+                    self.topic_trie.insert(&entry.topic, h);
+                }
             }
+            self.topic_trie.matching(pattern, &mut found);
         }
-        self.topic_trie.matching(pattern, &mut found);
         for &h in &found {
             if let Some(entry) = self.topics.get_mut(h as usize) {
                 entry.gen = u64::MAX;

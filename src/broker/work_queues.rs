@@ -165,9 +165,12 @@ impl<P: Clone> Broker<P> {
                 stats.counters.failed += failed;
                 stats.direct_delivered += delivered;
             }
-        } else if let Some(stats) = self.retired_stats(id) {
-            stats.delivered += delivered;
-            stats.failed += failed;
+        } else if let Some(r) = self.retired_of(id) {
+            if delivered > 0 || failed > 0 {
+                let c = &mut r.counted().counters;
+                c.delivered += delivered;
+                c.failed += failed;
+            }
         }
     }
 
@@ -179,17 +182,19 @@ impl<P: Clone> Broker<P> {
             if n > 0 {
                 sub.counted().counters.cancelled += n;
             }
-        } else if let Some(stats) = self.retired_stats(id) {
-            stats.cancelled += n;
+        } else if let Some(r) = self.retired_of(id) {
+            if n > 0 {
+                r.counted().counters.cancelled += n;
+            }
         }
     }
 
-    /// The final statistics of `id` not yet taken by the driver.
-    pub(super) fn retired_stats(&mut self, id: SubId) -> Option<&mut SubscriptionStats> {
+    /// The retired record of `id` not yet taken by the driver.
+    pub(super) fn retired_of(&mut self, id: SubId) -> Option<&mut Retired> {
         self.retired
             .iter_mut()
             .find(|(r, _)| *r == id)
-            .map(|(_, stats)| stats)
+            .map(|(_, r)| r)
     }
 
     /// Counts messages a driver had to drop (for example a dead letter nobody would take).

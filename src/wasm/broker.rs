@@ -292,18 +292,6 @@ pub struct WasmBroker {
     retired_now: Option<SubscriptionStats>,
 }
 
-/// Whether final statistics count nothing at all (a subscription that never saw a message).
-fn is_quiet(s: &SubscriptionStats) -> bool {
-    s.delivered == 0
-        && s.dropped == 0
-        && s.expired == 0
-        && s.failed == 0
-        && s.cancelled == 0
-        && s.queued == 0
-        && s.in_flight == 0
-        && s.latency.count == 0
-}
-
 /// Bytes of the topic buffer: longer topics take the string path.
 const TOPIC_SCRATCH_BYTES: usize = 256;
 
@@ -430,9 +418,9 @@ impl WasmBroker {
         } else {
             match self.core.take_retired_of(id) {
                 None => 1,
-                Some(stats) if is_quiet(&stats) => 2,
-                Some(stats) => {
-                    self.retired_now = Some(stats);
+                Some(r) if r.is_quiet() => 2,
+                Some(r) => {
+                    self.retired_now = Some(r.stats());
                     3
                 }
             }

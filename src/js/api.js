@@ -465,6 +465,26 @@ function makeApi(raw, whenNotReady) {
       if (typeof handler !== 'function') {
         fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
       }
+      if (options === undefined) {
+        // Every default (the usual call): a short ASCII pattern goes through the topic buffer
+        // and the answer `[n, index, gen, id low, id high, stale topic handle…]` is read in the
+        // core's memory; no option to read, no object to cross.
+        const n = writeAscii(pattern, this._topicPtr, this._topicRoom);
+        if (n >= 0) {
+          let at;
+          try {
+            at = this._core.subscribe_scratch(n) >>> 2;
+          } catch (e) {
+            throw fromCore(e);
+          }
+          const w = wasmWords();
+          const rec = new Subscription(this, w[at + 1], w[at + 2], w[at + 3] + w[at + 4] * 4294967296, pattern,
+            handler, undefined, handler.length !== 1, false, this._defaultTimeout);
+          this._subs[rec.index] = rec;
+          this._dropRoutes(w, at + 5, at + 1 + w[at]);
+          return rec;
+        }
+      }
       const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, SUB_OPTIONS, 'options');
       const concurrency = numberOption(o, 'concurrency', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 1;
       const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
@@ -498,35 +518,16 @@ function makeApi(raw, whenNotReady) {
         if (maxAttempts !== undefined) args.maxAttempts = maxAttempts;
         if (backoff !== undefined) args.backoff = coreBackoff(backoff);
       }
-      // `ids[at…end)`: [index, gen, id, stale topic handle…]. With every default and a short
-      // ASCII pattern, the pattern goes through the topic buffer and the answer is read in the
-      // core's memory (the id as two words there); else one object crosses.
       let ids;
-      let at = 0;
-      let from = 3;
-      let end;
-      let id;
       try {
-        const n = args === undefined ? writeAscii(pattern, this._topicPtr, this._topicRoom) : -1;
-        if (n >= 0) {
-          at = this._core.subscribe_scratch(n) >>> 2;
-          ids = wasmWords();
-          end = at + 1 + ids[at];
-          at += 1;
-          from = at + 4;
-          id = ids[at + 2] + ids[at + 3] * 4294967296;
-        } else {
-          ids = this._core.subscribe(pattern, args);
-          end = ids.length;
-          id = ids[2];
-        }
+        ids = this._core.subscribe(pattern, args);
       } catch (e) {
         throw fromCore(e);
       }
-      const rec = new Subscription(this, ids[at], ids[at + 1], id, pattern, handler, group,
+      const rec = new Subscription(this, ids[0], ids[1], ids[2], pattern, handler, group,
         handler.length !== 1, batch !== undefined, timeoutMs ?? this._defaultTimeout);
       this._subs[rec.index] = rec;
-      this._dropRoutes(ids, from, end);
+      this._dropRoutes(ids, 3);
       // Messages waiting in the group go to the new member at once.
       if (group !== undefined) this._pump();
       return rec;

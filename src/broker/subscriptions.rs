@@ -392,7 +392,7 @@ mod tests {
             .iter()
             .map(|t| b.resolve(t).unwrap().index())
             .collect();
-        let mut changed = |b: &mut Broker<u32>| {
+        let changed = |b: &mut Broker<u32>| {
             let mut v = b.take_invalidated();
             v.sort_unstable();
             v

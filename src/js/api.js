@@ -34,6 +34,7 @@ function makeApi(raw, whenNotReady) {
   // The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
   const MAX_TIMER_MS = 2 ** 31 - 1;
   const NO_COMPLETIONS = new Uint32Array(0);
+  const NO_WORDS = NO_COMPLETIONS; // final words of a subscription that counted nothing
   const NO_FLAGS = new Uint8Array(0);
   const EMPTY_OPTIONS = Object.freeze({});
 
@@ -542,17 +543,26 @@ function makeApi(raw, whenNotReady) {
         rec.failed = 0;
       }
       rec._active = false;
-      // `[n, state, pending, stale topic handle…]` in the core's memory. The core reports the
-      // final statistics when the last delivery settles (REC_RETIRED; until then stats() asks
-      // the core), or at once when nothing is running: then they are taken now, or, when they
-      // count nothing, made only if stats() asks (`final` stays undefined).
+      // `[n, state, pending, k, final word × k, stale topic handle…]` in the core's memory. The
+      // core reports the final statistics when the last delivery settles (REC_RETIRED; until
+      // then stats() asks the core), or at once when nothing is running (state 2): then its
+      // final words are kept as they are (none when it counted nothing), and made into
+      // statistics only if stats() asks.
       const at = this._core.unsubscribe(rec.index, rec.gen) >>> 2;
       const w = wasmWords();
       const state = w[at + 1];
       const pending = w[at + 2] === 1;
-      this._dropRoutes(w, at + 3, at + 1 + w[at]);
-      if (state === 3) rec.final = this._core.take_retired_now();
-      else if (state < 2) this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
+      const k = w[at + 3];
+      if (state === 2) {
+        if (k > 0) {
+          const words = new Array(k);
+          for (let i = 0; i < k; i++) words[i] = w[at + 4 + i];
+          rec.final = words;
+        }
+      } else {
+        this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
+      }
+      this._dropRoutes(w, at + 4 + k, at + 1 + w[at]);
       if (rec.busy) { rec.busy = false; this._busy--; }
       // Nothing for a round to hand out: no need to run one.
       if (pending || this._completions.length > 0 || this._waiters.length > 0 || this._idleWaiters.length > 0) {
@@ -572,9 +582,9 @@ function makeApi(raw, whenNotReady) {
           const st = this._core.subscription_stats(rec.index, rec.gen);
           if (st !== undefined) rec.final = st;
           else this._takeRetired(); // retired by a pass whose records are not read yet
-        } else if (rec.final === undefined) {
-          // It retired having counted nothing: its statistics are made when asked for.
-          rec.final = this._core.quiet_stats(rec._id, rec._pattern, rec._group);
+        } else if (rec.final === undefined || Array.isArray(rec.final)) {
+          // It retired at unsubscribe: its statistics are made from its final words when asked.
+          rec.final = this._core.final_stats(rec._id, rec._pattern, rec._group, rec.final ?? NO_WORDS);
         }
         return rec.final;
       }

@@ -288,8 +288,25 @@ pub struct WasmBroker {
     /// Where `resolve_scratch`, `subscribe_scratch` and `unsubscribe` leave their answer, read
     /// by JavaScript in place.
     route_out: Vec<u32>,
-    /// Final statistics an `unsubscribe` took at once, until `take_retired_now`.
-    retired_now: Option<SubscriptionStats>,
+}
+
+/// A retired subscription's counts as words, low then high (read back by
+/// [`WasmBroker::final_stats`]; the latency quantiles in microseconds, as the histogram keeps them).
+fn final_words(s: &SubscriptionStats, out: &mut Vec<u32>) {
+    let micros = |ms: f64| (ms * 1000.0).round() as u64;
+    for n in [
+        s.queued,
+        s.delivered,
+        s.dropped,
+        s.expired,
+        s.failed,
+        s.cancelled,
+        s.latency.count,
+        micros(s.latency.p50_ms),
+        micros(s.latency.p99_ms),
+    ] {
+        out.extend_from_slice(&[n as u32, (n >> 32) as u32]);
+    }
 }
 
 /// Bytes of the topic buffer: longer topics take the string path.
@@ -334,7 +351,6 @@ impl WasmBroker {
             released: Rc::new(RefCell::new(Vec::new())),
             topic_in: vec![0; TOPIC_SCRATCH_BYTES],
             route_out: Vec::new(),
-            retired_now: None,
         })
     }
 
@@ -406,55 +422,63 @@ impl WasmBroker {
     }
 
     /// Unsubscribes. Returns where the answer is in memory (a byte offset, valid until the next
-    /// call): its length in `u32`s, then `[state, pending, stale topic handle…]`. `state` is 0 when it was already gone,
-    /// 1 when its final statistics come later (a retired record), 2 when it retired at once
-    /// having counted nothing (its final statistics are [`WasmBroker::quiet_stats`]), 3 when it
-    /// retired at once and [`WasmBroker::take_retired_now`] holds them. `pending` is 1 when
+    /// call): its length in `u32`s, then `[state, pending, k, final word × k, stale topic
+    /// handle…]`. `state` is 0 when it was already gone, 1 when its final statistics come later
+    /// (a retired record), 2 when it retired at once. Then the `k` final words are its counts
+    /// (none when it counted nothing): the driver keeps them as they are and turns them into
+    /// statistics with [`WasmBroker::final_stats`] only if asked. `pending` is 1 when
     /// [`WasmBroker::pump`] has records to hand out (else the driver need not call it).
     pub fn unsubscribe(&mut self, index: u32, gen: u32) -> u32 {
         let id = SubId::from_parts(index, gen);
-        let state = if !self.core.unsubscribe(id) {
-            0
-        } else {
-            match self.core.take_retired_of(id) {
-                None => 1,
-                Some(r) if r.is_quiet() => 2,
-                Some(r) => {
-                    self.retired_now = Some(r.stats());
-                    3
-                }
-            }
-        };
-        let pending = self.core.has_pending() || !self.released.borrow().is_empty();
         let mut out = std::mem::take(&mut self.route_out);
         out.clear();
-        out.extend_from_slice(&[0, state, pending as u32]);
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        if self.core.unsubscribe(id) {
+            out[1] = 1;
+            if let Some(r) = self.core.take_retired_of(id) {
+                out[1] = 2;
+                if !r.is_quiet() {
+                    final_words(&r.stats(), &mut out);
+                    out[3] = (out.len() - 4) as u32;
+                }
+            }
+        }
+        out[2] = (self.core.has_pending() || !self.released.borrow().is_empty()) as u32;
         self.core.drain_invalidated(&mut out);
         self.lend_answer(out)
     }
 
-    /// The final statistics [`WasmBroker::unsubscribe`] took at once (state 3), or `undefined`.
-    pub fn take_retired_now(&mut self) -> Result<JsValue, JsValue> {
-        match self.retired_now.take() {
-            Some(stats) => serde_wasm_bindgen::to_value(&stats).map_err(JsValue::from),
-            None => Ok(JsValue::UNDEFINED),
-        }
-    }
-
-    /// The final statistics of a subscription that retired having counted nothing (state 2 of
-    /// [`WasmBroker::unsubscribe`]): its id, pattern and group, every count zero.
-    pub fn quiet_stats(
+    /// The final statistics of a subscription that retired at once (state 2 of
+    /// [`WasmBroker::unsubscribe`]): its id, pattern and group, with the counts of the final words
+    /// it gave (none: every count zero).
+    pub fn final_stats(
         &self,
         id: f64,
         pattern: String,
         group: Option<String>,
+        words: &[u32],
     ) -> Result<JsValue, JsValue> {
-        let stats = SubscriptionStats {
+        let mut stats = SubscriptionStats {
             id: id as u64,
             pattern,
             group,
             ..SubscriptionStats::default()
         };
+        if !words.is_empty() {
+            let mut n = words
+                .chunks_exact(2)
+                .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32));
+            let mut next = || n.next().unwrap_or(0);
+            stats.queued = next();
+            stats.delivered = next();
+            stats.dropped = next();
+            stats.expired = next();
+            stats.failed = next();
+            stats.cancelled = next();
+            stats.latency.count = next();
+            stats.latency.p50_ms = next() as f64 / 1000.0;
+            stats.latency.p99_ms = next() as f64 / 1000.0;
+        }
         serde_wasm_bindgen::to_value(&stats).map_err(JsValue::from)
     }
 

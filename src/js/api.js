@@ -358,7 +358,9 @@ function makeApi(raw, whenNotReady) {
 
   /**
    * A subscription, and the bus's record of it: one object each (a separate record cost a second
-   * object per subscription). The fields without an underscore are the bus's working state.
+   * object per subscription). The fields without an underscore are the bus's working state; what
+   * most subscriptions never have (a group, batching, a timeout, final statistics) sits in `_rare`,
+   * made when first needed, and is read through the accessors below.
    */
   class Subscription {
     constructor(bus, index, gen, id, pattern, handler, group, wants, batch, timeoutMs) {
@@ -368,22 +370,30 @@ function makeApi(raw, whenNotReady) {
       this._id = id;
       this._pattern = pattern;
       this.handler = handler;
-      this._group = group;
       this.wants = wants;         // the handler takes the envelope too
-      this.batch = batch;
-      this.timeoutMs = timeoutMs;
       this._active = true;
       this.busy = false;          // the core has work for it: not on the direct path
       this.delivered = 0;         // direct deliveries and failures not yet told to the core
       this.failed = 0;
-      this.final = undefined;     // final statistics (while leaving: the last ones read)
+      this._rare = group === undefined && !batch && timeoutMs === undefined
+        ? undefined
+        : { group, batch, timeoutMs, final: undefined };
     }
     /** Position in subscription order. */
     get id() { return this._id; }
     get pattern() { return this._pattern; }
     get active() { return this._active; }
     /** The queue group it belongs to (a work queue), or undefined. */
-    get group() { return this._group; }
+    get group() { return this._rare?.group; }
+    get _group() { return this._rare?.group; }
+    get batch() { return this._rare !== undefined && this._rare.batch; }
+    get timeoutMs() { return this._rare?.timeoutMs; }
+    /** Final statistics (while leaving: the last ones read). */
+    get final() { return this._rare?.final; }
+    set final(v) {
+      if (this._rare === undefined) this._rare = { group: undefined, batch: false, timeoutMs: undefined, final: v };
+      else this._rare.final = v;
+    }
     /** Stops every delivery not yet started. Returns false if already unsubscribed. */
     unsubscribe() { return this._bus._unsubscribe(this); }
     stats() { return this._bus._subStats(this); }

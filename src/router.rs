@@ -21,34 +21,64 @@ pub struct Router<V> {
 #[derive(Debug)]
 struct Node<V> {
     literals: Children<Node<V>>,
-    star: Option<Box<Node<V>>>,
-    /// Values of patterns whose '>' sits right below this node.
-    rest: Box<[V]>,
     /// Values of patterns that end exactly at this node.
     exact: Box<[V]>,
+    /// Its wildcards, boxed: most nodes (a topic tree's literal levels) have none.
+    wild: Option<Box<Wild<V>>>,
+}
+
+#[derive(Debug)]
+struct Wild<V> {
+    star: Option<Node<V>>,
+    /// Values of patterns whose '>' sits right below the node.
+    rest: Box<[V]>,
 }
 
 impl<V> Node<V> {
     fn new() -> Self {
         Node {
             literals: Children::default(),
-            star: None,
-            rest: Box::default(),
             exact: Box::default(),
+            wild: None,
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.literals.is_empty()
-            && self.star.is_none()
-            && self.rest.is_empty()
-            && self.exact.is_empty()
+        self.literals.is_empty() && self.exact.is_empty() && self.wild.is_none()
+    }
+
+    fn star(&self) -> Option<&Node<V>> {
+        self.wild.as_ref()?.star.as_ref()
+    }
+
+    fn rest(&self) -> &[V] {
+        self.wild.as_ref().map_or(&[], |w| &w.rest)
+    }
+
+    fn wild_mut(&mut self) -> &mut Wild<V> {
+        self.wild.get_or_insert_with(|| {
+            Box::new(Wild {
+                star: None,
+                rest: Box::default(),
+            })
+        })
+    }
+
+    /// Drops the wildcard part once it holds nothing, so memory follows the subscriptions.
+    fn prune_wild(&mut self) {
+        if self
+            .wild
+            .as_ref()
+            .is_some_and(|w| w.star.is_none() && w.rest.is_empty())
+        {
+            self.wild = None;
+        }
     }
 
     #[cfg(test)]
     fn count_below(&self) -> usize {
         let literal_nodes: usize = self.literals.iter().map(|(_, n)| 1 + n.count_below()).sum();
-        let star_nodes = self.star.as_ref().map_or(0, |n| 1 + n.count_below());
+        let star_nodes = self.star().map_or(0, |n| 1 + n.count_below());
         literal_nodes + star_nodes
     }
 }
@@ -76,10 +106,10 @@ impl<V: Copy + Eq> Router<V> {
                 PatternToken::Literal(literal) => {
                     node.literals.get_or_insert_with(literal, Node::new)
                 }
-                PatternToken::Star => node.star.get_or_insert_with(|| Box::new(Node::new())),
+                PatternToken::Star => node.wild_mut().star.get_or_insert_with(Node::new),
                 PatternToken::Rest => {
                     // Pattern::parse guarantees '>' is the last token.
-                    push_exact(&mut node.rest, value);
+                    push_exact(&mut node.wild_mut().rest, value);
                     self.len += 1;
                     return;
                 }
@@ -103,8 +133,8 @@ impl<V: Copy + Eq> Router<V> {
         let (first, rest) = split_level(topic);
         // Reserved topics are reachable only through a literal first token.
         if !is_reserved(first) {
-            out.extend_from_slice(&self.root.rest);
-            if let Some(star) = &self.root.star {
+            out.extend_from_slice(self.root.rest());
+            if let Some(star) = self.root.star() {
                 collect(star, rest, out);
             }
         }
@@ -144,11 +174,11 @@ fn collect<V: Copy>(node: &Node<V>, remaining: Option<&str>, out: &mut Vec<V>) {
         return;
     };
     let (level, rest) = split_level(remaining);
-    out.extend_from_slice(&node.rest);
+    out.extend_from_slice(node.rest());
     if let Some(child) = node.literals.get(level) {
         collect(child, rest, out);
     }
-    if let Some(star) = &node.star {
+    if let Some(star) = node.star() {
         collect(star, rest, out);
     }
 }
@@ -159,14 +189,24 @@ fn remove_below<V: Eq>(node: &mut Node<V>, mut below: PatternTokens<'_>, value: 
         return remove_value(&mut node.exact, value);
     };
     match token {
-        PatternToken::Rest => remove_value(&mut node.rest, value),
+        PatternToken::Rest => {
+            let Some(wild) = node.wild.as_deref_mut() else {
+                return false;
+            };
+            let removed = remove_value(&mut wild.rest, value);
+            node.prune_wild();
+            removed
+        }
         PatternToken::Star => {
-            let Some(star) = node.star.as_deref_mut() else {
+            let Some(star) = node.wild.as_deref_mut().and_then(|w| w.star.as_mut()) else {
                 return false;
             };
             let removed = remove_below(star, below, value);
             if star.is_empty() {
-                node.star = None;
+                if let Some(w) = node.wild.as_deref_mut() {
+                    w.star = None;
+                }
+                node.prune_wild();
             }
             removed
         }
@@ -294,6 +334,31 @@ mod tests {
         assert!(router.remove(&pattern("a.b.c"), 1));
         assert_eq!(router.node_count(), 2);
         assert_eq!(matched(&router, "a.b"), vec![2]);
+    }
+
+    #[test]
+    fn wildcard_parts_are_made_when_needed_and_dropped_when_empty() {
+        let mut router = Router::new();
+        router.insert(&pattern("a.b"), 1);
+        assert!(router.root.wild.is_none());
+        assert!(router.root.literals.get("a").unwrap().wild.is_none());
+        router.insert(&pattern(">"), 2);
+        router.insert(&pattern("a.*"), 3);
+        router.insert(&pattern("*.b"), 4);
+        assert_eq!(matched(&router, "a.b"), vec![1, 2, 3, 4]);
+        assert!(router.remove(&pattern(">"), 2));
+        assert!(
+            router.root.wild.is_some(),
+            "`*.b` still needs the root's star"
+        );
+        assert!(router.remove(&pattern("*.b"), 4));
+        assert!(router.root.wild.is_none());
+        assert!(router.remove(&pattern("a.*"), 3));
+        assert!(!router.remove(&pattern("a.*"), 3));
+        assert!(!router.remove(&pattern("a.>"), 3));
+        assert!(router.root.literals.get("a").unwrap().wild.is_none());
+        assert_eq!(matched(&router, "a.b"), vec![1]);
+        assert_eq!(router.node_count(), 2);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! (`orders.<id>.created`), and a hash map's smallest table holds four entries. Shared by the
 //! subscription trie (`router`) and the trie of resolved topics (`topic_trie`).
 
+use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 
 /// Children kept in a vector up to this many; a map above it.
@@ -66,13 +67,11 @@ impl<N> Children<N> {
                 };
                 &mut few[at].1
             }
-            Children::Many(many) => {
-                if !many.contains_key(token) {
-                    many.insert(Token::new(token), make());
-                }
-                many.get_mut(token)
-                    .expect("the child was inserted just above")
-            }
+            // One lookup, found or not.
+            Children::Many(many) => match many.entry_ref(token) {
+                EntryRef::Occupied(e) => e.into_mut(),
+                EntryRef::Vacant(e) => e.insert_with_key(Token::new(token), make()),
+            },
         }
     }
 

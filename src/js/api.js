@@ -472,14 +472,10 @@ function makeApi(raw, whenNotReady) {
 
     subscribe(pattern, handler, options) {
       if (this._closing) fail('CLOSED', 'bus is closed');
-      checkString(pattern, 'INVALID_PATTERN', 'pattern');
-      if (typeof handler !== 'function') {
-        fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
-      }
-      if (options === undefined) {
-        // Every default (the usual call): a short ASCII pattern goes through the topic buffer
-        // and the answer `[n, index, gen, id low, id high, stale topic handle…]` is read in the
-        // core's memory; no option to read, no object to cross.
+      if (options === undefined && typeof handler === 'function') {
+        // Every default (the usual call): a short ASCII pattern (nothing for JavaScript to check)
+        // goes through the topic buffer and the answer `[n, index, gen, id low, id high, stale
+        // topic handle…]` is read in the core's memory; no option to read, no object to cross.
         const n = writeAscii(pattern, this._topicPtr, this._topicRoom);
         if (n >= 0) {
           let at;
@@ -495,6 +491,10 @@ function makeApi(raw, whenNotReady) {
           this._dropRoutes(w, at + 5, at + 1 + w[at]);
           return rec;
         }
+      }
+      checkString(pattern, 'INVALID_PATTERN', 'pattern');
+      if (typeof handler !== 'function') {
+        fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
       }
       const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, SUB_OPTIONS, 'options');
       const concurrency = numberOption(o, 'concurrency', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 1;

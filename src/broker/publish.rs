@@ -380,7 +380,7 @@ impl<P: Clone> Broker<P> {
             } else {
                 false
             };
-            sub.counters.dropped += 1;
+            sub.counted().counters.dropped += 1;
             self.counters.dropped += 1;
             if !dropped {
                 if let Kind::Group(g) = &mut sub.kind {

@@ -57,12 +57,17 @@ impl<P: Clone> Broker<P> {
     pub(super) fn invalidate_routes(&mut self, pattern: &Pattern) {
         let mut found = std::mem::take(&mut self.scratch_handles);
         found.clear();
-        for h in self.trie_pending.drain(..) {
-            if let Some(entry) = self.topics.get(h as usize) {
-                self.topic_trie.insert(&entry.topic, h);
+        if pattern.is_literal() {
+            // It reaches one topic, its own text: no walk (and the trie need not be current).
+            found.extend(self.topic_ids.get(pattern.as_str()));
+        } else {
+            for h in self.trie_pending.drain(..) {
+                if let Some(entry) = self.topics.get(h as usize) {
+                    self.topic_trie.insert(&entry.topic, h);
+                }
             }
+            self.topic_trie.matching(pattern, &mut found);
         }
-        self.topic_trie.matching(pattern, &mut found);
         for &h in &found {
             if let Some(entry) = self.topics.get_mut(h as usize) {
                 entry.gen = u64::MAX;
@@ -78,6 +83,11 @@ impl<P: Clone> Broker<P> {
     /// `report_invalidated`): a driver that caches routes by handle drops exactly these.
     pub fn take_invalidated(&mut self) -> Vec<u32> {
         std::mem::take(&mut self.invalidated)
+    }
+
+    /// [`Broker::take_invalidated`] into `out` (appended), keeping this broker's buffer.
+    pub fn drain_invalidated(&mut self, out: &mut Vec<u32>) {
+        out.append(&mut self.invalidated);
     }
 
     /// The generation of the topic table: handles of another generation are stale.

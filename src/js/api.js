@@ -34,6 +34,7 @@ function makeApi(raw, whenNotReady) {
   // The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
   const MAX_TIMER_MS = 2 ** 31 - 1;
   const NO_COMPLETIONS = new Uint32Array(0);
+  const NO_WORDS = NO_COMPLETIONS; // final words of a subscription that counted nothing
   const NO_FLAGS = new Uint8Array(0);
   const EMPTY_OPTIONS = Object.freeze({});
 
@@ -381,20 +382,47 @@ function makeApi(raw, whenNotReady) {
     }
   }
 
+  /**
+   * A subscription, and the bus's record of it: one object each (a separate record cost a second
+   * object per subscription). The fields without an underscore are the bus's working state; what
+   * most subscriptions never have (a group, batching, a timeout, final statistics) sits in `_rare`,
+   * made when first needed, and is read through the accessors below.
+   */
   class Subscription {
-    constructor(bus, rec) {
+    constructor(bus, index, gen, id, pattern, handler, group, wants, batch, timeoutMs) {
       this._bus = bus;
-      this._rec = rec;
+      this.index = index;         // the core's slot and generation
+      this.gen = gen;
+      this._id = id;
+      this._pattern = pattern;
+      this.handler = handler;
+      this.wants = wants;         // the handler takes the envelope too
+      this._active = true;
+      this.busy = false;          // the core has work for it: not on the direct path
+      this.delivered = 0;         // direct deliveries and failures not yet told to the core
+      this.failed = 0;
+      this._rare = group === undefined && !batch && timeoutMs === undefined
+        ? undefined
+        : { group, batch, timeoutMs, final: undefined };
     }
     /** Position in subscription order. */
-    get id() { return this._rec.id; }
-    get pattern() { return this._rec.pattern; }
-    get active() { return this._rec.active; }
+    get id() { return this._id; }
+    get pattern() { return this._pattern; }
+    get active() { return this._active; }
     /** The queue group it belongs to (a work queue), or undefined. */
-    get group() { return this._rec.group; }
+    get group() { return this._rare?.group; }
+    get _group() { return this._rare?.group; }
+    get batch() { return this._rare !== undefined && this._rare.batch; }
+    get timeoutMs() { return this._rare?.timeoutMs; }
+    /** Final statistics (while leaving: the last ones read). */
+    get final() { return this._rare?.final; }
+    set final(v) {
+      if (this._rare === undefined) this._rare = { group: undefined, batch: false, timeoutMs: undefined, final: v };
+      else this._rare.final = v;
+    }
     /** Stops every delivery not yet started. Returns false if already unsubscribed. */
-    unsubscribe() { return this._bus._unsubscribe(this._rec); }
-    stats() { return this._bus._subStats(this._rec); }
+    unsubscribe() { return this._bus._unsubscribe(this); }
+    stats() { return this._bus._subStats(this); }
   }
 
   class Bus {
@@ -481,6 +509,26 @@ function makeApi(raw, whenNotReady) {
 
     subscribe(pattern, handler, options) {
       if (this._closing) fail('CLOSED', 'bus is closed');
+      if (options === undefined && typeof handler === 'function') {
+        // Every default (the usual call): a short ASCII pattern (nothing for JavaScript to check)
+        // goes through the topic buffer and the answer `[n, index, gen, id low, id high, stale
+        // topic handle…]` is read in the core's memory; no option to read, no object to cross.
+        const n = writeAscii(pattern, this._topicPtr, this._topicRoom);
+        if (n >= 0) {
+          let at;
+          try {
+            at = this._core.subscribe_scratch(n) >>> 2;
+          } catch (e) {
+            throw fromCore(e);
+          }
+          const w = wasmWords();
+          const rec = new Subscription(this, w[at + 1], w[at + 2], w[at + 3] + w[at + 4] * 4294967296, pattern,
+            handler, undefined, handler.length !== 1, false, this._defaultTimeout);
+          this._subs[rec.index] = rec;
+          this._dropRoutes(w, at + 5, at + 1 + w[at]);
+          return rec;
+        }
+      }
       checkString(pattern, 'INVALID_PATTERN', 'pattern');
       if (typeof handler !== 'function') {
         fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
@@ -524,21 +572,17 @@ function makeApi(raw, whenNotReady) {
       } catch (e) {
         throw fromCore(e);
       }
-      const rec = {
-        index: ids[0], gen: ids[1], id: ids[2], pattern, handler, group,
-        wants: handler.length !== 1, batch: batch !== undefined, timeoutMs: timeoutMs ?? this._defaultTimeout,
-        active: true, busy: false, delivered: 0, failed: 0, final: undefined, subscription: undefined,
-      };
-      rec.subscription = new Subscription(this, rec);
+      const rec = new Subscription(this, ids[0], ids[1], ids[2], pattern, handler, group,
+        handler.length !== 1, batch !== undefined, timeoutMs ?? this._defaultTimeout);
       this._subs[rec.index] = rec;
       this._dropRoutes(ids, 3);
       // Messages waiting in the group go to the new member at once.
       if (group !== undefined) this._pump();
-      return rec.subscription;
+      return rec;
     }
 
     _unsubscribe(rec) {
-      if (!rec.active) return false;
+      if (!rec._active) return false;
       // Its direct deliveries reach the core before the core can retire it.
       this._fold();
       if (rec.delivered > 0 || rec.failed > 0) {
@@ -546,22 +590,49 @@ function makeApi(raw, whenNotReady) {
         rec.delivered = 0;
         rec.failed = 0;
       }
-      rec.active = false;
-      // The core reports its final statistics when its last delivery settles (REC_RETIRED, at
-      // once when nothing is running); until then stats() asks the core.
-      this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
-      this._dropRoutes(this._core.unsubscribe(rec.index, rec.gen), 0);
+      rec._active = false;
+      // `[n, state, pending, k, final word × k, stale topic handle…]` in the core's memory. The
+      // core reports the final statistics when the last delivery settles (REC_RETIRED; until
+      // then stats() asks the core), or at once when nothing is running (state 2): then its
+      // final words are kept as they are (none when it counted nothing), and made into
+      // statistics only if stats() asks.
+      const at = this._core.unsubscribe(rec.index, rec.gen) >>> 2;
+      const w = wasmWords();
+      const state = w[at + 1];
+      const pending = w[at + 2] === 1;
+      const k = w[at + 3];
+      if (state === 2) {
+        if (k > 0) {
+          const words = new Array(k);
+          for (let i = 0; i < k; i++) words[i] = w[at + 4 + i];
+          rec.final = words;
+        }
+      } else {
+        this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
+      }
+      this._dropRoutes(w, at + 4 + k, at + 1 + w[at]);
       if (rec.busy) { rec.busy = false; this._busy--; }
-      this._pump();
+      // Nothing for a round to hand out: no need to run one.
+      if (pending || this._completions.length > 0 || this._waiters.length > 0 || this._idleWaiters.length > 0) {
+        this._pump();
+      }
       return true;
     }
 
+    /** Whether a subscription that left has its final statistics (it is no longer leaving). */
+    _retired(rec) {
+      return !rec._active && this._leaving.get(rec.index * 4294967296 + rec.gen) !== rec;
+    }
+
     _subStats(rec) {
-      if (!rec.active) {
-        if (!rec.retired) {
+      if (!rec._active) {
+        if (!this._retired(rec)) {
           const st = this._core.subscription_stats(rec.index, rec.gen);
           if (st !== undefined) rec.final = st;
           else this._takeRetired(); // retired by a pass whose records are not read yet
+        } else if (rec.final === undefined || Array.isArray(rec.final)) {
+          // It retired at unsubscribe: its statistics are made from its final words when asked.
+          rec.final = this._core.final_stats(rec._id, rec._pattern, rec._group, rec.final ?? NO_WORDS);
         }
         return rec.final;
       }
@@ -577,9 +648,10 @@ function makeApi(raw, whenNotReady) {
     _countLeft(s, cancelled, failed) {
       if (cancelled > 0) this._core.record_cancelled(s.index, s.gen, cancelled);
       if (failed > 0) this._core.record_direct(s.index, s.gen, 0, failed);
-      if (s.retired && s.final) {
-        s.final.cancelled += cancelled;
-        s.final.failed += failed;
+      if (this._retired(s)) {
+        const final = this._subStats(s);
+        final.cancelled += cancelled;
+        final.failed += failed;
       }
     }
 
@@ -652,9 +724,9 @@ function makeApi(raw, whenNotReady) {
      * Drops the cached routes of the topic handles `handles[from…]`: those the core says a
      * subscription change made stale (the core finds them; the rest of the cache stays).
      */
-    _dropRoutes(handles, from) {
+    _dropRoutes(handles, from, end = handles.length) {
       this._fold();
-      for (let i = from; i < handles.length; i++) {
+      for (let i = from; i < end; i++) {
         const topic = this._topicOf[handles[i]];
         if (topic !== undefined) {
           this._routes.delete(topic);
@@ -816,7 +888,7 @@ function makeApi(raw, whenNotReady) {
     _plainFailed(route, i, err, env, topic, payload) {
       try {
         const s = route.subs[i];
-        if (s.active) s.failed++;
+        if (s._active) s.failed++;
         else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
         if (env === undefined) env = this._envelope(topic, payload, EMPTY_OPTIONS);
         this._failed(err, env, s);
@@ -876,7 +948,7 @@ function makeApi(raw, whenNotReady) {
       try {
         for (let i = from; i < n; i++) {
           const s = subs[i];
-          if (!s.active) {
+          if (!s._active) {
             // Unsubscribed by an earlier handler of this same publish.
             this._countLeft(s, 1, 0);
             continue;
@@ -891,7 +963,7 @@ function makeApi(raw, whenNotReady) {
               r = s.handler(payload);
             }
           } catch (err) {
-            if (s.active) s.failed++;
+            if (s._active) s.failed++;
             else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
             this._failed(err, env ?? (env = this._envelope(topic, payload, o)), s);
             continue;
@@ -909,7 +981,7 @@ function makeApi(raw, whenNotReady) {
 
     /** A directly called handler returned a promise: the core tracks it from now on. */
     _began(s, promise, env, key) {
-      if (!s.active) {
+      if (!s._active) {
         // It unsubscribed itself while running: the core tracks it no more, but a failure
         // still counts and is reported.
         promise.then(undefined, (err) => {
@@ -1239,7 +1311,6 @@ function makeApi(raw, whenNotReady) {
         if (rec === undefined) continue;
         this._leaving.delete(k);
         rec.final = t[2];
-        rec.retired = true;
       }
     }
 
@@ -1255,7 +1326,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _deliver(s, di, dg, env, final = true) {
-      if (s === undefined || !s.active) {
+      if (s === undefined || !s._active) {
         this._core.abandon(di, dg, this._clock.now());
         return;
       }
@@ -1276,7 +1347,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _deliverBatch(s, di, dg, items, final) {
-      if (s === undefined || !s.active) {
+      if (s === undefined || !s._active) {
         this._core.abandon(di, dg, this._clock.now());
         return;
       }
@@ -1334,17 +1405,16 @@ function makeApi(raw, whenNotReady) {
 
     /** A final failure: onError, `$errors`, and (with neither) the console. */
     _failed(error, item, s) {
-      const sub = s.subscription;
       const errorsRoute = this._route('$errors');
       if (this._onError !== undefined) {
         try {
-          this._onError(error, item, sub);
+          this._onError(error, item, s);
         } catch (e) {
           console.error('edgebus: onError threw', e);
         }
       } else if (errorsRoute.subs.length === 0 &&
-          !(s.group !== undefined && this._route(`$dead.${s.group}`).subs.length > 0)) {
-        console.error(`edgebus: handler of subscription #${s.id} (\`${s.pattern}\`) failed:`, error);
+          !(s._group !== undefined && this._route(`$dead.${s._group}`).subs.length > 0)) {
+        console.error(`edgebus: handler of subscription #${s._id} (\`${s._pattern}\`) failed:`, error);
       }
       const topic = Array.isArray(item) ? item[0]?.topic : item?.topic;
       // Failures of `$errors` handlers are not republished there: that could loop forever.
@@ -1354,7 +1424,7 @@ function makeApi(raw, whenNotReady) {
             error,
             message: Array.isArray(item) ? undefined : item,
             messages: Array.isArray(item) ? item : undefined,
-            subscription: { id: s.id, pattern: s.pattern },
+            subscription: { id: s._id, pattern: s._pattern },
           }, EMPTY_OPTIONS, false);
         } catch (e) {
           console.error('edgebus: could not publish on $errors', e);
@@ -1476,7 +1546,7 @@ function makeApi(raw, whenNotReady) {
       }
       for (const s of this._subs) {
         if (s !== undefined && (s.delivered > 0 || s.failed > 0)) {
-          if (s.active) this._core.record_direct(s.index, s.gen, s.delivered, s.failed);
+          if (s._active) this._core.record_direct(s.index, s.gen, s.delivered, s.failed);
           s.delivered = 0;
           s.failed = 0;
         }

@@ -144,7 +144,7 @@ pub struct IdempotenceFilter {
 }
 
 /// Caps the up-front allocation when a caller asks for a huge window.
-const MAX_INITIAL_CAPACITY: usize = 16 * 1024;
+const MAX_INITIAL_CAPACITY: usize = 8 * 1024;
 
 impl IdempotenceFilter {
     /// Panics never; max_ids of 0 is treated as 1 (callers validate before).

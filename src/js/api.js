@@ -515,12 +515,9 @@ function makeApi(raw, whenNotReady) {
         // topic handle…]` is read in the core's memory; no option to read, no object to cross.
         const n = writeAscii(pattern, this._topicPtr, this._topicRoom);
         if (n >= 0) {
-          let at;
-          try {
-            at = this._core.subscribe_scratch(n) >>> 2;
-          } catch (e) {
-            throw fromCore(e);
-          }
+          // 0: refused (the error is kept in the core until taken).
+          const at = this._core.subscribe_scratch(n) >>> 2;
+          if (at === 0) throw fromCore(this._core.take_error());
           const w = wasmWords();
           const rec = new Subscription(this, w[at + 1], w[at + 2], w[at + 3] + w[at + 4] * 4294967296, pattern,
             handler, undefined, handler.length !== 1, false, this._defaultTimeout);

@@ -194,9 +194,14 @@ impl<P: Clone> Broker<P> {
     /// Whether `id` would take a message directly now: live, marked direct, nothing queued or
     /// running.
     pub fn is_direct_ready(&self, id: SubId) -> bool {
-        self.subs
-            .get(id.index, id.gen)
-            .is_some_and(|s| s.live && s.direct && s.is_idle())
+        // Only plain subscriptions are ever marked direct (see `set_direct`), so only a plain
+        // queue can hold it back: asked per subscription per publish, no match on the kind.
+        self.subs.get(id.index, id.gen).is_some_and(|s| {
+            s.live
+                && s.direct
+                && s.in_flight == 0
+                && matches!(&s.kind, Kind::Plain(q) if q.is_empty())
+        })
     }
 
     /// The fast path: when every subscription the topic reaches is idle and marked direct, the

@@ -7,7 +7,10 @@
 //! keys themselves, so a lookup reads a control byte and the key, and a repeat is confirmed there
 //! (the control byte's hash bits only narrow the search: equality is always decided on the stored
 //! bytes, so the filter stays exact). A ring of the same keys in recording order, with each id's
-//! hash, says which id leaves next and where its slot is.
+//! hash, says which id leaves next and where its slot is. A short id is hashed from its key's two
+//! words with one folded multiply keyed by random per-filter seeds (as foldhash does for inputs of
+//! 9 to 16 bytes), a long one with hashbrown's default hasher; both keep the seeds secret, so ids
+//! from the network cannot be picked to collide.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -72,13 +75,54 @@ impl Key {
     }
 
     /// The hash of the id this key stands for (the same as of the id's bytes).
-    fn hash(self, hasher: &DefaultHashBuilder, arena: &Arena) -> u64 {
+    fn hash(self, hasher: &Hasher, arena: &Arena) -> u64 {
         match self.span() {
-            None => {
-                let bytes = self.0.to_le_bytes();
-                hasher.hash_one(&bytes[1..=(self.0 & 0xFF) as usize])
-            }
-            Some((start, len)) => hasher.hash_one(arena.get(start, len).unwrap_or_default()),
+            None => hasher.short(self),
+            Some((start, len)) => hasher.long(arena.get(start, len).unwrap_or_default()),
+        }
+    }
+}
+
+/// Multiplies and folds the 128-bit product's halves together (as foldhash and ahash do).
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    product as u64 ^ (product >> 64) as u64
+}
+
+/// Hashes ids with a random state of its own, so which ids collide cannot be chosen from outside
+/// (ids can come from the network). A short id is hashed from its [`Key`], whose two words hold
+/// its length and bytes, with one folded multiply keyed by two random seeds; a long one with
+/// hashbrown's default hasher.
+#[derive(Debug)]
+struct Hasher {
+    long: DefaultHashBuilder,
+    seeds: [u64; 2],
+}
+
+impl Hasher {
+    fn new() -> Self {
+        let long = DefaultHashBuilder::default();
+        let seeds = [long.hash_one(0u8), long.hash_one(1u8)];
+        Hasher { long, seeds }
+    }
+
+    #[inline(always)]
+    fn short(&self, key: Key) -> u64 {
+        let (lo, hi) = (key.0 as u64, (key.0 >> 64) as u64);
+        folded_multiply(lo ^ self.seeds[0], hi ^ self.seeds[1])
+    }
+
+    fn long(&self, id: &[u8]) -> u64 {
+        self.long.hash_one(id)
+    }
+
+    /// The hash of `id`, and its inline key when it is short.
+    #[inline(always)]
+    fn id(&self, id: &[u8]) -> (u64, Option<Key>) {
+        match Key::inline(id) {
+            Some(key) => (self.short(key), Some(key)),
+            None => (self.long(id), None),
         }
     }
 }
@@ -132,7 +176,7 @@ impl Arena {
 #[derive(Debug)]
 pub struct IdempotenceFilter {
     window: DedupeWindow,
-    hasher: DefaultHashBuilder,
+    hasher: Hasher,
     /// The keys of the ids in the window, by the hash of the id.
     index: HashTable<Key>,
     /// The same keys, oldest first.
@@ -160,7 +204,7 @@ impl IdempotenceFilter {
         let capacity = window.max_ids.min(MAX_INITIAL_CAPACITY);
         IdempotenceFilter {
             window,
-            hasher: DefaultHashBuilder::default(),
+            hasher: Hasher::new(),
             index: HashTable::with_capacity(capacity),
             keys: VecDeque::with_capacity(capacity),
             hashes: VecDeque::with_capacity(capacity),
@@ -179,8 +223,7 @@ impl IdempotenceFilter {
     pub fn check(&mut self, id: &str, now: u64) -> bool {
         let now = self.advance_to(now);
         let id = id.as_bytes();
-        let hash = self.hasher.hash_one(id);
-        let probe = Key::inline(id);
+        let (hash, probe) = self.hasher.id(id);
         let Self {
             index,
             arena,
@@ -215,8 +258,8 @@ impl IdempotenceFilter {
     pub fn has(&mut self, id: &str, now: u64) -> bool {
         self.advance_to(now);
         let id = id.as_bytes();
-        let hash = self.hasher.hash_one(id);
-        let (probe, arena) = (Key::inline(id), &self.arena);
+        let (hash, probe) = self.hasher.id(id);
+        let arena = &self.arena;
         self.index
             .find(hash, |key| holds(*key, probe, id, arena))
             .is_some()

@@ -497,6 +497,41 @@ mod tests {
         assert!(!f.check(&id(199), 0));
     }
 
+    #[test]
+    fn each_filter_hashes_with_seeds_of_its_own() {
+        let (a, b) = (Hasher::new(), Hasher::new());
+        assert_ne!(a.seeds, b.seeds);
+        let key = |id: &str| Key::inline(id.as_bytes()).expect("short");
+        assert_ne!(a.short(key("msg-1")), b.short(key("msg-1")));
+        // The length is part of the key, so trailing zero bytes change the hash.
+        assert_ne!(a.short(key("a")), a.short(key("a\0")));
+        // A key rehashed when the index grows hashes as the id did when it was recorded.
+        let arena = Arena::default();
+        for id in ["", "a", "msg-123456", "fifteen-bytes!!"] {
+            assert_eq!(key(id).hash(&a, &arena), a.id(id.as_bytes()).0);
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_long_ids_findable() {
+        // 300-byte ids, window of 4: compaction runs once dead bytes pass MIN_COMPACTION_BYTES.
+        let id = |n: usize| format!("{n:0>3}{}", "abc".repeat(99));
+        let mut f = filter(4, None);
+        for n in 0..100 {
+            assert!(f.check(&id(n), 0));
+            for back in 0..4.min(n + 1) {
+                assert!(f.has(&id(n - back), 0), "{n} - {back}");
+            }
+        }
+        assert!(f.arena.start > 0, "the arena was compacted");
+        assert!(f.arena.bytes.len() < 2 * MIN_COMPACTION_BYTES + 4 * 300);
+        for n in 96..100 {
+            assert!(f.has(&id(n), 0));
+            assert!(!f.check(&id(n), 0));
+        }
+        assert!(!f.has(&id(95), 0));
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::*;
@@ -587,6 +622,37 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(filter.len(now), model.len(now));
+            }
+
+            /// Long ids only (100 to 1,000 bytes, stored in the arena), so that evictions pile up
+            /// dead arena bytes and compaction moves the live ones while the window is in use.
+            #[test]
+            fn filter_agrees_with_model_through_arena_compaction(
+                max_ids in 1usize..8,
+                max_age in prop::option::of(1u64..30),
+                steps in prop::collection::vec((0u8..10, 0u8..48, 0u64..3), 100..300),
+            ) {
+                let long_id = |n: u8| format!("{}/{n}", "x".repeat(100 + usize::from(n) * 19));
+                let mut filter = IdempotenceFilter::new(DedupeWindow { max_ids, max_age });
+                let mut model = Model { max_ids, max_age, recorded: Vec::new() };
+                let (mut now, mut recorded) = (0, 0usize);
+                for (op, n, step) in steps {
+                    now += step;
+                    let id = long_id(n);
+                    if op < 7 {
+                        let new = filter.check(&id, now);
+                        prop_assert_eq!(new, model.check(&id, now), "check {}", n);
+                        recorded += usize::from(new);
+                    } else {
+                        prop_assert_eq!(filter.has(&id, now), model.has(&id, now), "has {}", n);
+                    }
+                    prop_assert_eq!(filter.len(now), model.len(now));
+                }
+                // Ids are at most about 1,000 bytes and at most 7 are live, so 40 evicted ids
+                // are more dead bytes than MIN_COMPACTION_BYTES and than the live ones.
+                if recorded - filter.len(now) >= 40 {
+                    prop_assert!(filter.arena.start > 0, "the arena was compacted");
+                }
             }
 
             #[test]

@@ -59,6 +59,7 @@ export class Hub extends DurableObject {
     this.nsBuses = new Map();        // `local|<ns>` / `routing|<ns>` → Bus of another namespace
     this.streams = new Streams(this);
     this.conns = new Map();          // conn id → connection state (sockets of this hub)
+    this.connOf = new WeakMap();     // WebSocket → its connection state (else found by its attachment)
     this.interests = new Map();      // `${home}|${ns} ${pattern}` → routing subscription (as owner)
     this.wanted = new Map();         // `${ns} ${pattern}` → { count, busy } (as home)
     this.boxes = new Map();          // home index → box { items, last, patterns, bytes, done } (forwarding, this microtask)
@@ -197,12 +198,20 @@ export class Hub extends DurableObject {
       tokens: this.cfg.MAX_MESSAGES_PER_SECOND, refilled: Date.now(), busy: Promise.resolve(), closed: false,
     };
     this.conns.set(id, c);
+    this.connOf.set(ws, c);
     return c;
+  }
+
+  /** The open connection of a socket of this hub, or undefined. */
+  _connOf(ws) {
+    const c = this.connOf.get(ws);
+    if (c !== undefined && !c.closed) return c;
+    return this.conns.get(ws.deserializeAttachment()?.conn);
   }
 
   async webSocketMessage(ws, data) {
     await this.ready;
-    const c = this.conns.get(ws.deserializeAttachment()?.conn);
+    const c = this._connOf(ws);
     if (c === undefined) {
       ws.close(1011, 'unknown connection');
       return;
@@ -229,7 +238,7 @@ export class Hub extends DurableObject {
 
   async _dropSocket(ws) {
     await this.ready;
-    const c = this.conns.get(ws.deserializeAttachment()?.conn);
+    const c = this._connOf(ws);
     if (c === undefined || c.closed) return;
     c.closed = true;
     this.conns.delete(c.id);
@@ -592,7 +601,7 @@ export class Hub extends DurableObject {
     this.collect?.add(box);
     if (!this.boxQueued) {
       this.boxQueued = true;
-      queueMicrotask(() => this._sendBoxes());
+      Promise.resolve().then(() => this._sendBoxes()); // a microtask (queueMicrotask is a call out of the isolate)
     }
   }
 
@@ -801,7 +810,7 @@ export class Hub extends DurableObject {
       // A full outbox outside a flush: its frame leaves at the end of this turn, with the others
       // that fill meanwhile (a message for 100 connections fills 100 outboxes), after one write.
       this.sending = [];
-      queueMicrotask(() => this._sendFrames());
+      Promise.resolve().then(() => this._sendFrames());
     }
     this.sending.push([c, frame, entries.length]);
   }

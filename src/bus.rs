@@ -16,10 +16,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::dedupe::DedupeWindow;
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::LocalExecutor;
-use crate::groups::{DeadLetter, JobStatus, Retention, RetryPolicy};
 use crate::message::{ByteSize, Message, Outgoing};
 use crate::queue::Overflow;
 use crate::snapshot::{BusStats, SubscriptionStats};
+use crate::work_queue::{DeadLetter, JobStatus, Retention, RetryPolicy};
 use futures::future::{AbortHandle, Abortable, LocalBoxFuture};
 use futures::FutureExt;
 use hashbrown::HashMap;
@@ -123,7 +123,7 @@ pub struct PublishOptions {
     pub ttl: Option<Duration>,
     /// Header pairs.
     pub headers: Vec<(String, String)>,
-    /// Work-queue priority: queue groups hand out higher priorities first (default 0).
+    /// Work-queue priority: work queues hand out higher priorities first (default 0).
     pub priority: u32,
     /// Visible to nobody before this bus-clock time (time since the clock's origin).
     pub not_before: Option<Duration>,
@@ -192,7 +192,7 @@ impl SubscribeOptions {
         self.batch = Some(policy);
         self
     }
-    /// Joins the queue group `name` (a work queue): each message goes to one member.
+    /// Joins the work queue named `name`: each message goes to one member.
     pub fn group(mut self, name: impl Into<String>) -> Self {
         self.group = Some(GroupOptions {
             name: name.into(),
@@ -1031,7 +1031,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
     /// Refuses later publishes and subscribes with `CLOSED`, then drains. Returns what could
     /// not be delivered, never dropping it silently: delayed messages not visible yet, messages
-    /// of queue groups whose members all left, and failed work-queue messages still waiting for
+    /// of work queues whose members all left, and failed work-queue messages still waiting for
     /// a retry (empty when everything was handled).
     pub async fn close(&self) -> Vec<Remaining<P>> {
         self.inner.core.borrow_mut().close();

@@ -29,7 +29,6 @@ mod clock;
 mod dedupe;
 mod error;
 mod exec;
-mod groups;
 mod message;
 mod queue;
 mod router;
@@ -39,6 +38,7 @@ mod snapshot;
 mod stats;
 mod topic;
 mod topic_trie;
+mod work_queue;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
@@ -55,9 +55,6 @@ pub use bus::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dedupe::{DedupeWindow, IdempotenceFilter};
 pub use error::{Error, ErrorCode, Result};
-pub use groups::{
-    validate_group, DeadError, DeadLetter, JobState, JobStatus, Retention, RetryPolicy,
-};
 pub use message::{ByteSize, Headers, Message, Outgoing};
 pub use queue::Overflow;
 pub use router::Router;
@@ -67,4 +64,7 @@ pub use stats::{Counters, LatencyHistogram};
 pub use topic::{
     is_reserved, validate_topic, Pattern, PatternToken, Subject, TopicError, TopicReason,
     MAX_BYTES, MAX_TOKENS,
+};
+pub use work_queue::{
+    validate_group, DeadError, DeadLetter, JobState, JobStatus, Retention, RetryPolicy,
 };

@@ -4,7 +4,7 @@
 //! whatever shared handle the caller chose (`Arc<T>`, `Bytes`, an index into a JavaScript table…).
 //! Fan-out clones the message once per subscription and never copies the payload itself.
 
-use crate::groups::DeadLetter;
+use crate::work_queue::DeadLetter;
 use std::rc::Rc;
 
 /// Header pairs attached to a message (name, value).
@@ -85,7 +85,7 @@ impl<P> Message<P> {
     }
 
     /// Which try of this message the delivery is: 1 for the first, higher when a work queue
-    /// (queue group) redelivers it after a failure or a missed acknowledgement.
+    /// (work queue) redelivers it after a failure or a missed acknowledgement.
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
@@ -118,7 +118,7 @@ pub struct Outgoing<P> {
     pub ttl: Option<u64>,
     /// Size in bytes, for batching limits.
     pub size: usize,
-    /// Work-queue priority: queue groups hand out higher priorities first (default 0).
+    /// Work-queue priority: work queues hand out higher priorities first (default 0).
     pub priority: u32,
     /// Not visible to anyone before this time (clock microseconds).
     pub not_before: Option<u64>,

@@ -23,7 +23,7 @@ pub struct SubscriptionStats {
     pub id: u64,
     /// Its pattern.
     pub pattern: String,
-    /// The queue group it belongs to, if any.
+    /// The name of the work queue it is a member of, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Messages handed to its handler.
@@ -74,11 +74,11 @@ pub struct BusStats {
     pub per_subscription: Vec<SubscriptionStats>,
     /// Messages published with a `notBefore` still in the future (not routed yet).
     pub delayed: u64,
-    /// Queue groups (work queues), in creation order.
+    /// Work queues, in creation order.
     pub groups: Vec<GroupStats>,
 }
 
-/// Statistics of one queue group (work queue).
+/// Statistics of one work queue.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupStats {

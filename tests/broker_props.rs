@@ -1,5 +1,5 @@
 //! Property test of the sans-IO `Broker`, plain-subscription side (work queues are covered in
-//! `tests/groups.rs`): random subscribe / unsubscribe / publish / settle / clock steps against a
+//! `tests/work_queues.rs`): random subscribe / unsubscribe / publish / settle / clock steps against a
 //! small reference model of routing (an independent matcher of the topic rules), per-subscription
 //! FIFO queues with the four overflow policies and `maxQueue`, TTL expiry, and the dedupe window.
 //! After every step the broker's deliveries, its answers to `publish` and every counter must be

@@ -1,7 +1,8 @@
 // Durable work queues on the hub that owns their topics.
 //
-// A stream is one queue group on one pattern (`group` + `pattern`), owned by the hub of the
-// pattern's literal prefix. Each stream runs wasm `Bus`es with one group member per remote
+// A stream is one work queue (`group` + `pattern`) as this hub stores it: the code and the
+// `STREAM_*` settings say stream, the documentation says work queue, for the same thing. It is
+// owned by the hub of the pattern's literal prefix. Each stream runs wasm `Bus`es with one group member per remote
 // consumer (a subscription on some connection, on this hub or another): the member's handler
 // returns a promise that the consumer's ack resolves (nack rejects it), so the core's retries,
 // backoff, ack deadlines, per-key order and dead letters apply unchanged.

@@ -19,13 +19,12 @@ mod timers;
 mod topics;
 mod work_queues;
 
+#[cfg(test)]
+mod tests;
+
 use crate::batch::{BatchPolicy, BatchQueue, Pushed};
 use crate::dedupe::{DedupeWindow, IdempotenceFilter};
 use crate::error::{Error, ErrorCode, Result};
-use crate::groups::{
-    validate_group, Claim, DeadLetter, JobRef, JobState, JobStatus, Retention, RetryPolicy,
-    Settled, WorkQueue,
-};
 use crate::message::{Message, Outgoing};
 use crate::queue::{Overflow, SubQueue};
 use crate::router::Router;
@@ -34,6 +33,10 @@ use crate::snapshot::{BusStats, GroupStats, LatencySummary, SubscriptionStats};
 use crate::stats::{Counters, LatencyHistogram};
 use crate::topic::{validate_topic, Pattern};
 use crate::topic_trie::TopicTrie;
+use crate::work_queue::{
+    validate_group, Claim, DeadLetter, JobRef, JobState, JobStatus, Retention, RetryPolicy,
+    Settled, WorkQueue,
+};
 use hashbrown::HashMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -123,10 +126,10 @@ pub struct SubscribeOptions {
     /// A handler not settled after this long counts as failed (`HANDLER_TIMEOUT`); `None` takes
     /// the broker's default.
     pub timeout: Option<u64>,
-    /// Deliver in batches with this policy. For a queue-group member, only `max_size` and
+    /// Deliver in batches with this policy. For a work-queue member, only `max_size` and
     /// `max_wait` apply (batch claim); retries follow the group's policy.
     pub batch: Option<BatchPolicy>,
-    /// Join a queue group (work queue): each message goes to exactly one member.
+    /// Join a work queue: each message goes to exactly one member.
     pub group: Option<GroupOptions>,
 }
 
@@ -143,7 +146,8 @@ impl Default for SubscribeOptions {
     }
 }
 
-/// Queue-group membership. Subscriptions with the same group name and pattern share one stream.
+/// Work-queue membership. Subscriptions with the same group name and pattern are the members of
+/// one work queue.
 /// The retry policy, `max_queue` and `overflow` belong to the group: the first member sets them,
 /// and a later member that names different ones is refused with `INVALID_OPTION`. A member's
 /// `timeout` is its acknowledgement deadline: a delivery not settled by then counts as failed and
@@ -304,9 +308,9 @@ pub struct Unreported<P> {
 enum Kind<P> {
     Plain(SubQueue<P>),
     Batch(BatchQueue<P>),
-    /// A queue group's stream: routed like a subscription, delivered to its members.
+    /// A work queue: routed like a subscription, delivered to its members.
     Group(Box<WorkQueue<P, SubId>>),
-    /// A member of a queue group: not routed; it claims from its group.
+    /// A member of a work queue: not routed; it claims from its work queue.
     Member(SubId),
 }
 
@@ -457,7 +461,7 @@ struct Scheduled<P> {
 pub struct Remaining<P> {
     /// The message.
     pub message: Message<P>,
-    /// Its queue group (`None` for a delayed message not routed yet).
+    /// Its work queue's name (`None` for a delayed message not routed yet).
     pub group: Option<Rc<str>>,
     /// `pending` (no member left to take it), `failed` (waiting for a retry) or `delayed`.
     pub state: JobState,
@@ -510,7 +514,7 @@ pub struct Broker<P> {
     closed: bool,
     waiting: bool,
     scratch: Vec<SubId>,
-    /// Queue groups by (name, pattern).
+    /// Work queues by (group name, pattern).
     groups: HashMap<(Rc<str>, Rc<str>), SubId>,
     /// Dead letters to publish, each with the member to report its failure as when no driver
     /// reported it at delivery time (see [`Broker::take_dead`]).

@@ -167,7 +167,7 @@ impl<P: Clone> Broker<P> {
         self.admit(&subs, n, size, PublishMode::Now).map(|_| ())
     }
 
-    /// The queue group a waiting publish on `handle` waits for: the first full `wait` group it
+    /// The work queue a waiting publish on `handle` waits for: the first full `wait` one it
     /// reaches, if any (for the close summary).
     pub fn waiting_on(&mut self, handle: TopicHandle) -> Option<Rc<str>> {
         let subs = self.route(handle).ok()?;

@@ -1,4 +1,4 @@
-//! Subscribing and unsubscribing: plain subscriptions, batch subscriptions, queue groups and their members.
+//! Subscribing and unsubscribing: plain subscriptions, batch subscriptions, work queues and their members.
 
 use super::*;
 
@@ -132,8 +132,8 @@ impl<P: Clone> Broker<P> {
             }
             None => {
                 if options.max_queue.unwrap_or(self.config.max_queue) == 0 {
-                    // A work queue keeps every message in its stream until it is acknowledged.
-                    return Err(zero_queue("a queue group", options.max_queue.is_none()));
+                    // A work queue keeps every message until it is acknowledged.
+                    return Err(zero_queue("a work queue", options.max_queue.is_none()));
                 }
                 let wq = WorkQueue::new(
                     key.0.clone(),
@@ -302,7 +302,7 @@ impl<P: Clone> Broker<P> {
         true
     }
 
-    /// Whether the subscription is a queue-group member.
+    /// Whether the subscription is a work-queue member.
     pub fn is_member(&self, id: SubId) -> bool {
         matches!(
             self.subs.get(id.index, id.gen),

@@ -130,7 +130,7 @@ impl<P: Clone> Broker<P> {
     }
 
     /// The message of the `HANDLER_TIMEOUT` error every driver reports when a delivery of `sub`
-    /// times out (and a dead letter carries): `not acknowledged within 50 ms` for a queue-group
+    /// times out (and a dead letter carries): `not acknowledged within 50 ms` for a work-queue
     /// member, `handler did not settle within 50 ms` otherwise.
     pub fn timeout_message(&self, sub: SubId) -> String {
         let (ms, member) = self.subs.get(sub.index, sub.gen).map_or((0.0, false), |s| {

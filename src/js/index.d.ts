@@ -101,12 +101,12 @@ export interface BatchSubscribeOptions extends SubscribeOptions {
 }
 
 /**
- * Joins a queue group (work queue): subscriptions sharing `group` and pattern share one stream and
+ * Joins the work queue named `group`: subscriptions sharing `group` and pattern are its members and
  * each message goes to exactly one member, round-robin among members with free capacity. A
  * handler that returns (or resolves) acknowledges; one that throws, rejects or misses
  * `ackTimeoutMs` is retried with exponential backoff plus jitter, up to `maxAttempts`, then the
  * message is published on `$dead.<group>` (see {@link DeadLetter}). `maxAttempts`, `backoff`,
- * `maxQueue` and `overflow` belong to the group: the first member sets them and later members must
+ * `maxQueue` and `overflow` belong to the work queue: the first member sets them and later members must
  * agree (or leave them out).
  */
 export interface GroupSubscribeOptions {
@@ -218,11 +218,11 @@ export interface DeliveryCounts {
 export interface SubscriptionStats extends DeliveryCounts {
   id: number;
   pattern: string;
-  /** Its queue group, for a work-queue member. */
+  /** Its work queue's name, for a work-queue member. */
   group?: string;
 }
 
-/** Statistics of one queue group (work queue). */
+/** Statistics of one work queue. */
 export interface GroupStats {
   name: string;
   pattern: string;
@@ -271,7 +271,7 @@ export interface DeadLetter<T = unknown> {
 export interface CloseSummary {
   remaining: {
     message: Message;
-    /** Its queue group; undefined for a delayed message not routed yet. */
+    /** Its work queue's name; undefined for a delayed message not routed yet. */
     group?: string;
     /** 'delayed', 'pending' (its group has no member left) or 'failed' (waiting for a retry). */
     state: JobState;
@@ -288,7 +288,7 @@ export interface BusStats extends DeliveryCounts {
   perSubscription: SubscriptionStats[];
   /** Messages published with a notBefore still in the future. */
   delayed: number;
-  /** Queue groups (work queues), in creation order. */
+  /** Work queues, in creation order. */
   groups: GroupStats[];
 }
 
@@ -306,7 +306,7 @@ export class Subscription {
   readonly id: number;
   readonly pattern: string;
   readonly active: boolean;
-  /** Its queue group (work queue), if any. */
+  /** Its work queue's name, if any. */
   readonly group: string | undefined;
   /** Stops every delivery not yet started. Returns false when already unsubscribed. */
   unsubscribe(): boolean;

@@ -13,7 +13,7 @@
 //! | idle | `4, sub index, sub gen` |
 //! | room | `5` |
 //! | release | `6, slot` |
-//! | claimed (queue-group member) | `7, delivery index, delivery gen, sub index, sub gen, final, n, (slot, attempt) × n` |
+//! | claimed (work-queue member) | `7, delivery index, delivery gen, sub index, sub gen, final, n, (slot, attempt) × n` |
 //! | dead letters | `8` (take them with [`WasmBroker::take_dead`]) |
 //! | failures to report | `9` (take them with [`WasmBroker::take_failed`]) |
 //! | retired | `10` (an unsubscribed subscription's final statistics: [`WasmBroker::take_retired`]) |
@@ -32,9 +32,9 @@ use crate::broker::{
 };
 use crate::clock::ms_to_micros;
 use crate::dedupe::DedupeWindow;
-use crate::groups::{Retention, RetryPolicy};
 use crate::message::Outgoing;
 use crate::queue::Overflow;
+use crate::work_queue::{Retention, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -337,7 +337,7 @@ impl WasmBroker {
     /// three are the cached routes this subscription changed (the driver drops those, and only
     /// those). `options` is `undefined` (every default) or one object, already validated by the
     /// JavaScript layer and copied at its call ([`SubscribeArgs`]); what it leaves out takes the
-    /// bus defaults. With a `group`, the subscription joins that queue group: `batch` is then its
+    /// bus defaults. With a `group`, the subscription joins that work queue: `batch` is then its
     /// batch claim, `timeoutMs` its acknowledgement deadline, and `maxAttempts`/`backoff` the
     /// group's retry policy.
     pub fn subscribe(&mut self, pattern: &str, options: JsValue) -> Result<Vec<f64>, JsValue> {

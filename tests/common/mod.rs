@@ -1,4 +1,4 @@
-//! Helpers shared by the behaviour suites (`tests/bus.rs`, `tests/groups.rs`).
+//! Helpers shared by the behaviour suites (`tests/bus.rs`, `tests/work_queues.rs`).
 #![allow(dead_code)]
 
 use edgebus::{Bus, BusOptions, ManualClock};

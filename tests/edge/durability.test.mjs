@@ -1,4 +1,4 @@
-// Durability of work queues against `wrangler dev --persist-to`: messages for a queue group are
+// Durability of work queues against `wrangler dev --persist-to`: messages for a work queue are
 // stored before the publisher is answered and deleted when acknowledged; the server's whole process
 // group is killed with SIGKILL in the middle of a group stream and started again, and every message
 // is delivered and acknowledged.

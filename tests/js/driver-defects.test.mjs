@@ -337,7 +337,7 @@ test('publishBatch under reject: QUEUE_FULL with nothing delivered', async () =>
 
 // ----- 8. maxQueue 0 where it cannot work ---------------------------------------------------------
 
-test('maxQueue 0 is refused for batch subscriptions and queue groups', () => {
+test('maxQueue 0 is refused for batch subscriptions and work queues', () => {
   const bus = new Bus();
   throwsCode(() => bus.subscribe('b', () => {}, { batch: true, maxQueue: 0 }), 'INVALID_OPTION', /maxQueue/);
   throwsCode(() => bus.subscribe('q', () => {}, { group: 'g', maxQueue: 0 }), 'INVALID_OPTION', /maxQueue/);

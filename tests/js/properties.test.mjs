@@ -349,14 +349,14 @@ async function runOne({ groups: groupSpecs, ops }) {
         if (waiting) break;
         const g = groups[op.group];
         if (g.options.maxQueue === 0) {
-          // A queue group's messages wait in its queue: maxQueue 0 cannot work and is refused.
+          // A work queue's messages wait in it: maxQueue 0 cannot work and is refused.
           let refused;
           try {
             bus.subscribe(g.pattern, () => {}, { ...g.options, concurrency: op.concurrency });
           } catch (e) {
             refused = e;
           }
-          if (refused === undefined) throw new Failure(`${where}: a queue group with maxQueue 0 was accepted`);
+          if (refused === undefined) throw new Failure(`${where}: a work queue with maxQueue 0 was accepted`);
           assertCoded(refused, where);
           if (refused.code !== 'INVALID_OPTION') throw new Failure(`${where}: maxQueue 0 refused with ${refused.code}`);
           break;

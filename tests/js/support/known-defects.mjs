@@ -17,7 +17,7 @@ export const KNOWN_DEFECTS = {
   // when only retrying messages fill the stream) is not in the group's `published` and unknown to
   // status(). While set, bounded groups use only `reject` and `wait`. Fixed.
   groupDropUncounted: false,
-  // issue 10, defect 8: maxQueue 0 is accepted for a queue group, which then refuses every
+  // issue 10, defect 8: maxQueue 0 is accepted for a work queue, which then refuses every
   // message (and under `wait` hangs publishAsync, drain and close). While set, groups get ≥ 1.
   maxQueueZero: false,
   // issue 10, defect 3: publishAsync keeps the caller's options object and reads it again on

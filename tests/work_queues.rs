@@ -1,4 +1,4 @@
-//! Work queues (queue groups): one suite, run natively (`cargo test`) and as WebAssembly under
+//! Work queues: one suite, run natively (`cargo test`) and as WebAssembly under
 //! `wasm-bindgen-test` in Node and in headless Chromium. Time is virtual (`ManualClock`).
 
 #[cfg(target_arch = "wasm32")]

@@ -1,5 +1,5 @@
-//! Work queues (queue groups): subscriptions that share a group name and a pattern share one
-//! stream, and each message goes to exactly one member.
+//! Work queues: subscriptions that name the same group and pattern are the members of one work
+//! queue, and each message goes to exactly one member.
 //!
 //! A [`WorkQueue`] holds the group's jobs and decides who gets what; the broker owns the timers
 //! and the deliveries. A job is *ready* (waiting for a member), *parked* (behind an earlier job
@@ -25,7 +25,7 @@ use hashbrown::HashMap;
 use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
-/// Retry policy of a group. Times are in microseconds.
+/// Retry policy of a work queue. Times are in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Tries per message before it goes to `$dead.<group>` (default 5; 1 means no retry).
@@ -249,7 +249,7 @@ pub(crate) enum Settled {
     Dead,
 }
 
-/// One group's stream.
+/// One work queue: its messages (jobs), members, counters and status window.
 #[derive(Debug)]
 pub(crate) struct WorkQueue<P, S> {
     name: Rc<str>,

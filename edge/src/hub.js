@@ -73,6 +73,7 @@ export class Hub extends DurableObject {
     this.countsDirty = false;        // counters changed but not yet written (_countsSoon)
     this.countsTimer = undefined;
     this.sending = undefined;        // frames made ready, sent together after their count is written (_sendFrames)
+    this.lastFrame = undefined;      // { entries, frame }: the last frame made while `sending` (shared by equal outboxes)
     this.idSeq = 0;
     this.seenCount = new Map();      // namespace → rows of `seen`, counted on first use after a wake
     this.alarmAt = undefined;        // the scheduled alarm (stream limits and idle deletion)
@@ -789,20 +790,29 @@ export class Hub extends DurableObject {
       this._expire(c);
       return;
     }
-    const json = this.jsonCache ?? (this.jsonCache = new WeakMap());
-    const parts = new Array(entries.length);
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      let j = json.get(e.env);
-      if (j === undefined) {
-        j = JSON.stringify(visible(e.env));
-        json.set(e.env, j);
-      }
-      parts[i] = e.d === undefined ? `[${JSON.stringify(e.subs)},${j}]` : `[${JSON.stringify(e.subs)},${j},"${e.d}",${e.a}]`;
-    }
     const dropped = c.droppedSinceFrame ? `,"dropped":${c.droppedSinceFrame}` : '';
     c.droppedSinceFrame = 0;
-    const frame = `{"t":"msg","m":[${parts.join(',')}]${dropped}}`;
+    let frame;
+    // Subscribers of the same topics get the same messages in the same order: the frame made for
+    // the previous connection is this one's too when the entries are the same (the common fan-out).
+    const prev = this.lastFrame;
+    if (dropped === '' && prev !== undefined && sameEntries(prev.entries, entries)) {
+      frame = prev.frame;
+    } else {
+      const json = this.jsonCache ?? (this.jsonCache = new WeakMap());
+      const parts = new Array(entries.length);
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i];
+        let j = json.get(e.env);
+        if (j === undefined) {
+          j = JSON.stringify(visible(e.env));
+          json.set(e.env, j);
+        }
+        parts[i] = e.d === undefined ? `[${JSON.stringify(e.subs)},${j}]` : `[${JSON.stringify(e.subs)},${j},"${e.d}",${e.a}]`;
+      }
+      frame = `{"t":"msg","m":[${parts.join(',')}]${dropped}}`;
+      this.lastFrame = dropped === '' ? { entries, frame } : undefined;
+    }
     // Counted before it leaves, so the stored counters never trail what clients received.
     this._count(c.ns, 'frames');
     this._count(c.ns, 'delivered', entries.length);
@@ -819,6 +829,7 @@ export class Hub extends DurableObject {
   _sendFrames() {
     const frames = this.sending;
     this.sending = undefined;
+    this.lastFrame = undefined;
     if (frames === undefined || frames.length === 0) return;
     this._countsChanged();
     for (const [c, frame, n] of frames) this._sendFrame(c, frame, n);
@@ -988,6 +999,18 @@ export class Hub extends DurableObject {
       dead: this.streams.dead, deadPending: this.deadOutbox.size, deadNotPublished: this.streams.deadNotPublished,
     };
   }
+}
+
+/** Whether two outboxes make the same frame: the same messages, subscription ids, no work-queue delivery. */
+function sameEntries(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x.env !== y.env || x.d !== undefined || y.d !== undefined || x.subs.length !== y.subs.length) return false;
+    for (let k = 0; k < x.subs.length; k++) if (x.subs[k] !== y.subs[k]) return false;
+  }
+  return true;
 }
 
 function splitOnce(s, sep) {

@@ -774,6 +774,7 @@ export class Hub extends DurableObject {
         for (const d of this.dirty) this._flushConn(d);
         this.dirty.clear();
         this._sendFrames();
+        this._countsBeforeSend(); // when no frame left (closed connections), counts of _countsSoon still are
       };
       // 0 (the default) is adaptive: the next macrotask, so input already queued (other frames,
       // forwards) shares the frame and frames grow with the backlog, without a fixed wait.
@@ -884,7 +885,8 @@ export class Hub extends DurableObject {
    * work-queue stream): written before the first thing that reflects them leaves (a frame, a
    * reply, a forward to another hub, a /stats answer: `_countsBeforeSend`, in the same turn as the
    * send, so the output gate holds it until they are stored), or on the next macrotask at the
-   * latest. A crash before then loses only counts of messages nobody received nor was answered
+   * latest (with the pending flush, if there is one: its frames and these counts in one write).
+   * A crash before then loses only counts of messages nobody received nor was answered
    * about. Written at once instead, each publish frame of a backlog was its own storage commit,
    * which held a hub's intake near 1,000 frames per second on local workerd whatever the frames
    * out; now the frames queued for the hub are handled first and their counts are one write.
@@ -894,7 +896,8 @@ export class Hub extends DurableObject {
     if (this.countsTimer !== undefined) return;
     this.countsTimer = setTimeout(() => {
       this.countsTimer = undefined;
-      this._countsBeforeSend();
+      // A pending flush writes them with its frames (one write, one commit, for both).
+      if (this.flushTimer === undefined) this._countsBeforeSend();
     }, 0);
   }
 

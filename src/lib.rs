@@ -25,6 +25,7 @@
 mod batch;
 mod broker;
 mod bus;
+mod children;
 mod clock;
 mod dedupe;
 mod error;
@@ -46,7 +47,7 @@ mod wasm;
 pub use batch::BatchPolicy;
 pub use broker::{
     Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, GroupOptions, Items, PublishMode,
-    Published, Remaining, SubId, SubscribeOptions, TopicHandle, Unreported,
+    Published, Remaining, Retired, SubId, SubscribeOptions, TopicHandle, Unreported,
 };
 pub use bus::{
     Batcher, Bus, BusOptions, ErrorReport, HandlerError, HandlerResult, PublishOptions,

@@ -49,12 +49,30 @@ impl Overflow {
 /// Waiting messages of one subscription.
 #[derive(Debug)]
 pub(crate) struct SubQueue<P> {
+    /// Allocated when a message first waits: a subscription its driver serves directly (most
+    /// of them) never needs it.
+    waiting: Option<Box<Waiting<P>>>,
+    keyed: bool,
+}
+
+#[derive(Debug)]
+struct Waiting<P> {
     /// Messages free to start, in publish order (sorted by sequence).
     ready: VecDeque<Message<P>>,
-    /// Keys with a message started or ready; the value holds that key's later messages.
+    /// Keys with a message started or ready; the value holds that key's later messages (only
+    /// for a keyed queue).
     lanes: HashMap<Rc<str>, VecDeque<Message<P>>>,
     len: usize,
-    keyed: bool,
+}
+
+impl<P> Default for Waiting<P> {
+    fn default() -> Self {
+        Waiting {
+            ready: VecDeque::new(),
+            lanes: HashMap::new(),
+            len: 0,
+        }
+    }
 }
 
 impl<P> SubQueue<P> {
@@ -62,34 +80,38 @@ impl<P> SubQueue<P> {
     /// at once).
     pub(crate) fn new(keyed: bool) -> Self {
         SubQueue {
-            ready: VecDeque::new(),
-            lanes: HashMap::new(),
-            len: 0,
+            waiting: None,
             keyed,
         }
     }
 
+    fn waiting(&mut self) -> &mut Waiting<P> {
+        self.waiting.get_or_insert_with(Box::default)
+    }
+
     /// Messages waiting (ready and parked).
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.waiting.as_ref().map_or(0, |w| w.len)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     pub(crate) fn push(&mut self, msg: Message<P>) {
-        self.len += 1;
-        match (&msg.key, self.keyed) {
+        let keyed = self.keyed;
+        let w = self.waiting();
+        w.len += 1;
+        match (&msg.key, keyed) {
             (Some(key), true) => {
-                if let Some(lane) = self.lanes.get_mut(&**key) {
+                if let Some(lane) = w.lanes.get_mut(&**key) {
                     lane.push_back(msg);
                 } else {
-                    self.lanes.insert(key.clone(), VecDeque::new());
-                    self.ready.push_back(msg);
+                    w.lanes.insert(key.clone(), VecDeque::new());
+                    w.ready.push_back(msg);
                 }
             }
-            _ => self.ready.push_back(msg),
+            _ => w.ready.push_back(msg),
         }
     }
 
@@ -97,8 +119,9 @@ impl<P> SubQueue<P> {
     /// the driver called directly), so later messages of the key wait for it.
     pub(crate) fn activate(&mut self, key: Option<&Rc<str>>) {
         if let (Some(key), true) = (key, self.keyed) {
-            if !self.lanes.contains_key(&**key) {
-                self.lanes.insert(key.clone(), VecDeque::new());
+            let w = self.waiting();
+            if !w.lanes.contains_key(&**key) {
+                w.lanes.insert(key.clone(), VecDeque::new());
             }
         }
     }
@@ -106,42 +129,45 @@ impl<P> SubQueue<P> {
     /// Puts back a message that was taken to start but did not: it is the oldest waiting, and
     /// its key is still marked busy by it.
     pub(crate) fn push_front(&mut self, msg: Message<P>) {
-        self.len += 1;
-        self.ready.push_front(msg);
+        let w = self.waiting();
+        w.len += 1;
+        w.ready.push_front(msg);
     }
 
     /// Takes the next message free to start. Its key stays busy until [`SubQueue::release`].
     pub(crate) fn pop(&mut self) -> Option<Message<P>> {
-        let msg = self.ready.pop_front()?;
-        self.len -= 1;
+        let w = self.waiting.as_mut()?;
+        let msg = w.ready.pop_front()?;
+        w.len -= 1;
         Some(msg)
     }
 
     /// A message of `key` finished (or was dropped before starting): the key's next message, if
     /// any, becomes free to start, in sequence order among the others.
     pub(crate) fn release(&mut self, key: Option<&Rc<str>>) {
-        let Some(key) = key.filter(|_| self.keyed) else {
+        let (Some(key), true, Some(w)) = (key, self.keyed, self.waiting.as_mut()) else {
             return;
         };
-        let next = match self.lanes.get_mut(&**key) {
+        let next = match w.lanes.get_mut(&**key) {
             Some(lane) => lane.pop_front(),
             None => return,
         };
         match next {
             Some(msg) => {
-                let at = self.ready.partition_point(|m| m.seq < msg.seq);
-                self.ready.insert(at, msg);
+                let at = w.ready.partition_point(|m| m.seq < msg.seq);
+                w.ready.insert(at, msg);
             }
             None => {
-                self.lanes.remove(&**key);
+                w.lanes.remove(&**key);
             }
         }
     }
 
     /// Removes the oldest waiting message (lowest sequence), ready or parked.
     pub(crate) fn drop_oldest(&mut self) -> Option<Message<P>> {
-        let ready_seq = self.ready.front().map(|m| m.seq);
-        let parked = self
+        let w = self.waiting.as_ref()?;
+        let ready_seq = w.ready.front().map(|m| m.seq);
+        let parked = w
             .lanes
             .iter()
             .filter_map(|(k, lane)| lane.front().map(|m| (m.seq, k.clone())))
@@ -160,18 +186,15 @@ impl<P> SubQueue<P> {
     }
 
     fn take_parked(&mut self, key: &Rc<str>) -> Option<Message<P>> {
-        let msg = self.lanes.get_mut(&**key)?.pop_front()?;
-        self.len -= 1;
+        let w = self.waiting.as_mut()?;
+        let msg = w.lanes.get_mut(&**key)?.pop_front()?;
+        w.len -= 1;
         Some(msg)
     }
 
     /// Empties the queue, returning how many messages were waiting.
     pub(crate) fn clear(&mut self) -> usize {
-        let n = self.len;
-        self.ready.clear();
-        self.lanes.clear();
-        self.len = 0;
-        n
+        self.waiting.take().map_or(0, |w| w.len)
     }
 }
 

@@ -1,16 +1,12 @@
 //! Subscription trie: finds every subscriber whose pattern matches a topic.
 //!
-//! Memory follows the subscriptions: a node's literal children sit in a small vector, scanned
-//! linearly, until there are more than [`FEW`]; only then in a hash map. Most nodes of a topic tree
-//! have one child (`orders.<id>.created`), and a hash map's smallest table holds four inline nodes.
-//! Value lists start with room for one value.
+//! Memory follows the subscriptions: a node's literal children sit in a small, exactly sized
+//! slice, scanned linearly, until there are more than `children::FEW`; only then in a hash map
+//! (see `children`). Most nodes of a topic tree have one child (`orders.<id>.created`), and a hash
+//! map's smallest table holds four entries. Value lists are exactly sized too.
 
-use hashbrown::HashMap;
-
-use crate::topic::{is_reserved, Pattern, PatternToken};
-
-/// Literal children kept in a vector up to this many; a map above it.
-const FEW: usize = 8;
+use crate::children::{push_exact, swap_remove_exact, Children};
+use crate::topic::{is_reserved, Pattern, PatternToken, PatternTokens};
 
 /// Maps patterns to values (e.g. subscription ids) and finds the values
 /// whose pattern matches a topic.
@@ -24,139 +20,65 @@ pub struct Router<V> {
 
 #[derive(Debug)]
 struct Node<V> {
-    literals: Literals<V>,
-    star: Option<Box<Node<V>>>,
-    /// Values of patterns whose '>' sits right below this node.
-    rest: Vec<V>,
+    literals: Children<Node<V>>,
     /// Values of patterns that end exactly at this node.
-    exact: Vec<V>,
+    exact: Box<[V]>,
+    /// Its wildcards, boxed: most nodes (a topic tree's literal levels) have none.
+    wild: Option<Box<Wild<V>>>,
 }
 
-/// A node's children by literal token.
 #[derive(Debug)]
-enum Literals<V> {
-    /// Up to [`FEW`] children, found by a linear scan.
-    Few(Vec<(Box<str>, Node<V>)>),
-    /// More than [`FEW`] / 2 children (it returns to `Few` below that, so removal frees it).
-    Many(Box<HashMap<Box<str>, Node<V>>>),
-}
-
-impl<V> Literals<V> {
-    fn get(&self, token: &str) -> Option<&Node<V>> {
-        match self {
-            Literals::Few(few) => few.iter().find(|(k, _)| **k == *token).map(|(_, n)| n),
-            Literals::Many(many) => many.get(token),
-        }
-    }
-
-    fn get_mut(&mut self, token: &str) -> Option<&mut Node<V>> {
-        match self {
-            Literals::Few(few) => few.iter_mut().find(|(k, _)| **k == *token).map(|(_, n)| n),
-            Literals::Many(many) => many.get_mut(token),
-        }
-    }
-
-    /// The child for `token`, created when missing.
-    fn get_or_insert(&mut self, token: &str) -> &mut Node<V> {
-        if let Literals::Few(few) = self {
-            if few.len() >= FEW && !few.iter().any(|(k, _)| **k == *token) {
-                let map: HashMap<Box<str>, Node<V>> = std::mem::take(few).into_iter().collect();
-                *self = Literals::Many(Box::new(map));
-            }
-        }
-        match self {
-            Literals::Few(few) => {
-                let at = match few.iter().position(|(k, _)| **k == *token) {
-                    Some(at) => at,
-                    None => {
-                        grow_by_one(few);
-                        few.push((token.into(), Node::new()));
-                        few.len() - 1
-                    }
-                };
-                &mut few[at].1
-            }
-            Literals::Many(many) => {
-                if !many.contains_key(token) {
-                    many.insert(token.into(), Node::new());
-                }
-                many.get_mut(token)
-                    .expect("the child was inserted just above")
-            }
-        }
-    }
-
-    fn remove(&mut self, token: &str) {
-        match self {
-            Literals::Few(few) => {
-                if let Some(at) = few.iter().position(|(k, _)| **k == *token) {
-                    few.swap_remove(at);
-                    if few.is_empty() {
-                        *few = Vec::new();
-                    }
-                }
-            }
-            Literals::Many(many) => {
-                many.remove(token);
-                if many.len() <= FEW / 2 {
-                    let mut few = Vec::with_capacity(many.len());
-                    few.extend(many.drain());
-                    *self = Literals::Few(few);
-                }
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Literals::Few(few) => few.is_empty(),
-            Literals::Many(many) => many.is_empty(),
-        }
-    }
-
-    #[cfg(test)]
-    fn nodes(&self) -> Vec<&Node<V>> {
-        match self {
-            Literals::Few(few) => few.iter().map(|(_, n)| n).collect(),
-            Literals::Many(many) => many.values().collect(),
-        }
-    }
-}
-
-/// Makes room for one more element: exactly one for the first, doubling after (a vector's first
-/// push would otherwise reserve four).
-fn grow_by_one<T>(v: &mut Vec<T>) {
-    if v.capacity() == 0 {
-        v.reserve_exact(1);
-    }
+struct Wild<V> {
+    star: Option<Node<V>>,
+    /// Values of patterns whose '>' sits right below the node.
+    rest: Box<[V]>,
 }
 
 impl<V> Node<V> {
     fn new() -> Self {
         Node {
-            literals: Literals::Few(Vec::new()),
-            star: None,
-            rest: Vec::new(),
-            exact: Vec::new(),
+            literals: Children::default(),
+            exact: Box::default(),
+            wild: None,
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.literals.is_empty()
-            && self.star.is_none()
-            && self.rest.is_empty()
-            && self.exact.is_empty()
+        self.literals.is_empty() && self.exact.is_empty() && self.wild.is_none()
+    }
+
+    fn star(&self) -> Option<&Node<V>> {
+        self.wild.as_ref()?.star.as_ref()
+    }
+
+    fn rest(&self) -> &[V] {
+        self.wild.as_ref().map_or(&[], |w| &w.rest)
+    }
+
+    fn wild_mut(&mut self) -> &mut Wild<V> {
+        self.wild.get_or_insert_with(|| {
+            Box::new(Wild {
+                star: None,
+                rest: Box::default(),
+            })
+        })
+    }
+
+    /// Drops the wildcard part once it holds nothing, so memory follows the subscriptions.
+    fn prune_wild(&mut self) {
+        if self
+            .wild
+            .as_ref()
+            .is_some_and(|w| w.star.is_none() && w.rest.is_empty())
+        {
+            self.wild = None;
+        }
     }
 
     #[cfg(test)]
     fn count_below(&self) -> usize {
-        let literal_nodes: usize = self
-            .literals
-            .nodes()
-            .into_iter()
-            .map(|n| 1 + n.count_below())
-            .sum();
-        let star_nodes = self.star.as_ref().map_or(0, |n| 1 + n.count_below());
+        let literal_nodes: usize = self.literals.iter().map(|(_, n)| 1 + n.count_below()).sum();
+        let star_nodes = self.star().map_or(0, |n| 1 + n.count_below());
         literal_nodes + star_nodes
     }
 }
@@ -181,19 +103,19 @@ impl<V: Copy + Eq> Router<V> {
         let mut node = &mut self.root;
         for token in pattern.tokens() {
             node = match token {
-                PatternToken::Literal(literal) => node.literals.get_or_insert(literal),
-                PatternToken::Star => node.star.get_or_insert_with(|| Box::new(Node::new())),
+                PatternToken::Literal(literal) => {
+                    node.literals.get_or_insert_with(literal, Node::new)
+                }
+                PatternToken::Star => node.wild_mut().star.get_or_insert_with(Node::new),
                 PatternToken::Rest => {
                     // Pattern::parse guarantees '>' is the last token.
-                    grow_by_one(&mut node.rest);
-                    node.rest.push(value);
+                    push_exact(&mut node.wild_mut().rest, value);
                     self.len += 1;
                     return;
                 }
             };
         }
-        grow_by_one(&mut node.exact);
-        node.exact.push(value);
+        push_exact(&mut node.exact, value);
         self.len += 1;
     }
 
@@ -211,8 +133,8 @@ impl<V: Copy + Eq> Router<V> {
         let (first, rest) = split_level(topic);
         // Reserved topics are reachable only through a literal first token.
         if !is_reserved(first) {
-            out.extend_from_slice(&self.root.rest);
-            if let Some(star) = &self.root.star {
+            out.extend_from_slice(self.root.rest());
+            if let Some(star) = self.root.star() {
                 collect(star, rest, out);
             }
         }
@@ -252,29 +174,39 @@ fn collect<V: Copy>(node: &Node<V>, remaining: Option<&str>, out: &mut Vec<V>) {
         return;
     };
     let (level, rest) = split_level(remaining);
-    out.extend_from_slice(&node.rest);
+    out.extend_from_slice(node.rest());
     if let Some(child) = node.literals.get(level) {
         collect(child, rest, out);
     }
-    if let Some(star) = &node.star {
+    if let Some(star) = node.star() {
         collect(star, rest, out);
     }
 }
 
 /// Recursion depth is bounded by the pattern's token count (at most 256).
-fn remove_below<V: Eq>(node: &mut Node<V>, tokens: &[PatternToken], value: V) -> bool {
-    let Some((token, below)) = tokens.split_first() else {
+fn remove_below<V: Eq>(node: &mut Node<V>, mut below: PatternTokens<'_>, value: V) -> bool {
+    let Some(token) = below.next() else {
         return remove_value(&mut node.exact, value);
     };
     match token {
-        PatternToken::Rest => remove_value(&mut node.rest, value),
+        PatternToken::Rest => {
+            let Some(wild) = node.wild.as_deref_mut() else {
+                return false;
+            };
+            let removed = remove_value(&mut wild.rest, value);
+            node.prune_wild();
+            removed
+        }
         PatternToken::Star => {
-            let Some(star) = node.star.as_deref_mut() else {
+            let Some(star) = node.wild.as_deref_mut().and_then(|w| w.star.as_mut()) else {
                 return false;
             };
             let removed = remove_below(star, below, value);
             if star.is_empty() {
-                node.star = None;
+                if let Some(w) = node.wild.as_deref_mut() {
+                    w.star = None;
+                }
+                node.prune_wild();
             }
             removed
         }
@@ -291,13 +223,10 @@ fn remove_below<V: Eq>(node: &mut Node<V>, tokens: &[PatternToken], value: V) ->
     }
 }
 
-fn remove_value<V: Eq>(values: &mut Vec<V>, value: V) -> bool {
+fn remove_value<V: Eq>(values: &mut Box<[V]>, value: V) -> bool {
     match values.iter().position(|v| *v == value) {
         Some(at) => {
-            values.swap_remove(at);
-            if values.is_empty() {
-                *values = Vec::new();
-            }
+            swap_remove_exact(values, at);
             true
         }
         None => false,
@@ -319,6 +248,42 @@ mod tests {
         router.matches(topic, &mut out);
         out.sort_unstable();
         out
+    }
+
+    #[test]
+    fn literal_children_match_by_every_byte() {
+        // Short tokens are compared without memcmp: same length, differing at either end or
+        // in the middle, up to and past 8 bytes.
+        let tokens = [
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "abcdefgh",
+            "abcdefgX",
+            "Xbcdefgh",
+            "abcXefgh",
+            "abcdefghi",
+            "abcdefghX",
+            "é",
+            "e\u{301}",
+        ];
+        // Six children a parent: the small vector, scanned (not the map).
+        let topic = |i: usize, t: &str| format!("x{}.{t}", i / 6);
+        let mut router = Router::new();
+        for (value, t) in tokens.iter().enumerate() {
+            router.insert(&pattern(&topic(value, t)), value as u32);
+        }
+        for (value, t) in tokens.iter().enumerate() {
+            assert_eq!(
+                matched(&router, &topic(value, t)),
+                vec![value as u32],
+                "{t}"
+            );
+        }
+        assert!(matched(&router, "x0.abcdefg").is_empty());
+        assert!(matched(&router, "x0.abcdefgx").is_empty());
+        assert!(matched(&router, "x1.c").is_empty());
     }
 
     fn sample_router() -> Router<u32> {
@@ -408,9 +373,34 @@ mod tests {
     }
 
     #[test]
+    fn wildcard_parts_are_made_when_needed_and_dropped_when_empty() {
+        let mut router = Router::new();
+        router.insert(&pattern("a.b"), 1);
+        assert!(router.root.wild.is_none());
+        assert!(router.root.literals.get("a").unwrap().wild.is_none());
+        router.insert(&pattern(">"), 2);
+        router.insert(&pattern("a.*"), 3);
+        router.insert(&pattern("*.b"), 4);
+        assert_eq!(matched(&router, "a.b"), vec![1, 2, 3, 4]);
+        assert!(router.remove(&pattern(">"), 2));
+        assert!(
+            router.root.wild.is_some(),
+            "`*.b` still needs the root's star"
+        );
+        assert!(router.remove(&pattern("*.b"), 4));
+        assert!(router.root.wild.is_none());
+        assert!(router.remove(&pattern("a.*"), 3));
+        assert!(!router.remove(&pattern("a.*"), 3));
+        assert!(!router.remove(&pattern("a.>"), 3));
+        assert!(router.root.literals.get("a").unwrap().wild.is_none());
+        assert_eq!(matched(&router, "a.b"), vec![1]);
+        assert_eq!(router.node_count(), 2);
+    }
+
+    #[test]
     fn a_level_with_many_children_moves_to_a_map_and_back() {
         let mut router = Router::new();
-        let n = (FEW * 3) as u32;
+        let n = (crate::children::FEW * 3) as u32;
         for i in 0..n {
             router.insert(&pattern(&format!("orders.{i}.created")), i);
             router.insert(&pattern(&format!("orders.{i}.>")), 1000 + i);
@@ -418,7 +408,7 @@ mod tests {
         router.insert(&pattern("orders.*.created"), 5000);
         assert!(matches!(
             router.root.literals.get("orders").unwrap().literals,
-            Literals::Many(_)
+            Children::Many(_)
         ));
         for i in 0..n {
             assert_eq!(
@@ -440,7 +430,7 @@ mod tests {
         }
         assert!(matches!(
             router.root.literals.get("orders").unwrap().literals,
-            Literals::Few(_)
+            Children::Few(_)
         ));
         assert!(router.remove(&pattern("orders.*.created"), 5000));
         assert_eq!(router.node_count(), 0);

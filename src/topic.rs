@@ -2,6 +2,7 @@
 //! subscription patterns, and matching a pattern against a topic.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Most tokens a topic or pattern may have.
 pub const MAX_TOKENS: usize = 256;
@@ -266,11 +267,11 @@ impl TokenScan {
     }
 }
 
-/// One token of a parsed [`Pattern`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum PatternToken {
+/// One token of a parsed [`Pattern`], borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PatternToken<'a> {
     /// Matches exactly this token.
-    Literal(Box<str>),
+    Literal(&'a str),
     /// `*`: matches any single token.
     Star,
     /// `>`: matches one or more trailing tokens.
@@ -278,27 +279,51 @@ pub enum PatternToken {
 }
 
 /// A validated subscription pattern.
+///
+/// One shared string: cloning it (a subscription's router entry, a group's key) copies no
+/// text, and its tokens are read from the text when walked instead of being stored apart.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {
-    raw: Box<str>,
-    tokens: Box<[PatternToken]>,
+    raw: Arc<str>,
+}
+
+/// The tokens of a [`Pattern`], in order (see [`Pattern::tokens`]).
+#[derive(Debug, Clone)]
+pub struct PatternTokens<'a> {
+    /// What is left to split; `None` once the last token was handed out.
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for PatternTokens<'a> {
+    type Item = PatternToken<'a>;
+
+    fn next(&mut self) -> Option<PatternToken<'a>> {
+        let rest = self.rest?;
+        // Tokens are short: a plain scan beats a general substring search here.
+        let token = match rest.bytes().position(|b| b == b'.') {
+            Some(dot) => {
+                self.rest = Some(&rest[dot + 1..]);
+                &rest[..dot]
+            }
+            None => {
+                self.rest = None;
+                rest
+            }
+        };
+        Some(match token {
+            "*" => PatternToken::Star,
+            ">" => PatternToken::Rest,
+            literal => PatternToken::Literal(literal),
+        })
+    }
 }
 
 impl Pattern {
     /// Validates and splits a pattern given to subscribe.
     pub fn parse(pattern: &str) -> Result<Pattern, TopicError> {
         scan(pattern, Subject::Pattern)?;
-        let tokens = pattern
-            .split('.')
-            .map(|token| match token {
-                "*" => PatternToken::Star,
-                ">" => PatternToken::Rest,
-                literal => PatternToken::Literal(literal.into()),
-            })
-            .collect();
         Ok(Pattern {
             raw: pattern.into(),
-            tokens,
         })
     }
 
@@ -308,25 +333,26 @@ impl Pattern {
     }
 
     /// The pattern's tokens, in order.
-    pub fn tokens(&self) -> &[PatternToken] {
-        &self.tokens
+    pub fn tokens(&self) -> PatternTokens<'_> {
+        PatternTokens {
+            rest: Some(&self.raw),
+        }
     }
 
     /// Whether the pattern holds no wildcard, so it matches exactly one topic.
     pub fn is_literal(&self) -> bool {
-        self.tokens
-            .iter()
-            .all(|token| matches!(token, PatternToken::Literal(_)))
+        // A valid pattern has `*` and `>` only as whole tokens.
+        !self.raw.bytes().any(|b| b == b'*' || b == b'>')
     }
 
     /// Matches a topic that has already been validated. Level by level, never by string prefix.
     pub fn matches(&self, topic: &str) -> bool {
-        let starts_with_wildcard = !matches!(self.tokens.first(), Some(PatternToken::Literal(_)));
+        let starts_with_wildcard = !matches!(self.tokens().next(), Some(PatternToken::Literal(_)));
         if starts_with_wildcard && is_reserved(topic) {
             return false;
         }
         let mut levels = topic.split('.');
-        for token in self.tokens.iter() {
+        for token in self.tokens() {
             match token {
                 PatternToken::Rest => return levels.next().is_some(),
                 PatternToken::Star => {
@@ -335,7 +361,7 @@ impl Pattern {
                     }
                 }
                 PatternToken::Literal(literal) => {
-                    if levels.next() != Some(&**literal) {
+                    if levels.next() != Some(literal) {
                         return false;
                     }
                 }
@@ -604,9 +630,9 @@ mod tests {
         let pattern = Pattern::parse("a.*.>").unwrap();
         assert_eq!(pattern.as_str(), "a.*.>");
         assert_eq!(
-            pattern.tokens(),
-            &[
-                PatternToken::Literal("a".into()),
+            pattern.tokens().collect::<Vec<_>>(),
+            [
+                PatternToken::Literal("a"),
                 PatternToken::Star,
                 PatternToken::Rest
             ]
@@ -614,6 +640,21 @@ mod tests {
         assert!(!pattern.is_literal());
         assert!(Pattern::parse("a.b").unwrap().is_literal());
         assert!(!Pattern::parse(">").unwrap().is_literal());
+        assert!(!Pattern::parse("a.b.*").unwrap().is_literal());
+        assert!(Pattern::parse("$errors").unwrap().is_literal());
+        let tokens = |p: &str| -> Vec<String> {
+            Pattern::parse(p)
+                .unwrap()
+                .tokens()
+                .map(|t| match t {
+                    PatternToken::Literal(l) => format!("'{l}'"),
+                    PatternToken::Star => "*".into(),
+                    PatternToken::Rest => ">".into(),
+                })
+                .collect()
+        };
+        assert_eq!(tokens("abc"), ["'abc'"]);
+        assert_eq!(tokens("x.é.*.>"), ["'x'", "'é'", "*", ">"]);
     }
 
     #[test]

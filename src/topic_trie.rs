@@ -2,9 +2,8 @@
 //! reach? A subscription change then invalidates only the cached routes it can change (its
 //! pattern's topics) instead of every cached route.
 
-use hashbrown::HashMap;
-
-use crate::topic::{is_reserved, Pattern, PatternToken};
+use crate::children::Children;
+use crate::topic::{is_reserved, Pattern, PatternToken, PatternTokens};
 
 /// Topic handles (`u32`) by topic, walkable by pattern.
 #[derive(Debug, Default)]
@@ -14,7 +13,8 @@ pub struct TopicTrie {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    /// A small vector for the usual one or few children, a map only for a wide level.
+    children: Children<Node>,
     handle: Option<u32>,
 }
 
@@ -28,13 +28,7 @@ impl TopicTrie {
     pub fn insert(&mut self, topic: &str, handle: u32) {
         let mut node = &mut self.root;
         for token in topic.split('.') {
-            if !node.children.contains_key(token) {
-                node.children.insert(token.into(), Node::default());
-            }
-            node = node
-                .children
-                .get_mut(token)
-                .expect("the child was inserted just above");
+            node = node.children.get_or_insert_with(token, Node::default);
         }
         node.handle = Some(handle);
     }
@@ -53,26 +47,26 @@ impl TopicTrie {
 }
 
 /// Recursion depth is bounded by the pattern's token count (at most 256).
-fn collect(node: &Node, tokens: &[PatternToken], first: bool, out: &mut Vec<u32>) {
-    let Some((token, rest)) = tokens.split_first() else {
+fn collect(node: &Node, mut rest: PatternTokens<'_>, first: bool, out: &mut Vec<u32>) {
+    let Some(token) = rest.next() else {
         out.extend(node.handle);
         return;
     };
     match token {
         PatternToken::Literal(literal) => {
-            if let Some(child) = node.children.get(&**literal) {
+            if let Some(child) = node.children.get(literal) {
                 collect(child, rest, false, out);
             }
         }
         PatternToken::Star => {
-            for (name, child) in &node.children {
+            for (name, child) in node.children.iter() {
                 if !(first && is_reserved(name)) {
-                    collect(child, rest, false, out);
+                    collect(child, rest.clone(), false, out);
                 }
             }
         }
         PatternToken::Rest => {
-            for (name, child) in &node.children {
+            for (name, child) in node.children.iter() {
                 if !(first && is_reserved(name)) {
                     everything_below(child, out);
                 }
@@ -84,7 +78,7 @@ fn collect(node: &Node, tokens: &[PatternToken], first: bool, out: &mut Vec<u32>
 /// The handles of `node` and of every node below it. Depth is bounded by the longest topic.
 fn everything_below(node: &Node, out: &mut Vec<u32>) {
     out.extend(node.handle);
-    for child in node.children.values() {
+    for (_, child) in node.children.iter() {
         everything_below(child, out);
     }
 }
@@ -151,5 +145,40 @@ mod tests {
         let mut got = Vec::new();
         trie.matching(&Pattern::parse(">").unwrap(), &mut got);
         assert!(got.is_empty());
+    }
+
+    #[test]
+    fn a_wide_level_is_walked_whole() {
+        // More children than a node keeps in its small vector.
+        let mut trie = TopicTrie::new();
+        let topics: Vec<String> = (0..3 * crate::children::FEW)
+            .map(|i| format!("orders.{i}.created"))
+            .collect();
+        for (h, t) in topics.iter().enumerate() {
+            trie.insert(t, h as u32);
+        }
+        trie.insert("orders.7.updated", 999);
+        for p in [
+            "orders.*.created",
+            "orders.>",
+            "orders.7.*",
+            "orders.12.created",
+            "*.*.updated",
+        ] {
+            let pattern = Pattern::parse(p).unwrap();
+            let mut got = Vec::new();
+            trie.matching(&pattern, &mut got);
+            got.sort_unstable();
+            let mut want: Vec<u32> = topics
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| pattern.matches(t))
+                .map(|(h, _)| h as u32)
+                .collect();
+            if pattern.matches("orders.7.updated") {
+                want.push(999);
+            }
+            assert_eq!(got, want, "pattern {p}");
+        }
     }
 }

@@ -50,6 +50,61 @@ fn a_topic_handle_from_an_earlier_table_is_refused_never_misrouted() {
 }
 
 #[test]
+fn resolve_known_says_whether_the_topic_was_in_the_table_already() {
+    let mut b = broker(BrokerConfig {
+        max_topics: 2,
+        ..BrokerConfig::default()
+    });
+    let (x, known) = b.resolve_known("x").unwrap();
+    assert!(!known, "first sight");
+    assert_eq!(b.resolve_known("x").unwrap(), (x, true));
+    b.resolve("y").unwrap();
+    assert_eq!(
+        b.resolve_known("x").unwrap(),
+        (x, true),
+        "not only the last one"
+    );
+    // A new table forgets every topic: known again only from the next sight.
+    let (z, known) = b.resolve_known("z").unwrap();
+    assert!(!known);
+    assert_ne!(z.generation(), x.generation());
+    let (x2, known) = b.resolve_known("x").unwrap();
+    assert!(!known, "forgotten with the old table");
+    assert_eq!(b.resolve_known("x").unwrap(), (x2, true));
+    assert_eq!(
+        b.resolve_known("a..b").unwrap_err().code(),
+        ErrorCode::InvalidTopic
+    );
+}
+
+#[test]
+fn check_id_records_a_new_id_and_counts_a_seen_one_as_a_duplicate() {
+    let mut off = broker(BrokerConfig::default());
+    assert!(
+        off.check_id("a", 0) && off.check_id("a", 0),
+        "no filter: always new"
+    );
+    assert_eq!(off.stats().duplicates, 0);
+    let mut b = broker(BrokerConfig {
+        dedupe: Some(edgebus::DedupeWindow {
+            max_ids: 2,
+            max_age: Some(1_000),
+        }),
+        ..BrokerConfig::default()
+    });
+    assert!(b.check_id("a", 0));
+    assert!(!b.check_id("a", 10));
+    assert!(b.check_id("b", 20));
+    assert!(!b.check_id("b", 30) && !b.check_id("a", 40));
+    assert_eq!(b.stats().duplicates, 3);
+    // Out of the window by count (`c` pushes `a` out), then by age.
+    assert!(b.check_id("c", 50));
+    assert!(b.check_id("a", 60));
+    assert!(b.check_id("c", 2_000), "older than max_age");
+    assert_eq!(b.stats().duplicates, 3);
+}
+
+#[test]
 fn delayed_messages_are_routed_without_starting_a_new_topic_table() {
     let mut b = broker(BrokerConfig {
         max_topics: 2,

@@ -14,23 +14,23 @@ impl<P: Clone> Broker<P> {
                         continue;
                     };
                     if !sub.live {
-                        sub.counters.cancelled += 1;
+                        sub.counted().counters.cancelled += 1;
                         self.counters.cancelled += 1;
                         self.finish(id, key.as_ref());
                         continue;
                     }
                     if msg.is_expired(now) {
-                        sub.counters.expired += 1;
+                        sub.counted().counters.expired += 1;
                         self.counters.expired += 1;
                         self.finish(id, key.as_ref());
                         continue;
                     }
                     let latency = msg.published_at.map_or(0, |t| now.saturating_sub(t));
-                    sub.latency.record(latency);
+                    sub.counted().latency.record(latency);
                     self.latency.record(latency);
-                    sub.counters.delivered += 1;
+                    sub.counted().counters.delivered += 1;
                     self.counters.delivered += 1;
-                    let timeout = sub.timeout;
+                    let timeout = sub.timeout();
                     let delivery = self.begin(id, key, None, 1, 1, timeout, now);
                     return Some(Delivery {
                         id: delivery,
@@ -51,7 +51,7 @@ impl<P: Clone> Broker<P> {
                     };
                     if !sub.live {
                         let n = msgs.len() as u64;
-                        sub.counters.cancelled += n;
+                        sub.counted().counters.cancelled += n;
                         self.counters.cancelled += n;
                         self.finish(id, None);
                         continue;
@@ -63,7 +63,9 @@ impl<P: Clone> Broker<P> {
                         msgs.retain(|m| !m.is_expired(now));
                     }
                     let expired = (before - msgs.len()) as u64;
-                    sub.counters.expired += expired;
+                    if expired > 0 {
+                        sub.counted().counters.expired += expired;
+                    }
                     self.counters.expired += expired;
                     if msgs.is_empty() {
                         self.finish(id, None);
@@ -72,16 +74,16 @@ impl<P: Clone> Broker<P> {
                     if attempt == 1 {
                         for m in &msgs {
                             let latency = m.published_at.map_or(0, |t| now.saturating_sub(t));
-                            sub.latency.record(latency);
+                            sub.counted().latency.record(latency);
                             self.latency.record(latency);
                         }
                         let n = msgs.len() as u64;
-                        sub.counters.delivered += n;
+                        sub.counted().counters.delivered += n;
                         self.counters.delivered += n;
                     }
                     let (timeout, max_attempts) = match &sub.kind {
-                        Kind::Batch(b) => (sub.timeout, b.policy.max_attempts),
-                        _ => (sub.timeout, 1),
+                        Kind::Batch(b) => (sub.timeout(), b.policy.max_attempts),
+                        _ => (sub.timeout(), 1),
                     };
                     let final_attempt = attempt >= max_attempts;
                     let keep = (!final_attempt).then(|| msgs.clone());
@@ -137,14 +139,14 @@ impl<P: Clone> Broker<P> {
         for m in &msgs {
             if m.attempt == 1 {
                 let latency = m.published_at.map_or(0, |t| now.saturating_sub(t));
-                sub.latency.record(latency);
+                sub.counted().latency.record(latency);
                 self.latency.record(latency);
             }
         }
         let n = msgs.len() as u64;
-        sub.counters.delivered += n;
+        sub.counted().counters.delivered += n;
         self.counters.delivered += n;
-        let timeout = sub.timeout;
+        let timeout = sub.timeout();
         let (index, gen) = self.inflight.insert(
             InFlight {
                 sub: member,
@@ -211,7 +213,7 @@ impl<P: Clone> Broker<P> {
                 if let Kind::Plain(q) = &mut s.kind {
                     q.activate(key.as_ref());
                 }
-                s.timeout
+                s.timeout()
             }
             None => None,
         };
@@ -273,8 +275,9 @@ impl<P: Clone> Broker<P> {
             // Never started: counted as cancelled, not delivered.
             let count = f.count;
             if let Some(sub) = self.subs.get_mut(f.sub.index, f.sub.gen) {
-                sub.counters.delivered = sub.counters.delivered.saturating_sub(count);
-                sub.counters.cancelled += count;
+                let c = &mut sub.counted().counters;
+                c.delivered = c.delivered.saturating_sub(count);
+                c.cancelled += count;
             }
             self.counters.delivered = self.counters.delivered.saturating_sub(count);
             self.counters.cancelled += count;
@@ -374,7 +377,7 @@ impl<P: Clone> Broker<P> {
             self.events.push_back(Event::Dead);
             self.counters.failed += dead;
             if let Some(m) = self.subs.get_mut(member.index, member.gen) {
-                m.counters.failed += dead;
+                m.counted().counters.failed += dead;
             }
         }
         self.finish(member, None);
@@ -411,7 +414,7 @@ impl<P: Clone> Broker<P> {
                 }
                 if !lost.is_empty() {
                     let n = lost.len() as u64;
-                    sub.counters.failed += n;
+                    sub.counted().counters.failed += n;
                     self.counters.failed += n;
                     let (code, error) = self
                         .reason
@@ -434,7 +437,7 @@ impl<P: Clone> Broker<P> {
                 self.finish(id, f.key.as_ref());
                 return;
             }
-            sub.counters.failed += f.count;
+            sub.counted().counters.failed += f.count;
             self.counters.failed += f.count;
         }
         self.finish(id, f.key.as_ref());
@@ -461,21 +464,52 @@ impl<P: Clone> Broker<P> {
     }
 
     pub(super) fn free_if_done(&mut self, id: SubId) {
-        if let Some(sub) = self.subs.get(id.index, id.gen) {
-            if !sub.live && sub.in_flight == 0 {
-                // The drivers keep showing these once the subscription is gone.
-                if let Some(stats) = self.subscription_stats(id) {
-                    self.retired.push_back((id, stats));
-                    self.events.push_back(Event::Retired(id));
-                }
-                self.subs.remove(id.index, id.gen);
-            }
+        let Some(sub) = self.subs.get(id.index, id.gen) else {
+            return;
+        };
+        if sub.live || sub.in_flight != 0 {
+            return;
         }
+        // The drivers keep showing its statistics once it is gone: what they are made of moves
+        // into the retired record (no copy), and they are made when a driver takes them.
+        let group = self.group_name(sub).cloned();
+        let queued = sub.queued() as u64;
+        let Some(sub) = self.subs.remove(id.index, id.gen) else {
+            return;
+        };
+        self.retired.push_back((
+            id,
+            Retired {
+                order: sub.order,
+                pattern: sub.pattern,
+                group,
+                queued,
+                counts: sub.stats,
+            },
+        ));
+        self.events.push_back(Event::Retired(id));
     }
 
     /// The final statistics of an unsubscribed subscription, once its last delivery settled
     /// (reported with [`Event::Retired`]; every driver takes them, so they do not pile up).
     pub fn take_retired(&mut self) -> Option<(SubId, SubscriptionStats)> {
-        self.retired.pop_front()
+        self.retired.pop_front().map(|(id, r)| (id, r.stats()))
+    }
+
+    /// `id`'s retired record when it retired and no one took it yet, taken with its
+    /// [`Event::Retired`]: a driver that just unsubscribed an idle subscription reads it at
+    /// once instead of in its next round.
+    pub fn take_retired_of(&mut self, id: SubId) -> Option<Retired> {
+        let at = self.retired.iter().rposition(|(r, _)| *r == id)?;
+        let (_, retired) = self.retired.remove(at)?;
+        if let Some(e) = self.events.iter().rposition(|e| *e == Event::Retired(id)) {
+            self.events.remove(e);
+        }
+        Some(retired)
+    }
+
+    /// Whether a driver has anything to take: events, or deliveries ready to start.
+    pub fn has_pending(&self) -> bool {
+        !self.events.is_empty() || !self.ready.is_empty()
     }
 }

@@ -40,6 +40,7 @@ use crate::work_queue::{
 use hashbrown::HashMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::num::NonZeroU64;
 use std::rc::Rc;
 
 /// Identifies a subscription inside one broker.
@@ -307,7 +308,8 @@ pub struct Unreported<P> {
 #[derive(Debug)]
 enum Kind<P> {
     Plain(SubQueue<P>),
-    Batch(BatchQueue<P>),
+    /// Boxed: a batch's state is large, and rare next to plain subscriptions.
+    Batch(Box<BatchQueue<P>>),
     /// A work queue: routed like a subscription, delivered to its members.
     Group(Box<WorkQueue<P, SubId>>),
     /// A member of a work queue: not routed; it claims from its work queue.
@@ -321,17 +323,26 @@ struct Sub<P> {
     concurrency: u32,
     max_queue: usize,
     overflow: Overflow,
-    timeout: Option<u64>,
+    /// Handler timeout in clock units (never zero: `subscribe` refuses it).
+    timeout: Option<NonZeroU64>,
     kind: Kind<P>,
     /// Started (or handed to the ready list) and not completed; a batch awaiting retry holds it.
     in_flight: u32,
+    live: bool,
+    /// The driver may call this subscription's handler directly when it is idle.
+    direct: bool,
+    /// Counters and latencies, allocated when the first one moves: a subscription that never
+    /// saw a message (most of them, in an app with many) carries none.
+    stats: Option<Box<SubCounts>>,
+}
+
+/// What a subscription counted. Absent means all zero.
+#[derive(Debug, Default)]
+struct SubCounts {
     counters: Counters,
     latency: LatencyHistogram,
     /// Deliveries made directly by the driver (latency zero), folded into `latency` when read.
     direct_delivered: u64,
-    live: bool,
-    /// The driver may call this subscription's handler directly when it is idle.
-    direct: bool,
 }
 
 impl<P> Sub<P> {
@@ -351,15 +362,30 @@ impl<P> Sub<P> {
             concurrency,
             max_queue,
             overflow,
-            timeout,
+            timeout: timeout.and_then(NonZeroU64::new),
             kind,
             in_flight: 0,
-            counters: Counters::default(),
-            latency: LatencyHistogram::new(),
-            direct_delivered: 0,
             live: true,
             direct: false,
+            stats: None,
         }
+    }
+
+    /// Its handler timeout, if any.
+    fn timeout(&self) -> Option<u64> {
+        self.timeout.map(NonZeroU64::get)
+    }
+
+    /// Its counters, allocated on first use.
+    fn counted(&mut self) -> &mut SubCounts {
+        self.stats.get_or_insert_with(Box::default)
+    }
+
+    /// Its counters (all zero when none was ever counted).
+    fn counters(&self) -> Counters {
+        self.stats
+            .as_ref()
+            .map_or_else(Counters::default, |s| s.counters)
     }
 
     fn queued(&self) -> usize {
@@ -399,20 +425,78 @@ impl<P> Sub<P> {
     }
 
     fn stats(&self, id: u64, group: Option<&str>) -> SubscriptionStats {
-        let c = &self.counters;
-        SubscriptionStats {
+        snapshot(
             id,
-            pattern: self.pattern.as_str().to_owned(),
-            group: group.map(str::to_owned),
-            delivered: c.delivered,
-            dropped: c.dropped,
-            expired: c.expired,
-            failed: c.failed,
-            cancelled: c.cancelled,
-            queued: self.queued() as u64,
-            in_flight: self.in_flight as u64,
-            latency: summary(&self.latency, self.direct_delivered),
-        }
+            &self.pattern,
+            group,
+            self.stats.as_deref(),
+            self.queued() as u64,
+            self.in_flight as u64,
+        )
+    }
+}
+
+/// A subscription that left and whose last delivery settled, until a driver takes its final
+/// statistics ([`Broker::take_retired`], [`Broker::take_retired_of`]). It holds what they are
+/// made of, not the statistics themselves: retiring copies nothing.
+#[derive(Debug)]
+pub struct Retired {
+    order: u64,
+    pattern: Pattern,
+    group: Option<Rc<str>>,
+    queued: u64,
+    counts: Option<Box<SubCounts>>,
+}
+
+impl Retired {
+    /// Whether it never counted anything (no message delivered, dropped, expired, failed or
+    /// cancelled): its statistics are its id and pattern, every count zero.
+    pub fn is_quiet(&self) -> bool {
+        self.counts.is_none() && self.queued == 0
+    }
+
+    /// Its final statistics.
+    pub fn stats(&self) -> SubscriptionStats {
+        snapshot(
+            self.order,
+            &self.pattern,
+            self.group.as_deref(),
+            self.counts.as_deref(),
+            self.queued,
+            0,
+        )
+    }
+
+    fn counted(&mut self) -> &mut SubCounts {
+        self.counts.get_or_insert_with(Box::default)
+    }
+}
+
+/// One subscription's statistics from what it counted (`None`: nothing).
+fn snapshot(
+    id: u64,
+    pattern: &Pattern,
+    group: Option<&str>,
+    counts: Option<&SubCounts>,
+    queued: u64,
+    in_flight: u64,
+) -> SubscriptionStats {
+    let c = counts.map_or_else(Counters::default, |s| s.counters);
+    SubscriptionStats {
+        id,
+        pattern: pattern.as_str().to_owned(),
+        group: group.map(str::to_owned),
+        delivered: c.delivered,
+        dropped: c.dropped,
+        expired: c.expired,
+        failed: c.failed,
+        cancelled: c.cancelled,
+        queued,
+        in_flight,
+        latency: match counts {
+            Some(s) => summary(&s.latency, s.direct_delivered),
+            None => summary(&LatencyHistogram::new(), 0),
+        },
     }
 }
 
@@ -521,7 +605,7 @@ pub struct Broker<P> {
     dead: VecDeque<(DeadLetter<P>, Option<SubId>)>,
     /// Final failures for the driver to report (see [`Event::Failed`]).
     unreported: VecDeque<Unreported<P>>,
-    retired: VecDeque<(SubId, SubscriptionStats)>,
+    retired: VecDeque<(SubId, Retired)>,
     scheduled: HashMap<u64, Scheduled<P>>,
     scheduled_ids: HashMap<Rc<str>, u64>,
     /// A failure reason given with [`Broker::complete_failed`], used by the next settle.

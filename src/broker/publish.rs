@@ -194,9 +194,14 @@ impl<P: Clone> Broker<P> {
     /// Whether `id` would take a message directly now: live, marked direct, nothing queued or
     /// running.
     pub fn is_direct_ready(&self, id: SubId) -> bool {
-        self.subs
-            .get(id.index, id.gen)
-            .is_some_and(|s| s.live && s.direct && s.is_idle())
+        // Only plain subscriptions are ever marked direct (see `set_direct`), so only a plain
+        // queue can hold it back: asked per subscription per publish, no match on the kind.
+        self.subs.get(id.index, id.gen).is_some_and(|s| {
+            s.live
+                && s.direct
+                && s.in_flight == 0
+                && matches!(&s.kind, Kind::Plain(q) if q.is_empty())
+        })
     }
 
     /// The fast path: when every subscription the topic reaches is idle and marked direct, the
@@ -247,11 +252,15 @@ impl<P: Clone> Broker<P> {
     /// Checks `id` against the idempotence filter and records it: `true` for a first sighting.
     /// Always `true` when dedupe is off. Counts duplicates.
     pub fn check_id(&mut self, id: &str, now: u64) -> bool {
-        if self.is_duplicate(Some(id), now) {
-            return false;
+        // One look-up: the filter's `check` finds a seen id and records a new one.
+        let Some(filter) = self.dedupe.as_mut() else {
+            return true;
+        };
+        if filter.check(id, now) {
+            return true;
         }
-        self.record_id(Some(id), now);
-        true
+        self.counters.duplicates += 1;
+        false
     }
 
     pub(super) fn is_duplicate(&mut self, id: Option<&str>, now: u64) -> bool {
@@ -376,7 +385,7 @@ impl<P: Clone> Broker<P> {
             } else {
                 false
             };
-            sub.counters.dropped += 1;
+            sub.counted().counters.dropped += 1;
             self.counters.dropped += 1;
             if !dropped {
                 if let Kind::Group(g) = &mut sub.kind {

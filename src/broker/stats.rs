@@ -14,7 +14,7 @@ impl<P: Clone> Broker<P> {
             .subs
             .iter()
             .filter(|(_, _, s)| s.live && !matches!(s.kind, Kind::Group(_)))
-            .map(|(_, _, s)| s.stats(s.order, self.group_name(s)))
+            .map(|(_, _, s)| s.stats(s.order, self.group_name(s).map(|g| &**g)))
             .collect();
         per.sort_by_key(|s| s.id);
         let mut groups: Vec<(u64, GroupStats)> = self
@@ -36,7 +36,7 @@ impl<P: Clone> Broker<P> {
                         retried: wq.counters().retried,
                         dead: wq.counters().dead,
                         expired: wq.counters().expired,
-                        dropped: g.counters.dropped,
+                        dropped: g.counters().dropped,
                         remembered: wq.remembered() as u64,
                     },
                 )),
@@ -68,10 +68,10 @@ impl<P: Clone> Broker<P> {
     pub fn subscription_stats(&self, id: SubId) -> Option<SubscriptionStats> {
         self.subs
             .get(id.index, id.gen)
-            .map(|s| s.stats(s.order, self.group_name(s)))
+            .map(|s| s.stats(s.order, self.group_name(s).map(|g| &**g)))
     }
 
-    pub(super) fn group_name(&self, s: &Sub<P>) -> Option<&str> {
+    pub(super) fn group_name(&self, s: &Sub<P>) -> Option<&Rc<str>> {
         match s.kind {
             Kind::Member(gid) => match self.subs.get(gid.index, gid.gen) {
                 Some(Sub {

@@ -27,7 +27,7 @@ impl<P: Clone> Broker<P> {
                         "must be 1 with `batch`: batches of one subscription run one at a time",
                     ));
                 }
-                Kind::Batch(BatchQueue::new(*policy))
+                Kind::Batch(Box::new(BatchQueue::new(*policy)))
             }
             None => Kind::Plain(SubQueue::new(options.concurrency > 1)),
         };
@@ -218,7 +218,7 @@ impl<P: Clone> Broker<P> {
             for (_, by) in &dead {
                 self.counters.failed += 1;
                 if let Some(m) = by.and_then(|by| self.subs.get_mut(by.index, by.gen)) {
-                    m.counters.failed += 1;
+                    m.counted().counters.failed += 1;
                 }
             }
             self.dead.extend(dead);
@@ -292,7 +292,9 @@ impl<P: Clone> Broker<P> {
             }
             Kind::Group(_) | Kind::Member(_) => 0,
         } as u64;
-        sub.counters.cancelled += cancelled;
+        if cancelled > 0 {
+            sub.counted().counters.cancelled += cancelled;
+        }
         self.counters.cancelled += cancelled;
         let pattern = sub.pattern.clone();
         self.router.remove(&pattern, id);

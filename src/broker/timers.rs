@@ -135,7 +135,7 @@ impl<P: Clone> Broker<P> {
     pub fn timeout_message(&self, sub: SubId) -> String {
         let (ms, member) = self.subs.get(sub.index, sub.gen).map_or((0.0, false), |s| {
             (
-                s.timeout.unwrap_or(0) as f64 / 1000.0,
+                s.timeout().unwrap_or(0) as f64 / 1000.0,
                 matches!(s.kind, Kind::Member(_)),
             )
         });

@@ -159,12 +159,18 @@ impl<P: Clone> Broker<P> {
         self.counters.failed += failed;
         self.direct_delivered += delivered;
         if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
-            sub.counters.delivered += delivered;
-            sub.counters.failed += failed;
-            sub.direct_delivered += delivered;
-        } else if let Some(stats) = self.retired_stats(id) {
-            stats.delivered += delivered;
-            stats.failed += failed;
+            if delivered > 0 || failed > 0 {
+                let stats = sub.counted();
+                stats.counters.delivered += delivered;
+                stats.counters.failed += failed;
+                stats.direct_delivered += delivered;
+            }
+        } else if let Some(r) = self.retired_of(id) {
+            if delivered > 0 || failed > 0 {
+                let c = &mut r.counted().counters;
+                c.delivered += delivered;
+                c.failed += failed;
+            }
         }
     }
 
@@ -173,18 +179,22 @@ impl<P: Clone> Broker<P> {
     pub fn record_cancelled(&mut self, id: SubId, n: u64) {
         self.counters.cancelled += n;
         if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
-            sub.counters.cancelled += n;
-        } else if let Some(stats) = self.retired_stats(id) {
-            stats.cancelled += n;
+            if n > 0 {
+                sub.counted().counters.cancelled += n;
+            }
+        } else if let Some(r) = self.retired_of(id) {
+            if n > 0 {
+                r.counted().counters.cancelled += n;
+            }
         }
     }
 
-    /// The final statistics of `id` not yet taken by the driver.
-    pub(super) fn retired_stats(&mut self, id: SubId) -> Option<&mut SubscriptionStats> {
+    /// The retired record of `id` not yet taken by the driver.
+    pub(super) fn retired_of(&mut self, id: SubId) -> Option<&mut Retired> {
         self.retired
             .iter_mut()
             .find(|(r, _)| *r == id)
-            .map(|(_, stats)| stats)
+            .map(|(_, r)| r)
     }
 
     /// Counts messages a driver had to drop (for example a dead letter nobody would take).

@@ -34,6 +34,7 @@ function makeApi(raw, whenNotReady) {
   // The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
   const MAX_TIMER_MS = 2 ** 31 - 1;
   const NO_COMPLETIONS = new Uint32Array(0);
+  const NO_WORDS = NO_COMPLETIONS; // final words of a subscription that counted nothing
   const NO_FLAGS = new Uint8Array(0);
   const EMPTY_OPTIONS = Object.freeze({});
 
@@ -126,7 +127,11 @@ function makeApi(raw, whenNotReady) {
   function numberOption(obj, name, where, rule) {
     const v = obj[name];
     if (v === undefined) return undefined;
-    const full = where === 'options' ? name : `${where}.${name}`;
+    return numberValue(v, where === 'options' ? name : `${where}.${name}`, rule);
+  }
+
+  /** `numberOption` for a value already read, named `full` in errors. */
+  function numberValue(v, full, rule) {
     if (typeof v !== 'number' || Number.isNaN(v)) {
       fail('INVALID_OPTION', `option \`${full}\` must be a number, got ${describe(v)}`);
     }
@@ -179,15 +184,42 @@ function makeApi(raw, whenNotReady) {
     return clock;
   }
 
-  /** A validated snapshot of publish options (see `snapshot`). */
+  const PRIORITY = { integer: true, min: 0, max: 2 ** 32 - 1 };
+  const NOT_BEFORE = { min: 0 };
+
+  /**
+   * A validated snapshot of publish options (as `snapshot` reads them: each own key once, unknown
+   * keys refused), into one fixed shape: publishing with options is a hot path, and reading it
+   * by name stays monomorphic.
+   */
   function parsePublishOptions(options, withIds) {
     if (options === undefined) return EMPTY_OPTIONS;
-    const o = snapshot(options, withIds ? BATCH_PUBLISH_OPTIONS : PUBLISH_OPTIONS, 'options');
+    const o = { id: undefined, key: undefined, ttlMs: undefined, headers: undefined, priority: undefined, notBefore: undefined, ids: undefined };
+    try {
+      if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+        fail('INVALID_OPTION', `options must be an object, got ${describe(options)}`);
+      }
+      const keys = Object.keys(options);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
+        if (k === 'id' && !withIds) o.id = options.id;
+        else if (k === 'key') o.key = options.key;
+        else if (k === 'ttlMs') o.ttlMs = options.ttlMs;
+        else if (k === 'headers') o.headers = options.headers;
+        else if (k === 'priority') o.priority = options.priority;
+        else if (k === 'notBefore') o.notBefore = options.notBefore;
+        else if (k === 'ids' && withIds) o.ids = options.ids;
+        else fail('INVALID_OPTION', `unknown option \`${k}\` (known: ${(withIds ? BATCH_PUBLISH_OPTIONS : PUBLISH_OPTIONS).join(', ')})`);
+      }
+    } catch (e) {
+      if (e instanceof EdgebusError) throw e;
+      throw new EdgebusError('INVALID_OPTION', `options could not be read: ${errorText(e)}`, { cause: e });
+    }
     if (o.id !== undefined) checkString(o.id, 'INVALID_OPTION', 'option `id`');
     if (o.key !== undefined) checkString(o.key, 'INVALID_OPTION', 'option `key`');
-    numberOption(o, 'ttlMs', 'options', DURATION);
-    numberOption(o, 'priority', 'options', { integer: true, min: 0, max: 2 ** 32 - 1 });
-    numberOption(o, 'notBefore', 'options', { min: 0 });
+    if (o.ttlMs !== undefined) numberValue(o.ttlMs, 'ttlMs', DURATION);
+    if (o.priority !== undefined) numberValue(o.priority, 'priority', PRIORITY);
+    if (o.notBefore !== undefined) numberValue(o.notBefore, 'notBefore', NOT_BEFORE);
     if (o.headers !== undefined) {
       const h = o.headers;
       let copy;
@@ -350,25 +382,47 @@ function makeApi(raw, whenNotReady) {
     }
   }
 
-  // Topic → route. A constructor with a null prototype (not Object.create(null), which starts in
-  // dictionary mode) keeps lookups of the same few topics on V8's fast property path.
-  function RouteTable() {}
-  RouteTable.prototype = Object.create(null);
-
+  /**
+   * A subscription, and the bus's record of it: one object each (a separate record cost a second
+   * object per subscription). The fields without an underscore are the bus's working state; what
+   * most subscriptions never have (a group, batching, a timeout, final statistics) sits in `_rare`,
+   * made when first needed, and is read through the accessors below.
+   */
   class Subscription {
-    constructor(bus, rec) {
+    constructor(bus, index, gen, id, pattern, handler, group, wants, batch, timeoutMs) {
       this._bus = bus;
-      this._rec = rec;
+      this.index = index;         // the core's slot and generation
+      this.gen = gen;
+      this._id = id;
+      this._pattern = pattern;
+      this.handler = handler;
+      this.wants = wants;         // the handler takes the envelope too
+      this._active = true;
+      this.busy = false;          // the core has work for it: not on the direct path
+      this.delivered = 0;         // direct deliveries and failures not yet told to the core
+      this.failed = 0;
+      this._rare = group === undefined && !batch && timeoutMs === undefined
+        ? undefined
+        : { group, batch, timeoutMs, final: undefined };
     }
     /** Position in subscription order. */
-    get id() { return this._rec.id; }
-    get pattern() { return this._rec.pattern; }
-    get active() { return this._rec.active; }
+    get id() { return this._id; }
+    get pattern() { return this._pattern; }
+    get active() { return this._active; }
     /** The queue group it belongs to (a work queue), or undefined. */
-    get group() { return this._rec.group; }
+    get group() { return this._rare?.group; }
+    get _group() { return this._rare?.group; }
+    get batch() { return this._rare !== undefined && this._rare.batch; }
+    get timeoutMs() { return this._rare?.timeoutMs; }
+    /** Final statistics (while leaving: the last ones read). */
+    get final() { return this._rare?.final; }
+    set final(v) {
+      if (this._rare === undefined) this._rare = { group: undefined, batch: false, timeoutMs: undefined, final: v };
+      else this._rare.final = v;
+    }
     /** Stops every delivery not yet started. Returns false if already unsubscribed. */
-    unsubscribe() { return this._bus._unsubscribe(this._rec); }
-    stats() { return this._bus._subStats(this._rec); }
+    unsubscribe() { return this._bus._unsubscribe(this); }
+    stats() { return this._bus._subStats(this); }
   }
 
   class Bus {
@@ -412,7 +466,14 @@ function makeApi(raw, whenNotReady) {
       // Short ASCII topics are resolved through buffers the core lends (no string crossing).
       [this._topicPtr, this._topicRoom] = this._core.topic_scratch();
       this._subs = [];            // by core slot index
-      this._routes = new RouteTable(); // topic → { handle, gen, subs, batch, queued }
+      // Topic → { handle, gen, subs, batch, queued }. A Map, not an object: looking up a topic
+      // not in it (every topic unique) stays a hash probe, where an object's keyed lookup of a
+      // fresh string goes through the runtime (several hundred ns).
+      this._routes = new Map();
+      // The route published to last, ahead of the Map (one comparison for a topic published
+      // over and over); dropped with the Map's entry.
+      this._lastTopic = undefined;
+      this._lastRoute = undefined;
       this._topicOf = [];              // topic handle → its topic, for the routes cached above
       this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
       this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
@@ -423,12 +484,18 @@ function makeApi(raw, whenNotReady) {
       this._needPump = false;
       this._pumpQueued = false;
       this._completions = [];
+      this._recs = new Uint32Array(64); // the records of the pump being run (see _pump)
       this._reasons = [];         // error messages of failed completions, in order
-      this._inflight = new Map();
+      this._inflight = [];        // by delivery index: { dg, s, item, final } of a running promise
+      this._inflightCount = 0;
       this._slots = [];
       this._freeSlots = [];
       this._busy = 0;             // subscriptions the core has work for
       this._published = 0;        // published directly, not yet told to the core
+      this._dirty = [];           // cached routes with publishes counted on them (`sent`), see _fold
+      this._epoch = 0;            // bumped by each _fold
+      this._dispatch = undefined; // the route _deliverPlain is calling, and the handler it is at
+      this._at = 0;
       this._waiters = [];         // publishAsync calls waiting for room
       this._admitting = false;
       this._idleWaiters = [];
@@ -444,6 +511,26 @@ function makeApi(raw, whenNotReady) {
 
     subscribe(pattern, handler, options) {
       if (this._closing) fail('CLOSED', 'bus is closed');
+      if (options === undefined && typeof handler === 'function') {
+        // Every default (the usual call): a short ASCII pattern (nothing for JavaScript to check)
+        // goes through the topic buffer and the answer `[n, index, gen, id low, id high, stale
+        // topic handle…]` is read in the core's memory; no option to read, no object to cross.
+        const n = writeAscii(pattern, this._topicPtr, this._topicRoom);
+        if (n >= 0) {
+          let at;
+          try {
+            at = this._core.subscribe_scratch(n) >>> 2;
+          } catch (e) {
+            throw fromCore(e);
+          }
+          const w = wasmWords();
+          const rec = new Subscription(this, w[at + 1], w[at + 2], w[at + 3] + w[at + 4] * 4294967296, pattern,
+            handler, undefined, handler.length !== 1, false, this._defaultTimeout);
+          this._subs[rec.index] = rec;
+          this._dropRoutes(w, at + 5, at + 1 + w[at]);
+          return rec;
+        }
+      }
       checkString(pattern, 'INVALID_PATTERN', 'pattern');
       if (typeof handler !== 'function') {
         fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
@@ -487,43 +574,67 @@ function makeApi(raw, whenNotReady) {
       } catch (e) {
         throw fromCore(e);
       }
-      const rec = {
-        index: ids[0], gen: ids[1], id: ids[2], pattern, handler, group,
-        wants: handler.length !== 1, batch: batch !== undefined, timeoutMs: timeoutMs ?? this._defaultTimeout,
-        active: true, busy: false, delivered: 0, failed: 0, final: undefined, subscription: undefined,
-      };
-      rec.subscription = new Subscription(this, rec);
+      const rec = new Subscription(this, ids[0], ids[1], ids[2], pattern, handler, group,
+        handler.length !== 1, batch !== undefined, timeoutMs ?? this._defaultTimeout);
       this._subs[rec.index] = rec;
       this._dropRoutes(ids, 3);
       // Messages waiting in the group go to the new member at once.
       if (group !== undefined) this._pump();
-      return rec.subscription;
+      return rec;
     }
 
     _unsubscribe(rec) {
-      if (!rec.active) return false;
+      if (!rec._active) return false;
       // Its direct deliveries reach the core before the core can retire it.
+      this._fold();
       if (rec.delivered > 0 || rec.failed > 0) {
         this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
         rec.delivered = 0;
         rec.failed = 0;
       }
-      rec.active = false;
-      // The core reports its final statistics when its last delivery settles (REC_RETIRED, at
-      // once when nothing is running); until then stats() asks the core.
-      this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
-      this._dropRoutes(this._core.unsubscribe(rec.index, rec.gen), 0);
+      rec._active = false;
+      // `[n, state, pending, k, final word × k, stale topic handle…]` in the core's memory. The
+      // core reports the final statistics when the last delivery settles (REC_RETIRED; until
+      // then stats() asks the core), or at once when nothing is running (state 2): then its
+      // final words are kept as they are (none when it counted nothing), and made into
+      // statistics only if stats() asks.
+      const at = this._core.unsubscribe(rec.index, rec.gen) >>> 2;
+      const w = wasmWords();
+      const state = w[at + 1];
+      const pending = w[at + 2] === 1;
+      const k = w[at + 3];
+      if (state === 2) {
+        if (k > 0) {
+          const words = new Array(k);
+          for (let i = 0; i < k; i++) words[i] = w[at + 4 + i];
+          rec.final = words;
+        }
+      } else {
+        this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
+      }
+      this._dropRoutes(w, at + 4 + k, at + 1 + w[at]);
       if (rec.busy) { rec.busy = false; this._busy--; }
-      this._pump();
+      // Nothing for a round to hand out: no need to run one.
+      if (pending || this._completions.length > 0 || this._waiters.length > 0 || this._idleWaiters.length > 0) {
+        this._pump();
+      }
       return true;
     }
 
+    /** Whether a subscription that left has its final statistics (it is no longer leaving). */
+    _retired(rec) {
+      return !rec._active && this._leaving.get(rec.index * 4294967296 + rec.gen) !== rec;
+    }
+
     _subStats(rec) {
-      if (!rec.active) {
-        if (!rec.retired) {
+      if (!rec._active) {
+        if (!this._retired(rec)) {
           const st = this._core.subscription_stats(rec.index, rec.gen);
           if (st !== undefined) rec.final = st;
           else this._takeRetired(); // retired by a pass whose records are not read yet
+        } else if (rec.final === undefined || Array.isArray(rec.final)) {
+          // It retired at unsubscribe: its statistics are made from its final words when asked.
+          rec.final = this._core.final_stats(rec._id, rec._pattern, rec._group, rec.final ?? NO_WORDS);
         }
         return rec.final;
       }
@@ -539,17 +650,18 @@ function makeApi(raw, whenNotReady) {
     _countLeft(s, cancelled, failed) {
       if (cancelled > 0) this._core.record_cancelled(s.index, s.gen, cancelled);
       if (failed > 0) this._core.record_direct(s.index, s.gen, 0, failed);
-      if (s.retired && s.final) {
-        s.final.cancelled += cancelled;
-        s.final.failed += failed;
+      if (this._retired(s)) {
+        const final = this._subStats(s);
+        final.cancelled += cancelled;
+        final.failed += failed;
       }
     }
 
     // ----- publishing ----------------------------------------------------------------------
 
     _resolve(topic) {
-      // `r[at…end)`: [handle index, handle gen, (sub index, sub gen)…], in the core's memory for
-      // a short ASCII topic, else in an array of its own.
+      // `r[at…end)`: [handle index, handle gen, known, (sub index, sub gen)…], in the core's
+      // memory for a short ASCII topic, else in an array of its own.
       let r;
       let at = 0;
       let end;
@@ -578,7 +690,7 @@ function makeApi(raw, whenNotReady) {
       const subs = [];
       let batch = false;
       let queued = false;
-      for (let i = at + 2; i < end; i += 2) {
+      for (let i = at + 3; i < end; i += 2) {
         const s = this._subs[r[i]];
         if (s !== undefined && s.gen === r[i + 1]) {
           subs.push(s);
@@ -589,26 +701,40 @@ function makeApi(raw, whenNotReady) {
         }
       }
       // `batch`: sizes are needed; `queued`: it always goes through the core.
-      const route = { handle, gen, subs, batch, queued: queued || batch };
-      this._routes[topic] = route;
-      this._topicOf[handle] = topic;
+      const route = { handle, gen, subs, batch, queued: queued || batch, fns: undefined, sent: 0 };
+      // Cached from the topic's second publish on (the core says when it knows the topic): a
+      // topic published once is not worth an entry.
+      if (r[at + 2] === 1) {
+        // Handlers that take only the payload are called from one list (see _deliverPlain).
+        if (!route.queued && subs.length > 0 && !subs.some((x) => x.wants)) route.fns = subs.map((x) => x.handler);
+        this._routes.set(topic, route);
+        this._topicOf[handle] = topic;
+      }
       return route;
     }
 
     _clearRoutes() {
-      this._routes = new RouteTable();
+      this._fold();
+      this._routes.clear();
       this._topicOf = [];
+      this._lastTopic = undefined;
+      this._lastRoute = undefined;
     }
 
     /**
      * Drops the cached routes of the topic handles `handles[from…]`: those the core says a
      * subscription change made stale (the core finds them; the rest of the cache stays).
      */
-    _dropRoutes(handles, from) {
-      for (let i = from; i < handles.length; i++) {
+    _dropRoutes(handles, from, end = handles.length) {
+      this._fold();
+      for (let i = from; i < end; i++) {
         const topic = this._topicOf[handles[i]];
         if (topic !== undefined) {
-          this._routes[topic] = undefined;
+          this._routes.delete(topic);
+          if (topic === this._lastTopic) {
+            this._lastTopic = undefined;
+            this._lastRoute = undefined;
+          }
           this._topicOf[handles[i]] = undefined;
         }
       }
@@ -616,7 +742,7 @@ function makeApi(raw, whenNotReady) {
 
     /** The cached route of a topic (validated on first use). */
     _route(topic) {
-      const route = typeof topic === 'string' ? this._routes[topic] : undefined;
+      const route = this._routes.get(topic);
       return route !== undefined ? route : this._resolve(topic);
     }
 
@@ -630,10 +756,18 @@ function makeApi(raw, whenNotReady) {
 
     /** Publishes; returns false when the idempotence filter dropped it as a duplicate. */
     publish(topic, payload, options) {
-      // The hot path: a known topic, no options, idle subscriptions.
-      const route = typeof topic === 'string' ? this._routes[topic] : undefined;
+      // The hot path: a known topic, no options, idle subscriptions. (Only strings are keys.)
+      let route = this._lastRoute;
+      if (topic !== this._lastTopic) {
+        route = this._routes.get(topic);
+        if (route !== undefined) {
+          this._lastTopic = topic;
+          this._lastRoute = route;
+        }
+      }
       if (route !== undefined && options === undefined && this._depth === 0 && !this._closing &&
           !route.queued && (this._busy === 0 || this._direct(route))) {
+        if (route.fns !== undefined) return this._deliverPlain(route, topic, payload);
         return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
       }
       return this._publishSlowly(route, topic, payload, options);
@@ -641,7 +775,8 @@ function makeApi(raw, whenNotReady) {
 
     _publishSlowly(route, topic, payload, options) {
       if (this._closing) fail('CLOSED', 'bus is closed');
-      if (route === undefined) route = this._route(topic);
+      // `publish` found no cached route: resolve at once (no second lookup).
+      if (route === undefined) route = this._resolve(topic);
       const o = parsePublishOptions(options, false);
       return this._publish(route, topic, payload, o, false) !== DUPLICATE;
     }
@@ -699,18 +834,86 @@ function makeApi(raw, whenNotReady) {
       return slot;
     }
 
-    /** Calls every subscription's handler now, in subscription order. */
-    _deliverDirect(route, topic, payload, o) {
-      this._published++;
+    /**
+     * The direct path of a cached route whose handlers take only the payload: calls them from
+     * the route's list of functions, and counts the publish once, on the route (`sent`); _fold
+     * adds it to the subscriptions' counters before anything reads or changes them. A fold while
+     * a handler runs (it subscribed, unsubscribed, read stats) hands the rest of the publish to
+     * _deliverDirect, which counts one by one.
+     */
+    _deliverPlain(route, topic, payload) {
+      const fns = route.fns;
+      const n = fns.length;
+      if (route.sent++ === 0) this._dirty.push(route);
+      const epoch = this._epoch;
+      let env;
+      let i = 0;
+      this._dispatch = route;
+      this._depth++;
+      try {
+        for (; i < n; i++) {
+          this._at = i;
+          let r;
+          try {
+            r = fns[i](payload);
+          } catch (err) {
+            const s = route.subs[i];
+            if (s._active) s.failed++;
+            else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
+            this._failed(err, env ?? (env = this._envelope(topic, payload, EMPTY_OPTIONS)), s);
+            if (this._epoch !== epoch) break;
+            continue;
+          }
+          if (r !== undefined && r !== null && typeof r.then === 'function') {
+            this._began(route.subs[i], r, env ?? (env = this._envelope(topic, payload, EMPTY_OPTIONS)), undefined);
+          }
+          if (this._epoch !== epoch) break;
+        }
+      } finally {
+        this._dispatch = undefined;
+        this._depth--;
+      }
+      if (i + 1 < n) return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS, i + 1, env);
+      if (this._needPump) this._pump();
+      return true;
+    }
+
+    /**
+     * Adds the publishes counted on routes (_deliverPlain) to the bus's and their subscriptions'
+     * counters. While a route is being delivered, the handlers after the running one have not
+     * had its current publish yet.
+     */
+    _fold() {
+      const dirty = this._dirty;
+      if (dirty.length === 0) return;
+      this._epoch++;
+      for (let d = 0; d < dirty.length; d++) {
+        const route = dirty[d];
+        const sent = route.sent;
+        route.sent = 0;
+        this._published += sent;
+        const subs = route.subs;
+        const at = route === this._dispatch ? this._at : subs.length;
+        for (let i = 0; i < subs.length; i++) subs[i].delivered += i <= at ? sent : sent - 1;
+      }
+      dirty.length = 0;
+    }
+
+    /**
+     * Calls every subscription's handler now, in subscription order (from `from`: the rest of a
+     * publish _deliverPlain began and counted, with its envelope if it made one).
+     */
+    _deliverDirect(route, topic, payload, o, from = 0, made = undefined) {
+      if (from === 0) this._published++;
       const subs = route.subs;
       const n = subs.length;
       if (n === 0) return true;
-      let env;
+      let env = made;
       this._depth++;
       try {
-        for (let i = 0; i < n; i++) {
+        for (let i = from; i < n; i++) {
           const s = subs[i];
-          if (!s.active) {
+          if (!s._active) {
             // Unsubscribed by an earlier handler of this same publish.
             this._countLeft(s, 1, 0);
             continue;
@@ -725,7 +928,7 @@ function makeApi(raw, whenNotReady) {
               r = s.handler(payload);
             }
           } catch (err) {
-            if (s.active) s.failed++;
+            if (s._active) s.failed++;
             else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
             this._failed(err, env ?? (env = this._envelope(topic, payload, o)), s);
             continue;
@@ -743,7 +946,7 @@ function makeApi(raw, whenNotReady) {
 
     /** A directly called handler returned a promise: the core tracks it from now on. */
     _began(s, promise, env, key) {
-      if (!s.active) {
+      if (!s._active) {
         // It unsubscribed itself while running: the core tracks it no more, but a failure
         // still counts and is reported.
         promise.then(undefined, (err) => {
@@ -752,26 +955,31 @@ function makeApi(raw, whenNotReady) {
         });
         return;
       }
+      // The delivery's index × 2^32 + its generation.
       const d = this._core.begin(s.index, s.gen, key, this._clock.now());
       if (!s.busy) { s.busy = true; this._busy++; }
       // Its timeout needs the timer armed, which a pump does.
       if (s.timeoutMs !== undefined && s.timeoutMs !== Infinity) this._needPump = true;
-      this._track(d[0], d[1], s, promise, env, true);
+      this._track(Math.floor(d / 4294967296), d >>> 0, s, promise, env, true);
     }
 
     _track(di, dg, s, promise, item, final) {
-      const k = di * 4294967296 + dg;
-      this._inflight.set(k, { s, item, final });
+      // By delivery index (no number key to box per message); the core reuses an index only
+      // once its delivery ended, and a late result finds another entry there (or none).
+      const f = { dg, s, item, final };
+      this._inflight[di] = f;
+      this._inflightCount++;
       promise.then(
-        () => this._settled(k, di, dg, true, undefined),
-        (err) => this._settled(k, di, dg, false, err),
+        () => this._settled(f, di, true, undefined),
+        (err) => this._settled(f, di, false, err),
       );
     }
 
-    _settled(k, di, dg, ok, err) {
-      const f = this._inflight.get(k);
-      if (f === undefined) return; // timed out: its late result is ignored
-      this._inflight.delete(k);
+    _settled(f, di, ok, err) {
+      if (this._inflight[di] !== f) return; // timed out: its late result is ignored
+      this._inflight[di] = undefined;
+      this._inflightCount--;
+      const dg = f.dg;
       if (ok) this._completions.push(di, dg, 1);
       else this._fail(di, dg, err);
       if (!ok && f.final) this._failed(err, f.item, f.s);
@@ -950,25 +1158,32 @@ function makeApi(raw, whenNotReady) {
         let comps = NO_COMPLETIONS;
         let reasons;
         if (this._completions.length > 0) {
-          comps = Uint32Array.from(this._completions);
+          comps = new Uint32Array(this._completions); // (from a plain array: no iterator)
           this._completions.length = 0;
           if (this._reasons.length > 0) reasons = this._reasons.splice(0);
         }
-        const recs = core.pump(this._clock.now(), comps, reasons);
-        if (recs.length === 0) {
+        const n = core.pump(this._clock.now(), comps, reasons);
+        if (n === 0) {
           if (this._completions.length === 0) break;
           continue;
         }
-        this._run(recs);
+        // The records are in the core's memory: copied into one reused array first (handlers
+        // may grow that memory, which detaches views of it).
+        let recs = this._recs;
+        if (recs.length < n) recs = this._recs = new Uint32Array(Math.max(n, 2 * recs.length));
+        const words = wasmWords();
+        const at = core.records_ptr() >>> 2;
+        for (let i = 0; i < n; i++) recs[i] = words[at + i];
+        this._run(recs, n);
       }
       this._afterPump();
     }
 
-    _run(recs) {
+    _run(recs, n) {
       let room = false;
       this._depth++;
       try {
-        for (let i = 0; i < recs.length;) {
+        for (let i = 0; i < n;) {
           switch (recs[i]) {
             case REC_DELIVER: {
               const s = this._sub(recs[i + 3], recs[i + 4]);
@@ -1009,10 +1224,10 @@ function makeApi(raw, whenNotReady) {
               i += 1;
               break;
             case REC_TIMED_OUT: {
-              const k = recs[i + 1] * 4294967296 + recs[i + 2];
-              const f = this._inflight.get(k);
-              if (f !== undefined) {
-                this._inflight.delete(k);
+              const f = this._inflight[recs[i + 1]];
+              if (f !== undefined && f.dg === recs[i + 2]) {
+                this._inflight[recs[i + 1]] = undefined;
+                this._inflightCount--;
                 if (recs[i + 5] === 1 || f.final) {
                   const s = f.s;
                   this._failed(new EdgebusError('HANDLER_TIMEOUT', this._core.timeout_message(s.index, s.gen)), f.item, s);
@@ -1061,7 +1276,6 @@ function makeApi(raw, whenNotReady) {
         if (rec === undefined) continue;
         this._leaving.delete(k);
         rec.final = t[2];
-        rec.retired = true;
       }
     }
 
@@ -1077,7 +1291,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _deliver(s, di, dg, env, final = true) {
-      if (s === undefined || !s.active) {
+      if (s === undefined || !s._active) {
         this._core.abandon(di, dg, this._clock.now());
         return;
       }
@@ -1098,7 +1312,7 @@ function makeApi(raw, whenNotReady) {
     }
 
     _deliverBatch(s, di, dg, items, final) {
-      if (s === undefined || !s.active) {
+      if (s === undefined || !s._active) {
         this._core.abandon(di, dg, this._clock.now());
         return;
       }
@@ -1156,17 +1370,16 @@ function makeApi(raw, whenNotReady) {
 
     /** A final failure: onError, `$errors`, and (with neither) the console. */
     _failed(error, item, s) {
-      const sub = s.subscription;
       const errorsRoute = this._route('$errors');
       if (this._onError !== undefined) {
         try {
-          this._onError(error, item, sub);
+          this._onError(error, item, s);
         } catch (e) {
           console.error('edgebus: onError threw', e);
         }
       } else if (errorsRoute.subs.length === 0 &&
-          !(s.group !== undefined && this._route(`$dead.${s.group}`).subs.length > 0)) {
-        console.error(`edgebus: handler of subscription #${s.id} (\`${s.pattern}\`) failed:`, error);
+          !(s._group !== undefined && this._route(`$dead.${s._group}`).subs.length > 0)) {
+        console.error(`edgebus: handler of subscription #${s._id} (\`${s._pattern}\`) failed:`, error);
       }
       const topic = Array.isArray(item) ? item[0]?.topic : item?.topic;
       // Failures of `$errors` handlers are not republished there: that could loop forever.
@@ -1176,7 +1389,7 @@ function makeApi(raw, whenNotReady) {
             error,
             message: Array.isArray(item) ? undefined : item,
             messages: Array.isArray(item) ? item : undefined,
-            subscription: { id: s.id, pattern: s.pattern },
+            subscription: { id: s._id, pattern: s._pattern },
           }, EMPTY_OPTIONS, false);
         } catch (e) {
           console.error('edgebus: could not publish on $errors', e);
@@ -1213,7 +1426,7 @@ function makeApi(raw, whenNotReady) {
     _isIdle() {
       // Waiting publishes do not count: with the core idle, a wait that is left (after the
       // admission every pump ends with) can only be for a group with no member (see close()).
-      return this._inflight.size === 0 && this._completions.length === 0 && this._core.is_idle();
+      return this._inflightCount === 0 && this._completions.length === 0 && this._core.is_idle();
     }
 
     // ----- lifecycle -----------------------------------------------------------------------
@@ -1291,13 +1504,14 @@ function makeApi(raw, whenNotReady) {
     }
 
     _flushCounters() {
+      this._fold();
       if (this._published > 0) {
         this._core.record_published(this._published);
         this._published = 0;
       }
       for (const s of this._subs) {
         if (s !== undefined && (s.delivered > 0 || s.failed > 0)) {
-          if (s.active) this._core.record_direct(s.index, s.gen, s.delivered, s.failed);
+          if (s._active) this._core.record_direct(s.index, s.gen, s.delivered, s.failed);
           s.delivered = 0;
           s.failed = 0;
         }

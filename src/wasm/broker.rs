@@ -34,6 +34,7 @@ use crate::clock::ms_to_micros;
 use crate::dedupe::DedupeWindow;
 use crate::message::Outgoing;
 use crate::queue::Overflow;
+use crate::snapshot::SubscriptionStats;
 use crate::work_queue::{Retention, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -189,13 +190,16 @@ fn duration(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms > 0.0).then(|| ms_to_micros(ms).max(1))
 }
 
-/// Resolves `topic` and appends `[handle index, handle gen, sub index, sub gen, …]` to `out`.
+/// Resolves `topic` and appends `[handle index, handle gen, known, sub index, sub gen, …]` to
+/// `out` (`known`: 1 when the topic was in the core's table already, see
+/// [`Broker::resolve_known`]).
 fn resolve_into(core: &mut Broker<Slot>, topic: &str, out: &mut Vec<u32>) -> Result<(), JsValue> {
-    let handle = core.resolve(topic).map_err(to_js)?;
+    let (handle, known) = core.resolve_known(topic).map_err(to_js)?;
     let subs = core.route(handle).map_err(to_js)?;
-    out.reserve(2 + subs.len() * 2);
+    out.reserve(3 + subs.len() * 2);
     out.push(handle.index());
     out.push(handle.generation());
+    out.push(u32::from(known));
     for s in subs.iter() {
         out.push(s.index());
         out.push(s.generation());
@@ -284,8 +288,30 @@ pub struct WasmBroker {
     released: Rc<RefCell<Vec<u32>>>,
     /// Where JavaScript writes an ASCII topic for [`WasmBroker::resolve_scratch`].
     topic_in: Vec<u8>,
-    /// Where `resolve_scratch` leaves its answer, read by JavaScript in place.
+    /// Where `resolve_scratch`, `subscribe_scratch` and `unsubscribe` leave their answer, read
+    /// by JavaScript in place.
     route_out: Vec<u32>,
+    /// Where `pump` leaves its records, read by JavaScript in place.
+    records: Vec<u32>,
+}
+
+/// A retired subscription's counts as words, low then high (read back by
+/// [`WasmBroker::final_stats`]; the latency quantiles in microseconds, as the histogram keeps them).
+fn final_words(s: &SubscriptionStats, out: &mut Vec<u32>) {
+    let micros = |ms: f64| (ms * 1000.0).round() as u64;
+    for n in [
+        s.queued,
+        s.delivered,
+        s.dropped,
+        s.expired,
+        s.failed,
+        s.cancelled,
+        s.latency.count,
+        micros(s.latency.p50_ms),
+        micros(s.latency.p99_ms),
+    ] {
+        out.extend_from_slice(&[n as u32, (n >> 32) as u32]);
+    }
 }
 
 /// Bytes of the topic buffer: longer topics take the string path.
@@ -330,6 +356,7 @@ impl WasmBroker {
             released: Rc::new(RefCell::new(Vec::new())),
             topic_in: vec![0; TOPIC_SCRATCH_BYTES],
             route_out: Vec::new(),
+            records: Vec::new(),
         })
     }
 
@@ -355,20 +382,115 @@ impl WasmBroker {
         let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
         self.core.set_direct(id, true);
         let order = self.core.subscription_order(id).unwrap_or(0);
+        let mut handles = Vec::new();
+        self.core.drain_invalidated(&mut handles);
         let mut out = vec![id.index() as f64, id.generation() as f64, order as f64];
-        out.extend(self.core.take_invalidated().into_iter().map(f64::from));
+        out.extend(handles.into_iter().map(f64::from));
         Ok(out)
     }
 
-    /// Unsubscribes; returns the topic handles whose cached route this changed (empty when it
-    /// was already gone).
-    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> Vec<u32> {
-        self.core.unsubscribe(SubId::from_parts(index, gen));
-        self.core.take_invalidated()
+    /// [`WasmBroker::subscribe`] with every default, for the pattern of `len` bytes in the topic
+    /// buffer (see [`WasmBroker::topic_scratch`]): no string crossing and no array made. Returns
+    /// where the answer is in memory (a byte offset, valid until the next call): its length in
+    /// `u32`s, then `[index, gen, id low word, id high word, stale topic handle…]`.
+    pub fn subscribe_scratch(&mut self, len: u32) -> Result<u32, JsValue> {
+        let pattern = scratch_str(&self.topic_in, len).ok_or_else(|| {
+            to_js(crate::error::Error::new(
+                crate::error::ErrorCode::InvalidPattern,
+                format!("the topic buffer's first {len} bytes are not a pattern (at most {TOPIC_SCRATCH_BYTES} bytes of UTF-8)"),
+            ))
+        })?;
+        let id = self
+            .core
+            .subscribe(pattern, &SubscribeOptions::default())
+            .map_err(to_js)?;
+        self.core.set_direct(id, true);
+        let order = self.core.subscription_order(id).unwrap_or(0);
+        let mut out = std::mem::take(&mut self.route_out);
+        out.clear();
+        out.extend_from_slice(&[
+            0,
+            id.index(),
+            id.generation(),
+            order as u32,
+            (order >> 32) as u32,
+        ]);
+        self.core.drain_invalidated(&mut out);
+        Ok(self.lend_answer(out))
     }
 
-    /// Validates and resolves a topic: `[handle index, handle gen, sub index, sub gen, …]`, the
-    /// subscriptions in subscription order. A handle gen the driver has not seen means the core
+    /// Keeps `out` (whose first word is a placeholder) as the answer JavaScript reads in place:
+    /// writes its length after that word there and returns its byte offset.
+    fn lend_answer(&mut self, mut out: Vec<u32>) -> u32 {
+        out[0] = out.len() as u32 - 1;
+        self.route_out = out;
+        self.route_out.as_ptr() as usize as u32
+    }
+
+    /// Unsubscribes. Returns where the answer is in memory (a byte offset, valid until the next
+    /// call): its length in `u32`s, then `[state, pending, k, final word × k, stale topic
+    /// handle…]`. `state` is 0 when it was already gone, 1 when its final statistics come later
+    /// (a retired record), 2 when it retired at once. Then the `k` final words are its counts
+    /// (none when it counted nothing): the driver keeps them as they are and turns them into
+    /// statistics with [`WasmBroker::final_stats`] only if asked. `pending` is 1 when
+    /// [`WasmBroker::pump`] has records to hand out (else the driver need not call it).
+    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> u32 {
+        let id = SubId::from_parts(index, gen);
+        let mut out = std::mem::take(&mut self.route_out);
+        out.clear();
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        if self.core.unsubscribe(id) {
+            out[1] = 1;
+            if let Some(r) = self.core.take_retired_of(id) {
+                out[1] = 2;
+                if !r.is_quiet() {
+                    final_words(&r.stats(), &mut out);
+                    out[3] = (out.len() - 4) as u32;
+                }
+            }
+        }
+        out[2] = (self.core.has_pending() || !self.released.borrow().is_empty()) as u32;
+        self.core.drain_invalidated(&mut out);
+        self.lend_answer(out)
+    }
+
+    /// The final statistics of a subscription that retired at once (state 2 of
+    /// [`WasmBroker::unsubscribe`]): its id, pattern and group, with the counts of the final words
+    /// it gave (none: every count zero).
+    pub fn final_stats(
+        &self,
+        id: f64,
+        pattern: String,
+        group: Option<String>,
+        words: &[u32],
+    ) -> Result<JsValue, JsValue> {
+        let mut stats = SubscriptionStats {
+            id: id as u64,
+            pattern,
+            group,
+            ..SubscriptionStats::default()
+        };
+        if !words.is_empty() {
+            let mut n = words
+                .chunks_exact(2)
+                .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32));
+            let mut next = || n.next().unwrap_or(0);
+            stats.queued = next();
+            stats.delivered = next();
+            stats.dropped = next();
+            stats.expired = next();
+            stats.failed = next();
+            stats.cancelled = next();
+            stats.latency.count = next();
+            stats.latency.p50_ms = next() as f64 / 1000.0;
+            stats.latency.p99_ms = next() as f64 / 1000.0;
+        }
+        serde_wasm_bindgen::to_value(&stats).map_err(JsValue::from)
+    }
+
+    /// Validates and resolves a topic: `[handle index, handle gen, known, sub index, sub gen,
+    /// …]`, the subscriptions in subscription order; `known` is 1 when the topic was resolved
+    /// before (a route worth caching), 0 the first time. A handle gen the driver has not seen means the core
     /// started a new topic table: every handle cached before is stale.
     pub fn resolve(&mut self, topic: &str) -> Result<Vec<u32>, JsValue> {
         let mut out = Vec::new();
@@ -553,25 +675,41 @@ impl WasmBroker {
     }
 
     /// Registers a delivery the driver started itself that turned out asynchronous; returns
-    /// `[delivery index, delivery gen]`.
-    pub fn begin(&mut self, index: u32, gen: u32, key: Option<String>, now_ms: f64) -> Vec<u32> {
+    /// `delivery index × 2^32 + delivery gen` (one number: nothing to allocate per call).
+    pub fn begin(&mut self, index: u32, gen: u32, key: Option<String>, now_ms: f64) -> f64 {
         let d = self.core.begin_external(
             SubId::from_parts(index, gen),
             key.map(Rc::from),
             ms_to_micros(now_ms),
         );
-        vec![d.index(), d.generation()]
+        f64::from(d.index()) * 4_294_967_296.0 + f64::from(d.generation())
     }
 
     /// Applies completions (`delivery index, delivery gen, ok` triples; each failed one takes
     /// the next of `reasons`, its error's message), fires due timers and returns the next round
-    /// of records (see the module docs).
-    pub fn pump(
+    /// of records (see the module docs), left in the core's memory at
+    /// [`WasmBroker::records_ptr`] (valid until the next call); returns their length in `u32`s.
+    pub fn pump(&mut self, now_ms: f64, completions: &[u32], reasons: Option<Vec<String>>) -> u32 {
+        let mut out = std::mem::take(&mut self.records);
+        out.clear();
+        self.pump_into(now_ms, completions, reasons, &mut out);
+        let n = out.len() as u32;
+        self.records = out;
+        n
+    }
+
+    /// Where the last `pump` left its records.
+    pub fn records_ptr(&self) -> u32 {
+        self.records.as_ptr() as usize as u32
+    }
+
+    fn pump_into(
         &mut self,
         now_ms: f64,
         completions: &[u32],
         reasons: Option<Vec<String>>,
-    ) -> Vec<u32> {
+        out: &mut Vec<u32>,
+    ) {
         let now = ms_to_micros(now_ms);
         let mut reasons = reasons.unwrap_or_default().into_iter();
         for c in completions.chunks_exact(3) {
@@ -586,10 +724,9 @@ impl WasmBroker {
             }
         }
         self.core.fire_timers(now);
-        let mut out = Vec::new();
         // Events raised by completions and timers come first (an idle subscription may get a new
         // delivery in this same round); events raised while handing out deliveries come after.
-        self.drain_events(&mut out);
+        self.drain_events(out);
         while let Some(d) = self.core.next_delivery(now) {
             if self.core.is_member(d.sub) {
                 let ms = match &d.items {
@@ -636,11 +773,10 @@ impl WasmBroker {
                 }
             }
         }
-        self.drain_events(&mut out);
+        self.drain_events(out);
         for slot in self.released.borrow_mut().drain(..) {
             out.extend_from_slice(&[RELEASE, slot]);
         }
-        out
     }
 
     fn drain_events(&mut self, out: &mut Vec<u32>) {

@@ -27,9 +27,12 @@ test('a subscribe or unsubscribe re-resolves only the topics its pattern reaches
   const seen = new Map();
   const count = (name) => (p, m) => seen.set(name, [...(seen.get(name) ?? []), m.topic]);
   for (const t of topics) bus.subscribe(t, count(t));
-  bus.publish('$errors.x', 0);
-  bus.publish('other', 0);
-  for (const t of topics) bus.publish(t, 0);
+  // Routes are cached from a topic's second publish on: publish each twice.
+  for (let round = 0; round < 2; round++) {
+    bus.publish('$errors.x', 0);
+    bus.publish('other', 0);
+    for (const t of topics) bus.publish(t, 0);
+  }
   const resolves = countingResolves(bus);
 
   // Exact pattern: one topic's route goes.
@@ -73,7 +76,7 @@ test('a subscribe or unsubscribe re-resolves only the topics its pattern reaches
   assert.deepEqual(seen.get('all'), ['other', 'orders.8.created', 'orders.8.created', 'orders.7.created']);
   for (const t of topics) {
     const extra = { 'orders.7.created': 1, 'orders.8.created': 2 }[t] ?? 0;
-    assert.equal(seen.get(t).length, 4 + extra, t);
+    assert.equal(seen.get(t).length, 5 + extra, t);
   }
 });
 
@@ -91,4 +94,33 @@ test('short ASCII topics (through the core\'s buffer), long and non-ASCII ones (
   }
   bus.publish('t.after', 0);
   assert.equal(got.at(-1), 't.after');
+});
+
+test('a route is cached from its topic\'s second publish on: topics published once leave no entry', () => {
+  const bus = new Bus();
+  const got = [];
+  bus.subscribe('u.*', (p) => got.push(p));
+  const resolves = countingResolves(bus);
+  // Every topic unique: each is resolved by the core, none is kept by the driver.
+  for (let i = 0; i < 1000; i++) bus.publish(`u.${i}`, i);
+  assert.equal(resolves.n, 1000);
+  assert.equal(bus._routes.size, 0);
+  // The second publish of a topic finds it known to the core and caches its route; later ones
+  // do not cross.
+  bus.publish('u.7', 'a');
+  assert.equal(resolves.n, 1001);
+  assert.equal(bus._routes.size, 1);
+  bus.publish('u.7', 'b');
+  bus.publish('u.7', 'c');
+  assert.equal(resolves.n, 1001);
+  assert.deepEqual(got.slice(-3), ['a', 'b', 'c']);
+  assert.equal(got.length, 1003);
+  // A subscription change still reaches a topic seen only once: the next publish delivers to it.
+  const late = [];
+  bus.subscribe('u.999', (p) => late.push(p));
+  bus.publish('u.999', 'x');
+  bus.publish('u.7', 'y');
+  assert.deepEqual(late, ['x']);
+  assert.deepEqual(got.slice(-2), ['x', 'y']);
+  assert.equal(bus.stats().published, 1005);
 });

@@ -348,7 +348,7 @@ impl Driver {
     fn unattributed_drops(&self) -> u64 {
         let s = self.b.stats();
         let subs: u64 = s.per_subscription.iter().map(|s| s.dropped).sum();
-        let retired: u64 = self.b.retired.iter().map(|(_, s)| s.dropped).sum();
+        let retired: u64 = self.b.retired.iter().map(|(_, r)| r.stats().dropped).sum();
         let groups: u64 = s.groups.iter().map(|g| g.dropped).sum();
         s.dropped - subs - retired - groups
     }
@@ -409,7 +409,12 @@ impl Driver {
             per.iter().map(|s| s.queued).sum::<u64>() + group_depth,
             "bus queued is the sum of its queues"
         );
-        let retired_in_flight: u64 = self.b.retired.iter().map(|(_, s)| s.in_flight).sum();
+        let retired_in_flight: u64 = self
+            .b
+            .retired
+            .iter()
+            .map(|(_, r)| r.stats().in_flight)
+            .sum();
         // Unsubscribed, with deliveries still to settle: no longer listed, not retired yet.
         let gone_in_flight: u64 = self
             .tallies
@@ -430,7 +435,7 @@ impl Driver {
             .retired
             .iter()
             .find(|(r, _)| *r == id)
-            .map(|(_, s)| s.clone())
+            .map(|(_, r)| r.stats())
     }
 }
 

@@ -8,6 +8,7 @@ mod deliver;
 mod lifecycle;
 mod publish;
 mod stats;
+mod subscriptions;
 mod timers;
 mod topics;
 mod work_queues;

@@ -39,7 +39,7 @@ impl<N> Children<N> {
         match self {
             Children::Few(few) => few
                 .iter_mut()
-                .find(|(k, _)| k.as_bytes() == token.as_bytes())
+                .find(|(k, _)| same_token(k.as_bytes(), token.as_bytes()))
                 .map(|(_, n)| n),
             Children::Many(many) => many.get_mut(token),
         }
@@ -48,7 +48,11 @@ impl<N> Children<N> {
     /// The child for `token`, made by `make` when missing.
     pub(crate) fn get_or_insert_with(&mut self, token: &str, make: impl FnOnce() -> N) -> &mut N {
         if let Children::Few(few) = self {
-            if few.len() >= FEW && !few.iter().any(|(k, _)| k.as_bytes() == token.as_bytes()) {
+            if few.len() >= FEW
+                && !few
+                    .iter()
+                    .any(|(k, _)| same_token(k.as_bytes(), token.as_bytes()))
+            {
                 let map: HashMap<Token, N> = std::mem::take(few).into_vec().into_iter().collect();
                 *self = Children::Many(Box::new(map));
             }
@@ -57,7 +61,7 @@ impl<N> Children<N> {
             Children::Few(few) => {
                 let at = match few
                     .iter()
-                    .position(|(k, _)| k.as_bytes() == token.as_bytes())
+                    .position(|(k, _)| same_token(k.as_bytes(), token.as_bytes()))
                 {
                     Some(at) => at,
                     None => {
@@ -80,7 +84,7 @@ impl<N> Children<N> {
             Children::Few(few) => {
                 if let Some(at) = few
                     .iter()
-                    .position(|(k, _)| k.as_bytes() == token.as_bytes())
+                    .position(|(k, _)| same_token(k.as_bytes(), token.as_bytes()))
                 {
                     swap_remove_exact(few, at);
                 }

@@ -173,6 +173,14 @@ pub fn is_reserved(topic: &str) -> bool {
 /// Shared validator for topics and patterns; the only difference between
 /// the two is what a whole-token wildcard means.
 fn scan(input: &str, subject: Subject) -> Result<(), TopicError> {
+    if plain_literal(input.as_bytes()) {
+        return Ok(());
+    }
+    scan_fully(input, subject)
+}
+
+/// [`scan`] byte by byte, naming the first problem.
+fn scan_fully(input: &str, subject: Subject) -> Result<(), TopicError> {
     let fail = |reason| Err(TopicError::new(subject, input, reason));
     let bytes = input.as_bytes();
     if bytes.is_empty() {
@@ -233,6 +241,33 @@ fn scan(input: &str, subject: Subject) -> Result<(), TopicError> {
         return fail(TopicReason::TooManyTokens { count });
     }
     Ok(())
+}
+
+/// The usual string, checked in one tight pass: 1 to [`MAX_BYTES`] bytes of printable ASCII
+/// other than space, `*` and `>`, in at most [`MAX_TOKENS`] non-empty dot-separated tokens. Valid
+/// as a topic and as a pattern; `false` sends anything else through [`scan`]'s full checks (which
+/// name the problem), so this only answers sooner, never differently.
+fn plain_literal(bytes: &[u8]) -> bool {
+    if bytes.is_empty() || bytes.len() > MAX_BYTES {
+        return false;
+    }
+    let mut dots = 0;
+    let mut token_len = 0;
+    for &byte in bytes {
+        match byte {
+            b'.' => {
+                if token_len == 0 {
+                    return false;
+                }
+                dots += 1;
+                token_len = 0;
+            }
+            b'*' | b'>' => return false,
+            0x21..=0x7E => token_len += 1,
+            _ => return false,
+        }
+    }
+    token_len > 0 && dots < MAX_TOKENS
 }
 
 /// State of the token being scanned.
@@ -401,6 +436,85 @@ mod tests {
 
     fn dotted(count: usize) -> String {
         vec!["a"; count].join(".")
+    }
+
+    #[test]
+    fn the_quick_check_answers_as_the_full_scan_does() {
+        // `scan` takes the one-pass check first: it must never accept what the full scan
+        // refuses, and it must take the usual topics and literal patterns.
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/data/topics.json")).unwrap();
+        let mut inputs: Vec<String> = Vec::new();
+        for key in ["invalid_patterns", "invalid_topics"] {
+            for v in vectors[key].as_array().unwrap() {
+                inputs.push(v.as_str().unwrap().to_string());
+            }
+        }
+        for row in vectors["match"].as_array().unwrap() {
+            inputs.push(row[0].as_str().unwrap().to_string());
+            inputs.push(row[1].as_str().unwrap().to_string());
+        }
+        let long = "a".repeat(MAX_BYTES);
+        for extra in [
+            "",
+            ".",
+            "a.",
+            ".a",
+            "a..b",
+            "a b",
+            "a\tb",
+            "a\u{7f}",
+            "a\u{80}",
+            "caf\u{e9}.x",
+            "*",
+            ">",
+            "a.*",
+            "a.>",
+            "a*",
+            "x>",
+            "$sys.x",
+            "~!\"#%&'()+,-/:;<=?@[\\]^_`{|}",
+            "orders.42.created",
+        ] {
+            inputs.push(extra.to_string());
+        }
+        inputs.push(long.clone());
+        inputs.push(format!("{long}a"));
+        inputs.push(dotted(MAX_TOKENS));
+        inputs.push(dotted(MAX_TOKENS + 1));
+        for input in &inputs {
+            for subject in [Subject::Topic, Subject::Pattern] {
+                assert_eq!(
+                    scan(input, subject),
+                    scan_fully(input, subject),
+                    "{input:?} as {subject:?}"
+                );
+            }
+            if plain_literal(input.as_bytes()) {
+                assert!(scan_fully(input, Subject::Topic).is_ok(), "{input:?}");
+                assert!(scan_fully(input, Subject::Pattern).is_ok(), "{input:?}");
+            }
+        }
+        for usual in [
+            "orders.42.created",
+            "a",
+            "$sys.x",
+            &dotted(MAX_TOKENS),
+            &long,
+        ] {
+            assert!(plain_literal(usual.as_bytes()), "{usual:?}");
+        }
+        for unusual in [
+            "",
+            "a..b",
+            "a.*",
+            "a.>",
+            "a b",
+            "caf\u{e9}",
+            &dotted(MAX_TOKENS + 1),
+        ] {
+            assert!(!plain_literal(unusual.as_bytes()), "{unusual:?}");
+        }
     }
 
     #[test]

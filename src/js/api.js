@@ -494,8 +494,6 @@ function makeApi(raw, whenNotReady) {
       this._published = 0;        // published directly, not yet told to the core
       this._dirty = [];           // cached routes with publishes counted on them (`sent`), see _fold
       this._epoch = 0;            // bumped by each _fold
-      this._dispatch = undefined; // the route _deliverPlain is calling, and the handler it is at
-      this._at = 0;
       this._waiters = [];         // publishAsync calls waiting for room
       this._admitting = false;
       this._idleWaiters = [];
@@ -517,12 +515,9 @@ function makeApi(raw, whenNotReady) {
         // topic handle…]` is read in the core's memory; no option to read, no object to cross.
         const n = writeAscii(pattern, this._topicPtr, this._topicRoom);
         if (n >= 0) {
-          let at;
-          try {
-            at = this._core.subscribe_scratch(n) >>> 2;
-          } catch (e) {
-            throw fromCore(e);
-          }
+          // 0: refused (the error is kept in the core until taken).
+          const at = this._core.subscribe_scratch(n) >>> 2;
+          if (at === 0) throw fromCore(this._core.take_error());
           const w = wasmWords();
           const rec = new Subscription(this, w[at + 1], w[at + 2], w[at + 3] + w[at + 4] * 4294967296, pattern,
             handler, undefined, handler.length !== 1, false, this._defaultTimeout);
@@ -701,7 +696,8 @@ function makeApi(raw, whenNotReady) {
         }
       }
       // `batch`: sizes are needed; `queued`: it always goes through the core.
-      const route = { handle, gen, subs, batch, queued: queued || batch, fns: undefined, sent: 0 };
+      // `at`: while _deliverPlain calls this route's handlers, the one it is at (else -1).
+      const route = { handle, gen, subs, batch, queued: queued || batch, fns: undefined, sent: 0, at: -1 };
       // Cached from the topic's second publish on (the core says when it knows the topic): a
       // topic published once is not worth an entry.
       if (r[at + 2] === 1) {
@@ -765,10 +761,13 @@ function makeApi(raw, whenNotReady) {
           this._lastRoute = route;
         }
       }
-      if (route !== undefined && options === undefined && this._depth === 0 && !this._closing &&
-          !route.queued && (this._busy === 0 || this._direct(route))) {
-        if (route.fns !== undefined) return this._deliverPlain(route, topic, payload);
-        return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
+      if (route !== undefined && options === undefined && this._depth === 0 && !this._closing) {
+        // A route with a list of functions is never queued (see _resolve).
+        if (route.fns !== undefined) {
+          if (this._busy === 0 || this._direct(route)) return this._deliverPlain(route, topic, payload);
+        } else if (!route.queued && (this._busy === 0 || this._direct(route))) {
+          return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
+        }
       }
       return this._publishSlowly(route, topic, payload, options);
     }
@@ -848,34 +847,67 @@ function makeApi(raw, whenNotReady) {
       const epoch = this._epoch;
       let env;
       let i = 0;
-      this._dispatch = route;
+      // No try/finally here (it costs on every publish): a handler's throw is caught below, and
+      // the steps that may throw otherwise (_plainFailed, _plainResult) call _plainEscaped
+      // before they rethrow.
       this._depth++;
-      try {
-        for (; i < n; i++) {
-          this._at = i;
-          let r;
-          try {
-            r = fns[i](payload);
-          } catch (err) {
-            const s = route.subs[i];
-            if (s._active) s.failed++;
-            else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
-            this._failed(err, env ?? (env = this._envelope(topic, payload, EMPTY_OPTIONS)), s);
-            if (this._epoch !== epoch) break;
-            continue;
-          }
-          if (r !== undefined && r !== null && typeof r.then === 'function') {
-            this._began(route.subs[i], r, env ?? (env = this._envelope(topic, payload, EMPTY_OPTIONS)), undefined);
-          }
+      for (; i < n; i++) {
+        route.at = i;
+        let r;
+        try {
+          r = fns[i](payload);
+        } catch (err) {
+          env = this._plainFailed(route, i, err, env, topic, payload);
           if (this._epoch !== epoch) break;
+          continue;
         }
-      } finally {
-        this._dispatch = undefined;
-        this._depth--;
+        if (r !== undefined) env = this._plainResult(route, i, r, env, topic, payload);
+        if (this._epoch !== epoch) break;
       }
+      route.at = -1;
+      this._depth--;
       if (i + 1 < n) return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS, i + 1, env);
       if (this._needPump) this._pump();
       return true;
+    }
+
+    /**
+     * A throw leaves _deliverPlain at handler `route.at`: the publish is counted for the handlers
+     * up to it only (as _deliverDirect counts), and the bus is out of dispatch again.
+     */
+    _plainEscaped(route) {
+      this._fold();
+      route.at = -1;
+      this._depth--;
+    }
+
+    /** Handler `i` of _deliverPlain threw: counted and reported. Returns the envelope made. */
+    _plainFailed(route, i, err, env, topic, payload) {
+      try {
+        const s = route.subs[i];
+        if (s._active) s.failed++;
+        else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
+        if (env === undefined) env = this._envelope(topic, payload, EMPTY_OPTIONS);
+        this._failed(err, env, s);
+        return env;
+      } catch (e) {
+        this._plainEscaped(route);
+        throw e;
+      }
+    }
+
+    /** Handler `i` of _deliverPlain returned `r`: a promise is tracked. Returns the envelope made. */
+    _plainResult(route, i, r, env, topic, payload) {
+      try {
+        if (r !== null && typeof r.then === 'function') {
+          if (env === undefined) env = this._envelope(topic, payload, EMPTY_OPTIONS);
+          this._began(route.subs[i], r, env, undefined);
+        }
+        return env;
+      } catch (e) {
+        this._plainEscaped(route);
+        throw e;
+      }
     }
 
     /**
@@ -893,7 +925,7 @@ function makeApi(raw, whenNotReady) {
         route.sent = 0;
         this._published += sent;
         const subs = route.subs;
-        const at = route === this._dispatch ? this._at : subs.length;
+        const at = route.at >= 0 ? route.at : subs.length;
         for (let i = 0; i < subs.length; i++) subs[i].delivered += i <= at ? sent : sent - 1;
       }
       dirty.length = 0;

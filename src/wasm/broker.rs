@@ -293,6 +293,9 @@ pub struct WasmBroker {
     route_out: Vec<u32>,
     /// Where `pump` leaves its records, read by JavaScript in place.
     records: Vec<u32>,
+    /// The error of the last call that answered 0 instead of throwing (see
+    /// [`WasmBroker::take_error`]).
+    error: Option<JsValue>,
 }
 
 /// A retired subscription's counts as words, low then high (read back by
@@ -356,6 +359,7 @@ impl WasmBroker {
             released: Rc::new(RefCell::new(Vec::new())),
             topic_in: vec![0; TOPIC_SCRATCH_BYTES],
             route_out: Vec::new(),
+            error: None,
             records: Vec::new(),
         })
     }
@@ -392,8 +396,20 @@ impl WasmBroker {
     /// [`WasmBroker::subscribe`] with every default, for the pattern of `len` bytes in the topic
     /// buffer (see [`WasmBroker::topic_scratch`]): no string crossing and no array made. Returns
     /// where the answer is in memory (a byte offset, valid until the next call): its length in
-    /// `u32`s, then `[index, gen, id low word, id high word, stale topic handle…]`.
-    pub fn subscribe_scratch(&mut self, len: u32) -> Result<u32, JsValue> {
+    /// `u32`s, then `[index, gen, id low word, id high word, stale topic handle…]`. Returns 0
+    /// when it refused the pattern: the error is then taken with [`WasmBroker::take_error`]
+    /// (a plain number crosses without the adapter a `Result` needs).
+    pub fn subscribe_scratch(&mut self, len: u32) -> u32 {
+        match self.try_subscribe_scratch(len) {
+            Ok(at) => at,
+            Err(e) => {
+                self.error = Some(e);
+                0
+            }
+        }
+    }
+
+    fn try_subscribe_scratch(&mut self, len: u32) -> Result<u32, JsValue> {
         let pattern = scratch_str(&self.topic_in, len).ok_or_else(|| {
             to_js(crate::error::Error::new(
                 crate::error::ErrorCode::InvalidPattern,
@@ -417,6 +433,11 @@ impl WasmBroker {
         ]);
         self.core.drain_invalidated(&mut out);
         Ok(self.lend_answer(out))
+    }
+
+    /// The error of the last call that answered 0 (undefined when there is none).
+    pub fn take_error(&mut self) -> JsValue {
+        self.error.take().unwrap_or(JsValue::UNDEFINED)
     }
 
     /// Keeps `out` (whose first word is a placeholder) as the answer JavaScript reads in place:

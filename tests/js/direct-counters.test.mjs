@@ -148,3 +148,48 @@ test('unsubscribing after many direct publishes hands the core every count befor
   assert.equal(counts(other).delivered, 251);
   assert.equal(bus.stats().published, 501);
 });
+
+test('a throw that escapes a direct publish leaves the bus dispatching directly and counting', () => {
+  const bus = new Bus({ onError: () => {} });
+  const calls = [];
+  // A handler result whose `then` getter throws: the throw reaches the publisher.
+  const odd = bus.subscribe('t', (p) => {
+    calls.push(`odd ${p}`);
+    return p === 2 ? { get then() { throw new Error('then getter'); } } : undefined;
+  });
+  const next = bus.subscribe('t', (p) => {
+    calls.push(`next ${p}`);
+    // Publishing from a handler enqueues: it runs after this publish, never inside it.
+    if (p === 3) bus.publish('t', 4);
+    calls.push(`next ${p} done`);
+  });
+  for (let i = 0; i < 2; i++) bus.publish('t', i);
+  assert.throws(() => bus.publish('t', 2), /then getter/);
+  bus.publish('t', 3);
+  assert.deepEqual(calls, [
+    'odd 0', 'next 0', 'next 0 done', 'odd 1', 'next 1', 'next 1 done', 'odd 2',
+    'odd 3', 'next 3', 'next 3 done', 'odd 4', 'next 4', 'next 4 done',
+  ]);
+  assert.equal(counts(odd).delivered, 5);
+  assert.equal(counts(next).delivered, 4);
+  assert.equal(bus.stats().published, 5);
+});
+
+test('a throw while reporting a handler failure also leaves the bus dispatching directly', () => {
+  let broken = false;
+  const clock = { now: () => { if (broken) throw new Error('clock broken'); return 0; } };
+  const bus = new Bus({ clock, onError: () => {} });
+  const calls = [];
+  const first = bus.subscribe('t', (p) => { calls.push(`first ${p}`); if (p === 1) throw new Error('boom'); });
+  const second = bus.subscribe('t', (p) => { calls.push(`second ${p}`); });
+  bus.publish('t', 0);
+  broken = true;
+  // Reporting the failure reads the clock for the message's envelope: that throw escapes.
+  assert.throws(() => bus.publish('t', 1), /clock broken/);
+  broken = false;
+  bus.publish('t', 2);
+  assert.deepEqual(calls, ['first 0', 'second 0', 'first 1', 'first 2', 'second 2']);
+  assert.deepEqual(counts(first), { delivered: 3, failed: 1, cancelled: 0 });
+  assert.deepEqual(counts(second), { delivered: 2, failed: 0, cancelled: 0 });
+  assert.equal(bus.stats().published, 3);
+});

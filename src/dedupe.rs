@@ -7,7 +7,10 @@
 //! keys themselves, so a lookup reads a control byte and the key, and a repeat is confirmed there
 //! (the control byte's hash bits only narrow the search: equality is always decided on the stored
 //! bytes, so the filter stays exact). A ring of the same keys in recording order, with each id's
-//! hash, says which id leaves next and where its slot is.
+//! hash, says which id leaves next and where its slot is. A short id is hashed from its key's two
+//! words with one folded multiply keyed by random per-filter seeds (as foldhash does for inputs of
+//! 9 to 16 bytes), a long one with hashbrown's default hasher; both keep the seeds secret, so ids
+//! from the network cannot be picked to collide.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -72,13 +75,54 @@ impl Key {
     }
 
     /// The hash of the id this key stands for (the same as of the id's bytes).
-    fn hash(self, hasher: &DefaultHashBuilder, arena: &Arena) -> u64 {
+    fn hash(self, hasher: &Hasher, arena: &Arena) -> u64 {
         match self.span() {
-            None => {
-                let bytes = self.0.to_le_bytes();
-                hasher.hash_one(&bytes[1..=(self.0 & 0xFF) as usize])
-            }
-            Some((start, len)) => hasher.hash_one(arena.get(start, len).unwrap_or_default()),
+            None => hasher.short(self),
+            Some((start, len)) => hasher.long(arena.get(start, len).unwrap_or_default()),
+        }
+    }
+}
+
+/// Multiplies and folds the 128-bit product's halves together (as foldhash and ahash do).
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    product as u64 ^ (product >> 64) as u64
+}
+
+/// Hashes ids with a random state of its own, so which ids collide cannot be chosen from outside
+/// (ids can come from the network). A short id is hashed from its [`Key`], whose two words hold
+/// its length and bytes, with one folded multiply keyed by two random seeds; a long one with
+/// hashbrown's default hasher.
+#[derive(Debug)]
+struct Hasher {
+    long: DefaultHashBuilder,
+    seeds: [u64; 2],
+}
+
+impl Hasher {
+    fn new() -> Self {
+        let long = DefaultHashBuilder::default();
+        let seeds = [long.hash_one(0u8), long.hash_one(1u8)];
+        Hasher { long, seeds }
+    }
+
+    #[inline(always)]
+    fn short(&self, key: Key) -> u64 {
+        let (lo, hi) = (key.0 as u64, (key.0 >> 64) as u64);
+        folded_multiply(lo ^ self.seeds[0], hi ^ self.seeds[1])
+    }
+
+    fn long(&self, id: &[u8]) -> u64 {
+        self.long.hash_one(id)
+    }
+
+    /// The hash of `id`, and its inline key when it is short.
+    #[inline(always)]
+    fn id(&self, id: &[u8]) -> (u64, Option<Key>) {
+        match Key::inline(id) {
+            Some(key) => (self.short(key), Some(key)),
+            None => (self.long(id), None),
         }
     }
 }
@@ -132,7 +176,7 @@ impl Arena {
 #[derive(Debug)]
 pub struct IdempotenceFilter {
     window: DedupeWindow,
-    hasher: DefaultHashBuilder,
+    hasher: Hasher,
     /// The keys of the ids in the window, by the hash of the id.
     index: HashTable<Key>,
     /// The same keys, oldest first.
@@ -160,7 +204,7 @@ impl IdempotenceFilter {
         let capacity = window.max_ids.min(MAX_INITIAL_CAPACITY);
         IdempotenceFilter {
             window,
-            hasher: DefaultHashBuilder::default(),
+            hasher: Hasher::new(),
             index: HashTable::with_capacity(capacity),
             keys: VecDeque::with_capacity(capacity),
             hashes: VecDeque::with_capacity(capacity),
@@ -179,8 +223,7 @@ impl IdempotenceFilter {
     pub fn check(&mut self, id: &str, now: u64) -> bool {
         let now = self.advance_to(now);
         let id = id.as_bytes();
-        let hash = self.hasher.hash_one(id);
-        let probe = Key::inline(id);
+        let (hash, probe) = self.hasher.id(id);
         let Self {
             index,
             arena,
@@ -215,8 +258,8 @@ impl IdempotenceFilter {
     pub fn has(&mut self, id: &str, now: u64) -> bool {
         self.advance_to(now);
         let id = id.as_bytes();
-        let hash = self.hasher.hash_one(id);
-        let (probe, arena) = (Key::inline(id), &self.arena);
+        let (hash, probe) = self.hasher.id(id);
+        let arena = &self.arena;
         self.index
             .find(hash, |key| holds(*key, probe, id, arena))
             .is_some()
@@ -454,6 +497,41 @@ mod tests {
         assert!(!f.check(&id(199), 0));
     }
 
+    #[test]
+    fn each_filter_hashes_with_seeds_of_its_own() {
+        let (a, b) = (Hasher::new(), Hasher::new());
+        assert_ne!(a.seeds, b.seeds);
+        let key = |id: &str| Key::inline(id.as_bytes()).expect("short");
+        assert_ne!(a.short(key("msg-1")), b.short(key("msg-1")));
+        // The length is part of the key, so trailing zero bytes change the hash.
+        assert_ne!(a.short(key("a")), a.short(key("a\0")));
+        // A key rehashed when the index grows hashes as the id did when it was recorded.
+        let arena = Arena::default();
+        for id in ["", "a", "msg-123456", "fifteen-bytes!!"] {
+            assert_eq!(key(id).hash(&a, &arena), a.id(id.as_bytes()).0);
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_long_ids_findable() {
+        // 300-byte ids, window of 4: compaction runs once dead bytes pass MIN_COMPACTION_BYTES.
+        let id = |n: usize| format!("{n:0>3}{}", "abc".repeat(99));
+        let mut f = filter(4, None);
+        for n in 0..100 {
+            assert!(f.check(&id(n), 0));
+            for back in 0..4.min(n + 1) {
+                assert!(f.has(&id(n - back), 0), "{n} - {back}");
+            }
+        }
+        assert!(f.arena.start > 0, "the arena was compacted");
+        assert!(f.arena.bytes.len() < 2 * MIN_COMPACTION_BYTES + 4 * 300);
+        for n in 96..100 {
+            assert!(f.has(&id(n), 0));
+            assert!(!f.check(&id(n), 0));
+        }
+        assert!(!f.has(&id(95), 0));
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::*;
@@ -544,6 +622,37 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(filter.len(now), model.len(now));
+            }
+
+            /// Long ids only (100 to 1,000 bytes, stored in the arena), so that evictions pile up
+            /// dead arena bytes and compaction moves the live ones while the window is in use.
+            #[test]
+            fn filter_agrees_with_model_through_arena_compaction(
+                max_ids in 1usize..8,
+                max_age in prop::option::of(1u64..30),
+                steps in prop::collection::vec((0u8..10, 0u8..48, 0u64..3), 100..300),
+            ) {
+                let long_id = |n: u8| format!("{}/{n}", "x".repeat(100 + usize::from(n) * 19));
+                let mut filter = IdempotenceFilter::new(DedupeWindow { max_ids, max_age });
+                let mut model = Model { max_ids, max_age, recorded: Vec::new() };
+                let (mut now, mut recorded) = (0, 0usize);
+                for (op, n, step) in steps {
+                    now += step;
+                    let id = long_id(n);
+                    if op < 7 {
+                        let new = filter.check(&id, now);
+                        prop_assert_eq!(new, model.check(&id, now), "check {}", n);
+                        recorded += usize::from(new);
+                    } else {
+                        prop_assert_eq!(filter.has(&id, now), model.has(&id, now), "has {}", n);
+                    }
+                    prop_assert_eq!(filter.len(now), model.len(now));
+                }
+                // Ids are at most about 1,000 bytes and at most 7 are live, so 40 evicted ids
+                // are more dead bytes than MIN_COMPACTION_BYTES and than the live ones.
+                if recorded - filter.len(now) >= 40 {
+                    prop_assert!(filter.arena.start > 0, "the arena was compacted");
+                }
             }
 
             #[test]

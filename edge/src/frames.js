@@ -230,7 +230,10 @@ export async function handleFrame(hub, c, data) {
       replies.push({ t: 'err', op, sub, code: 'UNAVAILABLE', message: `the owner hub did not take the acknowledgement: ${e.message}` });
     }
   }
-  if (replies.length > 0) send(c, replies);
+  if (replies.length > 0) {
+    hub._countsBeforeSend();
+    send(c, replies);
+  }
   rateViolations(hub, c, replies);
 }
 
@@ -278,7 +281,8 @@ async function flushPubs(hub, c, pubs, replies) {
 
 async function publishChunk(hub, owner, rows, replies) {
   try {
-    const res = await hub._peer(owner).publish(owner, rows.map((r) => r.msg));
+    const msgs = rows.map((r) => r.msg);
+    const res = await (owner === hub.index ? hub._publish(owner, msgs, true) : hub._peer(owner).publish(owner, msgs));
     rows.forEach((r, i) => {
       const x = res[i];
       if (x?.error !== undefined) replies.push(refused(hub, undefined, r.op, new EdgebusError(x.error.code, x.error.message)));

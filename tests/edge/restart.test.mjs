@@ -153,3 +153,21 @@ test('/stats counters written with the change: a SIGKILL right after the answers
   assert.equal(total.published - before.published, 26);
   assert.equal(total.duplicates - before.duplicates, 1);
 });
+
+test('/stats counters of WebSocket publishes to the same hub: a SIGKILL right after the answers and deliveries loses none', { timeout: 120_000 }, async () => {
+  // Publisher and subscriber live on the hub owning `wsc.*`: the publishes whose counters wait for
+  // the next frame or reply (nothing durable is written for them) rather than a write of their own.
+  const before = (await server.stats()).total;
+  const sub = await RawSocket.open(`${server.wsUrl}/connect?token=${token}&hub=wsc`);
+  assert.equal((await sub.request({ op: 'sub', id: 1, pattern: 'wsc.*' })).t, 'ok');
+  const pub = await RawSocket.open(`${server.wsUrl}/connect?token=${token}&hub=wsc`);
+  for (let i = 0; i < 30; i++) pub.send({ op: 'pub', topic: 'wsc.a', payload: i });
+  await sub.waitMessages(30);
+  assert.deepEqual((await pub.request({ op: 'pub', topic: 'wsc.b', payload: 'last', ref: 'r1' })), { t: 'ok', op: 'pub', ref: 'r1', stored: false });
+  await server.crash();
+  const total = (await server.stats()).total;
+  assert.equal(total.published - before.published, 31);
+  assert.equal(total.notStored - before.notStored, 31);
+  assert.ok(total.delivered - before.delivered >= 30, `delivered ${total.delivered - before.delivered}, the subscriber received 30`);
+  assert.ok(total.frames - before.frames >= 1);
+});

@@ -177,3 +177,23 @@ test('unsubscribing stops delivery on every hub the pattern spans', async () => 
   await s.close();
   await other.close();
 });
+
+test('connections of one hub get the same messages in frames naming each its own subscriptions', async () => {
+  const q = '&hub=same';
+  const [a, b, c, d] = await Promise.all([open(token, q), open(token, q), open(token, q), open(token, q)]);
+  assert.equal((await a.request({ op: 'sub', id: 1, pattern: 'same.*' })).t, 'ok');
+  assert.equal((await b.request({ op: 'sub', id: 7, pattern: 'same.*' })).t, 'ok');
+  assert.equal((await c.request({ op: 'sub', id: 1, pattern: 'same.*' })).t, 'ok');
+  assert.equal((await c.request({ op: 'sub', id: 2, pattern: 'same.>' })).t, 'ok');
+  assert.equal((await d.request({ op: 'sub', id: 1, pattern: 'same.a' })).t, 'ok');
+  const topics = ['same.a', 'same.b', 'same.a', 'same.c', 'same.a'];
+  const res = await server.post('/publish', topics.map((topic, i) => ({ topic, payload: i })), token);
+  assert.deepEqual(res.body.results.map((r) => r.accepted), topics.map(() => true));
+  const got = async (s, n) => (await s.waitMessages(n)).map((m) => [m.subs, m.msg.topic, m.msg.payload]);
+  const all = topics.map((topic, i) => [topic, i]);
+  assert.deepEqual(await got(a, 5), all.map(([t, i]) => [[1], t, i]));
+  assert.deepEqual(await got(b, 5), all.map(([t, i]) => [[7], t, i]));
+  assert.deepEqual(await got(c, 5), all.map(([t, i]) => [[1, 2], t, i]));
+  assert.deepEqual(await got(d, 3), all.filter(([t]) => t === 'same.a').map(([t, i]) => [[1], t, i]));
+  for (const s of [a, b, c, d]) await s.close();
+});

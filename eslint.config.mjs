@@ -15,24 +15,31 @@ export default [
   {
     files: ['**/*.{js,mjs,cjs}'],
     ignores: [
-      'src/js/*.js', 'www/src/**', 'bench-web/src/**', 'tests/browser/*.page.mjs', 'tests/edge/browser/**',
+      'src/js/**', 'www/src/**', 'bench-web/src/**', 'tests/browser/*.page.mjs', 'tests/edge/browser/**',
       'benches/sharding/page.mjs', 'benches/sharding/workerpool-worker.web.js',
       'edge/src/**', 'edge/bench/worker.js', 'edge/test-fixtures/**',
     ],
     languageOptions: { globals: { ...globals.node } },
   },
-  // The package's JavaScript body (src/js/*.js): plain scripts that pkg-scripts/build.mjs concatenates
-  // into every entry point (Node, browsers, bundlers, workerd). Each file declares the functions it
-  // hands to the entry glue (`/* exported ... */`) and the ones it takes from a sibling file
-  // (`/* global ... */`). platforms.js holds the per-runtime adapters, so it also sees the
-  // Node and browser globals it picks between.
+  // The package's JavaScript (src/js/): ES modules, bundled per entry point by pkg-scripts/build.mjs.
+  // What runs everywhere (Node, browsers, bundlers, workerd) sees only the globals those share;
+  // the platform code sees its own: Node's (platforms/node.js, the Node entries), browsers' (the
+  // web platform and entry), a Web Worker's (the browser shard worker).
   {
-    files: ['src/js/*.js'],
-    languageOptions: { sourceType: 'script', globals: { ...globals['shared-node-browser'] } },
+    files: ['src/js/**/*.{js,mjs}'],
+    languageOptions: { sourceType: 'module', globals: { ...globals['shared-node-browser'] } },
   },
   {
-    files: ['src/js/platforms.js'],
-    languageOptions: { globals: { ...globals.node, ...globals.browser } },
+    files: ['src/js/platforms/node.js', 'src/js/entries/node.js', 'src/js/entries/shard-worker.node.js'],
+    languageOptions: { globals: { ...globals.node } },
+  },
+  {
+    files: ['src/js/platforms/web.js', 'src/js/entries/web.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
+    files: ['src/js/entries/shard-worker.web.js'],
+    languageOptions: { globals: { ...globals.worker } },
   },
   // Browser pages: the demo site, the benchmark page, the pages the browser tests load.
   {

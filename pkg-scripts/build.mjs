@@ -1,11 +1,13 @@
 // Builds the npm package `edgebus` into pkg/: wasm-pack for the web, bundler and nodejs targets,
-// then one package whose `exports` serve Node (ESM and CommonJS), browsers, bundlers and workerd.
+// then one package whose `exports` serve Node (ESM and CommonJS), browsers, bundlers and workerd,
+// each entry bundled by Rollup from the ES modules of src/js/.
 //
-//   node pkg-scripts/build.mjs [--dev]
+//   node pkg-scripts/build.mjs [--dev] [--js-only]
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { rollup } from 'rollup';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dev = process.argv.includes('--dev');
@@ -55,106 +57,50 @@ for (const [target, dir] of Object.entries(dirs)) {
   writeFileSync(join(dest, 'package.json'), JSON.stringify({ type: target === 'nodejs' ? 'commonjs' : 'module' }) + '\n');
 }
 
-// The remote client (src/js/remote.js, `connect`) is appended to the shared body and built on it.
-const api = readFileSync(join(root, 'src', 'js', 'api.js'), 'utf8') + '\n'
-  + readFileSync(join(root, 'src', 'js', 'remote.js'), 'utf8');
-const names = ['Bus', 'Batcher', 'IdempotenceFilter', 'ManualClock', 'EdgebusError', 'Subscription', 'shardOf', 'matches', 'ShardedBus', 'connect'];
-const withRemote = 'api.connect = makeRemote(api);\n';
-// ShardedBus: the main-thread side, the runtime adapters, and the worker body (see src/js/sharded.js).
-const shardedSrc = ['sharded-values.js', 'sharded.js', 'platforms.js']
-  .map((f) => readFileSync(join(root, 'src', 'js', f), 'utf8')).join('\n');
-const workerSrc = readFileSync(join(root, 'src', 'js', 'shard-worker.js'), 'utf8');
-const withSharded = (platform) => `${shardedSrc}\nObject.assign(api, makeSharded(api, raw, ${platform}));\n`;
-const NO_THREADS_WORKERD = 'Cloudflare Workers have no threads, so ShardedBus cannot run here: shard across Durable Objects with the edge hub instead';
-const NO_THREADS_BUNDLER = 'ShardedBus is not available from edgebus/bundler: import it from the default (web) entry, which bundlers resolve and whose worker file they emit';
-const exportAll = `export const { ${names.join(', ')}, init, initSync } = api;\nexport default api;\n`;
-// Where the module is loaded by the entry itself, init() has nothing left to do.
-const readyInit = 'Object.assign(api, { init: () => Promise.resolve(), initSync: () => {} });\n';
-
-writeFileSync(join(out, 'index.node.cjs'),
-  `'use strict';\nconst raw = require('./node/edgebus.js');\n${api}\nconst api = makeApi(raw);\n${withRemote}${readyInit}${withSharded('nodePlatform()')}module.exports = api;\n`);
-// ESM re-exports the CommonJS build, so `import` and `require` share one instance.
-writeFileSync(join(out, 'index.node.mjs'),
-  `import api from './index.node.cjs';\n${exportAll}`);
-writeFileSync(join(out, 'index.web.mjs'), `import initWasm, { initSync as initWasmSync } from './web/edgebus.js';
-import * as raw from './web/edgebus.js';
-
-let initialized = false;
-// The compiled module, kept so ShardedBus can post it to its workers (compiled once, here).
-let compiledModule;
-
-async function compileModule(input) {
-  let source = input === undefined ? new URL('./web/edgebus_bg.wasm', import.meta.url) : input;
-  if (typeof source === 'string' || source instanceof URL || (typeof Request === 'function' && source instanceof Request)) {
-    source = fetch(source);
-  }
-  source = await source;
-  if (typeof Response === 'function' && source instanceof Response) {
-    if (typeof WebAssembly.compileStreaming === 'function') {
-      try {
-        return await WebAssembly.compileStreaming(source.clone());
-      } catch (e) {
-        if (source.headers.get('Content-Type') === 'application/wasm') throw e;
-      }
-    }
-    return WebAssembly.compile(await source.arrayBuffer());
-  }
-  return WebAssembly.compile(source);
+// The JavaScript entries: src/js/entries/ holds one small module per entry, importing the real
+// modules of src/js/ it needs; Rollup bundles each into one file of pkg/ (scope-hoisted: the
+// modules' functions stay plain top-level functions, no loader, no lookups added on any call).
+// The files wasm-bindgen wrote (`./web/edgebus.js`, the .wasm…) and the entries the others import
+// (`./index.web.mjs`, `./index.node.cjs`) are paths inside pkg/, kept as they are.
+const PACKAGE_FILES = /^\.\/(?:(?:web|node|bundler)\/edgebus(?:\.js|_bg\.wasm)|index\.web\.mjs|index\.node\.cjs)$/;
+const packageFiles = {
+  name: 'edgebus-package-files',
+  resolveId(id) {
+    return PACKAGE_FILES.test(id) ? { id, external: 'absolute' } : null;
+  },
+};
+const ENTRIES = [
+  // [source in src/js/entries/, file in pkg/, format]
+  ['node.js', 'index.node.cjs', 'cjs'],
+  ['node.mjs', 'index.node.mjs', 'es'],
+  ['web.js', 'index.web.mjs', 'es'],
+  ['bundler.js', 'index.bundler.mjs', 'es'],
+  ['workerd.js', 'index.workerd.mjs', 'es'],
+  ['shard-worker.web.js', 'shard-worker.web.mjs', 'es'],
+  ['shard-worker.node.js', 'shard-worker.node.mjs', 'es'],
+];
+for (const [source, file, format] of ENTRIES) {
+  const bundle = await rollup({
+    input: join(root, 'src', 'js', 'entries', source),
+    plugins: [packageFiles],
+    external: (id) => id.startsWith('node:'),
+    // Any warning (an unresolved import, a missing export, a circular import) fails the build.
+    onwarn(warning) {
+      throw new Error(`[build] rollup, ${source}: ${warning.message}`);
+    },
+  });
+  await bundle.write({
+    file: join(out, file),
+    format,
+    // CommonJS: `module.exports` is the API object itself, as `require('edgebus')` always gave.
+    exports: format === 'cjs' ? 'default' : 'auto',
+    // The externals are wasm-bindgen's glue and Node's built-ins: used as they are, no wrapper.
+    interop: 'esModule',
+    generatedCode: { constBindings: true },
+    banner: `// edgebus ${version}: ${file}, bundled by pkg-scripts/build.mjs from src/js/entries/${source}`,
+  });
+  await bundle.close();
 }
-
-/** Loads the WebAssembly module once (browsers). \`input\`: URL, Response, bytes or WebAssembly.Module. */
-async function initModule(input) {
-  if (initialized) return;
-  const module = input instanceof WebAssembly.Module ? input : await compileModule(input);
-  if (initialized) return;
-  await initWasm({ module_or_path: module });
-  compiledModule = module;
-  initialized = true;
-}
-
-/** Initializes synchronously from a compiled WebAssembly.Module (for example one posted to a Worker). */
-function initModuleSync(module) {
-  if (initialized) return;
-  if (!(module instanceof WebAssembly.Module)) module = new WebAssembly.Module(module);
-  initWasmSync({ module });
-  compiledModule = module;
-  initialized = true;
-}
-
-${api}
-const api = makeApi(raw, () => {
-  if (!initialized) {
-    throw new api.EdgebusError('NOT_INITIALIZED', 'edgebus is not initialized: call \`await init()\` once before using it in a browser');
-  }
-});
-${withRemote}Object.assign(api, { init: initModule, initSync: initModuleSync });
-${withSharded(`webPlatform(() => compiledModule,
-  () => new Worker(new URL('./shard-worker.web.mjs', import.meta.url), { type: 'module' }))`)}
-${exportAll}`);
-// The ShardedBus workers: both import the web entry and initialize it from the posted module.
-writeFileSync(join(out, 'shard-worker.web.mjs'),
-  `import * as api from './index.web.mjs';\n${workerSrc}
-runShardWorker(api, {
-  post: (m, transfer) => self.postMessage(m, transfer === undefined ? [] : transfer),
-  onMessage: (fn) => { self.onmessage = (e) => fn(e.data); },
-});\n`);
-writeFileSync(join(out, 'shard-worker.node.mjs'),
-  `import { parentPort } from 'node:worker_threads';\nimport * as api from './index.web.mjs';\n${workerSrc}
-runShardWorker(api, {
-  post: (m, transfer) => parentPort.postMessage(m, transfer),
-  onMessage: (fn) => parentPort.on('message', fn),
-});\n`);
-writeFileSync(join(out, 'index.bundler.mjs'),
-  `import * as raw from './bundler/edgebus.js';\n${api}\nconst api = makeApi(raw);\n${withRemote}${readyInit}${withSharded(`noThreadsPlatform(${JSON.stringify(NO_THREADS_BUNDLER)})`)}${exportAll}`);
-// workerd: the .wasm is imported as a compiled module (no compiling from bytes at run time).
-writeFileSync(join(out, 'index.workerd.mjs'), `import { initSync as initWasmSync } from './web/edgebus.js';
-import * as raw from './web/edgebus.js';
-import wasmModule from './web/edgebus_bg.wasm';
-
-initWasmSync({ module: wasmModule });
-${api}
-const api = makeApi(raw);
-${withRemote}${readyInit}${withSharded(`noThreadsPlatform(${JSON.stringify(NO_THREADS_WORKERD)})`)}${exportAll}`);
 
 cpSync(join(root, 'src', 'js', 'index.d.ts'), join(out, 'index.d.ts'));
 cpSync(join(root, 'README.md'), join(out, 'README.md'));

@@ -6,7 +6,7 @@
 // integer seconds since the epoch; `ns` is the tenant's namespace (DEFAULT_NS without it); `admin:
 // true` opens the deployment-wide /stats; `kid` names the key (EDGEBUS_SECRETS) that signed the
 // token, and a token without `kid` is signed with EDGEBUS_SECRET.
-import { EdgeError } from './errors.js';
+import { EdgebusError } from 'edgebus';
 
 const encoder = new TextEncoder();
 const B64URL = /^[A-Za-z0-9_-]*$/;
@@ -81,7 +81,7 @@ function isPatternList(v) {
 }
 
 function claimsError(message) {
-  return new EdgeError('INVALID_CLAIMS', `the bearer token's claims are not valid: ${message}`);
+  return new EdgebusError('INVALID_CLAIMS', `the bearer token's claims are not valid: ${message}`);
 }
 
 /**
@@ -92,10 +92,10 @@ function claimsError(message) {
 export async function verifyToken(token, keys, nowMs = Date.now(), { maxLifetimeS = MAX_TOKEN_LIFETIME_S } = {}) {
   const ring = typeof keys === 'string' || keys === undefined ? { secret: keys || undefined, byKid: new Map() } : keys;
   if (ring.secret === undefined && ring.byKid.size === 0) {
-    throw new EdgeError('UNAUTHORIZED', 'the server has no EDGEBUS_SECRET (or EDGEBUS_SECRETS) configured');
+    throw new EdgebusError('UNAUTHORIZED', 'the server has no EDGEBUS_SECRET (or EDGEBUS_SECRETS) configured');
   }
   if (typeof token !== 'string' || token.length === 0) {
-    throw new EdgeError('UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer <token>; for WebSockets also ?token= or the `bearer.<token>` subprotocol)');
+    throw new EdgebusError('UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer <token>; for WebSockets also ?token= or the `bearer.<token>` subprotocol)');
   }
   const parts = token.split('.');
   let claims;
@@ -105,20 +105,20 @@ export async function verifyToken(token, keys, nowMs = Date.now(), { maxLifetime
     mac = fromB64url(parts[1]);
     claims = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(fromB64url(parts[0])));
   } catch {
-    throw new EdgeError('UNAUTHORIZED', 'the bearer token is malformed: expected two parts of unpadded base64url joined by `.`');
+    throw new EdgebusError('UNAUTHORIZED', 'the bearer token is malformed: expected two parts of unpadded base64url joined by `.`');
   }
   if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) {
-    throw new EdgeError('UNAUTHORIZED', 'the bearer token is malformed: its first part is not a JSON object');
+    throw new EdgebusError('UNAUTHORIZED', 'the bearer token is malformed: its first part is not a JSON object');
   }
   let secret = ring.secret;
   if (claims.kid !== undefined) {
     secret = typeof claims.kid === 'string' ? ring.byKid.get(claims.kid) : undefined;
-    if (secret === undefined) throw new EdgeError('UNAUTHORIZED', `the bearer token names key id ${JSON.stringify(claims.kid)}, which this server does not know (EDGEBUS_SECRETS)`);
+    if (secret === undefined) throw new EdgebusError('UNAUTHORIZED', `the bearer token names key id ${JSON.stringify(claims.kid)}, which this server does not know (EDGEBUS_SECRETS)`);
   } else if (secret === undefined) {
-    throw new EdgeError('UNAUTHORIZED', 'the bearer token names no key id (`kid`) and the server has no EDGEBUS_SECRET');
+    throw new EdgebusError('UNAUTHORIZED', 'the bearer token names no key id (`kid`) and the server has no EDGEBUS_SECRET');
   }
   if (!(await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, encoder.encode(parts[0])))) {
-    throw new EdgeError('UNAUTHORIZED', 'the bearer token\'s signature does not verify');
+    throw new EdgebusError('UNAUTHORIZED', 'the bearer token\'s signature does not verify');
   }
   const now = Math.floor(nowMs / 1000);
   if (!isPatternList(claims.pub ?? []) || !isPatternList(claims.sub ?? [])) throw claimsError('`pub` and `sub` must be lists of patterns');
@@ -130,10 +130,10 @@ export async function verifyToken(token, keys, nowMs = Date.now(), { maxLifetime
     throw claimsError(`\`exp\` is ${claims.exp - now} s from now; this server accepts tokens valid for at most ${maxLifetimeS} s (MAX_TOKEN_LIFETIME_S)`);
   }
   if (claims.nbf !== undefined && claims.nbf > now) {
-    throw new EdgeError('TOKEN_NOT_YET_VALID', `the bearer token is not valid before ${new Date(claims.nbf * 1000).toISOString()} (nbf)`);
+    throw new EdgebusError('TOKEN_NOT_YET_VALID', `the bearer token is not valid before ${new Date(claims.nbf * 1000).toISOString()} (nbf)`);
   }
   if (claims.exp * 1000 <= nowMs) {
-    throw new EdgeError('TOKEN_EXPIRED', `the bearer token expired at ${new Date(claims.exp * 1000).toISOString()}`);
+    throw new EdgebusError('TOKEN_EXPIRED', `the bearer token expired at ${new Date(claims.exp * 1000).toISOString()}`);
   }
   const out = { pub: claims.pub ?? [], sub: claims.sub ?? [], exp: claims.exp, ns: claims.ns ?? DEFAULT_NS, admin: claims.admin === true };
   if (claims.nbf !== undefined) out.nbf = claims.nbf;

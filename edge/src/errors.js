@@ -1,5 +1,6 @@
 // Error codes of the edge deployment and their HTTP statuses. Every refusal, over HTTP or WebSocket,
-// is `{ error: { code, message } }` (HTTP) or `{ t: 'err', code, message }` (WebSocket).
+// is `{ error: { code, message } }` (HTTP) or `{ t: 'err', code, message }` (WebSocket). The edge
+// throws the package's EdgebusError, the same class the core's refusals come as.
 
 export const STATUS = {
   BAD_JSON: 400,
@@ -26,14 +27,6 @@ export const STATUS = {
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
 };
-
-export class EdgeError extends Error {
-  constructor(code, message) {
-    super(message);
-    this.name = 'EdgeError';
-    this.code = code;
-  }
-}
 
 /** The code of an error thrown by the core (EdgebusError) or by the edge itself. */
 export function codeOf(e) {

@@ -14,30 +14,17 @@
 //
 // A refused operation gets `{ t: 'err', ref?, op, code, message }` and changes nothing else: the
 // connection and its other subscriptions carry on. Replies to one frame go back as one frame.
-import { Bus } from 'edgebus';
-import { codeOf, EdgeError } from './errors.js';
+import { checkPattern, checkTopic, EdgebusError } from 'edgebus';
+import { codeOf } from './errors.js';
 import { DEFAULT_NS } from './auth.js';
 import { mayPublish, maySubscribe } from './acl.js';
 import { hubOfTopic, hubsOfPattern, spansHubs } from './routing.js';
 import { checkGroupName } from './groups.js';
 
-const validator = new Bus();
 const encoder = new TextEncoder();
 const SUB_KEYS = new Set(['op', 'id', 'pattern', 'group', 'maxAttempts', 'ackTimeoutMs']);
 const PUB_KEYS = new Set(['op', 'topic', 'payload', 'id', 'key', 'ref']);
 const DEL_KEYS = new Set(['op', 'group', 'pattern', 'ref']);
-
-/** Throws INVALID_TOPIC (with the core's message) unless `topic` is a valid topic. */
-export function checkTopic(topic) {
-  validator.publish(topic, null);
-}
-
-/** Throws INVALID_PATTERN unless `pattern` is a valid subscription pattern. */
-export function checkPattern(pattern) {
-  validator.subscribe(pattern, noop).unsubscribe();
-}
-
-function noop() {}
 
 /**
  * Checks a payload before anything else touches it: nesting (arrays and objects) at most `maxDepth`
@@ -46,14 +33,14 @@ function noop() {}
  * than its size.
  */
 export function checkPayload(payload, limit, maxDepth = 64, at = '') {
-  if (payload === undefined) throw new EdgeError('BAD_REQUEST', `a message needs a \`payload\` (any JSON value)${at}`);
+  if (payload === undefined) throw new EdgebusError('BAD_REQUEST', `a message needs a \`payload\` (any JSON value)${at}`);
   if (payload !== null && typeof payload === 'object') {
     const stack = [payload, 1];
     while (stack.length > 0) {
       const depth = stack.pop();
       const v = stack.pop();
       if (depth > maxDepth) {
-        throw new EdgeError('PAYLOAD_TOO_DEEP', `payload nests arrays/objects deeper than ${maxDepth} levels${at}`);
+        throw new EdgebusError('PAYLOAD_TOO_DEEP', `payload nests arrays/objects deeper than ${maxDepth} levels${at}`);
       }
       const items = Array.isArray(v) ? v : Object.values(v);
       for (let i = 0; i < items.length; i++) {
@@ -64,7 +51,7 @@ export function checkPayload(payload, limit, maxDepth = 64, at = '') {
   }
   const json = JSON.stringify(payload);
   const n = json.length > limit ? encoder.encode(json).length : utf8Length(json);
-  if (n > limit) throw new EdgeError('MESSAGE_TOO_LARGE', `payload is ${n} bytes of JSON; the limit is ${limit}${at}`);
+  if (n > limit) throw new EdgebusError('MESSAGE_TOO_LARGE', `payload is ${n} bytes of JSON; the limit is ${limit}${at}`);
   return n;
 }
 
@@ -83,19 +70,19 @@ function utf8Length(s) {
 
 function checkOptionalString(v, name) {
   if (v !== undefined && (typeof v !== 'string' || v.length === 0 || v.length > 256)) {
-    throw new EdgeError('BAD_REQUEST', `\`${name}\` must be a string of 1-256 characters, got ${JSON.stringify(v)}`);
+    throw new EdgebusError('BAD_REQUEST', `\`${name}\` must be a string of 1-256 characters, got ${JSON.stringify(v)}`);
   }
 }
 
 function checkKeys(op, allowed) {
   for (const k of Object.keys(op)) {
-    if (!allowed.has(k)) throw new EdgeError('BAD_REQUEST', `unknown field \`${k}\` in a \`${op.op}\` operation`);
+    if (!allowed.has(k)) throw new EdgebusError('BAD_REQUEST', `unknown field \`${k}\` in a \`${op.op}\` operation`);
   }
 }
 
 function subId(v) {
   if (!Number.isSafeInteger(v) || v < 0) {
-    throw new EdgeError('BAD_REQUEST', `subscription \`id\` must be an integer ≥ 0, got ${JSON.stringify(v)}`);
+    throw new EdgebusError('BAD_REQUEST', `subscription \`id\` must be an integer ≥ 0, got ${JSON.stringify(v)}`);
   }
   return v;
 }
@@ -123,7 +110,7 @@ function takeToken(hub, c) {
   const now = Date.now();
   c.tokens = Math.min(rate, c.tokens + ((now - c.refilled) / 1000) * rate);
   c.refilled = now;
-  if (c.tokens < 1) throw new EdgeError('RATE_LIMITED', `more than ${rate} messages per second on this connection`);
+  if (c.tokens < 1) throw new EdgebusError('RATE_LIMITED', `more than ${rate} messages per second on this connection`);
   c.tokens -= 1;
 }
 
@@ -135,17 +122,17 @@ export async function handleFrame(hub, c, data) {
   }
   let ops;
   try {
-    if (typeof data !== 'string') throw new EdgeError('BAD_JSON', 'frames must be text (JSON)');
+    if (typeof data !== 'string') throw new EdgebusError('BAD_JSON', 'frames must be text (JSON)');
     if (data.length > hub.cfg.MAX_REQUEST_BYTES) {
-      throw new EdgeError('REQUEST_TOO_LARGE', `a frame of ${data.length} characters; the limit is ${hub.cfg.MAX_REQUEST_BYTES} bytes`);
+      throw new EdgebusError('REQUEST_TOO_LARGE', `a frame of ${data.length} characters; the limit is ${hub.cfg.MAX_REQUEST_BYTES} bytes`);
     }
     try {
       ops = JSON.parse(data);
     } catch (e) {
-      throw new EdgeError('BAD_JSON', `the frame is not valid JSON: ${e.message}`);
+      throw new EdgebusError('BAD_JSON', `the frame is not valid JSON: ${e.message}`);
     }
     if (!Array.isArray(ops)) ops = [ops];
-    if (ops.length === 0 || ops.length > 1000) throw new EdgeError('BAD_REQUEST', 'a frame carries 1 to 1000 operations');
+    if (ops.length === 0 || ops.length > 1000) throw new EdgebusError('BAD_REQUEST', 'a frame carries 1 to 1000 operations');
   } catch (e) {
     hub._count(c.ns, 'badFrames');
     hub._countsChanged();
@@ -156,12 +143,12 @@ export async function handleFrame(hub, c, data) {
   const acks = new Map();   // `${owner}|${ok}|${sub}` → { tokens, error }
   for (const op of ops) {
     try {
-      if (op === null || typeof op !== 'object' || Array.isArray(op)) throw new EdgeError('BAD_REQUEST', 'an operation must be an object with `op`');
+      if (op === null || typeof op !== 'object' || Array.isArray(op)) throw new EdgebusError('BAD_REQUEST', 'an operation must be an object with `op`');
       switch (op.op) {
         case 'pub': {
           checkKeys(op, PUB_KEYS);
           checkTopic(op.topic);
-          if (!mayPublish(c.claims, op.topic)) throw new EdgeError('FORBIDDEN', `the token does not allow publishing to \`${op.topic}\``);
+          if (!mayPublish(c.claims, op.topic)) throw new EdgebusError('FORBIDDEN', `the token does not allow publishing to \`${op.topic}\``);
           const size = checkPayload(op.payload, hub.cfg.MAX_PAYLOAD_BYTES, hub.cfg.MAX_PAYLOAD_DEPTH);
           checkOptionalString(op.id, 'id');
           checkOptionalString(op.key, 'key');
@@ -182,17 +169,17 @@ export async function handleFrame(hub, c, data) {
         case 'unsub': {
           await flushPubs(hub, c, pubs, replies);
           const id = subId(op.id);
-          if (!(await hub.removeSub(c, id))) throw new EdgeError('UNKNOWN_SUBSCRIPTION', `no subscription with id ${id}`);
+          if (!(await hub.removeSub(c, id))) throw new EdgebusError('UNKNOWN_SUBSCRIPTION', `no subscription with id ${id}`);
           replies.push({ t: 'ok', op: 'unsub', ref: op.id });
           break;
         }
         case 'ack':
         case 'nack': {
           if (!Array.isArray(op.d) || !op.d.every((d) => typeof d === 'string')) {
-            throw new EdgeError('BAD_REQUEST', '`d` must be an array of delivery tokens');
+            throw new EdgebusError('BAD_REQUEST', '`d` must be an array of delivery tokens');
           }
           if (!Number.isSafeInteger(op.sub) || c.subs.get(op.sub)?.group === undefined) {
-            throw new EdgeError('UNKNOWN_SUBSCRIPTION', `\`sub\` must name a work-queue subscription of this connection, got ${JSON.stringify(op.sub)}`);
+            throw new EdgebusError('UNKNOWN_SUBSCRIPTION', `\`sub\` must name a work-queue subscription of this connection, got ${JSON.stringify(op.sub)}`);
           }
           // Only tokens delivered to this very subscription go to the owner (all of them when this
           // hub restarted since the connection opened: the owner then checks the member).
@@ -224,7 +211,7 @@ export async function handleFrame(hub, c, data) {
           replies.push(await deleteGroup(hub, c, op));
           break;
         default:
-          throw new EdgeError('BAD_REQUEST', `unknown op ${JSON.stringify(op.op)} (known: sub, unsub, pub, ack, nack, del)`);
+          throw new EdgebusError('BAD_REQUEST', `unknown op ${JSON.stringify(op.op)} (known: sub, unsub, pub, ack, nack, del)`);
       }
     } catch (e) {
       replies.push(refused(hub, c, op, e));
@@ -298,14 +285,14 @@ async function publishChunk(hub, owner, rows, replies) {
     const res = await (owner === hub.index ? hub._publish(owner, msgs, true) : hub._peer(owner).publish(owner, msgs));
     rows.forEach((r, i) => {
       const x = res[i];
-      if (x?.error !== undefined) replies.push(refused(hub, undefined, r.op, new EdgeError(x.error.code, x.error.message)));
+      if (x?.error !== undefined) replies.push(refused(hub, undefined, r.op, new EdgebusError(x.error.code, x.error.message)));
       else if (r.op.ref !== undefined) {
         replies.push(x === false ? { t: 'ok', op: 'pub', ref: r.op.ref, dup: true } : { t: 'ok', op: 'pub', ref: r.op.ref, stored: x.stored > 0 });
       }
     });
   } catch (e) {
     hub._error(`publishing ${rows.length} message(s) through hub ${owner} failed`, e);
-    for (const r of rows) replies.push(refused(hub, undefined, r.op, new EdgeError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
+    for (const r of rows) replies.push(refused(hub, undefined, r.op, new EdgebusError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
   }
 }
 
@@ -335,21 +322,21 @@ async function subscribe(hub, c, op) {
   checkKeys(op, SUB_KEYS);
   const id = subId(op.id);
   checkPattern(op.pattern);
-  if (c.subs.has(id)) throw new EdgeError('BAD_REQUEST', `subscription id ${id} is already in use on this connection`);
-  if (!maySubscribe(c.claims, op.pattern)) throw new EdgeError('FORBIDDEN', `the token does not allow subscribing to \`${op.pattern}\``);
+  if (c.subs.has(id)) throw new EdgebusError('BAD_REQUEST', `subscription id ${id} is already in use on this connection`);
+  if (!maySubscribe(c.claims, op.pattern)) throw new EdgebusError('FORBIDDEN', `the token does not allow subscribing to \`${op.pattern}\``);
   if (c.subs.size >= hub.cfg.MAX_SUBSCRIPTIONS) {
-    throw new EdgeError('TOO_MANY_SUBSCRIPTIONS', `a connection may hold ${hub.cfg.MAX_SUBSCRIPTIONS} subscriptions`);
+    throw new EdgebusError('TOO_MANY_SUBSCRIPTIONS', `a connection may hold ${hub.cfg.MAX_SUBSCRIPTIONS} subscriptions`);
   }
   const { HUBS, ROUTE_TOKENS } = hub.cfg;
   if (op.group === undefined) {
     for (const k of ['maxAttempts', 'ackTimeoutMs']) {
-      if (op[k] !== undefined) throw new EdgeError('INVALID_OPTION', `\`${k}\` applies only with \`group\` (a work queue)`);
+      if (op[k] !== undefined) throw new EdgebusError('INVALID_OPTION', `\`${k}\` applies only with \`group\` (a work queue)`);
     }
     await hub.addPlainSub(c, id, op.pattern, hubsOfPattern(op.pattern, HUBS, ROUTE_TOKENS));
   } else {
     checkGroupName(op.group);
     if (spansHubs(op.pattern, ROUTE_TOKENS)) {
-      throw new EdgeError('GROUP_SPANS_HUBS', `a work-queue pattern needs its first ${ROUTE_TOKENS} token(s) literal (one owner hub), got \`${op.pattern}\``);
+      throw new EdgebusError('GROUP_SPANS_HUBS', `a work-queue pattern needs its first ${ROUTE_TOKENS} token(s) literal (one owner hub), got \`${op.pattern}\``);
     }
     const opts = {
       maxAttempts: intOption(op, 'maxAttempts', 1, 1000) ?? hub.cfg.MAX_ATTEMPTS,
@@ -366,10 +353,10 @@ async function deleteGroup(hub, c, op) {
   checkKeys(op, DEL_KEYS);
   checkGroupName(op.group);
   checkPattern(op.pattern);
-  if (!maySubscribe(c.claims, op.pattern)) throw new EdgeError('FORBIDDEN', `the token does not allow subscribing to \`${op.pattern}\``);
+  if (!maySubscribe(c.claims, op.pattern)) throw new EdgebusError('FORBIDDEN', `the token does not allow subscribing to \`${op.pattern}\``);
   const { HUBS, ROUTE_TOKENS } = hub.cfg;
   if (spansHubs(op.pattern, ROUTE_TOKENS)) {
-    throw new EdgeError('GROUP_SPANS_HUBS', `a work-queue pattern needs its first ${ROUTE_TOKENS} token(s) literal (one owner hub), got \`${op.pattern}\``);
+    throw new EdgebusError('GROUP_SPANS_HUBS', `a work-queue pattern needs its first ${ROUTE_TOKENS} token(s) literal (one owner hub), got \`${op.pattern}\``);
   }
   const owner = hubOfTopic(op.pattern, HUBS, ROUTE_TOKENS);
   let r;
@@ -377,9 +364,9 @@ async function deleteGroup(hub, c, op) {
     r = await hub._peer(owner).deleteGroup(owner, op.group, op.pattern, c.ns);
   } catch (e) {
     hub._error(`deleting group \`${op.group}\` at hub ${owner} failed`, e);
-    throw new EdgeError('UNAVAILABLE', `the owner hub of \`${op.pattern}\` is unavailable: ${e.message}`);
+    throw new EdgebusError('UNAVAILABLE', `the owner hub of \`${op.pattern}\` is unavailable: ${e.message}`);
   }
-  if (r?.error !== undefined) throw new EdgeError(r.error.code, r.error.message);
+  if (r?.error !== undefined) throw new EdgebusError(r.error.code, r.error.message);
   const reply = { t: 'ok', op: 'del', found: r.found, discarded: r.discarded };
   if (op.ref !== undefined) reply.ref = op.ref;
   return reply;
@@ -389,7 +376,7 @@ function intOption(op, name, min, max) {
   const v = op[name];
   if (v === undefined) return undefined;
   if (!Number.isSafeInteger(v) || v < min || v > max) {
-    throw new EdgeError('INVALID_OPTION', `\`${name}\` must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    throw new EdgebusError('INVALID_OPTION', `\`${name}\` must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
   }
   return v;
 }

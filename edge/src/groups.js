@@ -33,16 +33,15 @@
 // topic index and `$dead.<group>` are per namespace, so equal names in two namespaces are two
 // streams. Delivery tokens are 128 random bits, bound to the member they were delivered to: an
 // acknowledgement from any other member is refused (FORBIDDEN) and changes nothing.
-import { Bus } from 'edgebus';
+import { Bus, EdgebusError } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
-import { EdgeError } from './errors.js';
 
 const GROUP_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const encoder = new TextEncoder();
 
 export function checkGroupName(group) {
   if (typeof group !== 'string' || !GROUP_NAME.test(group)) {
-    throw new EdgeError('INVALID_OPTION', `group must be 1-64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(group)}`);
+    throw new EdgebusError('INVALID_OPTION', `group must be 1-64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(group)}`);
   }
 }
 
@@ -328,7 +327,7 @@ export class Streams {
       s = this._open(def);
       this.hub._scheduleAlarm();
     } else if (s.maxAttempts !== want.maxAttempts || s.ackTimeoutMs !== want.ackTimeoutMs) {
-      throw new EdgeError('INVALID_OPTION', `group \`${group}\` on \`${pattern}\` has maxAttempts ${s.maxAttempts} and ackTimeoutMs ${s.ackTimeoutMs}; members must agree`);
+      throw new EdgebusError('INVALID_OPTION', `group \`${group}\` on \`${pattern}\` has maxAttempts ${s.maxAttempts} and ackTimeoutMs ${s.ackTimeoutMs}; members must agree`);
     }
     s.touched = now;
     this._saveDef(s);
@@ -443,7 +442,7 @@ export class Streams {
     const s = this.streams.get(key);
     if (s === undefined) return { found: false, discarded: 0 };
     if (s.members.size > 0 || s.unverified.length > 0) {
-      throw new EdgeError('GROUP_IN_USE', `group \`${group}\` on \`${pattern}\` has ${s.members.size + s.unverified.length} member(s); they must unsubscribe first`);
+      throw new EdgebusError('GROUP_IN_USE', `group \`${group}\` on \`${pattern}\` has ${s.members.size + s.unverified.length} member(s); they must unsubscribe first`);
     }
     const discarded = s.count;
     this.sql.exec('DELETE FROM msgs WHERE sid = ?', s.sid);

@@ -24,10 +24,9 @@
 // window, streams (groups.js) and counters. A message carries `ns` inside the hubs when it is not
 // the default's; clients never see it (groups.js `visible`).
 import { DurableObject } from 'cloudflare:workers';
-import { Bus } from 'edgebus';
+import { Bus, EdgebusError } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
-import { EdgeError } from './errors.js';
 import { hubName, hubOfTopic, hubsOfPattern, nsDirectoryHub } from './routing.js';
 import { Streams, visible } from './groups.js';
 import { handleFrame } from './frames.js';
@@ -291,7 +290,7 @@ export class Hub extends DurableObject {
       await w.busy;
     } catch (e) {
       await this.removeSub(c, id, false);
-      throw new EdgeError('UNAVAILABLE', `could not register the subscription on every hub: ${e.message}`);
+      throw new EdgebusError('UNAVAILABLE', `could not register the subscription on every hub: ${e.message}`);
     }
   }
 
@@ -305,7 +304,7 @@ export class Hub extends DurableObject {
     }
     if (r?.error !== undefined) {
       c.subs.delete(id);
-      throw new EdgeError(r.error.code, r.error.message);
+      throw new EdgebusError(r.error.code, r.error.message);
     }
   }
 

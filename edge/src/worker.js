@@ -13,11 +13,12 @@
 // A connection's home hub is the owner of `hub` when given (so a client that mostly uses one
 // topic prefix is served without a hop), otherwise a random hub (connections spread over hubs).
 import { readConfig } from './config.js';
-import { codeOf, EdgeError, errorResponse, STATUS } from './errors.js';
+import { checkTopic, EdgebusError } from 'edgebus';
+import { codeOf, errorResponse, STATUS } from './errors.js';
 import { keyring, verifyToken } from './auth.js';
 import { mayPublish } from './acl.js';
 import { hubName, hubOfTopic, nsDirectoryHub } from './routing.js';
-import { checkPayload, checkTopic, chunksBySize } from './frames.js';
+import { checkPayload, chunksBySize } from './frames.js';
 import { NS_COUNTERS } from './hub.js';
 
 export { Hub } from './hub.js';
@@ -37,7 +38,7 @@ function bearer(request, url) {
   const h = request.headers.get('authorization');
   if (h !== null) {
     const m = /^Bearer\s+(\S+)$/i.exec(h);
-    if (m === null) throw new EdgeError('UNAUTHORIZED', 'the Authorization header must be `Bearer <token>`');
+    if (m === null) throw new EdgebusError('UNAUTHORIZED', 'the Authorization header must be `Bearer <token>`');
     return m[1];
   }
   const offered = offeredProtocols(request).find((p) => p.startsWith(BEARER_PROTOCOL));
@@ -83,7 +84,7 @@ function checkOrigin(request, env) {
   if (origin === null) return undefined;
   const allowed = allowedOrigins(env);
   if (allowed !== undefined && !allowed.has(origin)) {
-    throw new EdgeError('ORIGIN_NOT_ALLOWED', `origin ${origin} is not allowed (ALLOWED_ORIGINS)`);
+    throw new EdgebusError('ORIGIN_NOT_ALLOWED', `origin ${origin} is not allowed (ALLOWED_ORIGINS)`);
   }
   return origin;
 }
@@ -125,7 +126,7 @@ function refuseSocket(code, message, protocol) {
 
 async function connect(request, env, url, cfg) {
   if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
-    throw new EdgeError('BAD_REQUEST', '/connect expects a WebSocket upgrade (Upgrade: websocket)');
+    throw new EdgebusError('BAD_REQUEST', '/connect expects a WebSocket upgrade (Upgrade: websocket)');
   }
   // A browser that offered subprotocols fails the handshake unless one is chosen: `edgebus`.
   const offered = offeredProtocols(request);
@@ -162,13 +163,13 @@ async function connect(request, env, url, cfg) {
 
 async function readJson(request, maxBytes = Infinity) {
   const declared = Number(request.headers.get('content-length'));
-  if (declared > maxBytes) throw new EdgeError('REQUEST_TOO_LARGE', `a body of ${declared} bytes; the limit is ${maxBytes}`);
+  if (declared > maxBytes) throw new EdgebusError('REQUEST_TOO_LARGE', `a body of ${declared} bytes; the limit is ${maxBytes}`);
   const text = await request.text();
-  if (text.length > maxBytes) throw new EdgeError('REQUEST_TOO_LARGE', `a body of ${text.length} characters; the limit is ${maxBytes} bytes`);
+  if (text.length > maxBytes) throw new EdgebusError('REQUEST_TOO_LARGE', `a body of ${text.length} characters; the limit is ${maxBytes} bytes`);
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new EdgeError('BAD_JSON', `the body is not valid JSON: ${e.message}`);
+    throw new EdgebusError('BAD_JSON', `the body is not valid JSON: ${e.message}`);
   }
 }
 
@@ -177,29 +178,29 @@ async function publish(request, env, url, cfg) {
   const body = await readJson(request, cfg.MAX_REQUEST_BYTES);
   const batch = Array.isArray(body);
   const msgs = batch ? body : [body];
-  if (msgs.length === 0) throw new EdgeError('BAD_REQUEST', 'an empty batch: send at least one message');
+  if (msgs.length === 0) throw new EdgebusError('BAD_REQUEST', 'an empty batch: send at least one message');
   if (msgs.length > cfg.MAX_BATCH_PUBLISH) {
-    throw new EdgeError('BATCH_TOO_LARGE', `${msgs.length} messages in one request; the limit is ${cfg.MAX_BATCH_PUBLISH}`);
+    throw new EdgebusError('BATCH_TOO_LARGE', `${msgs.length} messages in one request; the limit is ${cfg.MAX_BATCH_PUBLISH}`);
   }
   const byHub = new Map();
   msgs.forEach((m, i) => {
     const at = batch ? ` (message ${i})` : '';
     if (m === null || typeof m !== 'object' || Array.isArray(m)) {
-      throw new EdgeError('BAD_REQUEST', `a message must be an object { topic, payload, id?, key? }${at}`);
+      throw new EdgebusError('BAD_REQUEST', `a message must be an object { topic, payload, id?, key? }${at}`);
     }
     for (const k of Object.keys(m)) {
-      if (!['topic', 'payload', 'id', 'key'].includes(k)) throw new EdgeError('BAD_REQUEST', `unknown field \`${k}\`${at}`);
+      if (!['topic', 'payload', 'id', 'key'].includes(k)) throw new EdgebusError('BAD_REQUEST', `unknown field \`${k}\`${at}`);
     }
     try {
       checkTopic(m.topic);
     } catch (e) {
-      throw new EdgeError('INVALID_TOPIC', e.message + at);
+      throw new EdgebusError('INVALID_TOPIC', e.message + at);
     }
-    if (!mayPublish(claims, m.topic)) throw new EdgeError('FORBIDDEN', `the token does not allow publishing to \`${m.topic}\`${at}`);
+    if (!mayPublish(claims, m.topic)) throw new EdgebusError('FORBIDDEN', `the token does not allow publishing to \`${m.topic}\`${at}`);
     const size = checkPayload(m.payload, cfg.MAX_PAYLOAD_BYTES, cfg.MAX_PAYLOAD_DEPTH, at);
     for (const k of ['id', 'key']) {
       if (m[k] !== undefined && (typeof m[k] !== 'string' || m[k].length === 0 || m[k].length > 256)) {
-        throw new EdgeError('BAD_REQUEST', `\`${k}\` must be a string of 1-256 characters${at}`);
+        throw new EdgebusError('BAD_REQUEST', `\`${k}\` must be a string of 1-256 characters${at}`);
       }
     }
     const owner = hubOfTopic(m.topic, cfg.HUBS, cfg.ROUTE_TOKENS);
@@ -211,7 +212,7 @@ async function publish(request, env, url, cfg) {
   const limiter = Number.parseInt(key.slice(0, 8), 16) % cfg.HUBS;
   const taken = await hub(env, limiter).rateTake(limiter, key, msgs.length, claims.ns);
   if (taken.retryAfterMs !== undefined) {
-    const e = new EdgeError('RATE_LIMITED', `more than ${cfg.PUBLISH_MESSAGES_PER_SECOND} messages per second with this token; retry in ${taken.retryAfterMs} ms`);
+    const e = new EdgebusError('RATE_LIMITED', `more than ${cfg.PUBLISH_MESSAGES_PER_SECOND} messages per second with this token; retry in ${taken.retryAfterMs} ms`);
     e.retryAfterMs = taken.retryAfterMs;
     throw e;
   }
@@ -250,7 +251,7 @@ async function rateKey(token) {
 }
 
 function requireAdmin(claims, what) {
-  if (claims.admin !== true) throw new EdgeError('FORBIDDEN', `${what} needs a token with the \`admin: true\` claim`);
+  if (claims.admin !== true) throw new EdgebusError('FORBIDDEN', `${what} needs a token with the \`admin: true\` claim`);
 }
 
 /**
@@ -263,7 +264,7 @@ async function evict(request, env, url, cfg) {
   const body = await readJson(request);
   const index = body?.hub;
   if (!Number.isSafeInteger(index) || index < 0 || index >= cfg.HUBS) {
-    throw new EdgeError('BAD_REQUEST', `\`hub\` must be a hub index from 0 to ${cfg.HUBS - 1}, got ${JSON.stringify(index)}`);
+    throw new EdgebusError('BAD_REQUEST', `\`hub\` must be a hub index from 0 to ${cfg.HUBS - 1}, got ${JSON.stringify(index)}`);
   }
   const before = (await hub(env, index).stats(index)).boot;
   try {
@@ -310,7 +311,7 @@ export default {
     let cors = {};
     try {
       const cfg = readConfig(env);
-      if (method === undefined) throw new EdgeError('NOT_FOUND', `no route ${url.pathname} (routes: ${Object.keys(ROUTES).join(', ')})`);
+      if (method === undefined) throw new EdgebusError('NOT_FOUND', `no route ${url.pathname} (routes: ${Object.keys(ROUTES).join(', ')})`);
       const origin = checkOrigin(request, env);
       cors = corsHeaders(origin);
       if (request.method === 'OPTIONS' && url.pathname !== '/connect') {

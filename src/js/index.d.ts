@@ -389,6 +389,8 @@ declare const edgebus: {
   connect: typeof connect;
   shardOf: typeof shardOf;
   matches: typeof matches;
+  checkTopic: typeof checkTopic;
+  checkPattern: typeof checkPattern;
   ShardedBus: typeof ShardedBus;
 };
 export default edgebus;
@@ -404,6 +406,15 @@ export function shardOf(keyOrTopic: string, shards: number): number;
  * starting with a wildcard never matches a `$` topic). Throws INVALID_PATTERN / INVALID_TOPIC.
  */
 export function matches(pattern: string, topic: string): boolean;
+
+/**
+ * Throws INVALID_TOPIC, with the core's reason, unless `topic` is a topic one may publish on (the
+ * core's rules, as `publish` applies them).
+ */
+export function checkTopic(topic: string): void;
+
+/** Throws INVALID_PATTERN, with the core's reason, unless `pattern` is a valid subscription pattern. */
+export function checkPattern(pattern: string): void;
 
 // ----- the remote client (edge deployment) ------------------------------------------------------
 

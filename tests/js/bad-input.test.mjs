@@ -364,7 +364,9 @@ describe('Batcher options', () => {
       throwsCode(() => new Batcher(() => {}, options), 'INVALID_OPTION', re);
       // a valid batcher still works
       const got = [];
-      const b = new Batcher((items) => { got.push(items); }, { maxSize: 2 });
+      // A wait far beyond the test's run: the batch is made by size alone, whatever the load
+      // (the default wait is 10 ms, which a pause between the two adds can pass).
+      const b = new Batcher((items) => { got.push(items); }, { maxSize: 2, maxWaitMs: 60_000 });
       b.add(1);
       b.add(2);
       await b.drain();

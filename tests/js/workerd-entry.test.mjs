@@ -19,7 +19,7 @@ test('the workerd condition resolves to an entry that imports the .wasm as a mod
   assert.equal(entry, './index.workerd.mjs');
   const source = readFileSync(join(pkgDir, entry), 'utf8');
   assert.match(source, /import wasmModule from '\.\/web\/edgebus_bg\.wasm'/);
-  assert.match(source, /initWasmSync\(\{ module: wasmModule \}\)/);
+  assert.match(source, /\binitSync\(\{ module: wasmModule \}\)/);
   // No run-time compilation from bytes and no eval in the entry or the glue it loads.
   const glue = readFileSync(join(pkgDir, 'web', 'edgebus.js'), 'utf8');
   for (const text of [source, glue]) {

@@ -1,6 +1,8 @@
 // Compiled with `tsc --noEmit --strict` against the built package's declarations: the public API
 // must type-check as its users write it, and misuse must not.
-import { Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, ShardedBus, connect, init } from 'edgebus';
+import {
+  Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, ShardedBus, checkPattern, checkTopic, connect, init,
+} from 'edgebus';
 import type {
   BusStats, CloseSummary, DeadLetter, ErrorEvent, JobStatus, Message, ShardSetup, ShardedBusStats, Subscription,
 } from 'edgebus';
@@ -146,5 +148,14 @@ async function sharded(): Promise<void> {
   bus.publish('a', 1, { transfer: [1] });
 }
 
+function topics(input: string): boolean {
+  checkTopic(input);
+  checkPattern('orders.>');
+  // @ts-expect-error checkTopic answers by throwing, not with a value
+  const ok: boolean = checkTopic(input);
+  return ok;
+}
+
 void main;
 void sharded;
+void topics;

@@ -1,7 +1,8 @@
 // The body of a ShardedBus worker (module Web Worker or Node worker_threads), shared by both worker
-// entries. The worker initializes edgebus from the WebAssembly.Module it is sent (no fetching, no
-// compiling), runs an ordinary `Bus`, lets the handlers module register its subscriptions on it, and
-// tells the main thread which messages are finished.
+// entries (src/js/entries/shard-worker.*.js). The worker initializes edgebus from the
+// WebAssembly.Module it is sent (no fetching, no compiling), runs an ordinary `Bus`, lets the
+// handlers module register its subscriptions on it, and tells the main thread which messages are
+// finished.
 //
 // A message is finished when each subscription its topic matches has settled its delivery (success,
 // or a failure reported to onError). Deliveries that never start (a worker subscription's own
@@ -16,10 +17,13 @@
 // heartbeat from its event loop), in shared memory or, without it, in messages; the main thread
 // replaces a worker that shows none for too long while a handler runs.
 
-/* exported runShardWorker */
-function runShardWorker(api, port) {
-  'use strict';
+import { publicMessage } from './values.js';
 
+/**
+ * Runs a shard worker: `api` is the package as the worker entry imported it, `port` how this
+ * worker talks to the main thread (`post(message, transfer)`, `onMessage(fn)`).
+ */
+export function runShardWorker(api, port) {
   const TOKEN = Symbol('edgebus.shard.token');
   const ACK_EVERY = 128;
   const ACK_AFTER_MS = 5;
@@ -166,15 +170,7 @@ function runShardWorker(api, port) {
   }
 
   function userMessage(t) {
-    if (t.msg === undefined) {
-      const m = t.m;
-      const msg = { topic: m.topic, payload: m.payload, publishedAt: m.publishedAt };
-      if (m.id !== undefined) msg.id = m.id;
-      if (m.key !== undefined) msg.key = m.key;
-      if (m.headers !== undefined) msg.headers = m.headers;
-      if (m.ttlMs !== undefined) msg.ttlMs = m.ttlMs;
-      t.msg = msg;
-    }
+    if (t.msg === undefined) t.msg = publicMessage(t.m);
     return t.msg;
   }
 

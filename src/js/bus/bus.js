@@ -1,0 +1,1256 @@
+// Bus: the JavaScript driver of the WebAssembly core.
+//
+// The core (Rust, compiled to wasm) owns routing, queues, per-key lanes, batching, dedupe, timers
+// and statistics. This driver keeps what must stay in JavaScript: the handlers, the message
+// envelopes (payloads never enter wasm), and the hot path. Publishing to subscriptions that are
+// idle calls their handlers directly, with no boundary crossing at all; everything else (busy or
+// async subscriptions, batches, TTL waits, overflow) goes through the core, which hands work back
+// in one flat record array per round.
+
+import { EdgebusError, errorText, fail, fromCore } from '../shared/errors.js';
+import {
+  raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
+  REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED,
+} from '../shared/core.js';
+import {
+  COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
+  parseBackoff, parseBatch, parseDedupe, parsePublishOptions, snapshot,
+} from '../shared/validate.js';
+import { systemClock } from '../shared/clock.js';
+import { wasmWords, writeAscii } from '../shared/memory.js';
+
+// The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const NO_COMPLETIONS = new Uint32Array(0);
+const NO_WORDS = NO_COMPLETIONS; // final words of a subscription that counted nothing
+const NO_FLAGS = new Uint8Array(0);
+
+const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
+const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
+
+// UTF-8 length without allocating.
+function utf8Length(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) { n += 4; i++; }
+    else n += 3;
+  }
+  return n;
+}
+
+/** Bytes a payload counts for in a batch's maxBytes, unless the bus is given `sizeOf`. */
+function defaultSizeOf(p) {
+  if (typeof p === 'string') return utf8Length(p);
+  if (p === null || p === undefined) return 0;
+  if (typeof p === 'object') {
+    if (typeof p.byteLength === 'number') return p.byteLength;
+    if (typeof p.size === 'number' && typeof p.arrayBuffer === 'function') return p.size;
+    try {
+      const json = JSON.stringify(p);
+      return json === undefined ? 0 : utf8Length(json);
+    } catch {
+      return 0;
+    }
+  }
+  return 8;
+}
+
+const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', 'clock', 'sizeOf', 'retention'];
+const SUB_OPTIONS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch', 'group', 'maxAttempts', 'backoff', 'ackTimeoutMs'];
+const GROUP_ONLY = ['maxAttempts', 'backoff', 'ackTimeoutMs'];
+const CLAIM_OPTIONS = ['maxSize', 'maxWaitMs'];
+
+/** A validated batch policy as the core takes it: only the fields given. */
+function coreBatch(b) {
+  const out = {};
+  for (const k of ['maxSize', 'maxBytes', 'maxWaitMs', 'maxAttempts']) if (b[k] !== undefined) out[k] = b[k];
+  if (b.backoff !== undefined) out.backoff = coreBackoff(b.backoff);
+  return out;
+}
+
+/** A validated backoff as the core takes it. */
+function coreBackoff(b) {
+  const out = {};
+  if (b.initialMs !== undefined) out.initialMs = b.initialMs;
+  if (b.maxMs !== undefined) out.maxMs = b.maxMs;
+  return out;
+}
+
+/** The core's code of the overflow option, or -1 when not given. */
+function overflowCode(o, where) {
+  const name = overflowOption(o, where);
+  return name === undefined ? -1 : OVERFLOW[name];
+}
+
+/**
+ * A subscription, and the bus's record of it: one object each (a separate record cost a second
+ * object per subscription). The fields without an underscore are the bus's working state; what
+ * most subscriptions never have (a group, batching, a timeout, final statistics) sits in `_rare`,
+ * made when first needed, and is read through the accessors below.
+ */
+export class Subscription {
+  constructor(bus, index, gen, id, pattern, handler, group, wants, batch, timeoutMs) {
+    this._bus = bus;
+    this.index = index;         // the core's slot and generation
+    this.gen = gen;
+    this._id = id;
+    this._pattern = pattern;
+    this.handler = handler;
+    this.wants = wants;         // the handler takes the envelope too
+    this._active = true;
+    this.busy = false;          // the core has work for it: not on the direct path
+    this.delivered = 0;         // direct deliveries and failures not yet told to the core
+    this.failed = 0;
+    this._rare = group === undefined && !batch && timeoutMs === undefined
+      ? undefined
+      : { group, batch, timeoutMs, final: undefined };
+  }
+  /** Position in subscription order. */
+  get id() { return this._id; }
+  get pattern() { return this._pattern; }
+  get active() { return this._active; }
+  /** The queue group it belongs to (a work queue), or undefined. */
+  get group() { return this._rare?.group; }
+  get _group() { return this._rare?.group; }
+  get batch() { return this._rare !== undefined && this._rare.batch; }
+  get timeoutMs() { return this._rare?.timeoutMs; }
+  /** Final statistics (while leaving: the last ones read). */
+  get final() { return this._rare?.final; }
+  set final(v) {
+    if (this._rare === undefined) this._rare = { group: undefined, batch: false, timeoutMs: undefined, final: v };
+    else this._rare.final = v;
+  }
+  /** Stops every delivery not yet started. Returns false if already unsubscribed. */
+  unsubscribe() { return this._bus._unsubscribe(this); }
+  stats() { return this._bus._subStats(this); }
+}
+
+export class Bus {
+  constructor(options) {
+    ready();
+    const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, BUS_OPTIONS, 'options');
+    const dedupe = parseDedupe(o.dedupe, 'dedupe');
+    const dedupeIds = dedupe === undefined ? 0 : dedupe.maxIds;
+    const dedupeAge = dedupe === undefined ? 0 : dedupe.maxAgeMs ?? 0;
+    const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
+    const overflow = overflowCode(o, 'options');
+    const timeoutMs = numberOption(o, 'timeoutMs', 'options', DURATION);
+    let retentionIds = 10000;
+    let retentionAge = 3600000;
+    if (o.retention !== undefined) {
+      const r = snapshot(o.retention, ['maxIds', 'maxAgeMs'], 'retention');
+      retentionIds = numberOption(r, 'maxIds', 'retention', { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? retentionIds;
+      retentionAge = numberOption(r, 'maxAgeMs', 'retention', DURATION) ?? retentionAge;
+    }
+    this._onError = functionOption(o, 'onError', 'options');
+    this._defaultTimeout = timeoutMs;
+    this._sizeOf = functionOption(o, 'sizeOf', 'options') ?? defaultSizeOf;
+    const clock = checkClock(o.clock, 'clock') ?? systemClock;
+    this._clock = clock;
+    this._setTimer = clock.setTimeout ? clock.setTimeout.bind(clock) : globalThis.setTimeout.bind(globalThis);
+    this._clearTimer = clock.clearTimeout ? clock.clearTimeout.bind(clock) : globalThis.clearTimeout.bind(globalThis);
+    try {
+      this._core = new raw.WasmBroker(
+        dedupeIds, dedupeAge, maxQueue ?? 10000, overflow, timeoutMs ?? 0,
+        retentionIds, retentionAge, Math.floor(Math.random() * 2 ** 53),
+      );
+    } catch (e) {
+      throw fromCore(e);
+    }
+    this._dedupe = dedupeIds > 0;
+    this._dedupeAged = dedupeAge > 0 && dedupeAge !== Infinity; // ids expire: checks need the time
+    // Short ASCII topics are resolved through buffers the core lends (no string crossing).
+    [this._topicPtr, this._topicRoom] = this._core.topic_scratch();
+    this._subs = [];            // by core slot index
+    // Topic → { handle, gen, subs, batch, queued }. A Map, not an object: looking up a topic
+    // not in it (every topic unique) stays a hash probe, where an object's keyed lookup of a
+    // fresh string goes through the runtime (several hundred ns).
+    this._routes = new Map();
+    // The route published to last, ahead of the Map (one comparison for a topic published
+    // over and over); dropped with the Map's entry.
+    this._lastTopic = undefined;
+    this._lastRoute = undefined;
+    this._topicOf = [];              // topic handle → its topic, for the routes cached above
+    this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
+    this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
+    this._coreWaiting = false;  // the core was told a publisher waits for room
+    this._room = false;         // the core reported room since the last admission attempt
+    this._leftWaiting = [];     // publishAsync calls a close() found waiting for good
+    this._depth = 0;            // > 0 while handlers run
+    this._needPump = false;
+    this._pumpQueued = false;
+    this._completions = [];
+    this._recs = new Uint32Array(64); // the records of the pump being run (see _pump)
+    this._reasons = [];         // error messages of failed completions, in order
+    this._inflight = [];        // by delivery index: { dg, s, item, final } of a running promise
+    this._inflightCount = 0;
+    this._slots = [];
+    this._freeSlots = [];
+    this._busy = 0;             // subscriptions the core has work for
+    this._published = 0;        // published directly, not yet told to the core
+    this._dirty = [];           // cached routes with publishes counted on them (`sent`), see _fold
+    this._epoch = 0;            // bumped by each _fold
+    this._waiters = [];         // publishAsync calls waiting for room
+    this._admitting = false;
+    this._idleWaiters = [];
+    this._timer = undefined;
+    this._timerAt = Infinity;
+    this._closing = false;
+    this._closed = false;
+  }
+
+  get closed() { return this._closing; }
+
+  // ----- subscribing ---------------------------------------------------------------------
+
+  subscribe(pattern, handler, options) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    if (options === undefined && typeof handler === 'function') {
+      // Every default (the usual call): a short ASCII pattern (nothing for JavaScript to check)
+      // goes through the topic buffer and the answer `[n, index, gen, id low, id high, stale
+      // topic handle…]` is read in the core's memory; no option to read, no object to cross.
+      const n = writeAscii(pattern, this._topicPtr, this._topicRoom);
+      if (n >= 0) {
+        // 0: refused (the error is kept in the core until taken).
+        const at = this._core.subscribe_scratch(n) >>> 2;
+        if (at === 0) throw fromCore(this._core.take_error());
+        const w = wasmWords();
+        const rec = new Subscription(this, w[at + 1], w[at + 2], w[at + 3] + w[at + 4] * 4294967296, pattern,
+          handler, undefined, handler.length !== 1, false, this._defaultTimeout);
+        this._subs[rec.index] = rec;
+        this._dropRoutes(w, at + 5, at + 1 + w[at]);
+        return rec;
+      }
+    }
+    checkString(pattern, 'INVALID_PATTERN', 'pattern');
+    checkHandler(handler);
+    const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, SUB_OPTIONS, 'options');
+    const concurrency = numberOption(o, 'concurrency', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 1;
+    const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
+    const overflow = overflowCode(o, 'options');
+    const group = o.group;
+    if (group !== undefined) {
+      if (typeof group !== 'string') fail('INVALID_OPTION', `option \`group\` must be a string, got ${describe(group)}`);
+      if (o.timeoutMs !== undefined) {
+        fail('INVALID_OPTION', 'option `timeoutMs` does not apply to a queue group member: use `ackTimeoutMs`');
+      }
+      if (o.batch !== undefined && o.batch !== false && o.batch !== true) o.batch = snapshot(o.batch, CLAIM_OPTIONS, 'batch');
+    } else {
+      for (const k of GROUP_ONLY) {
+        if (o[k] !== undefined) fail('INVALID_OPTION', `option \`${k}\` applies only with \`group\` (a work queue)`);
+      }
+    }
+    const maxAttempts = numberOption(o, 'maxAttempts', 'options', { integer: true, min: 1, max: 1000 });
+    const backoff = parseBackoff(o.backoff, 'backoff');
+    const timeoutMs = numberOption(o, group === undefined ? 'timeoutMs' : 'ackTimeoutMs', 'options', DURATION);
+    const batch = o.batch === undefined || o.batch === false ? undefined : parseBatch(o.batch, 'batch');
+    // One object, copied from the snapshot above (nothing the caller holds); none at all when
+    // no option was given.
+    let args;
+    if (o !== EMPTY_OPTIONS) {
+      args = { concurrency };
+      if (maxQueue !== undefined) args.maxQueue = maxQueue;
+      if (overflow !== -1) args.overflow = overflow;
+      if (timeoutMs !== undefined) args.timeoutMs = timeoutMs;
+      if (batch !== undefined) args.batch = coreBatch(batch);
+      if (group !== undefined) args.group = group;
+      if (maxAttempts !== undefined) args.maxAttempts = maxAttempts;
+      if (backoff !== undefined) args.backoff = coreBackoff(backoff);
+    }
+    let ids;
+    try {
+      ids = this._core.subscribe(pattern, args);
+    } catch (e) {
+      throw fromCore(e);
+    }
+    const rec = new Subscription(this, ids[0], ids[1], ids[2], pattern, handler, group,
+      handler.length !== 1, batch !== undefined, timeoutMs ?? this._defaultTimeout);
+    this._subs[rec.index] = rec;
+    this._dropRoutes(ids, 3);
+    // Messages waiting in the group go to the new member at once.
+    if (group !== undefined) this._pump();
+    return rec;
+  }
+
+  _unsubscribe(rec) {
+    if (!rec._active) return false;
+    // Its direct deliveries reach the core before the core can retire it.
+    this._fold();
+    if (rec.delivered > 0 || rec.failed > 0) {
+      this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
+      rec.delivered = 0;
+      rec.failed = 0;
+    }
+    rec._active = false;
+    // `[n, state, pending, k, final word × k, stale topic handle…]` in the core's memory. The
+    // core reports the final statistics when the last delivery settles (REC_RETIRED; until
+    // then stats() asks the core), or at once when nothing is running (state 2): then its
+    // final words are kept as they are (none when it counted nothing), and made into
+    // statistics only if stats() asks.
+    const at = this._core.unsubscribe(rec.index, rec.gen) >>> 2;
+    const w = wasmWords();
+    const state = w[at + 1];
+    const pending = w[at + 2] === 1;
+    const k = w[at + 3];
+    if (state === 2) {
+      if (k > 0) {
+        const words = new Array(k);
+        for (let i = 0; i < k; i++) words[i] = w[at + 4 + i];
+        rec.final = words;
+      }
+    } else {
+      this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
+    }
+    this._dropRoutes(w, at + 4 + k, at + 1 + w[at]);
+    if (rec.busy) { rec.busy = false; this._busy--; }
+    // Nothing for a round to hand out: no need to run one.
+    if (pending || this._completions.length > 0 || this._waiters.length > 0 || this._idleWaiters.length > 0) {
+      this._pump();
+    }
+    return true;
+  }
+
+  /** Whether a subscription that left has its final statistics (it is no longer leaving). */
+  _retired(rec) {
+    return !rec._active && this._leaving.get(rec.index * 4294967296 + rec.gen) !== rec;
+  }
+
+  _subStats(rec) {
+    if (!rec._active) {
+      if (!this._retired(rec)) {
+        const st = this._core.subscription_stats(rec.index, rec.gen);
+        if (st !== undefined) rec.final = st;
+        else this._takeRetired(); // retired by a pass whose records are not read yet
+      } else if (rec.final === undefined || Array.isArray(rec.final)) {
+        // It retired at unsubscribe: its statistics are made from its final words when asked.
+        rec.final = this._core.final_stats(rec._id, rec._pattern, rec._group, rec.final ?? NO_WORDS);
+      }
+      return rec.final;
+    }
+    this._flushCounters();
+    return this._core.subscription_stats(rec.index, rec.gen);
+  }
+
+  /**
+   * Counts, for a subscription that left, a message it was not handed (`cancelled`) or a
+   * failure of a handler that unsubscribed itself (`failed`). The core counts them; once it
+   * reported the final statistics, the copy kept here follows.
+   */
+  _countLeft(s, cancelled, failed) {
+    if (cancelled > 0) this._core.record_cancelled(s.index, s.gen, cancelled);
+    if (failed > 0) this._core.record_direct(s.index, s.gen, 0, failed);
+    if (this._retired(s)) {
+      const final = this._subStats(s);
+      final.cancelled += cancelled;
+      final.failed += failed;
+    }
+  }
+
+  // ----- publishing ----------------------------------------------------------------------
+
+  _resolve(topic) {
+    // `r[at…end)`: [handle index, handle gen, known, (sub index, sub gen)…], in the core's
+    // memory for a short ASCII topic, else in an array of its own.
+    let r;
+    let at = 0;
+    let end;
+    try {
+      const n = writeAscii(topic, this._topicPtr, this._topicRoom);
+      if (n >= 0) {
+        const words = this._core.resolve_scratch(n);
+        at = this._core.route_ptr() >>> 2;
+        end = at + words;
+        r = wasmWords();
+      } else {
+        checkString(topic, 'INVALID_TOPIC', 'topic');
+        r = this._core.resolve(topic);
+        end = r.length;
+      }
+    } catch (e) {
+      throw fromCore(e);
+    }
+    const handle = r[at];
+    const gen = r[at + 1];
+    if (gen !== this._topicsGen) {
+      // The core started a new topic table: every cached handle is stale.
+      this._clearRoutes();
+      this._topicsGen = gen;
+    }
+    const subs = [];
+    let batch = false;
+    let queued = false;
+    for (let i = at + 3; i < end; i += 2) {
+      const s = this._subs[r[i]];
+      if (s !== undefined && s.gen === r[i + 1]) {
+        subs.push(s);
+        if (s.batch) batch = true;
+      } else {
+        // A queue group: its members claim from the core, never directly.
+        queued = true;
+      }
+    }
+    // `batch`: sizes are needed; `queued`: it always goes through the core.
+    // `at`: while _deliverPlain calls this route's handlers, the one it is at (else -1).
+    const route = { handle, gen, subs, batch, queued: queued || batch, fns: undefined, sent: 0, at: -1 };
+    // Cached from the topic's second publish on (the core says when it knows the topic): a
+    // topic published once is not worth an entry.
+    if (r[at + 2] === 1) {
+      // Handlers that take only the payload are called from one list (see _deliverPlain).
+      if (!route.queued && subs.length > 0 && !subs.some((x) => x.wants)) route.fns = subs.map((x) => x.handler);
+      this._routes.set(topic, route);
+      this._topicOf[handle] = topic;
+    }
+    return route;
+  }
+
+  _clearRoutes() {
+    this._fold();
+    this._routes.clear();
+    this._topicOf = [];
+    this._lastTopic = undefined;
+    this._lastRoute = undefined;
+  }
+
+  /**
+   * Drops the cached routes of the topic handles `handles[from…]`: those the core says a
+   * subscription change made stale (the core finds them; the rest of the cache stays).
+   */
+  _dropRoutes(handles, from, end = handles.length) {
+    this._fold();
+    for (let i = from; i < end; i++) {
+      const topic = this._topicOf[handles[i]];
+      if (topic !== undefined) {
+        this._routes.delete(topic);
+        if (topic === this._lastTopic) {
+          this._lastTopic = undefined;
+          this._lastRoute = undefined;
+        }
+        this._topicOf[handles[i]] = undefined;
+      }
+    }
+  }
+
+  /** The cached route of a topic (validated on first use). */
+  _route(topic) {
+    const route = this._routes.get(topic);
+    return route !== undefined ? route : this._resolve(topic);
+  }
+
+  _direct(route) {
+    if (route.queued || this._depth !== 0) return false;
+    if (this._busy === 0) return true;
+    const subs = route.subs;
+    for (let i = 0; i < subs.length; i++) if (subs[i].busy) return false;
+    return true;
+  }
+
+  /** Publishes; returns false when the idempotence filter dropped it as a duplicate. */
+  publish(topic, payload, options) {
+    // The hot path: a known topic, no options, idle subscriptions. (Only strings are keys.)
+    let route = this._lastRoute;
+    if (topic !== this._lastTopic) {
+      route = this._routes.get(topic);
+      if (route !== undefined) {
+        this._lastTopic = topic;
+        this._lastRoute = route;
+      }
+    }
+    if (route !== undefined && options === undefined && this._depth === 0 && !this._closing) {
+      // A route with a list of functions is never queued (see _resolve).
+      if (route.fns !== undefined) {
+        if (this._busy === 0 || this._direct(route)) return this._deliverPlain(route, topic, payload);
+      } else if (!route.queued && (this._busy === 0 || this._direct(route))) {
+        return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
+      }
+    }
+    return this._publishSlowly(route, topic, payload, options);
+  }
+
+  _publishSlowly(route, topic, payload, options) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    // `publish` found no cached route: resolve at once (no second lookup).
+    if (route === undefined) route = this._resolve(topic);
+    const o = parsePublishOptions(options, PUBLISH_OPTIONS);
+    return this._publish(route, topic, payload, o, false) !== DUPLICATE;
+  }
+
+  /** One message, direct or through the core. Returns the core's verdict. */
+  _publish(route, topic, payload, o, wait) {
+    if (o.notBefore === undefined && this._direct(route)) {
+      if (o.id !== undefined && this._dedupe && !this._checkId(o.id)) {
+        return DUPLICATE;
+      }
+      this._deliverDirect(route, topic, payload, o);
+      return ACCEPTED;
+    }
+    const env = this._envelope(topic, payload, o);
+    const size = route.batch ? this._sizeOf(payload) : 0;
+    // sizeOf (or an onError before) may have resolved topics enough to start a new table.
+    if (route.gen !== this._topicsGen) route = this._route(topic);
+    const slot = this._slot(env);
+    let r;
+    try {
+      r = this._core.publish(
+        route.handle, route.gen, slot, o.id, o.key, o.ttlMs ?? 0,
+        size, o.priority ?? 0, o.notBefore ?? -1, env.publishedAt, wait,
+      );
+    } catch (e) {
+      throw fromCore(e);
+    } finally {
+      this._pump();
+    }
+    return r;
+  }
+
+  /** Records `id` in the bus's window (the core's); false for a duplicate. */
+  _checkId(id) {
+    const now = this._dedupeAged ? this._clock.now() : 0;
+    const n = writeAscii(id, this._topicPtr, this._topicRoom);
+    if (n < 0) return this._core.check_id(id, now);
+    const r = this._core.check_id_scratch(n, now);
+    if (r === 2) fail('INVALID_ARGUMENT', `id ${describe(id)} could not be read`);
+    return r === 1;
+  }
+
+  _envelope(topic, payload, o) {
+    const env = { topic, payload, publishedAt: this._clock.now(), attempt: 1 };
+    if (o.id !== undefined) env.id = o.id;
+    if (o.key !== undefined) env.key = o.key;
+    if (o.headers !== undefined) env.headers = o.headers;
+    if (o.ttlMs !== undefined) env.ttlMs = o.ttlMs;
+    return env;
+  }
+
+  _slot(env) {
+    const slot = this._freeSlots.length > 0 ? this._freeSlots.pop() : this._slots.length;
+    this._slots[slot] = env;
+    return slot;
+  }
+
+  /**
+   * The direct path of a cached route whose handlers take only the payload: calls them from
+   * the route's list of functions, and counts the publish once, on the route (`sent`); _fold
+   * adds it to the subscriptions' counters before anything reads or changes them. A fold while
+   * a handler runs (it subscribed, unsubscribed, read stats) hands the rest of the publish to
+   * _deliverDirect, which counts one by one.
+   */
+  _deliverPlain(route, topic, payload) {
+    const fns = route.fns;
+    const n = fns.length;
+    if (route.sent++ === 0) this._dirty.push(route);
+    const epoch = this._epoch;
+    let env;
+    let i = 0;
+    // No try/finally here (it costs on every publish): a handler's throw is caught below, and
+    // the steps that may throw otherwise (_plainFailed, _plainResult) call _plainEscaped
+    // before they rethrow.
+    this._depth++;
+    for (; i < n; i++) {
+      route.at = i;
+      let r;
+      try {
+        r = fns[i](payload);
+      } catch (err) {
+        env = this._plainFailed(route, i, err, env, topic, payload);
+        if (this._epoch !== epoch) break;
+        continue;
+      }
+      if (r !== undefined) env = this._plainResult(route, i, r, env, topic, payload);
+      if (this._epoch !== epoch) break;
+    }
+    route.at = -1;
+    this._depth--;
+    if (i + 1 < n) return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS, i + 1, env);
+    if (this._needPump) this._pump();
+    return true;
+  }
+
+  /**
+   * A throw leaves _deliverPlain at handler `route.at`: the publish is counted for the handlers
+   * up to it only (as _deliverDirect counts), and the bus is out of dispatch again.
+   */
+  _plainEscaped(route) {
+    this._fold();
+    route.at = -1;
+    this._depth--;
+  }
+
+  /** Handler `i` of _deliverPlain threw: counted and reported. Returns the envelope made. */
+  _plainFailed(route, i, err, env, topic, payload) {
+    try {
+      const s = route.subs[i];
+      if (s._active) s.failed++;
+      else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
+      if (env === undefined) env = this._envelope(topic, payload, EMPTY_OPTIONS);
+      this._failed(err, env, s);
+      return env;
+    } catch (e) {
+      this._plainEscaped(route);
+      throw e;
+    }
+  }
+
+  /** Handler `i` of _deliverPlain returned `r`: a promise is tracked. Returns the envelope made. */
+  _plainResult(route, i, r, env, topic, payload) {
+    try {
+      if (r !== null && typeof r.then === 'function') {
+        if (env === undefined) env = this._envelope(topic, payload, EMPTY_OPTIONS);
+        this._began(route.subs[i], r, env, undefined);
+      }
+      return env;
+    } catch (e) {
+      this._plainEscaped(route);
+      throw e;
+    }
+  }
+
+  /**
+   * Adds the publishes counted on routes (_deliverPlain) to the bus's and their subscriptions'
+   * counters. While a route is being delivered, the handlers after the running one have not
+   * had its current publish yet.
+   */
+  _fold() {
+    const dirty = this._dirty;
+    if (dirty.length === 0) return;
+    this._epoch++;
+    for (let d = 0; d < dirty.length; d++) {
+      const route = dirty[d];
+      const sent = route.sent;
+      route.sent = 0;
+      this._published += sent;
+      const subs = route.subs;
+      const at = route.at >= 0 ? route.at : subs.length;
+      for (let i = 0; i < subs.length; i++) subs[i].delivered += i <= at ? sent : sent - 1;
+    }
+    dirty.length = 0;
+  }
+
+  /**
+   * Calls every subscription's handler now, in subscription order (from `from`: the rest of a
+   * publish _deliverPlain began and counted, with its envelope if it made one).
+   */
+  _deliverDirect(route, topic, payload, o, from = 0, made = undefined) {
+    if (from === 0) this._published++;
+    const subs = route.subs;
+    const n = subs.length;
+    if (n === 0) return true;
+    let env = made;
+    this._depth++;
+    try {
+      for (let i = from; i < n; i++) {
+        const s = subs[i];
+        if (!s._active) {
+          // Unsubscribed by an earlier handler of this same publish.
+          this._countLeft(s, 1, 0);
+          continue;
+        }
+        s.delivered++;
+        let r;
+        try {
+          if (s.wants) {
+            if (env === undefined) env = this._envelope(topic, payload, o);
+            r = s.handler(payload, env);
+          } else {
+            r = s.handler(payload);
+          }
+        } catch (err) {
+          if (s._active) s.failed++;
+          else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
+          this._failed(err, env ?? (env = this._envelope(topic, payload, o)), s);
+          continue;
+        }
+        if (r !== undefined && r !== null && typeof r.then === 'function') {
+          this._began(s, r, env ?? (env = this._envelope(topic, payload, o)), o.key);
+        }
+      }
+    } finally {
+      this._depth--;
+    }
+    if (this._needPump) this._pump();
+    return true;
+  }
+
+  /** A directly called handler returned a promise: the core tracks it from now on. */
+  _began(s, promise, env, key) {
+    if (!s._active) {
+      // It unsubscribed itself while running: the core tracks it no more, but a failure
+      // still counts and is reported.
+      promise.then(undefined, (err) => {
+        this._countLeft(s, 0, 1);
+        this._failed(err, env, s);
+      });
+      return;
+    }
+    // The delivery's index × 2^32 + its generation.
+    const d = this._core.begin(s.index, s.gen, key, this._clock.now());
+    if (!s.busy) { s.busy = true; this._busy++; }
+    // Its timeout needs the timer armed, which a pump does.
+    if (s.timeoutMs !== undefined && s.timeoutMs !== Infinity) this._needPump = true;
+    this._track(Math.floor(d / 4294967296), d >>> 0, s, promise, env, true);
+  }
+
+  _track(di, dg, s, promise, item, final) {
+    // By delivery index (no number key to box per message); the core reuses an index only
+    // once its delivery ended, and a late result finds another entry there (or none).
+    const f = { dg, s, item, final };
+    this._inflight[di] = f;
+    this._inflightCount++;
+    promise.then(
+      () => this._settled(f, di, true, undefined),
+      (err) => this._settled(f, di, false, err),
+    );
+  }
+
+  _settled(f, di, ok, err) {
+    if (this._inflight[di] !== f) return; // timed out: its late result is ignored
+    this._inflight[di] = undefined;
+    this._inflightCount--;
+    const dg = f.dg;
+    if (ok) this._completions.push(di, dg, 1);
+    else this._fail(di, dg, err);
+    if (!ok && f.final) this._failed(err, f.item, f.s);
+    this._schedulePump();
+  }
+
+  _schedulePump() {
+    if (this._pumpQueued) return;
+    this._pumpQueued = true;
+    queueMicrotask(() => {
+      this._pumpQueued = false;
+      this._pump();
+    });
+  }
+
+  /** Publishes several payloads on one topic; returns how many were accepted. */
+  publishBatch(topic, payloads, options) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    let route = this._route(topic);
+    let list;
+    try {
+      if (!Array.isArray(payloads)) fail('INVALID_ARGUMENT', `payloads must be an array, got ${describe(payloads)}`);
+      list = Array.from(payloads); // read once: handlers run before the last payload is read
+    } catch (e) {
+      if (e instanceof EdgebusError) throw e;
+      throw new EdgebusError('INVALID_ARGUMENT', `payloads could not be read: ${errorText(e)}`, { cause: e });
+    }
+    const o = parsePublishOptions(options, BATCH_PUBLISH_OPTIONS);
+    const ids = o.ids;
+    const n = list.length;
+    if (ids !== undefined && ids.length !== n) {
+      fail('INVALID_OPTION', `option \`ids\` must be an array with one id per payload (${n})`);
+    }
+    let accepted = 0;
+    let i = 0;
+    // Straight to the handlers while every subscription stays idle (no crossing per message)…
+    if ((ids === undefined || !this._dedupe) && o.notBefore === undefined && n > 0 && this._direct(route)) {
+      // …once the core has checked that the whole batch fits every subscription that refuses
+      // rather than drops: a refused batch delivers nothing.
+      try {
+        this._core.check_room(route.handle, route.gen, n, 0);
+      } catch (e) {
+        throw fromCore(e);
+      }
+      while (i < n && this._direct(route)) {
+        const mo = ids === undefined || ids[i] === undefined ? o
+          : { id: ids[i], key: o.key, ttlMs: o.ttlMs, headers: o.headers };
+        this._deliverDirect(route, topic, list[i], mo);
+        accepted++;
+        i++;
+      }
+    }
+    if (i === n) return accepted;
+    // …and the rest through the core in one call.
+    const count = n - i;
+    const slots = new Uint32Array(count);
+    const sizes = route.batch ? new Float64Array(count) : new Float64Array(0);
+    for (let j = 0; j < count; j++) if (route.batch) sizes[j] = this._sizeOf(list[i + j]);
+    if (route.gen !== this._topicsGen) route = this._route(topic);
+    const now = this._clock.now();
+    let idList;
+    let hasId;
+    if (ids !== undefined) {
+      idList = new Array(count);
+      hasId = new Uint8Array(count);
+      for (let j = 0; j < count; j++) {
+        const id = ids[i + j];
+        idList[j] = id === undefined ? '' : id;
+        hasId[j] = id === undefined ? 0 : 1;
+      }
+    }
+    for (let j = 0; j < count; j++) {
+      const env = { topic, payload: list[i + j], publishedAt: now, attempt: 1 };
+      if (ids !== undefined && ids[i + j] !== undefined) env.id = ids[i + j];
+      if (o.key !== undefined) env.key = o.key;
+      if (o.headers !== undefined) env.headers = o.headers;
+      if (o.ttlMs !== undefined) env.ttlMs = o.ttlMs;
+      slots[j] = this._slot(env);
+    }
+    let r;
+    try {
+      r = this._core.publish_batch(
+        route.handle, route.gen, slots, idList, hasId ?? NO_FLAGS,
+        o.key, o.ttlMs ?? 0, sizes, o.priority ?? 0, o.notBefore ?? -1, now, false,
+      );
+    } catch (e) {
+      throw fromCore(e);
+    } finally {
+      this._pump();
+    }
+    return accepted + r;
+  }
+
+  /**
+   * Publishes, waiting for room when a `wait` subscription is full. Resolves to false for a
+   * duplicate. Calls waiting for room are admitted in call order. The options are read once,
+   * here; a call registers as waiting before the core is asked, so room that appears in the
+   * very pass after a "must wait" admits it.
+   */
+  publishAsync(topic, payload, options) {
+    let w;
+    try {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      this._route(topic);
+      const o = parsePublishOptions(options, PUBLISH_OPTIONS);
+      w = { topic, payload, o, done: false, ok: false, value: undefined, resolve: undefined, reject: undefined };
+      this._waiters.push(w);
+      this._admitWaiters();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (w.done) return w.ok ? Promise.resolve(w.value) : Promise.reject(w.value);
+    return new Promise((resolve, reject) => {
+      w.resolve = resolve;
+      w.reject = reject;
+    });
+  }
+
+  _settleWaiter(w, ok, value) {
+    w.done = true;
+    w.ok = ok;
+    w.value = value;
+    if (ok) { if (w.resolve !== undefined) w.resolve(value); }
+    else if (w.reject !== undefined) w.reject(value);
+  }
+
+  _admitWaiters() {
+    // Admitting publishes pumps, and a pump admits waiters: one admission loop at a time.
+    if (this._admitting) return;
+    this._admitting = true;
+    try {
+      this._admitLoop();
+    } finally {
+      this._admitting = false;
+    }
+  }
+
+  _admitLoop() {
+    while (this._waiters.length > 0) {
+      const w = this._waiters[0];
+      let r;
+      this._room = false;
+      try {
+        r = this._publish(this._route(w.topic), w.topic, w.payload, w.o, true);
+      } catch (e) {
+        this._waiters.shift();
+        this._settleWaiter(w, false, fromCore(e));
+        continue;
+      }
+      if (r === MUST_WAIT) {
+        // The core now reports room (it marks itself waiting when it answers "must wait").
+        this._coreWaiting = true;
+        // Room made by the pass that ran right after the answer: try again now.
+        if (this._room) continue;
+        return;
+      }
+      this._waiters.shift();
+      this._settleWaiter(w, true, r !== DUPLICATE);
+    }
+    if (this._coreWaiting) {
+      this._coreWaiting = false;
+      this._core.set_waiting(false);
+    }
+  }
+
+  // ----- running the core's work -------------------------------------------------------------
+
+  _pump() {
+    if (this._depth > 0) {
+      this._needPump = true;
+      return;
+    }
+    this._needPump = false;
+    const core = this._core;
+    for (;;) {
+      let comps = NO_COMPLETIONS;
+      let reasons;
+      if (this._completions.length > 0) {
+        comps = new Uint32Array(this._completions); // (from a plain array: no iterator)
+        this._completions.length = 0;
+        if (this._reasons.length > 0) reasons = this._reasons.splice(0);
+      }
+      const n = core.pump(this._clock.now(), comps, reasons);
+      if (n === 0) {
+        if (this._completions.length === 0) break;
+        continue;
+      }
+      // The records are in the core's memory: copied into one reused array first (handlers
+      // may grow that memory, which detaches views of it).
+      let recs = this._recs;
+      if (recs.length < n) recs = this._recs = new Uint32Array(Math.max(n, 2 * recs.length));
+      const words = wasmWords();
+      const at = core.records_ptr() >>> 2;
+      for (let i = 0; i < n; i++) recs[i] = words[at + i];
+      this._run(recs, n);
+    }
+    this._afterPump();
+  }
+
+  _run(recs, n) {
+    let room = false;
+    this._depth++;
+    try {
+      for (let i = 0; i < n;) {
+        switch (recs[i]) {
+          case REC_DELIVER: {
+            const s = this._sub(recs[i + 3], recs[i + 4]);
+            this._deliver(s, recs[i + 1], recs[i + 2], this._slots[recs[i + 5]]);
+            i += 7;
+            break;
+          }
+          case REC_BATCH: {
+            const s = this._sub(recs[i + 3], recs[i + 4]);
+            const n = recs[i + 7];
+            const items = new Array(n);
+            for (let j = 0; j < n; j++) items[j] = this._slots[recs[i + 8 + j]];
+            this._deliverBatch(s, recs[i + 1], recs[i + 2], items, recs[i + 6] === 1, recs[i + 5]);
+            i += 8 + n;
+            break;
+          }
+          case REC_CLAIMED: {
+            const s = this._sub(recs[i + 3], recs[i + 4]);
+            const final = recs[i + 5] === 1;
+            const n = recs[i + 6];
+            const items = new Array(n);
+            for (let j = 0; j < n; j++) {
+              const env = this._slots[recs[i + 7 + 2 * j]];
+              const attempt = recs[i + 8 + 2 * j];
+              items[j] = attempt === env.attempt ? env : { ...env, attempt };
+            }
+            if (s !== undefined && s.batch) this._deliverBatch(s, recs[i + 1], recs[i + 2], items, final);
+            else this._deliver(s, recs[i + 1], recs[i + 2], items[0], final);
+            i += 7 + 2 * n;
+            break;
+          }
+          case REC_DEAD:
+            this._publishDead();
+            i += 1;
+            break;
+          case REC_FAILED:
+            this._reportFailed();
+            i += 1;
+            break;
+          case REC_TIMED_OUT: {
+            const f = this._inflight[recs[i + 1]];
+            if (f !== undefined && f.dg === recs[i + 2]) {
+              this._inflight[recs[i + 1]] = undefined;
+              this._inflightCount--;
+              if (recs[i + 5] === 1 || f.final) {
+                const s = f.s;
+                this._failed(new EdgebusError('HANDLER_TIMEOUT', this._core.timeout_message(s.index, s.gen)), f.item, s);
+              }
+            }
+            i += 6;
+            break;
+          }
+          case REC_IDLE: {
+            const s = this._sub(recs[i + 1], recs[i + 2]);
+            if (s !== undefined && s.busy) { s.busy = false; this._busy--; }
+            i += 3;
+            break;
+          }
+          case REC_ROOM:
+            room = true;
+            this._room = true;
+            i += 1;
+            break;
+          case REC_RETIRED:
+            this._takeRetired();
+            i += 1;
+            break;
+          case REC_RELEASE:
+            this._slots[recs[i + 1]] = undefined;
+            this._freeSlots.push(recs[i + 1]);
+            i += 2;
+            break;
+          default:
+            throw new EdgebusError('INTERNAL', `unknown core record ${recs[i]} at ${i}`);
+        }
+      }
+    } finally {
+      this._depth--;
+    }
+    if (room) this._admitWaiters();
+  }
+
+  /** Final statistics of subscriptions whose last delivery settled after they left. */
+  _takeRetired() {
+    for (;;) {
+      const t = this._core.take_retired();
+      if (t === undefined) return;
+      const k = t[0] * 4294967296 + t[1];
+      const rec = this._leaving.get(k);
+      if (rec === undefined) continue;
+      this._leaving.delete(k);
+      rec.final = t[2];
+    }
+  }
+
+  _sub(index, gen) {
+    const s = this._subs[index];
+    return s !== undefined && s.gen === gen ? s : undefined;
+  }
+
+  /** A failed delivery, with its error's message for the core (a dead letter carries it). */
+  _fail(di, dg, err) {
+    this._completions.push(di, dg, 0);
+    this._reasons.push(errorText(err));
+  }
+
+  _deliver(s, di, dg, env, final = true) {
+    if (s === undefined || !s._active) {
+      this._core.abandon(di, dg, this._clock.now());
+      return;
+    }
+    if (!s.busy) { s.busy = true; this._busy++; }
+    let r;
+    try {
+      r = s.wants ? s.handler(env.payload, env) : s.handler(env.payload);
+    } catch (err) {
+      this._fail(di, dg, err);
+      if (final) this._failed(err, env, s);
+      return;
+    }
+    if (r !== undefined && r !== null && typeof r.then === 'function') {
+      this._track(di, dg, s, r, env, final);
+    } else {
+      this._completions.push(di, dg, 1);
+    }
+  }
+
+  _deliverBatch(s, di, dg, items, final) {
+    if (s === undefined || !s._active) {
+      this._core.abandon(di, dg, this._clock.now());
+      return;
+    }
+    let r;
+    try {
+      r = s.handler(items);
+    } catch (err) {
+      this._fail(di, dg, err);
+      if (final) this._failed(err, items, s);
+      return;
+    }
+    if (r !== undefined && r !== null && typeof r.then === 'function') {
+      this._track(di, dg, s, r, items, final);
+    } else {
+      this._completions.push(di, dg, 1);
+    }
+  }
+
+  /**
+   * Publishes the core's dead letters on `$dead.<group>`, as the core built them. A death no
+   * delivery reported (its TTL ended before its retry) is reported here, as that member's.
+   */
+  _publishDead() {
+    for (;;) {
+      const d = this._core.take_dead();
+      if (d === undefined) return;
+      const [group, from, slot, attempts, code, message, ri, rg] = d;
+      const topic = `$dead.${group}`;
+      const payload = { group, topic: from, attempts, error: { code, message }, message: this._slots[slot] };
+      if (ri >= 0) {
+        const s = this._sub(ri, rg);
+        if (s !== undefined) this._failed(new EdgebusError(code, message), s.batch ? [payload.message] : payload.message, s);
+      }
+      try {
+        this._publish(this._route(topic), topic, payload, EMPTY_OPTIONS, false);
+      } catch (e) {
+        // A `$dead` subscriber that refuses it (a full `reject` queue): counted as dropped.
+        this._core.record_dropped(1);
+        console.error(`edgebus: could not publish a dead letter on ${topic}`, e);
+      }
+    }
+  }
+
+  /** Reports the final failures the core found without a final-attempt delivery. */
+  _reportFailed() {
+    for (;;) {
+      const f = this._core.take_failed();
+      if (f === undefined) return;
+      const s = this._sub(f[0], f[1]);
+      if (s === undefined) continue;
+      const items = f.slice(5).map((slot) => this._slots[slot]);
+      this._failed(new EdgebusError(f[3], f[4]), s.batch ? items : items[0], s);
+    }
+  }
+
+  /** A final failure: onError, `$errors`, and (with neither) the console. */
+  _failed(error, item, s) {
+    const errorsRoute = this._route('$errors');
+    if (this._onError !== undefined) {
+      try {
+        this._onError(error, item, s);
+      } catch (e) {
+        console.error('edgebus: onError threw', e);
+      }
+    } else if (errorsRoute.subs.length === 0 &&
+        !(s._group !== undefined && this._route(`$dead.${s._group}`).subs.length > 0)) {
+      console.error(`edgebus: handler of subscription #${s._id} (\`${s._pattern}\`) failed:`, error);
+    }
+    const topic = Array.isArray(item) ? item[0]?.topic : item?.topic;
+    // Failures of `$errors` handlers are not republished there: that could loop forever.
+    if (errorsRoute.subs.length > 0 && !(typeof topic === 'string' && topic.startsWith('$errors'))) {
+      try {
+        this._publish(errorsRoute, '$errors', {
+          error,
+          message: Array.isArray(item) ? undefined : item,
+          messages: Array.isArray(item) ? item : undefined,
+          subscription: { id: s._id, pattern: s._pattern },
+        }, EMPTY_OPTIONS, false);
+      } catch (e) {
+        console.error('edgebus: could not publish on $errors', e);
+      }
+    }
+  }
+
+  _afterPump() {
+    const deadline = this._core.next_deadline();
+    if (deadline < 0 && this._timer !== undefined) {
+      // Nothing is due any more: a forgotten timer would keep a Node process alive.
+      this._clearTimer(this._timer);
+      this._timer = undefined;
+      this._timerAt = Infinity;
+    } else if (deadline >= 0 && deadline < this._timerAt) {
+      if (this._timer !== undefined) this._clearTimer(this._timer);
+      this._timerAt = deadline;
+      // A longer delay fires at once in JS hosts (Node warns, then uses 1 ms): long waits
+      // are armed in steps, each ending in a pump that arms the next.
+      this._timer = this._setTimer(() => {
+        this._timer = undefined;
+        this._timerAt = Infinity;
+        this._pump();
+      }, Math.min(MAX_TIMER_MS, Math.max(0, deadline - this._clock.now())));
+    }
+    if (this._waiters.length > 0) this._admitWaiters();
+    if (this._idleWaiters.length > 0 && this._isIdle()) {
+      const ws = this._idleWaiters;
+      this._idleWaiters = [];
+      for (const w of ws) w();
+    }
+  }
+
+  _isIdle() {
+    // Waiting publishes do not count: with the core idle, a wait that is left (after the
+    // admission every pump ends with) can only be for a group with no member (see close()).
+    return this._inflightCount === 0 && this._completions.length === 0 && this._core.is_idle();
+  }
+
+  // ----- lifecycle -----------------------------------------------------------------------
+
+  /** Delivers partial batches now. */
+  flush() {
+    this._core.flush();
+    this._pump();
+  }
+
+  /** Resolves when everything queued (partial batches included) has been handled. */
+  drain() {
+    this.flush();
+    if (this._isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this._idleWaiters.push(resolve));
+  }
+
+  /**
+   * Later publishes throw CLOSED; resolves after draining with what could not be delivered:
+   * `{ remaining: [{ message, group, state, attempts }] }` — delayed messages not visible yet,
+   * messages of queue groups whose members all left, failed work-queue messages still
+   * waiting for a retry, and `publishAsync` calls still waiting for room in a group with no
+   * member (state `waiting`; those calls reject with CLOSED). Nothing is dropped silently.
+   */
+  async close() {
+    if (!this._closed) {
+      this._closing = true;
+      // Publishes waiting for room get in as room appears; drained, what still waits, waits
+      // for a group with no member: it never gets in.
+      if (this._waiters.length > 0) await this.drain();
+      const left = this._waiters.splice(0);
+      const now = this._clock.now();
+      for (const w of left) {
+        let group;
+        try {
+          const route = this._route(w.topic);
+          group = this._core.waiting_on(route.handle, route.gen);
+        } catch {
+          group = undefined;
+        }
+        const message = this._envelope(w.topic, w.payload, w.o);
+        message.publishedAt = now;
+        this._leftWaiting.push({ message, group: group ?? undefined, state: 'waiting', attempts: 0 });
+        this._settleWaiter(w, false, new EdgebusError('CLOSED',
+          `bus closed while this publish waited for room${group === undefined ? '' : ` in group \`${group}\`, which has no member`}; it is listed in close()'s remaining`));
+      }
+      if (this._coreWaiting) {
+        this._coreWaiting = false;
+        this._core.set_waiting(false);
+      }
+      this._core.close();
+      await this.drain();
+      this._closed = true;
+    }
+    const rows = this._core.remaining();
+    return {
+      remaining: rows.map((r) => ({
+        message: this._slots[r.slot], group: r.group ?? undefined, state: r.state, attempts: r.attempts,
+      })).concat(this._leftWaiting.map((r) => ({ ...r }))),
+    };
+  }
+
+  /**
+   * Where the work-queue message with this id stands: `{ state, attempts, group }` with state
+   * `pending`, `delayed`, `in-flight`, `failed` (waiting for a retry), `done`, `dead`,
+   * `expired` or `dropped`; undefined when no group knows it.
+   */
+  status(id, group) {
+    checkString(id, 'INVALID_ARGUMENT', 'id');
+    if (group !== undefined) checkString(group, 'INVALID_ARGUMENT', 'group');
+    const st = this._core.status(id, group, this._clock.now());
+    if (st === undefined) return undefined;
+    if (st.group === null) st.group = undefined;
+    return st;
+  }
+
+  _flushCounters() {
+    this._fold();
+    if (this._published > 0) {
+      this._core.record_published(this._published);
+      this._published = 0;
+    }
+    for (const s of this._subs) {
+      if (s !== undefined && (s.delivered > 0 || s.failed > 0)) {
+        if (s._active) this._core.record_direct(s.index, s.gen, s.delivered, s.failed);
+        s.delivered = 0;
+        s.failed = 0;
+      }
+    }
+  }
+
+  /** Counters, queue depths and latency, for the bus and per subscription. */
+  stats() {
+    this._flushCounters();
+    return this._core.stats();
+  }
+}
+

@@ -1,0 +1,50 @@
+// IdempotenceFilter: the core's exact duplicate filter, on its own. Short ASCII ids are written
+// into a buffer the core lends (no string copy across the boundary).
+
+import { fail } from '../shared/errors.js';
+import { raw, ready } from '../shared/core.js';
+import { DURATION, EMPTY_OPTIONS, checkClock, checkString, describe, numberOption, snapshot } from '../shared/validate.js';
+import { systemClock } from '../shared/clock.js';
+import { writeAscii } from '../shared/memory.js';
+
+/** Exact duplicate filter over a window of ids (by count and by age). */
+export class IdempotenceFilter {
+  constructor(options) {
+    ready();
+    const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['maxIds', 'maxAgeMs', 'clock'], 'options');
+    const maxIds = numberOption(o, 'maxIds', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 10000;
+    const maxAgeMs = numberOption(o, 'maxAgeMs', 'options', DURATION) ?? Infinity;
+    this._clock = checkClock(o.clock, 'clock') ?? systemClock;
+    this._f = new raw.WasmFilter(maxIds, maxAgeMs);
+    // Ages matter only with an age limit: without one the clock is not read.
+    this._aged = Number.isFinite(maxAgeMs);
+    this._ptr = this._f.scratch_ptr();
+    this._room = this._f.scratch_len();
+    this.maxIds = maxIds;
+    this.maxAgeMs = maxAgeMs;
+  }
+  /** Records `id`; true when it was not in the window (let the message through). */
+  check(id) {
+    const n = writeAscii(id, this._ptr, this._room);
+    const now = this._aged ? this._clock.now() : 0;
+    if (n >= 0) return this._answer(this._f.check_scratch(n, now), id);
+    checkString(id, 'INVALID_ARGUMENT', 'id');
+    return this._f.check(id, now);
+  }
+  /** Whether `id` is in the window, without recording it. */
+  has(id) {
+    const n = writeAscii(id, this._ptr, this._room);
+    const now = this._aged ? this._clock.now() : 0;
+    if (n >= 0) return this._answer(this._f.has_scratch(n, now), id) === false;
+    checkString(id, 'INVALID_ARGUMENT', 'id');
+    return this._f.has(id, now);
+  }
+  get size() { return this._f.size(this._aged ? this._clock.now() : 0); }
+  clear() { this._f.clear(); }
+  /** The scratch calls' answer as a boolean: 1 absent (true), 0 present (false). */
+  _answer(code, id) {
+    if (code === 2) fail('INVALID_ARGUMENT', `id ${describe(id)} could not be read`);
+    return code === 1;
+  }
+}
+

@@ -1,0 +1,10 @@
+// Node, ESM (pkg/index.node.mjs): the CommonJS entry's instance, so that `import` and `require`
+// give the very same classes.
+
+import api from './index.node.cjs';
+
+export const {
+  Bus, Batcher, IdempotenceFilter, ManualClock, EdgebusError, Subscription, shardOf, matches, checkTopic,
+  checkPattern, ShardedBus, connect, init, initSync,
+} = api;
+export default api;

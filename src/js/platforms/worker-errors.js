@@ -1,0 +1,17 @@
+// How a shard worker's failure is described, the same on every platform.
+
+/**
+ * Why a worker reported an error, as text. A thrown non-Error has no `message`; a worker script that
+ * cannot be loaded (a 404, a wrong MIME type, a syntax error) gets an error event without one.
+ */
+export function workerErrorText(e, script) {
+  if (e !== null && typeof e === 'object' && typeof e.message === 'string' && e.message !== '') {
+    return `uncaught error: ${e.message}`;
+  }
+  if (e !== null && typeof e === 'object' && typeof e.type === 'string' && !('error' in e && e.error !== undefined && e.error !== null)) {
+    return `the worker script ${script} could not be loaded or run (check that it is served, as JavaScript)`;
+  }
+  let text;
+  try { text = String(e && typeof e === 'object' && 'error' in e ? e.error : e); } catch { text = 'an unprintable value'; }
+  return `uncaught error: ${text}`;
+}

@@ -1,0 +1,649 @@
+// edgebus remote client: `connect(url, { token })` returns a bus whose subscribe / publish /
+// publishAsync / close reach an edgebus edge deployment (Cloudflare Workers) over one WebSocket.
+//
+// It reconnects with exponential backoff and jitter and subscribes again; every publish carries
+// an id (generated when not given) and is kept until the hub acknowledges it, so publishes made
+// while offline, or in flight when the connection dropped, are sent again and deduplicated by the
+// hub. Publishes are paced at the hub's announced `maxMessagesPerSecond` (from `hello`), and one
+// refused RATE_LIMITED or UNAVAILABLE is sent again after a backoff, not lost. A permanent refusal
+// of the connection (4400-4499 close codes other than an expired token) reaches `onError` and
+// stops the retries; transient failures are retried with backoff and counted in stats().
+// Messages redelivered to a subscription (work queues are at-least-once) are dropped by id;
+// a redelivered work-queue message that was already handled is acknowledged again, not run twice.
+
+import { EdgebusError, fail } from '../shared/errors.js';
+import { ready } from '../shared/core.js';
+import { checkHandler, functionOption, numberOption, overflowOption, snapshot, stringOption } from '../shared/validate.js';
+import { checkPattern, checkTopic } from '../shared/topics.js';
+import { IdempotenceFilter } from '../bus/filter.js';
+
+const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'onError'];
+const REMOTE_SUB_OPTIONS = ['group', 'maxAttempts', 'ackTimeoutMs'];
+const PUBLISH_OPTIONS = ['id', 'key'];
+const POSITIVE = { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER };
+// The longest delay a JavaScript host timer takes (longer ones fire at once).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The /connect URL of a deployment: http(s) becomes ws(s); a URL without a path gets /connect. */
+function connectUrl(url, token, hub) {
+  const u = new URL(String(url));
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  else if (u.protocol !== 'ws:' && u.protocol !== 'wss:') fail('INVALID_ARGUMENT', `url must be http(s) or ws(s), got ${u.protocol}`);
+  if (u.pathname === '' || u.pathname === '/') u.pathname = '/connect';
+  if (token !== undefined) u.searchParams.set('token', token);
+  if (hub !== undefined) u.searchParams.set('hub', hub);
+  return u.href;
+}
+
+/**
+ * Opens the WebSocket, the token in an `Authorization` header where the runtime allows it, so
+ * that it stays out of URLs (and logs): Node's WebSocket (and the `ws` package, as option
+ * `WebSocket`) takes `{ headers }`; a Worker upgrades through `fetch`. Browsers cannot set
+ * headers on a WebSocket: there the token goes in the URL (`?token=`). Returns the socket, or in
+ * a Worker a promise of it.
+ */
+function openSocket(WS, url, token, hub, timeoutMs) {
+  if (globalThis.navigator?.userAgent === 'Cloudflare-Workers' && WS === globalThis.WebSocket) {
+    return upgradeWithFetch(url, token, hub, timeoutMs);
+  }
+  if (typeof globalThis.process?.versions?.node === 'string') {
+    return new WS(connectUrl(url, undefined, hub), { headers: { authorization: `Bearer ${token}` } });
+  }
+  return new WS(connectUrl(url, token, hub));
+}
+
+/** A Worker's WebSocket, upgraded by `fetch` with the header, shaped as the client uses one. */
+async function upgradeWithFetch(url, token, hub, timeoutMs) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new EdgebusError('TIMEOUT', `no WebSocket upgrade within ${timeoutMs} ms`)), timeoutMs);
+  });
+  const http = connectUrl(url, undefined, hub).replace(/^ws/, 'http');
+  const headers = { upgrade: 'websocket', authorization: `Bearer ${token}` };
+  const res = await Promise.race([fetch(http, { headers }), timeout]).finally(() => clearTimeout(timer));
+  if (res.webSocket == null) {
+    const error = await res.json().then((b) => b?.error, () => undefined);
+    fail(typeof error?.code === 'string' ? error.code : 'UNAVAILABLE', error?.message ?? `the hub answered HTTP ${res.status}, not a WebSocket upgrade`);
+  }
+  const ws = res.webSocket;
+  const socket = { onmessage: null, onclose: null, onerror: null, send: (d) => ws.send(d), close: (c, r) => ws.close(c, r) };
+  ws.addEventListener('message', (e) => socket.onmessage?.(e));
+  ws.addEventListener('close', (e) => socket.onclose?.(e));
+  ws.addEventListener('error', (e) => socket.onerror?.(e));
+  ws.accept();
+  return socket;
+}
+
+class RemoteSubscription {
+  constructor(bus, id, pattern, handler, options) {
+    this._bus = bus;
+    this.id = id;
+    this.pattern = pattern;
+    this.group = options.group;
+    this.active = true;
+    this._handler = handler;
+    this._options = options;
+    this._seen = new IdempotenceFilter({ maxIds: bus._dedupeIds });
+    this._running = new Map(); // work-queue message id → delivery tokens to acknowledge when done
+    let resolve;
+    let reject;
+    this.ready = new Promise((res, rej) => { resolve = res; reject = rej; });
+    this.ready.catch(() => {});
+    this._ready = { resolve, reject };
+  }
+  /** Stops delivery. Returns false if already unsubscribed. */
+  unsubscribe() { return this._bus._unsubscribe(this); }
+}
+
+class RemoteBus {
+  constructor(url, options) {
+    ready();
+    // Read once: nothing below (nor later) looks at the caller's objects again.
+    const o = options === undefined ? {} : snapshot(options, CONNECT_OPTIONS, 'options');
+    if (typeof o.token !== 'string' && typeof o.token !== 'function') {
+      fail('INVALID_OPTION', 'option `token` must be a string or a function returning one (or a promise of one)');
+    }
+    this._WebSocket = o.WebSocket ?? globalThis.WebSocket;
+    if (typeof this._WebSocket !== 'function') fail('INVALID_OPTION', 'no WebSocket implementation: pass option `WebSocket`');
+    this._url = url;
+    connectUrl(url, 'x', o.hub); // validates the URL now
+    if (o.hub !== undefined) {
+      try {
+        checkTopic(o.hub);
+      } catch (e) {
+        fail('INVALID_OPTION', `option \`hub\` must be a topic prefix (like \`orders\`): ${e.message}`);
+      }
+    }
+    this._token = o.token;
+    this._hub = o.hub;
+    this._maxBuffer = numberOption(o, 'maxBuffer', 'options', POSITIVE) ?? 1000;
+    this._overflow = overflowOption(o, 'options') ?? 'dropOldest';
+    const rc = o.reconnect === undefined ? {} : snapshot(o.reconnect, ['initialMs', 'maxMs'], 'reconnect');
+    this._backoff = {
+      initialMs: numberOption(rc, 'initialMs', 'reconnect', POSITIVE) ?? 100,
+      maxMs: numberOption(rc, 'maxMs', 'reconnect', POSITIVE) ?? 10000,
+    };
+    this._connectTimeoutMs = numberOption(o, 'connectTimeoutMs', 'options', POSITIVE) ?? 10000;
+    const dedupe = o.dedupe === undefined ? {} : snapshot(o.dedupe, ['maxIds'], 'dedupe');
+    this._dedupeIds = numberOption(dedupe, 'maxIds', 'dedupe', POSITIVE) ?? 10000;
+    this._onError = functionOption(o, 'onError', 'options');
+    this._clientId = Math.random().toString(36).slice(2, 10);
+    this._seq = 0;
+    this._subs = new Map();
+    this._nextSub = 1;
+    this._queue = [];          // publishes not sent on the current connection, in order
+    this._sent = new Map();    // ref → publish sent, waiting for its acknowledgement
+    this._waiters = [];        // publishAsync calls waiting for room (overflow 'wait')
+    this._outgoing = [];       // operations to send at the end of this microtask
+    this._sendQueued = false;
+    this._ws = undefined;
+    this._open = false;
+    this._closing = false;
+    this._attempt = 0;
+    this._timer = undefined;
+    this._flushWaiters = [];
+    this._rate = Infinity;     // publishes per second the hub allows (its hello), a token bucket here
+    this._tokens = Infinity;
+    this._refilled = 0;
+    this._pumpTimer = undefined;
+    this._pumpQueued = false;
+    this._retryAt = 0;         // no publish before this time (after a RATE_LIMITED/UNAVAILABLE reply)
+    this._refusals = 0;        // transient refusals in a row, for the backoff
+    this._connectError = undefined; // an `err` frame before `hello`: why the hub refuses the connection
+    this._stats = {
+      published: 0, acknowledged: 0, duplicates: 0, delivered: 0, redelivered: 0, dropped: 0, reconnects: 0, errors: 0,
+      retried: 0, connectFailures: 0, lastError: undefined,
+    };
+    this._failure = undefined;
+    this.ready = new Promise((resolve, reject) => { this._onFirstOpen = resolve; this._onRefused = reject; });
+    this.ready.catch(() => {});
+    this._dial();
+  }
+
+  /** Whether the WebSocket is open and greeted. */
+  get connected() { return this._open; }
+  get closed() { return this._closing; }
+
+  // ----- connection ---------------------------------------------------------------------------
+
+  async _dial() {
+    if (this._closing) return;
+    let token;
+    try {
+      token = typeof this._token === 'function' ? await this._token() : this._token;
+      if (typeof token !== 'string') fail('INVALID_OPTION', 'the token function must return a string');
+    } catch (e) {
+      this._report(e);
+      this._retry();
+      return;
+    }
+    if (this._closing) return;
+    let ws;
+    try {
+      ws = openSocket(this._WebSocket, this._url, token, this._hub, this._connectTimeoutMs);
+      if (typeof ws.then === 'function') {
+        ws = await ws;
+        if (this._closing) {
+          try { ws.close(1000, 'closed by the client'); } catch { /* not open yet */ }
+          return;
+        }
+      }
+    } catch (e) {
+      this._report(e);
+      this._retry();
+      return;
+    }
+    this._ws = ws;
+    this._connectError = undefined;
+    ws.onmessage = (e) => this._frame(ws, e.data);
+    ws.onclose = (e) => this._lost(ws, e.code, e.reason);
+    ws.onerror = () => {}; // followed by close
+    // A handshake that neither completes nor fails (a half-started server) is abandoned.
+    this._handshake = setTimeout(() => {
+      if (ws !== this._ws || this._open) return;
+      try { ws.close(); } catch { /* not open yet */ }
+      this._lost(ws, 1006);
+    }, this._connectTimeoutMs);
+  }
+
+  _retry() {
+    if (this._closing || this._timer !== undefined) return;
+    const { initialMs, maxMs } = this._backoff;
+    const delay = Math.min(maxMs, initialMs * 2 ** Math.min(this._attempt, 30)) * (0.5 + Math.random() / 2);
+    this._attempt++;
+    this._timer = setTimeout(() => { this._timer = undefined; this._dial(); }, delay);
+  }
+
+  _lost(ws, code, reason) {
+    if (ws !== this._ws) return;
+    this._ws = undefined;
+    const was = this._open;
+    this._open = false;
+    clearTimeout(this._pumpTimer);
+    this._pumpTimer = undefined;
+    // Unacknowledged publishes go back to the front of the queue, in their order.
+    if (this._sent.size > 0) {
+      this._queue.unshift(...this._sent.values());
+      this._sent.clear();
+    }
+    for (const s of this._subs.values()) s._running.clear();
+    if (this._closing) return;
+    if (was) this._stats.reconnects++;
+    const refusal = this._connectError;
+    const permanent = code >= 4400 && code <= 4499 && code !== 4401 && code !== 4429;
+    // The hub's typed refusal (an expired token, …) is reported; a permanent one once, below.
+    if (refusal !== undefined && !permanent) this._report(refusal);
+    if (code === 4401 && typeof this._token === 'string') {
+      this._report(new EdgebusError('TOKEN_EXPIRED', 'the token was refused or expired and is a fixed string: not reconnecting (pass a function to refresh it)'));
+      return;
+    }
+    if (permanent) {
+      // Permanent: the same request would be refused again (a bad `hub`, a forbidden origin).
+      this._failed(refusal ?? new EdgebusError('CONNECT_REFUSED', `the hub refused the connection (close code ${code}${reason ? `: ${reason}` : ''})`));
+      return;
+    }
+    if (!was) {
+      // Transient (no answer, a server error, a restart): retried with backoff, counted.
+      this._stats.connectFailures++;
+      this._stats.lastError = refusal ?? new EdgebusError('UNAVAILABLE', `could not connect (close code ${code})`);
+    }
+    this._retry();
+  }
+
+  /** A permanent refusal: reported once, no more retries; waiting publishes and subscriptions fail with it. */
+  _failed(error) {
+    this._stats.lastError = error;
+    this._failure = error;
+    this._report(error);
+    this._onRefused(error);
+    this._closing = true;
+    clearTimeout(this._timer);
+    this._timer = undefined;
+    clearTimeout(this._handshake);
+    for (const s of this._subs.values()) s._ready.reject(error);
+    // Kept for close()'s `remaining`; their promises settle now.
+    this._queue.push(...this._waiters.splice(0));
+    for (const p of this._queue) p.reject(error);
+    for (const w of this._flushWaiters.splice(0)) w.reject(error);
+  }
+
+  _hello(ws, hello) {
+    clearTimeout(this._handshake);
+    this._open = true;
+    this._attempt = 0;
+    const rate = hello.limits?.maxMessagesPerSecond;
+    this._rate = Number.isFinite(rate) && rate > 0 ? rate : Infinity;
+    this._tokens = this._rate; // a new connection starts with a full bucket at the hub too
+    this._refilled = Date.now();
+    const ops = [];
+    for (const s of this._subs.values()) ops.push(this._subOp(s));
+    for (let i = 0; i < ops.length; i += 1000) ws.send(JSON.stringify(ops.slice(i, i + 1000)));
+    this._pump();
+    this._onFirstOpen();
+  }
+
+  /**
+   * Sends queued publishes, in order, as fast as the hub's rate allows (a token bucket of
+   * `maxMessagesPerSecond` with a one-second burst, as the hub keeps); the rest wait for a timer.
+   */
+  _pump() {
+    this._pumpQueued = false;
+    if (!this._open || this._queue.length === 0 || this._pumpTimer !== undefined) return;
+    const now = Date.now();
+    if (now < this._retryAt) {
+      this._pumpLater(this._retryAt - now);
+      return;
+    }
+    if (this._rate !== Infinity) this._tokens = Math.min(this._rate, this._tokens + ((now - this._refilled) / 1000) * this._rate);
+    else this._tokens = Infinity;
+    this._refilled = now;
+    const n = Math.min(this._queue.length, Math.floor(this._tokens));
+    if (n > 0) {
+      this._tokens -= n;
+      const batch = this._queue.splice(0, n);
+      for (const p of batch) this._sent.set(p.op.ref, p);
+      for (let i = 0; i < batch.length; i += 1000) this._ws.send(JSON.stringify(batch.slice(i, i + 1000).map((p) => p.op)));
+    }
+    if (this._queue.length > 0) {
+      // Wait for a useful share of the bucket (a tenth of a second's worth), not for every token.
+      const want = Math.min(this._queue.length, Math.max(1, Math.ceil(this._rate / 10)));
+      this._pumpLater(Math.ceil(((want - this._tokens) / this._rate) * 1000));
+    }
+  }
+
+  _pumpLater(ms) {
+    this._pumpTimer = setTimeout(() => { this._pumpTimer = undefined; this._pump(); }, Math.max(1, ms));
+  }
+
+  _schedulePump() {
+    if (this._pumpQueued || this._pumpTimer !== undefined) return;
+    this._pumpQueued = true;
+    queueMicrotask(() => this._pump());
+  }
+
+  _send(op) {
+    this._outgoing.push(op);
+    if (this._sendQueued) return;
+    this._sendQueued = true;
+    queueMicrotask(() => {
+      this._sendQueued = false;
+      const ops = this._outgoing;
+      this._outgoing = [];
+      if (!this._open || ops.length === 0) return;
+      for (let i = 0; i < ops.length; i += 1000) this._ws.send(JSON.stringify(ops.slice(i, i + 1000)));
+    });
+  }
+
+  _report(error, context) {
+    this._stats.errors++;
+    if (this._onError !== undefined) {
+      try {
+        this._onError(error, context);
+      } catch (e) {
+        console.error('edgebus: onError threw', e);
+      }
+    } else {
+      console.error('edgebus remote:', error);
+    }
+  }
+
+  // ----- frames from the hub -------------------------------------------------------------------
+
+  _frame(ws, data) {
+    if (ws !== this._ws) return;
+    let f;
+    try {
+      f = JSON.parse(data);
+    } catch {
+      this._report(new EdgebusError('BAD_JSON', 'the hub sent a frame that is not JSON'));
+      return;
+    }
+    for (const x of Array.isArray(f) ? f : [f]) {
+      switch (x.t) {
+        case 'hello': this._hello(ws, x); break;
+        case 'msg': this._messages(x); break;
+        case 'ok': this._reply(x, undefined); break;
+        case 'err':
+          if (!this._open && x.op === undefined) this._connectError = new EdgebusError(x.code, x.message);
+          else this._reply(x, new EdgebusError(x.code, x.message));
+          break;
+        default: break; // pong, and kinds a later hub may add
+      }
+    }
+  }
+
+  _reply(x, error) {
+    if (x.op === 'sub') {
+      const s = this._subs.get(x.ref);
+      if (s === undefined) return;
+      if (error === undefined) {
+        s._ready.resolve();
+      } else {
+        s.active = false;
+        this._subs.delete(s.id);
+        s._ready.reject(error);
+        this._report(error, { subscription: s });
+      }
+      return;
+    }
+    if (x.op !== 'pub') {
+      if (error !== undefined) this._report(error);
+      return;
+    }
+    const p = x.ref === undefined ? undefined : this._sent.get(x.ref);
+    if (p === undefined) {
+      if (error !== undefined && x.op !== 'unsub') this._report(error);
+      return;
+    }
+    this._sent.delete(x.ref);
+    if (error !== undefined && (error.code === 'RATE_LIMITED' || error.code === 'UNAVAILABLE')) {
+      // Transient: sent again (same id, so the hub drops a copy it already has) after a backoff,
+      // ahead of the publishes queued after it.
+      this._stats.retried++;
+      let at = 0;
+      while (at < this._queue.length && this._queue[at].op.ref < p.op.ref) at++;
+      this._queue.splice(at, 0, p);
+      const delay = Math.min(this._backoff.maxMs, this._backoff.initialMs * 2 ** Math.min(this._refusals++, 30)) * (0.5 + Math.random() / 2);
+      this._retryAt = Math.max(this._retryAt, Date.now() + delay);
+      this._tokens = Math.min(this._tokens, 0);
+      this._schedulePump();
+      return;
+    }
+    this._refusals = 0;
+    if (error !== undefined) {
+      p.reject(error);
+      if (!p.async) this._report(error, { topic: p.op.topic, id: p.op.id });
+    } else {
+      this._stats.acknowledged++;
+      if (x.dup) this._stats.duplicates++;
+      p.resolve(x.dup !== true);
+    }
+    this._room();
+  }
+
+  _messages(x) {
+    if (x.dropped > 0) {
+      this._stats.dropped += x.dropped;
+      this._report(new EdgebusError('MESSAGES_DROPPED', `the hub dropped ${x.dropped} message(s) for this slow connection`));
+    }
+    for (const [subIds, msg, d, attempt] of x.m) {
+      const message = { ...msg, attempt: attempt ?? 1 };
+      for (const id of subIds) {
+        const s = this._subs.get(id);
+        if (s === undefined || !s.active) continue;
+        if (d === undefined) this._plain(s, message);
+        else this._work(s, message, d);
+      }
+    }
+  }
+
+  _plain(s, message) {
+    if (message.id !== undefined && !s._seen.check(message.id)) {
+      this._stats.duplicates++;
+      return;
+    }
+    this._stats.delivered++;
+    try {
+      const r = s._handler(message.payload, message);
+      if (r && typeof r.then === 'function') r.then(undefined, (e) => this._report(e, { subscription: s, message }));
+    } catch (e) {
+      this._report(e, { subscription: s, message });
+    }
+  }
+
+  _work(s, message, d) {
+    const id = message.id;
+    if (s._seen.has(id)) {
+      // Already handled: acknowledge again, do not run it twice.
+      this._stats.duplicates++;
+      this._send({ op: 'ack', sub: s.id, d: [d] });
+      return;
+    }
+    const running = s._running.get(id);
+    if (running !== undefined) {
+      running.push(d);
+      this._stats.redelivered++;
+      return;
+    }
+    const tokens = [d];
+    s._running.set(id, tokens);
+    this._stats.delivered++;
+    const done = (ok, error) => {
+      if (ok) s._seen.check(id);
+      // The connection dropped meanwhile: the hub redelivers it, and (when handled) it is acknowledged then.
+      if (s._running.get(id) !== tokens) return;
+      s._running.delete(id);
+      this._send(ok ? { op: 'ack', sub: s.id, d: tokens } : { op: 'nack', sub: s.id, d: tokens, error: String(error?.message ?? error).slice(0, 500) });
+      if (!ok) this._report(error, { subscription: s, message });
+    };
+    let r;
+    try {
+      r = s._handler(message.payload, message);
+    } catch (e) {
+      done(false, e);
+      return;
+    }
+    if (r && typeof r.then === 'function') r.then(() => done(true), (e) => done(false, e));
+    else done(true);
+  }
+
+  // ----- the bus API ---------------------------------------------------------------------------
+
+  _subOp(s) {
+    const op = { op: 'sub', id: s.id, pattern: s.pattern };
+    for (const k of REMOTE_SUB_OPTIONS) if (s._options[k] !== undefined) op[k] = s._options[k];
+    return op;
+  }
+
+  /** Subscribes on the deployment; `ready` resolves once every hub concerned has it. */
+  subscribe(pattern, handler, options) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    checkHandler(handler);
+    const o = options === undefined ? {} : snapshot(options, REMOTE_SUB_OPTIONS, 'options');
+    checkPattern(pattern);
+    stringOption(o, 'group', 'options');
+    if (o.group === undefined && (o.maxAttempts !== undefined || o.ackTimeoutMs !== undefined)) {
+      fail('INVALID_OPTION', '`maxAttempts` and `ackTimeoutMs` apply only with `group` (a work queue)');
+    }
+    const s = new RemoteSubscription(this, this._nextSub++, pattern, handler, o);
+    this._subs.set(s.id, s);
+    if (this._open) this._send(this._subOp(s));
+    return s;
+  }
+
+  _unsubscribe(s) {
+    if (!s.active) return false;
+    s.active = false;
+    this._subs.delete(s.id);
+    if (this._open) this._send({ op: 'unsub', id: s.id });
+    return true;
+  }
+
+  _entry(topic, payload, options, async) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    const o = options === undefined ? {} : snapshot(options, PUBLISH_OPTIONS, 'options');
+    checkTopic(topic);
+    if (payload === undefined) fail('INVALID_ARGUMENT', 'payload must be a JSON value, got undefined');
+    for (const k of PUBLISH_OPTIONS) {
+      // The hub refuses an empty id or key: refused here at once.
+      if (stringOption(o, k, 'options') === '') fail('INVALID_OPTION', `option \`${k}\` must not be empty`);
+    }
+    const ref = ++this._seq;
+    const op = { op: 'pub', ref, topic, payload, id: o.id ?? `${this._clientId}-${ref}` };
+    if (o.key !== undefined) op.key = o.key;
+    const p = { op, async, resolve: undefined, reject: undefined };
+    p.promise = new Promise((resolve, reject) => { p.resolve = resolve; p.reject = reject; });
+    if (!async) p.promise.catch(() => {});
+    return p;
+  }
+
+  _full() {
+    return this._queue.length + this._sent.size >= this._maxBuffer;
+  }
+
+  /** Admits a publish, applying the overflow policy; false when it was dropped. */
+  _admit(p) {
+    if (this._full()) {
+      if (this._overflow === 'reject' || this._overflow === 'wait') {
+        fail('QUEUE_FULL', `${this._maxBuffer} publishes are waiting for the hub (maxBuffer); nothing was sent`);
+      }
+      this._stats.dropped++;
+      const victim = this._overflow === 'dropNewest' || this._queue.length === 0 ? p : this._queue.shift();
+      const err = new EdgebusError('QUEUE_FULL', `publish to \`${victim.op.topic}\` dropped: ${this._maxBuffer} publishes are waiting for the hub (overflow '${this._overflow}')`);
+      victim.reject(err);
+      this._report(err, { topic: victim.op.topic, id: victim.op.id });
+      if (victim === p) return false;
+    }
+    this._stats.published++;
+    this._queue.push(p);
+    if (this._open) this._schedulePump();
+    return true;
+  }
+
+  /** Publishes; held in the buffer while offline. Returns false when the overflow policy dropped it. */
+  publish(topic, payload, options) {
+    return this._admit(this._entry(topic, payload, options, false));
+  }
+
+  /**
+   * Resolves once the hub has taken the message (stored, for work queues): true, or false for a
+   * duplicate id. With overflow 'wait' it first waits for room in the buffer.
+   */
+  publishAsync(topic, payload, options) {
+    let p;
+    try {
+      p = this._entry(topic, payload, options, true);
+      if (this._overflow === 'wait' && (this._full() || this._waiters.length > 0)) {
+        this._waiters.push(p);
+        return p.promise;
+      }
+      this._admit(p);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return p.promise;
+  }
+
+  _room() {
+    while (this._waiters.length > 0 && !this._full()) this._admit(this._waiters.shift());
+    if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) {
+      for (const w of this._flushWaiters.splice(0)) w.resolve();
+    }
+  }
+
+  /** Resolves when every publish so far has been acknowledged by the hub. */
+  flush() {
+    if (this._failure !== undefined) return Promise.reject(this._failure);
+    if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this._flushWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Later calls throw CLOSED. When connected, waits up to `timeoutMs` (default 5000) for
+   * outstanding publishes to be acknowledged, then closes the socket. Resolves to
+   * `{ remaining }`: the publishes the hub never acknowledged, nothing dropped silently.
+   */
+  async close(options) {
+    const o = options === undefined ? {} : snapshot(options, ['timeoutMs'], 'options');
+    const timeoutMs = numberOption(o, 'timeoutMs', 'options', { min: 0, max: MAX_TIMER_MS }) ?? 5000;
+    if (!this._closing) {
+      this._closing = true;
+      if (this._open && (this._queue.length > 0 || this._sent.size > 0)) {
+        let timer;
+        await Promise.race([this.flush(), new Promise((r) => { timer = setTimeout(r, timeoutMs); })]);
+        clearTimeout(timer);
+      }
+      if (this._timer !== undefined) clearTimeout(this._timer);
+      clearTimeout(this._handshake);
+      clearTimeout(this._pumpTimer);
+      this._pumpTimer = undefined;
+      this._timer = undefined;
+      const ws = this._ws;
+      this._ws = undefined;
+      this._open = false;
+      if (ws !== undefined) {
+        try { ws.close(1000, 'closed by the client'); } catch { /* already closed */ }
+      }
+      this._queue = [...this._sent.values(), ...this._queue, ...this._waiters];
+      this._sent.clear();
+      this._waiters.length = 0;
+      const err = new EdgebusError('CLOSED', 'bus closed before the hub acknowledged this publish');
+      for (const p of this._queue) p.reject(err);
+    }
+    return { remaining: this._queue.map((p) => ({ topic: p.op.topic, payload: p.op.payload, id: p.op.id, key: p.op.key })) };
+  }
+
+  /** Counters of this client. */
+  stats() {
+    return {
+      ...this._stats, connected: this._open, buffered: this._queue.length + this._waiters.length,
+      unacknowledged: this._sent.size, subscriptions: this._subs.size,
+    };
+  }
+}
+
+/** Connects to an edgebus edge deployment; see RemoteBus. */
+export function connect(url, options) {
+  return new RemoteBus(url, options);
+}

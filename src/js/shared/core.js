@@ -1,0 +1,46 @@
+// The WebAssembly core this copy of the package runs on. Each entry point loads the wasm-bindgen
+// module its platform needs and hands it over once (`useCore`), before anything else runs; every
+// other module reads it from here.
+//
+// The boundary's numbers (record tags, publish verdicts, overflow codes) are the core's: read from
+// it once the module is ready (`protocol()`), never written down a second time in JavaScript.
+
+import { EdgebusError } from './errors.js';
+
+/** The wasm-bindgen module (WasmBroker, WasmFilter, shardOf, patternMatches, protocol, …). */
+export let raw;
+let notReady;
+
+/** Overflow policy name → the core's code, in the order the API lists them. */
+export let OVERFLOW;
+export let ACCEPTED, DUPLICATE, MUST_WAIT;
+export let REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE, REC_ROOM, REC_RELEASE, REC_CLAIMED,
+  REC_DEAD, REC_FAILED, REC_RETIRED;
+
+/**
+ * Hands the loaded wasm-bindgen module to the package. `whenNotReady`, where the module is
+ * instantiated later (`init()` in browsers), throws NOT_INITIALIZED until it is.
+ */
+export function useCore(module, whenNotReady) {
+  raw = module;
+  notReady = whenNotReady;
+}
+
+/** Throws NOT_INITIALIZED before `init()` (browsers); reads the protocol on first use. */
+export function ready() {
+  if (notReady !== undefined) notReady();
+  if (OVERFLOW === undefined) loadProtocol();
+}
+
+function loadProtocol() {
+  if (raw === undefined) throw new EdgebusError('NOT_INITIALIZED', 'edgebus has no WebAssembly core: import it from the package entry for your platform');
+  const p = raw.protocol();
+  ({ accepted: ACCEPTED, duplicate: DUPLICATE, mustWait: MUST_WAIT } = p.verdicts);
+  ({
+    deliver: REC_DELIVER, batch: REC_BATCH, timedOut: REC_TIMED_OUT, idle: REC_IDLE, room: REC_ROOM,
+    release: REC_RELEASE, claimed: REC_CLAIMED, dead: REC_DEAD, failed: REC_FAILED, retired: REC_RETIRED,
+  } = p.records);
+  const overflow = Object.create(null);
+  for (const [name, code] of p.overflow) overflow[name] = code;
+  OVERFLOW = Object.freeze(overflow);
+}

@@ -1,0 +1,266 @@
+// Argument and option checks shared by every part of the package: Bus, Batcher, IdempotenceFilter,
+// ShardedBus and the remote client. One wording and one code per problem, wherever it is found.
+//
+// Options are read once, at the call (`snapshot`): later changes to the caller's object, or a getter
+// that answers differently on a second read, cannot reach what was validated.
+
+import { EdgebusError, errorText, fail } from './errors.js';
+import { OVERFLOW, ready } from './core.js';
+
+export const EMPTY_OPTIONS = Object.freeze({});
+/** An integer count, 0 or more (Infinity allowed). */
+export const COUNT = { integer: true, min: 0, infinity: true, max: Number.MAX_SAFE_INTEGER };
+/** A positive number of milliseconds (Infinity allowed). */
+export const DURATION = { positive: true, infinity: true };
+
+/** Array.isArray, false for a revoked Proxy (which it throws on). */
+export function isArray(v) {
+  try {
+    return Array.isArray(v);
+  } catch {
+    return false;
+  }
+}
+
+/** A short description of a value for an error message (never throws). */
+export function describe(v) {
+  if (v === null) return 'null';
+  if (isArray(v)) return 'an array';
+  const t = typeof v;
+  if (t === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
+  if (t === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+  if (t === 'symbol' || t === 'bigint' || t === 'function') return 'a ' + t;
+  return t === 'object' ? 'an object' : t;
+}
+
+function isWellFormed(s) {
+  if (typeof s.isWellFormed === 'function') return s.isWellFormed();
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:[^\uD800-\uDBFF]|^)[\uDC00-\uDFFF]/.test(s);
+}
+
+/** INVALID_HANDLER unless `handler` is a function. */
+export function checkHandler(handler) {
+  if (typeof handler !== 'function') fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
+}
+
+/** A string without lone UTF-16 surrogates (which have no UTF-8 form), else `code`. */
+export function checkString(v, code, what) {
+  if (typeof v !== 'string') fail(code, `${what} must be a string, got ${describe(v)}`);
+  if (!isWellFormed(v)) fail(code, `${what} ${describe(v)} contains a lone UTF-16 surrogate`);
+}
+
+function optionName(where, name) {
+  return where === 'options' ? name : `${where}.${name}`;
+}
+
+/**
+ * Reads an options object once, at the call: a plain copy of its own keys, each read exactly
+ * once (a getter cannot answer differently later, and later changes to the caller's object do
+ * not reach messages still waiting). Unknown keys, and objects that cannot be read (a revoked
+ * Proxy, a throwing getter), are INVALID_OPTION.
+ */
+export function snapshot(obj, allowed, where) {
+  try {
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+      fail('INVALID_OPTION', `${where} must be an object, got ${describe(obj)}`);
+    }
+    const copy = {};
+    for (const k of Object.keys(obj)) {
+      if (!allowed.includes(k)) {
+        fail('INVALID_OPTION', `unknown option \`${optionName(where, k)}\` (known: ${allowed.join(', ')})`);
+      }
+      copy[k] = obj[k];
+    }
+    return copy;
+  } catch (e) {
+    if (e instanceof EdgebusError) throw e;
+    throw new EdgebusError('INVALID_OPTION', `${where} could not be read: ${errorText(e)}`, { cause: e });
+  }
+}
+
+/** A copy of an array option, read once (INVALID_OPTION when it is not a readable array). */
+export function arraySnapshot(v, where) {
+  try {
+    if (!Array.isArray(v)) fail('INVALID_OPTION', `option \`${where}\` must be an array, got ${describe(v)}`);
+    return Array.from(v);
+  } catch (e) {
+    if (e instanceof EdgebusError) throw e;
+    throw new EdgebusError('INVALID_OPTION', `option \`${where}\` could not be read: ${errorText(e)}`, { cause: e });
+  }
+}
+
+/** A number option: `integer`, `min` (inclusive), `max`, `positive`, `infinity` (Infinity allowed). */
+export function numberOption(obj, name, where, rule) {
+  const v = obj[name];
+  if (v === undefined) return undefined;
+  return numberValue(v, optionName(where, name), rule);
+}
+
+/** `numberOption` for a value already read, named `full` in errors. */
+export function numberValue(v, full, rule) {
+  if (typeof v !== 'number' || Number.isNaN(v)) {
+    fail('INVALID_OPTION', `option \`${full}\` must be a number, got ${describe(v)}`);
+  }
+  if (v === Infinity && rule.infinity) return v;
+  if (!Number.isFinite(v)) fail('INVALID_OPTION', `option \`${full}\` must be finite, got ${v}`);
+  if (rule.integer && !Number.isInteger(v)) fail('INVALID_OPTION', `option \`${full}\` must be an integer, got ${v}`);
+  if (rule.positive && !(v > 0)) fail('INVALID_OPTION', `option \`${full}\` must be positive, got ${v}`);
+  if (rule.min !== undefined && v < rule.min) fail('INVALID_OPTION', `option \`${full}\` must be at least ${rule.min}, got ${v}`);
+  if (rule.max !== undefined && v > rule.max) fail('INVALID_OPTION', `option \`${full}\` must be at most ${rule.max}, got ${v}`);
+  return v;
+}
+
+export function functionOption(obj, name, where) {
+  const v = obj[name];
+  if (v !== undefined && typeof v !== 'function') {
+    fail('INVALID_OPTION', `option \`${optionName(where, name)}\` must be a function, got ${describe(v)}`);
+  }
+  return v;
+}
+
+export function stringOption(obj, name, where) {
+  const v = obj[name];
+  if (v !== undefined) checkString(v, 'INVALID_OPTION', `option \`${optionName(where, name)}\``);
+  return v;
+}
+
+/** The name of an overflow policy (the core's names), or undefined when not given. */
+export function overflowOption(obj, where) {
+  const v = obj.overflow;
+  if (v === undefined) return undefined;
+  if (OVERFLOW === undefined) ready();
+  if (typeof v !== 'string' || !Object.prototype.hasOwnProperty.call(OVERFLOW, v)) {
+    fail('INVALID_OPTION', `option \`${optionName(where, 'overflow')}\` must be one of ${Object.keys(OVERFLOW).join(', ')}, got ${describe(v)}`);
+  }
+  return v;
+}
+
+/** A clock option: `{ now() }`, with both or neither of setTimeout / clearTimeout. */
+export function checkClock(clock, where) {
+  if (clock === undefined) return undefined;
+  try {
+    if (clock === null || typeof clock !== 'object' || typeof clock.now !== 'function') {
+      fail('INVALID_OPTION', `option \`${where}\` must be an object with a now() method, got ${describe(clock)}`);
+    }
+    if ((clock.setTimeout === undefined) !== (clock.clearTimeout === undefined)) {
+      fail('INVALID_OPTION', `option \`${where}\` must have both setTimeout and clearTimeout, or neither`);
+    }
+  } catch (e) {
+    if (e instanceof EdgebusError) throw e;
+    throw new EdgebusError('INVALID_OPTION', `option \`${where}\` could not be read: ${errorText(e)}`, { cause: e });
+  }
+  return clock;
+}
+
+const PRIORITY = { integer: true, min: 0, max: 2 ** 32 - 1 };
+const NOT_BEFORE = { min: 0 };
+
+/**
+ * A validated snapshot of publish options (as `snapshot` reads them: each own key once, unknown
+ * keys refused), into one fixed shape: publishing with options is a hot path, and reading it by
+ * name stays monomorphic. `allowed` is the keys the caller takes: `id`, `key`, `ttlMs`, `headers`,
+ * `priority`, `notBefore` and `ids` are checked here; `transfer` (ShardedBus) is only copied, for
+ * the caller to check.
+ */
+export function parsePublishOptions(options, allowed) {
+  if (options === undefined) return EMPTY_OPTIONS;
+  const o = {
+    id: undefined, key: undefined, ttlMs: undefined, headers: undefined, priority: undefined, notBefore: undefined,
+    ids: undefined, transfer: undefined,
+  };
+  try {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      fail('INVALID_OPTION', `options must be an object, got ${describe(options)}`);
+    }
+    const keys = Object.keys(options);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      if (!allowed.includes(k)) fail('INVALID_OPTION', `unknown option \`${k}\` (known: ${allowed.join(', ')})`);
+      if (k === 'id') o.id = options.id;
+      else if (k === 'key') o.key = options.key;
+      else if (k === 'ttlMs') o.ttlMs = options.ttlMs;
+      else if (k === 'headers') o.headers = options.headers;
+      else if (k === 'priority') o.priority = options.priority;
+      else if (k === 'notBefore') o.notBefore = options.notBefore;
+      else if (k === 'ids') o.ids = options.ids;
+      else if (k === 'transfer') o.transfer = options.transfer;
+    }
+  } catch (e) {
+    if (e instanceof EdgebusError) throw e;
+    throw new EdgebusError('INVALID_OPTION', `options could not be read: ${errorText(e)}`, { cause: e });
+  }
+  if (o.id !== undefined) checkString(o.id, 'INVALID_OPTION', 'option `id`');
+  if (o.key !== undefined) checkString(o.key, 'INVALID_OPTION', 'option `key`');
+  if (o.ttlMs !== undefined) numberValue(o.ttlMs, 'ttlMs', DURATION);
+  if (o.priority !== undefined) numberValue(o.priority, 'priority', PRIORITY);
+  if (o.notBefore !== undefined) numberValue(o.notBefore, 'notBefore', NOT_BEFORE);
+  if (o.headers !== undefined) o.headers = headersOption(o.headers);
+  if (o.ids !== undefined) {
+    const ids = arraySnapshot(o.ids, 'ids');
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] !== undefined) checkString(ids[i], 'INVALID_OPTION', `ids[${i}]`);
+    }
+    o.ids = ids;
+  }
+  return o;
+}
+
+/** A copy of a headers object, every value a string. */
+function headersOption(h) {
+  let copy;
+  try {
+    if (h === null || typeof h !== 'object' || Array.isArray(h)) {
+      fail('INVALID_OPTION', `option \`headers\` must be an object of strings, got ${describe(h)}`);
+    }
+    copy = {};
+    for (const k of Object.keys(h)) copy[k] = h[k];
+    // Symbol keys are not headers a subscriber sees as such; they are kept for the caller's
+    // own handlers (the ShardedBus worker tags messages this way).
+    for (const k of Object.getOwnPropertySymbols(h)) copy[k] = h[k];
+  } catch (e) {
+    if (e instanceof EdgebusError) throw e;
+    throw new EdgebusError('INVALID_OPTION', `option \`headers\` could not be read: ${errorText(e)}`, { cause: e });
+  }
+  for (const k of Object.keys(copy)) {
+    if (typeof copy[k] !== 'string') fail('INVALID_OPTION', `header \`${k}\` must be a string, got ${describe(copy[k])}`);
+  }
+  return copy;
+}
+
+/** The keys of a batch policy (`batch` of a subscription, Batcher's options). */
+export const BATCH_OPTIONS = ['maxSize', 'maxBytes', 'maxWaitMs', 'maxAttempts', 'backoff'];
+
+/** A validated snapshot of a batch policy (`true`: the defaults). */
+export function parseBatch(batch, where) {
+  if (batch === true) return {};
+  const b = snapshot(batch, BATCH_OPTIONS, where);
+  numberOption(b, 'maxSize', where, { integer: true, min: 1, max: 2 ** 32 - 1 });
+  numberOption(b, 'maxBytes', where, { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER });
+  numberOption(b, 'maxWaitMs', where, { min: 0 });
+  numberOption(b, 'maxAttempts', where, { integer: true, min: 1, max: 1000 });
+  b.backoff = parseBackoff(b.backoff, `${where}.backoff`);
+  return b;
+}
+
+/** A validated snapshot of `{ initialMs, maxMs }`, or undefined. */
+export function parseBackoff(options, where) {
+  if (options === undefined) return undefined;
+  const backoff = snapshot(options, ['initialMs', 'maxMs'], where);
+  numberOption(backoff, 'initialMs', where, { min: 0 });
+  numberOption(backoff, 'maxMs', where, { min: 0 });
+  const { initialMs, maxMs } = backoff;
+  if (initialMs !== undefined && maxMs !== undefined && maxMs < initialMs) {
+    fail('INVALID_OPTION', `option \`${where}.maxMs\` (${maxMs}) must not be below initialMs (${initialMs})`);
+  }
+  return backoff;
+}
+
+/** `dedupe: true | { maxIds, maxAgeMs }` as `{ maxIds, maxAgeMs }` (defaults filled), or undefined when off. */
+export function parseDedupe(v, where) {
+  if (v === undefined || v === false) return undefined;
+  const d = v === true ? {} : snapshot(v, ['maxIds', 'maxAgeMs'], where);
+  return {
+    maxIds: numberOption(d, 'maxIds', where, { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 10000,
+    maxAgeMs: numberOption(d, 'maxAgeMs', where, DURATION),
+  };
+}

@@ -42,7 +42,7 @@
 // `lateAcks`, changes nothing) or refused (FORBIDDEN, counted `forbiddenAcks` by the hub). Neither
 // pending nor retired tokens are stored: an instance that restarted knows none of the earlier
 // ones, and a token it did not deliver is late only when the member's home vouches that an
-// earlier instance of this hub delivered it to that very subscription (hub.js `receive`).
+// earlier instance of this hub delivered it to that very subscription (hub.js `_delivered`).
 import { Bus, EdgebusError } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
 

@@ -39,6 +39,8 @@ const PUB_KEYS = new Set(['op', 'topic', 'payload', 'id', 'key', 'ref']);
 const DEL_KEYS = new Set(['op', 'group', 'pattern', 'ref']);
 /** A delivery token's shape: 128 bits, unpadded base64url (groups.js `deliveryToken`). */
 const DELIVERY_TOKEN = /^[A-Za-z0-9_-]{22}$/;
+/** Tokens in one acknowledgement call to an owner hub (about 300 KiB), far under the 32 MiB RPC limit. */
+const ACK_CALL_TOKENS = 8192;
 
 /**
  * Checks a payload before anything else touches it: nesting (arrays and objects) at most `maxDepth`
@@ -279,19 +281,22 @@ function rateViolations(hub, c, replies) {
 }
 
 /**
- * Hands a frame's acknowledgements to their owners (one call per owner, kind and subscription) and
- * answers each operation that had refused tokens with one FORBIDDEN reply.
+ * Hands a frame's acknowledgements to their owners (a call per owner, kind and subscription, of up
+ * to ACK_CALL_TOKENS tokens) and answers each operation that had refused tokens with one FORBIDDEN
+ * reply.
  */
 async function sendAcks(hub, c, acks, answered, replies) {
   for (const { owner, ok, sub, tokens, vouched, of, error } of acks.values()) {
-    if (tokens.length === 0) continue;
-    try {
-      const from = { home: hub.index, conn: c.id, sub, ns: c.ns };
-      const r = await hub._peer(owner).ack(owner, tokens, vouched, ok, error, from);
-      for (const i of r?.refused ?? []) of[i].refused++;
-    } catch (e) {
-      hub._error(`${ok ? 'acknowledging' : 'refusing'} ${tokens.length} delivery(ies) at hub ${owner} failed`, e);
-      replies.push({ t: 'err', op: ok ? 'ack' : 'nack', sub, code: 'UNAVAILABLE', message: `the owner hub did not take the acknowledgement: ${e.message}` });
+    const from = { home: hub.index, conn: c.id, sub, ns: c.ns };
+    for (let at = 0; at < tokens.length; at += ACK_CALL_TOKENS) {
+      const n = Math.min(ACK_CALL_TOKENS, tokens.length - at);
+      try {
+        const r = await hub._peer(owner).ack(owner, tokens.slice(at, at + n), vouched.slice(at, at + n), ok, error, from);
+        for (const i of r?.refused ?? []) of[at + i].refused++;
+      } catch (e) {
+        hub._error(`${ok ? 'acknowledging' : 'refusing'} ${n} delivery(ies) at hub ${owner} failed`, e);
+        replies.push({ t: 'err', op: ok ? 'ack' : 'nack', sub, code: 'UNAVAILABLE', message: `the owner hub did not take the acknowledgement: ${e.message}` });
+      }
     }
   }
   for (const e of answered) if (e.refused > 0) replies.push(forbiddenAck(e));

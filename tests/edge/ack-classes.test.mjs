@@ -78,6 +78,7 @@ test('guessed, malformed and another tenant\'s tokens are refused and counted, a
   const attacker0 = await counts(bolt);
 
   const guessed = Array.from({ length: 20 }, guess);
+  const bulk = Array.from({ length: 8200 }, guess); // more than one call to the owner carries
   const malformed = ['', 'short', `${guess()}=`, `${guess().slice(0, 21)}.`, real[1].toUpperCase() + 'A', 42, null, { d: real[1] }];
   let errs = await send(attacker, [
     { op: 'ack', sub: 1, d: guessed },
@@ -85,16 +86,17 @@ test('guessed, malformed and another tenant\'s tokens are refused and counted, a
     { op: 'ack', sub: 1, d: real },
     { op: 'ack', sub: 77, d: real.slice(1) }, // no such subscription here
     { op: 'nack', d: [real[1]] },
+    { op: 'ack', sub: 1, d: bulk },
   ]);
   assert.deepEqual(brief(errs), [
     ['ack', 1, 'FORBIDDEN', 20], ['nack', 1, 'FORBIDDEN', malformed.length], ['ack', 1, 'FORBIDDEN', 4],
-    ['ack', 77, 'FORBIDDEN', 3], ['nack', undefined, 'FORBIDDEN', 1],
+    ['ack', 77, 'FORBIDDEN', 3], ['nack', undefined, 'FORBIDDEN', 1], ['ack', 1, 'FORBIDDEN', bulk.length],
   ]);
   for (const e of errs) {
     assert.match(e.message, /^\d+ delivery token\(s\) refused/);
     for (const d of real) assert.ok(!e.message.includes(d), 'no token echoed');
   }
-  assert.deepEqual(pick(await counts(bolt)), [attacker0.forbiddenAcks + 20 + malformed.length + 4 + 4, attacker0.lateAcks, attacker0.acked]);
+  assert.deepEqual(pick(await counts(bolt)), [attacker0.forbiddenAcks + 20 + malformed.length + 4 + 4 + bulk.length, attacker0.lateAcks, attacker0.acked]);
   assert.deepEqual(pick(await counts(acme)), pick(victim0), 'nothing counted in the victim\'s namespace');
 
   // The attacker's home out of memory (hibernated; the socket stays): it no longer knows what it
@@ -103,7 +105,7 @@ test('guessed, malformed and another tenant\'s tokens are refused and counted, a
   errs = await send(attacker, [{ op: 'ack', sub: 1, d: guessed }, { op: 'nack', sub: 1, d: real, error: 'x' }]);
   await check();
   assert.deepEqual(brief(errs), [['ack', 1, 'FORBIDDEN', 20], ['nack', 1, 'FORBIDDEN', 4]]);
-  assert.deepEqual(pick(await counts(bolt)), [attacker0.forbiddenAcks + 20 + malformed.length + 4 + 4 + 24, attacker0.lateAcks, attacker0.acked]);
+  assert.deepEqual(pick(await counts(bolt)), [attacker0.forbiddenAcks + 20 + malformed.length + 4 + 4 + bulk.length + 24, attacker0.lateAcks, attacker0.acked]);
   assert.deepEqual(pick(await counts(acme)), pick(victim0));
 
   // Untouched: nothing redelivered, the victim acknowledges its jobs (its home hibernated too: the

@@ -6,10 +6,22 @@
 //   { op: 'ack', sub, d: [tokens] } / { op: 'nack', sub, d: [tokens], error? } (work-queue deliveries)
 //   { op: 'del', group, pattern, ref? }                              → { t: 'ok', op: 'del', ref, found, discarded }
 //
-// A delivery token may be acknowledged only by the subscription it was delivered to: the home
-// refuses tokens it delivered to another subscription or never delivered to this connection, and
-// the owner checks the member again (after a restart of the home, when its memory of deliveries
-// is gone). Refusals answer `{ t: 'err', op, sub, code: 'FORBIDDEN' }` and count `forbiddenAcks`.
+// Acknowledgements (`ack`, `nack`; the only way to answer a delivery: there is no HTTP one). Each
+// token is one of:
+// - pending for this subscription (the member it was delivered to): applied;
+// - late: delivered to this subscription and no longer pending (answered already, its ack deadline
+//   passed and it was delivered again, perhaps to another member, the message died or was removed,
+//   the owner restarted since), within LATE_ACK_MAX_AGE_MS: counted `lateAcks`, changes nothing,
+//   no reply;
+// - anything else: not a token's shape, named with a `sub` that is no work-queue subscription of
+//   this connection, delivered to another subscription or connection, never
+//   delivered (guessed, forged, from before a restart of the deployment, from another hub),
+//   retired longer ago than the hubs remember: refused, changes nothing, counted `forbiddenAcks` in
+//   this connection's namespace, one reply per operation with refusals:
+//   `{ t: 'err', op, sub, code: 'FORBIDDEN', refused: n, message }` (no token or data echoed).
+// The home refuses what it can tell alone (malformed, delivered to another subscription of this
+// connection); the owner decides the rest (groups.js `ack`), with the home's word for the tokens it
+// delivered to this subscription (`c.delivered`, hub.js `_delivered`).
 // Everything a connection does is in its token's namespace (`c.ns`).
 //
 // A refused operation gets `{ t: 'err', ref?, op, code, message }` and changes nothing else: the
@@ -25,6 +37,10 @@ const encoder = new TextEncoder();
 const SUB_KEYS = new Set(['op', 'id', 'pattern', 'group', 'maxAttempts', 'ackTimeoutMs']);
 const PUB_KEYS = new Set(['op', 'topic', 'payload', 'id', 'key', 'ref']);
 const DEL_KEYS = new Set(['op', 'group', 'pattern', 'ref']);
+/** A delivery token's shape: 128 bits, unpadded base64url (groups.js `deliveryToken`). */
+const DELIVERY_TOKEN = /^[A-Za-z0-9_-]{22}$/;
+/** Tokens in one acknowledgement call to an owner hub (about 300 KiB), far under the 32 MiB RPC limit. */
+const ACK_CALL_TOKENS = 8192;
 
 /**
  * Checks a payload before anything else touches it: nesting (arrays and objects) at most `maxDepth`
@@ -140,7 +156,8 @@ export async function handleFrame(hub, c, data) {
     return;
   }
   const pubs = new Map();   // owner hub → [{ msg, op }]
-  const acks = new Map();   // `${owner}|${ok}|${sub}` → { tokens, error }
+  const acks = new Map();   // `${owner}|${ok}|${sub}` → { owner, ok, sub, tokens, vouched, of, error }
+  const answered = [];      // per ack/nack operation: { op, sub, refused }, in order
   for (const op of ops) {
     try {
       if (op === null || typeof op !== 'object' || Array.isArray(op)) throw new EdgebusError('BAD_REQUEST', 'an operation must be an object with `op`');
@@ -175,35 +192,47 @@ export async function handleFrame(hub, c, data) {
         }
         case 'ack':
         case 'nack': {
-          if (!Array.isArray(op.d) || !op.d.every((d) => typeof d === 'string')) {
-            throw new EdgebusError('BAD_REQUEST', '`d` must be an array of delivery tokens');
-          }
+          if (!Array.isArray(op.d)) throw new EdgebusError('BAD_REQUEST', '`d` must be an array of delivery tokens');
+          const entry = { op: op.op, sub: op.sub, refused: 0, why: undefined };
+          answered.push(entry);
           if (!Number.isSafeInteger(op.sub) || c.subs.get(op.sub)?.group === undefined) {
-            throw new EdgebusError('UNKNOWN_SUBSCRIPTION', `\`sub\` must name a work-queue subscription of this connection, got ${JSON.stringify(op.sub)}`);
+            // No token was delivered to a subscription this connection does not have.
+            entry.sub = Number.isSafeInteger(op.sub) ? op.sub : undefined;
+            entry.why = `${JSON.stringify(op.sub ?? null).slice(0, 40)} is not a work-queue subscription of this connection`;
+            entry.refused = op.d.length;
+            hub._count(c.ns, 'forbiddenAcks', entry.refused);
+            hub._countsSoon(); // written before the reply leaves
+            break;
           }
-          // Only tokens delivered to this very subscription go to the owner (all of them when this
-          // hub restarted since the connection opened: the owner then checks the member).
-          const mine = [];
-          let foreign = 0;
+          const owner = c.subs.get(op.sub).owner;
+          const key = `${owner}|${op.op === 'ack'}|${op.sub}`;
+          let batch = acks.get(key);
+          if (batch === undefined) {
+            batch = { owner, ok: op.op === 'ack', sub: op.sub, tokens: [], vouched: [], of: [], error: undefined };
+            acks.set(key, batch);
+          }
+          if (typeof op.error === 'string') batch.error = op.error;
+          const now = Date.now();
           for (const d of op.d) {
-            const to = c.delivered.get(d);
-            if (to === op.sub || (to === undefined && c.restored)) {
-              c.delivered.delete(d);
-              mine.push(d);
-            } else {
-              foreign++;
+            const known = typeof d === 'string' ? c.delivered.get(d) : undefined;
+            if (typeof d !== 'string' || !DELIVERY_TOKEN.test(d) || (known !== undefined && known.sub !== op.sub)) {
+              entry.refused++;
+              continue;
             }
+            // Delivered here to this subscription: the home's word goes with it (once: answered now).
+            let boot = null;
+            if (known !== undefined) {
+              c.delivered.delete(d);
+              if (now - known.at <= hub.cfg.LATE_ACK_MAX_AGE_MS) boot = known.boot;
+            }
+            batch.tokens.push(d);
+            batch.vouched.push(boot);
+            batch.of.push(entry);
           }
-          if (foreign > 0) {
-            hub._count(c.ns, 'forbiddenAcks', foreign);
-            hub._countsChanged();
-            replies.push(forbiddenAck(op.op, op.sub, foreign));
+          if (entry.refused > 0) {
+            hub._count(c.ns, 'forbiddenAcks', entry.refused);
+            hub._countsSoon(); // written before the reply leaves
           }
-          if (mine.length === 0) break;
-          const key = `${c.subs.get(op.sub).owner}|${op.op === 'ack'}|${op.sub}`;
-          if (!acks.has(key)) acks.set(key, { tokens: [], error: undefined });
-          acks.get(key).tokens.push(...mine);
-          if (typeof op.error === 'string') acks.get(key).error = op.error;
           break;
         }
         case 'del':
@@ -218,18 +247,7 @@ export async function handleFrame(hub, c, data) {
     }
   }
   await flushPubs(hub, c, pubs, replies);
-  for (const [key, { tokens, error }] of acks) {
-    const [owner, ok, sub] = key.split('|').map((x) => (x === 'true' || x === 'false' ? x === 'true' : Number(x)));
-    const op = ok ? 'ack' : 'nack';
-    try {
-      const from = { home: hub.index, conn: c.id, sub, ns: c.ns };
-      const r = await hub._peer(owner).ack(owner, tokens, ok, error, from);
-      if (r?.forbidden > 0) replies.push(forbiddenAck(op, sub, r.forbidden));
-    } catch (e) {
-      hub._error(`${ok ? 'acknowledging' : 'refusing'} ${tokens.length} delivery(ies) at hub ${owner} failed`, e);
-      replies.push({ t: 'err', op, sub, code: 'UNAVAILABLE', message: `the owner hub did not take the acknowledgement: ${e.message}` });
-    }
-  }
+  if (answered.length > 0) await sendAcks(hub, c, acks, answered, replies);
   if (replies.length > 0) {
     hub._countsBeforeSend();
     send(c, replies);
@@ -262,11 +280,31 @@ function rateViolations(hub, c, replies) {
   hub._dropSocket(c.ws);
 }
 
-function forbiddenAck(op, sub, n) {
-  return {
-    t: 'err', op, sub, code: 'FORBIDDEN',
-    message: `${n} delivery token(s) were not delivered to subscription ${sub} of this connection: refused, nothing acknowledged`,
-  };
+/**
+ * Hands a frame's acknowledgements to their owners (a call per owner, kind and subscription, of up
+ * to ACK_CALL_TOKENS tokens) and answers each operation that had refused tokens with one FORBIDDEN
+ * reply.
+ */
+async function sendAcks(hub, c, acks, answered, replies) {
+  for (const { owner, ok, sub, tokens, vouched, of, error } of acks.values()) {
+    const from = { home: hub.index, conn: c.id, sub, ns: c.ns };
+    for (let at = 0; at < tokens.length; at += ACK_CALL_TOKENS) {
+      const n = Math.min(ACK_CALL_TOKENS, tokens.length - at);
+      try {
+        const r = await hub._peer(owner).ack(owner, tokens.slice(at, at + n), vouched.slice(at, at + n), ok, error, from);
+        for (const i of r?.refused ?? []) of[at + i].refused++;
+      } catch (e) {
+        hub._error(`${ok ? 'acknowledging' : 'refusing'} ${n} delivery(ies) at hub ${owner} failed`, e);
+        replies.push({ t: 'err', op: ok ? 'ack' : 'nack', sub, code: 'UNAVAILABLE', message: `the owner hub did not take the acknowledgement: ${e.message}` });
+      }
+    }
+  }
+  for (const e of answered) if (e.refused > 0) replies.push(forbiddenAck(e));
+}
+
+function forbiddenAck({ op, sub, refused, why }) {
+  const reason = why ?? `not delivered to subscription ${sub} of this connection, or retired longer ago than the hubs remember`;
+  return { t: 'err', op, sub, code: 'FORBIDDEN', refused, message: `${refused} delivery token(s) refused: ${reason}; they changed nothing` };
 }
 
 async function flushPubs(hub, c, pubs, replies) {

@@ -31,8 +31,18 @@
 //
 // Namespaces: a stream belongs to the namespace of the token that created it; group names, the
 // topic index and `$dead.<group>` are per namespace, so equal names in two namespaces are two
-// streams. Delivery tokens are 128 random bits, bound to the member they were delivered to: an
-// acknowledgement from any other member is refused (FORBIDDEN) and changes nothing.
+// streams.
+//
+// Acknowledgements: delivery tokens are 128 random bits, bound to the member they were delivered
+// to. A token is *pending* from its delivery until its member acknowledges or refuses it, its ack
+// deadline passes (the message is delivered again, perhaps to another member), the message dies or
+// the member leaves; then it is *retired*: remembered with its member in `retired`, the LATE_ACK_TOKENS most recent
+// ones for LATE_ACK_MAX_AGE_MS (the cap's evictions count `tokensForgotten`). `ack` classifies each
+// token an acknowledgement names (see there): pending for this member (applied), late (counted
+// `lateAcks`, changes nothing) or refused (FORBIDDEN, counted `forbiddenAcks` by the hub). Neither
+// pending nor retired tokens are stored: an instance that restarted knows none of the earlier
+// ones, and a token it did not deliver is late only when the member's home vouches that an
+// earlier instance of this hub delivered it to that very subscription (hub.js `_delivered`).
 import { Bus, EdgebusError } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
 
@@ -70,6 +80,26 @@ export function visible(env) {
   return rest;
 }
 
+/**
+ * Adds `key` → `value` (with `at`, its time) to `map`, a memory in insertion order bounded by `cap`
+ * entries and `maxAgeMs`: the oldest beyond either go. Returns how many the cap evicted before
+ * their age (to be counted).
+ */
+export function remember(map, key, value, cap, maxAgeMs) {
+  map.set(key, value);
+  let forgotten = 0;
+  for (const [k, x] of map) {
+    const fresh = value.at - x.at <= maxAgeMs;
+    if (map.size > cap) {
+      if (fresh) forgotten++;
+    } else if (fresh) {
+      break;
+    }
+    map.delete(k);
+  }
+  return forgotten;
+}
+
 function pad(seq) {
   return String(seq).padStart(12, '0');
 }
@@ -83,6 +113,7 @@ export class Streams {
     this.sql = hub.ctx.storage.sql;
     this.streams = new Map();   // key → stream
     this.pending = new Map();   // delivery token → { resolve, reject, s, member, seq }
+    this.retired = new Map();   // delivery token → { key, at } (member key): no longer pending, oldest first
     this.indexes = new Map();   // namespace → Bus with one plain subscription per stream pattern
     this.matched = [];
     this.nextSid = 1;
@@ -357,58 +388,91 @@ export class Streams {
     e.attempts = total;
     return new Promise((resolve, reject) => {
       const d = deliveryToken();
+      // The previous delivery's token (its ack deadline passed): retired, its acknowledgement is late.
       const previous = s.tokenBySeq.get(seq);
-      if (previous !== undefined) this.pending.delete(previous);
+      if (previous !== undefined) this._retire(previous);
       if (total > 1) s.redelivered++;
       s.tokenBySeq.set(seq, d);
       this.pending.set(d, { resolve, reject, s, member, seq });
       member.tokens.add(d);
-      this.hub.forward(member.home, { g: [member.conn, member.sub], e: e.env, d, a: total });
+      // `o`: this instance, so that the home can vouch for the token after this hub restarted.
+      this.hub.forward(member.home, { g: [member.conn, member.sub], e: e.env, d, a: total, o: this.hub.bootId });
     });
+  }
+
+  /** A pending token is no longer (answered, timed out, dead, its member left): remembered as retired, bounded. */
+  _retire(d) {
+    const p = this.pending.get(d);
+    if (p === undefined) return;
+    this.pending.delete(d);
+    p.member.tokens.delete(d);
+    const { LATE_ACK_TOKENS, LATE_ACK_MAX_AGE_MS } = this.cfg;
+    this.hub.counts.tokensForgotten += remember(this.retired, d, { key: p.member.key, at: Date.now() }, LATE_ACK_TOKENS, LATE_ACK_MAX_AGE_MS);
   }
 
   /**
    * Acknowledges (ok) or refuses deliveries on behalf of member `from` ({ home, conn, sub, ns }).
-   * Tokens unknown here (late, or from before a restart) are counted as late; tokens delivered to
-   * another member are refused and counted by the caller. Returns `{ forbidden }`.
+   * `vouched[i]` is the instance (`bootId`) of this hub that delivered `tokens[i]` to that very
+   * subscription, as its home remembers it, or null when the home does not know the token. Each
+   * token is:
+   * - pending for this member: applied (acknowledged, or refused and retried by the core);
+   * - late: pending for this member but its message was dropped or expired meanwhile; retired
+   *   here from this member within LATE_ACK_MAX_AGE_MS; or not known here at all but
+   *   vouched for as delivered by an earlier instance of this hub (which forgot it in a restart or
+   *   an eviction): counted `lateAcks`, changes nothing;
+   * - anything else (pending for or retired from another member, retired longer ago than this hub
+   *   remembers, delivered by this instance but forgotten, never delivered): refused.
+   * Returns `{ refused }`: the indexes of the refused tokens (counted by the caller).
    */
-  ack(tokens, ok, reason, from) {
-    let forbidden = 0;
+  ack(tokens, vouched, ok, reason, from) {
+    const refused = [];
     const mk = memberKey(from.home, from.conn, from.sub);
-    for (const d of tokens) {
+    const now = Date.now();
+    for (let i = 0; i < tokens.length; i++) {
+      const d = tokens[i];
       const p = this.pending.get(d);
-      if (p === undefined) {
-        this.lateAcks++;
-        this.hub._nsCount(from.ns, 'lateAcks');
+      if (p === undefined || p.member.key !== mk) {
+        const r = this.retired.get(d);
+        const late = p === undefined && (r === undefined
+          ? typeof vouched[i] === 'string' && vouched[i] !== this.hub.bootId
+          : r.key === mk && now - r.at <= this.cfg.LATE_ACK_MAX_AGE_MS);
+        if (late) {
+          this.lateAcks++;
+          this.hub._nsCount(from.ns, 'lateAcks');
+        } else {
+          refused.push(i);
+        }
         continue;
       }
-      if (p.member.key !== mk) {
-        forbidden++;
-        continue;
-      }
-      this.pending.delete(d);
-      p.member.tokens.delete(d);
+      this._retire(d);
       const s = p.s;
       if (s.tokenBySeq.get(p.seq) === d) s.tokenBySeq.delete(p.seq);
+      const e = s.mem.get(p.seq);
+      if (e === undefined || e.removed) {
+        // Dropped or expired by a limit while in flight: nothing left to acknowledge or retry (the
+        // core is told it is done, the page moves on). Late.
+        this.lateAcks++;
+        this.hub._nsCount(from.ns, 'lateAcks');
+        p.resolve();
+        if (e !== undefined) this._finish(s, e);
+        continue;
+      }
       if (ok) {
-        const e = s.mem.get(p.seq);
-        if (e !== undefined && !e.removed) {
-          this.sql.exec('DELETE FROM msgs WHERE sid = ? AND seq = ?', s.sid, p.seq);
-          s.count--;
-          s.bytes -= e.bytes;
-        }
+        this.sql.exec('DELETE FROM msgs WHERE sid = ? AND seq = ?', s.sid, p.seq);
+        s.count--;
+        s.bytes -= e.bytes;
         s.done++;
         s.touched = Date.now();
         this.acked++;
         this.hub._nsCount(s.ns, 'acked');
         this._saveDef(s);
         p.resolve();
-        if (e !== undefined) this._finish(s, e);
+        this._finish(s, e);
       } else {
         p.reject(new Error(typeof reason === 'string' ? reason.slice(0, 500) : 'refused by the consumer'));
       }
     }
-    return { forbidden };
+    return { refused };
   }
 
   leave(home, conn, sub, reason = 'the consumer left') {
@@ -421,9 +485,10 @@ export class Streams {
         lane.subs.get(mk)?.unsubscribe();
         lane.subs.delete(mk);
       }
-      for (const d of member.tokens) {
+      // Retired, so that an acknowledgement that crossed the leave is late, not refused.
+      for (const d of [...member.tokens]) {
         const p = this.pending.get(d);
-        this.pending.delete(d);
+        this._retire(d);
         if (p !== undefined) p.reject(new Error(reason));
       }
       s.touched = Date.now();
@@ -500,8 +565,7 @@ export class Streams {
     const d = s.tokenBySeq.get(seq);
     if (d !== undefined) {
       s.tokenBySeq.delete(seq);
-      this.pending.get(d)?.member.tokens.delete(d);
-      this.pending.delete(d);
+      this._retire(d);
     }
     if (e === undefined) return;
     if (e.removed) {

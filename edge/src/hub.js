@@ -28,15 +28,12 @@ import { Bus, EdgebusError } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
 import { hubName, hubOfTopic, hubsOfPattern, nsDirectoryHub } from './routing.js';
-import { Streams, visible } from './groups.js';
+import { remember, Streams, visible } from './groups.js';
 import { handleFrame } from './frames.js';
 
 /** The counters each namespace has its own share of (`/stats` with a non-admin token). */
 export const NS_COUNTERS = ['published', 'duplicates', 'notStored', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge',
   'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished', 'tooDeep', 'rateClosed'];
-
-/** Delivery tokens a home remembers per connection, to refuse acknowledgements of others' tokens. */
-const DELIVERED_LIMIT = 10000;
 
 /** `<ns> <pattern>`: a pattern in its namespace (neither contains a space). */
 function scoped(ns, pattern) {
@@ -84,7 +81,7 @@ export class Hub extends DurableObject {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
       deadPublished: 0, deadRetries: 0, streamDropped: 0, streamExpired: 0, streamsDeleted: 0,
-      streamDiscarded: 0, notStored: 0, errors: 0, forwardRetries: 0, rateClosed: 0, tooDeep: 0,
+      streamDiscarded: 0, notStored: 0, errors: 0, forwardRetries: 0, rateClosed: 0, tooDeep: 0, tokensForgotten: 0,
     };
     this.nsCounts = new Map();       // namespace → its share of the counters (see _nsCount)
     this.nsDirty = new Set();
@@ -122,9 +119,8 @@ export class Hub extends DurableObject {
       const rec = a && records.get(`c:${a.conn}`);
       if (rec === undefined) continue;
       records.delete(`c:${a.conn}`);
+      // Deliveries made before this instance are not in `c.delivered`: the owner checks those alone.
       const c = this._conn(ws, a.conn, rec.claims);
-      // Deliveries made before this instance are not in `c.delivered`: the owner checks those.
-      c.restored = true;
       for (const [id, s] of Object.entries(rec.subs)) this._restoreSub(c, Number(id), s);
     }
     // Records of sockets that are gone: their interests elsewhere are cleaned lazily (receive()).
@@ -194,7 +190,7 @@ export class Hub extends DurableObject {
   _conn(ws, id, claims) {
     const c = {
       ws, id, claims, ns: claims.ns ?? DEFAULT_NS, subs: new Map(), outbox: [], last: undefined, lastEntry: undefined,
-      delivered: new Map(), restored: false, // work-queue delivery token → subscription id
+      delivered: new Map(), // work-queue delivery token → { sub, boot, at } (receive), until the client answers it
       tokens: this.cfg.MAX_MESSAGES_PER_SECOND, refilled: Date.now(), busy: Promise.resolve(), closed: false,
     };
     this.conns.set(id, c);
@@ -329,6 +325,7 @@ export class Hub extends DurableObject {
         if (w.count === 0) this.wanted.delete(scoped(c.ns, s.pattern));
       }
     }
+    if (s.group !== undefined) for (const [d, x] of c.delivered) if (x.sub === id) c.delivered.delete(d);
     if (save) await this.saveConn(c);
     return true;
   }
@@ -377,14 +374,15 @@ export class Hub extends DurableObject {
 
   /**
    * Acknowledges (ok) or refuses deliveries for member `from` ({ home, conn, sub, ns }), which must
-   * be the member each token was delivered to. Resolves to `{ forbidden }`: tokens of other members.
+   * be the member each token was delivered to; `vouched` as groups.js `ack` takes it. Resolves to
+   * `{ refused }`: indexes of the tokens refused (counted `forbiddenAcks` in the caller's namespace).
    */
-  async ack(self, tokens, ok, reason, from) {
+  async ack(self, tokens, vouched, ok, reason, from) {
     await this._enter(self);
-    const { forbidden } = this.streams.ack(tokens, ok, reason, from);
-    if (forbidden > 0) this._count(from.ns, 'forbiddenAcks', forbidden);
+    const { refused } = this.streams.ack(tokens, vouched, ok, reason, from);
+    if (refused.length > 0) this._count(from.ns, 'forbiddenAcks', refused.length);
     this._countsChanged();
-    return { forbidden };
+    return { refused };
   }
 
   /** Deletes a work-queue stream of namespace `ns` and its stored messages (frame op `del`); errors come back as values. */
@@ -735,12 +733,23 @@ export class Hub extends DurableObject {
         goneMembers.push(it.g);
         continue;
       }
-      c.delivered.set(it.d, subId);
-      if (c.delivered.size > DELIVERED_LIMIT) c.delivered.delete(c.delivered.keys().next().value);
+      this._delivered(c, it.d, subId, it.o);
       c.last = undefined;
       this._push(c, { subs: [subId], env: it.e, d: it.d, a: it.a });
     }
     return { stalePatterns: patterns.filter((p) => !this.wanted.has(p)), goneMembers };
+  }
+
+  /**
+   * Remembers a work-queue delivery to connection `c` until the client answers it: to refuse its
+   * acknowledgement through another subscription at once, and to vouch for it to its owner (`boot`:
+   * the owner instance that delivered it) once the owner restarted and forgot it. At most
+   * DELIVERED_TOKENS per connection, for LATE_ACK_MAX_AGE_MS (the cap's evictions count
+   * `tokensForgotten`); a token no longer remembered here is checked by its owner alone.
+   */
+  _delivered(c, d, sub, boot) {
+    const { DELIVERED_TOKENS, LATE_ACK_MAX_AGE_MS } = this.cfg;
+    this.counts.tokensForgotten += remember(c.delivered, d, { sub, boot, at: Date.now() }, DELIVERED_TOKENS, LATE_ACK_MAX_AGE_MS);
   }
 
   _toConn(c, subId, env) {

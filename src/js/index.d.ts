@@ -442,8 +442,8 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Message ids remembered per subscription to drop redeliveries (default 10,000). */
   dedupe?: { maxIds?: number };
-  /** Refusals from the hub, handler failures, drops. */
-  onError?: (error: EdgebusError | unknown, context?: { subscription?: RemoteSubscription; message?: Message; topic?: string; id?: string }) => void;
+  /** Refusals from the hub, handler failures, drops; `op` is 'ack' or 'nack' for a refused acknowledgement (FORBIDDEN, UNAVAILABLE). */
+  onError?: (error: EdgebusError | unknown, context?: { subscription?: RemoteSubscription; message?: Message; topic?: string; id?: string; op?: 'ack' | 'nack' }) => void;
 }
 
 /** Options of a remote subscription: plain, or a member of a durable work queue. */

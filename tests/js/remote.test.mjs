@@ -112,3 +112,39 @@ test('a refused subscription rejects its ready promise with the hub\'s code', as
   assert.deepEqual(errors, ['FORBIDDEN']);
   await bus.close();
 });
+
+test('an acknowledgement refused FORBIDDEN reaches onError with its subscription; the connection, the subscription and publishes carry on', async () => {
+  const errors = [];
+  const { bus, ws } = open({ onError: (e, context) => errors.push([e.code, e.message, context]) });
+  const runs = [];
+  const sub = bus.subscribe('jobs.x', (p, m) => { runs.push(m.id); }, { group: 'g' });
+  ws().hello();
+  const socket = ws();
+  const job = { topic: 'jobs.x', payload: 1, id: 'j1', publishedAt: 1 };
+  socket.deliver({ t: 'msg', m: [[[sub.id], job, 'd1', 1]] });
+  await tick();
+  assert.deepEqual(socket.sent.at(-1), { op: 'ack', sub: sub.id, d: ['d1'] });
+  socket.deliver({ t: 'err', op: 'ack', sub: sub.id, code: 'FORBIDDEN', refused: 1, message: '1 delivery token(s) refused' });
+  assert.equal(errors.length, 1);
+  const [code, message, context] = errors[0];
+  assert.deepEqual([code, message, context.op, context.subscription], ['FORBIDDEN', '1 delivery token(s) refused', 'ack', sub]);
+  // The same for a nack, and for a subscription the client no longer has.
+  socket.deliver({ t: 'err', op: 'nack', sub: sub.id, code: 'FORBIDDEN', refused: 2, message: 'x' });
+  socket.deliver({ t: 'err', op: 'ack', sub: 999, code: 'FORBIDDEN', refused: 1, message: 'y' });
+  assert.deepEqual(errors.slice(1).map(([c, , ctx]) => [c, ctx.op, ctx.subscription]), [['FORBIDDEN', 'nack', sub], ['FORBIDDEN', 'ack', undefined]]);
+  assert.equal(bus.stats().errors, 3);
+  // Nothing else changed: same socket, the subscription active, the next job runs and is acked,
+  // a publish is answered.
+  assert.equal(ws(), socket);
+  assert.equal(bus.connected, true);
+  assert.equal(sub.active, true);
+  socket.deliver({ t: 'msg', m: [[[sub.id], { ...job, id: 'j2' }, 'd2', 1]] });
+  await tick();
+  assert.deepEqual(socket.sent.at(-1), { op: 'ack', sub: sub.id, d: ['d2'] });
+  assert.deepEqual(runs, ['j1', 'j2']);
+  const published = bus.publishAsync('jobs.x', 'next');
+  await tick();
+  socket.deliver({ t: 'ok', op: 'pub', ref: socket.sent.at(-1).ref });
+  assert.equal(await published, true);
+  assert.deepEqual(await bus.close(), { remaining: [] });
+});

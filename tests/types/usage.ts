@@ -106,6 +106,10 @@ async function main(): Promise<void> {
   const remoteAccepted: boolean = await remote.publishAsync('orders.eu', { n: 1 }, { id: 'o-1' });
   const { remaining } = await remote.close();
   void [remoteAccepted, remaining[0]?.id, remote.stats().reconnects];
+  connect('https://edge.example.com', {
+    token: 't',
+    onError: (error, context) => { if (context?.op === 'ack' || context?.op === 'nack') console.log(error, context.subscription?.pattern); },
+  });
   // @ts-expect-error a token is required
   connect('https://edge.example.com', {});
   // @ts-expect-error remote subscriptions take no concurrency

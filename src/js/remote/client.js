@@ -387,6 +387,17 @@ class RemoteBus {
       }
       return;
     }
+    if (x.op === 'ack' || x.op === 'nack') {
+      // A refused acknowledgement (FORBIDDEN: tokens the hub does not take from this subscription;
+      // UNAVAILABLE: the owner hub did not answer) changes nothing at the hub: reported with its
+      // subscription; the connection, the subscription and the other messages carry on. A message
+      // whose acknowledgement did not count is delivered again after its ack deadline.
+      if (error !== undefined) {
+        const s = this._subs.get(x.sub);
+        this._report(error, s === undefined ? { op: x.op } : { op: x.op, subscription: s });
+      }
+      return;
+    }
     if (x.op !== 'pub') {
       if (error !== undefined) this._report(error);
       return;

@@ -44,8 +44,11 @@ impl Index {
     /// An index that holds `ids` ids before it is rebuilt.
     pub(super) fn with_capacity(ids: usize) -> Self {
         let mut buckets = MIN_BUCKETS;
-        while max_used(buckets) < ids && (buckets as u64) < MAX_BUCKETS {
-            buckets *= 2;
+        while max_used(buckets) < ids {
+            let Some(doubled) = double(buckets) else {
+                break;
+            };
+            buckets = doubled;
         }
         Self::with_buckets(buckets)
     }
@@ -179,8 +182,11 @@ impl Index {
     #[cold]
     fn rebuild(&mut self, buckets: &mut VecDeque<u32>, hash: impl Fn(Key) -> u64) {
         let mut size = self.tags.len();
-        while buckets.len() + 1 > max_used(size) / 2 && (size as u64) < MAX_BUCKETS {
-            size *= 2;
+        while buckets.len() + 1 > max_used(size) / 2 {
+            let Some(doubled) = double(size) else {
+                break;
+            };
+            size = doubled;
         }
         let old = std::mem::replace(self, Index::with_buckets(size));
         for bucket in buckets {
@@ -198,6 +204,13 @@ impl Index {
     pub(super) fn buckets(&self) -> usize {
         self.tags.len()
     }
+}
+
+/// Twice `buckets`, if that is not more than [`MAX_BUCKETS`] (nor than `usize` holds).
+fn double(buckets: usize) -> Option<usize> {
+    buckets
+        .checked_mul(2)
+        .filter(|&doubled| doubled as u64 <= MAX_BUCKETS)
 }
 
 /// Buckets of `buckets` that may be full or deleted: 7/8, so that probes stay short and end.
@@ -304,6 +317,17 @@ mod tests {
         // 101 ids at most fill no more than half of the 7/8 of 256 buckets.
         assert!(index.buckets() <= 256, "{} buckets", index.buckets());
         live.assert_found(&index, 100_200, hash);
+    }
+
+    #[test]
+    fn the_index_grows_to_2_to_the_32_buckets_at_most() {
+        assert_eq!(double(MIN_BUCKETS), Some(2 * MIN_BUCKETS));
+        assert_eq!(double(usize::MAX / 2 + 1), None);
+        #[cfg(target_pointer_width = "64")]
+        {
+            assert_eq!(double(1 << 31), Some(1 << 32));
+            assert_eq!(double(1 << 32), None);
+        }
     }
 
     #[cfg(not(target_arch = "wasm32"))]

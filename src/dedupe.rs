@@ -3,20 +3,24 @@
 //!
 //! Laid out for large windows (100,000 ids and more), where the filter outgrows the CPU's caches
 //! and a check costs what it touches at random. Each id is a 16-byte key: an id of up to 15 bytes
-//! is stored inside it, a longer one in an append-only arena it points to. The index holds the
-//! keys themselves, so a lookup reads a control byte and the key, and a repeat is confirmed there
-//! (the control byte's hash bits only narrow the search: equality is always decided on the stored
-//! bytes, so the filter stays exact). A ring of the same keys in recording order, with each id's
-//! hash, says which id leaves next and where its slot is. A short id is hashed from its key's two
-//! words with one folded multiply keyed by random per-filter seeds (as foldhash does for inputs of
-//! 9 to 16 bytes), a long one with hashbrown's default hasher; both keep the seeds secret, so ids
-//! from the network cannot be picked to collide.
+//! is stored inside it, a longer one in an append-only arena it points to. The `index` holds
+//! the keys by hash, with a one-byte tag per bucket that settles most lookups of a new id without
+//! reading a key; a repeat is confirmed on the stored key (the tag only narrows the search:
+//! equality is always decided on the stored bytes, so the filter stays exact). A queue of the
+//! ids' buckets in recording order says which id leaves next and where it is, so an eviction
+//! reads neither a key nor a hash. A short id is hashed from its key's two words with one folded
+//! multiply keyed by random per-filter seeds (as foldhash does for inputs of 9 to 16 bytes), a
+//! long one with hashbrown's default hasher; both keep the seeds secret, so ids from the network
+//! cannot be picked to collide.
+
+mod index;
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
-use hashbrown::hash_table::Entry;
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::DefaultHashBuilder;
+
+use index::Index;
 
 /// Window of the idempotence filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,9 +146,14 @@ const MIN_COMPACTION_BYTES: usize = 4096;
 
 impl Arena {
     fn push(&mut self, id: &[u8]) -> Key {
-        let key = Key::spilled(self.start + self.bytes.len() as u64, id.len());
+        let key = Key::spilled(self.end(), id.len());
         self.bytes.extend_from_slice(id);
         key
+    }
+
+    /// Absolute position just past the last byte.
+    fn end(&self) -> u64 {
+        self.start + self.bytes.len() as u64
     }
 
     fn get(&self, start: u64, len: usize) -> Option<&[u8]> {
@@ -177,44 +186,56 @@ impl Arena {
 pub struct IdempotenceFilter {
     window: DedupeWindow,
     hasher: Hasher,
-    /// The keys of the ids in the window, by the hash of the id.
-    index: HashTable<Key>,
-    /// The same keys, oldest first.
-    keys: VecDeque<Key>,
-    /// The hash of each id in `keys`. Kept rather than computed again from the key at eviction:
-    /// read in order, it is there before the key is, so the eviction's probe starts at once
-    /// (measured: the steady-state check about 40 % faster).
-    hashes: VecDeque<u64>,
-    /// Recording time of each id in `keys`, only kept with an age limit.
+    /// The key of each id in the window, by the hash of the id.
+    index: Index,
+    /// The bucket of each id in the window in `index`, oldest first.
+    buckets: VecDeque<u32>,
+    /// Recording time of each id in `buckets`, only kept with an age limit.
     times: VecDeque<u64>,
+    /// The position of each spilled id in the window and where its bytes end in the arena,
+    /// oldest first.
+    spilled: VecDeque<(Position, u64)>,
     arena: Arena,
+    /// The position of the oldest id.
+    first: Position,
     clock: u64,
 }
+
+/// Where an id is in recording order: ids get consecutive positions (wrapping around), so the
+/// offset of an id in the filter's queues is its position minus the oldest id's. The window holds
+/// at most [`MAX_IDS`] ids (one more for a moment while the oldest leaves), so the positions of
+/// the ids in it are distinct.
+type Position = u32;
+
+/// The most ids a window holds: 2^31, beyond what fits in memory (over 100 GiB).
+const MAX_IDS: usize = 1 << 31;
 
 /// Caps the up-front allocation when a caller asks for a huge window.
 const MAX_INITIAL_CAPACITY: usize = 8 * 1024;
 
 impl IdempotenceFilter {
-    /// Panics never; max_ids of 0 is treated as 1 (callers validate before).
+    /// Panics never; max_ids of 0 is treated as 1, and one above 2^31 as 2^31 (callers validate
+    /// before).
     pub fn new(window: DedupeWindow) -> Self {
         let window = DedupeWindow {
-            max_ids: window.max_ids.max(1),
+            max_ids: window.max_ids.clamp(1, MAX_IDS),
             ..window
         };
         let capacity = window.max_ids.min(MAX_INITIAL_CAPACITY);
         IdempotenceFilter {
             window,
             hasher: Hasher::new(),
-            index: HashTable::with_capacity(capacity),
-            keys: VecDeque::with_capacity(capacity),
-            hashes: VecDeque::with_capacity(capacity),
+            index: Index::with_capacity(capacity),
+            buckets: VecDeque::with_capacity(capacity),
             times: VecDeque::new(),
+            spilled: VecDeque::new(),
             arena: Arena::default(),
+            first: 0,
             clock: 0,
         }
     }
 
-    /// The window in force (with `max_ids` raised to at least 1).
+    /// The window in force (with `max_ids` raised to at least 1 and capped at 2^31).
     pub fn window(&self) -> DedupeWindow {
         self.window
     }
@@ -223,35 +244,62 @@ impl IdempotenceFilter {
     pub fn check(&mut self, id: &str, now: u64) -> bool {
         let now = self.advance_to(now);
         let id = id.as_bytes();
-        let (hash, probe) = self.hasher.id(id);
-        let Self {
-            index,
-            arena,
-            hasher,
-            ..
-        } = self;
-        let entry = index.entry(
-            hash,
-            |key| holds(*key, probe, id, arena),
-            |key| key.hash(hasher, arena),
-        );
-        let Entry::Vacant(vacant) = entry else {
-            return false;
+        // Short ids, the common case, are looked up by key alone, with nothing else to keep at
+        // hand; long ones out of line.
+        let (free, hash, key) = match Key::inline(id) {
+            Some(key) => {
+                let hash = self.hasher.short(key);
+                let Self {
+                    index,
+                    buckets,
+                    hasher,
+                    arena,
+                    ..
+                } = self;
+                index.reserve_one(buckets, |key| key.hash(hasher, arena));
+                let Err(free) = index.find(hash, |stored| stored == key) else {
+                    return false;
+                };
+                (free, hash, key)
+            }
+            None => match self.vacancy_for_long(id) {
+                Some(vacancy) => vacancy,
+                None => return false,
+            },
         };
-        let key = match probe {
-            Some(key) => key,
-            None => arena.push(id),
-        };
-        vacant.insert(key);
-        self.keys.push_back(key);
-        self.hashes.push_back(hash);
+        self.index.insert(free, hash, key);
+        // The index has at most 2^32 buckets.
+        self.buckets.push_back(free as u32);
         if self.window.max_age.is_some() {
             self.times.push_back(now);
         }
-        if self.keys.len() > self.window.max_ids {
+        if self.buckets.len() > self.window.max_ids {
             self.evict_front();
         }
         true
+    }
+
+    /// For a long `id` not in the window: its bucket, its hash and its key, with its bytes in the
+    /// arena. `None` when it is in the window.
+    #[inline(never)]
+    fn vacancy_for_long(&mut self, id: &[u8]) -> Option<(usize, u64, Key)> {
+        let hash = self.hasher.long(id);
+        let Self {
+            index,
+            buckets,
+            spilled,
+            arena,
+            hasher,
+            first,
+            ..
+        } = self;
+        index.reserve_one(buckets, |key| key.hash(hasher, arena));
+        let free = index.find(hash, |key| holds(key, None, id, arena)).err()?;
+        // The window holds at most `MAX_IDS` ids, so the count fits.
+        let at = first.wrapping_add(buckets.len() as Position);
+        let key = arena.push(id);
+        spilled.push_back((at, arena.end()));
+        Some((free, hash, key))
     }
 
     /// Whether `id` is in the window at `now`, without recording it.
@@ -261,14 +309,14 @@ impl IdempotenceFilter {
         let (hash, probe) = self.hasher.id(id);
         let arena = &self.arena;
         self.index
-            .find(hash, |key| holds(*key, probe, id, arena))
-            .is_some()
+            .find(hash, |key| holds(key, probe, id, arena))
+            .is_ok()
     }
 
     /// Number of ids in the window at `now`.
     pub fn len(&mut self, now: u64) -> usize {
         self.advance_to(now);
-        self.keys.len()
+        self.buckets.len()
     }
 
     /// Whether no id is in the window at `now`.
@@ -279,14 +327,15 @@ impl IdempotenceFilter {
     /// Forgets every id (keeping the memory for the ids to come).
     pub fn clear(&mut self) {
         self.index.clear();
-        self.keys.clear();
-        self.hashes.clear();
+        self.buckets.clear();
         self.times.clear();
+        self.spilled.clear();
         self.arena.clear();
+        self.first = 0;
     }
 
     /// Moves the clock forward and drops the ids that expired by then, so
-    /// everything left in `keys` is in the window.
+    /// everything left in `buckets` is in the window.
     fn advance_to(&mut self, now: u64) -> u64 {
         self.clock = self.clock.max(now);
         let now = self.clock;
@@ -304,23 +353,27 @@ impl IdempotenceFilter {
     }
 
     fn evict_front(&mut self) {
-        let Some(oldest) = self.keys.pop_front() else {
+        let Some(bucket) = self.buckets.pop_front() else {
             return;
         };
         self.times.pop_front();
-        // Keys of the ids in the window are distinct (inline ones are their ids, spilled ones
-        // their own arena positions), so the oldest key finds exactly its slot.
-        let hash = self.hashes.pop_front().unwrap_or_default();
-        if let Ok(entry) = self.index.find_entry(hash, |key| *key == oldest) {
-            entry.remove();
-        }
-        if let Some((start, len)) = oldest.span() {
-            self.arena.evicted(start + len as u64);
+        self.index.remove(bucket as usize);
+        let at = self.first;
+        self.first = at.wrapping_add(1);
+        if self
+            .spilled
+            .front()
+            .is_some_and(|&(spilled, _)| spilled == at)
+        {
+            if let Some((_, end)) = self.spilled.pop_front() {
+                self.arena.evicted(end);
+            }
         }
     }
 }
 
 /// Whether the stored `key` is the id being looked up (`probe` is its inline key, if short).
+#[inline(always)]
 fn holds(key: Key, probe: Option<Key>, id: &[u8], arena: &Arena) -> bool {
     match probe {
         Some(probe) => key == probe,
@@ -430,6 +483,26 @@ mod tests {
             assert!(f.has(&format!("id-{round}-4000"), 0));
             assert!(!f.has(&format!("id-{round}-3999"), 0));
         }
+        // Evictions leave no lasting marks: the index stays at the size 1,000 ids need.
+        assert!(f.index.buckets() <= 4096, "{} buckets", f.index.buckets());
+    }
+
+    #[test]
+    fn spilled_ids_leave_in_order_across_the_position_wrap() {
+        let id = |n: usize| format!("{n}-{}", "x".repeat(20));
+        let mut f = filter(3, None);
+        f.first = Position::MAX - 4;
+        for n in 0..20 {
+            assert!(f.check(&id(n), 0));
+            for back in 0..3.min(n + 1) {
+                assert!(f.has(&id(n - back), 0), "{n} - {back}");
+            }
+            if n >= 3 {
+                assert!(!f.has(&id(n - 3), 0));
+            }
+            assert_eq!(f.spilled.len(), 3.min(n + 1));
+        }
+        assert!(f.first < 20, "positions wrapped");
     }
 
     #[test]
@@ -652,6 +725,44 @@ mod tests {
                 // are more dead bytes than MIN_COMPACTION_BYTES and than the live ones.
                 if recorded - filter.len(now) >= 40 {
                     prop_assert!(filter.arena.start > 0, "the arena was compacted");
+                }
+            }
+
+            /// Long runs of churn: many evictions (so the index is rebuilt to drop its deleted
+            /// marks), ages expiring, `clear()`, and positions wrapping around while long ids
+            /// are in the window.
+            #[test]
+            fn filter_agrees_with_model_through_churn(
+                max_ids in 1usize..64,
+                max_age in prop::option::of(1u64..50),
+                wrap in any::<bool>(),
+                steps in prop::collection::vec((0u8..100, 0u16..200, 0u64..3), 500..1500),
+            ) {
+                let id = |n: u16| {
+                    if n % 5 == 0 {
+                        format!("{}{n}", "long-".repeat(4))
+                    } else {
+                        format!("{n}")
+                    }
+                };
+                let mut filter = IdempotenceFilter::new(DedupeWindow { max_ids, max_age });
+                if wrap {
+                    filter.first = Position::MAX - 100;
+                }
+                let mut model = Model { max_ids, max_age, recorded: Vec::new() };
+                let mut now = 0;
+                for (op, n, step) in steps {
+                    now += step;
+                    let id = id(n);
+                    match op {
+                        0 => {
+                            filter.clear();
+                            model.recorded.clear();
+                        }
+                        1..=30 => prop_assert_eq!(filter.has(&id, now), model.has(&id, now), "has {}", id),
+                        _ => prop_assert_eq!(filter.check(&id, now), model.check(&id, now), "check {}", id),
+                    }
+                    prop_assert_eq!(filter.len(now), model.len(now));
                 }
             }
 

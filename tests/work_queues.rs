@@ -1118,6 +1118,9 @@ fn dead_letters_have_the_one_shape_of_the_shared_data() {
         if let Some(key) = p["key"].as_str() {
             o = o.key(key);
         }
+        if let Some(attempts) = p["attempts"].as_u64() {
+            o = o.attempts(attempts as u32);
+        }
         bus.publish_with(
             p["topic"].as_str().unwrap(),
             p["payload"].as_str().unwrap().to_string(),

@@ -29,6 +29,7 @@ impl<P: Clone> Broker<P> {
         if self.closed {
             return Err(Error::closed("bus"));
         }
+        check_prior_attempts(msg.attempts)?;
         let subs = self.route(handle)?;
         if self.is_duplicate(msg.id.as_deref(), now) {
             return Ok(Published::Duplicate);
@@ -89,9 +90,9 @@ impl<P: Clone> Broker<P> {
         };
         if let Some((last, rest)) = subs.split_last() {
             for id in rest {
-                self.offer(*id, msg.clone(), 0, now);
+                self.offer(*id, msg.clone(), 0, 0, now);
             }
-            self.offer(*last, msg, 0, now);
+            self.offer(*last, msg, 0, 0, now);
         }
         Ok(Published::Accepted {
             matched: subs.len(),
@@ -110,6 +111,9 @@ impl<P: Clone> Broker<P> {
     ) -> Result<Option<usize>> {
         if self.closed {
             return Err(Error::closed("bus"));
+        }
+        for m in &msgs {
+            check_prior_attempts(m.attempts)?;
         }
         let subs = self.route(handle)?;
         let is_delayed = |m: &Outgoing<P>| m.not_before.is_some_and(|at| at > now);
@@ -335,6 +339,7 @@ impl<P: Clone> Broker<P> {
     pub(super) fn enqueue(&mut self, subs: &[SubId], topic: Rc<str>, out: Outgoing<P>, now: u64) {
         self.last_now = now;
         let priority = out.priority;
+        let prior = out.attempts;
         self.seq += 1;
         self.counters.published += 1;
         let msg = Message {
@@ -352,15 +357,22 @@ impl<P: Clone> Broker<P> {
         };
         if let Some((last, rest)) = subs.split_last() {
             for id in rest {
-                self.offer(*id, msg.clone(), priority, now);
+                self.offer(*id, msg.clone(), priority, prior, now);
             }
-            self.offer(*last, msg, priority, now);
+            self.offer(*last, msg, priority, prior, now);
         }
     }
 
     /// Puts `msg` in the subscription's queue (applying its overflow policy) and starts what can
-    /// start.
-    pub(super) fn offer(&mut self, id: SubId, msg: Message<P>, priority: u32, now: u64) {
+    /// start. `prior`: attempts made before it was published (a work queue counts from there).
+    pub(super) fn offer(
+        &mut self,
+        id: SubId,
+        msg: Message<P>,
+        priority: u32,
+        prior: u32,
+        now: u64,
+    ) {
         let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
             return;
         };
@@ -395,7 +407,7 @@ impl<P: Clone> Broker<P> {
             }
         }
         if let Kind::Group(g) = &mut sub.kind {
-            g.push(msg, priority);
+            g.push(msg, priority, prior);
             match &mut self.deferred {
                 Some(later) => {
                     if !later.contains(&id) {

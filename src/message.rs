@@ -24,6 +24,9 @@ pub struct Message<P> {
     pub(crate) seq: u64,
     /// Which try this delivery is (work queues retry; 1 otherwise).
     pub(crate) attempt: u32,
+    /// Attempts made before it was published ([`Outgoing::attempts`]); a work queue counts from
+    /// there.
+    pub(crate) prior: u32,
     /// On `$dead.<group>`: the dead letter it carries.
     pub(crate) letter: Option<Rc<DeadLetter<P>>>,
 }

@@ -402,10 +402,12 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
         }
     }
 
-    /// Adds a published message that had `prior` attempts made before it was published: its
-    /// count starts there. Until a try here fails, its last error is that none of those attempts
-    /// was acknowledged (the error of its letter should it die without a delivery here).
-    pub(crate) fn push(&mut self, msg: Message<P>, priority: u32, prior: u32) {
+    /// Adds a published message. One that had attempts made before it was published
+    /// ([`Message::prior`]) counts from there; until a try here fails, its last error is that none
+    /// of those attempts was acknowledged (the error of its letter should it die without a
+    /// delivery here).
+    pub(crate) fn push(&mut self, msg: Message<P>, priority: u32) {
+        let prior = msg.prior;
         self.counters.published += 1;
         self.depth += 1;
         let key = msg.key.clone();

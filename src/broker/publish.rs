@@ -86,13 +86,14 @@ impl<P: Clone> Broker<P> {
             size,
             seq: self.seq,
             attempt: 1,
+            prior: 0,
             letter: Some(Rc::new(letter)),
         };
         if let Some((last, rest)) = subs.split_last() {
             for id in rest {
-                self.offer(*id, msg.clone(), 0, 0, now);
+                self.offer(*id, msg.clone(), 0, now);
             }
-            self.offer(*last, msg, 0, 0, now);
+            self.offer(*last, msg, 0, now);
         }
         Ok(Published::Accepted {
             matched: subs.len(),
@@ -248,6 +249,7 @@ impl<P: Clone> Broker<P> {
             size: msg.size,
             seq: self.seq,
             attempt: 1,
+            prior: 0,
             letter: None,
         };
         Ok(Direct::Deliver(subs, message))
@@ -339,7 +341,6 @@ impl<P: Clone> Broker<P> {
     pub(super) fn enqueue(&mut self, subs: &[SubId], topic: Rc<str>, out: Outgoing<P>, now: u64) {
         self.last_now = now;
         let priority = out.priority;
-        let prior = out.attempts;
         self.seq += 1;
         self.counters.published += 1;
         let msg = Message {
@@ -353,26 +354,20 @@ impl<P: Clone> Broker<P> {
             size: out.size,
             seq: self.seq,
             attempt: 1,
+            prior: out.attempts,
             letter: None,
         };
         if let Some((last, rest)) = subs.split_last() {
             for id in rest {
-                self.offer(*id, msg.clone(), priority, prior, now);
+                self.offer(*id, msg.clone(), priority, now);
             }
-            self.offer(*last, msg, priority, prior, now);
+            self.offer(*last, msg, priority, now);
         }
     }
 
     /// Puts `msg` in the subscription's queue (applying its overflow policy) and starts what can
-    /// start. `prior`: attempts made before it was published (a work queue counts from there).
-    pub(super) fn offer(
-        &mut self,
-        id: SubId,
-        msg: Message<P>,
-        priority: u32,
-        prior: u32,
-        now: u64,
-    ) {
+    /// start.
+    pub(super) fn offer(&mut self, id: SubId, msg: Message<P>, priority: u32, now: u64) {
         let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
             return;
         };
@@ -407,7 +402,7 @@ impl<P: Clone> Broker<P> {
             }
         }
         if let Kind::Group(g) = &mut sub.kind {
-            g.push(msg, priority, prior);
+            g.push(msg, priority);
             match &mut self.deferred {
                 Some(later) => {
                     if !later.contains(&id) {

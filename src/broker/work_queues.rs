@@ -75,6 +75,7 @@ impl<P: Clone> Broker<P> {
                     size: s.msg.size,
                     seq,
                     attempt: 0,
+                    prior: s.msg.attempts,
                     letter: None,
                 },
                 group: None,

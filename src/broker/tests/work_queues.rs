@@ -481,6 +481,11 @@ fn a_message_published_with_attempts_made_counts_from_there_and_max_attempts_bou
     let first = d.pump().remove(0);
     assert_eq!((first.attempt, first.final_attempt), (2, false));
     assert_eq!(state(&d, "a"), Some((JobState::InFlight, 2)));
+    assert_eq!(
+        d.stats().latency.count,
+        1,
+        "its first delivery here counts for latency"
+    );
     d.fail(1, "boom");
     assert_eq!(state(&d, "a"), Some((JobState::Failed, 2)));
     let third = d.advance_to_deadline().unwrap().remove(0);

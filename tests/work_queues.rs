@@ -822,17 +822,28 @@ mod property {
         msgs: Vec<(u32, Option<Rc<str>>)>,
     }
 
+    /// How the published messages vary, each list used in turn: keys, priorities, and attempts
+    /// made before publishing (the publish option `attempts`).
+    struct Spread {
+        keys: Vec<Option<u8>>,
+        priorities: Vec<u32>,
+        prior: Vec<u32>,
+    }
+
     fn run(
         members: Vec<MemberSpec>,
         max_attempts: u32,
         n: usize,
-        keys: Vec<Option<u8>>,
-        priorities: Vec<u32>,
-        prior: Vec<u32>,
+        spread: Spread,
         fail_bits: Vec<bool>,
         steps: Vec<Step>,
     ) -> Result<(), TestCaseError> {
-        // Attempts made before message `i` was published (the publish option `attempts`).
+        let Spread {
+            keys,
+            priorities,
+            prior,
+        } = spread;
+        // Attempts made before message `i` was published.
         let prior_of = |i: u32| prior[(i as usize - 1) % prior.len()];
         let mut b: Broker<u32> = Broker::new(BrokerConfig::default()).unwrap();
         for m in &members {
@@ -1045,7 +1056,8 @@ mod property {
             fail_bits in prop::collection::vec(any::<bool>(), 1..16),
             steps in prop::collection::vec(step(), 0..120),
         ) {
-            run(members, max_attempts, n, keys, priorities, prior, fail_bits, steps)?;
+            let spread = Spread { keys, priorities, prior };
+            run(members, max_attempts, n, spread, fail_bits, steps)?;
         }
     }
 }

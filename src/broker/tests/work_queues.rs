@@ -631,3 +631,16 @@ fn attempts_above_the_limit_are_refused_at_the_call_and_nothing_is_published() {
     .unwrap();
     assert_eq!(d.stats().published, 1);
 }
+
+#[test]
+fn a_delayed_message_reports_the_attempts_it_was_published_with_then_counts_from_there() {
+    let mut d = Driver::new();
+    d.member("jobs", "workers", retry(3, 10));
+    let mut later = attempted(1, "later", None, 2);
+    later.not_before = Some(d.now + 10 * MS);
+    d.send("jobs", later, PublishMode::Now).unwrap();
+    assert_eq!(state(&d, "later"), Some((JobState::Delayed, 2)));
+    assert_eq!(d.b.remaining()[0].attempts, 2);
+    let first = d.advance(10).remove(0);
+    assert_eq!((first.attempt, first.final_attempt), (3, true));
+}

@@ -222,6 +222,7 @@ mod tests {
             size,
             seq,
             attempt: 1,
+            prior: 0,
             letter: None,
         }
     }

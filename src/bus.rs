@@ -127,6 +127,10 @@ pub struct PublishOptions {
     pub priority: u32,
     /// Visible to nobody before this bus-clock time (time since the clock's origin).
     pub not_before: Option<Duration>,
+    /// Attempts already made (0 to [`crate::MAX_PRIOR_ATTEMPTS`], else `INVALID_OPTION`): a work
+    /// queue delivers it first as attempt `attempts + 1`, and one that arrives with
+    /// `attempts >= max_attempts` is dead without a delivery. Other subscriptions ignore it.
+    pub attempts: u32,
 }
 
 impl PublishOptions {
@@ -152,6 +156,11 @@ impl PublishOptions {
     /// Sets the work-queue priority (higher first).
     pub fn priority(mut self, priority: u32) -> Self {
         self.priority = priority;
+        self
+    }
+    /// Sets the attempts already made (a work queue counts from there).
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
         self
     }
     /// Delays the message until this bus-clock time.
@@ -1139,6 +1148,7 @@ fn outgoing<P: ByteSize>(payload: P, o: PublishOptions) -> Result<Outgoing<P>> {
         Some(t) => Some(t.as_micros().min(u64::MAX as u128) as u64),
         None => None,
     };
+    crate::message::check_prior_attempts(o.attempts)?;
     let headers = (!o.headers.is_empty()).then(|| Rc::from(o.headers));
     Ok(Outgoing {
         size: payload.byte_size(),
@@ -1151,6 +1161,7 @@ fn outgoing<P: ByteSize>(payload: P, o: PublishOptions) -> Result<Outgoing<P>> {
         not_before: o
             .not_before
             .map(|t| t.as_micros().min(u64::MAX as u128) as u64),
+        attempts: o.attempts,
     })
 }
 

@@ -56,7 +56,7 @@ pub use bus::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dedupe::{DedupeWindow, IdempotenceFilter};
 pub use error::{Error, ErrorCode, Result};
-pub use message::{ByteSize, Headers, Message, Outgoing};
+pub use message::{ByteSize, Headers, Message, Outgoing, MAX_PRIOR_ATTEMPTS};
 pub use queue::Overflow;
 pub use router::Router;
 pub use shard::{shard_of, stable_hash};

@@ -24,6 +24,9 @@ pub struct Message<P> {
     pub(crate) seq: u64,
     /// Which try this delivery is (work queues retry; 1 otherwise).
     pub(crate) attempt: u32,
+    /// Attempts made before it was published ([`Outgoing::attempts`]); a work queue counts from
+    /// there.
+    pub(crate) prior: u32,
     /// On `$dead.<group>`: the dead letter it carries.
     pub(crate) letter: Option<Rc<DeadLetter<P>>>,
 }
@@ -122,6 +125,24 @@ pub struct Outgoing<P> {
     pub priority: u32,
     /// Not visible to anyone before this time (clock microseconds).
     pub not_before: Option<u64>,
+    /// Attempts already made elsewhere (0 to [`MAX_PRIOR_ATTEMPTS`]; default 0): a work queue
+    /// counts its tries from here, so the first delivery is attempt `attempts + 1` and
+    /// `max_attempts` bounds the total. Other subscriptions ignore it.
+    pub attempts: u32,
+}
+
+/// The largest `attempts` a publisher may hand in ([`Outgoing::attempts`]).
+pub const MAX_PRIOR_ATTEMPTS: u32 = 1000;
+
+/// Checks a publisher's `attempts` (`INVALID_OPTION` naming it when out of range).
+pub(crate) fn check_prior_attempts(attempts: u32) -> crate::error::Result<()> {
+    if attempts > MAX_PRIOR_ATTEMPTS {
+        return Err(crate::error::Error::invalid_option(
+            "attempts",
+            format!("must be an integer from 0 to {MAX_PRIOR_ATTEMPTS}, got {attempts}"),
+        ));
+    }
+    Ok(())
 }
 
 impl<P> Outgoing<P> {
@@ -136,6 +157,7 @@ impl<P> Outgoing<P> {
             size: 0,
             priority: 0,
             not_before: None,
+            attempts: 0,
         }
     }
 }

@@ -217,6 +217,7 @@ mod tests {
             size: 0,
             seq,
             attempt: 1,
+            prior: 0,
             letter: None,
         }
     }

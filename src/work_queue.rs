@@ -402,8 +402,12 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
         }
     }
 
-    /// Adds a published message.
+    /// Adds a published message. One that had attempts made before it was published
+    /// ([`Message::prior`]) counts from there; until a try here fails, its last error is that none
+    /// of those attempts was acknowledged (the error of its letter should it die without a
+    /// delivery here).
     pub(crate) fn push(&mut self, msg: Message<P>, priority: u32) {
+        let prior = msg.prior;
         self.counters.published += 1;
         self.depth += 1;
         let key = msg.key.clone();
@@ -418,10 +422,17 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
                 msg,
                 priority,
                 failed_by: None,
-                attempts: 0,
+                attempts: prior,
                 place: if parked { Place::Parked } else { Place::Ready },
                 solo: false,
-                error: None,
+                error: (prior > 0).then(|| {
+                    (
+                        ErrorCode::HandlerTimeout,
+                        Rc::from(format!(
+                            "not acknowledged in the {prior} attempt(s) made before it was published"
+                        )),
+                    )
+                }),
             },
             None,
         );
@@ -515,7 +526,8 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
                     }
                     None => 1,
                 };
-                let jobs = self.take(size, now);
+                let sub = self.members[m].sub;
+                let jobs = self.take(size, now, sub);
                 if jobs.is_empty() {
                     continue;
                 }
@@ -542,8 +554,10 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             .is_some_and(|j| j.solo)
     }
 
-    /// Takes up to `max` ready jobs (a solo job only alone), skipping expired ones.
-    fn take(&mut self, max: usize, now: u64) -> Vec<JobRef> {
+    /// Takes up to `max` ready jobs for `member` (a solo job only alone), skipping expired ones
+    /// and ones that arrived with every attempt made (dead, as `member`'s failure when no try
+    /// here failed).
+    fn take(&mut self, max: usize, now: u64, member: S) -> Vec<JobRef> {
         let mut jobs = Vec::new();
         while jobs.len() < max {
             let Some(&entry) = self.ready.first() else {
@@ -558,8 +572,12 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
                 break;
             }
             self.ready.remove(&entry);
-            if j.msg.is_expired(now) && j.attempts > 0 {
-                // Delivered and failed before: its failure is final, not an expiry.
+            // Published with every attempt made (`Outgoing::attempts`), or delivered and failed
+            // before and expired now: its failure is final, not an expiry.
+            if j.attempts >= self.policy.max_attempts || (j.msg.is_expired(now) && j.attempts > 0) {
+                if let Some(j) = self.jobs.get_mut(job.index, job.gen) {
+                    j.failed_by.get_or_insert(member);
+                }
                 self.counters.dead += 1;
                 self.depth -= 1;
                 self.newly_dead.push(job);

@@ -822,15 +822,29 @@ mod property {
         msgs: Vec<(u32, Option<Rc<str>>)>,
     }
 
+    /// How the published messages vary, each list used in turn: keys, priorities, and attempts
+    /// made before publishing (the publish option `attempts`).
+    struct Spread {
+        keys: Vec<Option<u8>>,
+        priorities: Vec<u32>,
+        prior: Vec<u32>,
+    }
+
     fn run(
         members: Vec<MemberSpec>,
         max_attempts: u32,
         n: usize,
-        keys: Vec<Option<u8>>,
-        priorities: Vec<u32>,
+        spread: Spread,
         fail_bits: Vec<bool>,
         steps: Vec<Step>,
     ) -> Result<(), TestCaseError> {
+        let Spread {
+            keys,
+            priorities,
+            prior,
+        } = spread;
+        // Attempts made before message `i` was published.
+        let prior_of = |i: u32| prior[(i as usize - 1) % prior.len()];
         let mut b: Broker<u32> = Broker::new(BrokerConfig::default()).unwrap();
         for m in &members {
             b.subscribe(
@@ -904,6 +918,12 @@ mod property {
                         !ids_live.contains(&i),
                         "message {i} handed out twice at once"
                     );
+                    prop_assert!(
+                        m.attempt() > prior_of(i) && m.attempt() <= max_attempts,
+                        "message {i} delivered as attempt {} ({} made before, max {max_attempts})",
+                        m.attempt(),
+                        prior_of(i)
+                    );
                     if let Some(k) = m.key() {
                         let k: Rc<str> = Rc::from(k);
                         prop_assert!(!keys_live.contains(&k), "key {k} in two live deliveries");
@@ -936,6 +956,7 @@ mod property {
                         id: Some(Rc::from(format!("m{i}"))),
                         key,
                         priority: priorities[published % priorities.len()],
+                        attempts: prior_of(i),
                         ..Outgoing::new(i)
                     };
                     b.publish("jobs.x", out, now, PublishMode::Now).unwrap();
@@ -970,6 +991,7 @@ mod property {
                 id: Some(Rc::from(format!("m{i}"))),
                 key,
                 priority: priorities[published % priorities.len()],
+                attempts: prior_of(i),
                 ..Outgoing::new(i)
             };
             b.publish("jobs.x", out, now, PublishMode::Now).unwrap();
@@ -999,9 +1021,15 @@ mod property {
                 .status(&format!("m{i}"), None, now)
                 .expect("every id known");
             match s.state {
-                JobState::Done => done += 1,
+                JobState::Done => {
+                    prop_assert!(
+                        prior_of(i as u32) < max_attempts,
+                        "m{i} done without a try left"
+                    );
+                    done += 1
+                }
                 JobState::Dead => {
-                    prop_assert_eq!(s.attempts, max_attempts);
+                    prop_assert_eq!(s.attempts, max_attempts.max(prior_of(i as u32)));
                     dead += 1
                 }
                 other => prop_assert!(false, "m{i} ended {other:?}"),
@@ -1024,10 +1052,12 @@ mod property {
             n in 1usize..40,
             keys in prop::collection::vec(prop::option::of(0u8..3), 1..6),
             priorities in prop::collection::vec(0u32..3, 1..5),
+            prior in prop::collection::vec(prop_oneof![3 => Just(0u32), 1 => 1u32..5], 1..4),
             fail_bits in prop::collection::vec(any::<bool>(), 1..16),
             steps in prop::collection::vec(step(), 0..120),
         ) {
-            run(members, max_attempts, n, keys, priorities, fail_bits, steps)?;
+            let spread = Spread { keys, priorities, prior };
+            run(members, max_attempts, n, spread, fail_bits, steps)?;
         }
     }
 }
@@ -1117,6 +1147,9 @@ fn dead_letters_have_the_one_shape_of_the_shared_data() {
         let mut o = PublishOptions::new().id(p["id"].as_str().unwrap());
         if let Some(key) = p["key"].as_str() {
             o = o.key(key);
+        }
+        if let Some(attempts) = p["attempts"].as_u64() {
+            o = o.attempts(attempts as u32);
         }
         bus.publish_with(
             p["topic"].as_str().unwrap(),

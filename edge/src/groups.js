@@ -19,10 +19,12 @@
 // whole stream.
 //
 // Attempts: each delivery's attempt number is written to the message's row before the delivery
-// leaves. A message reloaded after a restart with `n` attempts already made goes to the stream's
-// *lane* `n`: a bus whose members have `maxAttempts − n`, so the core still decides retries and
-// dead letters and the attempts it counts are offset by `n`. A message that already had all its
-// attempts (the last one was never acknowledged before the restart) is a dead letter.
+// leaves. A message reloaded after a restart with `n` attempts already made is published into the
+// stream's bus with the publish option `attempts: n`: the core counts from there (the next
+// delivery is attempt `n + 1`, `maxAttempts` bounds the total) and decides retries and dead
+// letters; one that already had all its attempts (the last one never acknowledged before the
+// restart) is a dead letter without a further delivery. Reloaded and new messages share the one
+// bus, so per-key order holds across restarts.
 //
 // Limits (config.js): per stream at most `STREAM_MAX_MESSAGES` messages and `STREAM_MAX_BYTES`
 // bytes (a new message drops the oldest ones, like the bus's `dropOldest`; counted `dropped`),
@@ -193,7 +195,7 @@ export class Streams {
 
   _open(def) {
     const s = {
-      ns: DEFAULT_NS, ...def, lanes: new Map(), members: new Map(), mem: new Map(), unverified: [], verified: true,
+      ns: DEFAULT_NS, ...def, bus: new Bus({ maxQueue: Infinity }), subs: new Map(), members: new Map(), mem: new Map(), unverified: [], verified: true,
       tokenBySeq: new Map(), count: 0, bytes: 0, nextSeq: 1, cursor: 0,
     };
     for (const k of STREAM_COUNTS) s[k] = def[k] ?? 0;
@@ -206,24 +208,14 @@ export class Streams {
       this.indexes.set(s.ns, index);
     }
     s.indexSub = index.subscribe(def.pattern, () => { this.matched.push(s); });
-    this._lane(s, 0);
+    s.bus.subscribe(`$dead.${s.group}`, (dead) => this._dead(s, dead));
     return s;
   }
 
-  /** The bus of messages that had `base` attempts before they were reloaded. */
-  _lane(s, base) {
-    let lane = s.lanes.get(base);
-    if (lane !== undefined) return lane;
-    lane = { base, bus: new Bus({ maxQueue: Infinity }), subs: new Map(), live: 0 };
-    lane.bus.subscribe(`$dead.${s.group}`, (dead) => this._dead(s, lane, dead));
-    s.lanes.set(base, lane);
-    for (const member of s.members.values()) this._laneMember(s, lane, member);
-    return lane;
-  }
-
-  _laneMember(s, lane, member) {
-    lane.subs.set(member.key, lane.bus.subscribe(s.pattern, (seq, msg) => this._deliver(s, lane, member, seq, msg.attempt), {
-      group: s.group, maxAttempts: s.maxAttempts - lane.base, ackTimeoutMs: s.ackTimeoutMs, concurrency: 100,
+  /** A member's subscription to the stream's bus. */
+  _subscribeMember(s, member) {
+    s.subs.set(member.key, s.bus.subscribe(s.pattern, (seq, msg) => this._deliver(s, member, seq, msg.attempt), {
+      group: s.group, maxAttempts: s.maxAttempts, ackTimeoutMs: s.ackTimeoutMs, concurrency: 100,
     }));
   }
 
@@ -312,25 +304,20 @@ export class Streams {
     for (const r of rows) {
       s.cursor = r.seq;
       const env = JSON.parse(r.env);
-      const e = { seq: r.seq, env, bytes: r.bytes, attempts: r.attempts, lane: undefined, removed: false };
+      const e = { seq: r.seq, env, bytes: r.bytes, attempts: r.attempts, removed: false };
       if (r.at <= now - this.cfg.STREAM_MAX_AGE_MS) {
         this._remove(s, r.seq, r.bytes, 'expired');
         this._saveDef(s);
         finished = true;
         continue;
       }
-      if (r.attempts >= s.maxAttempts) {
-        // Delivered maxAttempts times and never acknowledged before the hub restarted: the core
-        // allowed no further attempt, and the outcome of the last one is "not acknowledged".
-        s.mem.set(r.seq, e);
-        this._deadLetter(s, e, r.attempts, { code: 'HANDLER_TIMEOUT', message: `not acknowledged after ${r.attempts} attempt(s); the last one was cut short by a restart of the hub` });
-        finished = true;
-        continue;
-      }
-      e.lane = this._lane(s, r.attempts);
-      e.lane.live++;
       s.mem.set(r.seq, e);
-      e.lane.bus.publish(env.topic, r.seq, env.key === undefined ? { id: env.id } : { id: env.id, key: env.key });
+      // The core counts the attempts made before (a restart) and decides what comes next; one
+      // that had them all is dead at once (`_dead`, in this call: the page may refill).
+      const o = { id: env.id, attempts: r.attempts };
+      if (env.key !== undefined) o.key = env.key;
+      s.bus.publish(env.topic, r.seq, o);
+      if (!s.mem.has(r.seq)) finished = true;
     }
     return finished || rows.length === room;
   }
@@ -338,10 +325,6 @@ export class Streams {
   /** A message of the page is finished (acknowledged, dead, or removed): out of memory; the page refills. */
   _finish(s, e) {
     s.mem.delete(e.seq);
-    if (e.lane !== undefined && --e.lane.live === 0 && e.lane.base > 0) {
-      for (const sub of e.lane.subs.values()) sub.unsubscribe();
-      s.lanes.delete(e.lane.base);
-    }
     if (this.streams.get(s.key) === s) this._fill(s);
   }
 
@@ -372,31 +355,30 @@ export class Streams {
     if (s.members.has(mk)) return;
     const member = { home, conn, sub, key: mk, tokens: new Set() };
     s.members.set(mk, member);
-    for (const lane of s.lanes.values()) this._laneMember(s, lane, member);
+    this._subscribeMember(s, member);
   }
 
-  _deliver(s, lane, member, seq, attempt) {
+  _deliver(s, member, seq, attempt) {
     const e = s.mem.get(seq);
     // Removed by a limit or a deletion while in memory: nothing to deliver, the core may forget it.
     if (e === undefined || e.removed) {
       if (e !== undefined) this._finish(s, e);
       return undefined;
     }
-    const total = lane.base + attempt;
     // The attempt is stored before the delivery leaves (same turn: the output gate holds the send).
-    this.sql.exec('UPDATE msgs SET attempts = ? WHERE sid = ? AND seq = ?', total, s.sid, seq);
-    e.attempts = total;
+    this.sql.exec('UPDATE msgs SET attempts = ? WHERE sid = ? AND seq = ?', attempt, s.sid, seq);
+    e.attempts = attempt;
     return new Promise((resolve, reject) => {
       const d = deliveryToken();
       // The previous delivery's token (its ack deadline passed): retired, its acknowledgement is late.
       const previous = s.tokenBySeq.get(seq);
       if (previous !== undefined) this._retire(previous);
-      if (total > 1) s.redelivered++;
+      if (attempt > 1) s.redelivered++;
       s.tokenBySeq.set(seq, d);
       this.pending.set(d, { resolve, reject, s, member, seq });
       member.tokens.add(d);
       // `o`: this instance, so that the home can vouch for the token after this hub restarted.
-      this.hub.forward(member.home, { g: [member.conn, member.sub], e: e.env, d, a: total, o: this.hub.bootId });
+      this.hub.forward(member.home, { g: [member.conn, member.sub], e: e.env, d, a: attempt, o: this.hub.bootId });
     });
   }
 
@@ -481,10 +463,8 @@ export class Streams {
       const member = s.members.get(mk);
       if (member === undefined) continue;
       s.members.delete(mk);
-      for (const lane of s.lanes.values()) {
-        lane.subs.get(mk)?.unsubscribe();
-        lane.subs.delete(mk);
-      }
+      s.subs.get(mk)?.unsubscribe();
+      s.subs.delete(mk);
       // Retired, so that an acknowledgement that crossed the leave is late, not refused.
       for (const d of [...member.tokens]) {
         const p = this.pending.get(d);
@@ -514,9 +494,7 @@ export class Streams {
     this.streams.delete(key);
     s.indexSub.unsubscribe();
     for (const e of s.mem.values()) e.removed = true;
-    for (const lane of s.lanes.values()) {
-      for (const sub of lane.subs.values()) sub.unsubscribe();
-    }
+    for (const sub of s.subs.values()) sub.unsubscribe();
     for (const [d, p] of this.pending) if (p.s === s) this.pending.delete(d);
     this.hub.ctx.storage.delete(`g:${key}`);
     this.hub.counts.streamsDeleted++;
@@ -557,8 +535,8 @@ export class Streams {
     if (this.streams.get(s.key) === s) this.hub.ctx.storage.put(`g:${s.key}`, def);
   }
 
-  /** A message that failed its last attempt in the core (attempts counted from its lane's base). */
-  _dead(s, lane, dead) {
+  /** A message that failed its last attempt in the core (its attempts include those before a restart). */
+  _dead(s, dead) {
     const seq = dead.message?.payload;
     const e = s.mem.get(seq);
     // The last delivery's token (an ack timeout leaves it pending): acknowledging it now is late.
@@ -572,7 +550,7 @@ export class Streams {
       this._finish(s, e);
       return;
     }
-    this._deadLetter(s, e, lane.base + dead.attempts, dead.error);
+    this._deadLetter(s, e, dead.attempts, dead.error);
   }
 
   /**

@@ -137,7 +137,9 @@ impl<P: Clone> Broker<P> {
         let batch = wq.claims_batches(&member);
         let sub = self.subs.get_mut(member.index, member.gen)?;
         for m in &msgs {
-            if m.attempt == 1 {
+            // Latency is to the first delivery by this bus (a message published with attempts
+            // made elsewhere starts past 1).
+            if m.attempt == m.prior + 1 {
                 let latency = m.published_at.map_or(0, |t| now.saturating_sub(t));
                 sub.counted().latency.record(latency);
                 self.latency.record(latency);

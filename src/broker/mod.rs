@@ -25,7 +25,7 @@ mod tests;
 use crate::batch::{BatchPolicy, BatchQueue, Pushed};
 use crate::dedupe::{DedupeWindow, IdempotenceFilter};
 use crate::error::{Error, ErrorCode, Result};
-use crate::message::{Message, Outgoing};
+use crate::message::{check_prior_attempts, Message, Outgoing};
 use crate::queue::{Overflow, SubQueue};
 use crate::router::Router;
 use crate::slab::Slab;

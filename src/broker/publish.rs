@@ -29,6 +29,7 @@ impl<P: Clone> Broker<P> {
         if self.closed {
             return Err(Error::closed("bus"));
         }
+        check_prior_attempts(msg.attempts)?;
         let subs = self.route(handle)?;
         if self.is_duplicate(msg.id.as_deref(), now) {
             return Ok(Published::Duplicate);
@@ -85,6 +86,7 @@ impl<P: Clone> Broker<P> {
             size,
             seq: self.seq,
             attempt: 1,
+            prior: 0,
             letter: Some(Rc::new(letter)),
         };
         if let Some((last, rest)) = subs.split_last() {
@@ -110,6 +112,9 @@ impl<P: Clone> Broker<P> {
     ) -> Result<Option<usize>> {
         if self.closed {
             return Err(Error::closed("bus"));
+        }
+        for m in &msgs {
+            check_prior_attempts(m.attempts)?;
         }
         let subs = self.route(handle)?;
         let is_delayed = |m: &Outgoing<P>| m.not_before.is_some_and(|at| at > now);
@@ -244,6 +249,7 @@ impl<P: Clone> Broker<P> {
             size: msg.size,
             seq: self.seq,
             attempt: 1,
+            prior: 0,
             letter: None,
         };
         Ok(Direct::Deliver(subs, message))
@@ -348,6 +354,7 @@ impl<P: Clone> Broker<P> {
             size: out.size,
             seq: self.seq,
             attempt: 1,
+            prior: out.attempts,
             letter: None,
         };
         if let Some((last, rest)) = subs.split_last() {

@@ -11,7 +11,7 @@ impl<P: Clone> Broker<P> {
         if group.is_none() && self.scheduled_ids.contains_key(id) {
             return Some(JobStatus {
                 state: JobState::Delayed,
-                attempts: 0,
+                attempts: self.delayed_attempts(id),
                 group: None,
             });
         }
@@ -33,11 +33,19 @@ impl<P: Clone> Broker<P> {
         if found.is_none() && group.is_some() && self.scheduled_ids.contains_key(id) {
             return Some(JobStatus {
                 state: JobState::Delayed,
-                attempts: 0,
+                attempts: self.delayed_attempts(id),
                 group: None,
             });
         }
         found.map(|(_, st)| st)
+    }
+
+    /// The attempts a delayed message was published with (made before it was published).
+    fn delayed_attempts(&self, id: &str) -> u32 {
+        self.scheduled_ids
+            .get(id)
+            .and_then(|seq| self.scheduled.get(seq))
+            .map_or(0, |s| s.msg.attempts)
     }
 
     /// Takes the next dead letter (announced by [`Event::Dead`]); the driver publishes it on
@@ -75,11 +83,12 @@ impl<P: Clone> Broker<P> {
                     size: s.msg.size,
                     seq,
                     attempt: 0,
+                    prior: s.msg.attempts,
                     letter: None,
                 },
                 group: None,
                 state: JobState::Delayed,
-                attempts: 0,
+                attempts: s.msg.attempts,
             });
         }
         for gid in self.groups.values() {

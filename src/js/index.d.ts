@@ -151,6 +151,13 @@ export interface PublishOptions {
   priority?: number;
   /** Visible to nobody before this time on the bus clock (ms); earlier times deliver at once. */
   notBefore?: number;
+  /**
+   * Attempts already made elsewhere (integer 0–1000, default 0). A work queue counts from there:
+   * the first delivery is attempt `attempts + 1`, `maxAttempts` bounds the total, and a message
+   * arriving with `attempts >= maxAttempts` is a dead letter without a delivery. Other
+   * subscriptions ignore it.
+   */
+  attempts?: number;
 }
 
 export interface PublishBatchOptions {
@@ -622,7 +629,7 @@ export interface ShardedBusStats {
   perShard: ShardStats[];
 }
 
-export interface ShardedPublishOptions extends PublishOptions {
+export interface ShardedPublishOptions extends Omit<PublishOptions, 'attempts'> {
   /** ArrayBuffers to move to the worker instead of copying (detached here after sending). */
   transfer?: ArrayBuffer[];
 }

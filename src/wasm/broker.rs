@@ -570,6 +570,7 @@ impl WasmBroker {
     }
 
     /// Publishes one message: 0 accepted, 1 duplicate, 2 must wait (only when `wait`).
+    /// `attempts`: attempts already made (see [`Outgoing::attempts`]; above 1000 `INVALID_OPTION`).
     #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &mut self,
@@ -582,12 +583,14 @@ impl WasmBroker {
         size: f64,
         priority: u32,
         not_before_ms: f64,
+        attempts: u32,
         now_ms: f64,
         wait: bool,
     ) -> Result<u32, JsValue> {
         let mut msg = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
         msg.priority = priority;
         msg.not_before = not_before(not_before_ms);
+        msg.attempts = attempts;
         let r = self
             .core
             .publish_to(
@@ -672,6 +675,7 @@ impl WasmBroker {
             size: count(size),
             priority: 0,
             not_before: None,
+            attempts: 0,
         }
     }
 

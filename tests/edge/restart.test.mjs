@@ -140,6 +140,45 @@ test('an attempt count survives: a nack, a SIGKILL, then the retry is attempt 3 
   await consumer.close();
 });
 
+test('per-key order holds across a SIGKILL for a key whose first message had been attempted: one message of the key in flight, in publish order', { timeout: 120_000 }, async () => {
+  const sub = { op: 'sub', id: 1, pattern: 'ko.jobs', group: 'keyorder', maxAttempts: 5, ackTimeoutMs: 60000 };
+  let consumer = await connect();
+  assert.equal((await consumer.request(sub)).t, 'ok');
+  const res = await server.post('/publish', [
+    { topic: 'ko.jobs', payload: 1, id: 'ko-1', key: 'k' },
+    { topic: 'ko.jobs', payload: 2, id: 'ko-2', key: 'k' },
+  ], token);
+  assert.deepEqual(res.body.results.map((r) => r.accepted), [true, true]);
+  const [first] = await consumer.waitMessages(1);
+  assert.deepEqual([first.msg.id, first.attempt], ['ko-1', 1]);
+  // ko-1 dies in flight with one attempt made; ko-2 of its key was never delivered.
+  await server.crash();
+  await consumer.closedPromise;
+  consumer = await connect();
+  assert.equal((await consumer.request(sub)).t, 'ok');
+  const [again] = await consumer.waitMessages(1);
+  assert.deepEqual([again.msg.id, again.attempt], ['ko-1', 2]);
+  // The hub reloads its page in one turn: by the time ko-1 arrived, anything else it would have
+  // delivered was in flight too. Only ko-1 is.
+  assert.equal((await stream('keyorder')).inFlight, 1);
+  await server.post('/publish', { topic: 'ko.jobs', payload: 3, id: 'ko-3', key: 'k' }, token);
+  assert.equal((await stream('keyorder')).inFlight, 1);
+  consumer.send({ op: 'ack', sub: 1, d: [again.d] });
+  const [, second] = await consumer.waitMessages(2);
+  assert.deepEqual([second.msg.id, second.attempt], ['ko-2', 1]);
+  assert.equal((await stream('keyorder')).inFlight, 1);
+  consumer.send({ op: 'ack', sub: 1, d: [second.d] });
+  const [, , third] = await consumer.waitMessages(3);
+  assert.deepEqual([third.msg.id, third.attempt], ['ko-3', 1]);
+  consumer.send({ op: 'ack', sub: 1, d: [third.d] });
+  await consumer.request({ op: 'sub', id: 2, pattern: 'sync.ko' });
+  let g;
+  for (let i = 0; i < 50 && (g = await stream('keyorder')).stored > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual([g.stored, g.inFlight, g.dead], [0, 0, 0]);
+  assert.deepEqual(consumer.messages().map((m) => m.msg.id), ['ko-1', 'ko-2', 'ko-3']);
+  await consumer.close();
+});
+
 test('/stats counters written with the change: a SIGKILL right after the answers loses none', { timeout: 120_000 }, async () => {
   const before = (await server.stats()).total;
   const msgs = Array.from({ length: 25 }, (_, i) => ({ topic: `cnt.t${i % 5}`, payload: i }));

@@ -10,10 +10,11 @@
 //   routed = delivered + dropped + expired + cancelled + queued, delivered = handler calls,
 //   failed = failures reported to onError, inFlight = unsettled calls;
 // - bus totals: published, duplicates (an exact model of the id window), delivered, subscriptions;
-// - every work-queue message ends done, dead or expired exactly once: attempts numbered 1..k,
-//   done after exactly one successful call (the last), dead after maxAttempts failures (or fewer,
-//   when its TTL ends before its retry) with one letter on `$dead.<group>`, expired only when
-//   never tried;
+// - every work-queue message ends done, dead or expired exactly once: attempts numbered 1..k
+//   (a..k after a publish with `attempts: a - 1`, which count towards maxAttempts), done after
+//   exactly one successful call (the last), dead after maxAttempts failures (or fewer, when its
+//   TTL ends before its retry; without a call when published with all of them made) with one
+//   letter on `$dead.<group>`, expired only when never tried;
 // - nothing hangs: every publishAsync, drain() and close() settles once handlers settle and
 //   virtual time moves on.
 //
@@ -49,7 +50,7 @@ const opArb = fc.oneof(
   { weight: 3, arbitrary: fc.record({ t: fc.constant('sub'), pattern: patternArb, gated: fc.boolean(), failMod: failModArb, options: subOptionsArb }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('member'), group: fc.integer({ min: 0, max: 1 }), gated: fc.boolean(), failMod: failModArb, concurrency: fc.integer({ min: 1, max: 2 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('unsub'), i: fc.nat() }) },
-  { weight: 8, arbitrary: fc.record({ t: fc.constant('pub'), topic: topicArb, key: fc.option(fc.constantFrom('k1', 'k2')), ttlMs: fc.option(fc.integer({ min: 1, max: 40 })), priority: fc.option(fc.integer({ min: 0, max: 2 })) }) },
+  { weight: 8, arbitrary: fc.record({ t: fc.constant('pub'), topic: topicArb, key: fc.option(fc.constantFrom('k1', 'k2')), ttlMs: fc.option(fc.integer({ min: 1, max: 40 })), priority: fc.option(fc.integer({ min: 0, max: 2 })), attempts: fc.option(fc.integer({ min: 0, max: 3 }), { freq: 3 }) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('pubAsync'), topic: topicArb, key: fc.option(fc.constantFrom('k1', 'k2')), mutate: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('dup'), i: fc.nat(), topic: topicArb }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('batch'), topic: topicArb, size: fc.integer({ min: 1, max: 3 }), key: fc.option(fc.constantFrom('k1', 'k2')) }) },
@@ -77,7 +78,7 @@ const BAD_TOPICS = ['', 'a..b', '.a', 'a.', 'a.*', '>', 'a.>', 'a b', 'a\tb', 'a
 const BAD_PATTERNS = ['', 'a..b', '>.a', 'a*', '*a', 'a.>b', ' a', 42, null, undefined, {}, Symbol('p')];
 const ODD_VALUES = [NaN, Infinity, -Infinity, -1, -0.5, 0.5, 0, -0, 2 ** 31, 2 ** 53, 2 ** 64, 1e308, '5', '', true, false,
   null, {}, [], [1], Symbol('v'), 10n, () => 1, new Number(3), new Date(0)];
-const PUBLISH_KEYS = ['id', 'key', 'ttlMs', 'priority', 'notBefore', 'headers', 'ids', 'bogus'];
+const PUBLISH_KEYS = ['id', 'key', 'ttlMs', 'priority', 'notBefore', 'attempts', 'headers', 'ids', 'bogus'];
 const SUB_KEYS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch', 'group', 'maxAttempts', 'backoff', 'ackTimeoutMs', 'bogus'];
 const NOT_OBJECTS = [42, 'x', true, Symbol('o'), () => ({}), 5n];
 const BAD_HANDLERS = [null, undefined, 42, 'f', {}, [], Promise.resolve()];
@@ -109,7 +110,7 @@ const HOSTILE = [
   ['publish', (bus, v) => bus.publish('$h', 1, pick(NOT_OBJECTS, v))],
   ['subscribe', (bus, v) => bus.subscribe('$h', () => {}, pick(NOT_OBJECTS, v))],
   ['subscribe', (bus, v) => bus.subscribe('$h', pick(BAD_HANDLERS, v))],
-  ['publish', (bus, v) => bus.publish('$h', 1, shifty(pick(['ttlMs', 'priority', 'key', 'id', 'notBefore'], v), [1, NaN, -1, {}]))],
+  ['publish', (bus, v) => bus.publish('$h', 1, shifty(pick(['ttlMs', 'priority', 'key', 'id', 'notBefore', 'attempts'], v), [1, NaN, -1, {}]))],
   ['subscribe', (bus, v) => bus.subscribe('$h', () => {}, shifty(pick(['concurrency', 'maxQueue', 'timeoutMs', 'overflow'], v), [1, NaN, 'dropOldest', -1]))],
   ['publish', (bus, v) => bus.publish('$h', 1, proxyOf({ ttlMs: 5 }, (k) => (k === 'ttlMs' ? pick(ODD_VALUES, v) : undefined)))],
   ['subscribe', (bus, v) => bus.subscribe('$h', () => {}, proxyOf({ concurrency: 1 }, (k) => (k === 'concurrency' ? pick(ODD_VALUES, v) : undefined)))],
@@ -255,7 +256,8 @@ async function runOne({ groups: groupSpecs, ops }) {
 
   function newMessage(topic, key, sync) {
     const n = model.msgs.length;
-    const m = { n, topic, key, id: `m${n}`, sync, accepted: false, plain: new Set(), groups: new Set() };
+    // `prior`: attempts made before it was published (the publish option `attempts`).
+    const m = { n, topic, key, id: `m${n}`, sync, accepted: false, plain: new Set(), groups: new Set(), prior: 0 };
     model.msgs.push(m);
     return m;
   }
@@ -321,11 +323,11 @@ async function runOne({ groups: groupSpecs, ops }) {
       for (const [n, cs] of byMsg) {
         const m = model.msgs[n];
         check(m.groups.has(gi), `${where}: group ${g.name} handled message ${n} on ${m.topic}, not routed to it`);
-        cs.forEach((c, i) => check(c.attempt === i + 1, `${where}: group ${g.name}, message ${n}: call ${i + 1} has attempt ${c.attempt}`));
+        cs.forEach((c, i) => check(c.attempt === m.prior + i + 1, `${where}: group ${g.name}, message ${n}: call ${i + 1} has attempt ${c.attempt} (${m.prior} made before)`));
         check(cs.filter((c) => c.ok === true).length <= 1, `${where}: group ${g.name}: message ${n} acknowledged twice`);
         const open = cs.filter((c) => !c.settled && clock.now() < c.deadline).length;
         check(open <= 1, `${where}: group ${g.name}: message ${n} in ${open} live deliveries at once`);
-        check(cs.length <= g.maxAttempts, `${where}: group ${g.name}: message ${n} tried ${cs.length} times, maxAttempts ${g.maxAttempts}`);
+        check(m.prior + cs.length <= g.maxAttempts, `${where}: group ${g.name}: message ${n} tried ${cs.length} times after ${m.prior}, maxAttempts ${g.maxAttempts}`);
       }
     }
   }
@@ -383,6 +385,7 @@ async function runOne({ groups: groupSpecs, ops }) {
         if (op.key !== null) options.key = op.key;
         if (op.ttlMs !== null) options.ttlMs = m.ttlMs = op.ttlMs;
         if (op.priority !== null) options.priority = op.priority;
+        if (op.attempts !== null) options.attempts = m.prior = op.attempts;
         let r;
         try {
           r = bus.publish(op.topic, { n: m.n }, options);
@@ -578,17 +581,20 @@ async function runOne({ groups: groupSpecs, ops }) {
       finished++;
       if (status.state === 'done') {
         check(cs.length > 0 && cs[cs.length - 1].ok === true, `${name}: done without a successful last call`);
-        check(status.attempts === cs.length, `${name}: attempts ${status.attempts}`);
+        check(status.attempts === m.prior + cs.length, `${name}: attempts ${status.attempts}`);
       } else if (status.state === 'dead') {
         dead++;
-        // After maxAttempts failed calls, or fewer when its TTL ended before another try could run.
-        const tries = cs.length === g.maxAttempts || (m.ttlMs !== undefined && cs.length >= 1 && cs.length < g.maxAttempts);
-        check(tries && cs.every((c) => c.ok === false), `${name}: dead without ${g.maxAttempts} failed calls`);
-        check(status.attempts === cs.length, `${name}: attempts ${status.attempts}`);
+        // After maxAttempts failed attempts (those made before it was published count, and one
+        // published with all of them made is not called), or fewer when its TTL ended before
+        // another try could run.
+        const made = m.prior + cs.length;
+        const tries = made === Math.max(g.maxAttempts, m.prior) || (m.ttlMs !== undefined && made >= 1 && made < g.maxAttempts);
+        check(tries && cs.every((c) => c.ok === false), `${name}: dead without ${g.maxAttempts} failed attempts`);
+        check(status.attempts === made, `${name}: attempts ${status.attempts}`);
       } else {
         // Expired (its TTL ended before any call: one that failed first is dead), or dropped by the
         // group's bounded stream (after failed calls only).
-        check((status.state === 'expired' && cs.length === 0) || (status.state === 'dropped' && cs.every((c) => c.ok === false)),
+        check((status.state === 'expired' && cs.length === 0 && m.prior === 0) || (status.state === 'dropped' && cs.every((c) => c.ok === false)),
           `${name}: ended ${status.state}`);
       }
     }

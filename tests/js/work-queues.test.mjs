@@ -404,6 +404,15 @@ test('work queue: bad options and arguments get named errors and change nothing'
     [{ notBefore: Infinity }, /notBefore/],
     [{ notBefore: -1 }, /notBefore/],
     [{ notBefore: '10' }, /notBefore/],
+    [{ attempts: -1 }, /attempts/],
+    [{ attempts: 1.5 }, /attempts/],
+    [{ attempts: 1001 }, /attempts/],
+    [{ attempts: 2 ** 32 }, /attempts/],
+    [{ attempts: NaN }, /attempts/],
+    [{ attempts: Infinity }, /attempts/],
+    [{ attempts: '2' }, /attempts/],
+    [{ attempts: null }, /attempts/],
+    [{ attempts: 2n }, /attempts/],
   ];
   for (const [options, re] of badPublish) {
     throwsCode(() => bus.publish('q', 1, options), 'INVALID_OPTION', re);
@@ -415,6 +424,49 @@ test('work queue: bad options and arguments get named errors and change nothing'
   assertStillWorks(bus);
   bus.publish('q', 'fine');
   assert.equal(bus.stats().groups[0].done, 1);
+});
+
+test('work queue: a message published with attempts made counts from there; one with all of them made is dead without a delivery', async () => {
+  const clock = new ManualClock(0);
+  const reported = [];
+  const bus = new Bus({ clock, onError: (e, msg, sub) => reported.push([e.code, msg.payload, sub.group]) });
+  const calls = [];
+  const g = gates();
+  bus.subscribe('q', (p, msg) => { calls.push(`${p}#${msg.attempt}`); return g.wait(p); },
+    { group: 'w', maxAttempts: 3, concurrency: 4, backoff: { initialMs: 10, maxMs: 10 } });
+  const plain = [];
+  bus.subscribe('q', (p, msg) => { plain.push(`${p}#${msg.attempt}`); });
+  const dead = [];
+  bus.subscribe('$dead.w', (l) => dead.push([l.message.payload, l.attempts, l.error.code]));
+  // One key: the first message had two attempts before, the third had all three.
+  bus.publish('q', 'a', { id: 'a', key: 'k', attempts: 2 });
+  bus.publish('q', 'b', { id: 'b', key: 'k' });
+  bus.publish('q', 'c', { id: 'c', key: 'k', attempts: 3 });
+  bus.publish('q', 'd', { id: 'd', key: 'k', attempts: 0 });
+  await settle();
+  assert.deepEqual(calls, ['a#3'], 'one message of the key at a time, counted from its attempts');
+  assert.deepEqual(plain, ['a#1', 'b#1', 'c#1', 'd#1'], 'plain subscriptions ignore attempts');
+  assert.deepEqual(bus.status('a'), { state: 'in-flight', attempts: 3, group: 'w' });
+  g.ok('a');
+  await settle();
+  assert.deepEqual(calls, ['a#3', 'b#1']);
+  g.ok('b');
+  await settle();
+  // `c` died in its turn, without a delivery, as the member's failure; `d` comes after it.
+  assert.deepEqual(calls, ['a#3', 'b#1', 'd#1']);
+  assert.deepEqual(dead, [['c', 3, 'HANDLER_TIMEOUT']]);
+  assert.deepEqual(reported, [['HANDLER_TIMEOUT', 'c', 'w']]);
+  assert.deepEqual(bus.status('c'), { state: 'dead', attempts: 3, group: 'w' });
+  g.ok('d');
+  // publishAsync takes it too.
+  await bus.publishAsync('q', 'e', { id: 'e', attempts: 2 });
+  await settle();
+  assert.deepEqual(calls.at(-1), 'e#3');
+  g.fail('e', new Error('no'));
+  await settle();
+  assert.deepEqual(dead.at(-1), ['e', 3, 'HANDLER_FAILED']);
+  const st = bus.stats().groups[0];
+  assert.deepEqual([st.published, st.done, st.dead, st.retried], [5, 3, 2, 0]);
 });
 
 test('work queue: an unknown status is undefined; status can name the group', () => {

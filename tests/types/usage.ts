@@ -79,6 +79,9 @@ async function main(): Promise<void> {
   jobs.subscribe('jobs.>', (claimed: Message[]) => void claimed, { group: 'g', batch: { maxBytes: 10 } });
   // @ts-expect-error priorities are numbers
   jobs.publish('jobs.eu', 1, { priority: 'high' });
+  jobs.publish<Order>('jobs.eu', { id: 6, region: 'eu' }, { id: 'j-6', key: 'c-1', attempts: 2 });
+  // @ts-expect-error attempts is a number
+  jobs.publish('jobs.eu', 1, { attempts: '2' });
 
   const filter = new IdempotenceFilter({ maxIds: 10 });
   const first: boolean = filter.check('a');

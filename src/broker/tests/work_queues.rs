@@ -6,6 +6,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::driver::*;
 use crate::broker::*;
+use crate::message::MAX_PRIOR_ATTEMPTS;
 use crate::work_queue::{JobState, RetryPolicy};
 
 fn retry(max_attempts: u32, backoff_ms: u64) -> SubscribeOptions {
@@ -461,4 +462,185 @@ fn a_publisher_waiting_on_a_full_work_queue_knows_which_and_hears_of_room() {
     assert_eq!(d.b.waiting_on(h), None);
     let out = d.send("jobs", Outgoing::new(3), PublishMode::Wait).unwrap();
     assert_eq!(out, Published::Accepted { matched: 1 });
+}
+
+/// A message published with `attempts` already made elsewhere.
+fn attempted(payload: u32, id: &str, key: Option<&str>, attempts: u32) -> Outgoing<u32> {
+    let mut m = Driver::with_id(payload, id);
+    m.key = key.map(Rc::from);
+    m.attempts = attempts;
+    m
+}
+
+#[test]
+fn a_message_published_with_attempts_made_counts_from_there_and_max_attempts_bounds_the_total() {
+    let mut d = Driver::new();
+    d.member("jobs", "workers", retry(3, 10));
+    d.send("jobs", attempted(1, "a", None, 1), PublishMode::Now)
+        .unwrap();
+    let first = d.pump().remove(0);
+    assert_eq!((first.attempt, first.final_attempt), (2, false));
+    assert_eq!(state(&d, "a"), Some((JobState::InFlight, 2)));
+    assert_eq!(
+        d.stats().latency.count,
+        1,
+        "its first delivery here counts for latency"
+    );
+    d.fail(1, "boom");
+    assert_eq!(state(&d, "a"), Some((JobState::Failed, 2)));
+    let third = d.advance_to_deadline().unwrap().remove(0);
+    assert_eq!((third.attempt, third.final_attempt), (3, true));
+    d.take_events();
+    d.fail(1, "boom again");
+    assert_eq!(d.take_events(), vec![Event::Dead]);
+    let (letter, unreported) = d.b.take_dead().unwrap();
+    assert_eq!(
+        unreported, None,
+        "the final delivery reports its own failure"
+    );
+    assert_eq!(letter.attempts, 3);
+    assert_eq!(&*letter.error.message, "boom again");
+    assert_eq!(state(&d, "a"), Some((JobState::Dead, 3)));
+    let g = &d.stats().groups[0];
+    assert_eq!((g.published, g.retried, g.dead), (1, 1, 1));
+}
+
+#[test]
+fn a_message_that_arrives_with_every_attempt_made_is_one_dead_letter_without_a_delivery() {
+    let mut d = Driver::new();
+    let m = d.member("jobs", "workers", retry(3, 10));
+    let watcher = d.sub("$dead.workers");
+    d.take_events();
+    d.send("jobs", attempted(1, "a", None, 3), PublishMode::Now)
+        .unwrap();
+    d.send("jobs", attempted(2, "b", None, 7), PublishMode::Now)
+        .unwrap();
+    assert!(
+        d.running.is_empty() && d.pump().is_empty(),
+        "never delivered"
+    );
+    assert_eq!(d.take_events(), vec![Event::Dead, Event::Dead]);
+    for (payload, attempts) in [(1, 3), (2, 7)] {
+        let (letter, report) = d.publish_next_dead(100 + payload);
+        assert_eq!(
+            report,
+            Some(m),
+            "reported once, as the failure of the member that claimed it"
+        );
+        assert_eq!(&*letter.group, "workers");
+        assert_eq!(letter.message.payload, payload);
+        assert_eq!(letter.attempts, attempts);
+        assert_eq!(letter.error.code, ErrorCode::HandlerTimeout);
+        assert_eq!(
+            &*letter.error.message,
+            format!("not acknowledged in the {attempts} attempt(s) made before it was published")
+        );
+    }
+    assert!(d.b.take_dead().is_none(), "one letter each");
+    assert_eq!(d.run_ok(), vec![101, 102]);
+    assert_eq!(state(&d, "a"), Some((JobState::Dead, 3)));
+    let g = &d.stats().groups[0];
+    assert_eq!((g.published, g.done, g.retried, g.dead), (2, 0, 0, 2));
+    assert_eq!(d.sub_stats(m).failed, 2);
+    assert_eq!(d.sub_stats(m).delivered, 0);
+    assert_eq!(d.sub_stats(watcher).delivered, 2);
+}
+
+#[test]
+fn a_key_keeps_its_order_when_its_first_message_arrives_with_attempts_made() {
+    let mut d = Driver::new();
+    d.member(
+        "jobs",
+        "workers",
+        SubscribeOptions {
+            concurrency: 4,
+            ..retry(3, 10)
+        },
+    );
+    d.send("jobs", attempted(1, "k1", Some("k"), 2), PublishMode::Now)
+        .unwrap();
+    d.send("jobs", attempted(2, "k2", Some("k"), 0), PublishMode::Now)
+        .unwrap();
+    d.send("jobs", attempted(3, "k3", Some("k"), 3), PublishMode::Now)
+        .unwrap();
+    d.send("jobs", attempted(4, "k4", Some("k"), 0), PublishMode::Now)
+        .unwrap();
+    let first = d.pump();
+    assert_eq!(first.len(), 1, "one message of the key at a time");
+    assert_eq!((first[0].payloads[0], first[0].attempt), (1, 3));
+    d.ok(1);
+    let second = d.pump();
+    assert_eq!((second[0].payloads[0], second[0].attempt), (2, 1));
+    d.take_events();
+    d.ok(2);
+    // The third died in its turn, without a delivery; the fourth comes after it.
+    assert_eq!(d.take_events(), vec![Event::Dead]);
+    let fourth = d.pump();
+    assert_eq!((fourth[0].payloads[0], fourth[0].attempt), (4, 1));
+    assert_eq!(state(&d, "k3"), Some((JobState::Dead, 3)));
+}
+
+#[test]
+fn a_plain_subscription_ignores_attempts_made() {
+    let mut d = Driver::new();
+    d.member("jobs", "workers", retry(3, 10));
+    let plain = d.sub("jobs");
+    d.send("jobs", attempted(1, "a", None, 3), PublishMode::Now)
+        .unwrap();
+    let started = d.pump();
+    assert_eq!(started.len(), 1, "the group buried it");
+    assert_eq!(
+        (started[0].sub, started[0].attempt, started[0].final_attempt),
+        (plain, 1, true)
+    );
+    d.ok(1);
+    assert_eq!(d.sub_stats(plain).delivered, 1);
+    assert_eq!(d.stats().groups[0].dead, 1);
+}
+
+#[test]
+fn attempts_above_the_limit_are_refused_at_the_call_and_nothing_is_published() {
+    let mut d = Driver::new();
+    d.member("jobs", "workers", SubscribeOptions::default());
+    let e = d
+        .send(
+            "jobs",
+            attempted(1, "a", None, MAX_PRIOR_ATTEMPTS + 1),
+            PublishMode::Now,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidOption);
+    assert!(e.message().contains("`attempts`"), "{e}");
+    let handle = d.b.resolve("jobs").unwrap();
+    let e =
+        d.b.publish_batch(
+            handle,
+            vec![Outgoing::new(2), attempted(3, "b", None, u32::MAX)],
+            d.now,
+            PublishMode::Now,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidOption);
+    assert_eq!(d.stats().published, 0);
+    assert_eq!(state(&d, "a"), None);
+    d.send(
+        "jobs",
+        attempted(4, "c", None, MAX_PRIOR_ATTEMPTS),
+        PublishMode::Now,
+    )
+    .unwrap();
+    assert_eq!(d.stats().published, 1);
+}
+
+#[test]
+fn a_delayed_message_reports_the_attempts_it_was_published_with_then_counts_from_there() {
+    let mut d = Driver::new();
+    d.member("jobs", "workers", retry(3, 10));
+    let mut later = attempted(1, "later", None, 2);
+    later.not_before = Some(d.now + 10 * MS);
+    d.send("jobs", later, PublishMode::Now).unwrap();
+    assert_eq!(state(&d, "later"), Some((JobState::Delayed, 2)));
+    assert_eq!(d.b.remaining()[0].attempts, 2);
+    let first = d.advance(10).remove(0);
+    assert_eq!((first.attempt, first.final_attempt), (3, true));
 }

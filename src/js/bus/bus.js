@@ -25,7 +25,7 @@ const NO_COMPLETIONS = new Uint32Array(0);
 const NO_WORDS = NO_COMPLETIONS; // final words of a subscription that counted nothing
 const NO_FLAGS = new Uint8Array(0);
 
-const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
+const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore', 'attempts'];
 const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
 
 // UTF-8 length without allocating.
@@ -495,7 +495,7 @@ export class Bus {
     try {
       r = this._core.publish(
         route.handle, route.gen, slot, o.id, o.key, o.ttlMs ?? 0,
-        size, o.priority ?? 0, o.notBefore ?? -1, env.publishedAt, wait,
+        size, o.priority ?? 0, o.notBefore ?? -1, o.attempts ?? 0, env.publishedAt, wait,
       );
     } catch (e) {
       throw fromCore(e);

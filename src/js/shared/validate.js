@@ -154,6 +154,8 @@ export function checkClock(clock, where) {
 
 const PRIORITY = { integer: true, min: 0, max: 2 ** 32 - 1 };
 const NOT_BEFORE = { min: 0 };
+/** Attempts already made (the core's MAX_PRIOR_ATTEMPTS). */
+const ATTEMPTS = { integer: true, min: 0, max: 1000 };
 
 /**
  * A validated snapshot of publish options (as `snapshot` reads them: each own key once, unknown
@@ -166,7 +168,7 @@ export function parsePublishOptions(options, allowed) {
   if (options === undefined) return EMPTY_OPTIONS;
   const o = {
     id: undefined, key: undefined, ttlMs: undefined, headers: undefined, priority: undefined, notBefore: undefined,
-    ids: undefined, transfer: undefined,
+    attempts: undefined, ids: undefined, transfer: undefined,
   };
   try {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -182,6 +184,7 @@ export function parsePublishOptions(options, allowed) {
       else if (k === 'headers') o.headers = options.headers;
       else if (k === 'priority') o.priority = options.priority;
       else if (k === 'notBefore') o.notBefore = options.notBefore;
+      else if (k === 'attempts') o.attempts = options.attempts;
       else if (k === 'ids') o.ids = options.ids;
       else if (k === 'transfer') o.transfer = options.transfer;
     }
@@ -194,6 +197,7 @@ export function parsePublishOptions(options, allowed) {
   if (o.ttlMs !== undefined) numberValue(o.ttlMs, 'ttlMs', DURATION);
   if (o.priority !== undefined) numberValue(o.priority, 'priority', PRIORITY);
   if (o.notBefore !== undefined) numberValue(o.notBefore, 'notBefore', NOT_BEFORE);
+  if (o.attempts !== undefined) numberValue(o.attempts, 'attempts', ATTEMPTS);
   if (o.headers !== undefined) o.headers = headersOption(o.headers);
   if (o.ids !== undefined) {
     const ids = arraySnapshot(o.ids, 'ids');

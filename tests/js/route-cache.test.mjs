@@ -124,3 +124,21 @@ test('a route is cached from its topic\'s second publish on: topics published on
   assert.deepEqual(got.slice(-2), ['x', 'y']);
   assert.equal(bus.stats().published, 1005);
 });
+
+test('a topic that is not a string is refused even when its text names a cached route', () => {
+  const bus = new Bus();
+  const got = [];
+  bus.subscribe('v.1', (p) => got.push(p));
+  bus.subscribe('1', (p) => got.push(p));
+  // Cached (second publish on) and published to last: both ways publish finds a route first.
+  for (let i = 0; i < 3; i++) bus.publish('1', i);
+  for (let i = 0; i < 3; i++) bus.publish('v.1', i);
+  let read = 0;
+  const named = { toString() { read++; return 'v.1'; } };
+  assert.throws(() => bus.publish(named, 'x'), (e) => e.code === 'INVALID_TOPIC');
+  assert.throws(() => bus.publish(1, 'y'), (e) => e.code === 'INVALID_TOPIC');
+  assert.throws(() => bus.publish(new String('v.1'), 'z'), (e) => e.code === 'INVALID_TOPIC');
+  assert.equal(read, 0);
+  assert.deepEqual(got, [0, 1, 2, 0, 1, 2]);
+  assert.equal(bus.stats().published, 6);
+});

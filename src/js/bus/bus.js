@@ -28,6 +28,14 @@ const NO_FLAGS = new Uint8Array(0);
 const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore', 'attempts'];
 const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
 
+// The entry of a cached route (see _resolve) is one array: [route, publishes counted on it,
+// handler…], the handlers only when the route is plain (all of them take only the payload). The
+// direct path reads nothing else, so a publish to a plain route touches one object besides the
+// bus.
+const PLAIN_ROUTE = 0;
+const PLAIN_SENT = 1;
+const PLAIN_FNS = 2;
+
 // UTF-8 length without allocating.
 function utf8Length(s) {
   let n = 0;
@@ -165,14 +173,14 @@ export class Bus {
     // Short ASCII topics are resolved through buffers the core lends (no string crossing).
     [this._topicPtr, this._topicRoom] = this._core.topic_scratch();
     this._subs = [];            // by core slot index
-    // Topic → { handle, gen, subs, batch, queued }. A Map, not an object: looking up a topic
-    // not in it (every topic unique) stays a hash probe, where an object's keyed lookup of a
-    // fresh string goes through the runtime (several hundred ns).
+    // Topic → the entry of its cached route (see PLAIN_ROUTE). A Map, not an object: looking up
+    // a topic not in it (every topic unique) stays a hash probe, where an object's keyed lookup
+    // of a fresh string goes through the runtime (several hundred ns).
     this._routes = new Map();
-    // The route published to last, ahead of the Map (one comparison for a topic published
-    // over and over); dropped with the Map's entry.
+    // The entry published to last, ahead of the Map (one comparison for a topic published over
+    // and over); dropped with the Map's entry.
     this._lastTopic = undefined;
-    this._lastRoute = undefined;
+    this._lastEntry = undefined;
     this._topicOf = [];              // topic handle → its topic, for the routes cached above
     this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
     this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
@@ -191,8 +199,10 @@ export class Bus {
     this._freeSlots = [];
     this._busy = 0;             // subscriptions the core has work for
     this._published = 0;        // published directly, not yet told to the core
-    this._dirty = [];           // cached routes with publishes counted on them (`sent`), see _fold
+    this._dirty = [];           // plain routes with publishes counted on them, see _fold
     this._epoch = 0;            // bumped by each _fold
+    this._running = undefined;  // the plain route _deliverPlain is calling the handlers of
+    this._at = 0;               // … and the index in it of the handler it is at
     this._waiters = [];         // publishAsync calls waiting for room
     this._admitting = false;
     this._idleWaiters = [];
@@ -393,14 +403,16 @@ export class Bus {
       }
     }
     // `batch`: sizes are needed; `queued`: it always goes through the core.
-    // `at`: while _deliverPlain calls this route's handlers, the one it is at (else -1).
-    const route = { handle, gen, subs, batch, queued: queued || batch, fns: undefined, sent: 0, at: -1 };
+    const route = { handle, gen, subs, batch, queued: queued || batch };
     // Cached from the topic's second publish on (the core says when it knows the topic): a
     // topic published once is not worth an entry.
     if (r[at + 2] === 1) {
-      // Handlers that take only the payload are called from one list (see _deliverPlain).
-      if (!route.queued && subs.length > 0 && !subs.some((x) => x.wants)) route.fns = subs.map((x) => x.handler);
-      this._routes.set(topic, route);
+      const entry = [route, 0];
+      // Handlers that take only the payload are called from the entry (see _deliverPlain).
+      if (!route.queued && subs.length > 0 && !subs.some((x) => x.wants)) {
+        for (let i = 0; i < subs.length; i++) entry.push(subs[i].handler);
+      }
+      this._routes.set(topic, entry);
       this._topicOf[handle] = topic;
     }
     return route;
@@ -411,7 +423,7 @@ export class Bus {
     this._routes.clear();
     this._topicOf = [];
     this._lastTopic = undefined;
-    this._lastRoute = undefined;
+    this._lastEntry = undefined;
   }
 
   /**
@@ -426,7 +438,7 @@ export class Bus {
         this._routes.delete(topic);
         if (topic === this._lastTopic) {
           this._lastTopic = undefined;
-          this._lastRoute = undefined;
+          this._lastEntry = undefined;
         }
         this._topicOf[handles[i]] = undefined;
       }
@@ -435,8 +447,8 @@ export class Bus {
 
   /** The cached route of a topic (validated on first use). */
   _route(topic) {
-    const route = this._routes.get(topic);
-    return route !== undefined ? route : this._resolve(topic);
+    const entry = this._routes.get(topic);
+    return entry !== undefined ? entry[PLAIN_ROUTE] : this._resolve(topic);
   }
 
   _direct(route) {
@@ -449,30 +461,28 @@ export class Bus {
 
   /** Publishes; returns false when the idempotence filter dropped it as a duplicate. */
   publish(topic, payload, options) {
-    // The hot path: a known topic, no options, idle subscriptions. (Only strings are keys.)
-    let route = this._lastRoute;
+    // The hot path: a known topic with a plain route, no options, idle subscriptions. (Only
+    // strings are keys.)
+    let entry = this._lastEntry;
     if (topic !== this._lastTopic) {
-      route = this._routes.get(topic);
-      if (route !== undefined) {
+      entry = this._routes.get(topic);
+      if (entry !== undefined) {
         this._lastTopic = topic;
-        this._lastRoute = route;
+        this._lastEntry = entry;
       }
     }
-    if (route !== undefined && options === undefined && this._depth === 0 && !this._closing) {
-      // A route with a list of functions is never queued (see _resolve).
-      if (route.fns !== undefined) {
-        if (this._busy === 0 || this._direct(route)) return this._deliverPlain(route, topic, payload);
-      } else if (!route.queued && (this._busy === 0 || this._direct(route))) {
-        return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS);
-      }
+    if (entry !== undefined && options === undefined && entry.length > PLAIN_FNS && this._depth === 0 &&
+        !this._closing && (this._busy === 0 || this._direct(entry[PLAIN_ROUTE]))) {
+      // A plain route is never queued (see _resolve).
+      return this._deliverPlain(entry, topic, payload);
     }
-    return this._publishSlowly(route, topic, payload, options);
+    return this._publishSlowly(entry, topic, payload, options);
   }
 
-  _publishSlowly(route, topic, payload, options) {
+  _publishSlowly(entry, topic, payload, options) {
     if (this._closing) fail('CLOSED', 'bus is closed');
     // `publish` found no cached route: resolve at once (no second lookup).
-    if (route === undefined) route = this._resolve(topic);
+    const route = entry !== undefined ? entry[PLAIN_ROUTE] : this._resolve(topic);
     const o = parsePublishOptions(options, PUBLISH_OPTIONS);
     return this._publish(route, topic, payload, o, false) !== DUPLICATE;
   }
@@ -531,98 +541,98 @@ export class Bus {
   }
 
   /**
-   * The direct path of a cached route whose handlers take only the payload: calls them from
-   * the route's list of functions, and counts the publish once, on the route (`sent`); _fold
-   * adds it to the subscriptions' counters before anything reads or changes them. A fold while
-   * a handler runs (it subscribed, unsubscribed, read stats) hands the rest of the publish to
-   * _deliverDirect, which counts one by one.
+   * The direct path of a plain route (its handlers take only the payload): calls them from the
+   * route's array, and counts the publish once, on that array; _fold adds it to the
+   * subscriptions' counters before anything reads or changes them. A fold while a handler runs
+   * (it subscribed, unsubscribed, read stats) hands the rest of the publish to _deliverDirect,
+   * which counts one by one.
    */
-  _deliverPlain(route, topic, payload) {
-    const fns = route.fns;
-    const n = fns.length;
-    if (route.sent++ === 0) this._dirty.push(route);
+  _deliverPlain(plain, topic, payload) {
+    if (plain[PLAIN_SENT]++ === 0) this._dirty.push(plain);
+    const n = plain.length;
     const epoch = this._epoch;
     let env;
-    let i = 0;
+    let i = PLAIN_FNS;
     // No try/finally here (it costs on every publish): a handler's throw is caught below, and
     // the steps that may throw otherwise (_plainFailed, _plainResult) call _plainEscaped
     // before they rethrow.
+    this._running = plain;
     this._depth++;
     for (; i < n; i++) {
-      route.at = i;
+      this._at = i;
       let r;
       try {
-        r = fns[i](payload);
+        r = plain[i](payload);
       } catch (err) {
-        env = this._plainFailed(route, i, err, env, topic, payload);
+        env = this._plainFailed(plain, i, err, env, topic, payload);
         if (this._epoch !== epoch) break;
         continue;
       }
-      if (r !== undefined) env = this._plainResult(route, i, r, env, topic, payload);
+      if (r !== undefined) env = this._plainResult(plain, i, r, env, topic, payload);
       if (this._epoch !== epoch) break;
     }
-    route.at = -1;
+    this._running = undefined;
     this._depth--;
-    if (i + 1 < n) return this._deliverDirect(route, topic, payload, EMPTY_OPTIONS, i + 1, env);
+    if (i + 1 < n) return this._deliverDirect(plain[PLAIN_ROUTE], topic, payload, EMPTY_OPTIONS, i + 1 - PLAIN_FNS, env);
     if (this._needPump) this._pump();
     return true;
   }
 
   /**
-   * A throw leaves _deliverPlain at handler `route.at`: the publish is counted for the handlers
+   * A throw leaves _deliverPlain at its handler `_at`: the publish is counted for the handlers
    * up to it only (as _deliverDirect counts), and the bus is out of dispatch again.
    */
-  _plainEscaped(route) {
+  _plainEscaped() {
     this._fold();
-    route.at = -1;
+    this._running = undefined;
     this._depth--;
   }
 
   /** Handler `i` of _deliverPlain threw: counted and reported. Returns the envelope made. */
-  _plainFailed(route, i, err, env, topic, payload) {
+  _plainFailed(plain, i, err, env, topic, payload) {
     try {
-      const s = route.subs[i];
+      const s = plain[PLAIN_ROUTE].subs[i - PLAIN_FNS];
       if (s._active) s.failed++;
       else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
       if (env === undefined) env = this._envelope(topic, payload, EMPTY_OPTIONS);
       this._failed(err, env, s);
       return env;
     } catch (e) {
-      this._plainEscaped(route);
+      this._plainEscaped();
       throw e;
     }
   }
 
   /** Handler `i` of _deliverPlain returned `r`: a promise is tracked. Returns the envelope made. */
-  _plainResult(route, i, r, env, topic, payload) {
+  _plainResult(plain, i, r, env, topic, payload) {
     try {
       if (r !== null && typeof r.then === 'function') {
         if (env === undefined) env = this._envelope(topic, payload, EMPTY_OPTIONS);
-        this._began(route.subs[i], r, env, undefined);
+        this._began(plain[PLAIN_ROUTE].subs[i - PLAIN_FNS], r, env, undefined);
       }
       return env;
     } catch (e) {
-      this._plainEscaped(route);
+      this._plainEscaped();
       throw e;
     }
   }
 
   /**
-   * Adds the publishes counted on routes (_deliverPlain) to the bus's and their subscriptions'
-   * counters. While a route is being delivered, the handlers after the running one have not
-   * had its current publish yet.
+   * Adds the publishes counted on plain routes (_deliverPlain) to the bus's and their
+   * subscriptions' counters. While a route is being delivered, the handlers after the running
+   * one have not had its current publish yet.
    */
   _fold() {
     const dirty = this._dirty;
     if (dirty.length === 0) return;
     this._epoch++;
     for (let d = 0; d < dirty.length; d++) {
-      const route = dirty[d];
-      const sent = route.sent;
-      route.sent = 0;
+      const plain = dirty[d];
+      const sent = plain[PLAIN_SENT];
+      plain[PLAIN_SENT] = 0;
       this._published += sent;
-      const subs = route.subs;
-      const at = route.at >= 0 ? route.at : subs.length;
+      const subs = plain[PLAIN_ROUTE].subs;
+      const at = plain === this._running ? this._at - PLAIN_FNS : subs.length;
       for (let i = 0; i < subs.length; i++) subs[i].delivered += i <= at ? sent : sent - 1;
     }
     dirty.length = 0;

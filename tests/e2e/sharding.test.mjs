@@ -73,6 +73,9 @@ test('two workers: every worker progresses to 100 %, and every key ran in order 
 
 test('Stop terminates the workers and says how many messages were left', async () => {
   await startLoad({ workers: 2, keys: 4, perKey: 200, workMs: 10 });
+  // This run's messages are out (the worker bars of the run before are replaced by then: a bar of
+  // that run with its count above 0 would otherwise let Stop be pressed while this one starts).
+  await page.waitForFunction(() => document.querySelector('#shard-status')?.textContent.startsWith('Published 800 messages'));
   await page.waitForFunction(() => Number(document.querySelector('#shard-list [data-shard]')?.dataset.done) > 0);
   await page.click('#shard-stop');
   const status = await page.textContent('#shard-status');

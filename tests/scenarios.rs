@@ -7,7 +7,7 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use edgebus::{
-    Bus, DedupeWindow, JobState, ManualClock, Message, Overflow, PublishOptions, RetryPolicy,
+    Bus, DedupeWindow, ManualClock, Message, Overflow, PublishOptions, RetryPolicy,
     SubscribeOptions, Subscription,
 };
 use futures::channel::oneshot;
@@ -64,19 +64,6 @@ fn overflow(v: &Value) -> Overflow {
         "reject" => Overflow::Reject,
         "wait" => Overflow::Wait,
         other => panic!("unknown overflow {other}"),
-    }
-}
-
-fn state_name(s: JobState) -> &'static str {
-    match s {
-        JobState::Pending => "pending",
-        JobState::Delayed => "delayed",
-        JobState::InFlight => "in-flight",
-        JobState::Failed => "failed",
-        JobState::Done => "done",
-        JobState::Dead => "dead",
-        JobState::Expired => "expired",
-        JobState::Dropped => "dropped",
     }
 }
 
@@ -392,7 +379,7 @@ fn run(doc: &Value, scenario: &Value) -> Result<(), String> {
                 let id = step["id"].as_str().unwrap();
                 let got = bus.status(id).map(|s| {
                     json!({
-                        "state": state_name(s.state),
+                        "state": s.state.as_str(),
                         "attempts": s.attempts,
                         "group": s.group.as_deref(),
                     })

@@ -4,9 +4,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, existsSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { launchChromium, watchPage } from '../../pkg-scripts/chromium.mjs';
+
+export { freePort } from '../edge/support/server.mjs';
 
 export const here = import.meta.dirname;
 export const tools = join(here, 'node_modules');
@@ -233,17 +234,6 @@ export function assertEqual(actual, expected, where) {
   const a = JSON.stringify(actual);
   const e = JSON.stringify(expected);
   if (a !== e) throw new Error(`${where}: got ${a}, expected ${e}`);
-}
-
-/** A free TCP port on 127.0.0.1. */
-export async function freePort() {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
 }
 
 function existingFile(what, candidates) {

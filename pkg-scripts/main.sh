@@ -43,7 +43,8 @@ node benches/node/run.mjs --json bench-results/node.json "${node_args[@]}"
 if ((browser_bench)); then
   step "browser benchmark page, $size size, in headless Chromium (bench-web/run.mjs)"
   node bench-web/run.mjs --size "$size"
-  step "done in $((SECONDS - started)) s: package in pkg/; tables in bench-results/node.json and bench-results/browser.json (screenshot bench-results/browser.png)"
+  page=browser; [[ $size == small ]] && page=browser-small
+  step "done in $((SECONDS - started)) s: package in pkg/; tables in bench-results/node.json and bench-results/$page.json (screenshot bench-results/$page.png)"
 elif ((serve)); then
   step "building and serving the demo site and the benchmark page (pkg-scripts/web.mjs serve; Ctrl-C stops)"
   node pkg-scripts/web.mjs serve --port "$port"

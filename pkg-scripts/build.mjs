@@ -5,6 +5,7 @@
 //   node pkg-scripts/build.mjs [--dev] [--js-only]
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rollup } from 'rollup';
@@ -18,17 +19,32 @@ const stage = join(root, 'target', 'wasm-pack');
 const cargo = readFileSync(join(root, 'Cargo.toml'), 'utf8');
 const version = /^version = "([^"]+)"/m.exec(cargo)[1];
 
-function run(cmd, args) {
+// --- How the .wasm is compiled and optimized (sizes and speed figures behind these choices:
+// BENCHMARKS.md, "WebAssembly size"; the budget is checked by pkg-scripts/size.mjs). ---
+// Cargo profile `wasm-release` (Cargo.toml: opt-level 2 on top of `release`'s LTO and one
+// codegen unit); `--dev` builds the unoptimized `dev` profile.
+const WASM_PACK_PROFILE = (isDev) => (isDev ? ['--dev'] : ['--profile', 'wasm-release']);
+// The build machine's paths (Cargo's registry, the checkout) are rewritten in what rustc embeds
+// (panic locations), so the .wasm names no directory of the machine that built it.
+function wasmPackEnv() {
+  const cargoHome = process.env.CARGO_HOME || join(homedir(), '.cargo');
+  const remap = [`--remap-path-prefix=${cargoHome}=/cargo`, `--remap-path-prefix=${root}=/edgebus`];
+  return { ...process.env, RUSTFLAGS: [process.env.RUSTFLAGS, ...remap].filter(Boolean).join(' ') };
+}
+// wasm-opt after wasm-bindgen: optimize for size, then drop the name and producers sections.
+const WASM_OPT_FLAGS = ['-Oz', '--converge', '--strip-debug', '--strip-producers'];
+
+function run(cmd, args, env = process.env) {
   console.log(`[build] ${cmd} ${args.join(' ')}`);
-  execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  execFileSync(cmd, args, { cwd: root, stdio: 'inherit', env });
 }
 
 for (const target of ['web', 'bundler', 'nodejs']) {
   if (jsOnly && existsSync(join(stage, target, 'edgebus_bg.wasm'))) continue;
   run('wasm-pack', [
     'build', '--target', target, '--out-dir', join(stage, target), '--out-name', 'edgebus',
-    '--no-pack', dev ? '--dev' : '--release',
-  ]);
+    '--no-pack', ...WASM_PACK_PROFILE(dev),
+  ], wasmPackEnv());
 }
 
 // wasm-opt from the npm package `binaryen` (a current release; Debian's is too old for the
@@ -41,7 +57,7 @@ if (!dev) {
     const wasm = join(stage, target, 'edgebus_bg.wasm');
     const marker = wasm + '.optimized';
     if (existsSync(marker) && readFileSync(marker, 'utf8') === String(statSync(wasm).mtimeMs)) continue;
-    run(wasmOpt, ['-O3', ...WASM_FEATURES, wasm, '-o', wasm]);
+    run(wasmOpt, [...WASM_OPT_FLAGS, ...WASM_FEATURES, wasm, '-o', wasm]);
     writeFileSync(marker, String(statSync(wasm).mtimeMs));
   }
 }

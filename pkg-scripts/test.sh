@@ -35,6 +35,9 @@ step "build the npm package"
 node pkg-scripts/build.mjs
 ln -sfn ../pkg node_modules/edgebus
 
+step "size of the package: raw and gzip bytes of the .wasm and the JavaScript files, the .wasm within its budget"
+node pkg-scripts/size.mjs
+
 step "Node benchmark, tiny size (smoke only)"
 node benches/node/run.mjs --quick > /dev/null
 

@@ -112,6 +112,27 @@ impl Clock for ManualClock {
     }
 }
 
+/// A duration in clock microseconds, written in milliseconds as the options take them: 1500 µs
+/// as `1.5`, 2000 µs as `2`. The same text as `micros as f64 / 1000.0` displays for every duration
+/// under 2^43 ms (exact there), with integer formatting only: float formatting would add about
+/// 14 KB to the WebAssembly build.
+pub(crate) struct Millis(pub(crate) u64);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (whole, mut frac) = (self.0 / 1000, self.0 % 1000);
+        if frac == 0 {
+            return write!(f, "{whole}");
+        }
+        let mut width = 3;
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        write!(f, "{whole}.{frac:0width$}")
+    }
+}
+
 /// Milliseconds (as used by the options) to clock microseconds, saturating.
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn ms_to_micros(ms: f64) -> u64 {
@@ -122,5 +143,37 @@ pub(crate) fn ms_to_micros(ms: f64) -> u64 {
         0
     } else {
         us.round() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Millis;
+
+    #[test]
+    fn millis_reads_as_the_float_display_of_the_milliseconds() {
+        let mut cases: Vec<u64> = (0..20_000).collect();
+        cases.extend([
+            999_999,
+            1_000_001,
+            1_234_567,
+            86_400_000_000,
+            (1 << 43) * 1000 - 1,
+            (1 << 40) * 1000 + 7,
+        ]);
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push(x % ((1 << 43) * 1000));
+        }
+        for micros in cases {
+            assert_eq!(
+                Millis(micros).to_string(),
+                (micros as f64 / 1000.0).to_string(),
+                "{micros} µs"
+            );
+        }
     }
 }

@@ -31,6 +31,7 @@ mod dedupe;
 mod error;
 mod exec;
 mod message;
+mod order;
 mod queue;
 mod router;
 mod shard;

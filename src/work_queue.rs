@@ -843,7 +843,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
 
     /// Every job not finished, in publish order, with its state (for a close summary).
     pub(crate) fn remaining(&self) -> Vec<(Message<P>, JobState, u32)> {
-        let mut v: Vec<_> = self
+        let v: Vec<_> = self
             .jobs
             .iter()
             .map(|(_, _, j)| {
@@ -855,7 +855,6 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
                 (j.msg.clone(), state, j.attempts)
             })
             .collect();
-        v.sort_by_key(|(m, _, _)| m.seq);
-        v
+        crate::order::sorted_by_key(v, |(m, _, _)| m.seq)
     }
 }

@@ -10,14 +10,14 @@ impl<P: Clone> Broker<P> {
 
     /// A statistics snapshot of the broker and every live subscription.
     pub fn stats(&self) -> BusStats {
-        let mut per: Vec<SubscriptionStats> = self
+        let per: Vec<SubscriptionStats> = self
             .subs
             .iter()
             .filter(|(_, _, s)| s.live && !matches!(s.kind, Kind::Group(_)))
             .map(|(_, _, s)| s.stats(s.order, self.group_name(s).map(|g| &**g)))
             .collect();
-        per.sort_by_key(|s| s.id);
-        let mut groups: Vec<(u64, GroupStats)> = self
+        let per = crate::order::sorted_by_key(per, |s| s.id);
+        let groups: Vec<(u64, GroupStats)> = self
             .groups
             .values()
             .filter_map(|gid| self.subs.get(gid.index, gid.gen))
@@ -43,7 +43,7 @@ impl<P: Clone> Broker<P> {
                 _ => None,
             })
             .collect();
-        groups.sort_by_key(|(order, _)| *order);
+        let groups = crate::order::sorted_by_key(groups, |(order, _)| *order);
         let group_depth: usize = groups.iter().map(|(_, g)| g.depth as usize).sum();
         let c = &self.counters;
         BusStats {

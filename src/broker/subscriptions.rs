@@ -112,8 +112,8 @@ impl<P: Clone> Broker<P> {
                             "backoff",
                             format!(
                                 "{{ initialMs: {}, maxMs: {} }}",
-                                wq.policy().backoff_initial as f64 / 1000.0,
-                                wq.policy().backoff_max as f64 / 1000.0
+                                crate::clock::Millis(wq.policy().backoff_initial),
+                                crate::clock::Millis(wq.policy().backoff_max)
                             ),
                         );
                     }

@@ -133,12 +133,10 @@ impl<P: Clone> Broker<P> {
     /// times out (and a dead letter carries): `not acknowledged within 50 ms` for a work-queue
     /// member, `handler did not settle within 50 ms` otherwise.
     pub fn timeout_message(&self, sub: SubId) -> String {
-        let (ms, member) = self.subs.get(sub.index, sub.gen).map_or((0.0, false), |s| {
-            (
-                s.timeout().unwrap_or(0) as f64 / 1000.0,
-                matches!(s.kind, Kind::Member(_)),
-            )
+        let (ms, member) = self.subs.get(sub.index, sub.gen).map_or((0, false), |s| {
+            (s.timeout().unwrap_or(0), matches!(s.kind, Kind::Member(_)))
         });
+        let ms = crate::clock::Millis(ms);
         if member {
             format!("not acknowledged within {ms} ms")
         } else {

@@ -150,20 +150,27 @@ impl<P: Clone> Broker<P> {
         self.router.matches(topic, &mut found);
         let subs = &self.subs;
         let order = |id: &SubId| subs.get(id.index, id.gen).map_or(0, |s| s.order);
-        // Each subscription's order looked up once, not at every comparison.
+        // Each subscription's order looked up once, not at every comparison; `(order, id)`
+        // pairs (orders are unique) sorted by the crate's one sort routine.
+        let pair = |id: &SubId| (order(id), u64::from(id.index) << 32 | u64::from(id.gen));
+        let unpair = |(_, id): (u64, u64)| SubId::from_parts((id >> 32) as u32, id as u32);
         const FEW: usize = 16;
         if found.len() <= FEW {
-            let mut keyed = [(0, SubId::from_parts(0, 0)); FEW];
+            let mut keyed = [(0, 0); FEW];
             for (k, id) in keyed.iter_mut().zip(&found) {
-                *k = (order(id), *id);
+                *k = pair(id);
             }
             let keyed = &mut keyed[..found.len()];
-            keyed.sort_unstable_by_key(|&(o, _)| o);
-            for (id, &(_, k)) in found.iter_mut().zip(keyed.iter()) {
-                *id = k;
+            crate::order::sort_pairs(keyed);
+            for (id, &k) in found.iter_mut().zip(keyed.iter()) {
+                *id = unpair(k);
             }
         } else {
-            found.sort_by_cached_key(order);
+            let mut keyed: Vec<(u64, u64)> = found.iter().map(pair).collect();
+            crate::order::sort_pairs(&mut keyed);
+            for (id, &k) in found.iter_mut().zip(keyed.iter()) {
+                *id = unpair(k);
+            }
         }
         let list: Rc<[SubId]> = Rc::from(&found[..]);
         self.scratch = found;

@@ -65,9 +65,9 @@ impl<P: Clone> Broker<P> {
     /// groups with no member left, and failed messages waiting for a retry. In publish order.
     pub fn remaining(&self) -> Vec<Remaining<P>> {
         let mut out: Vec<Remaining<P>> = Vec::new();
-        let mut seqs: Vec<u64> = self.scheduled.keys().copied().collect();
-        seqs.sort_unstable();
-        for seq in seqs {
+        let mut seqs: Vec<(u64, u64)> = self.scheduled.keys().map(|&s| (s, 0)).collect();
+        crate::order::sort_pairs(&mut seqs);
+        for (seq, _) in seqs {
             let Some(s) = self.scheduled.get(&seq) else {
                 continue;
             };

@@ -24,6 +24,7 @@
 //! refuses a handle of another generation, so a cached handle never reaches another topic.
 
 use super::error::to_js;
+use super::js::{self, Fields, Obj};
 use super::scratch_str;
 use crate::batch::BatchPolicy;
 use crate::broker::{
@@ -36,7 +37,6 @@ use crate::message::Outgoing;
 use crate::queue::Overflow;
 use crate::snapshot::SubscriptionStats;
 use crate::work_queue::{Retention, RetryPolicy};
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -51,22 +51,6 @@ const CLAIMED: u32 = 7;
 const DEAD: u32 = 8;
 const FAILED: u32 = 9;
 const RETIRED: u32 = 10;
-
-/// A message a closing bus could not deliver (its envelope is in the driver's table).
-#[derive(Serialize)]
-struct Left<'a> {
-    slot: u32,
-    group: Option<&'a str>,
-    state: &'a str,
-    attempts: u32,
-}
-
-#[derive(Serialize)]
-struct Status<'a> {
-    state: &'a str,
-    attempts: u32,
-    group: Option<&'a str>,
-}
 
 /// A message's place in the driver's envelope table; the last copy dropped frees it.
 #[derive(Debug)]
@@ -108,59 +92,34 @@ const MUST_WAIT: u32 = 2;
 /// [["dropOldest", 0], …] }`.
 #[wasm_bindgen]
 pub fn protocol() -> Result<JsValue, JsValue> {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Records {
-        deliver: u32,
-        batch: u32,
-        timed_out: u32,
-        idle: u32,
-        room: u32,
-        release: u32,
-        claimed: u32,
-        dead: u32,
-        failed: u32,
-        retired: u32,
+    let records = Obj::new()
+        .num("deliver", DELIVER.into())
+        .num("batch", BATCH.into())
+        .num("timedOut", TIMED_OUT.into())
+        .num("idle", IDLE.into())
+        .num("room", ROOM.into())
+        .num("release", RELEASE.into())
+        .num("claimed", CLAIMED.into())
+        .num("dead", DEAD.into())
+        .num("failed", FAILED.into())
+        .num("retired", RETIRED.into());
+    let verdicts = Obj::new()
+        .num("accepted", ACCEPTED.into())
+        .num("duplicate", DUPLICATE.into())
+        .num("mustWait", MUST_WAIT.into());
+    // `[name, code]` pairs in the order the API lists them.
+    let overflow = js_sys::Array::new();
+    for (i, (_, name)) in OVERFLOWS.iter().enumerate() {
+        overflow.push(&js_sys::Array::of2(
+            &JsValue::from_str(name),
+            &JsValue::from(i as u32),
+        ));
     }
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Verdicts {
-        accepted: u32,
-        duplicate: u32,
-        must_wait: u32,
-    }
-    #[derive(Serialize)]
-    struct Protocol {
-        records: Records,
-        verdicts: Verdicts,
-        /// `[name, code]` pairs in the order the API lists them.
-        overflow: Vec<(&'static str, u32)>,
-    }
-    let p = Protocol {
-        records: Records {
-            deliver: DELIVER,
-            batch: BATCH,
-            timed_out: TIMED_OUT,
-            idle: IDLE,
-            room: ROOM,
-            release: RELEASE,
-            claimed: CLAIMED,
-            dead: DEAD,
-            failed: FAILED,
-            retired: RETIRED,
-        },
-        verdicts: Verdicts {
-            accepted: ACCEPTED,
-            duplicate: DUPLICATE,
-            must_wait: MUST_WAIT,
-        },
-        overflow: OVERFLOWS
-            .iter()
-            .enumerate()
-            .map(|(i, (_, name))| (*name, i as u32))
-            .collect(),
-    };
-    serde_wasm_bindgen::to_value(&p).map_err(|e| JsValue::from_str(&e.to_string()))
+    Ok(Obj::new()
+        .set("records", &records.into_js())
+        .set("verdicts", &verdicts.into_js())
+        .set("overflow", &overflow)
+        .into_js())
 }
 
 fn mode(wait: bool) -> PublishMode {
@@ -209,8 +168,7 @@ fn resolve_into(core: &mut Broker<Slot>, topic: &str, out: &mut Vec<u32>) -> Res
 
 /// A subscription's options as the JavaScript layer hands them over: one object, in the API's
 /// words, with the overflow policy as its code (see [`protocol`]).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct SubscribeArgs {
     concurrency: Option<u32>,
     max_queue: Option<f64>,
@@ -222,8 +180,7 @@ struct SubscribeArgs {
     backoff: Option<BackoffArgs>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct BatchArgs {
     max_size: Option<f64>,
     max_bytes: Option<f64>,
@@ -232,14 +189,57 @@ struct BatchArgs {
     backoff: Option<BackoffArgs>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct BackoffArgs {
     initial_ms: Option<f64>,
     max_ms: Option<f64>,
 }
 
+impl BackoffArgs {
+    fn read(at: &JsValue, name: &'static str) -> Result<BackoffArgs, crate::error::Error> {
+        let f = Fields::of(at, name)?;
+        Ok(BackoffArgs {
+            initial_ms: f.f64("initialMs")?,
+            max_ms: f.f64("maxMs")?,
+        })
+    }
+}
+
 impl SubscribeArgs {
+    /// Reads the object (camelCase fields; the ones it leaves out read as `None`).
+    fn read(options: &JsValue) -> Result<SubscribeArgs, crate::error::Error> {
+        let f = Fields::of(options, "options")?;
+        let batch = match f.object("batch", "options.batch")? {
+            Some(b) => {
+                let bf = Fields::of(&b, "options.batch")?;
+                Some(BatchArgs {
+                    max_size: bf.f64("maxSize")?,
+                    max_bytes: bf.f64("maxBytes")?,
+                    max_wait_ms: bf.f64("maxWaitMs")?,
+                    max_attempts: bf.u32("maxAttempts")?,
+                    backoff: bf
+                        .object("backoff", "options.batch.backoff")?
+                        .map(|v| BackoffArgs::read(&v, "options.batch.backoff"))
+                        .transpose()?,
+                })
+            }
+            None => None,
+        };
+        Ok(SubscribeArgs {
+            concurrency: f.u32("concurrency")?,
+            max_queue: f.f64("maxQueue")?,
+            overflow: f.i32("overflow")?,
+            timeout_ms: f.f64("timeoutMs")?,
+            batch,
+            group: f.string("group")?,
+            max_attempts: f.u32("maxAttempts")?,
+            backoff: f
+                .object("backoff", "options.backoff")?
+                .map(|v| BackoffArgs::read(&v, "options.backoff"))
+                .transpose()?,
+        })
+    }
+
     fn into_options(self) -> SubscribeOptions {
         let group = self.group.map(|name| {
             let named = self.max_attempts.is_some() || self.backoff.is_some();
@@ -375,12 +375,7 @@ impl WasmBroker {
         let args: SubscribeArgs = if options.is_undefined() {
             SubscribeArgs::default()
         } else {
-            serde_wasm_bindgen::from_value(options).map_err(|e| {
-                to_js(crate::error::Error::invalid_option(
-                    "options",
-                    e.to_string(),
-                ))
-            })?
+            SubscribeArgs::read(&options).map_err(to_js)?
         };
         let options = args.into_options();
         let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
@@ -506,7 +501,7 @@ impl WasmBroker {
             stats.latency.p50_ms = next() as f64 / 1000.0;
             stats.latency.p99_ms = next() as f64 / 1000.0;
         }
-        serde_wasm_bindgen::to_value(&stats).map_err(JsValue::from)
+        js::subscription_stats(&stats)
     }
 
     /// Validates and resolves a topic: `[handle index, handle gen, known, sub index, sub gen,
@@ -856,7 +851,7 @@ impl WasmBroker {
         let a = js_sys::Array::new();
         a.push(&JsValue::from(id.index()));
         a.push(&JsValue::from(id.generation()));
-        a.push(&serde_wasm_bindgen::to_value(&stats).map_err(JsValue::from)?);
+        a.push(&js::subscription_stats(&stats)?);
         Ok(a.into())
     }
 
@@ -886,29 +881,29 @@ impl WasmBroker {
     /// Where a work-queue message stands: `{ state, attempts, group }` or `undefined`.
     pub fn status(&self, id: &str, group: Option<String>, now_ms: f64) -> Result<JsValue, JsValue> {
         match self.core.status(id, group.as_deref(), ms_to_micros(now_ms)) {
-            Some(st) => serde_wasm_bindgen::to_value(&Status {
-                state: st.state.as_str(),
-                attempts: st.attempts,
-                group: st.group.as_deref(),
-            })
-            .map_err(JsValue::from),
+            Some(st) => Ok(Obj::new()
+                .set("state", &JsValue::from_str(st.state.as_str()))
+                .num("attempts", st.attempts.into())
+                .opt_str("group", st.group.as_deref())
+                .into_js()),
             None => Ok(JsValue::UNDEFINED),
         }
     }
 
     /// What a close would leave undelivered: `[{ slot, group, state, attempts }]`.
     pub fn remaining(&self) -> Result<JsValue, JsValue> {
-        let left = self.core.remaining();
-        let rows: Vec<Left> = left
-            .iter()
-            .map(|r| Left {
-                slot: r.message.payload().slot,
-                group: r.group.as_deref(),
-                state: r.state.as_str(),
-                attempts: r.attempts,
-            })
-            .collect();
-        serde_wasm_bindgen::to_value(&rows).map_err(JsValue::from)
+        let rows = js_sys::Array::new();
+        for r in self.core.remaining().iter() {
+            rows.push(
+                &Obj::new()
+                    .num("slot", r.message.payload().slot.into())
+                    .opt_str("group", r.group.as_deref())
+                    .set("state", &JsValue::from_str(r.state.as_str()))
+                    .num("attempts", r.attempts.into())
+                    .into_js(),
+            );
+        }
+        Ok(rows.into())
     }
 
     /// Gives back a delivery whose subscription left before it started.
@@ -978,13 +973,13 @@ impl WasmBroker {
 
     /// Statistics snapshot as a plain object.
     pub fn stats(&self) -> Result<JsValue, JsValue> {
-        serde_wasm_bindgen::to_value(&self.core.stats()).map_err(JsValue::from)
+        js::bus_stats(&self.core.stats())
     }
 
     /// One subscription's statistics, or `undefined` once it is gone.
     pub fn subscription_stats(&self, index: u32, gen: u32) -> Result<JsValue, JsValue> {
         match self.core.subscription_stats(SubId::from_parts(index, gen)) {
-            Some(s) => serde_wasm_bindgen::to_value(&s).map_err(JsValue::from),
+            Some(s) => js::subscription_stats(&s),
             None => Ok(JsValue::UNDEFINED),
         }
     }

@@ -4,6 +4,7 @@
 mod broker;
 mod error;
 mod filter;
+mod js;
 mod shard;
 
 use wasm_bindgen::prelude::*;

@@ -2,8 +2,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const pkgSource = join(import.meta.dirname, '..', '..', 'pkg');
@@ -240,4 +240,27 @@ test('the build run before setup says to run pkg-scripts/setup.sh, not a raw spa
   execFileSync('ln', ['-s', join(repo, 'node_modules'), join(fresh, 'node_modules')]);
   check(build(), 'wasm-pack is not on the PATH');
   assert.equal(existsSync(join(fresh, 'pkg')), false, 'nothing was built');
+});
+
+test('the tarball names no directory of the machine that built it (home, cargo registry, checkout)', () => {
+  const repo = join(import.meta.dirname, '..', '..');
+  const places = [...new Set([homedir(), process.env.CARGO_HOME, realpathSync(repo)])]
+    .filter((p) => p !== undefined && p.length > 1).map((p) => p.replace(/\/$/, '') + '/');
+  const found = [];
+  const walk = (path) => {
+    for (const e of readdirSync(path, { withFileTypes: true })) {
+      const file = join(path, e.name);
+      if (e.isDirectory()) {
+        walk(file);
+        continue;
+      }
+      const bytes = readFileSync(file);
+      for (const place of places) {
+        const at = bytes.indexOf(place);
+        if (at >= 0) found.push(`${file.slice(installed.length + 1)}: ${bytes.subarray(at, at + 100).toString('latin1').split('\0')[0]}`);
+      }
+    }
+  };
+  walk(installed);
+  assert.deepEqual(found, []);
 });

@@ -28,9 +28,10 @@ function answer(response) {
 
 async function compileModule(input) {
   let source = input === undefined ? defaultWasm() : input;
-  let what = 'the bytes given to init()';
+  // What the error names: the URL requested, or where the bytes came from.
+  let what;
   if (typeof source === 'string' || source instanceof URL || (typeof Request === 'function' && source instanceof Request)) {
-    what = String(source instanceof URL || typeof source === 'string' ? source : source.url);
+    what = typeof source === 'string' || source instanceof URL ? String(source) : source.url;
     try {
       source = await fetch(source);
     } catch (e) {
@@ -40,8 +41,8 @@ async function compileModule(input) {
     source = await source;
   }
   if (typeof Response === 'function' && source instanceof Response) {
-    if (what === 'the bytes given to init()') what = source.url || 'the Response given to init()';
-    if (!source.ok) throw loadError(what, `${answer(source)}`);
+    what ??= source.url || 'the Response given to init()';
+    if (!source.ok) throw loadError(what, answer(source));
     const type = source.headers.get('Content-Type');
     if (typeof WebAssembly.compileStreaming === 'function' && type !== null && type.startsWith('application/wasm')) {
       try {
@@ -62,7 +63,8 @@ async function compileModule(input) {
   try {
     return await WebAssembly.compile(source);
   } catch (e) {
-    throw loadError(what, `not a WebAssembly module (${errorText(e)})`, e);
+    throw loadError(input === undefined ? 'the bytes the package carries' : 'the bytes given to init()',
+      `not a WebAssembly module (${errorText(e)})`, e);
   }
 }
 

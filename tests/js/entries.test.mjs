@@ -80,7 +80,7 @@ test('each entry carries only its own platform: no Node code for browsers, bundl
   // workers at all: no Web Worker, no shard-worker file.
   for (const entry of ['index.workerd.mjs', 'index.bundler.mjs']) {
     for (const file of graph(entry)) {
-      if (!file.endsWith('.wasm')) assert.doesNotMatch(source(file), /new Worker\(|shard-worker/, `${entry} loads ${file}`);
+      if (!file.endsWith('.wasm')) assert.doesNotMatch(source(file), /new Worker\(|['"`]\.\/shard-worker/, `${entry} loads ${file}`);
     }
   }
   assert.match(source('index.node.cjs'), /require\('node:worker_threads'\)/);

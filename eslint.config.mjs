@@ -17,7 +17,7 @@ export default [
     ignores: [
       'src/js/**', 'www/src/**', 'bench-web/src/**', 'tests/browser/*.page.mjs', 'tests/edge/browser/**',
       'benches/sharding/page.mjs', 'benches/sharding/workerpool-worker.web.js',
-      'edge/src/**', 'edge/bench/worker.js', 'edge/test-fixtures/**',
+      'edge/src/**', 'edge/bench/worker.js', 'edge/test-fixtures/**', 'tests/pack/apps/browser/**', 'tests/pack/apps/worker/**',
     ],
     languageOptions: { globals: { ...globals.node } },
   },
@@ -41,15 +41,22 @@ export default [
     files: ['src/js/entries/shard-worker.web.js'],
     languageOptions: { globals: { ...globals.worker } },
   },
-  // Browser pages: the demo site, the benchmark page, the pages the browser tests load.
+  // Browser pages: the demo site, the benchmark page, the pages the browser tests load, the
+  // packaging matrix's app (its shard worker and handlers run in module Web Workers).
   {
-    files: ['www/src/**', 'bench-web/src/**', 'tests/browser/*.page.mjs', 'tests/edge/browser/**', 'benches/sharding/page.mjs'],
+    files: [
+      'www/src/**', 'bench-web/src/**', 'tests/browser/*.page.mjs', 'tests/edge/browser/**', 'benches/sharding/page.mjs',
+      'tests/pack/apps/browser/**',
+    ],
     languageOptions: { globals: { ...globals.browser } },
   },
   // Node scripts that drive headless Chromium: the functions they hand to page.evaluate() and
   // page.waitForFunction() run in the page, so these names are the page's.
   {
-    files: ['tests/e2e/**', 'tests/browser/*.test.mjs', 'tests/edge/browser.test.mjs', 'bench-web/run.mjs', 'benches/sharding/browser.mjs'],
+    files: [
+      'tests/e2e/**', 'tests/browser/*.test.mjs', 'tests/edge/browser.test.mjs', 'bench-web/run.mjs', 'benches/sharding/browser.mjs',
+      'tests/pack/support.mjs',
+    ],
     languageOptions: { globals: { window: 'readonly', document: 'readonly', crossOriginIsolated: 'readonly' } },
   },
   // Web Workers. workerpool's web worker gets `workerpool` from the script it loads with importScripts().
@@ -69,7 +76,7 @@ export default [
   // Cloudflare Workers (the edge hub, the edge benchmark's worker, the client-worker fixture):
   // service-worker globals plus the Workers runtime's own.
   {
-    files: ['edge/src/**', 'edge/bench/worker.js', 'edge/test-fixtures/**'],
+    files: ['edge/src/**', 'edge/bench/worker.js', 'edge/test-fixtures/**', 'tests/pack/apps/worker/**'],
     languageOptions: {
       globals: { ...globals.serviceworker, WebSocketPair: 'readonly', WebSocketRequestResponsePair: 'readonly' },
     },

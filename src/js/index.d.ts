@@ -61,14 +61,15 @@ export interface Message<T = unknown> {
 }
 
 /**
- * A handler. It may return a Promise: the delivery then lasts until it settles (a rejection is a
- * failure). A handler declared with exactly one parameter receives only the payload; handlers
+ * A handler. It may return a Promise (any thenable): the delivery then lasts until it settles (a
+ * rejection is a failure). Any other value it returns is ignored, so `(p) => list.push(p)` is a
+ * handler. A handler declared with exactly one parameter receives only the payload; handlers
  * declaring none or two or more also receive the message.
  */
-export type Handler<T = unknown> = (payload: T, message: Message<T>) => void | PromiseLike<unknown>;
+export type Handler<T = unknown> = (payload: T, message: Message<T>) => unknown;
 
-/** A batch subscription's handler, called with up to `maxSize` messages at a time. */
-export type BatchHandler<T = unknown> = (messages: Message<T>[]) => void | PromiseLike<unknown>;
+/** A batch subscription's handler, called with up to `maxSize` messages at a time (returns as {@link Handler}). */
+export type BatchHandler<T = unknown> = (messages: Message<T>[]) => unknown;
 
 export interface BatchOptions {
   /** Most messages in one batch (default 100). */
@@ -368,7 +369,8 @@ export interface BatcherOptions<T = unknown> extends BatchOptions {
 
 /** Groups items and calls the handler with arrays, on size, bytes or time. */
 export class Batcher<T = unknown> {
-  constructor(handler: (items: T[]) => void | PromiseLike<unknown>, options?: BatcherOptions<T>);
+  /** `handler` may return a Promise (the batch is done when it settles); other values are ignored. */
+  constructor(handler: (items: T[]) => unknown, options?: BatcherOptions<T>);
   add(item: T): void;
   flush(): void;
   drain(): Promise<void>;
@@ -543,8 +545,11 @@ export interface ShardSubscription {
   stats(): SubscriptionStats | undefined;
 }
 
-/** The default export (or `setup` export) of a handlers module. */
-export type ShardSetup<D = unknown> = (bus: ShardSubscriber, context: ShardContext<D>) => void | PromiseLike<void>;
+/**
+ * The default export (or `setup` export) of a handlers module. It may return a Promise: the worker
+ * is ready once it settles (a rejection is WORKER_FAILED); other values are ignored.
+ */
+export type ShardSetup<D = unknown> = (bus: ShardSubscriber, context: ShardContext<D>) => unknown;
 
 export interface ShardedBusOptions<D = unknown> {
   /** URL of the handlers module each worker imports (an absolute path also works in Node). */

@@ -264,6 +264,18 @@ const pkg = {
   files: ['*.mjs', '*.cjs', '*.d.mts', '*.d.cts', 'web/'],
   keywords: ['pubsub', 'event-bus', 'wasm', 'wildcard', 'nats', 'batching', 'dedupe'],
 };
+// TypeScript's node10 resolution (`moduleResolution: node`) does not read `exports`: typesVersions
+// gives it the subpaths' declarations, the CommonJS ones where there are (node10 is CommonJS). The
+// .wasm has none: it is not a JavaScript module.
+const declarations = (target) => [...JSON.stringify(target).matchAll(/"types":"([^"]+)"/g)].map((m) => m[1]);
+pkg.typesVersions = {
+  '*': Object.fromEntries(Object.entries(pkg.exports)
+    .filter(([path]) => path !== '.' && !path.endsWith('.wasm') && !path.endsWith('.json'))
+    .map(([path, target]) => {
+      const types = declarations(target);
+      return [path.slice(2), [types.find((t) => t.endsWith('.d.cts')) ?? types[0]]];
+    })),
+};
 writeFileSync(join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
 // Every file the package names must be there (a renamed chunk or entry would otherwise ship broken).
 const named = [];

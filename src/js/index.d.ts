@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'MESSAGE_TOO_LARGE'
   | 'HANDLER_TIMEOUT'
   | 'NOT_INITIALIZED'
+  | 'WASM_LOAD'
   | 'UNSUPPORTED'
   | 'DATA_CLONE'
   | 'WORKER_CRASHED'
@@ -379,7 +380,8 @@ export class Batcher<T = unknown> {
 
 /**
  * Loads the WebAssembly module. Needed once in browsers (the `web` entry), before anything else:
- * `await init()`. Elsewhere (Node, workerd, bundler entry) it resolves at once.
+ * `await init()`. Elsewhere (Node, workerd, bundler entry) it resolves at once. Rejects with
+ * WASM_LOAD (the URL, the HTTP status and the content type) when the .wasm cannot be loaded.
  */
 export function init(input?: string | ArrayBuffer | ArrayBufferView | object): Promise<void>;
 

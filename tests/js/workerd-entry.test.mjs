@@ -15,16 +15,20 @@ const loader = pathToFileURL(join(import.meta.dirname, 'support', 'wasm-module-l
 
 test('the workerd condition resolves to an entry that imports the .wasm as a module', () => {
   const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
-  const entry = pkg.exports['.'].workerd;
+  const entry = pkg.exports['.'].workerd.default;
   assert.equal(entry, './index.workerd.mjs');
+  assert.equal(pkg.exports['.'].workerd.types, './index.d.mts');
   const source = readFileSync(join(pkgDir, entry), 'utf8');
-  assert.match(source, /import wasmModule from '\.\/web\/edgebus_bg\.wasm'/);
-  assert.match(source, /\binitSync\(\{ module: wasmModule \}\)/);
-  // No run-time compilation from bytes and no eval in the entry or the glue it loads.
-  const glue = readFileSync(join(pkgDir, 'web', 'edgebus.js'), 'utf8');
-  for (const text of [source, glue]) {
-    assert.doesNotMatch(text, /\beval\(|new Function\(/);
+  const imported = /^import ([\w$]+) from '\.\/web\/edgebus_bg\.wasm';$/m.exec(source);
+  assert.ok(imported, 'the entry imports the .wasm');
+  assert.match(source, new RegExp(`\\binitSync\\(\\{ module: ${imported[1].replace('$', '\\$')} \\}\\)`));
+  // No run-time compilation from bytes and no eval in the entry or the chunks it loads.
+  const files = [entry, ...[...source.matchAll(/^import .*'\.\/([\w.]+\.mjs)';$/gm)].map((m) => m[1])];
+  assert.ok(files.includes('edgebus.glue.mjs'), files.join());
+  for (const file of files) {
+    assert.doesNotMatch(readFileSync(join(pkgDir, file), 'utf8'), /\beval\(|new Function\(/, file);
   }
+  assert.doesNotMatch(source, /WebAssembly\.(compile|instantiate)|new WebAssembly\.Module/);
 });
 
 test('the workerd entry works without any init call', () => {

@@ -13,4 +13,4 @@ useShardPlatform(noThreadsPlatform('ShardedBus is not available from edgebus/bun
 
 export * from '../index.js';
 export { init, initSync };
-export default { ...api, init, initSync };
+export default /* @__PURE__ */ Object.assign({}, api, { init, initSync });

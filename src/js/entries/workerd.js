@@ -15,4 +15,4 @@ useShardPlatform(noThreadsPlatform('Cloudflare Workers have no threads, so Shard
 
 export * from '../index.js';
 export { init, initSync };
-export default { ...api, init, initSync };
+export default /* @__PURE__ */ Object.assign({}, api, { init, initSync });

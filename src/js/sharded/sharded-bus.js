@@ -20,6 +20,7 @@ import {
 import { matches } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
 import { Bus } from '../bus/bus.js';
+import { INSPECT, inspected } from '../shared/inspect.js';
 import { Deque, Histogram, checkCloneable, checkTransfer, publicMessage, rebuildError } from './values.js';
 
 const OPTIONS = ['workers', 'handlers', 'worker', 'data', 'maxInFlight', 'maxQueue', 'overflow', 'dedupe',
@@ -191,6 +192,10 @@ export class ShardedBus {
   }
 
   get closed() { return this._closing; }
+
+  /** Its public state: workers, and whether it is closed. */
+  toJSON() { return { workers: this.workers, closed: this._closing }; }
+  [INSPECT](depth, options, inspect) { return inspected('ShardedBus', this.toJSON(), options, inspect); }
 
   // ----- workers -----------------------------------------------------------------------------
 

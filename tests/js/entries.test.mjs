@@ -18,7 +18,7 @@ const source = (file) => readFileSync(join(pkgDir, file), 'utf8');
 
 const NAMES = [
   'Batcher', 'Bus', 'EdgebusError', 'IdempotenceFilter', 'ManualClock', 'ShardedBus', 'Subscription', 'checkPattern',
-  'checkTopic', 'connect', 'init', 'initSync', 'matches', 'shardOf',
+  'checkTopic', 'connect', 'init', 'initSync', 'matches', 'serveShard', 'shardOf',
 ];
 
 /** The names an ES module bundle exports, read from its final `export { … }` statement. */

@@ -1,6 +1,5 @@
 // The benchmark page: built into dist/bench-web, served at /bench/ (see pkg-scripts/web.mjs).
 import { defineConfig } from 'vite';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const shardingDir = fileURLToPath(new URL('../benches/sharding/', import.meta.url));
@@ -21,28 +20,10 @@ const workAsScript = {
   },
 };
 
-/**
- * The ShardedBus workers of scenario 8 import its handlers module by URL and call its default
- * export; Vite's worker bundles drop exports, so the module and the work function it imports are
- * copied as they are, to sharding/ beside the page.
- */
-const shardingHandlers = {
-  name: 'bench-sharding-handlers',
-  generateBundle() {
-    const files = {
-      'handlers.mjs': fileURLToPath(new URL('./src/scenarios/sharding-handlers.mjs', import.meta.url)),
-      'work.js': workFile,
-    };
-    for (const [name, path] of Object.entries(files)) {
-      this.emitFile({ type: 'asset', fileName: `sharding/${name}`, source: readFileSync(path, 'utf8') });
-    }
-  },
-};
-
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: '/bench/',
-  plugins: [workAsScript, shardingHandlers],
+  plugins: [workAsScript],
   // qlobber (a wildcard peer) is written for Node: it derives two optional stream classes from
   // `stream` with `util.inherits` when it loads. The page gives it those two names (src/shims);
   // its matcher, the code measured, is bundled unchanged.
@@ -69,6 +50,7 @@ export default defineConfig({
       },
     },
   },
-  // workerpool's worker is bundled as an ES module and started with `type: 'module'`.
+  // The workers (workerpool's, and ShardedBus's sharding-shard.js) are bundled as ES modules and
+  // started with `type: 'module'`.
   worker: { format: 'es', plugins: () => [workAsScript] },
 });

@@ -8,7 +8,5 @@ export default defineConfig({
   build: {
     outDir: fileURLToPath(new URL('../dist/www', import.meta.url)),
     emptyOutDir: true,
-    // Modules loaded by URL (the ShardedBus handlers module of the sharding demo) stay files.
-    assetsInlineLimit: (file) => (file.endsWith('.js') ? false : undefined),
   },
 });

@@ -403,6 +403,7 @@ declare const edgebus: {
   checkTopic: typeof checkTopic;
   checkPattern: typeof checkPattern;
   ShardedBus: typeof ShardedBus;
+  serveShard: typeof serveShard;
 };
 export default edgebus;
 
@@ -551,9 +552,20 @@ export interface ShardSubscription {
  */
 export type ShardSetup<D = unknown> = (bus: ShardSubscriber, context: ShardContext<D>) => unknown;
 
+/** A worker the `worker` option of ShardedBus returns: a module Web Worker, or a Node worker_threads Worker. */
+export interface ShardWorker {
+  postMessage(message: any, transfer?: any): void;
+  terminate(): unknown;
+}
+
 export interface ShardedBusOptions<D = unknown> {
-  /** URL of the handlers module each worker imports (an absolute path also works in Node). */
-  handlers: string | { readonly href: string };
+  /** URL of the handlers module each worker imports (an absolute path also works in Node). Exclusive with `worker`. */
+  handlers?: string | { readonly href: string };
+  /**
+   * Starts one shard's worker (called once per shard, and for each replacement): a script of the app,
+   * bundled by its bundler, that imports the handlers and calls {@link serveShard}. Exclusive with `handlers`.
+   */
+  worker?: () => ShardWorker;
   /** Workers (default: hardware concurrency − 1, at least 1). */
   workers?: number;
   /** Given to the handlers module's setup as `context.data` (must be structured-cloneable). */
@@ -646,8 +658,16 @@ export interface ShardedPublishOptions extends Omit<PublishOptions, 'attempts'> 
  * key, of one topic) go to one worker and are handled in publish order. Not available in
  * Cloudflare Workers (UNSUPPORTED): shard across Durable Objects with the edge hub there.
  */
+/** Runs this worker (one the `worker` option of ShardedBus started) as a shard, with the handlers `setup` subscribes. */
+export function serveShard<D = unknown>(setup: ShardSetup<D>): void;
+
+/** Where a ShardedBus's workers get their handlers: one of `handlers` and `worker`, not both. */
+export type ShardedBusSource =
+  | { handlers: string | { readonly href: string }; worker?: undefined }
+  | { worker: () => ShardWorker; handlers?: undefined };
+
 export class ShardedBus<D = unknown> {
-  constructor(options: ShardedBusOptions<D>);
+  constructor(options: ShardedBusOptions<D> & ShardedBusSource);
   readonly workers: number;
   /** Whether close() or terminate() was called (or the workers could not start). */
   readonly closed: boolean;

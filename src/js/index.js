@@ -9,4 +9,5 @@ export { ManualClock } from './shared/clock.js';
 export { EdgebusError } from './shared/errors.js';
 export { checkPattern, checkTopic, matches, shardOf } from './shared/topics.js';
 export { ShardedBus } from './sharded/sharded-bus.js';
+export { serveShard } from './sharded/serve.js';
 export { connect } from './remote/client.js';

@@ -16,9 +16,10 @@ const TYPES = {
   '.map': 'application/json',
 };
 
-/** Serves `root`; resolves to { url, requests (path → count), close() }. */
+/** Serves `root`; resolves to { url, requests (path → count), missing (paths answered 404), close() }. */
 export async function serve(root) {
   const requests = new Map();
+  const missing = [];
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     requests.set(path, (requests.get(path) ?? 0) + 1);
@@ -41,6 +42,7 @@ export async function serve(root) {
       });
       res.end(body);
     } catch {
+      missing.push(path);
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
     }
   });
@@ -49,6 +51,7 @@ export async function serve(root) {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    missing,
     close: () => new Promise((resolve) => server.close(resolve)),
   };
 }

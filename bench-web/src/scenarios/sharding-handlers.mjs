@@ -1,8 +1,7 @@
 // The ShardedBus handlers module of scenario 8: benches/sharding/handlers.mjs's handler (the same
 // work function), which also counts the messages it handled in shared memory, so the page can check
-// that every contender did the same work. Copied beside the page as it is, with work.js (see
-// vite.config.mjs): the workers import it by URL.
-import './work.js';
+// that every contender did the same work. Bundled into the workers by sharding-shard.js.
+import '../../../benches/sharding/work.js';
 
 let sink = 0;
 

@@ -13,8 +13,8 @@ import { sink } from './common.js';
 import poolWorkerUrl from './sharding-pool-worker.js?worker&url';
 
 const TARGET_US = 50;
-/** sharding-handlers.mjs, copied beside the page by the build (see vite.config.mjs). */
-const handlers = new URL(`${import.meta.env.BASE_URL}sharding/handlers.mjs`, location.href);
+/** The ShardedBus workers: sharding-shard.js, bundled by Vite with the handlers (the `worker` option). */
+const startWorker = () => new Worker(new URL('./sharding-shard.js', import.meta.url), { type: 'module' });
 /** N: the page's logical cores, at least 2 (as benches/sharding does). */
 const workers = Math.max(2, navigator.hardwareConcurrency || 2);
 
@@ -53,12 +53,12 @@ function onMainThread() {
 function sharded(n) {
   return {
     name: `ShardedBus, ${n} worker${n === 1 ? '' : 's'}`,
-    code: `new ShardedBus({ workers: ${n}, handlers }).publish('work', p, { key })`,
+    code: `new ShardedBus({ workers: ${n}, worker }).publish('work', p, { key })`,
     async setup({ count }) {
       const payload = { iters: iterations() };
       // The workers count the messages their handler ran (the handlers module adds to it).
       const handled = new Int32Array(new SharedArrayBuffer(4));
-      const bus = new ShardedBus({ workers: n, handlers, data: { handled: handled.buffer }, maxQueue: Infinity });
+      const bus = new ShardedBus({ workers: n, worker: startWorker, data: { handled: handled.buffer }, maxQueue: Infinity });
       await bus.ready;
       const ks = keys(count);
       return {

@@ -3,6 +3,7 @@
 import { ready } from '../shared/core.js';
 import { BATCH_OPTIONS, EMPTY_OPTIONS, checkHandler, functionOption, parseBatch, snapshot } from '../shared/validate.js';
 import { Bus } from './bus.js';
+import { INSPECT, inspected } from '../shared/inspect.js';
 
 /** Groups items and calls the handler with arrays, on size, bytes or time. */
 export class Batcher {
@@ -26,4 +27,6 @@ export class Batcher {
   drain() { return this._bus.drain(); }
   close() { return this._bus.close(); }
   stats() { return this._sub.stats(); }
+  toJSON() { return { closed: this._bus.closed }; }
+  [INSPECT](depth, options, inspect) { return inspected('Batcher', this.toJSON(), options, inspect); }
 }

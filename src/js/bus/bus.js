@@ -7,6 +7,7 @@
 // async subscriptions, batches, TTL waits, overflow) goes through the core, which hands work back
 // in one flat record array per round.
 
+import { INSPECT, inspected } from '../shared/inspect.js';
 import { EdgebusError, errorText, fail, fromCore } from '../shared/errors.js';
 import {
   raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
@@ -134,6 +135,13 @@ export class Subscription {
   /** Stops every delivery not yet started. Returns false if already unsubscribed. */
   unsubscribe() { return this._bus._unsubscribe(this); }
   stats() { return this._bus._subStats(this); }
+  /** Its public state (not the bus it belongs to). */
+  toJSON() {
+    const o = { pattern: this._pattern, id: this._id, active: this._active };
+    if (this.group !== undefined) o.group = this.group;
+    return o;
+  }
+  [INSPECT](depth, options, inspect) { return inspected('Subscription', this.toJSON(), options, inspect); }
 }
 
 export class Bus {
@@ -213,6 +221,14 @@ export class Bus {
   }
 
   get closed() { return this._closing; }
+
+  /** Its public state: active subscriptions, and whether it is closed. */
+  toJSON() {
+    let subscriptions = 0;
+    for (const s of this._subs) if (s !== undefined && s._active) subscriptions++;
+    return { subscriptions, closed: this._closing };
+  }
+  [INSPECT](depth, options, inspect) { return inspected('Bus', this.toJSON(), options, inspect); }
 
   // ----- subscribing ---------------------------------------------------------------------
 

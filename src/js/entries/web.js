@@ -98,8 +98,15 @@ useCore(wasm, () => {
     throw new EdgebusError('NOT_INITIALIZED', 'edgebus is not initialized: call `await init()` once before using it in a browser');
   }
 });
-useShardPlatform(webPlatform(() => compiledModule,
-  () => new Worker(new URL('./shard-worker.web.mjs', import.meta.url), { type: 'module' })));
+// The default shard worker, for pages that serve the package's files as they are. Its URL is made
+// from a constant, not written as a string literal beside import.meta.url in the Worker call:
+// bundlers would recognize that pattern and emit the worker into every app importing the package,
+// ShardedBus or not (and webpack, ignoring it, would otherwise bundle the package's whole folder as
+// the possible targets of an expression). Bundled apps start their own workers (the `worker`
+// option and serveShard).
+const SHARD_WORKER = 'shard-worker.web.mjs';
+useShardPlatform(webPlatform(() => compiledModule, initSync,
+  () => new URL(/* webpackIgnore: true */ SHARD_WORKER, import.meta.url)));
 
 export * from '../index.js';
 export default /* @__PURE__ */ Object.assign({}, api, { init, initSync });

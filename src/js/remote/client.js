@@ -16,6 +16,7 @@ import { ready } from '../shared/core.js';
 import { checkHandler, functionOption, numberOption, overflowOption, snapshot, stringOption } from '../shared/validate.js';
 import { checkPattern, checkTopic } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
+import { INSPECT, inspected } from '../shared/inspect.js';
 
 const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'onError'];
 const REMOTE_SUB_OPTIONS = ['group', 'maxAttempts', 'ackTimeoutMs'];
@@ -94,6 +95,12 @@ class RemoteSubscription {
   }
   /** Stops delivery. Returns false if already unsubscribed. */
   unsubscribe() { return this._bus._unsubscribe(this); }
+  toJSON() {
+    const o = { pattern: this.pattern, id: this.id, active: this.active };
+    if (this.group !== undefined) o.group = this.group;
+    return o;
+  }
+  [INSPECT](depth, options, inspect) { return inspected('RemoteSubscription', this.toJSON(), options, inspect); }
 }
 
 class RemoteBus {
@@ -164,6 +171,15 @@ class RemoteBus {
   /** Whether the WebSocket is open and greeted. */
   get connected() { return this._open; }
   get closed() { return this._closing; }
+
+  /** Its public state: where it connects, whether it is connected or closed, its subscriptions. */
+  toJSON() {
+    // Without its query (where a token could be): what a log may show.
+    const o = { url: String(this._url).replace(/[?#].*$/, ''), connected: this._open, closed: this._closing, subscriptions: this._subs.size };
+    if (this._hub !== undefined) o.hub = this._hub;
+    return o;
+  }
+  [INSPECT](depth, options, inspect) { return inspected('RemoteBus', this.toJSON(), options, inspect); }
 
   // ----- connection ---------------------------------------------------------------------------
 

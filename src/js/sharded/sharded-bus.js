@@ -8,8 +8,9 @@
 // except those the dead worker had marked finished in shared memory.
 //
 // `platform` is the runtime adapter the entry point hands over (`useShardPlatform`, see
-// src/js/platforms/): { concurrency(), module(), spawn(callbacks) → { post, terminate, ref?, unref? } },
-// or { unsupported } where there are no threads.
+// src/js/platforms/): { concurrency(), module(), isWorker(w), spawn(callbacks, own?) → { post,
+// terminate, ref?, unref? }, port() and initSync for serveShard }, or { unsupported } where there are
+// no threads.
 
 import { EdgebusError, errorText, fail } from '../shared/errors.js';
 import { raw } from '../shared/core.js';
@@ -19,9 +20,10 @@ import {
 import { matches } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
 import { Bus } from '../bus/bus.js';
+import { INSPECT, inspected } from '../shared/inspect.js';
 import { Deque, Histogram, checkCloneable, checkTransfer, publicMessage, rebuildError } from './values.js';
 
-const OPTIONS = ['workers', 'handlers', 'data', 'maxInFlight', 'maxQueue', 'overflow', 'dedupe',
+const OPTIONS = ['workers', 'handlers', 'worker', 'data', 'maxInFlight', 'maxQueue', 'overflow', 'dedupe',
   'onError', 'maxRedeliveries', 'timeoutMs'];
 const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'transfer'];
 const BATCH_OPTIONS = ['key', 'ttlMs', 'headers', 'ids'];
@@ -37,6 +39,11 @@ let platform = { unsupported: 'ShardedBus has no worker platform in this entry p
 /** Hands the entry point's worker platform to ShardedBus (see src/js/platforms/). */
 export function useShardPlatform(p) {
   platform = p;
+}
+
+/** The entry point's worker platform (for serveShard). */
+export function shardPlatform() {
+  return platform;
 }
 
 /** An integer count option (Infinity where `infinity`), at most 2^31 - 1. */
@@ -86,10 +93,24 @@ function compiledWasm() {
 export class ShardedBus {
   constructor(options) {
     if (platform.unsupported !== undefined) fail('UNSUPPORTED', platform.unsupported);
-    if (options === undefined) fail('INVALID_OPTION', 'ShardedBus needs options with at least `handlers` (the URL of the handlers module)');
+    if (options === undefined) {
+      fail('INVALID_OPTION', 'ShardedBus needs options with `handlers` (the URL of the handlers module) or `worker` (a function starting a worker that calls serveShard)');
+    }
     // Read once: nothing below (nor later) looks at the caller's object again.
     const o = snapshot(options, OPTIONS, 'options');
-    this._handlers = handlersUrl(o.handlers);
+    // The app's own workers (its bundler bundles their script, which calls serveShard), or the
+    // package's default worker, which imports the handlers module by URL.
+    this._worker = functionOption(o, 'worker', 'options');
+    if (this._worker !== undefined) {
+      if (o.handlers !== undefined) {
+        fail('INVALID_OPTION', 'options `handlers` and `worker` exclude each other: the script the `worker` option starts imports the handlers and calls serveShard(setup)');
+      }
+      this._handlers = null;
+      this._source = 'the worker script the `worker` option started';
+    } else {
+      this._handlers = handlersUrl(o.handlers);
+      this._source = `the handlers module ${this._handlers}`;
+    }
     const workers = countOption(o, 'workers', 1, false) ?? Math.max(1, platform.concurrency() - 1);
     if (workers > 1024) fail('INVALID_OPTION', `option \`workers\` must be at most 1024, got ${workers}`);
     this.workers = workers;
@@ -144,8 +165,18 @@ export class ShardedBus {
         latency: new Histogram(), running: 0, runs: 0, runningTags: new Map(), startedTags: new Set(), progressAt: 0,
       });
     }
-    for (const s of this._shards) this._spawn(s);
     this._readyPromise = undefined;
+    // A worker that cannot even be started (the `worker` option throws or returns something else,
+    // the default worker script cannot be found) is the constructor's error.
+    this._starting = true;
+    try {
+      for (const s of this._shards) this._spawn(s);
+    } catch (e) {
+      this._closing = true;
+      this._stopWorkers();
+      throw e;
+    }
+    this._starting = false;
   }
 
   /** Resolves once every worker has loaded the handlers module (rejects if it cannot). */
@@ -161,6 +192,10 @@ export class ShardedBus {
   }
 
   get closed() { return this._closing; }
+
+  /** Its public state: workers, and whether it is closed. */
+  toJSON() { return { workers: this.workers, closed: this._closing }; }
+  [INSPECT](depth, options, inspect) { return inspected('ShardedBus', this.toJSON(), options, inspect); }
 
   // ----- workers -----------------------------------------------------------------------------
 
@@ -183,9 +218,12 @@ export class ShardedBus {
       w = platform.spawn({
         message: (m) => { if (s.incarnation === incarnation) this._onWorkerMessage(s, m); },
         death: (reason) => { if (s.incarnation === incarnation) this._onDeath(s, reason); },
-      });
+      }, this._worker === undefined ? undefined : this._startOwn(s));
     } catch (e) {
-      this._fatalError(new EdgebusError('WORKER_FAILED', `could not start a worker: ${e && e.message}`));
+      const err = e instanceof EdgebusError ? e
+        : new EdgebusError('WORKER_FAILED', `could not start worker ${s.index}: ${errorText(e)}`, { cause: e });
+      if (this._starting) throw err;
+      this._fatalError(err);
       return;
     }
     s.worker = w;
@@ -210,6 +248,23 @@ export class ShardedBus {
       send(mod);
     }
     this._reference();
+  }
+
+  /** Calls the `worker` option for shard `s`: the worker it returns, checked. */
+  _startOwn(s) {
+    let w;
+    try {
+      w = this._worker();
+    } catch (e) {
+      throw new EdgebusError('WORKER_FAILED', `option \`worker\` threw when starting worker ${s.index}: ${errorText(e)}`, { cause: e });
+    }
+    if (!platform.isWorker(w)) {
+      try { if (w !== null && typeof w === 'object' && typeof w.terminate === 'function') w.terminate(); } catch { /* not ours to keep */ }
+      const what = w !== null && typeof w === 'object' && typeof w.then === 'function'
+        ? 'a promise (the function must return the Worker itself, not be async)' : describe(w);
+      fail('INVALID_OPTION', `option \`worker\` must return a ${platform.workerKind}, got ${what}`);
+    }
+    return w;
   }
 
   _onWorkerMessage(s, m) {
@@ -239,7 +294,7 @@ export class ShardedBus {
     } else if (m.type === 'fatal') {
       const e = rebuildError(m.error, s.index);
       this._fatalError(new EdgebusError('WORKER_FAILED',
-        `the handlers module ${this._handlers} failed in worker ${s.index}: ${e.message}`, { cause: e }));
+        `${this._source} failed in worker ${s.index}: ${e.message}`, { cause: e }));
     }
   }
 
@@ -278,7 +333,7 @@ export class ShardedBus {
     try { w.terminate(); } catch { /* already gone */ }
     if (!s.everReady) {
       if (++s.startFailures > 2) {
-        this._fatalError(new EdgebusError('WORKER_FAILED', `worker ${s.index} died while loading ${this._handlers}: ${reason}`));
+        this._fatalError(new EdgebusError('WORKER_FAILED', `worker ${s.index} died while loading ${this._source}: ${reason}`));
         return;
       }
     }

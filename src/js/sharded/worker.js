@@ -20,10 +20,27 @@
 import { publicMessage } from './values.js';
 
 /**
- * Runs a shard worker: `api` is the package as the worker entry imported it, `port` how this
- * worker talks to the main thread (`post(message, transfer)`, `onMessage(fn)`).
+ * The setup function of a handlers module (its default export, or its `setup` export), imported by
+ * URL: the default workers' way (the `handlers` option). The URL is only known at run time, so
+ * bundlers must leave this import alone (they could not resolve it).
  */
-export function runShardWorker(api, port) {
+export async function importHandlers(api, url) {
+  const mod = await import(/* webpackIgnore: true */ /* @vite-ignore */ url);
+  const setup = typeof mod.default === 'function' ? mod.default : mod.setup;
+  if (typeof setup !== 'function') {
+    throw new api.EdgebusError('INVALID_HANDLER',
+      `handlers module ${url} must default-export (or export as \`setup\`) a function (bus, context) that subscribes`);
+  }
+  return setup;
+}
+
+/**
+ * Runs a shard worker: `api` is the package as the worker imported it (initSync, Bus, EdgebusError,
+ * matches), `port` how this worker talks to the main thread (`post(message, transfer)`,
+ * `onMessage(fn)`), `load(init)` gives the setup function (or a promise of it): the handlers module
+ * the `init` message names, or the one `serveShard(setup)` was given.
+ */
+export function runShardWorker(api, port, load) {
   const TOKEN = Symbol('edgebus.shard.token');
   const ACK_EVERY = 128;
   const ACK_AFTER_MS = 5;
@@ -348,12 +365,7 @@ export function runShardWorker(api, port) {
       beatMs = m.beatMs;
       // Unbounded: the main thread's credits already bound what a worker holds.
       bus = new api.Bus(Object.assign({ maxQueue: Infinity }, m.busOptions, { onError }));
-      const mod = await import(m.handlers);
-      const setup = typeof mod.default === 'function' ? mod.default : mod.setup;
-      if (typeof setup !== 'function') {
-        throw new api.EdgebusError('INVALID_HANDLER',
-          `handlers module ${m.handlers} must default-export (or export as \`setup\`) a function (bus, context) that subscribes`);
-      }
+      const setup = await load(m);
       const facade = { subscribe, shard: m.shard, workers: m.workers };
       await setup(facade, { shard: m.shard, workers: m.workers, data: m.data });
       if (m.lock !== null && globalThis.navigator && navigator.locks) {

@@ -1,5 +1,5 @@
-// The handlers module of the worker-sharding demo. Every worker of the ShardedBus imports it (by
-// URL, as it is: no imports of its own) and calls its default export with a bus to subscribe on.
+// The handlers of the worker-sharding demo. Every worker of the ShardedBus runs them (see
+// sharding-shard.js): their default export is called with a bus to subscribe on.
 // The handler burns CPU for `job.workMs`, then records in shared memory what it handled: per key,
 // the sequence numbers in the order they ran, and which worker ran them.
 

@@ -5,7 +5,8 @@
 import { ShardedBus } from 'edgebus';
 import { errorText, h } from '../dom.js';
 
-const HANDLERS = new URL('./sharding-handlers.js', import.meta.url);
+// The workers run sharding-shard.js, which Vite bundles with the handlers (the `worker` option).
+const startWorker = () => new Worker(new URL('./sharding-shard.js', import.meta.url), { type: 'module' });
 const MAX_KEYS = 32;
 const MAX_PER_KEY = 500;
 const SHOWN_SEQS = 12;
@@ -62,7 +63,7 @@ function mount(root) {
     status.textContent = `Starting ${workers} worker${workers === 1 ? '' : 's'}…`;
     let current;
     try {
-      current = bus = new ShardedBus({ workers, handlers: HANDLERS, data, maxQueue: Infinity });
+      current = bus = new ShardedBus({ workers, worker: startWorker, data, maxQueue: Infinity });
       await bus.ready;
     } catch (err) {
       fail(err);

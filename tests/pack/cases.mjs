@@ -216,8 +216,14 @@ const typescript = Object.entries(TS_MODES).map(([mode, { module, moduleResoluti
 const attw = {
   name: 'attw',
   async run({ ctx, dir, log }) {
-    // attw --pack packs a directory; the tarball already packed is the same bytes.
-    await ctx.exec(ctx.bin('attw'), [ctx.tarball, '--format', 'ascii'], { cwd: dir, log });
+    // attw --pack packs a directory; the tarball already packed is the same bytes. The root entry:
+    // every rule, under every module resolution TypeScript has, from CommonJS and from ESM.
+    await ctx.exec(ctx.bin('attw'), [ctx.tarball, '--entrypoints', '.', '--format', 'ascii'], { cwd: dir, log });
+    // Every subpath. Two rules cannot hold by design: `edgebus/web`, `/bundler`, `/workerd` and the
+    // shard workers are ES modules only (require() cannot load them; the README says so), and the
+    // .wasm is not a JavaScript module.
+    await ctx.exec(ctx.bin('attw'), [ctx.tarball, '--ignore-rules', 'cjs-resolves-to-esm',
+      '--exclude-entrypoints', 'edgebus.wasm', '--format', 'ascii'], { cwd: dir, log });
   },
 };
 

@@ -3,11 +3,12 @@
 import { ready } from '../shared/core.js';
 import { BATCH_OPTIONS, EMPTY_OPTIONS, checkHandler, functionOption, parseBatch, snapshot } from '../shared/validate.js';
 import { Bus } from './bus.js';
-import { INSPECT, inspected } from '../shared/inspect.js';
+import { printsAs } from '../shared/inspect.js';
 
 /** Groups items and calls the handler with arrays, on size, bytes or time. */
 export class Batcher {
   constructor(handler, options) {
+    printsAs(Batcher, 'Batcher');
     ready();
     checkHandler(handler);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, [...BATCH_OPTIONS, 'sizeOf', 'clock', 'onError'], 'options');
@@ -28,5 +29,4 @@ export class Batcher {
   close() { return this._bus.close(); }
   stats() { return this._sub.stats(); }
   toJSON() { return { closed: this._bus.closed }; }
-  [INSPECT](depth, options, inspect) { return inspected('Batcher', this.toJSON(), options, inspect); }
 }

@@ -7,7 +7,7 @@
 // async subscriptions, batches, TTL waits, overflow) goes through the core, which hands work back
 // in one flat record array per round.
 
-import { INSPECT, inspected } from '../shared/inspect.js';
+import { printsAs } from '../shared/inspect.js';
 import { EdgebusError, errorText, fail, fromCore } from '../shared/errors.js';
 import {
   raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
@@ -141,11 +141,12 @@ export class Subscription {
     if (this.group !== undefined) o.group = this.group;
     return o;
   }
-  [INSPECT](depth, options, inspect) { return inspected('Subscription', this.toJSON(), options, inspect); }
 }
 
 export class Bus {
   constructor(options) {
+    printsAs(Bus, 'Bus');
+    printsAs(Subscription, 'Subscription');
     ready();
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, BUS_OPTIONS, 'options');
     const dedupe = parseDedupe(o.dedupe, 'dedupe');
@@ -228,7 +229,6 @@ export class Bus {
     for (const s of this._subs) if (s !== undefined && s._active) subscriptions++;
     return { subscriptions, closed: this._closing };
   }
-  [INSPECT](depth, options, inspect) { return inspected('Bus', this.toJSON(), options, inspect); }
 
   // ----- subscribing ---------------------------------------------------------------------
 

@@ -6,11 +6,12 @@ import { raw, ready } from '../shared/core.js';
 import { DURATION, EMPTY_OPTIONS, checkClock, checkString, describe, numberOption, snapshot } from '../shared/validate.js';
 import { systemClock } from '../shared/clock.js';
 import { writeAscii } from '../shared/memory.js';
-import { INSPECT, inspected } from '../shared/inspect.js';
+import { printsAs } from '../shared/inspect.js';
 
 /** Exact duplicate filter over a window of ids (by count and by age). */
 export class IdempotenceFilter {
   constructor(options) {
+    printsAs(IdempotenceFilter, 'IdempotenceFilter');
     ready();
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['maxIds', 'maxAgeMs', 'clock'], 'options');
     const maxIds = numberOption(o, 'maxIds', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 10000;
@@ -43,7 +44,6 @@ export class IdempotenceFilter {
   get size() { return this._f.size(this._aged ? this._clock.now() : 0); }
   clear() { this._f.clear(); }
   toJSON() { return { maxIds: this.maxIds, maxAgeMs: this.maxAgeMs, size: this.size }; }
-  [INSPECT](depth, options, inspect) { return inspected('IdempotenceFilter', this.toJSON(), options, inspect); }
   /** The scratch calls' answer as a boolean: 1 absent (true), 0 present (false). */
   _answer(code, id) {
     if (code === 2) fail('INVALID_ARGUMENT', `id ${describe(id)} could not be read`);

@@ -16,7 +16,7 @@ import { ready } from '../shared/core.js';
 import { checkHandler, functionOption, numberOption, overflowOption, snapshot, stringOption } from '../shared/validate.js';
 import { checkPattern, checkTopic } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
-import { INSPECT, inspected } from '../shared/inspect.js';
+import { printsAs } from '../shared/inspect.js';
 
 const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'onError'];
 const REMOTE_SUB_OPTIONS = ['group', 'maxAttempts', 'ackTimeoutMs'];
@@ -100,11 +100,12 @@ class RemoteSubscription {
     if (this.group !== undefined) o.group = this.group;
     return o;
   }
-  [INSPECT](depth, options, inspect) { return inspected('RemoteSubscription', this.toJSON(), options, inspect); }
 }
 
 class RemoteBus {
   constructor(url, options) {
+    printsAs(RemoteBus, 'RemoteBus');
+    printsAs(RemoteSubscription, 'RemoteSubscription');
     ready();
     // Read once: nothing below (nor later) looks at the caller's objects again.
     const o = options === undefined ? {} : snapshot(options, CONNECT_OPTIONS, 'options');
@@ -179,7 +180,6 @@ class RemoteBus {
     if (this._hub !== undefined) o.hub = this._hub;
     return o;
   }
-  [INSPECT](depth, options, inspect) { return inspected('RemoteBus', this.toJSON(), options, inspect); }
 
   // ----- connection ---------------------------------------------------------------------------
 

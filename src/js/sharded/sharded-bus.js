@@ -20,7 +20,7 @@ import {
 import { matches } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
 import { Bus } from '../bus/bus.js';
-import { INSPECT, inspected } from '../shared/inspect.js';
+import { printsAs } from '../shared/inspect.js';
 import { Deque, Histogram, checkCloneable, checkTransfer, publicMessage, rebuildError } from './values.js';
 
 const OPTIONS = ['workers', 'handlers', 'worker', 'data', 'maxInFlight', 'maxQueue', 'overflow', 'dedupe',
@@ -92,6 +92,7 @@ function compiledWasm() {
 /** Parallel handlers over workers, with per-key order, credits, and crash recovery. */
 export class ShardedBus {
   constructor(options) {
+    printsAs(ShardedBus, 'ShardedBus');
     if (platform.unsupported !== undefined) fail('UNSUPPORTED', platform.unsupported);
     if (options === undefined) {
       fail('INVALID_OPTION', 'ShardedBus needs options with `handlers` (the URL of the handlers module) or `worker` (a function starting a worker that calls serveShard)');
@@ -195,7 +196,6 @@ export class ShardedBus {
 
   /** Its public state: workers, and whether it is closed. */
   toJSON() { return { workers: this.workers, closed: this._closing }; }
-  [INSPECT](depth, options, inspect) { return inspected('ShardedBus', this.toJSON(), options, inspect); }
 
   // ----- workers -----------------------------------------------------------------------------
 

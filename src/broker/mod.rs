@@ -238,6 +238,20 @@ pub enum Direct<P> {
     Queue(Outgoing<P>),
 }
 
+/// [`Broker::accept_direct`]'s decision: a [`Direct`] without the message, which the caller
+/// still holds.
+pub(crate) enum Accepted {
+    /// Call the handlers of the topic's route ([`Broker::route`]) now, in its order, with the
+    /// message on this topic and with this sequence number ([`Message::published_directly`]).
+    /// The route is named by its list's address, for a driver that kept the list from an
+    /// earlier publish to tell whether it is still the one (a changed route is a new list).
+    Deliver(*const [SubId], Rc<str>, u64),
+    /// Its id was seen inside the dedupe window: dropped and counted.
+    Duplicate,
+    /// Not every subscription can take it directly: publish it with [`Broker::publish_to`].
+    Queue,
+}
+
 /// The message(s) of one delivery.
 #[derive(Debug, Clone)]
 pub enum Items<P> {
@@ -558,6 +572,11 @@ struct TopicEntry {
     topic: Rc<str>,
     gen: u64,
     subs: Rc<[SubId]>,
+    /// Whether every subscription of `subs` is live and marked direct, when `direct_gen` is the
+    /// broker's (`u32::MAX`: not known). A stale route is never known: a current `direct_gen`
+    /// also says that `subs` is current.
+    all_direct: bool,
+    direct_gen: u32,
 }
 
 /// The pub/sub state machine. `P` is the payload handle (cloned once per matching subscription).
@@ -568,6 +587,9 @@ pub struct Broker<P> {
     router: Router<SubId>,
     next_order: u64,
     routes_gen: u64,
+    /// Bumped when a subscription's direct mark changes: the routes' `all_direct` of an earlier
+    /// value are worked out again. Never `u32::MAX`.
+    direct_gen: u32,
     topic_ids: HashMap<Rc<str>, u32>,
     /// The same topics by token, to find those a pattern reaches.
     topic_trie: TopicTrie,
@@ -639,6 +661,7 @@ impl<P: Clone> Broker<P> {
             router: Router::new(),
             next_order: 0,
             routes_gen: 0,
+            direct_gen: 0,
             topic_ids: HashMap::new(),
             topic_trie: TopicTrie::new(),
             trie_pending: Vec::new(),

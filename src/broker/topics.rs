@@ -40,6 +40,8 @@ impl<P: Clone> Broker<P> {
             topic: topic.clone(),
             gen: u64::MAX,
             subs: Rc::from([]),
+            all_direct: false,
+            direct_gen: u32::MAX,
         });
         self.topic_ids.insert(topic.clone(), h);
         // Into the trie only when a subscription change needs it (most topics never do).
@@ -79,6 +81,7 @@ impl<P: Clone> Broker<P> {
         for &h in &found {
             if let Some(entry) = self.topics.get_mut(h as usize) {
                 entry.gen = u64::MAX;
+                entry.direct_gen = u32::MAX;
             }
         }
         if self.config.report_invalidated {
@@ -132,7 +135,7 @@ impl<P: Clone> Broker<P> {
     }
 
     /// [`Broker::route`] when the cached route is stale: matches the topic again.
-    fn route_stale(&mut self, handle: TopicHandle) -> Result<Rc<[SubId]>> {
+    pub(super) fn route_stale(&mut self, handle: TopicHandle) -> Result<Rc<[SubId]>> {
         let gen = self.routes_gen;
         let entry = self.entry(handle)?;
         let topic = entry.topic.clone();
@@ -140,6 +143,7 @@ impl<P: Clone> Broker<P> {
         let entry = &mut self.topics[handle.index as usize];
         entry.gen = gen;
         entry.subs = list.clone();
+        entry.direct_gen = u32::MAX;
         Ok(list)
     }
 

@@ -244,17 +244,31 @@ struct Browser {
     room: Vec<futures::channel::oneshot::Sender<()>>,
 }
 
-/// The direct path's state: the route of the latest direct publish with its subscriptions'
-/// handlers, and the deliveries made to it that the broker has not counted yet.
+/// The direct path's state: the route published on directly twice in a row, with its
+/// subscriptions' handlers, and the publishes and deliveries on it that the broker has not
+/// counted yet.
 ///
-/// A direct publish counts itself here in one step instead of once per subscription in the
-/// broker; the broker's counters get these before the driver asks it anything else (see
+/// A publish on that route counts itself here in one step instead of once per subscription in
+/// the broker; the broker gets these counts before the driver asks it anything else (see
 /// [`Inner::core`]), so every statistic read is exact.
 struct DirectState<P> {
     route: RefCell<Rc<DirectRoute<P>>>,
+    /// The route of the latest direct publish when it was not `route`: published on directly
+    /// once more, it becomes `route` (a route published once is not worth looking up handlers
+    /// for).
+    candidate: RefCell<Option<Weak<[SubId]>>>,
     /// Bumped whenever a slot of [`Inner::handlers`] changes: `route`'s handlers of an earlier
     /// value are looked up again.
     handlers_gen: Cell<u64>,
+    /// Nothing changed in the broker since `route`'s topic took a direct publish: the next
+    /// publish without options on it is delivered directly without asking the broker. Cleared
+    /// by every other use of the broker ([`Inner::core`]).
+    ready: Cell<bool>,
+    /// The sequence number of the latest direct publish.
+    seq: Cell<u64>,
+    /// Publishes delivered directly without asking the broker (which numbers and counts them
+    /// when it gets them: they are the ones after its own sequence number, up to `seq`).
+    published: Cell<u64>,
     /// Publishes delivered to every subscription of the route.
     full: Cell<u64>,
     /// While a publish is delivered: the route's subscriptions from `from` up to `to` (not
@@ -264,6 +278,9 @@ struct DirectState<P> {
 }
 
 struct DirectRoute<P> {
+    /// Its topic, and the handle it was published through.
+    topic: Rc<str>,
+    handle: TopicHandle,
     /// The broker's route (a changed route is another list, so identity tells them apart).
     subs: Rc<[SubId]>,
     /// The synchronous handler of each of `subs` (`None`: it has none any more), as of
@@ -295,8 +312,16 @@ struct Inner<P> {
 }
 
 impl<P: Clone> Inner<P> {
-    /// The broker, with every direct delivery counted in it.
+    /// The broker, with every direct delivery counted in it, to change it: the next direct
+    /// publish asks it again.
     fn core(&self) -> RefMut<'_, Broker<P>> {
+        self.direct.ready.set(false);
+        self.counted_core()
+    }
+
+    /// The broker, with every direct delivery counted in it, for what cannot change whether a
+    /// subscription takes a message directly.
+    fn counted_core(&self) -> RefMut<'_, Broker<P>> {
         let mut core = self.core.borrow_mut();
         self.count_direct(&mut core);
         core
@@ -312,7 +337,7 @@ impl<P: Clone> Inner<P> {
 
     fn has_uncounted(&self) -> bool {
         let d = &self.direct;
-        d.full.get() != 0 || d.from.get() != d.to.get()
+        d.published.get() != 0 || d.full.get() != 0 || d.from.get() != d.to.get()
     }
 
     /// Counts the direct deliveries not counted yet in `core`.
@@ -327,6 +352,11 @@ impl<P: Clone> Inner<P> {
     #[inline(never)]
     fn count_direct_now(&self, core: &mut Broker<P>) {
         let d = &self.direct;
+        let published = d.published.replace(0);
+        if published > 0 {
+            core.record_direct_published(published);
+            debug_assert_eq!(core.sequence(), d.seq.get());
+        }
         let full = d.full.replace(0);
         let (from, to) = (d.from.get() as usize, d.to.get() as usize);
         d.from.set(d.to.get());
@@ -338,23 +368,34 @@ impl<P: Clone> Inner<P> {
         }
     }
 
-    /// The route of a direct publish on `handle` (named by its list's address, see
-    /// [`Accepted::Deliver`]) with its handlers: those of the previous direct publish when
-    /// neither the route nor any handler changed since.
+    /// `route` with its handlers when the broker accepted a direct publish on `handle` (with
+    /// sequence number `seq`) and `route` is the cached route, or was the route of the direct
+    /// publish before: then the publishes after it on `handle` are delivered directly (see
+    /// [`DirectState::ready`]). `None` for a route published on once.
     #[inline(always)]
     fn direct_route(
         &self,
         handle: TopicHandle,
-        route: *const [SubId],
-    ) -> Result<Rc<DirectRoute<P>>> {
-        let cached = self.direct.route.borrow();
-        if std::ptr::eq(Rc::as_ptr(&cached.subs), route)
-            && cached.handlers_gen == self.direct.handlers_gen.get()
+        route: &Rc<[SubId]>,
+        topic: &Rc<str>,
+        seq: u64,
+    ) -> Option<Rc<DirectRoute<P>>> {
+        let d = &self.direct;
+        // The publishes delivered on `ready` are numbered after this one.
+        d.seq.set(seq);
+        let cached = d.route.borrow();
+        let found = if Rc::ptr_eq(&cached.subs, route)
+            && Rc::ptr_eq(&cached.topic, topic)
+            && cached.handle == handle
+            && cached.handlers_gen == d.handlers_gen.get()
         {
-            return Ok(cached.clone());
-        }
-        drop(cached);
-        self.direct_route_again(handle, route)
+            cached.clone()
+        } else {
+            drop(cached);
+            self.direct_route_again(handle, route, topic)?
+        };
+        d.ready.set(true);
+        Some(found)
     }
 
     #[cold]
@@ -362,24 +403,34 @@ impl<P: Clone> Inner<P> {
     fn direct_route_again(
         &self,
         handle: TopicHandle,
-        route: *const [SubId],
-    ) -> Result<Rc<DirectRoute<P>>> {
-        let cached = self.direct.route.borrow().subs.clone();
-        let subs = if std::ptr::eq(Rc::as_ptr(&cached), route) {
-            cached
-        } else {
+        route: &Rc<[SubId]>,
+        topic: &Rc<str>,
+    ) -> Option<Rc<DirectRoute<P>>> {
+        let d = &self.direct;
+        let same = Rc::ptr_eq(&d.route.borrow().subs, route);
+        if !same {
+            let mut candidate = d.candidate.borrow_mut();
+            if !candidate
+                .as_ref()
+                .is_some_and(|c| std::ptr::eq(c.as_ptr(), Rc::as_ptr(route)))
+            {
+                *candidate = Some(Rc::downgrade(route));
+                return None;
+            }
+            *candidate = None;
+            drop(candidate);
             // What was delivered on the previous route is counted on it first.
-            let mut core = self.core();
-            core.route(handle)?
-        };
-        let handlers = subs.iter().map(|id| self.sync_handler(*id)).collect();
+            self.count_direct(&mut self.core.borrow_mut());
+        }
         let fresh = Rc::new(DirectRoute {
-            subs,
-            handlers,
-            handlers_gen: self.direct.handlers_gen.get(),
+            topic: topic.clone(),
+            handle,
+            subs: route.clone(),
+            handlers: route.iter().map(|id| self.sync_handler(*id)).collect(),
+            handlers_gen: d.handlers_gen.get(),
         });
-        *self.direct.route.borrow_mut() = fresh.clone();
-        Ok(fresh)
+        *d.route.borrow_mut() = fresh.clone();
+        Some(fresh)
     }
 
     /// A slot of `handlers` changed: the direct route's handlers are looked up again. When a
@@ -393,6 +444,8 @@ impl<P: Clone> Inner<P> {
             let mut route = d.route.borrow_mut();
             if !route.handlers.is_empty() {
                 *route = Rc::new(DirectRoute {
+                    topic: route.topic.clone(),
+                    handle: route.handle,
                     subs: route.subs.clone(),
                     handlers: Box::new([]),
                     handlers_gen: u64::MAX,
@@ -412,7 +465,7 @@ impl<P: Clone> Inner<P> {
     /// Hands the core's retired subscriptions' final statistics to their handles (when alive).
     fn collect_retired(&self) {
         loop {
-            let Some((id, stats)) = self.core().take_retired() else {
+            let Some((id, stats)) = self.counted_core().take_retired() else {
                 return;
             };
             if let Some(cell) = self.finals.borrow_mut().remove(&id) {
@@ -544,12 +597,18 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 core: RefCell::new(core),
                 handlers: RefCell::new(Vec::new()),
                 direct: DirectState {
+                    candidate: RefCell::new(None),
                     route: RefCell::new(Rc::new(DirectRoute {
+                        topic: Rc::from(""),
+                        handle: TopicHandle::from_parts(u32::MAX, u32::MAX),
                         subs: Rc::from([]),
                         handlers: Box::new([]),
                         handlers_gen: 0,
                     })),
                     handlers_gen: Cell::new(0),
+                    ready: Cell::new(false),
+                    seq: Cell::new(0),
+                    published: Cell::new(0),
                     full: Cell::new(0),
                     from: Cell::new(0),
                     to: Cell::new(0),
@@ -717,15 +776,26 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// it returns; a publish from inside a handler is delivered after that handler returns.
     /// Returns `false` when the idempotence filter dropped it as a duplicate.
     pub fn publish(&self, topic: &str, payload: P) -> Result<bool> {
-        // Resolving reads no statistics: no need to count direct deliveries first.
-        let handle = self.inner.core.borrow_mut().resolve(topic)?;
-        self.publish_to(handle, payload)
+        let handle = self.resolve(topic)?;
+        self.publish_payload(handle, payload)
+    }
+
+    /// `topic`'s handle. The topic resolved last is looked up without the statistics counted
+    /// first; any other may start a new topic table, after which no handle of the old one may
+    /// be published on directly.
+    #[inline(always)]
+    fn resolve(&self, topic: &str) -> Result<TopicHandle> {
+        let last = self.inner.core.borrow().resolved_last(topic);
+        match last {
+            Some(handle) => Ok(handle),
+            None => self.inner.core().resolve(topic),
+        }
     }
 
     /// Publishes with options (id, key, TTL, headers).
     pub fn publish_with(&self, topic: &str, payload: P, options: PublishOptions) -> Result<bool> {
         let out = outgoing(payload, options)?;
-        let handle = self.inner.core.borrow_mut().resolve(topic)?;
+        let handle = self.resolve(topic)?;
         self.publish_outgoing(handle, out)
     }
 
@@ -735,17 +805,23 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         let inner = &*self.inner;
         if !inner.dispatching.get() {
             // Deciding on the direct path reads no statistics: direct deliveries not counted
-            // yet stay so.
-            let accepted = inner.core.borrow_mut().accept_direct(
-                handle,
-                out.not_before.is_some(),
-                out.id.as_deref(),
-                || inner.clock.now(),
-            )?;
+            // yet stay so (the publishes among them are counted first, to number this one).
+            let accepted = {
+                let mut core = inner.core.borrow_mut();
+                if inner.direct.published.get() > 0 {
+                    inner.count_direct(&mut core);
+                }
+                core.accept_direct(handle, out.not_before.is_some(), out.id.as_deref(), || {
+                    inner.clock.now()
+                })?
+            };
             match accepted {
-                Accepted::Deliver(route, topic, seq) => {
-                    let route = inner.direct_route(handle, route)?;
-                    self.deliver_direct(&route, Message::published_directly(topic, out, seq));
+                Accepted::Deliver(subs, topic, seq) => {
+                    let msg = Message::published_directly(topic, out, seq);
+                    match inner.direct_route(handle, &subs, &msg.topic, seq) {
+                        Some(route) => self.deliver_direct(&route, msg),
+                        None => self.deliver_once(&subs, msg),
+                    }
                     return Ok(true);
                 }
                 Accepted::Duplicate => return Ok(false),
@@ -886,13 +962,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             };
             match call(|| h(&msg)) {
                 Ok(()) => d.to.set(next),
-                Err(e) => {
-                    let id = route.subs[i];
-                    inner.core().record_direct(id, 1, 1);
-                    d.from.set(next);
-                    d.to.set(next);
-                    self.report(ErrorCode::HandlerFailed, e.into(), vec![msg.clone()], id, 1);
-                }
+                Err(e) => self.direct_failed(route, i, e, &msg),
             }
         }
         inner.dispatching.set(false);
@@ -904,10 +974,12 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             d.from.set(0);
             d.to.set(0);
         }
-        if inner.core.borrow().has_ready() {
+        // Still ready: no handler used the broker, so nothing waits in it.
+        if !d.ready.get() && inner.core.borrow().has_ready() {
             self.pump();
         }
-        // Dropped field by field: those a caller left empty cost nothing to drop.
+        // Dropped field by field, in their order: those a caller left empty cost (next to)
+        // nothing to drop.
         let Message {
             topic,
             payload,
@@ -917,7 +989,52 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             letter,
             ..
         } = msg;
-        drop((topic, payload, id, key, headers, letter));
+        drop(topic);
+        drop(payload);
+        drop(id);
+        drop(key);
+        drop(headers);
+        drop(letter);
+    }
+
+    /// The direct delivery to the `i`th subscription of `route` failed: counted in the broker
+    /// and reported now; the calls go on with the next one.
+    #[cold]
+    #[inline(never)]
+    fn direct_failed(&self, route: &DirectRoute<P>, i: usize, e: HandlerError, msg: &Message<P>) {
+        let inner = &*self.inner;
+        let d = &inner.direct;
+        let id = route.subs[i];
+        inner.core().record_direct(id, 1, 1);
+        let next = i as u32 + 1;
+        d.from.set(next);
+        d.to.set(next);
+        self.report(ErrorCode::HandlerFailed, e.into(), vec![msg.clone()], id, 1);
+    }
+
+    /// Calls each directly deliverable handler of a route published on once (whose handlers
+    /// are not cached), in order, counting each delivery in the broker, then runs whatever
+    /// they published.
+    #[inline(never)]
+    fn deliver_once(&self, subs: &[SubId], msg: Message<P>) {
+        let inner = &*self.inner;
+        inner.dispatching.set(true);
+        for &id in subs {
+            // Gone when a handler before it unsubscribed it: it receives nothing more.
+            let Some(h) = inner.sync_handler(id) else {
+                continue;
+            };
+            let result = call(|| h(&msg));
+            let failed = result.is_err();
+            inner.counted_core().record_direct(id, 1, failed as u64);
+            if let Err(e) = result {
+                self.report(ErrorCode::HandlerFailed, e.into(), vec![msg.clone()], id, 1);
+            }
+        }
+        inner.dispatching.set(false);
+        if inner.core.borrow().has_ready() {
+            self.pump();
+        }
     }
 
     // ----- running -------------------------------------------------------------------------
@@ -1297,19 +1414,50 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
     /// Publishes on a resolved topic.
     pub fn publish_to(&self, topic: TopicHandle, payload: P) -> Result<bool> {
-        // `publish_outgoing` for a message without options, which makes the direct path
-        // shorter: no option to look at, and only the topic and payload of the message to drop.
+        self.publish_payload(topic, payload)
+    }
+
+    /// A publish without options: inlined into both publish calls, so `publish` makes one call
+    /// for a direct delivery, not two.
+    #[inline(always)]
+    fn publish_payload(&self, topic: TopicHandle, payload: P) -> Result<bool> {
         let inner = &*self.inner;
+        let d = &inner.direct;
         if !inner.dispatching.get() {
-            let accepted = inner
-                .core
-                .borrow_mut()
-                .accept_direct(topic, false, None, || inner.clock.now())?;
+            // The broker took a direct publish on this topic and nothing changed since: this
+            // one is delivered the same way, numbered and counted here.
+            let cached = d
+                .ready
+                .get()
+                .then(|| d.route.borrow())
+                .filter(|r| r.handle == topic);
+            if let Some(cached) = cached {
+                let route = cached.clone();
+                drop(cached);
+                let seq = d.seq.get() + 1;
+                d.seq.set(seq);
+                d.published.set(d.published.get() + 1);
+                let size = payload.byte_size();
+                let name = route.topic.clone();
+                self.deliver_direct(&route, Message::direct(name, payload, size, seq));
+                return Ok(true);
+            }
+            // `publish_outgoing` for a message without options, with less to look at.
+            let accepted = {
+                let mut core = inner.core.borrow_mut();
+                if d.published.get() > 0 {
+                    inner.count_direct(&mut core);
+                }
+                core.accept_direct(topic, false, None, || inner.clock.now())?
+            };
             match accepted {
-                Accepted::Deliver(route, name, seq) => {
-                    let route = inner.direct_route(topic, route)?;
+                Accepted::Deliver(subs, name, seq) => {
                     let size = payload.byte_size();
-                    self.deliver_direct(&route, Message::direct(name, payload, size, seq));
+                    let msg = Message::direct(name, payload, size, seq);
+                    match inner.direct_route(topic, &subs, &msg.topic, seq) {
+                        Some(route) => self.deliver_direct(&route, msg),
+                        None => self.deliver_once(&subs, msg),
+                    }
                     return Ok(true);
                 }
                 Accepted::Duplicate => return Ok(false),
@@ -1356,25 +1504,30 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
 /// Runs a synchronous handler; natively a panic is caught and counted as a failure (in
 /// WebAssembly a panic aborts the instance, which is why nothing there may panic).
+#[inline(always)]
 fn call(f: impl FnOnce() -> HandlerResult) -> HandlerResult {
     #[cfg(not(target_arch = "wasm32"))]
     {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
             Ok(r) => r,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "handler panicked".to_string());
-                Err(format!("handler panicked: {what}").into())
-            }
+            Err(panic) => Err(panicked(panic)),
         }
     }
     #[cfg(target_arch = "wasm32")]
     {
         f()
     }
+}
+
+/// The error a panicking handler fails with.
+#[cfg(not(target_arch = "wasm32"))]
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> HandlerError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "handler panicked".to_string());
+    format!("handler panicked: {what}").into()
 }
 
 fn outgoing<P: ByteSize>(payload: P, o: PublishOptions) -> Result<Outgoing<P>> {

@@ -1003,3 +1003,31 @@ fn direct_deliveries_are_counted_and_numbered_exactly_wherever_they_are_read() {
         ]
     );
 }
+
+#[test]
+fn a_handle_delivered_on_directly_goes_stale_with_its_topic_table() {
+    let (bus, _) = virtual_bus::<u32>(|_| {});
+    let seen = log();
+    let s = seen.clone();
+    bus.subscribe("t", move |m| {
+        s.borrow_mut()
+            .push(format!("{}#{}", m.payload(), m.sequence()));
+        Ok(())
+    })
+    .unwrap();
+    let handle = bus.topic("t").unwrap();
+    for n in 1..=3 {
+        assert!(bus.publish_to(handle, n).unwrap());
+    }
+    // 16,384 other topics (the table's size) start a new table: the old handle is refused.
+    for i in 0..16_384 {
+        bus.publish(&format!("other.{i}"), 0).unwrap();
+    }
+    let err = bus.publish_to(handle, 4).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    assert!(err.to_string().contains("stale topic handle"), "{err}");
+    assert!(bus.publish("t", 5).unwrap());
+    assert_eq!(*seen.borrow(), ["1#1", "2#2", "3#3", "5#16388"]);
+    let stats = bus.stats();
+    assert_eq!((stats.published, stats.delivered), (16_388, 4));
+}

@@ -241,11 +241,9 @@ pub enum Direct<P> {
 /// [`Broker::accept_direct`]'s decision: a [`Direct`] without the message, which the caller
 /// still holds.
 pub(crate) enum Accepted {
-    /// Call the handlers of the topic's route ([`Broker::route`]) now, in its order, with the
-    /// message on this topic and with this sequence number ([`Message::published_directly`]).
-    /// The route is named by its list's address, for a driver that kept the list from an
-    /// earlier publish to tell whether it is still the one (a changed route is a new list).
-    Deliver(*const [SubId], Rc<str>, u64),
+    /// Call these subscriptions' handlers now, in this order, with the message on this topic and
+    /// with this sequence number ([`Message::published_directly`]).
+    Deliver(Rc<[SubId]>, Rc<str>, u64),
     /// Its id was seen inside the dedupe window: dropped and counted.
     Duplicate,
     /// Not every subscription can take it directly: publish it with [`Broker::publish_to`].

@@ -235,10 +235,9 @@ impl<P: Clone> Broker<P> {
     ) -> Result<Direct<P>> {
         Ok(
             match self.accept_direct(handle, msg.not_before.is_some(), msg.id.as_deref(), now)? {
-                Accepted::Deliver(_, topic, seq) => Direct::Deliver(
-                    self.topics[handle.index as usize].subs.clone(),
-                    Message::published_directly(topic, msg, seq),
-                ),
+                Accepted::Deliver(subs, topic, seq) => {
+                    Direct::Deliver(subs, Message::published_directly(topic, msg, seq))
+                }
                 Accepted::Duplicate => Direct::Duplicate,
                 Accepted::Queue => Direct::Queue(msg),
             },
@@ -289,7 +288,7 @@ impl<P: Clone> Broker<P> {
         self.counters.published += 1;
         let entry = &self.topics[at];
         Ok(Accepted::Deliver(
-            Rc::as_ptr(&entry.subs),
+            entry.subs.clone(),
             entry.topic.clone(),
             self.seq,
         ))
@@ -317,6 +316,19 @@ impl<P: Clone> Broker<P> {
         });
         entry.direct_gen = self.direct_gen;
         entry.all_direct
+    }
+
+    /// Numbers and counts `n` messages a driver delivered directly after the last one
+    /// [`Broker::accept_direct`] accepted, on the same terms (the broker did not change in
+    /// between).
+    pub(crate) fn record_direct_published(&mut self, n: u64) {
+        self.seq += n;
+        self.counters.published += n;
+    }
+
+    /// The sequence number of the latest message published.
+    pub(crate) fn sequence(&self) -> u64 {
+        self.seq
     }
 
     /// Checks `id` against the idempotence filter and records it: `true` for a first sighting.

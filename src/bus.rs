@@ -290,8 +290,9 @@ struct DirectRoute<P> {
 }
 
 struct Inner<P> {
-    /// The broker. Reached through [`Inner::core`] and [`Inner::core_ref`], which first count
-    /// the direct deliveries in it; only the direct publish itself reads it without them.
+    /// The broker. Reached through [`Inner::core`], [`Inner::counted_core`] and
+    /// [`Inner::core_ref`], which first count the direct deliveries in it; only the direct
+    /// publish itself (and the look-up of the topic resolved last) uses it without them.
     core: RefCell<Broker<P>>,
     /// By subscription slot index, with the subscription's id to tell a reused slot apart.
     handlers: RefCell<Vec<HandlerSlot<P>>>,
@@ -327,7 +328,7 @@ impl<P: Clone> Inner<P> {
         core
     }
 
-    /// [`Inner::core`], shared.
+    /// The broker, with every direct delivery counted in it, to read.
     fn core_ref(&self) -> Ref<'_, Broker<P>> {
         if self.has_uncounted() {
             self.count_direct(&mut self.core.borrow_mut());

@@ -9,7 +9,7 @@
 
 use crate::batch::BatchPolicy;
 use crate::broker::{
-    Broker, BrokerConfig, DeliveryId, Direct, Event, GroupOptions, Items, PublishMode, Published,
+    Accepted, Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode, Published,
     Remaining, SubId, SubscribeOptions, TopicHandle,
 };
 use crate::clock::{Clock, SystemClock};
@@ -23,7 +23,7 @@ use crate::work_queue::{DeadLetter, JobStatus, Retention, RetryPolicy};
 use futures::future::{AbortHandle, Abortable, LocalBoxFuture};
 use futures::FutureExt;
 use hashbrown::HashMap;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::future::Future;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -244,10 +244,59 @@ struct Browser {
     room: Vec<futures::channel::oneshot::Sender<()>>,
 }
 
+/// The direct path's state: the route published on directly twice in a row, with its
+/// subscriptions' handlers, and the publishes and deliveries on it that the broker has not
+/// counted yet.
+///
+/// A publish on that route counts itself here in one step instead of once per subscription in
+/// the broker; the broker gets these counts before the driver asks it anything else (see
+/// [`Inner::core`]), so every statistic read is exact.
+struct DirectState<P> {
+    route: RefCell<Rc<DirectRoute<P>>>,
+    /// The route of the latest direct publish when it was not `route`: published on directly
+    /// once more, it becomes `route` (a route published once is not worth looking up handlers
+    /// for).
+    candidate: RefCell<Option<Weak<[SubId]>>>,
+    /// Bumped whenever a slot of [`Inner::handlers`] changes: `route`'s handlers of an earlier
+    /// value are looked up again.
+    handlers_gen: Cell<u64>,
+    /// Nothing changed in the broker since `route`'s topic took a direct publish: the next
+    /// publish without options on it is delivered directly without asking the broker. Cleared
+    /// by every other use of the broker ([`Inner::core`]).
+    ready: Cell<bool>,
+    /// The sequence number of the latest direct publish.
+    seq: Cell<u64>,
+    /// Publishes delivered directly without asking the broker (which numbers and counts them
+    /// when it gets them: they are the ones after its own sequence number, up to `seq`).
+    published: Cell<u64>,
+    /// Publishes delivered to every subscription of the route.
+    full: Cell<u64>,
+    /// While a publish is delivered: the route's subscriptions from `from` up to `to` (not
+    /// included) took it.
+    from: Cell<u32>,
+    to: Cell<u32>,
+}
+
+struct DirectRoute<P> {
+    /// Its topic, and the handle it was published through.
+    topic: Rc<str>,
+    handle: TopicHandle,
+    /// The broker's route (a changed route is another list, so identity tells them apart).
+    subs: Rc<[SubId]>,
+    /// The synchronous handler of each of `subs` (`None`: it has none any more), as of
+    /// `handlers_gen`.
+    handlers: Box<[Option<SyncFn<P>>]>,
+    handlers_gen: u64,
+}
+
 struct Inner<P> {
+    /// The broker. Reached through [`Inner::core`], [`Inner::counted_core`] and
+    /// [`Inner::core_ref`], which first count the direct deliveries in it; only the direct
+    /// publish itself (and the look-up of the topic resolved last) uses it without them.
     core: RefCell<Broker<P>>,
     /// By subscription slot index, with the subscription's id to tell a reused slot apart.
     handlers: RefCell<Vec<HandlerSlot<P>>>,
+    direct: DirectState<P>,
     clock: Rc<dyn Clock>,
     exec: LocalExecutor,
     running: RefCell<HashMap<DeliveryId, Running<P>>>,
@@ -264,10 +313,160 @@ struct Inner<P> {
 }
 
 impl<P: Clone> Inner<P> {
+    /// The broker, with every direct delivery counted in it, to change it: the next direct
+    /// publish asks it again.
+    fn core(&self) -> RefMut<'_, Broker<P>> {
+        self.direct.ready.set(false);
+        self.counted_core()
+    }
+
+    /// The broker, with every direct delivery counted in it, for what cannot change whether a
+    /// subscription takes a message directly.
+    fn counted_core(&self) -> RefMut<'_, Broker<P>> {
+        let mut core = self.core.borrow_mut();
+        self.count_direct(&mut core);
+        core
+    }
+
+    /// The broker, with every direct delivery counted in it, to read.
+    fn core_ref(&self) -> Ref<'_, Broker<P>> {
+        if self.has_uncounted() {
+            self.count_direct(&mut self.core.borrow_mut());
+        }
+        self.core.borrow()
+    }
+
+    fn has_uncounted(&self) -> bool {
+        let d = &self.direct;
+        d.published.get() != 0 || d.full.get() != 0 || d.from.get() != d.to.get()
+    }
+
+    /// Counts the direct deliveries not counted yet in `core`.
+    #[inline]
+    fn count_direct(&self, core: &mut Broker<P>) {
+        if self.has_uncounted() {
+            self.count_direct_now(core);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn count_direct_now(&self, core: &mut Broker<P>) {
+        let d = &self.direct;
+        let published = d.published.replace(0);
+        if published > 0 {
+            core.record_direct_published(published);
+            debug_assert_eq!(core.sequence(), d.seq.get());
+        }
+        let full = d.full.replace(0);
+        let (from, to) = (d.from.get() as usize, d.to.get() as usize);
+        d.from.set(d.to.get());
+        for (i, id) in d.route.borrow().subs.iter().enumerate() {
+            let n = full + u64::from(from <= i && i < to);
+            if n > 0 {
+                core.record_direct(*id, n, 0);
+            }
+        }
+    }
+
+    /// `route` with its handlers when the broker accepted a direct publish on `handle` (with
+    /// sequence number `seq`) and `route` is the cached route, or was the route of the direct
+    /// publish before: then the publishes after it on `handle` are delivered directly (see
+    /// [`DirectState::ready`]). `None` for a route published on once.
+    #[inline(always)]
+    fn direct_route(
+        &self,
+        handle: TopicHandle,
+        route: &Rc<[SubId]>,
+        topic: &Rc<str>,
+        seq: u64,
+    ) -> Option<Rc<DirectRoute<P>>> {
+        let d = &self.direct;
+        // The publishes delivered on `ready` are numbered after this one.
+        d.seq.set(seq);
+        let cached = d.route.borrow();
+        let found = if Rc::ptr_eq(&cached.subs, route)
+            && Rc::ptr_eq(&cached.topic, topic)
+            && cached.handle == handle
+            && cached.handlers_gen == d.handlers_gen.get()
+        {
+            cached.clone()
+        } else {
+            drop(cached);
+            self.direct_route_again(handle, route, topic)?
+        };
+        d.ready.set(true);
+        Some(found)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn direct_route_again(
+        &self,
+        handle: TopicHandle,
+        route: &Rc<[SubId]>,
+        topic: &Rc<str>,
+    ) -> Option<Rc<DirectRoute<P>>> {
+        let d = &self.direct;
+        let same = Rc::ptr_eq(&d.route.borrow().subs, route);
+        if !same {
+            let mut candidate = d.candidate.borrow_mut();
+            if !candidate
+                .as_ref()
+                .is_some_and(|c| std::ptr::eq(c.as_ptr(), Rc::as_ptr(route)))
+            {
+                *candidate = Some(Rc::downgrade(route));
+                return None;
+            }
+            *candidate = None;
+            drop(candidate);
+            // What was delivered on the previous route is counted on it first.
+            self.count_direct(&mut self.core.borrow_mut());
+        }
+        let fresh = Rc::new(DirectRoute {
+            topic: topic.clone(),
+            handle,
+            subs: route.clone(),
+            handlers: route.iter().map(|id| self.sync_handler(*id)).collect(),
+            handlers_gen: d.handlers_gen.get(),
+        });
+        *d.route.borrow_mut() = fresh.clone();
+        Some(fresh)
+    }
+
+    /// A slot of `handlers` changed: the direct route's handlers are looked up again. When a
+    /// handler was `removed`, the route lets go of its handlers at once, so an unsubscribed
+    /// handler is dropped now (or, when a handler of a direct publish unsubscribed it, once
+    /// that publish's handlers have run).
+    fn handlers_changed(&self, removed: bool) {
+        let d = &self.direct;
+        d.handlers_gen.set(d.handlers_gen.get() + 1);
+        if removed {
+            let mut route = d.route.borrow_mut();
+            if !route.handlers.is_empty() {
+                *route = Rc::new(DirectRoute {
+                    topic: route.topic.clone(),
+                    handle: route.handle,
+                    subs: route.subs.clone(),
+                    handlers: Box::new([]),
+                    handlers_gen: u64::MAX,
+                });
+            }
+        }
+    }
+
+    /// `id`'s handler when it is synchronous (and `id` still has it).
+    fn sync_handler(&self, id: SubId) -> Option<SyncFn<P>> {
+        match self.handlers.borrow().get(id.index() as usize) {
+            Some(Some((owner, Handler::Sync(h)))) if *owner == id => Some(h.clone()),
+            _ => None,
+        }
+    }
+
     /// Hands the core's retired subscriptions' final statistics to their handles (when alive).
     fn collect_retired(&self) {
         loop {
-            let Some((id, stats)) = self.core.borrow_mut().take_retired() else {
+            let Some((id, stats)) = self.counted_core().take_retired() else {
                 return;
             };
             if let Some(cell) = self.finals.borrow_mut().remove(&id) {
@@ -357,7 +556,7 @@ impl<P: Clone + ByteSize + 'static> Subscription<P> {
     pub fn is_active(&self) -> bool {
         self.bus
             .upgrade()
-            .is_some_and(|inner| inner.core.borrow().is_subscribed(self.id))
+            .is_some_and(|inner| inner.core_ref().is_subscribed(self.id))
     }
 
     /// Its statistics; after it was unsubscribed and its last delivery settled, the final ones
@@ -365,7 +564,7 @@ impl<P: Clone + ByteSize + 'static> Subscription<P> {
     pub fn stats(&self) -> Option<SubscriptionStats> {
         if let Some(inner) = self.bus.upgrade() {
             inner.collect_retired();
-            if let Some(stats) = inner.core.borrow().subscription_stats(self.id) {
+            if let Some(stats) = inner.core_ref().subscription_stats(self.id) {
                 return Some(stats);
             }
         }
@@ -398,6 +597,23 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             inner: Rc::new(Inner {
                 core: RefCell::new(core),
                 handlers: RefCell::new(Vec::new()),
+                direct: DirectState {
+                    candidate: RefCell::new(None),
+                    route: RefCell::new(Rc::new(DirectRoute {
+                        topic: Rc::from(""),
+                        handle: TopicHandle::from_parts(u32::MAX, u32::MAX),
+                        subs: Rc::from([]),
+                        handlers: Box::new([]),
+                        handlers_gen: 0,
+                    })),
+                    handlers_gen: Cell::new(0),
+                    ready: Cell::new(false),
+                    seq: Cell::new(0),
+                    published: Cell::new(0),
+                    full: Cell::new(0),
+                    from: Cell::new(0),
+                    to: Cell::new(0),
+                },
                 clock,
                 exec: LocalExecutor::new(),
                 running: RefCell::new(HashMap::new()),
@@ -504,7 +720,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         handler: Handler<P>,
         options: SubscribeOptions,
     ) -> Result<Subscription<P>> {
-        let mut core = self.inner.core.borrow_mut();
+        let mut core = self.inner.core();
         let id = core.subscribe(pattern, &options)?;
         core.set_direct(id, matches!(handler, Handler::Sync(_)));
         let order = core.subscription_order(id).unwrap_or(0);
@@ -516,12 +732,13 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         }
         handlers[slot] = Some((id, handler));
         drop(handlers);
+        self.inner.handlers_changed(false);
         let last = Rc::new(RefCell::new(None));
         self.inner
             .finals
             .borrow_mut()
             .insert(id, Rc::downgrade(&last));
-        if options.group.is_some() && self.inner.core.borrow().has_ready() {
+        if options.group.is_some() && self.inner.core_ref().has_ready() {
             // Messages waiting in the group go to the new member at once.
             self.pump();
         }
@@ -535,7 +752,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     }
 
     fn unsubscribe(&self, id: SubId) -> bool {
-        let removed = self.inner.core.borrow_mut().unsubscribe(id);
+        let removed = self.inner.core().unsubscribe(id);
         self.inner.collect_retired();
         if removed {
             if let Some(h) = self
@@ -548,6 +765,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                     *h = None;
                 }
             }
+            self.inner.handlers_changed(true);
             self.pump();
         }
         removed
@@ -559,14 +777,26 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// it returns; a publish from inside a handler is delivered after that handler returns.
     /// Returns `false` when the idempotence filter dropped it as a duplicate.
     pub fn publish(&self, topic: &str, payload: P) -> Result<bool> {
-        let handle = self.inner.core.borrow_mut().resolve(topic)?;
-        self.publish_to(handle, payload)
+        let handle = self.resolve(topic)?;
+        self.publish_payload(handle, payload)
+    }
+
+    /// `topic`'s handle. The topic resolved last is looked up without the statistics counted
+    /// first; any other may start a new topic table, after which no handle of the old one may
+    /// be published on directly.
+    #[inline(always)]
+    fn resolve(&self, topic: &str) -> Result<TopicHandle> {
+        let last = self.inner.core.borrow().resolved_last(topic);
+        match last {
+            Some(handle) => Ok(handle),
+            None => self.inner.core().resolve(topic),
+        }
     }
 
     /// Publishes with options (id, key, TTL, headers).
     pub fn publish_with(&self, topic: &str, payload: P, options: PublishOptions) -> Result<bool> {
         let out = outgoing(payload, options)?;
-        let handle = self.inner.core.borrow_mut().resolve(topic)?;
+        let handle = self.resolve(topic)?;
         self.publish_outgoing(handle, out)
     }
 
@@ -574,22 +804,42 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// otherwise through the broker's queues.
     fn publish_outgoing(&self, handle: TopicHandle, out: Outgoing<P>) -> Result<bool> {
         let inner = &*self.inner;
-        let mut core = inner.core.borrow_mut();
-        let out = if inner.dispatching.get() {
-            out
-        } else {
-            match core.publish_direct(handle, out, || inner.clock.now())? {
-                Direct::Deliver(subs, msg) => {
-                    drop(core);
-                    self.deliver_direct(&subs, &msg);
+        if !inner.dispatching.get() {
+            // Deciding on the direct path reads no statistics: direct deliveries not counted
+            // yet stay so (the publishes among them are counted first, to number this one).
+            let accepted = {
+                let mut core = inner.core.borrow_mut();
+                if inner.direct.published.get() > 0 {
+                    inner.count_direct(&mut core);
+                }
+                core.accept_direct(handle, out.not_before.is_some(), out.id.as_deref(), || {
+                    inner.clock.now()
+                })?
+            };
+            match accepted {
+                Accepted::Deliver(subs, topic, seq) => {
+                    let msg = Message::published_directly(topic, out, seq);
+                    match inner.direct_route(handle, &subs, &msg.topic, seq) {
+                        Some(route) => self.deliver_direct(&route, msg),
+                        None => self.deliver_once(&subs, msg),
+                    }
                     return Ok(true);
                 }
-                Direct::Duplicate => return Ok(false),
-                Direct::Queue(out) => out,
+                Accepted::Duplicate => return Ok(false),
+                Accepted::Queue => {}
             }
-        };
-        let r = core.publish_to(handle, out, inner.clock.now(), PublishMode::Now)?;
-        drop(core);
+        }
+        self.publish_queued(handle, out)
+    }
+
+    /// Publishes through the broker's queues, then runs what is ready (unless a handler is
+    /// running: the publish that called it runs it once it returns).
+    #[inline(never)]
+    fn publish_queued(&self, handle: TopicHandle, out: Outgoing<P>) -> Result<bool> {
+        let inner = &*self.inner;
+        let r = inner
+            .core()
+            .publish_to(handle, out, inner.clock.now(), PublishMode::Now)?;
         self.pump();
         Ok(r != Published::Duplicate)
     }
@@ -616,7 +866,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             .into_iter()
             .map(|(p, o)| outgoing(p, o))
             .collect::<Result<Vec<_>>>()?;
-        let mut core = self.inner.core.borrow_mut();
+        let mut core = self.inner.core();
         let handle = core.resolve(topic)?;
         let n = core
             .publish_batch(handle, out, self.inner.clock.now(), PublishMode::Now)?
@@ -638,7 +888,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         let mut stuck = false;
         loop {
             let r = {
-                let mut core = self.inner.core.borrow_mut();
+                let mut core = self.inner.core();
                 // Resolved on every try: while this call waits, other topics may fill the
                 // table and start a new one, which makes an older handle stale.
                 let handle = core.resolve(topic)?;
@@ -653,7 +903,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             };
             match r {
                 Published::MustWait if stuck => {
-                    self.inner.core.borrow_mut().set_waiting(false);
+                    self.inner.core().set_waiting(false);
                     return Err(Error::new(
                         ErrorCode::QueueFull,
                         "no room can appear: every running handler waits on something the \
@@ -682,18 +932,102 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     }
 
     /// Calls each directly deliverable handler in order, then runs whatever they published.
-    fn deliver_direct(&self, subs: &[SubId], msg: &Message<P>) {
+    ///
+    /// Deliveries are counted in [`Inner::direct`]: each successful call extends this publish's
+    /// run of subscriptions that took it (anything that reads or changes the broker in between,
+    /// such as a handler reading statistics, counts the run first); a publish that every
+    /// subscription took adds one to the route's count. A failure, or a subscription whose
+    /// handler is gone, is counted in the broker at once.
+    #[inline(always)]
+    fn deliver_direct(&self, route: &DirectRoute<P>, msg: Message<P>) {
+        let inner = &*self.inner;
+        let d = &inner.direct;
+        let gen = d.handlers_gen.get();
+        inner.dispatching.set(true);
+        for (i, cached) in route.handlers.iter().enumerate() {
+            let next = i as u32 + 1;
+            let looked_up;
+            // A handler before it may have unsubscribed it (it receives nothing more) or
+            // subscribed others: then each handler is looked up again.
+            let handler = if d.handlers_gen.get() == gen {
+                cached.as_ref()
+            } else {
+                looked_up = inner.sync_handler(route.subs[i]);
+                looked_up.as_ref()
+            };
+            let Some(h) = handler else {
+                drop(inner.core());
+                d.from.set(next);
+                d.to.set(next);
+                continue;
+            };
+            match call(|| h(&msg)) {
+                Ok(()) => d.to.set(next),
+                Err(e) => self.direct_failed(route, i, e, &msg),
+            }
+        }
+        inner.dispatching.set(false);
+        if d.from.get() == 0 && d.to.get() as usize == route.handlers.len() {
+            d.to.set(0);
+            d.full.set(d.full.get() + 1);
+        } else {
+            drop(inner.core());
+            d.from.set(0);
+            d.to.set(0);
+        }
+        // Still ready: no handler used the broker, so nothing waits in it.
+        if !d.ready.get() && inner.core.borrow().has_ready() {
+            self.pump();
+        }
+        // Dropped field by field, in their order: those a caller left empty cost (next to)
+        // nothing to drop.
+        let Message {
+            topic,
+            payload,
+            id,
+            key,
+            headers,
+            letter,
+            ..
+        } = msg;
+        drop(topic);
+        drop(payload);
+        drop(id);
+        drop(key);
+        drop(headers);
+        drop(letter);
+    }
+
+    /// The direct delivery to the `i`th subscription of `route` failed: counted in the broker
+    /// and reported now; the calls go on with the next one.
+    #[cold]
+    #[inline(never)]
+    fn direct_failed(&self, route: &DirectRoute<P>, i: usize, e: HandlerError, msg: &Message<P>) {
+        let inner = &*self.inner;
+        let d = &inner.direct;
+        let id = route.subs[i];
+        inner.core().record_direct(id, 1, 1);
+        let next = i as u32 + 1;
+        d.from.set(next);
+        d.to.set(next);
+        self.report(ErrorCode::HandlerFailed, e.into(), vec![msg.clone()], id, 1);
+    }
+
+    /// Calls each directly deliverable handler of a route published on once (whose handlers
+    /// are not cached), in order, counting each delivery in the broker, then runs whatever
+    /// they published.
+    #[inline(never)]
+    fn deliver_once(&self, subs: &[SubId], msg: Message<P>) {
         let inner = &*self.inner;
         inner.dispatching.set(true);
         for &id in subs {
-            let handler = inner.handler(id);
             // Gone when a handler before it unsubscribed it: it receives nothing more.
-            let Some(Handler::Sync(h)) = handler else {
+            let Some(h) = inner.sync_handler(id) else {
                 continue;
             };
-            let result = call(|| h(msg));
+            let result = call(|| h(&msg));
             let failed = result.is_err();
-            inner.core.borrow_mut().record_direct(id, 1, failed as u64);
+            inner.counted_core().record_direct(id, 1, failed as u64);
             if let Err(e) = result {
                 self.report(ErrorCode::HandlerFailed, e.into(), vec![msg.clone()], id, 1);
             }
@@ -715,7 +1049,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         loop {
             let now = inner.clock.now();
             let next = {
-                let mut core = inner.core.borrow_mut();
+                let mut core = inner.core();
                 core.fire_timers(now);
                 core.next_delivery(now)
             };
@@ -732,7 +1066,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
     fn handle_events(&self) {
         loop {
-            let event = self.inner.core.borrow_mut().poll_event();
+            let event = self.inner.core().poll_event();
             match event {
                 None => break,
                 Some(Event::TimedOut {
@@ -744,7 +1078,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                     if let Some(r) = running {
                         r.abort.abort();
                         if final_attempt || r.final_attempt {
-                            let text = self.inner.core.borrow().timeout_message(r.sub);
+                            let text = self.inner.core_ref().timeout_message(r.sub);
                             let err = Error::new(ErrorCode::HandlerTimeout, text);
                             self.report(
                                 ErrorCode::HandlerTimeout,
@@ -768,13 +1102,13 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 Some(Event::Retired(_)) => self.inner.collect_retired(),
                 Some(Event::Idle(_)) => {}
                 Some(Event::Failed) => loop {
-                    let failed = self.inner.core.borrow_mut().take_failed();
+                    let failed = self.inner.core().take_failed();
                     let Some(f) = failed else { break };
                     let err = Error::new(f.code, &*f.error);
                     self.report(f.code, Rc::new(err), f.messages, f.sub, f.attempts);
                 },
                 Some(Event::Dead) => loop {
-                    let letter = self.inner.core.borrow_mut().take_dead();
+                    let letter = self.inner.core().take_dead();
                     match letter {
                         Some((letter, report)) => self.publish_dead(letter, report),
                         None => break,
@@ -848,7 +1182,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             .borrow_mut()
             .publish_dead(letter, payload, size, now);
         if !matches!(published, Ok(Published::Accepted { .. })) {
-            self.inner.core.borrow_mut().record_dropped(1);
+            self.inner.core().record_dropped(1);
         }
     }
 
@@ -863,7 +1197,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     ) {
         let now = self.inner.clock.now();
         match &result {
-            Ok(()) => self.inner.core.borrow_mut().complete(id, true, now),
+            Ok(()) => self.inner.core().complete(id, true, now),
             Err(e) => self
                 .inner
                 .core
@@ -926,7 +1260,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         attempts: u32,
     ) {
         let (subscription, pattern) = {
-            let core = self.inner.core.borrow();
+            let core = self.inner.core_ref();
             let s = core.subscription_stats(sub);
             (
                 s.as_ref().map_or(0, |s| s.id),
@@ -964,16 +1298,16 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         let inner = &*self.inner;
         inner.exec.run_ready();
         self.pump();
-        if inner.exec.has_woken() || inner.core.borrow().has_ready() {
+        if inner.exec.has_woken() || inner.core_ref().has_ready() {
             return true;
         }
-        if inner.core.borrow().is_idle() && inner.running.borrow().is_empty() {
+        if inner.core_ref().is_idle() && inner.running.borrow().is_empty() {
             return false;
         }
         if !wait {
             return false;
         }
-        let deadline = inner.core.borrow_mut().next_deadline();
+        let deadline = inner.core().next_deadline();
         let now = inner.clock.now();
         match deadline {
             Some(d) if d <= now => true,
@@ -1012,12 +1346,12 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
     /// Whether nothing is queued or running.
     pub fn is_idle(&self) -> bool {
-        self.inner.core.borrow().is_idle() && self.inner.running.borrow().is_empty()
+        self.inner.core_ref().is_idle() && self.inner.running.borrow().is_empty()
     }
 
     /// Delivers partial batches now.
     pub fn flush(&self) {
-        self.inner.core.borrow_mut().flush();
+        self.inner.core().flush();
         self.pump();
     }
 
@@ -1043,9 +1377,9 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// of work queues whose members all left, and failed work-queue messages still waiting for
     /// a retry (empty when everything was handled).
     pub async fn close(&self) -> Vec<Remaining<P>> {
-        self.inner.core.borrow_mut().close();
+        self.inner.core().close();
         self.drain().await;
-        self.inner.core.borrow().remaining()
+        self.inner.core_ref().remaining()
     }
 
     /// Where the work-queue message with this id stands (see [`Broker::status`]): `None` when no
@@ -1053,39 +1387,89 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// window).
     pub fn status(&self, id: &str) -> Option<JobStatus> {
         let now = self.inner.clock.now();
-        self.inner.core.borrow().status(id, None, now)
+        self.inner.core_ref().status(id, None, now)
     }
 
     /// Like [`Bus::status`], in one group.
     pub fn status_in(&self, id: &str, group: &str) -> Option<JobStatus> {
         let now = self.inner.clock.now();
-        self.inner.core.borrow().status(id, Some(group), now)
+        self.inner.core_ref().status(id, Some(group), now)
     }
 
     /// Whether [`Bus::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.inner.core.borrow().is_closed()
+        self.inner.core_ref().is_closed()
     }
 
     /// A statistics snapshot.
     pub fn stats(&self) -> BusStats {
-        self.inner.core.borrow().stats()
+        self.inner.core_ref().stats()
     }
 
     /// Resolves `topic` once; publishing through [`Bus::publish_to`] then skips the lookup.
     /// The handle stays valid until the bus has seen `max_topics` (16,384) other distinct
     /// topics; after that it is refused as stale (`INVALID_ARGUMENT`), never misrouted.
     pub fn topic(&self, topic: &str) -> Result<TopicHandle> {
-        self.inner.core.borrow_mut().resolve(topic)
+        self.inner.core().resolve(topic)
     }
 
     /// Publishes on a resolved topic.
     pub fn publish_to(&self, topic: TopicHandle, payload: P) -> Result<bool> {
+        self.publish_payload(topic, payload)
+    }
+
+    /// A publish without options: inlined into both publish calls, so `publish` makes one call
+    /// for a direct delivery, not two.
+    #[inline(always)]
+    fn publish_payload(&self, topic: TopicHandle, payload: P) -> Result<bool> {
+        let inner = &*self.inner;
+        let d = &inner.direct;
+        if !inner.dispatching.get() {
+            // The broker took a direct publish on this topic and nothing changed since: this
+            // one is delivered the same way, numbered and counted here.
+            let cached = d
+                .ready
+                .get()
+                .then(|| d.route.borrow())
+                .filter(|r| r.handle == topic);
+            if let Some(cached) = cached {
+                let route = cached.clone();
+                drop(cached);
+                let seq = d.seq.get() + 1;
+                d.seq.set(seq);
+                d.published.set(d.published.get() + 1);
+                let size = payload.byte_size();
+                let name = route.topic.clone();
+                self.deliver_direct(&route, Message::direct(name, payload, size, seq));
+                return Ok(true);
+            }
+            // `publish_outgoing` for a message without options, with less to look at.
+            let accepted = {
+                let mut core = inner.core.borrow_mut();
+                if d.published.get() > 0 {
+                    inner.count_direct(&mut core);
+                }
+                core.accept_direct(topic, false, None, || inner.clock.now())?
+            };
+            match accepted {
+                Accepted::Deliver(subs, name, seq) => {
+                    let size = payload.byte_size();
+                    let msg = Message::direct(name, payload, size, seq);
+                    match inner.direct_route(topic, &subs, &msg.topic, seq) {
+                        Some(route) => self.deliver_direct(&route, msg),
+                        None => self.deliver_once(&subs, msg),
+                    }
+                    return Ok(true);
+                }
+                Accepted::Duplicate => return Ok(false),
+                Accepted::Queue => {}
+            }
+        }
         let out = Outgoing {
             size: payload.byte_size(),
             ..Outgoing::new(payload)
         };
-        self.publish_outgoing(topic, out)
+        self.publish_queued(topic, out)
     }
 
     #[cfg(target_arch = "wasm32")]
@@ -1096,7 +1480,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 let _ = tx.send(());
             }
         }
-        let deadline = self.inner.core.borrow_mut().next_deadline();
+        let deadline = self.inner.core().next_deadline();
         let mut state = b.borrow_mut();
         match (deadline, &state.timer) {
             (Some(d), Some((armed, _))) if *armed <= d => {}
@@ -1121,25 +1505,30 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
 /// Runs a synchronous handler; natively a panic is caught and counted as a failure (in
 /// WebAssembly a panic aborts the instance, which is why nothing there may panic).
+#[inline(always)]
 fn call(f: impl FnOnce() -> HandlerResult) -> HandlerResult {
     #[cfg(not(target_arch = "wasm32"))]
     {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
             Ok(r) => r,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "handler panicked".to_string());
-                Err(format!("handler panicked: {what}").into())
-            }
+            Err(panic) => Err(panicked(panic)),
         }
     }
     #[cfg(target_arch = "wasm32")]
     {
         f()
     }
+}
+
+/// The error a panicking handler fails with.
+#[cfg(not(target_arch = "wasm32"))]
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> HandlerError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "handler panicked".to_string());
+    format!("handler panicked: {what}").into()
 }
 
 fn outgoing<P: ByteSize>(payload: P, o: PublishOptions) -> Result<Outgoing<P>> {

@@ -100,6 +100,45 @@ impl<P> Message<P> {
         self.letter.as_deref()
     }
 
+    /// [`Message::published_directly`] for a message without options.
+    #[inline(always)]
+    pub(crate) fn direct(topic: Rc<str>, payload: P, size: usize, seq: u64) -> Self {
+        Message {
+            topic,
+            payload,
+            id: None,
+            key: None,
+            headers: None,
+            published_at: None,
+            expires_at: None,
+            size,
+            seq,
+            attempt: 1,
+            prior: 0,
+            letter: None,
+        }
+    }
+
+    /// A message handed to synchronous handlers at the moment it is published (the direct
+    /// path): no publish time read, no TTL to run, first try.
+    #[inline(always)]
+    pub(crate) fn published_directly(topic: Rc<str>, out: Outgoing<P>, seq: u64) -> Self {
+        Message {
+            topic,
+            payload: out.payload,
+            id: out.id,
+            key: out.key,
+            headers: out.headers,
+            published_at: None,
+            expires_at: None,
+            size: out.size,
+            seq,
+            attempt: 1,
+            prior: 0,
+            letter: None,
+        }
+    }
+
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         matches!(self.expires_at, Some(t) if now >= t)
     }

@@ -881,3 +881,153 @@ fn a_batch_message_whose_ttl_ends_before_the_retry_fails_for_good_and_is_reporte
     let st = bus.stats();
     assert_eq!((st.delivered, st.failed, st.expired), (2, 1, 0));
 }
+
+#[test]
+fn direct_deliveries_are_counted_and_numbered_exactly_wherever_they_are_read() {
+    let (bus, _) = virtual_bus::<u32>(|_| {});
+    let seen = log();
+    let subs: Rc<RefCell<Vec<edgebus::Subscription<u32>>>> = Rc::default();
+    // The statistics as a handler (or the test, between publishes) reads them: what `t`'s three
+    // subscriptions delivered and failed, then the bus's delivered, failed, published and
+    // latency count (direct deliveries count with latency zero).
+    let look: Rc<dyn Fn() -> String> = {
+        let (bus, subs) = (bus.clone(), subs.clone());
+        Rc::new(move || {
+            let subs = subs.borrow();
+            let each: Vec<String> = subs
+                .iter()
+                .map(|s| {
+                    let st = s.stats().unwrap();
+                    assert_eq!(st.latency.count, st.delivered);
+                    format!("{}/{}", st.delivered, st.failed)
+                })
+                .collect();
+            let s = bus.stats();
+            format!(
+                "{} bus {}/{}/{} lat {}",
+                each.join(" "),
+                s.delivered,
+                s.failed,
+                s.published,
+                s.latency.count
+            )
+        })
+    };
+    let (l, s, b, look_a) = (seen.clone(), subs.clone(), bus.clone(), look.clone());
+    let a = bus
+        .subscribe("t", move |m| {
+            l.borrow_mut()
+                .push(format!("a{} #{}: {}", m.payload(), m.sequence(), look_a()));
+            match *m.payload() {
+                // Unsubscribes the next one before it receives this message.
+                3 => assert!(s.borrow()[1].unsubscribe()),
+                // Publishes from inside: delivered after this publish's handlers.
+                4 => assert!(b.publish("t", 40).unwrap()),
+                _ => {}
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (l, look_b) = (seen.clone(), look.clone());
+    let b = bus
+        .subscribe("t", move |m| {
+            l.borrow_mut()
+                .push(format!("b{} #{}: {}", m.payload(), m.sequence(), look_b()));
+            Ok(())
+        })
+        .unwrap();
+    let (l, look_c) = (seen.clone(), look.clone());
+    let c = bus
+        .subscribe("t", move |m| {
+            l.borrow_mut()
+                .push(format!("c{} #{}: {}", m.payload(), m.sequence(), look_c()));
+            if *m.payload() == 2 {
+                return Err("two".into());
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (l, look_d) = (seen.clone(), look.clone());
+    bus.subscribe("u", move |m| {
+        l.borrow_mut()
+            .push(format!("d{} #{}: {}", m.payload(), m.sequence(), look_d()));
+        Ok(())
+    })
+    .unwrap();
+    subs.borrow_mut().extend([a, b, c]);
+    let after = |what: &str| seen.borrow_mut().push(format!("after {what}: {}", look()));
+    for n in [1, 2] {
+        assert!(bus.publish("t", n).unwrap());
+        after(&format!("t{n}"));
+    }
+    assert!(bus.publish("u", 5).unwrap());
+    after("u5");
+    assert!(bus.publish("t", 3).unwrap());
+    after("t3");
+    assert!(bus.publish("t", 4).unwrap());
+    after("t4");
+    assert!(bus
+        .publish_with("t", 6, PublishOptions::new().key("k"))
+        .unwrap());
+    after("t6");
+    let topic = bus.topic("t").unwrap();
+    assert!(bus.publish_to(topic, 7).unwrap());
+    after("t7");
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "a1 #1: 0/0 0/0 0/0 bus 0/0/1 lat 0",
+            "b1 #1: 1/0 0/0 0/0 bus 1/0/1 lat 1",
+            "c1 #1: 1/0 1/0 0/0 bus 2/0/1 lat 2",
+            "after t1: 1/0 1/0 1/0 bus 3/0/1 lat 3",
+            "a2 #2: 1/0 1/0 1/0 bus 3/0/2 lat 3",
+            "b2 #2: 2/0 1/0 1/0 bus 4/0/2 lat 4",
+            "c2 #2: 2/0 2/0 1/0 bus 5/0/2 lat 5",
+            "after t2: 2/0 2/0 2/1 bus 6/1/2 lat 6",
+            "d5 #3: 2/0 2/0 2/1 bus 6/1/3 lat 6",
+            "after u5: 2/0 2/0 2/1 bus 7/1/3 lat 7",
+            "a3 #4: 2/0 2/0 2/1 bus 7/1/4 lat 7",
+            "c3 #4: 3/0 2/0 2/1 bus 8/1/4 lat 8",
+            "after t3: 3/0 2/0 3/1 bus 9/1/4 lat 9",
+            "a4 #5: 3/0 2/0 3/1 bus 9/1/5 lat 9",
+            "c4 #5: 4/0 2/0 3/1 bus 10/1/6 lat 10",
+            "a40 #6: 5/0 2/0 4/1 bus 12/1/6 lat 12",
+            "c40 #6: 5/0 2/0 5/1 bus 13/1/6 lat 13",
+            "after t4: 5/0 2/0 5/1 bus 13/1/6 lat 13",
+            "a6 #7: 5/0 2/0 5/1 bus 13/1/7 lat 13",
+            "c6 #7: 6/0 2/0 5/1 bus 14/1/7 lat 14",
+            "after t6: 6/0 2/0 6/1 bus 15/1/7 lat 15",
+            "a7 #8: 6/0 2/0 6/1 bus 15/1/8 lat 15",
+            "c7 #8: 7/0 2/0 6/1 bus 16/1/8 lat 16",
+            "after t7: 7/0 2/0 7/1 bus 17/1/8 lat 17",
+        ]
+    );
+}
+
+#[test]
+fn a_handle_delivered_on_directly_goes_stale_with_its_topic_table() {
+    let (bus, _) = virtual_bus::<u32>(|_| {});
+    let seen = log();
+    let s = seen.clone();
+    bus.subscribe("t", move |m| {
+        s.borrow_mut()
+            .push(format!("{}#{}", m.payload(), m.sequence()));
+        Ok(())
+    })
+    .unwrap();
+    let handle = bus.topic("t").unwrap();
+    for n in 1..=3 {
+        assert!(bus.publish_to(handle, n).unwrap());
+    }
+    // 16,384 other topics (the table's size) start a new table: the old handle is refused.
+    for i in 0..16_384 {
+        bus.publish(&format!("other.{i}"), 0).unwrap();
+    }
+    let err = bus.publish_to(handle, 4).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    assert!(err.to_string().contains("stale topic handle"), "{err}");
+    assert!(bus.publish("t", 5).unwrap());
+    assert_eq!(*seen.borrow(), ["1#1", "2#2", "3#3", "5#16388"]);
+    let stats = bus.stats();
+    assert_eq!((stats.published, stats.delivered), (16_388, 4));
+}

@@ -238,6 +238,18 @@ pub enum Direct<P> {
     Queue(Outgoing<P>),
 }
 
+/// [`Broker::accept_direct`]'s decision: a [`Direct`] without the message, which the caller
+/// still holds.
+pub(crate) enum Accepted {
+    /// Call these subscriptions' handlers now, in this order, with the message on this topic and
+    /// with this sequence number ([`Message::published_directly`]).
+    Deliver(Rc<[SubId]>, Rc<str>, u64),
+    /// Its id was seen inside the dedupe window: dropped and counted.
+    Duplicate,
+    /// Not every subscription can take it directly: publish it with [`Broker::publish_to`].
+    Queue,
+}
+
 /// The message(s) of one delivery.
 #[derive(Debug, Clone)]
 pub enum Items<P> {
@@ -558,6 +570,11 @@ struct TopicEntry {
     topic: Rc<str>,
     gen: u64,
     subs: Rc<[SubId]>,
+    /// Whether every subscription of `subs` is live and marked direct, when `direct_gen` is the
+    /// broker's (`u32::MAX`: not known). A stale route is never known: a current `direct_gen`
+    /// also says that `subs` is current.
+    all_direct: bool,
+    direct_gen: u32,
 }
 
 /// The pub/sub state machine. `P` is the payload handle (cloned once per matching subscription).
@@ -568,6 +585,9 @@ pub struct Broker<P> {
     router: Router<SubId>,
     next_order: u64,
     routes_gen: u64,
+    /// Bumped when a subscription's direct mark changes: the routes' `all_direct` of an earlier
+    /// value are worked out again. Never `u32::MAX`.
+    direct_gen: u32,
     topic_ids: HashMap<Rc<str>, u32>,
     /// The same topics by token, to find those a pattern reaches.
     topic_trie: TopicTrie,
@@ -639,6 +659,7 @@ impl<P: Clone> Broker<P> {
             router: Router::new(),
             next_order: 0,
             routes_gen: 0,
+            direct_gen: 0,
             topic_ids: HashMap::new(),
             topic_trie: TopicTrie::new(),
             trie_pending: Vec::new(),

@@ -192,7 +192,18 @@ impl<P: Clone> Broker<P> {
     /// [`Broker::publish_direct`]). Only plain subscriptions qualify.
     pub fn set_direct(&mut self, id: SubId, direct: bool) {
         if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
-            sub.direct = direct && matches!(sub.kind, Kind::Plain(_));
+            let direct = direct && matches!(sub.kind, Kind::Plain(_));
+            if sub.direct != direct {
+                sub.direct = direct;
+                self.direct_gen += 1;
+                if self.direct_gen == u32::MAX {
+                    // Wrapped around: no route may keep an answer of the first round.
+                    self.direct_gen = 0;
+                    for entry in &mut self.topics {
+                        entry.direct_gen = u32::MAX;
+                    }
+                }
+            }
         }
     }
 
@@ -222,37 +233,102 @@ impl<P: Clone> Broker<P> {
         msg: Outgoing<P>,
         now: impl FnOnce() -> u64,
     ) -> Result<Direct<P>> {
+        Ok(
+            match self.accept_direct(handle, msg.not_before.is_some(), msg.id.as_deref(), now)? {
+                Accepted::Deliver(subs, topic, seq) => {
+                    Direct::Deliver(subs, Message::published_directly(topic, msg, seq))
+                }
+                Accepted::Duplicate => Direct::Duplicate,
+                Accepted::Queue => Direct::Queue(msg),
+            },
+        )
+    }
+
+    /// [`Broker::publish_direct`]'s decision for a message with a `not_before` (`delayed`) or
+    /// not, with an `id` or not, leaving the message with the caller: a driver builds it where
+    /// its handlers read it ([`Message::published_directly`]), not moved through a return value.
+    /// Inlined into the driver's publish: most of it is a few comparisons, and fewer for a
+    /// message without options.
+    #[inline(always)]
+    pub(crate) fn accept_direct(
+        &mut self,
+        handle: TopicHandle,
+        delayed: bool,
+        id: Option<&str>,
+        now: impl FnOnce() -> u64,
+    ) -> Result<Accepted> {
         if self.closed {
             return Err(Error::closed("bus"));
         }
-        let subs = self.route(handle)?;
-        if msg.not_before.is_some() || !subs.iter().all(|id| self.is_direct_ready(*id)) {
-            return Ok(Direct::Queue(msg));
+        let entry = self.entry(handle)?;
+        // A known answer says the route is current too (see `TopicEntry::all_direct`).
+        let known = entry.direct_gen == self.direct_gen && entry.all_direct;
+        let at = handle.index as usize;
+        if delayed || !(known || self.route_is_direct(at)) {
+            return Ok(Accepted::Queue);
         }
-        if msg.id.is_some() && self.dedupe.is_some() {
+        // Nothing queued or running anywhere: every subscription is idle. Otherwise each one of
+        // the route is asked.
+        if (self.queued != 0 || self.in_flight != 0)
+            && !self.topics[at]
+                .subs
+                .iter()
+                .all(|id| self.is_direct_ready(*id))
+        {
+            return Ok(Accepted::Queue);
+        }
+        if id.is_some() && self.dedupe.is_some() {
             let now = now();
-            if self.is_duplicate(msg.id.as_deref(), now) {
-                return Ok(Direct::Duplicate);
+            if self.is_duplicate(id, now) {
+                return Ok(Accepted::Duplicate);
             }
-            self.record_id(msg.id.as_deref(), now);
+            self.record_id(id, now);
         }
         self.seq += 1;
         self.counters.published += 1;
-        let message = Message {
-            topic: self.topics[handle.index as usize].topic.clone(),
-            payload: msg.payload,
-            id: msg.id,
-            key: msg.key,
-            headers: msg.headers,
-            published_at: None,
-            expires_at: None,
-            size: msg.size,
-            seq: self.seq,
-            attempt: 1,
-            prior: 0,
-            letter: None,
-        };
-        Ok(Direct::Deliver(subs, message))
+        let entry = &self.topics[at];
+        Ok(Accepted::Deliver(
+            entry.subs.clone(),
+            entry.topic.clone(),
+            self.seq,
+        ))
+    }
+
+    /// Whether every subscription of the route of topic `at` (an index of the current table) is
+    /// live and marked direct: brings the route up to date and works the answer out again,
+    /// unless it is known.
+    #[cold]
+    #[inline(never)]
+    fn route_is_direct(&mut self, at: usize) -> bool {
+        let entry = &self.topics[at];
+        if entry.direct_gen == self.direct_gen {
+            return entry.all_direct;
+        }
+        if entry.gen != self.routes_gen {
+            // Cannot fail: `at` is an index of the current table.
+            let _ = self.route_stale(TopicHandle::from_parts(at as u32, self.topics_gen));
+        }
+        let subs = &self.subs;
+        let entry = &mut self.topics[at];
+        entry.all_direct = entry.subs.iter().all(|id| {
+            subs.get(id.index, id.gen)
+                .is_some_and(|s| s.live && s.direct)
+        });
+        entry.direct_gen = self.direct_gen;
+        entry.all_direct
+    }
+
+    /// Numbers and counts `n` messages a driver delivered directly after the last one
+    /// [`Broker::accept_direct`] accepted, on the same terms (the broker did not change in
+    /// between).
+    pub(crate) fn record_direct_published(&mut self, n: u64) {
+        self.seq += n;
+        self.counters.published += n;
+    }
+
+    /// The sequence number of the latest message published.
+    pub(crate) fn sequence(&self) -> u64 {
+        self.seq
     }
 
     /// Checks `id` against the idempotence filter and records it: `true` for a first sighting.

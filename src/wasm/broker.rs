@@ -689,11 +689,6 @@ impl WasmBroker {
         }
     }
 
-    /// Whether the bus has an idempotence filter.
-    pub fn has_dedupe(&mut self) -> bool {
-        self.core.dedupe_filter().is_some()
-    }
-
     /// Registers a delivery the driver started itself that turned out asynchronous; returns
     /// `delivery index × 2^32 + delivery gen` (one number: nothing to allocate per call).
     pub fn begin(&mut self, index: u32, gen: u32, key: Option<String>, now_ms: f64) -> f64 {

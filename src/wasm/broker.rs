@@ -24,7 +24,7 @@
 //! refuses a handle of another generation, so a cached handle never reaches another topic.
 
 use super::error::to_js;
-use super::js::{self, Fields, Obj};
+use super::js::{self, Obj};
 use super::scratch_str;
 use crate::batch::BatchPolicy;
 use crate::broker::{
@@ -33,6 +33,7 @@ use crate::broker::{
 };
 use crate::clock::ms_to_micros;
 use crate::dedupe::DedupeWindow;
+use crate::error::Error;
 use crate::message::Outgoing;
 use crate::queue::Overflow;
 use crate::snapshot::SubscriptionStats;
@@ -89,7 +90,8 @@ const MUST_WAIT: u32 = 2;
 
 /// The boundary's numbers, defined here once and read by the JavaScript driver when it starts:
 /// `{ records: { deliver, batch, … }, verdicts: { accepted, duplicate, mustWait }, overflow:
-/// [["dropOldest", 0], …] }`.
+/// [["dropOldest", 0], …], subscribeOptions: ["concurrency", …] }` (the last: the order of
+/// [`WasmBroker::subscribe`]'s option numbers).
 #[wasm_bindgen]
 pub fn protocol() -> Result<JsValue, JsValue> {
     let records = Obj::new()
@@ -115,10 +117,15 @@ pub fn protocol() -> Result<JsValue, JsValue> {
             &JsValue::from(i as u32),
         ));
     }
+    let subscribe_options = js_sys::Array::new();
+    for name in SUBSCRIBE_OPTIONS {
+        subscribe_options.push(&JsValue::from_str(name));
+    }
     Ok(Obj::new()
         .set("records", &records.into_js())
         .set("verdicts", &verdicts.into_js())
         .set("overflow", &overflow)
+        .set("subscribeOptions", &subscribe_options)
         .into_js())
 }
 
@@ -166,9 +173,10 @@ fn resolve_into(core: &mut Broker<Slot>, topic: &str, out: &mut Vec<u32>) -> Res
     Ok(())
 }
 
-/// A subscription's options as the JavaScript layer hands them over: one object, in the API's
-/// words, with the overflow policy as its code (see [`protocol`]).
-#[derive(Debug, Default)]
+/// A subscription's options as the JavaScript layer hands them over: numbers in the order of
+/// [`SUBSCRIBE_OPTIONS`], `NaN` for one not given (`backoff` and `batch` are 1 when the object was
+/// given), the overflow policy as its code (see [`protocol`]), the group's name apart.
+#[derive(Default)]
 struct SubscribeArgs {
     concurrency: Option<u32>,
     max_queue: Option<f64>,
@@ -180,7 +188,7 @@ struct SubscribeArgs {
     backoff: Option<BackoffArgs>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct BatchArgs {
     max_size: Option<f64>,
     max_bytes: Option<f64>,
@@ -189,54 +197,103 @@ struct BatchArgs {
     backoff: Option<BackoffArgs>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct BackoffArgs {
     initial_ms: Option<f64>,
     max_ms: Option<f64>,
 }
 
-impl BackoffArgs {
-    fn read(at: &JsValue, name: &'static str) -> Result<BackoffArgs, crate::error::Error> {
-        let f = Fields::of(at, name)?;
-        Ok(BackoffArgs {
-            initial_ms: f.f64("initialMs")?,
-            max_ms: f.f64("maxMs")?,
+/// The numbers of [`WasmBroker::subscribe`]'s options, in order (read by the JavaScript layer
+/// from [`protocol`]).
+const SUBSCRIBE_OPTIONS: [&str; 15] = [
+    "concurrency",
+    "maxQueue",
+    "overflow",
+    "timeoutMs",
+    "maxAttempts",
+    "backoff",
+    "backoff.initialMs",
+    "backoff.maxMs",
+    "batch",
+    "batch.maxSize",
+    "batch.maxBytes",
+    "batch.maxWaitMs",
+    "batch.maxAttempts",
+    "batch.backoff.initialMs",
+    "batch.backoff.maxMs",
+];
+
+/// Reads the numbers of a subscription's options (JavaScript's values are never trusted: an
+/// integer option out of its range is an `INVALID_OPTION` error naming it).
+struct OptionNumbers<'a>(&'a [f64]);
+
+impl OptionNumbers<'_> {
+    /// The number at `i`, `None` when not given.
+    fn get(&self, i: usize) -> Option<f64> {
+        self.0.get(i).copied().filter(|v| !v.is_nan())
+    }
+
+    /// The integer at `i`, from `min` to `max` (named `expected` in the error).
+    fn int(&self, i: usize, min: f64, max: f64, expected: &str) -> Result<Option<f64>, Error> {
+        match self.get(i) {
+            Some(v) if v.fract() != 0.0 || !(min..=max).contains(&v) => Err(Error::invalid_option(
+                "options",
+                format!("field `{}` must be {expected}", SUBSCRIBE_OPTIONS[i]),
+            )),
+            v => Ok(v),
+        }
+    }
+
+    fn u32(&self, i: usize) -> Result<Option<u32>, Error> {
+        let v = self.int(
+            i,
+            0.0,
+            f64::from(u32::MAX),
+            "an integer from 0 to 4294967295",
+        )?;
+        Ok(v.map(|n| n as u32))
+    }
+
+    fn backoff(&self, i: usize) -> Option<BackoffArgs> {
+        self.get(i).map(|_| BackoffArgs {
+            initial_ms: self.get(i + 1),
+            max_ms: self.get(i + 2),
         })
     }
 }
 
 impl SubscribeArgs {
-    /// Reads the object (camelCase fields; the ones it leaves out read as `None`).
-    fn read(options: &JsValue) -> Result<SubscribeArgs, crate::error::Error> {
-        let f = Fields::of(options, "options")?;
-        let batch = match f.object("batch", "options.batch")? {
-            Some(b) => {
-                let bf = Fields::of(&b, "options.batch")?;
-                Some(BatchArgs {
-                    max_size: bf.f64("maxSize")?,
-                    max_bytes: bf.f64("maxBytes")?,
-                    max_wait_ms: bf.f64("maxWaitMs")?,
-                    max_attempts: bf.u32("maxAttempts")?,
-                    backoff: bf
-                        .object("backoff", "options.batch.backoff")?
-                        .map(|v| BackoffArgs::read(&v, "options.batch.backoff"))
-                        .transpose()?,
-                })
-            }
+    /// Reads the numbers (none: every default) and the group.
+    fn read(numbers: &[f64], group: Option<String>) -> Result<SubscribeArgs, Error> {
+        let o = OptionNumbers(numbers);
+        let overflow = o.int(
+            2,
+            f64::from(i32::MIN),
+            f64::from(i32::MAX),
+            "a 32-bit integer",
+        )?;
+        let batch = match o.get(8) {
+            Some(_) => Some(BatchArgs {
+                max_size: o.get(9),
+                max_bytes: o.get(10),
+                max_wait_ms: o.get(11),
+                max_attempts: o.u32(12)?,
+                backoff: Some(BackoffArgs {
+                    initial_ms: o.get(13),
+                    max_ms: o.get(14),
+                }),
+            }),
             None => None,
         };
         Ok(SubscribeArgs {
-            concurrency: f.u32("concurrency")?,
-            max_queue: f.f64("maxQueue")?,
-            overflow: f.i32("overflow")?,
-            timeout_ms: f.f64("timeoutMs")?,
+            concurrency: o.u32(0)?,
+            max_queue: o.get(1),
+            overflow: overflow.map(|n| n as i32),
+            timeout_ms: o.get(3),
             batch,
-            group: f.string("group")?,
-            max_attempts: f.u32("maxAttempts")?,
-            backoff: f
-                .object("backoff", "options.backoff")?
-                .map(|v| BackoffArgs::read(&v, "options.backoff"))
-                .transpose()?,
+            group,
+            max_attempts: o.u32(4)?,
+            backoff: o.backoff(5),
         })
     }
 
@@ -366,17 +423,18 @@ impl WasmBroker {
 
     /// Subscribes; returns `[index, gen, id, stale topic handle…]`: the handles after the first
     /// three are the cached routes this subscription changed (the driver drops those, and only
-    /// those). `options` is `undefined` (every default) or one object, already validated by the
-    /// JavaScript layer and copied at its call ([`SubscribeArgs`]); what it leaves out takes the
-    /// bus defaults. With a `group`, the subscription joins that work queue: `batch` is then its
-    /// batch claim, `timeoutMs` its acknowledgement deadline, and `maxAttempts`/`backoff` the
-    /// group's retry policy.
-    pub fn subscribe(&mut self, pattern: &str, options: JsValue) -> Result<Vec<f64>, JsValue> {
-        let args: SubscribeArgs = if options.is_undefined() {
-            SubscribeArgs::default()
-        } else {
-            SubscribeArgs::read(&options).map_err(to_js)?
-        };
+    /// those). `options` are numbers in the order of [`SUBSCRIBE_OPTIONS`] (none: every
+    /// default), already validated by the JavaScript layer and copied at its call
+    /// ([`SubscribeArgs`]); what it leaves out (`NaN`) takes the bus defaults. With a `group`,
+    /// the subscription joins that work queue: `batch` is then its batch claim, `timeoutMs` its
+    /// acknowledgement deadline, and `maxAttempts`/`backoff` the group's retry policy.
+    pub fn subscribe(
+        &mut self,
+        pattern: &str,
+        options: &[f64],
+        group: Option<String>,
+    ) -> Result<Vec<f64>, JsValue> {
+        let args = SubscribeArgs::read(options, group).map_err(to_js)?;
         let options = args.into_options();
         let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
         self.core.set_direct(id, true);
@@ -689,11 +747,6 @@ impl WasmBroker {
         }
     }
 
-    /// Whether the bus has an idempotence filter.
-    pub fn has_dedupe(&mut self) -> bool {
-        self.core.dedupe_filter().is_some()
-    }
-
     /// Registers a delivery the driver started itself that turned out asynchronous; returns
     /// `delivery index × 2^32 + delivery gen` (one number: nothing to allocate per call).
     pub fn begin(&mut self, index: u32, gen: u32, key: Option<String>, now_ms: f64) -> f64 {
@@ -981,6 +1034,113 @@ impl WasmBroker {
         match self.core.subscription_stats(SubId::from_parts(index, gen)) {
             Some(s) => js::subscription_stats(&s),
             None => Ok(JsValue::UNDEFINED),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The option numbers with `given` set by name, every other one `NaN` (not given).
+    fn numbers(given: &[(&str, f64)]) -> Vec<f64> {
+        let mut v = vec![f64::NAN; SUBSCRIBE_OPTIONS.len()];
+        for &(name, x) in given {
+            let i = SUBSCRIBE_OPTIONS.iter().position(|n| *n == name);
+            v[i.unwrap_or_else(|| panic!("no option {name}"))] = x;
+        }
+        v
+    }
+
+    fn read(given: &[(&str, f64)], group: Option<&str>) -> SubscribeOptions {
+        SubscribeArgs::read(&numbers(given), group.map(String::from))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_options()
+    }
+
+    #[test]
+    fn option_numbers_are_read_by_their_place() {
+        let o = read(
+            &[
+                ("concurrency", 4.0),
+                ("maxQueue", f64::INFINITY),
+                ("overflow", 2.0),
+                ("timeoutMs", 1500.0),
+                ("batch", 1.0),
+                ("batch.maxSize", 10.0),
+                ("batch.maxWaitMs", 5.0),
+                ("batch.maxAttempts", 3.0),
+                ("batch.backoff.maxMs", 50.0),
+            ],
+            None,
+        );
+        assert_eq!(o.concurrency, 4);
+        assert_eq!(o.max_queue, Some(usize::MAX));
+        assert_eq!(o.overflow, Some(Overflow::Reject));
+        assert_eq!(o.timeout, Some(1_500_000));
+        let b = o.batch.expect("a batch policy");
+        let d = BatchPolicy::default();
+        assert_eq!((b.max_size, b.max_bytes), (10, d.max_bytes));
+        assert_eq!((b.max_wait, b.max_attempts), (5_000, 3));
+        assert_eq!(
+            (b.backoff_initial, b.backoff_max),
+            (d.backoff_initial, 50_000)
+        );
+        assert!(o.group.is_none());
+    }
+
+    #[test]
+    fn no_numbers_take_every_default() {
+        let o = SubscribeArgs::read(&[], None)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_options();
+        assert_eq!(o.concurrency, 1);
+        assert_eq!((o.max_queue, o.overflow, o.timeout), (None, None, None));
+        assert!(o.batch.is_none() && o.group.is_none());
+    }
+
+    #[test]
+    fn a_group_has_its_own_retry_policy_only_when_one_was_given() {
+        let plain = read(&[], Some("mailers"));
+        let g = plain.group.expect("a group");
+        assert_eq!((g.name.as_str(), g.retry), ("mailers", None));
+        // An empty `backoff` object names a policy (every default), as `maxAttempts` does.
+        let d = RetryPolicy::default();
+        let o = read(&[("backoff", 1.0)], Some("mailers"));
+        assert_eq!(o.group.and_then(|g| g.retry), Some(d));
+        let o = read(
+            &[
+                ("maxAttempts", 2.0),
+                ("backoff", 1.0),
+                ("backoff.initialMs", 10.0),
+            ],
+            Some("mailers"),
+        );
+        let r = o.group.and_then(|g| g.retry).expect("a retry policy");
+        assert_eq!((r.max_attempts, r.backoff_initial), (2, 10_000));
+        assert_eq!(r.backoff_max, d.backoff_max);
+    }
+
+    #[test]
+    fn integer_options_out_of_range_are_refused_by_name() {
+        for (name, v) in [
+            ("concurrency", -1.0),
+            ("concurrency", 1.5),
+            ("maxAttempts", 4_294_967_296.0),
+            ("batch.maxAttempts", f64::INFINITY),
+            ("overflow", 2_147_483_648.0),
+        ] {
+            let Err(e) = SubscribeArgs::read(&numbers(&[(name, v), ("batch", 1.0)]), None) else {
+                panic!("{name} = {v} was taken");
+            };
+            assert_eq!(e.code(), ErrorCode::InvalidOption);
+            assert!(
+                e.message().contains(&format!("`{name}`")),
+                "{}",
+                e.message()
+            );
         }
     }
 }

@@ -1,8 +1,8 @@
-//! Plain JavaScript values built and read by hand: objects with named properties, arrays,
-//! numbers. (A serde bridge does the same with a generic serializer and deserializer per type,
-//! about a tenth of the WebAssembly binary; the few shapes crossing here do not need one.)
+//! Plain JavaScript values built by hand: objects with named properties, arrays, numbers. (A
+//! serde bridge does the same with a generic serializer and deserializer per type, about a tenth
+//! of the WebAssembly binary; the few shapes crossing here do not need one. Subscription options
+//! come in as numbers: see `WasmBroker::subscribe`.)
 
-use crate::error::Error;
 use crate::snapshot::{BusStats, GroupStats, LatencySummary, SubscriptionStats};
 use js_sys::{Array, Number, Object, Reflect};
 use wasm_bindgen::prelude::*;
@@ -127,84 +127,4 @@ pub(crate) fn bus_stats(s: &BusStats) -> Result<JsValue, JsValue> {
         .count("delayed", s.delayed)?
         .set("groups", &groups)
         .into_js())
-}
-
-/// Reads the options object JavaScript hands over (built by the package's JavaScript layer,
-/// which validated every value): absent, `undefined` and `null` properties read as `None`; a
-/// value of the wrong type is an `INVALID_OPTION` error naming it.
-pub(crate) struct Fields<'a> {
-    obj: &'a JsValue,
-    /// The option's name, for errors (`options`, `options.batch`, …).
-    at: &'static str,
-}
-
-impl<'a> Fields<'a> {
-    /// The fields of `obj`, which must be an object.
-    pub(crate) fn of(obj: &'a JsValue, at: &'static str) -> Result<Fields<'a>, Error> {
-        if obj.is_object() {
-            Ok(Fields { obj, at })
-        } else {
-            Err(Error::invalid_option(at, "must be an object"))
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<JsValue> {
-        let v = Reflect::get(self.obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED);
-        (!v.is_undefined() && !v.is_null()).then_some(v)
-    }
-
-    fn wrong(&self, key: &str, expected: &str) -> Error {
-        Error::invalid_option(self.at, format!("field `{key}` must be {expected}"))
-    }
-
-    pub(crate) fn f64(&self, key: &str) -> Result<Option<f64>, Error> {
-        self.get(key)
-            .map(|v| v.as_f64().ok_or_else(|| self.wrong(key, "a number")))
-            .transpose()
-    }
-
-    /// A safe integer from 0 to `u32::MAX`.
-    pub(crate) fn u32(&self, key: &str) -> Result<Option<u32>, Error> {
-        self.get(key)
-            .map(|v| {
-                Number::is_safe_integer(&v)
-                    .then(|| v.as_f64().unwrap_or(-1.0))
-                    .filter(|n| (0.0..=f64::from(u32::MAX)).contains(n))
-                    .map(|n| n as u32)
-                    .ok_or_else(|| self.wrong(key, "an integer from 0 to 4294967295"))
-            })
-            .transpose()
-    }
-
-    /// A safe integer from `i32::MIN` to `i32::MAX`.
-    pub(crate) fn i32(&self, key: &str) -> Result<Option<i32>, Error> {
-        self.get(key)
-            .map(|v| {
-                Number::is_safe_integer(&v)
-                    .then(|| v.as_f64().unwrap_or(f64::NAN))
-                    .filter(|n| (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(n))
-                    .map(|n| n as i32)
-                    .ok_or_else(|| self.wrong(key, "a 32-bit integer"))
-            })
-            .transpose()
-    }
-
-    pub(crate) fn string(&self, key: &str) -> Result<Option<String>, Error> {
-        self.get(key)
-            .map(|v| v.as_string().ok_or_else(|| self.wrong(key, "a string")))
-            .transpose()
-    }
-
-    /// A nested object's fields, named `at` in errors.
-    pub(crate) fn object(&self, key: &str, at: &'static str) -> Result<Option<JsValue>, Error> {
-        self.get(key)
-            .map(|v| {
-                if v.is_object() {
-                    Ok(v)
-                } else {
-                    Err(Error::invalid_option(at, "must be an object"))
-                }
-            })
-            .transpose()
-    }
 }

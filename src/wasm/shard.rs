@@ -12,12 +12,6 @@ pub fn shard_of_js(key_or_topic: &str, shards: u32) -> u32 {
     shard_of(key_or_topic, shards)
 }
 
-/// The shards of many keys at once: one boundary crossing per flush instead of one per message.
-#[wasm_bindgen(js_name = shardOfMany)]
-pub fn shard_of_many(keys: Vec<String>, shards: u32) -> Vec<u32> {
-    keys.iter().map(|k| shard_of(k, shards)).collect()
-}
-
 /// Whether `topic` matches `pattern` (NATS rules, the router's own matcher); `INVALID_PATTERN` or
 /// `INVALID_TOPIC` for bad input.
 #[wasm_bindgen(js_name = patternMatches)]

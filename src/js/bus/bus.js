@@ -11,7 +11,7 @@ import { printsAs } from '../shared/inspect.js';
 import { EdgebusError, errorText, fail, fromCore } from '../shared/errors.js';
 import {
   raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
-  REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED,
+  REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED, SUB_OPTION, SUB_OPTION_COUNT,
 } from '../shared/core.js';
 import {
   COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
@@ -25,6 +25,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const NO_COMPLETIONS = new Uint32Array(0);
 const NO_WORDS = NO_COMPLETIONS; // final words of a subscription that counted nothing
 const NO_FLAGS = new Uint8Array(0);
+const NO_NUMBERS = new Float64Array(0); // a subscription with every default option
 
 const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore', 'attempts'];
 const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
@@ -71,22 +72,6 @@ const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', '
 const SUB_OPTIONS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch', 'group', 'maxAttempts', 'backoff', 'ackTimeoutMs'];
 const GROUP_ONLY = ['maxAttempts', 'backoff', 'ackTimeoutMs'];
 const CLAIM_OPTIONS = ['maxSize', 'maxWaitMs'];
-
-/** A validated batch policy as the core takes it: only the fields given. */
-function coreBatch(b) {
-  const out = {};
-  for (const k of ['maxSize', 'maxBytes', 'maxWaitMs', 'maxAttempts']) if (b[k] !== undefined) out[k] = b[k];
-  if (b.backoff !== undefined) out.backoff = coreBackoff(b.backoff);
-  return out;
-}
-
-/** A validated backoff as the core takes it. */
-function coreBackoff(b) {
-  const out = {};
-  if (b.initialMs !== undefined) out.initialMs = b.initialMs;
-  if (b.maxMs !== undefined) out.maxMs = b.maxMs;
-  return out;
-}
 
 /** The core's code of the overflow option, or -1 when not given. */
 function overflowCode(o, where) {
@@ -273,22 +258,35 @@ export class Bus {
     const backoff = parseBackoff(o.backoff, 'backoff');
     const timeoutMs = numberOption(o, group === undefined ? 'timeoutMs' : 'ackTimeoutMs', 'options', DURATION);
     const batch = o.batch === undefined || o.batch === false ? undefined : parseBatch(o.batch, 'batch');
-    // One object, copied from the snapshot above (nothing the caller holds); none at all when
-    // no option was given.
-    let args;
+    // Numbers in the core's order, copied from the snapshot above (nothing the caller holds;
+    // NaN: not given); none at all when no option was given.
+    let args = NO_NUMBERS;
     if (o !== EMPTY_OPTIONS) {
-      args = { concurrency };
-      if (maxQueue !== undefined) args.maxQueue = maxQueue;
-      if (overflow !== -1) args.overflow = overflow;
-      if (timeoutMs !== undefined) args.timeoutMs = timeoutMs;
-      if (batch !== undefined) args.batch = coreBatch(batch);
-      if (group !== undefined) args.group = group;
-      if (maxAttempts !== undefined) args.maxAttempts = maxAttempts;
-      if (backoff !== undefined) args.backoff = coreBackoff(backoff);
+      args = new Float64Array(SUB_OPTION_COUNT).fill(NaN);
+      const put = (name, value) => { if (value !== undefined) args[SUB_OPTION[name]] = value; };
+      put('concurrency', concurrency);
+      put('maxQueue', maxQueue);
+      if (overflow !== -1) put('overflow', overflow);
+      put('timeoutMs', timeoutMs);
+      put('maxAttempts', maxAttempts);
+      if (backoff !== undefined) {
+        put('backoff', 1);
+        put('backoff.initialMs', backoff.initialMs);
+        put('backoff.maxMs', backoff.maxMs);
+      }
+      if (batch !== undefined) {
+        put('batch', 1);
+        put('batch.maxSize', batch.maxSize);
+        put('batch.maxBytes', batch.maxBytes);
+        put('batch.maxWaitMs', batch.maxWaitMs);
+        put('batch.maxAttempts', batch.maxAttempts);
+        put('batch.backoff.initialMs', batch.backoff?.initialMs);
+        put('batch.backoff.maxMs', batch.backoff?.maxMs);
+      }
     }
     let ids;
     try {
-      ids = this._core.subscribe(pattern, args);
+      ids = this._core.subscribe(pattern, args, group);
     } catch (e) {
       throw fromCore(e);
     }

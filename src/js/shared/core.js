@@ -2,8 +2,9 @@
 // module its platform needs and hands it over once (`useCore`), before anything else runs; every
 // other module reads it from here.
 //
-// The boundary's numbers (record tags, publish verdicts, overflow codes) are the core's: read from
-// it once the module is ready (`protocol()`), never written down a second time in JavaScript.
+// The boundary's numbers (record tags, publish verdicts, overflow codes, the order of the
+// subscription options) are the core's: read from it once the module is ready (`protocol()`),
+// never written down a second time in JavaScript.
 
 import { EdgebusError } from './errors.js';
 
@@ -16,6 +17,9 @@ export let OVERFLOW;
 export let ACCEPTED, DUPLICATE, MUST_WAIT;
 export let REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE, REC_ROOM, REC_RELEASE, REC_CLAIMED,
   REC_DEAD, REC_FAILED, REC_RETIRED;
+/** Subscription option name (`maxQueue`, `batch.maxSize`, …) → its place among the numbers the
+ * core's `subscribe` takes; SUB_OPTION_COUNT numbers in all. */
+export let SUB_OPTION, SUB_OPTION_COUNT;
 
 /**
  * Hands the loaded wasm-bindgen module to the package. `whenNotReady`, where the module is
@@ -42,5 +46,9 @@ function loadProtocol() {
   } = p.records);
   const overflow = Object.create(null);
   for (const [name, code] of p.overflow) overflow[name] = code;
+  const options = Object.create(null);
+  p.subscribeOptions.forEach((name, i) => { options[name] = i; });
+  SUB_OPTION = Object.freeze(options);
+  SUB_OPTION_COUNT = p.subscribeOptions.length;
   OVERFLOW = Object.freeze(overflow);
 }

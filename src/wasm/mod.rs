@@ -40,9 +40,3 @@ pub fn wasm_memory() -> JsValue {
 pub fn start() {
     console_error_panic_hook::set_once();
 }
-
-/// The allocator of the WebAssembly build (see Cargo.toml).
-// SAFETY: `TalckWasm` needs a single-threaded WebAssembly instance, which every instance of this
-// module is (no shared memory, no threads).
-#[global_allocator]
-static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };

@@ -235,6 +235,36 @@ fn handler_registration(c: &mut Criterion) {
     });
 }
 
+/// Subscription churn (the Node benchmark's scenario 9a): a handler subscribed to one of 100
+/// topics and unsubscribed again, on a bus with one standing subscription per topic whose routes
+/// are warm.
+fn subscription_churn(c: &mut Criterion) {
+    const HOT: usize = 100;
+    let topics: Vec<String> = (0..HOT).map(|i| format!("orders.{i}.created")).collect();
+    let bus = new_bus();
+    let sink = Rc::new(Cell::new(0u64));
+    for topic in &topics {
+        summing_subscribers(&bus, topic, 1, &sink);
+        bus.publish(topic, 1).expect("valid topic");
+    }
+    let mut group = c.benchmark_group("subscription_churn");
+    group.throughput(Throughput::Elements(HOT as u64));
+    group.bench_function("subscribe_unsubscribe", |b| {
+        b.iter(|| {
+            for topic in &topics {
+                let sub = bus
+                    .subscribe(topic, |m| {
+                        black_box(m.payload());
+                        Ok(())
+                    })
+                    .expect("valid pattern");
+                black_box(sub.unsubscribe());
+            }
+        });
+    });
+    group.finish();
+}
+
 fn broadcast_vs_tokio(c: &mut Criterion) {
     for (group_name, receivers) in [
         ("broadcast_vs_tokio", 1),
@@ -277,6 +307,7 @@ criterion_group!(
     message_processing,
     idempotence_filter,
     handler_registration,
+    subscription_churn,
     broadcast_vs_tokio
 );
 criterion_main!(benches);

@@ -4,7 +4,7 @@
 //! subscription trie (`router`) and the trie of resolved topics (`topic_trie`).
 
 use hashbrown::hash_map::EntryRef;
-use hashbrown::HashMap;
+use hashbrown::{Equivalent, HashMap};
 
 /// Children kept in a vector up to this many; a map above it.
 pub(crate) const FEW: usize = 8;
@@ -31,7 +31,7 @@ impl<N> Children<N> {
                 .iter()
                 .find(|(k, _)| same_token(k.as_bytes(), token.as_bytes()))
                 .map(|(_, n)| n),
-            Children::Many(many) => many.get(token),
+            Children::Many(many) => many.get(&Key(token.as_bytes())),
         }
     }
 
@@ -41,7 +41,7 @@ impl<N> Children<N> {
                 .iter_mut()
                 .find(|(k, _)| same_token(k.as_bytes(), token.as_bytes()))
                 .map(|(_, n)| n),
-            Children::Many(many) => many.get_mut(token),
+            Children::Many(many) => many.get_mut(&Key(token.as_bytes())),
         }
     }
 
@@ -72,7 +72,7 @@ impl<N> Children<N> {
                 &mut few[at].1
             }
             // One lookup, found or not.
-            Children::Many(many) => match many.entry_ref(token) {
+            Children::Many(many) => match many.entry_ref(&Key(token.as_bytes())) {
                 EntryRef::Occupied(e) => e.into_mut(),
                 EntryRef::Vacant(e) => e.insert_with_key(Token::new(token), make()),
             },
@@ -90,7 +90,7 @@ impl<N> Children<N> {
                 }
             }
             Children::Many(many) => {
-                many.remove(token);
+                many.remove(&Key(token.as_bytes()));
                 if many.len() <= FEW / 2 {
                     let few: Vec<_> = many.drain().collect();
                     *self = Children::Few(few.into_boxed_slice());
@@ -142,6 +142,7 @@ impl Token {
         }
     }
 
+    #[inline]
     fn as_bytes(&self) -> &[u8] {
         match self {
             Token::Short { len, bytes } => &bytes[..*len as usize],
@@ -167,22 +168,35 @@ impl std::fmt::Debug for Token {
 
 impl PartialEq for Token {
     fn eq(&self, other: &Token) -> bool {
-        self.as_str() == other.as_str()
+        same_token(self.as_bytes(), other.as_bytes())
     }
 }
 
 impl Eq for Token {}
 
+// Hashed and compared as bytes, never through `as_str` (whose UTF-8 check cost more than the
+// comparison): a map keyed by tokens is searched with a [`Key`], which hashes alike.
 impl std::hash::Hash for Token {
-    // As the str it holds, so a map keyed by tokens is searched with a `&str`.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
+        Key(self.as_bytes()).hash(state)
     }
 }
 
-impl std::borrow::Borrow<str> for Token {
-    fn borrow(&self) -> &str {
-        self.as_str()
+/// A token being looked up in a map of [`Token`]s: its bytes, hashed as a `Token` is.
+struct Key<'a>(&'a [u8]);
+
+impl std::hash::Hash for Key<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.0);
+        // As `str` does: keeps ("ab", "c") and ("a", "bc") apart in a hashed sequence.
+        state.write_u8(0xff);
+    }
+}
+
+impl Equivalent<Token> for Key<'_> {
+    #[inline]
+    fn equivalent(&self, key: &Token) -> bool {
+        same_token(self.0, key.as_bytes())
     }
 }
 
@@ -205,21 +219,32 @@ pub(crate) fn swap_remove_exact<T>(slice: &mut Box<[T]>, at: usize) -> T {
 }
 
 /// `a == b`, without a call to `memcmp` for the short tokens most topics are made of (matching
-/// a topic never seen scans a few children at each level).
+/// a topic never seen scans a few children at each level), nor a loop: two loads that overlap
+/// when the length is not a power of two cover every byte.
 #[inline]
 fn same_token(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    if a.len() > 8 {
-        return a == b;
+    let word4 = |s: &[u8], at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_ne_bytes(w)
+    };
+    let word8 = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(w)
+    };
+    match n {
+        0 => true,
+        // The first, middle and last bytes: every byte of one to three.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=8 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        9..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
     }
-    let (mut x, mut y) = (0u64, 0u64);
-    for (&p, &q) in a.iter().zip(b) {
-        x = x << 8 | u64::from(p);
-        y = y << 8 | u64::from(q);
-    }
-    x == y
 }
 
 #[cfg(test)]

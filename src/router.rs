@@ -3,7 +3,8 @@
 //! Memory follows the subscriptions: a node's literal children sit in a small, exactly sized
 //! slice, scanned linearly, until there are more than `children::FEW`; only then in a hash map
 //! (see `children`). Most nodes of a topic tree have one child (`orders.<id>.created`), and a hash
-//! map's smallest table holds four entries. Value lists are exactly sized too.
+//! map's smallest table holds four entries. Up to two values sit in the node itself, more in an
+//! exactly sized slice.
 
 use crate::children::{push_exact, swap_remove_exact, Children};
 use crate::topic::{is_reserved, Pattern, PatternToken, PatternTokens};
@@ -22,7 +23,7 @@ pub struct Router<V> {
 struct Node<V> {
     literals: Children<Node<V>>,
     /// Values of patterns that end exactly at this node.
-    exact: Box<[V]>,
+    exact: Values<V>,
     /// Its wildcards, boxed: most nodes (a topic tree's literal levels) have none.
     wild: Option<Box<Wild<V>>>,
 }
@@ -31,14 +32,82 @@ struct Node<V> {
 struct Wild<V> {
     star: Option<Node<V>>,
     /// Values of patterns whose '>' sits right below the node.
-    rest: Box<[V]>,
+    rest: Values<V>,
+}
+
+/// The values at one place of the trie: up to two in place, more in an exactly sized slice. A
+/// topic's usual one or two subscribers take no allocation, and a subscription coming and going
+/// beside one that stays allocates and frees nothing.
+#[derive(Debug)]
+enum Values<V> {
+    Empty,
+    One(V),
+    Two([V; 2]),
+    /// Three or more.
+    More(Box<[V]>),
+}
+
+impl<V> Values<V> {
+    fn as_slice(&self) -> &[V] {
+        match self {
+            Values::Empty => &[],
+            Values::One(v) => std::slice::from_ref(v),
+            Values::Two(v) => v,
+            Values::More(v) => v,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Values::Empty)
+    }
+}
+
+impl<V: Copy + Eq> Values<V> {
+    fn push(&mut self, value: V) {
+        *self = match std::mem::replace(self, Values::Empty) {
+            Values::Empty => Values::One(value),
+            Values::One(a) => Values::Two([a, value]),
+            Values::Two([a, b]) => Values::More(Box::new([a, b, value])),
+            Values::More(mut more) => {
+                push_exact(&mut more, value);
+                Values::More(more)
+            }
+        };
+    }
+
+    /// Removes one `value`; returns whether it was there. Order is not kept.
+    fn remove(&mut self, value: V) -> bool {
+        let left = match self {
+            Values::Empty => return false,
+            Values::One(a) if *a == value => Values::Empty,
+            Values::Two([a, b]) if *a == value => Values::One(*b),
+            Values::Two([a, b]) if *b == value => Values::One(*a),
+            Values::One(_) | Values::Two(_) => return false,
+            Values::More(more) => {
+                let Some(at) = more.iter().position(|v| *v == value) else {
+                    return false;
+                };
+                if more.len() > 3 {
+                    swap_remove_exact(more, at);
+                    return true;
+                }
+                let mut kept = more.iter().enumerate().filter(|(i, _)| *i != at);
+                match (kept.next(), kept.next()) {
+                    (Some((_, &a)), Some((_, &b))) => Values::Two([a, b]),
+                    _ => unreachable!("three values, one removed"),
+                }
+            }
+        };
+        *self = left;
+        true
+    }
 }
 
 impl<V> Node<V> {
     fn new() -> Self {
         Node {
             literals: Children::default(),
-            exact: Box::default(),
+            exact: Values::Empty,
             wild: None,
         }
     }
@@ -52,14 +121,14 @@ impl<V> Node<V> {
     }
 
     fn rest(&self) -> &[V] {
-        self.wild.as_ref().map_or(&[], |w| &w.rest)
+        self.wild.as_ref().map_or(&[], |w| w.rest.as_slice())
     }
 
     fn wild_mut(&mut self) -> &mut Wild<V> {
         self.wild.get_or_insert_with(|| {
             Box::new(Wild {
                 star: None,
-                rest: Box::default(),
+                rest: Values::Empty,
             })
         })
     }
@@ -109,23 +178,31 @@ impl<V: Copy + Eq> Router<V> {
                 PatternToken::Star => node.wild_mut().star.get_or_insert_with(Node::new),
                 PatternToken::Rest => {
                     // Pattern::parse guarantees '>' is the last token.
-                    push_exact(&mut node.wild_mut().rest, value);
+                    node.wild_mut().rest.push(value);
                     self.len += 1;
                     return;
                 }
             };
         }
-        push_exact(&mut node.exact, value);
+        node.exact.push(value);
         self.len += 1;
     }
 
     /// Removes one (pattern, value) entry; returns whether it was there. Prunes empty nodes so memory follows the live subscriptions.
     pub fn remove(&mut self, pattern: &Pattern, value: V) -> bool {
-        let removed = remove_below(&mut self.root, pattern.tokens(), value);
-        if removed {
-            self.len -= 1;
+        // One walk down, without recursion; a second walk prunes, only when the pattern's last
+        // value went (a subscription leaving a topic others keep needs none).
+        let Some(values) = values_mut(&mut self.root, pattern.tokens()) else {
+            return false;
+        };
+        if !values.remove(value) {
+            return false;
         }
-        removed
+        if values.is_empty() {
+            prune_below(&mut self.root, pattern.tokens());
+        }
+        self.len -= 1;
+        true
     }
 
     /// Appends every value whose pattern matches the (already validated) topic to `out`. Order is unspecified. Cost grows with the topic's depth and the number of matches, not with the number of subscriptions.
@@ -170,7 +247,7 @@ fn split_level(topic: &str) -> (&str, Option<&str>) {
 /// Recursion depth is bounded by the topic's token count (at most 256).
 fn collect<V: Copy>(node: &Node<V>, remaining: Option<&str>, out: &mut Vec<V>) {
     let Some(remaining) = remaining else {
-        out.extend_from_slice(&node.exact);
+        out.extend_from_slice(node.exact.as_slice());
         return;
     };
     let (level, rest) = split_level(remaining);
@@ -183,53 +260,52 @@ fn collect<V: Copy>(node: &Node<V>, remaining: Option<&str>, out: &mut Vec<V>) {
     }
 }
 
-/// Recursion depth is bounded by the pattern's token count (at most 256).
-fn remove_below<V: Eq>(node: &mut Node<V>, mut below: PatternTokens<'_>, value: V) -> bool {
+/// Where the values of the pattern whose tokens are `tokens` sit, when its nodes exist.
+fn values_mut<'a, V>(
+    root: &'a mut Node<V>,
+    tokens: PatternTokens<'_>,
+) -> Option<&'a mut Values<V>> {
+    let mut node = root;
+    for token in tokens {
+        node = match token {
+            PatternToken::Literal(literal) => node.literals.get_mut(literal)?,
+            PatternToken::Star => node.wild.as_deref_mut()?.star.as_mut()?,
+            // Pattern::parse guarantees '>' is the last token.
+            PatternToken::Rest => return Some(&mut node.wild.as_deref_mut()?.rest),
+        };
+    }
+    Some(&mut node.exact)
+}
+
+/// Drops the nodes and wildcard parts left empty along the path of `below` (their values were
+/// removed). Recursion depth is bounded by the pattern's token count (at most 256).
+fn prune_below<V: Copy + Eq>(node: &mut Node<V>, mut below: PatternTokens<'_>) {
     let Some(token) = below.next() else {
-        return remove_value(&mut node.exact, value);
+        return;
     };
     match token {
-        PatternToken::Rest => {
-            let Some(wild) = node.wild.as_deref_mut() else {
-                return false;
-            };
-            let removed = remove_value(&mut wild.rest, value);
-            node.prune_wild();
-            removed
-        }
+        PatternToken::Rest => node.prune_wild(),
         PatternToken::Star => {
             let Some(star) = node.wild.as_deref_mut().and_then(|w| w.star.as_mut()) else {
-                return false;
+                return;
             };
-            let removed = remove_below(star, below, value);
+            prune_below(star, below);
             if star.is_empty() {
                 if let Some(w) = node.wild.as_deref_mut() {
                     w.star = None;
                 }
                 node.prune_wild();
             }
-            removed
         }
         PatternToken::Literal(literal) => {
             let Some(child) = node.literals.get_mut(literal) else {
-                return false;
+                return;
             };
-            let removed = remove_below(child, below, value);
+            prune_below(child, below);
             if child.is_empty() {
                 node.literals.remove(literal);
             }
-            removed
         }
-    }
-}
-
-fn remove_value<V: Eq>(values: &mut Box<[V]>, value: V) -> bool {
-    match values.iter().position(|v| *v == value) {
-        Some(at) => {
-            swap_remove_exact(values, at);
-            true
-        }
-        None => false,
     }
 }
 
@@ -343,6 +419,35 @@ mod tests {
         assert!(!router.remove(&twice, 1));
         assert_eq!(matched(&router, "a.x"), vec![2]);
         assert_eq!(router.len(), 1);
+    }
+
+    #[test]
+    fn values_move_between_the_node_and_a_slice() {
+        // Up to two values sit in the node, more in a slice: every count up to five, each
+        // value removed from each position, on an exact pattern and on a '>'.
+        for text in ["a.b", "a.>"] {
+            let p = pattern(text);
+            for n in 1..=5u32 {
+                for gone in 0..n {
+                    let mut router = Router::new();
+                    for v in 0..n {
+                        router.insert(&p, v);
+                    }
+                    let all: Vec<u32> = (0..n).collect();
+                    assert_eq!(matched(&router, "a.b"), all, "{text} {n}");
+                    assert!(router.remove(&p, gone), "{text} {n} {gone}");
+                    assert!(!router.remove(&p, gone), "{text} {n} {gone}");
+                    let left: Vec<u32> = (0..n).filter(|v| *v != gone).collect();
+                    assert_eq!(matched(&router, "a.b"), left, "{text} {n} {gone}");
+                    assert_eq!(router.len(), left.len());
+                    for v in left {
+                        assert!(router.remove(&p, v));
+                    }
+                    assert!(router.is_empty());
+                    assert_eq!(router.node_count(), 0, "{text} {n} {gone}");
+                }
+            }
+        }
     }
 
     #[test]

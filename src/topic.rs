@@ -251,24 +251,39 @@ fn plain_literal(bytes: &[u8]) -> bool {
     if bytes.is_empty() || bytes.len() > MAX_BYTES {
         return false;
     }
-    let mut dots = 0;
-    let mut token_len = 0;
+    // No branch per byte: a leading dot, two dots in a row and any byte outside the class set
+    // a bit of `bad`; `prev` ends as the last byte's class (a trailing dot is an empty token).
+    let mut prev = DOT;
+    let mut bad = 0;
     for &byte in bytes {
-        match byte {
-            b'.' => {
-                if token_len == 0 {
-                    return false;
-                }
-                dots += 1;
-                token_len = 0;
-            }
-            b'*' | b'>' => return false,
-            0x21..=0x7E => token_len += 1,
-            _ => return false,
-        }
+        let class = PLAIN_CLASS[usize::from(byte)];
+        bad |= (class & OTHER) | (class & prev);
+        prev = class;
     }
-    token_len > 0 && dots < MAX_TOKENS
+    // Non-empty tokens take two bytes each but the last: up to 2 * MAX_TOKENS bytes hold at
+    // most MAX_TOKENS tokens; only a longer string needs its dots counted.
+    bad == 0
+        && prev == 0
+        && (bytes.len() <= 2 * MAX_TOKENS
+            || bytes.iter().filter(|&&b| b == b'.').count() < MAX_TOKENS)
 }
+
+/// [`plain_literal`]'s byte classes: 0 for a token's byte, [`DOT`], or [`OTHER`] for a byte the
+/// full scan must look at (space, controls, non-ASCII, `*`, `>`).
+const DOT: u8 = 1;
+const OTHER: u8 = 2;
+static PLAIN_CLASS: [u8; 256] = {
+    let mut classes = [OTHER; 256];
+    let mut byte = 0x21;
+    while byte <= 0x7E {
+        classes[byte] = 0;
+        byte += 1;
+    }
+    classes[b'.' as usize] = DOT;
+    classes[b'*' as usize] = OTHER;
+    classes[b'>' as usize] = OTHER;
+    classes
+};
 
 /// State of the token being scanned.
 #[derive(Default)]
@@ -332,23 +347,25 @@ pub struct PatternTokens<'a> {
 impl<'a> Iterator for PatternTokens<'a> {
     type Item = PatternToken<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<PatternToken<'a>> {
         let rest = self.rest?;
         // Tokens are short: a plain scan beats a general substring search here.
-        let token = match rest.bytes().position(|b| b == b'.') {
+        let token = match rest.as_bytes().iter().position(|&b| b == b'.') {
             Some(dot) => {
-                self.rest = Some(&rest[dot + 1..]);
-                &rest[..dot]
+                let (token, after) = rest.split_at(dot);
+                self.rest = after.get(1..);
+                token
             }
             None => {
                 self.rest = None;
                 rest
             }
         };
-        Some(match token {
-            "*" => PatternToken::Star,
-            ">" => PatternToken::Rest,
-            literal => PatternToken::Literal(literal),
+        Some(match token.as_bytes() {
+            b"*" => PatternToken::Star,
+            b">" => PatternToken::Rest,
+            _ => PatternToken::Literal(token),
         })
     }
 }
@@ -367,6 +384,12 @@ impl Pattern {
         &self.raw
     }
 
+    /// Whether `other` is this very pattern value or a clone of it (not merely equal text): a
+    /// pointer comparison.
+    pub fn is_same(&self, other: &Pattern) -> bool {
+        Arc::ptr_eq(&self.raw, &other.raw)
+    }
+
     /// The pattern's tokens, in order.
     pub fn tokens(&self) -> PatternTokens<'_> {
         PatternTokens {
@@ -376,8 +399,12 @@ impl Pattern {
 
     /// Whether the pattern holds no wildcard, so it matches exactly one topic.
     pub fn is_literal(&self) -> bool {
-        // A valid pattern has `*` and `>` only as whole tokens.
-        !self.raw.bytes().any(|b| b == b'*' || b == b'>')
+        // A valid pattern has `*` and `>` only as whole tokens. No early exit: the loop is a few
+        // instructions a byte (with SIMD where there is some) instead of two branches.
+        !self
+            .raw
+            .bytes()
+            .fold(false, |wild, b| wild | (b == b'*') | (b == b'>'))
     }
 
     /// Matches a topic that has already been validated. Level by level, never by string prefix.
@@ -475,9 +502,19 @@ mod tests {
             "$sys.x",
             "~!\"#%&'()+,-/:;<=?@[\\]^_`{|}",
             "orders.42.created",
+            "..",
+            "a..",
+            "a.b.",
+            "!.~",
+            "a.\u{7f}",
+            " .a",
         ] {
             inputs.push(extra.to_string());
         }
+        // Past 2 * MAX_TOKENS bytes the quick check counts dots.
+        let wide = |count: usize| vec!["ab"; count].join(".");
+        inputs.push(wide(MAX_TOKENS));
+        inputs.push(wide(MAX_TOKENS + 1));
         inputs.push(long.clone());
         inputs.push(format!("{long}a"));
         inputs.push(dotted(MAX_TOKENS));
@@ -499,7 +536,9 @@ mod tests {
             "orders.42.created",
             "a",
             "$sys.x",
+            "!.~",
             &dotted(MAX_TOKENS),
+            &wide(MAX_TOKENS),
             &long,
         ] {
             assert!(plain_literal(usual.as_bytes()), "{usual:?}");
@@ -511,7 +550,12 @@ mod tests {
             "a.>",
             "a b",
             "caf\u{e9}",
+            ".a",
+            "a.",
+            "..",
+            "a.\u{7f}",
             &dotted(MAX_TOKENS + 1),
+            &wide(MAX_TOKENS + 1),
         ] {
             assert!(!plain_literal(unusual.as_bytes()), "{unusual:?}");
         }

@@ -503,9 +503,18 @@ impl<P: Clone> Broker<P> {
     /// once instead of in its next round.
     pub fn take_retired_of(&mut self, id: SubId) -> Option<Retired> {
         let at = self.retired.iter().rposition(|(r, _)| *r == id)?;
-        let (_, retired) = self.retired.remove(at)?;
+        // Usually the last one (it just retired): popped, with no shifting.
+        let (_, retired) = if at + 1 == self.retired.len() {
+            self.retired.pop_back()?
+        } else {
+            self.retired.remove(at)?
+        };
         if let Some(e) = self.events.iter().rposition(|e| *e == Event::Retired(id)) {
-            self.events.remove(e);
+            if e + 1 == self.events.len() {
+                self.events.pop_back();
+            } else {
+                self.events.remove(e);
+            }
         }
         Some(retired)
     }

@@ -602,6 +602,10 @@ pub struct Broker<P> {
     /// The topic resolved last: publishers usually repeat a topic, and comparing it is cheaper
     /// than hashing.
     last_topic: Option<(Rc<str>, u32)>,
+    /// The literal pattern whose topic a subscription change marked last, with that topic's
+    /// handle: a subscription that comes and goes (or several on one pattern value) marks it
+    /// again without hashing the text.
+    last_literal: Option<(Pattern, u32)>,
     dedupe: Option<IdempotenceFilter>,
     ready: VecDeque<Ready<P>>,
     inflight: Slab<InFlight<P>>,
@@ -668,6 +672,7 @@ impl<P: Clone> Broker<P> {
             topics: Vec::new(),
             topics_gen: 0,
             last_topic: None,
+            last_literal: None,
             ready: VecDeque::new(),
             inflight: Slab::new(),
             timers: BinaryHeap::new(),

@@ -63,6 +63,7 @@ impl<P: Clone> Broker<P> {
     /// are refused afterwards (never misrouted).
     pub fn clear_topics(&mut self) {
         self.last_topic = None;
+        self.last_literal = None;
         self.topic_ids.clear();
         self.topic_trie.clear();
         self.trie_pending.clear();
@@ -76,9 +77,20 @@ impl<P: Clone> Broker<P> {
     pub(super) fn invalidate_routes(&mut self, pattern: &Pattern) {
         let mut found = std::mem::take(&mut self.scratch_handles);
         found.clear();
-        if pattern.is_literal() {
-            // It reaches one topic, its own text: no walk (and the trie need not be current).
-            found.extend(self.topic_ids.get(pattern.as_str()));
+        // A literal pattern reaches one topic, its own text: no walk (and the trie need not be
+        // current). Found as a topic, it is one (topics hold no wildcard): no need to look at
+        // its bytes first.
+        let remembered = match &self.last_literal {
+            Some((last, h)) if last.is_same(pattern) => Some(*h),
+            _ => None,
+        };
+        if let Some(h) = remembered {
+            found.push(h);
+        } else if let Some(&h) = self.topic_ids.get(pattern.as_str()) {
+            found.push(h);
+            self.last_literal = Some((pattern.clone(), h));
+        } else if pattern.is_literal() {
+            // A topic not resolved yet: no cached route to mark.
         } else {
             for h in self.trie_pending.drain(..) {
                 if let Some(entry) = self.topics.get(h as usize) {

@@ -143,3 +143,30 @@ fn an_idle_subscription_retires_at_unsubscribe_and_its_statistics_can_be_taken_a
     );
     assert!(b.take_retired().is_none());
 }
+
+#[test]
+fn retired_records_are_taken_by_id_from_any_place() {
+    // The one taken is often the last retired, sometimes not: both leave the others in order.
+    let mut b = broker();
+    let ids: Vec<SubId> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|p| b.subscribe(p, &SubscribeOptions::default()).unwrap())
+        .collect();
+    for &id in &ids {
+        assert!(b.unsubscribe(id));
+    }
+    let pattern = |r: Option<Retired>| r.map(|r| r.stats().pattern.as_str().to_owned());
+    assert_eq!(pattern(b.take_retired_of(ids[1])).as_deref(), Some("b"));
+    assert_eq!(pattern(b.take_retired_of(ids[3])).as_deref(), Some("d"));
+    assert!(b.take_retired_of(ids[3]).is_none());
+    let mut events = Vec::new();
+    while let Some(e) = b.poll_event() {
+        if let Event::Retired(id) = e {
+            events.push(id);
+        }
+    }
+    assert_eq!(events, vec![ids[0], ids[2]]);
+    assert_eq!(b.take_retired().map(|(id, _)| id), Some(ids[0]));
+    assert_eq!(b.take_retired().map(|(id, _)| id), Some(ids[2]));
+    assert!(b.take_retired().is_none());
+}

@@ -137,3 +137,30 @@ fn a_handle_from_the_future_or_past_the_table_is_refused() {
     let err = d.b.route(TopicHandle::from_parts(0, 9)).unwrap_err();
     assert!(err.to_string().contains("stale"), "{err}");
 }
+
+#[test]
+fn a_literal_pattern_marks_its_topic_again_after_the_table_starts_anew() {
+    // Its topic's handle is remembered between a subscribe and an unsubscribe: a table that
+    // starts anew gives the handle to another topic, and must not mark that one.
+    let mut d = reporting(2);
+    let ab = d.b.resolve("a.b").unwrap();
+    d.b.route(ab).unwrap();
+    let s = d.sub("a.b");
+    assert_eq!(d.b.take_invalidated(), vec![ab.index()]);
+    d.b.resolve("x.0").unwrap();
+    let first = d.b.resolve("x.1").unwrap();
+    assert_eq!(first.index(), 0, "a new table");
+    let ab = d.b.resolve("a.b").unwrap();
+    assert_eq!(&*d.b.route(ab).unwrap(), &[s]);
+    d.b.take_invalidated();
+    assert!(d.unsub(s));
+    assert_eq!(d.b.take_invalidated(), vec![ab.index()]);
+    assert!(d.b.route(ab).unwrap().is_empty());
+    // Two subscriptions on one pattern text, the second a value of its own.
+    let one = d.sub("a.b");
+    let two = d.sub("a.b");
+    assert_eq!(d.b.take_invalidated(), vec![ab.index(), ab.index()]);
+    assert!(d.unsub(one));
+    assert_eq!(d.b.take_invalidated(), vec![ab.index()]);
+    assert_eq!(&*d.b.route(ab).unwrap(), &[two]);
+}

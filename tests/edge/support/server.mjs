@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signToken } from '../../../edge/src/auth.js';
@@ -70,9 +70,12 @@ export class EdgeServer {
       this.proc.stdout.on('data', onData);
       this.proc.stderr.on('data', onData);
     });
+    let gone = false;
+    exited.catch(() => { gone = true; });
     await Promise.race([ready, exited]);
-    exited.catch(() => {});
-    // Ready is printed before the first request is served by workerd: wait for a real answer.
+    // Ready is printed before the first request is served by workerd: wait for a real answer, as
+    // long as the server runs and for at most a minute (then fail, with its log, rather than hang).
+    const deadline = Date.now() + 60_000;
     for (;;) {
       try {
         const r = await fetch(`${this.url}/ready-probe`);
@@ -81,9 +84,31 @@ export class EdgeServer {
       } catch {
         // not listening yet
       }
+      if (gone || Date.now() > deadline) {
+        await this.stop();
+        throw new Error(`wrangler dev ${gone ? 'exited' : 'did not answer within 60 s'} after saying it was ready:\n${this.log}`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     return this;
+  }
+
+  /**
+   * Makes sure nothing of a stopped server is left: its process group killed (workerd may outlive
+   * wrangler for a moment) and its port refusing connections, so that the next start can bind it.
+   */
+  async settle(pid) {
+    try { process.kill(-pid, 'SIGKILL'); } catch { /* the group is gone */ }
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const open = await new Promise((resolve) => {
+        const c = connect(this.port, '127.0.0.1');
+        c.once('connect', () => { c.destroy(); resolve(true); });
+        c.once('error', () => resolve(false));
+      });
+      if (!open) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   /** Stops the server (its process group: wrangler and the workerd it started). */
@@ -100,6 +125,7 @@ export class EdgeServer {
     const timer = setTimeout(() => { try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
     await gone;
     clearTimeout(timer);
+    await this.settle(p.pid);
   }
 
   async restart() {
@@ -115,6 +141,7 @@ export class EdgeServer {
     const gone = once(p, 'exit');
     process.kill(-p.pid, 'SIGKILL');
     await gone;
+    await this.settle(p.pid);
   }
 
   /** A crash (SIGKILL) and a new start on the same persist folder. */

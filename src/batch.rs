@@ -212,18 +212,8 @@ mod tests {
 
     fn msg(seq: u64, size: usize) -> Message<u64> {
         Message {
-            topic: Rc::from("t"),
-            payload: seq,
-            id: None,
-            key: None,
-            headers: None,
             published_at: Some(0),
-            expires_at: None,
-            size,
-            seq,
-            attempt: 1,
-            prior: 0,
-            letter: None,
+            ..Message::direct(Rc::from("t"), seq, size, seq)
         }
     }
 

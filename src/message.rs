@@ -124,18 +124,10 @@ impl<P> Message<P> {
     #[inline(always)]
     pub(crate) fn published_directly(topic: Rc<str>, out: Outgoing<P>, seq: u64) -> Self {
         Message {
-            topic,
-            payload: out.payload,
             id: out.id,
             key: out.key,
             headers: out.headers,
-            published_at: None,
-            expires_at: None,
-            size: out.size,
-            seq,
-            attempt: 1,
-            prior: 0,
-            letter: None,
+            ..Message::direct(topic, out.payload, out.size, seq)
         }
     }
 

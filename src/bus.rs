@@ -301,6 +301,11 @@ struct Inner<P> {
     exec: LocalExecutor,
     running: RefCell<HashMap<DeliveryId, Running<P>>>,
     dispatching: Cell<bool>,
+    /// The subscription whose handler a direct delivery is calling now (`true`: through the
+    /// cached route, whose run of deliveries reaches up to it), until its delivery is counted:
+    /// an unsubscribe from inside that handler counts it first, so that the subscription retires
+    /// with it.
+    direct_running: Cell<Option<(SubId, bool)>>,
     on_error: Option<OnError<P>>,
     error_payload: Option<ErrorPayload<P>>,
     dead_payload: Option<DeadPayload<P>>,
@@ -618,6 +623,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 exec: LocalExecutor::new(),
                 running: RefCell::new(HashMap::new()),
                 dispatching: Cell::new(false),
+                direct_running: Cell::new(None),
                 on_error: options.on_error,
                 error_payload: options.error_payload,
                 dead_payload: options.dead_payload,
@@ -752,6 +758,19 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     }
 
     fn unsubscribe(&self, id: SubId) -> bool {
+        // From inside its own handler, during a direct delivery: that delivery is counted before
+        // the core retires it (the run of a cached route reaches up to it).
+        let inner = &*self.inner;
+        match inner.direct_running.get() {
+            Some((running, true)) if running == id => {
+                inner.direct.to.set(inner.direct.to.get() + 1);
+            }
+            Some((running, false)) if running == id => {
+                inner.direct_running.set(None);
+                inner.counted_core().record_direct(id, 1, 0);
+            }
+            _ => {}
+        }
         let removed = self.inner.core().unsubscribe(id);
         self.inner.collect_retired();
         if removed {
@@ -961,9 +980,13 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 d.to.set(next);
                 continue;
             };
-            match call(|| h(&msg)) {
+            inner.direct_running.set(Some((route.subs[i], true)));
+            let result = call(|| h(&msg));
+            inner.direct_running.set(None);
+            match result {
                 Ok(()) => d.to.set(next),
-                Err(e) => self.direct_failed(route, i, e, &msg),
+                // Counted as delivered already when its handler unsubscribed it.
+                Err(e) => self.direct_failed(route, i, d.to.get() == next, e, &msg),
             }
         }
         inner.dispatching.set(false);
@@ -1002,11 +1025,18 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// and reported now; the calls go on with the next one.
     #[cold]
     #[inline(never)]
-    fn direct_failed(&self, route: &DirectRoute<P>, i: usize, e: HandlerError, msg: &Message<P>) {
+    fn direct_failed(
+        &self,
+        route: &DirectRoute<P>,
+        i: usize,
+        counted: bool,
+        e: HandlerError,
+        msg: &Message<P>,
+    ) {
         let inner = &*self.inner;
         let d = &inner.direct;
         let id = route.subs[i];
-        inner.core().record_direct(id, 1, 1);
+        inner.core().record_direct(id, u64::from(!counted), 1);
         let next = i as u32 + 1;
         d.from.set(next);
         d.to.set(next);
@@ -1025,9 +1055,14 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             let Some(h) = inner.sync_handler(id) else {
                 continue;
             };
+            inner.direct_running.set(Some((id, false)));
             let result = call(|| h(&msg));
+            // Counted already when its handler unsubscribed it.
+            let delivered = inner.direct_running.take().is_some() as u64;
             let failed = result.is_err();
-            inner.counted_core().record_direct(id, 1, failed as u64);
+            inner
+                .counted_core()
+                .record_direct(id, delivered, failed as u64);
             if let Err(e) = result {
                 self.report(ErrorCode::HandlerFailed, e.into(), vec![msg.clone()], id, 1);
             }

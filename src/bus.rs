@@ -306,6 +306,10 @@ struct Inner<P> {
     /// an unsubscribe from inside that handler counts it first, so that the subscription retires
     /// with it.
     direct_running: Cell<Option<(SubId, bool)>>,
+    /// Set when the handler a direct delivery is calling unsubscribed its own subscription: the
+    /// core's retired records stay where they are (the outcome of that call is still to be
+    /// counted in the retired subscription's) until the call returned.
+    retiring: Cell<bool>,
     on_error: Option<OnError<P>>,
     error_payload: Option<ErrorPayload<P>>,
     dead_payload: Option<DeadPayload<P>>,
@@ -470,6 +474,9 @@ impl<P: Clone> Inner<P> {
 
     /// Hands the core's retired subscriptions' final statistics to their handles (when alive).
     fn collect_retired(&self) {
+        if self.retiring.get() {
+            return;
+        }
         loop {
             let Some((id, stats)) = self.counted_core().take_retired() else {
                 return;
@@ -480,6 +487,15 @@ impl<P: Clone> Inner<P> {
                 }
             }
         }
+    }
+
+    /// The call whose handler unsubscribed its own subscription returned and its outcome is
+    /// counted: the retired records are handed out.
+    #[cold]
+    #[inline(never)]
+    fn retired_after_call(&self) {
+        self.retiring.set(false);
+        self.collect_retired();
     }
 
     fn handler(&self, id: SubId) -> Option<Handler<P>> {
@@ -569,7 +585,12 @@ impl<P: Clone + ByteSize + 'static> Subscription<P> {
     pub fn stats(&self) -> Option<SubscriptionStats> {
         if let Some(inner) = self.bus.upgrade() {
             inner.collect_retired();
-            if let Some(stats) = inner.core_ref().subscription_stats(self.id) {
+            let core = inner.core_ref();
+            if let Some(stats) = core.subscription_stats(self.id) {
+                return Some(stats);
+            }
+            // Retired by its own handler, which is still running.
+            if let Some(stats) = core.retired_stats(self.id) {
                 return Some(stats);
             }
         }
@@ -624,6 +645,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 running: RefCell::new(HashMap::new()),
                 dispatching: Cell::new(false),
                 direct_running: Cell::new(None),
+                retiring: Cell::new(false),
                 on_error: options.on_error,
                 error_payload: options.error_payload,
                 dead_payload: options.dead_payload,
@@ -764,10 +786,12 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         match inner.direct_running.get() {
             Some((running, true)) if running == id => {
                 inner.direct.to.set(inner.direct.to.get() + 1);
+                inner.retiring.set(true);
             }
             Some((running, false)) if running == id => {
                 inner.direct_running.set(None);
                 inner.counted_core().record_direct(id, 1, 0);
+                inner.retiring.set(true);
             }
             _ => {}
         }
@@ -988,6 +1012,9 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 // Counted as delivered already when its handler unsubscribed it.
                 Err(e) => self.direct_failed(route, i, d.to.get() == next, e, &msg),
             }
+            if inner.retiring.get() {
+                inner.retired_after_call();
+            }
         }
         inner.dispatching.set(false);
         if d.from.get() == 0 && d.to.get() as usize == route.handlers.len() {
@@ -1063,6 +1090,9 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             inner
                 .counted_core()
                 .record_direct(id, delivered, failed as u64);
+            if inner.retiring.get() {
+                inner.retired_after_call();
+            }
             if let Err(e) = result {
                 self.report(ErrorCode::HandlerFailed, e.into(), vec![msg.clone()], id, 1);
             }

@@ -1031,3 +1031,57 @@ fn a_handle_delivered_on_directly_goes_stale_with_its_topic_table() {
     let stats = bus.stats();
     assert_eq!((stats.published, stats.delivered), (16_388, 4));
 }
+
+#[test]
+fn a_handler_that_unsubscribes_itself_then_fails_retires_with_that_failure() {
+    // Published on once (the route's first direct delivery), and on a route published on
+    // directly before (its handlers already at hand).
+    for earlier in [0u32, 3] {
+        let (bus, _) = virtual_bus::<u32>(|_| {});
+        type Slot = Rc<RefCell<Option<Rc<edgebus::Subscription<u32>>>>>;
+        let slot: Slot = Rc::new(RefCell::new(None));
+        let inside = Rc::new(Cell::new(None));
+        let (s, i) = (slot.clone(), inside.clone());
+        let sub = bus
+            .subscribe("t", move |m| {
+                if *m.payload() != 99 {
+                    return Ok(());
+                }
+                let me = s.borrow().clone().unwrap();
+                assert!(me.unsubscribe());
+                // Its statistics from inside the call: this delivery counted, its outcome not yet.
+                i.set(me.stats().map(|st| (st.delivered, st.failed)));
+                Err("failed after leaving".into())
+            })
+            .unwrap();
+        let sub = Rc::new(sub);
+        *slot.borrow_mut() = Some(sub.clone());
+        let after = log();
+        let a = after.clone();
+        bus.subscribe("t", move |m| {
+            a.borrow_mut().push(m.payload().to_string());
+            Ok(())
+        })
+        .unwrap();
+        for n in 0..earlier {
+            bus.publish("t", n).unwrap();
+        }
+        assert!(bus.publish("t", 99).unwrap());
+        assert!(bus.publish("t", 100).unwrap());
+        assert_eq!(inside.get(), Some((u64::from(earlier) + 1, 0)), "{earlier}");
+        let st = sub.stats().expect("final statistics");
+        assert_eq!(
+            (st.delivered, st.failed),
+            (u64::from(earlier) + 1, 1),
+            "{earlier}"
+        );
+        assert!(!sub.is_active());
+        // The subscription after it took both; the bus counted the one failure.
+        assert_eq!(after.borrow().len() as u32, earlier + 2);
+        let total = bus.stats();
+        assert_eq!(
+            (total.delivered, total.failed),
+            (u64::from(earlier) * 2 + 3, 1)
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Property test of the native `Bus`'s direct path (the route it keeps published on directly, its
 //! handlers and the counts it hands the broker later): random subscribe / unsubscribe / publish /
-//! statistics steps, with handlers that unsubscribe another subscription or publish again from
-//! inside a delivery (some of those that publish then failing), against a small model. Every handler must receive exactly the messages
+//! statistics steps, with handlers that unsubscribe a subscription (their own included) or publish
+//! again from inside a delivery, some of them failing afterwards, against a small model. Every
+//! handler must receive exactly the messages
 //! published on a topic its pattern matches while it was subscribed, in order, and every counter
 //! the bus and its subscriptions report must be the model's at every step.
 #![cfg(not(target_arch = "wasm32"))]
@@ -32,8 +33,8 @@ fn matches(pattern: &str, topic: &str) -> bool {
 enum Op {
     /// Subscribes to `PATTERNS[p]`; `also`: while handling, unsubscribes the subscription at that
     /// position of the live ones (if any), or publishes once more on `TOPICS[_]` (once per
-    /// message it got from outside a handler).
-    Subscribe(usize, Option<(bool, usize)>),
+    /// message it got from outside a handler); `fails`: its handler then fails every delivery.
+    Subscribe(usize, Option<(bool, usize)>, bool),
     Unsubscribe(usize),
     Publish(usize),
     Stats,
@@ -41,8 +42,12 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        2 => (0..PATTERNS.len(), proptest::option::weighted(0.3, (any::<bool>(), 0..4usize)))
-            .prop_map(|(p, a)| Op::Subscribe(p, a)),
+        2 => (
+            0..PATTERNS.len(),
+            proptest::option::weighted(0.3, (any::<bool>(), 0..4usize)),
+            proptest::bool::weighted(0.25),
+        )
+            .prop_map(|(p, a, f)| Op::Subscribe(p, a, f)),
         1 => (0..8usize).prop_map(Op::Unsubscribe),
         6 => (0..TOPICS.len()).prop_map(Op::Publish),
         1 => Just(Op::Stats),
@@ -74,7 +79,7 @@ proptest! {
         let next = Rc::new(std::cell::Cell::new(0u64));
         for op in ops {
             match op {
-                Op::Subscribe(p, also) => {
+                Op::Subscribe(p, also, fails) => {
                     let got = Rc::new(RefCell::new(Vec::new()));
                     let (g, live2, bus2, log2, next2) = (got.clone(), live.clone(), bus.clone(), log.clone(), next.clone());
                     let sub = bus.subscribe(PATTERNS[p], move |m| {
@@ -93,11 +98,11 @@ proptest! {
                             }
                             _ => {}
                         }
-                        if also == Some((false, 3)) { Err("refused".into()) } else { Ok(()) }
+                        if fails { Err("refused".into()) } else { Ok(()) }
                     }).unwrap();
                     let sub = Rc::new(sub);
                     live.borrow_mut().push(sub.clone());
-                    subs.push(Sub { sub, pattern: PATTERNS[p], got, expected: Vec::new(), active: true, fails: also == Some((false, 3)) });
+                    subs.push(Sub { sub, pattern: PATTERNS[p], got, expected: Vec::new(), active: true, fails });
                 }
                 Op::Unsubscribe(k) => {
                     let actives: Vec<usize> = (0..subs.len()).filter(|&i| subs[i].active).collect();
@@ -138,6 +143,8 @@ proptest! {
             prop_assert_eq!(stats.published, log.borrow().len() as u64);
             let delivered: u64 = subs.iter().map(|s| s.expected.len() as u64).sum();
             prop_assert_eq!(stats.delivered, delivered);
+            let failed: u64 = subs.iter().filter(|s| s.fails).map(|s| s.expected.len() as u64).sum();
+            prop_assert_eq!(stats.failed, failed);
         }
         // Subscriptions never unsubscribed got every message on a matching topic published after
         // they subscribed (none was dropped by the direct path).

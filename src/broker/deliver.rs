@@ -498,6 +498,14 @@ impl<P: Clone> Broker<P> {
         self.retired.pop_front().map(|(id, r)| (id, r.stats()))
     }
 
+    /// The final statistics of `id` when it retired and no one took its record yet.
+    pub fn retired_stats(&self, id: SubId) -> Option<SubscriptionStats> {
+        self.retired
+            .iter()
+            .rfind(|(r, _)| *r == id)
+            .map(|(_, r)| r.stats())
+    }
+
     /// `id`'s retired record when it retired and no one took it yet, taken with its
     /// [`Event::Retired`]: a driver that just unsubscribed an idle subscription reads it at
     /// once instead of in its next round.

@@ -175,10 +175,12 @@ impl<P: Clone> Broker<P> {
                 stats.direct_delivered += delivered;
             }
         } else if let Some(r) = self.retired_of(id) {
+            // Counted as for a live one (its final statistics cannot tell them apart).
             if delivered > 0 || failed > 0 {
-                let c = &mut r.counted().counters;
-                c.delivered += delivered;
-                c.failed += failed;
+                let c = r.counted();
+                c.counters.delivered += delivered;
+                c.counters.failed += failed;
+                c.direct_delivered += delivered;
             }
         }
     }

@@ -96,9 +96,11 @@ fn a_subscription_that_counted_nothing_retires_quiet_and_counts_after_it_left_st
     let late = b.subscribe("q", &SubscribeOptions::default()).unwrap();
     assert!(b.unsubscribe(late));
     b.record_cancelled(late, 2);
-    b.record_direct(late, 0, 1);
+    b.record_direct(late, 3, 1);
     let (id, s) = b.take_retired().unwrap();
-    assert_eq!((id, s.cancelled, s.failed), (late, 2, 1));
+    assert_eq!((id, s.cancelled, s.delivered, s.failed), (late, 2, 3, 1));
+    // Its direct deliveries have latency zero, as those counted while it was subscribed.
+    assert_eq!(s.latency.count, 3);
 }
 
 #[test]

@@ -237,9 +237,11 @@ impl<V: Copy + Eq> Router<V> {
 }
 
 /// Splits off the first level of a topic; the rest is `None` when it was the last level.
+#[inline]
 fn split_level(topic: &str) -> (&str, Option<&str>) {
-    match topic.split_once('.') {
-        Some((level, rest)) => (level, Some(rest)),
+    // Levels are short: a plain scan beats a general substring search here.
+    match topic.as_bytes().iter().position(|&b| b == b'.') {
+        Some(dot) => (&topic[..dot], Some(&topic[dot + 1..])),
         None => (topic, None),
     }
 }

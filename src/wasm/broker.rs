@@ -501,21 +501,39 @@ impl WasmBroker {
         self.route_out.as_ptr() as usize as u32
     }
 
-    /// Unsubscribes. Returns where the answer is in memory (a byte offset, valid until the next
+    /// Unsubscribes, first adding the deliveries and failures the driver made directly and has
+    /// not told yet. Returns where the answer is in memory (a byte offset, valid until the next
     /// call): its length in `u32`s, then `[state, pending, k, final word × k, stale topic
     /// handle…]`. `state` is 0 when it was already gone, 1 when its final statistics come later
-    /// (a retired record), 2 when it retired at once. Then the `k` final words are its counts
-    /// (none when it counted nothing): the driver keeps them as they are and turns them into
-    /// statistics with [`WasmBroker::final_stats`] only if asked. `pending` is 1 when
-    /// [`WasmBroker::pump`] has records to hand out (else the driver need not call it).
-    pub fn unsubscribe(&mut self, index: u32, gen: u32) -> u32 {
+    /// (a retired record), 2 when it retired at once: then the `k` final words are its counts
+    /// (none when it counted nothing), which the driver keeps as they are and turns into
+    /// statistics with [`WasmBroker::final_stats`] only if asked. With `more` (the driver may
+    /// have counted deliveries to it on routes it caches, which the stale ones tell), state 3
+    /// takes the place of 2: it retired at once and its record waits for
+    /// [`WasmBroker::retire`]. `pending` is 1 when [`WasmBroker::pump`] has records to hand out
+    /// (else the driver need not call it; with state 3, `retire` says).
+    pub fn unsubscribe(
+        &mut self,
+        index: u32,
+        gen: u32,
+        delivered: f64,
+        failed: f64,
+        more: bool,
+    ) -> u32 {
         let id = SubId::from_parts(index, gen);
+        if delivered > 0.0 || failed > 0.0 {
+            self.core.record_direct(id, delivered as u64, failed as u64);
+        }
         let mut out = std::mem::take(&mut self.route_out);
         out.clear();
         out.extend_from_slice(&[0, 0, 0, 0]);
         if self.core.unsubscribe(id) {
             out[1] = 1;
-            if let Some(r) = self.core.take_retired_of(id) {
+            if more {
+                if self.core.retired_stats(id).is_some() {
+                    out[1] = 3;
+                }
+            } else if let Some(r) = self.core.take_retired_of(id) {
                 out[1] = 2;
                 if !r.is_quiet() {
                     final_words(&r.stats(), &mut out);
@@ -523,9 +541,35 @@ impl WasmBroker {
                 }
             }
         }
-        out[2] = (self.core.has_pending() || !self.released.borrow().is_empty()) as u32;
+        out[2] = (out[1] != 3 && self.has_pending()) as u32;
         self.core.drain_invalidated(&mut out);
         self.lend_answer(out)
+    }
+
+    /// Ends the unsubscribe of a subscription in state 3 (see [`WasmBroker::unsubscribe`]):
+    /// adds the direct deliveries and failures the driver counted on the stale routes, then
+    /// hands out its record. Returns where the answer is: its length, then `[pending, k, final
+    /// word × k]`, as for state 2.
+    pub fn retire(&mut self, index: u32, gen: u32, delivered: f64, failed: f64) -> u32 {
+        let id = SubId::from_parts(index, gen);
+        if delivered > 0.0 || failed > 0.0 {
+            self.core.record_direct(id, delivered as u64, failed as u64);
+        }
+        let mut out = std::mem::take(&mut self.route_out);
+        out.clear();
+        out.extend_from_slice(&[0, 0, 0]);
+        if let Some(r) = self.core.take_retired_of(id) {
+            if !r.is_quiet() {
+                final_words(&r.stats(), &mut out);
+                out[2] = (out.len() - 3) as u32;
+            }
+        }
+        out[1] = self.has_pending() as u32;
+        self.lend_answer(out)
+    }
+
+    fn has_pending(&self) -> bool {
+        self.core.has_pending() || !self.released.borrow().is_empty()
     }
 
     /// The final statistics of a subscription that retired at once (state 2 of

@@ -30,13 +30,14 @@ const NO_NUMBERS = new Float64Array(0); // a subscription with every default opt
 const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore', 'attempts'];
 const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
 
-// The entry of a cached route (see _resolve) is one array: [route, publishes counted on it,
-// handler…], the handlers only when the route is plain (all of them take only the payload). The
-// direct path reads nothing else, so a publish to a plain route touches one object besides the
-// bus.
+// The entry of a cached route (see _resolve) is one array: [route, publishes counted on it, its
+// place in the bus's _dirty list while that count is not 0, handler…], the handlers only when the
+// route is plain (all of them take only the payload). The direct path reads nothing else, so a
+// publish to a plain route touches one object besides the bus.
 const PLAIN_ROUTE = 0;
 const PLAIN_SENT = 1;
-const PLAIN_FNS = 2;
+const PLAIN_DIRTY_AT = 2;
+const PLAIN_FNS = 3;
 
 // UTF-8 length without allocating.
 function utf8Length(s) {
@@ -194,7 +195,7 @@ export class Bus {
     this._busy = 0;             // subscriptions the core has work for
     this._published = 0;        // published directly, not yet told to the core
     this._dirty = [];           // plain routes with publishes counted on them, see _fold
-    this._epoch = 0;            // bumped by each _fold
+    this._epoch = 0;            // bumped by each fold of the route _deliverPlain is calling
     this._running = undefined;  // the plain route _deliverPlain is calling the handlers of
     this._at = 0;               // … and the index in it of the handler it is at
     this._waiters = [];         // publishAsync calls waiting for room
@@ -301,34 +302,49 @@ export class Bus {
 
   _unsubscribe(rec) {
     if (!rec._active) return false;
-    // Its direct deliveries reach the core before the core can retire it.
-    this._fold();
-    if (rec.delivered > 0 || rec.failed > 0) {
-      this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
-      rec.delivered = 0;
-      rec.failed = 0;
-    }
     rec._active = false;
+    // Its direct deliveries reach the core before it hands out its final statistics: those
+    // counted on it go with the call; those counted on cached routes (_dirty) are counted in it
+    // when its stale routes (the cached ones it was on) are dropped, then go with `retire`.
+    const more = this._dirty.length > 0;
     // `[n, state, pending, k, final word × k, stale topic handle…]` in the core's memory. The
     // core reports the final statistics when the last delivery settles (REC_RETIRED; until
-    // then stats() asks the core), or at once when nothing is running (state 2): then its
-    // final words are kept as they are (none when it counted nothing), and made into
-    // statistics only if stats() asks.
-    const at = this._core.unsubscribe(rec.index, rec.gen) >>> 2;
-    const w = wasmWords();
+    // then stats() asks the core), or at once when nothing is running (state 2, or 3 with
+    // `retire`): then its final words are kept as they are (none when it counted nothing), and
+    // made into statistics only if stats() asks.
+    let at = this._core.unsubscribe(rec.index, rec.gen, rec.delivered, rec.failed, more) >>> 2;
+    rec.delivered = 0;
+    rec.failed = 0;
+    let w = wasmWords();
     const state = w[at + 1];
-    const pending = w[at + 2] === 1;
-    const k = w[at + 3];
-    if (state === 2) {
+    let pending = w[at + 2] === 1;
+    let k = w[at + 3];
+    let words;
+    if (k > 0) {
+      words = new Array(k);
+      for (let i = 0; i < k; i++) words[i] = w[at + 4 + i];
+    }
+    this._dropRoutes(w, at + 4 + k, at + 1 + w[at]);
+    if (state === 3) {
+      // `[n, pending, k, final word × k]`.
+      at = this._core.retire(rec.index, rec.gen, rec.delivered, rec.failed) >>> 2;
+      w = wasmWords();
+      pending = w[at + 1] === 1;
+      k = w[at + 2];
       if (k > 0) {
-        const words = new Array(k);
-        for (let i = 0; i < k; i++) words[i] = w[at + 4 + i];
-        rec.final = words;
+        words = new Array(k);
+        for (let i = 0; i < k; i++) words[i] = w[at + 3 + i];
       }
+    } else if (rec.delivered > 0 || rec.failed > 0) {
+      this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
+    }
+    rec.delivered = 0;
+    rec.failed = 0;
+    if (state >= 2) {
+      if (words !== undefined) rec.final = words;
     } else {
       this._leaving.set(rec.index * 4294967296 + rec.gen, rec);
     }
-    this._dropRoutes(w, at + 4 + k, at + 1 + w[at]);
     if (rec.busy) { rec.busy = false; this._busy--; }
     // Nothing for a round to hand out: no need to run one.
     if (pending || this._completions.length > 0 || this._waiters.length > 0 || this._idleWaiters.length > 0) {
@@ -421,7 +437,7 @@ export class Bus {
     // Cached from the topic's second publish on (the core says when it knows the topic): a
     // topic published once is not worth an entry.
     if (r[at + 2] === 1) {
-      const entry = [route, 0];
+      const entry = [route, 0, -1];
       // Handlers that take only the payload are called from the entry (see _deliverPlain).
       if (!route.queued && subs.length > 0 && !subs.some((x) => x.wants)) {
         for (let i = 0; i < subs.length; i++) entry.push(subs[i].handler);
@@ -445,10 +461,12 @@ export class Bus {
    * subscription change made stale (the core finds them; the rest of the cache stays).
    */
   _dropRoutes(handles, from, end = handles.length) {
-    this._fold();
     for (let i = from; i < end; i++) {
       const topic = this._topicOf[handles[i]];
       if (topic !== undefined) {
+        // Its counts go to its subscriptions now: nothing publishes on it any more.
+        const entry = this._routes.get(topic);
+        if (entry !== undefined && entry[PLAIN_SENT] > 0) this._foldOne(entry);
         this._routes.delete(topic);
         if (topic === this._lastTopic) {
           this._lastTopic = undefined;
@@ -562,7 +580,7 @@ export class Bus {
    * which counts one by one.
    */
   _deliverPlain(plain, topic, payload) {
-    if (plain[PLAIN_SENT]++ === 0) this._dirty.push(plain);
+    if (plain[PLAIN_SENT]++ === 0) plain[PLAIN_DIRTY_AT] = this._dirty.push(plain) - 1;
     const n = plain.length;
     const epoch = this._epoch;
     let env;
@@ -639,17 +657,38 @@ export class Bus {
   _fold() {
     const dirty = this._dirty;
     if (dirty.length === 0) return;
-    this._epoch++;
-    for (let d = 0; d < dirty.length; d++) {
-      const plain = dirty[d];
-      const sent = plain[PLAIN_SENT];
-      plain[PLAIN_SENT] = 0;
-      this._published += sent;
-      const subs = plain[PLAIN_ROUTE].subs;
-      const at = plain === this._running ? this._at - PLAIN_FNS : subs.length;
-      for (let i = 0; i < subs.length; i++) subs[i].delivered += i <= at ? sent : sent - 1;
-    }
+    for (let d = 0; d < dirty.length; d++) this._count(dirty[d]);
     dirty.length = 0;
+  }
+
+  /** Folds one counted route and takes it off the list. */
+  _foldOne(plain) {
+    const dirty = this._dirty;
+    const last = dirty.pop();
+    if (last !== plain) {
+      const at = plain[PLAIN_DIRTY_AT];
+      dirty[at] = last;
+      last[PLAIN_DIRTY_AT] = at;
+    }
+    this._count(plain);
+  }
+
+  /**
+   * Adds one route's count to the bus's and its subscriptions' counters. The route being
+   * delivered (if it is that one) has its handlers after the running one called from
+   * _deliverDirect from now on, which counts them one by one.
+   */
+  _count(plain) {
+    const sent = plain[PLAIN_SENT];
+    plain[PLAIN_SENT] = 0;
+    this._published += sent;
+    const subs = plain[PLAIN_ROUTE].subs;
+    let at = subs.length;
+    if (plain === this._running) {
+      at = this._at - PLAIN_FNS;
+      this._epoch++;
+    }
+    for (let i = 0; i < subs.length; i++) subs[i].delivered += i <= at ? sent : sent - 1;
   }
 
   /**

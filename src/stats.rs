@@ -84,13 +84,23 @@ impl LatencyHistogram {
 
     /// Value at quantile q in [0,1] (e.g. 0.5, 0.99): an upper bound of the bucket holding that rank; 0 when empty. q outside [0,1] is clamped.
     pub fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
+        self.quantile_with_zeros(q, 0)
+    }
+
+    /// [`LatencyHistogram::quantile`] as if `zeros` more latencies of 0 were recorded, without
+    /// copying the histogram (direct deliveries are counted that way, apart from it).
+    pub fn quantile_with_zeros(&self, q: f64, zeros: u64) -> u64 {
+        let total = self.total.saturating_add(zeros);
+        if total == 0 {
             return 0;
         }
         let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
         // 1-based rank of the wanted value; float-to-int casts saturate.
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0u64;
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        if zeros >= rank {
+            return bucket_upper_bound(0);
+        }
+        let mut seen = zeros;
         for (bucket, &count) in self.counts.iter().enumerate() {
             seen = seen.saturating_add(count);
             if seen >= rank {
@@ -146,6 +156,38 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const HOUR_MICROS: u64 = 3_600_000_000;
+
+    #[test]
+    fn quantiles_with_zeros_are_those_of_the_histogram_with_the_zeros_recorded() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for _ in 0..300 {
+            let mut h = LatencyHistogram::new();
+            for _ in 0..next(20) {
+                let micros = match next(3) {
+                    0 => 0,
+                    1 => next(200),
+                    _ => next(HOUR_MICROS),
+                };
+                h.record_n(micros, 1 + next(5));
+            }
+            let zeros = next(4) * next(30);
+            let mut with = h.clone();
+            with.record_n(0, zeros);
+            for q in [0.0, 0.01, 0.5, 0.9, 0.99, 1.0, f64::NAN] {
+                assert_eq!(
+                    h.quantile_with_zeros(q, zeros),
+                    with.quantile(q),
+                    "q {q}, zeros {zeros}, {h:?}"
+                );
+            }
+        }
+    }
 
     fn assert_close(actual: u64, expected: u64) {
         let error = (actual as f64 - expected as f64).abs() / expected as f64;

@@ -479,6 +479,23 @@ impl Retired {
         )
     }
 
+    /// Its final counters, queued messages and latency summary: [`Retired::stats`] without its
+    /// id, pattern and group (nothing copied).
+    pub fn counts(&self) -> (Counters, u64, LatencySummary) {
+        match self.counts.as_deref() {
+            Some(s) => (
+                s.counters,
+                self.queued,
+                summary(&s.latency, s.direct_delivered),
+            ),
+            None => (
+                Counters::default(),
+                self.queued,
+                summary(&LatencyHistogram::new(), 0),
+            ),
+        }
+    }
+
     fn counted(&mut self) -> &mut SubCounts {
         self.counts.get_or_insert_with(Box::default)
     }
@@ -718,12 +735,11 @@ fn zero_queue(what: &str, inherited: bool) -> Error {
     )
 }
 
+/// The latency summary of `h` with `zero_latency` more deliveries of latency 0.
 fn summary(h: &LatencyHistogram, zero_latency: u64) -> LatencySummary {
-    let mut h = h.clone();
-    h.record_n(0, zero_latency);
     LatencySummary {
-        count: h.count(),
-        p50_ms: h.quantile(0.5) as f64 / 1000.0,
-        p99_ms: h.quantile(0.99) as f64 / 1000.0,
+        count: h.count().saturating_add(zero_latency),
+        p50_ms: h.quantile_with_zeros(0.5, zero_latency) as f64 / 1000.0,
+        p99_ms: h.quantile_with_zeros(0.99, zero_latency) as f64 / 1000.0,
     }
 }

@@ -28,8 +28,8 @@ use super::js::{self, Obj};
 use super::scratch_str;
 use crate::batch::BatchPolicy;
 use crate::broker::{
-    Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode, Published, SubId,
-    SubscribeOptions, TopicHandle,
+    Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode, Published, Retired,
+    SubId, SubscribeOptions, TopicHandle,
 };
 use crate::clock::ms_to_micros;
 use crate::dedupe::DedupeWindow;
@@ -357,18 +357,19 @@ pub struct WasmBroker {
 
 /// A retired subscription's counts as words, low then high (read back by
 /// [`WasmBroker::final_stats`]; the latency quantiles in microseconds, as the histogram keeps them).
-fn final_words(s: &SubscriptionStats, out: &mut Vec<u32>) {
+fn final_words(r: &Retired, out: &mut Vec<u32>) {
+    let (c, queued, latency) = r.counts();
     let micros = |ms: f64| (ms * 1000.0).round() as u64;
     for n in [
-        s.queued,
-        s.delivered,
-        s.dropped,
-        s.expired,
-        s.failed,
-        s.cancelled,
-        s.latency.count,
-        micros(s.latency.p50_ms),
-        micros(s.latency.p99_ms),
+        queued,
+        c.delivered,
+        c.dropped,
+        c.expired,
+        c.failed,
+        c.cancelled,
+        latency.count,
+        micros(latency.p50_ms),
+        micros(latency.p99_ms),
     ] {
         out.extend_from_slice(&[n as u32, (n >> 32) as u32]);
     }
@@ -536,7 +537,7 @@ impl WasmBroker {
             } else if let Some(r) = self.core.take_retired_of(id) {
                 out[1] = 2;
                 if !r.is_quiet() {
-                    final_words(&r.stats(), &mut out);
+                    final_words(&r, &mut out);
                     out[3] = (out.len() - 4) as u32;
                 }
             }
@@ -560,7 +561,7 @@ impl WasmBroker {
         out.extend_from_slice(&[0, 0, 0]);
         if let Some(r) = self.core.take_retired_of(id) {
             if !r.is_quiet() {
-                final_words(&r.stats(), &mut out);
+                final_words(&r, &mut out);
                 out[2] = (out.len() - 3) as u32;
             }
         }

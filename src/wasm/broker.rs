@@ -162,15 +162,18 @@ fn duration(ms: f64) -> Option<u64> {
 fn resolve_into(core: &mut Broker<Slot>, topic: &str, out: &mut Vec<u32>) -> Result<(), JsValue> {
     let (handle, known) = core.resolve_known(topic).map_err(to_js)?;
     let subs = core.route(handle).map_err(to_js)?;
+    route_words(handle, known, &subs, out);
+    Ok(())
+}
+
+/// A route as the driver reads it: `[handle index, handle gen, known, (sub index, sub gen)…]`.
+fn route_words(handle: TopicHandle, known: bool, subs: &[SubId], out: &mut Vec<u32>) {
     out.reserve(3 + subs.len() * 2);
-    out.push(handle.index());
-    out.push(handle.generation());
-    out.push(u32::from(known));
-    for s in subs.iter() {
+    out.extend_from_slice(&[handle.index(), handle.generation(), u32::from(known)]);
+    for s in subs {
         out.push(s.index());
         out.push(s.generation());
     }
-    Ok(())
 }
 
 /// A subscription's options as the JavaScript layer hands them over: numbers in the order of
@@ -642,6 +645,23 @@ impl WasmBroker {
         let n = out.len() as u32;
         self.route_out = out;
         r.map(|()| n)
+    }
+
+    /// The route of a topic resolved before, by its handle (a cached route the driver was told
+    /// is stale): the answer of [`WasmBroker::resolve_scratch`] (the topic known), left at
+    /// [`WasmBroker::route_ptr`]; returns its length in `u32`s, or 0 when the handle is not the
+    /// topic's any more (the topic table started anew since): then the driver resolves the topic.
+    pub fn reroute(&mut self, index: u32, gen: u32) -> u32 {
+        let handle = TopicHandle::from_parts(index, gen);
+        let Ok(subs) = self.core.route(handle) else {
+            return 0;
+        };
+        let mut out = std::mem::take(&mut self.route_out);
+        out.clear();
+        route_words(handle, true, &subs, &mut out);
+        let n = out.len() as u32;
+        self.route_out = out;
+        n
     }
 
     /// Where the last `resolve_scratch` left its answer (valid until the next call).

@@ -1,7 +1,7 @@
 // The route cache and the core's topic table share one lifecycle: a subscription change drops the
 // cached routes of exactly the topics its pattern reaches (the core finds them), so publishing to
 // other topics keeps its cached route and does not cross into the core again. White-box: counts
-// the core's resolve calls.
+// the core's route look-ups.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bus } from 'edgebus';
@@ -9,12 +9,13 @@ import { Bus } from 'edgebus';
 function countingResolves(bus) {
   const core = bus._core;
   const count = { n: 0 };
-  // Both ways the driver resolves a topic: as a string, and through the core's topic buffer.
-  for (const name of ['resolve', 'resolve_scratch']) {
+  // Every way the driver asks for a route: a topic as a string, through the core's topic
+  // buffer, and a stale cached route by its topic's handle.
+  for (const name of ['resolve', 'resolve_scratch', 'reroute']) {
     const resolve = core[name].bind(core);
-    core[name] = (arg) => {
+    core[name] = (...args) => {
       count.n++;
-      return resolve(arg);
+      return resolve(...args);
     };
   }
   return count;
@@ -141,4 +142,69 @@ test('a topic that is not a string is refused even when its text names a cached 
   assert.equal(read, 0);
   assert.deepEqual(got, [0, 1, 2, 0, 1, 2]);
   assert.equal(bus.stats().published, 6);
+});
+
+test('a stale route is asked for again by its topic\'s handle; when the core\'s table started anew meanwhile, the topic is resolved', () => {
+  const bus = new Bus();
+  const got = [];
+  bus.subscribe('a.b', (p) => got.push(['first', p]));
+  bus.publish('a.b', 1);
+  bus.publish('a.b', 2); // cached from here on
+  const calls = { resolve: 0, resolve_scratch: 0, reroute: [] };
+  const core = bus._core;
+  for (const name of ['resolve', 'resolve_scratch']) {
+    const f = core[name].bind(core);
+    core[name] = (...args) => { calls[name]++; return f(...args); };
+  }
+  const reroute = core.reroute.bind(core);
+  core.reroute = (...args) => { const n = reroute(...args); calls.reroute.push(n); return n; };
+
+  const second = bus.subscribe('a.b', (p) => got.push(['second', p]));
+  bus.publish('a.b', 3);
+  bus.publish('a.b', 4);
+  // One look-up, by handle: [handle, gen, known, 2 × (index, gen)].
+  assert.deepEqual(calls.reroute, [7]);
+  assert.equal(calls.resolve + calls.resolve_scratch, 0);
+
+  // Stale again; then the core's table fills up and starts anew (topics the driver never saw,
+  // as delayed messages resolve them): the old handle is refused and the topic resolved.
+  second.unsubscribe();
+  for (let i = 0; i < 16_400; i++) core.resolve(`z.${i}`);
+  const resolvesBefore = calls.resolve + calls.resolve_scratch;
+  bus.publish('a.b', 5);
+  assert.deepEqual(calls.reroute, [7, 0]);
+  assert.equal(calls.resolve + calls.resolve_scratch, resolvesBefore + 1);
+  bus.publish('a.b', 6);
+  bus.publish('z.1', 7); // nobody subscribed: delivered nowhere
+  assert.deepEqual(got, [
+    ['first', 1], ['first', 2], ['first', 3], ['second', 3], ['first', 4], ['second', 4], ['first', 5], ['first', 6],
+  ]);
+  const s = bus.stats();
+  assert.equal(s.published, 7);
+  assert.equal(s.delivered, 8);
+});
+
+test('a route going stale while its handlers run: the publish goes on to the subscriptions it was routed to, and the next one is routed anew', () => {
+  const bus = new Bus();
+  const got = [];
+  let late;
+  bus.subscribe('a.b', (p) => {
+    got.push(['first', p]);
+    if (p === 3) {
+      // Subscribes on the very topic, and publishes to it, from inside the delivery.
+      late = bus.subscribe('a.b', (q) => got.push(['late', q]));
+      bus.publish('a.b', 'nested');
+    }
+  });
+  bus.subscribe('a.b', (p) => got.push(['second', p]));
+  for (const p of [1, 2, 3, 4]) bus.publish('a.b', p);
+  assert.deepEqual(got, [
+    ['first', 1], ['second', 1], ['first', 2], ['second', 2],
+    ['first', 3], ['second', 3],
+    ['first', 'nested'], ['second', 'nested'], ['late', 'nested'],
+    ['first', 4], ['second', 4], ['late', 4],
+  ]);
+  assert.equal(late.stats().delivered, 2);
+  assert.equal(bus.stats().delivered, got.length);
+  assert.equal(bus.stats().published, 5);
 });

@@ -33,11 +33,14 @@ const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'no
 // The entry of a cached route (see _resolve) is one array: [route, publishes counted on it, its
 // place in the bus's _dirty list while that count is not 0, handler…], the handlers only when the
 // route is plain (all of them take only the payload). The direct path reads nothing else, so a
-// publish to a plain route touches one object besides the bus.
+// publish to a plain route touches one object besides the bus. A subscription change makes an
+// entry stale (STALE in the place of its _dirty index, no handlers): it stays in the cache, and
+// its next publish asks the core for the route again by the topic's handle (see _reroute).
 const PLAIN_ROUTE = 0;
 const PLAIN_SENT = 1;
 const PLAIN_DIRTY_AT = 2;
 const PLAIN_FNS = 3;
+const STALE = -2;
 
 // UTF-8 length without allocating.
 function utf8Length(s) {
@@ -412,13 +415,35 @@ export class Bus {
     } catch (e) {
       throw fromCore(e);
     }
-    const handle = r[at];
     const gen = r[at + 1];
     if (gen !== this._topicsGen) {
       // The core started a new topic table: every cached handle is stale.
       this._clearRoutes();
       this._topicsGen = gen;
     }
+    return this._cache(r, at, end, topic, undefined);
+  }
+
+  /**
+   * The route of a stale cache entry, asked again of the core by the topic's handle (no topic
+   * to write or look up); its entry is filled in anew. The topic is resolved instead when the
+   * core's table started anew since (the handle is no longer the topic's).
+   */
+  _reroute(entry, topic) {
+    const old = entry[PLAIN_ROUTE];
+    const words = this._core.reroute(old.handle, old.gen);
+    if (words === 0) return this._resolve(topic);
+    const at = this._core.route_ptr() >>> 2;
+    return this._cache(wasmWords(), at, at + words, topic, entry);
+  }
+
+  /**
+   * The route of the core's answer `r[at…end)` (see _resolve), cached when the topic is known:
+   * in `entry` when given (a stale one), else in a new entry.
+   */
+  _cache(r, at, end, topic, entry) {
+    const handle = r[at];
+    const gen = r[at + 1];
     const subs = [];
     let batch = false;
     let queued = false;
@@ -437,13 +462,19 @@ export class Bus {
     // Cached from the topic's second publish on (the core says when it knows the topic): a
     // topic published once is not worth an entry.
     if (r[at + 2] === 1) {
-      const entry = [route, 0, -1];
-      // Handlers that take only the payload are called from the entry (see _deliverPlain).
-      if (!route.queued && subs.length > 0 && !subs.some((x) => x.wants)) {
-        for (let i = 0; i < subs.length; i++) entry.push(subs[i].handler);
+      if (entry === undefined) {
+        entry = [route, 0, -1];
+        this._routes.set(topic, entry);
+        this._topicOf[handle] = topic;
+      } else {
+        // Stale: counted nothing since (folded when it went stale), handlers none.
+        entry[PLAIN_ROUTE] = route;
+        entry[PLAIN_DIRTY_AT] = -1;
       }
-      this._routes.set(topic, entry);
-      this._topicOf[handle] = topic;
+      // Handlers that take only the payload are called from the entry (see _deliverPlain).
+      let plain = !route.queued && subs.length > 0;
+      for (let i = 0; plain && i < subs.length; i++) plain = !subs[i].wants;
+      if (plain) for (let i = 0; i < subs.length; i++) entry.push(subs[i].handler);
     }
     return route;
   }
@@ -463,16 +494,21 @@ export class Bus {
   _dropRoutes(handles, from, end = handles.length) {
     for (let i = from; i < end; i++) {
       const topic = this._topicOf[handles[i]];
-      if (topic !== undefined) {
-        // Its counts go to its subscriptions now: nothing publishes on it any more.
-        const entry = this._routes.get(topic);
-        if (entry !== undefined && entry[PLAIN_SENT] > 0) this._foldOne(entry);
+      if (topic === undefined) continue;
+      const entry = this._routes.get(topic);
+      // Its counts go to its subscriptions now: nothing publishes on it any more.
+      if (entry[PLAIN_SENT] > 0) this._foldOne(entry);
+      if (entry === this._running) {
+        // _deliverPlain goes on with its route and handlers: it leaves the cache instead.
         this._routes.delete(topic);
+        this._topicOf[handles[i]] = undefined;
         if (topic === this._lastTopic) {
           this._lastTopic = undefined;
           this._lastEntry = undefined;
         }
-        this._topicOf[handles[i]] = undefined;
+      } else {
+        entry[PLAIN_DIRTY_AT] = STALE;
+        entry.length = PLAIN_FNS;
       }
     }
   }
@@ -480,7 +516,8 @@ export class Bus {
   /** The cached route of a topic (validated on first use). */
   _route(topic) {
     const entry = this._routes.get(topic);
-    return entry !== undefined ? entry[PLAIN_ROUTE] : this._resolve(topic);
+    if (entry === undefined) return this._resolve(topic);
+    return entry[PLAIN_DIRTY_AT] === STALE ? this._reroute(entry, topic) : entry[PLAIN_ROUTE];
   }
 
   _direct(route) {
@@ -513,8 +550,10 @@ export class Bus {
 
   _publishSlowly(entry, topic, payload, options) {
     if (this._closing) fail('CLOSED', 'bus is closed');
-    // `publish` found no cached route: resolve at once (no second lookup).
-    const route = entry !== undefined ? entry[PLAIN_ROUTE] : this._resolve(topic);
+    // `publish` found no cached route, or a stale one: resolve at once (no second lookup).
+    let route;
+    if (entry === undefined) route = this._resolve(topic);
+    else route = entry[PLAIN_DIRTY_AT] === STALE ? this._reroute(entry, topic) : entry[PLAIN_ROUTE];
     const o = parsePublishOptions(options, PUBLISH_OPTIONS);
     return this._publish(route, topic, payload, o, false) !== DUPLICATE;
   }

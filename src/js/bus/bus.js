@@ -179,7 +179,7 @@ export class Bus {
     // and over); dropped with the Map's entry.
     this._lastTopic = undefined;
     this._lastEntry = undefined;
-    this._topicOf = [];              // topic handle → its topic, for the routes cached above
+    this._entryOf = [];              // topic handle → its entry in the cache above
     this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
     this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
     this._coreWaiting = false;  // the core was told a publisher waits for room
@@ -458,14 +458,14 @@ export class Bus {
       }
     }
     // `batch`: sizes are needed; `queued`: it always goes through the core.
-    const route = { handle, gen, subs, batch, queued: queued || batch };
+    const route = { handle, gen, topic, subs, batch, queued: queued || batch };
     // Cached from the topic's second publish on (the core says when it knows the topic): a
     // topic published once is not worth an entry.
     if (r[at + 2] === 1) {
       if (entry === undefined) {
         entry = [route, 0, -1];
         this._routes.set(topic, entry);
-        this._topicOf[handle] = topic;
+        this._entryOf[handle] = entry;
       } else {
         // Stale: counted nothing since (folded when it went stale), handlers none.
         entry[PLAIN_ROUTE] = route;
@@ -482,7 +482,7 @@ export class Bus {
   _clearRoutes() {
     this._fold();
     this._routes.clear();
-    this._topicOf = [];
+    this._entryOf = [];
     this._lastTopic = undefined;
     this._lastEntry = undefined;
   }
@@ -493,22 +493,23 @@ export class Bus {
    */
   _dropRoutes(handles, from, end = handles.length) {
     for (let i = from; i < end; i++) {
-      const topic = this._topicOf[handles[i]];
-      if (topic === undefined) continue;
-      const entry = this._routes.get(topic);
+      const entry = this._entryOf[handles[i]];
+      // Not cached, or stale already (and folded then).
+      if (entry === undefined || entry[PLAIN_DIRTY_AT] === STALE) continue;
       // Its counts go to its subscriptions now: nothing publishes on it any more.
       if (entry[PLAIN_SENT] > 0) this._foldOne(entry);
       if (entry === this._running) {
         // _deliverPlain goes on with its route and handlers: it leaves the cache instead.
+        const topic = entry[PLAIN_ROUTE].topic;
         this._routes.delete(topic);
-        this._topicOf[handles[i]] = undefined;
+        this._entryOf[handles[i]] = undefined;
         if (topic === this._lastTopic) {
           this._lastTopic = undefined;
           this._lastEntry = undefined;
         }
       } else {
         entry[PLAIN_DIRTY_AT] = STALE;
-        entry.length = PLAIN_FNS;
+        if (entry.length > PLAIN_FNS) entry.length = PLAIN_FNS;
       }
     }
   }

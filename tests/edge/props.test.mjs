@@ -43,7 +43,7 @@ import { EdgeServer, RawSocket } from './support/server.mjs';
 import { hubOfTopic } from '../../edge/src/routing.js';
 
 const SEED = Number(process.env.EDGEBUS_PROPS_SEED ?? 20261205);
-const RUNS = Number(process.env.EDGEBUS_PROPS_RUNS ?? 50);
+const RUNS = Number(process.env.EDGEBUS_PROPS_RUNS ?? 40);
 const HUBS = 8;
 const MAX_ATTEMPTS = 2;
 const DLQ_ATTEMPTS = 100;
@@ -813,6 +813,86 @@ async function expiring(run, t, kind) {
   }
 }
 
+const SLOW_ACK_MS = 500;
+/**
+ * Ack deadlines, on a connection of its own that is a member of two work queues on one topic,
+ * `slow<run>` (ackTimeoutMs SLOW_ACK_MS, 2 attempts) and `other<run>`, and subscribes to
+ * `$dead.slow<run>`. One message, stored by both: `other`'s delivery acknowledged through the
+ * `slow` subscription is refused by the home (FORBIDDEN, 1), through its own applied; `slow`'s first
+ * delivery is left past its deadline, so it comes again as attempt 2 with a new token, and the first
+ * token is late from then on (no reply). Then the second is acknowledged in time (kind 0), or left
+ * past its deadline too (kind 1): the message is dead, its letter (HANDLER_TIMEOUT) reaches the
+ * connection's plain subscription, and the token is late. Nothing else arrives; the queues end
+ * empty and are deleted.
+ */
+async function slow(run, t, kind, home) {
+  const s = await within(run, RawSocket.open(`${server.wsUrl}/connect?token=${t.token}&hub=${HOMES[1 + (home % 4)]}`), 'the connection of a slow consumer');
+  Object.assign(s, { actor: { tenant: t, name: `${t.name}.slow` }, name: `${t.name}.slow`, live: true });
+  await within(run, s.waitFor((f) => f.t === 'hello', 0, 'hello'), 'the hello of a slow consumer');
+  const topic = `jobs.s${run.n}`;
+  const [slowQ, otherQ, deadTopic] = [`slow${run.n}`, `other${run.n}`, `$dead.slow${run.n}`];
+  const subs = [
+    { op: 'sub', id: 1, pattern: topic, group: slowQ, maxAttempts: 2, ackTimeoutMs: SLOW_ACK_MS },
+    { op: 'sub', id: 2, pattern: deadTopic },
+    { op: 'sub', id: 3, pattern: topic, group: otherQ, maxAttempts: 2, ackTimeoutMs: ACK_TIMEOUT_MS },
+  ];
+  for (const op of subs) await exchange(run, s, op, [{ t: 'ok', op: 'sub', ref: op.id }]);
+  const payload = payloadOf(t, ++run.refs, 2);
+  await exchange(run, s, { op: 'pub', topic, payload, ref: 's' }, [{ t: 'ok', op: 'pub', ref: 's', stored: true }]);
+  count(t, 'published');
+  const entries = () => s.frames.filter((f) => f.t === 'msg').flatMap((f) => f.m);
+  const arrived = async (n, what, ms = WAIT_MS) => {
+    await until(run, () => (entries().length >= n ? undefined : `${what} on ${s.name} (${json(entries())})`), ms);
+    return entries();
+  };
+  let got = await arrived(2, 'the first deliveries of both work queues');
+  const d1 = got.find((e) => e[0][0] === 1);
+  const e1 = got.find((e) => e[0][0] === 3);
+  const msg = d1?.[1];
+  if (d1 === undefined || e1 === undefined || d1[3] !== 1 || e1[3] !== 1 || json(e1[1]) !== json(msg) || json(msg.payload) !== json(payload) || msg.topic !== topic) {
+    fail(run, `${s.name}: first deliveries ${json(got)}`);
+  }
+  const firstAt = Date.now();
+  await exchange(run, s, { op: 'ack', sub: 1, d: [e1[2]] }, [{ t: 'err', op: 'ack', sub: 1, code: 'FORBIDDEN', refused: 1 }], [e1[2]]);
+  count(t, 'acked');
+  await exchange(run, s, { op: 'ack', sub: 3, d: [e1[2]] }, []);
+  got = await arrived(3, `attempt 2 after the ack deadline (${SLOW_ACK_MS} ms)`);
+  const d2 = got[2];
+  if (d2[0].length !== 1 || d2[0][0] !== 1 || d2[3] !== 2 || d2[2] === d1[2] || json(d2[1]) !== json(msg)) fail(run, `${s.name}: a redelivery ${json(d2)}, first ${json(d1)}`);
+  if (Date.now() - firstAt < SLOW_ACK_MS / 2) fail(run, `${s.name}: attempt 2 came ${Date.now() - firstAt} ms after attempt 1, the ack deadline is ${SLOW_ACK_MS} ms`);
+  count(t, 'lateAcks');
+  await exchange(run, s, { op: 'ack', sub: 1, d: [d1[2]] }, [], [d1[2]]);
+  let n = 3;
+  if (kind % 2 === 0) {
+    count(t, 'acked');
+    await exchange(run, s, { op: 'ack', sub: 1, d: [d2[2]] }, []);
+  } else {
+    got = await arrived(4, 'the dead letter after the last ack deadline');
+    const want = [[2], {
+      topic: deadTopic,
+      payload: { group: slowQ, topic, attempts: 2, error: { code: 'HANDLER_TIMEOUT', message: `not acknowledged within ${SLOW_ACK_MS} ms` }, message: msg },
+      id: `${msg.id}@${deadTopic}`, publishedAt: got[3][1]?.publishedAt,
+    }];
+    try {
+      assert.deepStrictEqual(got[3], want);
+    } catch {
+      fail(run, `${s.name}: dead letter ${json(got[3])}, expected ${json(want)}`);
+    }
+    if (typeof got[3][1].publishedAt !== 'number') fail(run, `${s.name}: a dead letter without publishedAt ${json(got[3])}`);
+    for (const k of ['dead', 'deadPublished', 'published', 'notStored', 'lateAcks']) count(t, k);
+    await exchange(run, s, { op: 'ack', sub: 1, d: [d2[2]] }, [], [d2[2]]);
+    n = 4;
+  }
+  for (const id of [1, 3]) await exchange(run, s, { op: 'unsub', id }, [{ t: 'ok', op: 'unsub', ref: id }]);
+  for (const group of [slowQ, otherQ]) {
+    await exchange(run, s, { op: 'del', group, pattern: topic, ref: group }, [{ t: 'ok', op: 'del', ref: group, found: true, discarded: 0 }]);
+    run.deleted++;
+  }
+  await within(run, s.close(), `the close of ${s.name}`);
+  if (entries().length !== n) fail(run, `${s.name} received ${json(entries().slice(n))} besides what it expected`);
+  t.delivered += n;
+}
+
 /** Turns a plain subscription off (unsub) or on (sub). */
 async function flip(run, t, which) {
   const [role, id] = FLIPPABLE[which % FLIPPABLE.length];
@@ -1057,6 +1137,7 @@ async function step(run, op) {
     }
     case 'http': return hostileHttp(run, t, op.kind);
     case 'expire': return expiring(run, t, op.kind);
+    case 'slow': return slow(run, t, op.kind, op.home);
     case 'badConnect': return badConnect(run, t, op.kind);
     case 'flip': return flip(run, t, op.which);
     case 'reconnect': return reconnect(run, t, op.who, op.home);
@@ -1084,6 +1165,7 @@ const opArb = fc.oneof(
   { weight: 1, arbitrary: fc.record({ k: fc.constant('http'), t: tenantArb, kind: fc.nat(7) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('badConnect'), t: tenantArb, kind: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('expire'), t: tenantArb, kind: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('slow'), t: tenantArb, kind: fc.nat(1), home: fc.nat(3) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('flip'), t: tenantArb, which: fc.nat(FLIPPABLE.length - 1) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('reconnect'), t: tenantArb, who: roleArb, home: fc.nat(HOMES.length - 1) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('proto'), t: tenantArb, g: fc.nat(3) }) },
@@ -1100,7 +1182,7 @@ const runArb = fc.record({
 
 let runs = 0;
 /** What the runs did, printed at the end: a property that checks nothing would show here. */
-const seen = { ops: 0, crashes: 0, evictions: 0, reconnects: 0, expiries: 0, feed: 0, done: 0, dead: 0, letters: 0, lateAcks: 0, forbiddenAcks: 0, refusals: 0 };
+const seen = { ops: 0, crashes: 0, evictions: 0, reconnects: 0, expiries: 0, slow: 0, feed: 0, done: 0, dead: 0, letters: 0, lateAcks: 0, forbiddenAcks: 0, refusals: 0 };
 async function runOne({ ops, homes }) {
   const run = { n: ++runs, label: 'setup', socks: [], tokens: new Map(), ids: new Set(), refs: 0, crashed: false, evicted: 0, homes: {}, deleted: 0, discarded: 0 };
   run.tenants = [newTenant(run, 'A', 'default'), newTenant(run, 'B', '__proto__')];
@@ -1133,6 +1215,7 @@ async function runOne({ ops, homes }) {
     seen.crashes += run.crashed ? 1 : 0;
     seen.reconnects += ops.filter((o) => o.k === 'reconnect').length;
     seen.expiries += ops.filter((o) => o.k === 'expire').length;
+    seen.slow += ops.filter((o) => o.k === 'slow').length;
     seen.evictions += run.evicted;
     for (const t of run.tenants) {
       seen.feed += run.socks.filter((s) => s.actor.tenant === t).reduce((n, s) => n + s.fi, 0);

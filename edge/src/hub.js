@@ -757,22 +757,23 @@ export class Hub extends DurableObject {
       c.lastEntry.subs.push(subId);
       return;
     }
+    const entry = { subs: [subId], env };
+    this._push(c, entry); // may flush the outbox (and reset `last`) first
     c.last = env;
-    c.lastEntry = { subs: [subId], env };
-    this._push(c, c.lastEntry);
+    c.lastEntry = entry;
   }
 
   _push(c, entry) {
+    // A full outbox leaves as a frame when the next message comes, not when it fills: its last
+    // entry may still gain subscription ids (_toConn: the same message for another subscription
+    // of this connection), which would otherwise arrive again in the next frame.
+    if (c.outbox.length >= this.cfg.BATCH_MAX_MESSAGES) this._flushConn(c);
     if (c.outbox.length >= this.cfg.OUTBOX_LIMIT) {
       c.outbox.shift();
       c.droppedSinceFrame = (c.droppedSinceFrame ?? 0) + 1;
       this._count(c.ns, 'dropped');
     }
     c.outbox.push(entry);
-    if (c.outbox.length >= this.cfg.BATCH_MAX_MESSAGES) {
-      this._flushConn(c);
-      return;
-    }
     this.dirty.add(c);
     if (this.flushTimer === undefined) {
       const flush = () => {

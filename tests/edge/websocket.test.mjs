@@ -72,6 +72,22 @@ test('frames are batched: 250 messages arrive in frames of at most 100', async (
   await s.close();
 });
 
+test('overlapping subscriptions across a full frame: each of 250 messages arrives once, naming both subscriptions', async () => {
+  const s = await open();
+  await s.request({ op: 'sub', id: 1, pattern: 'edge.*' });
+  await s.request({ op: 'sub', id: 2, pattern: 'edge.>' });
+  const msgs = Array.from({ length: 250 }, (_, n) => ({ topic: 'edge.x', payload: n }));
+  assert.equal((await server.post('/publish', msgs, token)).status, 200);
+  await server.post('/publish', { topic: 'edge.end', payload: 'end' }, token);
+  await s.waitFor((f) => f.t === 'msg' && f.m.some(([, m]) => m.payload === 'end'));
+  const got = s.messages();
+  // The 100th message filled a frame: it is in that frame once, with both ids, not split over two.
+  assert.deepEqual(got.map((m) => m.msg.payload), [...msgs.map((m) => m.payload), 'end']);
+  for (const m of got) assert.deepEqual(m.subs, [1, 2], `message ${m.msg.payload}`);
+  for (const f of s.frames.filter((x) => x.t === 'msg')) assert.ok(f.m.length <= LIMITS.BATCH_MAX_MESSAGES);
+  await s.close();
+});
+
 test('tokens: none or expired refuses the socket with a reason; forbidden operations leave the rest alone', async () => {
   const none = await RawSocket.open(`${server.wsUrl}/connect`);
   assert.equal((await none.waitFor((f) => f.t === 'err')).code, 'UNAUTHORIZED');

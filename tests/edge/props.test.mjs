@@ -43,14 +43,18 @@ import { EdgeServer, RawSocket } from './support/server.mjs';
 import { hubOfTopic } from '../../edge/src/routing.js';
 
 const SEED = Number(process.env.EDGEBUS_PROPS_SEED ?? 20261205);
-const RUNS = Number(process.env.EDGEBUS_PROPS_RUNS ?? 40);
+const RUNS = Number(process.env.EDGEBUS_PROPS_RUNS ?? 30);
 const HUBS = 8;
 const MAX_ATTEMPTS = 2;
 const DLQ_ATTEMPTS = 100;
 const ACK_TIMEOUT_MS = 600_000; // no ack deadline passes during a run
 const WAIT_MS = 10_000;         // bound of every awaited reply, delivery or figure
 
-const server = new EdgeServer({ vars: { EDGEBUS_DEV_ADMIN: '1' } });
+const RATE = 200;                // publishes per second and WebSocket connection (floods exceed it)
+const VIOLATIONS_TO_CLOSE = 3;
+const server = new EdgeServer({
+  vars: { EDGEBUS_DEV_ADMIN: '1', MAX_MESSAGES_PER_SECOND: String(RATE), PUBLISH_MESSAGES_PER_SECOND: '100000', RATE_VIOLATIONS_TO_CLOSE: String(VIOLATIONS_TO_CLOSE) },
+});
 let adminToken;
 
 before(async () => {
@@ -173,6 +177,7 @@ function countReply(tenant, r) {
   else if (r.code === 'FORBIDDEN') count(tenant, 'forbidden');
   else if (r.code === 'MESSAGE_TOO_LARGE' || r.code === 'REQUEST_TOO_LARGE') count(tenant, 'tooLarge');
   else if (r.code === 'PAYLOAD_TOO_DEEP') count(tenant, 'tooDeep');
+  else if (r.code === 'RATE_LIMITED') count(tenant, 'rateLimited');
   else count(tenant, 'refused');
   if (r.frame) count(tenant, 'badFrames');
 }
@@ -893,6 +898,80 @@ async function slow(run, t, kind, home) {
   t.delivered += n;
 }
 
+/**
+ * A flood from a connection of its own: frames of 1000 publishes (no ids) to one `feed.*` topic.
+ * Each publish is answered (matched by `ref`: refusals come first in a frame's replies), taken or
+ * RATE_LIMITED (counted `rateLimited`); what is taken is delivered to the tenant's subscribers in
+ * publish order. The bucket holds RATE at first and refills at RATE per second, so the first RATE
+ * are taken and at most RATE more per second of flooding. One frame (kind 0): the connection
+ * carries on. VIOLATIONS_TO_CLOSE frames in a row (kind 1): closed with 1008 after an `err`
+ * RATE_LIMITED, counted `rateClosed`.
+ */
+async function flood(run, t, kind, topicIndex) {
+  const s = await within(run, RawSocket.open(`${server.wsUrl}/connect?token=${t.token}`), 'the connection of a flooder');
+  Object.assign(s, { actor: { tenant: t, name: `${t.name}.flood` }, name: `${t.name}.flood`, live: true });
+  await within(run, s.waitFor((f) => f.t === 'hello', 0, 'hello'), 'the hello of a flooder');
+  const topic = TOPICS[topicIndex % 6];
+  const frames = kind % 2 === 0 ? 1 : VIOLATIONS_TO_CLOSE;
+  const PER_FRAME = 1000;
+  const sent = [];
+  const started = Date.now();
+  for (let f = 0; f < frames; f++) {
+    const msgs = Array.from({ length: PER_FRAME }, () => ({ topic, payload: payloadOf(t, ++run.refs, 0), ref: `f${run.refs}` }));
+    sent.push(...msgs);
+    s.send(msgs.map((m) => ({ op: 'pub', ...m })));
+  }
+  // The model learns which were taken from the replies, before anything else is observed.
+  const replies = () => s.frames.filter((x) => x.t === 'ok' || x.t === 'err');
+  const end = Date.now() + WAIT_MS;
+  while (replies().length < sent.length + (frames === 1 ? 0 : 1)) {
+    if (s.closed !== undefined && frames === 1) fail(run, `${s.name} closed (${s.closed.code}) after one flooding frame`);
+    if (Date.now() > end) fail(run, `${s.name}: ${replies().length} replies to ${sent.length} publishes within ${WAIT_MS} ms`);
+    await sleep(10);
+  }
+  const elapsed = Date.now() - started;
+  const got = replies();
+  let taken = 0;
+  for (let f = 0; f < frames; f++) {
+    const frame = got.slice(f * PER_FRAME, (f + 1) * PER_FRAME);
+    const byRef = new Map(frame.map((r) => [r.ref, r]));
+    let limited = 0;
+    for (const [i, m] of sent.slice(f * PER_FRAME, (f + 1) * PER_FRAME).entries()) {
+      const r = byRef.get(m.ref);
+      const ok = r?.t === 'ok';
+      const want = ok ? { t: 'ok', op: 'pub', ref: m.ref, stored: false } : { t: 'err', op: 'pub', ref: m.ref, code: 'RATE_LIMITED', message: r?.message };
+      try {
+        assert.deepStrictEqual(r, want);
+        assert.ok(ok || typeof r.message === 'string');
+        assert.ok(ok || f > 0 || i >= RATE, 'one of the first RATE publishes of a new connection refused');
+      } catch {
+        fail(run, `${s.name}, flooding frame ${f + 1}, publish ${i + 1}: ${json(r)}, expected ${ok ? 'ok' : 'RATE_LIMITED'}${f === 0 && i < RATE ? ' (within the first RATE)' : ''}`);
+      }
+      if (ok) {
+        taken++;
+        accepted(run, t, m);
+      } else {
+        limited++;
+        count(t, 'rateLimited');
+      }
+    }
+    if (limited === 0) fail(run, `${s.name}: all ${PER_FRAME} publishes of flooding frame ${f + 1} taken at ${RATE} per second`);
+  }
+  const most = RATE + Math.ceil((elapsed * RATE) / 1000) + 1;
+  if (taken > most) fail(run, `${s.name}: ${taken} publishes taken in ${elapsed} ms at ${RATE} per second (at most ${most})`);
+  if (frames === 1) {
+    await exchange(run, s, { op: 'unsub', id: 5 }, [{ t: 'err', op: 'unsub', ref: 5, code: 'UNKNOWN_SUBSCRIPTION' }]);
+    await within(run, s.close(), `the close of ${s.name}`);
+  } else {
+    const closed = await within(run, s.closedPromise, `the close of ${s.name} after ${frames} flooding frames`);
+    const last = got[sent.length];
+    if (closed.code !== 1008 || last.t !== 'err' || last.code !== 'RATE_LIMITED' || last.op !== undefined || got.length !== sent.length + 1) {
+      fail(run, `${s.name} after ${frames} flooding frames: ${json(got.slice(sent.length))}, closed ${closed.code}; expected RATE_LIMITED and 1008`);
+    }
+    count(t, 'rateClosed');
+  }
+}
+
 /** Turns a plain subscription off (unsub) or on (sub). */
 async function flip(run, t, which) {
   const [role, id] = FLIPPABLE[which % FLIPPABLE.length];
@@ -1137,6 +1216,7 @@ async function step(run, op) {
     }
     case 'http': return hostileHttp(run, t, op.kind);
     case 'expire': return expiring(run, t, op.kind);
+    case 'flood': return flood(run, t, op.kind, op.topic);
     case 'slow': return slow(run, t, op.kind, op.home);
     case 'badConnect': return badConnect(run, t, op.kind);
     case 'flip': return flip(run, t, op.which);
@@ -1165,6 +1245,7 @@ const opArb = fc.oneof(
   { weight: 1, arbitrary: fc.record({ k: fc.constant('http'), t: tenantArb, kind: fc.nat(7) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('badConnect'), t: tenantArb, kind: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('expire'), t: tenantArb, kind: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('flood'), t: tenantArb, kind: fc.nat(1), topic: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('slow'), t: tenantArb, kind: fc.nat(1), home: fc.nat(3) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('flip'), t: tenantArb, which: fc.nat(FLIPPABLE.length - 1) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('reconnect'), t: tenantArb, who: roleArb, home: fc.nat(HOMES.length - 1) }) },
@@ -1182,7 +1263,7 @@ const runArb = fc.record({
 
 let runs = 0;
 /** What the runs did, printed at the end: a property that checks nothing would show here. */
-const seen = { ops: 0, crashes: 0, evictions: 0, reconnects: 0, expiries: 0, slow: 0, feed: 0, done: 0, dead: 0, letters: 0, lateAcks: 0, forbiddenAcks: 0, refusals: 0 };
+const seen = { ops: 0, crashes: 0, evictions: 0, reconnects: 0, expiries: 0, slow: 0, floods: 0, feed: 0, done: 0, dead: 0, letters: 0, lateAcks: 0, forbiddenAcks: 0, refusals: 0 };
 async function runOne({ ops, homes }) {
   const run = { n: ++runs, label: 'setup', socks: [], tokens: new Map(), ids: new Set(), refs: 0, crashed: false, evicted: 0, homes: {}, deleted: 0, discarded: 0 };
   run.tenants = [newTenant(run, 'A', 'default'), newTenant(run, 'B', '__proto__')];
@@ -1215,6 +1296,7 @@ async function runOne({ ops, homes }) {
     seen.crashes += run.crashed ? 1 : 0;
     seen.reconnects += ops.filter((o) => o.k === 'reconnect').length;
     seen.expiries += ops.filter((o) => o.k === 'expire').length;
+    seen.floods += ops.filter((o) => o.k === 'flood').length;
     seen.slow += ops.filter((o) => o.k === 'slow').length;
     seen.evictions += run.evicted;
     for (const t of run.tenants) {

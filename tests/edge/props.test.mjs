@@ -544,6 +544,16 @@ function accepted(run, t, m) {
 
 async function publish(run, t, via, msgs) {
   const narrow = via === 'narrow' || via === 'httpNarrow';
+  if (via === 'wsBatch') {
+    // One frame of publishes (one owner): taken in order, answered in order in one frame.
+    const ops = msgs.map((m) => ({ op: 'pub', topic: m.topic, payload: m.payload, ref: `p${++run.refs}`, ...(m.id === undefined ? {} : { id: m.id }) }));
+    const replies = msgs.map((m, i) => {
+      const r = accepted(run, t, m);
+      return r === 'dup' ? { t: 'ok', op: 'pub', ref: ops[i].ref, dup: true } : { t: 'ok', op: 'pub', ref: ops[i].ref, stored: r === 'stored' };
+    });
+    await exchange(run, t.actors.P.sock, ops, replies);
+    return;
+  }
   if (via === 'ws' || via === 'narrow') {
     const sock = t.actors[narrow ? 'N' : 'P'].sock;
     for (const m of msgs) {
@@ -900,7 +910,7 @@ async function slow(run, t, kind, home) {
 
 /**
  * A flood from a connection of its own: frames of 1000 publishes (no ids) to one `feed.*` topic.
- * Each publish is answered (matched by `ref`: refusals come first in a frame's replies), taken or
+ * Each publish is answered (matched by `ref`: a frame's replies need not follow its order), taken or
  * RATE_LIMITED (counted `rateLimited`); what is taken is delivered to the tenant's subscribers in
  * publish order. The bucket holds RATE at first and refills at RATE per second, so the first RATE
  * are taken and at most RATE more per second of flooding. One frame (kind 0): the connection
@@ -970,6 +980,39 @@ async function flood(run, t, kind, topicIndex) {
     }
     count(t, 'rateClosed');
   }
+}
+
+/**
+ * One frame that publishes, subscribes, publishes, unsubscribes and publishes again, from a fan-out
+ * subscriber (F1 or F2) to a `feed.*` topic: the operations of a frame take effect in order, so the
+ * subscription made in the frame receives exactly the publish between its `sub` and its `unsub`
+ * (with the connection's other matching subscriptions, once), and the replies come in order.
+ */
+async function mixed(run, t, who, topicIndex, patternIndex) {
+  const actor = t.actors[who];
+  const sock = actor.sock;
+  const topic = TOPICS[topicIndex % 6];
+  const pattern = [topic, 'feed.*', 'feed.>', '*.a'][patternIndex % 4];
+  const id = 9;
+  const ops = [];
+  const replies = [];
+  const pub = () => {
+    const m = { topic, payload: payloadOf(t, ++run.refs, 0) };
+    const ref = `p${run.refs}`;
+    ops.push({ op: 'pub', ...m, ref });
+    accepted(run, t, m);
+    replies.push({ t: 'ok', op: 'pub', ref, stored: false });
+  };
+  pub();
+  ops.push({ op: 'sub', id, pattern });
+  replies.push({ t: 'ok', op: 'sub', ref: id });
+  actor.subs.set(id, { pattern });
+  pub();
+  ops.push({ op: 'unsub', id });
+  replies.push({ t: 'ok', op: 'unsub', ref: id });
+  actor.subs.delete(id);
+  pub();
+  await exchange(run, sock, ops, replies);
 }
 
 /** Turns a plain subscription off (unsub) or on (sub). */
@@ -1193,11 +1236,13 @@ async function step(run, op) {
   const t = run.tenants[op.t ?? 0];
   switch (op.k) {
     case 'feed': {
-      const n = op.via === 'batch' ? 1 + (op.more % 3) : 1;
+      const batch = op.via === 'batch' || op.via === 'wsBatch';
+      const n = batch ? 1 + (op.more % 3) : 1;
       const msgs = Array.from({ length: n }, (_, i) => {
         // A batch stays on the topics of one owner hub (`feed.*`): its order then holds for every receiver.
-        const topic = op.via === 'batch' ? TOPICS[(op.topic + i) % 6] : TOPICS[op.topic % TOPICS.length];
-        const id = op.id < 10 ? `r${run.n}-x${(op.id + i) % 10}` : undefined;
+        const topic = batch ? TOPICS[(op.topic + i) % 6] : TOPICS[op.topic % TOPICS.length];
+        // A batch of three repeats one id: the second and third are duplicates within the batch.
+        const id = op.id < 10 ? `r${run.n}-x${(op.id + (op.more === 2 ? 0 : i)) % 10}` : undefined;
         return { topic, payload: payloadOf(t, ++run.refs, op.extra + i), id };
       });
       return publish(run, t, op.via, msgs);
@@ -1216,6 +1261,7 @@ async function step(run, op) {
     }
     case 'http': return hostileHttp(run, t, op.kind);
     case 'expire': return expiring(run, t, op.kind);
+    case 'mixed': return mixed(run, t, op.who, op.topic, op.pattern);
     case 'flood': return flood(run, t, op.kind, op.topic);
     case 'slow': return slow(run, t, op.kind, op.home);
     case 'badConnect': return badConnect(run, t, op.kind);
@@ -1237,7 +1283,7 @@ async function step(run, op) {
 const tenantArb = fc.constantFrom(0, 1);
 const roleArb = fc.constantFrom(...ROLES);
 const opArb = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ k: fc.constant('feed'), t: tenantArb, topic: fc.nat(TOPICS.length - 1), via: fc.constantFrom('ws', 'ws', 'http', 'narrow', 'httpNarrow', 'batch'), id: fc.nat(14), extra: fc.nat(4), more: fc.nat(2) }) },
+  { weight: 8, arbitrary: fc.record({ k: fc.constant('feed'), t: tenantArb, topic: fc.nat(TOPICS.length - 1), via: fc.constantFrom('ws', 'ws', 'http', 'narrow', 'httpNarrow', 'batch', 'wsBatch'), id: fc.nat(14), extra: fc.nat(4), more: fc.nat(2) }) },
   { weight: 7, arbitrary: fc.record({ k: fc.constant('job'), t: tenantArb, via: fc.constantFrom('ws', 'http', 'batch'), id: fc.nat(9), key: fc.nat(5), extra: fc.nat(4) }) },
   { weight: 7, arbitrary: fc.record({ k: fc.constant('ack'), t: tenantArb, who: fc.constantFrom('W1', 'W2', 'D'), pick: fc.nat(99), nack: fc.boolean(), why: fc.nat(2) }) },
   { weight: 5, arbitrary: fc.record({ k: fc.constant('hack'), t: tenantArb, who: fc.constantFrom(...ROLES, 'W1', 'W2', 'D'), kind: fc.constantFrom(0, 1, 2, 3, 3, 4, 5, 5, 5, 5, 5, 6, 7, 8, 9, 9, 9, 10, 11, 11, 11), pick: fc.nat(99), nack: fc.boolean(), salt: fc.nat() }) },
@@ -1245,6 +1291,7 @@ const opArb = fc.oneof(
   { weight: 1, arbitrary: fc.record({ k: fc.constant('http'), t: tenantArb, kind: fc.nat(7) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('badConnect'), t: tenantArb, kind: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('expire'), t: tenantArb, kind: fc.nat(1) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('mixed'), t: tenantArb, who: fc.constantFrom('F1', 'F2'), topic: fc.nat(5), pattern: fc.nat(3) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('flood'), t: tenantArb, kind: fc.nat(1), topic: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('slow'), t: tenantArb, kind: fc.nat(1), home: fc.nat(3) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('flip'), t: tenantArb, which: fc.nat(FLIPPABLE.length - 1) }) },

@@ -123,7 +123,7 @@ function payloadOf(tenant, n, extra) {
 // ----- the model -------------------------------------------------------------------------------------
 
 const COUNTED = ['published', 'duplicates', 'notStored', 'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks',
-  'dead', 'deadPublished', 'tooLarge', 'tooDeep', 'rateLimited', 'rateClosed'];
+  'dead', 'deadPublished', 'tooLarge', 'tooDeep', 'rateLimited', 'rateClosed', 'dropped'];
 
 class Failure extends Error {}
 function fail(run, message) {
@@ -154,7 +154,7 @@ class Queue {
 }
 
 function newTenant(run, name, ns) {
-  const t = { run, name, ns, cnt: Object.fromEntries(COUNTED.map((k) => [k, 0])), delivered: 0, slack: 0, base: undefined, actors: {} };
+  const t = { run, name, ns, cnt: Object.fromEntries(COUNTED.map((k) => [k, 0])), delivered: 0, frames: 0, slack: 0, base: undefined, actors: {} };
   t.jobs = new Queue(t, `w${run.n}`, `jobs.r${run.n}`, MAX_ATTEMPTS);
   t.dlq = new Queue(t, `dlq${run.n}`, `$dead.w${run.n}`, DLQ_ATTEMPTS);
   for (const role of ROLES) {
@@ -268,6 +268,7 @@ function observe(run) {
     for (; sock.seen < sock.frames.length; sock.seen++) {
       const f = sock.frames[sock.seen];
       if (f.t !== 'msg') continue;
+      sock.actor.tenant.frames++;
       if (f.dropped !== undefined) fail(run, `${sock.name} was told ${f.dropped} message(s) were dropped`);
       for (const [subs, msg, d, attempt] of f.m) {
         sock.actor.tenant.delivered++;
@@ -452,6 +453,10 @@ async function statsDiffs(run) {
     const delivered = v.total.delivered - t.base.total.delivered;
     t.seenDelivered = delivered;
     if (delivered < t.delivered || delivered > t.delivered + t.slack) diffs.push(`${t.name} delivered: ${delivered}, observed ${t.delivered} (+${t.slack} lost in restarts)`);
+    // A frame is counted before it leaves: one lost in a restart carried one of the lost deliveries.
+    const frames = v.total.frames - t.base.total.frames;
+    t.seenFrames = frames;
+    if (frames < t.frames || frames > t.frames + t.slack) diffs.push(`${t.name} frames: ${frames}, observed ${t.frames} (+${t.slack} lost in restarts)`);
     const actors = Object.values(t.actors).filter((a) => a.sock?.live);
     const conns = v.total.connections - t.base.total.connections;
     const subs = v.total.subscriptions - t.base.total.subscriptions;
@@ -473,6 +478,8 @@ async function statsDiffs(run) {
   for (const [k, n] of Object.entries(want)) {
     if (all[k] - run.base[k] !== n) diffs.push(`deployment ${k}: ${all[k] - run.base[k]}, model ${n}`);
   }
+  const frames = run.tenants.reduce((n, t) => n + t.seenFrames, 0);
+  if (all.frames - run.base.frames !== frames) diffs.push(`deployment frames: ${all.frames - run.base.frames}, the namespaces' ${frames}`);
   const delivered = run.tenants.reduce((n, t) => n + t.seenDelivered, 0);
   if (all.delivered - run.base.delivered !== delivered) diffs.push(`deployment delivered: ${all.delivered - run.base.delivered}, the namespaces' ${delivered}`);
   if (all.deadPending !== 0) diffs.push(`deployment deadPending: ${all.deadPending}`);
@@ -906,6 +913,7 @@ async function slow(run, t, kind, home) {
   await within(run, s.close(), `the close of ${s.name}`);
   if (entries().length !== n) fail(run, `${s.name} received ${json(entries().slice(n))} besides what it expected`);
   t.delivered += n;
+  t.frames += s.frames.filter((f) => f.t === 'msg').length;
 }
 
 /**

@@ -73,6 +73,7 @@ export class Hub extends DurableObject {
     this.idSeq = 0;
     this.seenCount = new Map();      // namespace → rows of `seen`, counted on first use after a wake
     this.alarmAt = undefined;        // the scheduled alarm (stream limits and idle deletion)
+    this.goneMembers = [];           // [owner, conn, sub] of work-queue members whose sockets a restart ended
     this.ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS seen (ns TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,
       PRIMARY KEY (ns, id)) WITHOUT ROWID`);
     this.ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS seen_at ON seen (at)');
@@ -123,7 +124,13 @@ export class Hub extends DurableObject {
       const c = this._conn(ws, a.conn, rec.claims);
       for (const [id, s] of Object.entries(rec.subs)) this._restoreSub(c, Number(id), s);
     }
-    // Records of sockets that are gone: their interests elsewhere are cleaned lazily (receive()).
+    // Records of sockets that are gone (an eviction or a restart ended them): their interests
+    // elsewhere are cleaned lazily (receive()); their work-queue memberships are left at their
+    // owners once this hub is entered (_enter), so that what they held is refused now (retried, or
+    // dead on its last attempt) rather than at its ack deadline.
+    for (const [k, rec] of records) {
+      for (const [id, s] of Object.entries(rec.subs)) if (s.group !== undefined) this.goneMembers.push([s.owner, k.slice(2), Number(id)]);
+    }
     if (records.size > 0) await storage.delete([...records.keys()]);
     await this.streams.load(storage);
     this.streams.acked = saved.acked ?? 0;
@@ -145,6 +152,18 @@ export class Hub extends DurableObject {
     if (this.verifying === undefined && this.index >= 0) {
       this.verifying = this.streams.verify((home, conns) => this._peer(home).liveConns(conns));
       if (this.deadOutbox.size > 0) this._sendDeadSoon();
+    }
+    if (this.goneMembers.length > 0 && this.index >= 0) this._leaveGone(this.goneMembers.splice(0));
+  }
+
+  /**
+   * Leaves the work queues of connections a restart of this hub ended (not awaited: hubs never wait
+   * on each other while entering). An owner that cannot be reached drops the member itself the
+   * first time it forwards to it (_cleanup), as after any lost connection.
+   */
+  _leaveGone(members) {
+    for (const [owner, conn, sub] of members) {
+      this._peer(owner).leaveGroup(owner, this.index, conn, sub, 'the consumer\'s connection is gone').catch(() => {});
     }
   }
 
@@ -367,9 +386,9 @@ export class Hub extends DurableObject {
     }
   }
 
-  async leaveGroup(self, home, conn, sub) {
+  async leaveGroup(self, home, conn, sub, reason) {
     await this._enter(self);
-    this.streams.leave(home, conn, sub);
+    this.streams.leave(home, conn, sub, reason);
   }
 
   /**

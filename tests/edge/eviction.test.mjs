@@ -84,6 +84,47 @@ test('evicting the hub that holds a connection closes it (ctx.abort ends its Web
   await again.close();
 });
 
+test('evicting the home of a work-queue consumer: its in-flight deliveries are refused at once, retried for another member, dead on the last attempt', { timeout: 30_000 }, async () => {
+  const owner = hubOfTopic('evhome.jobs', HUBS, 1);
+  // The consumer's home and the other member's: two hubs other than the owner, and each other.
+  const prefixes = [];
+  for (let i = 0; prefixes.length < 2; i++) {
+    const h = hubOfTopic(`eh${i}`, HUBS, 1);
+    if (h !== owner && !prefixes.some((p) => hubOfTopic(p, HUBS, 1) === h)) prefixes.push(`eh${i}`);
+  }
+  const home = hubOfTopic(prefixes[0], HUBS, 1);
+  const sub = { op: 'sub', id: 1, pattern: 'evhome.jobs', group: 'evhome', maxAttempts: 2, ackTimeoutMs: 600000 };
+  const gone = await RawSocket.open(`${server.wsUrl}/connect?token=${token}&hub=${prefixes[0]}`);
+  assert.equal((await gone.request(sub)).t, 'ok');
+  await server.post('/publish', [{ topic: 'evhome.jobs', payload: 'a', id: 'eh-a' }, { topic: 'evhome.jobs', payload: 'b', id: 'eh-b' }], token);
+  const held = await gone.waitMessages(2);
+  // 'b' is refused once: its next delivery (to the same member) is its last attempt.
+  gone.send({ op: 'nack', sub: 1, d: [held.find((m) => m.msg.payload === 'b').d] });
+  const last = (await gone.waitMessages(3))[2];
+  assert.deepEqual([last.msg.payload, last.attempt], ['b', 2]);
+  const ops = await server.token({ sub: ['>', '$dead.>'] });
+  const other = await RawSocket.open(`${server.wsUrl}/connect?token=${ops}&hub=${prefixes[1]}`);
+  assert.equal((await other.request(sub)).t, 'ok');
+  assert.equal((await other.request({ op: 'sub', id: 2, pattern: '$dead.evhome' })).t, 'ok');
+
+  const r = await server.post('/admin/evict', { hub: home }, await server.adminToken());
+  assert.notEqual(r.body.after, r.body.before);
+  assert.equal((await gone.closedPromise).code, 1006);
+  // Long before the ack deadline (10 minutes): 'a' comes to the other member as attempt 2, and 'b'
+  // (its last attempt held by the consumer that went away) is a dead letter.
+  const got = await other.waitMessages(2);
+  const retried = got.find((m) => m.subs[0] === 1);
+  const letter = got.find((m) => m.subs[0] === 2);
+  assert.deepEqual([retried.msg.payload, retried.attempt], ['a', 2]);
+  assert.deepEqual([letter.msg.payload.message.payload, letter.msg.payload.attempts, letter.msg.payload.error.code], ['b', 2, 'HANDLER_FAILED']);
+  assert.match(letter.msg.payload.error.message, /consumer/);
+  other.send({ op: 'ack', sub: 1, d: [retried.d] });
+  await other.request({ op: 'unsub', id: 1 });
+  const g = await stream('evhome');
+  assert.deepEqual([g.stored, g.inFlight, g.members, g.done, g.dead], [0, 0, 0, 1, 1]);
+  await other.close();
+});
+
 test('the admin route: typed errors for bad input, and absent unless EDGEBUS_DEV_ADMIN=1', async () => {
   for (const body of [{}, { hub: -1 }, { hub: HUBS }, { hub: '1' }]) {
     const r = await server.post('/admin/evict', body, await server.adminToken());

@@ -153,18 +153,20 @@ export class Hub extends DurableObject {
       this.verifying = this.streams.verify((home, conns) => this._peer(home).liveConns(conns));
       if (this.deadOutbox.size > 0) this._sendDeadSoon();
     }
-    if (this.goneMembers.length > 0 && this.index >= 0) this._leaveGone(this.goneMembers.splice(0));
+    // The first call after a restart answers once the owners have let go of the lost members, so
+    // that nothing is delivered to them meanwhile (an attempt spent on nobody). Taken once: a call
+    // from an owner meanwhile does not wait, so hubs never wait on each other in a circle.
+    if (this.goneMembers.length > 0 && this.index >= 0) await this._leaveGone(this.goneMembers.splice(0));
   }
 
   /**
-   * Leaves the work queues of connections a restart of this hub ended (not awaited: hubs never wait
-   * on each other while entering). An owner that cannot be reached drops the member itself the
-   * first time it forwards to it (_cleanup), as after any lost connection.
+   * Leaves the work queues of connections a restart of this hub ended. An owner that cannot be
+   * reached drops the member itself the first time it forwards to it (_cleanup), as after any lost
+   * connection.
    */
   _leaveGone(members) {
-    for (const [owner, conn, sub] of members) {
-      this._peer(owner).leaveGroup(owner, this.index, conn, sub, 'the consumer\'s connection is gone').catch(() => {});
-    }
+    return Promise.all(members.map(([owner, conn, sub]) => this._peer(owner).leaveGroup(owner, this.index, conn, sub, 'the consumer\'s connection is gone')
+      .catch(() => {})));
   }
 
   _peer(index) {

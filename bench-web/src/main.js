@@ -96,7 +96,8 @@ function fill({ section, status }, result) {
 async function run(size) {
   const query = new URLSearchParams(location.search);
   const only = query.get('only')?.split(',');
-  // ?mode=shared: the emit scenarios in their shared mode (reload the page to measure the other).
+  // ?mode=shared: the emit and churn scenarios in their shared mode (reload the page to measure the
+  // other).
   const shared = query.get('mode') === 'shared';
   const list = scenarios.filter((s) => !only || only.includes(s.id));
   const order = [...list.filter((s) => s.runFirst), ...list.filter((s) => !s.runFirst)];

@@ -7,9 +7,10 @@
 // Method (bench-web/src/engine.js): all contenders of a scenario in one process, warm-up rounds,
 // then measured rounds whose order rotates; per contender the median, min and max of the rounds and
 // the ratio against the first contender computed per round (median). Every contender's first run
-// must do the same work (same deliveries, same duplicates) or the run fails. Emit scenarios run in
-// two child processes, isolated (each library sees one handler) and shared (each library first used
-// with five other handler functions); the rest run in a third, with --expose-gc for memory.
+// must do the same work (same deliveries, same duplicates) or the run fails. Emit and churn
+// scenarios run in two child processes, isolated (each library sees one handler) and shared (each
+// library first used with five other handler functions); the rest run in a third, with
+// --expose-gc for memory.
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -23,7 +24,11 @@ const arg = (name, dflt) => {
 };
 const quick = args.includes('--quick');
 const size = quick ? 'small' : 'full';
-const EMIT = ['exact', 'fanout'];
+// Measured in both modes, each group in processes of its own: what they measure is the library's
+// call sites, which the other scenarios of a shared process (most of them edgebus's alone) would
+// make polymorphic for some contenders and not others.
+const TWO_MODES = [['exact', 'fanout'], ['churn', 'churn-publish']];
+const EMIT = TWO_MODES.flat();
 
 if (args.includes('--child')) await child();
 else await parent();
@@ -80,10 +85,11 @@ async function parent() {
   const wanted = arg('--only', undefined)?.split(',');
   const ids = [...scenarios.map((s) => s.id), 'async-throughput', 'work-queue']
     .filter((id) => !wanted || wanted.includes(id));
-  const emit = ids.filter((id) => EMIT.includes(id));
   const rest = ids.filter((id) => !EMIT.includes(id));
   const results = [];
-  if (emit.length > 0) {
+  for (const group of TWO_MODES) {
+    const emit = ids.filter((id) => group.includes(id));
+    if (emit.length === 0) continue;
     results.push(...await runChild('isolated', emit));
     results.push(...await runChild('shared', emit));
   }

@@ -1,11 +1,12 @@
 // Scenario 9: subscription churn. 9a: subscribe + unsubscribe cycles on an emitter that already has
 // 100 subscriptions; 9b: publishing round-robin to 100 hot topics (one subscriber each) while one
 // subscription is added or removed every 100 publishes, so every change lands between publishes to
-// topics whose routes are warm.
+// topics whose routes are warm. Two modes, as the emit scenarios: isolated, and shared (`{ shared:
+// true }`: each library first used with five other handler functions, see `primeShared`).
 import { Bus } from 'edgebus';
 import EventEmitter from 'eventemitter3';
 import { createNanoEvents } from 'nanoevents';
-import { payload } from './common.js';
+import { payload, primeShared } from './common.js';
 
 const HOT = 100;
 const topics = Array.from({ length: HOT }, (_, i) => `orders.${i}.created`);
@@ -46,6 +47,13 @@ const contenders = [
   }),
 ];
 
+/** The shared mode: another emitter of the library first used with five other handler functions. */
+function prime(c) {
+  const other = c.make();
+  primeShared((t, fn) => other.on(t, fn), (t, p) => other.emit(t, p));
+  other.close?.();
+}
+
 export const churnCycles = {
   id: 'churn',
   number: '9a',
@@ -57,7 +65,8 @@ export const churnCycles = {
   contenders: contenders.map((c) => ({
     name: c.name,
     code: c.code,
-    setup({ ops }) {
+    setup({ ops, shared }) {
+      if (shared) prime(c);
       const em = c.make();
       let seen = 0;
       for (const t of topics) em.on(t, (p) => { seen += p.n; });
@@ -93,7 +102,8 @@ export const churnWhilePublishing = {
   contenders: contenders.map((c) => ({
     name: c.name,
     code: c.code,
-    setup({ ops }) {
+    setup({ ops, shared }) {
+      if (shared) prime(c);
       const em = c.make();
       let seen = 0;
       for (const t of topics) em.on(t, (p) => { seen += p.n; });

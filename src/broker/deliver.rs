@@ -500,10 +500,16 @@ impl<P: Clone> Broker<P> {
 
     /// The final statistics of `id` when it retired and no one took its record yet.
     pub fn retired_stats(&self, id: SubId) -> Option<SubscriptionStats> {
-        self.retired
-            .iter()
-            .rfind(|(r, _)| *r == id)
-            .map(|(_, r)| r.stats())
+        self.retired_ref(id).map(Retired::stats)
+    }
+
+    /// Whether `id` retired and no one took its record yet.
+    pub fn is_retired(&self, id: SubId) -> bool {
+        self.retired_ref(id).is_some()
+    }
+
+    fn retired_ref(&self, id: SubId) -> Option<&Retired> {
+        self.retired.iter().rfind(|(r, _)| *r == id).map(|(_, r)| r)
     }
 
     /// `id`'s retired record when it retired and no one took it yet, taken with its

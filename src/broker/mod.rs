@@ -482,18 +482,8 @@ impl Retired {
     /// Its final counters, queued messages and latency summary: [`Retired::stats`] without its
     /// id, pattern and group (nothing copied).
     pub fn counts(&self) -> (Counters, u64, LatencySummary) {
-        match self.counts.as_deref() {
-            Some(s) => (
-                s.counters,
-                self.queued,
-                summary(&s.latency, s.direct_delivered),
-            ),
-            None => (
-                Counters::default(),
-                self.queued,
-                summary(&LatencyHistogram::new(), 0),
-            ),
-        }
+        let (counters, latency) = counted(self.counts.as_deref());
+        (counters, self.queued, latency)
     }
 
     fn counted(&mut self) -> &mut SubCounts {
@@ -510,7 +500,7 @@ fn snapshot(
     queued: u64,
     in_flight: u64,
 ) -> SubscriptionStats {
-    let c = counts.map_or_else(Counters::default, |s| s.counters);
+    let (c, latency) = counted(counts);
     SubscriptionStats {
         id,
         pattern: pattern.as_str().to_owned(),
@@ -522,10 +512,15 @@ fn snapshot(
         cancelled: c.cancelled,
         queued,
         in_flight,
-        latency: match counts {
-            Some(s) => summary(&s.latency, s.direct_delivered),
-            None => summary(&LatencyHistogram::new(), 0),
-        },
+        latency,
+    }
+}
+
+/// The counters and latency summary of what a subscription counted (`None`: nothing).
+fn counted(counts: Option<&SubCounts>) -> (Counters, LatencySummary) {
+    match counts {
+        Some(s) => (s.counters, summary(&s.latency, s.direct_delivered)),
+        None => (Counters::default(), summary(&LatencyHistogram::new(), 0)),
     }
 }
 

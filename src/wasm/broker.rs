@@ -358,9 +358,14 @@ pub struct WasmBroker {
     error: Option<JsValue>,
 }
 
-/// A retired subscription's counts as words, low then high (read back by
-/// [`WasmBroker::final_stats`]; the latency quantiles in microseconds, as the histogram keeps them).
-fn final_words(r: &Retired, out: &mut Vec<u32>) {
+/// A retired subscription's counts appended as words, low then high (read back by
+/// [`WasmBroker::final_stats`]; the latency quantiles in microseconds, as the histogram keeps
+/// them), their number written at `out[k_at]`; none when it counted nothing.
+fn final_words(r: &Retired, out: &mut Vec<u32>, k_at: usize) {
+    if r.is_quiet() {
+        return;
+    }
+    let start = out.len();
     let (c, queued, latency) = r.counts();
     let micros = |ms: f64| (ms * 1000.0).round() as u64;
     for n in [
@@ -376,6 +381,7 @@ fn final_words(r: &Retired, out: &mut Vec<u32>) {
     ] {
         out.extend_from_slice(&[n as u32, (n >> 32) as u32]);
     }
+    out[k_at] = (out.len() - start) as u32;
 }
 
 /// Bytes of the topic buffer: longer topics take the string path.
@@ -534,15 +540,12 @@ impl WasmBroker {
         if self.core.unsubscribe(id) {
             out[1] = 1;
             if more {
-                if self.core.retired_stats(id).is_some() {
+                if self.core.is_retired(id) {
                     out[1] = 3;
                 }
             } else if let Some(r) = self.core.take_retired_of(id) {
                 out[1] = 2;
-                if !r.is_quiet() {
-                    final_words(&r, &mut out);
-                    out[3] = (out.len() - 4) as u32;
-                }
+                final_words(&r, &mut out, 3);
             }
         }
         out[2] = (out[1] != 3 && self.has_pending()) as u32;
@@ -563,10 +566,7 @@ impl WasmBroker {
         out.clear();
         out.extend_from_slice(&[0, 0, 0]);
         if let Some(r) = self.core.take_retired_of(id) {
-            if !r.is_quiet() {
-                final_words(&r, &mut out);
-                out[2] = (out.len() - 3) as u32;
-            }
+            final_words(&r, &mut out, 2);
         }
         out[1] = self.has_pending() as u32;
         self.lend_answer(out)

@@ -42,6 +42,14 @@ const PLAIN_DIRTY_AT = 2;
 const PLAIN_FNS = 3;
 const STALE = -2;
 
+/** The `k` final words of a retired subscription at `w[at…]`, copied (none: undefined). */
+function finalWords(w, at, k) {
+  if (k === 0) return undefined;
+  const words = new Array(k);
+  for (let i = 0; i < k; i++) words[i] = w[at + i];
+  return words;
+}
+
 // UTF-8 length without allocating.
 function utf8Length(s) {
   let n = 0;
@@ -321,23 +329,15 @@ export class Bus {
     let w = wasmWords();
     const state = w[at + 1];
     let pending = w[at + 2] === 1;
-    let k = w[at + 3];
-    let words;
-    if (k > 0) {
-      words = new Array(k);
-      for (let i = 0; i < k; i++) words[i] = w[at + 4 + i];
-    }
+    const k = w[at + 3];
+    let words = finalWords(w, at + 4, k);
     this._dropRoutes(w, at + 4 + k, at + 1 + w[at]);
     if (state === 3) {
       // `[n, pending, k, final word × k]`.
       at = this._core.retire(rec.index, rec.gen, rec.delivered, rec.failed) >>> 2;
       w = wasmWords();
       pending = w[at + 1] === 1;
-      k = w[at + 2];
-      if (k > 0) {
-        words = new Array(k);
-        for (let i = 0; i < k; i++) words[i] = w[at + 3 + i];
-      }
+      words = finalWords(w, at + 3, w[at + 2]);
     } else if (rec.delivered > 0 || rec.failed > 0) {
       this._core.record_direct(rec.index, rec.gen, rec.delivered, rec.failed);
     }
@@ -516,7 +516,11 @@ export class Bus {
 
   /** The cached route of a topic (validated on first use). */
   _route(topic) {
-    const entry = this._routes.get(topic);
+    return this._routeOf(this._routes.get(topic), topic);
+  }
+
+  /** The route of `topic` from its cache entry: resolved when there is none, asked again when stale. */
+  _routeOf(entry, topic) {
     if (entry === undefined) return this._resolve(topic);
     return entry[PLAIN_DIRTY_AT] === STALE ? this._reroute(entry, topic) : entry[PLAIN_ROUTE];
   }
@@ -551,10 +555,8 @@ export class Bus {
 
   _publishSlowly(entry, topic, payload, options) {
     if (this._closing) fail('CLOSED', 'bus is closed');
-    // `publish` found no cached route, or a stale one: resolve at once (no second lookup).
-    let route;
-    if (entry === undefined) route = this._resolve(topic);
-    else route = entry[PLAIN_DIRTY_AT] === STALE ? this._reroute(entry, topic) : entry[PLAIN_ROUTE];
+    // `publish` found no cached route, or a stale one: resolved at once (no second lookup).
+    const route = this._routeOf(entry, topic);
     const o = parsePublishOptions(options, PUBLISH_OPTIONS);
     return this._publish(route, topic, payload, o, false) !== DUPLICATE;
   }

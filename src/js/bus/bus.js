@@ -41,6 +41,11 @@ const PLAIN_SENT = 1;
 const PLAIN_DIRTY_AT = 2;
 const PLAIN_FNS = 3;
 const STALE = -2;
+// Put in a plain route's array in place of the handler after the running one when the route is
+// folded while _deliverPlain calls it (see _count): calling it returns STOPPED, which hands the
+// rest of the publish to _deliverDirect. So the loop checks nothing per handler but the result.
+const STOPPED = Object.freeze({});
+const STOP = () => STOPPED;
 
 /** The `k` final words of a retired subscription at `w[at…]`, copied (none: undefined). */
 function finalWords(w, at, k) {
@@ -184,9 +189,11 @@ export class Bus {
     // of a fresh string goes through the runtime (several hundred ns).
     this._routes = new Map();
     // The entry published to last, ahead of the Map (one comparison for a topic published over
-    // and over); dropped with the Map's entry.
+    // and over); dropped with the Map's entry. Its direct publishes are counted in _lastSent
+    // (a field of the bus costs less to bump than an element of the entry) until _flushLast.
     this._lastTopic = undefined;
     this._lastEntry = undefined;
+    this._lastSent = 0;
     this._entryOf = [];              // topic handle → its entry in the cache above
     this._topicsGen = 0;        // generation of the core's topic table the cached handles belong to
     this._leaving = new Map();  // unsubscribed, waiting for their final stats from the core
@@ -206,9 +213,11 @@ export class Bus {
     this._busy = 0;             // subscriptions the core has work for
     this._published = 0;        // published directly, not yet told to the core
     this._dirty = [];           // plain routes with publishes counted on them, see _fold
-    this._epoch = 0;            // bumped by each fold of the route _deliverPlain is calling
-    this._running = undefined;  // the plain route _deliverPlain is calling the handlers of
-    this._at = 0;               // … and the index in it of the handler it is at
+    // The plain route _deliverPlain calls the handlers of, while _at (the index in it of the
+    // handler it is at) is not 0; kept after (not stored for each publish: see _deliverPlain).
+    this._running = undefined;
+    this._at = 0;
+    this._stopped = undefined;  // the handler STOP stands in for (see _count)
     this._waiters = [];         // publishAsync calls waiting for room
     this._admitting = false;
     this._idleWaiters = [];
@@ -317,6 +326,7 @@ export class Bus {
     // Its direct deliveries reach the core before it hands out its final statistics: those
     // counted on it go with the call; those counted on cached routes (_dirty) are counted in it
     // when its stale routes (the cached ones it was on) are dropped, then go with `retire`.
+    this._flushLast();
     const more = this._dirty.length > 0;
     // `[n, state, pending, k, final word × k, stale topic handle…]` in the core's memory. The
     // core reports the final statistics when the last delivery settles (REC_RETIRED; until
@@ -480,11 +490,12 @@ export class Bus {
   }
 
   _clearRoutes() {
-    this._fold();
+    this._fold(); // (with _lastSent)
     this._routes.clear();
     this._entryOf = [];
     this._lastTopic = undefined;
     this._lastEntry = undefined;
+    if (this._at === 0) this._running = undefined;
   }
 
   /**
@@ -492,13 +503,14 @@ export class Bus {
    * subscription change made stale (the core finds them; the rest of the cache stays).
    */
   _dropRoutes(handles, from, end = handles.length) {
+    this._flushLast();
     for (let i = from; i < end; i++) {
       const entry = this._entryOf[handles[i]];
       // Not cached, or stale already (and folded then).
       if (entry === undefined || entry[PLAIN_DIRTY_AT] === STALE) continue;
       // Its counts go to its subscriptions now: nothing publishes on it any more.
       if (entry[PLAIN_SENT] > 0) this._foldOne(entry);
-      if (entry === this._running) {
+      if (entry === this._runningPlain()) {
         // _deliverPlain goes on with its route and handlers: it leaves the cache instead.
         const topic = entry[PLAIN_ROUTE].topic;
         this._routes.delete(topic);
@@ -510,6 +522,7 @@ export class Bus {
       } else {
         entry[PLAIN_DIRTY_AT] = STALE;
         if (entry.length > PLAIN_FNS) entry.length = PLAIN_FNS;
+        if (entry === this._running) this._running = undefined; // (kept from an earlier publish)
       }
     }
   }
@@ -541,16 +554,28 @@ export class Bus {
     if (topic !== this._lastTopic) {
       entry = this._routes.get(topic);
       if (entry !== undefined) {
+        if (this._lastSent !== 0) this._flushLast();
         this._lastTopic = topic;
         this._lastEntry = entry;
       }
     }
     if (entry !== undefined && options === undefined && entry.length > PLAIN_FNS && this._depth === 0 &&
         !this._closing && (this._busy === 0 || this._direct(entry[PLAIN_ROUTE]))) {
-      // A plain route is never queued (see _resolve).
+      // A plain route is never queued (see _resolve). Counted on the bus until _flushLast.
+      this._lastSent++;
       return this._deliverPlain(entry, topic, payload);
     }
     return this._publishSlowly(entry, topic, payload, options);
+  }
+
+  /** Moves the publishes counted in _lastSent onto their entry (see _fold). */
+  _flushLast() {
+    const sent = this._lastSent;
+    if (sent === 0) return;
+    this._lastSent = 0;
+    const plain = this._lastEntry;
+    if (plain[PLAIN_SENT] === 0) plain[PLAIN_DIRTY_AT] = this._dirty.push(plain) - 1;
+    plain[PLAIN_SENT] += sent;
   }
 
   _publishSlowly(entry, topic, payload, options) {
@@ -622,34 +647,50 @@ export class Bus {
    * which counts one by one.
    */
   _deliverPlain(plain, topic, payload) {
-    if (plain[PLAIN_SENT]++ === 0) plain[PLAIN_DIRTY_AT] = this._dirty.push(plain) - 1;
     const n = plain.length;
-    const epoch = this._epoch;
     let env;
-    let i = PLAIN_FNS;
     // No try/finally here (it costs on every publish): a handler's throw is caught below, and
     // the steps that may throw otherwise (_plainFailed, _plainResult) call _plainEscaped
-    // before they rethrow.
-    this._running = plain;
-    this._depth++;
-    for (; i < n; i++) {
+    // before they rethrow. Stores of constants only where it can (publish found _depth 0; a
+    // store of an object, or a field read and written back, is a cost per publish that shows).
+    if (this._running !== plain) this._running = plain;
+    this._depth = 1;
+    for (let i = PLAIN_FNS; i < n; i++) {
       this._at = i;
       let r;
       try {
         r = plain[i](payload);
       } catch (err) {
         env = this._plainFailed(plain, i, err, env, topic, payload);
-        if (this._epoch !== epoch) break;
         continue;
       }
-      if (r !== undefined) env = this._plainResult(plain, i, r, env, topic, payload);
-      if (this._epoch !== epoch) break;
+      if (r !== undefined) {
+        if (r === STOPPED) {
+          // The route was folded while handler i - 1 ran: the rest is counted one by one.
+          plain[i] = this._unstop();
+          this._at = 0;
+          this._depth = 0;
+          return this._deliverDirect(plain[PLAIN_ROUTE], topic, payload, EMPTY_OPTIONS, i - PLAIN_FNS, env);
+        }
+        env = this._plainResult(plain, i, r, env, topic, payload);
+      }
     }
-    this._running = undefined;
-    this._depth--;
-    if (i + 1 < n) return this._deliverDirect(plain[PLAIN_ROUTE], topic, payload, EMPTY_OPTIONS, i + 1 - PLAIN_FNS, env);
+    this._at = 0;
+    this._depth = 0;
     if (this._needPump) this._pump();
     return true;
+  }
+
+  /** The plain route _deliverPlain is calling the handlers of, if it is. */
+  _runningPlain() {
+    return this._at !== 0 ? this._running : undefined;
+  }
+
+  /** The handler STOP stood in for, forgotten. */
+  _unstop() {
+    const fn = this._stopped;
+    this._stopped = undefined;
+    return fn;
   }
 
   /**
@@ -658,8 +699,9 @@ export class Bus {
    */
   _plainEscaped() {
     this._fold();
-    this._running = undefined;
-    this._depth--;
+    if (this._stopped !== undefined) this._running[this._at + 1] = this._unstop();
+    this._at = 0;
+    this._depth = 0;
   }
 
   /** Handler `i` of _deliverPlain threw: counted and reported. Returns the envelope made. */
@@ -697,6 +739,7 @@ export class Bus {
    * one have not had its current publish yet.
    */
   _fold() {
+    this._flushLast();
     const dirty = this._dirty;
     if (dirty.length === 0) return;
     for (let d = 0; d < dirty.length; d++) this._count(dirty[d]);
@@ -726,9 +769,15 @@ export class Bus {
     this._published += sent;
     const subs = plain[PLAIN_ROUTE].subs;
     let at = subs.length;
-    if (plain === this._running) {
+    if (plain === this._runningPlain() && this._stopped === undefined) {
+      // It has counted its current publish: the handlers after the running one are called
+      // from _deliverDirect, which counts them (the next one's call returns STOPPED).
       at = this._at - PLAIN_FNS;
-      this._epoch++;
+      const next = this._at + 1;
+      if (next < plain.length) {
+        this._stopped = plain[next];
+        plain[next] = STOP;
+      }
     }
     for (let i = 0; i < subs.length; i++) subs[i].delivered += i <= at ? sent : sent - 1;
   }

@@ -549,23 +549,45 @@ export class Bus {
   /** Publishes; returns false when the idempotence filter dropped it as a duplicate. */
   publish(topic, payload, options) {
     // The hot path: a known topic with a plain route, no options, idle subscriptions. (Only
-    // strings are keys.)
+    // strings are keys.) The topic published to last is compared first (its entry is undefined
+    // with it), then the cache is looked up.
     let entry = this._lastEntry;
     if (topic !== this._lastTopic) {
       entry = this._routes.get(topic);
-      if (entry !== undefined) {
-        if (this._lastSent !== 0) this._flushLast();
-        this._lastTopic = topic;
-        this._lastEntry = entry;
-      }
+      if (entry !== undefined) this._lookedUp(topic, entry);
     }
-    if (entry !== undefined && options === undefined && entry.length > PLAIN_FNS && this._depth === 0 &&
-        !this._closing && (this._busy === 0 || this._direct(entry[PLAIN_ROUTE]))) {
-      // A plain route is never queued (see _resolve). Counted on the bus until _flushLast.
-      this._lastSent++;
+    if (entry !== undefined && this._plain(entry, options)) {
+      if (entry === this._lastEntry) this._lastSent++;
+      else if (entry[PLAIN_SENT]++ === 0) entry[PLAIN_DIRTY_AT] = this._dirty.push(entry) - 1;
       return this._deliverPlain(entry, topic, payload);
     }
     return this._publishSlowly(entry, topic, payload, options);
+  }
+
+  /**
+   * The cache had `entry` for `topic`, not the last topic. Published to twice in a row (by
+   * _deliverPlain), it becomes the last topic's: compared first, its publishes counted on the
+   * bus. Not done for every topic: two stores of objects per publish, and comparing strings
+   * with the last topic, cost more than they save when topics vary (the last topic is dropped
+   * then).
+   */
+  _lookedUp(topic, entry) {
+    if (entry === this._running) {
+      this._flushLast();
+      this._lastTopic = topic;
+      this._lastEntry = entry;
+    } else if (this._lastTopic !== undefined) {
+      this._flushLast();
+      this._lastTopic = undefined;
+      this._lastEntry = undefined;
+    }
+  }
+
+  /** Whether a publish to the cached `entry` with `options` takes the direct path of its handlers. */
+  _plain(entry, options) {
+    // A plain route is never queued (see _resolve).
+    return options === undefined && entry.length > PLAIN_FNS && this._depth === 0 && !this._closing &&
+      (this._busy === 0 || this._direct(entry[PLAIN_ROUTE]));
   }
 
   /** Moves the publishes counted in _lastSent onto their entry (see _fold). */

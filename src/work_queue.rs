@@ -22,7 +22,8 @@ use crate::message::Message;
 use crate::slab::Slab;
 use crate::topic::validate_topic;
 use hashbrown::HashMap;
-use std::collections::{BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::rc::Rc;
 
 /// Retry policy of a work queue. Times are in microseconds.
@@ -278,6 +279,14 @@ pub(crate) struct WorkQueue<P, S> {
     /// Jobs that had failed before and whose TTL ended before a member could take them again:
     /// dead, waiting for the broker to bury them (their failure is final).
     newly_dead: Vec<JobRef>,
+    /// While it has no members: the TTL ends of the jobs waiting for one (ready or parked),
+    /// soonest first; an entry whose job no longer waits is passed over when it comes up. With
+    /// members there is none: they find expired jobs as they claim.
+    expiries: Option<BinaryHeap<Reverse<(u64, JobRef)>>>,
+    /// The TTL end the broker wakes it up for (see [`WorkQueue::expire_waiting`]).
+    expiry_armed: Option<u64>,
+    /// A wake-up the broker has not armed yet.
+    expiry_wake: Option<u64>,
 }
 
 impl<P, S> WorkQueue<P, S> {
@@ -350,12 +359,35 @@ impl<P, S> WorkQueue<P, S> {
     pub(crate) fn take_newly_dead(&mut self) -> Vec<JobRef> {
         std::mem::take(&mut self.newly_dead)
     }
+
+    /// The TTL end the broker should wake this work queue up for, when it changed (see
+    /// [`WorkQueue::expire_waiting`]).
+    pub(crate) fn take_expiry_wake(&mut self) -> Option<u64> {
+        self.expiry_wake.take()
+    }
+
+    /// The TTL end of the current wake-up: a timer for another time is stale.
+    pub(crate) fn expiry_armed(&self) -> Option<u64> {
+        self.expiry_armed
+    }
+
+    /// Asks for a wake-up at `at` unless one comes sooner.
+    fn wake_for_expiry(&mut self, at: u64) {
+        if self.expiry_armed.is_none_or(|armed| at < armed) {
+            self.expiry_armed = Some(at);
+            self.expiry_wake = Some(at);
+        }
+    }
 }
 
 impl<P, S: PartialEq> WorkQueue<P, S> {
     /// Adds a member with `capacity` concurrent claims; `claim` is its batch claim (most
     /// messages per claim, longest wait for a fuller one).
     pub(crate) fn join(&mut self, sub: S, capacity: u32, claim: Option<(usize, u64)>) {
+        // Members claim: an expired job is found then.
+        self.expiries = None;
+        self.expiry_armed = None;
+        self.expiry_wake = None;
         self.members.push(Member {
             sub,
             capacity,
@@ -365,9 +397,28 @@ impl<P, S: PartialEq> WorkQueue<P, S> {
         });
     }
 
-    /// Removes a member (its claims already handed out settle as usual).
+    /// Removes a member (its claims already handed out settle as usual). With the last one gone,
+    /// the jobs waiting expire at their TTL's end (see [`WorkQueue::expire_waiting`]).
     pub(crate) fn leave(&mut self, sub: &S) {
         self.members.retain(|m| m.sub != *sub);
+        if self.members.is_empty() && self.expiries.is_none() {
+            let waiting: Vec<_> = self
+                .jobs
+                .iter()
+                .filter(|(_, _, j)| matches!(j.place, Place::Ready | Place::Parked))
+                .filter_map(|(index, gen, j)| {
+                    j.msg
+                        .expires_at
+                        .map(|at| Reverse((at, JobRef { index, gen })))
+                })
+                .collect();
+            let heap = BinaryHeap::from(waiting);
+            let first = heap.peek().map(|Reverse((at, _))| *at);
+            self.expiries = Some(heap);
+            if let Some(at) = first {
+                self.wake_for_expiry(at);
+            }
+        }
     }
 
     /// Whether `sub` is a member that claims batches.
@@ -399,6 +450,76 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             flushing: false,
             newly_expired: 0,
             newly_dead: Vec::new(),
+            // No members until the first joins.
+            expiries: Some(BinaryHeap::new()),
+            expiry_armed: None,
+            expiry_wake: None,
+        }
+    }
+
+    /// `job` waits for a member (ready or parked): with none, its TTL's end is watched.
+    fn note_waiting(&mut self, job: JobRef, expires_at: Option<u64>) {
+        if let (Some(heap), Some(at)) = (self.expiries.as_mut(), expires_at) {
+            heap.push(Reverse((at, job)));
+            self.wake_for_expiry(at);
+        }
+    }
+
+    /// With no members, nothing claims: the jobs waiting whose TTL has ended by `now` end here,
+    /// as a claim would have found them (expired; dead when an attempt had failed before, or
+    /// was made before it was published), and the next TTL end to wake up for is asked for.
+    pub(crate) fn expire_waiting(&mut self, now: u64) {
+        self.expiry_armed = None;
+        let Some(heap) = self.expiries.as_mut() else {
+            return;
+        };
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, job))) = heap.peek() {
+            if at > now {
+                break;
+            }
+            heap.pop();
+            due.push(job);
+        }
+        let next = heap.peek().map(|Reverse((at, _))| *at);
+        // A job that went back to waiting (a retry, a claim undone) has an entry per time.
+        let mut seen = hashbrown::HashSet::with_capacity(due.len());
+        for job in due {
+            if seen.insert(job) {
+                self.expire_one(job, now);
+            }
+        }
+        if let Some(at) = next {
+            self.wake_for_expiry(at);
+        }
+    }
+
+    fn expire_one(&mut self, job: JobRef, now: u64) {
+        let Some(j) = self.jobs.get(job.index, job.gen) else {
+            return;
+        };
+        if !j.msg.is_expired(now) {
+            return;
+        }
+        let (place, priority, seq, failed_before) =
+            (j.place, j.priority, j.msg.seq, j.attempts > 0);
+        match place {
+            Place::Ready => {
+                self.ready.remove(&(Reverse(priority), seq, job));
+            }
+            Place::Parked => {}
+            Place::InFlight | Place::Retrying => return,
+        }
+        self.depth -= 1;
+        if failed_before {
+            // Buried by the broker; that lets the next job with its key go (or takes a parked
+            // one out of its key's line).
+            self.counters.dead += 1;
+            self.newly_dead.push(job);
+        } else {
+            self.counters.expired += 1;
+            self.newly_expired += 1;
+            self.end(job, JobState::Expired, now);
         }
     }
 
@@ -408,6 +529,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
     /// delivery here).
     pub(crate) fn push(&mut self, msg: Message<P>, priority: u32) {
         let prior = msg.prior;
+        let expires_at = msg.expires_at;
         self.counters.published += 1;
         self.depth += 1;
         let key = msg.key.clone();
@@ -437,6 +559,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             None,
         );
         let job = JobRef { index, gen };
+        self.note_waiting(job, expires_at);
         if let Some(id) = id {
             self.finished.remove(&id);
             self.live_ids.insert(id, job);
@@ -626,8 +749,10 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             j.place = Place::Ready;
             self.ready
                 .insert((std::cmp::Reverse(j.priority), j.msg.seq, job));
+            let expires_at = j.msg.expires_at;
             self.in_flight -= 1;
             self.depth += 1;
+            self.note_waiting(job, expires_at);
         }
     }
 
@@ -731,6 +856,8 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
         self.retrying -= 1;
         self.ready
             .insert((std::cmp::Reverse(j.priority), j.msg.seq, job));
+        let expires_at = j.msg.expires_at;
+        self.note_waiting(job, expires_at);
     }
 
     /// Removes a job that reached a final state, records it for `status`, and lets the next job

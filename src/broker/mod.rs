@@ -555,6 +555,8 @@ enum Timer {
     ClaimWait(u32, u32),
     /// A delayed (`not_before`) message becomes visible: its sequence number.
     Visible(u64),
+    /// A group without members has a waiting job whose TTL ends then: (group index, gen, time).
+    Expiry(u32, u32, u64),
 }
 
 /// A message published with a `not_before` in the future, waiting to be routed.

@@ -203,6 +203,7 @@ impl<P: Clone> Broker<P> {
         let mut claims: Vec<Claim<SubId>> = Vec::new();
         let wake = wq.claim(now, &mut claims);
         let expired = wq.take_newly_expired();
+        let expiry = wq.take_expiry_wake();
         let mut dead: Vec<(DeadLetter<P>, Option<SubId>)> = Vec::new();
         for job in wq.take_newly_dead() {
             let by = wq.failed_by(job);
@@ -227,6 +228,10 @@ impl<P: Clone> Broker<P> {
         if let Some(at) = wake {
             self.timers
                 .push(Reverse((at, Timer::ClaimWait(gid.index, gid.gen))));
+        }
+        if let Some(at) = expiry {
+            self.timers
+                .push(Reverse((at, Timer::Expiry(gid.index, gid.gen, at))));
         }
         self.counters.expired += expired;
         for c in claims {
@@ -262,6 +267,11 @@ impl<P: Clone> Broker<P> {
             }) = self.subs.get_mut(gid.index, gid.gen)
             {
                 wq.leave(&id);
+                // The last member gone: waiting jobs expire at their TTL's end.
+                if let Some(at) = wq.take_expiry_wake() {
+                    self.timers
+                        .push(Reverse((at, Timer::Expiry(gid.index, gid.gen, at))));
+                }
             }
             self.free_if_done(id);
             // The group stays: what is published with no member is kept for the next one, and

@@ -42,6 +42,14 @@ impl<P: Clone> Broker<P> {
                     if wq.is_waiting_for_batch()
             ),
             Timer::Visible(seq) => self.scheduled.contains_key(&seq),
+            // As retries, a closed bus lists such jobs in `remaining`.
+            Timer::Expiry(index, gen, at) => {
+                !self.closed
+                    && matches!(
+                        self.subs.get(index, gen),
+                        Some(Sub { kind: Kind::Group(wq), .. }) if wq.expiry_armed() == Some(at)
+                    )
+            }
         }
     }
 
@@ -81,6 +89,20 @@ impl<P: Clone> Broker<P> {
                     }
                 }
                 Timer::ClaimWait(index, gen) => self.dispatch_group(SubId { index, gen }),
+                Timer::Expiry(..) if self.closed => {}
+                Timer::Expiry(index, gen, at) => {
+                    if let Some(Sub {
+                        kind: Kind::Group(wq),
+                        ..
+                    }) = self.subs.get_mut(index, gen)
+                    {
+                        if wq.expiry_armed() == Some(at) {
+                            wq.expire_waiting(now);
+                            // Counts what expired and buries what died; arms the next wake-up.
+                            self.dispatch_group(SubId { index, gen });
+                        }
+                    }
+                }
                 Timer::Visible(seq) => self.make_visible(seq, now),
                 Timer::Retry(index, gen) => {
                     let id = SubId { index, gen };

@@ -435,6 +435,149 @@ fn a_message_whose_ttl_ends_before_a_member_takes_it_expires_and_is_counted() {
 }
 
 #[test]
+fn without_members_a_waiting_message_expires_when_its_ttl_ends() {
+    let mut d = Driver::new();
+    let w = d.member("jobs", "workers", SubscribeOptions::default());
+    assert!(d.unsub(w));
+    let ttl = |p: u32, id: &str, ms: u64| {
+        let mut m = Driver::with_id(p, id);
+        m.ttl = Some(ms * MS);
+        m
+    };
+    d.send("jobs", ttl(1, "late", 30), PublishMode::Now)
+        .unwrap();
+    d.send("jobs", ttl(2, "soon", 10), PublishMode::Now)
+        .unwrap();
+    d.send("jobs", Driver::with_id(3, "forever"), PublishMode::Now)
+        .unwrap();
+    // Nothing claims: the core wakes up for the soonest TTL end.
+    assert_eq!(d.b.next_deadline(), Some(d.now + 10 * MS));
+    d.advance(9);
+    assert_eq!(state(&d, "soon"), Some((JobState::Pending, 0)));
+    d.advance(1);
+    assert_eq!(state(&d, "soon"), Some((JobState::Expired, 0)));
+    assert_eq!(d.b.next_deadline(), Some(d.now + 20 * MS));
+    d.advance(20);
+    assert_eq!(state(&d, "late"), Some((JobState::Expired, 0)));
+    assert_eq!(d.b.next_deadline(), None, "no TTL left to watch");
+    assert_eq!(state(&d, "forever"), Some((JobState::Pending, 0)));
+    let st = d.stats();
+    assert_eq!(
+        (
+            st.expired,
+            st.queued,
+            st.groups[0].expired,
+            st.groups[0].depth
+        ),
+        (2, 1, 2, 1)
+    );
+    assert!(d.b.take_dead().is_none(), "never delivered: expiries");
+    // A member that joins takes what is left.
+    d.member("jobs", "workers", SubscribeOptions::default());
+    assert_eq!(d.pump_payloads(), vec![3]);
+}
+
+#[test]
+fn a_member_joining_stops_the_expiry_watch_and_finds_expired_messages_as_it_claims() {
+    let mut d = Driver::new();
+    let w = d.member("jobs", "workers", SubscribeOptions::default());
+    d.unsub(w);
+    let mut m = Driver::with_id(1, "a");
+    m.ttl = Some(10 * MS);
+    d.send("jobs", m, PublishMode::Now).unwrap();
+    assert_eq!(d.b.next_deadline(), Some(d.now + 10 * MS));
+    let w = d.member("jobs", "workers", concurrent(1));
+    assert_eq!(d.pump_payloads(), vec![1], "claimed before its TTL ended");
+    assert_eq!(
+        d.b.next_deadline(),
+        None,
+        "the watch is stale once a member joined"
+    );
+    // The member leaves with the claim running: it settles as usual, nothing expires it.
+    d.unsub(w);
+    d.advance(20);
+    d.ok(1);
+    d.pump();
+    assert_eq!(state(&d, "a"), Some((JobState::Done, 1)));
+    assert_eq!(d.stats().expired, 0);
+}
+
+#[test]
+fn without_members_a_message_that_failed_before_dies_when_its_ttl_ends() {
+    let mut d = Driver::new();
+    let w = d.member("jobs", "workers", retry(3, 10));
+    let mut m = Driver::with_id(1, "a");
+    m.ttl = Some(100 * MS);
+    d.send("jobs", m, PublishMode::Now).unwrap();
+    assert_eq!(d.pump_payloads(), vec![1]);
+    d.fail(1, "boom");
+    d.unsub(w);
+    // Its retry comes due with nobody to take it; then its TTL ends.
+    d.advance(10);
+    assert_eq!(state(&d, "a"), Some((JobState::Pending, 1)));
+    d.advance(89);
+    assert_eq!(state(&d, "a"), Some((JobState::Pending, 1)));
+    d.advance(1);
+    assert_eq!(state(&d, "a"), Some((JobState::Dead, 1)));
+    let (letter, by) = d.publish_next_dead(0);
+    assert_eq!(
+        (letter.attempts, letter.error.message.as_ref()),
+        (1, "boom")
+    );
+    assert_eq!(by, Some(w), "the failure was that member's");
+    let st = d.stats();
+    assert_eq!(
+        (st.groups[0].dead, st.groups[0].expired, st.expired),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn without_members_an_expired_message_lets_the_next_one_with_its_key_go() {
+    let mut d = Driver::new();
+    let w = d.member("jobs", "workers", SubscribeOptions::default());
+    d.unsub(w);
+    let mut first = Driver::keyed(1, "k");
+    first.ttl = Some(10 * MS);
+    d.send("jobs", first, PublishMode::Now).unwrap();
+    let mut parked = Driver::keyed(2, "k");
+    parked.ttl = Some(5 * MS);
+    d.send("jobs", parked, PublishMode::Now).unwrap();
+    d.send("jobs", Driver::keyed(3, "k"), PublishMode::Now)
+        .unwrap();
+    // The parked one, behind the first, expires first; then the first.
+    d.advance(5);
+    assert_eq!((d.stats().expired, d.stats().groups[0].depth), (1, 2));
+    d.advance(5);
+    assert_eq!((d.stats().expired, d.stats().groups[0].depth), (2, 1));
+    d.member("jobs", "workers", SubscribeOptions::default());
+    assert_eq!(d.pump_payloads(), vec![3], "the key's line moved on");
+}
+
+#[test]
+fn without_members_many_messages_expire_in_ttl_order() {
+    let mut d = Driver::new();
+    let w = d.member("jobs", "workers", SubscribeOptions::default());
+    d.unsub(w);
+    let n = 2_000u32;
+    for p in 0..n {
+        let mut m = Driver::with_id(p, &format!("m{p}"));
+        // TTL ends spread over 1..=100 ms, not in publish order.
+        m.ttl = Some(u64::from(1 + (p * 37) % 100) * MS);
+        d.send("jobs", m, PublishMode::Now).unwrap();
+    }
+    for ms in 1..=100u64 {
+        d.advance(1);
+        let gone = (0..n)
+            .filter(|p| u64::from(1 + (p * 37) % 100) <= ms)
+            .count() as u64;
+        assert_eq!(d.stats().expired, gone, "at {ms} ms");
+    }
+    assert_eq!(d.stats().groups[0].depth, 0);
+    assert_eq!(d.b.next_deadline(), None);
+}
+
+#[test]
 fn a_publisher_waiting_on_a_full_work_queue_knows_which_and_hears_of_room() {
     let mut d = Driver::new();
     d.member(

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { Bus, matches } from 'edgebus';
 
 const SEED = Number(process.env.EDGEBUS_PROP_SEED ?? 20261205);
-const RUNS = Number(process.env.EDGEBUS_PROP_RUNS ?? 300);
+const RUNS = Number(process.env.EDGEBUS_PROP_RUNS ?? 1000);
 
 const TOPICS = ['a.b', 'a.c', 'x.b', 'x.y.z'];
 const PATTERNS = ['a.b', 'a.*', '*.b', '>', 'x.b', 'x.>', 'a.c'];

@@ -27,7 +27,7 @@ import { settle } from './support/helpers.mjs';
 import { KNOWN_DEFECTS } from './support/known-defects.mjs';
 
 const SEED = Number(process.env.EDGEBUS_PROP_SEED ?? 20261204);
-const RUNS = Number(process.env.EDGEBUS_PROP_RUNS ?? 200);
+const RUNS = Number(process.env.EDGEBUS_PROP_RUNS ?? 1000);
 
 // ----- generators ------------------------------------------------------------------------------
 

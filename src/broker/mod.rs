@@ -624,6 +624,9 @@ pub struct Broker<P> {
     ready: VecDeque<Ready<P>>,
     inflight: Slab<InFlight<P>>,
     timers: BinaryHeap<Reverse<(u64, Timer)>>,
+    /// Expiry watches of work queues without members ([`Timer::Expiry`]): due like timers, but
+    /// nothing waits on them (see [`Broker::timers_keep_alive`]).
+    watches: BinaryHeap<Reverse<(u64, Timer)>>,
     events: VecDeque<Event>,
     counters: Counters,
     latency: LatencyHistogram,
@@ -690,6 +693,7 @@ impl<P: Clone> Broker<P> {
             ready: VecDeque::new(),
             inflight: Slab::new(),
             timers: BinaryHeap::new(),
+            watches: BinaryHeap::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
             latency: LatencyHistogram::new(),

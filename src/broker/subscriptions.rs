@@ -230,7 +230,7 @@ impl<P: Clone> Broker<P> {
                 .push(Reverse((at, Timer::ClaimWait(gid.index, gid.gen))));
         }
         if let Some(at) = expiry {
-            self.timers
+            self.watches
                 .push(Reverse((at, Timer::Expiry(gid.index, gid.gen, at))));
         }
         self.counters.expired += expired;
@@ -269,7 +269,7 @@ impl<P: Clone> Broker<P> {
                 wq.leave(&id);
                 // The last member gone: waiting jobs expire at their TTL's end.
                 if let Some(at) = wq.take_expiry_wake() {
-                    self.timers
+                    self.watches
                         .push(Reverse((at, Timer::Expiry(gid.index, gid.gen, at))));
                 }
             }

@@ -3,17 +3,40 @@
 use super::*;
 
 impl<P: Clone> Broker<P> {
-    /// The earliest time a live timer is due, if any.
+    /// The earliest time a live timer or expiry watch is due, if any.
     pub fn next_deadline(&mut self) -> Option<u64> {
-        // Timers are invalidated lazily; drop the stale ones on top so a driver never waits
-        // (or keeps a process alive) for a deadline with nothing behind it.
-        while let Some(Reverse((t, timer))) = self.timers.peek() {
-            if self.timer_is_live(*timer) {
-                return Some(*t);
-            }
-            self.timers.pop();
+        let timer = self.first_live(false);
+        let watch = self.first_live(true);
+        match (timer, watch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        None
+    }
+
+    /// Whether a live timer other than an expiry watch is pending: something a host should stay
+    /// up for (a retry, a timeout, a batch wait, a delayed message). The expiry of a work queue's
+    /// waiting messages while it has no members only updates counts, so a Node driver does not
+    /// keep its process alive for it alone.
+    pub fn timers_keep_alive(&mut self) -> bool {
+        self.first_live(false).is_some()
+    }
+
+    /// The time of the first live timer (or expiry watch), dropping the stale ones on top
+    /// (timers are invalidated lazily) so that a driver never waits for a deadline with nothing
+    /// behind it.
+    fn first_live(&mut self, watches: bool) -> Option<u64> {
+        loop {
+            let heap = if watches { &self.watches } else { &self.timers };
+            let &Reverse((t, timer)) = heap.peek()?;
+            if self.timer_is_live(timer) {
+                return Some(t);
+            }
+            if watches {
+                self.watches.pop();
+            } else {
+                self.timers.pop();
+            }
+        }
     }
 
     pub(super) fn timer_is_live(&self, timer: Timer) -> bool {
@@ -53,9 +76,40 @@ impl<P: Clone> Broker<P> {
         }
     }
 
-    /// Runs every timer due at `now`: batch waits, retries and handler timeouts.
+    /// Runs every timer due at `now`: batch waits, retries, handler timeouts, delayed messages,
+    /// then the expiry watches of work queues without members.
     pub fn fire_timers(&mut self, now: u64) {
         self.last_now = now;
+        self.fire_due_timers(now);
+        while let Some(Reverse((due, _))) = self.watches.peek() {
+            if *due > now {
+                break;
+            }
+            if let Some(Reverse((_, Timer::Expiry(index, gen, at)))) = self.watches.pop() {
+                self.watch_due(index, gen, at, now);
+            }
+        }
+    }
+
+    /// A work queue's expiry watch for `at` came due: the waiting jobs whose TTL ended expire.
+    fn watch_due(&mut self, index: u32, gen: u32, at: u64, now: u64) {
+        if self.closed {
+            return;
+        }
+        if let Some(Sub {
+            kind: Kind::Group(wq),
+            ..
+        }) = self.subs.get_mut(index, gen)
+        {
+            if wq.expiry_armed() == Some(at) {
+                wq.expire_waiting(now);
+                // Counts what expired, buries what died, and arms the next watch.
+                self.dispatch_group(SubId { index, gen });
+            }
+        }
+    }
+
+    fn fire_due_timers(&mut self, now: u64) {
         while let Some(Reverse((due, _))) = self.timers.peek() {
             if *due > now {
                 break;
@@ -89,20 +143,7 @@ impl<P: Clone> Broker<P> {
                     }
                 }
                 Timer::ClaimWait(index, gen) => self.dispatch_group(SubId { index, gen }),
-                Timer::Expiry(..) if self.closed => {}
-                Timer::Expiry(index, gen, at) => {
-                    if let Some(Sub {
-                        kind: Kind::Group(wq),
-                        ..
-                    }) = self.subs.get_mut(index, gen)
-                    {
-                        if wq.expiry_armed() == Some(at) {
-                            wq.expire_waiting(now);
-                            // Counts what expired and buries what died; arms the next wake-up.
-                            self.dispatch_group(SubId { index, gen });
-                        }
-                    }
-                }
+                Timer::Expiry(index, gen, at) => self.watch_due(index, gen, at, now),
                 Timer::Visible(seq) => self.make_visible(seq, now),
                 Timer::Retry(index, gen) => {
                     let id = SubId { index, gen };

@@ -1055,6 +1055,12 @@ impl WasmBroker {
             .map_or(-1.0, |t| t as f64 / 1000.0)
     }
 
+    /// Whether a pending timer is one a host should stay up for (not only the expiry watch of a
+    /// work queue without members): the driver's timer keeps a Node process alive then.
+    pub fn timers_keep_alive(&mut self) -> bool {
+        self.core.timers_keep_alive()
+    }
+
     /// Tells the core whether publishers wait for room.
     pub fn set_waiting(&mut self, waiting: bool) {
         self.core.set_waiting(waiting);

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Bus, ManualClock } from 'edgebus';
@@ -654,4 +655,41 @@ test('work queue: close() lists a message waiting for its retry instead of waiti
   clock.advance(3_600_000);
   await settle();
   assert.equal(calls, 1);
+});
+
+test('a work queue without members expires a waiting message when its TTL ends, and that alone does not keep the Node process alive', async () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock });
+  bus.subscribe('jobs', () => {}, { group: 'w' }).unsubscribe();
+  bus.publish('jobs', 'a', { id: 'a', ttlMs: 100 });
+  bus.publish('jobs', 'b', { id: 'b' });
+  clock.advance(99);
+  assert.equal(bus.status('a').state, 'pending');
+  clock.advance(1);
+  await settle();
+  assert.equal(bus.status('a').state, 'expired');
+  assert.equal(bus.status('b').state, 'pending');
+  const g = bus.stats().groups[0];
+  assert.deepEqual([g.expired, g.depth, bus.stats().expired, bus.stats().queued], [1, 1, 1, 1]);
+  const { remaining } = await bus.close();
+  assert.deepEqual(remaining.map((r) => r.message.payload), ['b']);
+
+  // Real clock: a TTL an hour away does not hold the process; a delayed message still does (it
+  // is delivered before the process ends), also when it comes after the expiry watch was armed.
+  for (const [mode, want] of [['watch', 'end'], ['delayed', 'end d'], ['later', 'end l']]) {
+    const script = `
+      const { Bus } = require('edgebus');
+      const bus = new Bus();
+      const got = [];
+      bus.subscribe('x', (p) => { got.push(p); });
+      bus.subscribe('jobs', () => {}, { group: 'w' }).unsubscribe();
+      bus.publish('jobs', 1, { ttlMs: 3600000 });
+      if ('${mode}' === 'delayed') bus.publish('x', 'd', { notBefore: Date.now() + 200 });
+      if ('${mode}' === 'later') setTimeout(() => bus.publish('x', 'l', { notBefore: Date.now() + 200 }), 50);
+      process.on('exit', () => console.log(['end', ...got].join(' ')));
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: process.cwd(), encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.signal, null, `${mode}: the process was still alive after 20 s (the expiry watch held it)`);
+    assert.equal(r.stdout.trim(), want, `${mode}: ${r.stderr}`);
+  }
 });

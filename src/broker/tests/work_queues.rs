@@ -450,8 +450,9 @@ fn without_members_a_waiting_message_expires_when_its_ttl_ends() {
         .unwrap();
     d.send("jobs", Driver::with_id(3, "forever"), PublishMode::Now)
         .unwrap();
-    // Nothing claims: the core wakes up for the soonest TTL end.
+    // Nothing claims: the core wakes up for the soonest TTL end, and nothing waits on that.
     assert_eq!(d.b.next_deadline(), Some(d.now + 10 * MS));
+    assert!(!d.b.timers_keep_alive(), "an expiry watch alone");
     d.advance(9);
     assert_eq!(state(&d, "soon"), Some((JobState::Pending, 0)));
     d.advance(1);
@@ -512,8 +513,10 @@ fn without_members_a_message_that_failed_before_dies_when_its_ttl_ends() {
     assert_eq!(d.pump_payloads(), vec![1]);
     d.fail(1, "boom");
     d.unsub(w);
+    assert!(d.b.timers_keep_alive(), "a retry is pending");
     // Its retry comes due with nobody to take it; then its TTL ends.
     d.advance(10);
+    assert!(!d.b.timers_keep_alive(), "only the expiry watch is left");
     assert_eq!(state(&d, "a"), Some((JobState::Pending, 1)));
     d.advance(89);
     assert_eq!(state(&d, "a"), Some((JobState::Pending, 1)));

@@ -223,6 +223,7 @@ export class Bus {
     this._idleWaiters = [];
     this._timer = undefined;
     this._timerAt = Infinity;
+    this._timerHolds = true;    // the armed timer is ref'd (see _afterPump)
     this._closing = false;
     this._closed = false;
   }
@@ -1319,6 +1320,20 @@ export class Bus {
         this._timerAt = Infinity;
         this._pump();
       }, Math.min(MAX_TIMER_MS, Math.max(0, deadline - this._clock.now())));
+      this._timerHolds = true;
+    }
+    if (this._timer !== undefined) {
+      // Node: a timer holds the process up only for work (a retry, a timeout, a delayed
+      // message), not for a work queue without members whose waiting messages' TTLs end.
+      const holds = this._core.timers_keep_alive();
+      if (holds !== this._timerHolds) {
+        this._timerHolds = holds;
+        const t = this._timer;
+        if (typeof t === 'object' && t !== null) {
+          if (holds && typeof t.ref === 'function') t.ref();
+          else if (!holds && typeof t.unref === 'function') t.unref();
+        }
+      }
     }
     if (this._waiters.length > 0) this._admitWaiters();
     if (this._idleWaiters.length > 0 && this._isIdle()) {

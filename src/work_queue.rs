@@ -22,8 +22,7 @@ use crate::message::Message;
 use crate::slab::Slab;
 use crate::topic::validate_topic;
 use hashbrown::HashMap;
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
 /// Retry policy of a work queue. Times are in microseconds.
@@ -279,14 +278,6 @@ pub(crate) struct WorkQueue<P, S> {
     /// Jobs that had failed before and whose TTL ended before a member could take them again:
     /// dead, waiting for the broker to bury them (their failure is final).
     newly_dead: Vec<JobRef>,
-    /// While it has no members: the TTL ends of the jobs waiting for one (ready or parked),
-    /// soonest first; an entry whose job no longer waits is passed over when it comes up. With
-    /// members there is none: they find expired jobs as they claim.
-    expiries: Option<BinaryHeap<Reverse<(u64, JobRef)>>>,
-    /// The TTL end the broker wakes it up for (see [`WorkQueue::expire_waiting`]).
-    expiry_armed: Option<u64>,
-    /// A wake-up the broker has not armed yet.
-    expiry_wake: Option<u64>,
 }
 
 impl<P, S> WorkQueue<P, S> {
@@ -359,35 +350,12 @@ impl<P, S> WorkQueue<P, S> {
     pub(crate) fn take_newly_dead(&mut self) -> Vec<JobRef> {
         std::mem::take(&mut self.newly_dead)
     }
-
-    /// The TTL end the broker should wake this work queue up for, when it changed (see
-    /// [`WorkQueue::expire_waiting`]).
-    pub(crate) fn take_expiry_wake(&mut self) -> Option<u64> {
-        self.expiry_wake.take()
-    }
-
-    /// The TTL end of the current wake-up: a timer for another time is stale.
-    pub(crate) fn expiry_armed(&self) -> Option<u64> {
-        self.expiry_armed
-    }
-
-    /// Asks for a wake-up at `at` unless one comes sooner.
-    fn wake_for_expiry(&mut self, at: u64) {
-        if self.expiry_armed.is_none_or(|armed| at < armed) {
-            self.expiry_armed = Some(at);
-            self.expiry_wake = Some(at);
-        }
-    }
 }
 
 impl<P, S: PartialEq> WorkQueue<P, S> {
     /// Adds a member with `capacity` concurrent claims; `claim` is its batch claim (most
     /// messages per claim, longest wait for a fuller one).
     pub(crate) fn join(&mut self, sub: S, capacity: u32, claim: Option<(usize, u64)>) {
-        // Members claim: an expired job is found then.
-        self.expiries = None;
-        self.expiry_armed = None;
-        self.expiry_wake = None;
         self.members.push(Member {
             sub,
             capacity,
@@ -397,28 +365,9 @@ impl<P, S: PartialEq> WorkQueue<P, S> {
         });
     }
 
-    /// Removes a member (its claims already handed out settle as usual). With the last one gone,
-    /// the jobs waiting expire at their TTL's end (see [`WorkQueue::expire_waiting`]).
+    /// Removes a member (its claims already handed out settle as usual).
     pub(crate) fn leave(&mut self, sub: &S) {
         self.members.retain(|m| m.sub != *sub);
-        if self.members.is_empty() && self.expiries.is_none() {
-            let waiting: Vec<_> = self
-                .jobs
-                .iter()
-                .filter(|(_, _, j)| matches!(j.place, Place::Ready | Place::Parked))
-                .filter_map(|(index, gen, j)| {
-                    j.msg
-                        .expires_at
-                        .map(|at| Reverse((at, JobRef { index, gen })))
-                })
-                .collect();
-            let heap = BinaryHeap::from(waiting);
-            let first = heap.peek().map(|Reverse((at, _))| *at);
-            self.expiries = Some(heap);
-            if let Some(at) = first {
-                self.wake_for_expiry(at);
-            }
-        }
     }
 
     /// Whether `sub` is a member that claims batches.
@@ -450,51 +399,33 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             flushing: false,
             newly_expired: 0,
             newly_dead: Vec::new(),
-            // No members until the first joins.
-            expiries: Some(BinaryHeap::new()),
-            expiry_armed: None,
-            expiry_wake: None,
         }
     }
 
-    /// `job` waits for a member (ready or parked): with none, its TTL's end is watched.
-    fn note_waiting(&mut self, job: JobRef, expires_at: Option<u64>) {
-        if let (Some(heap), Some(at)) = (self.expiries.as_mut(), expires_at) {
-            heap.push(Reverse((at, job)));
-            self.wake_for_expiry(at);
-        }
+    /// The TTL's end of `job` while it waits for a member (ready or parked). With no members,
+    /// nothing claims it, so the broker watches for that time (see [`WorkQueue::expire`]).
+    pub(crate) fn waiting_until(&self, job: JobRef) -> Option<u64> {
+        let j = self.jobs.get(job.index, job.gen)?;
+        matches!(j.place, Place::Ready | Place::Parked)
+            .then_some(j.msg.expires_at)
+            .flatten()
     }
 
-    /// With no members, nothing claims: the jobs waiting whose TTL has ended by `now` end here,
-    /// as a claim would have found them (expired; dead when an attempt had failed before, or
-    /// was made before it was published), and the next TTL end to wake up for is asked for.
-    pub(crate) fn expire_waiting(&mut self, now: u64) {
-        self.expiry_armed = None;
-        let Some(heap) = self.expiries.as_mut() else {
-            return;
-        };
-        let mut due = Vec::new();
-        while let Some(&Reverse((at, job))) = heap.peek() {
-            if at > now {
-                break;
-            }
-            heap.pop();
-            due.push(job);
-        }
-        let next = heap.peek().map(|Reverse((at, _))| *at);
-        // A job that went back to waiting (a retry, a claim undone) has an entry per time.
-        let mut seen = hashbrown::HashSet::with_capacity(due.len());
-        for job in due {
-            if seen.insert(job) {
-                self.expire_one(job, now);
+    /// Every job waiting for a member (ready or parked).
+    pub(crate) fn waiting(&self) -> Vec<JobRef> {
+        let mut out = Vec::new();
+        for (index, gen, j) in self.jobs.iter() {
+            if matches!(j.place, Place::Ready | Place::Parked) {
+                out.push(JobRef { index, gen });
             }
         }
-        if let Some(at) = next {
-            self.wake_for_expiry(at);
-        }
+        out
     }
 
-    fn expire_one(&mut self, job: JobRef, now: u64) {
+    /// With no members, nothing claims: a job waiting whose TTL has ended by `now` ends here, as
+    /// a claim would have found it (expired; dead when an attempt had failed before, or was made
+    /// before it was published). The broker counts and buries (see `take_newly_expired`).
+    pub(crate) fn expire(&mut self, job: JobRef, now: u64) {
         let Some(j) = self.jobs.get(job.index, job.gen) else {
             return;
         };
@@ -505,7 +436,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             (j.place, j.priority, j.msg.seq, j.attempts > 0);
         match place {
             Place::Ready => {
-                self.ready.remove(&(Reverse(priority), seq, job));
+                self.ready.remove(&(std::cmp::Reverse(priority), seq, job));
             }
             Place::Parked => {}
             Place::InFlight | Place::Retrying => return,
@@ -527,9 +458,8 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
     /// ([`Message::prior`]) counts from there; until a try here fails, its last error is that none
     /// of those attempts was acknowledged (the error of its letter should it die without a
     /// delivery here).
-    pub(crate) fn push(&mut self, msg: Message<P>, priority: u32) {
+    pub(crate) fn push(&mut self, msg: Message<P>, priority: u32) -> JobRef {
         let prior = msg.prior;
-        let expires_at = msg.expires_at;
         self.counters.published += 1;
         self.depth += 1;
         let key = msg.key.clone();
@@ -559,7 +489,6 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             None,
         );
         let job = JobRef { index, gen };
-        self.note_waiting(job, expires_at);
         if let Some(id) = id {
             self.finished.remove(&id);
             self.live_ids.insert(id, job);
@@ -578,6 +507,7 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
                 self.ready.insert((std::cmp::Reverse(priority), seq, job));
             }
         }
+        job
     }
 
     /// Drops the oldest ready message of the lowest priority, to make room. Returns whether one
@@ -749,10 +679,8 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
             j.place = Place::Ready;
             self.ready
                 .insert((std::cmp::Reverse(j.priority), j.msg.seq, job));
-            let expires_at = j.msg.expires_at;
             self.in_flight -= 1;
             self.depth += 1;
-            self.note_waiting(job, expires_at);
         }
     }
 
@@ -856,8 +784,6 @@ impl<P: Clone, S: Copy + PartialEq> WorkQueue<P, S> {
         self.retrying -= 1;
         self.ready
             .insert((std::cmp::Reverse(j.priority), j.msg.seq, job));
-        let expires_at = j.msg.expires_at;
-        self.note_waiting(job, expires_at);
     }
 
     /// Removes a job that reached a final state, records it for `status`, and lets the next job

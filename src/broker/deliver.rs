@@ -120,6 +120,7 @@ impl<P: Clone> Broker<P> {
         };
         if !member_live {
             wq.unclaim(member, &jobs);
+            self.watch_waiting(gid, &jobs);
             self.finish(member, None);
             self.dispatch_group(gid);
             return None;
@@ -160,8 +161,11 @@ impl<P: Clone> Broker<P> {
             None,
         );
         if let Some(t) = timeout {
-            self.timers
-                .push(Reverse((now.saturating_add(t), Timer::Timeout(index, gen))));
+            arm(
+                &mut self.timers,
+                now.saturating_add(t),
+                Timer::Timeout(index, gen),
+            );
         }
         let items = if batch {
             Items::Batch(msgs)
@@ -199,8 +203,11 @@ impl<P: Clone> Broker<P> {
             None,
         );
         if let Some(t) = timeout {
-            self.timers
-                .push(Reverse((now.saturating_add(t), Timer::Timeout(index, gen))));
+            arm(
+                &mut self.timers,
+                now.saturating_add(t),
+                Timer::Timeout(index, gen),
+            );
         }
         DeliveryId { index, gen }
     }
@@ -293,6 +300,7 @@ impl<P: Clone> Broker<P> {
         {
             wq.unclaim(f.sub, &jobs);
         }
+        self.watch_waiting(gid, &jobs);
         self.finish(f.sub, None);
         self.dispatch_group(gid);
     }
@@ -370,10 +378,11 @@ impl<P: Clone> Broker<P> {
             }
         }
         for (job, due) in retries {
-            self.timers.push(Reverse((
+            arm(
+                &mut self.timers,
                 due,
                 Timer::JobRetry(gid.index, gid.gen, job.index, job.gen),
-            )));
+            );
         }
         if dead > 0 {
             self.events.push_back(Event::Dead);
@@ -432,8 +441,7 @@ impl<P: Clone> Broker<P> {
                     self.events.push_back(Event::Failed);
                 }
                 if retry {
-                    self.timers
-                        .push(Reverse((due, Timer::Retry(id.index, id.gen))));
+                    arm(&mut self.timers, due, Timer::Retry(id.index, id.gen));
                     return;
                 }
                 self.finish(id, f.key.as_ref());

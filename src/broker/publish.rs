@@ -478,7 +478,8 @@ impl<P: Clone> Broker<P> {
             }
         }
         if let Kind::Group(g) = &mut sub.kind {
-            g.push(msg, priority);
+            let job = g.push(msg, priority);
+            self.watch_waiting(id, &[job]);
             match &mut self.deferred {
                 Some(later) => {
                     if !later.contains(&id) {
@@ -496,10 +497,11 @@ impl<P: Clone> Broker<P> {
             Kind::Batch(b) => {
                 if let Pushed::Opened(gen) = b.push(msg) {
                     let wait = b.policy.max_wait;
-                    self.timers.push(Reverse((
+                    arm(
+                        &mut self.timers,
                         now.saturating_add(wait),
                         Timer::BatchWait(id.index, id.gen, gen),
-                    )));
+                    );
                 }
             }
         }

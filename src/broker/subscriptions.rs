@@ -175,6 +175,7 @@ impl<P: Clone> Broker<P> {
         {
             wq.join(id, options.concurrency, claim);
         }
+
         // Waiting messages (left by earlier members) go to the newcomer at once.
         self.dispatch_group(gid);
         Ok(id)
@@ -186,6 +187,29 @@ impl<P: Clone> Broker<P> {
         let order = self.next_order;
         let (index, gen) = self.subs.insert(make(order), Some(order as u32));
         SubId { index, gen }
+    }
+
+    /// Watches the TTLs of `jobs` of group `gid` that wait for a member, when it has none (with
+    /// members, a claim finds an expired job).
+    #[inline(never)]
+    pub(super) fn watch_waiting(&mut self, gid: SubId, jobs: &[JobRef]) {
+        if let Some(Sub {
+            kind: Kind::Group(wq),
+            ..
+        }) = self.subs.get(gid.index, gid.gen)
+        {
+            if wq.member_count() == 0 {
+                for &job in jobs {
+                    if let Some(at) = wq.waiting_until(job) {
+                        arm(
+                            &mut self.watches,
+                            at,
+                            Timer::Expiry(gid.index, gid.gen, job.index, job.gen),
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Hands a group's ready jobs to members with room.
@@ -203,7 +227,6 @@ impl<P: Clone> Broker<P> {
         let mut claims: Vec<Claim<SubId>> = Vec::new();
         let wake = wq.claim(now, &mut claims);
         let expired = wq.take_newly_expired();
-        let expiry = wq.take_expiry_wake();
         let mut dead: Vec<(DeadLetter<P>, Option<SubId>)> = Vec::new();
         for job in wq.take_newly_dead() {
             let by = wq.failed_by(job);
@@ -226,12 +249,7 @@ impl<P: Clone> Broker<P> {
             self.events.push_back(Event::Dead);
         }
         if let Some(at) = wake {
-            self.timers
-                .push(Reverse((at, Timer::ClaimWait(gid.index, gid.gen))));
-        }
-        if let Some(at) = expiry {
-            self.watches
-                .push(Reverse((at, Timer::Expiry(gid.index, gid.gen, at))));
+            arm(&mut self.timers, at, Timer::ClaimWait(gid.index, gid.gen));
         }
         self.counters.expired += expired;
         for c in claims {
@@ -267,11 +285,14 @@ impl<P: Clone> Broker<P> {
             }) = self.subs.get_mut(gid.index, gid.gen)
             {
                 wq.leave(&id);
-                // The last member gone: waiting jobs expire at their TTL's end.
-                if let Some(at) = wq.take_expiry_wake() {
-                    self.watches
-                        .push(Reverse((at, Timer::Expiry(gid.index, gid.gen, at))));
-                }
+                // The last member gone: nothing claims, so the TTLs of the jobs waiting are
+                // watched.
+                let waiting = if wq.member_count() == 0 {
+                    wq.waiting()
+                } else {
+                    Vec::new()
+                };
+                self.watch_waiting(gid, &waiting);
             }
             self.free_if_done(id);
             // The group stays: what is published with no member is kept for the next one, and

@@ -66,11 +66,13 @@ impl<P: Clone> Broker<P> {
             ),
             Timer::Visible(seq) => self.scheduled.contains_key(&seq),
             // As retries, a closed bus lists such jobs in `remaining`.
-            Timer::Expiry(index, gen, at) => {
+            Timer::Expiry(index, gen, ji, jg) => {
                 !self.closed
                     && matches!(
                         self.subs.get(index, gen),
-                        Some(Sub { kind: Kind::Group(wq), .. }) if wq.expiry_armed() == Some(at)
+                        Some(Sub { kind: Kind::Group(wq), .. })
+                            if wq.member_count() == 0
+                                && wq.waiting_until(JobRef { index: ji, gen: jg }).is_some()
                     )
             }
         }
@@ -85,26 +87,26 @@ impl<P: Clone> Broker<P> {
             if *due > now {
                 break;
             }
-            if let Some(Reverse((_, Timer::Expiry(index, gen, at)))) = self.watches.pop() {
-                self.watch_due(index, gen, at, now);
+            if let Some(Reverse((_, Timer::Expiry(index, gen, ji, jg)))) = self.watches.pop() {
+                self.watch_due(SubId { index, gen }, JobRef { index: ji, gen: jg }, now);
             }
         }
     }
 
-    /// A work queue's expiry watch for `at` came due: the waiting jobs whose TTL ended expire.
-    fn watch_due(&mut self, index: u32, gen: u32, at: u64, now: u64) {
+    /// The TTL of `job`, waiting in group `gid`, ended: it expires if nothing claims it.
+    fn watch_due(&mut self, gid: SubId, job: JobRef, now: u64) {
         if self.closed {
             return;
         }
         if let Some(Sub {
             kind: Kind::Group(wq),
             ..
-        }) = self.subs.get_mut(index, gen)
+        }) = self.subs.get_mut(gid.index, gid.gen)
         {
-            if wq.expiry_armed() == Some(at) {
-                wq.expire_waiting(now);
-                // Counts what expired, buries what died, and arms the next watch.
-                self.dispatch_group(SubId { index, gen });
+            if wq.member_count() == 0 {
+                wq.expire(job, now);
+                // Counts what expired and buries what died.
+                self.dispatch_group(gid);
             }
         }
     }
@@ -138,12 +140,16 @@ impl<P: Clone> Broker<P> {
                         ..
                     }) = self.subs.get_mut(index, gen)
                     {
-                        wq.retry_due(JobRef { index: ji, gen: jg });
+                        let job = JobRef { index: ji, gen: jg };
+                        wq.retry_due(job);
+                        self.watch_waiting(gid, &[job]);
                         self.dispatch_group(gid);
                     }
                 }
                 Timer::ClaimWait(index, gen) => self.dispatch_group(SubId { index, gen }),
-                Timer::Expiry(index, gen, at) => self.watch_due(index, gen, at, now),
+                Timer::Expiry(index, gen, ji, jg) => {
+                    self.watch_due(SubId { index, gen }, JobRef { index: ji, gen: jg }, now)
+                }
                 Timer::Visible(seq) => self.make_visible(seq, now),
                 Timer::Retry(index, gen) => {
                     let id = SubId { index, gen };

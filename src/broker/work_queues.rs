@@ -157,7 +157,7 @@ impl<P: Clone> Broker<P> {
             self.scheduled_ids.insert(id.clone(), seq);
         }
         self.scheduled.insert(seq, Scheduled { topic, msg });
-        self.timers.push(Reverse((at, Timer::Visible(seq))));
+        arm(&mut self.timers, at, Timer::Visible(seq));
         Ok(())
     }
 

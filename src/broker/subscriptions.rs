@@ -175,7 +175,6 @@ impl<P: Clone> Broker<P> {
         {
             wq.join(id, options.concurrency, claim);
         }
-
         // Waiting messages (left by earlier members) go to the newcomer at once.
         self.dispatch_group(gid);
         Ok(id)

@@ -693,3 +693,20 @@ test('a work queue without members expires a waiting message when its TTL ends, 
     assert.equal(r.stdout.trim(), want, `${mode}: ${r.stderr}`);
   }
 });
+
+test('a publishAsync waiting on a full work queue without members is admitted when a waiting message expires', async () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock });
+  bus.subscribe('jobs', () => {}, { group: 'w', maxQueue: 1, overflow: 'wait' }).unsubscribe();
+  bus.publish('jobs', 'a', { ttlMs: 100 });
+  let result = 'waiting';
+  bus.publishAsync('jobs', 'b').then((r) => { result = r; }, (e) => { result = e; });
+  await settle();
+  assert.equal(result, 'waiting');
+  clock.advance(100);
+  await settle();
+  assert.equal(result, true);
+  const g = bus.stats().groups[0];
+  assert.deepEqual([g.published, g.expired, g.depth], [2, 1, 1]);
+  await bus.close();
+});

@@ -237,11 +237,16 @@ impl<P: Clone> Broker<P> {
         let waits = (!claims.is_empty() || buried || expired > 0) && g_overflow_waits;
         if buried {
             // Failed before, and their TTL ended before a member could take them again: final
-            // failures no driver has reported yet.
+            // failures no driver has reported yet, each the failure of the member whose try
+            // failed (or that would have taken it). One whose tries were all made before it was
+            // published, in a work queue without members, is nobody's: dead, with its letter,
+            // and no handler failure to count or report.
             for (_, by) in &dead {
-                self.counters.failed += 1;
-                if let Some(m) = by.and_then(|by| self.subs.get_mut(by.index, by.gen)) {
-                    m.counted().counters.failed += 1;
+                if let Some(by) = by {
+                    self.counters.failed += 1;
+                    if let Some(m) = self.subs.get_mut(by.index, by.gen) {
+                        m.counted().counters.failed += 1;
+                    }
                 }
             }
             self.dead.extend(dead);

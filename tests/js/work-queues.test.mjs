@@ -710,3 +710,20 @@ test('a publishAsync waiting on a full work queue without members is admitted wh
   assert.deepEqual([g.published, g.expired, g.depth], [2, 1, 1]);
   await bus.close();
 });
+
+test('in a work queue without members, a message tried only before it was published dies at its TTL as nobody\'s failure', async () => {
+  const clock = new ManualClock(0);
+  const errors = [];
+  const bus = new Bus({ clock, onError: (e) => errors.push(e.code) });
+  const letters = [];
+  bus.subscribe('$dead.w', (p) => { letters.push([p.attempts, p.error.code]); });
+  bus.subscribe('jobs', () => {}, { group: 'w', maxAttempts: 3 }).unsubscribe();
+  bus.publish('jobs', 'a', { id: 'a', ttlMs: 10, attempts: 1 });
+  clock.advance(10);
+  await settle();
+  assert.deepEqual(bus.status('a'), { state: 'dead', attempts: 1, group: 'w' });
+  assert.deepEqual(letters, [[1, 'HANDLER_TIMEOUT']]);
+  assert.deepEqual(errors, [], 'no handler here failed it');
+  assert.deepEqual([bus.stats().failed, bus.stats().groups[0].dead], [0, 1]);
+  await bus.close();
+});

@@ -536,6 +536,34 @@ fn without_members_a_message_that_failed_before_dies_when_its_ttl_ends() {
 }
 
 #[test]
+fn without_members_a_message_tried_only_before_it_was_published_dies_as_nobody_s_failure() {
+    let mut d = Driver::new();
+    let w = d.member("jobs", "workers", retry(3, 10));
+    d.unsub(w);
+    let mut m = Driver::with_id(1, "a");
+    m.ttl = Some(10 * MS);
+    m.attempts = 1;
+    d.send("jobs", m, PublishMode::Now).unwrap();
+    d.advance(10);
+    assert_eq!(state(&d, "a"), Some((JobState::Dead, 1)));
+    let (letter, by) = d.publish_next_dead(0);
+    assert_eq!(
+        by, None,
+        "no member tried it here, none would have taken it"
+    );
+    assert_eq!(
+        letter.error.message.as_ref(),
+        "not acknowledged in the 1 attempt(s) made before it was published"
+    );
+    let st = d.stats();
+    assert_eq!(
+        (st.groups[0].dead, st.failed),
+        (1, 0),
+        "dead, with no handler failure to count"
+    );
+}
+
+#[test]
 fn without_members_an_expired_message_lets_the_next_one_with_its_key_go() {
     let mut d = Driver::new();
     let w = d.member("jobs", "workers", SubscribeOptions::default());

@@ -690,16 +690,16 @@ export class ShardedBus {
     const seen = new Set();
     for (let i = 0; i < payloads.length; i++) {
       const id = ids === undefined ? undefined : ids[i];
-      if (id !== undefined && this._filter !== undefined && (this._filter.has(id) || seen.has(id))) {
-        this._duplicates++;
-        continue;
-      }
+      if (id !== undefined && this._filter !== undefined && (this._filter.has(id) || seen.has(id))) continue;
       if (id !== undefined) seen.add(id);
       fresh.push(i);
     }
     const s = this._shards[this._shardOf(o.key ?? topic)];
-    // All or nothing under 'reject' (and 'wait', which publishBatch cannot wait for).
-    if (!this._makeRoom(s, fresh.length, true)) {
+    // All or nothing under 'reject' (and 'wait', which publishBatch cannot wait for): a refused
+    // batch counts no duplicates either.
+    const fits = this._makeRoom(s, fresh.length, true);
+    this._duplicates += payloads.length - fresh.length;
+    if (!fits) {
       const fit = Math.max(0, this._room(s));
       s.dropped += fresh.length - fit;
       // What does not fit is dropped: the newest under dropNewest, the oldest under dropOldest.

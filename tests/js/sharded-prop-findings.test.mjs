@@ -1,0 +1,29 @@
+// Regressions found by sharded-props.test.mjs, each reduced to the few calls that show it. Handlers:
+// fixtures/prop-handlers.mjs (`t.>` does what the payload's `act` says, `t.*.fan` only counts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ShardedBus } from 'edgebus';
+import { throwsCode } from './support/helpers.mjs';
+
+const handlers = new URL('./fixtures/prop-handlers.mjs', import.meta.url);
+
+function shared() {
+  const mem = { calls: new SharedArrayBuffer(4 * 64), shards: new SharedArrayBuffer(4 * 32), lanes: new SharedArrayBuffer(4 * 8 * 33), stride: 33 };
+  return { data: mem, calls: new Int32Array(mem.calls) };
+}
+
+test('a publishBatch refused with QUEUE_FULL counts no duplicates, as Bus does', async () => {
+  const s = shared();
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data, maxInFlight: 1, maxQueue: 0, overflow: 'reject', dedupe: true });
+  await bus.ready;
+  bus.publish('t.a', { n: 0, l: 0, act: 'slow', ms: 30 }, { id: 'a' });
+  throwsCode(() => bus.publishBatch('t.a', [{ n: 1, l: 0 }, { n: 2, l: 0 }], { ids: ['a', 'b'] }), 'QUEUE_FULL');
+  assert.equal(bus.stats().duplicates, 0);
+  assert.equal(bus.stats().published, 1);
+  await bus.drain();
+  // Nothing of the refused call was kept: 'b' is still new, 'a' a duplicate once.
+  assert.equal(bus.publishBatch('t.a', [{ n: 1, l: 0 }, { n: 2, l: 0 }], { ids: ['a', 'b'] }), 1);
+  await bus.drain();
+  assert.deepEqual([bus.stats().duplicates, bus.stats().published, s.calls[2 * 2]], [1, 2, 1]);
+  await bus.close();
+});

@@ -12,6 +12,28 @@ function shared() {
   return { data: mem, calls: new Int32Array(mem.calls) };
 }
 
+test('a message waiting behind a blocked handler is sent again, not given up, when one of its subscriptions had run it', async () => {
+  const s = shared();
+  const seen = [];
+  const bus = new ShardedBus({
+    workers: 1, handlers, data: s.data, timeoutMs: 100, maxRedeliveries: 0,
+    onError: (e, m) => seen.push([m.payload.n, e.code, e.redelivered]),
+  });
+  await bus.ready;
+  // 0 keeps `t.>` busy while 2 arrives: `t.*.fan` runs 2 at once, its `t.>` delivery waits behind
+  // 1, which blocks the worker. 2 was not running when the worker was replaced.
+  bus.publish('t.a', { n: 0, l: 0, act: 'slow', ms: 20 });
+  bus.publish('t.a', { n: 1, l: 0, act: 'loop', j: 1 });
+  bus.publish('t.b.fan', { n: 2, l: 1, act: 'ok' });
+  await bus.drain();
+  assert.deepEqual(seen, [[1, 'HANDLER_TIMEOUT', false]]);
+  assert.equal(s.calls[2 * 2], 1, 'the `t.>` handler of message 2 ran, on the replacement');
+  assert.ok(s.calls[2 * 2 + 1] >= 1, 'its fan handler ran (again, at least once)');
+  const st = bus.stats();
+  assert.deepEqual([st.done, st.failed, st.timedOut, st.restarts], [2, 1, 1, 1]);
+  await bus.close();
+});
+
 test('a publishBatch refused with QUEUE_FULL counts no duplicates, as Bus does', async () => {
   const s = shared();
   const bus = new ShardedBus({ workers: 1, handlers, data: s.data, maxInFlight: 1, maxQueue: 0, overflow: 'reject', dedupe: true });

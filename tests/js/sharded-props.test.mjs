@@ -18,8 +18,9 @@
 //   is refused with CLOSED and every worker thread the bus started has exited.
 //
 // Runs are seeded: EDGEBUS_PROP_SEED and EDGEBUS_PROP_RUNS override the defaults; a failure
-// prints the seed, the options and the operations. Without EDGEBUS_PROP_SHRINK=1 a failing run is
-// reported as found (shrinking starts many worker pools).
+// prints the seed, the options and the operations, and EDGEBUS_PROP_PATH (with the seed) replays
+// it. Without EDGEBUS_PROP_SHRINK=1 a failing run is reported as found (shrinking starts many
+// worker pools).
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { Worker } from 'node:worker_threads';
@@ -28,6 +29,7 @@ import { ShardedBus, EdgebusError, shardOf } from 'edgebus';
 const SEED = Number(process.env.EDGEBUS_PROP_SEED ?? 20261206);
 const RUNS = Number(process.env.EDGEBUS_PROP_RUNS ?? 12);
 const SHRINK = process.env.EDGEBUS_PROP_SHRINK === '1';
+const PATH = process.env.EDGEBUS_PROP_PATH; // replays the run of a report's `path`
 const BOUND_MS = 20_000; // how long publishAsync, drain() and close() may take to settle
 
 const handlers = new URL('./fixtures/prop-handlers.mjs', import.meta.url);
@@ -161,7 +163,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const turns = async (n = 3) => { for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r)); };
 
 async function runOne({ cfg, ops, end }) {
-  const trace = () => `\n  options ${JSON.stringify(cfg)}\n  end ${end}\n  ops ${JSON.stringify(ops)}`;
+  let bus;
+  const state = () => {
+    if (bus === undefined) return '';
+    const st = bus.stats();
+    const perShard = st.perShard.map((p) => ({ ...p, latency: undefined }));
+    return `\n  stats ${JSON.stringify({ ...st, perShard: undefined, latency: undefined })}\n  perShard ${JSON.stringify(perShard)}`;
+  };
+  const trace = () => `\n  options ${JSON.stringify(cfg)}\n  end ${end}\n  ops ${JSON.stringify(ops)}${state()}`;
   const check = (ok, what) => {
     if (!ok) throw new Error(`${what}${trace()}`);
   };
@@ -230,7 +239,7 @@ async function runOne({ cfg, ops, end }) {
   } else {
     options.handlers = handlers;
   }
-  const bus = new ShardedBus(options);
+  bus = new ShardedBus(options);
   live.add(bus);
   await within(bus.ready, 'ready', trace);
 
@@ -708,7 +717,7 @@ test('ShardedBus: random operations and hostile input against the model', { time
       for (const bus of live) bus.terminate();
       live.clear();
     }
-  }), { seed: SEED, numRuns: RUNS, endOnFailure: !SHRINK, includeErrorInReport: true });
+  }), { seed: SEED, numRuns: RUNS, path: PATH, endOnFailure: !SHRINK, includeErrorInReport: true });
   if (report.failed) {
     throw new Error(`ShardedBus property failed (EDGEBUS_PROP_SEED=${SEED} EDGEBUS_PROP_RUNS=${RUNS}): ${fc.defaultReportMessage(report)}`);
   }

@@ -49,3 +49,29 @@ test('a publishBatch refused with QUEUE_FULL counts no duplicates, as Bus does',
   assert.deepEqual([bus.stats().duplicates, bus.stats().published, s.calls[2 * 2]], [1, 2, 1]);
   await bus.close();
 });
+
+test('a payload found uncloneable when its batch is sent frees its credit for the messages queued behind it', async () => {
+  const s = shared();
+  const seen = [];
+  const bus = new ShardedBus({ workers: 1, handlers, data: s.data, maxInFlight: 1, onError: (e, m) => seen.push([m.payload.n, e.code]) });
+  await bus.ready;
+  bus.publish('t.a', { n: 0, l: 0, act: 'slow', ms: 10 });
+  const changed = { n: 1, l: 0, act: 'ok' };
+  bus.publish('t.a', changed);
+  changed.f = () => 1; // sent once 0 is finished: refused then, alone
+  bus.publish('t.a', { n: 2, l: 0, act: 'ok' });
+  let timer;
+  const drained = await Promise.race([
+    bus.drain().then(() => true),
+    new Promise((r) => { timer = setTimeout(() => r(false), 5000); }),
+  ]);
+  clearTimeout(timer);
+  const left = bus.stats().queued;
+  if (!drained) bus.terminate(); // nothing left to keep the process alive
+  assert.equal(drained, true, `drain() settles (${left} queued)`);
+  assert.deepEqual(seen, [[1, 'DATA_CLONE']]);
+  assert.deepEqual([s.calls[0], s.calls[2], s.calls[4]], [1, 0, 1]);
+  const st = bus.stats();
+  assert.deepEqual([st.done, st.failed, st.queued, st.inFlight], [2, 1, 0, 0]);
+  await bus.close();
+});

@@ -847,6 +847,8 @@ export class ShardedBus {
         s.freeSlots.push(rec.slot);
         s.failed++;
         this._report(new EdgebusError('DATA_CLONE', `payload on \`${rec.topic}\` could not be sent to worker ${s.index}: ${e && e.message}`), rec, s.index, undefined);
+        // Its credit is free again, and no acknowledgement will come for it to flush the rest.
+        this._scheduleFlush();
       }
     }
   }

@@ -204,8 +204,9 @@ export class ShardedBus {
     const slots = this._maxInFlight;
     s.freeSlots = [];
     for (let i = slots - 1; i >= 0; i--) s.freeSlots.push(i);
-    // Per slot: started, finished, and running marks; then three cells for the watchdog (see worker.js).
-    s.marks = platform.sharedMemory() ? new Int32Array(new SharedArrayBuffer(4 * (3 * slots + 3))) : null;
+    // Per slot: the tag of the message finished there, and how many handlers run on its message;
+    // then three cells for the watchdog (see worker.js).
+    s.marks = platform.sharedMemory() ? new Int32Array(new SharedArrayBuffer(4 * (2 * slots + 3))) : null;
     s.running = 0;
     s.runs = 0;
     s.runningTags = new Map();
@@ -344,7 +345,7 @@ export class ShardedBus {
     const span = this._maxInFlight;
     const t = now();
     for (const rec of s.sent.values()) {
-      if (marks !== null && Atomics.load(marks, span + rec.slot) === rec.tag) {
+      if (marks !== null && Atomics.load(marks, rec.slot) === rec.tag) {
         s.done++;
         s.latency.record(t - rec.publishedAt);
         continue;
@@ -353,11 +354,13 @@ export class ShardedBus {
         this._timedOut(s, rec, reason, again);
         continue;
       }
-      // Started on the dead worker? Shared memory says; without it, the `run` notices do when the
-      // watchdog stopped the worker (long after they were sent); after a crash, assume it was.
-      const started = marks !== null ? Atomics.load(marks, rec.slot) === rec.tag
+      // Running on the dead worker? Shared memory says (a handler of it had started and not
+      // settled: one subscription done and another still waiting is not running); without it, the
+      // `run` notices say it started when the watchdog stopped the worker (long after they were
+      // sent); after a crash, assume it was.
+      const running = marks !== null ? Atomics.load(marks, span + rec.slot) > 0
         : timedOut === undefined || s.startedTags.has(rec.tag);
-      if (started) rec.attempts++;
+      if (running) rec.attempts++;
       if (rec.attempts > this._maxRedeliveries) {
         s.failed++;
         this._report(new EdgebusError('WORKER_CRASHED',
@@ -435,8 +438,8 @@ export class ShardedBus {
       const span = this._maxInFlight;
       if (marks !== null) {
         // Running first, then the progress: the worker writes them in the other order.
-        s.running = Atomics.load(marks, 3 * span + 1);
-        const runs = Atomics.load(marks, 3 * span);
+        s.running = Atomics.load(marks, 2 * span + 1);
+        const runs = Atomics.load(marks, 2 * span);
         if (runs !== s.runs) {
           s.runs = runs;
           s.progressAt = t;
@@ -448,12 +451,12 @@ export class ShardedBus {
         // when the loop is in code after an await (or without shared memory), every message with
         // a handler running is counted as timed out: one of them blocks the worker.
         const timedOut = new Set();
-        const current = marks !== null ? Atomics.load(marks, 3 * span + 2) : 0;
+        const current = marks !== null ? Atomics.load(marks, 2 * span + 2) : 0;
         if (current !== 0 && s.sent.has(current)) {
           timedOut.add(current);
         } else {
           for (const rec of s.sent.values()) {
-            if (marks !== null ? Atomics.load(marks, 2 * span + rec.slot) > 0 : s.runningTags.has(rec.tag)) timedOut.add(rec.tag);
+            if (marks !== null ? Atomics.load(marks, span + rec.slot) > 0 : s.runningTags.has(rec.tag)) timedOut.add(rec.tag);
           }
         }
         this._onDeath(s, `it was blocked for more than ${Math.round(t - s.progressAt)} ms`, timedOut);
@@ -690,16 +693,16 @@ export class ShardedBus {
     const seen = new Set();
     for (let i = 0; i < payloads.length; i++) {
       const id = ids === undefined ? undefined : ids[i];
-      if (id !== undefined && this._filter !== undefined && (this._filter.has(id) || seen.has(id))) {
-        this._duplicates++;
-        continue;
-      }
+      if (id !== undefined && this._filter !== undefined && (this._filter.has(id) || seen.has(id))) continue;
       if (id !== undefined) seen.add(id);
       fresh.push(i);
     }
     const s = this._shards[this._shardOf(o.key ?? topic)];
-    // All or nothing under 'reject' (and 'wait', which publishBatch cannot wait for).
-    if (!this._makeRoom(s, fresh.length, true)) {
+    // All or nothing under 'reject' (and 'wait', which publishBatch cannot wait for): a refused
+    // batch counts no duplicates either.
+    const fits = this._makeRoom(s, fresh.length, true);
+    this._duplicates += payloads.length - fresh.length;
+    if (!fits) {
       const fit = Math.max(0, this._room(s));
       s.dropped += fresh.length - fit;
       // What does not fit is dropped: the newest under dropNewest, the oldest under dropOldest.
@@ -844,6 +847,8 @@ export class ShardedBus {
         s.freeSlots.push(rec.slot);
         s.failed++;
         this._report(new EdgebusError('DATA_CLONE', `payload on \`${rec.topic}\` could not be sent to worker ${s.index}: ${e && e.message}`), rec, s.index, undefined);
+        // Its credit is free again, and no acknowledgement will come for it to flush the rest.
+        this._scheduleFlush();
       }
     }
   }

@@ -8,9 +8,11 @@
 // or a failure reported to onError). Deliveries that never start (a worker subscription's own
 // overflow, TTL, or unsubscribing) are finished when the worker's bus goes idle.
 //
-// With shared memory, the worker also marks each message it starts and finishes in an Int32Array the
-// main thread reads after a crash: a finished message is never run again, even when its
-// acknowledgement was still unsent when the worker died.
+// With shared memory, the worker also marks each message it finishes, and counts the handlers running
+// on each, in an Int32Array the main thread reads after a crash: a finished message is never run
+// again, even when its acknowledgement was still unsent when the worker died, and only a message
+// with a handler running then counts the crash against its `maxRedeliveries` (one whose other
+// subscription had already handled it, waiting for this one, was not running).
 //
 // With a `timeoutMs`, the main thread watches for a handler stuck in a loop (its timer can never fire
 // in a blocked worker): while handlers run, the worker shows progress (each handler start, and a
@@ -49,9 +51,10 @@ export function runShardWorker(api, port, load) {
   let bus;
   let marks = null;
   let markSpan = 0;
-  // Handler runs, for the main thread's watchdog. With shared memory: marks[2 * span + slot] is how
-  // many handlers run on the message in that slot, marks[3 * span] counts progress (starts and
-  // heartbeats), marks[3 * span + 1] how many handlers run, and marks[3 * span + 2] the tag of the
+  // Handler runs, for crash recovery and the main thread's watchdog. With shared memory:
+  // marks[slot] is the tag of the message finished in that slot, marks[span + slot] how many
+  // handlers run on the message in that slot, marks[2 * span] counts progress (starts and
+  // heartbeats), marks[2 * span + 1] how many handlers run, and marks[2 * span + 2] the tag of the
   // message whose handler is inside its synchronous call (0 when none). Without shared memory: a
   // `run` message per start, a `beat` message per heartbeat, and the tags of runs that ended in the
   // next `acks`.
@@ -107,31 +110,30 @@ export function runShardWorker(api, port, load) {
   function finish(t) {
     if (t.finished) return;
     t.finished = true;
-    if (marks !== null) Atomics.store(marks, markSpan + t.slot, t.tag);
+    if (marks !== null) Atomics.store(marks, t.slot, t.tag);
     acks.push(t.tag);
     if (acks.length >= ACK_EVERY || now() - lastAck >= ACK_AFTER_MS) report();
     else scheduleReport();
   }
 
-  function started(t) {
-    if (t.started) return;
-    t.started = true;
-    if (marks !== null) Atomics.store(marks, t.slot, t.tag);
-  }
-
-  /** A handler starts on message `t` for subscription `subId`; returns the run to end. */
+  /**
+   * A handler starts on message `t` for subscription `subId`; returns the run to end. With shared
+   * memory, each message's running handlers are counted whether or not the watchdog looks: after a
+   * crash, only a message with a handler running then counts the crash against it.
+   */
   function beginRun(t, subId) {
-    if (!watch) return undefined;
+    if (!watch && marks === null) return undefined;
     const run = { t, subId, ended: false };
     (t.runs ??= []).push(run);
+    // The message, the progress, then the count: the main thread reads them in the other order.
+    if (marks !== null) Atomics.add(marks, markSpan + t.slot, 1);
+    if (!watch) return run;
     running++;
     if (running === 1) beat = setInterval(heartbeat, beatMs);
     if (marks !== null) {
-      // The message, the progress, then the count: the main thread reads them in the other order.
-      Atomics.add(marks, 2 * markSpan + t.slot, 1);
       progress = (progress % 2147483647) + 1;
-      Atomics.store(marks, 3 * markSpan, progress);
-      Atomics.store(marks, 3 * markSpan + 1, running);
+      Atomics.store(marks, 2 * markSpan, progress);
+      Atomics.store(marks, 2 * markSpan + 1, running);
     } else {
       port.post({ type: 'run', tag: t.tag });
     }
@@ -142,11 +144,12 @@ export function runShardWorker(api, port, load) {
   function endRun(run) {
     if (run === undefined || run.ended) return;
     run.ended = true;
+    if (marks !== null) Atomics.sub(marks, markSpan + run.t.slot, 1);
+    if (!watch) return;
     running--;
     if (running === 0) clearInterval(beat);
     if (marks !== null) {
-      Atomics.sub(marks, 2 * markSpan + run.t.slot, 1);
-      Atomics.store(marks, 3 * markSpan + 1, running);
+      Atomics.store(marks, 2 * markSpan + 1, running);
     } else {
       ended.push(run.t.tag);
       scheduleReport();
@@ -157,7 +160,7 @@ export function runShardWorker(api, port, load) {
   function heartbeat() {
     if (marks !== null) {
       progress = (progress % 2147483647) + 1;
-      Atomics.store(marks, 3 * markSpan, progress);
+      Atomics.store(marks, 2 * markSpan, progress);
     } else {
       port.post({ type: 'beat' });
     }
@@ -166,7 +169,7 @@ export function runShardWorker(api, port, load) {
   /** Calls a handler, telling the watchdog which message runs synchronously meanwhile. */
   function callSync(t, fn) {
     if (marks === null) return fn();
-    const cell = 3 * markSpan + 2;
+    const cell = 2 * markSpan + 2;
     const outer = Atomics.exchange(marks, cell, t.tag);
     try {
       return fn();
@@ -214,7 +217,6 @@ export function runShardWorker(api, port, load) {
       wrapped = (items) => {
         const ts = items.map((env) => (env.headers === undefined ? undefined : env.headers[TOKEN]));
         if (ts.includes(undefined)) return handler(items); // the worker's own messages
-        for (const t of ts) started(t);
         const rs = ts.map((t) => beginRun(t, rec.id));
         const end = () => { for (const run of rs) endRun(run); };
         let r;
@@ -243,11 +245,10 @@ export function runShardWorker(api, port, load) {
         const t = env.headers === undefined ? undefined : env.headers[TOKEN];
         // A message of the worker's own bus (its `$errors`): not one the main thread tracks.
         if (t === undefined) return wantsMessage ? handler(payload, env) : handler(payload);
-        started(t);
         const run = beginRun(t, rec.id);
         let r;
         try {
-          if (run === undefined) r = wantsMessage ? handler(payload, userMessage(t)) : handler(payload);
+          if (!watch) r = wantsMessage ? handler(payload, userMessage(t)) : handler(payload);
           else r = callSync(t, () => (wantsMessage ? handler(payload, userMessage(t)) : handler(payload)));
         } catch (e) {
           endRun(run);
@@ -333,9 +334,8 @@ export function runShardWorker(api, port, load) {
         headers: headers === undefined ? undefined : headers[i],
         ttlMs: ttls === undefined ? undefined : ttls[i],
       };
-      const t = { tag: tags[i], slot: slots[i], m, expected: expectedFor(m.topic), settled: [], started: false, finished: false, msg: undefined };
+      const t = { tag: tags[i], slot: slots[i], m, expected: expectedFor(m.topic), settled: [], finished: false, msg: undefined };
       if (t.expected === 0) {
-        started(t);
         finish(t);
         continue;
       }

@@ -75,3 +75,28 @@ test('a payload found uncloneable when its batch is sent frees its credit for th
   assert.deepEqual([st.done, st.failed, st.queued, st.inFlight], [2, 1, 0, 0]);
   await bus.close();
 });
+
+test('a failure whose report had not left the worker when a loop blocked it is reported, not lost with the worker', async () => {
+  const s = shared();
+  const seen = [];
+  const bus = new ShardedBus({
+    workers: 1, handlers, data: s.data, timeoutMs: 100, maxRedeliveries: 2,
+    onError: (e, m) => seen.push([m.payload.n, e.message]),
+  });
+  await bus.ready;
+  // One batch to the worker: 0 finishes and is reported at once (the worker had been quiet), 1
+  // throws and its report waits for the end of the turn, where 2 loops first. The worker is
+  // replaced; 1 had finished (failed) there.
+  bus.publish('t.a', { n: 0, l: 0, act: 'ok' });
+  bus.publish('t.a', { n: 1, l: 0, act: 'throw' });
+  bus.publish('t.a', { n: 2, l: 0, act: 'loop', j: 1 });
+  await bus.drain();
+  const failures = seen.filter(([n]) => n === 1);
+  assert.ok(failures.length >= 1, `1's failure reached onError (${JSON.stringify(seen)})`);
+  assert.ok(failures.every(([, message]) => message === 'm1 throws'), JSON.stringify(seen));
+  assert.equal(seen.filter(([n]) => n === 2).length, 1, JSON.stringify(seen));
+  const st = bus.stats();
+  // 2 timed out once, then ran on the replacement: a redelivery, not a failure. All three finished.
+  assert.deepEqual([st.failed, st.timedOut, st.restarts, st.done], [failures.length, 1, 1, 3]);
+  await bus.close();
+});

@@ -70,6 +70,7 @@ export function runShardWorker(api, port, load) {
   let acks = [];             // tags finished since the last report
   let swept = [];            // those of them with deliveries that never started (dropped, expired…)
   let errors = [];           // failures since the last report
+  let markLater = [];        // finished messages whose failures are in `errors`: marked once reported
   let lastAck = now();
   let ackQueued = false;
   let sweeping = false;
@@ -94,6 +95,8 @@ export function runShardWorker(api, port, load) {
       type: 'acks', tags: Int32Array.from(acks), swept: swept.length > 0 ? Int32Array.from(swept) : undefined, errors,
       ended: ended.length > 0 ? Int32Array.from(ended) : undefined,
     });
+    for (const t of markLater) Atomics.store(marks, t.slot, t.tag);
+    markLater = [];
     ended = [];
     acks = [];
     swept = [];
@@ -110,7 +113,12 @@ export function runShardWorker(api, port, load) {
   function finish(t) {
     if (t.finished) return;
     t.finished = true;
-    if (marks !== null) Atomics.store(marks, t.slot, t.tag);
+    // Marked finished only once its failures are reported: should the worker die first (a loop
+    // later in this turn), the message is sent again and fails again, rather than its failure lost.
+    if (marks !== null) {
+      if (t.unreported) markLater.push(t);
+      else Atomics.store(marks, t.slot, t.tag);
+    }
     acks.push(t.tag);
     if (acks.length >= ACK_EVERY || now() - lastAck >= ACK_AFTER_MS) report();
     else scheduleReport();
@@ -299,6 +307,7 @@ export function runShardWorker(api, port, load) {
       const t = env && env.headers ? env.headers[TOKEN] : undefined;
       if (t === undefined) continue;
       errors.push({ tag: t.tag, error: e, subscription });
+      t.unreported = true;
       if (rec !== undefined) {
         endRunsOf(t, rec.id); // a HANDLER_TIMEOUT: the late handler no longer counts as running
         settle(t, rec.id);
@@ -334,7 +343,7 @@ export function runShardWorker(api, port, load) {
         headers: headers === undefined ? undefined : headers[i],
         ttlMs: ttls === undefined ? undefined : ttls[i],
       };
-      const t = { tag: tags[i], slot: slots[i], m, expected: expectedFor(m.topic), settled: [], finished: false, msg: undefined };
+      const t = { tag: tags[i], slot: slots[i], m, expected: expectedFor(m.topic), settled: [], finished: false, unreported: false, msg: undefined };
       if (t.expected === 0) {
         finish(t);
         continue;

@@ -23,6 +23,12 @@ fn retry(max_attempts: u32, backoff_ms: u64) -> SubscribeOptions {
     }
 }
 
+/// A work queue "workers" on `jobs` whose only member has left.
+fn without_members(d: &mut Driver) {
+    let w = d.member("jobs", "workers", SubscribeOptions::default());
+    assert!(d.unsub(w));
+}
+
 fn state(d: &Driver, id: &str) -> Option<(JobState, u32)> {
     d.b.status(id, None, d.now).map(|s| (s.state, s.attempts))
 }
@@ -437,8 +443,7 @@ fn a_message_whose_ttl_ends_before_a_member_takes_it_expires_and_is_counted() {
 #[test]
 fn without_members_a_waiting_message_expires_when_its_ttl_ends() {
     let mut d = Driver::new();
-    let w = d.member("jobs", "workers", SubscribeOptions::default());
-    assert!(d.unsub(w));
+    without_members(&mut d);
     let ttl = |p: u32, id: &str, ms: u64| {
         let mut m = Driver::with_id(p, id);
         m.ttl = Some(ms * MS);
@@ -481,8 +486,7 @@ fn without_members_a_waiting_message_expires_when_its_ttl_ends() {
 #[test]
 fn a_member_joining_stops_the_expiry_watch_and_finds_expired_messages_as_it_claims() {
     let mut d = Driver::new();
-    let w = d.member("jobs", "workers", SubscribeOptions::default());
-    d.unsub(w);
+    without_members(&mut d);
     let mut m = Driver::with_id(1, "a");
     m.ttl = Some(10 * MS);
     d.send("jobs", m, PublishMode::Now).unwrap();
@@ -566,8 +570,7 @@ fn without_members_a_message_tried_only_before_it_was_published_dies_as_nobody_s
 #[test]
 fn without_members_an_expired_message_lets_the_next_one_with_its_key_go() {
     let mut d = Driver::new();
-    let w = d.member("jobs", "workers", SubscribeOptions::default());
-    d.unsub(w);
+    without_members(&mut d);
     let mut first = Driver::keyed(1, "k");
     first.ttl = Some(10 * MS);
     d.send("jobs", first, PublishMode::Now).unwrap();
@@ -588,8 +591,7 @@ fn without_members_an_expired_message_lets_the_next_one_with_its_key_go() {
 #[test]
 fn without_members_many_messages_expire_in_ttl_order() {
     let mut d = Driver::new();
-    let w = d.member("jobs", "workers", SubscribeOptions::default());
-    d.unsub(w);
+    without_members(&mut d);
     let n = 2_000u32;
     for p in 0..n {
         let mut m = Driver::with_id(p, &format!("m{p}"));

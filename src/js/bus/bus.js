@@ -559,7 +559,7 @@ export class Bus {
     }
     if (entry !== undefined && this._plain(entry, options)) {
       if (entry === this._lastEntry) this._lastSent++;
-      else if (entry[PLAIN_SENT]++ === 0) entry[PLAIN_DIRTY_AT] = this._dirty.push(entry) - 1;
+      else this._countOn(entry, 1);
       return this._deliverPlain(entry, topic, payload);
     }
     return this._publishSlowly(entry, topic, payload, options);
@@ -596,7 +596,11 @@ export class Bus {
     const sent = this._lastSent;
     if (sent === 0) return;
     this._lastSent = 0;
-    const plain = this._lastEntry;
+    this._countOn(this._lastEntry, sent);
+  }
+
+  /** Counts `sent` direct publishes on a plain route, listing it in _dirty with its first. */
+  _countOn(plain, sent) {
     if (plain[PLAIN_SENT] === 0) plain[PLAIN_DIRTY_AT] = this._dirty.push(plain) - 1;
     plain[PLAIN_SENT] += sent;
   }

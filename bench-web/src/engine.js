@@ -84,6 +84,9 @@ export async function runScenario(sc, size, progress = () => {}, { shared = fals
     return { ...head, rounds, warmup: plan.warmup, params, tables };
   } finally {
     for (const inst of instances) await inst.teardown?.();
+    // What the scenario kept for all its contenders (inputs made once) is let go, so that it does
+    // not weigh on the garbage collector during the scenarios after it.
+    await sc.done?.();
   }
 }
 

@@ -971,7 +971,29 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             self.pump();
             return rx.await.is_ok();
         }
-        self.step(true)
+        self.step(true) || self.wait_for_deadline()
+    }
+
+    /// With nothing running, waits for the core's next deadline, which can only be the TTL of a
+    /// message waiting in a work queue without members (its expiry makes room there). `false`
+    /// when there is none, or when it cannot be waited for here (WebAssembly on the real clock).
+    fn wait_for_deadline(&self) -> bool {
+        let inner = &*self.inner;
+        let Some(deadline) = inner.core().next_deadline() else {
+            return false;
+        };
+        let now = inner.clock.now();
+        if deadline > now {
+            if inner.clock.is_virtual() {
+                inner.clock.advance_to(deadline);
+            } else {
+                #[cfg(not(target_arch = "wasm32"))]
+                inner.exec.park(Some(Duration::from_micros(deadline - now)));
+                #[cfg(target_arch = "wasm32")]
+                return false;
+            }
+        }
+        true
     }
 
     /// Calls each directly deliverable handler in order, then runs whatever they published.

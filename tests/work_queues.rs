@@ -1429,3 +1429,53 @@ fn a_failed_message_whose_ttl_ends_while_members_are_busy_is_dead_not_expired() 
     let g = &st.groups[0];
     assert_eq!((g.done, g.dead, g.expired, g.retried), (2, 1, 0, 1));
 }
+
+#[test]
+fn publish_async_waits_for_a_ttl_to_make_room_in_a_work_queue_without_members() {
+    let (bus, clock) = virtual_bus::<u32>(|_| {});
+    let seen = log();
+    let s = seen.clone();
+    let options = || {
+        SubscribeOptions::default()
+            .group("w")
+            .max_queue(1)
+            .overflow(Overflow::Wait)
+    };
+    bus.subscribe_with("q", |_| Ok(()), options())
+        .unwrap()
+        .unsubscribe();
+    let start = clock.now();
+    bus.publish_with("q", 1, PublishOptions::new().ttl(ms(40)))
+        .unwrap();
+    assert_eq!(
+        bus.publish("q", 2).unwrap_err().code(),
+        ErrorCode::QueueFull
+    );
+    // Nothing runs and nobody can join while it waits: the waiting message's TTL makes room.
+    assert!(futures::executor::block_on(bus.publish_async("q", 2, PublishOptions::new())).unwrap());
+    assert_eq!(
+        clock.now() - start,
+        40_000,
+        "it waited until the TTL ended, no longer"
+    );
+    let g = &bus.stats().groups[0];
+    assert_eq!((g.expired, g.depth), (1, 1));
+    // Without a TTL nothing can make room: refused, nothing waited for.
+    let e =
+        futures::executor::block_on(bus.publish_async("q", 3, PublishOptions::new())).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::QueueFull);
+    assert_eq!(clock.now() - start, 40_000);
+    bus.subscribe_with(
+        "q",
+        move |m| {
+            s.borrow_mut().push(m.payload().to_string());
+            Ok(())
+        },
+        options(),
+    )
+    .unwrap();
+    assert!(bus.run_until_idle());
+    assert_eq!(*seen.borrow(), ["2"]);
+    let st = bus.stats();
+    assert_eq!((st.published, st.expired), (2, 1));
+}

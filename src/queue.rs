@@ -63,6 +63,9 @@ struct Waiting<P> {
     /// for a keyed queue).
     lanes: HashMap<Rc<str>, VecDeque<Message<P>>>,
     len: usize,
+    /// When the expiry watch armed for this queue comes due: the earliest end of a TTL among
+    /// the messages waiting when it was armed (see [`SubQueue::expire`]).
+    watch: Option<u64>,
 }
 
 impl<P> Default for Waiting<P> {
@@ -71,7 +74,21 @@ impl<P> Default for Waiting<P> {
             ready: VecDeque::new(),
             lanes: HashMap::new(),
             len: 0,
+            watch: None,
         }
+    }
+}
+
+impl<P> Waiting<P> {
+    /// A message whose TTL ends `at` waits: the time to arm a watch at, when none is armed
+    /// before then.
+    fn watch_for(&mut self, at: Option<u64>) -> Option<u64> {
+        let at = at?;
+        if self.watch.is_some_and(|armed| armed <= at) {
+            return None;
+        }
+        self.watch = Some(at);
+        Some(at)
     }
 }
 
@@ -98,10 +115,13 @@ impl<P> SubQueue<P> {
         self.len() == 0
     }
 
-    pub(crate) fn push(&mut self, msg: Message<P>) {
+    /// Puts `msg` last in publish order. Returns the time to arm the queue's expiry watch at,
+    /// when `msg`'s TTL ends before the watch armed already.
+    pub(crate) fn push(&mut self, msg: Message<P>) -> Option<u64> {
         let keyed = self.keyed;
         let w = self.waiting();
         w.len += 1;
+        let watch = w.watch_for(msg.expires_at);
         match (&msg.key, keyed) {
             (Some(key), true) => {
                 if let Some(lane) = w.lanes.get_mut(&**key) {
@@ -113,6 +133,7 @@ impl<P> SubQueue<P> {
             }
             _ => w.ready.push_back(msg),
         }
+        watch
     }
 
     /// Marks `key` busy for a message that started without passing through the queue (a handler
@@ -127,11 +148,48 @@ impl<P> SubQueue<P> {
     }
 
     /// Puts back a message that was taken to start but did not: it is the oldest waiting, and
-    /// its key is still marked busy by it.
-    pub(crate) fn push_front(&mut self, msg: Message<P>) {
+    /// its key is still marked busy by it. Returns the time to arm the expiry watch at, as
+    /// [`SubQueue::push`].
+    pub(crate) fn push_front(&mut self, msg: Message<P>) -> Option<u64> {
         let w = self.waiting();
         w.len += 1;
+        let watch = w.watch_for(msg.expires_at);
         w.ready.push_front(msg);
+        watch
+    }
+
+    /// When the expiry watch armed for this queue comes due, if one is armed.
+    pub(crate) fn watch(&self) -> Option<u64> {
+        self.waiting.as_ref()?.watch
+    }
+
+    /// The watch came due at `now`: removes the waiting messages whose TTL ended by then (ready
+    /// and parked; a key whose ready message left lets its next one go). Returns how many left,
+    /// and the time to arm the next watch at (the earliest TTL end among those still waiting).
+    pub(crate) fn expire(&mut self, now: u64) -> (usize, Option<u64>) {
+        let keyed = self.keyed;
+        let Some(w) = self.waiting.as_mut() else {
+            return (0, None);
+        };
+        let mut left = 0;
+        let mut watch = None;
+        for lane in w.lanes.values_mut() {
+            keep_unexpired(lane, now, &mut left, &mut watch, |_| {});
+        }
+        let mut freed = Vec::new();
+        keep_unexpired(&mut w.ready, now, &mut left, &mut watch, |m| {
+            if let (true, Some(key)) = (keyed, &m.key) {
+                freed.push(key.clone());
+            }
+        });
+        let expired = w.len - left;
+        w.len = left;
+        w.watch = watch;
+        // A ready message that left lets the next of its key go (that one did not expire).
+        for key in &freed {
+            self.release(Some(key));
+        }
+        (expired, watch)
     }
 
     /// Takes the next message free to start. Its key stays busy until [`SubQueue::release`].
@@ -195,6 +253,29 @@ impl<P> SubQueue<P> {
     /// Empties the queue, returning how many messages were waiting.
     pub(crate) fn clear(&mut self) -> usize {
         self.waiting.take().map_or(0, |w| w.len)
+    }
+}
+
+/// Keeps the messages of `msgs` whose TTL has not ended by `now`, in order, adding them to
+/// `left` and the earliest end of their TTLs to `watch`; `gone` sees each one that expired.
+fn keep_unexpired<P>(
+    msgs: &mut VecDeque<Message<P>>,
+    now: u64,
+    left: &mut usize,
+    watch: &mut Option<u64>,
+    mut gone: impl FnMut(&Message<P>),
+) {
+    for _ in 0..msgs.len() {
+        let Some(m) = msgs.pop_front() else { break };
+        if m.is_expired(now) {
+            gone(&m);
+            continue;
+        }
+        if let Some(at) = m.expires_at {
+            *watch = Some(watch.map_or(at, |w: u64| w.min(at)));
+        }
+        *left += 1;
+        msgs.push_back(m);
     }
 }
 

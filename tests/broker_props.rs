@@ -115,16 +115,14 @@ struct Sub {
 }
 
 impl Sub {
-    /// Drops expired messages from the head, as a delivery attempt does.
-    fn expire_head(&mut self, now: u64, bus: &mut Counts) {
-        while let Some(&(_, Some(at))) = self.queue.front() {
-            if now < at {
-                break;
-            }
-            self.queue.pop_front();
-            self.counts.expired += 1;
-            bus.expired += 1;
-        }
+    /// Drops the waiting messages whose TTL ended by `now`, wherever they wait: each leaves
+    /// the queue when its TTL ends, not when it would have been taken to start.
+    fn expire(&mut self, now: u64, bus: &mut Counts) {
+        let before = self.queue.len();
+        self.queue.retain(|&(_, at)| at.is_none_or(|at| now < at));
+        let expired = (before - self.queue.len()) as u64;
+        self.counts.expired += expired;
+        bus.expired += expired;
     }
 }
 
@@ -317,6 +315,9 @@ fn run(dedupe: Option<(usize, u64)>, steps: Vec<Step>) -> Result<(), TestCaseErr
         }
         // Drive: start everything that can start, and check each start against the model.
         b.fire_timers(now);
+        for s in subs.iter_mut().filter(|s| s.live) {
+            s.expire(now, &mut bus);
+        }
         while b.poll_event().is_some() {}
         while let Some(d) = b.next_delivery(now) {
             let Items::One(m) = d.items else {
@@ -333,7 +334,6 @@ fn run(dedupe: Option<(usize, u64)>, steps: Vec<Step>) -> Result<(), TestCaseErr
                 "{}: over concurrency",
                 at
             );
-            s.expire_head(now, &mut bus);
             let head = s.queue.pop_front().map(|(n, _)| n);
             prop_assert_eq!(
                 Some(*m.payload()),
@@ -350,8 +350,6 @@ fn run(dedupe: Option<(usize, u64)>, steps: Vec<Step>) -> Result<(), TestCaseErr
         }
         for s in subs.iter_mut().filter(|s| s.live) {
             if (s.in_flight.len() as u32) < s.concurrency {
-                // With room to start, only messages that expired may have been waiting.
-                s.expire_head(now, &mut bus);
                 prop_assert!(
                     s.queue.is_empty(),
                     "{}: {} has room but left {:?} waiting",

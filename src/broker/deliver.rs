@@ -259,7 +259,9 @@ impl<P: Clone> Broker<P> {
             self.in_flight -= 1;
             self.queued += 1;
             if let Kind::Plain(q) = &mut sub.kind {
-                q.push_front(msg);
+                if let Some(at) = q.push_front(msg) {
+                    arm(&mut self.watches, at, Timer::QueueExpiry(id.index, id.gen));
+                }
             }
         }
     }

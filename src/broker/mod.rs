@@ -558,6 +558,9 @@ enum Timer {
     /// The TTL of a job waiting in a group without members ends: (group index, gen, job index,
     /// gen). Kept in `watches`, not `timers`.
     Expiry(u32, u32, u32, u32),
+    /// The earliest TTL among the messages waiting in a subscription's queue ends: (index,
+    /// gen). Kept in `watches`.
+    QueueExpiry(u32, u32),
 }
 
 /// Pushes `timer`, due `at`, on `heap`: the one place that does, so the heap's insertion code is
@@ -632,10 +635,11 @@ pub struct Broker<P> {
     ready: VecDeque<Ready<P>>,
     inflight: Slab<InFlight<P>>,
     timers: BinaryHeap<Reverse<(u64, Timer)>>,
-    /// Expiry watches of the jobs waiting in work queues without members ([`Timer::Expiry`]):
-    /// due like timers, but nothing waits on them (see [`Broker::timers_keep_alive`]). As timers,
-    /// they are dropped when they come up: the watch of a job a member took meanwhile stays
-    /// until its TTL would have ended (a few bytes per message that waited without members).
+    /// Expiry watches of the jobs waiting in work queues without members ([`Timer::Expiry`])
+    /// and of the messages waiting in subscription queues ([`Timer::QueueExpiry`]): due like
+    /// timers, but nothing waits on them (see [`Broker::timers_keep_alive`]). As timers, they
+    /// are dropped when they come up: the watch of a job a member took meanwhile stays until its
+    /// TTL would have ended (a few bytes per message that waited without members).
     watches: BinaryHeap<Reverse<(u64, Timer)>>,
     events: VecDeque<Event>,
     counters: Counters,

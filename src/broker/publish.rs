@@ -492,7 +492,11 @@ impl<P: Clone> Broker<P> {
         }
         self.queued += 1;
         match &mut sub.kind {
-            Kind::Plain(q) => q.push(msg),
+            Kind::Plain(q) => {
+                if let Some(at) = q.push(msg) {
+                    arm(&mut self.watches, at, Timer::QueueExpiry(id.index, id.gen));
+                }
+            }
             Kind::Group(_) | Kind::Member(_) => {}
             Kind::Batch(b) => {
                 if let Pushed::Opened(gen) = b.push(msg) {

@@ -28,7 +28,7 @@ impl<P: Clone> Broker<P> {
         loop {
             let heap = if watches { &self.watches } else { &self.timers };
             let &Reverse((t, timer)) = heap.peek()?;
-            if self.timer_is_live(timer) {
+            if self.timer_is_live(t, timer) {
                 return Some(t);
             }
             if watches {
@@ -39,7 +39,8 @@ impl<P: Clone> Broker<P> {
         }
     }
 
-    pub(super) fn timer_is_live(&self, timer: Timer) -> bool {
+    /// Whether `timer`, due `at`, still has something to do.
+    pub(super) fn timer_is_live(&self, at: u64, timer: Timer) -> bool {
         match timer {
             Timer::Timeout(index, gen) => self.inflight.get(index, gen).is_some(),
             Timer::BatchWait(index, gen, batch) => matches!(
@@ -75,11 +76,16 @@ impl<P: Clone> Broker<P> {
                                 && wq.waiting_until(JobRef { index: ji, gen: jg }).is_some()
                     )
             }
+            // Only the latest watch armed for the queue.
+            Timer::QueueExpiry(index, gen) => matches!(
+                self.subs.get(index, gen),
+                Some(Sub { kind: Kind::Plain(q), .. }) if q.watch() == Some(at)
+            ),
         }
     }
 
     /// Runs every timer due at `now`: batch waits, retries, handler timeouts, delayed messages,
-    /// then the expiry watches of work queues without members.
+    /// then the expiry watches of work queues without members and of subscription queues.
     pub fn fire_timers(&mut self, now: u64) {
         self.last_now = now;
         self.fire_due_timers(now);
@@ -87,8 +93,45 @@ impl<P: Clone> Broker<P> {
             if *due > now {
                 break;
             }
-            if let Some(Reverse((_, Timer::Expiry(index, gen, ji, jg)))) = self.watches.pop() {
-                self.watch_due(SubId { index, gen }, JobRef { index: ji, gen: jg }, now);
+            match self.watches.pop() {
+                Some(Reverse((_, Timer::Expiry(index, gen, ji, jg)))) => {
+                    self.watch_due(SubId { index, gen }, JobRef { index: ji, gen: jg }, now)
+                }
+                Some(Reverse((at, Timer::QueueExpiry(index, gen)))) => {
+                    self.queue_watch_due(SubId { index, gen }, at, now)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The watch of subscription `id`'s queue armed for `at` came due: the messages whose TTL
+    /// ended leave the queue, counted expired (as when they would have been taken to start),
+    /// making room for publishers waiting for it.
+    fn queue_watch_due(&mut self, id: SubId, at: u64, now: u64) {
+        let Some(sub) = self.subs.get_mut(id.index, id.gen) else {
+            return;
+        };
+        let Kind::Plain(q) = &mut sub.kind else {
+            return;
+        };
+        if q.watch() != Some(at) {
+            return;
+        }
+        let (expired, next) = q.expire(now);
+        if let Some(next) = next {
+            arm(
+                &mut self.watches,
+                next,
+                Timer::QueueExpiry(id.index, id.gen),
+            );
+        }
+        if expired > 0 {
+            sub.counted().counters.expired += expired as u64;
+            self.counters.expired += expired as u64;
+            self.queued -= expired;
+            if sub.overflow == Overflow::Wait {
+                self.room_changed();
             }
         }
     }
@@ -116,7 +159,7 @@ impl<P: Clone> Broker<P> {
             if *due > now {
                 break;
             }
-            let Some(Reverse((_, timer))) = self.timers.pop() else {
+            let Some(Reverse((due, timer))) = self.timers.pop() else {
                 break;
             };
             match timer {
@@ -149,6 +192,9 @@ impl<P: Clone> Broker<P> {
                 Timer::ClaimWait(index, gen) => self.dispatch_group(SubId { index, gen }),
                 Timer::Expiry(index, gen, ji, jg) => {
                     self.watch_due(SubId { index, gen }, JobRef { index: ji, gen: jg }, now)
+                }
+                Timer::QueueExpiry(index, gen) => {
+                    self.queue_watch_due(SubId { index, gen }, due, now)
                 }
                 Timer::Visible(seq) => self.make_visible(seq, now),
                 Timer::Retry(index, gen) => {

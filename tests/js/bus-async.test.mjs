@@ -258,6 +258,41 @@ test('TTL: an expired message is never delivered and is counted as expired', asy
   assert.equal(bus.stats().expired, 1);
 });
 
+test('TTL: a queued message expires when its TTL ends, while the handler before it still runs', async () => {
+  const clock = new ManualClock(0);
+  const bus = new Bus({ clock });
+  const g = gated();
+  const sub = bus.subscribe('ttl', g.handler, { concurrency: 2, maxQueue: 2, overflow: 'wait' });
+  bus.publish('ttl', 'a1', { key: 'a' });
+  bus.publish('ttl', 'b1', { key: 'b' });
+  bus.publish('ttl', 'a2', { key: 'a', ttlMs: 50 });
+  bus.publish('ttl', 'a3', { key: 'a' });
+  let admitted = 'waiting';
+  bus.publishAsync('ttl', 'c1', { key: 'c' }).then((r) => { admitted = r; }, (e) => { admitted = e; });
+  await settle();
+  assert.equal(admitted, 'waiting');
+  clock.advance(49);
+  await settle();
+  assert.deepEqual([sub.stats().queued, sub.stats().expired], [2, 0]);
+  // Neither handler has settled: a2 leaves the queue at its TTL, which makes room for c1.
+  clock.advance(1);
+  await settle();
+  assert.equal(admitted, true);
+  assert.deepEqual([sub.stats().queued, sub.stats().expired, bus.stats().expired], [2, 1, 1]);
+  g.release('b1');
+  await settle();
+  assert.deepEqual(g.started, ['a1', 'b1', 'c1'], 'a3 still waits for a1');
+  g.release('a1');
+  await settle();
+  g.release('c1');
+  g.release('a3');
+  await bus.drain();
+  assert.deepEqual(g.started, ['a1', 'b1', 'c1', 'a3']);
+  const st = sub.stats();
+  assert.deepEqual([st.delivered, st.expired, st.queued], [4, 1, 0]);
+  await bus.close();
+});
+
 test('TTL: a message not yet expired is delivered (boundary)', async () => {
   const clock = new ManualClock(0);
   const bus = new Bus({ clock });

@@ -151,3 +151,112 @@ fn firing_timers_with_nothing_due_changes_nothing() {
     assert_eq!(d.sub_stats(s).failed, 0);
     assert_eq!(d.b.next_deadline(), Some(10 * MS));
 }
+
+/// A message with a TTL of `ms`, and a key when given.
+fn lasting(payload: u32, ms: u64, key: Option<&str>) -> Outgoing<u32> {
+    let mut m = match key {
+        Some(k) => Driver::keyed(payload, k),
+        None => Outgoing::new(payload),
+    };
+    m.ttl = Some(ms * MS);
+    m
+}
+
+#[test]
+fn queued_messages_expire_when_their_ttl_ends_while_the_handler_runs() {
+    let mut d = Driver::new();
+    let s = d.sub("t");
+    d.publish("t", 1);
+    assert_eq!(d.pump_payloads(), vec![1]);
+    for (p, ms) in [(2, 50), (3, 30)] {
+        d.send("t", lasting(p, ms, None), PublishMode::Now).unwrap();
+    }
+    d.publish("t", 4);
+    assert_eq!(d.sub_stats(s).queued, 3);
+    // The handler of 1 never settles meanwhile: each message leaves when its own TTL ends.
+    assert_eq!(d.b.next_deadline(), Some(30 * MS));
+    assert_eq!(d.advance_to_deadline(), Some(vec![]));
+    let st = d.sub_stats(s);
+    assert_eq!((st.queued, st.expired), (2, 1));
+    assert_eq!(d.b.next_deadline(), Some(50 * MS));
+    d.advance(20);
+    let st = d.sub_stats(s);
+    assert_eq!((st.queued, st.expired), (1, 2));
+    assert_eq!(d.stats().expired, 2);
+    assert_eq!(d.b.next_deadline(), None, "nothing left with a TTL");
+    d.ok(1);
+    assert_eq!(d.pump_payloads(), vec![4]);
+    assert!(!d.b.timers_keep_alive(), "an expiry only updates counts");
+}
+
+#[test]
+fn a_queued_message_that_expires_lets_the_next_of_its_key_go() {
+    let mut d = Driver::new();
+    let s = d.sub_with("t", concurrent(2));
+    d.send("t", Driver::keyed(1, "a"), PublishMode::Now)
+        .unwrap();
+    d.send("t", Driver::keyed(2, "b"), PublishMode::Now)
+        .unwrap();
+    assert_eq!(d.pump_payloads(), vec![1, 2]);
+    // 3 (a) waits behind 1; 4 (c) is ready, and 5 (c) waits behind it; 6 (a) behind 3.
+    d.send("t", lasting(3, 10, Some("a")), PublishMode::Now)
+        .unwrap();
+    d.send("t", lasting(4, 10, Some("c")), PublishMode::Now)
+        .unwrap();
+    d.send("t", Driver::keyed(5, "c"), PublishMode::Now)
+        .unwrap();
+    d.send("t", Driver::keyed(6, "a"), PublishMode::Now)
+        .unwrap();
+    d.advance(10);
+    let st = d.sub_stats(s);
+    assert_eq!((st.queued, st.expired), (2, 2));
+    // A slot frees: 5 is free to start (its key's ready message expired); 6 still waits for 1.
+    d.ok(2);
+    assert_eq!(d.pump_payloads(), vec![5]);
+    d.ok(1);
+    assert_eq!(d.pump_payloads(), vec![6]);
+}
+
+#[test]
+fn an_expiry_makes_room_for_a_waiting_publisher() {
+    let mut d = Driver::new();
+    d.sub_with("t", bounded(1, Overflow::Wait));
+    d.publish("t", 1);
+    d.pump();
+    d.send("t", lasting(2, 20, None), PublishMode::Now).unwrap();
+    let out = d.send("t", Outgoing::new(3), PublishMode::Wait).unwrap();
+    assert_eq!(out, Published::MustWait);
+    d.take_events();
+    d.advance(20);
+    assert_eq!(d.take_events(), vec![Event::Room]);
+    let out = d.send("t", Outgoing::new(3), PublishMode::Wait).unwrap();
+    assert_eq!(out, Published::Accepted { matched: 1 });
+}
+
+#[test]
+fn a_watch_outlived_by_its_message_changes_nothing() {
+    let mut d = Driver::new();
+    let s = d.sub("t");
+    d.publish("t", 1);
+    d.pump();
+    d.send("t", lasting(2, 30, None), PublishMode::Now).unwrap();
+    // 2 starts before its TTL ends: the watch armed for it finds nothing to expire.
+    d.ok(1);
+    assert_eq!(d.pump_payloads(), vec![2]);
+    d.send("t", lasting(3, 60, None), PublishMode::Now).unwrap();
+    assert_eq!(d.b.next_deadline(), Some(30 * MS), "armed for 2");
+    d.advance(30);
+    let st = d.sub_stats(s);
+    assert_eq!((st.queued, st.expired), (1, 0));
+    assert_eq!(d.b.next_deadline(), Some(60 * MS), "armed again for 3");
+    d.ok(2);
+    assert_eq!(d.pump_payloads(), vec![3]);
+    assert_eq!(
+        d.b.next_deadline(),
+        Some(60 * MS),
+        "stale until it comes up"
+    );
+    d.advance(30);
+    assert_eq!(d.b.next_deadline(), None);
+    assert_eq!(d.sub_stats(s).expired, 0);
+}

@@ -1,7 +1,7 @@
 //! Topic and pattern syntax: validation of published topics, parsing of
 //! subscription patterns, and matching a pattern against a topic.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 /// Most tokens a topic or pattern may have.
@@ -103,6 +103,32 @@ fn shorten(input: &str) -> String {
     }
 }
 
+/// Writes `input` in double quotes with the escapes of Rust's `{:?}` for quotes, backslashes
+/// and control characters, and `\u{…}` for the invisible characters that could disguise a topic
+/// (zero-width, bidirectional and line-separating ones), so a message never carries raw control
+/// bytes into logs nor reads as another topic. (Written out rather than through `Debug`, whose
+/// tables of printable characters cost the WebAssembly module about 3 KB.)
+fn write_quoted(f: &mut fmt::Formatter<'_>, input: &str) -> fmt::Result {
+    f.write_char('"')?;
+    for c in input.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\t' => f.write_str("\\t")?,
+            '\r' => f.write_str("\\r")?,
+            '\n' => f.write_str("\\n")?,
+            '\0' => f.write_str("\\0")?,
+            '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}' => write!(f, "\\u{{{:x}}}", c as u32)?,
+            c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+            c => f.write_char(c)?,
+        }
+    }
+    f.write_char('"')
+}
+
 impl fmt::Display for TopicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.subject {
@@ -119,9 +145,9 @@ impl fmt::Display for TopicError {
             }
             _ => {}
         }
-        // Debug formatting quotes the input and escapes control characters,
-        // so a message never carries raw control bytes into logs.
-        write!(f, "invalid {kind} {:?}: ", self.input)?;
+        write!(f, "invalid {kind} ")?;
+        write_quoted(f, &self.input)?;
+        f.write_str(": ")?;
         match &self.reason {
             TopicReason::EmptyToken { index } => write!(f, "token {} is empty", index + 1),
             TopicReason::Whitespace { index } => {
@@ -451,6 +477,42 @@ mod tests {
 
     fn pattern_reason(pattern: &str) -> TopicReason {
         Pattern::parse(pattern).unwrap_err().reason
+    }
+
+    /// The quoted input of an error message, as `write_quoted` writes it.
+    fn quoted(input: &str) -> String {
+        struct Q<'a>(&'a str);
+        impl fmt::Display for Q<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_quoted(f, self.0)
+            }
+        }
+        Q(input).to_string()
+    }
+
+    #[test]
+    fn inputs_are_quoted_as_debug_quotes_them_and_invisible_characters_are_escaped() {
+        // The same text as `{:?}` for quotes, backslashes, control characters (C0, DEL, C1)
+        // and visible characters.
+        for input in [
+            "orders.created",
+            "a\"b\\c",
+            "tab\there\r\n\0",
+            "\u{1}\u{1f}\u{7f}\u{80}\u{9f}",
+            "caf\u{e9}.\u{65e5}\u{672c}.\u{1f600}",
+        ] {
+            assert_eq!(quoted(input), format!("{input:?}"), "{input:?}");
+        }
+        // Characters that would make a topic look like another in a log are escaped.
+        assert_eq!(
+            quoted("a\u{200b}.b\u{202e}\u{2028}\u{2066}\u{feff}"),
+            "\"a\\u{200b}.b\\u{202e}\\u{2028}\\u{2066}\\u{feff}\""
+        );
+        let e = validate_topic("a.b\u{7}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid topic \"a.b\\u{7}\": token 2 contains a control character"
+        );
     }
 
     fn topic_message(topic: &str) -> String {

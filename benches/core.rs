@@ -185,6 +185,45 @@ fn idempotence_filter(c: &mut Criterion) {
     });
     assert_eq!(filter.len(0), WINDOW);
 
+    // The least an exact window of the same ids can do, for scale: a hash set of their 16-byte
+    // keys (hashbrown, foldhash) and a ring of them in recording order, on the same stream.
+    let key = |id: &str| {
+        let mut k = [0u8; 16];
+        let b = id.as_bytes();
+        k[..b.len()].copy_from_slice(b);
+        u128::from_le_bytes(k)
+    };
+    let mut set = hashbrown::HashSet::<u128>::with_capacity(2 * WINDOW);
+    let mut ring = std::collections::VecDeque::with_capacity(WINDOW + 1);
+    for n in 0..WINDOW as u64 {
+        set.insert(key(&id(n)));
+        ring.push_back(key(&id(n)));
+    }
+    let mut steady = SteadyIds::after(WINDOW as u64);
+    group.bench_function("10000_hash_set_and_ring", |b| {
+        b.iter_batched(
+            || steady.iteration(),
+            |ids| {
+                let mut new = 0usize;
+                for id in &ids {
+                    let k = key(black_box(id));
+                    if set.insert(k) {
+                        new += 1;
+                        ring.push_back(k);
+                        if ring.len() > WINDOW {
+                            if let Some(old) = ring.pop_front() {
+                                set.remove(&old);
+                            }
+                        }
+                    }
+                }
+                assert_eq!(new, CHECKS / 2);
+                ids
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
     let ids = fresh_ids();
     // One new filter per iteration, made just before it and dropped after it, outside the
     // timing. With criterion's batches, many filters were made up front and each check paid for

@@ -293,6 +293,21 @@ test('TTL: a queued message expires when its TTL ends, while the handler before 
   await bus.close();
 });
 
+test('TTL: waiting for a queued message to expire does not keep the Node process alive (real clock)', () => {
+  // A handler that never settles holds a message with a TTL an hour away in its queue.
+  const script = `
+    const { Bus } = require('edgebus');
+    const bus = new Bus();
+    bus.subscribe('x', () => new Promise(() => {}));
+    bus.publish('x', 1);
+    bus.publish('x', 2, { ttlMs: 3600000 });
+    process.on('exit', () => console.log('end', bus.stats().queued));
+  `;
+  const r = spawnSync(process.execPath, ['-e', script], { cwd: process.cwd(), encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.signal, null, 'the process was still alive after 20 s (the expiry watch held it)');
+  assert.equal(r.stdout.trim(), 'end 1', r.stderr);
+});
+
 test('TTL: a message not yet expired is delivered (boundary)', async () => {
   const clock = new ManualClock(0);
   const bus = new Bus({ clock });

@@ -401,6 +401,36 @@ test('drain resolves only after every queued message has been handled', async ()
   assert.equal(drained, true);
 });
 
+test('drain does not resolve while waiting publishAsync calls are being admitted', async () => {
+  // Found by the property suite: admitting the first of two waiting messages ran a pass that
+  // found nothing running (the handler took it synchronously) and resolved drain() before the
+  // second was admitted and started.
+  const bus = new Bus();
+  const gates = new Map();
+  const started = [];
+  bus.subscribe('d', (p) => {
+    started.push(p.n);
+    if (!p.slow) return undefined;
+    return new Promise((resolve) => gates.set(p.n, resolve));
+  }, { maxQueue: 1, overflow: 'wait' });
+  bus.publish('d', { n: 1, slow: true });
+  bus.publish('d', { n: 2 });
+  const admitted = [bus.publishAsync('d', { n: 3 }), bus.publishAsync('d', { n: 4, slow: true })];
+  let drained = false;
+  const p = bus.drain().then(() => { drained = true; });
+  await settle();
+  gates.get(1)();
+  await settle();
+  assert.deepEqual(started, [1, 2, 3, 4]);
+  assert.deepEqual(await Promise.all(admitted), [true, true]);
+  assert.equal(drained, false, 'message 4 is still running');
+  assert.equal(bus.stats().inFlight, 1);
+  gates.get(4)();
+  await p;
+  assert.equal(bus.stats().inFlight, 0);
+  await bus.close();
+});
+
 test('close: drains, then later publish/subscribe throw CLOSED and publishAsync rejects CLOSED', async () => {
   const bus = new Bus();
   const g = gated();

@@ -19,7 +19,7 @@
 //   virtual time moves on.
 //
 // Runs are bounded and seeded: EDGEBUS_PROP_SEED and EDGEBUS_PROP_RUNS override the defaults; a
-// failure prints the seed and the shrunk counterexample.
+// failure prints the seed, the shrunk counterexample and its path (EDGEBUS_PROP_PATH replays it).
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { Bus, ManualClock, EdgebusError, matches } from 'edgebus';
@@ -28,6 +28,8 @@ import { KNOWN_DEFECTS } from './support/known-defects.mjs';
 
 const SEED = Number(process.env.EDGEBUS_PROP_SEED ?? 20261204);
 const RUNS = Number(process.env.EDGEBUS_PROP_RUNS ?? 1000);
+/** A failure's `path` (printed with it) replays that one case alone. */
+const PATH = process.env.EDGEBUS_PROP_PATH;
 
 // ----- generators ------------------------------------------------------------------------------
 
@@ -69,6 +71,8 @@ const runArb = fc.record({
     ackTimeoutMs: fc.option(fc.integer({ min: 5, max: 40 })),
   }), { minLength: 2, maxLength: 2 }),
   ops: fc.array(opArb, { minLength: 5, maxLength: 60, size: 'max' }),
+  // What Math.random gives the Bus for its core's seed (retry jitter), so a case replays exactly.
+  jitter: fc.nat({ max: 2 ** 31 - 1 }),
 });
 
 // ----- hostile inputs --------------------------------------------------------------------------
@@ -153,7 +157,7 @@ function assertCoded(e, where) {
     `${where}: threw ${e && e.constructor && e.constructor.name}: ${e && e.message} (no EdgebusError code)`);
 }
 
-async function runOne({ groups: groupSpecs, ops }) {
+async function runOne({ groups: groupSpecs, ops, jitter }) {
   const clock = new ManualClock(1000);
   const model = {
     msgs: [],            // n -> { n, topic, key, id, sync, accepted, plain: Set(sub), groups: Set(g) }
@@ -168,13 +172,20 @@ async function runOne({ groups: groupSpecs, ops }) {
     handlerCalls: 0,     // every handler call on the bus, probes and dead-letter subscribers included
     errors: new Map(),   // subscription id -> failures reported to onError
   };
-  const bus = new Bus({
-    clock,
-    dedupe: { maxIds: 100_000 },
-    // By subscription id: a member that joins takes waiting work (and may fail) before
-    // subscribe() has returned its handle.
-    onError: (error, message, sub) => { model.errors.set(sub.id, (model.errors.get(sub.id) ?? 0) + 1); },
-  });
+  const random = Math.random;
+  Math.random = () => jitter / 2 ** 31;
+  let bus;
+  try {
+    bus = new Bus({
+      clock,
+      dedupe: { maxIds: 100_000 },
+      // By subscription id: a member that joins takes waiting work (and may fail) before
+      // subscribe() has returned its handle.
+      onError: (error, message, sub) => { model.errors.set(sub.id, (model.errors.get(sub.id) ?? 0) + 1); },
+    });
+  } finally {
+    Math.random = random;
+  }
   const groups = groupSpecs.map((g, gi) => ({
     ...g, name: `g${gi}`, created: false,
     options: {
@@ -632,7 +643,7 @@ async function runOne({ groups: groupSpecs, ops }) {
 
 test('random operation sequences, valid and hostile, agree with the model', { timeout: 120_000 }, async () => {
   try {
-    await fc.assert(fc.asyncProperty(runArb, runOne), { seed: SEED, numRuns: RUNS, includeErrorInReport: true });
+    await fc.assert(fc.asyncProperty(runArb, runOne), { seed: SEED, numRuns: RUNS, includeErrorInReport: true, ...(PATH ? { path: PATH, endOnFailure: true } : {}) });
   } catch (e) {
     console.error(`property suite failed with EDGEBUS_PROP_SEED=${SEED} EDGEBUS_PROP_RUNS=${RUNS}`);
     throw e;

@@ -1025,6 +1025,7 @@ export class Bus {
     } finally {
       this._admitting = false;
     }
+    this._resolveIdle();
   }
 
   _admitLoop() {
@@ -1340,7 +1341,16 @@ export class Bus {
       }
     }
     if (this._waiters.length > 0) this._admitWaiters();
-    if (this._idleWaiters.length > 0 && this._isIdle()) {
+    this._resolveIdle();
+  }
+
+  /**
+   * Resolves drain()'s waits when nothing is left to run. Not while waiting publishes are being
+   * admitted: a pass between two admissions may find nothing running, with the next message
+   * about to be published (the admission loop asks again when it ends).
+   */
+  _resolveIdle() {
+    if (this._idleWaiters.length > 0 && !this._admitting && this._isIdle()) {
       const ws = this._idleWaiters;
       this._idleWaiters = [];
       for (const w of ws) w();
@@ -1364,7 +1374,7 @@ export class Bus {
   /** Resolves when everything queued (partial batches included) has been handled. */
   drain() {
     this.flush();
-    if (this._isIdle()) return Promise.resolve();
+    if (!this._admitting && this._isIdle()) return Promise.resolve();
     return new Promise((resolve) => this._idleWaiters.push(resolve));
   }
 

@@ -192,7 +192,11 @@ export interface BusOptions {
   onError?: (error: unknown, message: Message | Message[], subscription: Subscription) => void;
   /** The clock (default: `performance.timeOrigin + performance.now()` and the global timers). */
   clock?: Clock;
-  /** Bytes a payload counts for in a batch's maxBytes. */
+  /**
+   * Bytes a payload counts for in a batch's maxBytes: a number ≥ 0 (a fraction counts as the next
+   * whole byte; anything else makes the publish throw INVALID_OPTION). Default: UTF-8 bytes of a
+   * string, `byteLength` of binary data, the JSON text's bytes of other objects.
+   */
   sizeOf?: (payload: unknown) => number;
   /** How long finished work-queue ids stay answered by status() (default 10,000 ids per group, 1 hour). */
   retention?: { maxIds?: number; maxAgeMs?: number };
@@ -361,6 +365,7 @@ export class IdempotenceFilter {
 }
 
 export interface BatcherOptions<T = unknown> extends BatchOptions {
+  /** Bytes an item counts for in maxBytes, as the bus's `sizeOf`. */
   sizeOf?: (item: T) => number;
   clock?: Clock;
   /** Receives a batch that failed maxAttempts times. */

@@ -2,8 +2,32 @@
 // (filter-batcher-props.test.mjs) found, each asserting the documented behaviour.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Batcher, ManualClock } from 'edgebus';
-import { throwsCode } from './support/helpers.mjs';
+import { Batcher, Bus, ManualClock } from 'edgebus';
+import { settle, throwsCode } from './support/helpers.mjs';
+
+test('sizeOf answering something other than a number ≥ 0 is INVALID_OPTION, and nothing is added', async () => {
+  const got = [];
+  const b = new Batcher((items) => { got.push(...items); },
+    { maxBytes: 5, sizeOf: (x) => x.size, clock: new ManualClock(0) });
+  for (const size of [NaN, -1, -0.5, '5', null, undefined, true, [], {}, Symbol('s'), 10n, new Number(1)]) {
+    throwsCode(() => b.add({ size }), 'INVALID_OPTION', /sizeOf/);
+  }
+  assert.equal(b.stats().queued, 0);
+  // Infinity is over any limit.
+  throwsCode(() => b.add({ size: Infinity }), 'MESSAGE_TOO_LARGE');
+  b.add({ size: 0, ok: true });
+  await b.close();
+  assert.deepEqual(got, [{ size: 0, ok: true }]);
+  // The bus itself, one message and a batch of them (none published when one is refused).
+  const bus = new Bus({ clock: new ManualClock(0), sizeOf: (x) => x.size });
+  const seen = [];
+  bus.subscribe('t', (msgs) => { seen.push(...msgs.map((m) => m.payload.size)); }, { batch: { maxWaitMs: 60_000 } });
+  throwsCode(() => bus.publish('t', { size: 'five' }), 'INVALID_OPTION');
+  throwsCode(() => bus.publishBatch('t', [{ size: 1 }, { size: -1 }]), 'INVALID_OPTION');
+  assert.equal(bus.stats().published, 0);
+  await bus.close();
+  assert.deepEqual(seen, []);
+});
 
 test('a fractional size counts as the next whole byte: a batch never holds more than maxBytes', async () => {
   const got = [];
@@ -29,4 +53,34 @@ test('maxBytes above 4 GiB holds as given (sizes are not capped at 32 bits)', as
   const huge = new Batcher(() => {}, { maxBytes: Number.MAX_SAFE_INTEGER, sizeOf: (x) => x, clock: new ManualClock(0) });
   throwsCode(() => huge.add(2 ** 53), 'MESSAGE_TOO_LARGE');
   await huge.close();
+});
+
+test('the default sizeOf never throws: a payload that cannot be read is added (0 bytes)', async () => {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  const odd = [
+    proxy,
+    Object.defineProperty({}, 'byteLength', { get() { throw new Error('byteLength throws'); } }),
+    new Proxy({}, { get() { throw new Error('get throws'); } }),
+    { toJSON() { throw new Error('toJSON throws'); } },
+  ];
+  const got = [];
+  const b = new Batcher((items) => { got.push(...items); }, { clock: new ManualClock(0) });
+  for (const p of odd) b.add(p);
+  await b.close();
+  assert.equal(got.length, odd.length);
+  odd.forEach((p, i) => assert.equal(got[i], p));
+});
+
+test('the default sizeOf counts a lone surrogate as 3 bytes (as TextEncoder writes it)', async () => {
+  const got = [];
+  // '\uD800\uD800' is 6 bytes in UTF-8 (two U+FFFD), not 4.
+  const b = new Batcher((items) => { got.push(items); }, { maxBytes: 6, clock: new ManualClock(0) });
+  b.add('\uD800\uD800'); // 6 bytes: the batch is full
+  b.add('a');
+  b.add('\uD800a'); // 4 bytes: with 'a', 5
+  await settle();
+  assert.deepEqual(got, [['\uD800\uD800']]);
+  await b.close();
+  assert.deepEqual(got, [['\uD800\uD800'], ['a', '\uD800a']]);
 });

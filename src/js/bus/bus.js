@@ -55,27 +55,32 @@ function finalWords(w, at, k) {
   return words;
 }
 
-// UTF-8 length without allocating.
+// UTF-8 length without allocating, as TextEncoder would encode the string: a surrogate pair is
+// 4 bytes, a lone surrogate 3 (it becomes U+FFFD).
 function utf8Length(s) {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x80) n += 1;
     else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) { n += 4; i++; }
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
     else n += 3;
   }
   return n;
 }
 
-/** Bytes a payload counts for in a batch's maxBytes, unless the bus is given `sizeOf`. */
+/**
+ * Bytes a payload counts for in a batch's maxBytes, unless the bus is given `sizeOf`. Never
+ * throws: a payload that cannot be read (a revoked Proxy, a throwing getter or toJSON, a cycle)
+ * counts as 0.
+ */
 function defaultSizeOf(p) {
   if (typeof p === 'string') return utf8Length(p);
   if (p === null || p === undefined) return 0;
   if (typeof p === 'object') {
-    if (typeof p.byteLength === 'number') return p.byteLength;
-    if (typeof p.size === 'number' && typeof p.arrayBuffer === 'function') return p.size;
     try {
+      if (typeof p.byteLength === 'number' && p.byteLength >= 0) return p.byteLength;
+      if (typeof p.size === 'number' && p.size >= 0 && typeof p.arrayBuffer === 'function') return p.size;
       const json = JSON.stringify(p);
       return json === undefined ? 0 : utf8Length(json);
     } catch {
@@ -83,6 +88,18 @@ function defaultSizeOf(p) {
     }
   }
   return 8;
+}
+
+/**
+ * The bytes `sizeOf` gives a payload: a number ≥ 0 (a fraction counts as the next whole byte,
+ * Infinity is over any limit); anything else is INVALID_OPTION, before anything is published.
+ */
+function measure(sizeOf, payload) {
+  const n = sizeOf(payload);
+  if (typeof n !== 'number' || !(n >= 0)) {
+    fail('INVALID_OPTION', `option \`sizeOf\` must return a number of bytes ≥ 0, got ${describe(n)}`);
+  }
+  return n;
 }
 
 const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', 'clock', 'sizeOf', 'retention'];
@@ -623,7 +640,7 @@ export class Bus {
       return ACCEPTED;
     }
     const env = this._envelope(topic, payload, o);
-    const size = route.batch ? this._sizeOf(payload) : 0;
+    const size = route.batch ? measure(this._sizeOf, payload) : 0;
     // sizeOf (or an onError before) may have resolved topics enough to start a new table.
     if (route.gen !== this._topicsGen) route = this._route(topic);
     const slot = this._slot(env);
@@ -947,7 +964,7 @@ export class Bus {
     const count = n - i;
     const slots = new Uint32Array(count);
     const sizes = route.batch ? new Float64Array(count) : new Float64Array(0);
-    for (let j = 0; j < count; j++) if (route.batch) sizes[j] = this._sizeOf(list[i + j]);
+    for (let j = 0; j < count; j++) if (route.batch) sizes[j] = measure(this._sizeOf, list[i + j]);
     if (route.gen !== this._topicsGen) route = this._route(topic);
     const now = this._clock.now();
     let idList;

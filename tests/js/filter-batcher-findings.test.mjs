@@ -2,7 +2,7 @@
 // (filter-batcher-props.test.mjs) found, each asserting the documented behaviour.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Batcher, Bus, ManualClock } from 'edgebus';
+import { Batcher, Bus, ManualClock, EdgebusError } from 'edgebus';
 import { settle, throwsCode } from './support/helpers.mjs';
 
 test('sizeOf answering something other than a number ≥ 0 is INVALID_OPTION, and nothing is added', async () => {
@@ -83,4 +83,45 @@ test('the default sizeOf counts a lone surrogate as 3 bytes (as TextEncoder writ
   assert.deepEqual(got, [['\uD800\uD800']]);
   await b.close();
   assert.deepEqual(got, [['\uD800\uD800'], ['a', '\uD800a']]);
+});
+
+test('a handler returning a thenable whose then() throws fails as a rejection would: reported, retried, never stuck', async () => {
+  const clock = new ManualClock(0);
+  const errors = [];
+  let calls = 0;
+  const boom = new Error('then throws');
+  const b = new Batcher(() => {
+    calls++;
+    return { then() { throw boom; } };
+  }, { maxSize: 1, maxAttempts: 2, backoff: { initialMs: 5, maxMs: 5 }, clock, onError: (e, items) => errors.push([e, items]) });
+  b.add('x'); // nothing escapes add()
+  assert.equal(calls, 1);
+  clock.advance(5); // nor the timer that runs the retry
+  assert.equal(calls, 2);
+  await b.close();
+  assert.deepEqual(errors, [[boom, ['x']]]);
+  assert.equal(b.stats().failed, 1);
+  // The same on a bus, on each of its paths (handlers taking the payload only or the message too,
+  // called directly or by the core), also for a result whose `then` cannot even be read.
+  const reports = [];
+  const bus = new Bus({ clock, onError: (e) => reports.push(e) });
+  const throwingThen = () => ({ then() { throw boom; } });
+  const unreadableThen = () => Object.defineProperty({}, 'then', { get() { throw boom; } });
+  bus.subscribe('a', (p) => throwingThen(p));
+  bus.subscribe('b', (p) => unreadableThen(p));
+  bus.subscribe('c', () => throwingThen(), { concurrency: 2 });
+  bus.subscribe('d', () => unreadableThen(), { maxQueue: 5, timeoutMs: 100 });
+  bus.subscribe('e', (msgs) => (msgs.length ? unreadableThen() : undefined), { batch: { maxSize: 1, maxAttempts: 1 } });
+  for (const topic of ['a', 'b', 'c', 'd', 'e']) bus.publish(topic, 1);
+  // A busy subscription's next message goes through the core.
+  let release;
+  bus.subscribe('f', (p) => (p === 1 ? new Promise((resolve) => { release = resolve; }) : unreadableThen()));
+  bus.publish('f', 1);
+  bus.publish('f', 2);
+  release();
+  await settle();
+  assert.equal(reports.length, 6);
+  assert.ok(reports.every((e) => e === boom));
+  assert.equal(bus.stats().failed, 6);
+  assert.ok(reports.every((e) => !(e instanceof EdgebusError)));
 });

@@ -765,8 +765,15 @@ export class Bus {
 
   /** Handler `i` of _deliverPlain returned `r`: a promise is tracked. Returns the envelope made. */
   _plainResult(plain, i, r, env, topic, payload) {
+    let thenable;
     try {
-      if (r !== null && typeof r.then === 'function') {
+      thenable = r !== null && typeof r.then === 'function';
+    } catch (err) {
+      // A `then` that cannot be read fails the call as a throw would.
+      return this._plainFailed(plain, i, err, env, topic, payload);
+    }
+    try {
+      if (thenable) {
         if (env === undefined) env = this._envelope(topic, payload, EMPTY_OPTIONS);
         this._began(plain[PLAIN_ROUTE].subs[i - PLAIN_FNS], r, env, undefined);
       }
@@ -847,6 +854,7 @@ export class Bus {
         }
         s.delivered++;
         let r;
+        let thenable;
         try {
           if (s.wants) {
             if (env === undefined) env = this._envelope(topic, payload, o);
@@ -854,13 +862,15 @@ export class Bus {
           } else {
             r = s.handler(payload);
           }
+          // (A `then` that cannot be read fails the call as a throw would.)
+          thenable = r !== undefined && r !== null && typeof r.then === 'function';
         } catch (err) {
           if (s._active) s.failed++;
           else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
           this._failed(err, env ?? (env = this._envelope(topic, payload, o)), s);
           continue;
         }
-        if (r !== undefined && r !== null && typeof r.then === 'function') {
+        if (thenable) {
           this._began(s, r, env ?? (env = this._envelope(topic, payload, o)), o.key);
         }
       }
@@ -876,10 +886,15 @@ export class Bus {
     if (!s._active) {
       // It unsubscribed itself while running: the core tracks it no more, but a failure
       // still counts and is reported.
-      promise.then(undefined, (err) => {
+      const lost = (err) => {
         this._countLeft(s, 0, 1);
         this._failed(err, env, s);
-      });
+      };
+      try {
+        promise.then(undefined, lost);
+      } catch (err) {
+        lost(err); // a thenable whose then() throws: as a promise rejected with that
+      }
       return;
     }
     // The delivery's index × 2^32 + its generation.
@@ -896,10 +911,16 @@ export class Bus {
     const f = { dg, s, item, final };
     this._inflight[di] = f;
     this._inflightCount++;
-    promise.then(
-      () => this._settled(f, di, true, undefined),
-      (err) => this._settled(f, di, false, err),
-    );
+    try {
+      promise.then(
+        () => this._settled(f, di, true, undefined),
+        (err) => this._settled(f, di, false, err),
+      );
+    } catch (err) {
+      // A thenable whose then() throws fails as a promise rejected with that would (unless it
+      // called back first: then its answer stands).
+      this._settled(f, di, false, err);
+    }
   }
 
   _settled(f, di, ok, err) {
@@ -1224,14 +1245,17 @@ export class Bus {
     }
     if (!s.busy) { s.busy = true; this._busy++; }
     let r;
+    let thenable;
     try {
       r = s.wants ? s.handler(env.payload, env) : s.handler(env.payload);
+      // (A `then` that cannot be read fails the call as a throw would.)
+      thenable = r !== undefined && r !== null && typeof r.then === 'function';
     } catch (err) {
       this._fail(di, dg, err);
       if (final) this._failed(err, env, s);
       return;
     }
-    if (r !== undefined && r !== null && typeof r.then === 'function') {
+    if (thenable) {
       this._track(di, dg, s, r, env, final);
     } else {
       this._completions.push(di, dg, 1);
@@ -1244,14 +1268,16 @@ export class Bus {
       return;
     }
     let r;
+    let thenable;
     try {
       r = s.handler(items);
+      thenable = r !== undefined && r !== null && typeof r.then === 'function';
     } catch (err) {
       this._fail(di, dg, err);
       if (final) this._failed(err, items, s);
       return;
     }
-    if (r !== undefined && r !== null && typeof r.then === 'function') {
+    if (thenable) {
       this._track(di, dg, s, r, items, final);
     } else {
       this._completions.push(di, dg, 1);

@@ -5,6 +5,24 @@ import assert from 'node:assert/strict';
 import { Batcher, Bus, ManualClock, EdgebusError } from 'edgebus';
 import { settle, throwsCode } from './support/helpers.mjs';
 
+test('Batcher reads its options once: a backoff getter answering differently later changes nothing', async () => {
+  let reads = 0;
+  const backoff = Object.defineProperty({ maxMs: 0 }, 'initialMs', {
+    enumerable: true,
+    get() { reads++; return reads === 1 ? 0 : NaN; },
+  });
+  const clock = new ManualClock(0);
+  let calls = 0;
+  const b = new Batcher(() => { calls++; if (calls === 1) throw new Error('first try fails'); },
+    { maxSize: 1, backoff, clock, onError() {} });
+  assert.equal(reads, 1);
+  b.add('x');
+  await settle();
+  // Retried after the 0 ms read at construction.
+  assert.equal(calls, 2);
+  await b.close();
+});
+
 test('sizeOf answering something other than a number ≥ 0 is INVALID_OPTION, and nothing is added', async () => {
   const got = [];
   const b = new Batcher((items) => { got.push(...items); },
@@ -124,4 +142,13 @@ test('a handler returning a thenable whose then() throws fails as a rejection wo
   assert.ok(reports.every((e) => e === boom));
   assert.equal(bus.stats().failed, 6);
   assert.ok(reports.every((e) => !(e instanceof EdgebusError)));
+});
+
+test('Batcher.close() and drain() resolve to nothing, as their types say', async () => {
+  const b = new Batcher(() => {}, { clock: new ManualClock(0) });
+  b.add(1);
+  assert.equal(await b.drain(), undefined);
+  b.add(2);
+  assert.equal(await b.close(), undefined);
+  assert.equal(await b.close(), undefined);
 });

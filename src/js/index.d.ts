@@ -29,7 +29,10 @@ export class EdgebusError extends Error {
 /** What happens when a subscription's queue is full. */
 export type Overflow = 'dropOldest' | 'dropNewest' | 'reject' | 'wait';
 
-/** A source of time in milliseconds; with `setTimeout`/`clearTimeout` it also runs the bus's timers. */
+/**
+ * A source of time in milliseconds, 0 or more (as `Date.now()` and `performance.now()`; a reading
+ * below 0 counts as 0); with `setTimeout`/`clearTimeout` it also runs the bus's timers.
+ */
 export interface Clock {
   now(): number;
   setTimeout?(callback: () => void, ms: number): unknown;
@@ -38,6 +41,7 @@ export interface Clock {
 
 /** A virtual clock for deterministic tests: time moves only with {@link ManualClock.advance}. */
 export class ManualClock implements Clock {
+  /** Starts at `startMs` (default 0): a finite number ≥ 0, else INVALID_ARGUMENT. */
   constructor(startMs?: number);
   now(): number;
   setTimeout(callback: () => void, ms: number): number;

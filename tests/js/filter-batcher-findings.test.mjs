@@ -2,7 +2,7 @@
 // (filter-batcher-props.test.mjs) found, each asserting the documented behaviour.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Batcher, Bus, ManualClock, EdgebusError } from 'edgebus';
+import { Batcher, Bus, IdempotenceFilter, ManualClock, EdgebusError } from 'edgebus';
 import { settle, throwsCode } from './support/helpers.mjs';
 
 test('Batcher reads its options once: a backoff getter answering differently later changes nothing', async () => {
@@ -142,6 +142,16 @@ test('a handler returning a thenable whose then() throws fails as a rejection wo
   assert.ok(reports.every((e) => e === boom));
   assert.equal(bus.stats().failed, 6);
   assert.ok(reports.every((e) => !(e instanceof EdgebusError)));
+});
+
+test('a ManualClock starts at 0 or later (the core keeps time from 0)', () => {
+  for (const start of [-1, -0.5, -1e12, -Infinity, NaN]) throwsCode(() => new ManualClock(start), 'INVALID_ARGUMENT');
+  // From 0 up, ids age as the window says.
+  const clock = new ManualClock(0);
+  const f = new IdempotenceFilter({ maxAgeMs: 0.5, clock });
+  assert.equal(f.check('a'), true);
+  clock.advance(0.5);
+  assert.equal(f.has('a'), false);
 });
 
 test('Batcher.close() and drain() resolve to nothing, as their types say', async () => {

@@ -16,7 +16,7 @@ pub struct BatchPolicy {
     pub max_size: usize,
     /// Most bytes in one batch (default 1 MiB). A single message larger than this is refused
     /// with `MESSAGE_TOO_LARGE`.
-    pub max_bytes: usize,
+    pub max_bytes: u64,
     /// Longest a message waits for its batch to fill (default 10 ms).
     pub max_wait: u64,
     /// Tries per batch before it is reported as failed (default 3; 1 means no retry).
@@ -84,7 +84,7 @@ pub(crate) fn exponential_backoff(initial: u64, max: u64, attempt: u32) -> u64 {
 pub(crate) struct BatchQueue<P> {
     pub(crate) policy: BatchPolicy,
     open: Vec<Message<P>>,
-    open_bytes: usize,
+    open_bytes: u64,
     /// Identifies the open batch, so a stale wait timer does not seal a later one.
     open_gen: u64,
     sealed: VecDeque<Vec<Message<P>>>,
@@ -120,14 +120,17 @@ impl<P> BatchQueue<P> {
     }
 
     pub(crate) fn push(&mut self, msg: Message<P>) -> Pushed {
-        if !self.open.is_empty() && self.open_bytes + msg.size > self.policy.max_bytes {
+        // Room left, not bytes summed: sizes and limits may be as large as u64 holds (an open
+        // batch is under its limit, else it was sealed).
+        if !self.open.is_empty() && msg.size > self.policy.max_bytes.saturating_sub(self.open_bytes)
+        {
             self.seal();
         }
         let opened = self.open.is_empty();
         if opened {
             self.open_gen += 1;
         }
-        self.open_bytes += msg.size;
+        self.open_bytes = self.open_bytes.saturating_add(msg.size);
         self.open.push(msg);
         self.queued += 1;
         if self.open.len() >= self.policy.max_size || self.open_bytes >= self.policy.max_bytes {
@@ -210,14 +213,14 @@ mod tests {
     use super::*;
     use std::rc::Rc;
 
-    fn msg(seq: u64, size: usize) -> Message<u64> {
+    fn msg(seq: u64, size: u64) -> Message<u64> {
         Message {
             published_at: Some(0),
             ..Message::direct(Rc::from("t"), seq, size, seq)
         }
     }
 
-    fn policy(max_size: usize, max_bytes: usize) -> BatchPolicy {
+    fn policy(max_size: usize, max_bytes: u64) -> BatchPolicy {
         BatchPolicy {
             max_size,
             max_bytes,
@@ -251,6 +254,27 @@ mod tests {
         assert!(q.pop().is_none());
         q.push(msg(3, 6)); // exactly 10: sealed at once
         assert_eq!(q.pop().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn sizes_near_the_top_of_u64_never_overflow_a_batch() {
+        // Two messages whose sizes add up past u64::MAX: a sum would wrap (or saturate to the
+        // limit) and let them share a batch over max_bytes.
+        let half = u64::MAX / 2 + 1;
+        let mut q = BatchQueue::new(policy(100, u64::MAX));
+        q.push(msg(0, half));
+        q.push(msg(1, half));
+        assert_eq!(q.pop().unwrap().len(), 1);
+        assert!(q.pop().is_none(), "the second is open, alone");
+        // A limit above 4 GiB holds on every target (wasm32's usize is 32 bits).
+        let mut q = BatchQueue::new(policy(100, 6_000_000_000));
+        q.push(msg(2, 3_000_000_000));
+        q.push(msg(3, 3_000_000_001));
+        assert_eq!(q.pop().unwrap().len(), 1);
+        q.push(msg(4, 2_999_999_999));
+        q.seal();
+        let b: Vec<u64> = q.pop().unwrap().iter().map(|m| m.seq).collect();
+        assert_eq!(b, vec![3, 4], "6,000,000,000 bytes: within the limit");
     }
 
     #[test]

@@ -1261,7 +1261,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             Some(f) => f(&letter),
             None => letter.message.payload().clone(),
         };
-        let size = payload.byte_size();
+        let size = payload.byte_size() as u64;
         let now = self.inner.clock.now();
         let published = self
             .inner
@@ -1525,7 +1525,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 let seq = d.seq.get() + 1;
                 d.seq.set(seq);
                 d.published.set(d.published.get() + 1);
-                let size = payload.byte_size();
+                let size = payload.byte_size() as u64;
                 let name = route.topic.clone();
                 self.deliver_direct(&route, Message::direct(name, payload, size, seq));
                 return Ok(true);
@@ -1540,7 +1540,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             };
             match accepted {
                 Accepted::Deliver(subs, name, seq) => {
-                    let size = payload.byte_size();
+                    let size = payload.byte_size() as u64;
                     let msg = Message::direct(name, payload, size, seq);
                     match inner.direct_route(topic, &subs, &msg.topic, seq) {
                         Some(route) => self.deliver_direct(&route, msg),
@@ -1553,7 +1553,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             }
         }
         let out = Outgoing {
-            size: payload.byte_size(),
+            size: payload.byte_size() as u64,
             ..Outgoing::new(payload)
         };
         self.publish_queued(topic, out)
@@ -1627,7 +1627,7 @@ fn outgoing<P: ByteSize>(payload: P, o: PublishOptions) -> Result<Outgoing<P>> {
     crate::message::check_prior_attempts(o.attempts)?;
     let headers = (!o.headers.is_empty()).then(|| Rc::from(o.headers));
     Ok(Outgoing {
-        size: payload.byte_size(),
+        size: payload.byte_size() as u64,
         payload,
         id: o.id.map(Rc::from),
         key: o.key.map(Rc::from),

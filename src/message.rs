@@ -20,7 +20,7 @@ pub struct Message<P> {
     pub(crate) headers: Option<Headers>,
     pub(crate) published_at: Option<u64>,
     pub(crate) expires_at: Option<u64>,
-    pub(crate) size: usize,
+    pub(crate) size: u64,
     pub(crate) seq: u64,
     /// Which try this delivery is (work queues retry; 1 otherwise).
     pub(crate) attempt: u32,
@@ -78,7 +78,7 @@ impl<P> Message<P> {
     }
 
     /// Its size in bytes as counted for batching (`maxBytes`).
-    pub fn size(&self) -> usize {
+    pub fn size(&self) -> u64 {
         self.size
     }
 
@@ -102,7 +102,7 @@ impl<P> Message<P> {
 
     /// [`Message::published_directly`] for a message without options.
     #[inline(always)]
-    pub(crate) fn direct(topic: Rc<str>, payload: P, size: usize, seq: u64) -> Self {
+    pub(crate) fn direct(topic: Rc<str>, payload: P, size: u64, seq: u64) -> Self {
         Message {
             topic,
             payload,
@@ -151,7 +151,7 @@ pub struct Outgoing<P> {
     /// Time to live in microseconds; must be positive.
     pub ttl: Option<u64>,
     /// Size in bytes, for batching limits.
-    pub size: usize,
+    pub size: u64,
     /// Work-queue priority: work queues hand out higher priorities first (default 0).
     pub priority: u32,
     /// Not visible to anyone before this time (clock microseconds).

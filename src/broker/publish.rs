@@ -64,7 +64,7 @@ impl<P: Clone> Broker<P> {
         &mut self,
         letter: DeadLetter<P>,
         payload: P,
-        size: usize,
+        size: u64,
         now: u64,
     ) -> Result<Published> {
         let handle = self.resolve(&format!("$dead.{}", letter.group))?;
@@ -164,7 +164,7 @@ impl<P: Clone> Broker<P> {
     /// `MESSAGE_TOO_LARGE`): a driver that delivers part of a batch itself asks this first, so a
     /// refused batch delivers nothing. `wait` subscriptions refuse here as with a synchronous
     /// publish.
-    pub fn check_room(&mut self, handle: TopicHandle, n: usize, size: usize) -> Result<()> {
+    pub fn check_room(&mut self, handle: TopicHandle, n: usize, size: u64) -> Result<()> {
         if self.closed {
             return Err(Error::closed("bus"));
         }
@@ -367,7 +367,7 @@ impl<P: Clone> Broker<P> {
         &self,
         subs: &[SubId],
         n: usize,
-        size: usize,
+        size: u64,
         mode: PublishMode,
     ) -> Result<Option<Published>> {
         for id in subs {

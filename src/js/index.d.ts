@@ -29,7 +29,10 @@ export class EdgebusError extends Error {
 /** What happens when a subscription's queue is full. */
 export type Overflow = 'dropOldest' | 'dropNewest' | 'reject' | 'wait';
 
-/** A source of time in milliseconds; with `setTimeout`/`clearTimeout` it also runs the bus's timers. */
+/**
+ * A source of time in milliseconds, 0 or more (as `Date.now()` and `performance.now()`; a reading
+ * below 0 counts as 0); with `setTimeout`/`clearTimeout` it also runs the bus's timers.
+ */
 export interface Clock {
   now(): number;
   setTimeout?(callback: () => void, ms: number): unknown;
@@ -38,6 +41,7 @@ export interface Clock {
 
 /** A virtual clock for deterministic tests: time moves only with {@link ManualClock.advance}. */
 export class ManualClock implements Clock {
+  /** Starts at `startMs` (default 0): a finite number ≥ 0, else INVALID_ARGUMENT. */
   constructor(startMs?: number);
   now(): number;
   setTimeout(callback: () => void, ms: number): number;
@@ -192,7 +196,11 @@ export interface BusOptions {
   onError?: (error: unknown, message: Message | Message[], subscription: Subscription) => void;
   /** The clock (default: `performance.timeOrigin + performance.now()` and the global timers). */
   clock?: Clock;
-  /** Bytes a payload counts for in a batch's maxBytes. */
+  /**
+   * Bytes a payload counts for in a batch's maxBytes: a number ≥ 0 (a fraction counts as the next
+   * whole byte; anything else makes the publish throw INVALID_OPTION). Default: UTF-8 bytes of a
+   * string, `byteLength` of binary data, the JSON text's bytes of other objects.
+   */
   sizeOf?: (payload: unknown) => number;
   /** How long finished work-queue ids stay answered by status() (default 10,000 ids per group, 1 hour). */
   retention?: { maxIds?: number; maxAgeMs?: number };
@@ -361,6 +369,7 @@ export class IdempotenceFilter {
 }
 
 export interface BatcherOptions<T = unknown> extends BatchOptions {
+  /** Bytes an item counts for in maxBytes, as the bus's `sizeOf`. */
   sizeOf?: (item: T) => number;
   clock?: Clock;
   /** Receives a batch that failed maxAttempts times. */

@@ -146,6 +146,17 @@ fn count(v: f64) -> usize {
     }
 }
 
+/// A message's size in bytes from JavaScript (`sizeOf`'s answer, checked there to be a number
+/// ≥ 0): a fraction counts as the next whole byte, so a batch never holds more than `maxBytes`
+/// by the caller's own measure; `Infinity` is over every limit.
+fn bytes(v: f64) -> u64 {
+    if v.is_finite() && v >= 0.0 {
+        v.ceil() as u64
+    } else {
+        u64::MAX
+    }
+}
+
 /// A `notBefore` time in ms from JavaScript; `None` when negative (absent).
 fn not_before(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms >= 0.0).then(|| ms_to_micros(ms))
@@ -321,7 +332,7 @@ impl SubscribeArgs {
             let initial = backoff.initial_ms.map_or(d.backoff_initial, ms_to_micros);
             BatchPolicy {
                 max_size: b.max_size.map_or(d.max_size, count),
-                max_bytes: b.max_bytes.map_or(d.max_bytes, count),
+                max_bytes: b.max_bytes.map_or(d.max_bytes, bytes),
                 max_wait: b.max_wait_ms.map_or(d.max_wait, ms_to_micros),
                 max_attempts: b.max_attempts.unwrap_or(d.max_attempts),
                 backoff_initial: initial,
@@ -682,7 +693,7 @@ impl WasmBroker {
             .check_room(
                 TopicHandle::from_parts(handle, handle_gen),
                 count(n),
-                count(size),
+                bytes(size),
             )
             .map_err(to_js)
     }
@@ -790,7 +801,7 @@ impl WasmBroker {
             key: key.map(Rc::from),
             headers: None,
             ttl: duration(ttl_ms),
-            size: count(size),
+            size: bytes(size),
             priority: 0,
             not_before: None,
             attempts: 0,

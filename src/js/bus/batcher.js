@@ -12,9 +12,10 @@ export class Batcher {
     ready();
     checkHandler(handler);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, [...BATCH_OPTIONS, 'sizeOf', 'clock', 'onError'], 'options');
-    const batch = {};
-    for (const k of BATCH_OPTIONS) if (o[k] !== undefined) batch[k] = o[k];
-    parseBatch(batch, 'options');
+    const given = {};
+    for (const k of BATCH_OPTIONS) if (o[k] !== undefined) given[k] = o[k];
+    // The validated copy (backoff included) is what the bus gets: the caller's objects are read once.
+    const batch = parseBatch(given, 'options');
     const onError = functionOption(o, 'onError', 'options');
     this._bus = new Bus({
       maxQueue: Infinity, overflow: 'reject', clock: o.clock, sizeOf: o.sizeOf,
@@ -26,7 +27,8 @@ export class Batcher {
   add(item) { this._bus.publish('batch', item); }
   flush() { this._bus.flush(); }
   drain() { return this._bus.drain(); }
-  close() { return this._bus.close(); }
+  /** Refuses later adds (CLOSED); resolves once every item is handled, retries included. */
+  async close() { await this._bus.close(); }
   stats() { return this._sub.stats(); }
   toJSON() { return { closed: this._bus.closed }; }
 }

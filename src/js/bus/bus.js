@@ -55,27 +55,32 @@ function finalWords(w, at, k) {
   return words;
 }
 
-// UTF-8 length without allocating.
+// UTF-8 length without allocating, as TextEncoder would encode the string: a surrogate pair is
+// 4 bytes, a lone surrogate 3 (it becomes U+FFFD).
 function utf8Length(s) {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x80) n += 1;
     else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) { n += 4; i++; }
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
     else n += 3;
   }
   return n;
 }
 
-/** Bytes a payload counts for in a batch's maxBytes, unless the bus is given `sizeOf`. */
+/**
+ * Bytes a payload counts for in a batch's maxBytes, unless the bus is given `sizeOf`. Never
+ * throws: a payload that cannot be read (a revoked Proxy, a throwing getter or toJSON, a cycle)
+ * counts as 0.
+ */
 function defaultSizeOf(p) {
   if (typeof p === 'string') return utf8Length(p);
   if (p === null || p === undefined) return 0;
   if (typeof p === 'object') {
-    if (typeof p.byteLength === 'number') return p.byteLength;
-    if (typeof p.size === 'number' && typeof p.arrayBuffer === 'function') return p.size;
     try {
+      if (typeof p.byteLength === 'number' && p.byteLength >= 0) return p.byteLength;
+      if (typeof p.size === 'number' && p.size >= 0 && typeof p.arrayBuffer === 'function') return p.size;
       const json = JSON.stringify(p);
       return json === undefined ? 0 : utf8Length(json);
     } catch {
@@ -83,6 +88,18 @@ function defaultSizeOf(p) {
     }
   }
   return 8;
+}
+
+/**
+ * The bytes `sizeOf` gives a payload: a number ≥ 0 (a fraction counts as the next whole byte,
+ * Infinity is over any limit); anything else is INVALID_OPTION, before anything is published.
+ */
+function measure(sizeOf, payload) {
+  const n = sizeOf(payload);
+  if (typeof n !== 'number' || !(n >= 0)) {
+    fail('INVALID_OPTION', `option \`sizeOf\` must return a number of bytes ≥ 0, got ${describe(n)}`);
+  }
+  return n;
 }
 
 const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', 'clock', 'sizeOf', 'retention'];
@@ -623,7 +640,7 @@ export class Bus {
       return ACCEPTED;
     }
     const env = this._envelope(topic, payload, o);
-    const size = route.batch ? this._sizeOf(payload) : 0;
+    const size = route.batch ? measure(this._sizeOf, payload) : 0;
     // sizeOf (or an onError before) may have resolved topics enough to start a new table.
     if (route.gen !== this._topicsGen) route = this._route(topic);
     const slot = this._slot(env);
@@ -748,8 +765,15 @@ export class Bus {
 
   /** Handler `i` of _deliverPlain returned `r`: a promise is tracked. Returns the envelope made. */
   _plainResult(plain, i, r, env, topic, payload) {
+    let thenable;
     try {
-      if (r !== null && typeof r.then === 'function') {
+      thenable = r !== null && typeof r.then === 'function';
+    } catch (err) {
+      // A `then` that cannot be read fails the call as a throw would.
+      return this._plainFailed(plain, i, err, env, topic, payload);
+    }
+    try {
+      if (thenable) {
         if (env === undefined) env = this._envelope(topic, payload, EMPTY_OPTIONS);
         this._began(plain[PLAIN_ROUTE].subs[i - PLAIN_FNS], r, env, undefined);
       }
@@ -830,6 +854,7 @@ export class Bus {
         }
         s.delivered++;
         let r;
+        let thenable;
         try {
           if (s.wants) {
             if (env === undefined) env = this._envelope(topic, payload, o);
@@ -837,13 +862,15 @@ export class Bus {
           } else {
             r = s.handler(payload);
           }
+          // (A `then` that cannot be read fails the call as a throw would.)
+          thenable = r !== undefined && r !== null && typeof r.then === 'function';
         } catch (err) {
           if (s._active) s.failed++;
           else this._countLeft(s, 0, 1); // it unsubscribed itself, then threw
           this._failed(err, env ?? (env = this._envelope(topic, payload, o)), s);
           continue;
         }
-        if (r !== undefined && r !== null && typeof r.then === 'function') {
+        if (thenable) {
           this._began(s, r, env ?? (env = this._envelope(topic, payload, o)), o.key);
         }
       }
@@ -859,10 +886,15 @@ export class Bus {
     if (!s._active) {
       // It unsubscribed itself while running: the core tracks it no more, but a failure
       // still counts and is reported.
-      promise.then(undefined, (err) => {
+      const lost = (err) => {
         this._countLeft(s, 0, 1);
         this._failed(err, env, s);
-      });
+      };
+      try {
+        promise.then(undefined, lost);
+      } catch (err) {
+        lost(err); // a thenable whose then() throws: as a promise rejected with that
+      }
       return;
     }
     // The delivery's index × 2^32 + its generation.
@@ -879,10 +911,16 @@ export class Bus {
     const f = { dg, s, item, final };
     this._inflight[di] = f;
     this._inflightCount++;
-    promise.then(
-      () => this._settled(f, di, true, undefined),
-      (err) => this._settled(f, di, false, err),
-    );
+    try {
+      promise.then(
+        () => this._settled(f, di, true, undefined),
+        (err) => this._settled(f, di, false, err),
+      );
+    } catch (err) {
+      // A thenable whose then() throws fails as a promise rejected with that would (unless it
+      // called back first: then its answer stands).
+      this._settled(f, di, false, err);
+    }
   }
 
   _settled(f, di, ok, err) {
@@ -947,7 +985,7 @@ export class Bus {
     const count = n - i;
     const slots = new Uint32Array(count);
     const sizes = route.batch ? new Float64Array(count) : new Float64Array(0);
-    for (let j = 0; j < count; j++) if (route.batch) sizes[j] = this._sizeOf(list[i + j]);
+    for (let j = 0; j < count; j++) if (route.batch) sizes[j] = measure(this._sizeOf, list[i + j]);
     if (route.gen !== this._topicsGen) route = this._route(topic);
     const now = this._clock.now();
     let idList;
@@ -1208,14 +1246,17 @@ export class Bus {
     }
     if (!s.busy) { s.busy = true; this._busy++; }
     let r;
+    let thenable;
     try {
       r = s.wants ? s.handler(env.payload, env) : s.handler(env.payload);
+      // (A `then` that cannot be read fails the call as a throw would.)
+      thenable = r !== undefined && r !== null && typeof r.then === 'function';
     } catch (err) {
       this._fail(di, dg, err);
       if (final) this._failed(err, env, s);
       return;
     }
-    if (r !== undefined && r !== null && typeof r.then === 'function') {
+    if (thenable) {
       this._track(di, dg, s, r, env, final);
     } else {
       this._completions.push(di, dg, 1);
@@ -1228,14 +1269,16 @@ export class Bus {
       return;
     }
     let r;
+    let thenable;
     try {
       r = s.handler(items);
+      thenable = r !== undefined && r !== null && typeof r.then === 'function';
     } catch (err) {
       this._fail(di, dg, err);
       if (final) this._failed(err, items, s);
       return;
     }
-    if (r !== undefined && r !== null && typeof r.then === 'function') {
+    if (thenable) {
       this._track(di, dg, s, r, items, final);
     } else {
       this._completions.push(di, dg, 1);

@@ -11,12 +11,14 @@ export const systemClock = {
 };
 
 /**
- * A virtual clock for tests: time moves only with advance(), which runs the timers due.
+ * A virtual clock for tests: time moves only with advance(), which runs the timers due. It starts
+ * at 0 or later: the core keeps time as microseconds from 0, as the native ManualClock does (a
+ * reading below 0 would count as 0, and ids or batches would not age until time passed it).
  */
 export class ManualClock {
   constructor(startMs = 0) {
-    if (typeof startMs !== 'number' || !Number.isFinite(startMs)) {
-      fail('INVALID_ARGUMENT', `ManualClock start must be a finite number, got ${describe(startMs)}`);
+    if (typeof startMs !== 'number' || !Number.isFinite(startMs) || !(startMs >= 0)) {
+      fail('INVALID_ARGUMENT', `ManualClock start must be a finite number of ms ≥ 0, got ${describe(startMs)}`);
     }
     this._now = startMs;
     this._timers = new Map();

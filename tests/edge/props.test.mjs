@@ -24,7 +24,8 @@
 //   refused with one FORBIDDEN reply per operation counting them, and changes nothing;
 // - every refused frame or operation gets its typed error reply (code, and ref where there is one)
 //   and the connection keeps working (every operation is followed by a round trip on its socket);
-// - publish ids are per namespace and owner hub (the same id in both tenants is never a duplicate);
+// - publish ids are per namespace and topic (the same id in both tenants, or on two topics, is never
+//   a duplicate);
 // - /stats: each tenant's namespace counters (published, duplicates, notStored, forbidden,
 //   forbiddenAcks, badFrames, refused, acked, lateAcks, dead, deadPublished, tooLarge, tooDeep,
 //   rate limits, delivered), connections, subscriptions and work queues match the model exactly;
@@ -524,10 +525,10 @@ function fanOut(t, topic, payload, id) {
   }
 }
 
-/** Whether a publish with `id` on `topic` is a duplicate (ids are per namespace and owner hub); remembers it. */
+/** Whether a publish with `id` on `topic` is a duplicate (ids are per namespace and topic); remembers it. */
 function duplicate(run, t, topic, id) {
   if (id === undefined) return false;
-  const k = `${t.ns}|${hubOfTopic(topic, HUBS, 1)}|${id}`;
+  const k = `${t.ns}|${topic}|${id}`;
   if (run.ids.has(k)) return true;
   run.ids.add(k);
   return false;

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { EdgeServer, RawSocket } from './support/server.mjs';
 import { signToken } from '../../edge/src/auth.js';
+import { hubOfTopic } from '../../edge/src/routing.js';
 
 const HUBS = 8;
 const keys = { k1: 'first-key-secret', k2: 'second-key-secret' };
@@ -29,6 +30,13 @@ const open = (t, query = '') => RawSocket.open(`${server.wsUrl}/connect?token=${
 const view = (t) => server.stats(t);
 const queue = async (t, group) => (await view(t)).groups.find((g) => g.group === group);
 const pick = (o, ks) => ks.map((k) => o[k]);
+/** A topic prefix whose topics the hub `hub` owns (one routed token). */
+function prefixOn(hub, not = []) {
+  for (let i = 0; ; i++) {
+    const p = `p${i}`;
+    if (hubOfTopic(p, HUBS, 1) === hub && !not.includes(p)) return p;
+  }
+}
 let syncs = 1000;
 /** Waits until every frame sent before on `s` was handled (a reply to a later subscription to `pattern`). */
 async function settle(s, pattern) {
@@ -281,4 +289,44 @@ test('oversized ids, keys, groups, topics, patterns, refs and hubs are refused w
   assert.equal(bad.frames[0].code, 'BAD_REQUEST');
   assert.equal(s.closed, undefined, 'the connection carries on');
   await s.close();
+});
+
+test('a token limited to some topics makes no id of another topic a duplicate, nor a dead letter\'s', { timeout: 60_000 }, async () => {
+  const narrow = await server.token({ pub: ['chat.room1.>'], sub: [], ns: 'acme' });
+  const backend = await server.token({ pub: ['chat.>'], sub: ['chat.>'], ns: 'acme' });
+  assert.equal(hubOfTopic('chat.room1.x', HUBS, 1), hubOfTopic('chat.room2.x', HUBS, 1), 'one owner hub for both rooms');
+  const s = await open(backend);
+  assert.equal((await s.request({ op: 'sub', id: 1, pattern: 'chat.room2.*' })).t, 'ok');
+  const n = await open(narrow);
+  const start = (await view(acme)).total;
+  // The narrow token claims the ids the backend will use, over HTTP and over a WebSocket.
+  assert.deepEqual((await server.post('/publish', { topic: 'chat.room1.x', payload: 'squat', id: 'order-1' }, narrow)).body, { accepted: true, stored: false });
+  assert.deepEqual(await n.request({ op: 'pub', topic: 'chat.room1.x', payload: 'squat', id: 'order-2', ref: 'q' }), { t: 'ok', op: 'pub', ref: 'q', stored: false });
+  // The backend's messages on the other room are taken and delivered.
+  assert.deepEqual((await server.post('/publish', { topic: 'chat.room2.x', payload: 'real-1', id: 'order-1' }, backend)).body, { accepted: true, stored: false });
+  assert.deepEqual(await s.request({ op: 'pub', topic: 'chat.room2.x', payload: 'real-2', id: 'order-2', ref: 'r' }), { t: 'ok', op: 'pub', ref: 'r', stored: false });
+  assert.deepEqual((await s.waitMessages(2)).map((m) => [m.msg.id, m.msg.payload]), [['order-1', 'real-1'], ['order-2', 'real-2']]);
+  // On one topic an id still dedupes, whoever sends it again.
+  assert.deepEqual((await server.post('/publish', { topic: 'chat.room1.x', payload: 'again', id: 'order-1' }, narrow)).body, { accepted: false, duplicate: true });
+  assert.deepEqual((await server.post('/publish', { topic: 'chat.room2.x', payload: 'again', id: 'order-1' }, backend)).body, { accepted: false, duplicate: true });
+  const end = (await view(acme)).total;
+  assert.deepEqual([end.published - start.published, end.duplicates - start.duplicates], [4, 2]);
+
+  // A token that may publish on a topic of the hub that owns `$dead.mailer` claims the id of a
+  // dead letter before the job dies: the letter still reaches its subscriber.
+  const prefix = prefixOn(hubOfTopic('$dead.mailer', HUBS, 1));
+  const squatter = await server.token({ pub: [`${prefix}.>`], sub: [], ns: 'acme' });
+  assert.deepEqual((await server.post('/publish', { topic: `${prefix}.x`, payload: 'squat', id: 'mail-1@$dead.mailer' }, squatter)).body,
+    { accepted: true, stored: false });
+  const ops = await open(acme);
+  assert.equal((await ops.request({ op: 'sub', id: 1, pattern: '$dead.mailer' })).t, 'ok');
+  const c = await open(acme);
+  assert.equal((await c.request({ op: 'sub', id: 1, pattern: 'jobs.mail', group: 'mailer', maxAttempts: 1 })).t, 'ok');
+  assert.deepEqual((await server.post('/publish', { topic: 'jobs.mail', payload: 'job', id: 'mail-1' }, acme)).body, { accepted: true, stored: true });
+  const [job] = await c.waitMessages(1);
+  c.send({ op: 'nack', sub: 1, d: [job.d], error: 'mailbox unavailable' });
+  const [letter] = await ops.waitMessages(1);
+  assert.deepEqual([letter.msg.id, letter.msg.topic, letter.msg.payload.message.id, letter.msg.payload.error.message],
+    ['mail-1@$dead.mailer', '$dead.mailer', 'mail-1', 'mailbox unavailable']);
+  for (const x of [s, n, ops, c]) await x.close();
 });

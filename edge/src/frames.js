@@ -28,7 +28,6 @@
 // connection and its other subscriptions carry on. Replies to one frame go back as one frame.
 import { checkPattern, checkTopic, EdgebusError } from 'edgebus';
 import { codeOf } from './errors.js';
-import { DEFAULT_NS } from './auth.js';
 import { mayPublish, maySubscribe } from './acl.js';
 import { hubOfTopic, hubsOfPattern, spansHubs } from './routing.js';
 import { checkGroupName } from './groups.js';
@@ -103,11 +102,12 @@ function subId(v) {
   return v;
 }
 
+/** The reply to a refused operation of connection `c`, counted in its namespace. */
 function refused(hub, c, op, e) {
   const code = codeOf(e) ?? 'BAD_REQUEST';
   // Not a refusal of the input but a fault of the hub: logged and counted as an error too.
   if (codeOf(e) === undefined) hub._error(`a \`${op?.op}\` operation failed unexpectedly`, e);
-  const ns = c?.ns ?? DEFAULT_NS;
+  const ns = c.ns;
   if (code === 'FORBIDDEN') hub._count(ns, 'forbidden');
   else if (code === 'RATE_LIMITED') hub._count(ns, 'rateLimited');
   else if (code === 'MESSAGE_TOO_LARGE' || code === 'REQUEST_TOO_LARGE') hub._count(ns, 'tooLarge');
@@ -313,24 +313,25 @@ async function flushPubs(hub, c, pubs, replies) {
   pubs.clear();
   // Owners in parallel; the chunks of one owner one after the other, so that order holds.
   await Promise.all(byOwner.map(async ([owner, all]) => {
-    for (const rows of chunksBySize(all, (r) => r.msg.size, hub.cfg.FORWARD_MAX_BYTES)) await publishChunk(hub, owner, rows, replies);
+    for (const rows of chunksBySize(all, (r) => r.msg.size, hub.cfg.FORWARD_MAX_BYTES)) await publishChunk(hub, c, owner, rows, replies);
   }));
 }
 
-async function publishChunk(hub, owner, rows, replies) {
+/** One call to an owner hub; its refusals are the connection's (counted in its namespace). */
+async function publishChunk(hub, c, owner, rows, replies) {
   try {
     const msgs = rows.map((r) => r.msg);
     const res = await (owner === hub.index ? hub._publish(owner, msgs, true) : hub._peer(owner).publish(owner, msgs));
     rows.forEach((r, i) => {
       const x = res[i];
-      if (x?.error !== undefined) replies.push(refused(hub, undefined, r.op, new EdgebusError(x.error.code, x.error.message)));
+      if (x?.error !== undefined) replies.push(refused(hub, c, r.op, new EdgebusError(x.error.code, x.error.message)));
       else if (r.op.ref !== undefined) {
         replies.push(x === false ? { t: 'ok', op: 'pub', ref: r.op.ref, dup: true } : { t: 'ok', op: 'pub', ref: r.op.ref, stored: x.stored > 0 });
       }
     });
   } catch (e) {
     hub._error(`publishing ${rows.length} message(s) through hub ${owner} failed`, e);
-    for (const r of rows) replies.push(refused(hub, undefined, r.op, new EdgebusError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
+    for (const r of rows) replies.push(refused(hub, c, r.op, new EdgebusError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
   }
 }
 

@@ -330,3 +330,19 @@ test('a token limited to some topics makes no id of another topic a duplicate, n
     ['mail-1@$dead.mailer', '$dead.mailer', 'mail-1', 'mailbox unavailable']);
   for (const x of [s, n, ops, c]) await x.close();
 });
+
+test('a publish refused by its owner hub is counted in its tenant\'s namespace, not in another', { timeout: 60_000 }, async () => {
+  // A payload nested 5,000 deep passes this server's depth check but cannot cross to another hub.
+  const owner = hubOfTopic('orders.fw', HUBS, 1);
+  const far = await open(acme, `&hub=${prefixOn(owner === 0 ? 1 : 0)}`);
+  assert.equal((await far.request({ op: 'sub', id: 1, pattern: 'orders.fw' })).t, 'ok');
+  const pub = await open(acme, '&hub=orders');
+  const plain = await server.token({ pub: [], sub: [] });
+  const before = await Promise.all([acme, bolt, plain].map(async (t) => (await view(t)).total.refused));
+  pub.send(`{"op":"pub","ref":"x","topic":"orders.fw","payload":${'['.repeat(5000)}0${']'.repeat(5000)}}`);
+  const r = await pub.waitFor((f) => f.ref === 'x');
+  assert.deepEqual([r.t, r.code], ['err', 'UNAVAILABLE']);
+  const after = await Promise.all([acme, bolt, plain].map(async (t) => (await view(t)).total.refused));
+  assert.deepEqual(after, [before[0] + 1, before[1], before[2]], 'refused: acme, bolt, the default namespace');
+  for (const x of [far, pub]) await x.close();
+});

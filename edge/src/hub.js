@@ -29,7 +29,7 @@ import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
 import { hubName, hubOfTopic, hubsOfPattern, nsDirectoryHub } from './routing.js';
 import { remember, Streams, visible } from './groups.js';
-import { handleFrame } from './frames.js';
+import { handleFrame, subscribeBurst } from './frames.js';
 import { PublishIds } from './ids.js';
 
 /** The counters each namespace has its own share of (`/stats` with a non-admin token). */
@@ -200,7 +200,10 @@ export class Hub extends DurableObject {
     const c = this.cfg;
     server.send(JSON.stringify({
       t: 'hello', conn, ns: claims.ns ?? DEFAULT_NS, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS,
-      limits: { maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND },
+      limits: {
+        maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND,
+        maxSubscribesPerSecond: c.MAX_SUBSCRIBES_PER_SECOND,
+      },
     }));
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -210,6 +213,7 @@ export class Hub extends DurableObject {
       ws, id, claims, ns: claims.ns ?? DEFAULT_NS, subs: new Map(), outbox: [], last: undefined, lastEntry: undefined,
       delivered: new Map(), // work-queue delivery token → { sub, boot, at } (receive), until the client answers it
       tokens: this.cfg.MAX_MESSAGES_PER_SECOND, refilled: Date.now(), busy: Promise.resolve(), closed: false,
+      subscribes: { tokens: subscribeBurst(this.cfg), at: Date.now() }, // the bucket of `sub` and `del` (frames.js takeSubscribe)
     };
     this.conns.set(id, c);
     this.connOf.set(ws, c);

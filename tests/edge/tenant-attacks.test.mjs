@@ -346,3 +346,40 @@ test('a publish refused by its owner hub is counted in its tenant\'s namespace, 
   assert.deepEqual(after, [before[0] + 1, before[1], before[2]], 'refused: acme, bolt, the default namespace');
   for (const x of [far, pub]) await x.close();
 });
+
+test('a flood of subscription changes is rate limited per connection and closed (1008); another tenant on the same hub is served meanwhile', { timeout: 120_000 }, async () => {
+  const victim = await open(bolt, '&hub=orders');
+  assert.equal((await victim.request({ op: 'sub', id: 1, pattern: 'orders.v' })).t, 'ok');
+  const flooder = await open(await server.token({ pub: [], sub: ['>'], ns: 'acme' }), '&hub=orders');
+  const { hub } = await flooder.waitFor((f) => f.t === 'hello');
+  assert.equal(hub, (await victim.waitFor((f) => f.t === 'hello')).hub, 'one home hub');
+  const acme0 = (await view(acme)).total;
+  const bolt0 = (await view(bolt)).total;
+  // Each `>` subscription is an interest on every hub, each unsubscription takes it back: one
+  // connection churning them kept its home (and every hub) busy.
+  for (let f = 0; f < 20; f++) {
+    flooder.send(Array.from({ length: 500 }, (_, i) => [{ op: 'sub', id: i, pattern: '>' }, { op: 'unsub', id: i }]).flat());
+  }
+  const limited = await flooder.waitFor((x) => x.code === 'RATE_LIMITED', 0, 'a RATE_LIMITED refusal');
+  assert.equal(limited.op, 'sub');
+  const r = await victim.request({ op: 'pub', topic: 'orders.v', payload: 'served', ref: 'v' });
+  assert.deepEqual([r.t, r.stored], ['ok', false]);
+  assert.deepEqual((await victim.waitMessages(1)).map((m) => m.msg.payload), ['served']);
+  assert.equal((await flooder.closedPromise).code, 1008);
+  const acme1 = (await view(acme)).total;
+  const bolt1 = (await view(bolt)).total;
+  assert.ok(acme1.rateLimited > acme0.rateLimited, 'counted in the flooder\'s namespace');
+  assert.equal(acme1.rateClosed, acme0.rateClosed + 1);
+  assert.deepEqual(pick(bolt1, ['rateLimited', 'rateClosed', 'refused']), pick(bolt0, ['rateLimited', 'rateClosed', 'refused']));
+  // The flooder's subscriptions went with its connection.
+  for (let i = 0; i < 100 && (await view(acme)).total.subscriptions > 0; i++) await new Promise((res) => setTimeout(res, 100));
+  assert.equal((await view(acme)).total.subscriptions, 0);
+  // A client subscribing its whole set at once (a reconnect: MAX_SUBSCRIPTIONS wildcard
+  // subscriptions in one frame) is within the burst.
+  const client = await open(await server.token({ pub: [], sub: ['>'], ns: 'acme' }));
+  const from = client.frames.length;
+  client.send(Array.from({ length: 100 }, (_, i) => ({ op: 'sub', id: i, pattern: `*.w${i}` })));
+  await client.waitFor((x) => x.ref === 99, from, 'the reply to the last subscription');
+  assert.deepEqual(client.frames.slice(from).filter((x) => x.op === 'sub').map((x) => x.t), Array(100).fill('ok'));
+  for (const x of [client, victim]) await x.close();
+});

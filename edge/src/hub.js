@@ -674,10 +674,11 @@ export class Hub extends DurableObject {
       const owner = hubOfTopic(topic, this.cfg.HUBS, this.cfg.ROUTE_TOKENS);
       if (!byOwner.has(owner)) byOwner.set(owner, []);
       const { ns = DEFAULT_NS, ...payload } = letter;
-      // Its window key is its outbox key (unique per dead message, kept across restarts): a letter
-      // handed over twice is a duplicate, and no message id (one reused later, the same id on two
-      // topics of the queue, one a publisher chose) makes a letter one.
-      byOwner.get(owner).push([key, { topic, payload, id: `${letter.message.id}@${topic}`, ns, dedupeId: `${this.index}:${key}` }]);
+      // Its id names the message by its id and topic (ids are per topic); its window key is its
+      // outbox key (unique per dead message, kept across restarts): a letter handed over twice is
+      // a duplicate, and no publish (of an id a publisher chose) makes a letter one.
+      const id = `${letter.message.id}@${letter.topic}@${topic}`;
+      byOwner.get(owner).push([key, { topic, payload, id, ns, dedupeId: `${this.index}:${key}` }]);
     }
     let failed = false;
     await Promise.all([...byOwner].map(async ([owner, rows]) => {

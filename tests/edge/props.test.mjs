@@ -357,7 +357,7 @@ function letterArrived(run, tenant, msg) {
   const p = msg.payload;
   const job = q.jobs.get(p?.message?.id);
   if (job === undefined || p.message.payload?.tenant !== tenant.name) fail(run, `tenant ${tenant.name}'s dead letters received ${json(msg)}`);
-  const letterId = `${job.id}@${tenant.dlq.pattern}`;
+  const letterId = `${job.id}@${q.pattern}@${tenant.dlq.pattern}`;
   if (msg.topic !== tenant.dlq.pattern || msg.id !== letterId) fail(run, `dead letter ${json(msg)}: expected topic ${tenant.dlq.pattern}, id ${letterId}`);
   const mayDie = job.state === 'open' && (job.dead !== undefined || job.mustDie || (job.pending === undefined && job.maxNext > q.maxAttempts));
   if (!mayDie) fail(run, `${job.id} was dead-lettered, but it is ${job.state === 'open' ? `open with attempts left (last ${job.last})` : job.state}`);
@@ -894,7 +894,7 @@ async function slow(run, t, kind, home) {
     const want = [[2], {
       topic: deadTopic,
       payload: { group: slowQ, topic, attempts: 2, error: { code: 'HANDLER_TIMEOUT', message: `not acknowledged within ${SLOW_ACK_MS} ms` }, message: msg },
-      id: `${msg.id}@${deadTopic}`, publishedAt: got[3][1]?.publishedAt,
+      id: `${msg.id}@${topic}@${deadTopic}`, publishedAt: got[3][1]?.publishedAt,
     }];
     try {
       assert.deepStrictEqual(got[3], want);

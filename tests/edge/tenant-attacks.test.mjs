@@ -313,11 +313,13 @@ test('a token limited to some topics makes no id of another topic a duplicate, n
   assert.deepEqual([end.published - start.published, end.duplicates - start.duplicates], [4, 2]);
 
   // A token that may publish on a topic of the hub that owns `$dead.mailer` claims the id of a
-  // dead letter before the job dies: the letter still reaches its subscriber.
+  // dead letter before the job dies (in the form of before, and of now): the letter still
+  // reaches its subscriber.
   const prefix = prefixOn(hubOfTopic('$dead.mailer', HUBS, 1));
   const squatter = await server.token({ pub: [`${prefix}.>`], sub: [], ns: 'acme' });
-  assert.deepEqual((await server.post('/publish', { topic: `${prefix}.x`, payload: 'squat', id: 'mail-1@$dead.mailer' }, squatter)).body,
-    { accepted: true, stored: false });
+  for (const id of ['mail-1@$dead.mailer', 'mail-1@jobs.mail@$dead.mailer']) {
+    assert.deepEqual((await server.post('/publish', { topic: `${prefix}.x`, payload: 'squat', id }, squatter)).body, { accepted: true, stored: false });
+  }
   const ops = await open(acme);
   assert.equal((await ops.request({ op: 'sub', id: 1, pattern: '$dead.mailer' })).t, 'ok');
   const c = await open(acme);
@@ -327,7 +329,17 @@ test('a token limited to some topics makes no id of another topic a duplicate, n
   c.send({ op: 'nack', sub: 1, d: [job.d], error: 'mailbox unavailable' });
   const [letter] = await ops.waitMessages(1);
   assert.deepEqual([letter.msg.id, letter.msg.topic, letter.msg.payload.message.id, letter.msg.payload.error.message],
-    ['mail-1@$dead.mailer', '$dead.mailer', 'mail-1', 'mailbox unavailable']);
+    ['mail-1@jobs.mail@$dead.mailer', '$dead.mailer', 'mail-1', 'mailbox unavailable']);
+  // One id on two topics of a work queue: two jobs, and two letters, each its own id.
+  assert.equal((await c.request({ op: 'sub', id: 2, pattern: 'jobs.*', group: 'twins', maxAttempts: 1 })).t, 'ok');
+  assert.equal((await ops.request({ op: 'sub', id: 2, pattern: '$dead.twins' })).t, 'ok');
+  const twins = await server.post('/publish', ['jobs.a', 'jobs.b'].map((topic) => ({ topic, payload: topic, id: 'twin' })), acme);
+  assert.deepEqual(twins.body.results, [{ accepted: true, stored: true }, { accepted: true, stored: true }]);
+  const jobs = (await c.waitMessages(3)).slice(1);
+  assert.deepEqual(jobs.map((m) => [m.msg.topic, m.msg.id]), [['jobs.a', 'twin'], ['jobs.b', 'twin']]);
+  c.send({ op: 'nack', sub: 2, d: jobs.map((m) => m.d), error: 'no' });
+  const letters = (await ops.waitMessages(3)).slice(1);
+  assert.deepEqual(letters.map((m) => m.msg.id).sort(), ['twin@jobs.a@$dead.twins', 'twin@jobs.b@$dead.twins']);
   for (const x of [s, n, ops, c]) await x.close();
 });
 

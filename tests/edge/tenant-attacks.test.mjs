@@ -252,7 +252,7 @@ test('routes: percent-encoding, dot segments, case variants and query parameters
   assert.deepEqual([frames[1].t, frames[1].code], ['err', 'FORBIDDEN']);
 });
 
-test('oversized ids, keys, groups, topics, patterns, refs and hubs are refused with typed codes', { timeout: 60_000 }, async () => {
+test('oversized ids, keys, groups, topics, patterns, hubs and headers are refused with typed codes', { timeout: 60_000 }, async () => {
   const s = await open(acme);
   const long = (n) => `orders.${'x'.repeat(n - 7)}`;
   const rows = [
@@ -284,6 +284,16 @@ test('oversized ids, keys, groups, topics, patterns, refs and hubs are refused w
   assert.deepEqual([first.t, first.dup], ['ok', undefined]);
   const again = await s.request({ op: 'pub', topic, payload: 1, id: 'i'.repeat(256), ref: 'g' });
   assert.deepEqual([again.t, again.dup], ['ok', true]);
+  // Huge headers: a 60 KB token, a 40 KB claims part, a 60 KB header next to a valid token.
+  const padded = `${Buffer.from(JSON.stringify({ ...claims, exp: 1, pad: 'x'.repeat(40000) })).toString('base64url')}.${'A'.repeat(43)}`;
+  for (const [headers, status, code] of [
+    [{ authorization: `Bearer ${'A'.repeat(60000)}.${'B'.repeat(43)}` }, 401, 'UNAUTHORIZED'],
+    [{ authorization: `Bearer ${padded}` }, 401, 'UNAUTHORIZED'],
+    [{ authorization: `Bearer ${acme}`, 'x-junk': 'j'.repeat(60000) }, 200, undefined],
+  ]) {
+    const r = await rawGet('/stats', headers);
+    assert.deepEqual([r.status, r.body.error?.code, r.body.ns], [status, code, code === undefined ? 'acme' : undefined]);
+  }
   const bad = new RawSocket(`${server.wsUrl}/connect?token=${acme}&hub=${'h'.repeat(5000)}`);
   assert.equal((await bad.closedPromise).code, 4400);
   assert.equal(bad.frames[0].code, 'BAD_REQUEST');

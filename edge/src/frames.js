@@ -26,9 +26,13 @@
 //
 // A refused operation gets `{ t: 'err', ref?, op, code, message }` and changes nothing else: the
 // connection and its other subscriptions carry on. Replies to one frame go back as one frame.
+//
+// Rates, per connection (token buckets): MAX_MESSAGES_PER_SECOND publishes, and
+// MAX_SUBSCRIBES_PER_SECOND hub registrations by `sub` and `del` (takeSubscribe); over either,
+// the operation is refused RATE_LIMITED, and RATE_VIOLATIONS_TO_CLOSE frames in a row with such a
+// refusal close the connection (1008).
 import { checkPattern, checkTopic, EdgebusError } from 'edgebus';
 import { codeOf } from './errors.js';
-import { DEFAULT_NS } from './auth.js';
 import { mayPublish, maySubscribe } from './acl.js';
 import { hubOfTopic, hubsOfPattern, spansHubs } from './routing.js';
 import { checkGroupName } from './groups.js';
@@ -103,11 +107,12 @@ function subId(v) {
   return v;
 }
 
+/** The reply to a refused operation of connection `c`, counted in its namespace. */
 function refused(hub, c, op, e) {
   const code = codeOf(e) ?? 'BAD_REQUEST';
   // Not a refusal of the input but a fault of the hub: logged and counted as an error too.
   if (codeOf(e) === undefined) hub._error(`a \`${op?.op}\` operation failed unexpectedly`, e);
-  const ns = c?.ns ?? DEFAULT_NS;
+  const ns = c.ns;
   if (code === 'FORBIDDEN') hub._count(ns, 'forbidden');
   else if (code === 'RATE_LIMITED') hub._count(ns, 'rateLimited');
   else if (code === 'MESSAGE_TOO_LARGE' || code === 'REQUEST_TOO_LARGE') hub._count(ns, 'tooLarge');
@@ -128,6 +133,35 @@ function takeToken(hub, c) {
   c.refilled = now;
   if (c.tokens < 1) throw new EdgebusError('RATE_LIMITED', `more than ${rate} messages per second on this connection`);
   c.tokens -= 1;
+}
+
+/**
+ * The burst of a connection's subscription bucket: one second's worth, and never less than
+ * MAX_SUBSCRIPTIONS wildcard subscriptions (HUBS each), so that a client can always subscribe its
+ * whole set at once (a reconnect).
+ */
+export function subscribeBurst(cfg) {
+  return Math.max(cfg.MAX_SUBSCRIBES_PER_SECOND, cfg.MAX_SUBSCRIPTIONS * cfg.HUBS);
+}
+
+/**
+ * Takes `cost` from the connection's subscription bucket (MAX_SUBSCRIBES_PER_SECOND), or throws
+ * RATE_LIMITED: a plain `sub` costs one per hub it is registered on (HUBS for a wildcard among
+ * the routed tokens, else 1), a work-queue `sub` and a `del` one each. Each such hub is called
+ * and writes storage (and an `unsub` calls them again), so unmetered, one connection churning
+ * wildcard subscriptions kept its home and every hub busy, for every tenant. `unsub` takes
+ * nothing: it undoes at most what `sub` did.
+ */
+function takeSubscribe(hub, c, cost) {
+  const rate = hub.cfg.MAX_SUBSCRIBES_PER_SECOND;
+  const b = c.subscribes;
+  const now = Date.now();
+  b.tokens = Math.min(subscribeBurst(hub.cfg), b.tokens + ((now - b.at) / 1000) * rate);
+  b.at = now;
+  if (b.tokens < cost) {
+    throw new EdgebusError('RATE_LIMITED', `more than ${rate} hub registrations per second on this connection (a subscription costs one per hub it spans, a deletion one)`);
+  }
+  b.tokens -= cost;
 }
 
 export async function handleFrame(hub, c, data) {
@@ -256,8 +290,9 @@ export async function handleFrame(hub, c, data) {
 }
 
 /**
- * A frame with rate-limited publishes is a violation; RATE_VIOLATIONS_TO_CLOSE of them in a row
- * (no frame in between that kept to the limit) close the connection with 1008 (policy violation):
+ * A frame with rate-limited operations (publishes, subscriptions, deletions) is a violation;
+ * RATE_VIOLATIONS_TO_CLOSE of them in a row (no frame in between that kept to the limits) close
+ * the connection with 1008 (policy violation):
  * a flooder stops costing the hub, and its backlog of frames is not worked off.
  */
 function rateViolations(hub, c, replies) {
@@ -272,7 +307,11 @@ function rateViolations(hub, c, replies) {
   hub._count(c.ns, 'rateClosed');
   hub._countsChanged();
   try {
-    c.ws.send(JSON.stringify({ t: 'err', code: 'RATE_LIMITED', message: `${c.violations} frames in a row over ${hub.cfg.MAX_MESSAGES_PER_SECOND} messages per second: closing` }));
+    const { MAX_MESSAGES_PER_SECOND, MAX_SUBSCRIBES_PER_SECOND } = hub.cfg;
+    c.ws.send(JSON.stringify({
+      t: 'err', code: 'RATE_LIMITED',
+      message: `${c.violations} frames in a row over ${MAX_MESSAGES_PER_SECOND} messages or ${MAX_SUBSCRIBES_PER_SECOND} hub registrations per second: closing`,
+    }));
     c.ws.close(1008, 'rate limit exceeded repeatedly');
   } catch {
     // already closing
@@ -313,24 +352,25 @@ async function flushPubs(hub, c, pubs, replies) {
   pubs.clear();
   // Owners in parallel; the chunks of one owner one after the other, so that order holds.
   await Promise.all(byOwner.map(async ([owner, all]) => {
-    for (const rows of chunksBySize(all, (r) => r.msg.size, hub.cfg.FORWARD_MAX_BYTES)) await publishChunk(hub, owner, rows, replies);
+    for (const rows of chunksBySize(all, (r) => r.msg.size, hub.cfg.FORWARD_MAX_BYTES)) await publishChunk(hub, c, owner, rows, replies);
   }));
 }
 
-async function publishChunk(hub, owner, rows, replies) {
+/** One call to an owner hub; its refusals are the connection's (counted in its namespace). */
+async function publishChunk(hub, c, owner, rows, replies) {
   try {
     const msgs = rows.map((r) => r.msg);
     const res = await (owner === hub.index ? hub._publish(owner, msgs, true) : hub._peer(owner).publish(owner, msgs));
     rows.forEach((r, i) => {
       const x = res[i];
-      if (x?.error !== undefined) replies.push(refused(hub, undefined, r.op, new EdgebusError(x.error.code, x.error.message)));
+      if (x?.error !== undefined) replies.push(refused(hub, c, r.op, new EdgebusError(x.error.code, x.error.message)));
       else if (r.op.ref !== undefined) {
         replies.push(x === false ? { t: 'ok', op: 'pub', ref: r.op.ref, dup: true } : { t: 'ok', op: 'pub', ref: r.op.ref, stored: x.stored > 0 });
       }
     });
   } catch (e) {
     hub._error(`publishing ${rows.length} message(s) through hub ${owner} failed`, e);
-    for (const r of rows) replies.push(refused(hub, undefined, r.op, new EdgebusError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
+    for (const r of rows) replies.push(refused(hub, c, r.op, new EdgebusError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
   }
 }
 
@@ -370,7 +410,9 @@ async function subscribe(hub, c, op) {
     for (const k of ['maxAttempts', 'ackTimeoutMs']) {
       if (op[k] !== undefined) throw new EdgebusError('INVALID_OPTION', `\`${k}\` applies only with \`group\` (a work queue)`);
     }
-    await hub.addPlainSub(c, id, op.pattern, hubsOfPattern(op.pattern, HUBS, ROUTE_TOKENS));
+    const hubs = hubsOfPattern(op.pattern, HUBS, ROUTE_TOKENS);
+    takeSubscribe(hub, c, hubs.length);
+    await hub.addPlainSub(c, id, op.pattern, hubs);
   } else {
     checkGroupName(op.group);
     if (spansHubs(op.pattern, ROUTE_TOKENS)) {
@@ -380,6 +422,7 @@ async function subscribe(hub, c, op) {
       maxAttempts: intOption(op, 'maxAttempts', 1, 1000) ?? hub.cfg.MAX_ATTEMPTS,
       ackTimeoutMs: intOption(op, 'ackTimeoutMs', 1, 3600000) ?? hub.cfg.ACK_TIMEOUT_MS,
     };
+    takeSubscribe(hub, c, 1);
     await hub.addGroupSub(c, id, op.pattern, op.group, opts, hubOfTopic(op.pattern, HUBS, ROUTE_TOKENS));
   }
   await hub.saveConn(c);
@@ -397,6 +440,7 @@ async function deleteGroup(hub, c, op) {
     throw new EdgebusError('GROUP_SPANS_HUBS', `a work-queue pattern needs its first ${ROUTE_TOKENS} token(s) literal (one owner hub), got \`${op.pattern}\``);
   }
   const owner = hubOfTopic(op.pattern, HUBS, ROUTE_TOKENS);
+  takeSubscribe(hub, c, 1);
   let r;
   try {
     r = await hub._peer(owner).deleteGroup(owner, op.group, op.pattern, c.ns);

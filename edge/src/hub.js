@@ -14,7 +14,7 @@
 // What must survive eviction is in storage: connection records (`c:<conn>`: claims and
 // subscriptions; the socket's attachment holds only its id), interests (`i:<home>|<pattern>`, or
 // `in:<home>|<ns> <pattern>` outside the default namespace), streams, members and their messages
-// (groups.js), the idempotence window (SQLite table `seen`, by namespace and id) and the counters
+// (groups.js), the idempotence window (ids.js: by namespace, topic and id) and the counters
 // (`meta:counts`, and `meta:ns:<ns>` per namespace, written in the same turn as the change they
 // count, so in the same implicit transaction).
 //
@@ -29,7 +29,8 @@ import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
 import { hubName, hubOfTopic, hubsOfPattern, nsDirectoryHub } from './routing.js';
 import { remember, Streams, visible } from './groups.js';
-import { handleFrame } from './frames.js';
+import { handleFrame, subscribeBurst } from './frames.js';
+import { PublishIds } from './ids.js';
 
 /** The counters each namespace has its own share of (`/stats` with a non-admin token). */
 export const NS_COUNTERS = ['published', 'duplicates', 'notStored', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge',
@@ -71,13 +72,9 @@ export class Hub extends DurableObject {
     this.sending = undefined;        // frames made ready, sent together after their count is written (_sendFrames)
     this.lastFrame = undefined;      // { entries, frame }: the last frame made while `sending` (shared by equal outboxes)
     this.idSeq = 0;
-    this.seenCount = new Map();      // namespace → rows of `seen`, counted on first use after a wake
     this.alarmAt = undefined;        // the scheduled alarm (stream limits and idle deletion)
     this.goneMembers = [];           // [owner, conn, sub] of work-queue members whose sockets a restart ended
-    this.ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS seen (ns TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,
-      PRIMARY KEY (ns, id)) WITHOUT ROWID`);
-    this.ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS seen_at ON seen (at)');
-    this.ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS seen_ns_at ON seen (ns, at)');
+    this.ids = new PublishIds(this.ctx.storage.sql, this.cfg); // the idempotence window
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
@@ -203,7 +200,10 @@ export class Hub extends DurableObject {
     const c = this.cfg;
     server.send(JSON.stringify({
       t: 'hello', conn, ns: claims.ns ?? DEFAULT_NS, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS,
-      limits: { maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND },
+      limits: {
+        maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND,
+        maxSubscribesPerSecond: c.MAX_SUBSCRIBES_PER_SECOND,
+      },
     }));
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -213,6 +213,7 @@ export class Hub extends DurableObject {
       ws, id, claims, ns: claims.ns ?? DEFAULT_NS, subs: new Map(), outbox: [], last: undefined, lastEntry: undefined,
       delivered: new Map(), // work-queue delivery token → { sub, boot, at } (receive), until the client answers it
       tokens: this.cfg.MAX_MESSAGES_PER_SECOND, refilled: Date.now(), busy: Promise.resolve(), closed: false,
+      subscribes: { tokens: subscribeBurst(this.cfg), at: Date.now() }, // the bucket of `sub` and `del` (frames.js takeSubscribe)
     };
     this.conns.set(id, c);
     this.connOf.set(ws, c);
@@ -438,9 +439,10 @@ export class Hub extends DurableObject {
   // ----- publishing (as owner) -----------------------------------------------------------------
 
   /**
-   * Publishes validated, authorized messages `{ topic, payload, id?, key?, ns? }`. Resolves to one
-   * result per message: `false` for a duplicate id (within the namespace `ns`, DEFAULT_NS by default),
-   * otherwise `{ stored }`: the number of work-queue streams that stored it (0: delivered to
+   * Publishes validated, authorized messages `{ topic, payload, id?, key?, ns?, dedupeId? }`.
+   * Resolves to one result per message: `false` for a duplicate id (on its topic, within the
+   * namespace `ns`, DEFAULT_NS by default; `dedupeId`, when given, is the key of the window instead
+   * of the id: a dead letter's outbox key), otherwise `{ stored }`: the number of work-queue streams that stored it (0: delivered to
    * whoever subscribes now, kept by no durable group). The dedupe window, the stored messages and
    * the counters are written in this turn, before the answer leaves (one implicit transaction).
    */
@@ -463,7 +465,8 @@ export class Hub extends DurableObject {
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i];
       const ns = m.ns ?? DEFAULT_NS;
-      if (m.id !== undefined && !this._firstSeen(ns, m.id, now)) {
+      const key = m.dedupeId ?? m.id;
+      if (key !== undefined && !this.ids.first(ns, m.topic, key, now)) {
         this._count(ns, 'duplicates');
         out[i] = false;
         continue;
@@ -486,7 +489,7 @@ export class Hub extends DurableObject {
       out[i] = { stored: streams.length };
       for (const st of [...streams]) this.streams.store(st, env, now);
     }
-    if (local && !streamed && !msgs.some((m) => m.id !== undefined)) this._countsSoon();
+    if (local && !streamed && !msgs.some((m) => (m.dedupeId ?? m.id) !== undefined)) this._countsSoon();
     else this._countsChanged();
     // The messages stored now expire at now + STREAM_MAX_AGE_MS: the alarm must come by then (an
     // alarm set for later, e.g. an idle deletion, would otherwise expire them late).
@@ -505,16 +508,11 @@ export class Hub extends DurableObject {
       if (boxesOf[i] === undefined || out[i] === false) continue;
       const failed = [...boxesOf[i]].find((box) => box.failed !== undefined);
       if (failed === undefined) continue;
-      if (msgs[i].id !== undefined) this._forget(msgs[i].ns ?? DEFAULT_NS, msgs[i].id);
+      const key = msgs[i].dedupeId ?? msgs[i].id;
+      if (key !== undefined) this.ids.forget(msgs[i].ns ?? DEFAULT_NS, msgs[i].topic, key);
       out[i] = { error: { code: 'UNAVAILABLE', message: `not delivered to the subscribers of hub ${failed.home} (${failed.failed}); publish it again` } };
     }
     return out;
-  }
-
-  /** Removes an id from the idempotence window (its publish was not delivered everywhere). */
-  _forget(ns, id) {
-    const n = this.ctx.storage.sql.exec('DELETE FROM seen WHERE ns = ? AND id = ? RETURNING 1', ns, id).toArray().length;
-    if (this.seenCount.has(ns)) this.seenCount.set(ns, this.seenCount.get(ns) - n);
   }
 
   /**
@@ -546,36 +544,6 @@ export class Hub extends DurableObject {
     }
     b.tokens -= n;
     return {};
-  }
-
-  /**
-   * The durable idempotence window of namespace `ns`: true (and remembered) unless `(ns, id)` was
-   * seen within DEDUPE_MAX_AGE_MS among the namespace's last DEDUPE_MAX_IDS ids (a bound per
-   * namespace, so one tenant's ids never push another's out). One indexed lookup per id; nothing
-   * is read into memory but the namespace's row count (once per wake).
-   */
-  _firstSeen(ns, id, now) {
-    const sql = this.ctx.storage.sql;
-    const { DEDUPE_MAX_IDS, DEDUPE_MAX_AGE_MS } = this.cfg;
-    const cutoff = now - DEDUPE_MAX_AGE_MS;
-    for (const r of sql.exec('SELECT at FROM seen WHERE ns = ? AND id = ?', ns, id)) {
-      if (r.at > cutoff) return false;
-    }
-    // Age bound: ids older than the window go (the index on `at` finds them), whatever their namespace.
-    for (const r of sql.exec('DELETE FROM seen WHERE at <= ? RETURNING ns', cutoff)) {
-      if (this.seenCount.has(r.ns)) this.seenCount.set(r.ns, this.seenCount.get(r.ns) - 1);
-    }
-    let count = this.seenCount.get(ns) ?? sql.exec('SELECT count(*) AS n FROM seen WHERE ns = ?', ns).one().n;
-    sql.exec('INSERT OR REPLACE INTO seen (ns, id, at) VALUES (?, ?, ?)', ns, id, now);
-    count++;
-    // Count bound: the namespace's oldest go.
-    if (count > DEDUPE_MAX_IDS) {
-      const over = count - DEDUPE_MAX_IDS;
-      sql.exec('DELETE FROM seen WHERE ns = ? AND id IN (SELECT id FROM seen WHERE ns = ? ORDER BY at LIMIT ?)', ns, ns, over);
-      count -= over;
-    }
-    this.seenCount.set(ns, count);
-    return true;
   }
 
   /** Payload bytes of an envelope's JSON, as the publisher's check measured them (else measured once). */
@@ -706,7 +674,11 @@ export class Hub extends DurableObject {
       const owner = hubOfTopic(topic, this.cfg.HUBS, this.cfg.ROUTE_TOKENS);
       if (!byOwner.has(owner)) byOwner.set(owner, []);
       const { ns = DEFAULT_NS, ...payload } = letter;
-      byOwner.get(owner).push([key, { topic, payload, id: `${letter.message.id}@${topic}`, ns }]);
+      // Its id names the message by its id and topic (ids are per topic); its window key is its
+      // outbox key (unique per dead message, kept across restarts): a letter handed over twice is
+      // a duplicate, and no publish (of an id a publisher chose) makes a letter one.
+      const id = `${letter.message.id}@${letter.topic}@${topic}`;
+      byOwner.get(owner).push([key, { topic, payload, id, ns, dedupeId: `${this.index}:${key}` }]);
     }
     let failed = false;
     await Promise.all([...byOwner].map(async ([owner, rows]) => {

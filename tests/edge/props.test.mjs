@@ -24,7 +24,8 @@
 //   refused with one FORBIDDEN reply per operation counting them, and changes nothing;
 // - every refused frame or operation gets its typed error reply (code, and ref where there is one)
 //   and the connection keeps working (every operation is followed by a round trip on its socket);
-// - publish ids are per namespace and owner hub (the same id in both tenants is never a duplicate);
+// - publish ids are per namespace and topic (the same id in both tenants, or on two topics, is never
+//   a duplicate);
 // - /stats: each tenant's namespace counters (published, duplicates, notStored, forbidden,
 //   forbiddenAcks, badFrames, refused, acked, lateAcks, dead, deadPublished, tooLarge, tooDeep,
 //   rate limits, delivered), connections, subscriptions and work queues match the model exactly;
@@ -356,7 +357,7 @@ function letterArrived(run, tenant, msg) {
   const p = msg.payload;
   const job = q.jobs.get(p?.message?.id);
   if (job === undefined || p.message.payload?.tenant !== tenant.name) fail(run, `tenant ${tenant.name}'s dead letters received ${json(msg)}`);
-  const letterId = `${job.id}@${tenant.dlq.pattern}`;
+  const letterId = `${job.id}@${q.pattern}@${tenant.dlq.pattern}`;
   if (msg.topic !== tenant.dlq.pattern || msg.id !== letterId) fail(run, `dead letter ${json(msg)}: expected topic ${tenant.dlq.pattern}, id ${letterId}`);
   const mayDie = job.state === 'open' && (job.dead !== undefined || job.mustDie || (job.pending === undefined && job.maxNext > q.maxAttempts));
   if (!mayDie) fail(run, `${job.id} was dead-lettered, but it is ${job.state === 'open' ? `open with attempts left (last ${job.last})` : job.state}`);
@@ -524,10 +525,10 @@ function fanOut(t, topic, payload, id) {
   }
 }
 
-/** Whether a publish with `id` on `topic` is a duplicate (ids are per namespace and owner hub); remembers it. */
+/** Whether a publish with `id` on `topic` is a duplicate (ids are per namespace and topic); remembers it. */
 function duplicate(run, t, topic, id) {
   if (id === undefined) return false;
-  const k = `${t.ns}|${hubOfTopic(topic, HUBS, 1)}|${id}`;
+  const k = `${t.ns}|${topic}|${id}`;
   if (run.ids.has(k)) return true;
   run.ids.add(k);
   return false;
@@ -893,7 +894,7 @@ async function slow(run, t, kind, home) {
     const want = [[2], {
       topic: deadTopic,
       payload: { group: slowQ, topic, attempts: 2, error: { code: 'HANDLER_TIMEOUT', message: `not acknowledged within ${SLOW_ACK_MS} ms` }, message: msg },
-      id: `${msg.id}@${deadTopic}`, publishedAt: got[3][1]?.publishedAt,
+      id: `${msg.id}@${topic}@${deadTopic}`, publishedAt: got[3][1]?.publishedAt,
     }];
     try {
       assert.deepStrictEqual(got[3], want);

@@ -48,6 +48,10 @@ test('plain subscriptions: a message id seen before is dropped and counted', asy
   ws().deliver({ t: 'msg', m: [[[sub.id], msg]] });
   assert.deepEqual(got, [[1, 'm1', 1], [2, 'm2', 1]]);
   assert.equal(bus.stats().duplicates, 1);
+  // The same id on another topic is another message (the hubs dedupe ids per topic).
+  ws().deliver({ t: 'msg', m: [[[sub.id], { ...msg, topic: 'a.c', payload: 3 }]] });
+  assert.deepEqual(got.at(-1), [3, 'm1', 1]);
+  assert.equal(bus.stats().duplicates, 1);
   await bus.close();
 });
 
@@ -72,6 +76,11 @@ test('work queues: ack when the handler resolves, nack when it throws; a redeliv
   await tick();
   assert.deepEqual(ws().sent.at(-1), { op: 'ack', sub: sub.id, d: ['d3'] });
   assert.deepEqual(runs, [['j1', 1], ['j2', 1]]);
+  // j1 on another topic of the queue is another job: run, not taken for the handled one.
+  ws().deliver({ t: 'msg', m: [[[sub.id], { ...job, topic: 'jobs.y' }, 'd4', 1]] });
+  await tick();
+  assert.deepEqual(ws().sent.at(-1), { op: 'ack', sub: sub.id, d: ['d4'] });
+  assert.deepEqual(runs, [['j1', 1], ['j2', 1], ['j1', 1]]);
   await bus.close();
 });
 

@@ -76,6 +76,14 @@ async function upgradeWithFetch(url, token, hub, timeoutMs) {
   return socket;
 }
 
+/**
+ * What identifies a message for a subscription's duplicate check: its topic and id, as the hubs
+ * dedupe publishes (the same id on another topic is another message). A topic has no space.
+ */
+function messageKey(message) {
+  return `${message.topic} ${message.id}`;
+}
+
 class RemoteSubscription {
   constructor(bus, id, pattern, handler, options) {
     this._bus = bus;
@@ -86,7 +94,7 @@ class RemoteSubscription {
     this._handler = handler;
     this._options = options;
     this._seen = new IdempotenceFilter({ maxIds: bus._dedupeIds });
-    this._running = new Map(); // work-queue message id → delivery tokens to acknowledge when done
+    this._running = new Map(); // work-queue message (messageKey) → delivery tokens to acknowledge when done
     let resolve;
     let reject;
     this.ready = new Promise((res, rej) => { resolve = res; reject = rej; });
@@ -466,7 +474,7 @@ class RemoteBus {
   }
 
   _plain(s, message) {
-    if (message.id !== undefined && !s._seen.check(message.id)) {
+    if (message.id !== undefined && !s._seen.check(messageKey(message))) {
       this._stats.duplicates++;
       return;
     }
@@ -480,7 +488,7 @@ class RemoteBus {
   }
 
   _work(s, message, d) {
-    const id = message.id;
+    const id = messageKey(message);
     if (s._seen.has(id)) {
       // Already handled: acknowledge again, do not run it twice.
       this._stats.duplicates++;

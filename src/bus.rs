@@ -855,9 +855,13 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 if inner.direct.published.get() > 0 {
                     inner.count_direct(&mut core);
                 }
-                core.accept_direct(handle, out.not_before.is_some(), out.id.as_deref(), || {
-                    inner.clock.now()
-                })?
+                core.accept_direct(
+                    handle,
+                    out.not_before.is_some(),
+                    out.key.is_some(),
+                    out.id.as_deref(),
+                    || inner.clock.now(),
+                )?
             };
             match accepted {
                 Accepted::Deliver(subs, topic, seq) => {
@@ -1536,7 +1540,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 if d.published.get() > 0 {
                     inner.count_direct(&mut core);
                 }
-                core.accept_direct(topic, false, None, || inner.clock.now())?
+                core.accept_direct(topic, false, false, None, || inner.clock.now())?
             };
             match accepted {
                 Accepted::Deliver(subs, name, seq) => {

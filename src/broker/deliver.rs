@@ -214,7 +214,8 @@ impl<P: Clone> Broker<P> {
 
     /// Registers a delivery the driver started on its own (a handler it called directly that
     /// turned out to be asynchronous), so the subscription's concurrency, key order and timeout
-    /// account for it. The subscription must have been idle.
+    /// account for it. It must have been one that would start at once (see
+    /// [`Broker::is_direct_ready`]).
     pub fn begin_external(&mut self, sub: SubId, key: Option<Rc<str>>, now: u64) -> DeliveryId {
         let timeout = match self.subs.get_mut(sub.index, sub.gen) {
             Some(s) => {

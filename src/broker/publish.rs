@@ -188,7 +188,8 @@ impl<P: Clone> Broker<P> {
             })
     }
 
-    /// Marks whether the driver may call `id`'s handler directly while it is idle (see
+    /// Marks whether the driver may call `id`'s handler directly when it would start a message
+    /// at once (see
     /// [`Broker::publish_direct`]). Only plain subscriptions qualify.
     pub fn set_direct(&mut self, id: SubId, direct: bool) {
         if let Some(sub) = self.subs.get_mut(id.index, id.gen) {
@@ -207,17 +208,46 @@ impl<P: Clone> Broker<P> {
         }
     }
 
-    /// Whether `id` would take a message directly now: live, marked direct, nothing queued or
-    /// running.
-    pub fn is_direct_ready(&self, id: SubId) -> bool {
+    /// Whether `id` would start a message published now at once, so that the driver may call its
+    /// handler itself: live, marked direct, nothing queued, and a free slot of its concurrency.
+    /// A message with a `key` needs the subscription idle (an earlier message of its key may be
+    /// running); so does any message while messages wait to be handed to the driver (`ready`: a
+    /// message started now would run before them).
+    pub fn is_direct_ready(&self, id: SubId, keyed: bool) -> bool {
         // Only plain subscriptions are ever marked direct (see `set_direct`), so only a plain
         // queue can hold it back: asked per subscription per publish, no match on the kind.
         self.subs.get(id.index, id.gen).is_some_and(|s| {
             s.live
                 && s.direct
-                && s.in_flight == 0
+                && (s.in_flight == 0
+                    || (!keyed && s.in_flight < s.concurrency && self.ready.is_empty()))
                 && matches!(&s.kind, Kind::Plain(q) if q.is_empty())
         })
+    }
+
+    /// Whether a message published now on `handle` (with a key or not) would start at once in
+    /// every subscription its topic reaches, so that the driver may call their handlers itself,
+    /// as [`Broker::publish_direct`] does. A driver asks this when it cannot tell on its own:
+    /// while some subscription of the route is busy.
+    pub fn starts_now(&mut self, handle: TopicHandle, keyed: bool) -> Result<bool> {
+        if self.closed {
+            return Ok(false);
+        }
+        let entry = self.entry(handle)?;
+        let known = entry.direct_gen == self.direct_gen && entry.all_direct;
+        let at = handle.index as usize;
+        Ok((known || self.route_is_direct(at)) && self.route_ready(at, keyed))
+    }
+
+    /// Whether every subscription of the route of topic `at` (an index of the current table)
+    /// would start a message now: see [`Broker::is_direct_ready`].
+    fn route_ready(&self, at: usize, keyed: bool) -> bool {
+        // Nothing queued or running anywhere: every subscription is idle.
+        (self.queued == 0 && self.in_flight == 0)
+            || self.topics[at]
+                .subs
+                .iter()
+                .all(|id| self.is_direct_ready(*id, keyed))
     }
 
     /// The fast path: when every subscription the topic reaches is idle and marked direct, the
@@ -234,7 +264,13 @@ impl<P: Clone> Broker<P> {
         now: impl FnOnce() -> u64,
     ) -> Result<Direct<P>> {
         Ok(
-            match self.accept_direct(handle, msg.not_before.is_some(), msg.id.as_deref(), now)? {
+            match self.accept_direct(
+                handle,
+                msg.not_before.is_some(),
+                msg.key.is_some(),
+                msg.id.as_deref(),
+                now,
+            )? {
                 Accepted::Deliver(subs, topic, seq) => {
                     Direct::Deliver(subs, Message::published_directly(topic, msg, seq))
                 }
@@ -254,6 +290,7 @@ impl<P: Clone> Broker<P> {
         &mut self,
         handle: TopicHandle,
         delayed: bool,
+        keyed: bool,
         id: Option<&str>,
         now: impl FnOnce() -> u64,
     ) -> Result<Accepted> {
@@ -267,14 +304,7 @@ impl<P: Clone> Broker<P> {
         if delayed || !(known || self.route_is_direct(at)) {
             return Ok(Accepted::Queue);
         }
-        // Nothing queued or running anywhere: every subscription is idle. Otherwise each one of
-        // the route is asked.
-        if (self.queued != 0 || self.in_flight != 0)
-            && !self.topics[at]
-                .subs
-                .iter()
-                .all(|id| self.is_direct_ready(*id))
-        {
+        if !self.route_ready(at, keyed) {
             return Ok(Accepted::Queue);
         }
         if id.is_some() && self.dedupe.is_some() {

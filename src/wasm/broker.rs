@@ -823,6 +823,16 @@ impl WasmBroker {
         }
     }
 
+    /// Whether a message published now on the topic of `handle` (with a key or not) would start
+    /// at once in every subscription it reaches, so the driver may call their handlers itself
+    /// (see [`Broker::starts_now`]); false for a stale handle (the driver resolves it again on
+    /// the way through the core).
+    pub fn starts_now(&mut self, handle: u32, handle_gen: u32, keyed: bool) -> bool {
+        self.core
+            .starts_now(TopicHandle::from_parts(handle, handle_gen), keyed)
+            .unwrap_or(false)
+    }
+
     /// Registers a delivery the driver started itself that turned out asynchronous; returns
     /// `delivery index × 2^32 + delivery gen` (one number: nothing to allocate per call).
     pub fn begin(&mut self, index: u32, gen: u32, key: Option<String>, now_ms: f64) -> f64 {

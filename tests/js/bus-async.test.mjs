@@ -74,6 +74,39 @@ test('async handlers: concurrency N runs up to N at once; the rest wait in the q
   assert.equal(bus.stats().delivered, 7);
 });
 
+test('a busy subscription with a free slot starts a message inside publish; a keyed one waits behind its key', async () => {
+  const bus = new Bus();
+  const g = gated();
+  const sub = bus.subscribe('jobs', (p, msg) => g.handler(msg.key === undefined ? p : `${msg.key}${p}`), { concurrency: 3 });
+  bus.publish('jobs', 0, { key: 'a' });
+  bus.publish('jobs', 1);
+  assert.deepEqual(g.started, ['a0', 1], 'a keyless message takes a free slot at once');
+  bus.publish('jobs', 2, { key: 'a' });
+  assert.deepEqual(g.started, ['a0', 1], 'a keyed message waits for the running one of its key');
+  bus.publish('jobs', 3);
+  assert.deepEqual(g.started, ['a0', 1, 3], 'a message of no key passes one parked behind its key');
+  bus.publish('jobs', 4);
+  assert.deepEqual(g.started, ['a0', 1, 3], 'every slot taken');
+  let st = sub.stats();
+  assert.deepEqual([st.inFlight, st.queued], [3, 2]);
+  g.release('a0');
+  await settle();
+  assert.deepEqual(g.started, ['a0', 1, 3, 'a2'], 'the key\'s next message goes first');
+  g.release(1);
+  await settle();
+  assert.deepEqual(g.started, ['a0', 1, 3, 'a2', 4]);
+  g.release(3);
+  await settle();
+  bus.publish('jobs', 5);
+  assert.deepEqual(g.started, ['a0', 1, 3, 'a2', 4, 5], 'a slot is free again');
+  for (const p of ['a2', 4, 5]) g.release(p);
+  await bus.drain();
+  st = sub.stats();
+  assert.deepEqual([st.delivered, st.inFlight, st.queued, st.failed], [6, 0, 0, 0]);
+  assert.equal(g.maxActive, 3);
+  assert.equal(bus.stats().published, 6);
+});
+
 test('messages with the same key never overlap and keep their order, even with concurrency > 1', async () => {
   const bus = new Bus();
   const running = new Set();

@@ -157,14 +157,14 @@ fn the_direct_path_is_offered_only_when_every_subscription_is_idle_and_direct() 
     // A queued message makes `a` busy: no direct path until it ran.
     d.b.publish_to(h, Outgoing::new(3), 0, PublishMode::Now)
         .unwrap();
-    assert!(!d.b.is_direct_ready(a));
+    assert!(!d.b.is_direct_ready(a, false));
     let out = d.b.publish_direct(h, Outgoing::new(4), || 0).unwrap();
     assert!(matches!(out, Direct::Queue(_)));
     // A delayed message never takes it either.
     while let Some(del) = d.b.next_delivery(0) {
         d.b.complete(del.id, true, 0);
     }
-    assert!(d.b.is_direct_ready(a) && d.b.is_direct_ready(b));
+    assert!(d.b.is_direct_ready(a, false) && d.b.is_direct_ready(b, false));
     let mut m = Outgoing::new(5);
     m.not_before = Some(10);
     assert!(matches!(
@@ -174,14 +174,62 @@ fn the_direct_path_is_offered_only_when_every_subscription_is_idle_and_direct() 
 }
 
 #[test]
+fn a_busy_subscription_with_a_free_slot_starts_a_keyless_message_directly() {
+    // Driven on the broker itself: the scripted driver's tallies know direct deliveries only
+    // as ones that stay synchronous.
+    let mut d = Driver::new();
+    let a = d.sub_with("t", concurrent(2));
+    let b = &mut d.b;
+    let h = b.resolve("t").unwrap();
+    b.set_direct(a, true);
+    // One asynchronous delivery running: one slot of two is free.
+    let first = b.begin_external(a, None, 0);
+    assert!(b.is_direct_ready(a, false));
+    assert!(b.starts_now(h, false).unwrap());
+    // A keyed message could be behind a running one of its key: it goes through the queue.
+    assert!(!b.is_direct_ready(a, true));
+    assert!(!b.starts_now(h, true).unwrap());
+    let keyed = b.publish_direct(h, Driver::keyed(1, "k"), || 0).unwrap();
+    assert!(matches!(keyed, Direct::Queue(_)));
+    let out = b.publish_direct(h, Outgoing::new(2), || 0).unwrap();
+    assert!(matches!(out, Direct::Deliver(..)), "{out:?}");
+    // Its handler went asynchronous too: both slots taken, the next message waits.
+    let second = b.begin_external(a, None, 0);
+    assert!(!b.starts_now(h, false).unwrap());
+    let out = b.publish_direct(h, Outgoing::new(3), || 0).unwrap();
+    assert!(matches!(out, Direct::Queue(_)));
+    b.publish_to(h, Outgoing::new(3), 0, PublishMode::Now)
+        .unwrap();
+    // A slot frees and the queued message takes it: while it waits to be handed to the driver,
+    // a new message would overtake it, so nothing starts directly.
+    b.complete(first, true, 0);
+    assert!(!b.starts_now(h, false).unwrap());
+    let next = b.next_delivery(0).expect("3 starts");
+    assert!(matches!(&next.items, Items::One(m) if m.payload == 3));
+    assert!(!b.starts_now(h, false).unwrap(), "2 and 3 run");
+    b.complete(second, true, 0);
+    assert!(
+        b.starts_now(h, false).unwrap(),
+        "one slot free again, nothing waits"
+    );
+    assert!(!b.starts_now(h, true).unwrap());
+    b.complete(next.id, true, 0);
+    assert!(b.starts_now(h, true).unwrap(), "idle again");
+    // The driver counts the deliveries it made directly (1 and 2).
+    b.record_direct(a, 2, 0);
+    let st = b.subscription_stats(a).unwrap();
+    assert_eq!((st.delivered, st.in_flight, st.queued), (3, 0, 0));
+}
+
+#[test]
 fn only_plain_subscriptions_can_be_direct() {
     let mut d = Driver::new();
     let batched = d.sub_with("t", batch(2, 10, 1));
     let member = d.member("t", "g", SubscribeOptions::default());
     d.b.set_direct(batched, true);
     d.b.set_direct(member, true);
-    assert!(!d.b.is_direct_ready(batched));
-    assert!(!d.b.is_direct_ready(member));
+    assert!(!d.b.is_direct_ready(batched, false));
+    assert!(!d.b.is_direct_ready(member, false));
 }
 
 #[test]

@@ -556,11 +556,18 @@ export class Bus {
     return entry[PLAIN_DIRTY_AT] === STALE ? this._reroute(entry, topic) : entry[PLAIN_ROUTE];
   }
 
-  _direct(route) {
+  /**
+   * Whether a message on `route` (with a key or not) may be handed to its handlers right here:
+   * at once when every subscription is idle; while one is busy, the core says whether the
+   * message would start now anyway (a free slot of its concurrency, nothing waiting).
+   */
+  _direct(route, keyed) {
     if (route.queued || this._depth !== 0) return false;
     if (this._busy === 0) return true;
     const subs = route.subs;
-    for (let i = 0; i < subs.length; i++) if (subs[i].busy) return false;
+    for (let i = 0; i < subs.length; i++) {
+      if (subs[i].busy) return this._core.starts_now(route.handle, route.gen, keyed);
+    }
     return true;
   }
 
@@ -605,7 +612,7 @@ export class Bus {
   _plain(entry, options) {
     // A plain route is never queued (see _resolve).
     return options === undefined && entry.length > PLAIN_FNS && this._depth === 0 && !this._closing &&
-      (this._busy === 0 || this._direct(entry[PLAIN_ROUTE]));
+      (this._busy === 0 || this._direct(entry[PLAIN_ROUTE], false));
   }
 
   /** Moves the publishes counted in _lastSent onto their entry (see _fold). */
@@ -632,7 +639,7 @@ export class Bus {
 
   /** One message, direct or through the core. Returns the core's verdict. */
   _publish(route, topic, payload, o, wait) {
-    if (o.notBefore === undefined && this._direct(route)) {
+    if (o.notBefore === undefined && this._direct(route, o.key !== undefined)) {
       if (o.id !== undefined && this._dedupe && !this._checkId(o.id)) {
         return DUPLICATE;
       }
@@ -964,7 +971,7 @@ export class Bus {
     let accepted = 0;
     let i = 0;
     // Straight to the handlers while every subscription stays idle (no crossing per message)…
-    if ((ids === undefined || !this._dedupe) && o.notBefore === undefined && n > 0 && this._direct(route)) {
+    if ((ids === undefined || !this._dedupe) && o.notBefore === undefined && n > 0 && this._direct(route, o.key !== undefined)) {
       // …once the core has checked that the whole batch fits every subscription that refuses
       // rather than drops: a refused batch delivers nothing.
       try {
@@ -972,7 +979,7 @@ export class Bus {
       } catch (e) {
         throw fromCore(e);
       }
-      while (i < n && this._direct(route)) {
+      while (i < n && this._direct(route, o.key !== undefined)) {
         const mo = ids === undefined || ids[i] === undefined ? o
           : { id: ids[i], key: o.key, ttlMs: o.ttlMs, headers: o.headers };
         this._deliverDirect(route, topic, list[i], mo);

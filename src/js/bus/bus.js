@@ -228,6 +228,7 @@ export class Bus {
     this._slots = [];
     this._freeSlots = [];
     this._busy = 0;             // subscriptions the core has work for
+    this._rounds = 0;           // pump rounds that reported completions or ran records (see _startsNow)
     this._published = 0;        // published directly, not yet told to the core
     this._dirty = [];           // plain routes with publishes counted on them, see _fold
     // The plain route _deliverPlain calls the handlers of, while _at (the index in it of the
@@ -351,6 +352,7 @@ export class Bus {
     // then stats() asks the core), or at once when nothing is running (state 2, or 3 with
     // `retire`): then its final words are kept as they are (none when it counted nothing), and
     // made into statistics only if stats() asks.
+    this._rounds++; // (see _startsNow: what the subscription held is let go)
     let at = this._core.unsubscribe(rec.index, rec.gen, rec.delivered, rec.failed, more) >>> 2;
     rec.delivered = 0;
     rec.failed = 0;
@@ -486,7 +488,9 @@ export class Bus {
       }
     }
     // `batch`: sizes are needed; `queued`: it always goes through the core.
-    const route = { handle, gen, topic, subs, batch, queued: queued || batch };
+    // `refused`, `refusedKeyed`: the `_rounds` count at which the core last said a message
+    // (without a key, with one) would not start at once (see _direct).
+    const route = { handle, gen, topic, subs, batch, queued: queued || batch, refused: -1, refusedKeyed: -1 };
     // Cached from the topic's second publish on (the core says when it knows the topic): a
     // topic published once is not worth an entry.
     if (r[at + 2] === 1) {
@@ -566,9 +570,26 @@ export class Bus {
     if (this._busy === 0) return true;
     const subs = route.subs;
     for (let i = 0; i < subs.length; i++) {
-      if (subs[i].busy) return this._core.starts_now(route.handle, route.gen, keyed);
+      if (subs[i].busy) return this._startsNow(route, keyed);
     }
     return true;
+  }
+
+  /**
+   * The core's answer to whether a message on `route` starts at once. A refusal is remembered
+   * until the next pump round that reported completions or ran records: only such a round can
+   * free a slot or empty a queue (a publish through the core only adds work), so a stream of
+   * publishes to a subscription whose slots are all taken asks the core once. (A refusal
+   * remembered too long costs the direct path, never correctness: the core's own path then
+   * takes the message.) A refusal without a key holds for a message with one too.
+   */
+  _startsNow(route, keyed) {
+    const round = this._rounds;
+    if (route.refused === round || (keyed && route.refusedKeyed === round)) return false;
+    if (this._core.starts_now(route.handle, route.gen, keyed)) return true;
+    if (keyed) route.refusedKeyed = round;
+    else route.refused = round;
+    return false;
   }
 
   /** Publishes; returns false when the idempotence filter dropped it as a duplicate. */
@@ -1119,6 +1140,7 @@ export class Bus {
         if (this._reasons.length > 0) reasons = this._reasons.splice(0);
       }
       const n = core.pump(this._clock.now(), comps, reasons);
+      if (n !== 0 || comps.length !== 0) this._rounds++;
       if (n === 0) {
         if (this._completions.length === 0) break;
         continue;

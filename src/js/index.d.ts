@@ -194,7 +194,11 @@ export interface BusOptions {
   timeoutMs?: number;
   /** Receives every final handler failure (with a batch, `message` is the array of messages). */
   onError?: (error: unknown, message: Message | Message[], subscription: Subscription) => void;
-  /** The clock (default: `performance.timeOrigin + performance.now()` and the global timers). */
+  /**
+   * The clock (default: `performance.timeOrigin + performance.now()` and the global timers).
+   * Read once at construction: a `now()` that throws or returns anything but a finite number is
+   * refused with `INVALID_OPTION`.
+   */
   clock?: Clock;
   /**
    * Bytes a payload counts for in a batch's maxBytes: a number ≥ 0 (a fraction counts as the next

@@ -162,6 +162,11 @@ describe('Bus options', () => {
     ['clock without now()', { clock: {} }, /clock/],
     ['clock.now not a function', { clock: { now: 5 } }, /clock/],
     ['clock null', { clock: null }, /clock/],
+    ['clock.now() returns a Symbol', { clock: { now: () => Symbol('t') } }, /clock.*now\(\) must return a finite number.*symbol/],
+    ['clock.now() returns a BigInt', { clock: { now: () => 5n } }, /clock.*now\(\) must return a finite number/],
+    ['clock.now() returns a string', { clock: { now: () => '5' } }, /clock.*now\(\) must return a finite number/],
+    ['clock.now() returns NaN', { clock: { now: () => NaN } }, /clock.*now\(\) must return a finite number.*NaN/],
+    ['clock.now() throws', { clock: { now: () => { throw new Error('no time'); } } }, /clock.*no time/],
     ['sizeOf not a function', { sizeOf: 8 }, /sizeOf/],
   ];
   for (const [label, options, re] of cases) {
@@ -322,6 +327,7 @@ describe('IdempotenceFilter options and arguments', () => {
     ['maxAgeMs negative', { maxAgeMs: -1 }, /maxAgeMs/],
     ['maxAgeMs string', { maxAgeMs: '1m' }, /maxAgeMs/],
     ['clock without now()', { clock: { time: () => 0 } }, /clock/],
+    ['clock.now() returns a Symbol (with an age limit)', { maxAgeMs: 10, clock: { now: () => Symbol('t') } }, /clock.*now\(\) must return a finite number/],
   ];
   for (const [label, options, re] of cases) {
     test(`IdempotenceFilter: ${label} → INVALID_OPTION`, () => {
@@ -358,6 +364,7 @@ describe('Batcher options', () => {
     ['sizeOf not a function', { sizeOf: 'len' }, /sizeOf/],
     ['onError not a function', { onError: {} }, /onError/],
     ['clock without now()', { clock: {} }, /clock/],
+    ['clock.now() returns a BigInt', { clock: { now: () => 1n } }, /clock.*now\(\) must return a finite number/],
   ];
   for (const [label, options, re] of cases) {
     test(`Batcher: ${label} → INVALID_OPTION`, async () => {

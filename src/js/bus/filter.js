@@ -16,10 +16,10 @@ export class IdempotenceFilter {
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['maxIds', 'maxAgeMs', 'clock'], 'options');
     const maxIds = numberOption(o, 'maxIds', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 10000;
     const maxAgeMs = numberOption(o, 'maxAgeMs', 'options', DURATION) ?? Infinity;
-    this._clock = checkClock(o.clock, 'clock') ?? systemClock;
-    this._f = new raw.WasmFilter(maxIds, maxAgeMs);
     // Ages matter only with an age limit: without one the clock is not read.
     this._aged = Number.isFinite(maxAgeMs);
+    this._clock = checkClock(o.clock, 'clock', this._aged) ?? systemClock;
+    this._f = new raw.WasmFilter(maxIds, maxAgeMs);
     this._ptr = this._f.scratch_ptr();
     this._room = this._f.scratch_len();
     this.maxIds = maxIds;

@@ -135,8 +135,12 @@ export function overflowOption(obj, where) {
   return v;
 }
 
-/** A clock option: `{ now() }`, with both or neither of setTimeout / clearTimeout. */
-export function checkClock(clock, where) {
+/**
+ * A clock option: `{ now() }`, with both or neither of setTimeout / clearTimeout. Unless the
+ * caller will never `read` it, `now()` is called once here: a clock whose time is not a finite
+ * number of milliseconds is refused at the call, not met in the middle of a delivery.
+ */
+export function checkClock(clock, where, read = true) {
   if (clock === undefined) return undefined;
   try {
     if (clock === null || typeof clock !== 'object' || typeof clock.now !== 'function') {
@@ -144,6 +148,10 @@ export function checkClock(clock, where) {
     }
     if ((clock.setTimeout === undefined) !== (clock.clearTimeout === undefined)) {
       fail('INVALID_OPTION', `option \`${where}\` must have both setTimeout and clearTimeout, or neither`);
+    }
+    const t = read ? clock.now() : 0;
+    if (typeof t !== 'number' || !Number.isFinite(t)) {
+      fail('INVALID_OPTION', `option \`${where}\`: now() must return a finite number of milliseconds, got ${describe(t)}`);
     }
   } catch (e) {
     if (e instanceof EdgebusError) throw e;

@@ -8,6 +8,7 @@ const DEFAULTS = {
   MAX_PAYLOAD_DEPTH: 64,          // nesting of arrays and objects in one payload
   MAX_REQUEST_BYTES: 67108864,    // one POST /publish body (checked before it is parsed)
   MAX_SUBSCRIPTIONS: 100,         // per WebSocket connection
+  MAX_CONNECTIONS: 1000,          // WebSocket connections one namespace holds at one hub; beyond it a connection is refused
   MAX_MESSAGES_PER_SECOND: 1000,  // publishes per WebSocket connection and per token on POST /publish (token bucket, 1 s burst)
   MAX_SUBSCRIBES_PER_SECOND: 100, // hub registrations by `sub` (1 per hub it spans) and `del` (1) per WebSocket connection
   RATE_VIOLATIONS_TO_CLOSE: 10,   // frames in a row with rate-limited publishes before the socket is closed (1008)

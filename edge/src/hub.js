@@ -82,6 +82,7 @@ export class Hub extends DurableObject {
       streamDiscarded: 0, notStored: 0, errors: 0, forwardRetries: 0, rateClosed: 0, tooDeep: 0, tokensForgotten: 0,
     };
     this.nsCounts = new Map();       // namespace → its share of the counters (see _nsCount)
+    this.nsConns = new Map();        // namespace → its open connections here (MAX_CONNECTIONS)
     this.nsDirty = new Set();
     this.nsRegistered = new Set();   // namespaces whose directory lists this hub (`meta:nsreg:<ns>`)
     this.nsRegistering = new Map();
@@ -190,7 +191,9 @@ export class Hub extends DurableObject {
   async fetch(request) {
     await this._enter(Number(request.headers.get('x-edgebus-hub')));
     const claims = JSON.parse(request.headers.get('x-edgebus-claims'));
-    await this._nsHere(claims.ns ?? DEFAULT_NS);
+    const ns = claims.ns ?? DEFAULT_NS;
+    if ((this.nsConns.get(ns) ?? 0) >= this.cfg.MAX_CONNECTIONS) return this._refuseConnection(ns);
+    await this._nsHere(ns);
     const [client, server] = Object.values(new WebSocketPair());
     const conn = crypto.randomUUID().replaceAll('-', '').slice(0, 16);
     this.ctx.acceptWebSocket(server, [conn]);
@@ -202,9 +205,25 @@ export class Hub extends DurableObject {
       t: 'hello', conn, ns: claims.ns ?? DEFAULT_NS, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS,
       limits: {
         maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND,
-        maxSubscribesPerSecond: c.MAX_SUBSCRIBES_PER_SECOND,
+        maxSubscribesPerSecond: c.MAX_SUBSCRIBES_PER_SECOND, maxConnections: c.MAX_CONNECTIONS,
       },
     }));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /**
+   * A connection over the namespace's share of this hub (MAX_CONNECTIONS): accepted, told why in
+   * one frame and closed with 4429, which a client takes as "try again later" (counted `refused`).
+   * One tenant opening sockets without end holds this hub's memory for every tenant otherwise.
+   */
+  _refuseConnection(ns) {
+    this._count(ns, 'refused');
+    this._countsChanged();
+    const message = `namespace ${JSON.stringify(ns).slice(0, 80)} holds ${this.cfg.MAX_CONNECTIONS} connections at this hub, its most: close one or try again later`;
+    const [client, server] = Object.values(new WebSocketPair());
+    server.accept();
+    server.send(JSON.stringify({ t: 'err', code: 'TOO_MANY_CONNECTIONS', message }));
+    server.close(4429, 'too many connections');
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -217,6 +236,7 @@ export class Hub extends DurableObject {
     };
     this.conns.set(id, c);
     this.connOf.set(ws, c);
+    this.nsConns.set(c.ns, (this.nsConns.get(c.ns) ?? 0) + 1);
     return c;
   }
 
@@ -260,6 +280,9 @@ export class Hub extends DurableObject {
     if (c === undefined || c.closed) return;
     c.closed = true;
     this.conns.delete(c.id);
+    const left = (this.nsConns.get(c.ns) ?? 1) - 1;
+    if (left > 0) this.nsConns.set(c.ns, left);
+    else this.nsConns.delete(c.ns);
     this.dirty.delete(c);
     await c.busy;
     for (const id of [...c.subs.keys()]) await this.removeSub(c, id, false);

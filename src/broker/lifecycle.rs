@@ -61,4 +61,16 @@ impl<P: Clone> Broker<P> {
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
+
+    /// Whether events wait for [`Broker::poll_event`].
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// How many timers and expiry watches are armed, live or not. Only [`Broker::fire_timers`]
+    /// and [`Broker::next_deadline`] take any away, so a driver that compares it before and
+    /// after another call learns whether that call armed one (and its deadline may be earlier).
+    pub fn armed(&self) -> usize {
+        self.timers.len() + self.watches.len()
+    }
 }

@@ -87,6 +87,10 @@ fn overflow_from(code: i32) -> Option<Overflow> {
 const ACCEPTED: u32 = 0;
 const DUPLICATE: u32 = 1;
 const MUST_WAIT: u32 = 2;
+/// Added to a `publish` verdict when the call left nothing for a round to hand out: no delivery
+/// ready, no event, no slot to release, no timer armed. The driver may skip the pump it would run
+/// next (nothing it would do depends on the call).
+const QUIET: u32 = 8;
 
 /// The boundary's numbers, defined here once and read by the JavaScript driver when it starts:
 /// `{ records: { deliver, batch, … }, verdicts: { accepted, duplicate, mustWait }, overflow:
@@ -108,7 +112,8 @@ pub fn protocol() -> Result<JsValue, JsValue> {
     let verdicts = Obj::new()
         .num("accepted", ACCEPTED.into())
         .num("duplicate", DUPLICATE.into())
-        .num("mustWait", MUST_WAIT.into());
+        .num("mustWait", MUST_WAIT.into())
+        .num("quiet", QUIET.into());
     // `[name, code]` pairs in the order the API lists them.
     let overflow = js_sys::Array::new();
     for (i, (_, name)) in OVERFLOWS.iter().enumerate() {
@@ -698,7 +703,8 @@ impl WasmBroker {
             .map_err(to_js)
     }
 
-    /// Publishes one message: 0 accepted, 1 duplicate, 2 must wait (only when `wait`).
+    /// Publishes one message: 0 accepted, 1 duplicate, 2 must wait (only when `wait`), plus
+    /// `QUIET` (8) when the call left nothing for a pump to hand out.
     /// `attempts`: attempts already made (see [`Outgoing::attempts`]; above 1000 `INVALID_OPTION`).
     #[allow(clippy::too_many_arguments)]
     pub fn publish(
@@ -720,6 +726,7 @@ impl WasmBroker {
         msg.priority = priority;
         msg.not_before = not_before(not_before_ms);
         msg.attempts = attempts;
+        let armed = self.core.armed();
         let r = self
             .core
             .publish_to(
@@ -729,11 +736,16 @@ impl WasmBroker {
                 mode(wait),
             )
             .map_err(to_js)?;
-        Ok(match r {
+        let verdict = match r {
             Published::Accepted { .. } => ACCEPTED,
             Published::Duplicate => DUPLICATE,
             Published::MustWait => MUST_WAIT,
-        })
+        };
+        let quiet = !self.core.has_ready()
+            && !self.core.has_events()
+            && self.released.borrow().is_empty()
+            && self.core.armed() == armed;
+        Ok(if quiet { verdict | QUIET } else { verdict })
     }
 
     /// Publishes several messages on one topic; returns how many were accepted, or -1 when a

@@ -260,3 +260,27 @@ fn a_watch_outlived_by_its_message_changes_nothing() {
     assert_eq!(d.b.next_deadline(), None);
     assert_eq!(d.sub_stats(s).expired, 0);
 }
+
+#[test]
+fn a_publish_that_arms_a_timer_or_readies_work_says_so_one_that_only_queues_does_not() {
+    let mut d = Driver::new();
+    d.sub("t");
+    d.publish("t", 1);
+    assert_eq!(d.pump_payloads(), vec![1]);
+    // Busy: a message without a TTL only waits in the queue.
+    let armed = d.b.armed();
+    d.publish("t", 2);
+    assert_eq!(d.b.armed(), armed);
+    assert!(!d.b.has_ready() && !d.b.has_events());
+    // One with a TTL arms its queue's expiry watch (the driver's deadline may move earlier).
+    d.send("t", lasting(3, 30, None), PublishMode::Now).unwrap();
+    assert_eq!(d.b.armed(), armed + 1);
+    assert_eq!(d.b.next_deadline(), Some(30 * MS));
+    // A later TTL arms nothing more: the watch already comes first.
+    let armed = d.b.armed();
+    d.send("t", lasting(4, 60, None), PublishMode::Now).unwrap();
+    assert_eq!(d.b.armed(), armed);
+    // A settled handler readies the next message.
+    d.ok(1);
+    assert!(d.b.has_ready());
+}

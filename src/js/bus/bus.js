@@ -10,7 +10,7 @@
 import { printsAs } from '../shared/inspect.js';
 import { EdgebusError, errorText, fail, fromCore } from '../shared/errors.js';
 import {
-  raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
+  raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, QUIET, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
   REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED, SUB_OPTION, SUB_OPTION_COUNT,
 } from '../shared/core.js';
 import {
@@ -673,15 +673,22 @@ export class Bus {
     if (route.gen !== this._topicsGen) route = this._route(topic);
     const slot = this._slot(env);
     let r;
+    let quiet = false;
     try {
       r = this._core.publish(
         route.handle, route.gen, slot, o.id, o.key, o.ttlMs ?? 0,
         size, o.priority ?? 0, o.notBefore ?? -1, o.attempts ?? 0, env.publishedAt, wait,
       );
+      if (r >= QUIET) {
+        r -= QUIET;
+        // Nothing for a pump to hand out (the message waits in a queue): none is run, unless
+        // one is owed or a waiting publish needs its round.
+        quiet = !wait && !this._needPump;
+      }
     } catch (e) {
       throw fromCore(e);
     } finally {
-      this._pump();
+      if (!quiet) this._pump();
     }
     return r;
   }

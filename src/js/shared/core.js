@@ -14,7 +14,7 @@ let notReady;
 
 /** Overflow policy name → the core's code, in the order the API lists them. */
 export let OVERFLOW;
-export let ACCEPTED, DUPLICATE, MUST_WAIT;
+export let ACCEPTED, DUPLICATE, MUST_WAIT, QUIET;
 export let REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE, REC_ROOM, REC_RELEASE, REC_CLAIMED,
   REC_DEAD, REC_FAILED, REC_RETIRED;
 /** Subscription option name (`maxQueue`, `batch.maxSize`, …) → its place among the numbers the
@@ -39,7 +39,7 @@ export function ready() {
 function loadProtocol() {
   if (raw === undefined) throw new EdgebusError('NOT_INITIALIZED', 'edgebus has no WebAssembly core: import it from the package entry for your platform');
   const p = raw.protocol();
-  ({ accepted: ACCEPTED, duplicate: DUPLICATE, mustWait: MUST_WAIT } = p.verdicts);
+  ({ accepted: ACCEPTED, duplicate: DUPLICATE, mustWait: MUST_WAIT, quiet: QUIET } = p.verdicts);
   ({
     deliver: REC_DELIVER, batch: REC_BATCH, timedOut: REC_TIMED_OUT, idle: REC_IDLE, room: REC_ROOM,
     release: REC_RELEASE, claimed: REC_CLAIMED, dead: REC_DEAD, failed: REC_FAILED, retired: REC_RETIRED,

@@ -11,6 +11,7 @@ const DEFAULTS = {
   MAX_CONNECTIONS: 1000,          // WebSocket connections one namespace holds at one hub; beyond it a connection is refused
   MAX_MESSAGES_PER_SECOND: 1000,  // publishes per WebSocket connection and per token on POST /publish (token bucket, 1 s burst)
   MAX_SUBSCRIBES_PER_SECOND: 100, // hub registrations by `sub` (1 per hub it spans) and `del` (1) per WebSocket connection
+  UNVOUCHED_ACKS_PER_SECOND: 1000, // acknowledged tokens per WebSocket connection that its home hub did not deliver to it (token bucket, 1 s burst)
   RATE_VIOLATIONS_TO_CLOSE: 10,   // frames in a row with rate-limited publishes before the socket is closed (1008)
   MAX_BATCH_PUBLISH: 1000,        // messages in one POST /publish
   BATCH_MAX_MESSAGES: 100,        // messages in one frame to a client

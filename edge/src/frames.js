@@ -27,10 +27,13 @@
 // A refused operation gets `{ t: 'err', ref?, op, code, message }` and changes nothing else: the
 // connection and its other subscriptions carry on. Replies to one frame go back as one frame.
 //
-// Rates, per connection (token buckets): MAX_MESSAGES_PER_SECOND publishes, and
-// MAX_SUBSCRIBES_PER_SECOND hub registrations by `sub` and `del` (takeSubscribe); over either,
-// the operation is refused RATE_LIMITED, and RATE_VIOLATIONS_TO_CLOSE frames in a row with such a
-// refusal close the connection (1008).
+// Rates, per connection (token buckets): MAX_MESSAGES_PER_SECOND publishes,
+// MAX_SUBSCRIBES_PER_SECOND hub registrations by `sub` and `del` (takeSubscribe), and
+// UNVOUCHED_ACKS_PER_SECOND acknowledged tokens the home did not deliver to the connection
+// (takeUnvouched: each goes to its owner hub to be checked there); over any, the operation (for
+// acknowledgements: the tokens over the rate, named by count in a reply of their own) is refused
+// RATE_LIMITED, and RATE_VIOLATIONS_TO_CLOSE frames in a row with such a refusal close the
+// connection (1008).
 import { checkPattern, checkTopic, EdgebusError } from 'edgebus';
 import { codeOf } from './errors.js';
 import { mayPublish, maySubscribe } from './acl.js';
@@ -164,6 +167,25 @@ function takeSubscribe(hub, c, cost) {
   b.tokens -= cost;
 }
 
+/**
+ * Takes one acknowledged token that this home did not deliver to the connection (after a restart
+ * of the home, past DELIVERED_TOKENS, or guessed) from the connection's bucket
+ * (UNVOUCHED_ACKS_PER_SECOND): false when it is empty. Such a token can only be judged by its
+ * owner hub, so unmetered, one connection sending frames of guessed tokens kept every owner hub
+ * busy checking them, for every tenant. Tokens the home delivered to this subscription are never
+ * metered: the deliveries bound them.
+ */
+function takeUnvouched(hub, c) {
+  const rate = hub.cfg.UNVOUCHED_ACKS_PER_SECOND;
+  const b = c.unvouched;
+  const now = Date.now();
+  b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
+  b.at = now;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
 export async function handleFrame(hub, c, data) {
   const replies = [];
   if (c.claims.exp * 1000 <= Date.now()) {
@@ -227,7 +249,7 @@ export async function handleFrame(hub, c, data) {
         case 'ack':
         case 'nack': {
           if (!Array.isArray(op.d)) throw new EdgebusError('BAD_REQUEST', '`d` must be an array of delivery tokens');
-          const entry = { op: op.op, sub: op.sub, refused: 0, why: undefined };
+          const entry = { op: op.op, sub: op.sub, refused: 0, limited: 0, why: undefined };
           answered.push(entry);
           if (!Number.isSafeInteger(op.sub) || c.subs.get(op.sub)?.group === undefined) {
             // No token was delivered to a subscription this connection does not have.
@@ -258,15 +280,17 @@ export async function handleFrame(hub, c, data) {
             if (known !== undefined) {
               c.delivered.delete(d);
               if (now - known.at <= hub.cfg.LATE_ACK_MAX_AGE_MS) boot = known.boot;
+            } else if (!takeUnvouched(hub, c)) {
+              entry.limited++;
+              continue;
             }
             batch.tokens.push(d);
             batch.vouched.push(boot);
             batch.of.push(entry);
           }
-          if (entry.refused > 0) {
-            hub._count(c.ns, 'forbiddenAcks', entry.refused);
-            hub._countsSoon(); // written before the reply leaves
-          }
+          if (entry.refused > 0) hub._count(c.ns, 'forbiddenAcks', entry.refused);
+          if (entry.limited > 0) hub._count(c.ns, 'rateLimited', entry.limited);
+          if (entry.refused > 0 || entry.limited > 0) hub._countsSoon(); // written before the reply leaves
           break;
         }
         case 'del':
@@ -307,10 +331,10 @@ function rateViolations(hub, c, replies) {
   hub._count(c.ns, 'rateClosed');
   hub._countsChanged();
   try {
-    const { MAX_MESSAGES_PER_SECOND, MAX_SUBSCRIBES_PER_SECOND } = hub.cfg;
+    const { MAX_MESSAGES_PER_SECOND, MAX_SUBSCRIBES_PER_SECOND, UNVOUCHED_ACKS_PER_SECOND } = hub.cfg;
     c.ws.send(JSON.stringify({
       t: 'err', code: 'RATE_LIMITED',
-      message: `${c.violations} frames in a row over ${MAX_MESSAGES_PER_SECOND} messages or ${MAX_SUBSCRIBES_PER_SECOND} hub registrations per second: closing`,
+      message: `${c.violations} frames in a row over ${MAX_MESSAGES_PER_SECOND} messages, ${MAX_SUBSCRIBES_PER_SECOND} hub registrations or ${UNVOUCHED_ACKS_PER_SECOND} unvouched acknowledgements per second: closing`,
     }));
     c.ws.close(1008, 'rate limit exceeded repeatedly');
   } catch {
@@ -338,7 +362,17 @@ async function sendAcks(hub, c, acks, answered, replies) {
       }
     }
   }
-  for (const e of answered) if (e.refused > 0) replies.push(forbiddenAck(e));
+  for (const e of answered) {
+    if (e.refused > 0) replies.push(forbiddenAck(e));
+    if (e.limited > 0) replies.push(limitedAck(e, hub.cfg.UNVOUCHED_ACKS_PER_SECOND));
+  }
+}
+
+function limitedAck({ op, sub, limited }, rate) {
+  return {
+    t: 'err', op, sub, code: 'RATE_LIMITED', limited,
+    message: `${limited} delivery token(s) not taken: more than ${rate} per second on this connection that this hub did not deliver to it; they changed nothing`,
+  };
 }
 
 function forbiddenAck({ op, sub, refused, why }) {

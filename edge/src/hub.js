@@ -233,6 +233,7 @@ export class Hub extends DurableObject {
       delivered: new Map(), // work-queue delivery token → { sub, boot, at } (receive), until the client answers it
       tokens: this.cfg.MAX_MESSAGES_PER_SECOND, refilled: Date.now(), busy: Promise.resolve(), closed: false,
       subscribes: { tokens: subscribeBurst(this.cfg), at: Date.now() }, // the bucket of `sub` and `del` (frames.js takeSubscribe)
+      unvouched: { tokens: this.cfg.UNVOUCHED_ACKS_PER_SECOND, at: Date.now() }, // acknowledged tokens this hub did not deliver (frames.js takeUnvouched)
     };
     this.conns.set(id, c);
     this.connOf.set(ws, c);

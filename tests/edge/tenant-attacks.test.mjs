@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { EdgeServer, RawSocket } from './support/server.mjs';
 import { signToken } from '../../edge/src/auth.js';
 import { hubOfTopic } from '../../edge/src/routing.js';
@@ -404,4 +405,42 @@ test('a flood of subscription changes is rate limited per connection and closed 
   await client.waitFor((x) => x.ref === 99, from, 'the reply to the last subscription');
   assert.deepEqual(client.frames.slice(from).filter((x) => x.op === 'sub').map((x) => x.t), Array(100).fill('ok'));
   for (const x of [client, victim]) await x.close();
+});
+
+test('a flood of guessed delivery tokens is metered per connection: the owner hub checks at most UNVOUCHED_ACKS_PER_SECOND of them; real acknowledgements are not metered', { timeout: 120_000 }, async () => {
+  const guess = () => randomBytes(16).toString('base64url');
+  const victim = await open(acme);
+  assert.equal((await victim.request({ op: 'sub', id: 1, pattern: 'jobs.flood', group: 'flood', ackTimeoutMs: 120000 })).t, 'ok');
+  const attacker = await open(bolt);
+  assert.equal((await attacker.request({ op: 'sub', id: 1, pattern: 'jobs.flood', group: 'flood', ackTimeoutMs: 120000 })).t, 'ok');
+  await server.post('/publish', [1, 2, 3].map((n) => ({ topic: 'jobs.flood', payload: n, id: `fl-${n}` })), acme);
+  const real = (await victim.waitMessages(3)).map((m) => m.d);
+  const [victim0, attacker0] = await Promise.all([view(acme), view(bolt)]);
+
+  // 3,000 guessed tokens in one frame: the first 1,000 go to the owner (refused there), the rest
+  // are not taken at all.
+  const from = attacker.frames.length;
+  attacker.send({ op: 'ack', sub: 1, d: Array.from({ length: 3000 }, guess) });
+  await settle(attacker, 'jobs.sync-flood');
+  const errs = attacker.frames.slice(from).filter((f) => f.t === 'err');
+  const forbidden = errs.find((e) => e.code === 'FORBIDDEN');
+  const limited = errs.find((e) => e.code === 'RATE_LIMITED');
+  assert.ok(limited !== undefined && forbidden !== undefined, JSON.stringify(errs).slice(0, 300));
+  assert.equal(forbidden.refused + limited.limited, 3000);
+  assert.ok(forbidden.refused >= 1000 && forbidden.refused < 1100, `${forbidden.refused} checked by the owner`);
+  assert.match(limited.message, /not taken: more than 1000 per second/);
+  const attacker1 = await view(bolt);
+  assert.equal(attacker1.total.forbiddenAcks, attacker0.total.forbiddenAcks + forbidden.refused);
+  assert.equal(attacker1.total.rateLimited, attacker0.total.rateLimited + limited.limited);
+
+  // The victim's real acknowledgements, right after, are taken: its home delivered them.
+  const from2 = victim.frames.length;
+  victim.send({ op: 'ack', sub: 1, d: real });
+  await settle(victim, 'jobs.sync-victim');
+  assert.deepEqual(victim.frames.slice(from2).filter((f) => f.t === 'err'), []);
+  const victim1 = await view(acme);
+  assert.equal(victim1.total.acked, victim0.total.acked + 3);
+  assert.deepEqual([victim1.total.forbiddenAcks, victim1.total.rateLimited], [victim0.total.forbiddenAcks, victim0.total.rateLimited]);
+  assert.deepEqual(pick(await queue(acme, 'flood'), ['stored', 'inFlight', 'done']), [0, 0, 3]);
+  for (const x of [victim, attacker]) await x.close();
 });

@@ -161,12 +161,9 @@ mod tests {
             (1 << 43) * 1000 - 1,
             (1 << 40) * 1000 + 7,
         ]);
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = crate::test_rng::below(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            cases.push(x % ((1 << 43) * 1000));
+            cases.push(next((1 << 43) * 1000));
         }
         for micros in cases {
             assert_eq!(

@@ -42,6 +42,9 @@ mod topic;
 mod topic_trie;
 mod work_queue;
 
+#[cfg(test)]
+mod test_rng;
+
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 

@@ -71,16 +71,9 @@ mod tests {
 
     #[test]
     fn sorted_by_key_is_a_stable_sort() {
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = crate::test_rng::below(0x2545_f491_4f6c_dd1d);
         for len in [0, 1, 2, 5, 17, 64, 300] {
-            let items: Vec<(u64, usize)> = (0..len)
-                .map(|i| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x % 7, i)
-                })
-                .collect();
+            let items: Vec<(u64, usize)> = (0..len).map(|i| (next(7), i)).collect();
             let mut expected = items.clone();
             expected.sort_by_key(|&(k, _)| k);
             assert_eq!(sorted_by_key(items, |&(k, _)| k), expected);
@@ -89,13 +82,7 @@ mod tests {
 
     #[test]
     fn sort_pairs_sorts_as_the_standard_library_does() {
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut next = crate::test_rng::below(0x9e37_79b9_7f4a_7c15);
         for len in (0..=70).chain([255, 256, 1000, 4097]) {
             // Few distinct keys (many ties broken by the tag, some pairs equal) and many.
             for spread in [3, u64::MAX] {

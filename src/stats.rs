@@ -159,13 +159,7 @@ mod tests {
 
     #[test]
     fn quantiles_with_zeros_are_those_of_the_histogram_with_the_zeros_recorded() {
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut next = crate::test_rng::below(0x9e37_79b9_7f4a_7c15);
         for _ in 0..300 {
             let mut h = LatencyHistogram::new();
             for _ in 0..next(20) {

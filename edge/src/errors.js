@@ -38,3 +38,17 @@ export function errorResponse(code, message, headers = {}) {
   if (code === 'RATE_LIMITED' && headers['retry-after'] === undefined) headers = { ...headers, 'retry-after': '1' };
   return Response.json({ error: { code, message } }, { status: STATUS[code] ?? 400, headers });
 }
+
+/**
+ * A refused WebSocket: accepted, told why in one frame, then closed (a browser sees no HTTP
+ * status). The close code says what a client does next: 4401 a token to refresh, 4429 try again
+ * later, 4400 a refusal that stays.
+ */
+export function refuseSocket(code, message, protocol) {
+  const [client, server] = Object.values(new WebSocketPair());
+  server.accept();
+  server.send(JSON.stringify({ t: 'err', code, message }));
+  const status = STATUS[code];
+  server.close(status === 401 ? 4401 : status === 429 ? 4429 : 4400, message.slice(0, 120));
+  return new Response(null, { status: 101, webSocket: client, headers: protocol ? { 'sec-websocket-protocol': protocol } : {} });
+}

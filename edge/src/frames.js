@@ -128,14 +128,23 @@ function refused(hub, c, op, e) {
   return r;
 }
 
-/** Takes one publish from the connection's token bucket, or throws RATE_LIMITED. */
+/**
+ * Refills the token bucket `b` (`{ tokens, at }`) at `rate` a second up to `burst`, then takes
+ * `cost` from it: false, taking nothing, when it holds less.
+ */
+function take(b, rate, burst, cost) {
+  const now = Date.now();
+  b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+  b.at = now;
+  if (b.tokens < cost) return false;
+  b.tokens -= cost;
+  return true;
+}
+
+/** Takes one publish from the connection's bucket (MAX_MESSAGES_PER_SECOND), or throws RATE_LIMITED. */
 function takeToken(hub, c) {
   const rate = hub.cfg.MAX_MESSAGES_PER_SECOND;
-  const now = Date.now();
-  c.tokens = Math.min(rate, c.tokens + ((now - c.refilled) / 1000) * rate);
-  c.refilled = now;
-  if (c.tokens < 1) throw new EdgebusError('RATE_LIMITED', `more than ${rate} messages per second on this connection`);
-  c.tokens -= 1;
+  if (!take(c.publishes, rate, rate, 1)) throw new EdgebusError('RATE_LIMITED', `more than ${rate} messages per second on this connection`);
 }
 
 /**
@@ -157,14 +166,9 @@ export function subscribeBurst(cfg) {
  */
 function takeSubscribe(hub, c, cost) {
   const rate = hub.cfg.MAX_SUBSCRIBES_PER_SECOND;
-  const b = c.subscribes;
-  const now = Date.now();
-  b.tokens = Math.min(subscribeBurst(hub.cfg), b.tokens + ((now - b.at) / 1000) * rate);
-  b.at = now;
-  if (b.tokens < cost) {
+  if (!take(c.subscribes, rate, subscribeBurst(hub.cfg), cost)) {
     throw new EdgebusError('RATE_LIMITED', `more than ${rate} hub registrations per second on this connection (a subscription costs one per hub it spans, a deletion one)`);
   }
-  b.tokens -= cost;
 }
 
 /**
@@ -177,13 +181,7 @@ function takeSubscribe(hub, c, cost) {
  */
 function takeUnvouched(hub, c) {
   const rate = hub.cfg.UNVOUCHED_ACKS_PER_SECOND;
-  const b = c.unvouched;
-  const now = Date.now();
-  b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
-  b.at = now;
-  if (b.tokens < 1) return false;
-  b.tokens -= 1;
-  return true;
+  return take(c.unvouched, rate, rate, 1);
 }
 
 export async function handleFrame(hub, c, data) {

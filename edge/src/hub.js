@@ -27,6 +27,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { Bus, EdgebusError } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
+import { refuseSocket } from './errors.js';
 import { hubName, hubOfTopic, hubsOfPattern, nsDirectoryHub } from './routing.js';
 import { remember, Streams, visible } from './groups.js';
 import { handleFrame, subscribeBurst } from './frames.js';
@@ -219,19 +220,17 @@ export class Hub extends DurableObject {
   _refuseConnection(ns) {
     this._count(ns, 'refused');
     this._countsChanged();
-    const message = `namespace ${JSON.stringify(ns).slice(0, 80)} holds ${this.cfg.MAX_CONNECTIONS} connections at this hub, its most: close one or try again later`;
-    const [client, server] = Object.values(new WebSocketPair());
-    server.accept();
-    server.send(JSON.stringify({ t: 'err', code: 'TOO_MANY_CONNECTIONS', message }));
-    server.close(4429, 'too many connections');
-    return new Response(null, { status: 101, webSocket: client });
+    return refuseSocket('TOO_MANY_CONNECTIONS',
+      `namespace ${JSON.stringify(ns).slice(0, 80)} holds ${this.cfg.MAX_CONNECTIONS} connections at this hub, its most: close one or try again later`);
   }
+
 
   _conn(ws, id, claims) {
     const c = {
       ws, id, claims, ns: claims.ns ?? DEFAULT_NS, subs: new Map(), outbox: [], last: undefined, lastEntry: undefined,
       delivered: new Map(), // work-queue delivery token → { sub, boot, at } (receive), until the client answers it
-      tokens: this.cfg.MAX_MESSAGES_PER_SECOND, refilled: Date.now(), busy: Promise.resolve(), closed: false,
+      publishes: { tokens: this.cfg.MAX_MESSAGES_PER_SECOND, at: Date.now() }, // the bucket of `pub` (frames.js takeToken)
+      busy: Promise.resolve(), closed: false,
       subscribes: { tokens: subscribeBurst(this.cfg), at: Date.now() }, // the bucket of `sub` and `del` (frames.js takeSubscribe)
       unvouched: { tokens: this.cfg.UNVOUCHED_ACKS_PER_SECOND, at: Date.now() }, // acknowledged tokens this hub did not deliver (frames.js takeUnvouched)
     };

@@ -14,7 +14,7 @@
 // topic prefix is served without a hop), otherwise a random hub (connections spread over hubs).
 import { readConfig } from './config.js';
 import { checkTopic, EdgebusError } from 'edgebus';
-import { codeOf, errorResponse, STATUS } from './errors.js';
+import { codeOf, errorResponse, refuseSocket, STATUS } from './errors.js';
 import { keyring, verifyToken } from './auth.js';
 import { mayPublish } from './acl.js';
 import { hubName, hubOfTopic, nsDirectoryHub } from './routing.js';
@@ -115,14 +115,6 @@ function withHeaders(response, headers) {
 
 // ----- routes -------------------------------------------------------------------------------------
 
-/** A refused WebSocket: accepted, told why in one frame, then closed (a browser sees no HTTP status). */
-function refuseSocket(code, message, protocol) {
-  const [client, server] = Object.values(new WebSocketPair());
-  server.accept();
-  server.send(JSON.stringify({ t: 'err', code, message }));
-  server.close(STATUS[code] === 401 ? 4401 : 4400, message.slice(0, 120));
-  return new Response(null, { status: 101, webSocket: client, headers: protocol ? { 'sec-websocket-protocol': protocol } : {} });
-}
 
 async function connect(request, env, url, cfg) {
   if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {

@@ -22,7 +22,7 @@
 // failure prints the seed, the shrunk counterexample and its path (EDGEBUS_PROP_PATH replays it).
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { Bus, ManualClock, EdgebusError, matches } from 'edgebus';
+import { Bus, ManualClock, EdgebusError, IdempotenceFilter, matches } from 'edgebus';
 import { settle } from './support/helpers.mjs';
 import { KNOWN_DEFECTS } from './support/known-defects.mjs';
 
@@ -131,6 +131,9 @@ const HOSTILE = [
   ['publishAsync', (bus, v) => bus.publishAsync('$h', 1, { [pick(PUBLISH_KEYS, v)]: pick(ODD_VALUES, v >> 3) })],
   ['other', (bus, v) => bus.status(pick([42, null, {}, Symbol('s'), undefined], v), pick([undefined, 42, '', {}], v >> 2))],
   ['other', (bus, v) => matches(pick(BAD_PATTERNS, v), pick(BAD_TOPICS, v >> 2))],
+  // A clock is read once when given: a time that is not a finite number is refused there, with a code.
+  ['other', (bus, v) => new Bus({ clock: { now: () => pick(ODD_VALUES, v) } }).close()],
+  ['other', (bus, v) => new IdempotenceFilter({ maxAgeMs: 10, clock: { now: () => pick(ODD_VALUES, v) } }).check('x')],
   ['subscribe', (bus, v) => bus.subscribe('$h', () => {}, { group: pick(['', '$x', 'a b', 'a.*', 42, null, 'x'.repeat(5000)], v) })],
   ['subscribe', (bus, v) => bus.subscribe('$h', () => {}, { maxAttempts: 1 + (v % 3) })],
   ['subscribe', (bus, v) => bus.subscribe('$h', () => {}, { group: 'hg', maxAttempts: pick(ODD_VALUES, v), backoff: pick([{ initialMs: 10, maxMs: 1 }, { initialMs: NaN }, 5, { bogus: 1 }], v >> 3) })],

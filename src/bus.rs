@@ -28,6 +28,9 @@ use std::future::Future;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+mod requests;
+pub use requests::{RequestOptions, DEFAULT_REQUEST_TIMEOUT};
+
 /// What a handler returns: `Err` counts as a failure and is reported.
 pub type HandlerResult = std::result::Result<(), HandlerError>;
 /// A handler's error.
@@ -47,6 +50,8 @@ enum Handler<P> {
     Async(AsyncFn<P>),
     Batch(BatchFn<P>),
     BatchAsync(BatchAsyncFn<P>),
+    Respond(requests::RespondFn<P>),
+    RespondAsync(requests::RespondAsyncFn<P>),
 }
 
 /// A handler failure as reported to `on_error` (and, through `error_payload`, on `$errors`).
@@ -316,6 +321,8 @@ struct Inner<P> {
     /// Where each subscription not yet retired leaves its final statistics (its handle's cell;
     /// weak, so a dropped handle keeps nothing alive).
     finals: RefCell<HashMap<SubId, Weak<RefCell<Option<SubscriptionStats>>>>>,
+    /// What each pending request of this bus's requesters received.
+    requests: RefCell<HashMap<crate::broker::RequestId, Rc<RefCell<requests::ReplyBox<P>>>>>,
     /// Async handlers run on the JavaScript event loop rather than on `exec`.
     #[cfg(target_arch = "wasm32")]
     browser: Option<RefCell<Browser>>,
@@ -650,6 +657,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 error_payload: options.error_payload,
                 dead_payload: options.dead_payload,
                 finals: RefCell::new(HashMap::new()),
+                requests: RefCell::new(HashMap::new()),
                 #[cfg(target_arch = "wasm32")]
                 browser,
             }),
@@ -1192,6 +1200,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 }
                 Some(Event::Retired(_)) => self.inner.collect_retired(),
                 Some(Event::Idle(_)) => {}
+                Some(Event::RequestEnded(id, end)) => self.request_ended(id, end),
                 Some(Event::Failed) => loop {
                     let failed = self.inner.core().take_failed();
                     let Some(f) = failed else { break };
@@ -1236,6 +1245,34 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             (Handler::BatchAsync(h), Items::Batch(ms)) => {
                 let fut = h(ms.clone());
                 self.spawn(d.id, d.sub, d.attempt, d.final_attempt, fut, ms);
+            }
+            (Handler::Respond(h), Items::One(m)) => {
+                let mut reply = None;
+                let r = call(|| h(&m).map(|v| reply = Some(v)));
+                let request = m.request();
+                self.settle(d.id, d.sub, d.attempt, d.final_attempt, r, || vec![m]);
+                if let (Some(req), Some(v)) = (request, reply) {
+                    self.replied(req, d.sub, v);
+                }
+            }
+            (Handler::RespondAsync(h), Items::One(m)) => {
+                let answer = h(m.clone());
+                let (weak, sub, request) = (Rc::downgrade(&self.inner), d.sub, m.request());
+                let fut = async move {
+                    let v = answer.await?;
+                    if let (Some(req), Some(inner)) = (request, weak.upgrade()) {
+                        Bus { inner }.replied(req, sub, v);
+                    }
+                    Ok(())
+                };
+                self.spawn(
+                    d.id,
+                    d.sub,
+                    d.attempt,
+                    d.final_attempt,
+                    fut.boxed_local(),
+                    vec![m],
+                );
             }
             // A handler kind always matches its subscription kind; complete defensively.
             _ => self
@@ -1358,6 +1395,12 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 s.map(|s| s.pattern).unwrap_or_default(),
             )
         };
+        // A final failure is the responder's answer to the requests its messages carry.
+        for m in &messages {
+            if let Some(req) = m.request() {
+                self.failed_request(req, sub, code, &error.to_string());
+            }
+        }
         let report = ErrorReport {
             code,
             error,
@@ -1470,6 +1513,9 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     pub async fn close(&self) -> Vec<Remaining<P>> {
         self.inner.core().close();
         self.drain().await;
+        // Requests still waiting end with `CLOSED`: nothing left could answer them.
+        self.inner.core().end_requests();
+        self.handle_events();
         self.inner.core_ref().remaining()
     }
 
@@ -1642,6 +1688,7 @@ fn outgoing<P: ByteSize>(payload: P, o: PublishOptions) -> Result<Outgoing<P>> {
             .not_before
             .map(|t| t.as_micros().min(u64::MAX as u128) as u64),
         attempts: o.attempts,
+        request: None,
     })
 }
 

@@ -30,6 +30,12 @@ pub enum ErrorCode {
     HandlerFailed,
     /// A payload cannot be copied where it has to go (structured clone).
     DataClone,
+    /// A request found no subscription that could answer it.
+    NoResponders,
+    /// A request got no answer within its `timeoutMs`.
+    Timeout,
+    /// A wait was given up through its `AbortSignal` (or by its caller).
+    Aborted,
 }
 
 impl ErrorCode {
@@ -46,6 +52,9 @@ impl ErrorCode {
             ErrorCode::HandlerTimeout => "HANDLER_TIMEOUT",
             ErrorCode::HandlerFailed => "HANDLER_FAILED",
             ErrorCode::DataClone => "DATA_CLONE",
+            ErrorCode::NoResponders => "NO_RESPONDERS",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Aborted => "ABORTED",
         }
     }
 }

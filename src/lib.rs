@@ -50,12 +50,13 @@ mod wasm;
 
 pub use batch::BatchPolicy;
 pub use broker::{
-    Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, GroupOptions, Items, PublishMode,
-    Published, Remaining, Retired, SubId, SubscribeOptions, TopicHandle, Unreported,
+    Answer, Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, GroupOptions, Items,
+    PublishMode, Published, Remaining, RequestEnd, RequestId, Retired, SubId, SubscribeOptions,
+    TopicHandle, Unreported, MAX_REPLIES,
 };
 pub use bus::{
     Batcher, Bus, BusOptions, ErrorReport, HandlerError, HandlerResult, PublishOptions,
-    Subscription,
+    RequestOptions, Subscription, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dedupe::{DedupeWindow, IdempotenceFilter};
@@ -64,7 +65,7 @@ pub use message::{ByteSize, Headers, Message, Outgoing, MAX_PRIOR_ATTEMPTS};
 pub use queue::Overflow;
 pub use router::Router;
 pub use shard::{shard_of, stable_hash};
-pub use snapshot::{BusStats, GroupStats, LatencySummary, SubscriptionStats};
+pub use snapshot::{BusStats, GroupStats, LatencySummary, RequestStats, SubscriptionStats};
 pub use stats::{Counters, LatencyHistogram};
 pub use topic::{
     is_reserved, validate_topic, Pattern, PatternToken, Subject, TopicError, TopicReason,

@@ -4,6 +4,7 @@
 //! whatever shared handle the caller chose (`Arc<T>`, `Bytes`, an index into a JavaScript table…).
 //! Fan-out clones the message once per subscription and never copies the payload itself.
 
+use crate::broker::RequestId;
 use crate::work_queue::DeadLetter;
 use std::rc::Rc;
 
@@ -29,6 +30,9 @@ pub struct Message<P> {
     pub(crate) prior: u32,
     /// On `$dead.<group>`: the dead letter it carries.
     pub(crate) letter: Option<Rc<DeadLetter<P>>>,
+    /// The request it carries, when it was published by a request: its responders' answers go
+    /// to that request.
+    pub(crate) request: Option<RequestId>,
 }
 
 impl<P> Message<P> {
@@ -100,6 +104,12 @@ impl<P> Message<P> {
         self.letter.as_deref()
     }
 
+    /// The request this message carries, if a request published it: a responder's answer
+    /// goes to it.
+    pub fn request(&self) -> Option<RequestId> {
+        self.request
+    }
+
     /// [`Message::published_directly`] for a message without options.
     #[inline(always)]
     pub(crate) fn direct(topic: Rc<str>, payload: P, size: u64, seq: u64) -> Self {
@@ -116,6 +126,7 @@ impl<P> Message<P> {
             attempt: 1,
             prior: 0,
             letter: None,
+            request: None,
         }
     }
 
@@ -160,6 +171,8 @@ pub struct Outgoing<P> {
     /// counts its tries from here, so the first delivery is attempt `attempts + 1` and
     /// `max_attempts` bounds the total. Other subscriptions ignore it.
     pub attempts: u32,
+    /// The request it carries ([`crate::broker::Broker::open_request`]).
+    pub request: Option<RequestId>,
 }
 
 /// The largest `attempts` a publisher may hand in ([`Outgoing::attempts`]).
@@ -189,6 +202,7 @@ impl<P> Outgoing<P> {
             priority: 0,
             not_before: None,
             attempts: 0,
+            request: None,
         }
     }
 }

@@ -300,6 +300,7 @@ mod tests {
             attempt: 1,
             prior: 0,
             letter: None,
+            request: None,
         }
     }
 

@@ -36,7 +36,6 @@ impl<T> Slab<T> {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -76,6 +76,30 @@ pub struct BusStats {
     pub delayed: u64,
     /// Work queues, in creation order.
     pub groups: Vec<GroupStats>,
+    /// Requests and their replies.
+    pub requests: RequestStats,
+}
+
+/// What requests counted ([`crate::broker::Broker::open_request`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestStats {
+    /// Requests published (refused ones excluded).
+    pub sent: u64,
+    /// Replies taken.
+    pub replies: u64,
+    /// Responders' final failures taken as answers.
+    pub failed: u64,
+    /// Requests that reached their deadline.
+    pub timed_out: u64,
+    /// Requests refused because no subscription could answer.
+    pub no_responders: u64,
+    /// Requests given up by their requester, or ended by the close.
+    pub cancelled: u64,
+    /// Answers that came after their request ended, or a second one from one responder: ignored.
+    pub late: u64,
+    /// Requests waiting for answers.
+    pub pending: u64,
 }
 
 /// Statistics of one work queue.

@@ -103,6 +103,15 @@ fn shorten(input: &str) -> String {
     }
 }
 
+/// Displays a topic (or any input) quoted as error messages quote it.
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_quoted(f, self.0)
+    }
+}
+
 /// Writes `input` in double quotes with the escapes of Rust's `{:?}` for quotes, backslashes
 /// and control characters, and `\u{…}` for the invisible characters that could disguise a topic
 /// (zero-width, bidirectional and line-separating ones), so a message never carries raw control

@@ -13,6 +13,7 @@
 mod deliver;
 mod lifecycle;
 mod publish;
+mod requests;
 mod stats;
 mod subscriptions;
 mod timers;
@@ -29,6 +30,7 @@ use crate::message::{check_prior_attempts, Message, Outgoing};
 use crate::queue::{Overflow, SubQueue};
 use crate::router::Router;
 use crate::slab::Slab;
+use crate::snapshot::RequestStats;
 use crate::snapshot::{BusStats, GroupStats, LatencySummary, SubscriptionStats};
 use crate::stats::{Counters, LatencyHistogram};
 use crate::topic::{validate_topic, Pattern};
@@ -38,6 +40,8 @@ use crate::work_queue::{
     Settled, WorkQueue,
 };
 use hashbrown::HashMap;
+pub use requests::{Answer, RequestEnd, RequestId, MAX_REPLIES};
+use requests::{PendingRequest, RequestCounts};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::num::NonZeroU64;
@@ -132,6 +136,10 @@ pub struct SubscribeOptions {
     pub batch: Option<BatchPolicy>,
     /// Join a work queue: each message goes to exactly one member.
     pub group: Option<GroupOptions>,
+    /// It answers requests (see [`Broker::open_request`]): a request reaching it waits for its
+    /// answer. (Every JavaScript subscription does; a native one subscribed with
+    /// [`crate::Bus::respond`] does.)
+    pub responder: bool,
 }
 
 impl Default for SubscribeOptions {
@@ -143,6 +151,7 @@ impl Default for SubscribeOptions {
             timeout: None,
             batch: None,
             group: None,
+            responder: false,
         }
     }
 }
@@ -300,6 +309,8 @@ pub enum Event {
     /// Messages failed for good without a final-attempt delivery (a batch's message whose TTL
     /// ends before its retry): take them with [`Broker::take_failed`] and report them.
     Failed,
+    /// A request ended at its deadline or at the close: settle its requester.
+    RequestEnded(RequestId, RequestEnd),
 }
 
 /// A final failure no delivery reported: the driver reports it to `onError` / `$errors`.
@@ -343,6 +354,9 @@ struct Sub<P> {
     live: bool,
     /// The driver may call this subscription's handler directly when it is idle.
     direct: bool,
+    /// It answers requests ([`SubscribeOptions::responder`]); a work queue does once a member
+    /// that answers joined it.
+    responder: bool,
     /// Counters and latencies, allocated when the first one moves: a subscription that never
     /// saw a message (most of them, in an app with many) carries none.
     stats: Option<Box<SubCounts>>,
@@ -379,6 +393,7 @@ impl<P> Sub<P> {
             in_flight: 0,
             live: true,
             direct: false,
+            responder: false,
             stats: None,
         }
     }
@@ -561,6 +576,8 @@ enum Timer {
     /// The earliest TTL among the messages waiting in a subscription's queue ends: (index,
     /// gen). Kept in `watches`.
     QueueExpiry(u32, u32),
+    /// A request's deadline: (index, gen).
+    Request(u32, u32),
 }
 
 /// Pushes `timer`, due `at`, on `heap`: the one place that does, so the heap's insertion code is
@@ -667,6 +684,9 @@ pub struct Broker<P> {
     reason: Option<(ErrorCode, Rc<str>)>,
     rng: u64,
     last_now: u64,
+    /// Pending requests.
+    requests: Slab<PendingRequest>,
+    request_counts: RequestCounts,
     /// While a batch is published: groups to hand work out from once it is all in, so a batch
     /// claim sees the whole publish.
     deferred: Option<Vec<SubId>>,
@@ -725,6 +745,8 @@ impl<P: Clone> Broker<P> {
             rng: seed,
             last_now: 0,
             deferred: None,
+            requests: Slab::new(),
+            request_counts: RequestCounts::default(),
             closed: false,
             waiting: false,
             scratch: Vec::new(),

@@ -88,6 +88,7 @@ impl<P: Clone> Broker<P> {
             attempt: 1,
             prior: 0,
             letter: Some(Rc::new(letter)),
+            request: None,
         };
         if let Some((last, rest)) = subs.split_last() {
             for id in rest {
@@ -462,6 +463,7 @@ impl<P: Clone> Broker<P> {
             attempt: 1,
             prior: out.attempts,
             letter: None,
+            request: out.request,
         };
         if let Some((last, rest)) = subs.split_last() {
             for id in rest {

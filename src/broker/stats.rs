@@ -61,6 +61,7 @@ impl<P: Clone> Broker<P> {
             per_subscription: per,
             delayed: self.scheduled.len() as u64,
             groups: groups.into_iter().map(|(_, g)| g).collect(),
+            requests: self.request_stats(),
         }
     }
 

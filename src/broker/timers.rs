@@ -66,6 +66,7 @@ impl<P: Clone> Broker<P> {
                     if wq.is_waiting_for_batch()
             ),
             Timer::Visible(seq) => self.scheduled.contains_key(&seq),
+            Timer::Request(index, gen) => self.requests.get(index, gen).is_some(),
             // As retries, a closed bus lists such jobs in `remaining`.
             Timer::Expiry(index, gen, ji, jg) => {
                 !self.closed
@@ -197,6 +198,7 @@ impl<P: Clone> Broker<P> {
                     self.queue_watch_due(SubId { index, gen }, due, now)
                 }
                 Timer::Visible(seq) => self.make_visible(seq, now),
+                Timer::Request(index, gen) => self.request_due(RequestId { index, gen }),
                 Timer::Retry(index, gen) => {
                     let id = SubId { index, gen };
                     if let Some(Sub {

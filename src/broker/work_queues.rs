@@ -85,6 +85,7 @@ impl<P: Clone> Broker<P> {
                     attempt: 0,
                     prior: s.msg.attempts,
                     letter: None,
+                    request: s.msg.request,
                 },
                 group: None,
                 state: JobState::Delayed,

@@ -28,8 +28,8 @@ use super::js::{self, Obj};
 use super::scratch_str;
 use crate::batch::BatchPolicy;
 use crate::broker::{
-    Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode, Published, Retired,
-    SubId, SubscribeOptions, TopicHandle,
+    Answer, Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode, Published,
+    RequestEnd, RequestId, Retired, SubId, SubscribeOptions, TopicHandle,
 };
 use crate::clock::ms_to_micros;
 use crate::dedupe::DedupeWindow;
@@ -52,6 +52,14 @@ const CLAIMED: u32 = 7;
 const DEAD: u32 = 8;
 const FAILED: u32 = 9;
 const RETIRED: u32 = 10;
+const REQUEST_ENDED: u32 = 11;
+
+/// [`WasmBroker::answer`]'s verdicts.
+const ANSWER_LATE: u32 = 0;
+const ANSWER_REPLY: u32 = 1;
+const ANSWER_REPLY_LAST: u32 = 2;
+const ANSWER_FAILED: u32 = 3;
+const ANSWER_FAILED_LAST: u32 = 4;
 
 /// A message's place in the driver's envelope table; the last copy dropped frees it.
 #[derive(Debug)]
@@ -108,7 +116,14 @@ pub fn protocol() -> Result<JsValue, JsValue> {
         .num("claimed", CLAIMED.into())
         .num("dead", DEAD.into())
         .num("failed", FAILED.into())
-        .num("retired", RETIRED.into());
+        .num("retired", RETIRED.into())
+        .num("requestEnded", REQUEST_ENDED.into());
+    let answers = Obj::new()
+        .num("late", ANSWER_LATE.into())
+        .num("reply", ANSWER_REPLY.into())
+        .num("replyLast", ANSWER_REPLY_LAST.into())
+        .num("failed", ANSWER_FAILED.into())
+        .num("failedLast", ANSWER_FAILED_LAST.into());
     let verdicts = Obj::new()
         .num("accepted", ACCEPTED.into())
         .num("duplicate", DUPLICATE.into())
@@ -129,6 +144,7 @@ pub fn protocol() -> Result<JsValue, JsValue> {
     Ok(Obj::new()
         .set("records", &records.into_js())
         .set("verdicts", &verdicts.into_js())
+        .set("answers", &answers.into_js())
         .set("overflow", &overflow)
         .set("subscribeOptions", &subscribe_options)
         .into_js())
@@ -353,6 +369,8 @@ impl SubscribeArgs {
             timeout: self.timeout_ms.and_then(duration),
             batch,
             group,
+            // Any JavaScript handler may answer: its return value is its reply.
+            responder: true,
         }
     }
 }
@@ -817,6 +835,7 @@ impl WasmBroker {
             priority: 0,
             not_before: None,
             attempts: 0,
+            request: None,
         }
     }
 
@@ -970,6 +989,12 @@ impl WasmBroker {
                 Event::Dead => out.push(DEAD),
                 Event::Failed => out.push(FAILED),
                 Event::Retired(_) => out.push(RETIRED),
+                Event::RequestEnded(id, end) => out.extend_from_slice(&[
+                    REQUEST_ENDED,
+                    id.index(),
+                    id.generation(),
+                    u32::from(end == RequestEnd::Closed),
+                ]),
             }
         }
     }
@@ -1055,6 +1080,54 @@ impl WasmBroker {
             );
         }
         Ok(rows.into())
+    }
+
+    /// Opens a request on the topic of `handle` that takes up to `max` replies and ends at
+    /// `deadline_ms` on the bus clock (none when not finite); returns `request index × 2^32 +
+    /// request gen`. Publish its message next. Fails with `NO_RESPONDERS` (see
+    /// [`Broker::open_request`]).
+    pub fn open_request(
+        &mut self,
+        handle: u32,
+        handle_gen: u32,
+        max: u32,
+        deadline_ms: f64,
+    ) -> Result<f64, JsValue> {
+        let id = self
+            .core
+            .open_request(
+                TopicHandle::from_parts(handle, handle_gen),
+                max,
+                not_before(deadline_ms),
+            )
+            .map_err(to_js)?;
+        Ok(f64::from(id.index()) * 4_294_967_296.0 + f64::from(id.generation()))
+    }
+
+    /// Subscription `sub`'s answer to a request (`ok`: a reply; else a final failure); returns
+    /// one of `protocol().answers` (see [`Broker::answer`]).
+    pub fn answer(&mut self, index: u32, gen: u32, sub: u32, sub_gen: u32, ok: bool) -> u32 {
+        match self.core.answer(
+            RequestId::from_parts(index, gen),
+            SubId::from_parts(sub, sub_gen),
+            ok,
+        ) {
+            Answer::Late => ANSWER_LATE,
+            Answer::Reply { last: false } => ANSWER_REPLY,
+            Answer::Reply { last: true } => ANSWER_REPLY_LAST,
+            Answer::Failed { last: false, .. } => ANSWER_FAILED,
+            Answer::Failed { last: true, .. } => ANSWER_FAILED_LAST,
+        }
+    }
+
+    /// Ends a request for its requester; false when it had ended.
+    pub fn cancel_request(&mut self, index: u32, gen: u32) -> bool {
+        self.core.cancel_request(RequestId::from_parts(index, gen))
+    }
+
+    /// Ends every pending request (each reported by a `requestEnded` record of the next round).
+    pub fn end_requests(&mut self) {
+        self.core.end_requests();
     }
 
     /// Gives back a delivery whose subscription left before it started.

@@ -3,7 +3,7 @@
 //! of the WebAssembly binary; the few shapes crossing here do not need one. Subscription options
 //! come in as numbers: see `WasmBroker::subscribe`.)
 
-use crate::snapshot::{BusStats, GroupStats, LatencySummary, SubscriptionStats};
+use crate::snapshot::{BusStats, GroupStats, LatencySummary, RequestStats, SubscriptionStats};
 use js_sys::{Array, Number, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
@@ -126,5 +126,20 @@ pub(crate) fn bus_stats(s: &BusStats) -> Result<JsValue, JsValue> {
         .set("perSubscription", &subs)
         .count("delayed", s.delayed)?
         .set("groups", &groups)
+        .set("requests", &request_stats(&s.requests)?)
+        .into_js())
+}
+
+/// `{ sent, replies, failed, timedOut, noResponders, cancelled, late, pending }`.
+fn request_stats(r: &RequestStats) -> Result<JsValue, JsValue> {
+    Ok(Obj::new()
+        .count("sent", r.sent)?
+        .count("replies", r.replies)?
+        .count("failed", r.failed)?
+        .count("timedOut", r.timed_out)?
+        .count("noResponders", r.no_responders)?
+        .count("cancelled", r.cancelled)?
+        .count("late", r.late)?
+        .count("pending", r.pending)?
         .into_js())
 }

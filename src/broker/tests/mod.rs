@@ -7,6 +7,7 @@ mod driver;
 mod deliver;
 mod lifecycle;
 mod publish;
+mod requests;
 mod stats;
 mod subscriptions;
 mod timers;

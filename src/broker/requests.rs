@@ -1,0 +1,257 @@
+//! Requests: a publish that its responders answer.
+//!
+//! The broker keeps every pending request (how many replies it takes, which responders it
+//! waits for and which answered, its deadline) and decides what each answer does; the driver
+//! keeps the requester's wait and the replies' values, and hands each responder's answer in
+//! with [`Broker::answer`]. A request's message is published as any other (with
+//! [`Outgoing::request`] set), through the broker's queues, so every delivery rule applies to it:
+//! a work queue hands it to one member, which answers as a load-balanced service.
+//!
+//! The rules, for native and wasm drivers alike:
+//! - A request reaches the subscriptions its topic matches. Those that answer requests (every
+//!   JavaScript subscription; a native one subscribed as a responder) are its responders; a work
+//!   queue with a member counts once. None: `NO_RESPONDERS`, at once, and nothing is published.
+//! - A responder answers once: a reply, or a final failure (after any retries of its work
+//!   queue). A second answer of the same responder, and any answer after the request ended, is
+//!   late: ignored and counted.
+//! - A request ends at its `max`-th reply, when every responder has answered, at its deadline
+//!   ([`RequestEnd::TimedOut`]), when its requester gives it up ([`Broker::cancel_request`]), or
+//!   when the driver ends every pending request as it finishes closing ([`Broker::end_requests`]).
+//!   A request that ends with failures and no reply fails with the last failure.
+
+use super::*;
+
+/// Identifies a pending request until it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl RequestId {
+    /// Slot index (reused after the request ended).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+    /// Generation of the slot.
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+    /// Rebuilds an id from its parts.
+    pub fn from_parts(index: u32, gen: u32) -> RequestId {
+        RequestId { index, gen }
+    }
+}
+
+/// How a request ended other than by its answers or its requester ([`Event::RequestEnded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestEnd {
+    /// Its deadline passed.
+    TimedOut,
+    /// The bus finished closing with it pending.
+    Closed,
+}
+
+/// What an answer did ([`Broker::answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A reply, taken: hand it to the requester. `last`: the request ended with it.
+    Reply {
+        /// The request ended with this reply.
+        last: bool,
+    },
+    /// A responder failed for good. `last`: no responder can still answer and the request ended
+    /// (a request with no reply then fails with this failure).
+    Failed {
+        /// The request ended with this failure.
+        last: bool,
+        /// Replies the request had taken before it.
+        replies: u32,
+    },
+    /// The request had ended, or this responder had answered it already: ignored, counted late.
+    Late,
+}
+
+/// A pending request.
+#[derive(Debug)]
+pub(super) struct PendingRequest {
+    /// Replies it takes at most.
+    max: u32,
+    replies: u32,
+    /// Responders it reached.
+    expected: u32,
+    /// Responders that answered (a reply or a failure).
+    answered: Vec<SubId>,
+}
+
+/// What requests counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct RequestCounts {
+    pub(super) sent: u64,
+    pub(super) replies: u64,
+    pub(super) failed: u64,
+    pub(super) timed_out: u64,
+    pub(super) no_responders: u64,
+    pub(super) cancelled: u64,
+    pub(super) late: u64,
+}
+
+/// The most replies a request may take (`max`).
+pub const MAX_REPLIES: u32 = 1 << 30;
+
+impl<P: Clone> Broker<P> {
+    /// Opens a request on `handle`'s topic that takes up to `max` replies, ending at `deadline`
+    /// (clock units) when given. Publish its message next, with [`Outgoing::request`] set to the
+    /// id returned. Fails with `NO_RESPONDERS` (counted) when no subscription matched can
+    /// answer, `INVALID_OPTION` for a `max` out of range, `CLOSED`, or `INVALID_ARGUMENT` for a
+    /// stale handle.
+    pub fn open_request(
+        &mut self,
+        handle: TopicHandle,
+        max: u32,
+        deadline: Option<u64>,
+    ) -> Result<RequestId> {
+        if self.closed {
+            return Err(Error::closed("bus"));
+        }
+        if max == 0 || max > MAX_REPLIES {
+            return Err(Error::invalid_option(
+                "max",
+                format_args!("must be an integer from 1 to {MAX_REPLIES}, got {max}"),
+            ));
+        }
+        let subs = self.route(handle)?;
+        let expected = subs.iter().filter(|id| self.answers(**id)).count() as u32;
+        if expected == 0 {
+            self.request_counts.no_responders += 1;
+            let topic = &self.topics[handle.index as usize].topic;
+            return Err(Error::new(
+                ErrorCode::NoResponders,
+                format!(
+                    "no subscription answers requests on {}",
+                    crate::topic::Quoted(topic)
+                ),
+            ));
+        }
+        let (index, gen) = self.requests.insert(
+            PendingRequest {
+                max,
+                replies: 0,
+                expected,
+                answered: Vec::new(),
+            },
+            None,
+        );
+        if let Some(at) = deadline {
+            arm(&mut self.timers, at, Timer::Request(index, gen));
+        }
+        self.request_counts.sent += 1;
+        Ok(RequestId { index, gen })
+    }
+
+    /// Whether subscription `id` answers requests now.
+    fn answers(&self, id: SubId) -> bool {
+        match self.subs.get(id.index, id.gen) {
+            Some(s) if s.live && s.responder => match &s.kind {
+                Kind::Group(wq) => wq.member_count() > 0,
+                Kind::Member(_) => false,
+                Kind::Plain(_) | Kind::Batch(_) => true,
+            },
+            _ => false,
+        }
+    }
+
+    /// `responder`'s answer to `request`: a reply (`ok`) or a final failure. Says what it did.
+    pub fn answer(&mut self, request: RequestId, responder: SubId, ok: bool) -> Answer {
+        let Some(r) = self.requests.get_mut(request.index, request.gen) else {
+            self.request_counts.late += 1;
+            return Answer::Late;
+        };
+        if r.answered.contains(&responder) {
+            self.request_counts.late += 1;
+            return Answer::Late;
+        }
+        r.answered.push(responder);
+        let all = r.answered.len() as u32 >= r.expected;
+        let answer = if ok {
+            r.replies += 1;
+            self.request_counts.replies += 1;
+            Answer::Reply {
+                last: all || r.replies >= r.max,
+            }
+        } else {
+            self.request_counts.failed += 1;
+            Answer::Failed {
+                last: all,
+                replies: r.replies,
+            }
+        };
+        if matches!(
+            answer,
+            Answer::Reply { last: true } | Answer::Failed { last: true, .. }
+        ) {
+            self.requests.remove(request.index, request.gen);
+        }
+        answer
+    }
+
+    /// Ends `request` for its requester (aborted, or no longer wanted); false when it had ended.
+    pub fn cancel_request(&mut self, request: RequestId) -> bool {
+        let ended = self.requests.remove(request.index, request.gen).is_some();
+        if ended {
+            self.request_counts.cancelled += 1;
+        }
+        ended
+    }
+
+    /// Whether `request` is pending.
+    pub fn is_request_pending(&self, request: RequestId) -> bool {
+        self.requests.get(request.index, request.gen).is_some()
+    }
+
+    /// Requests pending.
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Ends every pending request with [`RequestEnd::Closed`] (an [`Event::RequestEnded`] each):
+    /// the driver calls it when it finishes closing, once handlers that could still answer have
+    /// settled.
+    pub fn end_requests(&mut self) {
+        let ids: Vec<RequestId> = self
+            .requests
+            .iter()
+            .map(|(index, gen, _)| RequestId { index, gen })
+            .collect();
+        for id in ids {
+            self.requests.remove(id.index, id.gen);
+            self.request_counts.cancelled += 1;
+            self.events
+                .push_back(Event::RequestEnded(id, RequestEnd::Closed));
+        }
+    }
+
+    /// `request`'s deadline came: it ends, counted timed out.
+    pub(super) fn request_due(&mut self, request: RequestId) {
+        if self.requests.remove(request.index, request.gen).is_some() {
+            self.request_counts.timed_out += 1;
+            self.events
+                .push_back(Event::RequestEnded(request, RequestEnd::TimedOut));
+        }
+    }
+
+    /// What requests counted, and how many are pending.
+    pub fn request_stats(&self) -> RequestStats {
+        let c = &self.request_counts;
+        RequestStats {
+            sent: c.sent,
+            replies: c.replies,
+            failed: c.failed,
+            timed_out: c.timed_out,
+            no_responders: c.no_responders,
+            cancelled: c.cancelled,
+            late: c.late,
+            pending: self.requests.len() as u64,
+        }
+    }
+}

@@ -12,6 +12,10 @@ export type ErrorCode =
   | 'CLOSED'
   | 'MESSAGE_TOO_LARGE'
   | 'HANDLER_TIMEOUT'
+  | 'HANDLER_FAILED'
+  | 'NO_RESPONDERS'
+  | 'TIMEOUT'
+  | 'ABORTED'
   | 'NOT_INITIALIZED'
   | 'WASM_LOAD'
   | 'UNSUPPORTED'
@@ -62,6 +66,12 @@ export interface Message<T = unknown> {
   readonly ttlMs?: number;
   /** Which try this delivery is: 1, or more when a work queue redelivers it. */
   readonly attempt: number;
+  /**
+   * On a message published by {@link Bus.request} or {@link Bus.requestMany}: answers it with
+   * `value` (for a handler that answers after it returned). True when the answer was taken;
+   * false when the request had ended or this subscription had answered it already.
+   */
+  readonly reply?: (value: unknown) => boolean;
 }
 
 /**
@@ -311,6 +321,54 @@ export interface BusStats extends DeliveryCounts {
   delayed: number;
   /** Work queues, in creation order. */
   groups: GroupStats[];
+  /** Requests and their replies. */
+  requests: RequestStats;
+}
+
+/** What requests counted. */
+export interface RequestStats {
+  /** Requests published (refused ones excluded). */
+  sent: number;
+  /** Replies taken. */
+  replies: number;
+  /** Responders' final failures taken as answers. */
+  failed: number;
+  /** Requests that reached their timeout. */
+  timedOut: number;
+  /** Requests refused because no subscription matched. */
+  noResponders: number;
+  /** Requests given up (aborted, a requestMany loop left early, not published) or ended by close(). */
+  cancelled: number;
+  /** Answers that came after their request ended, or a second one from one subscription: ignored. */
+  late: number;
+  /** Requests waiting for answers. */
+  pending: number;
+}
+
+/** An `AbortSignal` (declared by shape, so the types need no DOM or Node library). */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** Options of {@link Bus.request}. */
+export interface RequestOptions {
+  /** How long to wait for a reply, in ms (default 5000; `Infinity`: as long as it takes). */
+  timeoutMs?: number;
+  /** Gives the request up (ABORTED) when it aborts. */
+  signal?: AbortSignalLike;
+  /** Ordering key of the request's message. */
+  key?: string;
+  /** Headers of the request's message (trace context…). */
+  headers?: Record<string, string>;
+}
+
+/** Options of {@link Bus.requestMany}. */
+export interface RequestManyOptions extends RequestOptions {
+  /** Most replies to gather (default: one per subscription reached). */
+  max?: number;
 }
 
 /** What `$errors` subscribers receive for each handler failure. */
@@ -347,6 +405,20 @@ export class Bus {
   publishBatch<T = unknown>(topic: string, payloads: readonly T[], options?: PublishBatchOptions): number;
   /** Like publish, but waits for room when a 'wait' subscription is full. */
   publishAsync<T = unknown>(topic: string, payload: T, options?: PublishOptions): Promise<boolean>;
+  /**
+   * Publishes `payload` as a request and resolves with the first reply: a handler's return value
+   * (or what its promise resolves to, or what it passes to `message.reply`). Rejects with
+   * NO_RESPONDERS at once when no subscription matches, TIMEOUT, ABORTED, HANDLER_FAILED (the
+   * responder's error as `cause`) when every responder failed, or CLOSED.
+   */
+  request<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestOptions): Promise<R>;
+  /**
+   * Publishes `payload` as a request and yields the replies of every subscription it reaches,
+   * until each answered, `max` replies came, or the timeout passed (which ends the loop without
+   * an error). Throws ABORTED, CLOSED, or the error that kept the request from being made.
+   * Leaving the loop early gives the request up.
+   */
+  requestMany<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestManyOptions): AsyncIterableIterator<R>;
   /** Delivers partial batches now. */
   flush(): void;
   /** Resolves when everything queued has been handled. */

@@ -515,7 +515,13 @@ impl WasmBroker {
         })?;
         let id = self
             .core
-            .subscribe(pattern, &SubscribeOptions::default())
+            .subscribe(
+                pattern,
+                &SubscribeOptions {
+                    responder: true,
+                    ..SubscribeOptions::default()
+                },
+            )
             .map_err(to_js)?;
         self.core.set_direct(id, true);
         let order = self.core.subscription_order(id).unwrap_or(0);

@@ -23,6 +23,16 @@ test('the JavaScript quick start is examples/quickstart.mjs, and it runs', () =>
   assert.deepEqual(out.trim().split('\n'), ['orders.eu.created: order 1', '3']);
 });
 
+test('the request/reply example is examples/request-reply.mjs, and it prints what the README says', () => {
+  const code = block('## Request/reply', 'js');
+  assert.equal(code, readFileSync(join(root, 'examples', 'request-reply.mjs'), 'utf8'));
+  const out = execFileSync(process.execPath, [join(root, 'examples', 'request-reply.mjs')], { encoding: 'utf8' });
+  assert.deepEqual(out.trim().split('\n'), [
+    '42', 'true', '[ 1.08, 1.09 ]', 'resize done', 'NO_RESPONDERS', 'ABORTED',
+    '{ sent: 5, replies: 5, noResponders: 1, cancelled: 1 }',
+  ]);
+});
+
 test('the work-queue example is examples/work-queue.mjs, and it runs', () => {
   const code = block('## Work queues', 'js');
   assert.equal(code, readFileSync(join(root, 'examples', 'work-queue.mjs'), 'utf8'));

@@ -4,7 +4,8 @@ import {
   Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, ShardedBus, checkPattern, checkTopic, connect, init,
 } from 'edgebus';
 import type {
-  BusStats, CloseSummary, DeadLetter, ErrorEvent, JobStatus, Message, ShardSetup, ShardedBusStats, Subscription,
+  BusStats, CloseSummary, DeadLetter, ErrorEvent, JobStatus, Message, RequestStats, ShardSetup, ShardedBusStats,
+  Subscription,
 } from 'edgebus';
 
 interface Order {
@@ -13,6 +14,16 @@ interface Order {
 }
 
 declare const console: { log(...args: unknown[]): void };
+// The DOM's and Node's AbortController, as far as these tests use it (the lib is es2022 only).
+declare class AbortController {
+  readonly signal: {
+    readonly aborted: boolean;
+    readonly reason?: unknown;
+    addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+    removeEventListener(type: 'abort', listener: () => void): void;
+  };
+  abort(reason?: unknown): void;
+}
 
 async function main(): Promise<void> {
   await init();
@@ -166,3 +177,26 @@ function topics(input: string): boolean {
 void main;
 void sharded;
 void topics;
+
+async function requests(bus: Bus): Promise<void> {
+  bus.subscribe<number>('math.double', (n) => n * 2);
+  bus.subscribe<number>('math.later', (n, m) => {
+    const taken: boolean | undefined = m.reply?.(n);
+    void taken;
+  });
+  const doubled: number = await bus.request<number, number>('math.double', 21, { timeoutMs: 500, key: 'k', headers: { trace: 't' } });
+  const ac = new AbortController();
+  await bus.request('math.later', 1, { signal: ac.signal, timeoutMs: Infinity });
+  for await (const quote of bus.requestMany<number>('quotes', 'EURUSD', { max: 3, timeoutMs: 200 })) {
+    const q: number = quote;
+    void q;
+  }
+  const r: RequestStats = bus.stats().requests;
+  const n: number = r.sent + r.replies + r.timedOut + r.noResponders + r.late + r.pending;
+  void [doubled, n];
+  // @ts-expect-error max belongs to requestMany
+  await bus.request('math.double', 1, { max: 2 });
+  // @ts-expect-error a signal is an AbortSignal
+  await bus.request('math.double', 1, { signal: true });
+}
+void requests;

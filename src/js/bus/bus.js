@@ -11,12 +11,14 @@ import { printsAs } from '../shared/inspect.js';
 import { EdgebusError, errorText, fail, fromCore } from '../shared/errors.js';
 import {
   raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, QUIET, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
-  REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED, SUB_OPTION, SUB_OPTION_COUNT,
+  REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED, SUB_OPTION, SUB_OPTION_COUNT,
+  ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST,
 } from '../shared/core.js';
 import {
   COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
-  parseBackoff, parseBatch, parseDedupe, parsePublishOptions, snapshot,
+  parseBackoff, parseBatch, parseDedupe, parsePublishOptions, parseRequestOptions, snapshot,
 } from '../shared/validate.js';
+import { PendingRequest, REQUEST, RESPONSE, failedReplies, responderMessage } from './requests.js';
 import { systemClock } from '../shared/clock.js';
 import { wasmWords, writeAscii } from '../shared/memory.js';
 
@@ -242,6 +244,7 @@ export class Bus {
     this._timer = undefined;
     this._timerAt = Infinity;
     this._timerHolds = true;    // the armed timer is ref'd (see _afterPump)
+    this._requests = new Map(); // request id → its PendingRequest, until it ends
     this._closing = false;
     this._closed = false;
   }
@@ -948,7 +951,7 @@ export class Bus {
     this._inflightCount++;
     try {
       promise.then(
-        () => this._settled(f, di, true, undefined),
+        (value) => this._settled(f, di, true, value),
         (err) => this._settled(f, di, false, err),
       );
     } catch (err) {
@@ -963,8 +966,13 @@ export class Bus {
     this._inflight[di] = undefined;
     this._inflightCount--;
     const dg = f.dg;
-    if (ok) this._completions.push(di, dg, 1);
-    else this._fail(di, dg, err);
+    if (ok) {
+      this._completions.push(di, dg, 1);
+      // (`err` is the value it resolved with.)
+      if (f.item[RESPONSE] !== undefined) this._returned(f.item, f.s, err);
+    } else {
+      this._fail(di, dg, err);
+    }
     if (!ok && f.final) this._failed(err, f.item, f.s);
     this._schedulePump();
   }
@@ -976,6 +984,130 @@ export class Bus {
       this._pumpQueued = false;
       this._pump();
     });
+  }
+
+  /**
+   * Publishes `payload` on `topic` as a request; resolves with the first reply (a responder
+   * handler's return value, or what it passes to `message.reply`). Rejects with NO_RESPONDERS at
+   * once when no subscription matches, TIMEOUT (`timeoutMs`, default 5000), ABORTED (`signal`),
+   * HANDLER_FAILED with the responder's error when every responder failed, CLOSED.
+   */
+  request(topic, payload, options) {
+    let req;
+    try {
+      const o = parseRequestOptions(options, false);
+      req = this._openRequest(topic, payload, o, false);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return req.promise;
+  }
+
+  /**
+   * Publishes `payload` on `topic` as a request and gathers replies from every subscription it
+   * reaches: an async iterator of the replies, ending when every responder answered, after
+   * `max` replies, or at `timeoutMs` (default 5000); it throws ABORTED, CLOSED, or the error
+   * that kept the request from being made (NO_RESPONDERS…). Leaving the loop gives it up.
+   */
+  requestMany(topic, payload, options) {
+    try {
+      const o = parseRequestOptions(options, true);
+      return this._openRequest(topic, payload, o, true).replies;
+    } catch (e) {
+      return failedReplies(e);
+    }
+  }
+
+  _openRequest(topic, payload, o, many) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    const signal = o.signal;
+    if (signal !== undefined && signal.aborted) {
+      throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: signal.reason });
+    }
+    let route = this._route(topic);
+    const now = this._clock.now();
+    const deadline = o.timeoutMs === Infinity ? -1 : now + o.timeoutMs;
+    let id;
+    try {
+      id = this._core.open_request(route.handle, route.gen, o.max ?? 2 ** 30, deadline);
+    } catch (e) {
+      throw fromCore(e);
+    }
+    const req = new PendingRequest(this, id, o, many);
+    if (!many) {
+      req.promise = new Promise((resolve, reject) => {
+        req.resolve = resolve;
+        req.reject = reject;
+      });
+    }
+    const env = { topic, payload, publishedAt: now, attempt: 1 };
+    if (o.key !== undefined) env.key = o.key;
+    if (o.headers !== undefined) env.headers = o.headers;
+    env[REQUEST] = req;
+    this._requests.set(id, req);
+    try {
+      const size = route.batch ? measure(this._sizeOf, payload) : 0;
+      if (route.gen !== this._topicsGen) route = this._route(topic);
+      const slot = this._slot(env);
+      try {
+        this._core.publish(route.handle, route.gen, slot, undefined, o.key, 0, size, 0, -1, 0, now, false);
+      } catch (e) {
+        throw fromCore(e);
+      }
+    } catch (e) {
+      // Not published: the request ends here, and the caller gets the publish's error.
+      this._requests.delete(id);
+      this._core.cancel_request(req.ri, req.rg);
+      req.done = true;
+      this._pump();
+      throw e;
+    }
+    if (signal !== undefined) {
+      req.onAbort = () => this._giveUp(req, signal.reason);
+      signal.addEventListener('abort', req.onAbort, { once: true });
+    }
+    // Runs the deliveries, and arms the timer of the request's deadline.
+    this._pump();
+    return req;
+  }
+
+  /** Its requester gave `req` up (aborted it, or left its iterator). */
+  _giveUp(req, reason) {
+    if (req.done) return;
+    this._core.cancel_request(req.ri, req.rg);
+    if (reason === undefined && req.replies !== undefined) req._end(undefined);
+    else req.aborted(reason);
+  }
+
+  /**
+   * Subscription `s` answers `req`: a reply (`ok`, `value`) or its final failure (`value`, the
+   * error). Returns whether the core took it.
+   */
+  _answer(req, s, ok, value) {
+    const v = this._core.answer(req.ri, req.rg, s.index, s.gen, ok);
+    if (v === ANSWER_REPLY || v === ANSWER_REPLY_LAST) {
+      req.reply(value, v === ANSWER_REPLY_LAST);
+      return true;
+    }
+    if (v === ANSWER_FAILED || v === ANSWER_FAILED_LAST) {
+      req.failed(value, s, v === ANSWER_FAILED_LAST);
+      return true;
+    }
+    return false;
+  }
+
+  /** A handler of `s` returned (or resolved with) `r` for `item`: a reply when it is a request's. */
+  _returned(item, s, r) {
+    const st = item[RESPONSE];
+    if (st === undefined || st.answered || r === undefined) return;
+    st.answered = true;
+    this._answer(st.req, s, true, r);
+  }
+
+  /** The core ended request `ri`/`rg` (its deadline, or the close). */
+  _requestEnded(ri, rg, closed) {
+    const req = this._requests.get(ri * 4294967296 + rg);
+    if (req !== undefined) req.ended(closed);
   }
 
   /** Publishes several payloads on one topic; returns how many were accepted. */
@@ -1236,6 +1368,10 @@ export class Bus {
             this._takeRetired();
             i += 1;
             break;
+          case REC_REQUEST_ENDED:
+            this._requestEnded(recs[i + 1], recs[i + 2], recs[i + 3] === 1);
+            i += 4;
+            break;
           case REC_RELEASE:
             this._slots[recs[i + 1]] = undefined;
             this._freeSlots.push(recs[i + 1]);
@@ -1281,6 +1417,8 @@ export class Bus {
       return;
     }
     if (!s.busy) { s.busy = true; this._busy++; }
+    const req = env[REQUEST];
+    if (req !== undefined) env = responderMessage(this, env, req, s);
     let r;
     let thenable;
     try {
@@ -1296,6 +1434,7 @@ export class Bus {
       this._track(di, dg, s, r, env, final);
     } else {
       this._completions.push(di, dg, 1);
+      if (req !== undefined) this._returned(env, s, r);
     }
   }
 
@@ -1303,6 +1442,10 @@ export class Bus {
     if (s === undefined || !s._active) {
       this._core.abandon(di, dg, this._clock.now());
       return;
+    }
+    for (let j = 0; j < items.length; j++) {
+      const req = items[j][REQUEST];
+      if (req !== undefined) items[j] = responderMessage(this, items[j], req, s);
     }
     let r;
     let thenable;
@@ -1360,6 +1503,12 @@ export class Bus {
 
   /** A final failure: onError, `$errors`, and (with neither) the console. */
   _failed(error, item, s) {
+    // A final failure is the subscription's answer to the requests its messages carry.
+    if (Array.isArray(item)) {
+      for (let j = 0; j < item.length; j++) this._failedRequest(item[j], s, error);
+    } else if (item !== undefined) {
+      this._failedRequest(item, s, error);
+    }
     const errorsRoute = this._route('$errors');
     if (this._onError !== undefined) {
       try {
@@ -1385,6 +1534,14 @@ export class Bus {
         console.error('edgebus: could not publish on $errors', e);
       }
     }
+  }
+
+  _failedRequest(item, s, error) {
+    const req = item[REQUEST];
+    if (req === undefined) return;
+    const st = item[RESPONSE];
+    if (st !== undefined) st.answered = true;
+    this._answer(req, s, false, error);
   }
 
   _afterPump() {
@@ -1493,6 +1650,11 @@ export class Bus {
       this._core.close();
       await this.drain();
       this._closed = true;
+      // Requests still waiting end with CLOSED: nothing left could answer them.
+      if (this._requests.size > 0) {
+        this._core.end_requests();
+        this._pump();
+      }
     }
     const rows = this._core.remaining();
     return {

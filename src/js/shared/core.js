@@ -16,7 +16,9 @@ let notReady;
 export let OVERFLOW;
 export let ACCEPTED, DUPLICATE, MUST_WAIT, QUIET;
 export let REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE, REC_ROOM, REC_RELEASE, REC_CLAIMED,
-  REC_DEAD, REC_FAILED, REC_RETIRED;
+  REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED;
+/** `answer` verdicts. */
+export let ANSWER_LATE, ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST;
 /** Subscription option name (`maxQueue`, `batch.maxSize`, …) → its place among the numbers the
  * core's `subscribe` takes; SUB_OPTION_COUNT numbers in all. */
 export let SUB_OPTION, SUB_OPTION_COUNT;
@@ -43,7 +45,12 @@ function loadProtocol() {
   ({
     deliver: REC_DELIVER, batch: REC_BATCH, timedOut: REC_TIMED_OUT, idle: REC_IDLE, room: REC_ROOM,
     release: REC_RELEASE, claimed: REC_CLAIMED, dead: REC_DEAD, failed: REC_FAILED, retired: REC_RETIRED,
+    requestEnded: REC_REQUEST_ENDED,
   } = p.records);
+  ({
+    late: ANSWER_LATE, reply: ANSWER_REPLY, replyLast: ANSWER_REPLY_LAST, failed: ANSWER_FAILED,
+    failedLast: ANSWER_FAILED_LAST,
+  } = p.answers);
   const overflow = Object.create(null);
   for (const [name, code] of p.overflow) overflow[name] = code;
   const options = Object.create(null);

@@ -217,6 +217,41 @@ export function parsePublishOptions(options, allowed) {
   return o;
 }
 
+/** How long a request waits for replies unless told otherwise (ms). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+
+const REQUEST_OPTIONS = ['timeoutMs', 'signal', 'key', 'headers'];
+const REQUEST_MANY_OPTIONS = ['max', 'timeoutMs', 'signal', 'key', 'headers'];
+/** The core's MAX_REPLIES. */
+const MAX = { integer: true, min: 1, max: 2 ** 30 };
+
+/**
+ * A validated snapshot of `request` (or, with `many`, `requestMany`) options:
+ * `{ timeoutMs, signal, max, key, headers }`, `timeoutMs` defaulted.
+ */
+export function parseRequestOptions(options, many) {
+  const o = options === undefined ? {} : snapshot(options, many ? REQUEST_MANY_OPTIONS : REQUEST_OPTIONS, 'options');
+  const timeoutMs = numberOption(o, 'timeoutMs', 'options', DURATION) ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const max = many ? numberOption(o, 'max', 'options', MAX) : 1;
+  const key = stringOption(o, 'key', 'options');
+  const headers = o.headers === undefined ? undefined : headersOption(o.headers);
+  return { timeoutMs, signal: signalOption(o.signal), max, key, headers };
+}
+
+/** An `AbortSignal` option (anything with `aborted` and `addEventListener`), read once. */
+export function signalOption(signal) {
+  if (signal === undefined) return undefined;
+  let ok;
+  try {
+    ok = signal !== null && typeof signal === 'object' && typeof signal.aborted === 'boolean' &&
+      typeof signal.addEventListener === 'function' && typeof signal.removeEventListener === 'function';
+  } catch {
+    ok = false;
+  }
+  if (!ok) fail('INVALID_OPTION', `option \`signal\` must be an AbortSignal, got ${describe(signal)}`);
+  return signal;
+}
+
 /** A copy of a headers object, every value a string. */
 function headersOption(h) {
   let copy;

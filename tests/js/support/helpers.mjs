@@ -37,13 +37,16 @@ export function throwsCode(fn, code, re) {
   assert.ok(thrown, `expected ${code} to be thrown`);
 }
 
-/** Asserts that the promise rejects with an EdgebusError with `code`. */
+/** Asserts that the promise rejects with an EdgebusError with `code`; returns that error. */
 export async function rejectsCode(promise, code) {
+  let error;
   await assert.rejects(promise, (e) => {
     assert.ok(e instanceof EdgebusError, `expected an EdgebusError, got ${e && e.message}`);
-    assert.equal(e.code, code);
+    assert.equal(e.code, code, `expected code ${code}, got ${e.code}: ${e.message}`);
+    error = e;
     return true;
   });
+  return error;
 }
 
 /** Asserts that a valid publish on a fresh topic still reaches a fresh subscriber. */

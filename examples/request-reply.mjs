@@ -18,14 +18,18 @@ const quotes = [];
 for await (const q of bus.requestMany('quote.eur', null, { timeoutMs: 100 })) quotes.push(q);
 console.log(quotes);
 
-// A handler that answers later, through message.reply.
-bus.subscribe('jobs.slow', (job, message) => {
-  setTimeout(() => message.reply(`${job} done`), 10);
-});
+// A handler that answers from a callback: message.reply, while its delivery lasts.
+bus.subscribe('jobs.slow', (job, message) => new Promise((done) => {
+  setTimeout(() => { message.reply(`${job} done`); done(); }, 10);
+}));
+
+// A handler that returns nothing declines: a request only such handlers reach fails at once.
+bus.subscribe('audit.>', (payload) => { void payload; });
 console.log(await bus.request('jobs.slow', 'resize', { timeoutMs: 1000 }));
 
 // Nobody subscribed: rejected at once, nothing published.
 await bus.request('nobody.here', 1).catch((e) => console.log(e.code));
+await bus.request('audit.login', 'ann').catch((e) => console.log(e.code));
 
 // Give up on a request with an AbortSignal.
 bus.subscribe('jobs.never', () => new Promise(() => {}));

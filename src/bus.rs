@@ -29,7 +29,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 mod requests;
-pub use requests::{RequestOptions, DEFAULT_REQUEST_TIMEOUT};
+pub use requests::{Request, RequestOptions, DEFAULT_REQUEST_TIMEOUT};
 
 /// What a handler returns: `Err` counts as a failure and is reported.
 pub type HandlerResult = std::result::Result<(), HandlerError>;
@@ -1232,11 +1232,22 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         match (handler, d.items) {
             (Handler::Sync(h), Items::One(m)) => {
                 let r = call(|| h(&m));
+                let request = m.request().filter(|_| r.is_ok());
                 self.settle(d.id, d.sub, d.attempt, d.final_attempt, r, || vec![m]);
+                if let Some(req) = request {
+                    self.declined(req, d.sub);
+                }
             }
             (Handler::Batch(h), Items::Batch(ms)) => {
                 let r = call(|| h(&ms));
+                let requests: Vec<_> = match &r {
+                    Ok(()) => ms.iter().filter_map(Message::request).collect(),
+                    Err(_) => Vec::new(),
+                };
                 self.settle(d.id, d.sub, d.attempt, d.final_attempt, r, || ms);
+                for req in requests {
+                    self.declined(req, d.sub);
+                }
             }
             (Handler::Async(h), Items::One(m)) => {
                 let fut = h(m.clone());
@@ -1265,13 +1276,14 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                     }
                     Ok(())
                 };
-                self.spawn(
+                self.spawn_answering(
                     d.id,
                     d.sub,
                     d.attempt,
                     d.final_attempt,
                     fut.boxed_local(),
                     vec![m],
+                    false,
                 );
             }
             // A handler kind always matches its subscription kind; complete defensively.
@@ -1348,6 +1360,22 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         fut: LocalBoxFuture<'static, HandlerResult>,
         messages: Vec<Message<P>>,
     ) {
+        self.spawn_answering(id, sub, attempt, final_attempt, fut, messages, true);
+    }
+
+    /// [`Bus::spawn`]; `declines`: a success without a reply declines the requests its messages
+    /// carry (false for a responder, whose success is its reply).
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_answering(
+        &self,
+        id: DeliveryId,
+        sub: SubId,
+        attempt: u32,
+        final_attempt: bool,
+        fut: LocalBoxFuture<'static, HandlerResult>,
+        messages: Vec<Message<P>>,
+        declines: bool,
+    ) {
         let (abort, registration) = AbortHandle::new_pair();
         let weak = Rc::downgrade(&self.inner);
         let task = async move {
@@ -1358,7 +1386,16 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             let bus = Bus { inner };
             let running = bus.inner.running.borrow_mut().remove(&id);
             let messages = running.map(|r| r.messages).unwrap_or_default();
+            // Completed without a reply: the requests its messages carry are declined (a
+            // responder's reply was taken before, which makes this answer late and ignored).
+            let requests: Vec<_> = match (&result, declines) {
+                (Ok(()), true) => messages.iter().filter_map(Message::request).collect(),
+                _ => Vec::new(),
+            };
             bus.settle(id, sub, attempt, final_attempt, result, || messages);
+            for req in requests {
+                bus.declined(req, sub);
+            }
             bus.pump();
         };
         self.inner.running.borrow_mut().insert(

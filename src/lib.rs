@@ -50,12 +50,12 @@ mod wasm;
 
 pub use batch::BatchPolicy;
 pub use broker::{
-    Answer, Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, GroupOptions, Items,
-    PublishMode, Published, Remaining, RequestEnd, RequestId, Retired, SubId, SubscribeOptions,
-    TopicHandle, Unreported, MAX_REPLIES,
+    Answer, AnswerKind, Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, GroupOptions,
+    Items, PublishMode, Published, Remaining, RequestEnd, RequestId, Retired, SubId,
+    SubscribeOptions, TopicHandle, Unreported, MAX_REPLIES,
 };
 pub use bus::{
-    Batcher, Bus, BusOptions, ErrorReport, HandlerError, HandlerResult, PublishOptions,
+    Batcher, Bus, BusOptions, ErrorReport, HandlerError, HandlerResult, PublishOptions, Request,
     RequestOptions, Subscription, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use clock::{Clock, ManualClock, SystemClock};

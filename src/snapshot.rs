@@ -90,9 +90,12 @@ pub struct RequestStats {
     pub replies: u64,
     /// Responders' final failures taken as answers.
     pub failed: u64,
+    /// Responders that completed without a reply.
+    pub declined: u64,
     /// Requests that reached their deadline.
     pub timed_out: u64,
-    /// Requests refused because no subscription could answer.
+    /// Requests refused because no subscription matched, or ended because every subscription
+    /// reached declined.
     pub no_responders: u64,
     /// Requests given up by their requester, or ended by the close.
     pub cancelled: u64,

@@ -24,24 +24,52 @@ fn a_responder_returns_the_reply() {
 }
 
 #[test]
-fn no_responder_refuses_at_once_and_publishes_nothing() {
+fn no_subscription_refuses_at_once_and_publishes_nothing() {
     let (bus, _) = virtual_bus::<u64>(|_| {});
+    bus.subscribe("other", |_| Ok(())).unwrap();
+    let e = block_on(bus.request("svc.none", 1, RequestOptions::new())).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NoResponders);
+    assert!(e.message().contains("\"svc.none\""), "{e}");
+    let st = bus.stats();
+    assert_eq!(
+        (st.published, st.requests.no_responders, st.requests.sent),
+        (0, 1, 0)
+    );
+}
+
+#[test]
+fn plain_subscribers_decline_and_leave_the_answer_to_responders() {
+    let (bus, clock) = virtual_bus::<u64>(|_| {});
     let seen = Rc::new(Cell::new(0));
     let s = seen.clone();
-    // A plain subscription sees messages but does not answer requests.
+    // A plain subscription sees the request's message and completes without a reply.
     bus.subscribe("svc.>", move |_| {
         s.set(s.get() + 1);
         Ok(())
     })
     .unwrap();
-    let e = block_on(bus.request("svc.none", 1, RequestOptions::new())).unwrap_err();
-    assert_eq!(e.code(), ErrorCode::NoResponders);
-    assert!(e.message().contains("\"svc.none\""), "{e}");
-    assert_eq!(seen.get(), 0);
-    let st = bus.stats();
+    let start = edgebus::Clock::now(&clock);
+    let e = block_on(bus.request("svc.echo", 1, RequestOptions::new())).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NoResponders, "{e}");
+    assert_eq!(seen.get(), 1);
     assert_eq!(
-        (st.published, st.requests.no_responders, st.requests.sent),
-        (0, 1, 0)
+        edgebus::Clock::now(&clock),
+        start,
+        "ended at once, not at the timeout"
+    );
+    bus.respond("svc.echo", |m| Ok(*m.payload())).unwrap();
+    assert_eq!(
+        block_on(bus.request("svc.echo", 2, RequestOptions::new())),
+        Ok(2)
+    );
+    assert_eq!(
+        block_on(bus.request_many("svc.echo", 3, RequestOptions::new())),
+        Ok(vec![3])
+    );
+    let r = bus.stats().requests;
+    assert_eq!(
+        (r.sent, r.replies, r.declined, r.no_responders, r.late),
+        (3, 2, 3, 1, 0)
     );
 }
 

@@ -7,8 +7,8 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use edgebus::{
-    Bus, DedupeWindow, ManualClock, Message, Overflow, PublishOptions, RetryPolicy,
-    SubscribeOptions, Subscription,
+    Bus, DedupeWindow, ManualClock, Message, Overflow, PublishOptions, Request, RequestOptions,
+    RetryPolicy, SubscribeOptions, Subscription,
 };
 use futures::channel::oneshot;
 use futures::FutureExt;
@@ -193,6 +193,41 @@ fn subscribe(
                 options,
             )
         }
+        // A responder's reply is `<payload>:<as>`.
+        "responder" => {
+            let fail_on: Vec<String> = step["failOn"]
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            bus.respond_with(
+                pattern,
+                move |m| {
+                    record(&seen, &as_, by_topic, m);
+                    if fail_on.contains(m.payload()) {
+                        return Err(format!("handler refuses {}", m.payload()).into());
+                    }
+                    Ok(format!("{}:{as_}", m.payload()))
+                },
+                options,
+            )
+        }
+        "gatedResponder" => bus.respond_async(
+            pattern,
+            move |m: Message<String>| {
+                record(&seen, &as_, by_topic, &m);
+                let (tx, rx) = oneshot::channel();
+                seen.borrow_mut().running.push((m.payload().clone(), tx));
+                let reply = format!("{}:{as_}", m.payload());
+                async move {
+                    match rx.await {
+                        Ok(Ok(())) => Ok(reply),
+                        Ok(Err(e)) => Err(e.into()),
+                        Err(_) => Err("never settled".into()),
+                    }
+                }
+            },
+            options,
+        ),
         "gated" => bus.subscribe_async(
             pattern,
             move |m: Message<String>| {
@@ -242,6 +277,7 @@ fn run(doc: &Value, scenario: &Value) -> Result<(), String> {
         }));
     });
     let mut subs: HashMap<String, Subscription<String>> = HashMap::new();
+    let mut requests: HashMap<String, Request<String>> = HashMap::new();
     for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
         let what = step["do"].as_str().unwrap();
         let at = format!("{name} / step {i} ({what})");
@@ -317,6 +353,48 @@ fn run(doc: &Value, scenario: &Value) -> Result<(), String> {
                         }
                     }
                 }
+            }
+            "request" => {
+                let topic = step["topic"].as_str().unwrap();
+                let payload = step["payload"].as_str().unwrap().to_string();
+                let o = step.get("options").cloned().unwrap_or(json!({}));
+                let mut options = RequestOptions::new();
+                for k in keys_of(&o) {
+                    match k {
+                        "timeoutMs" => options = options.timeout(ms(&o[k])),
+                        "key" => options = options.key(o[k].as_str().unwrap()),
+                        "max" => options = options.max(o[k].as_u64().unwrap() as u32),
+                        other => panic!("{at}: request option {other} is not in the language"),
+                    }
+                }
+                let started = if step["many"].as_bool() == Some(true) {
+                    bus.start_request_many(topic, payload, options)
+                } else {
+                    bus.start_request(topic, payload, options)
+                };
+                match (&step["error"], started) {
+                    (Value::String(code), Err(e)) => ensure_eq!(e.code().as_str(), code, "{at}"),
+                    (Value::String(code), Ok(_)) => return Err(format!("{at}: expected {code}")),
+                    (_, Err(e)) => return Err(format!("{at}: {e}")),
+                    (_, Ok(r)) => {
+                        requests.insert(step["as"].as_str().unwrap().to_string(), r);
+                    }
+                }
+            }
+            "expectRequest" => {
+                let r = &requests[step["as"].as_str().unwrap()];
+                let state = if r.is_ended() { "ended" } else { "pending" };
+                ensure_eq!(state, step["state"].as_str().unwrap(), "{at}: state");
+                ensure_eq!(json!(r.replies_so_far()), step["replies"], "{at}: replies");
+                let error = match r.outcome() {
+                    Some(Err(e)) => Value::String(e.code().as_str().to_string()),
+                    _ => Value::Null,
+                };
+                ensure_eq!(
+                    error,
+                    step.get("error").cloned().unwrap_or(Value::Null),
+                    "{at}: error"
+                );
             }
             "complete" | "fail" => {
                 let payload = step["payload"].as_str().unwrap();

@@ -40,7 +40,7 @@ use crate::work_queue::{
     Settled, WorkQueue,
 };
 use hashbrown::HashMap;
-pub use requests::{Answer, RequestEnd, RequestId, MAX_REPLIES};
+pub use requests::{Answer, AnswerKind, RequestEnd, RequestId, MAX_REPLIES};
 use requests::{PendingRequest, RequestCounts};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -136,10 +136,6 @@ pub struct SubscribeOptions {
     pub batch: Option<BatchPolicy>,
     /// Join a work queue: each message goes to exactly one member.
     pub group: Option<GroupOptions>,
-    /// It answers requests (see [`Broker::open_request`]): a request reaching it waits for its
-    /// answer. (Every JavaScript subscription does; a native one subscribed with
-    /// [`crate::Bus::respond`] does.)
-    pub responder: bool,
 }
 
 impl Default for SubscribeOptions {
@@ -151,7 +147,6 @@ impl Default for SubscribeOptions {
             timeout: None,
             batch: None,
             group: None,
-            responder: false,
         }
     }
 }
@@ -354,9 +349,6 @@ struct Sub<P> {
     live: bool,
     /// The driver may call this subscription's handler directly when it is idle.
     direct: bool,
-    /// It answers requests ([`SubscribeOptions::responder`]); a work queue does once a member
-    /// that answers joined it.
-    responder: bool,
     /// Counters and latencies, allocated when the first one moves: a subscription that never
     /// saw a message (most of them, in an app with many) carries none.
     stats: Option<Box<SubCounts>>,
@@ -393,7 +385,6 @@ impl<P> Sub<P> {
             in_flight: 0,
             live: true,
             direct: false,
-            responder: false,
             stats: None,
         }
     }

@@ -8,16 +8,18 @@
 //! a work queue hands it to one member, which answers as a load-balanced service.
 //!
 //! The rules, for native and wasm drivers alike:
-//! - A request reaches the subscriptions its topic matches. Those that answer requests (every
-//!   JavaScript subscription; a native one subscribed as a responder) are its responders; a work
-//!   queue with a member counts once. None: `NO_RESPONDERS`, at once, and nothing is published.
-//! - A responder answers once: a reply, or a final failure (after any retries of its work
-//!   queue). A second answer of the same responder, and any answer after the request ended, is
-//!   late: ignored and counted.
+//! - A request reaches the subscriptions its topic matches: its responders (a work queue with a
+//!   member counts once: one member answers for it). None: `NO_RESPONDERS`, at once, and nothing
+//!   is published.
+//! - A responder answers once: a reply, a final failure (after any retries of its work queue),
+//!   or a decline (its handler completed without a reply: a native handler that returns no
+//!   value, a JavaScript one that returned or resolved to `undefined`). A second answer of the
+//!   same responder, and any answer after the request ended, is late: ignored and counted.
 //! - A request ends at its `max`-th reply, when every responder has answered, at its deadline
 //!   ([`RequestEnd::TimedOut`]), when its requester gives it up ([`Broker::cancel_request`]), or
 //!   when the driver ends every pending request as it finishes closing ([`Broker::end_requests`]).
-//!   A request that ends with failures and no reply fails with the last failure.
+//!   One that ends without a reply fails with its last failure, or, when every responder
+//!   declined, as having no responders.
 
 use super::*;
 
@@ -68,8 +70,30 @@ pub enum Answer {
         /// Replies the request had taken before it.
         replies: u32,
     },
+    /// A responder declined (completed without a reply). `last`: no responder can still answer
+    /// and the request ended; then `failures` says whether any failed (a request with no reply
+    /// fails with the last failure, or as having no responders when there was none).
+    Declined {
+        /// The request ended with this decline.
+        last: bool,
+        /// Replies the request had taken before it.
+        replies: u32,
+        /// Failures the request had taken before it.
+        failures: u32,
+    },
     /// The request had ended, or this responder had answered it already: ignored, counted late.
     Late,
+}
+
+/// A responder's answer ([`Broker::answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    /// A reply (its value stays with the driver).
+    Reply,
+    /// A final failure.
+    Failure,
+    /// Completed without a reply.
+    Decline,
 }
 
 /// A pending request.
@@ -78,6 +102,7 @@ pub(super) struct PendingRequest {
     /// Replies it takes at most.
     max: u32,
     replies: u32,
+    failures: u32,
     /// Responders it reached.
     expected: u32,
     /// Responders that answered (a reply or a failure).
@@ -90,6 +115,7 @@ pub(super) struct RequestCounts {
     pub(super) sent: u64,
     pub(super) replies: u64,
     pub(super) failed: u64,
+    pub(super) declined: u64,
     pub(super) timed_out: u64,
     pub(super) no_responders: u64,
     pub(super) cancelled: u64,
@@ -102,8 +128,8 @@ pub const MAX_REPLIES: u32 = 1 << 30;
 impl<P: Clone> Broker<P> {
     /// Opens a request on `handle`'s topic that takes up to `max` replies, ending at `deadline`
     /// (clock units) when given. Publish its message next, with [`Outgoing::request`] set to the
-    /// id returned. Fails with `NO_RESPONDERS` (counted) when no subscription matched can
-    /// answer, `INVALID_OPTION` for a `max` out of range, `CLOSED`, or `INVALID_ARGUMENT` for a
+    /// id returned. Fails with `NO_RESPONDERS` (counted) when no subscription matches,
+    /// `INVALID_OPTION` for a `max` out of range, `CLOSED`, or `INVALID_ARGUMENT` for a
     /// stale handle.
     pub fn open_request(
         &mut self,
@@ -137,6 +163,7 @@ impl<P: Clone> Broker<P> {
             PendingRequest {
                 max,
                 replies: 0,
+                failures: 0,
                 expected,
                 answered: Vec::new(),
             },
@@ -152,7 +179,7 @@ impl<P: Clone> Broker<P> {
     /// Whether subscription `id` answers requests now.
     fn answers(&self, id: SubId) -> bool {
         match self.subs.get(id.index, id.gen) {
-            Some(s) if s.live && s.responder => match &s.kind {
+            Some(s) if s.live => match &s.kind {
                 Kind::Group(wq) => wq.member_count() > 0,
                 Kind::Member(_) => false,
                 Kind::Plain(_) | Kind::Batch(_) => true,
@@ -161,8 +188,9 @@ impl<P: Clone> Broker<P> {
         }
     }
 
-    /// `responder`'s answer to `request`: a reply (`ok`) or a final failure. Says what it did.
-    pub fn answer(&mut self, request: RequestId, responder: SubId, ok: bool) -> Answer {
+    /// `responder`'s answer to `request`: a reply, a final failure or a decline. Says what it
+    /// did.
+    pub fn answer(&mut self, request: RequestId, responder: SubId, kind: AnswerKind) -> Answer {
         let Some(r) = self.requests.get_mut(request.index, request.gen) else {
             self.request_counts.late += 1;
             return Answer::Late;
@@ -173,22 +201,37 @@ impl<P: Clone> Broker<P> {
         }
         r.answered.push(responder);
         let all = r.answered.len() as u32 >= r.expected;
-        let answer = if ok {
-            r.replies += 1;
-            self.request_counts.replies += 1;
-            Answer::Reply {
-                last: all || r.replies >= r.max,
+        let (replies, failures) = (r.replies, r.failures);
+        let answer = match kind {
+            AnswerKind::Reply => {
+                r.replies += 1;
+                self.request_counts.replies += 1;
+                Answer::Reply {
+                    last: all || r.replies >= r.max,
+                }
             }
-        } else {
-            self.request_counts.failed += 1;
-            Answer::Failed {
-                last: all,
-                replies: r.replies,
+            AnswerKind::Failure => {
+                r.failures += 1;
+                self.request_counts.failed += 1;
+                Answer::Failed { last: all, replies }
+            }
+            AnswerKind::Decline => {
+                self.request_counts.declined += 1;
+                if all && replies == 0 && failures == 0 {
+                    self.request_counts.no_responders += 1;
+                }
+                Answer::Declined {
+                    last: all,
+                    replies,
+                    failures,
+                }
             }
         };
         if matches!(
             answer,
-            Answer::Reply { last: true } | Answer::Failed { last: true, .. }
+            Answer::Reply { last: true }
+                | Answer::Failed { last: true, .. }
+                | Answer::Declined { last: true, .. }
         ) {
             self.requests.remove(request.index, request.gen);
         }
@@ -247,6 +290,7 @@ impl<P: Clone> Broker<P> {
             sent: c.sent,
             replies: c.replies,
             failed: c.failed,
+            declined: c.declined,
             timed_out: c.timed_out,
             no_responders: c.no_responders,
             cancelled: c.cancelled,

@@ -43,7 +43,7 @@ impl<P: Clone> Broker<P> {
         let timeout = options.timeout.or(self.config.timeout);
         let concurrency = options.concurrency;
         let id = self.add_sub(|order| {
-            let mut sub = Sub::new(
+            Sub::new(
                 order,
                 pattern,
                 kind,
@@ -51,9 +51,7 @@ impl<P: Clone> Broker<P> {
                 max_queue,
                 overflow,
                 timeout,
-            );
-            sub.responder = options.responder;
-            sub
+            )
         });
         let pattern = &self
             .subs
@@ -172,12 +170,10 @@ impl<P: Clone> Broker<P> {
         });
         if let Some(Sub {
             kind: Kind::Group(wq),
-            responder,
             ..
         }) = self.subs.get_mut(gid.index, gid.gen)
         {
             wq.join(id, options.concurrency, claim);
-            *responder |= options.responder;
         }
         // Waiting messages (left by earlier members) go to the newcomer at once.
         self.dispatch_group(gid);

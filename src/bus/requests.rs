@@ -3,7 +3,7 @@
 //! ([`Broker::answer`](crate::Broker::answer)); this driver keeps the requester's replies.
 
 use super::*;
-use crate::broker::{Answer, RequestEnd, RequestId};
+use crate::broker::{Answer, AnswerKind, RequestEnd, RequestId};
 #[cfg(target_arch = "wasm32")]
 use std::pin::Pin;
 use std::task::Waker;
@@ -81,8 +81,9 @@ pub(super) struct ReplyBox<P> {
     replies: Vec<P>,
     /// Set when the request ended: `Err` for a request that fails.
     end: Option<Result<()>>,
-    /// The last responder failure, named by a timeout.
-    failure: Option<String>,
+    /// The last responder failure: what a request that ends without a reply fails with, and
+    /// what a timeout names.
+    failure: Option<Error>,
     /// `request` (one reply) rather than `request_many`.
     one: bool,
     timeout: Option<Duration>,
@@ -139,6 +140,57 @@ impl<P: Clone> Drop for Pending<P> {
     }
 }
 
+/// A request in flight ([`Bus::start_request`], [`Bus::start_request_many`]): what it received so
+/// far, whether it ended, and futures that wait for it. Dropping it gives the request up.
+pub struct Request<P: Clone + ByteSize + 'static> {
+    bus: Bus<P>,
+    _pending: Pending<P>,
+    b: SharedBox<P>,
+}
+
+impl<P: Clone + ByteSize + 'static> Request<P> {
+    /// Whether it ended (every answer it takes came, its timeout passed, it failed, or the bus
+    /// closed).
+    pub fn is_ended(&self) -> bool {
+        self.b.borrow().end.is_some()
+    }
+
+    /// The replies taken so far, in the order they came.
+    pub fn replies_so_far(&self) -> Vec<P> {
+        self.b.borrow().replies.clone()
+    }
+
+    /// How it ended: `None` while it is pending; `Some(Ok(()))` for a request that ended with
+    /// its replies (or, gathering, at its timeout); else the error it failed with.
+    pub fn outcome(&self) -> Option<Result<()>> {
+        self.b.borrow().end.clone()
+    }
+
+    /// Waits for the first reply (see [`Bus::request`]).
+    pub async fn reply(self) -> Result<P> {
+        self.bus.wait_ended(&self.b).await;
+        let mut b = self.b.borrow_mut();
+        match b.end.clone() {
+            Some(Ok(())) if !b.replies.is_empty() => Ok(b.replies.remove(0)),
+            Some(Err(e)) => Err(e),
+            _ => Err(Error::new(
+                ErrorCode::Timeout,
+                "the request ended without a reply",
+            )),
+        }
+    }
+
+    /// Waits until it ends and returns every reply (see [`Bus::request_many`]).
+    pub async fn replies(self) -> Result<Vec<P>> {
+        self.bus.wait_ended(&self.b).await;
+        let mut b = self.b.borrow_mut();
+        match b.end.clone() {
+            Some(Err(e)) if e.code() == ErrorCode::Closed || b.one => Err(e),
+            _ => Ok(std::mem::take(&mut b.replies)),
+        }
+    }
+}
+
 impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// Subscribes a responder: its handler's `Ok` is the reply to a request that reaches it
     /// (and is ignored for a plain message); `Err` fails the delivery as any handler's would,
@@ -156,7 +208,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         &self,
         pattern: &str,
         handler: F,
-        mut options: SubscribeOptions,
+        options: SubscribeOptions,
     ) -> Result<Subscription<P>>
     where
         F: Fn(&Message<P>) -> std::result::Result<P, HandlerError> + 'static,
@@ -167,7 +219,6 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 "is not available to a responder: each request is answered on its own",
             ));
         }
-        options.responder = true;
         self.add(pattern, Handler::Respond(Rc::new(handler)), options)
     }
 
@@ -176,7 +227,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         &self,
         pattern: &str,
         handler: F,
-        mut options: SubscribeOptions,
+        options: SubscribeOptions,
     ) -> Result<Subscription<P>>
     where
         F: Fn(Message<P>) -> Fut + 'static,
@@ -188,7 +239,6 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 "is not available to a responder: each request is answered on its own",
             ));
         }
-        options.responder = true;
         let f: RespondAsyncFn<P> = Rc::new(move |m| handler(m).boxed_local());
         self.add(pattern, Handler::RespondAsync(f), options)
     }
@@ -202,18 +252,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// waiting runs the bus, as [`Bus::run_until_idle`] does; dropping the future gives the
     /// request up.
     pub async fn request(&self, topic: &str, payload: P, options: RequestOptions) -> Result<P> {
-        let (pending, b) = self.open_request(topic, payload, 1, &options)?;
-        self.wait_ended(&b).await;
-        drop(pending);
-        let mut b = b.borrow_mut();
-        match b.end.take() {
-            Some(Ok(())) if !b.replies.is_empty() => Ok(b.replies.remove(0)),
-            Some(Err(e)) => Err(e),
-            _ => Err(Error::new(
-                ErrorCode::Timeout,
-                "the request ended without a reply",
-            )),
-        }
+        self.start_request(topic, payload, options)?.reply().await
     }
 
     /// Publishes `payload` on `topic` as a request and gathers replies from every responder it
@@ -226,15 +265,32 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         payload: P,
         options: RequestOptions,
     ) -> Result<Vec<P>> {
+        self.start_request_many(topic, payload, options)?
+            .replies()
+            .await
+    }
+
+    /// Publishes a request for one reply and returns at once (after the synchronous responders
+    /// it reached ran): the [`Request`] tells how it stands, or waits for it. Fails at once as
+    /// [`Bus::request`] does for `NO_RESPONDERS`, options and the publish's errors.
+    pub fn start_request(
+        &self,
+        topic: &str,
+        payload: P,
+        options: RequestOptions,
+    ) -> Result<Request<P>> {
+        self.open_request(topic, payload, 1, &options)
+    }
+
+    /// [`Bus::start_request`] gathering replies as [`Bus::request_many`] does.
+    pub fn start_request_many(
+        &self,
+        topic: &str,
+        payload: P,
+        options: RequestOptions,
+    ) -> Result<Request<P>> {
         let max = options.max.unwrap_or(crate::broker::MAX_REPLIES);
-        let (pending, b) = self.open_request(topic, payload, max, &options)?;
-        self.wait_ended(&b).await;
-        drop(pending);
-        let mut b = b.borrow_mut();
-        match b.end.take() {
-            Some(Err(e)) if e.code() == ErrorCode::Closed => Err(e),
-            _ => Ok(std::mem::take(&mut b.replies)),
-        }
+        self.open_request(topic, payload, max, &options)
     }
 
     fn open_request(
@@ -243,7 +299,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         payload: P,
         max: u32,
         options: &RequestOptions,
-    ) -> Result<(Pending<P>, SharedBox<P>)> {
+    ) -> Result<Request<P>> {
         let timeout = match options.timeout {
             Some(t) if t.is_zero() => {
                 return Err(Error::invalid_option("timeout", "must be positive"))
@@ -295,7 +351,11 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             id,
         };
         self.pump();
-        Ok((pending, b))
+        Ok(Request {
+            bus: self.clone(),
+            _pending: pending,
+            b,
+        })
     }
 
     /// Runs the bus (natively and on a virtual clock) until the request's box ended.
@@ -324,39 +384,54 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
     /// Responder `sub` replied `value` to `request`.
     pub(super) fn replied(&self, request: RequestId, sub: SubId, value: P) {
-        let answer = self.inner.core().answer(request, sub, true);
-        let Answer::Reply { last } = answer else {
-            return;
-        };
-        let b = self.inner.requests.borrow().get(&request).cloned();
-        if let Some(b) = b {
-            let mut b = b.borrow_mut();
-            b.replies.push(value);
-            if last {
-                b.finish(Ok(()));
-            }
-        }
-        if last {
-            self.inner.requests.borrow_mut().remove(&request);
-        }
+        self.answered(request, sub, AnswerKind::Reply, Some(value), None);
+    }
+
+    /// Subscription `sub` completed a delivery of `request`'s message without a reply.
+    pub(super) fn declined(&self, request: RequestId, sub: SubId) {
+        self.answered(request, sub, AnswerKind::Decline, None, None);
     }
 
     /// Responder `sub` failed for good on the request its message carries: the answer a final
     /// failure gives.
     pub(super) fn failed_request(&self, request: RequestId, sub: SubId, code: ErrorCode, e: &str) {
-        let answer = self.inner.core().answer(request, sub, false);
-        let Answer::Failed { last, replies } = answer else {
-            return;
+        let error = Error::new(code, format!("the responder failed: {e}"));
+        self.answered(request, sub, AnswerKind::Failure, None, Some(error));
+    }
+
+    /// Hands `sub`'s answer to the core, and what the core made of it to the requester.
+    fn answered(
+        &self,
+        request: RequestId,
+        sub: SubId,
+        kind: AnswerKind,
+        value: Option<P>,
+        failure: Option<Error>,
+    ) {
+        let answer = self.inner.core().answer(request, sub, kind);
+        let last = match answer {
+            Answer::Late => return,
+            Answer::Reply { last }
+            | Answer::Failed { last, .. }
+            | Answer::Declined { last, .. } => last,
         };
         let b = self.inner.requests.borrow().get(&request).cloned();
         if let Some(b) = b {
             let mut b = b.borrow_mut();
-            b.failure = Some(e.to_owned());
+            if let Some(v) = value {
+                b.replies.push(v);
+            }
+            if let Some(e) = failure {
+                b.failure = Some(e);
+            }
             if last {
-                let end = if b.one && replies == 0 {
-                    Err(Error::new(code, format!("the responder failed: {e}")))
-                } else {
-                    Ok(())
+                let end = match (b.one && b.replies.is_empty(), &b.failure) {
+                    (false, _) => Ok(()),
+                    (true, Some(e)) => Err(e.clone()),
+                    (true, None) => Err(Error::new(
+                        ErrorCode::NoResponders,
+                        "every subscription the request reached completed without a reply",
+                    )),
                 };
                 b.finish(end);
             }
@@ -377,7 +452,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             RequestEnd::TimedOut if b.one => {
                 let ms = b.timeout.map_or(0, |t| t.as_millis());
                 let cause = match &b.failure {
-                    Some(f) => format!(" (a responder failed: {f})"),
+                    Some(f) => format!(" ({})", f.message()),
                     None => String::new(),
                 };
                 Err(Error::new(

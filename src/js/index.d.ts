@@ -68,8 +68,9 @@ export interface Message<T = unknown> {
   readonly attempt: number;
   /**
    * On a message published by {@link Bus.request} or {@link Bus.requestMany}: answers it with
-   * `value` (for a handler that answers after it returned). True when the answer was taken;
-   * false when the request had ended or this subscription had answered it already.
+   * `value`, for a handler that answers from a callback while its delivery lasts (before the
+   * promise it returned settles). True when the answer was taken; false when the request had
+   * ended or this subscription had answered it already.
    */
   readonly reply?: (value: unknown) => boolean;
 }
@@ -333,9 +334,11 @@ export interface RequestStats {
   replies: number;
   /** Responders' final failures taken as answers. */
   failed: number;
+  /** Answers of handlers that completed without a reply. */
+  declined: number;
   /** Requests that reached their timeout. */
   timedOut: number;
-  /** Requests refused because no subscription matched. */
+  /** Requests refused because no subscription matched, or ended because every one declined. */
   noResponders: number;
   /** Requests given up (aborted, a requestMany loop left early, not published) or ended by close(). */
   cancelled: number;
@@ -407,9 +410,10 @@ export class Bus {
   publishAsync<T = unknown>(topic: string, payload: T, options?: PublishOptions): Promise<boolean>;
   /**
    * Publishes `payload` as a request and resolves with the first reply: a handler's return value
-   * (or what its promise resolves to, or what it passes to `message.reply`). Rejects with
-   * NO_RESPONDERS at once when no subscription matches, TIMEOUT, ABORTED, HANDLER_FAILED (the
-   * responder's error as `cause`) when every responder failed, or CLOSED.
+   * (or what its promise resolves to, or what it passes to `message.reply`); a handler that
+   * completes with `undefined` declines. Rejects with NO_RESPONDERS (no subscription matches, or
+   * every one declined), TIMEOUT, ABORTED, HANDLER_FAILED (the responder's error as `cause`) when
+   * no reply came and a responder failed, or CLOSED.
    */
   request<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestOptions): Promise<R>;
   /**

@@ -28,8 +28,8 @@ use super::js::{self, Obj};
 use super::scratch_str;
 use crate::batch::BatchPolicy;
 use crate::broker::{
-    Answer, Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode, Published,
-    RequestEnd, RequestId, Retired, SubId, SubscribeOptions, TopicHandle,
+    Answer, AnswerKind, Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode,
+    Published, RequestEnd, RequestId, Retired, SubId, SubscribeOptions, TopicHandle,
 };
 use crate::clock::ms_to_micros;
 use crate::dedupe::DedupeWindow;
@@ -60,6 +60,12 @@ const ANSWER_REPLY: u32 = 1;
 const ANSWER_REPLY_LAST: u32 = 2;
 const ANSWER_FAILED: u32 = 3;
 const ANSWER_FAILED_LAST: u32 = 4;
+const ANSWER_DECLINED: u32 = 5;
+const ANSWER_DECLINED_LAST: u32 = 6;
+/// [`WasmBroker::answer`]'s kinds.
+const KIND_REPLY: u32 = 0;
+const KIND_FAILURE: u32 = 1;
+const KIND_DECLINE: u32 = 2;
 
 /// A message's place in the driver's envelope table; the last copy dropped frees it.
 #[derive(Debug)]
@@ -123,7 +129,13 @@ pub fn protocol() -> Result<JsValue, JsValue> {
         .num("reply", ANSWER_REPLY.into())
         .num("replyLast", ANSWER_REPLY_LAST.into())
         .num("failed", ANSWER_FAILED.into())
-        .num("failedLast", ANSWER_FAILED_LAST.into());
+        .num("failedLast", ANSWER_FAILED_LAST.into())
+        .num("declined", ANSWER_DECLINED.into())
+        .num("declinedLast", ANSWER_DECLINED_LAST.into());
+    let answer_kinds = Obj::new()
+        .num("reply", KIND_REPLY.into())
+        .num("failure", KIND_FAILURE.into())
+        .num("decline", KIND_DECLINE.into());
     let verdicts = Obj::new()
         .num("accepted", ACCEPTED.into())
         .num("duplicate", DUPLICATE.into())
@@ -145,6 +157,7 @@ pub fn protocol() -> Result<JsValue, JsValue> {
         .set("records", &records.into_js())
         .set("verdicts", &verdicts.into_js())
         .set("answers", &answers.into_js())
+        .set("answerKinds", &answer_kinds.into_js())
         .set("overflow", &overflow)
         .set("subscribeOptions", &subscribe_options)
         .into_js())
@@ -369,8 +382,6 @@ impl SubscribeArgs {
             timeout: self.timeout_ms.and_then(duration),
             batch,
             group,
-            // Any JavaScript handler may answer: its return value is its reply.
-            responder: true,
         }
     }
 }
@@ -515,13 +526,7 @@ impl WasmBroker {
         })?;
         let id = self
             .core
-            .subscribe(
-                pattern,
-                &SubscribeOptions {
-                    responder: true,
-                    ..SubscribeOptions::default()
-                },
-            )
+            .subscribe(pattern, &SubscribeOptions::default())
             .map_err(to_js)?;
         self.core.set_direct(id, true);
         let order = self.core.subscription_order(id).unwrap_or(0);
@@ -1110,19 +1115,27 @@ impl WasmBroker {
         Ok(f64::from(id.index()) * 4_294_967_296.0 + f64::from(id.generation()))
     }
 
-    /// Subscription `sub`'s answer to a request (`ok`: a reply; else a final failure); returns
-    /// one of `protocol().answers` (see [`Broker::answer`]).
-    pub fn answer(&mut self, index: u32, gen: u32, sub: u32, sub_gen: u32, ok: bool) -> u32 {
+    /// Subscription `sub`'s answer to a request, of `kind` (one of `protocol().answerKinds`);
+    /// returns one of `protocol().answers` (see [`Broker::answer`]). An unknown kind is late.
+    pub fn answer(&mut self, index: u32, gen: u32, sub: u32, sub_gen: u32, kind: u32) -> u32 {
+        let kind = match kind {
+            KIND_REPLY => AnswerKind::Reply,
+            KIND_FAILURE => AnswerKind::Failure,
+            KIND_DECLINE => AnswerKind::Decline,
+            _ => return ANSWER_LATE,
+        };
         match self.core.answer(
             RequestId::from_parts(index, gen),
             SubId::from_parts(sub, sub_gen),
-            ok,
+            kind,
         ) {
             Answer::Late => ANSWER_LATE,
             Answer::Reply { last: false } => ANSWER_REPLY,
             Answer::Reply { last: true } => ANSWER_REPLY_LAST,
             Answer::Failed { last: false, .. } => ANSWER_FAILED,
             Answer::Failed { last: true, .. } => ANSWER_FAILED_LAST,
+            Answer::Declined { last: false, .. } => ANSWER_DECLINED,
+            Answer::Declined { last: true, .. } => ANSWER_DECLINED_LAST,
         }
     }
 

@@ -130,12 +130,13 @@ pub(crate) fn bus_stats(s: &BusStats) -> Result<JsValue, JsValue> {
         .into_js())
 }
 
-/// `{ sent, replies, failed, timedOut, noResponders, cancelled, late, pending }`.
+/// `{ sent, replies, failed, declined, timedOut, noResponders, cancelled, late, pending }`.
 fn request_stats(r: &RequestStats) -> Result<JsValue, JsValue> {
     Ok(Obj::new()
         .count("sent", r.sent)?
         .count("replies", r.replies)?
         .count("failed", r.failed)?
+        .count("declined", r.declined)?
         .count("timedOut", r.timed_out)?
         .count("noResponders", r.no_responders)?
         .count("cancelled", r.cancelled)?

@@ -28,8 +28,8 @@ test('the request/reply example is examples/request-reply.mjs, and it prints wha
   assert.equal(code, readFileSync(join(root, 'examples', 'request-reply.mjs'), 'utf8'));
   const out = execFileSync(process.execPath, [join(root, 'examples', 'request-reply.mjs')], { encoding: 'utf8' });
   assert.deepEqual(out.trim().split('\n'), [
-    '42', 'true', '[ 1.08, 1.09 ]', 'resize done', 'NO_RESPONDERS', 'ABORTED',
-    '{ sent: 5, replies: 5, noResponders: 1, cancelled: 1 }',
+    '42', 'true', '[ 1.08, 1.09 ]', 'resize done', 'NO_RESPONDERS', 'NO_RESPONDERS', 'ABORTED',
+    '{ sent: 6, replies: 5, noResponders: 2, cancelled: 1 }',
   ]);
 });
 

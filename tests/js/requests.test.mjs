@@ -13,15 +13,16 @@ test('a handler return value is the reply; a promise resolves to it', async () =
   assert.deepEqual([r.sent, r.replies, r.pending, r.late], [2, 2, 0, 0]);
 });
 
-test('message.reply answers later; a second answer is late and ignored', async () => {
+test('message.reply answers while the delivery lasts; a second answer is late and ignored', async () => {
   const bus = new Bus();
   const answered = [];
-  bus.subscribe('later', (p, m) => {
+  bus.subscribe('later', (p, m) => new Promise((done) => {
     setTimeout(() => {
       answered.push(m.reply(p * 10));
       answered.push(m.reply(p * 100));
+      done();
     }, 1);
-  });
+  }));
   assert.equal(await bus.request('later', 4), 40);
   assert.deepEqual(answered, [true, false]);
   assert.equal(bus.stats().requests.late, 1);
@@ -164,18 +165,40 @@ test('an AbortSignal gives a request up with ABORTED, before or while it waits',
   assert.deepEqual([r.cancelled, r.late, r.pending], [2, 2, 0]);
 });
 
+test('a handler that completes without a reply declines; all declining is NO_RESPONDERS', async () => {
+  const bus = new Bus();
+  const seen = [];
+  bus.subscribe('log.>', (p) => { seen.push(p); });
+  bus.subscribe('log.>', async () => {});
+  const e = await rejectsCode(bus.request('log.x', 1, { timeoutMs: Infinity }), 'NO_RESPONDERS');
+  assert.match(e.message, /without a reply/);
+  assert.deepEqual(seen, [1], 'the message was delivered');
+  bus.subscribe('log.x', (p) => p * 2);
+  assert.equal(await bus.request('log.x', 2), 4, 'one responder among observers answers');
+  const all = [];
+  for await (const r of bus.requestMany('log.x', 3, { timeoutMs: Infinity })) all.push(r);
+  assert.deepEqual(all, [6], 'the gathering ends once every subscription answered');
+  const r = bus.stats().requests;
+  // The async observer's decline to the second request came after its reply ended it: late.
+  assert.deepEqual([r.sent, r.replies, r.declined, r.noResponders, r.late], [3, 2, 5, 1, 1]);
+});
+
 test('close() ends waiting requests with CLOSED after handlers settle; later requests are refused', async () => {
   const bus = new Bus();
   const gate = deferred();
-  bus.subscribe('a', async () => { await gate.promise; }); // settles without a reply
+  const sub = bus.subscribe('a', async (n) => { await gate.promise; return n; });
+  const first = bus.request('a', 1, { timeoutMs: Infinity });
+  // Queued behind the first; its subscription leaves before it starts: nobody will answer.
+  const queued = bus.request('a', 2, { timeoutMs: Infinity });
   bus.subscribe('b', async (n) => { await gate.promise; return n; });
-  const pa = bus.request('a', 1, { timeoutMs: Infinity });
-  const pb = bus.request('b', 2, { timeoutMs: Infinity });
+  const running = bus.request('b', 3, { timeoutMs: Infinity });
+  sub.unsubscribe();
   const closing = bus.close();
   gate.resolve();
   await closing;
-  assert.equal(await pb, 2, 'a handler still running at close() answers');
-  await rejectsCode(pa, 'CLOSED');
+  assert.equal(await first, 1, 'a handler still running at close() answers');
+  assert.equal(await running, 3);
+  await rejectsCode(queued, 'CLOSED');
   await rejectsCode(bus.request('b', 1), 'CLOSED');
   assert.equal(bus.stats().requests.pending, 0);
 });

@@ -38,6 +38,7 @@ async function run(scenario) {
     },
   });
   const subs = new Map();
+  const requests = new Map(); // as → { replies, ended, error }
   const logs = new Map();
   const sequence = [];
   const running = []; // gated calls: { payload, resolve, reject }
@@ -54,10 +55,14 @@ async function run(scenario) {
           log.push(entry);
           sequence.push(`${step.as}:${entry}`);
         };
-        const handler = step.handler === 'gated'
+        // A responder's reply is `<payload>:<as>`; the other handlers return nothing (they decline).
+        const reply = step.handler === 'responder' || step.handler === 'gatedResponder';
+        const handler = step.handler === 'gated' || step.handler === 'gatedResponder'
           ? (payload, msg) => {
             record(payload, msg);
-            return new Promise((resolve, reject) => running.push({ payload, resolve, reject }));
+            return new Promise((resolve, reject) => running.push({
+              payload, resolve: () => resolve(reply ? `${payload}:${step.as}` : undefined), reject,
+            }));
           }
           : (payload, msg) => {
             record(payload, msg);
@@ -66,6 +71,7 @@ async function run(scenario) {
               thrown.add(e);
               throw e;
             }
+            return reply ? `${payload}:${step.as}` : undefined;
           };
         if (step.error !== undefined) {
           let error;
@@ -114,6 +120,29 @@ async function run(scenario) {
           assert.equal(error, undefined, `${where}: ${error}`);
           if (step.returns !== undefined) assert.equal(result, step.returns, where);
         }
+        break;
+      }
+      case 'request': {
+        const r = { replies: [], ended: false, error: undefined };
+        requests.set(step.as, r);
+        const end = (e) => { r.ended = true; r.error = e?.code; };
+        if (step.many) {
+          (async () => {
+            for await (const v of bus.requestMany(step.topic, step.payload, step.options)) r.replies.push(v);
+          })().then(() => end(), end);
+        } else {
+          bus.request(step.topic, step.payload, step.options).then((v) => { r.replies.push(v); end(); }, end);
+        }
+        await settle();
+        // A request refused at the call rejects (or its loop throws) before anything else runs.
+        if (step.error !== undefined) assert.equal(r.error, step.error, where);
+        break;
+      }
+      case 'expectRequest': {
+        const r = requests.get(step.as);
+        assert.equal(r.ended ? 'ended' : 'pending', step.state, `${where}: state`);
+        assert.deepEqual(r.replies, step.replies, `${where}: replies`);
+        assert.equal(r.error, step.error, `${where}: error`);
         break;
       }
       case 'complete':
@@ -170,7 +199,7 @@ for (const scenario of doc.scenarios) {
 
 test('every scenario step uses the documented language', () => {
   const known = new Set(['subscribe', 'publish', 'publishAsync', 'publishBatch', 'complete', 'fail', 'unsubscribe', 'advance',
-    'expectDeliveries', 'expectErrors', 'expectStats', 'expectStatus']);
+    'request', 'expectDeliveries', 'expectErrors', 'expectStats', 'expectStatus', 'expectRequest']);
   for (const s of doc.scenarios) for (const step of s.steps) assert.ok(known.has(step.do), `${s.name}: ${step.do}`);
   for (const name of Object.keys(doc.knownDefects)) {
     assert.ok(doc.scenarios.some((s) => s.steps.some((st) => st.defect === name)), `known defect ${name} is used`);

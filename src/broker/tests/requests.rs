@@ -1,4 +1,4 @@
-//! Requests: who counts as a responder, what each answer does, and how a request ends.
+//! Requests: who is reached, what each answer does, and how a request ends.
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -6,14 +6,9 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use super::driver::*;
 use crate::broker::*;
 
-fn responder() -> SubscribeOptions {
-    SubscribeOptions {
-        responder: true,
-        ..SubscribeOptions::default()
-    }
-}
+use AnswerKind::{Decline, Failure, Reply};
 
-/// Opens a request on `topic` and publishes its message (`payload`).
+/// Opens a request on `topic` and publishes its message.
 fn request(d: &mut Driver, topic: &str, max: u32, deadline: Option<u64>) -> Result<RequestId> {
     let handle = d.b.resolve(topic)?;
     let id = d.b.open_request(handle, max, deadline)?;
@@ -24,45 +19,37 @@ fn request(d: &mut Driver, topic: &str, max: u32, deadline: Option<u64>) -> Resu
 }
 
 #[test]
-fn only_responders_count_and_none_refuses_the_request() {
+fn no_subscription_refuses_the_request_and_publishes_nothing() {
     let mut d = Driver::new();
-    d.sub("svc.a");
+    d.sub("svc.b");
     let e = request(&mut d, "svc.a", 1, None).unwrap_err();
     assert_eq!(e.code(), ErrorCode::NoResponders);
+    assert!(e.message().contains("\"svc.a\""), "{e}");
     assert_eq!(d.stats().published, 0, "nothing is published");
     let r = d.b.request_stats();
     assert_eq!((r.no_responders, r.sent, r.pending), (1, 0, 0));
-    d.sub_with("svc.*", responder());
+    d.sub("svc.*");
     let id = request(&mut d, "svc.a", 1, None).unwrap();
     assert!(d.b.is_request_pending(id));
-    // The message reached both subscriptions, and carries the request.
-    let started = d.pump();
-    assert_eq!(started.len(), 2);
+    assert_eq!(d.pump().len(), 1);
 }
 
 #[test]
-fn a_work_queue_answers_once_it_has_a_responding_member() {
+fn a_work_queue_is_one_responder_while_it_has_members() {
     let mut d = Driver::new();
-    let group = |responder| SubscribeOptions {
-        responder,
-        ..SubscribeOptions::default()
-    };
-    let quiet = d.member("jobs", "w", group(false));
-    assert_eq!(
-        request(&mut d, "jobs", 1, None).unwrap_err().code(),
-        ErrorCode::NoResponders
-    );
-    let m = d.member("jobs", "w", group(true));
-    let id = request(&mut d, "jobs", 1, None).unwrap();
+    let m1 = d.member("jobs", "w", SubscribeOptions::default());
+    let m2 = d.member("jobs", "w", SubscribeOptions::default());
+    let id = request(&mut d, "jobs", 5, None).unwrap();
     let started = d.pump();
     assert_eq!(started.len(), 1, "one member takes it");
     let taker = started[0].sub;
-    assert!(taker == m || taker == quiet);
-    assert_eq!(d.b.answer(id, taker, true), Answer::Reply { last: true });
+    assert!(taker == m1 || taker == m2);
+    // The group's one answer ends the request, whatever its max.
+    assert_eq!(d.b.answer(id, taker, Reply), Answer::Reply { last: true });
     d.run_ok();
-    d.unsub(m);
-    d.unsub(quiet);
-    // Its members left: the group would hold a message, but nobody could answer it.
+    d.unsub(m1);
+    d.unsub(m2);
+    // Its members left: the group would hold the message, but nobody could answer it.
     assert_eq!(
         request(&mut d, "jobs", 1, None).unwrap_err().code(),
         ErrorCode::NoResponders
@@ -72,76 +59,102 @@ fn a_work_queue_answers_once_it_has_a_responding_member() {
 #[test]
 fn each_responder_answers_once_and_the_request_ends_at_max_or_when_all_answered() {
     let mut d = Driver::new();
-    let a = d.sub_with("q", responder());
-    let b = d.sub_with("q", responder());
-    let c = d.sub_with("q", responder());
+    let a = d.sub("q");
+    let b = d.sub("q");
+    let c = d.sub("q");
     let id = request(&mut d, "q", 2, None).unwrap();
-    assert_eq!(d.b.answer(id, a, true), Answer::Reply { last: false });
+    assert_eq!(d.b.answer(id, a, Reply), Answer::Reply { last: false });
     assert_eq!(
-        d.b.answer(id, a, true),
+        d.b.answer(id, a, Reply),
         Answer::Late,
         "a second answer of one responder"
     );
     assert_eq!(
-        d.b.answer(id, b, true),
+        d.b.answer(id, b, Reply),
         Answer::Reply { last: true },
-        "max reached"
+        "max"
     );
-    assert_eq!(d.b.answer(id, c, true), Answer::Late, "after the end");
+    assert_eq!(d.b.answer(id, c, Reply), Answer::Late, "after the end");
     assert!(!d.b.is_request_pending(id));
     let id = request(&mut d, "q", 10, None).unwrap();
-    assert_eq!(d.b.answer(id, a, true), Answer::Reply { last: false });
+    assert_eq!(d.b.answer(id, a, Reply), Answer::Reply { last: false });
     assert_eq!(
-        d.b.answer(id, b, false),
+        d.b.answer(id, b, Failure),
         Answer::Failed {
             last: false,
             replies: 1
         }
     );
     assert_eq!(
-        d.b.answer(id, c, true),
-        Answer::Reply { last: true },
+        d.b.answer(id, c, Decline),
+        Answer::Declined {
+            last: true,
+            replies: 1,
+            failures: 1
+        },
         "all answered"
     );
     let r = d.b.request_stats();
     assert_eq!(
-        (r.sent, r.replies, r.failed, r.late, r.pending),
-        (2, 4, 1, 2, 0)
+        (r.sent, r.replies, r.failed, r.declined, r.late, r.pending),
+        (2, 3, 1, 1, 2, 0)
     );
+    assert_eq!(r.no_responders, 0, "it had a reply");
 }
 
 #[test]
-fn failures_end_a_request_when_no_responder_is_left() {
+fn a_request_every_responder_declined_ends_as_having_no_responders() {
     let mut d = Driver::new();
-    let a = d.sub_with("f", responder());
-    let b = d.sub_with("f", responder());
+    let a = d.sub("f");
+    let b = d.sub("f");
     let id = request(&mut d, "f", 1, None).unwrap();
     assert_eq!(
-        d.b.answer(id, a, false),
-        Answer::Failed {
+        d.b.answer(id, a, Decline),
+        Answer::Declined {
             last: false,
-            replies: 0
+            replies: 0,
+            failures: 0
         },
         "the other responder may still reply"
     );
     assert_eq!(
-        d.b.answer(id, b, false),
-        Answer::Failed {
+        d.b.answer(id, b, Decline),
+        Answer::Declined {
             last: true,
+            replies: 0,
+            failures: 0
+        }
+    );
+    assert_eq!(d.b.request_stats().no_responders, 1);
+    // Failures and declines: the failure is what it ends with.
+    let id = request(&mut d, "f", 1, None).unwrap();
+    assert_eq!(
+        d.b.answer(id, a, Failure),
+        Answer::Failed {
+            last: false,
             replies: 0
         }
     );
-    assert_eq!(d.b.pending_requests(), 0);
+    assert_eq!(
+        d.b.answer(id, b, Decline),
+        Answer::Declined {
+            last: true,
+            replies: 0,
+            failures: 1
+        }
+    );
+    let r = d.b.request_stats();
+    assert_eq!((r.no_responders, r.failed, r.pending), (1, 1, 0));
 }
 
 #[test]
 fn the_deadline_ends_a_request_with_an_event_and_keeps_the_host_up() {
     let mut d = Driver::new();
-    let a = d.sub_with("slow", responder());
+    let a = d.sub("slow");
     let at = d.now + 50 * MS;
     let id = request(&mut d, "slow", 1, Some(at)).unwrap();
     d.pump();
-    assert_eq!(d.b.next_deadline(), Some(d.now + 50 * MS));
+    assert_eq!(d.b.next_deadline(), Some(at));
     assert!(d.b.timers_keep_alive());
     d.events.clear();
     d.advance(49);
@@ -151,7 +164,7 @@ fn the_deadline_ends_a_request_with_an_event_and_keeps_the_host_up() {
     assert!(d
         .events
         .contains(&Event::RequestEnded(id, RequestEnd::TimedOut)));
-    assert_eq!(d.b.answer(id, a, true), Answer::Late);
+    assert_eq!(d.b.answer(id, a, Reply), Answer::Late);
     let r = d.b.request_stats();
     assert_eq!((r.timed_out, r.late, r.pending), (1, 1, 0));
     // A request that ended earlier leaves a stale timer, never an event.
@@ -168,7 +181,7 @@ fn the_deadline_ends_a_request_with_an_event_and_keeps_the_host_up() {
 #[test]
 fn ending_requests_at_the_close_reports_each() {
     let mut d = Driver::new();
-    d.sub_with("c", responder());
+    d.sub("c");
     let x = request(&mut d, "c", 1, None).unwrap();
     let at = d.now + MS;
     let y = request(&mut d, "c", 3, Some(at)).unwrap();
@@ -189,7 +202,7 @@ fn ending_requests_at_the_close_reports_each() {
 #[test]
 fn max_is_checked() {
     let mut d = Driver::new();
-    d.sub_with("m", responder());
+    d.sub("m");
     for max in [0, MAX_REPLIES + 1] {
         let e = request(&mut d, "m", max, None).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidOption, "{max}");

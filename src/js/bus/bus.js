@@ -12,7 +12,8 @@ import { EdgebusError, errorText, fail, fromCore } from '../shared/errors.js';
 import {
   raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, QUIET, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
   REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED, SUB_OPTION, SUB_OPTION_COUNT,
-  ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST,
+  ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST, ANSWER_DECLINED, ANSWER_DECLINED_LAST,
+  KIND_REPLY, KIND_FAILURE, KIND_DECLINE,
 } from '../shared/core.js';
 import {
   COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
@@ -969,7 +970,7 @@ export class Bus {
     if (ok) {
       this._completions.push(di, dg, 1);
       // (`err` is the value it resolved with.)
-      if (f.item[RESPONSE] !== undefined) this._returned(f.item, f.s, err);
+      if (Array.isArray(f.item) || f.item[RESPONSE] !== undefined) this._returned(f.item, f.s, err);
     } else {
       this._fail(di, dg, err);
     }
@@ -1080,28 +1081,33 @@ export class Bus {
   }
 
   /**
-   * Subscription `s` answers `req`: a reply (`ok`, `value`) or its final failure (`value`, the
-   * error). Returns whether the core took it.
+   * Subscription `s` answers `req`: a reply (`KIND_REPLY`, `value`), its final failure
+   * (`KIND_FAILURE`, `value` the error) or a decline. Returns whether the core took it.
    */
-  _answer(req, s, ok, value) {
-    const v = this._core.answer(req.ri, req.rg, s.index, s.gen, ok);
-    if (v === ANSWER_REPLY || v === ANSWER_REPLY_LAST) {
-      req.reply(value, v === ANSWER_REPLY_LAST);
-      return true;
-    }
-    if (v === ANSWER_FAILED || v === ANSWER_FAILED_LAST) {
-      req.failed(value, s, v === ANSWER_FAILED_LAST);
-      return true;
-    }
-    return false;
+  _answer(req, s, kind, value) {
+    const v = this._core.answer(req.ri, req.rg, s.index, s.gen, kind);
+    if (v === ANSWER_REPLY || v === ANSWER_REPLY_LAST) req.reply(value, v === ANSWER_REPLY_LAST);
+    else if (v === ANSWER_FAILED || v === ANSWER_FAILED_LAST) req.failed(value, s, v === ANSWER_FAILED_LAST);
+    else if (v === ANSWER_DECLINED_LAST) req.declined();
+    else return v === ANSWER_DECLINED;
+    return true;
   }
 
-  /** A handler of `s` returned (or resolved with) `r` for `item`: a reply when it is a request's. */
+  /**
+   * A delivery of `s` completed with `r` (returned, or resolved to) for `item`: a reply to the
+   * request it carries, or, `undefined` (and for each message of a batch not answered), a
+   * decline.
+   */
   _returned(item, s, r) {
+    if (Array.isArray(item)) {
+      for (let j = 0; j < item.length; j++) this._returned(item[j], s, undefined);
+      return;
+    }
     const st = item[RESPONSE];
-    if (st === undefined || st.answered || r === undefined) return;
+    if (st === undefined || st.answered) return;
     st.answered = true;
-    this._answer(st.req, s, true, r);
+    if (r === undefined) this._answer(st.req, s, KIND_DECLINE, undefined);
+    else this._answer(st.req, s, KIND_REPLY, r);
   }
 
   /** The core ended request `ri`/`rg` (its deadline, or the close). */
@@ -1461,6 +1467,7 @@ export class Bus {
       this._track(di, dg, s, r, items, final);
     } else {
       this._completions.push(di, dg, 1);
+      this._returned(items, s, undefined);
     }
   }
 
@@ -1541,7 +1548,7 @@ export class Bus {
     if (req === undefined) return;
     const st = item[RESPONSE];
     if (st !== undefined) st.answered = true;
-    this._answer(req, s, false, error);
+    this._answer(req, s, KIND_FAILURE, error);
   }
 
   _afterPump() {

@@ -4,6 +4,7 @@
 // `requestEnded` record); this module only hands the outcome to the waiting caller.
 
 import { EdgebusError, errorText } from '../shared/errors.js';
+import { KIND_REPLY } from '../shared/core.js';
 
 /** The pending request a message carries (on its envelope). */
 export const REQUEST = Symbol('edgebus.request');
@@ -21,7 +22,7 @@ export function responderMessage(bus, env, req, s) {
   m[RESPONSE] = state;
   m.reply = (value) => {
     state.answered = true;
-    return bus._answer(req, s, true, value);
+    return bus._answer(req, s, KIND_REPLY, value);
   };
   return m;
 }
@@ -66,6 +67,13 @@ export class PendingRequest {
     const e = responderError(err, s);
     this.failure = e;
     if (last) this._end(this.replies === undefined ? e : undefined);
+  }
+
+  /** Every subscription reached answered, the last by declining, and no reply came. */
+  declined() {
+    if (this.replies !== undefined) this._end(undefined);
+    else if (this.failure !== undefined) this._end(this.failure);
+    else this._end(new EdgebusError('NO_RESPONDERS', 'every subscription the request reached completed without a reply'));
   }
 
   /** The core ended it: at its deadline, or at the close. */

@@ -18,7 +18,10 @@ export let ACCEPTED, DUPLICATE, MUST_WAIT, QUIET;
 export let REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE, REC_ROOM, REC_RELEASE, REC_CLAIMED,
   REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED;
 /** `answer` verdicts. */
-export let ANSWER_LATE, ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST;
+export let ANSWER_LATE, ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST, ANSWER_DECLINED,
+  ANSWER_DECLINED_LAST;
+/** What an answer is, for `answer`. */
+export let KIND_REPLY, KIND_FAILURE, KIND_DECLINE;
 /** Subscription option name (`maxQueue`, `batch.maxSize`, …) → its place among the numbers the
  * core's `subscribe` takes; SUB_OPTION_COUNT numbers in all. */
 export let SUB_OPTION, SUB_OPTION_COUNT;
@@ -49,8 +52,9 @@ function loadProtocol() {
   } = p.records);
   ({
     late: ANSWER_LATE, reply: ANSWER_REPLY, replyLast: ANSWER_REPLY_LAST, failed: ANSWER_FAILED,
-    failedLast: ANSWER_FAILED_LAST,
+    failedLast: ANSWER_FAILED_LAST, declined: ANSWER_DECLINED, declinedLast: ANSWER_DECLINED_LAST,
   } = p.answers);
+  ({ reply: KIND_REPLY, failure: KIND_FAILURE, decline: KIND_DECLINE } = p.answerKinds);
   const overflow = Object.create(null);
   for (const [name, code] of p.overflow) overflow[name] = code;
   const options = Object.create(null);

@@ -396,18 +396,53 @@ export class Subscription {
   stats(): SubscriptionStats | undefined;
 }
 
+/** Options of {@link Bus.once}. */
+export interface OnceOptions<T = unknown> {
+  /** Rejects with TIMEOUT when no message came within this many ms (default: waits for ever). */
+  timeoutMs?: number;
+  /** Only a message it returns true for resolves; a throw rejects with HANDLER_FAILED. */
+  filter?: (message: Message<T>) => boolean;
+  /** Rejects with ABORTED when it aborts. */
+  signal?: AbortSignalLike;
+}
+
+/** Options of {@link Bus.stream}. */
+export interface StreamOptions {
+  /** Ends the loop with ABORTED when it aborts. */
+  signal?: AbortSignalLike;
+  /** Messages waiting for the loop at most (the bus's default otherwise). */
+  maxQueue?: number;
+  /** What a full stream does with one more message (the bus's default otherwise). */
+  overflow?: Overflow;
+}
+
+/** The messages of a {@link Bus.stream}, for `for await`. */
+export interface MessageStream<T = unknown> extends AsyncIterableIterator<Message<T>> {
+  /** The subscription behind it: unsubscribing ends the loop. */
+  readonly subscription: Subscription;
+}
+
 export class Bus {
   constructor(options?: BusOptions);
   /** Whether close() was called. */
   readonly closed: boolean;
-  subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: (SubscribeOptions | GroupSubscribeOptions) & { batch?: undefined | false }): Subscription;
-  subscribe<T = unknown>(pattern: string, handler: BatchHandler<T>, options: BatchSubscribeOptions | GroupBatchSubscribeOptions): Subscription;
+  /** `signal` (in any options) unsubscribes it when it aborts; an aborted one throws ABORTED. */
+  subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: (SubscribeOptions | GroupSubscribeOptions) & { batch?: undefined | false; signal?: AbortSignalLike }): Subscription;
+  subscribe<T = unknown>(pattern: string, handler: BatchHandler<T>, options: (BatchSubscribeOptions | GroupBatchSubscribeOptions) & { signal?: AbortSignalLike }): Subscription;
+  /** Resolves with the first message on `pattern` (that `filter` accepts), then leaves. */
+  once<T = unknown>(pattern: string, options?: OnceOptions<T>): Promise<Message<T>>;
+  /**
+   * The messages on `pattern` for `for await`, bounded by its subscription's queue (`maxQueue`,
+   * `overflow`): a message is delivered when the loop takes it. Ends when the loop leaves, on
+   * `unsubscribe()` and on close(); throws ABORTED when `signal` aborts.
+   */
+  stream<T = unknown>(pattern: string, options?: StreamOptions): MessageStream<T>;
   /** Delivers to idle synchronous handlers before returning. False when dropped as a duplicate. */
   publish<T = unknown>(topic: string, payload: T, options?: PublishOptions): boolean;
   /** Publishes many payloads on one topic in one call; returns how many were accepted. */
   publishBatch<T = unknown>(topic: string, payloads: readonly T[], options?: PublishBatchOptions): number;
-  /** Like publish, but waits for room when a 'wait' subscription is full. */
-  publishAsync<T = unknown>(topic: string, payload: T, options?: PublishOptions): Promise<boolean>;
+  /** Like publish, but waits for room when a 'wait' subscription is full (ABORTED when `signal` aborts first). */
+  publishAsync<T = unknown>(topic: string, payload: T, options?: PublishOptions & { signal?: AbortSignalLike }): Promise<boolean>;
   /**
    * Publishes `payload` as a request and resolves with the first reply: a handler's return value
    * (or what its promise resolves to, or what it passes to `message.reply`); a handler that
@@ -425,8 +460,8 @@ export class Bus {
   requestMany<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestManyOptions): AsyncIterableIterator<R>;
   /** Delivers partial batches now. */
   flush(): void;
-  /** Resolves when everything queued has been handled. */
-  drain(): Promise<void>;
+  /** Resolves when everything queued has been handled (ABORTED when `signal` aborts first). */
+  drain(options?: { signal?: AbortSignalLike }): Promise<void>;
   /** Later publishes throw CLOSED; resolves after draining, with what could not be delivered. */
   close(): Promise<CloseSummary>;
   /** Where the work-queue message with this id stands (in `group`, if given); undefined when unknown. */

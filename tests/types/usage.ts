@@ -194,6 +194,19 @@ async function requests(bus: Bus): Promise<void> {
   const r: RequestStats = bus.stats().requests;
   const n: number = r.sent + r.replies + r.timedOut + r.noResponders + r.late + r.pending;
   void [doubled, n];
+  const first: Message<number> = await bus.once<number>('math.*', { timeoutMs: 100, filter: (m) => m.payload > 1, signal: ac.signal });
+  const stream = bus.stream<number>('math.*', { maxQueue: 10, overflow: 'wait', signal: ac.signal });
+  for await (const m of stream) {
+    const n: number = m.payload;
+    void n;
+    stream.subscription.unsubscribe();
+  }
+  bus.subscribe('x', () => {}, { signal: ac.signal });
+  await bus.publishAsync('x', 1, { signal: ac.signal });
+  await bus.drain({ signal: ac.signal });
+  void first;
+  // @ts-expect-error a stream's payload type is the one given
+  for await (const m of bus.stream<number>('x')) { const s: string = m.payload; void s; }
   // @ts-expect-error max belongs to requestMany
   await bus.request('math.double', 1, { max: 2 });
   // @ts-expect-error a signal is an AbortSignal

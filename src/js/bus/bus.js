@@ -17,8 +17,10 @@ import {
 } from '../shared/core.js';
 import {
   COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
-  parseBackoff, parseBatch, parseDedupe, parsePublishOptions, parseRequestOptions, snapshot,
+  parseBackoff, parseBatch, parseDedupe, parseOnceOptions, parsePublishOptions, parseRequestOptions, signalOption,
+  snapshot,
 } from '../shared/validate.js';
+import { MessageStream } from './stream.js';
 import { PendingRequest, REQUEST, RESPONSE, failedReplies, responderMessage } from './requests.js';
 import { systemClock } from '../shared/clock.js';
 import { wasmWords, writeAscii } from '../shared/memory.js';
@@ -106,7 +108,8 @@ function measure(sizeOf, payload) {
 }
 
 const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', 'clock', 'sizeOf', 'retention'];
-const SUB_OPTIONS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch', 'group', 'maxAttempts', 'backoff', 'ackTimeoutMs'];
+const SUB_OPTIONS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch', 'group', 'maxAttempts', 'backoff', 'ackTimeoutMs', 'signal'];
+const ASYNC_PUBLISH_OPTIONS = [...PUBLISH_OPTIONS, 'signal'];
 const GROUP_ONLY = ['maxAttempts', 'backoff', 'ackTimeoutMs'];
 const CLAIM_OPTIONS = ['maxSize', 'maxWaitMs'];
 
@@ -137,7 +140,7 @@ export class Subscription {
     this.failed = 0;
     this._rare = group === undefined && !batch && timeoutMs === undefined
       ? undefined
-      : { group, batch, timeoutMs, final: undefined };
+      : { group, batch, timeoutMs, final: undefined, leave: undefined };
   }
   /** Position in subscription order. */
   get id() { return this._id; }
@@ -151,8 +154,14 @@ export class Subscription {
   /** Final statistics (while leaving: the last ones read). */
   get final() { return this._rare?.final; }
   set final(v) {
-    if (this._rare === undefined) this._rare = { group: undefined, batch: false, timeoutMs: undefined, final: v };
+    if (this._rare === undefined) this._rare = { group: undefined, batch: false, timeoutMs: undefined, final: v, leave: undefined };
     else this._rare.final = v;
+  }
+  /** Called once when it leaves (its `signal`'s listener taken back). */
+  get _leave() { return this._rare?.leave; }
+  set _leave(f) {
+    if (this._rare === undefined) this._rare = { group: undefined, batch: false, timeoutMs: undefined, final: undefined, leave: f };
+    else this._rare.leave = f;
   }
   /** Stops every delivery not yet started. Returns false if already unsubscribed. */
   unsubscribe() { return this._bus._unsubscribe(this); }
@@ -246,6 +255,7 @@ export class Bus {
     this._timerAt = Infinity;
     this._timerHolds = true;    // the armed timer is ref'd (see _afterPump)
     this._requests = new Map(); // request id → its PendingRequest, until it ends
+    this._waits = new Set();    // once() calls and streams: each ended by close() (called with CLOSED)
     this._closing = false;
     this._closed = false;
   }
@@ -283,6 +293,10 @@ export class Bus {
     checkString(pattern, 'INVALID_PATTERN', 'pattern');
     checkHandler(handler);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, SUB_OPTIONS, 'options');
+    const signal = signalOption(o.signal);
+    if (signal !== undefined && signal.aborted) {
+      throw new EdgebusError('ABORTED', 'the subscription\'s signal was aborted before it subscribed', { cause: signal.reason });
+    }
     const concurrency = numberOption(o, 'concurrency', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 1;
     const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
     const overflow = overflowCode(o, 'options');
@@ -338,6 +352,11 @@ export class Bus {
       handler.length !== 1, batch !== undefined, timeoutMs ?? this._defaultTimeout);
     this._subs[rec.index] = rec;
     this._dropRoutes(ids, 3);
+    if (signal !== undefined) {
+      const onAbort = () => rec.unsubscribe();
+      signal.addEventListener('abort', onAbort, { once: true });
+      rec._leave = () => signal.removeEventListener('abort', onAbort);
+    }
     // Messages waiting in the group go to the new member at once.
     if (group !== undefined) this._pump();
     return rec;
@@ -346,6 +365,15 @@ export class Bus {
   _unsubscribe(rec) {
     if (!rec._active) return false;
     rec._active = false;
+    const leave = rec._leave;
+    if (leave !== undefined) {
+      rec._leave = undefined;
+      try {
+        leave();
+      } catch {
+        // A signal that cannot take its listener back calls unsubscribe() once more: a no-op.
+      }
+    }
     // Its direct deliveries reach the core before it hands out its final statistics: those
     // counted on it go with the call; those counted on cached routes (_dirty) are counted in it
     // when its stale routes (the cached ones it was on) are dropped, then go with `retire`.
@@ -1205,10 +1233,30 @@ export class Bus {
     try {
       if (this._closing) fail('CLOSED', 'bus is closed');
       this._route(topic);
-      const o = parsePublishOptions(options, PUBLISH_OPTIONS);
-      w = { topic, payload, o, done: false, ok: false, value: undefined, resolve: undefined, reject: undefined };
+      const o = parsePublishOptions(options, ASYNC_PUBLISH_OPTIONS);
+      const signal = o.signal;
+      if (signal !== undefined && signal.aborted) {
+        throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: signal.reason });
+      }
+      w = { topic, payload, o, done: false, ok: false, value: undefined, resolve: undefined, reject: undefined, leave: undefined };
       this._waiters.push(w);
       this._admitWaiters();
+      if (!w.done && signal !== undefined) {
+        // Given up while it waits for room: it leaves the queue of waiting publishes.
+        const onAbort = () => {
+          const at = this._waiters.indexOf(w);
+          if (at < 0 || w.done) return;
+          this._waiters.splice(at, 1);
+          this._settleWaiter(w, false, new EdgebusError('ABORTED', 'the publish was aborted while it waited for room', { cause: signal.reason }));
+          if (this._waiters.length === 0 && this._coreWaiting) {
+            this._coreWaiting = false;
+            this._core.set_waiting(false);
+          }
+          this._resolveIdle();
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        w.leave = () => signal.removeEventListener('abort', onAbort);
+      }
     } catch (e) {
       return Promise.reject(e);
     }
@@ -1223,6 +1271,11 @@ export class Bus {
     w.done = true;
     w.ok = ok;
     w.value = value;
+    if (w.leave !== undefined) {
+      const leave = w.leave;
+      w.leave = undefined;
+      leave();
+    }
     if (ok) { if (w.resolve !== undefined) w.resolve(value); }
     else if (w.reject !== undefined) w.reject(value);
   }
@@ -1614,11 +1667,144 @@ export class Bus {
     this._pump();
   }
 
-  /** Resolves when everything queued (partial batches included) has been handled. */
-  drain() {
+  /**
+   * Resolves when everything queued (partial batches included) has been handled; rejects with
+   * ABORTED when `signal` aborts first (the work goes on).
+   */
+  drain(options) {
+    let signal;
+    try {
+      const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['signal'], 'options');
+      signal = signalOption(o.signal);
+      if (signal !== undefined && signal.aborted) {
+        throw new EdgebusError('ABORTED', 'drain() was aborted before it waited', { cause: signal.reason });
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
     this.flush();
     if (!this._admitting && this._isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this._idleWaiters.push(resolve));
+    if (signal === undefined) return new Promise((resolve) => this._idleWaiters.push(resolve));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const at = this._idleWaiters.indexOf(done);
+        if (at >= 0) this._idleWaiters.splice(at, 1);
+        reject(new EdgebusError('ABORTED', 'drain() was aborted', { cause: signal.reason }));
+      };
+      const done = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this._idleWaiters.push(done);
+    });
+  }
+
+  /**
+   * Resolves with the first message on `pattern` (that `filter` accepts), then leaves. Rejects
+   * with TIMEOUT after `timeoutMs`, ABORTED when `signal` aborts, CLOSED when the bus closes.
+   */
+  once(pattern, options) {
+    let o;
+    try {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      o = parseOnceOptions(options);
+      if (o.signal !== undefined && o.signal.aborted) {
+        throw new EdgebusError('ABORTED', 'once() was aborted before it subscribed', { cause: o.signal.reason });
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      let sub;
+      let cancelTimer;
+      let onAbort;
+      let done = false;
+      const finish = (err, message) => {
+        if (done) return;
+        done = true;
+        this._waits.delete(finish);
+        if (cancelTimer !== undefined) cancelTimer();
+        if (onAbort !== undefined) o.signal.removeEventListener('abort', onAbort);
+        if (sub !== undefined) sub.unsubscribe();
+        if (err !== undefined) reject(err);
+        else resolve(message);
+      };
+      const filter = o.filter;
+      try {
+        sub = this.subscribe(pattern, (payload, message) => {
+          if (done) return;
+          if (filter !== undefined) {
+            let ok;
+            try {
+              ok = filter(message);
+            } catch (e) {
+              finish(new EdgebusError('HANDLER_FAILED', `once() filter threw: ${errorText(e)}`, { cause: e }));
+              return;
+            }
+            if (!ok) return;
+          }
+          finish(undefined, message);
+        });
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      if (done) return; // (a filter cannot run during subscribe; kept for the order of events)
+      this._waits.add(finish);
+      if (o.timeoutMs !== Infinity) {
+        cancelTimer = this._after(o.timeoutMs, () => {
+          finish(new EdgebusError('TIMEOUT', `no message on \`${pattern}\` within ${o.timeoutMs} ms`));
+        });
+      }
+      if (o.signal !== undefined) {
+        onAbort = () => finish(new EdgebusError('ABORTED', 'once() was aborted', { cause: o.signal.reason }));
+        o.signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+  }
+
+  /**
+   * The messages on `pattern` as an async iterator, bounded by its subscription's queue
+   * (`maxQueue`, `overflow`; concurrency 1: a message is delivered when the loop takes it). It
+   * ends when the loop leaves, `subscription.unsubscribe()`, or close(); `signal` makes it throw
+   * ABORTED.
+   */
+  stream(pattern, options) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['signal', 'maxQueue', 'overflow'], 'options');
+    const signal = signalOption(o.signal);
+    if (signal !== undefined && signal.aborted) {
+      throw new EdgebusError('ABORTED', 'stream() was aborted before it subscribed', { cause: signal.reason });
+    }
+    const sub = {};
+    if (o.maxQueue !== undefined) sub.maxQueue = o.maxQueue;
+    if (o.overflow !== undefined) sub.overflow = o.overflow;
+    const stream = new MessageStream(this, signal);
+    stream.subscription = this.subscribe(pattern, (payload, message) => stream._take(message), sub);
+    stream.subscription._leave = () => stream._left();
+    this._waits.add(stream._close);
+    return stream;
+  }
+
+  /** Calls `fn` after `ms` on the bus clock (in steps for what a host timer cannot hold); returns a canceller. */
+  _after(ms, fn) {
+    const due = this._clock.now() + ms;
+    let handle;
+    const arm = () => {
+      const left = due - this._clock.now();
+      if (left <= 0) {
+        handle = undefined;
+        fn();
+        return;
+      }
+      handle = this._setTimer(arm, Math.min(left, MAX_TIMER_MS));
+    };
+    arm();
+    return () => {
+      if (handle !== undefined) this._clearTimer(handle);
+      handle = undefined;
+    };
   }
 
   /**
@@ -1631,6 +1817,8 @@ export class Bus {
   async close() {
     if (!this._closed) {
       this._closing = true;
+      // once() calls reject with CLOSED; streams end (what they hold is still read).
+      for (const end of [...this._waits]) end(new EdgebusError('CLOSED', 'bus closed'));
       // Publishes waiting for room get in as room appears; drained, what still waits, waits
       // for a group with no member: it never gets in.
       if (this._waiters.length > 0) await this.drain();

@@ -176,7 +176,7 @@ export function parsePublishOptions(options, allowed) {
   if (options === undefined) return EMPTY_OPTIONS;
   const o = {
     id: undefined, key: undefined, ttlMs: undefined, headers: undefined, priority: undefined, notBefore: undefined,
-    attempts: undefined, ids: undefined, transfer: undefined,
+    attempts: undefined, ids: undefined, transfer: undefined, signal: undefined,
   };
   try {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -195,6 +195,7 @@ export function parsePublishOptions(options, allowed) {
       else if (k === 'attempts') o.attempts = options.attempts;
       else if (k === 'ids') o.ids = options.ids;
       else if (k === 'transfer') o.transfer = options.transfer;
+      else if (k === 'signal') o.signal = options.signal;
     }
   } catch (e) {
     if (e instanceof EdgebusError) throw e;
@@ -207,6 +208,7 @@ export function parsePublishOptions(options, allowed) {
   if (o.notBefore !== undefined) numberValue(o.notBefore, 'notBefore', NOT_BEFORE);
   if (o.attempts !== undefined) numberValue(o.attempts, 'attempts', ATTEMPTS);
   if (o.headers !== undefined) o.headers = headersOption(o.headers);
+  if (o.signal !== undefined) signalOption(o.signal);
   if (o.ids !== undefined) {
     const ids = arraySnapshot(o.ids, 'ids');
     for (let i = 0; i < ids.length; i++) {
@@ -236,6 +238,16 @@ export function parseRequestOptions(options, many) {
   const key = stringOption(o, 'key', 'options');
   const headers = o.headers === undefined ? undefined : headersOption(o.headers);
   return { timeoutMs, signal: signalOption(o.signal), max, key, headers };
+}
+
+/** `once` options: `{ timeoutMs (default Infinity), filter, signal }`, read once. */
+export function parseOnceOptions(options) {
+  const o = options === undefined ? {} : snapshot(options, ['timeoutMs', 'filter', 'signal'], 'options');
+  return {
+    timeoutMs: numberOption(o, 'timeoutMs', 'options', DURATION) ?? Infinity,
+    filter: functionOption(o, 'filter', 'options'),
+    signal: signalOption(o.signal),
+  };
 }
 
 /** An `AbortSignal` option (anything with `aborted` and `addEventListener`), read once. */

@@ -422,27 +422,104 @@ export interface MessageStream<T = unknown> extends AsyncIterableIterator<Messag
   readonly subscription: Subscription;
 }
 
-export class Bus {
+// ----- typed topic maps ------------------------------------------------------------------------
+
+/**
+ * The topic map of a `Bus` without one (the default): any topic, any payload, as declared at
+ * each call.
+ */
+export interface AnyTopics {
+  readonly ' anyTopics': true;
+}
+
+/**
+ * A topic map entry for requests: its message carries `P`, and it is answered with `R` (what
+ * `request` resolves to). Types only.
+ */
+export interface Req<P, R> {
+  readonly ' payload': P;
+  readonly ' reply': R;
+}
+
+/** The payload type of a topic map entry. */
+export type PayloadOf<V> = V extends Req<infer P, unknown> ? P : V;
+/** The reply type of a topic map entry (`unknown` for one that is not a {@link Req}). */
+export type ReplyOf<V> = V extends Req<unknown, infer R> ? R : unknown;
+
+type IsTyped<M> = M extends AnyTopics ? false : true;
+type Tokens<S extends string> = S extends `${infer H}.${infer T}` ? [H, ...Tokens<T>] : [S];
+/** A pattern's (or topic's) token against a map key's: `*`, a `{name}` placeholder, or the same text. */
+type TokenCovers<P extends string, K extends string> =
+  P extends '*' ? true : K extends `{${string}}` ? true : P extends K ? true : false;
+type Covers<P extends string[], K extends string[]> =
+  P extends ['>']
+    ? K extends [string, ...string[]] ? true : false
+    : P extends [infer PH extends string, ...infer PT extends string[]]
+      ? K extends [infer KH extends string, ...infer KT extends string[]]
+        ? TokenCovers<PH, KH> extends true ? Covers<PT, KT> : false
+        : false
+      : K extends [] ? true : false;
+/**
+ * The keys of topic map `M` that `pattern` (a topic, or a pattern with `*` and `>`) reaches. A
+ * key token `{name}` stands for any one token: `'orders.{region}.created'` is reached by
+ * `orders.eu.created`, `orders.*.created` and `orders.>`.
+ */
+export type TopicsMatching<M, P extends string> = {
+  [K in keyof M & string]: Covers<Tokens<P>, Tokens<K>> extends true ? K : never;
+}[keyof M & string];
+/** What a subscription on `P` receives: the union of the payloads of the keys it reaches. */
+export type PatternPayload<M, P extends string> = IsTyped<M> extends false
+  ? unknown
+  : [TopicsMatching<M, P>] extends [never] ? unknown : PayloadOf<M[TopicsMatching<M, P>]>;
+/** What a publish on topic `T` must carry (`never` for a literal topic the map does not have). */
+export type TopicPayload<M, T extends string> = IsTyped<M> extends false
+  ? unknown
+  : string extends T ? unknown : [TopicsMatching<M, T>] extends [never] ? never : PayloadOf<M[TopicsMatching<M, T>]>;
+/** What a request on topic `T` resolves to. */
+export type TopicReply<M, T extends string> = IsTyped<M> extends false
+  ? unknown
+  : [TopicsMatching<M, T>] extends [never] ? unknown : ReplyOf<M[TopicsMatching<M, T>]>;
+/** The topic parameter of the untyped signatures: none for a typed bus, whose payloads are checked. */
+type AnyTopic<M> = IsTyped<M> extends true ? never : string;
+
+type PlainSubscribeOptions = (SubscribeOptions | GroupSubscribeOptions) & { batch?: undefined | false; signal?: AbortSignalLike };
+type BatchSubscribeAnyOptions = (BatchSubscribeOptions | GroupBatchSubscribeOptions) & { signal?: AbortSignalLike };
+
+/**
+ * A bus. `new Bus<Topics>()` types it by a topic map, `{ 'orders.{region}.created': Order,
+ * 'math.double': Req<number, number> }`: subscriptions infer their payload through `*` and `>`,
+ * a publish on a literal topic must carry that topic's payload (a topic the map lacks is an
+ * error), and a request resolves to its entry's reply type. Without one, each call declares its
+ * own types.
+ */
+export class Bus<M extends object = AnyTopics> {
   constructor(options?: BusOptions);
   /** Whether close() was called. */
   readonly closed: boolean;
   /** `signal` (in any options) unsubscribes it when it aborts; an aborted one throws ABORTED. */
-  subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: (SubscribeOptions | GroupSubscribeOptions) & { batch?: undefined | false; signal?: AbortSignalLike }): Subscription;
-  subscribe<T = unknown>(pattern: string, handler: BatchHandler<T>, options: (BatchSubscribeOptions | GroupBatchSubscribeOptions) & { signal?: AbortSignalLike }): Subscription;
+  subscribe<P extends string>(pattern: P, handler: Handler<PatternPayload<M, P>>, options?: PlainSubscribeOptions): Subscription;
+  subscribe<P extends string>(pattern: P, handler: BatchHandler<PatternPayload<M, P>>, options: BatchSubscribeAnyOptions): Subscription;
+  subscribe<T = unknown>(pattern: AnyTopic<M>, handler: Handler<T>, options?: PlainSubscribeOptions): Subscription;
+  subscribe<T = unknown>(pattern: AnyTopic<M>, handler: BatchHandler<T>, options: BatchSubscribeAnyOptions): Subscription;
   /** Resolves with the first message on `pattern` (that `filter` accepts), then leaves. */
-  once<T = unknown>(pattern: string, options?: OnceOptions<T>): Promise<Message<T>>;
+  once<P extends string>(pattern: P, options?: OnceOptions<PatternPayload<M, P>>): Promise<Message<PatternPayload<M, P>>>;
+  once<T = unknown>(pattern: AnyTopic<M>, options?: OnceOptions<T>): Promise<Message<T>>;
   /**
    * The messages on `pattern` for `for await`, bounded by its subscription's queue (`maxQueue`,
    * `overflow`): a message is delivered when the loop takes it. Ends when the loop leaves, on
    * `unsubscribe()` and on close(); throws ABORTED when `signal` aborts.
    */
-  stream<T = unknown>(pattern: string, options?: StreamOptions): MessageStream<T>;
+  stream<P extends string>(pattern: P, options?: StreamOptions): MessageStream<PatternPayload<M, P>>;
+  stream<T = unknown>(pattern: AnyTopic<M>, options?: StreamOptions): MessageStream<T>;
   /** Delivers to idle synchronous handlers before returning. False when dropped as a duplicate. */
-  publish<T = unknown>(topic: string, payload: T, options?: PublishOptions): boolean;
+  publish<T extends string>(topic: T, payload: TopicPayload<M, T>, options?: PublishOptions): boolean;
+  publish<T = unknown>(topic: AnyTopic<M>, payload: T, options?: PublishOptions): boolean;
   /** Publishes many payloads on one topic in one call; returns how many were accepted. */
-  publishBatch<T = unknown>(topic: string, payloads: readonly T[], options?: PublishBatchOptions): number;
+  publishBatch<T extends string>(topic: T, payloads: readonly TopicPayload<M, T>[], options?: PublishBatchOptions): number;
+  publishBatch<T = unknown>(topic: AnyTopic<M>, payloads: readonly T[], options?: PublishBatchOptions): number;
   /** Like publish, but waits for room when a 'wait' subscription is full (ABORTED when `signal` aborts first). */
-  publishAsync<T = unknown>(topic: string, payload: T, options?: PublishOptions & { signal?: AbortSignalLike }): Promise<boolean>;
+  publishAsync<T extends string>(topic: T, payload: TopicPayload<M, T>, options?: PublishOptions & { signal?: AbortSignalLike }): Promise<boolean>;
+  publishAsync<T = unknown>(topic: AnyTopic<M>, payload: T, options?: PublishOptions & { signal?: AbortSignalLike }): Promise<boolean>;
   /**
    * Publishes `payload` as a request and resolves with the first reply: a handler's return value
    * (or what its promise resolves to, or what it passes to `message.reply`); a handler that
@@ -450,14 +527,16 @@ export class Bus {
    * every one declined), TIMEOUT, ABORTED, HANDLER_FAILED (the responder's error as `cause`) when
    * no reply came and a responder failed, or CLOSED.
    */
-  request<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestOptions): Promise<R>;
+  request<T extends string>(topic: T, payload: TopicPayload<M, T>, options?: RequestOptions): Promise<TopicReply<M, T>>;
+  request<R = unknown, T = unknown>(topic: AnyTopic<M>, payload: T, options?: RequestOptions): Promise<R>;
   /**
    * Publishes `payload` as a request and yields the replies of every subscription it reaches,
    * until each answered, `max` replies came, or the timeout passed (which ends the loop without
    * an error). Throws ABORTED, CLOSED, or the error that kept the request from being made.
    * Leaving the loop early gives the request up.
    */
-  requestMany<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestManyOptions): AsyncIterableIterator<R>;
+  requestMany<T extends string>(topic: T, payload: TopicPayload<M, T>, options?: RequestManyOptions): AsyncIterableIterator<TopicReply<M, T>>;
+  requestMany<R = unknown, T = unknown>(topic: AnyTopic<M>, payload: T, options?: RequestManyOptions): AsyncIterableIterator<R>;
   /** Delivers partial batches now. */
   flush(): void;
   /** Resolves when everything queued has been handled (ABORTED when `signal` aborts first). */

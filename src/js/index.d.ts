@@ -831,6 +831,8 @@ export interface ShardStats {
 }
 
 export interface ShardedBusStats {
+  /** Requests made on the main thread: `failed` counts HANDLER_FAILED / HANDLER_TIMEOUT replies. */
+  requests: { sent: number; replies: number; failed: number; timedOut: number; cancelled: number; late: number; pending: number };
   workers: number;
   published: number;
   duplicates: number;
@@ -882,6 +884,14 @@ export class ShardedBus<D = unknown> {
   publish<T = unknown>(topic: string, payload: T, options?: ShardedPublishOptions): boolean;
   publishBatch<T = unknown>(topic: string, payloads: readonly T[], options?: PublishBatchOptions): number;
   publishAsync<T = unknown>(topic: string, payload: T, options?: ShardedPublishOptions): Promise<boolean>;
+  /**
+   * A request to the worker of its key (or topic): resolves with the first reply of the handlers
+   * there (a handler's return value, or `message.reply`). Rejects as {@link Bus.request} does
+   * (the worker's error as `cause` of HANDLER_FAILED), with WORKER_CRASHED when its worker died
+   * more often than `maxRedeliveries` allows (it is redelivered like any message until then), and
+   * QUEUE_FULL when its shard has no room.
+   */
+  request<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestOptions & { transfer?: ArrayBuffer[] }): Promise<R>;
   /** Resolves when everything published so far has been handled. */
   drain(): Promise<void>;
   /** Later publishes throw CLOSED; drains, then stops the workers. */

@@ -254,6 +254,32 @@ window.scenarios = {
     await bus.close();
   },
 
+  async requests() {
+    const crashes = new SharedArrayBuffer(4);
+    const reqHandlers = new URL('/tests/js/fixtures/request-handlers.mjs', location.href);
+    const bus = new ShardedBus({ workers: 2, handlers: reqHandlers, data: { crashes }, onError: () => {} });
+    equal(await bus.request('math.square', 7), 49, 'a handler\'s result');
+    equal(await bus.request('math.later', 3), 'later 3', 'message.reply');
+    for (const key of ['a', 'b', 'c', 'd']) {
+      equal(await bus.request('who', null, { key }), { shard: shardOf(key, 2), key }, `the worker of key ${key}`);
+    }
+    const buf = new Uint8Array([5, 6]).buffer;
+    equal(await bus.request('bytes.sum', buf, { transfer: [buf] }), 11, 'a transferred payload');
+    let error;
+    try {
+      await bus.request('math.fail', 1);
+    } catch (e) {
+      error = e;
+    }
+    check(error instanceof EdgebusError && error.code === 'HANDLER_FAILED' && error.cause?.name === 'TypeError',
+      `HANDLER_FAILED with the worker's TypeError, got ${error && error.code}: ${error && error.message}`);
+    // The worker dies (self.close()) on the first try: the request goes to its replacement.
+    equal(await bus.request('crash.once', 4, { key: 'a', timeoutMs: 20_000 }), 40, 'redelivered after a crash');
+    equal(bus.stats().restarts, 1, 'one restart');
+    equal(bus.stats().requests.pending, 0, 'nothing pending');
+    await bus.close();
+  },
+
   async defaultWorkers() {
     const bus = new ShardedBus({ handlers });
     equal(bus.workers, Math.max(1, navigator.hardwareConcurrency - 1), 'hardwareConcurrency - 1');

@@ -28,7 +28,7 @@ after(async () => {
 });
 
 const scenarios = ['environment', 'perKeyOrder', 'terminatedFromOutside', 'closedFromInside', 'uncaughtError',
-  'handlerErrors', 'backpressure', 'cloneErrors', 'drainAndClose', 'stuckHandler', 'unreadableInput', 'defaultWorkers'];
+  'handlerErrors', 'backpressure', 'cloneErrors', 'drainAndClose', 'stuckHandler', 'unreadableInput', 'requests', 'defaultWorkers'];
 
 for (const name of scenarios) {
   test(`browser: ${name}`, { timeout: 60_000 }, async () => {

@@ -160,6 +160,9 @@ async function sharded(): Promise<void> {
   };
   void setup;
 
+  const squared: number = await bus.request<number, number>('math.square', 3, { key: 'k', timeoutMs: 100 });
+  const pendingRequests: number = bus.stats().requests.pending;
+  void [squared, pendingRequests];
   // @ts-expect-error handlers is required
   new ShardedBus({ workers: 2 });
   // @ts-expect-error transfer takes ArrayBuffers

@@ -15,7 +15,8 @@
 import { EdgebusError, errorText, fail } from '../shared/errors.js';
 import { raw } from '../shared/core.js';
 import {
-  DURATION, describe, functionOption, isArray, numberOption, overflowOption, parseDedupe, parsePublishOptions, snapshot,
+  DURATION, describe, functionOption, isArray, numberOption, overflowOption, parseDedupe, parsePublishOptions,
+  parseRequestOptions, snapshot,
 } from '../shared/validate.js';
 import { matches } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
@@ -149,6 +150,9 @@ export class ShardedBus {
     this._fatal = undefined;
     this._tag = 0;
     this._readyWaiters = [];
+    // Requests sent to a worker, by the tag of their message (a redelivered one gets a new tag).
+    this._requests = new Map();
+    this._requestCounts = { sent: 0, replies: 0, failed: 0, timedOut: 0, cancelled: 0, late: 0, pending: 0 };
     this._referenced = false;
     this._watchdog = undefined;
     if (this._timeoutMs !== undefined && Number.isFinite(this._timeoutMs)) {
@@ -292,11 +296,54 @@ export class ShardedBus {
         for (const w of this._readyWaiters.splice(0)) w.resolve();
       }
       this._flush();
+    } else if (m.type === 'reply') {
+      this._onReply(s, m);
     } else if (m.type === 'fatal') {
       const e = rebuildError(m.error, s.index);
       this._fatalError(new EdgebusError('WORKER_FAILED',
         `${this._source} failed in worker ${s.index}: ${e.message}`, { cause: e }));
     }
+  }
+
+  /** A worker's outcome of a request: its reply, or the error its bus ended it with. */
+  _onReply(s, m) {
+    const rec = this._requests.get(m.tag);
+    if (rec === undefined) return;
+    this._requests.delete(m.tag);
+    if (rec.req.done) {
+      this._requestCounts.late++;
+      return;
+    }
+    if (m.ok) {
+      this._requestCounts.replies++;
+      this._endRequest(rec, undefined, m.value);
+      return;
+    }
+    const e = rebuildError(m.error, s.index);
+    if (m.error.cause !== undefined) e.cause = rebuildError(m.error.cause, s.index);
+    if (e.code === 'HANDLER_FAILED' || e.code === 'HANDLER_TIMEOUT') this._requestCounts.failed++;
+    else if (e.code === 'TIMEOUT') this._requestCounts.timedOut++;
+    this._endRequest(rec, e);
+  }
+
+  /** Ends the request `rec` carries: with `err`, or with its reply `value`. */
+  _endRequest(rec, err, value) {
+    const req = rec.req;
+    if (req.done) return;
+    req.done = true;
+    this._requestCounts.pending--;
+    this._reference();
+    if (req.timer !== undefined) clearTimeout(req.timer);
+    if (req.onAbort !== undefined) req.signal.removeEventListener('abort', req.onAbort);
+    if (err !== undefined) req.reject(err);
+    else req.resolve(value);
+  }
+
+  /** A request whose message the main thread gave up (crash, timeout, drop, stop): it fails with `err`. */
+  _failRequest(rec, err) {
+    if (rec.req === undefined) return;
+    this._requests.delete(rec.tag);
+    this._endRequest(rec, err);
   }
 
   _onAcks(s, m) {
@@ -361,16 +408,21 @@ export class ShardedBus {
       const running = marks !== null ? Atomics.load(marks, span + rec.slot) > 0
         : timedOut === undefined || s.startedTags.has(rec.tag);
       if (running) rec.attempts++;
+      if (rec.req !== undefined) this._requests.delete(rec.tag);
       if (rec.attempts > this._maxRedeliveries) {
         s.failed++;
-        this._report(new EdgebusError('WORKER_CRASHED',
-          `message on \`${rec.topic}\` was being handled by worker ${s.index} each of the ${rec.attempts} times it died (last: ${reason}); not redelivered`), rec, s.index, undefined);
+        const e = new EdgebusError('WORKER_CRASHED',
+          `message on \`${rec.topic}\` was being handled by worker ${s.index} each of the ${rec.attempts} times it died (last: ${reason}); not redelivered`);
+        this._failRequest(rec, e);
+        this._report(e, rec, s.index, undefined);
         continue;
       }
       if (rec.transfer !== undefined) {
         s.failed++;
-        this._report(new EdgebusError('WORKER_CRASHED',
-          `message on \`${rec.topic}\` had moved its ArrayBuffers (transfer) to worker ${s.index}, which died (${reason}); it cannot be redelivered`), rec, s.index, undefined);
+        const e = new EdgebusError('WORKER_CRASHED',
+          `message on \`${rec.topic}\` had moved its ArrayBuffers (transfer) to worker ${s.index}, which died (${reason}); it cannot be redelivered`);
+        this._failRequest(rec, e);
+        this._report(e, rec, s.index, undefined);
         continue;
       }
       s.redelivered++;
@@ -400,11 +452,13 @@ export class ShardedBus {
       `handler on \`${rec.topic}\` in worker ${s.index} did not return within timeoutMs (${this._timeoutMs} ms): ${reason}; the worker was replaced and the message ${fate}`);
     err.shard = s.index;
     err.redelivered = redeliver;
+    if (rec.req !== undefined) this._requests.delete(rec.tag);
     if (redeliver) {
       s.redelivered++;
       again.push(rec);
     } else {
       s.failed++;
+      this._failRequest(rec, err);
     }
     this._report(err, rec, s.index, undefined);
   }
@@ -478,6 +532,7 @@ export class ShardedBus {
       e.shard = s.index;
       for (const rec of recs) {
         s.failed++;
+        this._failRequest(rec, e);
         this._report(e, rec, s.index, undefined);
       }
     }
@@ -508,7 +563,9 @@ export class ShardedBus {
 
   /** Node: workers keep the process alive only while they start or have work. */
   _reference() {
-    const busy = this._hasWork() || this._shards.some((s) => s.worker !== undefined && !s.ready);
+    // A request waits for its worker's reply, which may come after its message is acknowledged.
+    const busy = this._hasWork() || this._requestCounts.pending > 0 ||
+      this._shards.some((s) => s.worker !== undefined && !s.ready);
     if (busy === this._referenced) return;
     this._referenced = busy;
     for (const s of this._shards) {
@@ -609,7 +666,7 @@ export class ShardedBus {
   _record(topic, payload, o, id) {
     const rec = {
       topic, payload, publishedAt: now(), id, key: o.key, headers: o.headers, ttlMs: o.ttlMs,
-      transfer: undefined, attempts: 0, tag: 0, slot: 0,
+      transfer: undefined, attempts: 0, tag: 0, slot: 0, req: undefined,
     };
     return rec;
   }
@@ -622,8 +679,10 @@ export class ShardedBus {
         return false;
       case 'dropOldest': {
         while (this._room(s) < n && s.queue.length > 0) {
-          s.queue.shift();
+          const rec = s.queue.shift();
           s.dropped++;
+          this._failRequest(rec, new EdgebusError('QUEUE_FULL',
+            `the request on \`${rec.topic}\` was dropped from the full queue of shard ${s.index} (overflow 'dropOldest')`));
         }
         return this._room(s) >= n;
       }
@@ -741,6 +800,66 @@ export class ShardedBus {
     }
   }
 
+  /**
+   * Publishes `payload` on `topic` as a request to the worker its key (or topic) maps to, and
+   * resolves with the first reply of the handlers there (a handler's return value, or
+   * `message.reply`). Rejects as `Bus.request` does (NO_RESPONDERS, TIMEOUT, ABORTED,
+   * HANDLER_FAILED with the worker's error as `cause`), with WORKER_CRASHED when its worker died
+   * more often than `maxRedeliveries` allows (a request is redelivered like any message), and
+   * QUEUE_FULL when its shard has no room.
+   */
+  request(topic, payload, options) {
+    let rec;
+    try {
+      this._checkOpen();
+      this._checkTopic(topic);
+      const o = parseRequestOptions(options, false, ['transfer']);
+      if (o.transfer !== undefined) o.transfer = checkTransfer(o.transfer);
+      if (o.signal !== undefined && o.signal.aborted) {
+        throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: o.signal.reason });
+      }
+      checkCloneable(payload, topic, platform.isProxy);
+      const s = this._shards[this._shardOf(o.key ?? topic)];
+      if (!this._makeRoom(s, 1, true)) {
+        fail('QUEUE_FULL', `queue of shard ${s.index} is full (overflow '${this._overflow}'): the request was not made`);
+      }
+      rec = this._record(topic, payload, o, undefined);
+      if (o.transfer !== undefined && o.transfer.length > 0) rec.transfer = o.transfer;
+      const t = now();
+      rec.req = {
+        done: false, resolve: undefined, reject: undefined, timer: undefined, signal: o.signal, onAbort: undefined,
+        deadline: o.timeoutMs === Infinity ? Infinity : t + o.timeoutMs,
+      };
+      const promise = new Promise((resolve, reject) => {
+        rec.req.resolve = resolve;
+        rec.req.reject = reject;
+      });
+      this._requestCounts.sent++;
+      this._requestCounts.pending++;
+      if (o.timeoutMs !== Infinity) {
+        // The main thread's own deadline (the worker's bus has the same one): a worker that is
+        // stopped or stuck cannot answer.
+        rec.req.timer = setTimeout(() => {
+          if (rec.req.done) return;
+          this._requestCounts.timedOut++;
+          this._endRequest(rec, new EdgebusError('TIMEOUT', `no reply within ${o.timeoutMs} ms`));
+        }, Math.min(o.timeoutMs, 2 ** 31 - 1));
+      }
+      if (o.signal !== undefined) {
+        rec.req.onAbort = () => {
+          if (rec.req.done) return;
+          this._requestCounts.cancelled++;
+          this._endRequest(rec, new EdgebusError('ABORTED', 'the request was aborted', { cause: o.signal.reason }));
+        };
+        o.signal.addEventListener('abort', rec.req.onAbort, { once: true });
+      }
+      this._accept(s, rec);
+      return promise;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
   _admitWaiters() {
     while (this._waiters.length > 0) {
       const w = this._waiters.a[this._waiters.h];
@@ -790,6 +909,7 @@ export class ShardedBus {
       rec.tag = this._tag = (this._tag % 2147483647) + 1;
       rec.slot = s.freeSlots.pop();
       s.sent.set(rec.tag, rec);
+      if (rec.req !== undefined) this._requests.set(rec.tag, rec);
       recs.push(rec);
     }
     if (recs.length > 0) {
@@ -804,7 +924,7 @@ export class ShardedBus {
     const b = {
       type: 'batch', n, tags: new Int32Array(n), slots: new Int32Array(n), at: new Float64Array(n),
       topics: [], topic: new Int32Array(n), payloads: new Array(n),
-      keys: undefined, ids: undefined, headers: undefined, ttls: undefined,
+      keys: undefined, ids: undefined, headers: undefined, ttls: undefined, requests: undefined,
     };
     let transfer;
     let lastTopic;
@@ -825,6 +945,8 @@ export class ShardedBus {
       if (rec.id !== undefined) (b.ids ??= new Array(n))[i] = rec.id;
       if (rec.headers !== undefined) (b.headers ??= new Array(n))[i] = rec.headers;
       if (rec.ttlMs !== undefined) (b.ttls ??= new Array(n))[i] = rec.ttlMs - (t - rec.publishedAt);
+      // A request: the time it has left (NaN for the other messages of the batch).
+      if (rec.req !== undefined) (b.requests ??= new Float64Array(n).fill(NaN))[i] = Math.max(1, rec.req.deadline - t);
       if (rec.transfer !== undefined) (transfer ??= []).push(...rec.transfer);
     }
     return { batch: b, transfer };
@@ -846,7 +968,9 @@ export class ShardedBus {
         s.sent.delete(rec.tag);
         s.freeSlots.push(rec.slot);
         s.failed++;
-        this._report(new EdgebusError('DATA_CLONE', `payload on \`${rec.topic}\` could not be sent to worker ${s.index}: ${e && e.message}`), rec, s.index, undefined);
+        const err = new EdgebusError('DATA_CLONE', `payload on \`${rec.topic}\` could not be sent to worker ${s.index}: ${e && e.message}`);
+        this._failRequest(rec, err);
+        this._report(err, rec, s.index, undefined);
         // Its credit is free again, and no acknowledgement will come for it to flush the rest.
         this._scheduleFlush();
       }
@@ -876,9 +1000,10 @@ export class ShardedBus {
   terminate() {
     this._closing = true;
     let n = this._waiters.length;
+    const stopped = new EdgebusError('CLOSED', 'bus was terminated before the request got its answer');
     for (const s of this._shards) {
       n += s.queue.length + s.sent.size;
-      s.queue.drainAll();
+      for (const rec of [...s.sent.values(), ...s.queue.drainAll()]) this._failRequest(rec, stopped);
       s.sent.clear();
     }
     this._abandoned += n;
@@ -907,6 +1032,7 @@ export class ShardedBus {
       queued: sum('queued'), inFlight: sum('inFlight'), done: sum('done'), failed: sum('failed'),
       dropped: sum('dropped'), expired: sum('expired'), restarts: sum('restarts'),
       redelivered: sum('redelivered'), timedOut: sum('timedOut'), latency: all.summary(), perShard,
+      requests: { ...this._requestCounts },
     };
   }
 }

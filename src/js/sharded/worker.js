@@ -77,10 +77,12 @@ export function runShardWorker(api, port, load) {
   let ready = false;
   const early = [];          // batches that arrived before the handlers module was loaded
 
-  function serializeError(e) {
+  function serializeError(e, depth = 0) {
     if (e instanceof Error || (e && typeof e === 'object' && typeof e.message === 'string')) {
       const out = { name: String(e.name ?? 'Error'), message: String(e.message), stack: typeof e.stack === 'string' ? e.stack : undefined };
       if (typeof e.code === 'string') out.code = e.code;
+      // A request's HANDLER_FAILED carries the handler's own error.
+      if (depth === 0 && e.cause !== undefined) out.cause = serializeError(e.cause, 1);
       return out;
     }
     let text;
@@ -254,18 +256,22 @@ export function runShardWorker(api, port, load) {
         // A message of the worker's own bus (its `$errors`): not one the main thread tracks.
         if (t === undefined) return wantsMessage ? handler(payload, env) : handler(payload);
         const run = beginRun(t, rec.id);
+        // A request's message answers through the worker's bus (`reply`); its value is the reply.
+        const msg = !wantsMessage ? undefined
+          : env.reply === undefined ? userMessage(t) : Object.assign({}, userMessage(t), { reply: env.reply });
         let r;
         try {
-          if (!watch) r = wantsMessage ? handler(payload, userMessage(t)) : handler(payload);
-          else r = callSync(t, () => (wantsMessage ? handler(payload, userMessage(t)) : handler(payload)));
+          if (!watch) r = wantsMessage ? handler(payload, msg) : handler(payload);
+          else r = callSync(t, () => (wantsMessage ? handler(payload, msg) : handler(payload)));
         } catch (e) {
           endRun(run);
           throw e;
         }
         if (r !== undefined && r !== null && typeof r.then === 'function') {
-          return Promise.resolve(r).then(() => {
+          return Promise.resolve(r).then((value) => {
             endRun(run);
             settle(t, rec.id);
+            return value;
           }, (e) => {
             endRun(run);
             throw e;
@@ -333,8 +339,20 @@ export function runShardWorker(api, port, load) {
 
   // ----- messages from the main thread ---------------------------------------------------------
 
+  /** The outcome of a request the main thread sent (tag `tag`), sent back to it. */
+  function answer(tag, ok, value) {
+    try {
+      port.post(ok ? { type: 'reply', tag, ok, value } : { type: 'reply', tag, ok, error: serializeError(value) });
+    } catch (e) {
+      port.post({
+        type: 'reply', tag, ok: false,
+        error: { name: 'EdgebusError', code: 'DATA_CLONE', message: `the reply could not be sent to the main thread (structured clone): ${e && e.message}` },
+      });
+    }
+  }
+
   function handleBatch(b) {
-    const { n, tags, slots, at, topics, topic, payloads, keys, ids, headers, ttls } = b;
+    const { n, tags, slots, at, topics, topic, payloads, keys, ids, headers, ttls, requests } = b;
     for (let i = 0; i < n; i++) {
       const m = {
         topic: topics[topic[i]], payload: payloads[i], publishedAt: at[i],
@@ -344,14 +362,27 @@ export function runShardWorker(api, port, load) {
         ttlMs: ttls === undefined ? undefined : ttls[i],
       };
       const t = { tag: tags[i], slot: slots[i], m, expected: expectedFor(m.topic), settled: [], finished: false, unreported: false, msg: undefined };
+      const request = requests !== undefined && requests[i] === requests[i] ? requests[i] : undefined;
       if (t.expected === 0) {
         finish(t);
+        if (request !== undefined) {
+          answer(t.tag, false, new api.EdgebusError('NO_RESPONDERS', `no subscription of the handlers module matches \`${m.topic}\``));
+        }
         continue;
       }
       const h = m.headers === undefined ? { [TOKEN]: t } : Object.assign({ [TOKEN]: t }, m.headers);
       const o = { headers: h };
-      if (m.id !== undefined) o.id = m.id;
       if (m.key !== undefined) o.key = m.key;
+      if (request !== undefined) {
+        // The worker's bus decides the answer (first reply, declines, failures) by the core's
+        // rules; the main thread keeps its own deadline too, for a worker that stops.
+        o.timeoutMs = request;
+        const tag = t.tag;
+        bus.request(m.topic, m.payload, o).then((v) => answer(tag, true, v), (e) => answer(tag, false, e));
+        if (!t.finished) pending.push(t);
+        continue;
+      }
+      if (m.id !== undefined) o.id = m.id;
       if (m.ttlMs !== undefined) o.ttlMs = m.ttlMs;
       bus.publish(m.topic, m.payload, o);
       if (!t.finished) pending.push(t);

@@ -231,13 +231,16 @@ const MAX = { integer: true, min: 1, max: 2 ** 30 };
  * A validated snapshot of `request` (or, with `many`, `requestMany`) options:
  * `{ timeoutMs, signal, max, key, headers }`, `timeoutMs` defaulted.
  */
-export function parseRequestOptions(options, many) {
-  const o = options === undefined ? {} : snapshot(options, many ? REQUEST_MANY_OPTIONS : REQUEST_OPTIONS, 'options');
+export function parseRequestOptions(options, many, extra = []) {
+  const allowed = many ? REQUEST_MANY_OPTIONS : REQUEST_OPTIONS;
+  const o = options === undefined ? {} : snapshot(options, extra.length > 0 ? [...allowed, ...extra] : allowed, 'options');
   const timeoutMs = numberOption(o, 'timeoutMs', 'options', DURATION) ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const max = many ? numberOption(o, 'max', 'options', MAX) : 1;
   const key = stringOption(o, 'key', 'options');
   const headers = o.headers === undefined ? undefined : headersOption(o.headers);
-  return { timeoutMs, signal: signalOption(o.signal), max, key, headers };
+  const out = { timeoutMs, signal: signalOption(o.signal), max, key, headers };
+  for (const k of extra) out[k] = o[k]; // the caller checks its own
+  return out;
 }
 
 /** `once` options: `{ timeoutMs (default Infinity), filter, signal }`, read once. */

@@ -1,0 +1,101 @@
+// ShardedBus requests in Node (worker_threads): the worker handler's result comes back to the main
+// thread, by key affinity; errors are typed; a crash mid-request redelivers it (or fails it with
+// WORKER_CRASHED past maxRedeliveries); timeouts, aborts and stats.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ShardedBus, shardOf } from 'edgebus';
+import { rejectsCode } from './support/helpers.mjs';
+
+const handlers = new URL('./fixtures/request-handlers.mjs', import.meta.url);
+
+function bus(options = {}) {
+  const crashes = new SharedArrayBuffer(4);
+  return new ShardedBus({ workers: 2, handlers, data: { crashes }, onError: () => {}, ...options });
+}
+
+test('a request returns the worker handler\'s result: a value, a promise, message.reply', async () => {
+  const b = bus();
+  try {
+    assert.equal(await b.request('math.square', 7), 49);
+    assert.equal(await b.request('math.slow', 1), 2);
+    assert.equal(await b.request('math.later', 3), 'later 3');
+    const buf = new Uint8Array([1, 2, 3, 4]).buffer;
+    assert.equal(await b.request('bytes.sum', buf, { transfer: [buf] }), 10);
+    assert.equal(buf.byteLength, 0, 'the payload was moved, not copied');
+    const r = b.stats().requests;
+    assert.deepEqual([r.sent, r.replies, r.pending], [4, 4, 0]);
+  } finally {
+    await b.close();
+  }
+});
+
+test('requests go to the worker of their key', async () => {
+  const b = bus();
+  try {
+    for (const key of ['a', 'b', 'c', 'd', 'e', 'f']) {
+      const r = await b.request('who', null, { key });
+      assert.deepEqual(r, { shard: shardOf(key, 2), key });
+    }
+  } finally {
+    await b.close();
+  }
+});
+
+test('worker errors come back typed: HANDLER_FAILED with the cause, NO_RESPONDERS, TIMEOUT, ABORTED', async () => {
+  const b = bus();
+  try {
+    const e = await rejectsCode(b.request('math.fail', 1), 'HANDLER_FAILED');
+    assert.match(e.message, /no such operation/);
+    assert.equal(e.cause.name, 'TypeError');
+    assert.equal(e.cause.message, 'no such operation');
+    assert.equal(typeof e.shard, 'number');
+    await rejectsCode(b.request('log.x', 1), 'NO_RESPONDERS');
+    await rejectsCode(b.request('nothing.here', 1), 'NO_RESPONDERS');
+    await rejectsCode(b.request('never', 1, { timeoutMs: 50 }), 'TIMEOUT');
+    const ac = new AbortController();
+    const p = b.request('never', 1, { signal: ac.signal, timeoutMs: 10_000 });
+    ac.abort(new Error('gave up'));
+    assert.equal((await rejectsCode(p, 'ABORTED')).cause.message, 'gave up');
+    await rejectsCode(b.request('math.square', 1, { max: 2 }), 'INVALID_OPTION');
+    await rejectsCode(b.request('math.square', () => 1), 'DATA_CLONE');
+    const r = b.stats().requests;
+    assert.equal(r.failed, 1);
+    assert.equal(r.timedOut, 1);
+    assert.equal(r.cancelled, 1);
+  } finally {
+    b.terminate();
+  }
+});
+
+test('a worker crash mid-request redelivers it to the replacement, whose reply comes back', async () => {
+  const b = bus({ workers: 1 });
+  try {
+    assert.equal(await b.request('crash.once', 4, { timeoutMs: 20_000 }), 40);
+    const st = b.stats();
+    assert.equal(st.restarts, 1);
+    assert.equal(st.redelivered, 1);
+  } finally {
+    await b.close();
+  }
+});
+
+test('a request whose worker dies every time fails with WORKER_CRASHED after maxRedeliveries', async () => {
+  const b = bus({ workers: 1, maxRedeliveries: 1 });
+  try {
+    const e = await rejectsCode(b.request('crash.always', 1, { timeoutMs: 20_000 }), 'WORKER_CRASHED');
+    assert.match(e.message, /not redelivered/);
+    assert.equal(b.stats().requests.pending, 0);
+    assert.equal(await b.request('math.square', 3), 9, 'the replacement still answers');
+  } finally {
+    await b.close();
+  }
+});
+
+test('terminate() rejects requests still waiting with CLOSED; a closed bus refuses them', async () => {
+  const b = bus({ workers: 1 });
+  await b.ready;
+  const p = b.request('never', 1, { timeoutMs: 10_000 });
+  b.terminate();
+  await rejectsCode(p, 'CLOSED');
+  await rejectsCode(b.request('math.square', 1), 'CLOSED');
+});

@@ -51,8 +51,8 @@ mod wasm;
 pub use batch::BatchPolicy;
 pub use broker::{
     Answer, AnswerKind, Broker, BrokerConfig, Delivery, DeliveryId, Direct, Event, GroupOptions,
-    Items, PublishMode, Published, Remaining, RequestEnd, RequestId, Retired, SubId,
-    SubscribeOptions, TopicHandle, Unreported, MAX_REPLIES,
+    Items, PublishMode, Published, Reached, Remaining, RequestEnd, RequestId, RequestTable,
+    Retired, SubId, SubscribeOptions, TopicHandle, Unreported, MAX_REPLIES,
 };
 pub use bus::{
     Batcher, Bus, BusOptions, ErrorReport, HandlerError, HandlerResult, PublishOptions, Request,

@@ -40,8 +40,7 @@ use crate::work_queue::{
     Settled, WorkQueue,
 };
 use hashbrown::HashMap;
-pub use requests::{Answer, AnswerKind, RequestEnd, RequestId, MAX_REPLIES};
-use requests::{PendingRequest, RequestCounts};
+pub use requests::{Answer, AnswerKind, Reached, RequestEnd, RequestId, RequestTable, MAX_REPLIES};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::num::NonZeroU64;
@@ -676,8 +675,7 @@ pub struct Broker<P> {
     rng: u64,
     last_now: u64,
     /// Pending requests.
-    requests: Slab<PendingRequest>,
-    request_counts: RequestCounts,
+    requests: RequestTable,
     /// While a batch is published: groups to hand work out from once it is all in, so a batch
     /// claim sees the whole publish.
     deferred: Option<Vec<SubId>>,
@@ -736,8 +734,7 @@ impl<P: Clone> Broker<P> {
             rng: seed,
             last_now: 0,
             deferred: None,
-            requests: Slab::new(),
-            request_counts: RequestCounts::default(),
+            requests: RequestTable::new(),
             closed: false,
             waiting: false,
             scratch: Vec::new(),

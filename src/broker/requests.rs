@@ -98,32 +98,252 @@ pub enum AnswerKind {
 
 /// A pending request.
 #[derive(Debug)]
-pub(super) struct PendingRequest {
+struct PendingRequest {
     /// Replies it takes at most.
     max: u32,
     replies: u32,
     failures: u32,
-    /// Responders it reached.
+    /// Responders it reached (as reported so far).
     expected: u32,
-    /// Responders that answered (a reply or a failure).
-    answered: Vec<SubId>,
+    /// Reports still to come, each adding responders ([`RequestTable::reached`]); 0 for a
+    /// request whose responders were all known when it opened.
+    reports: u32,
+    /// Responders that answered, by their key.
+    answered: Vec<u64>,
+}
+
+impl PendingRequest {
+    /// Every responder it will have has answered.
+    fn all_answered(&self) -> bool {
+        self.reports == 0 && self.answered.len() as u32 >= self.expected
+    }
 }
 
 /// What requests counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct RequestCounts {
-    pub(super) sent: u64,
-    pub(super) replies: u64,
-    pub(super) failed: u64,
-    pub(super) declined: u64,
-    pub(super) timed_out: u64,
-    pub(super) no_responders: u64,
-    pub(super) cancelled: u64,
-    pub(super) late: u64,
+struct RequestCounts {
+    sent: u64,
+    replies: u64,
+    failed: u64,
+    declined: u64,
+    timed_out: u64,
+    no_responders: u64,
+    cancelled: u64,
+    late: u64,
+}
+
+/// What a report of responders did ([`RequestTable::reached`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// Still waiting for answers (or reports).
+    Pending,
+    /// Every responder had answered already: the request ended, with these replies and
+    /// failures (none of either: it had no responders).
+    Ended {
+        /// Replies it took.
+        replies: u32,
+        /// Failures it took.
+        failures: u32,
+    },
+    /// The request had ended before: ignored.
+    Gone,
 }
 
 /// The most replies a request may take (`max`).
 pub const MAX_REPLIES: u32 = 1 << 30;
+
+/// The rules of requests (see the module docs), on their own: pending requests, what each answer
+/// and each report of responders does, and the counts. A [`Broker`] keeps one for the requests
+/// published through it; a driver whose responders are elsewhere (the edge hub, whose requests
+/// reach other hubs) keeps one of its own and reports responders as it learns of them.
+#[derive(Debug)]
+pub struct RequestTable {
+    requests: Slab<PendingRequest>,
+    counts: RequestCounts,
+}
+
+impl Default for RequestTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        RequestTable {
+            requests: Slab::new(),
+            counts: RequestCounts::default(),
+        }
+    }
+
+    /// Opens a request taking up to `max` replies from `expected` responders known now, and
+    /// from those `reports` more reports will bring ([`RequestTable::reached`]). `INVALID_OPTION`
+    /// for a `max` out of range.
+    pub fn open(&mut self, max: u32, expected: u32, reports: u32) -> Result<RequestId> {
+        if max == 0 || max > MAX_REPLIES {
+            return Err(Error::invalid_option(
+                "max",
+                format_args!("must be an integer from 1 to {MAX_REPLIES}, got {max}"),
+            ));
+        }
+        let (index, gen) = self.requests.insert(
+            PendingRequest {
+                max,
+                replies: 0,
+                failures: 0,
+                expected,
+                reports,
+                answered: Vec::new(),
+            },
+            None,
+        );
+        self.counts.sent += 1;
+        Ok(RequestId { index, gen })
+    }
+
+    /// Counts a request refused for having no responder at all.
+    pub fn refused_without_responders(&mut self) {
+        self.counts.no_responders += 1;
+    }
+
+    /// One report of `request`'s responders came: `responders` more, and `reports` more
+    /// reports to wait for.
+    pub fn reached(&mut self, request: RequestId, reports: u32, responders: u32) -> Reached {
+        let Some(r) = self.requests.get_mut(request.index, request.gen) else {
+            return Reached::Gone;
+        };
+        r.reports = (r.reports + reports).saturating_sub(1);
+        r.expected += responders;
+        if !r.all_answered() {
+            return Reached::Pending;
+        }
+        let (replies, failures) = (r.replies, r.failures);
+        if replies == 0 && failures == 0 {
+            self.counts.no_responders += 1;
+        }
+        self.requests.remove(request.index, request.gen);
+        Reached::Ended { replies, failures }
+    }
+
+    /// `responder`'s answer to `request`: a reply, a final failure or a decline. Says what it
+    /// did.
+    pub fn answer(&mut self, request: RequestId, responder: u64, kind: AnswerKind) -> Answer {
+        let Some(r) = self.requests.get_mut(request.index, request.gen) else {
+            self.counts.late += 1;
+            return Answer::Late;
+        };
+        if r.answered.contains(&responder) {
+            self.counts.late += 1;
+            return Answer::Late;
+        }
+        r.answered.push(responder);
+        let all = r.all_answered();
+        let (replies, failures) = (r.replies, r.failures);
+        let answer = match kind {
+            AnswerKind::Reply => {
+                r.replies += 1;
+                self.counts.replies += 1;
+                Answer::Reply {
+                    last: all || r.replies >= r.max,
+                }
+            }
+            AnswerKind::Failure => {
+                r.failures += 1;
+                self.counts.failed += 1;
+                Answer::Failed { last: all, replies }
+            }
+            AnswerKind::Decline => {
+                self.counts.declined += 1;
+                if all && replies == 0 && failures == 0 {
+                    self.counts.no_responders += 1;
+                }
+                Answer::Declined {
+                    last: all,
+                    replies,
+                    failures,
+                }
+            }
+        };
+        if matches!(
+            answer,
+            Answer::Reply { last: true }
+                | Answer::Failed { last: true, .. }
+                | Answer::Declined { last: true, .. }
+        ) {
+            self.requests.remove(request.index, request.gen);
+        }
+        answer
+    }
+
+    /// Ends `request` for its requester (aborted, or no longer wanted); false when it had ended.
+    pub fn cancel(&mut self, request: RequestId) -> bool {
+        let ended = self.requests.remove(request.index, request.gen).is_some();
+        if ended {
+            self.counts.cancelled += 1;
+        }
+        ended
+    }
+
+    /// `request`'s deadline came: it ends, counted timed out; false when it had ended.
+    pub fn time_out(&mut self, request: RequestId) -> bool {
+        let ended = self.requests.remove(request.index, request.gen).is_some();
+        if ended {
+            self.counts.timed_out += 1;
+        }
+        ended
+    }
+
+    /// Ends every pending request (counted cancelled); returns their ids.
+    pub fn end_all(&mut self) -> Vec<RequestId> {
+        let ids: Vec<RequestId> = self
+            .requests
+            .iter()
+            .map(|(index, gen, _)| RequestId { index, gen })
+            .collect();
+        for id in &ids {
+            self.requests.remove(id.index, id.gen);
+            self.counts.cancelled += 1;
+        }
+        ids
+    }
+
+    /// Whether `request` is pending.
+    pub fn is_pending(&self, request: RequestId) -> bool {
+        self.requests.get(request.index, request.gen).is_some()
+    }
+
+    /// Requests pending.
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Whether none is pending.
+    pub fn is_empty(&self) -> bool {
+        self.requests.len() == 0
+    }
+
+    /// What requests counted, and how many are pending.
+    pub fn stats(&self) -> RequestStats {
+        let c = &self.counts;
+        RequestStats {
+            sent: c.sent,
+            replies: c.replies,
+            failed: c.failed,
+            declined: c.declined,
+            timed_out: c.timed_out,
+            no_responders: c.no_responders,
+            cancelled: c.cancelled,
+            late: c.late,
+            pending: self.requests.len() as u64,
+        }
+    }
+}
+
+/// A responder's key in a [`RequestTable`]: its subscription id.
+fn key(sub: SubId) -> u64 {
+    (u64::from(sub.index) << 32) | u64::from(sub.gen)
+}
 
 impl<P: Clone> Broker<P> {
     /// Opens a request on `handle`'s topic that takes up to `max` replies, ending at `deadline`
@@ -149,7 +369,7 @@ impl<P: Clone> Broker<P> {
         let subs = self.route(handle)?;
         let expected = subs.iter().filter(|id| self.answers(**id)).count() as u32;
         if expected == 0 {
-            self.request_counts.no_responders += 1;
+            self.requests.refused_without_responders();
             let topic = &self.topics[handle.index as usize].topic;
             return Err(Error::new(
                 ErrorCode::NoResponders,
@@ -159,21 +379,11 @@ impl<P: Clone> Broker<P> {
                 ),
             ));
         }
-        let (index, gen) = self.requests.insert(
-            PendingRequest {
-                max,
-                replies: 0,
-                failures: 0,
-                expected,
-                answered: Vec::new(),
-            },
-            None,
-        );
+        let id = self.requests.open(max, expected, 0)?;
         if let Some(at) = deadline {
-            arm(&mut self.timers, at, Timer::Request(index, gen));
+            arm(&mut self.timers, at, Timer::Request(id.index, id.gen));
         }
-        self.request_counts.sent += 1;
-        Ok(RequestId { index, gen })
+        Ok(id)
     }
 
     /// Whether subscription `id` answers requests now.
@@ -191,65 +401,17 @@ impl<P: Clone> Broker<P> {
     /// `responder`'s answer to `request`: a reply, a final failure or a decline. Says what it
     /// did.
     pub fn answer(&mut self, request: RequestId, responder: SubId, kind: AnswerKind) -> Answer {
-        let Some(r) = self.requests.get_mut(request.index, request.gen) else {
-            self.request_counts.late += 1;
-            return Answer::Late;
-        };
-        if r.answered.contains(&responder) {
-            self.request_counts.late += 1;
-            return Answer::Late;
-        }
-        r.answered.push(responder);
-        let all = r.answered.len() as u32 >= r.expected;
-        let (replies, failures) = (r.replies, r.failures);
-        let answer = match kind {
-            AnswerKind::Reply => {
-                r.replies += 1;
-                self.request_counts.replies += 1;
-                Answer::Reply {
-                    last: all || r.replies >= r.max,
-                }
-            }
-            AnswerKind::Failure => {
-                r.failures += 1;
-                self.request_counts.failed += 1;
-                Answer::Failed { last: all, replies }
-            }
-            AnswerKind::Decline => {
-                self.request_counts.declined += 1;
-                if all && replies == 0 && failures == 0 {
-                    self.request_counts.no_responders += 1;
-                }
-                Answer::Declined {
-                    last: all,
-                    replies,
-                    failures,
-                }
-            }
-        };
-        if matches!(
-            answer,
-            Answer::Reply { last: true }
-                | Answer::Failed { last: true, .. }
-                | Answer::Declined { last: true, .. }
-        ) {
-            self.requests.remove(request.index, request.gen);
-        }
-        answer
+        self.requests.answer(request, key(responder), kind)
     }
 
     /// Ends `request` for its requester (aborted, or no longer wanted); false when it had ended.
     pub fn cancel_request(&mut self, request: RequestId) -> bool {
-        let ended = self.requests.remove(request.index, request.gen).is_some();
-        if ended {
-            self.request_counts.cancelled += 1;
-        }
-        ended
+        self.requests.cancel(request)
     }
 
     /// Whether `request` is pending.
     pub fn is_request_pending(&self, request: RequestId) -> bool {
-        self.requests.get(request.index, request.gen).is_some()
+        self.requests.is_pending(request)
     }
 
     /// Requests pending.
@@ -261,14 +423,7 @@ impl<P: Clone> Broker<P> {
     /// the driver calls it when it finishes closing, once handlers that could still answer have
     /// settled.
     pub fn end_requests(&mut self) {
-        let ids: Vec<RequestId> = self
-            .requests
-            .iter()
-            .map(|(index, gen, _)| RequestId { index, gen })
-            .collect();
-        for id in ids {
-            self.requests.remove(id.index, id.gen);
-            self.request_counts.cancelled += 1;
+        for id in self.requests.end_all() {
             self.events
                 .push_back(Event::RequestEnded(id, RequestEnd::Closed));
         }
@@ -276,8 +431,7 @@ impl<P: Clone> Broker<P> {
 
     /// `request`'s deadline came: it ends, counted timed out.
     pub(super) fn request_due(&mut self, request: RequestId) {
-        if self.requests.remove(request.index, request.gen).is_some() {
-            self.request_counts.timed_out += 1;
+        if self.requests.time_out(request) {
             self.events
                 .push_back(Event::RequestEnded(request, RequestEnd::TimedOut));
         }
@@ -285,17 +439,6 @@ impl<P: Clone> Broker<P> {
 
     /// What requests counted, and how many are pending.
     pub fn request_stats(&self) -> RequestStats {
-        let c = &self.request_counts;
-        RequestStats {
-            sent: c.sent,
-            replies: c.replies,
-            failed: c.failed,
-            declined: c.declined,
-            timed_out: c.timed_out,
-            no_responders: c.no_responders,
-            cancelled: c.cancelled,
-            late: c.late,
-            pending: self.requests.len() as u64,
-        }
+        self.requests.stats()
     }
 }

@@ -66,7 +66,7 @@ impl<P: Clone> Broker<P> {
                     if wq.is_waiting_for_batch()
             ),
             Timer::Visible(seq) => self.scheduled.contains_key(&seq),
-            Timer::Request(index, gen) => self.requests.get(index, gen).is_some(),
+            Timer::Request(index, gen) => self.requests.is_pending(RequestId { index, gen }),
             // As retries, a closed bus lists such jobs in `remaining`.
             Timer::Expiry(index, gen, ji, jg) => {
                 !self.closed

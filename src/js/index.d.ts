@@ -548,6 +548,32 @@ export class Bus<M extends object = AnyTopics> {
   stats(): BusStats;
 }
 
+/**
+ * The core's request rules for a driver whose responders are elsewhere and are learnt of as
+ * reports come in (the edge hub keeps its connections' requests in one): what each answer does
+ * and when a request ends. `Bus` and `ShardedBus` need none.
+ */
+export class RequestTracker {
+  constructor(options?: { clock?: Clock });
+  /** Opens a request (max default 1, reports default 1, timeoutMs default 5000); returns its id. */
+  open(options?: { max?: number; reports?: number; timeoutMs?: number }): number;
+  /** Counts a request refused before it was opened because nothing could answer it. */
+  refusedWithoutResponders(): void;
+  /** A report came: `responders` more, `reports` more reports to wait for. */
+  reached(id: number, reports: number, responders: number): 'pending' | 'replied' | 'failed' | 'noResponders' | 'gone';
+  /** A responder's answer; what it did. */
+  answer(id: number, responder: number, kind: 'reply' | 'failure' | 'decline'):
+    'late' | 'reply' | 'replyLast' | 'failed' | 'failedLast' | 'declined' | 'declinedLast';
+  /** Ends a request for its requester; false when it had ended. */
+  cancel(id: number): boolean;
+  /** Ends the requests whose deadline passed; their ids. */
+  due(): number[];
+  /** The earliest deadline of a pending request (clock ms). */
+  nextDeadline(): number | undefined;
+  readonly pending: number;
+  stats(): RequestStats;
+}
+
 /** Exact duplicate filter over a window of ids. */
 export class IdempotenceFilter {
   constructor(options?: DedupeOptions & { clock?: Clock });
@@ -595,6 +621,7 @@ declare const edgebus: {
   Bus: typeof Bus;
   Batcher: typeof Batcher;
   IdempotenceFilter: typeof IdempotenceFilter;
+  RequestTracker: typeof RequestTracker;
   ManualClock: typeof ManualClock;
   EdgebusError: typeof EdgebusError;
   Subscription: typeof Subscription;

@@ -5,6 +5,7 @@
 export { Bus, Subscription } from './bus/bus.js';
 export { Batcher } from './bus/batcher.js';
 export { IdempotenceFilter } from './bus/filter.js';
+export { RequestTracker } from './bus/tracker.js';
 export { ManualClock } from './shared/clock.js';
 export { EdgebusError } from './shared/errors.js';
 export { checkPattern, checkTopic, matches, shardOf } from './shared/topics.js';

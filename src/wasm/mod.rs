@@ -5,6 +5,7 @@ mod broker;
 mod error;
 mod filter;
 mod js;
+mod requests;
 mod shard;
 
 use wasm_bindgen::prelude::*;

@@ -208,3 +208,79 @@ fn max_is_checked() {
         assert_eq!(e.code(), ErrorCode::InvalidOption, "{max}");
     }
 }
+
+#[test]
+fn a_table_learning_its_responders_from_reports_ends_once_every_report_came_and_all_answered() {
+    let mut t = RequestTable::new();
+    // Opened before anything is known: it waits for one report (the owner's).
+    let id = t.open(5, 0, 1).unwrap();
+    // The owner forwarded it to two places, each to report its own responders.
+    assert_eq!(t.reached(id, 2, 0), Reached::Pending);
+    assert_eq!(t.reached(id, 0, 2), Reached::Pending);
+    assert_eq!(t.answer(id, 11, Reply), Answer::Reply { last: false });
+    assert_eq!(
+        t.answer(id, 12, Decline),
+        Answer::Declined {
+            last: false,
+            replies: 1,
+            failures: 0
+        },
+        "the second place has not reported"
+    );
+    assert_eq!(t.answer(id, 12, Reply), Answer::Late, "one answer each");
+    assert_eq!(t.reached(id, 0, 1), Reached::Pending);
+    assert_eq!(
+        t.answer(id, 21, Failure),
+        Answer::Failed {
+            last: true,
+            replies: 1
+        }
+    );
+    assert_eq!(t.reached(id, 0, 1), Reached::Gone, "a report after the end");
+    // Forwarded nowhere: no responders.
+    let none = t.open(1, 0, 1).unwrap();
+    assert_eq!(
+        t.reached(none, 0, 0),
+        Reached::Ended {
+            replies: 0,
+            failures: 0
+        }
+    );
+    // The last report comes after every known responder answered: it ends then.
+    let late = t.open(1, 0, 1).unwrap();
+    assert_eq!(t.reached(late, 2, 0), Reached::Pending);
+    assert_eq!(t.reached(late, 0, 1), Reached::Pending);
+    assert_eq!(
+        t.answer(late, 7, Decline),
+        Answer::Declined {
+            last: false,
+            replies: 0,
+            failures: 0
+        }
+    );
+    assert_eq!(
+        t.reached(late, 0, 0),
+        Reached::Ended {
+            replies: 0,
+            failures: 0
+        }
+    );
+    let st = t.stats();
+    assert_eq!(
+        (
+            st.sent,
+            st.replies,
+            st.failed,
+            st.declined,
+            st.late,
+            st.no_responders,
+            st.pending
+        ),
+        (3, 1, 1, 2, 1, 2, 0)
+    );
+    assert!(t.is_empty());
+    assert_eq!(
+        t.open(0, 1, 0).unwrap_err().code(),
+        ErrorCode::InvalidOption
+    );
+}

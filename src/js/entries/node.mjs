@@ -4,7 +4,7 @@
 import api from './index.node.cjs';
 
 export const {
-  Bus, Batcher, IdempotenceFilter, ManualClock, EdgebusError, Subscription, shardOf, matches, checkTopic,
+  Bus, Batcher, IdempotenceFilter, RequestTracker, ManualClock, EdgebusError, Subscription, shardOf, matches, checkTopic,
   checkPattern, ShardedBus, serveShard, connect, init, initSync,
 } = api;
 export default api;

@@ -46,7 +46,7 @@ impl<P: Clone> Broker<P> {
     pub fn is_idle(&self) -> bool {
         self.queued == 0
             && self.in_flight == 0
-            && self.groups.values().all(|gid| {
+            && self.groups.values().map(|&p| unpack(p)).all(|gid| {
                 matches!(
                     self.subs.get(gid.index, gid.gen),
                     Some(Sub { kind: Kind::Group(wq), .. })

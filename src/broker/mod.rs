@@ -570,6 +570,19 @@ enum Timer {
     Request(u32, u32),
 }
 
+/// A subscription id in one number (see `groups`).
+fn pack(id: SubId) -> u64 {
+    (u64::from(id.index) << 32) | u64::from(id.gen)
+}
+
+/// The id [`pack`] made `p` of.
+fn unpack(p: u64) -> SubId {
+    SubId {
+        index: (p >> 32) as u32,
+        gen: p as u32,
+    }
+}
+
 /// Pushes `timer`, due `at`, on `heap`: the one place that does, so the heap's insertion code is
 /// in the module once (inlined at each of the eight pushes, it took about 1.7 KB more).
 #[inline(never)]
@@ -620,7 +633,9 @@ pub struct Broker<P> {
     /// Bumped when a subscription's direct mark changes: the routes' `all_direct` of an earlier
     /// value are worked out again. Never `u32::MAX`.
     direct_gen: u32,
-    topic_ids: HashMap<Rc<str>, u32>,
+    /// Topic → its handle's index (a `u64`: the same map type as `scheduled_ids`, one copy of
+    /// the map's code in the WebAssembly module instead of two).
+    topic_ids: HashMap<Rc<str>, u64>,
     /// The same topics by token, to find those a pattern reaches.
     topic_trie: TopicTrie,
     /// Topics resolved since the trie was last brought up to date.
@@ -661,7 +676,9 @@ pub struct Broker<P> {
     waiting: bool,
     scratch: Vec<SubId>,
     /// Work queues by (group name, pattern).
-    groups: HashMap<(Rc<str>, Rc<str>), SubId>,
+    /// Work queues by `"<group name> <pattern>"` (neither holds a space), ids packed
+    /// ([`pack`]): the same map type as `topic_ids`, whose code the WebAssembly module holds once.
+    groups: HashMap<Rc<str>, u64>,
     /// Dead letters to publish, each with the member to report its failure as when no driver
     /// reported it at delivery time (see [`Broker::take_dead`]).
     dead: VecDeque<(DeadLetter<P>, Option<SubId>)>,

@@ -404,6 +404,43 @@ impl<P: Clone> Broker<P> {
         self.requests.answer(request, key(responder), kind)
     }
 
+    /// Opens a request whose responders are elsewhere, learnt of from `reports` reports
+    /// ([`Broker::request_reached`]), answered through [`Broker::answer_from`]; its deadline and
+    /// its end are this broker's as for [`Broker::open_request`]. For a driver that routes
+    /// requests to other brokers (the edge hub).
+    pub fn open_remote_request(
+        &mut self,
+        max: u32,
+        reports: u32,
+        deadline: Option<u64>,
+    ) -> Result<RequestId> {
+        let id = self.requests.open(max, 0, reports)?;
+        if let Some(at) = deadline {
+            arm(&mut self.timers, at, Timer::Request(id.index, id.gen));
+        }
+        Ok(id)
+    }
+
+    /// A report of a remote request's responders (see [`RequestTable::reached`]).
+    pub fn request_reached(
+        &mut self,
+        request: RequestId,
+        reports: u32,
+        responders: u32,
+    ) -> Reached {
+        self.requests.reached(request, reports, responders)
+    }
+
+    /// A remote responder's answer, `responder` naming it within the request.
+    pub fn answer_from(&mut self, request: RequestId, responder: u64, kind: AnswerKind) -> Answer {
+        self.requests.answer(request, responder, kind)
+    }
+
+    /// Counts a request refused without responders before it was opened (a remote one).
+    pub fn refused_without_responders(&mut self) {
+        self.requests.refused_without_responders();
+    }
+
     /// Ends `request` for its requester (aborted, or no longer wanted); false when it had ended.
     pub fn cancel_request(&mut self, request: RequestId) -> bool {
         self.requests.cancel(request)

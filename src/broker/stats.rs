@@ -20,6 +20,7 @@ impl<P: Clone> Broker<P> {
         let groups: Vec<(u64, GroupStats)> = self
             .groups
             .values()
+            .map(|&p| unpack(p))
             .filter_map(|gid| self.subs.get(gid.index, gid.gen))
             .filter_map(|g| match &g.kind {
                 Kind::Group(wq) => Some((

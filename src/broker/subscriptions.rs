@@ -84,9 +84,9 @@ impl<P: Clone> Broker<P> {
             }
             None => None,
         };
-        let key: (Rc<str>, Rc<str>) = (Rc::from(group.name.as_str()), Rc::from(pattern.as_str()));
-        let gid = match self.groups.get(&key) {
-            Some(&gid) => {
+        let key: Rc<str> = Rc::from(format!("{} {}", group.name, pattern.as_str()));
+        let gid = match self.groups.get(&key).map(|&p| unpack(p)) {
+            Some(gid) => {
                 let g = self.subs.get(gid.index, gid.gen).expect("group is live");
                 let Kind::Group(wq) = &g.kind else {
                     unreachable!("groups map holds groups")
@@ -136,7 +136,7 @@ impl<P: Clone> Broker<P> {
                     return Err(zero_queue("a work queue", options.max_queue.is_none()));
                 }
                 let wq = WorkQueue::new(
-                    key.0.clone(),
+                    Rc::from(group.name.as_str()),
                     retry.unwrap_or_default(),
                     self.config.retention,
                 );
@@ -151,7 +151,7 @@ impl<P: Clone> Broker<P> {
                 });
                 self.router.insert(&pattern, gid);
                 self.invalidate_routes(&pattern);
-                self.groups.insert(key, gid);
+                self.groups.insert(key, pack(gid));
                 gid
             }
         };

@@ -36,6 +36,7 @@ impl<P: Clone> Broker<P> {
             }
         }
         if let Some((name, &h)) = self.topic_ids.get_key_value(topic) {
+            let h = h as u32;
             self.last_topic = Some((name.clone(), h));
             return Ok((TopicHandle::from_parts(h, gen), true));
         }
@@ -52,7 +53,7 @@ impl<P: Clone> Broker<P> {
             all_direct: false,
             direct_gen: u32::MAX,
         });
-        self.topic_ids.insert(topic.clone(), h);
+        self.topic_ids.insert(topic.clone(), u64::from(h));
         // Into the trie only when a subscription change needs it (most topics never do).
         self.trie_pending.push(h);
         self.last_topic = Some((topic, h));
@@ -87,6 +88,7 @@ impl<P: Clone> Broker<P> {
         if let Some(h) = remembered {
             found.push(h);
         } else if let Some(&h) = self.topic_ids.get(pattern.as_str()) {
+            let h = h as u32;
             found.push(h);
             self.last_literal = Some((pattern.clone(), h));
         } else if pattern.is_literal() {

@@ -16,7 +16,7 @@ impl<P: Clone> Broker<P> {
             });
         }
         let mut found: Option<(u64, JobStatus)> = None;
-        for gid in self.groups.values() {
+        for gid in self.groups.values().map(|&p| unpack(p)) {
             let Some(g) = self.subs.get(gid.index, gid.gen) else {
                 continue;
             };
@@ -92,7 +92,7 @@ impl<P: Clone> Broker<P> {
                 attempts: s.msg.attempts,
             });
         }
-        for gid in self.groups.values() {
+        for gid in self.groups.values().map(|&p| unpack(p)) {
             let Some(Sub {
                 kind: Kind::Group(wq),
                 ..

@@ -29,7 +29,7 @@ use super::scratch_str;
 use crate::batch::BatchPolicy;
 use crate::broker::{
     Answer, AnswerKind, Broker, BrokerConfig, DeliveryId, Event, GroupOptions, Items, PublishMode,
-    Published, RequestEnd, RequestId, Retired, SubId, SubscribeOptions, TopicHandle,
+    Published, Reached, RequestEnd, RequestId, Retired, SubId, SubscribeOptions, TopicHandle,
 };
 use crate::clock::ms_to_micros;
 use crate::dedupe::DedupeWindow;
@@ -1115,20 +1115,24 @@ impl WasmBroker {
         Ok(f64::from(id.index()) * 4_294_967_296.0 + f64::from(id.generation()))
     }
 
-    /// Subscription `sub`'s answer to a request, of `kind` (one of `protocol().answerKinds`);
-    /// returns one of `protocol().answers` (see [`Broker::answer`]). An unknown kind is late.
-    pub fn answer(&mut self, index: u32, gen: u32, sub: u32, sub_gen: u32, kind: u32) -> u32 {
+    /// An answer to a request, of `kind` (one of `protocol().answerKinds`), from `responder`:
+    /// a subscription (`index × 2^32 + gen`), or, for a remote request, the number the driver
+    /// gives a remote responder. Returns one of `protocol().answers` (see [`Broker::answer`]);
+    /// an unknown kind or a responder that is not a safe integer ≥ 0 is late.
+    pub fn answer(&mut self, index: u32, gen: u32, responder: f64, kind: u32) -> u32 {
         let kind = match kind {
             KIND_REPLY => AnswerKind::Reply,
             KIND_FAILURE => AnswerKind::Failure,
             KIND_DECLINE => AnswerKind::Decline,
             _ => return ANSWER_LATE,
         };
-        match self.core.answer(
-            RequestId::from_parts(index, gen),
-            SubId::from_parts(sub, sub_gen),
-            kind,
-        ) {
+        if !((0.0..=9_007_199_254_740_991.0).contains(&responder) && responder.fract() == 0.0) {
+            return ANSWER_LATE;
+        }
+        match self
+            .core
+            .answer_from(RequestId::from_parts(index, gen), responder as u64, kind)
+        {
             Answer::Late => ANSWER_LATE,
             Answer::Reply { last: false } => ANSWER_REPLY,
             Answer::Reply { last: true } => ANSWER_REPLY_LAST,
@@ -1137,6 +1141,48 @@ impl WasmBroker {
             Answer::Declined { last: false, .. } => ANSWER_DECLINED,
             Answer::Declined { last: true, .. } => ANSWER_DECLINED_LAST,
         }
+    }
+
+    /// Opens a request whose responders are elsewhere, learnt of from `reports` reports
+    /// ([`Broker::open_remote_request`]); `deadline_ms` as for `open_request`. Returns `index ×
+    /// 2^32 + gen`.
+    pub fn open_remote_request(
+        &mut self,
+        max: u32,
+        reports: u32,
+        deadline_ms: f64,
+    ) -> Result<f64, JsValue> {
+        let id = self
+            .core
+            .open_remote_request(max, reports, not_before(deadline_ms))
+            .map_err(to_js)?;
+        Ok(f64::from(id.index()) * 4_294_967_296.0 + f64::from(id.generation()))
+    }
+
+    /// A report of a remote request's responders: 0 pending, 1 it ended with replies, 2 with
+    /// failures and no reply, 3 without responders, 4 it had ended.
+    pub fn request_reached(&mut self, index: u32, gen: u32, reports: u32, responders: u32) -> u32 {
+        match self
+            .core
+            .request_reached(RequestId::from_parts(index, gen), reports, responders)
+        {
+            Reached::Pending => 0,
+            Reached::Ended { replies, .. } if replies > 0 => 1,
+            Reached::Ended { failures, .. } if failures > 0 => 2,
+            Reached::Ended { .. } => 3,
+            Reached::Gone => 4,
+        }
+    }
+
+    /// Counts a remote request refused without responders before it was opened.
+    pub fn refused_without_responders(&mut self) {
+        self.core.refused_without_responders();
+    }
+
+    /// What requests counted: `{ sent, replies, failed, declined, timedOut, noResponders,
+    /// cancelled, late, pending }`.
+    pub fn request_stats(&self) -> Result<JsValue, JsValue> {
+        js::request_stats_of(&self.core.request_stats())
     }
 
     /// Ends a request for its requester; false when it had ended.

@@ -131,7 +131,11 @@ pub(crate) fn bus_stats(s: &BusStats) -> Result<JsValue, JsValue> {
 }
 
 /// `{ sent, replies, failed, declined, timedOut, noResponders, cancelled, late, pending }`.
-pub(crate) fn request_stats(r: &RequestStats) -> Result<JsValue, JsValue> {
+pub(crate) fn request_stats_of(r: &RequestStats) -> Result<JsValue, JsValue> {
+    request_stats(r)
+}
+
+fn request_stats(r: &RequestStats) -> Result<JsValue, JsValue> {
     Ok(Obj::new()
         .count("sent", r.sent)?
         .count("replies", r.replies)?

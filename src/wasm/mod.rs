@@ -5,7 +5,6 @@ mod broker;
 mod error;
 mod filter;
 mod js;
-mod requests;
 mod shard;
 
 use wasm_bindgen::prelude::*;

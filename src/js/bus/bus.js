@@ -1113,7 +1113,7 @@ export class Bus {
    * (`KIND_FAILURE`, `value` the error) or a decline. Returns whether the core took it.
    */
   _answer(req, s, kind, value) {
-    const v = this._core.answer(req.ri, req.rg, s.index, s.gen, kind);
+    const v = this._core.answer(req.ri, req.rg, s.index * 4294967296 + s.gen, kind);
     if (v === ANSWER_REPLY || v === ANSWER_REPLY_LAST) req.reply(value, v === ANSWER_REPLY_LAST);
     else if (v === ANSWER_FAILED || v === ANSWER_FAILED_LAST) req.failed(value, s, v === ANSWER_FAILED_LAST);
     else if (v === ANSWER_DECLINED_LAST) req.declined();

@@ -3,7 +3,8 @@
 // its connections' requests, which reach subscribers on other hubs, in one. Bus and ShardedBus
 // keep their requests in their own core and need none.
 
-import { raw, ready } from '../shared/core.js';
+import { raw, ready, REC_REQUEST_ENDED, KIND_REPLY, KIND_FAILURE, KIND_DECLINE } from '../shared/core.js';
+import { wasmWords } from '../shared/memory.js';
 import { fail } from '../shared/errors.js';
 import { checkClock, describe, numberOption, snapshot, DURATION } from '../shared/validate.js';
 import { systemClock } from '../shared/clock.js';
@@ -11,7 +12,7 @@ import { printsAs } from '../shared/inspect.js';
 
 const ANSWERS = ['late', 'reply', 'replyLast', 'failed', 'failedLast', 'declined', 'declinedLast'];
 const REACHED = ['pending', 'replied', 'failed', 'noResponders', 'gone'];
-const KINDS = { reply: 0, failure: 1, decline: 2 };
+const NO_COMPLETIONS = new Uint32Array(0);
 
 function idParts(id) {
   if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > Number.MAX_SAFE_INTEGER) {
@@ -34,7 +35,9 @@ export class RequestTracker {
     ready();
     const o = options === undefined ? {} : snapshot(options, ['clock'], 'options');
     this._clock = checkClock(o.clock, 'clock') ?? systemClock;
-    this._t = new raw.WasmRequests();
+    // A core of its own, with no subscription: its requests, their deadlines and counts.
+    this._t = new raw.WasmBroker(0, 0, 0, -1, 0, 0, 0, 1);
+    this._kinds = { reply: KIND_REPLY, failure: KIND_FAILURE, decline: KIND_DECLINE };
   }
 
   /**
@@ -48,7 +51,7 @@ export class RequestTracker {
     const reports = numberOption(o, 'reports', 'options', { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? 1;
     const timeoutMs = numberOption(o, 'timeoutMs', 'options', DURATION) ?? 5000;
     const deadline = timeoutMs === Infinity ? -1 : this._clock.now() + timeoutMs;
-    return this._t.open(max, reports, deadline);
+    return this._t.open_remote_request(max, reports, deadline);
   }
 
   /** Counts a request refused before it was opened because nothing could answer it. */
@@ -62,7 +65,7 @@ export class RequestTracker {
    */
   reached(id, reports, responders) {
     const [i, g] = idParts(id);
-    return REACHED[this._t.reached(i, g, count(reports, 'reports'), count(responders, 'responders'))];
+    return REACHED[this._t.request_reached(i, g, count(reports, 'reports'), count(responders, 'responders'))];
   }
 
   /**
@@ -76,21 +79,32 @@ export class RequestTracker {
     if (typeof responder !== 'number' || !Number.isInteger(responder) || responder < 0 || responder > Number.MAX_SAFE_INTEGER) {
       fail('INVALID_ARGUMENT', `responder must be a safe integer ≥ 0, got ${describe(responder)}`);
     }
-    const k = Object.hasOwn(KINDS, kind) ? KINDS[kind] : fail('INVALID_ARGUMENT', `kind must be 'reply', 'failure' or 'decline', got ${describe(kind)}`);
+    const k = Object.hasOwn(this._kinds, kind) ? this._kinds[kind] : fail('INVALID_ARGUMENT', `kind must be 'reply', 'failure' or 'decline', got ${describe(kind)}`);
     return ANSWERS[this._t.answer(i, g, responder, k)];
   }
 
   /** Ends a request for its requester; false when it had ended. */
   cancel(id) {
     const [i, g] = idParts(id);
-    return this._t.cancel(i, g);
+    return this._t.cancel_request(i, g);
   }
 
   /** Ends the requests whose deadline passed (counted timed out); returns their ids. */
   due() {
-    const w = this._t.due(this._clock.now());
+    // A round of its core fires the deadlines due; each ended request is a record.
+    const n = this._t.pump(this._clock.now(), NO_COMPLETIONS, undefined);
     const ids = [];
-    for (let k = 0; k < w.length; k += 2) ids.push(w[k] * 4294967296 + w[k + 1]);
+    if (n === 0) return ids;
+    const w = wasmWords();
+    const at = this._t.records_ptr() >>> 2;
+    for (let k = 0; k < n;) {
+      if (w[at + k] === REC_REQUEST_ENDED) {
+        ids.push(w[at + k + 1] * 4294967296 + w[at + k + 2]);
+        k += 4;
+      } else {
+        k += 1; // (nothing else can be reported by a core without subscriptions)
+      }
+    }
     return ids;
   }
 
@@ -101,8 +115,8 @@ export class RequestTracker {
   }
 
   /** Requests pending. */
-  get pending() { return this._t.pending(); }
+  get pending() { return this._t.request_stats().pending; }
 
   /** `{ sent, replies, failed, declined, timedOut, noResponders, cancelled, late, pending }`. */
-  stats() { return this._t.stats(); }
+  stats() { return this._t.request_stats(); }
 }

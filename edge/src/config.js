@@ -8,6 +8,10 @@ const DEFAULTS = {
   MAX_PAYLOAD_DEPTH: 64,          // nesting of arrays and objects in one payload
   MAX_REQUEST_BYTES: 67108864,    // one POST /publish body (checked before it is parsed)
   MAX_SUBSCRIPTIONS: 100,         // per WebSocket connection
+  MAX_PENDING_REQUESTS: 1000,     // requests one WebSocket connection waits on at once
+  MAX_REQUEST_TIMEOUT_MS: 300000, // the longest a request may wait for replies (its timeoutMs)
+  ASKED_REQUESTS: 10000,          // requests a home hub remembers per connection it delivered, until the client answers them
+  MAX_HEADER_BYTES: 8192,         // one message's headers, as JSON
   MAX_CONNECTIONS: 1000,          // WebSocket connections one namespace holds at one hub; beyond it a connection is refused
   MAX_MESSAGES_PER_SECOND: 1000,  // publishes per WebSocket connection and per token on POST /publish (token bucket, 1 s burst)
   MAX_SUBSCRIBES_PER_SECOND: 100, // hub registrations by `sub` (1 per hub it spans) and `del` (1) per WebSocket connection

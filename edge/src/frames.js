@@ -2,7 +2,10 @@
 //
 //   { op: 'sub', id, pattern, group?, maxAttempts?, ackTimeoutMs? }   → { t: 'ok', op: 'sub', ref: id }
 //   { op: 'unsub', id }                                              → { t: 'ok', op: 'unsub', ref: id }
-//   { op: 'pub', topic, payload, id?, key?, ref? }                   → { t: 'ok', op: 'pub', ref, stored } or dup: true, when ref is given
+//   { op: 'pub', topic, payload, id?, key?, headers?, ref? }         → { t: 'ok', op: 'pub', ref, stored } or dup: true, when ref is given
+//   { op: 'req', ref, topic, payload, key?, headers?, max?, timeoutMs? } → { t: 'reply', ref, v, last? } per reply, { t: 'end', ref, code?, message? } at its end
+//   { op: 'answer', to, sub, v | error | decline: true }             (a responder's answer to a request delivered to it)
+//   { op: 'cancel', ref }                                            (the requester gives a request up)
 //   { op: 'ack', sub, d: [tokens] } / { op: 'nack', sub, d: [tokens], error? } (work-queue deliveries)
 //   { op: 'del', group, pattern, ref? }                              → { t: 'ok', op: 'del', ref, found, discarded }
 //
@@ -42,7 +45,12 @@ import { checkGroupName } from './groups.js';
 
 const encoder = new TextEncoder();
 const SUB_KEYS = new Set(['op', 'id', 'pattern', 'group', 'maxAttempts', 'ackTimeoutMs']);
-const PUB_KEYS = new Set(['op', 'topic', 'payload', 'id', 'key', 'ref']);
+const PUB_KEYS = new Set(['op', 'topic', 'payload', 'id', 'key', 'headers', 'ref']);
+const REQ_KEYS = new Set(['op', 'ref', 'topic', 'payload', 'key', 'headers', 'max', 'timeoutMs']);
+const ANSWER_KEYS = new Set(['op', 'to', 'sub', 'v', 'error', 'decline']);
+const CANCEL_KEYS = new Set(['op', 'ref']);
+/** A request's token: its home hub's index, a dot, 128 random bits (unpadded base64url). */
+const REQUEST_TOKEN = /^(\d{1,5})\.[A-Za-z0-9_-]{22}$/;
 const DEL_KEYS = new Set(['op', 'group', 'pattern', 'ref']);
 /** A delivery token's shape: 128 bits, unpadded base64url (groups.js `deliveryToken`). */
 const DELIVERY_TOKEN = /^[A-Za-z0-9_-]{22}$/;
@@ -95,6 +103,27 @@ function checkOptionalString(v, name) {
   if (v !== undefined && (typeof v !== 'string' || v.length === 0 || v.length > 256)) {
     throw new EdgebusError('BAD_REQUEST', `\`${name}\` must be a string of 1-256 characters, got ${JSON.stringify(v)}`);
   }
+}
+
+/**
+ * Checks a message's headers: an object of at most 64 string values (names of 1-256 characters),
+ * at most `limit` bytes of JSON (MESSAGE_TOO_LARGE). Returns a copy.
+ */
+export function checkHeaders(h, limit) {
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) {
+    throw new EdgebusError('BAD_REQUEST', '`headers` must be an object of strings');
+  }
+  const names = Object.keys(h);
+  if (names.length > 64) throw new EdgebusError('BAD_REQUEST', `\`headers\` holds ${names.length} entries; at most 64`);
+  const copy = {};
+  for (const k of names) {
+    if (k.length === 0 || k.length > 256) throw new EdgebusError('BAD_REQUEST', 'a header name must have 1-256 characters');
+    if (typeof h[k] !== 'string') throw new EdgebusError('BAD_REQUEST', `header \`${k.slice(0, 64)}\` must be a string`);
+    copy[k] = h[k];
+  }
+  const n = utf8Length(JSON.stringify(copy));
+  if (n > limit) throw new EdgebusError('MESSAGE_TOO_LARGE', `headers are ${n} bytes of JSON; the limit is ${limit}`);
+  return copy;
 }
 
 function checkKeys(op, allowed) {
@@ -223,15 +252,68 @@ export async function handleFrame(hub, c, data) {
           const size = checkPayload(op.payload, hub.cfg.MAX_PAYLOAD_BYTES, hub.cfg.MAX_PAYLOAD_DEPTH);
           checkOptionalString(op.id, 'id');
           checkOptionalString(op.key, 'key');
+          const headers = op.headers === undefined ? undefined : checkHeaders(op.headers, hub.cfg.MAX_HEADER_BYTES);
           takeToken(hub, c);
           const owner = hubOfTopic(op.topic, hub.cfg.HUBS, hub.cfg.ROUTE_TOKENS);
           const msg = { topic: op.topic, payload: op.payload, ns: c.ns, size };
           if (op.id !== undefined) msg.id = op.id;
           if (op.key !== undefined) msg.key = op.key;
+          if (headers !== undefined) msg.headers = headers;
           if (!pubs.has(owner)) pubs.set(owner, []);
           pubs.get(owner).push({ msg, op });
           break;
         }
+        case 'req': {
+          checkKeys(op, REQ_KEYS);
+          if (!Number.isSafeInteger(op.ref) || op.ref < 0) throw new EdgebusError('BAD_REQUEST', `a request needs \`ref\`, an integer ≥ 0, got ${JSON.stringify(op.ref)}`);
+          checkTopic(op.topic);
+          if (!mayPublish(c.claims, op.topic)) throw new EdgebusError('FORBIDDEN', `the token does not allow publishing to \`${op.topic}\``);
+          const size = checkPayload(op.payload, hub.cfg.MAX_PAYLOAD_BYTES, hub.cfg.MAX_PAYLOAD_DEPTH);
+          checkOptionalString(op.key, 'key');
+          const headers = op.headers === undefined ? undefined : checkHeaders(op.headers, hub.cfg.MAX_HEADER_BYTES);
+          const max = intOption(op, 'max', 1, 2 ** 30) ?? 1;
+          const timeoutMs = intOption(op, 'timeoutMs', 1, hub.cfg.MAX_REQUEST_TIMEOUT_MS) ?? 5000;
+          if (c.reqs.has(op.ref)) throw new EdgebusError('BAD_REQUEST', `request ref ${op.ref} is already waiting on this connection`);
+          if (c.reqs.size >= hub.cfg.MAX_PENDING_REQUESTS) {
+            throw new EdgebusError('TOO_MANY_REQUESTS', `a connection may wait on ${hub.cfg.MAX_PENDING_REQUESTS} requests at once`);
+          }
+          takeToken(hub, c);
+          const owner = hubOfTopic(op.topic, hub.cfg.HUBS, hub.cfg.ROUTE_TOKENS);
+          const rq = hub.openRequest(c, op.ref, max, timeoutMs);
+          const msg = { topic: op.topic, payload: op.payload, ns: c.ns, size, rq };
+          if (op.key !== undefined) msg.key = op.key;
+          if (headers !== undefined) msg.headers = headers;
+          if (!pubs.has(owner)) pubs.set(owner, []);
+          pubs.get(owner).push({ msg, op });
+          break;
+        }
+        case 'answer': {
+          checkKeys(op, ANSWER_KEYS);
+          const m = typeof op.to === 'string' ? REQUEST_TOKEN.exec(op.to) : null;
+          const delivered = m === null ? undefined : c.asked.get(op.to)?.get(op.sub);
+          if (delivered === undefined) {
+            // Not a request delivered to this subscription of this connection: refused, whatever it guessed.
+            throw new EdgebusError('FORBIDDEN', 'no request with this token was delivered to this subscription of this connection');
+          }
+          let kind = 'reply';
+          let value;
+          if (op.decline === true) kind = 'decline';
+          else if (op.error !== undefined) {
+            kind = 'failure';
+            value = String(op.error).slice(0, 1000);
+          } else {
+            checkPayload(op.v === undefined ? null : op.v, hub.cfg.MAX_PAYLOAD_BYTES, hub.cfg.MAX_PAYLOAD_DEPTH);
+            value = op.v === undefined ? null : op.v;
+          }
+          c.asked.get(op.to).delete(op.sub);
+          if (c.asked.get(op.to).size === 0) c.asked.delete(op.to);
+          hub.answerRequest(Number(m[1]), op.to, delivered, kind, value);
+          break;
+        }
+        case 'cancel':
+          checkKeys(op, CANCEL_KEYS);
+          hub.cancelRequest(c, op.ref);
+          break;
         case 'sub':
           // Earlier publishes of the frame go first, so that order within a frame holds.
           await flushPubs(hub, c, pubs, replies);
@@ -296,7 +378,7 @@ export async function handleFrame(hub, c, data) {
           replies.push(await deleteGroup(hub, c, op));
           break;
         default:
-          throw new EdgebusError('BAD_REQUEST', `unknown op ${JSON.stringify(op.op)} (known: sub, unsub, pub, ack, nack, del)`);
+          throw new EdgebusError('BAD_REQUEST', `unknown op ${JSON.stringify(op.op)} (known: sub, unsub, pub, req, answer, cancel, ack, nack, del)`);
       }
     } catch (e) {
       replies.push(refused(hub, c, op, e));
@@ -395,6 +477,12 @@ async function publishChunk(hub, c, owner, rows, replies) {
     const res = await (owner === hub.index ? hub._publish(owner, msgs, true) : hub._peer(owner).publish(owner, msgs));
     rows.forEach((r, i) => {
       const x = res[i];
+      if (r.msg.rq !== undefined) {
+        // A request: its owner says how many subscriptions it reached (or why it was refused).
+        if (x?.error !== undefined) hub.requestRefused(r.msg.rq, new EdgebusError(x.error.code, x.error.message));
+        else hub.requestReached(r.msg.rq, x.responders ?? 0);
+        return;
+      }
       if (x?.error !== undefined) replies.push(refused(hub, c, r.op, new EdgebusError(x.error.code, x.error.message)));
       else if (r.op.ref !== undefined) {
         replies.push(x === false ? { t: 'ok', op: 'pub', ref: r.op.ref, dup: true } : { t: 'ok', op: 'pub', ref: r.op.ref, stored: x.stored > 0 });
@@ -402,7 +490,11 @@ async function publishChunk(hub, c, owner, rows, replies) {
     });
   } catch (e) {
     hub._error(`publishing ${rows.length} message(s) through hub ${owner} failed`, e);
-    for (const r of rows) replies.push(refused(hub, c, r.op, new EdgebusError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`)));
+    for (const r of rows) {
+      const err = new EdgebusError('UNAVAILABLE', `the owner hub did not take the message: ${e.message}`);
+      if (r.msg.rq !== undefined) hub.requestRefused(r.msg.rq, err);
+      else replies.push(refused(hub, c, r.op, err));
+    }
   }
 }
 

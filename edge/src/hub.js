@@ -24,7 +24,7 @@
 // window, streams (groups.js) and counters. A message carries `ns` inside the hubs when it is not
 // the default's; clients never see it (groups.js `visible`).
 import { DurableObject } from 'cloudflare:workers';
-import { Bus, EdgebusError } from 'edgebus';
+import { Bus, EdgebusError, RequestTracker } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
 import { readConfig } from './config.js';
 import { refuseSocket } from './errors.js';
@@ -35,7 +35,8 @@ import { PublishIds } from './ids.js';
 
 /** The counters each namespace has its own share of (`/stats` with a non-admin token). */
 export const NS_COUNTERS = ['published', 'duplicates', 'notStored', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge',
-  'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished', 'tooDeep', 'rateClosed'];
+  'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished', 'tooDeep', 'rateClosed',
+  'requests', 'replies', 'lateReplies', 'requestTimeouts', 'noResponders'];
 
 /** `<ns> <pattern>`: a pattern in its namespace (neither contains a space). */
 function scoped(ns, pattern) {
@@ -81,6 +82,7 @@ export class Hub extends DurableObject {
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
       deadPublished: 0, deadRetries: 0, streamDropped: 0, streamExpired: 0, streamsDeleted: 0,
       streamDiscarded: 0, notStored: 0, errors: 0, forwardRetries: 0, rateClosed: 0, tooDeep: 0, tokensForgotten: 0,
+      requests: 0, replies: 0, lateReplies: 0, requestTimeouts: 0, noResponders: 0,
     };
     this.nsCounts = new Map();       // namespace → its share of the counters (see _nsCount)
     this.nsConns = new Map();        // namespace → its open connections here (MAX_CONNECTIONS)
@@ -92,6 +94,16 @@ export class Hub extends DurableObject {
     this.deadTimer = undefined;
     this.deadSending = false;
     this.deadFailures = 0;
+    // Requests of this hub's connections (as their home): the core's rules in a tracker of their
+    // own, since their responders are on other hubs and are learnt of from the owner's answer.
+    this.tracker = new RequestTracker();
+    this.reqs = new Map();           // request token → { c, ref, id, reached, failure }
+    this.reqsById = new Map();       // tracker id → the same
+    this.reqTimer = undefined;
+    this.reqTimerAt = Infinity;
+    this.answerSeq = 0;              // numbers the responders this hub delivers requests to
+    this.askedNow = undefined;       // during receive(): request token → subscriptions it reached here
+    this.answersOut = new Map();     // home index → answers to send it (this microtask)
     this.ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"op":"ping"}', '{"t":"pong"}'));
     this.ready = this.ctx.blockConcurrencyWhile(() => this._load());
   }
@@ -233,6 +245,8 @@ export class Hub extends DurableObject {
       busy: Promise.resolve(), closed: false,
       subscribes: { tokens: subscribeBurst(this.cfg), at: Date.now() }, // the bucket of `sub` and `del` (frames.js takeSubscribe)
       unvouched: { tokens: this.cfg.UNVOUCHED_ACKS_PER_SECOND, at: Date.now() }, // acknowledged tokens this hub did not deliver (frames.js takeUnvouched)
+      reqs: new Map(),  // request ref → its token, while it waits (as requester)
+      asked: new Map(), // request token → Map(subscription id → responder number), until answered (as responder)
     };
     this.conns.set(id, c);
     this.connOf.set(ws, c);
@@ -285,6 +299,8 @@ export class Hub extends DurableObject {
     else this.nsConns.delete(c.ns);
     this.dirty.delete(c);
     await c.busy;
+    // Its requests end with it: nobody is left to hear their replies.
+    for (const ref of [...c.reqs.keys()]) this.cancelRequest(c, ref);
     for (const id of [...c.subs.keys()]) await this.removeSub(c, id, false);
     await this.ctx.storage.delete(`c:${c.id}`);
   }
@@ -488,7 +504,7 @@ export class Hub extends DurableObject {
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i];
       const ns = m.ns ?? DEFAULT_NS;
-      const key = m.dedupeId ?? m.id;
+      const key = m.rq === undefined ? m.dedupeId ?? m.id : undefined;
       if (key !== undefined && !this.ids.first(ns, m.topic, key, now)) {
         this._count(ns, 'duplicates');
         out[i] = false;
@@ -497,6 +513,8 @@ export class Hub extends DurableObject {
       this._count(ns, 'published');
       const env = { topic: m.topic, payload: m.payload, id: m.id ?? `${this.bootId}-${(++this.idSeq).toString(36)}`, publishedAt: now };
       if (m.key !== undefined) env.key = m.key;
+      if (m.headers !== undefined) env.headers = m.headers;
+      if (m.rq !== undefined) env.rq = m.rq;
       if (ns !== DEFAULT_NS) env.ns = ns;
       if (m.size !== undefined) this.sizes.set(env, m.size);
       this.collect = new Set();
@@ -505,6 +523,12 @@ export class Hub extends DurableObject {
       } finally {
         boxesOf[i] = this.collect;
         this.collect = undefined;
+      }
+      if (m.rq !== undefined) {
+        // A request reaches plain subscriptions; work-queue streams do not store it.
+        this._count(ns, 'requests');
+        out[i] = { stored: 0, responders: 0 };
+        continue;
       }
       const streams = this.streams.route(env.topic, ns);
       if (streams.length === 0) this._count(ns, 'notStored');
@@ -527,6 +551,15 @@ export class Hub extends DurableObject {
     for (const b of boxesOf) if (b !== undefined) for (const box of b) all.add(box);
     if (all.size === 0) return out;
     await Promise.all([...all].map((box) => box.done));
+    // A request's responders: the subscriptions each home it went to delivered it to.
+    for (let i = 0; i < msgs.length; i++) {
+      if (msgs[i].rq === undefined || boxesOf[i] === undefined) continue;
+      let n = 0;
+      for (const box of boxesOf[i]) {
+        for (const [token, k] of box.result?.asked ?? []) if (token === msgs[i].rq) n += k;
+      }
+      out[i].responders = n;
+    }
     for (let i = 0; i < msgs.length; i++) {
       if (boxesOf[i] === undefined || out[i] === false) continue;
       const failed = [...boxesOf[i]].find((box) => box.failed !== undefined);
@@ -598,7 +631,7 @@ export class Hub extends DurableObject {
       box = undefined;
     }
     if (box === undefined) {
-      box = { home, items: [], last: undefined, patterns: new Set(), bytes: 0, failed: undefined, done: undefined, settle: undefined };
+      box = { home, items: [], last: undefined, patterns: new Set(), bytes: 0, failed: undefined, done: undefined, settle: undefined, result: undefined };
       box.done = new Promise((resolve) => { box.settle = resolve; });
       this.boxes.set(home, box);
     }
@@ -627,7 +660,10 @@ export class Hub extends DurableObject {
     this.counts.forwarded += box.items.length;
     const patterns = [...box.patterns];
     if (home === this.index) {
-      this.receive(this.index, box.items, patterns).then((r) => this._cleanup(home, r)).finally(box.settle);
+      this.receive(this.index, box.items, patterns).then((r) => {
+        box.result = r;
+        this._cleanup(home, r);
+      }).finally(box.settle);
       return;
     }
     const send = async () => {
@@ -635,7 +671,8 @@ export class Hub extends DurableObject {
         try {
           // The counts behind this forward are stored first (the output gate holds the call until then).
           this._countsBeforeSend();
-          this._cleanup(home, await this._peer(home).receive(home, box.items, patterns));
+          box.result = await this._peer(home).receive(home, box.items, patterns);
+          this._cleanup(home, box.result);
           return;
         } catch (e) {
           if (attempt >= this.cfg.FORWARD_ATTEMPTS) {
@@ -665,6 +702,187 @@ export class Hub extends DurableObject {
       this.removeInterest(this.index, home, p, ns);
     }
     for (const [conn, sub] of r.goneMembers) this.streams.leave(home, conn, sub, 'the consumer\'s connection is gone');
+  }
+
+  // ----- requests -------------------------------------------------------------------------------
+  //
+  // As the requester's home: a request is opened in the tracker waiting for one report, the
+  // owner's: how many subscriptions (on every home it forwarded the request to) it reached. Each
+  // responder's answer comes back here by the hub index in the request's token; the tracker says
+  // what it does (the core's rules, as for a Bus), and the requester gets `reply` and `end` frames.
+  // As a responder's home: a request delivered to a connection's subscription is remembered there
+  // (c.asked) until the client answers it; an answer for anything else is refused.
+
+  /** Opens a request of connection `c` (its `ref`); returns its token. */
+  openRequest(c, ref, max, timeoutMs) {
+    const id = this.tracker.open({ max, reports: 1, timeoutMs });
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    const token = `${this.index}.${btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}`;
+    const r = { c, ref, id, token, reached: undefined, failure: undefined };
+    this.reqs.set(token, r);
+    this.reqsById.set(id, r);
+    c.reqs.set(ref, token);
+    this._armRequestTimer();
+    return token;
+  }
+
+  /** The owner's report: the request reached `responders` subscriptions. */
+  requestReached(token, responders) {
+    const r = this.reqs.get(token);
+    if (r === undefined) return;
+    r.reached = responders;
+    const v = this.tracker.reached(r.id, 0, responders);
+    if (v === 'noResponders') {
+      this._count(r.c.ns, 'noResponders');
+      this._endRequest(r, 'NO_RESPONDERS', responders === 0
+        ? 'no subscription matches the request\'s topic'
+        : 'every subscription the request reached completed without a reply');
+    } else if (v === 'failed') {
+      this._endRequest(r, 'HANDLER_FAILED', r.failure);
+    } else if (v === 'replied') {
+      this._endRequest(r);
+    }
+  }
+
+  /** The request could not be published (refused by its owner, or the owner unavailable). */
+  requestRefused(token, e) {
+    const r = this.reqs.get(token);
+    if (r === undefined) return;
+    this.tracker.cancel(r.id);
+    this._endRequest(r, e.code ?? 'UNAVAILABLE', e.message);
+  }
+
+  /** The requester gives its request `ref` up. */
+  cancelRequest(c, ref) {
+    const token = c.reqs.get(ref);
+    if (token === undefined) return;
+    const r = this.reqs.get(token);
+    if (r !== undefined) {
+      this.tracker.cancel(r.id);
+      this._forget(r);
+    }
+  }
+
+  /** A responder's answer, for the requester's home `home` (this hub or another). */
+  answerRequest(home, token, responder, kind, value) {
+    if (home === this.index) {
+      this._answered([[token, responder, kind, value]]);
+      return;
+    }
+    let list = this.answersOut.get(home);
+    if (list === undefined) {
+      list = [];
+      this.answersOut.set(home, list);
+      if (this.answersOut.size === 1) {
+        Promise.resolve().then(() => {
+          const out = this.answersOut;
+          this.answersOut = new Map();
+          for (const [h, answers] of out) {
+            this._peer(h).answered(h, answers).catch((e) => this._error(`answers to requests of hub ${h} were not delivered`, e));
+          }
+        });
+      }
+    }
+    list.push([token, responder, kind, value]);
+  }
+
+  /** Answers from responders (RPC from their home hubs). */
+  async answered(self, answers) {
+    await this._enter(self);
+    this._answered(answers);
+  }
+
+  _answered(answers) {
+    for (const [token, responder, kind, value] of answers) {
+      const r = this.reqs.get(token);
+      if (r === undefined) {
+        // Its request ended (or its hub restarted since): late, counted in no namespace it could name.
+        this.counts.lateReplies++;
+        continue;
+      }
+      const v = this.tracker.answer(r.id, responder, kind);
+      const last = v.endsWith('Last');
+      if (v === 'late') {
+        this._count(r.c.ns, 'lateReplies');
+      } else if (v === 'reply' || v === 'replyLast') {
+        this._count(r.c.ns, 'replies');
+        this._toRequester(r, last ? { t: 'reply', ref: r.ref, v: value, last: true } : { t: 'reply', ref: r.ref, v: value });
+        if (last) this._forget(r);
+      } else if (v === 'failed' || v === 'failedLast') {
+        r.failure = `a responder failed: ${value}`;
+        if (last) this._endRequest(r, 'HANDLER_FAILED', r.failure);
+      } else if (last) {
+        // declinedLast: every responder answered, none with a reply.
+        if (r.failure !== undefined) this._endRequest(r, 'HANDLER_FAILED', r.failure);
+        else {
+          this._count(r.c.ns, 'noResponders');
+          this._endRequest(r, 'NO_RESPONDERS', 'every subscription the request reached completed without a reply');
+        }
+      }
+    }
+    this._countsChanged();
+  }
+
+  /** Remembers that request `token` was delivered to subscription `subId` of connection `c`. */
+  _asked(c, token, subId) {
+    let subs = c.asked.get(token);
+    if (subs === undefined) {
+      if (c.asked.size >= this.cfg.ASKED_REQUESTS) c.asked.delete(c.asked.keys().next().value);
+      subs = new Map();
+      c.asked.set(token, subs);
+    }
+    if (subs.has(subId)) return;
+    this.answerSeq = (this.answerSeq % 2 ** 36) + 1;
+    subs.set(subId, this.index * 2 ** 36 + this.answerSeq);
+    if (this.askedNow !== undefined) this.askedNow.set(token, (this.askedNow.get(token) ?? 0) + 1);
+  }
+
+  /** Ends request `r` for its requester: `code` and `message` when it failed. */
+  _endRequest(r, code, message) {
+    this._forget(r);
+    const f = { t: 'end', ref: r.ref };
+    if (code !== undefined) {
+      f.code = code;
+      f.message = message;
+    }
+    if (r.reached !== undefined) f.reached = r.reached;
+    this._toRequester(r, f);
+  }
+
+  _forget(r) {
+    this.reqs.delete(r.token);
+    this.reqsById.delete(r.id);
+    if (r.c.reqs.get(r.ref) === r.token) r.c.reqs.delete(r.ref);
+  }
+
+  _toRequester(r, frame) {
+    if (r.c.closed) return;
+    this._count(r.c.ns, 'frames');
+    try {
+      r.c.ws.send(JSON.stringify(frame));
+    } catch {
+      // The socket closed meanwhile; webSocketClose cleans up.
+    }
+  }
+
+  /** A timer for the earliest request deadline; due requests end with TIMEOUT (or, gathering, end). */
+  _armRequestTimer() {
+    const at = this.tracker.nextDeadline();
+    if (at === undefined || at >= this.reqTimerAt) return;
+    if (this.reqTimer !== undefined) clearTimeout(this.reqTimer);
+    this.reqTimerAt = at;
+    this.reqTimer = setTimeout(() => {
+      this.reqTimer = undefined;
+      this.reqTimerAt = Infinity;
+      for (const id of this.tracker.due()) {
+        const r = this.reqsById.get(id);
+        if (r === undefined) continue;
+        this._count(r.c.ns, 'requestTimeouts');
+        this._endRequest(r, 'TIMEOUT', r.failure === undefined ? 'no reply in time' : `no reply in time (${r.failure})`);
+      }
+      this._countsChanged();
+      this._armRequestTimer();
+    }, Math.max(0, at - Date.now()));
   }
 
   // ----- dead letters (as the hub of a work-queue stream) -------------------------------------
@@ -738,6 +956,9 @@ export class Hub extends DurableObject {
   async receive(self, items, patterns) {
     if (self !== this.index) await this._enter(self);
     const goneMembers = [];
+    // Requests among the items: how many subscriptions of this hub's connections each reached.
+    const asked = new Map();
+    this.askedNow = asked;
     for (const it of items) {
       if (it.g === undefined) {
         this._bus('local', it.ns, false)?.publish(it.topic, it);
@@ -753,7 +974,8 @@ export class Hub extends DurableObject {
       c.last = undefined;
       this._push(c, { subs: [subId], env: it.e, d: it.d, a: it.a });
     }
-    return { stalePatterns: patterns.filter((p) => !this.wanted.has(p)), goneMembers };
+    this.askedNow = undefined;
+    return { stalePatterns: patterns.filter((p) => !this.wanted.has(p)), goneMembers, asked: [...asked] };
   }
 
   /**
@@ -769,6 +991,7 @@ export class Hub extends DurableObject {
   }
 
   _toConn(c, subId, env) {
+    if (env.rq !== undefined) this._asked(c, env.rq, subId);
     if (c.last === env) {
       c.lastEntry.subs.push(subId);
       return;

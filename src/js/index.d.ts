@@ -718,6 +718,9 @@ export interface RemoteStats {
   buffered: number;
   unacknowledged: number;
   subscriptions: number;
+  /** Requests made, and replies received. */
+  requests: number;
+  replies: number;
 }
 
 /** A publish the hub never acknowledged (returned by close()). */
@@ -737,9 +740,18 @@ export interface RemoteBus {
   /** A work-queue handler acknowledges by returning or resolving, refuses by throwing or rejecting. */
   subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: RemoteSubscribeOptions): RemoteSubscription;
   /** Sends (or holds while offline); false when the overflow policy dropped it. */
-  publish<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string }): boolean;
+  publish<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string; headers?: Record<string, string> }): boolean;
   /** Resolves once the hub has it (stored, for work queues): false for a duplicate id. */
-  publishAsync<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string }): Promise<boolean>;
+  publishAsync<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string; headers?: Record<string, string> }): Promise<boolean>;
+  /**
+   * A request through the hub: resolves with the first reply of the subscriptions it reaches
+   * anywhere in the deployment, by {@link Bus.request}'s rules (`timeoutMs` at most 300000).
+   * Rejects also with FORBIDDEN (the token may not publish to the topic) and UNAVAILABLE (the
+   * connection dropped while it waited).
+   */
+  request<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestOptions): Promise<R>;
+  /** The replies of every subscription a request reaches, as {@link Bus.requestMany} yields them. */
+  requestMany<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestManyOptions): AsyncIterableIterator<R>;
   /** Resolves when every publish so far is acknowledged. */
   flush(): Promise<void>;
   /** Waits (up to timeoutMs, default 5000) for acknowledgements, closes, and returns what was never acknowledged. */

@@ -13,14 +13,17 @@
 
 import { EdgebusError, fail } from '../shared/errors.js';
 import { ready } from '../shared/core.js';
-import { checkHandler, functionOption, numberOption, overflowOption, snapshot, stringOption } from '../shared/validate.js';
+import {
+  checkHandler, functionOption, numberOption, overflowOption, parseRequestOptions, snapshot, stringOption,
+} from '../shared/validate.js';
 import { checkPattern, checkTopic } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
+import { PendingRequest, failedReplies } from '../bus/requests.js';
 import { printsAs } from '../shared/inspect.js';
 
 const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'onError'];
 const REMOTE_SUB_OPTIONS = ['group', 'maxAttempts', 'ackTimeoutMs'];
-const PUBLISH_OPTIONS = ['id', 'key'];
+const PUBLISH_OPTIONS = ['id', 'key', 'headers'];
 const POSITIVE = { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER };
 // The longest delay a JavaScript host timer takes (longer ones fire at once).
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -169,9 +172,11 @@ class RemoteBus {
     this._connectError = undefined; // an `err` frame before `hello`: why the hub refuses the connection
     this._stats = {
       published: 0, acknowledged: 0, duplicates: 0, delivered: 0, redelivered: 0, dropped: 0, reconnects: 0, errors: 0,
-      retried: 0, connectFailures: 0, lastError: undefined,
+      retried: 0, connectFailures: 0, lastError: undefined, requests: 0, replies: 0,
     };
     this._failure = undefined;
+    this._requests = new Map();  // request ref → its PendingRequest, until it ends
+    this._reqSeq = 0;
     this.ready = new Promise((resolve, reject) => { this._onFirstOpen = resolve; this._onRefused = reject; });
     this.ready.catch(() => {});
     this._dial();
@@ -252,6 +257,11 @@ class RemoteBus {
       this._sent.clear();
     }
     for (const s of this._subs.values()) s._running.clear();
+    // The hub forgets a connection's requests with it: those sent on it fail (those not sent yet
+    // go out on the next connection).
+    for (const req of [...this._requests.values()]) {
+      if (req.sent) this._endRequest(req, new EdgebusError('UNAVAILABLE', 'the connection to the hub dropped while the request waited for its replies'));
+    }
     if (this._closing) return;
     if (was) this._stats.reconnects++;
     const refusal = this._connectError;
@@ -290,6 +300,7 @@ class RemoteBus {
     this._queue.push(...this._waiters.splice(0));
     for (const p of this._queue) p.reject(error);
     for (const w of this._flushWaiters.splice(0)) w.reject(error);
+    for (const req of [...this._requests.values()]) this._endRequest(req, error);
   }
 
   _hello(ws, hello) {
@@ -302,6 +313,12 @@ class RemoteBus {
     this._refilled = Date.now();
     const ops = [];
     for (const s of this._subs.values()) ops.push(this._subOp(s));
+    // Requests made while offline go out now, after the subscriptions.
+    for (const req of this._requests.values()) {
+      if (req.sent) continue;
+      req.sent = true;
+      ops.push(req.op);
+    }
     for (let i = 0; i < ops.length; i += 1000) ws.send(JSON.stringify(ops.slice(i, i + 1000)));
     this._pump();
     this._onFirstOpen();
@@ -388,6 +405,8 @@ class RemoteBus {
         case 'hello': this._hello(ws, x); break;
         case 'msg': this._messages(x); break;
         case 'ok': this._reply(x, undefined); break;
+        case 'reply': this._requestReply(x); break;
+        case 'end': this._requestEnd(x); break;
         case 'err':
           if (!this._open && x.op === undefined) this._connectError = new EdgebusError(x.code, x.message);
           else this._reply(x, new EdgebusError(x.code, x.message));
@@ -398,6 +417,11 @@ class RemoteBus {
   }
 
   _reply(x, error) {
+    if (x.op === 'req') {
+      const req = this._requests.get(x.ref);
+      if (req !== undefined && error !== undefined) this._endRequest(req, error);
+      return;
+    }
     if (x.op === 'sub') {
       const s = this._subs.get(x.ref);
       if (s === undefined) return;
@@ -479,11 +503,158 @@ class RemoteBus {
       return;
     }
     this._stats.delivered++;
+    if (message.rq !== undefined) {
+      this._respond(s, message);
+      return;
+    }
     try {
       const r = s._handler(message.payload, message);
       if (r && typeof r.then === 'function') r.then(undefined, (e) => this._report(e, { subscription: s, message }));
     } catch (e) {
       this._report(e, { subscription: s, message });
+    }
+  }
+
+  /**
+   * A request delivered to subscription `s`: its handler's return value (or what its promise
+   * resolves to, or what it passes to `message.reply`) is the answer; `undefined` declines; a
+   * throw or rejection is its failure, reported here too.
+   */
+  _respond(s, delivered) {
+    const to = delivered.rq;
+    const message = { ...delivered };
+    delete message.rq;
+    let answered = false;
+    const answer = (op) => {
+      if (answered) return false;
+      answered = true;
+      if (this._open) this._send({ op: 'answer', to, sub: s.id, ...op });
+      return true;
+    };
+    message.reply = (value) => answer({ v: value === undefined ? null : value });
+    const settle = (value) => answer(value === undefined ? { decline: true } : { v: value });
+    const failed = (e) => {
+      answer({ error: String(e?.message ?? e).slice(0, 1000) });
+      this._report(e, { subscription: s, message });
+    };
+    let r;
+    try {
+      r = s._handler(message.payload, message);
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    if (r && typeof r.then === 'function') r.then(settle, failed);
+    else settle(r);
+  }
+
+  _requestReply(x) {
+    const req = this._requests.get(x.ref);
+    if (req === undefined) return;
+    this._stats.replies++;
+    req.reply(x.v, x.last === true);
+    if (x.last === true) this._forgetRequest(req);
+  }
+
+  /** The hub ended a request: with `code` when it failed; `reached`, the subscriptions it reached. */
+  _requestEnd(x) {
+    const req = this._requests.get(x.ref);
+    if (req === undefined) return;
+    if (x.code === undefined) {
+      this._endRequest(req, undefined);
+      return;
+    }
+    // Gathering replies (requestMany) ends without an error at its timeout, and when the
+    // subscriptions it reached answered without a reply.
+    const quiet = req.replies !== undefined && (x.code === 'TIMEOUT' || x.code === 'HANDLER_FAILED' ||
+      (x.code === 'NO_RESPONDERS' && x.reached > 0));
+    this._endRequest(req, quiet ? undefined : new EdgebusError(x.code, x.message ?? x.code));
+  }
+
+  _endRequest(req, error) {
+    this._forgetRequest(req);
+    req._end(error);
+  }
+
+  _forgetRequest(req) {
+    this._requests.delete(req.id);
+    if (req.timer !== undefined) clearTimeout(req.timer);
+    req.timer = undefined;
+  }
+
+  /** Its requester gave `req` up (aborted it, or left its loop). */
+  _giveUp(req, reason) {
+    if (req.done) return;
+    this._forgetRequest(req);
+    if (req.sent && this._open) this._send({ op: 'cancel', ref: req.id });
+    if (reason === undefined && req.replies !== undefined) req._end(undefined);
+    else req.aborted(reason);
+  }
+
+  _openRequest(topic, payload, options, many) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    checkTopic(topic);
+    if (payload === undefined) fail('INVALID_ARGUMENT', 'payload must be a JSON value, got undefined');
+    const o = parseRequestOptions(options, many);
+    if (o.timeoutMs !== Infinity && (!Number.isInteger(o.timeoutMs) || o.timeoutMs > 300000)) {
+      fail('INVALID_OPTION', `option \`timeoutMs\` must be an integer of ms up to 300000 at the edge, got ${o.timeoutMs}`);
+    }
+    if (o.timeoutMs === Infinity) fail('INVALID_OPTION', 'option `timeoutMs` must be finite at the edge (at most 300000 ms)');
+    if (o.signal !== undefined && o.signal.aborted) {
+      throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: o.signal.reason });
+    }
+    const ref = ++this._reqSeq;
+    const req = new PendingRequest(this, ref, o, many);
+    if (!many) {
+      req.promise = new Promise((resolve, reject) => {
+        req.resolve = resolve;
+        req.reject = reject;
+      });
+    }
+    req.op = { op: 'req', ref, topic, payload, timeoutMs: o.timeoutMs };
+    if (many) req.op.max = o.max ?? 2 ** 30;
+    if (o.key !== undefined) req.op.key = o.key;
+    if (o.headers !== undefined) req.op.headers = o.headers;
+    req.sent = false;
+    this._requests.set(ref, req);
+    this._stats.requests++;
+    // The hub keeps the deadline; this one (a little later) covers a hub that stopped answering.
+    req.timer = setTimeout(() => {
+      if (req.done) return;
+      this._giveUp(req, undefined);
+      if (!req.done) req.ended(false);
+    }, o.timeoutMs + 2000);
+    if (o.signal !== undefined) {
+      req.onAbort = () => this._giveUp(req, o.signal.reason);
+      o.signal.addEventListener('abort', req.onAbort, { once: true });
+    }
+    if (this._open) {
+      req.sent = true;
+      this._send(req.op);
+    }
+    return req;
+  }
+
+  /**
+   * A request through the hub: resolves with the first reply of the subscriptions it reaches
+   * anywhere in the deployment (their handlers' return values), as `Bus.request` does: rejects
+   * with NO_RESPONDERS, TIMEOUT, HANDLER_FAILED, ABORTED, FORBIDDEN (the token may not publish to
+   * the topic), UNAVAILABLE (the connection dropped meanwhile), CLOSED.
+   */
+  request(topic, payload, options) {
+    try {
+      return this._openRequest(topic, payload, options, false).promise;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The replies of every subscription a request reaches, as `Bus.requestMany` yields them. */
+  requestMany(topic, payload, options) {
+    try {
+      return this._openRequest(topic, payload, options, true).replies;
+    } catch (e) {
+      return failedReplies(e);
     }
   }
 
@@ -560,13 +731,14 @@ class RemoteBus {
     const o = options === undefined ? {} : snapshot(options, PUBLISH_OPTIONS, 'options');
     checkTopic(topic);
     if (payload === undefined) fail('INVALID_ARGUMENT', 'payload must be a JSON value, got undefined');
-    for (const k of PUBLISH_OPTIONS) {
+    for (const k of ['id', 'key']) {
       // The hub refuses an empty id or key: refused here at once.
       if (stringOption(o, k, 'options') === '') fail('INVALID_OPTION', `option \`${k}\` must not be empty`);
     }
     const ref = ++this._seq;
     const op = { op: 'pub', ref, topic, payload, id: o.id ?? `${this._clientId}-${ref}` };
     if (o.key !== undefined) op.key = o.key;
+    if (o.headers !== undefined) op.headers = headersCopy(o.headers);
     const p = { op, async, resolve: undefined, reject: undefined };
     p.promise = new Promise((resolve, reject) => { p.resolve = resolve; p.reject = reject; });
     if (!async) p.promise.catch(() => {});
@@ -665,6 +837,7 @@ class RemoteBus {
       this._waiters.length = 0;
       const err = new EdgebusError('CLOSED', 'bus closed before the hub acknowledged this publish');
       for (const p of this._queue) p.reject(err);
+      for (const req of [...this._requests.values()]) this._endRequest(req, new EdgebusError('CLOSED', 'bus closed before the request got its answer'));
     }
     return { remaining: this._queue.map((p) => ({ topic: p.op.topic, payload: p.op.payload, id: p.op.id, key: p.op.key })) };
   }
@@ -676,6 +849,17 @@ class RemoteBus {
       unacknowledged: this._sent.size, subscriptions: this._subs.size,
     };
   }
+}
+
+/** A copy of a headers option: an object of strings (INVALID_OPTION otherwise). */
+function headersCopy(h) {
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) fail('INVALID_OPTION', 'option `headers` must be an object of strings');
+  const copy = {};
+  for (const k of Object.keys(h)) {
+    if (typeof h[k] !== 'string') fail('INVALID_OPTION', `header \`${k}\` must be a string`);
+    copy[k] = h[k];
+  }
+  return copy;
 }
 
 /** Connects to an edgebus edge deployment; see RemoteBus. */

@@ -737,12 +737,16 @@ export interface RemoteBus {
   readonly closed: boolean;
   /** Resolves on the first successful connection. */
   readonly ready: Promise<void>;
-  /** A work-queue handler acknowledges by returning or resolving, refuses by throwing or rejecting. */
-  subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: RemoteSubscribeOptions): RemoteSubscription;
+  /** A work-queue handler acknowledges by returning or resolving, refuses by throwing or rejecting. `signal` unsubscribes it. */
+  subscribe<T = unknown>(pattern: string, handler: Handler<T>, options?: RemoteSubscribeOptions & { signal?: AbortSignalLike }): RemoteSubscription;
+  /** The first message on `pattern` (that `filter` accepts), as {@link Bus.once}. */
+  once<T = unknown>(pattern: string, options?: OnceOptions<T>): Promise<Message<T>>;
+  /** The messages on `pattern` for `for await`, in a bounded queue (`overflow` other than 'wait'). */
+  stream<T = unknown>(pattern: string, options?: StreamOptions): AsyncIterableIterator<Message<T>> & { readonly subscription: RemoteSubscription };
   /** Sends (or holds while offline); false when the overflow policy dropped it. */
   publish<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string; headers?: Record<string, string> }): boolean;
   /** Resolves once the hub has it (stored, for work queues): false for a duplicate id. */
-  publishAsync<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string; headers?: Record<string, string> }): Promise<boolean>;
+  publishAsync<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string; headers?: Record<string, string>; signal?: AbortSignalLike }): Promise<boolean>;
   /**
    * A request through the hub: resolves with the first reply of the subscriptions it reaches
    * anywhere in the deployment, by {@link Bus.request}'s rules (`timeoutMs` at most 300000).
@@ -918,11 +922,15 @@ export class ShardedBus<D = unknown> {
   /** Resolves once every worker has loaded the handlers module; rejects with WORKER_FAILED. */
   readonly ready: Promise<void>;
   /** Main-thread subscriptions to system topics only (`$errors`). */
-  subscribe(pattern: string, handler: Handler<ShardErrorEvent>, options?: SubscribeOptions): Subscription;
+  subscribe(pattern: string, handler: Handler<ShardErrorEvent>, options?: SubscribeOptions & { signal?: AbortSignalLike }): Subscription;
+  /** {@link Bus.once} on a system topic (`$errors`). */
+  once(pattern: string, options?: OnceOptions<ShardErrorEvent>): Promise<Message<ShardErrorEvent>>;
+  /** {@link Bus.stream} on a system topic (`$errors`). */
+  stream(pattern: string, options?: StreamOptions): MessageStream<ShardErrorEvent>;
   /** False when dropped as a duplicate or by dropNewest. Throws DATA_CLONE for uncloneable payloads. */
   publish<T = unknown>(topic: string, payload: T, options?: ShardedPublishOptions): boolean;
   publishBatch<T = unknown>(topic: string, payloads: readonly T[], options?: PublishBatchOptions): number;
-  publishAsync<T = unknown>(topic: string, payload: T, options?: ShardedPublishOptions): Promise<boolean>;
+  publishAsync<T = unknown>(topic: string, payload: T, options?: ShardedPublishOptions & { signal?: AbortSignalLike }): Promise<boolean>;
   /**
    * A request to the worker of its key (or topic): resolves with the first reply of the handlers
    * there (a handler's return value, or `message.reply`). Rejects as {@link Bus.request} does
@@ -931,8 +939,8 @@ export class ShardedBus<D = unknown> {
    * QUEUE_FULL when its shard has no room.
    */
   request<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestOptions & { transfer?: ArrayBuffer[] }): Promise<R>;
-  /** Resolves when everything published so far has been handled. */
-  drain(): Promise<void>;
+  /** Resolves when everything published so far has been handled (ABORTED when `signal` aborts first). */
+  drain(options?: { signal?: AbortSignalLike }): Promise<void>;
   /** Later publishes throw CLOSED; drains, then stops the workers. */
   close(): Promise<void>;
   /** Stops the workers at once; returns how many messages were abandoned (also in stats()). */

@@ -184,3 +184,44 @@ test('a request needs a token that may publish to its topic; refusals are typed 
     await c.close();
   }
 });
+
+test('the remote client has once, stream and AbortSignal, as the in-page Bus', async () => {
+  const p = prefixOn(3);
+  const sub = await client(token, prefixOn(5));
+  const pub = await client(token, p);
+  try {
+    const first = sub.once(`${p}.o.*`, { filter: (m) => m.payload > 1, timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 300)); // the subscription reaches the hubs
+    for (let i = 0; i < 4; i++) await pub.publishAsync(`${p}.o.x`, i);
+    const m = await first;
+    assert.deepEqual([m.topic, m.payload], [`${p}.o.x`, 2]);
+    assert.equal(sub.stats().subscriptions, 0, 'once left');
+    await assert.rejects(sub.once(`${p}.none`, { timeoutMs: 100 }), { code: 'TIMEOUT' });
+    const ac = new AbortController();
+    const aborted = sub.once(`${p}.none`, { signal: ac.signal });
+    ac.abort();
+    await assert.rejects(aborted, { code: 'ABORTED' });
+    await assert.rejects(sub.once('$denied.>', {}), (e) => e.code === 'FORBIDDEN' || e.code === 'INVALID_PATTERN');
+
+    const s = sub.stream(`${p}.s`, { maxQueue: 2 });
+    await s.subscription.ready;
+    for (let i = 0; i < 6; i++) await pub.publishAsync(`${p}.s`, i);
+    await new Promise((r) => setTimeout(r, 300));
+    const got = [];
+    for await (const x of s) {
+      got.push(x.payload);
+      if (got.length === 3) break;
+    }
+    assert.deepEqual(got, [0, 4, 5], 'the oldest waiting dropped: a remote stream is bounded');
+    assert.equal(sub.stats().streamDropped, 3);
+    assert.throws(() => sub.stream('x', { overflow: 'wait' }), { code: 'INVALID_OPTION' });
+
+    const stop = new AbortController();
+    const live = sub.subscribe(`${p}.sig`, () => {}, { signal: stop.signal });
+    await live.ready;
+    stop.abort();
+    assert.equal(live.active, false, 'a subscription signal unsubscribes');
+  } finally {
+    await Promise.all([sub.close(), pub.close()]);
+  }
+});

@@ -99,3 +99,36 @@ test('terminate() rejects requests still waiting with CLOSED; a closed bus refus
   await rejectsCode(p, 'CLOSED');
   await rejectsCode(b.request('math.square', 1), 'CLOSED');
 });
+
+test('ShardedBus: once and stream on $errors, AbortSignal on publishAsync and drain', async () => {
+  const b = bus({ workers: 1, onError: undefined, maxInFlight: 1, maxQueue: 0, overflow: 'wait' });
+  try {
+    const failure = b.once('$errors', { timeoutMs: 20_000 });
+    b.publish('math.fail', 1);
+    const m = await failure;
+    assert.equal(m.topic, '$errors');
+    assert.match(m.payload.error.message, /no such operation/);
+    const errors = b.stream('$errors');
+    b.publish('math.fail', 2);
+    const { value } = await errors.next();
+    assert.equal(value.payload.message.payload, 2);
+    await errors.return();
+    assert.throws(() => b.stream('jobs.*'), { code: 'INVALID_PATTERN' });
+    await rejectsCode(b.once('jobs.*'), 'INVALID_PATTERN');
+    // One in flight, no queue: the next publishAsync waits for room; aborted, it never gets in.
+    const first = b.publishAsync('never', 1);
+    await first;
+    const ac = new AbortController();
+    const waiting = b.publishAsync('math.square', 2, { signal: ac.signal });
+    ac.abort(new Error('changed my mind'));
+    assert.equal((await rejectsCode(waiting, 'ABORTED')).cause.message, 'changed my mind');
+    const dac = new AbortController();
+    const draining = b.drain({ signal: dac.signal });
+    dac.abort();
+    await rejectsCode(draining, 'ABORTED');
+    await rejectsCode(b.drain({ signal: AbortSignal.abort() }), 'ABORTED');
+    assert.equal(b.stats().waiting, 0);
+  } finally {
+    b.terminate();
+  }
+});

@@ -14,8 +14,10 @@
 import { EdgebusError, fail } from '../shared/errors.js';
 import { ready } from '../shared/core.js';
 import {
-  checkHandler, functionOption, numberOption, overflowOption, parseRequestOptions, snapshot, stringOption,
+  checkHandler, functionOption, numberOption, overflowOption, parseOnceOptions, parseRequestOptions, signalOption, snapshot,
+  stringOption,
 } from '../shared/validate.js';
+import { Bus } from '../bus/bus.js';
 import { checkPattern, checkTopic } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
 import { PendingRequest, failedReplies } from '../bus/requests.js';
@@ -23,6 +25,7 @@ import { printsAs } from '../shared/inspect.js';
 
 const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'onError'];
 const REMOTE_SUB_OPTIONS = ['group', 'maxAttempts', 'ackTimeoutMs'];
+const SUBSCRIBE_OPTIONS = [...REMOTE_SUB_OPTIONS, 'signal'];
 const PUBLISH_OPTIONS = ['id', 'key', 'headers'];
 const POSITIVE = { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER };
 // The longest delay a JavaScript host timer takes (longer ones fire at once).
@@ -172,11 +175,14 @@ class RemoteBus {
     this._connectError = undefined; // an `err` frame before `hello`: why the hub refuses the connection
     this._stats = {
       published: 0, acknowledged: 0, duplicates: 0, delivered: 0, redelivered: 0, dropped: 0, reconnects: 0, errors: 0,
-      retried: 0, connectFailures: 0, lastError: undefined, requests: 0, replies: 0,
+      retried: 0, connectFailures: 0, lastError: undefined, requests: 0, replies: 0, streamDropped: 0,
     };
     this._failure = undefined;
     this._requests = new Map();  // request ref → its PendingRequest, until it ends
     this._reqSeq = 0;
+    this._waits = new Set();     // once() calls: rejected with CLOSED by close()
+    this._local = undefined;     // the in-page Bus holding streams' queues (stream())
+    this._streams = 0;
     this.ready = new Promise((resolve, reject) => { this._onFirstOpen = resolve; this._onRefused = reject; });
     this.ready.catch(() => {});
     this._dial();
@@ -706,21 +712,144 @@ class RemoteBus {
   subscribe(pattern, handler, options) {
     if (this._closing) fail('CLOSED', 'bus is closed');
     checkHandler(handler);
-    const o = options === undefined ? {} : snapshot(options, REMOTE_SUB_OPTIONS, 'options');
+    const o = options === undefined ? {} : snapshot(options, SUBSCRIBE_OPTIONS, 'options');
     checkPattern(pattern);
     stringOption(o, 'group', 'options');
     if (o.group === undefined && (o.maxAttempts !== undefined || o.ackTimeoutMs !== undefined)) {
       fail('INVALID_OPTION', '`maxAttempts` and `ackTimeoutMs` apply only with `group` (a work queue)');
     }
+    const signal = signalOption(o.signal);
+    if (signal !== undefined && signal.aborted) {
+      throw new EdgebusError('ABORTED', 'the subscription\'s signal was aborted before it subscribed', { cause: signal.reason });
+    }
+    delete o.signal;
     const s = new RemoteSubscription(this, this._nextSub++, pattern, handler, o);
     this._subs.set(s.id, s);
+    if (signal !== undefined) {
+      const onAbort = () => s.unsubscribe();
+      signal.addEventListener('abort', onAbort, { once: true });
+      s._leave = () => signal.removeEventListener('abort', onAbort);
+    }
     if (this._open) this._send(this._subOp(s));
     return s;
+  }
+
+  /**
+   * Resolves with the first message on `pattern` (that `filter` accepts), then unsubscribes, as
+   * `Bus.once`; also rejects with the hub's refusal of the subscription (FORBIDDEN…).
+   */
+  once(pattern, options) {
+    let o;
+    try {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      o = parseOnceOptions(options);
+      checkPattern(pattern);
+      if (o.signal !== undefined && o.signal.aborted) {
+        throw new EdgebusError('ABORTED', 'once() was aborted before it subscribed', { cause: o.signal.reason });
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      let done = false;
+      let timer;
+      let onAbort;
+      let sub;
+      const finish = (err, message) => {
+        if (done) return;
+        done = true;
+        this._waits.delete(finish);
+        if (timer !== undefined) clearTimeout(timer);
+        if (onAbort !== undefined) o.signal.removeEventListener('abort', onAbort);
+        sub?.unsubscribe();
+        if (err !== undefined) reject(err);
+        else resolve(message);
+      };
+      sub = this.subscribe(pattern, (payload, message) => {
+        if (done) return;
+        if (o.filter !== undefined) {
+          let ok;
+          try {
+            ok = o.filter(message);
+          } catch (e) {
+            finish(new EdgebusError('HANDLER_FAILED', `once() filter threw: ${e?.message ?? e}`, { cause: e }));
+            return;
+          }
+          if (!ok) return;
+        }
+        finish(undefined, message);
+      });
+      sub.ready.catch((e) => finish(e));
+      this._waits.add(finish);
+      if (o.timeoutMs !== Infinity) {
+        timer = setTimeout(() => finish(new EdgebusError('TIMEOUT', `no message on \`${pattern}\` within ${o.timeoutMs} ms`)), Math.min(o.timeoutMs, MAX_TIMER_MS));
+      }
+      if (o.signal !== undefined) {
+        onAbort = () => finish(new EdgebusError('ABORTED', 'once() was aborted', { cause: o.signal.reason }));
+        o.signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+  }
+
+  /**
+   * The messages on `pattern` for `for await`, as `Bus.stream`: they wait for the loop in a bounded
+   * queue (`maxQueue`, default 10,000; `overflow` 'dropOldest' (default), 'dropNewest' or
+   * 'reject', counted in `stats().streamDropped`: a remote publisher cannot be made to wait), held
+   * by the core of an in-page Bus. Ends when the loop leaves, on `subscription.unsubscribe()` and
+   * on close(); throws ABORTED when `signal` aborts.
+   */
+  stream(pattern, options) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    const o = options === undefined ? {} : snapshot(options, ['signal', 'maxQueue', 'overflow'], 'options');
+    checkPattern(pattern);
+    if (o.overflow === 'wait') fail('INVALID_OPTION', 'option `overflow` cannot be \'wait\' for a remote stream: the publishers are elsewhere');
+    const signal = signalOption(o.signal);
+    if (signal !== undefined && signal.aborted) {
+      throw new EdgebusError('ABORTED', 'stream() was aborted before it subscribed', { cause: signal.reason });
+    }
+    this._local ??= new Bus({ maxQueue: Infinity, onError: (e) => this._report(e) });
+    const topic = `stream.s${++this._streams}`;
+    const local = this._local.stream(topic, o);
+    const remote = this.subscribe(pattern, (payload, message) => {
+      const before = this._local.stats().dropped;
+      try {
+        this._local.publish(topic, message);
+      } catch (e) {
+        this._stats.streamDropped++;
+        this._report(e, { subscription: remote, message });
+        return;
+      }
+      this._stats.streamDropped += this._local.stats().dropped - before;
+    });
+    const end = () => {
+      remote.unsubscribe();
+      local.subscription.unsubscribe();
+    };
+    local.subscription._leave = ((leave) => () => { leave?.(); remote.unsubscribe(); })(local.subscription._leave);
+    remote._leave = () => local.subscription.unsubscribe();
+    return {
+      subscription: remote,
+      [Symbol.asyncIterator]() { return this; },
+      async next() {
+        const r = await local.next();
+        return r.done ? r : { value: r.value.payload, done: false };
+      },
+      async return() {
+        end();
+        await local.return();
+        return { value: undefined, done: true };
+      },
+    };
   }
 
   _unsubscribe(s) {
     if (!s.active) return false;
     s.active = false;
+    if (s._leave !== undefined) {
+      const leave = s._leave;
+      s._leave = undefined;
+      leave();
+    }
     this._subs.delete(s.id);
     if (this._open) this._send({ op: 'unsub', id: s.id });
     return true;
@@ -728,7 +857,8 @@ class RemoteBus {
 
   _entry(topic, payload, options, async) {
     if (this._closing) fail('CLOSED', 'bus is closed');
-    const o = options === undefined ? {} : snapshot(options, PUBLISH_OPTIONS, 'options');
+    const o = options === undefined ? {} : snapshot(options, async ? [...PUBLISH_OPTIONS, 'signal'] : PUBLISH_OPTIONS, 'options');
+    const signal = signalOption(o.signal);
     checkTopic(topic);
     if (payload === undefined) fail('INVALID_ARGUMENT', 'payload must be a JSON value, got undefined');
     for (const k of ['id', 'key']) {
@@ -739,7 +869,7 @@ class RemoteBus {
     const op = { op: 'pub', ref, topic, payload, id: o.id ?? `${this._clientId}-${ref}` };
     if (o.key !== undefined) op.key = o.key;
     if (o.headers !== undefined) op.headers = headersCopy(o.headers);
-    const p = { op, async, resolve: undefined, reject: undefined };
+    const p = { op, async, signal, resolve: undefined, reject: undefined };
     p.promise = new Promise((resolve, reject) => { p.resolve = resolve; p.reject = reject; });
     if (!async) p.promise.catch(() => {});
     return p;
@@ -781,8 +911,24 @@ class RemoteBus {
     let p;
     try {
       p = this._entry(topic, payload, options, true);
+      const signal = p.signal;
+      if (signal !== undefined && signal.aborted) {
+        throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: signal.reason });
+      }
       if (this._overflow === 'wait' && (this._full() || this._waiters.length > 0)) {
         this._waiters.push(p);
+        if (signal !== undefined) {
+          // Given up while it waits for room: it leaves the waiting publishes, never sent.
+          const onAbort = () => {
+            const at = this._waiters.indexOf(p);
+            if (at < 0) return;
+            this._waiters.splice(at, 1);
+            p.reject(new EdgebusError('ABORTED', 'the publish was aborted while it waited for room', { cause: signal.reason }));
+            this._room();
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+          p.promise.then(() => signal.removeEventListener('abort', onAbort), () => signal.removeEventListener('abort', onAbort));
+        }
         return p.promise;
       }
       this._admit(p);
@@ -838,6 +984,9 @@ class RemoteBus {
       const err = new EdgebusError('CLOSED', 'bus closed before the hub acknowledged this publish');
       for (const p of this._queue) p.reject(err);
       for (const req of [...this._requests.values()]) this._endRequest(req, new EdgebusError('CLOSED', 'bus closed before the request got its answer'));
+      for (const end of [...this._waits]) end(new EdgebusError('CLOSED', 'bus closed'));
+      // Streams end: what they hold is still read.
+      if (this._local !== undefined) await this._local.close();
     }
     return { remaining: this._queue.map((p) => ({ topic: p.op.topic, payload: p.op.payload, id: p.op.id, key: p.op.key })) };
   }

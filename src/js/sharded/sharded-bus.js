@@ -16,9 +16,8 @@ import { EdgebusError, errorText, fail } from '../shared/errors.js';
 import { raw } from '../shared/core.js';
 import {
   DURATION, describe, functionOption, isArray, numberOption, overflowOption, parseDedupe, parsePublishOptions,
-  parseRequestOptions, snapshot,
+  parseRequestOptions, signalOption, snapshot,
 } from '../shared/validate.js';
-import { matches } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
 import { Bus } from '../bus/bus.js';
 import { printsAs } from '../shared/inspect.js';
@@ -27,6 +26,7 @@ import { Deque, Histogram, checkCloneable, checkTransfer, publicMessage, rebuild
 const OPTIONS = ['workers', 'handlers', 'worker', 'data', 'maxInFlight', 'maxQueue', 'overflow', 'dedupe',
   'onError', 'maxRedeliveries', 'timeoutMs'];
 const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'transfer'];
+const ASYNC_PUBLISH_OPTIONS = [...PUBLISH_OPTIONS, 'signal'];
 const BATCH_OPTIONS = ['key', 'ttlMs', 'headers', 'ids'];
 // Counts a worker's Int32Array marks and the structured-clone messages hold.
 const MAX_COUNT = 2 ** 31 - 1;
@@ -53,8 +53,8 @@ function countOption(o, name, min, infinity) {
 }
 
 /** Publish options: the package's checks, and ShardedBus's own `transfer`. */
-function parsePublish(options, batch) {
-  const o = parsePublishOptions(options, batch ? BATCH_OPTIONS : PUBLISH_OPTIONS);
+function parsePublish(options, batch, async = false) {
+  const o = parsePublishOptions(options, batch ? BATCH_OPTIONS : async ? ASYNC_PUBLISH_OPTIONS : PUBLISH_OPTIONS);
   if (o.transfer !== undefined) o.transfer = checkTransfer(o.transfer);
   return o;
 }
@@ -137,7 +137,6 @@ export class ShardedBus {
     }
     // Main-thread subscribers of `$errors`.
     this._system = new Bus({ maxQueue: Infinity });
-    this._systemPatterns = [];
     this._shardCache = new Map();
     this._published = 0;
     this._duplicates = 0;
@@ -602,7 +601,8 @@ export class ShardedBus {
         console.error('edgebus: onError threw', e);
       }
     }
-    const listened = this._systemPatterns.some((p) => matches(p, '$errors'));
+    // Someone listens on `$errors` (a subscription, a once(), a stream()): the system bus's route says.
+    const listened = this._system._route('$errors').subs.length > 0;
     if (listened) {
       this._system.publish('$errors', { error, message, subscription, shard });
     } else if (this._onError === undefined) {
@@ -610,24 +610,36 @@ export class ShardedBus {
     }
   }
 
-  /** Main-thread subscriptions to system topics (`$errors`); handlers of messages live in the handlers module. */
-  subscribe(pattern, handler, options) {
-    if (this._closing) fail('CLOSED', 'bus is closed');
+  /** Only system topics (`$errors`) are subscribed to on the main thread. */
+  _checkSystem(pattern) {
     if (typeof pattern === 'string' && !pattern.startsWith('$')) {
       fail('INVALID_PATTERN', `pattern ${describe(pattern)}: a ShardedBus runs message handlers in its workers (register them in the handlers module); on the main thread only system topics such as \`$errors\` can be subscribed`);
     }
-    const sub = this._system.subscribe(pattern, handler, options);
-    this._systemPatterns.push(pattern);
-    const patterns = this._systemPatterns;
-    const unsubscribe = sub.unsubscribe.bind(sub);
-    Object.defineProperty(sub, 'unsubscribe', {
-      value: () => {
-        const r = unsubscribe();
-        if (r) patterns.splice(patterns.indexOf(pattern), 1);
-        return r;
-      },
-    });
-    return sub;
+  }
+
+  /** `Bus.once` on a system topic (`$errors`) of the main thread. */
+  once(pattern, options) {
+    try {
+      if (this._closing) fail('CLOSED', 'bus is closed');
+      this._checkSystem(pattern);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._system.once(pattern, options);
+  }
+
+  /** `Bus.stream` on a system topic (`$errors`) of the main thread. */
+  stream(pattern, options) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    this._checkSystem(pattern);
+    return this._system.stream(pattern, options);
+  }
+
+  /** Main-thread subscriptions to system topics (`$errors`); handlers of messages live in the handlers module. */
+  subscribe(pattern, handler, options) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    this._checkSystem(pattern);
+    return this._system.subscribe(pattern, handler, options);
   }
 
   // ----- publishing ----------------------------------------------------------------------------
@@ -785,14 +797,32 @@ export class ShardedBus {
       // Checked and snapshotted now: bad input is refused at once, and a waiting message keeps the
       // options of this call whatever the caller does with its object afterwards.
       this._checkTopic(topic);
-      const o = parsePublish(options, false);
+      const o = parsePublish(options, false, true);
       checkCloneable(payload, topic, platform.isProxy);
+      const signal = o.signal;
+      if (signal !== undefined && signal.aborted) {
+        throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: signal.reason });
+      }
       if (this._waiters.length === 0) {
         const r = this._publish(topic, payload, o, false);
         if (r !== undefined) return Promise.resolve(r);
       }
       return new Promise((resolve, reject) => {
-        this._waiters.push({ topic, payload, options: o, resolve, reject });
+        const w = { topic, payload, options: o, resolve, reject, aborted: false };
+        if (signal !== undefined) {
+          // Given up while it waits for room: it leaves the waiting publishes (once it reaches
+          // the head of their queue) and never gets in.
+          const onAbort = () => {
+            w.aborted = true;
+            reject(new EdgebusError('ABORTED', 'the publish was aborted while it waited for room', { cause: signal.reason }));
+            this._admitWaiters();
+            this._afterProgress();
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+          w.resolve = (v) => { signal.removeEventListener('abort', onAbort); resolve(v); };
+          w.reject = (e) => { signal.removeEventListener('abort', onAbort); reject(e); };
+        }
+        this._waiters.push(w);
         this._reference();
       });
     } catch (e) {
@@ -863,6 +893,10 @@ export class ShardedBus {
   _admitWaiters() {
     while (this._waiters.length > 0) {
       const w = this._waiters.a[this._waiters.h];
+      if (w.aborted) {
+        this._waiters.shift();
+        continue;
+      }
       let r;
       try {
         r = this._publish(w.topic, w.payload, w.options, false);
@@ -979,12 +1013,33 @@ export class ShardedBus {
 
   // ----- lifecycle -----------------------------------------------------------------------------
 
-  /** Resolves when everything published so far has been handled. */
-  drain() {
+  /** Resolves when everything published so far has been handled (ABORTED when `signal` aborts first). */
+  drain(options) {
+    let signal;
+    try {
+      const o = options === undefined ? {} : snapshot(options, ['signal'], 'options');
+      signal = signalOption(o.signal);
+      if (signal !== undefined && signal.aborted) {
+        throw new EdgebusError('ABORTED', 'drain() was aborted before it waited', { cause: signal.reason });
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
     this._flush();
-    const handled = this._hasWork() ? new Promise((resolve) => this._idleWaiters.push(resolve)) : Promise.resolve();
+    let waiter;
+    const handled = this._hasWork() ? new Promise((resolve) => { waiter = resolve; this._idleWaiters.push(resolve); }) : Promise.resolve();
     // …and the main thread's `$errors` subscribers have seen the failures.
-    return handled.then(() => this._system.drain());
+    const done = handled.then(() => this._system.drain());
+    if (signal === undefined || waiter === undefined) return done;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const at = this._idleWaiters.indexOf(waiter);
+        if (at >= 0) this._idleWaiters.splice(at, 1);
+        reject(new EdgebusError('ABORTED', 'drain() was aborted', { cause: signal.reason }));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      done.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v); }, reject);
+    });
   }
 
   /** Later publishes throw CLOSED; resolves after draining, then stops the workers. */

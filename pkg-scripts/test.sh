@@ -43,6 +43,7 @@ node benches/node/run.mjs --quick > /dev/null
 
 step "TypeScript declarations type-check a strict consumer"
 node_modules/.bin/tsc -p tests/types
+node_modules/.bin/tsc -p examples
 
 step "JavaScript API and packaging tests"
 node --test --test-reporter=spec tests/js/

@@ -33,6 +33,22 @@ test('the request/reply example is examples/request-reply.mjs, and it prints wha
   ]);
 });
 
+test('the once/stream/AbortSignal example is examples/once-stream.mjs, and it prints what the README says', () => {
+  const code = block('**once, stream and AbortSignal.**', 'js');
+  assert.equal(code, readFileSync(join(root, 'examples', 'once-stream.mjs'), 'utf8'));
+  const out = execFileSync(process.execPath, [join(root, 'examples', 'once-stream.mjs')], { encoding: 'utf8' });
+  assert.deepEqual(out.trim().split('\n'), [
+    'first big order: 7 on orders.eu.created', 'ticks seen: 1, 4, 5; dropped: 2', 'ABORTED', 'subscriptions left: 0',
+  ]);
+});
+
+test('the typed topic map example is examples/typed-topics.ts, and it type-checks', () => {
+  const code = block('**Typed topic maps.**', 'ts');
+  assert.equal(code, readFileSync(join(root, 'examples', 'typed-topics.ts'), 'utf8'));
+  // (the test command also runs this compile; here it is what the README promises)
+  execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'examples')], { encoding: 'utf8' });
+});
+
 test('the work-queue example is examples/work-queue.mjs, and it runs', () => {
   const code = block('## Work queues', 'js');
   assert.equal(code, readFileSync(join(root, 'examples', 'work-queue.mjs'), 'utf8'));

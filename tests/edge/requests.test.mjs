@@ -225,3 +225,22 @@ test('the remote client has once, stream and AbortSignal, as the in-page Bus', a
     await Promise.all([sub.close(), pub.close()]);
   }
 });
+
+test('the README edge request example is examples/edge-request.mjs, and it prints what the README says', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { execFile } = await import('node:child_process');
+  const { join } = await import('node:path');
+  const root = join(import.meta.dirname, '..', '..');
+  const file = readFileSync(join(root, 'examples', 'edge-request.mjs'), 'utf8');
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const at = readme.indexOf('this is `examples/edge-request.mjs`');
+  const open = readme.indexOf('```js\n', at) + 6;
+  const block = readme.slice(open, readme.indexOf('```', open)).replace(/^ {2}/gm, '');
+  assert.equal(block, file);
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, [join(root, 'examples', 'edge-request.mjs')], {
+      env: { ...process.env, EDGEBUS_URL: server.url, EDGEBUS_TOKEN: token }, timeout: 30_000,
+    }, (e, stdout) => (e ? reject(e) : resolve(stdout)));
+  });
+  assert.deepEqual(out.trim().split('\n'), ["{ symbol: 'ACME', price: 101.5, trace: '00-abc-def-01' }", 'NO_RESPONDERS']);
+});

@@ -58,6 +58,12 @@ test('worker errors come back typed: HANDLER_FAILED with the cause, NO_RESPONDER
     assert.equal((await rejectsCode(p, 'ABORTED')).cause.message, 'gave up');
     await rejectsCode(b.request('math.square', 1, { max: 2 }), 'INVALID_OPTION');
     await rejectsCode(b.request('math.square', () => 1), 'DATA_CLONE');
+    // A reply that cannot be cloned back: DATA_CLONE, and the replies and acknowledgements sent
+    // with it still arrive.
+    const [bad, good] = await Promise.allSettled([b.request('bad.reply', 1), b.request('math.square', 5)]);
+    assert.equal(bad.reason?.code, 'DATA_CLONE');
+    assert.match(bad.reason.message, /reply could not be sent/);
+    assert.equal(good.value, 25);
     const r = b.stats().requests;
     assert.equal(r.failed, 1);
     assert.equal(r.timedOut, 1);

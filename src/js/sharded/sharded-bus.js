@@ -347,6 +347,7 @@ export class ShardedBus {
 
   _onAcks(s, m) {
     const t = now();
+    if (m.replies !== undefined) for (let i = 0; i < m.replies.length; i++) this._onReply(s, m.replies[i]);
     const errs = m.errors;
     for (let i = 0; i < errs.length; i++) {
       const rec = s.sent.get(errs[i].tag);

@@ -70,6 +70,7 @@ export function runShardWorker(api, port, load) {
   let acks = [];             // tags finished since the last report
   let swept = [];            // those of them with deliveries that never started (dropped, expired…)
   let errors = [];           // failures since the last report
+  let replies = [];          // outcomes of requests since the last report: { tag, ok, value | error }
   let markLater = [];        // finished messages whose failures are in `errors`: marked once reported
   let lastAck = now();
   let ackQueued = false;
@@ -92,11 +93,21 @@ export function runShardWorker(api, port, load) {
 
   function report() {
     ackQueued = false;
-    if (acks.length === 0 && errors.length === 0 && ended.length === 0) return;
-    port.post({
+    if (acks.length === 0 && errors.length === 0 && ended.length === 0 && replies.length === 0) return;
+    const m = {
       type: 'acks', tags: Int32Array.from(acks), swept: swept.length > 0 ? Int32Array.from(swept) : undefined, errors,
-      ended: ended.length > 0 ? Int32Array.from(ended) : undefined,
-    });
+      ended: ended.length > 0 ? Int32Array.from(ended) : undefined, replies: replies.length > 0 ? replies : undefined,
+    };
+    try {
+      // The replies of requests ride with the acknowledgements: one message for both.
+      port.post(m);
+    } catch {
+      // A reply that cannot be cloned: the rest go without it, each reply on its own.
+      m.replies = undefined;
+      port.post(m);
+      for (const r of replies) answerAlone(r);
+    }
+    replies = [];
     for (const t of markLater) Atomics.store(marks, t.slot, t.tag);
     markLater = [];
     ended = [];
@@ -339,13 +350,19 @@ export function runShardWorker(api, port, load) {
 
   // ----- messages from the main thread ---------------------------------------------------------
 
-  /** The outcome of a request the main thread sent (tag `tag`), sent back to it. */
+  /** The outcome of a request the main thread sent (tag `tag`), sent back with the next report. */
   function answer(tag, ok, value) {
+    replies.push(ok ? { tag, ok, value } : { tag, ok, error: serializeError(value) });
+    scheduleReport();
+  }
+
+  /** One outcome on its own (its value could not be cloned with the others'). */
+  function answerAlone(r) {
     try {
-      port.post(ok ? { type: 'reply', tag, ok, value } : { type: 'reply', tag, ok, error: serializeError(value) });
+      port.post({ type: 'reply', tag: r.tag, ok: r.ok, value: r.value, error: r.error });
     } catch (e) {
       port.post({
-        type: 'reply', tag, ok: false,
+        type: 'reply', tag: r.tag, ok: false,
         error: { name: 'EdgebusError', code: 'DATA_CLONE', message: `the reply could not be sent to the main thread (structured clone): ${e && e.message}` },
       });
     }

@@ -40,6 +40,7 @@ node pkg-scripts/size.mjs
 
 step "Node benchmark, tiny size (smoke only)"
 node benches/node/run.mjs --quick > /dev/null
+node benches/node/request-reply.mjs --quick > /dev/null
 
 step "TypeScript declarations type-check a strict consumer"
 node_modules/.bin/tsc -p tests/types
@@ -65,4 +66,5 @@ node --test --test-reporter=spec tests/browser/
 
 step "Worker sharding benchmark, tiny size, Node and Chromium (smoke only)"
 node benches/sharding/run.mjs --quick > /dev/null
+node benches/sharding/requests.mjs --quick > /dev/null
 node benches/sharding/browser.mjs --quick > /dev/null

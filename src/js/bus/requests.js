@@ -16,15 +16,30 @@ export const RESPONSE = Symbol('edgebus.response');
  * answers the request (true when the answer was taken, false when the request had ended or this
  * subscription had answered it already).
  */
+class RequestMessage {
+  constructor(bus, env, req, s) {
+    this.topic = env.topic;
+    this.payload = env.payload;
+    this.publishedAt = env.publishedAt;
+    this.attempt = env.attempt;
+    if (env.id !== undefined) this.id = env.id;
+    if (env.key !== undefined) this.key = env.key;
+    if (env.headers !== undefined) this.headers = env.headers;
+    if (env.ttlMs !== undefined) this.ttlMs = env.ttlMs;
+    this[REQUEST] = req;
+    this[RESPONSE] = { bus, req, s, answered: false };
+  }
+
+  reply(value) {
+    const st = this[RESPONSE];
+    st.answered = true;
+    return st.bus._answer(st.req, st.s, KIND_REPLY, value);
+  }
+}
+
+/** The message subscription `s` gets for a request's envelope `env`. */
 export function responderMessage(bus, env, req, s) {
-  const m = { ...env };
-  const state = { req, s, answered: false };
-  m[RESPONSE] = state;
-  m.reply = (value) => {
-    state.answered = true;
-    return bus._answer(req, s, KIND_REPLY, value);
-  };
-  return m;
+  return new RequestMessage(bus, env, req, s);
 }
 
 /** The error a requester gets from a responder's final failure. */

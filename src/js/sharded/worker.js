@@ -269,7 +269,7 @@ export function runShardWorker(api, port, load) {
         const run = beginRun(t, rec.id);
         // A request's message answers through the worker's bus (`reply`); its value is the reply.
         const msg = !wantsMessage ? undefined
-          : env.reply === undefined ? userMessage(t) : Object.assign({}, userMessage(t), { reply: env.reply });
+          : env.reply === undefined ? userMessage(t) : Object.assign({}, userMessage(t), { reply: (v) => env.reply(v) });
         let r;
         try {
           if (!watch) r = wantsMessage ? handler(payload, msg) : handler(payload);

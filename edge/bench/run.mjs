@@ -153,6 +153,84 @@ for (const n of sizes) {
   }
 }
 
+// Round trips: a request answered by a subscriber (edgebus: `req` → the subscriber's `answer` →
+// `reply`, through the hubs; requester and responder homed on the topic's owner) against a
+// partyserver echo (the party sends each message back to its sender), one at a time and `window`
+// at once, on the same workerd.
+results.roundTrip = [];
+{
+  const k = quick ? 20 : 2000;
+  const window = 50;
+  const pending = new Map();
+  let seq = 0;
+  const settle = (id, t) => { const p = pending.get(id); if (p) { pending.delete(id); p(t); } };
+  const responder = await socket(`${server.wsUrl}/connect?token=${token}&hub=bench`, (data) => {
+    const f = JSON.parse(data);
+    for (const x of Array.isArray(f) ? f : [f]) {
+      if (x.t !== 'msg') continue;
+      const frame = x.m.map(([subs, m]) => ({ op: 'answer', to: m.rq, sub: subs[0], v: m.payload }));
+      responder.send(JSON.stringify(frame));
+    }
+  });
+  await new Promise((resolve) => {
+    responder.addEventListener('message', function ok(e) { if (JSON.parse(e.data).t === 'ok') { responder.removeEventListener('message', ok); resolve(); } });
+    responder.send(JSON.stringify({ op: 'sub', id: 1, pattern: 'bench.req' }));
+  });
+  const requester = await socket(`${server.wsUrl}/connect?token=${token}&hub=bench`, (data) => {
+    const f = JSON.parse(data);
+    for (const x of Array.isArray(f) ? f : [f]) if (x.t === 'reply') settle(x.ref, now());
+  });
+  const echo = await socket(`${server.wsUrl}/parties/ref-echo/rt`, (data) => settle(JSON.parse(data).id, now()));
+  const call = {
+    edgebus: (id) => requester.send(JSON.stringify({ op: 'req', ref: id, topic: 'bench.req', payload: id, timeoutMs: 30000 })),
+    partyserver: (id) => echo.send(JSON.stringify({ id })),
+  };
+  const once = (kind) => {
+    const id = ++seq;
+    const t0 = now();
+    const done = new Promise((r) => pending.set(id, (t) => r(t - t0)));
+    call[kind](id);
+    return done;
+  };
+  const sequential = async (kind) => {
+    const ls = [];
+    const t0 = now();
+    for (let i = 0; i < k; i++) ls.push(await once(kind));
+    const rate = k / ((now() - t0) / 1000);
+    ls.sort((a, b) => a - b);
+    return { rate, p50: ls[Math.floor(ls.length / 2)], p99: ls[Math.floor(ls.length * 0.99)] };
+  };
+  const windowed = async (kind) => {
+    const t0 = now();
+    let next = 0;
+    const lane = async () => { while (next < k) { next++; await once(kind); } };
+    await Promise.all(Array.from({ length: window }, lane));
+    return k / ((now() - t0) / 1000);
+  };
+  for (const kind of ['edgebus', 'partyserver']) await sequential(kind); // warm-up
+  const rows = { edgebus: [], partyserver: [] };
+  for (let r = 0; r < runs; r++) {
+    for (const kind of r % 2 === 0 ? ['edgebus', 'partyserver'] : ['partyserver', 'edgebus']) {
+      const s1 = await sequential(kind);
+      rows[kind].push({ ...s1, windowed: await windowed(kind) });
+    }
+  }
+  for (const kind of ['edgebus', 'partyserver']) {
+    const rs = rows[kind];
+    const row = {
+      contender: kind, sequential: stat(rs.map((x) => x.rate)), p50: stat(rs.map((x) => x.p50)), p99: stat(rs.map((x) => x.p99)),
+      windowed: stat(rs.map((x) => x.windowed)),
+    };
+    results.roundTrip.push(row);
+    console.log(`round trip ${kind}: one at a time ${fmt(row.sequential.median)}/s (p50 ${row.p50.median.toFixed(2)} ms, p99 ${row.p99.median.toFixed(2)} ms), `
+      + `${window} at once ${fmt(row.windowed.median)}/s`);
+  }
+  const ratio = stat(rows.edgebus.map((e, i) => e.rate / rows.partyserver[i].rate));
+  console.log(`round trip, one at a time: edgebus ÷ partyserver echo ${ratio.median.toFixed(2)}x`);
+  results.roundTripRatio = ratio;
+  for (const ws of [responder, requester, echo]) ws.close();
+}
+
 results.machine = {
   cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version,
   workerd: execFileSync(join(edgeDir, 'node_modules', '.bin', 'workerd'), ['--version'], { encoding: 'utf8' }).trim(),

@@ -1,5 +1,6 @@
 // The benchmark Worker: edgebus's own Worker and hub, plus a reference hub built on `partyserver`
-// doing the same fan-out with its `broadcast`, in the same workerd. Not deployed with edgebus.
+// doing the same fan-out with its `broadcast`, and an echo (`RefEcho`) for round trips, in the same
+// workerd. Not deployed with edgebus.
 import { Server, routePartykitRequest } from 'partyserver';
 import edgebus from '../src/worker.js';
 
@@ -11,6 +12,15 @@ export class RefHub extends Server {
 
   onMessage(connection, message) {
     this.broadcast(message, [connection.id]);
+  }
+}
+
+/** The reference of a round trip: every message a connection sends comes back to it. */
+export class RefEcho extends Server {
+  static options = { hibernate: true };
+
+  onMessage(connection, message) {
+    connection.send(message);
   }
 }
 

@@ -408,7 +408,10 @@ export function runShardWorker(api, port, load) {
       pending = pending.filter((t) => !t.finished);
       if (pending.length > 0) sweep();
     }
-    report();
+    // A request answered during this batch has its reply queued a microtask later (its promise):
+    // the report waits for it, so the acknowledgement and the reply go back as one message.
+    if (requests !== undefined) scheduleReport();
+    else report();
   }
 
   async function init(m) {

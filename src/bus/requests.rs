@@ -191,6 +191,17 @@ impl<P: Clone + ByteSize + 'static> Request<P> {
     }
 }
 
+/// A responder answers each request on its own: `batch` is refused.
+fn no_batch(options: &SubscribeOptions) -> Result<()> {
+    match options.batch {
+        Some(_) => Err(Error::invalid_option(
+            "batch",
+            "is not available to a responder: each request is answered on its own",
+        )),
+        None => Ok(()),
+    }
+}
+
 impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// Subscribes a responder: its handler's `Ok` is the reply to a request that reaches it
     /// (and is ignored for a plain message); `Err` fails the delivery as any handler's would,
@@ -213,12 +224,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     where
         F: Fn(&Message<P>) -> std::result::Result<P, HandlerError> + 'static,
     {
-        if options.batch.is_some() {
-            return Err(Error::invalid_option(
-                "batch",
-                "is not available to a responder: each request is answered on its own",
-            ));
-        }
+        no_batch(&options)?;
         self.add(pattern, Handler::Respond(Rc::new(handler)), options)
     }
 
@@ -233,12 +239,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         F: Fn(Message<P>) -> Fut + 'static,
         Fut: Future<Output = std::result::Result<P, HandlerError>> + 'static,
     {
-        if options.batch.is_some() {
-            return Err(Error::invalid_option(
-                "batch",
-                "is not available to a responder: each request is answered on its own",
-            ));
-        }
+        no_batch(&options)?;
         let f: RespondAsyncFn<P> = Rc::new(move |m| handler(m).boxed_local());
         self.add(pattern, Handler::RespondAsync(f), options)
     }

@@ -245,6 +245,18 @@ fn request_options_are_checked() {
     assert_eq!(e.code(), ErrorCode::InvalidOption);
     let e = block_on(bus.request("bad..topic", 0, RequestOptions::new())).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidTopic);
+    let batched = SubscribeOptions {
+        batch: Some(edgebus::BatchPolicy::default()),
+        ..SubscribeOptions::default()
+    };
+    let e = bus
+        .respond_with("y", |_| Ok(1), batched.clone())
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidOption);
+    let e = bus
+        .respond_async("y", |_| async { Ok(1) }, batched)
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidOption);
     assert_eq!(bus.stats().requests.sent, 0);
 }
 

@@ -20,11 +20,11 @@ for (let i = 1; i <= 6; i++) {
 bus.publish('thumbnails.create', { image: 0 }, { id: 'img-0', key: 'user-0' }); // its handler throws
 bus.publish('thumbnails.create', { image: 1 }, { id: 'img-1', key: 'user-1' }); // duplicate id: dropped
 
-// A request: the worker's handler result comes back (by key, to that key's worker).
-const result = await bus.request('thumbnails.create', { image: 7 }, { key: 'user-1', timeoutMs: 10_000 });
-console.log(`image 7 → ${result}`);
-
 await bus.drain();
 const { done, failed, duplicates, perShard } = bus.stats();
 console.log(`done ${done}, failed ${failed}, duplicates ${duplicates}, workers ${perShard.length}`);
+
+// A request: the worker's handler result comes back (by key, from that key's worker).
+const result = await bus.request('thumbnails.create', { image: 7 }, { key: 'user-1', timeoutMs: 10_000 });
+console.log(`image 7 → ${result}`);
 await bus.close();

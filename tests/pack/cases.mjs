@@ -267,7 +267,7 @@ function readmeExamples() {
         }
       },
       'sharded.mjs': (out) => assertEqual(lines(out), [
-        'img-0 failed in worker 1: image 0 cannot be decoded', 'done 7, failed 1, duplicates 1, workers 2',
+        'img-0 failed in worker 1: image 0 cannot be decoded', 'done 7, failed 1, duplicates 1, workers 2', 'image 7 → 518430',
       ], 'sharded.mjs'),
     },
   };

@@ -31,26 +31,30 @@ const op = fc.oneof(
   fc.record({ op: fc.constant('abort'), ctl: fc.nat(3) }),
 );
 
-/** An AbortController whose signal counts the listeners it holds. */
+// Listeners held by each signal, counted at EventTarget.prototype (the bus reaches signals
+// through the platform's accessors, not through the signal's own properties).
+const held = new WeakMap(); // signal → Set of listeners
+const proto = EventTarget.prototype;
+const add = proto.addEventListener;
+const remove = proto.removeEventListener;
+proto.addEventListener = function (type, fn, o) {
+  if (type === 'abort' && this instanceof AbortSignal) {
+    const set = held.get(this) ?? new Set();
+    held.set(this, set);
+    set.add(fn);
+    if (o !== null && typeof o === 'object' && o.once) add.call(this, type, () => set.delete(fn), { once: true });
+  }
+  return add.call(this, type, fn, o);
+};
+proto.removeEventListener = function (type, fn, o) {
+  if (type === 'abort' && this instanceof AbortSignal) held.get(this)?.delete(fn);
+  return remove.call(this, type, fn, o);
+};
+
+/** An AbortController whose signal's listeners are counted. */
 function counted() {
   const ac = new AbortController();
-  const s = ac.signal;
-  let listeners = 0;
-  const add = s.addEventListener.bind(s);
-  const remove = s.removeEventListener.bind(s);
-  const held = new Set();
-  s.addEventListener = (type, fn, o) => {
-    if (!held.has(fn)) { held.add(fn); listeners++; }
-    const once = o !== null && typeof o === 'object' && o.once;
-    const wrapped = once ? fn : fn;
-    add(type, wrapped, o);
-    if (once) add(type, () => { if (held.delete(fn)) listeners--; }, { once: true });
-  };
-  s.removeEventListener = (type, fn, o) => {
-    if (held.delete(fn)) listeners--;
-    remove(type, fn, o);
-  };
-  return { ac, get listeners() { return listeners; } };
+  return { ac, get listeners() { return held.get(ac.signal)?.size ?? 0; } };
 }
 
 const CODES = {

@@ -428,3 +428,34 @@ describe('lifecycle misuse', () => {
     }
   });
 });
+
+test('signal options: only a genuine AbortSignal, read through the platform\'s accessors', async () => {
+  const bus = new Bus();
+  bus.subscribe('svc', (n) => n);
+  const fakes = [
+    {}, { aborted: false, addEventListener() {}, removeEventListener() {} }, 'signal', 1, null,
+    new Proxy({}, { get() { throw new Error('trap'); } }), new EventTarget(),
+  ];
+  for (const signal of fakes) {
+    throwsCode(() => bus.subscribe('a', () => {}, { signal }), 'INVALID_OPTION', /signal/);
+    throwsCode(() => bus.stream('a', { signal }), 'INVALID_OPTION', /signal/);
+    await rejectsCode(bus.request('svc', 1, { signal }), 'INVALID_OPTION');
+    await rejectsCode(bus.once('a', { signal }), 'INVALID_OPTION');
+    await rejectsCode(bus.publishAsync('a', 1, { signal }), 'INVALID_OPTION');
+    await rejectsCode(bus.drain({ signal }), 'INVALID_OPTION');
+  }
+  // A genuine signal whose own properties lie or throw: the bus reads the real state.
+  const ac = new AbortController();
+  const s = ac.signal;
+  Object.defineProperty(s, 'aborted', { get() { throw new Error('lying getter'); } });
+  s.addEventListener = () => { throw new Error('lying listener'); };
+  s.removeEventListener = () => { throw new Error('lying listener'); };
+  assert.equal(await bus.request('svc', 7, { signal: s }), 7);
+  const waiting = bus.once('later', { signal: s });
+  ac.abort(new Error('real reason'));
+  const e = await rejectsCode(waiting, 'ABORTED');
+  assert.equal(e.cause.message, 'real reason');
+  const st = bus.stats();
+  assert.deepEqual([st.subscriptions, st.requests.sent, st.requests.pending], [1, 1, 0], 'nothing published or left by the refusals');
+  assertStillWorks(bus);
+});

@@ -19,6 +19,7 @@ import {
   COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
   parseBackoff, parseBatch, parseDedupe, parseOnceOptions, parsePublishOptions, parseRequestOptions, signalOption,
   snapshot,
+  isAborted, abortReason, addAbortListener, removeAbortListener,
 } from '../shared/validate.js';
 import { MessageStream } from './stream.js';
 import { PendingRequest, REQUEST, RESPONSE, failedReplies, responderMessage } from './requests.js';
@@ -294,8 +295,8 @@ export class Bus {
     checkHandler(handler);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, SUB_OPTIONS, 'options');
     const signal = signalOption(o.signal);
-    if (signal !== undefined && signal.aborted) {
-      throw new EdgebusError('ABORTED', 'the subscription\'s signal was aborted before it subscribed', { cause: signal.reason });
+    if (signal !== undefined && isAborted(signal)) {
+      throw new EdgebusError('ABORTED', 'the subscription\'s signal was aborted before it subscribed', { cause: abortReason(signal) });
     }
     const concurrency = numberOption(o, 'concurrency', 'options', { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 1;
     const maxQueue = numberOption(o, 'maxQueue', 'options', COUNT);
@@ -354,8 +355,8 @@ export class Bus {
     this._dropRoutes(ids, 3);
     if (signal !== undefined) {
       const onAbort = () => rec.unsubscribe();
-      signal.addEventListener('abort', onAbort, { once: true });
-      rec._leave = () => signal.removeEventListener('abort', onAbort);
+      addAbortListener(signal, onAbort);
+      rec._leave = () => removeAbortListener(signal, onAbort);
     }
     // Messages waiting in the group go to the new member at once.
     if (group !== undefined) this._pump();
@@ -368,11 +369,7 @@ export class Bus {
     const leave = rec._leave;
     if (leave !== undefined) {
       rec._leave = undefined;
-      try {
-        leave();
-      } catch {
-        // A signal that cannot take its listener back calls unsubscribe() once more: a no-op.
-      }
+      leave();
     }
     // Its direct deliveries reach the core before it hands out its final statistics: those
     // counted on it go with the call; those counted on cached routes (_dirty) are counted in it
@@ -1050,8 +1047,8 @@ export class Bus {
   _openRequest(topic, payload, o, many) {
     if (this._closing) fail('CLOSED', 'bus is closed');
     const signal = o.signal;
-    if (signal !== undefined && signal.aborted) {
-      throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: signal.reason });
+    if (signal !== undefined && isAborted(signal)) {
+      throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: abortReason(signal) });
     }
     let route = this._route(topic);
     const now = this._clock.now();
@@ -1092,8 +1089,8 @@ export class Bus {
       throw e;
     }
     if (signal !== undefined) {
-      req.onAbort = () => this._giveUp(req, signal.reason);
-      signal.addEventListener('abort', req.onAbort, { once: true });
+      req.onAbort = () => this._giveUp(req, abortReason(signal));
+      addAbortListener(signal, req.onAbort);
     }
     // Runs the deliveries, and arms the timer of the request's deadline.
     this._pump();
@@ -1235,8 +1232,8 @@ export class Bus {
       this._route(topic);
       const o = parsePublishOptions(options, ASYNC_PUBLISH_OPTIONS);
       const signal = o.signal;
-      if (signal !== undefined && signal.aborted) {
-        throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: signal.reason });
+      if (signal !== undefined && isAborted(signal)) {
+        throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: abortReason(signal) });
       }
       w = { topic, payload, o, done: false, ok: false, value: undefined, resolve: undefined, reject: undefined, leave: undefined };
       this._waiters.push(w);
@@ -1247,15 +1244,15 @@ export class Bus {
           const at = this._waiters.indexOf(w);
           if (at < 0 || w.done) return;
           this._waiters.splice(at, 1);
-          this._settleWaiter(w, false, new EdgebusError('ABORTED', 'the publish was aborted while it waited for room', { cause: signal.reason }));
+          this._settleWaiter(w, false, new EdgebusError('ABORTED', 'the publish was aborted while it waited for room', { cause: abortReason(signal) }));
           if (this._waiters.length === 0 && this._coreWaiting) {
             this._coreWaiting = false;
             this._core.set_waiting(false);
           }
           this._resolveIdle();
         };
-        signal.addEventListener('abort', onAbort, { once: true });
-        w.leave = () => signal.removeEventListener('abort', onAbort);
+        addAbortListener(signal, onAbort);
+        w.leave = () => removeAbortListener(signal, onAbort);
       }
     } catch (e) {
       return Promise.reject(e);
@@ -1676,8 +1673,8 @@ export class Bus {
     try {
       const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['signal'], 'options');
       signal = signalOption(o.signal);
-      if (signal !== undefined && signal.aborted) {
-        throw new EdgebusError('ABORTED', 'drain() was aborted before it waited', { cause: signal.reason });
+      if (signal !== undefined && isAborted(signal)) {
+        throw new EdgebusError('ABORTED', 'drain() was aborted before it waited', { cause: abortReason(signal) });
       }
     } catch (e) {
       return Promise.reject(e);
@@ -1689,13 +1686,13 @@ export class Bus {
       const onAbort = () => {
         const at = this._idleWaiters.indexOf(done);
         if (at >= 0) this._idleWaiters.splice(at, 1);
-        reject(new EdgebusError('ABORTED', 'drain() was aborted', { cause: signal.reason }));
+        reject(new EdgebusError('ABORTED', 'drain() was aborted', { cause: abortReason(signal) }));
       };
       const done = () => {
-        signal.removeEventListener('abort', onAbort);
+        removeAbortListener(signal, onAbort);
         resolve();
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      addAbortListener(signal, onAbort);
       this._idleWaiters.push(done);
     });
   }
@@ -1709,8 +1706,8 @@ export class Bus {
     try {
       if (this._closing) fail('CLOSED', 'bus is closed');
       o = parseOnceOptions(options);
-      if (o.signal !== undefined && o.signal.aborted) {
-        throw new EdgebusError('ABORTED', 'once() was aborted before it subscribed', { cause: o.signal.reason });
+      if (o.signal !== undefined && isAborted(o.signal)) {
+        throw new EdgebusError('ABORTED', 'once() was aborted before it subscribed', { cause: abortReason(o.signal) });
       }
     } catch (e) {
       return Promise.reject(e);
@@ -1725,7 +1722,7 @@ export class Bus {
         done = true;
         this._waits.delete(finish);
         if (cancelTimer !== undefined) cancelTimer();
-        if (onAbort !== undefined) o.signal.removeEventListener('abort', onAbort);
+        if (onAbort !== undefined) removeAbortListener(o.signal, onAbort);
         if (sub !== undefined) sub.unsubscribe();
         if (err !== undefined) reject(err);
         else resolve(message);
@@ -1758,8 +1755,8 @@ export class Bus {
         });
       }
       if (o.signal !== undefined) {
-        onAbort = () => finish(new EdgebusError('ABORTED', 'once() was aborted', { cause: o.signal.reason }));
-        o.signal.addEventListener('abort', onAbort, { once: true });
+        onAbort = () => finish(new EdgebusError('ABORTED', 'once() was aborted', { cause: abortReason(o.signal) }));
+        addAbortListener(o.signal, onAbort);
       }
     });
   }
@@ -1774,8 +1771,8 @@ export class Bus {
     if (this._closing) fail('CLOSED', 'bus is closed');
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['signal', 'maxQueue', 'overflow'], 'options');
     const signal = signalOption(o.signal);
-    if (signal !== undefined && signal.aborted) {
-      throw new EdgebusError('ABORTED', 'stream() was aborted before it subscribed', { cause: signal.reason });
+    if (signal !== undefined && isAborted(signal)) {
+      throw new EdgebusError('ABORTED', 'stream() was aborted before it subscribed', { cause: abortReason(signal) });
     }
     const sub = {};
     if (o.maxQueue !== undefined) sub.maxQueue = o.maxQueue;

@@ -4,6 +4,7 @@
 // `requestEnded` record); this module only hands the outcome to the waiting caller.
 
 import { EdgebusError, errorText } from '../shared/errors.js';
+import { removeAbortListener } from '../shared/validate.js';
 import { KIND_REPLY } from '../shared/core.js';
 
 /** The pending request a message carries (on its envelope). */
@@ -113,13 +114,7 @@ export class PendingRequest {
     if (this.done) return;
     this.done = true;
     this.bus._requests.delete(this.id);
-    if (this.onAbort !== undefined) {
-      try {
-        this.signal.removeEventListener('abort', this.onAbort);
-      } catch {
-        // A signal that cannot take its listener back keeps a call to a settled request.
-      }
-    }
+    if (this.onAbort !== undefined) removeAbortListener(this.signal, this.onAbort);
     if (this.replies !== undefined) this.replies._finish(err);
     else if (err !== undefined) this.reject(err);
     else this.resolve(value);

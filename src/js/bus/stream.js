@@ -4,6 +4,7 @@
 // Node's `events.on`, which buffers without limit).
 
 import { EdgebusError } from '../shared/errors.js';
+import { abortReason, addAbortListener, removeAbortListener } from '../shared/validate.js';
 
 export class MessageStream {
   constructor(bus, signal) {
@@ -20,8 +21,8 @@ export class MessageStream {
     this._onAbort = undefined;
     this._close = () => this._end(undefined);
     if (signal !== undefined) {
-      this._onAbort = () => this._end(new EdgebusError('ABORTED', 'the stream was aborted', { cause: signal.reason }));
-      signal.addEventListener('abort', this._onAbort, { once: true });
+      this._onAbort = () => this._end(new EdgebusError('ABORTED', 'the stream was aborted', { cause: abortReason(signal) }));
+      addAbortListener(signal, this._onAbort);
     }
   }
 
@@ -70,7 +71,7 @@ export class MessageStream {
     this._ended = true;
     this._bus._waits.delete(this._close);
     if (this._onAbort !== undefined) {
-      this._signal.removeEventListener('abort', this._onAbort);
+      removeAbortListener(this._signal, this._onAbort);
       this._onAbort = undefined;
     }
     // Its queued messages are cancelled (counted); the one it holds is still read, and its

@@ -16,6 +16,7 @@ import { ready } from '../shared/core.js';
 import {
   checkHandler, functionOption, numberOption, overflowOption, parseOnceOptions, parseRequestOptions, signalOption, snapshot,
   stringOption,
+  isAborted, abortReason, addAbortListener, removeAbortListener,
 } from '../shared/validate.js';
 import { Bus } from '../bus/bus.js';
 import { checkPattern, checkTopic } from '../shared/topics.js';
@@ -606,8 +607,8 @@ class RemoteBus {
       fail('INVALID_OPTION', `option \`timeoutMs\` must be an integer of ms up to 300000 at the edge, got ${o.timeoutMs}`);
     }
     if (o.timeoutMs === Infinity) fail('INVALID_OPTION', 'option `timeoutMs` must be finite at the edge (at most 300000 ms)');
-    if (o.signal !== undefined && o.signal.aborted) {
-      throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: o.signal.reason });
+    if (o.signal !== undefined && isAborted(o.signal)) {
+      throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: abortReason(o.signal) });
     }
     const ref = ++this._reqSeq;
     const req = new PendingRequest(this, ref, o, many);
@@ -631,8 +632,8 @@ class RemoteBus {
       if (!req.done) req.ended(false);
     }, o.timeoutMs + 2000);
     if (o.signal !== undefined) {
-      req.onAbort = () => this._giveUp(req, o.signal.reason);
-      o.signal.addEventListener('abort', req.onAbort, { once: true });
+      req.onAbort = () => this._giveUp(req, abortReason(o.signal));
+      addAbortListener(o.signal, req.onAbort);
     }
     if (this._open) {
       req.sent = true;
@@ -719,16 +720,16 @@ class RemoteBus {
       fail('INVALID_OPTION', '`maxAttempts` and `ackTimeoutMs` apply only with `group` (a work queue)');
     }
     const signal = signalOption(o.signal);
-    if (signal !== undefined && signal.aborted) {
-      throw new EdgebusError('ABORTED', 'the subscription\'s signal was aborted before it subscribed', { cause: signal.reason });
+    if (signal !== undefined && isAborted(signal)) {
+      throw new EdgebusError('ABORTED', 'the subscription\'s signal was aborted before it subscribed', { cause: abortReason(signal) });
     }
     delete o.signal;
     const s = new RemoteSubscription(this, this._nextSub++, pattern, handler, o);
     this._subs.set(s.id, s);
     if (signal !== undefined) {
       const onAbort = () => s.unsubscribe();
-      signal.addEventListener('abort', onAbort, { once: true });
-      s._leave = () => signal.removeEventListener('abort', onAbort);
+      addAbortListener(signal, onAbort);
+      s._leave = () => removeAbortListener(signal, onAbort);
     }
     if (this._open) this._send(this._subOp(s));
     return s;
@@ -744,8 +745,8 @@ class RemoteBus {
       if (this._closing) fail('CLOSED', 'bus is closed');
       o = parseOnceOptions(options);
       checkPattern(pattern);
-      if (o.signal !== undefined && o.signal.aborted) {
-        throw new EdgebusError('ABORTED', 'once() was aborted before it subscribed', { cause: o.signal.reason });
+      if (o.signal !== undefined && isAborted(o.signal)) {
+        throw new EdgebusError('ABORTED', 'once() was aborted before it subscribed', { cause: abortReason(o.signal) });
       }
     } catch (e) {
       return Promise.reject(e);
@@ -760,7 +761,7 @@ class RemoteBus {
         done = true;
         this._waits.delete(finish);
         if (timer !== undefined) clearTimeout(timer);
-        if (onAbort !== undefined) o.signal.removeEventListener('abort', onAbort);
+        if (onAbort !== undefined) removeAbortListener(o.signal, onAbort);
         sub?.unsubscribe();
         if (err !== undefined) reject(err);
         else resolve(message);
@@ -785,8 +786,8 @@ class RemoteBus {
         timer = setTimeout(() => finish(new EdgebusError('TIMEOUT', `no message on \`${pattern}\` within ${o.timeoutMs} ms`)), Math.min(o.timeoutMs, MAX_TIMER_MS));
       }
       if (o.signal !== undefined) {
-        onAbort = () => finish(new EdgebusError('ABORTED', 'once() was aborted', { cause: o.signal.reason }));
-        o.signal.addEventListener('abort', onAbort, { once: true });
+        onAbort = () => finish(new EdgebusError('ABORTED', 'once() was aborted', { cause: abortReason(o.signal) }));
+        addAbortListener(o.signal, onAbort);
       }
     });
   }
@@ -804,8 +805,8 @@ class RemoteBus {
     checkPattern(pattern);
     if (o.overflow === 'wait') fail('INVALID_OPTION', 'option `overflow` cannot be \'wait\' for a remote stream: the publishers are elsewhere');
     const signal = signalOption(o.signal);
-    if (signal !== undefined && signal.aborted) {
-      throw new EdgebusError('ABORTED', 'stream() was aborted before it subscribed', { cause: signal.reason });
+    if (signal !== undefined && isAborted(signal)) {
+      throw new EdgebusError('ABORTED', 'stream() was aborted before it subscribed', { cause: abortReason(signal) });
     }
     this._local ??= new Bus({ maxQueue: Infinity, onError: (e) => this._report(e) });
     const topic = `stream.s${++this._streams}`;
@@ -912,8 +913,8 @@ class RemoteBus {
     try {
       p = this._entry(topic, payload, options, true);
       const signal = p.signal;
-      if (signal !== undefined && signal.aborted) {
-        throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: signal.reason });
+      if (signal !== undefined && isAborted(signal)) {
+        throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: abortReason(signal) });
       }
       if (this._overflow === 'wait' && (this._full() || this._waiters.length > 0)) {
         this._waiters.push(p);
@@ -923,11 +924,11 @@ class RemoteBus {
             const at = this._waiters.indexOf(p);
             if (at < 0) return;
             this._waiters.splice(at, 1);
-            p.reject(new EdgebusError('ABORTED', 'the publish was aborted while it waited for room', { cause: signal.reason }));
+            p.reject(new EdgebusError('ABORTED', 'the publish was aborted while it waited for room', { cause: abortReason(signal) }));
             this._room();
           };
-          signal.addEventListener('abort', onAbort, { once: true });
-          p.promise.then(() => signal.removeEventListener('abort', onAbort), () => signal.removeEventListener('abort', onAbort));
+          addAbortListener(signal, onAbort);
+          p.promise.then(() => removeAbortListener(signal, onAbort), () => removeAbortListener(signal, onAbort));
         }
         return p.promise;
       }

@@ -17,6 +17,7 @@ import { raw } from '../shared/core.js';
 import {
   DURATION, describe, functionOption, isArray, numberOption, overflowOption, parseDedupe, parsePublishOptions,
   parseRequestOptions, signalOption, snapshot,
+  isAborted, abortReason, addAbortListener, removeAbortListener,
 } from '../shared/validate.js';
 import { IdempotenceFilter } from '../bus/filter.js';
 import { Bus } from '../bus/bus.js';
@@ -333,7 +334,7 @@ export class ShardedBus {
     this._requestCounts.pending--;
     this._reference();
     if (req.timer !== undefined) clearTimeout(req.timer);
-    if (req.onAbort !== undefined) req.signal.removeEventListener('abort', req.onAbort);
+    if (req.onAbort !== undefined) removeAbortListener(req.signal, req.onAbort);
     if (err !== undefined) req.reject(err);
     else req.resolve(value);
   }
@@ -801,8 +802,8 @@ export class ShardedBus {
       const o = parsePublish(options, false, true);
       checkCloneable(payload, topic, platform.isProxy);
       const signal = o.signal;
-      if (signal !== undefined && signal.aborted) {
-        throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: signal.reason });
+      if (signal !== undefined && isAborted(signal)) {
+        throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: abortReason(signal) });
       }
       if (this._waiters.length === 0) {
         const r = this._publish(topic, payload, o, false);
@@ -815,13 +816,13 @@ export class ShardedBus {
           // the head of their queue) and never gets in.
           const onAbort = () => {
             w.aborted = true;
-            reject(new EdgebusError('ABORTED', 'the publish was aborted while it waited for room', { cause: signal.reason }));
+            reject(new EdgebusError('ABORTED', 'the publish was aborted while it waited for room', { cause: abortReason(signal) }));
             this._admitWaiters();
             this._afterProgress();
           };
-          signal.addEventListener('abort', onAbort, { once: true });
-          w.resolve = (v) => { signal.removeEventListener('abort', onAbort); resolve(v); };
-          w.reject = (e) => { signal.removeEventListener('abort', onAbort); reject(e); };
+          addAbortListener(signal, onAbort);
+          w.resolve = (v) => { removeAbortListener(signal, onAbort); resolve(v); };
+          w.reject = (e) => { removeAbortListener(signal, onAbort); reject(e); };
         }
         this._waiters.push(w);
         this._reference();
@@ -846,8 +847,8 @@ export class ShardedBus {
       this._checkTopic(topic);
       const o = parseRequestOptions(options, false, ['transfer']);
       if (o.transfer !== undefined) o.transfer = checkTransfer(o.transfer);
-      if (o.signal !== undefined && o.signal.aborted) {
-        throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: o.signal.reason });
+      if (o.signal !== undefined && isAborted(o.signal)) {
+        throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: abortReason(o.signal) });
       }
       checkCloneable(payload, topic, platform.isProxy);
       const s = this._shards[this._shardOf(o.key ?? topic)];
@@ -880,9 +881,9 @@ export class ShardedBus {
         rec.req.onAbort = () => {
           if (rec.req.done) return;
           this._requestCounts.cancelled++;
-          this._endRequest(rec, new EdgebusError('ABORTED', 'the request was aborted', { cause: o.signal.reason }));
+          this._endRequest(rec, new EdgebusError('ABORTED', 'the request was aborted', { cause: abortReason(o.signal) }));
         };
-        o.signal.addEventListener('abort', rec.req.onAbort, { once: true });
+        addAbortListener(o.signal, rec.req.onAbort);
       }
       this._accept(s, rec);
       return promise;
@@ -1020,8 +1021,8 @@ export class ShardedBus {
     try {
       const o = options === undefined ? {} : snapshot(options, ['signal'], 'options');
       signal = signalOption(o.signal);
-      if (signal !== undefined && signal.aborted) {
-        throw new EdgebusError('ABORTED', 'drain() was aborted before it waited', { cause: signal.reason });
+      if (signal !== undefined && isAborted(signal)) {
+        throw new EdgebusError('ABORTED', 'drain() was aborted before it waited', { cause: abortReason(signal) });
       }
     } catch (e) {
       return Promise.reject(e);
@@ -1036,10 +1037,10 @@ export class ShardedBus {
       const onAbort = () => {
         const at = this._idleWaiters.indexOf(waiter);
         if (at >= 0) this._idleWaiters.splice(at, 1);
-        reject(new EdgebusError('ABORTED', 'drain() was aborted', { cause: signal.reason }));
+        reject(new EdgebusError('ABORTED', 'drain() was aborted', { cause: abortReason(signal) }));
       };
-      signal.addEventListener('abort', onAbort, { once: true });
-      done.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v); }, reject);
+      addAbortListener(signal, onAbort);
+      done.then((v) => { removeAbortListener(signal, onAbort); resolve(v); }, reject);
     });
   }
 

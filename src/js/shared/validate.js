@@ -253,18 +253,44 @@ export function parseOnceOptions(options) {
   };
 }
 
-/** An `AbortSignal` option (anything with `aborted` and `addEventListener`), read once. */
+// AbortSignal options are read through the platform's own accessors: a `signal` must be a genuine
+// AbortSignal (every runtime the package supports has one), and its state and listeners are
+// reached through AbortSignal.prototype and EventTarget.prototype, so an object that overrides
+// `aborted`, `reason` or `addEventListener` on itself can neither throw into the bus nor answer
+// differently later.
+const Signal = typeof AbortSignal === 'function' ? AbortSignal : undefined;
+const signalGetter = (name) => (Signal === undefined ? undefined : Object.getOwnPropertyDescriptor(Signal.prototype, name)?.get);
+const abortedOf = signalGetter('aborted');
+const reasonOf = signalGetter('reason');
+const Target = typeof EventTarget === 'function' ? EventTarget.prototype : undefined;
+
+/** A `signal` option: undefined, or a genuine AbortSignal (else INVALID_OPTION). */
 export function signalOption(signal) {
   if (signal === undefined) return undefined;
-  let ok;
-  try {
-    ok = signal !== null && typeof signal === 'object' && typeof signal.aborted === 'boolean' &&
-      typeof signal.addEventListener === 'function' && typeof signal.removeEventListener === 'function';
-  } catch {
-    ok = false;
+  if (Signal === undefined || abortedOf === undefined || Target === undefined || !(signal instanceof Signal)) {
+    fail('INVALID_OPTION', `option \`signal\` must be an AbortSignal, got ${describe(signal)}`);
   }
-  if (!ok) fail('INVALID_OPTION', `option \`signal\` must be an AbortSignal, got ${describe(signal)}`);
   return signal;
+}
+
+/** Whether `signal` (from signalOption) has aborted. */
+export function isAborted(signal) {
+  return abortedOf.call(signal);
+}
+
+/** Why `signal` aborted (its `reason`). */
+export function abortReason(signal) {
+  return reasonOf === undefined ? undefined : reasonOf.call(signal);
+}
+
+/** Calls `fn` once when `signal` aborts. */
+export function addAbortListener(signal, fn) {
+  Target.addEventListener.call(signal, 'abort', fn, { once: true });
+}
+
+/** Takes back a listener `addAbortListener` added. */
+export function removeAbortListener(signal, fn) {
+  Target.removeEventListener.call(signal, 'abort', fn);
 }
 
 /** A copy of a headers object, every value a string. */

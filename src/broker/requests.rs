@@ -181,12 +181,7 @@ impl RequestTable {
     /// from those `reports` more reports will bring ([`RequestTable::reached`]). `INVALID_OPTION`
     /// for a `max` out of range.
     pub fn open(&mut self, max: u32, expected: u32, reports: u32) -> Result<RequestId> {
-        if max == 0 || max > MAX_REPLIES {
-            return Err(Error::invalid_option(
-                "max",
-                format_args!("must be an integer from 1 to {MAX_REPLIES}, got {max}"),
-            ));
-        }
+        check_max(max)?;
         let (index, gen) = self.requests.insert(
             PendingRequest {
                 max,
@@ -340,6 +335,17 @@ impl RequestTable {
     }
 }
 
+/// `INVALID_OPTION` for a `max` out of range.
+fn check_max(max: u32) -> Result<()> {
+    if max == 0 || max > MAX_REPLIES {
+        return Err(Error::invalid_option(
+            "max",
+            format_args!("must be an integer from 1 to {MAX_REPLIES}, got {max}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A responder's key in a [`RequestTable`]: its subscription id.
 fn key(sub: SubId) -> u64 {
     (u64::from(sub.index) << 32) | u64::from(sub.gen)
@@ -360,12 +366,7 @@ impl<P: Clone> Broker<P> {
         if self.closed {
             return Err(Error::closed("bus"));
         }
-        if max == 0 || max > MAX_REPLIES {
-            return Err(Error::invalid_option(
-                "max",
-                format_args!("must be an integer from 1 to {MAX_REPLIES}, got {max}"),
-            ));
-        }
+        check_max(max)?;
         let subs = self.route(handle)?;
         let expected = subs.iter().filter(|id| self.answers(**id)).count() as u32;
         if expected == 0 {

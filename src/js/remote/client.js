@@ -17,6 +17,7 @@ import {
   checkHandler, functionOption, numberOption, overflowOption, parseOnceOptions, parseRequestOptions, signalOption, snapshot,
   stringOption,
   isAborted, abortReason, addAbortListener, removeAbortListener,
+  headersOption,
 } from '../shared/validate.js';
 import { Bus } from '../bus/bus.js';
 import { checkPattern, checkTopic } from '../shared/topics.js';
@@ -869,7 +870,7 @@ class RemoteBus {
     const ref = ++this._seq;
     const op = { op: 'pub', ref, topic, payload, id: o.id ?? `${this._clientId}-${ref}` };
     if (o.key !== undefined) op.key = o.key;
-    if (o.headers !== undefined) op.headers = headersCopy(o.headers);
+    if (o.headers !== undefined) op.headers = headersOption(o.headers);
     const p = { op, async, signal, resolve: undefined, reject: undefined };
     p.promise = new Promise((resolve, reject) => { p.resolve = resolve; p.reject = reject; });
     if (!async) p.promise.catch(() => {});
@@ -999,17 +1000,6 @@ class RemoteBus {
       unacknowledged: this._sent.size, subscriptions: this._subs.size,
     };
   }
-}
-
-/** A copy of a headers option: an object of strings (INVALID_OPTION otherwise). */
-function headersCopy(h) {
-  if (h === null || typeof h !== 'object' || Array.isArray(h)) fail('INVALID_OPTION', 'option `headers` must be an object of strings');
-  const copy = {};
-  for (const k of Object.keys(h)) {
-    if (typeof h[k] !== 'string') fail('INVALID_OPTION', `header \`${k}\` must be a string`);
-    copy[k] = h[k];
-  }
-  return copy;
 }
 
 /** Connects to an edgebus edge deployment; see RemoteBus. */

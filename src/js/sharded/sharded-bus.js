@@ -339,6 +339,13 @@ export class ShardedBus {
     else req.resolve(value);
   }
 
+  /** A message the main thread gives up with `err` (crash, stop, clone error): counted, its request failed, reported. */
+  _lost(s, rec, err) {
+    s.failed++;
+    this._failRequest(rec, err);
+    this._report(err, rec, s.index, undefined);
+  }
+
   /** A request whose message the main thread gave up (crash, timeout, drop, stop): it fails with `err`. */
   _failRequest(rec, err) {
     if (rec.req === undefined) return;
@@ -411,19 +418,13 @@ export class ShardedBus {
       if (running) rec.attempts++;
       if (rec.req !== undefined) this._requests.delete(rec.tag);
       if (rec.attempts > this._maxRedeliveries) {
-        s.failed++;
-        const e = new EdgebusError('WORKER_CRASHED',
-          `message on \`${rec.topic}\` was being handled by worker ${s.index} each of the ${rec.attempts} times it died (last: ${reason}); not redelivered`);
-        this._failRequest(rec, e);
-        this._report(e, rec, s.index, undefined);
+        this._lost(s, rec, new EdgebusError('WORKER_CRASHED',
+          `message on \`${rec.topic}\` was being handled by worker ${s.index} each of the ${rec.attempts} times it died (last: ${reason}); not redelivered`));
         continue;
       }
       if (rec.transfer !== undefined) {
-        s.failed++;
-        const e = new EdgebusError('WORKER_CRASHED',
-          `message on \`${rec.topic}\` had moved its ArrayBuffers (transfer) to worker ${s.index}, which died (${reason}); it cannot be redelivered`);
-        this._failRequest(rec, e);
-        this._report(e, rec, s.index, undefined);
+        this._lost(s, rec, new EdgebusError('WORKER_CRASHED',
+          `message on \`${rec.topic}\` had moved its ArrayBuffers (transfer) to worker ${s.index}, which died (${reason}); it cannot be redelivered`));
         continue;
       }
       s.redelivered++;
@@ -531,11 +532,7 @@ export class ShardedBus {
       // Said from the point of view of this message's own worker, which is not always the one that failed.
       const e = new EdgebusError(err.code, `not handled by worker ${s.index}: the bus stopped (${err.message})`, { cause: err });
       e.shard = s.index;
-      for (const rec of recs) {
-        s.failed++;
-        this._failRequest(rec, e);
-        this._report(e, rec, s.index, undefined);
-      }
+      for (const rec of recs) this._lost(s, rec, e);
     }
     this._rejectWaiters(err);
     for (const w of this._readyWaiters.splice(0)) w.reject(err);
@@ -1003,10 +1000,7 @@ export class ShardedBus {
       } catch (e) {
         s.sent.delete(rec.tag);
         s.freeSlots.push(rec.slot);
-        s.failed++;
-        const err = new EdgebusError('DATA_CLONE', `payload on \`${rec.topic}\` could not be sent to worker ${s.index}: ${e && e.message}`);
-        this._failRequest(rec, err);
-        this._report(err, rec, s.index, undefined);
+        this._lost(s, rec, new EdgebusError('DATA_CLONE', `payload on \`${rec.topic}\` could not be sent to worker ${s.index}: ${e && e.message}`));
         // Its credit is free again, and no acknowledgement will come for it to flush the rest.
         this._scheduleFlush();
       }

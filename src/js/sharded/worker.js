@@ -380,23 +380,21 @@ export function runShardWorker(api, port, load) {
       };
       const t = { tag: tags[i], slot: slots[i], m, expected: expectedFor(m.topic), settled: [], finished: false, unreported: false, msg: undefined };
       const request = requests !== undefined && requests[i] === requests[i] ? requests[i] : undefined;
-      if (t.expected === 0) {
-        finish(t);
-        if (request !== undefined) {
-          answer(t.tag, false, new api.EdgebusError('NO_RESPONDERS', `no subscription of the handlers module matches \`${m.topic}\``));
-        }
-        continue;
-      }
       const h = m.headers === undefined ? { [TOKEN]: t } : Object.assign({ [TOKEN]: t }, m.headers);
       const o = { headers: h };
       if (m.key !== undefined) o.key = m.key;
       if (request !== undefined) {
-        // The worker's bus decides the answer (first reply, declines, failures) by the core's
-        // rules; the main thread keeps its own deadline too, for a worker that stops.
+        // The worker's bus decides the answer (no responders, first reply, declines, failures)
+        // by the core's rules; the main thread keeps its own deadline too, for a worker that stops.
         o.timeoutMs = request;
         const tag = t.tag;
         bus.request(m.topic, m.payload, o).then((v) => answer(tag, true, v), (e) => answer(tag, false, e));
-        if (!t.finished) pending.push(t);
+        if (t.expected === 0) finish(t);
+        else if (!t.finished) pending.push(t);
+        continue;
+      }
+      if (t.expected === 0) {
+        finish(t);
         continue;
       }
       if (m.id !== undefined) o.id = m.id;

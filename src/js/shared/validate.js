@@ -294,7 +294,7 @@ export function removeAbortListener(signal, fn) {
 }
 
 /** A copy of a headers object, every value a string. */
-function headersOption(h) {
+export function headersOption(h) {
   let copy;
   try {
     if (h === null || typeof h !== 'object' || Array.isArray(h)) {

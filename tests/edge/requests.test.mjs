@@ -244,3 +244,32 @@ test('the README edge request example is examples/edge-request.mjs, and it print
   });
   assert.deepEqual(out.trim().split('\n'), ["{ symbol: 'ACME', price: 101.5, trace: '00-abc-def-01' }", 'NO_RESPONDERS']);
 });
+
+test('a SIGKILL of the deployment mid-request: the waiting request rejects UNAVAILABLE at once, and requests work again after the reconnect', { timeout: 120_000 }, async () => {
+  const p = prefixOn(4);
+  const responder = await client(token, prefixOn(6));
+  const asker = await client(token, p);
+  try {
+    let answering = false;
+    await responder.subscribe(`${p}.k`, (n) => (answering ? n * 3 : new Promise(() => {}))).ready;
+    const waiting = asker.request(`${p}.k`, 1, { timeoutMs: 60_000 }).then(() => 'a reply', (e) => e);
+    await new Promise((r) => setTimeout(r, 300)); // delivered, unanswered
+    const t0 = Date.now();
+    await server.crash();
+    assert.equal((await waiting).code, 'UNAVAILABLE');
+    assert.ok(Date.now() - t0 < 30_000, 'settled by the dropped connection, not by its 60 s timeout');
+    answering = true;
+    // Both clients reconnect and the responder subscribes again (its subscription's `ready` is
+    // the first one's: wait for the hubs to take it by retrying the request).
+    let reply;
+    for (let i = 0; i < 50 && reply === undefined; i++) {
+      reply = await asker.request(`${p}.k`, 2, { timeoutMs: 2000 }).catch((e) => {
+        assert.ok(['UNAVAILABLE', 'NO_RESPONDERS', 'TIMEOUT'].includes(e.code), e.code);
+        return new Promise((r) => setTimeout(r, 200));
+      });
+    }
+    assert.equal(reply, 6);
+  } finally {
+    await Promise.all([responder.close(), asker.close()]);
+  }
+});

@@ -348,7 +348,7 @@ export interface RequestStats {
   pending: number;
 }
 
-/** An `AbortSignal` (declared by shape, so the types need no DOM or Node library). */
+/** An `AbortSignal`: a genuine one at run time (a look-alike is INVALID_OPTION); declared by shape, so the types need no DOM or Node library. */
 export interface AbortSignalLike {
   readonly aborted: boolean;
   readonly reason?: unknown;

@@ -31,6 +31,14 @@ use std::time::Duration;
 mod requests;
 pub use requests::{Request, RequestOptions, DEFAULT_REQUEST_TIMEOUT};
 
+/// Refuses a `batch` option on a subscription whose handler takes one message at a time.
+fn no_batch(options: &SubscribeOptions, why: &'static str) -> Result<()> {
+    match options.batch {
+        Some(_) => Err(Error::invalid_option("batch", why)),
+        None => Ok(()),
+    }
+}
+
 /// What a handler returns: `Err` counts as a failure and is reported.
 pub type HandlerResult = std::result::Result<(), HandlerError>;
 /// A handler's error.
@@ -689,12 +697,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     where
         F: Fn(&Message<P>) -> HandlerResult + 'static,
     {
-        if options.batch.is_some() {
-            return Err(Error::invalid_option(
-                "batch",
-                "needs a batch handler: use subscribe_batch",
-            ));
-        }
+        no_batch(&options, "needs a batch handler: use subscribe_batch")?;
         self.add(pattern, Handler::Sync(Rc::new(handler)), options)
     }
 
@@ -709,12 +712,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         F: Fn(Message<P>) -> Fut + 'static,
         Fut: Future<Output = HandlerResult> + 'static,
     {
-        if options.batch.is_some() {
-            return Err(Error::invalid_option(
-                "batch",
-                "needs a batch handler: use subscribe_batch_async",
-            ));
-        }
+        no_batch(&options, "needs a batch handler: use subscribe_batch_async")?;
         let f: AsyncFn<P> = Rc::new(move |m| handler(m).boxed_local());
         self.add(pattern, Handler::Async(f), options)
     }

@@ -191,17 +191,6 @@ impl<P: Clone + ByteSize + 'static> Request<P> {
     }
 }
 
-/// A responder answers each request on its own: `batch` is refused.
-fn no_batch(options: &SubscribeOptions) -> Result<()> {
-    match options.batch {
-        Some(_) => Err(Error::invalid_option(
-            "batch",
-            "is not available to a responder: each request is answered on its own",
-        )),
-        None => Ok(()),
-    }
-}
-
 impl<P: Clone + ByteSize + 'static> Bus<P> {
     /// Subscribes a responder: its handler's `Ok` is the reply to a request that reaches it
     /// (and is ignored for a plain message); `Err` fails the delivery as any handler's would,
@@ -224,7 +213,10 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
     where
         F: Fn(&Message<P>) -> std::result::Result<P, HandlerError> + 'static,
     {
-        no_batch(&options)?;
+        no_batch(
+            &options,
+            "is not available to a responder: each request is answered on its own",
+        )?;
         self.add(pattern, Handler::Respond(Rc::new(handler)), options)
     }
 
@@ -239,7 +231,10 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         F: Fn(Message<P>) -> Fut + 'static,
         Fut: Future<Output = std::result::Result<P, HandlerError>> + 'static,
     {
-        no_batch(&options)?;
+        no_batch(
+            &options,
+            "is not available to a responder: each request is answered on its own",
+        )?;
         let f: RespondAsyncFn<P> = Rc::new(move |m| handler(m).boxed_local());
         self.add(pattern, Handler::RespondAsync(f), options)
     }

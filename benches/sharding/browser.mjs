@@ -7,15 +7,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { serve, CHROMIUM } from '../../tests/browser/server.mjs';
-import { table } from './harness.mjs';
+import { cliOptions, table } from './harness.mjs';
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const arg = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const rounds = Number(arg('--rounds', quick ? 1 : 5));
+const { quick, rounds, json } = cliOptions(process.argv.slice(2));
 
 const server = await serve(join(import.meta.dirname, '..', '..'));
 const browser = await chromium.launch(CHROMIUM);
@@ -35,7 +29,6 @@ try {
   console.log(table('CPU-bound handler, ~50 µs per message', r.heavy) + '\n');
   console.log(table('Trivial handler (transport cost)', r.trivial));
   console.log(`\n1-minute load average: ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
-  const json = arg('--json');
   if (json) {
     mkdirSync(dirname(json), { recursive: true });
     writeFileSync(json, JSON.stringify({ chromium: browser.version(), loadBefore, loadAfter, ...r }, null, 2) + '\n');

@@ -4,6 +4,19 @@
 // relative to the single-threaded Bus (median of the per-round ratios).
 
 /**
+ * The command line shared by the Node runners: `[--quick] [--rounds N] [--json FILE]` (a quick
+ * run is one round without warm-up).
+ */
+export function cliOptions(argv) {
+  const arg = (name) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const quick = argv.includes('--quick');
+  return { quick, rounds: Number(arg('--rounds') ?? (quick ? 1 : 5)), warmup: quick ? 0 : 1, json: arg('--json') };
+}
+
+/**
  * Iterations of the work function making one delivery through a main-thread Bus take about `us`
  * microseconds (after JIT warm-up): calibrated on the path the baseline measures, so "50 µs" means
  * the same thing in every runtime. Medians of 5 samples resist a moment of load on the machine.

@@ -13,17 +13,10 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { calibrate, measure, formatRate } from './harness.mjs';
+import { cliOptions, calibrate, measure, formatRate } from './harness.mjs';
 import benchWork from './work.js';
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const arg = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const rounds = Number(arg('--rounds', quick ? 1 : 5));
-const warmup = quick ? 0 : 1;
+const { quick, rounds, warmup, json } = cliOptions(process.argv.slice(2));
 const cpus = availableParallelism();
 const workers = Math.max(2, cpus);
 const loadBefore = loadavg()[0];
@@ -98,7 +91,6 @@ console.log(print(`${quick ? 200 : 20_000} calls at once, every result awaited`,
 console.log(print('one call at a time (round trip)', one));
 console.log(`\n1-minute load average: ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (sink ${sink & 1})`);
 
-const json = arg('--json');
 if (json) {
   mkdirSync(dirname(json), { recursive: true });
   writeFileSync(json, JSON.stringify({ runtime: `node ${process.version}`, cpus, workers, calibration: cal, rounds, warmup, loadBefore, loadAfter, many, one }, null, 2) + '\n');

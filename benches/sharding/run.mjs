@@ -8,17 +8,10 @@ import workerpool from 'workerpool';
 import { availableParallelism, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { calibrate, contenders, measure, table } from './harness.mjs';
+import { cliOptions, calibrate, contenders, measure, table } from './harness.mjs';
 import benchWork from './work.js';
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const arg = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const rounds = Number(arg('--rounds', quick ? 1 : 5));
-const warmup = quick ? 0 : 1;
+const { quick, rounds, warmup, json } = cliOptions(process.argv.slice(2));
 const cpus = availableParallelism();
 const env = {
   Bus, ShardedBus, work: benchWork,
@@ -49,7 +42,6 @@ console.log(table('Trivial handler (transport cost)', trivialRows));
 const loadAfter = loadavg()[0];
 console.log(`\n1-minute load average: ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
 
-const json = arg('--json');
 if (json) {
   mkdirSync(dirname(json), { recursive: true });
   writeFileSync(json, JSON.stringify({

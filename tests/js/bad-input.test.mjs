@@ -435,6 +435,8 @@ test('signal options: only a genuine AbortSignal, read through the platform\'s a
   const fakes = [
     {}, { aborted: false, addEventListener() {}, removeEventListener() {} }, 'signal', 1, null,
     new Proxy({}, { get() { throw new Error('trap'); } }), new EventTarget(),
+    // instanceof AbortSignal, yet not one: the platform's accessor throws on it
+    Object.create(AbortSignal.prototype),
   ];
   for (const signal of fakes) {
     throwsCode(() => bus.subscribe('a', () => {}, { signal }), 'INVALID_OPTION', /signal/);

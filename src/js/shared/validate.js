@@ -264,13 +264,27 @@ const abortedOf = signalGetter('aborted');
 const reasonOf = signalGetter('reason');
 const Target = typeof EventTarget === 'function' ? EventTarget.prototype : undefined;
 
-/** A `signal` option: undefined, or a genuine AbortSignal (else INVALID_OPTION). */
+/**
+ * A `signal` option: undefined, or a genuine AbortSignal (else INVALID_OPTION). Genuine is what the
+ * platform's accessor accepts: an object merely inheriting from AbortSignal.prototype passes
+ * `instanceof` but makes the accessor throw.
+ */
 export function signalOption(signal) {
   if (signal === undefined) return undefined;
-  if (Signal === undefined || abortedOf === undefined || Target === undefined || !(signal instanceof Signal)) {
+  if (Signal === undefined || abortedOf === undefined || Target === undefined || !genuine(signal)) {
     fail('INVALID_OPTION', `option \`signal\` must be an AbortSignal, got ${describe(signal)}`);
   }
   return signal;
+}
+
+function genuine(signal) {
+  if (!(signal instanceof Signal)) return false;
+  try {
+    abortedOf.call(signal);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether `signal` (from signalOption) has aborted. */

@@ -875,7 +875,7 @@ export interface ShardStats {
 
 export interface ShardedBusStats {
   /** Requests made on the main thread: `failed` counts HANDLER_FAILED / HANDLER_TIMEOUT replies. */
-  requests: { sent: number; replies: number; failed: number; timedOut: number; cancelled: number; late: number; pending: number };
+  requests: { sent: number; replies: number; failed: number; timedOut: number; noResponders: number; cancelled: number; late: number; pending: number };
   workers: number;
   published: number;
   duplicates: number;

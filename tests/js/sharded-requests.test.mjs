@@ -64,10 +64,16 @@ test('worker errors come back typed: HANDLER_FAILED with the cause, NO_RESPONDER
     assert.equal(bad.reason?.code, 'DATA_CLONE');
     assert.match(bad.reason.message, /reply could not be sent/);
     assert.equal(good.value, 25);
+    // Every end counted once: HANDLER_FAILED and the reply DATA_CLONE are failures (the payload
+    // that could not be cloned was refused before it was sent).
     const r = b.stats().requests;
-    assert.equal(r.failed, 1);
+    assert.equal(r.failed, 2);
     assert.equal(r.timedOut, 1);
     assert.equal(r.cancelled, 1);
+    assert.equal(r.noResponders, 2);
+    assert.equal(r.replies, 1);
+    assert.equal(r.sent, r.replies + r.failed + r.timedOut + r.noResponders + r.cancelled + r.pending);
+    assert.equal(r.pending, 0);
   } finally {
     b.terminate();
   }
@@ -91,6 +97,7 @@ test('a request whose worker dies every time fails with WORKER_CRASHED after max
     const e = await rejectsCode(b.request('crash.always', 1, { timeoutMs: 20_000 }), 'WORKER_CRASHED');
     assert.match(e.message, /not redelivered/);
     assert.equal(b.stats().requests.pending, 0);
+    assert.equal(b.stats().requests.failed, 1, 'a request given up with its message is counted failed');
     assert.equal(await b.request('math.square', 3), 9, 'the replacement still answers');
   } finally {
     await b.close();

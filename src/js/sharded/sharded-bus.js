@@ -152,7 +152,7 @@ export class ShardedBus {
     this._readyWaiters = [];
     // Requests sent to a worker, by the tag of their message (a redelivered one gets a new tag).
     this._requests = new Map();
-    this._requestCounts = { sent: 0, replies: 0, failed: 0, timedOut: 0, cancelled: 0, late: 0, pending: 0 };
+    this._requestCounts = { sent: 0, replies: 0, failed: 0, timedOut: 0, noResponders: 0, cancelled: 0, late: 0, pending: 0 };
     this._referenced = false;
     this._watchdog = undefined;
     if (this._timeoutMs !== undefined && Number.isFinite(this._timeoutMs)) {
@@ -315,23 +315,30 @@ export class ShardedBus {
       return;
     }
     if (m.ok) {
-      this._requestCounts.replies++;
       this._endRequest(rec, undefined, m.value);
       return;
     }
     const e = rebuildError(m.error, s.index);
     if (m.error.cause !== undefined) e.cause = rebuildError(m.error.cause, s.index);
-    if (e.code === 'HANDLER_FAILED' || e.code === 'HANDLER_TIMEOUT') this._requestCounts.failed++;
-    else if (e.code === 'TIMEOUT') this._requestCounts.timedOut++;
     this._endRequest(rec, e);
   }
 
-  /** Ends the request `rec` carries: with `err`, or with its reply `value`. */
+  /**
+   * Ends the request `rec` carries: with `err`, or with its reply `value`. Every end is counted
+   * here, once: a reply, TIMEOUT, ABORTED (cancelled), NO_RESPONDERS, or failed (any other error:
+   * the handler's, or the message given up), so `sent` is their sum with `pending`.
+   */
   _endRequest(rec, err, value) {
     const req = rec.req;
     if (req.done) return;
     req.done = true;
-    this._requestCounts.pending--;
+    const c = this._requestCounts;
+    c.pending--;
+    if (err === undefined) c.replies++;
+    else if (err.code === 'TIMEOUT') c.timedOut++;
+    else if (err.code === 'ABORTED') c.cancelled++;
+    else if (err.code === 'NO_RESPONDERS') c.noResponders++;
+    else c.failed++;
     this._reference();
     if (req.timer !== undefined) clearTimeout(req.timer);
     if (req.onAbort !== undefined) removeAbortListener(req.signal, req.onAbort);
@@ -869,15 +876,11 @@ export class ShardedBus {
         // The main thread's own deadline (the worker's bus has the same one): a worker that is
         // stopped or stuck cannot answer.
         rec.req.timer = setTimeout(() => {
-          if (rec.req.done) return;
-          this._requestCounts.timedOut++;
           this._endRequest(rec, new EdgebusError('TIMEOUT', `no reply within ${o.timeoutMs} ms`));
         }, Math.min(o.timeoutMs, 2 ** 31 - 1));
       }
       if (o.signal !== undefined) {
         rec.req.onAbort = () => {
-          if (rec.req.done) return;
-          this._requestCounts.cancelled++;
           this._endRequest(rec, new EdgebusError('ABORTED', 'the request was aborted', { cause: abortReason(o.signal) }));
         };
         addAbortListener(o.signal, rec.req.onAbort);

@@ -337,13 +337,18 @@ impl RequestTable {
 
 /// `INVALID_OPTION` for a `max` out of range.
 fn check_max(max: u32) -> Result<()> {
-    if max == 0 || max > MAX_REPLIES {
-        return Err(Error::invalid_option(
-            "max",
-            format_args!("must be an integer from 1 to {MAX_REPLIES}, got {max}"),
-        ));
+    match max {
+        1..=MAX_REPLIES => Ok(()),
+        _ => Err(max_error(max)),
     }
-    Ok(())
+}
+
+#[cold]
+fn max_error(max: u32) -> Error {
+    Error::invalid_option(
+        "max",
+        format_args!("must be an integer from 1 to {MAX_REPLIES}, got {max}"),
+    )
 }
 
 /// A responder's key in a [`RequestTable`]: its subscription id.

@@ -80,6 +80,8 @@ pub struct ErrorReport<P> {
 
 /// Callback receiving handler failures.
 pub type OnError<P> = Rc<dyn Fn(&ErrorReport<P>)>;
+/// Callback receiving the gaps of replays: the subscription's id, its pattern, and the gap.
+pub type OnGap = Rc<dyn Fn(u64, &str, &crate::logs::Gap)>;
 /// Turns a failure into a payload to publish on `$errors`.
 pub type ErrorPayload<P> = Rc<dyn Fn(&ErrorReport<P>) -> P>;
 /// Turns a dead work-queue message into the payload published on `$dead.<group>`.
@@ -107,6 +109,11 @@ pub struct BusOptions<P> {
     pub dead_payload: Option<DeadPayload<P>>,
     /// How long finished work-queue ids stay queryable by [`Bus::status`].
     pub retention: Retention,
+    /// Retained values and history: bounds, and which topics have history.
+    pub logs: crate::logs::LogConfig,
+    /// Called with each gap a subscription's replay reports (numbers it asked for that are no
+    /// longer held). Gaps are counted in [`BusStats::logs`] either way.
+    pub on_gap: Option<OnGap>,
 }
 
 impl<P> Default for BusOptions<P> {
@@ -121,6 +128,8 @@ impl<P> Default for BusOptions<P> {
             error_payload: None,
             dead_payload: None,
             retention: Retention::default(),
+            logs: crate::logs::LogConfig::default(),
+            on_gap: None,
         }
     }
 }
@@ -144,6 +153,9 @@ pub struct PublishOptions {
     /// queue delivers it first as attempt `attempts + 1`, and one that arrives with
     /// `attempts >= max_attempts` is dead without a delivery. Other subscriptions ignore it.
     pub attempts: u32,
+    /// Keep it as its topic's retained value ([`Retain::Keep`]), or clear that value
+    /// ([`Retain::Clear`]; the message is still delivered).
+    pub retain: crate::logs::Retain,
 }
 
 impl PublishOptions {
@@ -179,6 +191,17 @@ impl PublishOptions {
     /// Delays the message until this bus-clock time.
     pub fn not_before(mut self, at: Duration) -> Self {
         self.not_before = Some(at);
+        self
+    }
+    /// Keeps the message as its topic's retained value: subscriptions made later with
+    /// [`crate::Replay::Retained`] receive it first.
+    pub fn retain(mut self) -> Self {
+        self.retain = crate::logs::Retain::Keep;
+        self
+    }
+    /// Clears the topic's retained value (the message is still delivered).
+    pub fn clear_retained(mut self) -> Self {
+        self.retain = crate::logs::Retain::Clear;
         self
     }
     /// Adds a header.
@@ -227,6 +250,11 @@ impl SubscribeOptions {
         if let Some(g) = &mut self.group {
             g.retry = Some(policy);
         }
+        self
+    }
+    /// Before live messages, replays retained values or history ([`crate::Replay`]).
+    pub fn replay(mut self, replay: crate::logs::Replay) -> Self {
+        self.replay = Some(replay);
         self
     }
     /// Batch claim for a group member: up to `max_size` messages per call, waiting up to
@@ -324,6 +352,7 @@ struct Inner<P> {
     /// counted in the retired subscription's) until the call returned.
     retiring: Cell<bool>,
     on_error: Option<OnError<P>>,
+    on_gap: Option<OnGap>,
     error_payload: Option<ErrorPayload<P>>,
     dead_payload: Option<DeadPayload<P>>,
     /// Where each subscription not yet retired leaves its final statistics (its handle's cell;
@@ -629,6 +658,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             overflow: options.overflow,
             timeout,
             retention: options.retention,
+            logs: options.logs,
             ..BrokerConfig::default()
         })?;
         let clock: Rc<dyn Clock> = options.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
@@ -662,6 +692,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 direct_running: Cell::new(None),
                 retiring: Cell::new(false),
                 on_error: options.on_error,
+                on_gap: options.on_gap,
                 error_payload: options.error_payload,
                 dead_payload: options.dead_payload,
                 finals: RefCell::new(HashMap::new()),
@@ -755,6 +786,9 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         options: SubscribeOptions,
     ) -> Result<Subscription<P>> {
         let mut core = self.inner.core();
+        if options.replay.is_some() {
+            core.note_time(self.inner.clock.now());
+        }
         let id = core.subscribe(pattern, &options)?;
         core.set_direct(id, matches!(handler, Handler::Sync(_)));
         let order = core.subscription_order(id).unwrap_or(0);
@@ -772,8 +806,12 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             .finals
             .borrow_mut()
             .insert(id, Rc::downgrade(&last));
-        if options.group.is_some() && self.inner.core_ref().has_ready() {
-            // Messages waiting in the group go to the new member at once.
+        let waiting = {
+            let core = self.inner.core_ref();
+            core.has_ready() || core.has_events()
+        };
+        if (options.group.is_some() || options.replay.is_some()) && waiting {
+            // Messages waiting in the group, or replayed, go to the new subscription at once.
             self.pump();
         }
         Ok(Subscription {
@@ -863,7 +901,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                 }
                 core.accept_direct(
                     handle,
-                    out.not_before.is_some(),
+                    out.not_before.is_some() || out.retain != crate::logs::Retain::No,
                     out.key.is_some(),
                     out.id.as_deref(),
                     || inner.clock.now(),
@@ -1197,6 +1235,14 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
                     }
                 }
                 Some(Event::Retired(_)) => self.inner.collect_retired(),
+                Some(Event::Gap) => loop {
+                    let gap = self.inner.core().take_gap();
+                    let Some((sub, gap)) = gap else { break };
+                    if let Some(on_gap) = &self.inner.on_gap {
+                        let (order, pattern) = self.inner.core_ref().describe(sub);
+                        on_gap(order, &pattern, &gap);
+                    }
+                },
                 Some(Event::Idle(_)) => {}
                 Some(Event::RequestEnded(id, end)) => self.request_ended(id, end),
                 Some(Event::Failed) => loop {
@@ -1568,6 +1614,35 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         self.inner.core_ref().status(id, Some(group), now)
     }
 
+    /// The retained values `pattern` matches, by topic (`INVALID_PATTERN` for a bad pattern).
+    pub fn retained(&self, pattern: &str) -> Result<Vec<Message<P>>> {
+        let now = self.inner.clock.now();
+        let mut core = self.inner.core();
+        core.note_time(now);
+        core.retained(pattern)
+    }
+
+    /// Clears `topic`'s retained value; whether it had one (`INVALID_TOPIC` for a bad topic).
+    pub fn clear_retained(&self, topic: &str) -> Result<bool> {
+        self.inner.core().clear_retained(topic)
+    }
+
+    /// What `topic`'s log holds (see [`crate::LogInfo`]); `None` when it has none.
+    pub fn log_of(&self, topic: &str) -> Option<crate::logs::LogInfo> {
+        self.inner.core_ref().log_of(topic)
+    }
+
+    /// What a new subscription on `pattern` asking for `replay` would be given first, and the
+    /// gaps it would hear of, without subscribing.
+    pub fn replay(
+        &self,
+        pattern: &str,
+        replay: &crate::logs::Replay,
+    ) -> Result<(Vec<Message<P>>, Vec<crate::logs::Gap>)> {
+        let now = self.inner.clock.now();
+        self.inner.core().replay(pattern, replay, now)
+    }
+
     /// Whether [`Bus::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.core_ref().is_closed()
@@ -1724,6 +1799,7 @@ fn outgoing<P: ByteSize>(payload: P, o: PublishOptions) -> Result<Outgoing<P>> {
             .map(|t| t.as_micros().min(u64::MAX as u128) as u64),
         attempts: o.attempts,
         request: None,
+        retain: o.retain,
     })
 }
 

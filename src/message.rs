@@ -23,6 +23,9 @@ pub struct Message<P> {
     pub(crate) expires_at: Option<u64>,
     pub(crate) size: u64,
     pub(crate) seq: u64,
+    /// Its number on its topic when the topic is tracked (a retained value or history: see
+    /// [`crate::logs`]); 0 otherwise.
+    pub(crate) topic_seq: u64,
     /// Which try this delivery is (work queues retry; 1 otherwise).
     pub(crate) attempt: u32,
     /// Attempts made before it was published ([`Outgoing::attempts`]); a work queue counts from
@@ -91,6 +94,12 @@ impl<P> Message<P> {
         self.seq
     }
 
+    /// Its number on its topic, when the topic keeps a retained value or a history: consecutive
+    /// per topic, so a subscriber can tell what it missed (see [`crate::Replay`]).
+    pub fn topic_seq(&self) -> Option<u64> {
+        (self.topic_seq != 0).then_some(self.topic_seq)
+    }
+
     /// Which try of this message the delivery is: 1 for the first, higher when a work queue
     /// (work queue) redelivers it after a failure or a missed acknowledgement.
     pub fn attempt(&self) -> u32 {
@@ -123,6 +132,7 @@ impl<P> Message<P> {
             expires_at: None,
             size,
             seq,
+            topic_seq: 0,
             attempt: 1,
             prior: 0,
             letter: None,
@@ -173,6 +183,8 @@ pub struct Outgoing<P> {
     pub attempts: u32,
     /// The request it carries ([`crate::broker::Broker::open_request`]).
     pub request: Option<RequestId>,
+    /// What it does to its topic's retained value.
+    pub retain: crate::logs::Retain,
 }
 
 /// The largest `attempts` a publisher may hand in ([`Outgoing::attempts`]).
@@ -203,6 +215,7 @@ impl<P> Outgoing<P> {
             not_before: None,
             attempts: 0,
             request: None,
+            retain: crate::logs::Retain::No,
         }
     }
 }

@@ -297,6 +297,7 @@ mod tests {
             expires_at: None,
             size: 0,
             seq,
+            topic_seq: 0,
             attempt: 1,
             prior: 0,
             letter: None,

@@ -78,6 +78,8 @@ pub struct BusStats {
     pub groups: Vec<GroupStats>,
     /// Requests and their replies.
     pub requests: RequestStats,
+    /// Retained values and history.
+    pub logs: crate::logs::LogStats,
 }
 
 /// What requests counted ([`crate::broker::Broker::open_request`]).

@@ -12,6 +12,7 @@
 
 mod deliver;
 mod lifecycle;
+mod logs;
 mod publish;
 mod requests;
 mod stats;
@@ -26,6 +27,7 @@ mod tests;
 use crate::batch::{BatchPolicy, BatchQueue, Pushed};
 use crate::dedupe::{DedupeWindow, IdempotenceFilter};
 use crate::error::{Error, ErrorCode, Result};
+use crate::logs::{Gap, LogConfig, Replay, Retain, TopicLogs};
 use crate::message::{check_prior_attempts, Message, Outgoing};
 use crate::queue::{Overflow, SubQueue};
 use crate::router::Router;
@@ -135,6 +137,8 @@ pub struct SubscribeOptions {
     pub batch: Option<BatchPolicy>,
     /// Join a work queue: each message goes to exactly one member.
     pub group: Option<GroupOptions>,
+    /// Before live messages, replay retained values or history (not for a work queue).
+    pub replay: Option<Replay>,
 }
 
 impl Default for SubscribeOptions {
@@ -146,6 +150,7 @@ impl Default for SubscribeOptions {
             timeout: None,
             batch: None,
             group: None,
+            replay: None,
         }
     }
 }
@@ -188,6 +193,8 @@ pub struct BrokerConfig {
     pub retention: Retention,
     /// Seed of the backoff jitter.
     pub seed: u64,
+    /// Retained values and history: their bounds, and which topics have history.
+    pub logs: LogConfig,
 }
 
 impl Default for BrokerConfig {
@@ -202,6 +209,7 @@ impl Default for BrokerConfig {
             report_invalidated: false,
             retention: Retention::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
+            logs: LogConfig::default(),
         }
     }
 }
@@ -305,6 +313,8 @@ pub enum Event {
     Failed,
     /// A request ended at its deadline or at the close: settle its requester.
     RequestEnded(RequestId, RequestEnd),
+    /// A replay reported gaps: take them with [`Broker::take_gap`] and report them.
+    Gap,
 }
 
 /// A final failure no delivery reported: the driver reports it to `onError` / `$errors`.
@@ -696,6 +706,10 @@ pub struct Broker<P> {
     /// While a batch is published: groups to hand work out from once it is all in, so a batch
     /// claim sees the whole publish.
     deferred: Option<Vec<SubId>>,
+    /// Retained values and history.
+    logs: TopicLogs<P>,
+    /// Gaps replays reported, for the driver (see [`Event::Gap`]).
+    gaps: VecDeque<(SubId, Gap)>,
 }
 
 impl<P: Clone> Broker<P> {
@@ -712,9 +726,12 @@ impl<P: Clone> Broker<P> {
         if config.timeout == Some(0) {
             return Err(Error::invalid_option("timeoutMs", "must be positive"));
         }
+        config.logs.validate()?;
         let seed = config.seed | 1;
         Ok(Broker {
             dedupe: config.dedupe.map(IdempotenceFilter::new),
+            logs: TopicLogs::new(config.logs.clone()),
+            gaps: VecDeque::new(),
             config,
             subs: Slab::new(),
             router: Router::new(),

@@ -85,6 +85,7 @@ impl<P: Clone> Broker<P> {
             expires_at: None,
             size,
             seq: self.seq,
+            topic_seq: 0,
             attempt: 1,
             prior: 0,
             letter: Some(Rc::new(letter)),
@@ -340,11 +341,13 @@ impl<P: Clone> Broker<P> {
             let _ = self.route_stale(TopicHandle::from_parts(at as u32, self.topics_gen));
         }
         let subs = &self.subs;
+        let tracked = self.logs.is_active() && self.logs.tracks(&self.topics[at].topic);
         let entry = &mut self.topics[at];
-        entry.all_direct = entry.subs.iter().all(|id| {
-            subs.get(id.index, id.gen)
-                .is_some_and(|s| s.live && s.direct)
-        });
+        entry.all_direct = !tracked
+            && entry.subs.iter().all(|id| {
+                subs.get(id.index, id.gen)
+                    .is_some_and(|s| s.live && s.direct)
+            });
         entry.direct_gen = self.direct_gen;
         entry.all_direct
     }
@@ -448,9 +451,10 @@ impl<P: Clone> Broker<P> {
     pub(super) fn enqueue(&mut self, subs: &[SubId], topic: Rc<str>, out: Outgoing<P>, now: u64) {
         self.last_now = now;
         let priority = out.priority;
+        let retain = out.retain;
         self.seq += 1;
         self.counters.published += 1;
-        let msg = Message {
+        let mut msg = Message {
             topic,
             payload: out.payload,
             id: out.id,
@@ -460,11 +464,15 @@ impl<P: Clone> Broker<P> {
             expires_at: out.ttl.map(|t| now.saturating_add(t)),
             size: out.size,
             seq: self.seq,
+            topic_seq: 0,
             attempt: 1,
             prior: out.attempts,
             letter: None,
             request: out.request,
         };
+        if (retain != Retain::No || self.logs.is_active()) && msg.request.is_none() {
+            self.log(&mut msg, retain, now);
+        }
         if let Some((last, rest)) = subs.split_last() {
             for id in rest {
                 self.offer(*id, msg.clone(), priority, now);

@@ -63,7 +63,18 @@ impl<P: Clone> Broker<P> {
             delayed: self.scheduled.len() as u64,
             groups: groups.into_iter().map(|(_, g)| g).collect(),
             requests: self.request_stats(),
+            logs: self.logs.stats(),
         }
+    }
+
+    /// A subscription's id (its order) and pattern, for a report about it; `(0, "")` when it is
+    /// gone.
+    pub fn describe(&self, id: SubId) -> (u64, String) {
+        self.subs
+            .get(id.index, id.gen)
+            .map_or((0, String::new()), |s| {
+                (s.order, s.pattern.as_str().to_owned())
+            })
     }
 
     /// Statistics of one subscription (also after it unsubscribed, while deliveries finish).

@@ -16,6 +16,12 @@ impl<P: Clone> Broker<P> {
             return Err(Error::invalid_option("timeoutMs", "must be positive"));
         }
         if let Some(group) = &options.group {
+            if options.replay.is_some() {
+                return Err(Error::invalid_option(
+                    "replay",
+                    "is for plain and batch subscriptions: a work queue's messages are kept by its group",
+                ));
+            }
             return self.join_group(pattern, group, options);
         }
         let kind = match &options.batch {
@@ -61,6 +67,9 @@ impl<P: Clone> Broker<P> {
         let pattern = pattern.clone();
         self.router.insert(&pattern, id);
         self.invalidate_routes(&pattern);
+        if let Some(replay) = &options.replay {
+            self.replay_into(id, &pattern, replay);
+        }
         Ok(id)
     }
 

@@ -82,6 +82,7 @@ impl<P: Clone> Broker<P> {
                     expires_at: None,
                     size: s.msg.size,
                     seq,
+                    topic_seq: 0,
                     attempt: 0,
                     prior: s.msg.attempts,
                     letter: None,

@@ -847,6 +847,7 @@ impl WasmBroker {
             not_before: None,
             attempts: 0,
             request: None,
+            retain: crate::logs::Retain::No,
         }
     }
 

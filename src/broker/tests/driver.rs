@@ -85,11 +85,16 @@ impl Driver {
 
     pub fn try_sub(&mut self, pattern: &str, options: SubscribeOptions) -> Result<SubId> {
         let plain = options.batch.is_none() && options.group.is_none();
+        let replayed = self.b.log_stats().replayed;
+        self.b.note_time(self.now);
         let id = self.b.subscribe(pattern, &options)?;
+        // A replay routes messages to the new subscription as it is made.
+        let routed = self.b.log_stats().replayed - replayed;
         self.tallies.insert(
             id,
             Tally {
                 plain,
+                routed,
                 ..Tally::default()
             },
         );

@@ -6,6 +6,7 @@ mod driver;
 
 mod deliver;
 mod lifecycle;
+mod logs;
 mod publish;
 mod requests;
 mod stats;

@@ -1,0 +1,131 @@
+//! Retained values and history: numbering and keeping the messages of tracked topics, replaying
+//! them to new subscriptions, listing, clearing and restoring them (the rules are in
+//! [`crate::logs`]).
+
+use super::*;
+use crate::logs::{Gap, LogInfo, LogStats, Replay, Retain};
+
+impl<P: Clone> Broker<P> {
+    /// Numbers and keeps `msg` when its topic is tracked (or `retain` makes it so).
+    pub(super) fn log(&mut self, msg: &mut Message<P>, retain: Retain, now: u64) {
+        if self.logs.record(msg, retain, now) {
+            let topic = msg.topic.clone();
+            self.tracking_changed(&topic);
+        }
+    }
+
+    /// A topic gained or lost its retained value (and has no history): its messages go through
+    /// the queues from now on, or may be delivered directly again. Its cached routes are stale.
+    fn tracking_changed(&mut self, topic: &str) {
+        if let Ok(pattern) = Pattern::parse(topic) {
+            self.invalidate_routes(&pattern);
+        }
+    }
+
+    /// Whether messages on `topic` are numbered and kept (a retained value, or history).
+    pub fn is_tracked(&self, topic: &str) -> bool {
+        self.logs.tracks(topic)
+    }
+
+    /// Tells the broker the time, for a call that takes none (a subscription's replay evicts
+    /// history past its age limit first).
+    pub fn note_time(&mut self, now: u64) {
+        self.last_now = self.last_now.max(now);
+    }
+
+    /// Offers subscription `id` (just made) what `replay` asks for, before any live message,
+    /// and queues the gaps for [`Broker::take_gap`].
+    pub(super) fn replay_into(&mut self, id: SubId, pattern: &Pattern, replay: &Replay) {
+        let now = self.last_now;
+        let (messages, gaps) = self.logs.replay(pattern, replay, now);
+        for m in messages {
+            self.offer(id, m, 0, now);
+        }
+        if !gaps.is_empty() {
+            for gap in gaps {
+                self.gaps.push_back((id, gap));
+            }
+            self.events.push_back(Event::Gap);
+        }
+    }
+
+    /// The next gap a replay reported: the subscription it was for, and the gap.
+    pub fn take_gap(&mut self) -> Option<(SubId, Gap)> {
+        self.gaps.pop_front()
+    }
+
+    /// The retained values `pattern` matches, by topic (`INVALID_PATTERN` for a bad pattern).
+    pub fn retained(&mut self, pattern: &str) -> Result<Vec<Message<P>>> {
+        let pattern = Pattern::parse(pattern)?;
+        Ok(self.logs.retained(&pattern, self.last_now))
+    }
+
+    /// Clears `topic`'s retained value; whether there was one (`INVALID_TOPIC` for a bad topic).
+    pub fn clear_retained(&mut self, topic: &str) -> Result<bool> {
+        validate_topic(topic)?;
+        let (had, changed) = self.logs.clear_retained(topic);
+        if changed {
+            self.tracking_changed(topic);
+        }
+        Ok(had)
+    }
+
+    /// What `topic`'s log holds: its history's numbers, its last number, its retained value's.
+    pub fn log_of(&self, topic: &str) -> Option<LogInfo> {
+        self.logs.log_of(topic)
+    }
+
+    /// What a new subscription on `pattern` asking for `replay` would be given first, without
+    /// subscribing: for a driver whose subscribers are elsewhere (an edge hub answering another).
+    pub fn replay(
+        &mut self,
+        pattern: &str,
+        replay: &Replay,
+        now: u64,
+    ) -> Result<(Vec<Message<P>>, Vec<Gap>)> {
+        let pattern = Pattern::parse(pattern)?;
+        self.note_time(now);
+        Ok(self.logs.replay(&pattern, replay, now))
+    }
+
+    /// Puts a durable copy of a message back into `topic`'s log, numbered `seq` and published at
+    /// `published_at`: as its retained value when `retained`, in its history when the topic has
+    /// one. `out` without a payload (`None`) only carries the topic's numbering on to `seq`.
+    /// Numbers must rise per topic (`INVALID_ARGUMENT`).
+    pub fn restore(
+        &mut self,
+        topic: &str,
+        out: Option<Outgoing<P>>,
+        seq: u64,
+        published_at: u64,
+        retained: bool,
+    ) -> Result<()> {
+        validate_topic(topic)?;
+        let topic: Rc<str> = Rc::from(topic);
+        let msg = out.map(|out| Message {
+            topic: topic.clone(),
+            payload: out.payload,
+            id: out.id,
+            key: out.key,
+            headers: out.headers,
+            published_at: Some(published_at),
+            expires_at: out.ttl.map(|t| published_at.saturating_add(t)),
+            size: out.size,
+            seq: 0,
+            topic_seq: 0,
+            attempt: 1,
+            prior: 0,
+            letter: None,
+            request: None,
+        });
+        if self.logs.restore(msg, topic.clone(), seq, retained)? {
+            self.tracking_changed(&topic);
+        }
+        Ok(())
+    }
+
+    /// What retained values and history hold and counted.
+    pub fn log_stats(&self) -> LogStats {
+        self.logs.stats()
+    }
+}

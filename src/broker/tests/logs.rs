@@ -1,0 +1,394 @@
+//! Retained values, history and replay: numbering, what a new subscription is given first, gaps,
+//! bounds and their counts, restore.
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use super::driver::*;
+use crate::broker::*;
+use crate::logs::{Gap, LogConfig, Replay, Retain};
+
+fn retained(payload: u32) -> Outgoing<u32> {
+    let mut m = Outgoing::new(payload);
+    m.retain = Retain::Keep;
+    m
+}
+
+fn history(patterns: &[&str], max_messages: usize) -> BrokerConfig {
+    BrokerConfig {
+        logs: LogConfig {
+            history: patterns
+                .iter()
+                .map(|p| Pattern::parse(p).unwrap())
+                .collect(),
+            history_max_messages: max_messages,
+            ..LogConfig::default()
+        },
+        ..BrokerConfig::default()
+    }
+}
+
+fn replaying(replay: Replay) -> SubscribeOptions {
+    SubscribeOptions {
+        replay: Some(replay),
+        ..SubscribeOptions::default()
+    }
+}
+
+fn since(seq: u64) -> Replay {
+    Replay::Since {
+        topics: Vec::new(),
+        seq: Some(seq),
+        time: None,
+    }
+}
+
+fn gaps(d: &mut Driver) -> Vec<(SubId, Gap)> {
+    std::iter::from_fn(|| d.b.take_gap()).collect()
+}
+
+#[test]
+fn a_late_subscription_gets_the_retained_values_its_pattern_matches_then_live_ones() {
+    let mut d = Driver::new();
+    d.send("room.a.temp", retained(1), PublishMode::Now)
+        .unwrap();
+    d.send("room.b.temp", retained(2), PublishMode::Now)
+        .unwrap();
+    d.send("room.a.temp", retained(3), PublishMode::Now)
+        .unwrap();
+    d.publish("room.c.temp", 4); // not retained: nobody gets it later
+    assert_eq!(d.run_ok(), Vec::<u32>::new());
+    let s = d.sub_with("room.*.temp", replaying(Replay::Retained));
+    d.publish("room.b.temp", 5);
+    assert_eq!(
+        d.run_ok(),
+        vec![2, 3, 5],
+        "retained values in publish order, then live"
+    );
+    assert_eq!(d.sub_stats(s).delivered, 3);
+    let listed: Vec<u32> =
+        d.b.retained("room.>")
+            .unwrap()
+            .iter()
+            .map(|m| m.payload)
+            .collect();
+    assert_eq!(listed, vec![3, 2], "by topic: room.a.temp, room.b.temp");
+    // A plain subscription made now gets nothing old.
+    d.sub("room.*.temp");
+    assert_eq!(d.run_ok(), Vec::<u32>::new());
+}
+
+#[test]
+fn clearing_a_retained_value_leaves_later_subscriptions_without_it() {
+    let mut d = Driver::new();
+    d.send("cfg", retained(1), PublishMode::Now).unwrap();
+    let mut clear = Outgoing::new(2);
+    clear.retain = Retain::Clear;
+    let early = d.sub("cfg");
+    d.send("cfg", clear, PublishMode::Now).unwrap();
+    assert_eq!(
+        d.run_ok(),
+        vec![2],
+        "the clearing message is delivered live"
+    );
+    assert!(d.b.retained(">").unwrap().is_empty());
+    d.sub_with("cfg", replaying(Replay::Retained));
+    assert_eq!(d.run_ok(), Vec::<u32>::new());
+    d.send("cfg", retained(3), PublishMode::Now).unwrap();
+    assert_eq!(d.run_ok(), vec![3, 3], "both subscriptions");
+    assert!(d.b.clear_retained("cfg").unwrap());
+    assert!(!d.b.clear_retained("cfg").unwrap(), "nothing left to clear");
+    assert_eq!(d.sub_stats(early).delivered, 2);
+    assert_eq!(d.stats().logs.retained, 0);
+}
+
+#[test]
+fn messages_of_tracked_topics_are_numbered_per_topic() {
+    let mut d = Driver::with(history(&["chat.>"], 10));
+    for p in 1..=3 {
+        d.publish("chat.a", p);
+    }
+    d.publish("chat.b", 4);
+    d.publish("other", 5);
+    let a = d.b.log_of("chat.a").unwrap();
+    assert_eq!((a.first, a.last, a.held), (1, 3, 3));
+    let b = d.b.log_of("chat.b").unwrap();
+    assert_eq!(
+        b.last, 4,
+        "a new topic numbers on above every number given before"
+    );
+    assert!(d.b.log_of("other").is_none());
+    assert!(d.b.is_tracked("chat.a") && !d.b.is_tracked("other"));
+}
+
+#[test]
+fn replay_since_a_number_gives_what_followed_it_then_live_messages_without_gap_or_duplicate() {
+    let mut d = Driver::with(history(&["chat.>"], 10));
+    for p in 1..=5 {
+        d.publish("chat.a", p);
+    }
+    let s = d.sub_with("chat.>", replaying(since(3)));
+    d.publish("chat.a", 6);
+    assert_eq!(d.run_ok(), vec![4, 5, 6]);
+    assert!(gaps(&mut d).is_empty());
+    assert_eq!(d.sub_stats(s).delivered, 3);
+    assert_eq!(d.stats().logs.replayed, 2);
+}
+
+#[test]
+fn a_position_older_than_the_history_reports_the_numbers_missed() {
+    let mut d = Driver::with(history(&["chat.>"], 3));
+    for p in 1..=6 {
+        d.publish("chat.a", p);
+    }
+    // Held: 4, 5, 6 (1 to 3 evicted by the per-topic bound).
+    assert_eq!(d.stats().logs.evicted, 3);
+    let s = d.sub_with("chat.a", replaying(since(1)));
+    assert_eq!(d.run_ok(), vec![4, 5, 6]);
+    let got = gaps(&mut d);
+    assert_eq!(
+        got,
+        vec![(
+            s,
+            Gap {
+                topic: "chat.a".into(),
+                from: Some(2),
+                to: 3
+            }
+        )]
+    );
+    assert!(d.take_events().contains(&Event::Gap) || d.events.is_empty());
+    assert_eq!(d.stats().logs.gaps, 1);
+}
+
+#[test]
+fn last_n_replays_up_to_n_per_topic_and_a_new_topic_reports_no_gap() {
+    let mut d = Driver::with(history(&["t.*"], 10));
+    d.publish("t.a", 1);
+    d.publish("t.b", 2);
+    d.publish("t.a", 3);
+    d.publish("t.b", 4);
+    d.publish("t.a", 5);
+    d.sub_with("t.*", replaying(Replay::Last(2)));
+    assert_eq!(d.run_ok(), vec![2, 3, 4, 5], "publish order across topics");
+    d.sub_with("t.b", replaying(Replay::Last(50)));
+    assert_eq!(d.run_ok(), vec![2, 4]);
+    assert!(
+        gaps(&mut d).is_empty(),
+        "never asked for numbers before the topic's first"
+    );
+}
+
+#[test]
+fn replay_by_time_and_the_age_limit() {
+    let mut config = history(&["m"], 100);
+    config.logs.history_max_age = Some(50 * MS);
+    let mut d = Driver::with(config);
+    d.publish("m", 1);
+    d.advance(20);
+    d.publish("m", 2);
+    d.advance(20);
+    d.publish("m", 3);
+    d.sub_with(
+        "m",
+        replaying(Replay::Since {
+            topics: Vec::new(),
+            seq: None,
+            time: Some(20 * MS),
+        }),
+    );
+    assert_eq!(d.run_ok(), vec![2, 3]);
+    assert!(gaps(&mut d).is_empty());
+    d.advance(20); // now 60 ms: message 1 (0 ms) is past 50 ms
+    let s = d.sub_with(
+        "m",
+        replaying(Replay::Since {
+            topics: Vec::new(),
+            seq: None,
+            time: Some(0),
+        }),
+    );
+    assert_eq!(d.run_ok(), vec![2, 3]);
+    assert_eq!(
+        gaps(&mut d),
+        vec![(
+            s,
+            Gap {
+                topic: "m".into(),
+                from: None,
+                to: 1
+            }
+        )]
+    );
+    assert_eq!(d.stats().logs.evicted, 1);
+}
+
+#[test]
+fn per_topic_positions_and_a_default_for_other_topics() {
+    let mut d = Driver::with(history(&["x.*"], 10));
+    d.publish("x.a", 1); // x.a 1
+    d.publish("x.a", 2); // x.a 2
+    d.publish("x.b", 3); // x.b 3
+    d.publish("x.b", 4); // x.b 4
+    d.sub_with(
+        "x.*",
+        replaying(Replay::Since {
+            topics: vec![("x.a".into(), 1)],
+            seq: None,
+            time: None,
+        }),
+    );
+    assert_eq!(d.run_ok(), vec![2, 3, 4], "x.a after 1; x.b from its start");
+}
+
+#[test]
+fn bounds_evict_the_oldest_and_count_it() {
+    let mut config = BrokerConfig::default();
+    config.logs.retain_max_topics = 2;
+    let mut d = Driver::with(config);
+    d.send("a", retained(1), PublishMode::Now).unwrap();
+    d.send("b", retained(2), PublishMode::Now).unwrap();
+    d.send("c", retained(3), PublishMode::Now).unwrap();
+    let topics: Vec<String> =
+        d.b.retained(">")
+            .unwrap()
+            .iter()
+            .map(|m| m.topic().to_owned())
+            .collect();
+    assert_eq!(topics, vec!["b", "c"]);
+    assert_eq!(d.stats().logs.evicted, 1);
+    assert_eq!(d.stats().logs.retained, 2);
+
+    let mut config = history(&[">"], 100);
+    config.logs.history_max_bytes = 10;
+    let mut d = Driver::with(config);
+    for p in 1..=4 {
+        let mut m = Outgoing::new(p);
+        m.size = 4;
+        d.send(if p % 2 == 0 { "even" } else { "odd" }, m, PublishMode::Now)
+            .unwrap();
+    }
+    let stats = d.stats().logs;
+    assert_eq!((stats.history, stats.bytes, stats.evicted), (2, 8, 2));
+    // odd: 1 (numbered 1), 3 (numbered 2); even: 2 (numbered 2), 4 (numbered 3).
+    assert_eq!(d.b.log_of("odd").unwrap().first, 2, "the oldest went first");
+    assert_eq!(d.b.log_of("even").unwrap().first, 3);
+}
+
+#[test]
+fn retaining_on_an_untracked_topic_stops_direct_delivery_and_numbers_its_messages() {
+    let mut d = Driver::new();
+    let s = d.sub("t");
+    d.b.set_direct(s, true);
+    let h = d.b.resolve("t").unwrap();
+    assert!(d.b.starts_now(h, false).unwrap());
+    d.send("t", retained(1), PublishMode::Now).unwrap();
+    assert!(
+        !d.b.starts_now(h, false).unwrap(),
+        "a tracked topic goes through the queues"
+    );
+    d.publish("t", 2);
+    assert_eq!(d.b.log_of("t").unwrap().last, 2);
+    d.run_ok();
+    assert!(d.b.clear_retained("t").unwrap());
+    assert!(
+        d.b.starts_now(h, false).unwrap(),
+        "direct again once untracked"
+    );
+}
+
+#[test]
+fn a_work_queue_refuses_replay() {
+    let mut d = Driver::new();
+    let e = d
+        .try_sub(
+            "q",
+            SubscribeOptions {
+                group: Some(GroupOptions {
+                    name: "g".into(),
+                    retry: None,
+                }),
+                replay: Some(Replay::Retained),
+                ..SubscribeOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidOption);
+    assert!(e.to_string().contains("replay"), "{e}");
+}
+
+#[test]
+fn restore_puts_a_durable_copy_back_with_its_numbers() {
+    let mut d = Driver::with(history(&["h.>"], 10));
+    for (seq, p) in [(7u64, 1u32), (8, 2), (9, 3)] {
+        d.b.restore("h.a", Some(Outgoing::new(p)), seq, 0, seq == 9)
+            .unwrap();
+    }
+    let info = d.b.log_of("h.a").unwrap();
+    assert_eq!((info.first, info.last, info.retained), (7, 9, Some(9)));
+    let e =
+        d.b.restore("h.a", Some(Outgoing::new(9)), 9, 0, false)
+            .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    d.publish("h.a", 4);
+    assert_eq!(
+        d.b.log_of("h.a").unwrap().last,
+        10,
+        "numbering goes on after the restored"
+    );
+    let s = d.sub_with("h.a", replaying(since(5)));
+    assert_eq!(d.run_ok(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        gaps(&mut d),
+        vec![(
+            s,
+            Gap {
+                topic: "h.a".into(),
+                from: Some(6),
+                to: 6
+            }
+        )]
+    );
+    // Only numbering: a topic whose messages are gone goes on from its number.
+    d.b.restore("h.b", None, 40, 0, false).unwrap();
+    d.publish("h.b", 5);
+    assert_eq!(d.b.log_of("h.b").unwrap().last, 41);
+}
+
+#[test]
+fn bad_settings_are_refused_by_name() {
+    let mut config = BrokerConfig::default();
+    config.logs.history_max_messages = 0;
+    let e = Broker::<u32>::new(config).unwrap_err();
+    assert!(e.to_string().contains("history.maxMessages"), "{e}");
+    let mut d = Driver::new();
+    assert_eq!(
+        d.b.retained("a..b").unwrap_err().code(),
+        ErrorCode::InvalidPattern
+    );
+    assert_eq!(
+        d.b.clear_retained("a.*").unwrap_err().code(),
+        ErrorCode::InvalidTopic
+    );
+}
+
+#[test]
+fn a_retained_value_older_than_the_history_leaves_a_gap_between_them() {
+    let mut d = Driver::with(history(&["h.*"], 1));
+    d.send("h.a", retained(1), PublishMode::Now).unwrap(); // 1: retained and in history
+    d.publish("h.a", 2); // 2: evicts 1 from the history (still retained)
+    d.publish("h.a", 3); // 3: evicts 2, which is gone
+    let s = d.sub_with("h.*", replaying(since(0)));
+    assert_eq!(d.run_ok(), vec![1, 3]);
+    assert_eq!(
+        gaps(&mut d),
+        vec![(
+            s,
+            Gap {
+                topic: "h.a".into(),
+                from: Some(2),
+                to: 2
+            }
+        )]
+    );
+}

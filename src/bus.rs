@@ -1614,7 +1614,7 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         self.inner.core_ref().status(id, Some(group), now)
     }
 
-    /// The retained values `pattern` matches, by topic (`INVALID_PATTERN` for a bad pattern).
+    /// The retained values `pattern` matches, in publish order (`INVALID_PATTERN` for a bad pattern).
     pub fn retained(&self, pattern: &str) -> Result<Vec<Message<P>>> {
         let now = self.inner.clock.now();
         let mut core = self.inner.core();

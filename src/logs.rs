@@ -539,17 +539,16 @@ impl<P: Clone> TopicLogs<P> {
         (had, was_tracked != tracked)
     }
 
-    /// The retained values `pattern` matches, by topic.
+    /// The retained values `pattern` matches, in publish order.
     pub fn retained(&self, pattern: &Pattern, now: u64) -> Vec<Message<P>> {
-        let mut out: Vec<Message<P>> = self
+        let out: Vec<Message<P>> = self
             .logs
             .iter()
             .filter_map(|(_, _, l)| l.retained.as_ref())
             .filter(|m| !m.is_expired(now) && pattern.matches(&m.topic))
             .cloned()
             .collect();
-        out.sort_by(|a, b| a.topic.cmp(&b.topic));
-        out
+        in_publish_order(out)
     }
 
     /// What `topic`'s log holds.
@@ -615,8 +614,7 @@ impl<P: Clone> TopicLogs<P> {
                 }
             }
         }
-        messages.sort_by_key(|m| m.seq);
-        gaps.sort_by(|a, b| a.topic.cmp(&b.topic).then(a.to.cmp(&b.to)));
+        let messages = in_publish_order(messages);
         self.counted.replayed += messages.len() as u64;
         self.counted.gaps += gaps.len() as u64;
         (messages, gaps)
@@ -689,6 +687,20 @@ impl<P: Clone> TopicLogs<P> {
             ..self.counted
         }
     }
+}
+
+/// `messages` in publish order (by the crate's one sort routine: see [`crate::order`]).
+fn in_publish_order<P>(messages: Vec<Message<P>>) -> Vec<Message<P>> {
+    let mut keys: Vec<(u64, u64)> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.seq, i as u64))
+        .collect();
+    crate::order::sort_pairs(&mut keys);
+    let mut slots: Vec<Option<Message<P>>> = messages.into_iter().map(Some).collect();
+    keys.iter()
+        .filter_map(|&(_, i)| slots[i as usize].take())
+        .collect()
 }
 
 /// The messages `log` holds (retained value and history, unexpired), by number.

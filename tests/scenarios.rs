@@ -7,8 +7,8 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use edgebus::{
-    Bus, DedupeWindow, ManualClock, Message, Overflow, PublishOptions, Request, RequestOptions,
-    RetryPolicy, SubscribeOptions, Subscription,
+    Bus, DedupeWindow, ManualClock, Message, Overflow, Pattern, PublishOptions, Replay, Request,
+    RequestOptions, RetryPolicy, SubscribeOptions, Subscription,
 };
 use futures::channel::oneshot;
 use futures::FutureExt;
@@ -49,6 +49,8 @@ struct Seen {
     logs: HashMap<String, Vec<String>>,
     sequence: Vec<String>,
     errors: Vec<String>,
+    /// Gaps replays reported: (subscription id, `topic:from-to`).
+    gaps: Vec<(u64, String)>,
     /// Gated handler calls not settled by the scenario yet, oldest first.
     running: Vec<(String, Settle)>,
 }
@@ -84,6 +86,7 @@ fn subscribe_options(o: Option<&Value>) -> SubscribeOptions {
             "overflow" => s.overflow(overflow(v)),
             "timeoutMs" | "ackTimeoutMs" => s.timeout(ms(v)),
             "group" => s.group(v.as_str().unwrap()),
+            "replay" => s.replay(replay(v)),
             // Applied below, once the group is set.
             "maxAttempts" | "backoff" => s,
             other => panic!("option {other} is not part of the scenario language"),
@@ -105,6 +108,30 @@ fn subscribe_options(o: Option<&Value>) -> SubscribeOptions {
     s
 }
 
+/// A `replay` option as the JavaScript API takes it (`sinceMs` on the bus clock).
+fn replay(v: &Value) -> Replay {
+    if v.as_str() == Some("retained") {
+        return Replay::Retained;
+    }
+    if let Some(n) = v["last"].as_u64() {
+        return Replay::Last(n);
+    }
+    let (topics, seq) = match &v["sinceSeq"] {
+        Value::Object(per) => (
+            per.iter()
+                .map(|(t, n)| (t.clone(), n.as_u64().unwrap()))
+                .collect(),
+            None,
+        ),
+        n => (Vec::new(), n.as_u64()),
+    };
+    Replay::Since {
+        topics,
+        seq,
+        time: v["sinceMs"].as_u64().map(|ms| ms * 1000),
+    }
+}
+
 fn publish_options(o: Option<&Value>) -> PublishOptions {
     let mut p = PublishOptions::new();
     let Some(o) = o else { return p };
@@ -116,6 +143,7 @@ fn publish_options(o: Option<&Value>) -> PublishOptions {
             "ttlMs" => p.ttl(ms(v)),
             "priority" => p.priority(v.as_u64().unwrap() as u32),
             "notBefore" => p.not_before(ms(v)),
+            "retain" if v.as_bool() == Some(true) => p.retain(),
             other => panic!("publish option {other} is not part of the scenario language"),
         };
     }
@@ -150,9 +178,20 @@ fn subset(actual: &Value, expected: &Value, path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn record(seen: &Rc<RefCell<Seen>>, as_: &str, by_topic: bool, m: &Message<String>) -> String {
-    let entry = if by_topic {
+fn record(
+    seen: &Rc<RefCell<Seen>>,
+    as_: &str,
+    by_topic: Option<&str>,
+    m: &Message<String>,
+) -> String {
+    let entry = if by_topic == Some("topic") {
         m.topic().to_string()
+    } else if by_topic == Some("seq") {
+        format!(
+            "{}@{}",
+            m.payload(),
+            m.topic_seq().map_or("undefined".into(), |n| n.to_string())
+        )
     } else if m.attempt() > 1 {
         format!("{}#{}", m.payload(), m.attempt())
     } else {
@@ -171,7 +210,11 @@ fn subscribe(
 ) -> edgebus::Result<Subscription<String>> {
     let as_ = step["as"].as_str().unwrap().to_string();
     seen.borrow_mut().logs.insert(as_.clone(), Vec::new());
-    let by_topic = step["record"].as_str() == Some("topic");
+    let by_topic: Option<&'static str> = match step["record"].as_str() {
+        Some("topic") => Some("topic"),
+        Some("seq") => Some("seq"),
+        _ => None,
+    };
     let pattern = step["pattern"].as_str().unwrap();
     let options = subscribe_options(step.get("options"));
     let seen = seen.clone();
@@ -258,6 +301,25 @@ fn run(doc: &Value, scenario: &Value) -> Result<(), String> {
             let v = &b[k];
             match k {
                 "maxQueue" => o.max_queue = v.as_u64().unwrap() as usize,
+                "history" => {
+                    o.logs.history = v["topics"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| Pattern::parse(p.as_str().unwrap()).unwrap())
+                        .collect();
+                    if let Some(n) = v["maxMessages"].as_u64() {
+                        o.logs.history_max_messages = n as usize;
+                    }
+                    if let Some(n) = v["maxAgeMs"].as_u64() {
+                        o.logs.history_max_age = Some(n * 1000);
+                    }
+                }
+                "retain" => {
+                    if let Some(n) = v["maxTopics"].as_u64() {
+                        o.logs.retain_max_topics = n as usize;
+                    }
+                }
                 "overflow" => o.overflow = overflow(v),
                 "timeoutMs" => o.timeout = Some(ms(v)),
                 "dedupe" => {
@@ -269,6 +331,13 @@ fn run(doc: &Value, scenario: &Value) -> Result<(), String> {
                 other => panic!("bus option {other} is not part of the scenario language"),
             }
         }
+        let gaps = on_error.clone();
+        o.on_gap = Some(Rc::new(move |sub, _pattern: &str, g: &edgebus::Gap| {
+            let from = g.from.map_or(String::new(), |n| n.to_string());
+            gaps.borrow_mut()
+                .gaps
+                .push((sub, format!("{}:{from}-{}", g.topic, g.to)));
+        }));
         o.on_error = Some(Rc::new(move |r| {
             on_error
                 .borrow_mut()
@@ -317,6 +386,34 @@ fn run(doc: &Value, scenario: &Value) -> Result<(), String> {
                             ensure_eq!(r, want, "{at}");
                         }
                     }
+                }
+            }
+            "clearRetained" => {
+                let had = bus
+                    .clear_retained(step["topic"].as_str().unwrap())
+                    .map_err(|e| format!("{at}: {e}"))?;
+                ensure_eq!(json!(had), step["returns"], "{at}");
+            }
+            "expectRetained" => {
+                let got: Vec<String> = bus
+                    .retained(step["pattern"].as_str().unwrap())
+                    .map_err(|e| format!("{at}: {e}"))?
+                    .iter()
+                    .map(|m| format!("{}@{}", m.payload(), m.topic_seq().unwrap_or(0)))
+                    .collect();
+                ensure_eq!(json!(got), step["retained"], "{at}");
+            }
+            "expectGaps" => {
+                let s = seen.borrow();
+                for (as_, want) in step["gaps"].as_object().unwrap() {
+                    let id = subs[as_].id();
+                    let got: Vec<&String> = s
+                        .gaps
+                        .iter()
+                        .filter(|(i, _)| *i == id)
+                        .map(|(_, g)| g)
+                        .collect();
+                    ensure_eq!(json!(got), *want, "{at}: {as_}");
                 }
             }
             "publishBatch" => {

@@ -12,6 +12,9 @@ impl<P: Clone> Broker<P> {
             let topic = msg.topic.clone();
             self.tracking_changed(&topic);
         }
+        if self.config.report_numbered && msg.topic_seq != 0 {
+            self.numbered.push((msg.payload.clone(), msg.topic_seq));
+        }
     }
 
     /// A topic gained or lost its retained value (and has no history): its messages go through
@@ -25,6 +28,24 @@ impl<P: Clone> Broker<P> {
     /// Whether messages on `topic` are numbered and kept (a retained value, or history).
     pub fn is_tracked(&self, topic: &str) -> bool {
         self.logs.tracks(topic)
+    }
+
+    /// Whether messages on `handle`'s topic are numbered and kept (false for a stale handle).
+    pub fn is_tracked_handle(&self, handle: TopicHandle) -> bool {
+        self.logs.is_active() && self.entry(handle).is_ok_and(|e| self.logs.tracks(&e.topic))
+    }
+
+    /// Hands each message numbered since the last call to `f` with its number (only with
+    /// `report_numbered`): a driver whose messages live outside the core learns them here.
+    pub fn drain_numbered(&mut self, mut f: impl FnMut(&P, u64)) {
+        for (p, seq) in self.numbered.drain(..) {
+            f(&p, seq);
+        }
+    }
+
+    /// Whether messages were numbered since [`Broker::drain_numbered`] last ran.
+    pub fn has_numbered(&self) -> bool {
+        !self.numbered.is_empty()
     }
 
     /// Tells the broker the time, for a call that takes none (a subscription's replay evicts
@@ -54,7 +75,7 @@ impl<P: Clone> Broker<P> {
         self.gaps.pop_front()
     }
 
-    /// The retained values `pattern` matches, by topic (`INVALID_PATTERN` for a bad pattern).
+    /// The retained values `pattern` matches, in publish order (`INVALID_PATTERN` for a bad pattern).
     pub fn retained(&mut self, pattern: &str) -> Result<Vec<Message<P>>> {
         let pattern = Pattern::parse(pattern)?;
         Ok(self.logs.retained(&pattern, self.last_now))

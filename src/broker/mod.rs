@@ -195,6 +195,8 @@ pub struct BrokerConfig {
     pub seed: u64,
     /// Retained values and history: their bounds, and which topics have history.
     pub logs: LogConfig,
+    /// Keep, for [`Broker::drain_numbered`], each message's topic number as it is given.
+    pub report_numbered: bool,
 }
 
 impl Default for BrokerConfig {
@@ -210,6 +212,7 @@ impl Default for BrokerConfig {
             retention: Retention::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
             logs: LogConfig::default(),
+            report_numbered: false,
         }
     }
 }
@@ -710,6 +713,8 @@ pub struct Broker<P> {
     logs: TopicLogs<P>,
     /// Gaps replays reported, for the driver (see [`Event::Gap`]).
     gaps: VecDeque<(SubId, Gap)>,
+    /// Messages numbered since the driver last asked (only with `report_numbered`).
+    numbered: Vec<(P, u64)>,
 }
 
 impl<P: Clone> Broker<P> {
@@ -732,6 +737,7 @@ impl<P: Clone> Broker<P> {
             dedupe: config.dedupe.map(IdempotenceFilter::new),
             logs: TopicLogs::new(config.logs.clone()),
             gaps: VecDeque::new(),
+            numbered: Vec::new(),
             config,
             subs: Slab::new(),
             router: Router::new(),

@@ -67,6 +67,11 @@ export interface Message<T = unknown> {
   /** Which try this delivery is: 1, or more when a work queue redelivers it. */
   readonly attempt: number;
   /**
+   * Its number on its topic, when the topic is tracked (it has a retained value, or matches the
+   * bus's `history.topics`): consecutive per topic, so a subscriber can tell what it missed.
+   */
+  readonly seq?: number;
+  /**
    * On a message published by {@link Bus.request} or {@link Bus.requestMany}: answers it with
    * `value`, for a handler that answers from a callback while its delivery lasts (before the
    * promise it returned settles). True when the answer was taken; false when the request had
@@ -110,6 +115,83 @@ export interface SubscribeOptions {
   timeoutMs?: number;
   /** Plain subscriptions have no group (see {@link GroupSubscribeOptions}). */
   group?: undefined;
+  /**
+   * Before live messages, the retained values (`'retained'`) or the history (see {@link Replay})
+   * of the topics the pattern matches, oldest first: no gap and no duplicate between the two.
+   */
+  replay?: Replay;
+  /** Hears of the numbers a replay asked for that are no longer held (also published on `$gap`). */
+  onGap?: (gap: Gap) => void;
+}
+
+/**
+ * Where a subscription's replay starts: the retained values; the last `last` messages of each
+ * topic; the messages numbered above `sinceSeq` (one number for every topic, or one per topic,
+ * with `sinceMs` for the topics not named); the messages published at or after `sinceMs` (bus
+ * clock).
+ */
+export type Replay =
+  | 'retained'
+  | { last: number }
+  | { sinceSeq: number | Record<string, number>; sinceMs?: number }
+  | { sinceMs: number };
+
+/** Numbers of a topic a replay asked for and the bus no longer holds (evicted, expired, never kept). */
+export interface Gap {
+  topic: string;
+  /** The first number missed; undefined when only the last is known (a replay by time). */
+  fromSeq?: number;
+  /** The last number missed. */
+  toSeq: number;
+  /** The subscription's pattern (for `replay()`, the pattern asked). */
+  pattern: string;
+  /** The subscription's id (undefined for `replay()`). */
+  subscription?: number;
+}
+
+/** What the bus holds for one topic ({@link Bus.logOf}). */
+export interface LogInfo {
+  topic: string;
+  /** The oldest number in its history (`lastSeq + 1` when it holds none). */
+  firstSeq: number;
+  /** The number given last. */
+  lastSeq: number;
+  /** Its retained value's number, if it has one. */
+  retainedSeq?: number;
+  /** Messages in its history. */
+  held: number;
+}
+
+/** A durable copy of a message, for {@link Bus.restore}. Without `payload`: only the numbering. */
+export interface RestoreEntry {
+  topic: string;
+  seq: number;
+  payload?: unknown;
+  /** Bus-clock time it was published (default now). */
+  publishedAt?: number;
+  /** It is the topic's retained value. */
+  retained?: boolean;
+  id?: string;
+  key?: string;
+  headers?: Record<string, string>;
+  ttlMs?: number;
+}
+
+/** What retained values and history hold and counted. */
+export interface LogStats {
+  /** Topics with a log (a retained value, a history, or only their numbering). */
+  topics: number;
+  retained: number;
+  /** Messages held in histories. */
+  history: number;
+  /** Bytes of both, as `sizeOf` measures. */
+  bytes: number;
+  /** Retained values and history messages evicted by a bound or the age limit. */
+  evicted: number;
+  /** Messages replayed to new subscriptions. */
+  replayed: number;
+  /** Gaps reported. */
+  gaps: number;
 }
 
 export interface BatchSubscribeOptions extends SubscribeOptions {
@@ -175,6 +257,11 @@ export interface PublishOptions {
    * subscriptions ignore it.
    */
   attempts?: number;
+  /**
+   * Keep it as its topic's retained value (a later subscription with `replay: 'retained'` gets
+   * it first); with an `undefined` payload, clear that value (the message is still delivered).
+   */
+  retain?: boolean;
 }
 
 export interface PublishBatchOptions {
@@ -219,6 +306,13 @@ export interface BusOptions {
   sizeOf?: (payload: unknown) => number;
   /** How long finished work-queue ids stay answered by status() (default 10,000 ids per group, 1 hour). */
   retention?: { maxIds?: number; maxAgeMs?: number };
+  /** Bounds of retained values (default 10,000 topics, 8 MiB as `sizeOf` measures); the least recently published go first. */
+  retain?: { maxTopics?: number; maxBytes?: number };
+  /**
+   * Topics whose messages are kept for replay (patterns), and the bounds: messages per topic
+   * (default 100), age in ms (none), topics (10,000), bytes (32 MiB); the oldest go first.
+   */
+  history?: { topics: string[]; maxMessages?: number; maxAgeMs?: number; maxTopics?: number; maxBytes?: number };
 }
 
 /** Publish→handler-start latency. */
@@ -324,6 +418,8 @@ export interface BusStats extends DeliveryCounts {
   groups: GroupStats[];
   /** Requests and their replies. */
   requests: RequestStats;
+  /** Retained values and history. */
+  logs: LogStats;
 }
 
 /** What requests counted. */
@@ -546,6 +642,16 @@ export class Bus<M extends object = AnyTopics> {
   /** Where the work-queue message with this id stands (in `group`, if given); undefined when unknown. */
   status(id: string, group?: string): JobStatus | undefined;
   stats(): BusStats;
+  /** The retained values `pattern` matches (default every topic), in publish order. */
+  retained<P extends string = '>'>(pattern?: P): Message<PatternPayload<M, P>>[];
+  /** Clears a topic's retained value; whether it had one. */
+  clearRetained(topic: string): boolean;
+  /** What a subscription with this replay would be given first, and its gaps, without subscribing. */
+  replay<P extends string>(pattern: P, replay: Replay): { messages: Message<PatternPayload<M, P>>[]; gaps: Gap[] };
+  /** What the bus holds for `topic`, or undefined. */
+  logOf(topic: string): LogInfo | undefined;
+  /** Puts durable copies back (a driver reloading what it stored), in number order per topic. */
+  restore(entries: readonly RestoreEntry[]): void;
 }
 
 /**

@@ -17,6 +17,9 @@
 //! | dead letters | `8` (take them with [`WasmBroker::take_dead`]) |
 //! | failures to report | `9` (take them with [`WasmBroker::take_failed`]) |
 //! | retired | `10` (an unsubscribed subscription's final statistics: [`WasmBroker::take_retired`]) |
+//! | request ended | `11, request index, request gen, closed` |
+//! | numbered | `12, slot, number` (a message on a tracked topic got its topic number) |
+//! | gaps | `13` (replays reported gaps: [`WasmBroker::take_gaps`]) |
 //!
 //! Topic handles are `(index, gen)` pairs from [`WasmBroker::resolve`]. The core starts a new
 //! topic table (a new generation) when the table is full, only ever inside `resolve`; the driver
@@ -34,9 +37,11 @@ use crate::broker::{
 use crate::clock::ms_to_micros;
 use crate::dedupe::DedupeWindow;
 use crate::error::Error;
+use crate::logs::{LogConfig, Replay, Retain};
 use crate::message::Outgoing;
 use crate::queue::Overflow;
 use crate::snapshot::SubscriptionStats;
+use crate::topic::Pattern;
 use crate::work_queue::{Retention, RetryPolicy};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -53,6 +58,8 @@ const DEAD: u32 = 8;
 const FAILED: u32 = 9;
 const RETIRED: u32 = 10;
 const REQUEST_ENDED: u32 = 11;
+const NUMBERED: u32 = 12;
+const GAPS: u32 = 13;
 
 /// [`WasmBroker::answer`]'s verdicts.
 const ANSWER_LATE: u32 = 0;
@@ -123,7 +130,9 @@ pub fn protocol() -> Result<JsValue, JsValue> {
         .num("dead", DEAD.into())
         .num("failed", FAILED.into())
         .num("retired", RETIRED.into())
-        .num("requestEnded", REQUEST_ENDED.into());
+        .num("requestEnded", REQUEST_ENDED.into())
+        .num("numbered", NUMBERED.into())
+        .num("gaps", GAPS.into());
     let answers = Obj::new()
         .num("late", ANSWER_LATE.into())
         .num("reply", ANSWER_REPLY.into())
@@ -207,14 +216,17 @@ fn duration(ms: f64) -> Option<u64> {
 fn resolve_into(core: &mut Broker<Slot>, topic: &str, out: &mut Vec<u32>) -> Result<(), JsValue> {
     let (handle, known) = core.resolve_known(topic).map_err(to_js)?;
     let subs = core.route(handle).map_err(to_js)?;
-    route_words(handle, known, &subs, out);
+    let flags = u32::from(known) | u32::from(core.is_tracked_handle(handle)) << 1;
+    route_words(handle, flags, &subs, out);
     Ok(())
 }
 
-/// A route as the driver reads it: `[handle index, handle gen, known, (sub index, sub gen)…]`.
-fn route_words(handle: TopicHandle, known: bool, subs: &[SubId], out: &mut Vec<u32>) {
+/// A route as the driver reads it: `[handle index, handle gen, flags, (sub index, sub gen)…]`;
+/// flags: 1 the topic was known, 2 it is tracked (its messages go through the core, which
+/// numbers and keeps them).
+fn route_words(handle: TopicHandle, flags: u32, subs: &[SubId], out: &mut Vec<u32>) {
     out.reserve(3 + subs.len() * 2);
-    out.extend_from_slice(&[handle.index(), handle.generation(), u32::from(known)]);
+    out.extend_from_slice(&[handle.index(), handle.generation(), flags]);
     for s in subs {
         out.push(s.index());
         out.push(s.generation());
@@ -253,7 +265,7 @@ struct BackoffArgs {
 
 /// The numbers of [`WasmBroker::subscribe`]'s options, in order (read by the JavaScript layer
 /// from [`protocol`]).
-const SUBSCRIBE_OPTIONS: [&str; 15] = [
+const SUBSCRIBE_OPTIONS: [&str; 19] = [
     "concurrency",
     "maxQueue",
     "overflow",
@@ -269,7 +281,46 @@ const SUBSCRIBE_OPTIONS: [&str; 15] = [
     "batch.maxAttempts",
     "batch.backoff.initialMs",
     "batch.backoff.maxMs",
+    "replay",
+    "replay.n",
+    "replay.sinceMs",
+    "replay.now",
 ];
+
+/// A replay from the numbers the JavaScript layer validated: `kind` 0 retained, 1 the last `n`,
+/// 2 since (per-topic numbers, else `n`, else the time `since_ms`).
+fn replay_of(
+    kind: f64,
+    n: Option<f64>,
+    since_ms: Option<f64>,
+    topics: Option<Vec<String>>,
+    seqs: Option<Vec<f64>>,
+) -> Replay {
+    let whole = |v: f64| {
+        if v.is_finite() && v > 0.0 {
+            v as u64
+        } else {
+            0
+        }
+    };
+    match kind as u32 {
+        0 => Replay::Retained,
+        1 => Replay::Last(n.map_or(
+            u64::MAX,
+            |v| if v.is_finite() { whole(v) } else { u64::MAX },
+        )),
+        _ => Replay::Since {
+            topics: topics
+                .unwrap_or_default()
+                .into_iter()
+                .zip(seqs.unwrap_or_default())
+                .map(|(t, s)| (t, whole(s)))
+                .collect(),
+            seq: n.map(whole),
+            time: since_ms.map(|t| if t > 0.0 { ms_to_micros(t) } else { 0 }),
+        },
+    }
+}
 
 /// Reads the numbers of a subscription's options (JavaScript's values are never trusted: an
 /// integer option out of its range is an `INVALID_OPTION` error naming it).
@@ -382,6 +433,7 @@ impl SubscribeArgs {
             timeout: self.timeout_ms.and_then(duration),
             batch,
             group,
+            replay: None,
         }
     }
 }
@@ -429,6 +481,16 @@ fn final_words(r: &Retired, out: &mut Vec<u32>, k_at: usize) {
     out[k_at] = (out.len() - start) as u32;
 }
 
+/// `[slot, number]` of each message, flat.
+fn slots_and_numbers(list: &[crate::message::Message<Slot>]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(list.len() * 2);
+    for m in list {
+        out.push(f64::from(m.payload().slot));
+        out.push(m.topic_seq().unwrap_or(0) as f64);
+    }
+    out
+}
+
 /// Bytes of the topic buffer: longer topics take the string path.
 const TOPIC_SCRATCH_BYTES: usize = 256;
 
@@ -446,7 +508,29 @@ impl WasmBroker {
         retention_max_ids: f64,
         retention_max_age_ms: f64,
         seed: f64,
+        logs: &[f64],
+        history: Option<String>,
     ) -> Result<WasmBroker, JsValue> {
+        let d = LogConfig::default();
+        let at = |i: usize| logs.get(i).copied().filter(|n| !n.is_nan());
+        let mut patterns = Vec::new();
+        for p in history
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|p| !p.is_empty())
+        {
+            patterns.push(Pattern::parse(p).map_err(|e| to_js(Error::from(e)))?);
+        }
+        let logs = LogConfig {
+            retain_max_topics: at(0).map_or(d.retain_max_topics, count),
+            retain_max_bytes: at(1).map_or(d.retain_max_bytes, bytes),
+            history: patterns,
+            history_max_messages: at(2).map_or(d.history_max_messages, count),
+            history_max_age: at(3).map_or(d.history_max_age, duration),
+            history_max_topics: at(4).map_or(d.history_max_topics, count),
+            history_max_bytes: at(5).map_or(d.history_max_bytes, bytes),
+        };
         let dedupe = (dedupe_max_ids > 0.0).then(|| DedupeWindow {
             max_ids: count(dedupe_max_ids),
             max_age: duration(dedupe_max_age_ms),
@@ -463,6 +547,8 @@ impl WasmBroker {
                 max_age: duration(retention_max_age_ms),
             },
             seed: seed as u64,
+            logs,
+            report_numbered: true,
             ..BrokerConfig::default()
         })
         .map_err(to_js)?;
@@ -488,10 +574,23 @@ impl WasmBroker {
         pattern: &str,
         options: &[f64],
         group: Option<String>,
+        replay_topics: Option<Vec<String>>,
+        replay_seqs: Option<Vec<f64>>,
     ) -> Result<Vec<f64>, JsValue> {
         let args = SubscribeArgs::read(options, group).map_err(to_js)?;
-        let options = args.into_options();
-        let id = self.core.subscribe(pattern, &options).map_err(to_js)?;
+        let mut subscribe = args.into_options();
+        let o = OptionNumbers(options);
+        if let Some(kind) = o.get(15) {
+            subscribe.replay = Some(replay_of(
+                kind,
+                o.get(16),
+                o.get(17),
+                replay_topics,
+                replay_seqs,
+            ));
+            self.core.note_time(o.get(18).map_or(0, ms_to_micros));
+        }
+        let id = self.core.subscribe(pattern, &subscribe).map_err(to_js)?;
         self.core.set_direct(id, true);
         let order = self.core.subscription_order(id).unwrap_or(0);
         let mut handles = Vec::new();
@@ -703,7 +802,8 @@ impl WasmBroker {
         };
         let mut out = std::mem::take(&mut self.route_out);
         out.clear();
-        route_words(handle, true, &subs, &mut out);
+        let flags = 1 | u32::from(self.core.is_tracked_handle(handle)) << 1;
+        route_words(handle, flags, &subs, &mut out);
         let n = out.len() as u32;
         self.route_out = out;
         n
@@ -750,8 +850,14 @@ impl WasmBroker {
         attempts: u32,
         now_ms: f64,
         wait: bool,
+        retain: u32,
     ) -> Result<u32, JsValue> {
         let mut msg = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
+        msg.retain = match retain {
+            1 => Retain::Keep,
+            2 => Retain::Clear,
+            _ => Retain::No,
+        };
         msg.priority = priority;
         msg.not_before = not_before(not_before_ms);
         msg.attempts = attempts;
@@ -772,6 +878,7 @@ impl WasmBroker {
         };
         let quiet = !self.core.has_ready()
             && !self.core.has_events()
+            && !self.core.has_numbered()
             && self.released.borrow().is_empty()
             && self.core.armed() == armed;
         Ok(if quiet { verdict | QUIET } else { verdict })
@@ -926,6 +1033,10 @@ impl WasmBroker {
             }
         }
         self.core.fire_timers(now);
+        // Numbers first: a message may be handed out in this same round.
+        self.core.drain_numbered(|p, seq| {
+            out.extend_from_slice(&[NUMBERED, p.slot, seq as u32, (seq >> 32) as u32]);
+        });
         // Events raised by completions and timers come first (an idle subscription may get a new
         // delivery in this same round); events raised while handing out deliveries come after.
         self.drain_events(out);
@@ -1001,6 +1112,7 @@ impl WasmBroker {
                 Event::Dead => out.push(DEAD),
                 Event::Failed => out.push(FAILED),
                 Event::Retired(_) => out.push(RETIRED),
+                Event::Gap => out.push(GAPS),
                 Event::RequestEnded(id, end) => out.extend_from_slice(&[
                     REQUEST_ENDED,
                     id.index(),
@@ -1009,6 +1121,119 @@ impl WasmBroker {
                 ]),
             }
         }
+    }
+
+    /// The gaps replays reported: `[sub index, sub gen, topic, from (-1: unknown), to]` per
+    /// gap, flat.
+    pub fn take_gaps(&mut self) -> js_sys::Array {
+        let a = js_sys::Array::new();
+        while let Some((sub, gap)) = self.core.take_gap() {
+            a.push(&JsValue::from(sub.index()));
+            a.push(&JsValue::from(sub.generation()));
+            a.push(&JsValue::from_str(&gap.topic));
+            a.push(&JsValue::from(gap.from.map_or(-1.0, |n| n as f64)));
+            a.push(&JsValue::from(gap.to as f64));
+        }
+        a
+    }
+
+    /// The retained values `pattern` matches, in publish order: `[slot, number]` pairs, flat.
+    pub fn retained(&mut self, pattern: &str, now_ms: f64) -> Result<Vec<f64>, JsValue> {
+        self.core.note_time(ms_to_micros(now_ms));
+        let list = self.core.retained(pattern).map_err(to_js)?;
+        Ok(slots_and_numbers(&list))
+    }
+
+    /// What a new subscription on `pattern` asking for this replay (see
+    /// [`WasmBroker::subscribe`]) would be given first: `[slots and numbers, gaps]`, the first
+    /// as [`WasmBroker::retained`]'s, the second as [`WasmBroker::take_gaps`]' (sub 0, 0).
+    #[allow(clippy::too_many_arguments)]
+    pub fn replay(
+        &mut self,
+        pattern: &str,
+        kind: f64,
+        n: f64,
+        since_ms: f64,
+        topics: Option<Vec<String>>,
+        seqs: Option<Vec<f64>>,
+        now_ms: f64,
+    ) -> Result<js_sys::Array, JsValue> {
+        let num = |v: f64| (!v.is_nan()).then_some(v);
+        let replay = replay_of(kind, num(n), num(since_ms), topics, seqs);
+        let (list, gaps) = self
+            .core
+            .replay(pattern, &replay, ms_to_micros(now_ms))
+            .map_err(to_js)?;
+        let out = js_sys::Array::new();
+        out.push(&js_sys::Float64Array::from(&slots_and_numbers(&list)[..]));
+        let g = js_sys::Array::new();
+        for gap in gaps {
+            g.push(&JsValue::from(0));
+            g.push(&JsValue::from(0));
+            g.push(&JsValue::from_str(&gap.topic));
+            g.push(&JsValue::from(gap.from.map_or(-1.0, |n| n as f64)));
+            g.push(&JsValue::from(gap.to as f64));
+        }
+        out.push(&g);
+        Ok(out)
+    }
+
+    /// Clears `topic`'s retained value; whether it had one.
+    pub fn clear_retained(&mut self, topic: &str) -> Result<bool, JsValue> {
+        self.core.clear_retained(topic).map_err(to_js)
+    }
+
+    /// What `topic`'s log holds: `[first, last, retained (-1: none), held]`, or empty.
+    pub fn log_of(&self, topic: &str) -> Vec<f64> {
+        self.core.log_of(topic).map_or_else(Vec::new, |l| {
+            vec![
+                l.first as f64,
+                l.last as f64,
+                l.retained.map_or(-1.0, |n| n as f64),
+                l.held as f64,
+            ]
+        })
+    }
+
+    /// Puts a durable copy of a message back (see [`Broker::restore`]); `slot` -1 carries only
+    /// the numbering on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &mut self,
+        topic: &str,
+        slot: f64,
+        seq: f64,
+        published_at_ms: f64,
+        retained: bool,
+        id: Option<String>,
+        key: Option<String>,
+        ttl_ms: f64,
+        size: f64,
+    ) -> Result<(), JsValue> {
+        // Checked by the JavaScript layer (a whole number from 1 to 2^53 - 1); anything else
+        // is refused by the core as number 0.
+        let seq = if seq.is_finite() && seq >= 1.0 && seq.fract() == 0.0 {
+            seq as u64
+        } else {
+            0
+        };
+        let out =
+            (slot >= 0.0).then(|| self.outgoing(slot as u32, id, key.as_deref(), ttl_ms, size));
+        self.core
+            .restore(
+                topic,
+                out,
+                seq,
+                ms_to_micros(published_at_ms.max(0.0)),
+                retained,
+            )
+            .map_err(to_js)
+    }
+
+    /// The topic handles whose cached route went stale since the last call (a retained value
+    /// came or went).
+    pub fn take_invalidated(&mut self) -> Vec<u32> {
+        self.core.take_invalidated()
     }
 
     /// The next dead letter, `[group, topic, slot, attempts, code, error, report index, report

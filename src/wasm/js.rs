@@ -127,6 +127,18 @@ pub(crate) fn bus_stats(s: &BusStats) -> Result<JsValue, JsValue> {
         .count("delayed", s.delayed)?
         .set("groups", &groups)
         .set("requests", &request_stats(&s.requests)?)
+        .set(
+            "logs",
+            &Obj::new()
+                .count("topics", s.logs.topics)?
+                .count("retained", s.logs.retained)?
+                .count("history", s.logs.history)?
+                .count("bytes", s.logs.bytes)?
+                .count("evicted", s.logs.evicted)?
+                .count("replayed", s.logs.replayed)?
+                .count("gaps", s.logs.gaps)?
+                .into_js(),
+        )
         .into_js())
 }
 

@@ -40,6 +40,7 @@ async function run(scenario) {
   const subs = new Map();
   const requests = new Map(); // as → { replies, ended, error }
   const logs = new Map();
+  const gaps = new Map(); // as → ['topic:from-to', …]
   const sequence = [];
   const running = []; // gated calls: { payload, resolve, reject }
   for (const [i, step] of scenario.steps.entries()) {
@@ -51,7 +52,8 @@ async function run(scenario) {
         logs.set(step.as, log);
         const failOn = new Set(step.failOn ?? []);
         const record = (payload, msg) => {
-          const entry = step.record === 'topic' ? msg.topic : msg.attempt > 1 ? `${payload}#${msg.attempt}` : payload;
+          const entry = step.record === 'topic' ? msg.topic : step.record === 'seq' ? `${payload}@${msg.seq}`
+            : msg.attempt > 1 ? `${payload}#${msg.attempt}` : payload;
           log.push(entry);
           sequence.push(`${step.as}:${entry}`);
         };
@@ -73,16 +75,20 @@ async function run(scenario) {
             }
             return reply ? `${payload}:${step.as}` : undefined;
           };
+        const heard = [];
+        gaps.set(step.as, heard);
+        const options = step.options?.replay === undefined ? step.options
+          : { ...step.options, onGap: (g) => heard.push(`${g.topic}:${g.fromSeq ?? ''}-${g.toSeq}`) };
         if (step.error !== undefined) {
           let error;
           try {
-            bus.subscribe(step.pattern, handler, step.options);
+            bus.subscribe(step.pattern, handler, options);
           } catch (e) {
             error = e;
           }
           assert.ok(error instanceof EdgebusError, `${where}: expected ${step.error}, got ${error}`);
           assert.equal(error.code, step.error, where);
-        } else subs.set(step.as, bus.subscribe(step.pattern, handler, step.options));
+        } else subs.set(step.as, bus.subscribe(step.pattern, handler, options));
         break;
       }
       case 'publish':
@@ -105,6 +111,15 @@ async function run(scenario) {
         }
         break;
       }
+      case 'clearRetained':
+        assert.equal(bus.clearRetained(step.topic), step.returns, where);
+        break;
+      case 'expectRetained':
+        assert.deepEqual(bus.retained(step.pattern).map((m) => `${m.payload}@${m.seq}`), step.retained, where);
+        break;
+      case 'expectGaps':
+        for (const [as, want] of Object.entries(step.gaps)) assert.deepEqual(gaps.get(as), want, `${where}: ${as}`);
+        break;
       case 'publishBatch': {
         let result;
         let error;
@@ -199,7 +214,8 @@ for (const scenario of doc.scenarios) {
 
 test('every scenario step uses the documented language', () => {
   const known = new Set(['subscribe', 'publish', 'publishAsync', 'publishBatch', 'complete', 'fail', 'unsubscribe', 'advance',
-    'request', 'expectDeliveries', 'expectErrors', 'expectStats', 'expectStatus', 'expectRequest']);
+    'request', 'expectDeliveries', 'expectErrors', 'expectStats', 'expectStatus', 'expectRequest', 'clearRetained',
+    'expectRetained', 'expectGaps']);
   for (const s of doc.scenarios) for (const step of s.steps) assert.ok(known.has(step.do), `${s.name}: ${step.do}`);
   for (const name of Object.keys(doc.knownDefects)) {
     assert.ok(doc.scenarios.some((s) => s.steps.some((st) => st.defect === name)), `known defect ${name} is used`);

@@ -81,3 +81,29 @@ export function untyped(): void {
   bus.publish<number>('a', 1);
   void bus.request<number, number>('a', 1);
 }
+
+export function retainedAndReplay(): void {
+  const bus = new Bus<{ 'rooms.{id}.temp': number; 'chat.{room}': { text: string } }>({
+    retain: { maxTopics: 100 },
+    history: { topics: ['chat.*'], maxMessages: 50, maxAgeMs: 120_000 },
+  });
+  bus.publish('rooms.a.temp', 21, { retain: true });
+  bus.subscribe('rooms.*.temp', (t, m) => {
+    const temp: number = t;
+    const seq: number | undefined = m.seq;
+    void [temp, seq];
+  }, { replay: 'retained' });
+  bus.subscribe('chat.>', (c) => c.text.length, { replay: { sinceSeq: { 'chat.a': 4 }, sinceMs: 0 }, onGap: (g) => g.toSeq });
+  bus.subscribe('chat.*', () => {}, { replay: { last: 10 } });
+  // @ts-expect-error: not a replay
+  bus.subscribe('chat.*', () => {}, { replay: 'all' });
+  // @ts-expect-error: history needs its topics
+  void new Bus({ history: { maxMessages: 3 } });
+  const temps: number[] = bus.retained('rooms.>').map((m) => m.payload);
+  const { messages, gaps } = bus.replay('chat.*', { sinceSeq: 0 });
+  const texts: string[] = messages.map((m) => m.payload.text);
+  const last: number | undefined = bus.logOf('chat.a')?.lastSeq;
+  const evicted: number = bus.stats().logs.evicted;
+  bus.restore([{ topic: 'chat.a', seq: 3, payload: { text: 'hi' } }]);
+  void [temps, gaps, texts, last, evicted, bus.clearRetained('rooms.a.temp')];
+}

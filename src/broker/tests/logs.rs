@@ -72,7 +72,11 @@ fn a_late_subscription_gets_the_retained_values_its_pattern_matches_then_live_on
             .iter()
             .map(|m| m.payload)
             .collect();
-    assert_eq!(listed, vec![3, 2], "by topic: room.a.temp, room.b.temp");
+    assert_eq!(
+        listed,
+        vec![2, 3],
+        "in publish order: room.b.temp (2), then room.a.temp (3)"
+    );
     // A plain subscription made now gets nothing old.
     d.sub("room.*.temp");
     assert_eq!(d.run_ok(), Vec::<u32>::new());

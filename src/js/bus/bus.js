@@ -11,13 +11,14 @@ import { printsAs } from '../shared/inspect.js';
 import { EdgebusError, errorText, fail, fromCore } from '../shared/errors.js';
 import {
   raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, QUIET, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
-  REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED, SUB_OPTION, SUB_OPTION_COUNT,
+  REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED, REC_NUMBERED, REC_GAPS, SUB_OPTION, SUB_OPTION_COUNT,
   ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST, ANSWER_DECLINED, ANSWER_DECLINED_LAST,
   KIND_REPLY, KIND_FAILURE, KIND_DECLINE,
 } from '../shared/core.js';
 import {
   COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
-  parseBackoff, parseBatch, parseDedupe, parseOnceOptions, parsePublishOptions, parseRequestOptions, signalOption,
+  parseBackoff, parseBatch, parseDedupe, parseLogs, parseOnceOptions, parsePublishOptions, parseReplay, parseRequestOptions,
+  signalOption, arraySnapshot, numberValue,
   snapshot,
   isAborted, abortReason, addAbortListener, removeAbortListener,
 } from '../shared/validate.js';
@@ -25,6 +26,7 @@ import { MessageStream } from './stream.js';
 import { PendingRequest, REQUEST, RESPONSE, failedReplies, responderMessage } from './requests.js';
 import { systemClock } from '../shared/clock.js';
 import { wasmWords, writeAscii } from '../shared/memory.js';
+import { checkPattern } from '../shared/topics.js';
 
 // The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -33,7 +35,7 @@ const NO_WORDS = NO_COMPLETIONS; // final words of a subscription that counted n
 const NO_FLAGS = new Uint8Array(0);
 const NO_NUMBERS = new Float64Array(0); // a subscription with every default option
 
-const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore', 'attempts'];
+const PUBLISH_OPTIONS = ['id', 'key', 'ttlMs', 'headers', 'priority', 'notBefore', 'attempts', 'retain'];
 const BATCH_PUBLISH_OPTIONS = ['ids', 'key', 'ttlMs', 'headers', 'priority', 'notBefore'];
 
 // The entry of a cached route (see _resolve) is one array: [route, publishes counted on it, its
@@ -108,11 +110,21 @@ function measure(sizeOf, payload) {
   return n;
 }
 
-const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', 'clock', 'sizeOf', 'retention'];
-const SUB_OPTIONS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch', 'group', 'maxAttempts', 'backoff', 'ackTimeoutMs', 'signal'];
+const BUS_OPTIONS = ['dedupe', 'maxQueue', 'overflow', 'timeoutMs', 'onError', 'clock', 'sizeOf', 'retention', 'retain', 'history'];
+const SUB_OPTIONS = ['concurrency', 'maxQueue', 'overflow', 'timeoutMs', 'batch', 'group', 'maxAttempts', 'backoff', 'ackTimeoutMs', 'signal',
+  'replay', 'onGap'];
 const ASYNC_PUBLISH_OPTIONS = [...PUBLISH_OPTIONS, 'signal'];
 const GROUP_ONLY = ['maxAttempts', 'backoff', 'ackTimeoutMs'];
 const CLAIM_OPTIONS = ['maxSize', 'maxWaitMs'];
+const RESTORE_FIELDS = ['topic', 'seq', 'payload', 'publishedAt', 'retained', 'id', 'key', 'headers', 'ttlMs'];
+const RESTORE_OPTIONS = ['id', 'key', 'headers', 'ttlMs'];
+
+/** A gap as handlers see it, from the core's flat words at `i` (see _reportGaps). */
+function gapOf(flat, i, s) {
+  const gap = { topic: flat[i + 2], fromSeq: undefined, toSeq: flat[i + 4], pattern: s?._pattern, subscription: s?._id };
+  if (flat[i + 3] >= 0) gap.fromSeq = flat[i + 3];
+  return gap;
+}
 
 /** The core's code of the overflow option, or -1 when not given. */
 function overflowCode(o, where) {
@@ -194,6 +206,8 @@ export class Bus {
       retentionIds = numberOption(r, 'maxIds', 'retention', { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? retentionIds;
       retentionAge = numberOption(r, 'maxAgeMs', 'retention', DURATION) ?? retentionAge;
     }
+    const logs = parseLogs(o.retain, o.history);
+    if (logs.patterns !== undefined) for (const p of logs.patterns) checkPattern(p);
     this._onError = functionOption(o, 'onError', 'options');
     this._defaultTimeout = timeoutMs;
     this._sizeOf = functionOption(o, 'sizeOf', 'options') ?? defaultSizeOf;
@@ -204,7 +218,7 @@ export class Bus {
     try {
       this._core = new raw.WasmBroker(
         dedupeIds, dedupeAge, maxQueue ?? 10000, overflow, timeoutMs ?? 0,
-        retentionIds, retentionAge, Math.floor(Math.random() * 2 ** 53),
+        retentionIds, retentionAge, Math.floor(Math.random() * 2 ** 53), logs.numbers, logs.patterns?.join(' '),
       );
     } catch (e) {
       throw fromCore(e);
@@ -256,6 +270,7 @@ export class Bus {
     this._timerAt = Infinity;
     this._timerHolds = true;    // the armed timer is ref'd (see _afterPump)
     this._requests = new Map(); // request id → its PendingRequest, until it ends
+    this._gapHandlers = new Map(); // subscription index → its onGap
     this._waits = new Set();    // once() calls and streams: each ended by close() (called with CLOSED)
     this._closing = false;
     this._closed = false;
@@ -317,6 +332,8 @@ export class Bus {
     const backoff = parseBackoff(o.backoff, 'backoff');
     const timeoutMs = numberOption(o, group === undefined ? 'timeoutMs' : 'ackTimeoutMs', 'options', DURATION);
     const batch = o.batch === undefined || o.batch === false ? undefined : parseBatch(o.batch, 'batch');
+    const replay = o.replay === undefined ? undefined : parseReplay(o.replay);
+    const onGap = functionOption(o, 'onGap', 'options');
     // Numbers in the core's order, copied from the snapshot above (nothing the caller holds;
     // NaN: not given); none at all when no option was given.
     let args = NO_NUMBERS;
@@ -342,10 +359,16 @@ export class Bus {
         put('batch.backoff.initialMs', batch.backoff?.initialMs);
         put('batch.backoff.maxMs', batch.backoff?.maxMs);
       }
+      if (replay !== undefined) {
+        put('replay', replay.kind);
+        put('replay.n', replay.n);
+        put('replay.sinceMs', replay.sinceMs);
+        put('replay.now', this._clock.now());
+      }
     }
     let ids;
     try {
-      ids = this._core.subscribe(pattern, args, group);
+      ids = this._core.subscribe(pattern, args, group, replay?.topics, replay?.seqs === undefined ? undefined : new Float64Array(replay.seqs));
     } catch (e) {
       throw fromCore(e);
     }
@@ -353,19 +376,21 @@ export class Bus {
       handler.length !== 1, batch !== undefined, timeoutMs ?? this._defaultTimeout);
     this._subs[rec.index] = rec;
     this._dropRoutes(ids, 3);
+    if (onGap !== undefined) this._gapHandlers.set(rec.index, onGap);
     if (signal !== undefined) {
       const onAbort = () => rec.unsubscribe();
       addAbortListener(signal, onAbort);
       rec._leave = () => removeAbortListener(signal, onAbort);
     }
-    // Messages waiting in the group go to the new member at once.
-    if (group !== undefined) this._pump();
+    // Messages waiting in the group, or replayed, go to the new subscription at once.
+    if (group !== undefined || replay !== undefined) this._pump();
     return rec;
   }
 
   _unsubscribe(rec) {
     if (!rec._active) return false;
     rec._active = false;
+    this._gapHandlers.delete(rec.index);
     const leave = rec._leave;
     if (leave !== undefined) {
       rec._leave = undefined;
@@ -516,13 +541,15 @@ export class Bus {
         queued = true;
       }
     }
-    // `batch`: sizes are needed; `queued`: it always goes through the core.
+    // `batch`: sizes are needed; `tracked`: the core numbers and keeps its messages (a retained
+    // value or history: sizes are needed too); `queued`: it always goes through the core.
     // `refused`, `refusedKeyed`: the `_rounds` count at which the core last said a message
     // (without a key, with one) would not start at once (see _direct).
-    const route = { handle, gen, topic, subs, batch, queued: queued || batch, refused: -1, refusedKeyed: -1 };
+    const tracked = (r[at + 2] & 2) !== 0;
+    const route = { handle, gen, topic, subs, batch, tracked, queued: queued || batch || tracked, refused: -1, refusedKeyed: -1 };
     // Cached from the topic's second publish on (the core says when it knows the topic): a
     // topic published once is not worth an entry.
-    if (r[at + 2] === 1) {
+    if ((r[at + 2] & 1) === 1) {
       if (entry === undefined) {
         entry = [route, 0, -1];
         this._routes.set(topic, entry);
@@ -689,7 +716,7 @@ export class Bus {
 
   /** One message, direct or through the core. Returns the core's verdict. */
   _publish(route, topic, payload, o, wait) {
-    if (o.notBefore === undefined && this._direct(route, o.key !== undefined)) {
+    if (o.notBefore === undefined && o.retain === undefined && this._direct(route, o.key !== undefined)) {
       if (o.id !== undefined && this._dedupe && !this._checkId(o.id)) {
         return DUPLICATE;
       }
@@ -697,7 +724,7 @@ export class Bus {
       return ACCEPTED;
     }
     const env = this._envelope(topic, payload, o);
-    const size = route.batch ? measure(this._sizeOf, payload) : 0;
+    const size = route.batch || route.tracked || o.retain === true ? measure(this._sizeOf, payload) : 0;
     // sizeOf (or an onError before) may have resolved topics enough to start a new table.
     if (route.gen !== this._topicsGen) route = this._route(topic);
     const slot = this._slot(env);
@@ -707,6 +734,7 @@ export class Bus {
       r = this._core.publish(
         route.handle, route.gen, slot, o.id, o.key, o.ttlMs ?? 0,
         size, o.priority ?? 0, o.notBefore ?? -1, o.attempts ?? 0, env.publishedAt, wait,
+        o.retain === true ? (payload === undefined ? 2 : 1) : 0,
       );
       if (r >= QUIET) {
         r -= QUIET;
@@ -717,6 +745,8 @@ export class Bus {
     } catch (e) {
       throw fromCore(e);
     } finally {
+      // A retained value that came or went changes whether its topic's messages are tracked.
+      if (o.retain !== undefined) this._dropRoutes(this._core.take_invalidated(), 0);
       if (!quiet) this._pump();
     }
     return r;
@@ -1182,8 +1212,9 @@ export class Bus {
     // …and the rest through the core in one call.
     const count = n - i;
     const slots = new Uint32Array(count);
-    const sizes = route.batch ? new Float64Array(count) : new Float64Array(0);
-    for (let j = 0; j < count; j++) if (route.batch) sizes[j] = measure(this._sizeOf, list[i + j]);
+    const sized = route.batch || route.tracked;
+    const sizes = sized ? new Float64Array(count) : new Float64Array(0);
+    for (let j = 0; j < count; j++) if (sized) sizes[j] = measure(this._sizeOf, list[i + j]);
     if (route.gen !== this._topicsGen) route = this._route(topic);
     const now = this._clock.now();
     let idList;
@@ -1428,6 +1459,16 @@ export class Bus {
             this._requestEnded(recs[i + 1], recs[i + 2], recs[i + 3] === 1);
             i += 4;
             break;
+          case REC_NUMBERED: {
+            const env = this._slots[recs[i + 1]];
+            if (env !== undefined) env.seq = recs[i + 2] + recs[i + 3] * 4294967296;
+            i += 4;
+            break;
+          }
+          case REC_GAPS:
+            this._reportGaps(this._core.take_gaps());
+            i += 1;
+            break;
           case REC_RELEASE:
             this._slots[recs[i + 1]] = undefined;
             this._freeSlots.push(recs[i + 1]);
@@ -1591,6 +1632,149 @@ export class Bus {
         console.error('edgebus: could not publish on $errors', e);
       }
     }
+  }
+
+  /**
+   * Gaps replays reported (`[sub index, sub gen, topic, from (-1: unknown), to]` flat): each to
+   * its subscription's `onGap` and on `$gap`, and with neither to the console.
+   */
+  _reportGaps(flat) {
+    const route = this._route('$gap');
+    for (let i = 0; i < flat.length; i += 5) {
+      const s = this._sub(flat[i], flat[i + 1]);
+      const gap = gapOf(flat, i, s);
+      const onGap = s === undefined ? undefined : this._gapHandlers.get(s.index);
+      if (onGap !== undefined) {
+        try {
+          onGap(gap);
+        } catch (e) {
+          console.error('edgebus: onGap threw', e);
+        }
+      } else if (route.subs.length === 0) {
+        console.warn(`edgebus: subscription #${gap.subscription} (\`${gap.pattern}\`) missed ${gap.topic} ${gap.fromSeq ?? '…'}–${gap.toSeq}: no longer held`);
+      }
+      if (route.subs.length > 0) {
+        try {
+          this._publish(route, '$gap', gap, EMPTY_OPTIONS, false);
+        } catch (e) {
+          console.error('edgebus: could not publish on $gap', e);
+        }
+      }
+    }
+  }
+
+  // ----- retained values and history ------------------------------------------------------
+
+  /** The retained values `pattern` matches (default every topic), by topic. */
+  retained(pattern = '>') {
+    checkString(pattern, 'INVALID_PATTERN', 'pattern');
+    let flat;
+    try {
+      flat = this._core.retained(pattern, this._clock.now());
+    } catch (e) {
+      throw fromCore(e);
+    }
+    return this._numbered(flat);
+  }
+
+  /** Clears `topic`'s retained value; whether it had one. */
+  clearRetained(topic) {
+    checkString(topic, 'INVALID_TOPIC', 'topic');
+    let had;
+    try {
+      had = this._core.clear_retained(topic);
+    } catch (e) {
+      throw fromCore(e);
+    }
+    this._dropRoutes(this._core.take_invalidated(), 0);
+    return had;
+  }
+
+  /**
+   * What a new subscription on `pattern` with this `replay` would be given first, and the gaps
+   * it would hear of, without subscribing: `{ messages, gaps }`.
+   */
+  replay(pattern, replay) {
+    checkString(pattern, 'INVALID_PATTERN', 'pattern');
+    const r = parseReplay(replay);
+    let out;
+    try {
+      out = this._core.replay(pattern, r.kind, r.n ?? NaN, r.sinceMs ?? NaN, r.topics,
+        r.seqs === undefined ? undefined : new Float64Array(r.seqs), this._clock.now());
+    } catch (e) {
+      throw fromCore(e);
+    }
+    const gaps = [];
+    for (let i = 0; i < out[1].length; i += 5) {
+      const gap = gapOf(out[1], i, undefined);
+      gap.pattern = pattern;
+      gaps.push(gap);
+    }
+    return { messages: this._numbered(out[0]), gaps };
+  }
+
+  /**
+   * What the core holds for `topic`: `{ topic, firstSeq, lastSeq, retainedSeq, held }` (history
+   * is the numbers firstSeq…lastSeq when `held` > 0), or undefined.
+   */
+  logOf(topic) {
+    checkString(topic, 'INVALID_TOPIC', 'topic');
+    const l = this._core.log_of(topic);
+    if (l.length === 0) return undefined;
+    const info = { topic, firstSeq: l[0], lastSeq: l[1], retainedSeq: undefined, held: l[3] };
+    if (l[2] >= 0) info.retainedSeq = l[2];
+    return info;
+  }
+
+  /**
+   * Puts durable copies back into the logs (a driver reloading what it stored):
+   * `[{ topic, seq, payload, publishedAt, retained, id, key, headers, ttlMs }]`, in number
+   * order per topic. An entry without `payload` carries only its topic's numbering on.
+   */
+  restore(entries) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    const list = arraySnapshot(entries, 'entries');
+    for (let i = 0; i < list.length; i++) {
+      const e = snapshot(list[i], RESTORE_FIELDS, `entries[${i}]`);
+      checkString(e.topic, 'INVALID_ARGUMENT', `entries[${i}].topic`);
+      const seq = numberValue(e.seq, `entries[${i}].seq`, { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER });
+      const at = e.publishedAt === undefined ? this._clock.now() : numberValue(e.publishedAt, `entries[${i}].publishedAt`, { min: 0 });
+      if (e.retained !== undefined && typeof e.retained !== 'boolean') {
+        fail('INVALID_OPTION', `option \`entries[${i}].retained\` must be a boolean, got ${describe(e.retained)}`);
+      }
+      const o = parsePublishOptions({ id: e.id, key: e.key, headers: e.headers, ttlMs: e.ttlMs }, RESTORE_OPTIONS);
+      let slot = -1;
+      let size = 0;
+      if ('payload' in e) {
+        const env = { topic: e.topic, payload: e.payload, publishedAt: at, attempt: 1, seq };
+        if (o.id !== undefined) env.id = o.id;
+        if (o.key !== undefined) env.key = o.key;
+        if (o.headers !== undefined) env.headers = o.headers;
+        if (o.ttlMs !== undefined) env.ttlMs = o.ttlMs;
+        size = measure(this._sizeOf, e.payload);
+        slot = this._slot(env);
+      }
+      try {
+        this._core.restore(e.topic, slot, seq, at, e.retained === true, o.id, o.key, o.ttlMs ?? 0, size);
+      } catch (err) {
+        throw fromCore(err);
+      } finally {
+        this._dropRoutes(this._core.take_invalidated(), 0);
+        this._pump();
+      }
+    }
+  }
+
+  /** The messages of `[slot, number]` pairs, each carrying its number. */
+  _numbered(flat) {
+    const out = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      const env = this._slots[flat[i]];
+      if (env === undefined) continue;
+      if (flat[i + 1] > 0) env.seq = flat[i + 1];
+      out.push(env);
+    }
+    return out;
   }
 
   _failedRequest(item, s, error) {

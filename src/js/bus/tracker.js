@@ -36,7 +36,7 @@ export class RequestTracker {
     const o = options === undefined ? {} : snapshot(options, ['clock'], 'options');
     this._clock = checkClock(o.clock, 'clock') ?? systemClock;
     // A core of its own, with no subscription: its requests, their deadlines and counts.
-    this._t = new raw.WasmBroker(0, 0, 0, -1, 0, 0, 0, 1);
+    this._t = new raw.WasmBroker(0, 0, 0, -1, 0, 0, 0, 1, new Float64Array(0), undefined);
     this._kinds = { reply: KIND_REPLY, failure: KIND_FAILURE, decline: KIND_DECLINE };
   }
 

@@ -16,7 +16,7 @@ let notReady;
 export let OVERFLOW;
 export let ACCEPTED, DUPLICATE, MUST_WAIT, QUIET;
 export let REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE, REC_ROOM, REC_RELEASE, REC_CLAIMED,
-  REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED;
+  REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED, REC_NUMBERED, REC_GAPS;
 /** `answer` verdicts. */
 export let ANSWER_LATE, ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST, ANSWER_DECLINED,
   ANSWER_DECLINED_LAST;
@@ -48,7 +48,7 @@ function loadProtocol() {
   ({
     deliver: REC_DELIVER, batch: REC_BATCH, timedOut: REC_TIMED_OUT, idle: REC_IDLE, room: REC_ROOM,
     release: REC_RELEASE, claimed: REC_CLAIMED, dead: REC_DEAD, failed: REC_FAILED, retired: REC_RETIRED,
-    requestEnded: REC_REQUEST_ENDED,
+    requestEnded: REC_REQUEST_ENDED, numbered: REC_NUMBERED, gaps: REC_GAPS,
   } = p.records);
   ({
     late: ANSWER_LATE, reply: ANSWER_REPLY, replyLast: ANSWER_REPLY_LAST, failed: ANSWER_FAILED,

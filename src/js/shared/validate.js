@@ -176,7 +176,7 @@ export function parsePublishOptions(options, allowed) {
   if (options === undefined) return EMPTY_OPTIONS;
   const o = {
     id: undefined, key: undefined, ttlMs: undefined, headers: undefined, priority: undefined, notBefore: undefined,
-    attempts: undefined, ids: undefined, transfer: undefined, signal: undefined,
+    attempts: undefined, ids: undefined, transfer: undefined, signal: undefined, retain: undefined,
   };
   try {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -196,6 +196,7 @@ export function parsePublishOptions(options, allowed) {
       else if (k === 'ids') o.ids = options.ids;
       else if (k === 'transfer') o.transfer = options.transfer;
       else if (k === 'signal') o.signal = options.signal;
+      else if (k === 'retain') o.retain = options.retain;
     }
   } catch (e) {
     if (e instanceof EdgebusError) throw e;
@@ -209,6 +210,9 @@ export function parsePublishOptions(options, allowed) {
   if (o.attempts !== undefined) numberValue(o.attempts, 'attempts', ATTEMPTS);
   if (o.headers !== undefined) o.headers = headersOption(o.headers);
   if (o.signal !== undefined) signalOption(o.signal);
+  if (o.retain !== undefined && typeof o.retain !== 'boolean') {
+    fail('INVALID_OPTION', `option \`retain\` must be a boolean, got ${describe(o.retain)}`);
+  }
   if (o.ids !== undefined) {
     const ids = arraySnapshot(o.ids, 'ids');
     for (let i = 0; i < ids.length; i++) {
@@ -365,4 +369,77 @@ export function parseDedupe(v, where) {
     maxIds: numberOption(d, 'maxIds', where, { integer: true, min: 1, max: 2 ** 32 - 1 }) ?? 10000,
     maxAgeMs: numberOption(d, 'maxAgeMs', where, DURATION),
   };
+}
+
+const LAST = { integer: true, min: 0, infinity: true, max: Number.MAX_SAFE_INTEGER };
+const SEQ = { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER };
+const SINCE_MS = { min: 0 };
+
+/**
+ * A validated snapshot of a subscription's `replay` option: `{ kind, n, sinceMs, topics, seqs }`
+ * (`kind` 0 retained values, 1 the last `n` per topic, 2 since: per-topic numbers `topics[i]` →
+ * `seqs[i]`, else after `n`, else from the time `sinceMs`).
+ */
+export function parseReplay(v) {
+  if (v === 'retained') return { kind: 0, n: undefined, sinceMs: undefined, topics: undefined, seqs: undefined };
+  if (typeof v === 'string' || v === null || typeof v !== 'object') {
+    fail('INVALID_OPTION', `option \`replay\` must be 'retained', { last }, { sinceSeq } or { sinceMs }, got ${describe(v)}`);
+  }
+  const o = snapshot(v, ['last', 'sinceSeq', 'sinceMs'], 'replay');
+  if (o.last !== undefined) {
+    if (o.sinceSeq !== undefined || o.sinceMs !== undefined) {
+      fail('INVALID_OPTION', 'option `replay` takes `last` alone, or `sinceSeq` and/or `sinceMs`');
+    }
+    return { kind: 1, n: numberOption(o, 'last', 'replay', LAST), sinceMs: undefined, topics: undefined, seqs: undefined };
+  }
+  if (o.sinceSeq === undefined && o.sinceMs === undefined) {
+    fail('INVALID_OPTION', 'option `replay` needs `last`, `sinceSeq` or `sinceMs`');
+  }
+  const sinceMs = numberOption(o, 'sinceMs', 'replay', SINCE_MS);
+  let n;
+  let topics;
+  let seqs;
+  const s = o.sinceSeq;
+  if (typeof s === 'number') {
+    n = numberValue(s, 'replay.sinceSeq', SEQ);
+  } else if (s !== undefined) {
+    const per = snapshot(s, Object.keys(Object(s)), 'replay.sinceSeq');
+    topics = [];
+    seqs = [];
+    for (const topic of Object.keys(per)) {
+      checkString(topic, 'INVALID_OPTION', 'a topic of option `replay.sinceSeq`');
+      seqs.push(numberValue(per[topic], `replay.sinceSeq[${JSON.stringify(topic)}]`, SEQ));
+      topics.push(topic);
+    }
+  }
+  return { kind: 2, n, sinceMs, topics, seqs };
+}
+
+const LOG_COUNT = { integer: true, min: 1, infinity: true, max: Number.MAX_SAFE_INTEGER };
+const LOG_BYTES = { integer: true, min: 0, infinity: true, max: Number.MAX_SAFE_INTEGER };
+
+/**
+ * The bus's `retain` and `history` options as the numbers the core takes (`NaN`: the core's
+ * default) and the history patterns, space-separated (a pattern holds no space).
+ */
+export function parseLogs(retain, history) {
+  const numbers = new Float64Array(6).fill(NaN);
+  let patterns;
+  if (retain !== undefined) {
+    const r = snapshot(retain, ['maxTopics', 'maxBytes'], 'retain');
+    numbers[0] = numberOption(r, 'maxTopics', 'retain', LOG_COUNT) ?? NaN;
+    numbers[1] = numberOption(r, 'maxBytes', 'retain', LOG_BYTES) ?? NaN;
+  }
+  if (history !== undefined) {
+    const h = snapshot(history, ['topics', 'maxMessages', 'maxAgeMs', 'maxTopics', 'maxBytes'], 'history');
+    if (h.topics === undefined) fail('INVALID_OPTION', 'option `history.topics` is required: the patterns of the topics that keep a history');
+    const topics = arraySnapshot(h.topics, 'history.topics');
+    for (let i = 0; i < topics.length; i++) checkString(topics[i], 'INVALID_OPTION', `option \`history.topics[${i}]\``);
+    patterns = topics;
+    numbers[2] = numberOption(h, 'maxMessages', 'history', LOG_COUNT) ?? NaN;
+    numbers[3] = numberOption(h, 'maxAgeMs', 'history', DURATION) ?? NaN;
+    numbers[4] = numberOption(h, 'maxTopics', 'history', LOG_COUNT) ?? NaN;
+    numbers[5] = numberOption(h, 'maxBytes', 'history', LOG_BYTES) ?? NaN;
+  }
+  return { numbers, patterns };
 }

@@ -1,0 +1,175 @@
+// Retained values, history and replay through the JavaScript API (README "Retained values and
+// replay"): what a late subscription is given first, message.seq, gaps (onGap and `$gap`),
+// listing, clearing, restore, the route cache when a topic becomes tracked, and bad input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Bus, ManualClock, EdgebusError } from 'edgebus';
+
+const code = (c) => (e) => e instanceof EdgebusError && e.code === c;
+
+test('a late subscription gets the retained values its wildcard matches first, then live ones', () => {
+  const bus = new Bus();
+  bus.publish('room.a.temp', 20, { retain: true });
+  bus.publish('room.b.temp', 21, { retain: true });
+  bus.publish('room.a.temp', 22, { retain: true });
+  bus.publish('room.c.temp', 99); // not retained
+  const got = [];
+  bus.subscribe('room.*.temp', (p, m) => got.push([m.topic, p, m.seq]), { replay: 'retained' });
+  bus.publish('room.b.temp', 23);
+  // Numbers are consecutive per topic; a new topic starts above every number given before.
+  assert.deepEqual(got, [['room.b.temp', 21, 2], ['room.a.temp', 22, 2], ['room.b.temp', 23, 3]]);
+  assert.deepEqual(bus.retained('room.>').map((m) => m.payload), [21, 22]);
+  const plain = [];
+  bus.subscribe('room.>', (p) => plain.push(p));
+  assert.deepEqual(plain, [], 'a plain subscription gets nothing old');
+  assert.equal(bus.stats().logs.retained, 2);
+});
+
+test('publishing undefined with retain, or clearRetained, clears a value; the message is still delivered', () => {
+  const bus = new Bus();
+  bus.publish('cfg', { v: 1 }, { retain: true });
+  const live = [];
+  bus.subscribe('cfg', (p) => live.push(p));
+  bus.publish('cfg', undefined, { retain: true });
+  assert.deepEqual(live, [undefined]);
+  assert.deepEqual(bus.retained(), []);
+  bus.publish('cfg', { v: 2 }, { retain: true });
+  assert.equal(bus.clearRetained('cfg'), true);
+  assert.equal(bus.clearRetained('cfg'), false);
+  const late = [];
+  bus.subscribe('cfg', (p) => late.push(p), { replay: 'retained' });
+  assert.deepEqual(late, []);
+});
+
+test('history: numbers per topic, replay since a number or the last N, then live, no gap and no duplicate', () => {
+  const bus = new Bus({ history: { topics: ['chat.>'], maxMessages: 10 } });
+  for (let i = 1; i <= 5; i++) bus.publish('chat.general', i);
+  const got = [];
+  bus.subscribe('chat.>', (p, m) => got.push([p, m.seq]), { replay: { sinceSeq: 3 } });
+  bus.publish('chat.general', 6);
+  assert.deepEqual(got, [[4, 4], [5, 5], [6, 6]]);
+  const last = [];
+  bus.subscribe('chat.general', (p) => last.push(p), { replay: { last: 2 } });
+  assert.deepEqual(last, [5, 6]);
+  assert.deepEqual(bus.logOf('chat.general'), { topic: 'chat.general', firstSeq: 1, lastSeq: 6, retainedSeq: undefined, held: 6 });
+  assert.equal(bus.logOf('other'), undefined);
+});
+
+test('a position older than the history reports a gap to onGap and on $gap, never a silent hole', () => {
+  const bus = new Bus({ history: { topics: ['t'], maxMessages: 2 } });
+  for (let i = 1; i <= 5; i++) bus.publish('t', i);
+  const onGap = [];
+  const onTopic = [];
+  bus.subscribe('$gap', (g) => onTopic.push(g));
+  const got = [];
+  const sub = bus.subscribe('t', (p) => got.push(p), { replay: { sinceSeq: 0 }, onGap: (g) => onGap.push(g) });
+  assert.deepEqual(got, [4, 5]);
+  const gap = { topic: 't', fromSeq: 1, toSeq: 3, pattern: 't', subscription: sub.id };
+  assert.deepEqual(onGap, [gap]);
+  assert.deepEqual(onTopic, [gap]);
+  assert.equal(bus.stats().logs.gaps, 1);
+  assert.equal(bus.stats().logs.evicted, 3);
+});
+
+test('replay by time and the age limit, on the bus clock', () => {
+  const clock = new ManualClock();
+  const bus = new Bus({ clock, history: { topics: ['m'], maxAgeMs: 50 } });
+  bus.publish('m', 1);
+  clock.advance(20);
+  bus.publish('m', 2);
+  clock.advance(20);
+  bus.publish('m', 3);
+  const got = [];
+  bus.subscribe('m', (p) => got.push(p), { replay: { sinceMs: 20 } });
+  assert.deepEqual(got, [2, 3]);
+  clock.advance(20); // 60 ms: message 1 is older than 50 ms
+  const gaps = [];
+  const again = [];
+  bus.subscribe('m', (p) => again.push(p), { replay: { sinceMs: 0 }, onGap: (g) => gaps.push(g) });
+  assert.deepEqual(again, [2, 3]);
+  assert.equal(gaps.length, 1);
+  assert.equal(gaps[0].toSeq, 1);
+  assert.equal(gaps[0].fromSeq, undefined);
+});
+
+test('per-topic positions with sinceMs for the topics not named', () => {
+  const bus = new Bus({ history: { topics: ['x.*'] } });
+  bus.publish('x.a', 'a1');
+  bus.publish('x.a', 'a2');
+  bus.publish('x.b', 'b1');
+  const got = [];
+  bus.subscribe('x.*', (p) => got.push(p), { replay: { sinceSeq: { 'x.a': 1 }, sinceMs: 0 } });
+  assert.deepEqual(got, ['a2', 'b1']);
+});
+
+test('replay() answers without subscribing; restore() puts durable copies back with their numbers', () => {
+  const bus = new Bus({ history: { topics: ['h.>'], maxMessages: 5 } });
+  bus.restore([
+    { topic: 'h.a', seq: 7, payload: 'seven', publishedAt: 0 },
+    { topic: 'h.a', seq: 8, payload: 'eight', publishedAt: 0, retained: true, id: 'm8', headers: { trace: 'x' } },
+  ]);
+  bus.publish('h.a', 'nine');
+  const r = bus.replay('h.*', { sinceSeq: 5 });
+  assert.deepEqual(r.messages.map((m) => [m.payload, m.seq]), [['seven', 7], ['eight', 8], ['nine', 9]]);
+  assert.deepEqual(r.gaps, [{ topic: 'h.a', fromSeq: 6, toSeq: 6, pattern: 'h.*', subscription: undefined }]);
+  assert.equal(bus.retained()[0].id, 'm8');
+  assert.deepEqual(bus.retained()[0].headers, { trace: 'x' });
+  assert.equal(bus.stats().subscriptions, 0);
+  assert.throws(() => bus.restore([{ topic: 'h.a', seq: 9, payload: 'again' }]), code('INVALID_ARGUMENT'));
+  bus.restore([{ topic: 'h.b', seq: 40 }]); // numbering only
+  bus.publish('h.b', 'b');
+  assert.equal(bus.logOf('h.b').lastSeq, 41);
+});
+
+test('a cached direct route becomes tracked when its topic gets a retained value, and direct again when cleared', () => {
+  const bus = new Bus();
+  const seen = [];
+  bus.subscribe('t', (p, m) => seen.push([p, m.seq]));
+  for (let i = 0; i < 3; i++) bus.publish('t', i); // cached, delivered directly
+  bus.publish('t', 'kept', { retain: true });
+  bus.publish('t', 'after');
+  assert.deepEqual(seen.slice(3), [['kept', 1], ['after', 2]]);
+  bus.clearRetained('t');
+  bus.publish('t', 'plain');
+  assert.deepEqual(seen.at(-1), ['plain', undefined]);
+  assert.equal(seen.length, 6);
+  const batchBus = new Bus({ history: { topics: ['b'] } });
+  const batch = [];
+  batchBus.subscribe('b', (p, m) => batch.push(m.seq));
+  batchBus.publishBatch('b', [1, 2, 3]);
+  assert.deepEqual(batch, [1, 2, 3]);
+});
+
+test('bounds by count and bytes evict the oldest and count it', () => {
+  const bus = new Bus({ retain: { maxTopics: 2 }, history: { topics: ['h'], maxBytes: 10 }, sizeOf: () => 4 });
+  bus.publish('a', 1, { retain: true });
+  bus.publish('b', 2, { retain: true });
+  bus.publish('c', 3, { retain: true });
+  assert.deepEqual(bus.retained().map((m) => m.topic), ['b', 'c']);
+  for (let i = 0; i < 4; i++) bus.publish('h', i);
+  const s = bus.stats().logs;
+  assert.equal(s.history, 2);
+  assert.equal(s.evicted, 1 + 2);
+});
+
+test('bad options are refused with INVALID_OPTION naming them, and nothing is left behind', () => {
+  const bus = new Bus();
+  for (const replay of ['all', 5, null, {}, { last: -1 }, { last: 1.5 }, { last: 2, sinceSeq: 1 }, { sinceSeq: -1 },
+    { sinceSeq: { t: 'x' } }, { sinceMs: NaN }, { since: 1 }]) {
+    assert.throws(() => bus.subscribe('t', () => {}, { replay }), code('INVALID_OPTION'), JSON.stringify(replay));
+  }
+  assert.throws(() => bus.subscribe('t', () => {}, { onGap: 1 }), code('INVALID_OPTION'));
+  assert.throws(() => bus.subscribe('t', () => {}, { group: 'g', replay: 'retained' }), (e) => e.code === 'INVALID_OPTION' && /replay/.test(e.message));
+  assert.equal(bus.stats().subscriptions, 0);
+  assert.throws(() => bus.publish('t', 1, { retain: 'yes' }), code('INVALID_OPTION'));
+  assert.throws(() => bus.publishBatch('t', [1], { retain: true }), code('INVALID_OPTION'));
+  assert.throws(() => new Bus({ history: { maxMessages: 3 } }), (e) => e.code === 'INVALID_OPTION' && /history\.topics/.test(e.message));
+  assert.throws(() => new Bus({ history: { topics: ['a b'] } }), code('INVALID_PATTERN'));
+  assert.throws(() => new Bus({ history: { topics: ['a'], maxMessages: 0 } }), code('INVALID_OPTION'));
+  assert.throws(() => new Bus({ retain: { maxTopics: 'many' } }), code('INVALID_OPTION'));
+  assert.throws(() => bus.retained('a..b'), code('INVALID_PATTERN'));
+  assert.throws(() => bus.clearRetained('a.*'), code('INVALID_TOPIC'));
+  assert.throws(() => bus.restore([{ topic: 't', seq: 0, payload: 1 }]), code('INVALID_OPTION'));
+  assert.throws(() => bus.restore('nope'), code('INVALID_OPTION'));
+  assert.equal(bus.stats().published, 0);
+});

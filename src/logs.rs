@@ -3,8 +3,8 @@
 //!
 //! A topic is *tracked* while it has a retained value or matches a history pattern. Every message
 //! on a tracked topic takes the topic's next sequence number ([`Message::topic_seq`]): a topic's
-//! numbers are consecutive, and its first is above every number given before on this bus, so a
-//! topic forgotten and published again never reuses one. Its history keeps the latest messages
+//! numbers are consecutive from 1, and a topic whose log was forgotten numbers on from above
+//! every number of the logs forgotten before, so it never reuses one. Its history keeps the latest messages
 //! (a run of consecutive numbers, evicted oldest first), its retained value the last message
 //! published with `retain`. A replay picks what a new subscription asked for and reports, as
 //! [`Gap`]s, the numbers it asked for that the log no longer holds: a hole is never silent.
@@ -216,7 +216,8 @@ pub struct TopicLogs<P> {
     retained_order: VecDeque<Place>,
     /// Logs that held nothing when last looked at, oldest first (checked again when reached).
     empty: VecDeque<(u32, u32)>,
-    /// The highest number given: a new log numbers on from here.
+    /// The highest number of the logs forgotten (and of those restored): a new log numbers on
+    /// from here, so a topic forgotten and published again never reuses a number.
     floor: u64,
     retained: usize,
     retained_bytes: u64,
@@ -322,7 +323,6 @@ impl<P: Clone> TopicLogs<P> {
         log.last += 1;
         let seq = log.last;
         msg.topic_seq = seq;
-        self.floor = self.floor.max(seq);
         let size = msg.size;
         let mut held = false;
         if log.history_on {
@@ -395,6 +395,7 @@ impl<P: Clone> TopicLogs<P> {
             None,
         );
         self.ids.insert(topic, pack(i, g));
+        self.forget_past_bound();
         (i, g)
     }
 
@@ -488,6 +489,12 @@ impl<P: Clone> TopicLogs<P> {
                 self.empty.push_back((i, g));
             }
         }
+        self.forget_past_bound();
+    }
+
+    /// Forgets the oldest logs that hold nothing while there are more logs than the bounds
+    /// allow topics.
+    fn forget_past_bound(&mut self) {
         let most = self
             .config
             .retain_max_topics
@@ -503,6 +510,8 @@ impl<P: Clone> TopicLogs<P> {
             if log.is_empty() {
                 let log = self.logs.remove(i, g).expect("present");
                 self.ids.remove(&log.topic);
+                // A topic that comes back numbers on from above every number it had.
+                self.floor = self.floor.max(log.last);
             }
         }
     }
@@ -586,7 +595,7 @@ impl<P: Clone> TopicLogs<P> {
                     }
                 }
                 Replay::Last(n) => {
-                    let after = log.last.saturating_sub(*n).max(log.base);
+                    let after = log.last.saturating_sub(*n);
                     after_seq(log, &held, after, &mut messages, &mut gaps);
                 }
                 Replay::Since { topics, seq, time } => {
@@ -640,8 +649,9 @@ impl<P: Clone> TopicLogs<P> {
         let (i, g) = match self.find(&topic) {
             Some(at) => at,
             None => {
+                // Its numbers before `seq` were its own: missed, unless restored next.
                 let history_on = self.has_history(&topic);
-                self.open(topic.clone(), history_on, seq - 1)
+                self.open(topic.clone(), history_on, 0)
             }
         };
         let log = self.logs.get_mut(i, g).expect("found in ids");
@@ -724,7 +734,9 @@ fn after_seq<P: Clone>(
     messages: &mut Vec<Message<P>>,
     gaps: &mut Vec<Gap>,
 ) {
-    let mut next = after.saturating_add(1);
+    // Numbers up to the log's base were not this topic's (or were, in a log forgotten since):
+    // nothing this log could say was missed.
+    let mut next = after.max(log.base).saturating_add(1);
     for m in held.iter().filter(|m| m.topic_seq > after) {
         if m.topic_seq > next {
             gaps.push(Gap {

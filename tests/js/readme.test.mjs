@@ -42,6 +42,16 @@ test('the once/stream/AbortSignal example is examples/once-stream.mjs, and it pr
   ]);
 });
 
+test('the retained values example is examples/retained.mjs, and it prints what the README says', () => {
+  const code = block('## Retained values and replay', 'js');
+  assert.equal(code, readFileSync(join(root, 'examples', 'retained.mjs'), 'utf8'));
+  const out = execFileSync(process.execPath, [join(root, 'examples', 'retained.mjs')], { encoding: 'utf8' });
+  assert.deepEqual(out.trim().split('\n'), [
+    'sensors.hall.temp = 19', 'sensors.kitchen.temp = 22', 'missed chat.room1 #2-#3', '#4 fine', '#5 bye', '#6 see you',
+    'sensors.hall.temp = undefined', "[ 'sensors.kitchen.temp' ] 4",
+  ]);
+});
+
 test('the typed topic map example is examples/typed-topics.ts, and it type-checks', () => {
   const code = block('**Typed topic maps.**', 'ts');
   assert.equal(code, readFileSync(join(root, 'examples', 'typed-topics.ts'), 'utf8'));

@@ -117,10 +117,7 @@ fn messages_of_tracked_topics_are_numbered_per_topic() {
     let a = d.b.log_of("chat.a").unwrap();
     assert_eq!((a.first, a.last, a.held), (1, 3, 3));
     let b = d.b.log_of("chat.b").unwrap();
-    assert_eq!(
-        b.last, 4,
-        "a new topic numbers on above every number given before"
-    );
+    assert_eq!(b.last, 1, "each topic numbers from 1");
     assert!(d.b.log_of("other").is_none());
     assert!(d.b.is_tracked("chat.a") && !d.b.is_tracked("other"));
 }
@@ -274,9 +271,9 @@ fn bounds_evict_the_oldest_and_count_it() {
     }
     let stats = d.stats().logs;
     assert_eq!((stats.history, stats.bytes, stats.evicted), (2, 8, 2));
-    // odd: 1 (numbered 1), 3 (numbered 2); even: 2 (numbered 2), 4 (numbered 3).
+    // odd: 1 (numbered 1), 3 (numbered 2); even: 2 (numbered 1), 4 (numbered 2).
     assert_eq!(d.b.log_of("odd").unwrap().first, 2, "the oldest went first");
-    assert_eq!(d.b.log_of("even").unwrap().first, 3);
+    assert_eq!(d.b.log_of("even").unwrap().first, 2);
 }
 
 #[test]
@@ -395,4 +392,30 @@ fn a_retained_value_older_than_the_history_leaves_a_gap_between_them() {
             }
         )]
     );
+}
+
+#[test]
+fn a_forgotten_topic_numbers_on_above_every_number_it_had() {
+    let mut config = BrokerConfig::default();
+    config.logs.retain_max_topics = 1;
+    config.logs.history_max_topics = 1;
+    let mut d = Driver::with(config);
+    d.send("a", retained(1), PublishMode::Now).unwrap(); // a: 1
+    d.publish("a", 2); // a: 2
+    d.publish("a", 3); // a: 3
+    assert!(d.b.clear_retained("a").unwrap()); // a holds nothing: only its numbering is kept
+    d.send("b", retained(4), PublishMode::Now).unwrap(); // b: 1
+    d.send("c", retained(5), PublishMode::Now).unwrap(); // c: 1, evicting b's value
+                                                         // Three logs past the bound of two: the oldest empty one (a) is forgotten.
+    assert!(d.b.log_of("a").is_none());
+    assert_eq!(
+        d.b.log_of("b").unwrap().last,
+        1,
+        "b's numbering is kept while within the bound"
+    );
+    d.send("a", retained(6), PublishMode::Now).unwrap();
+    assert_eq!(d.b.log_of("a").unwrap().last, 4, "above the 3 it had");
+    // a's return made three logs again: b, empty and oldest, went.
+    assert!(d.b.log_of("b").is_none());
+    assert_eq!(d.stats().logs.topics, 2);
 }

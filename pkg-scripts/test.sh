@@ -41,6 +41,7 @@ node pkg-scripts/size.mjs
 step "Node benchmark, tiny size (smoke only)"
 node benches/node/run.mjs --quick > /dev/null
 node benches/node/request-reply.mjs --quick > /dev/null
+node --expose-gc benches/node/retained.mjs --quick > /dev/null
 
 step "TypeScript declarations type-check a strict consumer"
 node_modules/.bin/tsc -p tests/types

@@ -25,6 +25,45 @@ impl<P: Clone> Broker<P> {
         }
     }
 
+    /// Numbers and keeps a message the driver delivers itself, directly (its route ready, as
+    /// [`Broker::starts_now`] tells; the driver counts the publish with the direct ones). Returns
+    /// its number on its topic, 0 when the topic is not tracked (nothing kept).
+    pub fn log_direct(&mut self, handle: TopicHandle, out: Outgoing<P>, now: u64) -> Result<u64> {
+        if self.closed {
+            return Err(Error::closed("bus"));
+        }
+        let topic = self.entry(handle)?.topic.clone();
+        if out.retain == Retain::No && !self.logs.is_active() {
+            return Ok(0);
+        }
+        self.last_now = now;
+        // Its place in publish order, which replays follow (the count of publishes is the
+        // driver's, told with its direct ones).
+        self.seq += 1;
+        let retain = out.retain;
+        let mut msg = Message {
+            topic,
+            payload: out.payload,
+            id: out.id,
+            key: out.key,
+            headers: out.headers,
+            published_at: Some(now),
+            expires_at: out.ttl.map(|t| now.saturating_add(t)),
+            size: out.size,
+            seq: self.seq,
+            topic_seq: 0,
+            attempt: 1,
+            prior: 0,
+            letter: None,
+            request: None,
+        };
+        if self.logs.record(&mut msg, retain, now) {
+            let topic = msg.topic.clone();
+            self.tracking_changed(&topic);
+        }
+        Ok(msg.topic_seq)
+    }
+
     /// Whether messages on `topic` are numbered and kept (a retained value, or history).
     pub fn is_tracked(&self, topic: &str) -> bool {
         self.logs.tracks(topic)

@@ -119,6 +119,11 @@ impl<P: Clone> Broker<P> {
         std::mem::take(&mut self.invalidated)
     }
 
+    /// Whether cached routes went stale since [`Broker::take_invalidated`] last ran.
+    pub fn has_invalidated(&self) -> bool {
+        !self.invalidated.is_empty()
+    }
+
     /// [`Broker::take_invalidated`] into `out` (appended), keeping this broker's buffer.
     pub fn drain_invalidated(&mut self, out: &mut Vec<u32>) {
         out.append(&mut self.invalidated);

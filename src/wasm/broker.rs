@@ -481,6 +481,15 @@ fn final_words(r: &Retired, out: &mut Vec<u32>, k_at: usize) {
     out[k_at] = (out.len() - start) as u32;
 }
 
+/// What a publish does to its topic's retained value, from JavaScript's code: 1 keep, 2 clear.
+fn retain_of(code: u32) -> Retain {
+    match code {
+        1 => Retain::Keep,
+        2 => Retain::Clear,
+        _ => Retain::No,
+    }
+}
+
 /// `[slot, number]` of each message, flat.
 fn slots_and_numbers(list: &[crate::message::Message<Slot>]) -> Vec<f64> {
     let mut out = Vec::with_capacity(list.len() * 2);
@@ -853,11 +862,7 @@ impl WasmBroker {
         retain: u32,
     ) -> Result<u32, JsValue> {
         let mut msg = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
-        msg.retain = match retain {
-            1 => Retain::Keep,
-            2 => Retain::Clear,
-            _ => Retain::No,
-        };
+        msg.retain = retain_of(retain);
         msg.priority = priority;
         msg.not_before = not_before(not_before_ms);
         msg.attempts = attempts;
@@ -1176,6 +1181,38 @@ impl WasmBroker {
         }
         out.push(&g);
         Ok(out)
+    }
+
+    /// Numbers and keeps a message the driver delivers directly (see [`Broker::log_direct`]):
+    /// its number on its topic (0 when the topic is not tracked) × 4, plus 2 when routes went
+    /// stale (take them with [`WasmBroker::take_invalidated`]), plus 1 when slots wait to be
+    /// released (a pump hands them over; asked for once a few have gathered, not per message).
+    #[allow(clippy::too_many_arguments)]
+    pub fn log_direct(
+        &mut self,
+        handle: u32,
+        handle_gen: u32,
+        slot: u32,
+        id: Option<String>,
+        key: Option<String>,
+        ttl_ms: f64,
+        size: f64,
+        retain: u32,
+        now_ms: f64,
+    ) -> Result<f64, JsValue> {
+        let mut msg = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
+        msg.retain = retain_of(retain);
+        let seq = self
+            .core
+            .log_direct(
+                TopicHandle::from_parts(handle, handle_gen),
+                msg,
+                ms_to_micros(now_ms),
+            )
+            .map_err(to_js)?;
+        let stale = self.core.has_invalidated();
+        let release = self.released.borrow().len() >= 32;
+        Ok(seq as f64 * 4.0 + f64::from(u8::from(stale) * 2 + u8::from(release)))
     }
 
     /// Clears `topic`'s retained value; whether it had one.

@@ -546,7 +546,7 @@ export class Bus {
     // `refused`, `refusedKeyed`: the `_rounds` count at which the core last said a message
     // (without a key, with one) would not start at once (see _direct).
     const tracked = (r[at + 2] & 2) !== 0;
-    const route = { handle, gen, topic, subs, batch, tracked, queued: queued || batch || tracked, refused: -1, refusedKeyed: -1 };
+    const route = { handle, gen, topic, subs, batch, tracked, queued: queued || batch, refused: -1, refusedKeyed: -1 };
     // Cached from the topic's second publish on (the core says when it knows the topic): a
     // topic published once is not worth an entry.
     if ((r[at + 2] & 1) === 1) {
@@ -560,7 +560,7 @@ export class Bus {
         entry[PLAIN_DIRTY_AT] = -1;
       }
       // Handlers that take only the payload are called from the entry (see _deliverPlain).
-      let plain = !route.queued && subs.length > 0;
+      let plain = !route.queued && !tracked && subs.length > 0;
       for (let i = 0; plain && i < subs.length; i++) plain = !subs[i].wants;
       if (plain) for (let i = 0; i < subs.length; i++) entry.push(subs[i].handler);
     }
@@ -716,11 +716,13 @@ export class Bus {
 
   /** One message, direct or through the core. Returns the core's verdict. */
   _publish(route, topic, payload, o, wait) {
-    if (o.notBefore === undefined && o.retain === undefined && this._direct(route, o.key !== undefined)) {
+    if (o.notBefore === undefined && this._direct(route, o.key !== undefined)) {
       if (o.id !== undefined && this._dedupe && !this._checkId(o.id)) {
         return DUPLICATE;
       }
-      this._deliverDirect(route, topic, payload, o);
+      // A tracked topic's message is numbered and kept by the core first.
+      const env = route.tracked || o.retain !== undefined ? this._logDirect(route, topic, payload, o) : undefined;
+      this._deliverDirect(route, topic, payload, o, 0, env);
       return ACCEPTED;
     }
     const env = this._envelope(topic, payload, o);
@@ -750,6 +752,32 @@ export class Bus {
       if (!quiet) this._pump();
     }
     return r;
+  }
+
+  /**
+   * Has the core number and keep a message on `route` that is about to be delivered directly
+   * (a tracked topic's, or one published with `retain`); returns its envelope, with `seq`.
+   */
+  _logDirect(route, topic, payload, o) {
+    const env = this._envelope(topic, payload, o);
+    const size = measure(this._sizeOf, payload);
+    // sizeOf may have resolved topics enough to start a new table.
+    const handle = route.gen === this._topicsGen ? route : this._route(topic);
+    const slot = this._slot(env);
+    let r;
+    try {
+      r = this._core.log_direct(handle.handle, handle.gen, slot, o.id, o.key, o.ttlMs ?? 0, size,
+        o.retain === true ? (payload === undefined ? 2 : 1) : 0, env.publishedAt);
+    } catch (e) {
+      throw fromCore(e);
+    }
+    // Its number × 4, + 2: cached routes went stale (a retained value came or went), + 1: slots
+    // of messages no longer kept wait to be freed (by a pump, after the deliveries).
+    const seq = Math.floor(r / 4);
+    if (seq > 0) env.seq = seq;
+    if ((r & 2) !== 0) this._dropRoutes(this._core.take_invalidated(), 0);
+    if ((r & 1) !== 0) this._needPump = true;
+    return env;
   }
 
   /** Records `id` in the bus's window (the core's); false for a duplicate. */
@@ -1203,7 +1231,8 @@ export class Bus {
       while (i < n && this._direct(route, o.key !== undefined)) {
         const mo = ids === undefined || ids[i] === undefined ? o
           : { id: ids[i], key: o.key, ttlMs: o.ttlMs, headers: o.headers };
-        this._deliverDirect(route, topic, list[i], mo);
+        const env = route.tracked ? this._logDirect(route, topic, list[i], mo) : undefined;
+        this._deliverDirect(route, topic, list[i], mo, 0, env);
         accepted++;
         i++;
       }

@@ -1,0 +1,127 @@
+// What retained values and history cost on publish, and what a retained topic holds in memory.
+// Side by side in one process, rounds interleaved, one subscriber on the topic counting payloads:
+// - plain publish on an untracked topic (the direct path: no options, no core call), with a
+//   handler taking only the payload, and one taking the message too (its object is built, with
+//   the time of publishing read from the clock, as a retained message's is);
+// - plain publish through the core's queues (`{ notBefore: 0 }`: due at once, but not handed to
+//   the handler directly), the fair base for the next two, which go through the core as well;
+// - `{ retain: true }` on every publish;
+// - plain publish on a topic with history (`history: { topics }`, 100 messages kept);
+// - a hand-rolled retained value on EventEmitter3 (a Map of the last payload per topic, set on
+//   every emit), the peer: what people write for "sticky" events, without numbers, bounds or replay.
+// Memory: bytes of JavaScript heap and WebAssembly memory per retained topic, 10,000 topics with a
+// small object payload each (after gc, with --expose-gc).
+//
+//   node --expose-gc benches/node/retained.mjs [--quick] [--rounds N] [--json FILE]
+import { Bus } from 'edgebus';
+import EventEmitter3 from 'eventemitter3';
+import { loadavg } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const arg = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const rounds = Number(arg('--rounds', quick ? 1 : 9));
+const count = quick ? 2_000 : 500_000;
+
+let sink = 0;
+const count1 = (p) => { sink += p; };
+
+const countMessage = (p, m) => { sink += p + (m.publishedAt > 0 ? 1 : 0); };
+
+function bus(options, publishOptions, handler = count1) {
+  const b = new Bus(options);
+  b.subscribe('sensors.temp', handler);
+  if (publishOptions === undefined) return (i) => b.publish('sensors.temp', i);
+  return (i) => b.publish('sensors.temp', i, publishOptions);
+}
+
+function ee3Sticky() {
+  const ee = new EventEmitter3();
+  const last = new Map();
+  ee.on('sensors.temp', count1);
+  return (i) => {
+    last.set('sensors.temp', i);
+    ee.emit('sensors.temp', i);
+  };
+}
+
+const QUEUED = { notBefore: 0 };
+const RETAIN = { retain: true };
+const contenders = {
+  'edgebus publish, plain (direct path)': bus(undefined, undefined),
+  'edgebus publish, plain, handler taking the message': bus(undefined, undefined, countMessage),
+  'edgebus publish through the queues': bus(undefined, QUEUED),
+  'edgebus publish { retain: true }': bus(undefined, RETAIN),
+  'edgebus publish, topic with history': bus({ history: { topics: ['sensors.*'], maxMessages: 100 } }, undefined),
+  'EventEmitter3 + Map of last values': ee3Sticky(),
+};
+const RETAINED = 'edgebus publish { retain: true }';
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+function run(call, n) {
+  for (let i = 0; i < n; i++) call(i);
+}
+
+const names = Object.keys(contenders);
+for (const n of names) run(contenders[n], Math.min(count, 20_000)); // warm-up
+const rates = Object.fromEntries(names.map((n) => [n, []]));
+const loadBefore = loadavg()[0];
+for (let r = 0; r < rounds; r++) {
+  for (let k = 0; k < names.length; k++) {
+    const n = names[(k + r) % names.length];
+    globalThis.gc?.();
+    const t0 = performance.now();
+    run(contenders[n], count);
+    rates[n].push(count / ((performance.now() - t0) / 1000));
+  }
+}
+const rows = names.map((n) => ({
+  name: n, median: median(rates[n]), min: Math.min(...rates[n]), max: Math.max(...rates[n]),
+  retainRatio: median(rates[RETAINED].map((x, i) => x / rates[n][i])),
+}));
+
+// Memory per retained topic.
+function heap() {
+  globalThis.gc?.();
+  return process.memoryUsage();
+}
+const topics = quick ? 500 : 10_000;
+const before = heap();
+const mem = new Bus();
+for (let i = 0; i < topics; i++) mem.publish(`sensors.s${i}.temp`, { celsius: i % 40, at: i }, { retain: true });
+const after = heap();
+const perTopic = {
+  heap: (after.heapUsed - before.heapUsed) / topics,
+  // The core's WebAssembly memory only grows; its growth over the run bounds what it took.
+  arrayBuffers: (after.arrayBuffers - before.arrayBuffers) / topics,
+};
+const memPeer = new Map();
+const beforePeer = heap();
+for (let i = 0; i < topics; i++) memPeer.set(`sensors.s${i}.temp`, { celsius: i % 40, at: i });
+const afterPeer = heap();
+const peerPerTopic = (afterPeer.heapUsed - beforePeer.heapUsed) / topics;
+const loadAfter = loadavg()[0];
+if (mem.retained().length !== topics || memPeer.size !== topics) throw new Error('not every topic was kept');
+
+const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : `${(x / 1e3).toFixed(0)} k`);
+console.log(`# Retained values and history on publish, Node ${process.version}, ${count} publishes a round, ${rounds} rounds\n`);
+console.log('| contender | median publishes/s | min | max | retain ÷ this |');
+console.log('| --- | ---: | ---: | ---: | ---: |');
+for (const r of rows) console.log(`| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.retainRatio.toFixed(2)}x |`);
+console.log(`\nMemory per retained topic (${topics} topics, small object payloads): edgebus ${perTopic.heap.toFixed(0)} B of JavaScript heap + ${perTopic.arrayBuffers.toFixed(0)} B of WebAssembly memory growth; a Map of last values ${peerPerTopic.toFixed(0)} B.`);
+console.log(`1-minute load average: ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (sink ${sink % 7})`);
+
+const json = arg('--json');
+if (json) {
+  mkdirSync(dirname(json), { recursive: true });
+  writeFileSync(json, JSON.stringify({ runtime: `node ${process.version}`, rounds, count, rows, perTopic, peerPerTopic, loadBefore, loadAfter }, null, 2) + '\n');
+}

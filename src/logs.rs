@@ -583,6 +583,15 @@ impl<P: Clone> TopicLogs<P> {
         self.expire(now);
         let mut messages = Vec::new();
         let mut gaps = Vec::new();
+        // Per-topic positions by topic (a subscriber may name many): one look-up per log. The
+        // same map type as `ids`, whose code the WebAssembly module then holds once.
+        let positions: HashMap<Rc<str>, u64> = match replay {
+            Replay::Since { topics, .. } => topics
+                .iter()
+                .map(|(t, n)| (Rc::from(t.as_str()), *n))
+                .collect(),
+            _ => HashMap::new(),
+        };
         for (_, _, log) in self.logs.iter() {
             if !pattern.matches(&log.topic) {
                 continue;
@@ -598,9 +607,8 @@ impl<P: Clone> TopicLogs<P> {
                     let after = log.last.saturating_sub(*n);
                     after_seq(log, &held, after, &mut messages, &mut gaps);
                 }
-                Replay::Since { topics, seq, time } => {
-                    let at = topics.iter().find(|(t, _)| **t == *log.topic);
-                    match (at.map(|(_, s)| *s).or(*seq), time) {
+                Replay::Since { seq, time, .. } => {
+                    match (positions.get(&*log.topic).copied().or(*seq), time) {
                         (Some(after), _) => after_seq(log, &held, after, &mut messages, &mut gaps),
                         (None, Some(t)) => {
                             messages.extend(

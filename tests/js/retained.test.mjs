@@ -173,3 +173,22 @@ test('bad options are refused with INVALID_OPTION naming them, and nothing is le
   assert.throws(() => bus.restore('nope'), code('INVALID_OPTION'));
   assert.equal(bus.stats().published, 0);
 });
+
+test('hostile replay options are INVALID_OPTION; a position per topic for many topics is one look-up each', () => {
+  const bus = new Bus({ history: { topics: ['h.>'] } });
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  const throwing = { get 'h.a'() { throw new Error('boom'); } };
+  for (const sinceSeq of [revoked.proxy, throwing, [1], null, 'x']) {
+    assert.throws(() => bus.subscribe('h.>', () => {}, { replay: { sinceSeq } }), code('INVALID_OPTION'));
+  }
+  const replayProxy = new Proxy({}, { ownKeys() { throw new Error('no keys'); } });
+  assert.throws(() => bus.subscribe('h.>', () => {}, { replay: replayProxy }), code('INVALID_OPTION'));
+  assert.equal(bus.stats().subscriptions, 0);
+  for (let i = 0; i < 200; i++) bus.publish(`h.t${i}`, i);
+  const positions = {};
+  for (let i = 0; i < 50_000; i++) positions[`h.t${i}`] = 0;
+  const got = [];
+  bus.subscribe('h.>', (p) => got.push(p), { replay: { sinceSeq: positions } });
+  assert.equal(got.length, 200);
+});

@@ -403,12 +403,22 @@ export function parseReplay(v) {
   if (typeof s === 'number') {
     n = numberValue(s, 'replay.sinceSeq', SEQ);
   } else if (s !== undefined) {
-    const per = snapshot(s, Object.keys(Object(s)), 'replay.sinceSeq');
+    // Per topic: each own key read once (a Proxy or a throwing getter is INVALID_OPTION).
+    let per;
+    try {
+      if (s === null || typeof s !== 'object' || Array.isArray(s)) {
+        fail('INVALID_OPTION', `option \`replay.sinceSeq\` must be a number or an object of numbers by topic, got ${describe(s)}`);
+      }
+      per = Object.entries(s);
+    } catch (e) {
+      if (e instanceof EdgebusError) throw e;
+      throw new EdgebusError('INVALID_OPTION', `option \`replay.sinceSeq\` could not be read: ${errorText(e)}`, { cause: e });
+    }
     topics = [];
     seqs = [];
-    for (const topic of Object.keys(per)) {
+    for (const [topic, n] of per) {
       checkString(topic, 'INVALID_OPTION', 'a topic of option `replay.sinceSeq`');
-      seqs.push(numberValue(per[topic], `replay.sinceSeq[${JSON.stringify(topic)}]`, SEQ));
+      seqs.push(numberValue(n, `replay.sinceSeq[${JSON.stringify(topic)}]`, SEQ));
       topics.push(topic);
     }
   }

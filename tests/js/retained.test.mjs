@@ -192,3 +192,15 @@ test('hostile replay options are INVALID_OPTION; a position per topic for many t
   bus.subscribe('h.>', (p) => got.push(p), { replay: { sinceSeq: positions } });
   assert.equal(got.length, 200);
 });
+
+test('a sizeOf that throws on a retained publish leaves its id free for the retry', () => {
+  let refuse = true;
+  const bus = new Bus({ dedupe: true, sizeOf: () => { if (refuse) throw new Error('no size'); return 1; } });
+  const got = [];
+  bus.subscribe('t', (p) => got.push(p));
+  assert.throws(() => bus.publish('t', 'v', { id: 'm1', retain: true }));
+  refuse = false;
+  assert.equal(bus.publish('t', 'v', { id: 'm1', retain: true }), true);
+  assert.deepEqual(got, ['v']);
+  assert.equal(bus.retained()[0].id, 'm1');
+});

@@ -717,11 +717,14 @@ export class Bus {
   /** One message, direct or through the core. Returns the core's verdict. */
   _publish(route, topic, payload, o, wait) {
     if (o.notBefore === undefined && this._direct(route, o.key !== undefined)) {
+      // A tracked topic's message is numbered and kept by the core first (measured before its
+      // id is recorded: a sizeOf that throws leaves the id free for the publish's retry).
+      const logged = route.tracked || o.retain !== undefined;
+      const size = logged ? measure(this._sizeOf, payload) : 0;
       if (o.id !== undefined && this._dedupe && !this._checkId(o.id)) {
         return DUPLICATE;
       }
-      // A tracked topic's message is numbered and kept by the core first.
-      const env = route.tracked || o.retain !== undefined ? this._logDirect(route, topic, payload, o) : undefined;
+      const env = logged ? this._logDirect(route, topic, payload, o, size) : undefined;
       this._deliverDirect(route, topic, payload, o, 0, env);
       return ACCEPTED;
     }
@@ -758,9 +761,8 @@ export class Bus {
    * Has the core number and keep a message on `route` that is about to be delivered directly
    * (a tracked topic's, or one published with `retain`); returns its envelope, with `seq`.
    */
-  _logDirect(route, topic, payload, o) {
+  _logDirect(route, topic, payload, o, size = measure(this._sizeOf, payload)) {
     const env = this._envelope(topic, payload, o);
-    const size = measure(this._sizeOf, payload);
     // sizeOf may have resolved topics enough to start a new table.
     const handle = route.gen === this._topicsGen ? route : this._route(topic);
     const slot = this._slot(env);

@@ -1643,6 +1643,26 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         self.inner.core().replay(pattern, replay, now)
     }
 
+    /// Puts a durable copy of a message back into `topic`'s log with its number and publish time
+    /// (bus-clock time since the clock's origin): as its retained value when `retained`, in its
+    /// history when the topic has one. `None` carries only the topic's numbering on to `seq`.
+    /// Numbers must rise per topic (`INVALID_ARGUMENT`).
+    pub fn restore(
+        &self,
+        topic: &str,
+        payload: Option<P>,
+        seq: u64,
+        published_at: Duration,
+        retained: bool,
+    ) -> Result<()> {
+        let out = payload.map(|p| Outgoing {
+            size: p.byte_size() as u64,
+            ..Outgoing::new(p)
+        });
+        let at = published_at.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.inner.core().restore(topic, out, seq, at, retained)
+    }
+
     /// Whether [`Bus::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.core_ref().is_closed()

@@ -1085,3 +1085,74 @@ fn a_handler_that_unsubscribes_itself_then_fails_retires_with_that_failure() {
         );
     }
 }
+
+#[test]
+fn retained_values_history_and_restore_through_the_native_bus() {
+    use edgebus::{Gap, LogConfig, Pattern, Replay};
+    let gaps: Rc<RefCell<Vec<Gap>>> = Rc::default();
+    let heard = gaps.clone();
+    let (bus, _clock) = virtual_bus::<String>(|o| {
+        o.logs = LogConfig {
+            history: vec![Pattern::parse("chat.>").unwrap()],
+            history_max_messages: 2,
+            ..LogConfig::default()
+        };
+        o.on_gap = Some(Rc::new(move |_, _, g: &Gap| {
+            heard.borrow_mut().push(g.clone())
+        }));
+    });
+    bus.restore(
+        "chat.a",
+        Some("one".into()),
+        1,
+        Duration::from_millis(5),
+        false,
+    )
+    .unwrap();
+    bus.restore(
+        "chat.a",
+        Some("two".into()),
+        2,
+        Duration::from_millis(6),
+        true,
+    )
+    .unwrap();
+    bus.publish("chat.a", "three".into()).unwrap();
+    bus.publish_with("cfg", "on".into(), PublishOptions::new().retain())
+        .unwrap();
+    type Seen = Vec<(String, Option<u64>)>;
+    let seen: Rc<RefCell<Seen>> = Rc::default();
+    let log = seen.clone();
+    bus.subscribe_with(
+        ">",
+        move |m| {
+            log.borrow_mut().push((m.payload().clone(), m.topic_seq()));
+            Ok(())
+        },
+        SubscribeOptions::default().replay(Replay::Since {
+            topics: vec![],
+            seq: Some(0),
+            time: None,
+        }),
+    )
+    .unwrap();
+    // chat.a holds 2 (retained and in history) and 3; 1 was evicted by the bound of 2.
+    assert_eq!(
+        *seen.borrow(),
+        [
+            ("two".into(), Some(2)),
+            ("three".into(), Some(3)),
+            ("on".into(), Some(1))
+        ]
+    );
+    assert_eq!(gaps.borrow().len(), 1);
+    assert_eq!((gaps.borrow()[0].from, gaps.borrow()[0].to), (Some(1), 1));
+    assert_eq!(bus.retained("chat.*").unwrap()[0].payload(), "two");
+    assert!(bus.clear_retained("cfg").unwrap());
+    assert_eq!(bus.log_of("chat.a").unwrap().last, 3);
+    let e = bus
+        .restore("chat.a", None, 3, Duration::ZERO, false)
+        .unwrap_err();
+    assert_eq!(e.code(), edgebus::ErrorCode::InvalidArgument);
+    assert_eq!(bus.stats().logs.gaps, 1);
+}

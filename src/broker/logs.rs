@@ -162,6 +162,9 @@ impl<P: Clone> Broker<P> {
     ) -> Result<()> {
         validate_topic(topic)?;
         let topic: Rc<str> = Rc::from(topic);
+        // Restored messages take their places in publish order as they are restored.
+        self.seq += 1;
+        let order = self.seq;
         let msg = out.map(|out| Message {
             topic: topic.clone(),
             payload: out.payload,
@@ -171,7 +174,7 @@ impl<P: Clone> Broker<P> {
             published_at: Some(published_at),
             expires_at: out.ttl.map(|t| published_at.saturating_add(t)),
             size: out.size,
-            seq: 0,
+            seq: order,
             topic_seq: 0,
             attempt: 1,
             prior: 0,

@@ -1660,7 +1660,10 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
             ..Outgoing::new(p)
         });
         let at = published_at.as_micros().min(u128::from(u64::MAX)) as u64;
-        self.inner.core().restore(topic, out, seq, at, retained)
+        let now = self.inner.clock.now();
+        let mut core = self.inner.core();
+        core.note_time(now);
+        core.restore(topic, out, seq, at, retained)
     }
 
     /// Whether [`Bus::close`] was called.
@@ -1670,7 +1673,10 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
     /// A statistics snapshot.
     pub fn stats(&self) -> BusStats {
-        self.inner.core_ref().stats()
+        let now = self.inner.clock.now();
+        let mut core = self.inner.core();
+        core.expire_logs(now);
+        core.stats()
     }
 
     /// Resolves `topic` once; publishing through [`Bus::publish_to`] then skips the lookup.

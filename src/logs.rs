@@ -21,8 +21,17 @@ use crate::slab::Slab;
 use crate::topic::Pattern;
 use hashbrown::HashMap;
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::rc::Rc;
+
+/// The highest number a message may be restored with (2^50): numbers above stay exact in
+/// JavaScript however they cross the boundary.
+pub const MAX_SEQ: u64 = 1 << 50;
+
+/// Logs holding nothing (only their numbering) kept at most, whatever the bounds: past it the
+/// oldest are forgotten.
+const MAX_EMPTY: usize = 65_536;
 
 /// Bounds of retained values and history, and which topics have history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +144,10 @@ pub struct LogStats {
     pub history: u64,
     /// Bytes of both.
     pub bytes: u64,
-    /// Retained values and history messages evicted by a bound or an age limit.
+    /// Retained values and history messages evicted by a bound or the age limit.
     pub evicted: u64,
+    /// Retained values and history messages whose TTL ended.
+    pub expired: u64,
     /// Messages handed to new subscriptions by a replay.
     pub replayed: u64,
     /// Gaps reported by replays.
@@ -191,11 +202,15 @@ impl<P> Log<P> {
 
     /// Whether `seq` is still held (in the history or as the retained value).
     fn holds(&self, seq: u64) -> bool {
-        self.retained.as_ref().is_some_and(|r| r.topic_seq == seq)
-            || self
-                .history
-                .front()
-                .is_some_and(|f| seq >= f.topic_seq && seq <= self.last)
+        self.retained.as_ref().is_some_and(|r| r.topic_seq == seq) || self.in_history(seq)
+    }
+
+    /// Whether `seq` is in the history (numbers rise along it; one expired by its TTL may be
+    /// missing from the middle).
+    fn in_history(&self, seq: u64) -> bool {
+        self.history
+            .binary_search_by_key(&seq, |m| m.topic_seq)
+            .is_ok()
     }
 }
 
@@ -224,6 +239,8 @@ pub struct TopicLogs<P> {
     history_len: usize,
     history_bytes: u64,
     history_topics: usize,
+    /// TTLs of the messages held: (when, log packed, number), soonest first.
+    ttls: BinaryHeap<Reverse<(u64, u64, u64)>>,
     counted: LogStats,
 }
 
@@ -248,6 +265,7 @@ impl<P: Clone> TopicLogs<P> {
             history_len: 0,
             history_bytes: 0,
             history_topics: 0,
+            ttls: BinaryHeap::new(),
             counted: LogStats::default(),
         }
     }
@@ -325,6 +343,11 @@ impl<P: Clone> TopicLogs<P> {
         msg.topic_seq = seq;
         let size = msg.size;
         let mut held = false;
+        if let Some(at) = msg.expires_at {
+            if log.history_on || retain == Retain::Keep {
+                self.ttls.push(Reverse((at, pack(i, g), seq)));
+            }
+        }
         if log.history_on {
             if log.history.is_empty() {
                 self.history_topics += 1;
@@ -399,8 +422,15 @@ impl<P: Clone> TopicLogs<P> {
         (i, g)
     }
 
-    /// Evicts history messages past the age limit.
+    /// Removes what is past its TTL and history messages past the age limit.
     pub fn expire(&mut self, now: u64) {
+        while let Some(&Reverse((at, packed, seq))) = self.ttls.peek() {
+            if at > now {
+                break;
+            }
+            self.ttls.pop();
+            self.drop_expired((packed >> 32) as u32, packed as u32, seq);
+        }
         let Some(age) = self.config.history_max_age else {
             return;
         };
@@ -420,6 +450,34 @@ impl<P: Clone> TopicLogs<P> {
                     self.history_order.pop_front();
                 }
             }
+        }
+    }
+
+    /// Removes message `seq` of log `(i, g)`, whose TTL ended, wherever it is still held.
+    fn drop_expired(&mut self, i: u32, g: u32, seq: u64) {
+        let Some(log) = self.logs.get_mut(i, g) else {
+            return;
+        };
+        let mut gone = None;
+        if log.retained.as_ref().is_some_and(|r| r.topic_seq == seq) {
+            let old = log.retained.take().expect("checked");
+            self.retained -= 1;
+            self.retained_bytes -= old.size;
+            gone = Some(old);
+        }
+        if let Ok(at) = log.history.binary_search_by_key(&seq, |m| m.topic_seq) {
+            let old = log.history.remove(at).expect("found");
+            self.history_len -= 1;
+            self.history_bytes -= old.size;
+            if log.history.is_empty() {
+                self.history_topics -= 1;
+            }
+            gone = Some(old);
+        }
+        if let Some(old) = gone {
+            self.counted.expired += 1;
+            log.lose(&old);
+            self.settle(i, g);
         }
     }
 
@@ -499,7 +557,7 @@ impl<P: Clone> TopicLogs<P> {
             .config
             .retain_max_topics
             .saturating_add(self.config.history_max_topics);
-        while self.logs.len() > most {
+        while self.logs.len() > most || self.empty.len() > MAX_EMPTY {
             let Some((i, g)) = self.empty.pop_front() else {
                 break;
             };
@@ -521,10 +579,8 @@ impl<P: Clone> TopicLogs<P> {
     fn compact(&mut self) {
         if self.history_order.len() > 2 * self.history_len + 64 {
             let logs = &self.logs;
-            self.history_order.retain(|&(i, g, seq)| {
-                logs.get(i, g)
-                    .is_some_and(|l| l.history.front().is_some_and(|f| seq >= f.topic_seq))
-            });
+            self.history_order
+                .retain(|&(i, g, seq)| logs.get(i, g).is_some_and(|l| l.in_history(seq)));
         }
         if self.retained_order.len() > 2 * self.retained + 64 {
             let logs = &self.logs;
@@ -596,7 +652,7 @@ impl<P: Clone> TopicLogs<P> {
             if !pattern.matches(&log.topic) {
                 continue;
             }
-            let held = held(log, now);
+            let held = held(log, now, self.config.history_max_age);
             match replay {
                 Replay::Retained => {
                     if let Some(r) = log.retained.as_ref().filter(|m| !m.is_expired(now)) {
@@ -604,7 +660,8 @@ impl<P: Clone> TopicLogs<P> {
                     }
                 }
                 Replay::Last(n) => {
-                    let after = log.last.saturating_sub(*n);
+                    // Not before the log's first number: nothing older was asked for by position.
+                    let after = log.last.saturating_sub(*n).max(log.base);
                     after_seq(log, &held, after, &mut messages, &mut gaps);
                 }
                 Replay::Since { seq, time, .. } => {
@@ -632,8 +689,6 @@ impl<P: Clone> TopicLogs<P> {
             }
         }
         let messages = in_publish_order(messages);
-        self.counted.replayed += messages.len() as u64;
-        self.counted.gaps += gaps.len() as u64;
         (messages, gaps)
     }
 
@@ -648,10 +703,10 @@ impl<P: Clone> TopicLogs<P> {
         seq: u64,
         retained: bool,
     ) -> Result<bool> {
-        if seq == 0 {
+        if seq == 0 || seq > MAX_SEQ {
             return Err(Error::new(
                 crate::error::ErrorCode::InvalidArgument,
-                "a restored message needs a sequence number of at least 1",
+                "a restored message's number must be from 1 to 2^50",
             ));
         }
         let (i, g) = match self.find(&topic) {
@@ -695,6 +750,12 @@ impl<P: Clone> TopicLogs<P> {
         Ok(was_tracked != tracked)
     }
 
+    /// Counts a replay made to a new subscription: its messages and gaps.
+    pub fn count_replay(&mut self, messages: usize, gaps: usize) {
+        self.counted.replayed += messages as u64;
+        self.counted.gaps += gaps as u64;
+    }
+
     /// What they hold and counted.
     pub fn stats(&self) -> LogStats {
         LogStats {
@@ -721,9 +782,20 @@ fn in_publish_order<P>(messages: Vec<Message<P>>) -> Vec<Message<P>> {
         .collect()
 }
 
-/// The messages `log` holds (retained value and history, unexpired), by number.
-fn held<P>(log: &Log<P>, now: u64) -> Vec<&Message<P>> {
-    let mut out: Vec<&Message<P>> = log.history.iter().filter(|m| !m.is_expired(now)).collect();
+/// The messages `log` holds (retained value and history, within their TTL and the age limit),
+/// by number.
+fn held<P>(log: &Log<P>, now: u64, max_age: Option<u64>) -> Vec<&Message<P>> {
+    // (A restored message may be older than one kept before it: its age is checked here too,
+    // not only when the oldest are evicted.)
+    let young = |m: &&Message<P>| {
+        max_age.is_none_or(|a| now.saturating_sub(m.published_at.unwrap_or(0)) < a)
+    };
+    let mut out: Vec<&Message<P>> = log
+        .history
+        .iter()
+        .filter(|m| !m.is_expired(now))
+        .filter(young)
+        .collect();
     if let Some(r) = log.retained.as_ref().filter(|m| !m.is_expired(now)) {
         if !log.history.iter().any(|m| m.topic_seq == r.topic_seq) {
             let at = out.partition_point(|m| m.topic_seq < r.topic_seq);
@@ -742,9 +814,10 @@ fn after_seq<P: Clone>(
     messages: &mut Vec<Message<P>>,
     gaps: &mut Vec<Gap>,
 ) {
-    // Numbers up to the log's base were not this topic's (or were, in a log forgotten since):
-    // nothing this log could say was missed.
-    let mut next = after.max(log.base).saturating_add(1);
+    // From a subscriber's position on the topic, every later number it did not get is missed
+    // (those up to the log's base too: the topic's, in a log forgotten since). Without one (0),
+    // from the log's first number.
+    let mut next = if after == 0 { log.base } else { after }.saturating_add(1);
     for m in held.iter().filter(|m| m.topic_seq > after) {
         if m.topic_seq > next {
             gaps.push(Gap {

@@ -98,6 +98,7 @@ impl<P: Clone> Broker<P> {
     pub(super) fn replay_into(&mut self, id: SubId, pattern: &Pattern, replay: &Replay) {
         let now = self.last_now;
         let (messages, gaps) = self.logs.replay(pattern, replay, now);
+        self.logs.count_replay(messages.len(), gaps.len());
         for m in messages {
             self.offer(id, m, 0, now);
         }
@@ -161,6 +162,8 @@ impl<P: Clone> Broker<P> {
         retained: bool,
     ) -> Result<()> {
         validate_topic(topic)?;
+        // Not after the bus's time: a copy stamped later would outlive its age limit.
+        let published_at = published_at.min(self.last_now);
         let topic: Rc<str> = Rc::from(topic);
         // Restored messages take their places in publish order as they are restored.
         self.seq += 1;
@@ -185,6 +188,13 @@ impl<P: Clone> Broker<P> {
             self.tracking_changed(&topic);
         }
         Ok(())
+    }
+
+    /// Removes what is past its TTL or the age limit at `now` (also done by every publish, replay
+    /// and listing; a driver calls it before reading statistics).
+    pub fn expire_logs(&mut self, now: u64) {
+        self.note_time(now);
+        self.logs.expire(now);
     }
 
     /// What retained values and history hold and counted.

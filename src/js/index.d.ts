@@ -188,7 +188,9 @@ export interface LogStats {
   bytes: number;
   /** Retained values and history messages evicted by a bound or the age limit. */
   evicted: number;
-  /** Messages replayed to new subscriptions. */
+  /** Retained values and history messages whose TTL ended. */
+  expired: number;
+  /** Messages replayed to new subscriptions (not counting `replay()`). */
   replayed: number;
   /** Gaps reported. */
   gaps: number;

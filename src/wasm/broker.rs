@@ -1246,7 +1246,9 @@ impl WasmBroker {
         key: Option<String>,
         ttl_ms: f64,
         size: f64,
+        now_ms: f64,
     ) -> Result<(), JsValue> {
+        self.core.note_time(ms_to_micros(now_ms));
         // Checked by the JavaScript layer (a whole number from 1 to 2^53 - 1); anything else
         // is refused by the core as number 0.
         let seq = if seq.is_finite() && seq >= 1.0 && seq.fract() == 0.0 {
@@ -1265,6 +1267,12 @@ impl WasmBroker {
                 retained,
             )
             .map_err(to_js)
+    }
+
+    /// Removes retained values and history messages past their TTL or the age limit (before
+    /// statistics are read).
+    pub fn expire_logs(&mut self, now_ms: f64) {
+        self.core.expire_logs(ms_to_micros(now_ms));
     }
 
     /// The topic handles whose cached route went stale since the last call (a retained value

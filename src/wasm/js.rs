@@ -135,6 +135,7 @@ pub(crate) fn bus_stats(s: &BusStats) -> Result<JsValue, JsValue> {
                 .count("history", s.logs.history)?
                 .count("bytes", s.logs.bytes)?
                 .count("evicted", s.logs.evicted)?
+                .count("expired", s.logs.expired)?
                 .count("replayed", s.logs.replayed)?
                 .count("gaps", s.logs.gaps)?
                 .into_js(),

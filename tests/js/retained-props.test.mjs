@@ -22,7 +22,7 @@ const op = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('wait'), ms: fc.integer({ min: 1, max: 40 }) }) },
 );
 
-function run(ops, maxMessages) {
+async function run(ops, maxMessages) {
   const clock = new ManualClock();
   const gaps = [];
   const bus = new Bus({ clock, history: { topics: ['h.*'], maxMessages, maxAgeMs: 100 } });
@@ -75,6 +75,7 @@ function run(ops, maxMessages) {
       subs.push(s);
     }
   }
+  await bus.drain();
   for (const s of subs) {
     const seen = new Set();
     const last = new Map();
@@ -111,9 +112,9 @@ function run(ops, maxMessages) {
   }
 }
 
-test('replay then live is whole and single, against a model of every message published', () => {
-  fc.assert(
-    fc.property(fc.array(op, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 5 }), (ops, max) => run(ops, max)),
+test('replay then live is whole and single, against a model of every message published', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 5 }), (ops, max) => run(ops, max)),
     { seed: SEED, numRuns: RUNS },
   );
 });

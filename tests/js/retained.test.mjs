@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
 import { Bus, ManualClock, EdgebusError } from 'edgebus';
 
 const code = (c) => (e) => e instanceof EdgebusError && e.code === c;
+// Replayed messages are handed over once subscribe has returned (a pump on the next microtask).
+const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-test('a late subscription gets the retained values its wildcard matches first, then live ones', () => {
+test('a late subscription gets the retained values its wildcard matches first, then live ones', async () => {
   const bus = new Bus();
   bus.publish('room.a.temp', 20, { retain: true });
   bus.publish('room.b.temp', 21, { retain: true });
@@ -15,6 +17,7 @@ test('a late subscription gets the retained values its wildcard matches first, t
   bus.publish('room.c.temp', 99); // not retained
   const got = [];
   bus.subscribe('room.*.temp', (p, m) => got.push([m.topic, p, m.seq]), { replay: 'retained' });
+  await tick();
   bus.publish('room.b.temp', 23);
   // Numbers are consecutive per topic, from 1.
   assert.deepEqual(got, [['room.b.temp', 21, 1], ['room.a.temp', 22, 2], ['room.b.temp', 23, 2]]);
@@ -25,7 +28,7 @@ test('a late subscription gets the retained values its wildcard matches first, t
   assert.equal(bus.stats().logs.retained, 2);
 });
 
-test('publishing undefined with retain, or clearRetained, clears a value; the message is still delivered', () => {
+test('publishing undefined with retain, or clearRetained, clears a value; the message is still delivered', async () => {
   const bus = new Bus();
   bus.publish('cfg', { v: 1 }, { retain: true });
   const live = [];
@@ -38,24 +41,27 @@ test('publishing undefined with retain, or clearRetained, clears a value; the me
   assert.equal(bus.clearRetained('cfg'), false);
   const late = [];
   bus.subscribe('cfg', (p) => late.push(p), { replay: 'retained' });
+  await tick();
   assert.deepEqual(late, []);
 });
 
-test('history: numbers per topic, replay since a number or the last N, then live, no gap and no duplicate', () => {
+test('history: numbers per topic, replay since a number or the last N, then live, no gap and no duplicate', async () => {
   const bus = new Bus({ history: { topics: ['chat.>'], maxMessages: 10 } });
   for (let i = 1; i <= 5; i++) bus.publish('chat.general', i);
   const got = [];
   bus.subscribe('chat.>', (p, m) => got.push([p, m.seq]), { replay: { sinceSeq: 3 } });
+  await tick();
   bus.publish('chat.general', 6);
   assert.deepEqual(got, [[4, 4], [5, 5], [6, 6]]);
   const last = [];
   bus.subscribe('chat.general', (p) => last.push(p), { replay: { last: 2 } });
+  await tick();
   assert.deepEqual(last, [5, 6]);
   assert.deepEqual(bus.logOf('chat.general'), { topic: 'chat.general', firstSeq: 1, lastSeq: 6, retainedSeq: undefined, held: 6 });
   assert.equal(bus.logOf('other'), undefined);
 });
 
-test('a position older than the history reports a gap to onGap and on $gap, never a silent hole', () => {
+test('a position older than the history reports a gap to onGap and on $gap, never a silent hole', async () => {
   const bus = new Bus({ history: { topics: ['t'], maxMessages: 2 } });
   for (let i = 1; i <= 5; i++) bus.publish('t', i);
   const onGap = [];
@@ -63,6 +69,7 @@ test('a position older than the history reports a gap to onGap and on $gap, neve
   bus.subscribe('$gap', (g) => onTopic.push(g));
   const got = [];
   const sub = bus.subscribe('t', (p) => got.push(p), { replay: { sinceSeq: 0 }, onGap: (g) => onGap.push(g) });
+  await tick();
   assert.deepEqual(got, [4, 5]);
   const gap = { topic: 't', fromSeq: 1, toSeq: 3, pattern: 't', subscription: sub.id };
   assert.deepEqual(onGap, [gap]);
@@ -71,7 +78,7 @@ test('a position older than the history reports a gap to onGap and on $gap, neve
   assert.equal(bus.stats().logs.evicted, 3);
 });
 
-test('replay by time and the age limit, on the bus clock', () => {
+test('replay by time and the age limit, on the bus clock', async () => {
   const clock = new ManualClock();
   const bus = new Bus({ clock, history: { topics: ['m'], maxAgeMs: 50 } });
   bus.publish('m', 1);
@@ -81,28 +88,31 @@ test('replay by time and the age limit, on the bus clock', () => {
   bus.publish('m', 3);
   const got = [];
   bus.subscribe('m', (p) => got.push(p), { replay: { sinceMs: 20 } });
+  await tick();
   assert.deepEqual(got, [2, 3]);
   clock.advance(20); // 60 ms: message 1 is older than 50 ms
   const gaps = [];
   const again = [];
   bus.subscribe('m', (p) => again.push(p), { replay: { sinceMs: 0 }, onGap: (g) => gaps.push(g) });
+  await tick();
   assert.deepEqual(again, [2, 3]);
   assert.equal(gaps.length, 1);
   assert.equal(gaps[0].toSeq, 1);
   assert.equal(gaps[0].fromSeq, undefined);
 });
 
-test('per-topic positions with sinceMs for the topics not named', () => {
+test('per-topic positions with sinceMs for the topics not named', async () => {
   const bus = new Bus({ history: { topics: ['x.*'] } });
   bus.publish('x.a', 'a1');
   bus.publish('x.a', 'a2');
   bus.publish('x.b', 'b1');
   const got = [];
   bus.subscribe('x.*', (p) => got.push(p), { replay: { sinceSeq: { 'x.a': 1 }, sinceMs: 0 } });
+  await tick();
   assert.deepEqual(got, ['a2', 'b1']);
 });
 
-test('replay() answers without subscribing; restore() puts durable copies back with their numbers', () => {
+test('replay() answers without subscribing; restore() puts durable copies back with their numbers', async () => {
   const bus = new Bus({ history: { topics: ['h.>'], maxMessages: 5 } });
   bus.restore([
     { topic: 'h.a', seq: 7, payload: 'seven', publishedAt: 0 },
@@ -121,7 +131,7 @@ test('replay() answers without subscribing; restore() puts durable copies back w
   assert.equal(bus.logOf('h.b').lastSeq, 41);
 });
 
-test('a cached direct route becomes tracked when its topic gets a retained value, and direct again when cleared', () => {
+test('a cached direct route becomes tracked when its topic gets a retained value, and direct again when cleared', async () => {
   const bus = new Bus();
   const seen = [];
   bus.subscribe('t', (p, m) => seen.push([p, m.seq]));
@@ -140,7 +150,7 @@ test('a cached direct route becomes tracked when its topic gets a retained value
   assert.deepEqual(batch, [1, 2, 3]);
 });
 
-test('bounds by count and bytes evict the oldest and count it', () => {
+test('bounds by count and bytes evict the oldest and count it', async () => {
   const bus = new Bus({ retain: { maxTopics: 2 }, history: { topics: ['h'], maxBytes: 10 }, sizeOf: () => 4 });
   bus.publish('a', 1, { retain: true });
   bus.publish('b', 2, { retain: true });
@@ -152,7 +162,7 @@ test('bounds by count and bytes evict the oldest and count it', () => {
   assert.equal(s.evicted, 1 + 2);
 });
 
-test('bad options are refused with INVALID_OPTION naming them, and nothing is left behind', () => {
+test('bad options are refused with INVALID_OPTION naming them, and nothing is left behind', async () => {
   const bus = new Bus();
   for (const replay of ['all', 5, null, {}, { last: -1 }, { last: 1.5 }, { last: 2, sinceSeq: 1 }, { sinceSeq: -1 },
     { sinceSeq: { t: 'x' } }, { sinceMs: NaN }, { since: 1 }]) {
@@ -174,7 +184,7 @@ test('bad options are refused with INVALID_OPTION naming them, and nothing is le
   assert.equal(bus.stats().published, 0);
 });
 
-test('hostile replay options are INVALID_OPTION; a position per topic for many topics is one look-up each', () => {
+test('hostile replay options are INVALID_OPTION; a position per topic for many topics is one look-up each', async () => {
   const bus = new Bus({ history: { topics: ['h.>'] } });
   const revoked = Proxy.revocable({}, {});
   revoked.revoke();
@@ -190,10 +200,11 @@ test('hostile replay options are INVALID_OPTION; a position per topic for many t
   for (let i = 0; i < 50_000; i++) positions[`h.t${i}`] = 0;
   const got = [];
   bus.subscribe('h.>', (p) => got.push(p), { replay: { sinceSeq: positions } });
+  await tick();
   assert.equal(got.length, 200);
 });
 
-test('a sizeOf that throws on a retained publish leaves its id free for the retry', () => {
+test('a sizeOf that throws on a retained publish leaves its id free for the retry', async () => {
   let refuse = true;
   const bus = new Bus({ dedupe: true, sizeOf: () => { if (refuse) throw new Error('no size'); return 1; } });
   const got = [];
@@ -203,4 +214,62 @@ test('a sizeOf that throws on a retained publish leaves its id free for the retr
   assert.equal(bus.publish('t', 'v', { id: 'm1', retain: true }), true);
   assert.deepEqual(got, ['v']);
   assert.equal(bus.retained()[0].id, 'm1');
+});
+
+test('a replaying handler can use its subscription; what is published after subscribe comes after the replay', async () => {
+  const bus = new Bus({ history: { topics: ['h'] } });
+  for (let i = 1; i <= 3; i++) bus.publish('h', i);
+  const got = [];
+  const sub = bus.subscribe('h', (p) => {
+    got.push(p);
+    if (p === 2) sub.unsubscribe();
+  }, { replay: { sinceSeq: 0 } });
+  assert.deepEqual(got, [], 'nothing before subscribe returns');
+  const later = [];
+  bus.subscribe('h', (p) => later.push(p), { replay: { last: 1 } });
+  bus.publish('h', 4); // published after: behind the replayed 3
+  await tick();
+  assert.deepEqual(got, [1, 2]);
+  assert.deepEqual(later, [3, 4]);
+});
+
+test('slots of values no longer kept are freed without any subscriber; an expired retained value leaves and is counted', async () => {
+  const bus = new Bus();
+  for (let i = 0; i < 20_000; i++) bus.publish('state', { i }, { retain: true });
+  assert.ok(bus._slots.length - bus._freeSlots.length < 100, `live slots: ${bus._slots.length - bus._freeSlots.length}`);
+  const clock = new ManualClock();
+  const b2 = new Bus({ clock, retain: { maxTopics: 2 }, history: { topics: ['h'] } });
+  b2.publish('a', 'live-a', { retain: true });
+  b2.publish('b', 'dead-b', { retain: true, ttlMs: 10 });
+  b2.publish('h', 'short', { ttlMs: 10 });
+  clock.advance(100);
+  assert.equal(b2.stats().logs.expired, 2);
+  assert.equal(b2.stats().logs.retained, 1);
+  assert.equal(b2.stats().logs.history, 0);
+  b2.publish('c', 'live-c', { retain: true });
+  assert.deepEqual(b2.retained().map((m) => m.payload), ['live-a', 'live-c']);
+  assert.equal(b2.stats().logs.evicted, 0);
+});
+
+test('restore checks every entry before applying any; replay() counts nothing; bad topics and late calls are refused', async () => {
+  const bus = new Bus({ history: { topics: ['h'] } });
+  const entries = [{ topic: 'h', seq: 1, payload: 'a' }, { topic: 'h', seq: 2, payload: 'b' }, { topic: 'h', seq: 3, payload: 'c', ttlMs: -5 }];
+  assert.throws(() => bus.restore(entries), code('INVALID_OPTION'));
+  assert.equal(bus.logOf('h'), undefined, 'nothing restored');
+  entries[2].ttlMs = 5000;
+  bus.restore(entries);
+  assert.equal(bus.logOf('h').lastSeq, 3);
+  assert.throws(() => bus.restore([{ topic: 'h', seq: 5, payload: 'e' }, { topic: 'h', seq: 4, payload: 'd' }]), code('INVALID_ARGUMENT'));
+  assert.equal(bus.logOf('h').lastSeq, 3);
+  assert.throws(() => bus.restore([{ topic: 'x', seq: 2 ** 51, payload: 1 }]), code('INVALID_OPTION'));
+  assert.throws(() => bus.restore([{ topic: 'x', seq: 1, retained: true, payload: undefined }]), code('INVALID_ARGUMENT'));
+  const before = bus.stats().logs;
+  bus.replay('h', { sinceSeq: 0 });
+  assert.deepEqual(bus.stats().logs, before);
+  assert.throws(() => bus.logOf('a.*'), code('INVALID_TOPIC'));
+  assert.throws(() => bus.subscribe('h', () => {}, { replay: { sinceSeq: { 'a.*': 0 } } }), code('INVALID_TOPIC'));
+  assert.throws(() => bus.subscribe('q', () => {}, { group: 'g', onGap: () => {} }), code('INVALID_OPTION'));
+  await bus.close();
+  assert.throws(() => bus.clearRetained('h'), code('CLOSED'));
+  assert.throws(() => bus.restore([]), code('CLOSED'));
 });

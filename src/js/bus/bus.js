@@ -26,7 +26,7 @@ import { MessageStream } from './stream.js';
 import { PendingRequest, REQUEST, RESPONSE, failedReplies, responderMessage } from './requests.js';
 import { systemClock } from '../shared/clock.js';
 import { wasmWords, writeAscii } from '../shared/memory.js';
-import { checkPattern } from '../shared/topics.js';
+import { checkPattern, checkTopic } from '../shared/topics.js';
 
 // The longest delay a JavaScript host timer takes (longer ones fire at once, with a warning).
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -333,7 +333,11 @@ export class Bus {
     const timeoutMs = numberOption(o, group === undefined ? 'timeoutMs' : 'ackTimeoutMs', 'options', DURATION);
     const batch = o.batch === undefined || o.batch === false ? undefined : parseBatch(o.batch, 'batch');
     const replay = o.replay === undefined ? undefined : parseReplay(o.replay);
+    if (replay?.topics !== undefined) for (const t of replay.topics) checkTopic(t);
     const onGap = functionOption(o, 'onGap', 'options');
+    if (onGap !== undefined && group !== undefined) {
+      fail('INVALID_OPTION', 'option `onGap` hears of the gaps of a replay, which a work queue does not take');
+    }
     // Numbers in the core's order, copied from the snapshot above (nothing the caller holds;
     // NaN: not given); none at all when no option was given.
     let args = NO_NUMBERS;
@@ -382,8 +386,19 @@ export class Bus {
       addAbortListener(signal, onAbort);
       rec._leave = () => removeAbortListener(signal, onAbort);
     }
-    // Messages waiting in the group, or replayed, go to the new subscription at once.
-    if (group !== undefined || replay !== undefined) this._pump();
+    // Messages waiting in the group go to the new member at once.
+    if (group !== undefined) this._pump();
+    if (replay !== undefined) {
+      // Replayed messages wait in its queue: handed to its handler once subscribe has returned
+      // (a pump on the next microtask), so the handler can use the subscription, and before
+      // anything published later, which goes behind them (it counts as busy meanwhile).
+      const st = this._core.subscription_stats(rec.index, rec.gen);
+      if (st.queued + st.inFlight > 0 && !rec.busy) {
+        rec.busy = true;
+        this._busy++;
+      }
+      this._schedulePump();
+    }
     return rec;
   }
 
@@ -965,7 +980,11 @@ export class Bus {
     if (from === 0) this._published++;
     const subs = route.subs;
     const n = subs.length;
-    if (n === 0) return true;
+    if (n === 0) {
+      // Slots of messages the core no longer keeps are freed by a pump (see _logDirect).
+      if (this._needPump) this._pump();
+      return true;
+    }
     let env = made;
     this._depth++;
     try {
@@ -1710,6 +1729,7 @@ export class Bus {
 
   /** Clears `topic`'s retained value; whether it had one. */
   clearRetained(topic) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
     checkString(topic, 'INVALID_TOPIC', 'topic');
     let had;
     try {
@@ -1749,7 +1769,7 @@ export class Bus {
    * is the numbers firstSeq…lastSeq when `held` > 0), or undefined.
    */
   logOf(topic) {
-    checkString(topic, 'INVALID_TOPIC', 'topic');
+    checkTopic(topic);
     const l = this._core.log_of(topic);
     if (l.length === 0) return undefined;
     const info = { topic, firstSeq: l[0], lastSeq: l[1], retainedSeq: undefined, held: l[3] };
@@ -1765,35 +1785,49 @@ export class Bus {
   restore(entries) {
     if (this._closing) fail('CLOSED', 'bus is closed');
     const list = arraySnapshot(entries, 'entries');
+    // Every entry is checked before any is applied: a refused call restores nothing.
+    const checked = [];
+    const last = new Map(); // topic → the number restored last in this call, or the log's
     for (let i = 0; i < list.length; i++) {
       const e = snapshot(list[i], RESTORE_FIELDS, `entries[${i}]`);
       checkString(e.topic, 'INVALID_ARGUMENT', `entries[${i}].topic`);
-      const seq = numberValue(e.seq, `entries[${i}].seq`, { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER });
-      const at = e.publishedAt === undefined ? this._clock.now() : numberValue(e.publishedAt, `entries[${i}].publishedAt`, { min: 0 });
+      checkTopic(e.topic);
+      const seq = numberValue(e.seq, `entries[${i}].seq`, { integer: true, min: 1, max: 2 ** 50 });
+      const at = e.publishedAt === undefined ? undefined : numberValue(e.publishedAt, `entries[${i}].publishedAt`, { min: 0 });
       if (e.retained !== undefined && typeof e.retained !== 'boolean') {
         fail('INVALID_OPTION', `option \`entries[${i}].retained\` must be a boolean, got ${describe(e.retained)}`);
       }
+      const hasPayload = 'payload' in e;
+      if (e.retained === true && (!hasPayload || e.payload === undefined)) {
+        fail('INVALID_ARGUMENT', `entries[${i}]: a retained value needs a payload (publishing undefined with retain clears one)`);
+      }
+      const before = last.get(e.topic) ?? this.logOf(e.topic)?.lastSeq ?? 0;
+      if (seq <= before) {
+        fail('INVALID_ARGUMENT', `entries[${i}]: number ${seq} on \`${e.topic}\` is not after ${before}: restore each topic's messages in order`);
+      }
+      last.set(e.topic, seq);
       const o = parsePublishOptions({ id: e.id, key: e.key, headers: e.headers, ttlMs: e.ttlMs }, RESTORE_OPTIONS);
+      checked.push({ e, seq, at, o, hasPayload, size: hasPayload ? measure(this._sizeOf, e.payload) : 0 });
+    }
+    const now = this._clock.now();
+    for (const { e, seq, at, o, hasPayload, size } of checked) {
       let slot = -1;
-      let size = 0;
-      if ('payload' in e) {
-        const env = { topic: e.topic, payload: e.payload, publishedAt: at, attempt: 1, seq };
+      if (hasPayload) {
+        const env = { topic: e.topic, payload: e.payload, publishedAt: Math.min(at ?? now, now), attempt: 1, seq };
         if (o.id !== undefined) env.id = o.id;
         if (o.key !== undefined) env.key = o.key;
         if (o.headers !== undefined) env.headers = o.headers;
         if (o.ttlMs !== undefined) env.ttlMs = o.ttlMs;
-        size = measure(this._sizeOf, e.payload);
         slot = this._slot(env);
       }
       try {
-        this._core.restore(e.topic, slot, seq, at, e.retained === true, o.id, o.key, o.ttlMs ?? 0, size);
+        this._core.restore(e.topic, slot, seq, Math.min(at ?? now, now), e.retained === true, o.id, o.key, o.ttlMs ?? 0, size, now);
       } catch (err) {
         throw fromCore(err);
-      } finally {
-        this._dropRoutes(this._core.take_invalidated(), 0);
-        this._pump();
       }
     }
+    this._dropRoutes(this._core.take_invalidated(), 0);
+    this._pump();
   }
 
   /** The messages of `[slot, number]` pairs, each carrying its number. */
@@ -2103,6 +2137,7 @@ export class Bus {
   /** Counters, queue depths and latency, for the bus and per subscription. */
   stats() {
     this._flushCounters();
+    this._core.expire_logs(this._clock.now());
     return this._core.stats();
   }
 }

@@ -24,8 +24,9 @@ import { checkPattern, checkTopic } from '../shared/topics.js';
 import { IdempotenceFilter } from '../bus/filter.js';
 import { PendingRequest, failedReplies } from '../bus/requests.js';
 import { printsAs } from '../shared/inspect.js';
+import { Outbox, outboxOption } from './outbox.js';
 
-const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'onError'];
+const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'onError', 'persist', 'persistName'];
 const REMOTE_SUB_OPTIONS = ['group', 'maxAttempts', 'ackTimeoutMs'];
 const SUBSCRIBE_OPTIONS = [...REMOTE_SUB_OPTIONS, 'signal'];
 const PUBLISH_OPTIONS = ['id', 'key', 'headers'];
@@ -187,6 +188,11 @@ class RemoteBus {
     this._streams = 0;
     this.ready = new Promise((resolve, reject) => { this._onFirstOpen = resolve; this._onRefused = reject; });
     this.ready.catch(() => {});
+    const store = outboxOption(o, connectUrl(url, undefined, o.hub));
+    if (store !== undefined) {
+      this._outbox = new Outbox(this, store);
+      this._outbox.start();
+    }
     this._dial();
   }
 
@@ -347,16 +353,18 @@ class RemoteBus {
     if (this._rate !== Infinity) this._tokens = Math.min(this._rate, this._tokens + ((now - this._refilled) / 1000) * this._rate);
     else this._tokens = Infinity;
     this._refilled = now;
-    const n = Math.min(this._queue.length, Math.floor(this._tokens));
+    // With a persistent outbox, a publish waits until it is stored.
+    const free = this._outbox === undefined ? this._queue.length : this._outbox.sendable(this._queue, this._tokens);
+    const n = Math.min(free, Math.floor(this._tokens));
     if (n > 0) {
       this._tokens -= n;
       const batch = this._queue.splice(0, n);
       for (const p of batch) this._sent.set(p.op.ref, p);
       for (let i = 0; i < batch.length; i += 1000) this._ws.send(JSON.stringify(batch.slice(i, i + 1000).map((p) => p.op)));
     }
-    if (this._queue.length > 0) {
+    if (free > n) {
       // Wait for a useful share of the bucket (a tenth of a second's worth), not for every token.
-      const want = Math.min(this._queue.length, Math.max(1, Math.ceil(this._rate / 10)));
+      const want = Math.min(free - n, Math.max(1, Math.ceil(this._rate / 10)));
       this._pumpLater(Math.ceil(((want - this._tokens) / this._rate) * 1000));
     }
   }
@@ -478,6 +486,7 @@ class RemoteBus {
       return;
     }
     this._refusals = 0;
+    this._outbox?.settled(p);
     if (error !== undefined) {
       p.reject(error);
       if (!p.async) this._report(error, { topic: p.op.topic, id: p.op.id });
@@ -893,9 +902,11 @@ class RemoteBus {
       victim.reject(err);
       this._report(err, { topic: victim.op.topic, id: victim.op.id });
       if (victim === p) return false;
+      this._outbox?.settled(victim);
     }
     this._stats.published++;
     this._queue.push(p);
+    this._outbox?.admitted(p);
     if (this._open) this._schedulePump();
     return true;
   }
@@ -950,6 +961,7 @@ class RemoteBus {
   /** Resolves when every publish so far has been acknowledged by the hub. */
   flush() {
     if (this._failure !== undefined) return Promise.reject(this._failure);
+    if (this._outbox?.loading) return this._outbox.loaded.then(() => this.flush());
     if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => this._flushWaiters.push({ resolve, reject }));
   }
@@ -957,13 +969,17 @@ class RemoteBus {
   /**
    * Later calls throw CLOSED. When connected, waits up to `timeoutMs` (default 5000) for
    * outstanding publishes to be acknowledged, then closes the socket. Resolves to
-   * `{ remaining }`: the publishes the hub never acknowledged, nothing dropped silently.
+   * `{ remaining }`: the publishes the hub never acknowledged, nothing dropped silently. With a
+   * persistent outbox they stay in its store for the next session, unless `discard` is true.
    */
   async close(options) {
-    const o = options === undefined ? {} : snapshot(options, ['timeoutMs'], 'options');
+    const o = options === undefined ? {} : snapshot(options, ['timeoutMs', 'discard'], 'options');
     const timeoutMs = numberOption(o, 'timeoutMs', 'options', { min: 0, max: MAX_TIMER_MS }) ?? 5000;
+    if (o.discard !== undefined && typeof o.discard !== 'boolean') fail('INVALID_OPTION', `option \`discard\` must be a boolean, got ${typeof o.discard}`);
     if (!this._closing) {
       this._closing = true;
+      // What an earlier session left is part of what this one sends (or lists).
+      if (this._outbox !== undefined) await this._outbox.restoredWithin(timeoutMs);
       if (this._open && (this._queue.length > 0 || this._sent.size > 0)) {
         let timer;
         await Promise.race([this.flush(), new Promise((r) => { timer = setTimeout(r, timeoutMs); })]);
@@ -989,6 +1005,7 @@ class RemoteBus {
       for (const end of [...this._waits]) end(new EdgebusError('CLOSED', 'bus closed'));
       // Streams end: what they hold is still read.
       if (this._local !== undefined) await this._local.close();
+      if (this._outbox !== undefined) await this._outbox.close(this._queue, o.discard === true, timeoutMs);
     }
     return { remaining: this._queue.map((p) => ({ topic: p.op.topic, payload: p.op.payload, id: p.op.id, key: p.op.key })) };
   }
@@ -998,6 +1015,7 @@ class RemoteBus {
     return {
       ...this._stats, connected: this._open, buffered: this._queue.length + this._waiters.length,
       unacknowledged: this._sent.size, subscriptions: this._subs.size,
+      restored: this._outbox?.restored ?? 0, persistFailed: this._outbox?.failed ?? 0,
     };
   }
 }

@@ -16,7 +16,13 @@ const until = async (cond) => { while (!cond()) await new Promise((r) => setTime
 /** An outbox store in a Map, shared by the sessions of one test (what IndexedDB is to a page). */
 class MapStore {
   constructor() { this.entries = new Map(); this.seq = 0; }
-  load() { return [...this.entries.values()].sort((a, b) => a.seq - b.seq).map(({ seq, ...e }) => e); }
+  load() {
+    return [...this.entries.values()].sort((a, b) => a.seq - b.seq).map((e) => {
+      const entry = { ...e };
+      delete entry.seq;
+      return entry;
+    });
+  }
   async put(entry) { this.entries.set(`${entry.id}#${++this.seq}`, { ...entry, seq: this.seq }); }
   async delete(ids) { for (const [k, e] of this.entries) if (ids.includes(e.id)) this.entries.delete(k); }
   ids() { return this.load().map((e) => e.id); }

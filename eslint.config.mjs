@@ -54,7 +54,7 @@ export default [
   // page.waitForFunction() run in the page, so these names are the page's.
   {
     files: [
-      'tests/e2e/**', 'tests/browser/*.test.mjs', 'tests/edge/browser.test.mjs', 'bench-web/run.mjs', 'benches/sharding/browser.mjs',
+      'tests/e2e/**', 'tests/browser/*.test.mjs', 'tests/edge/browser.test.mjs', 'tests/edge/outbox-browser.test.mjs', 'bench-web/run.mjs', 'benches/sharding/browser.mjs',
       'tests/pack/support.mjs',
     ],
     languageOptions: { globals: { window: 'readonly', document: 'readonly', crossOriginIsolated: 'readonly' } },

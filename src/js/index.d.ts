@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'INVALID_ARGUMENT'
   | 'QUEUE_FULL'
   | 'CLOSED'
+  | 'PERSIST_FAILED'
   | 'MESSAGE_TOO_LARGE'
   | 'HANDLER_TIMEOUT'
   | 'HANDLER_FAILED'
@@ -792,8 +793,45 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Message ids remembered per subscription to drop redeliveries (default 10,000). */
   dedupe?: { maxIds?: number };
-  /** Refusals from the hub, handler failures, drops; `op` is 'ack' or 'nack' for a refused acknowledgement (FORBIDDEN, UNAVAILABLE). */
-  onError?: (error: EdgebusError | unknown, context?: { subscription?: RemoteSubscription; message?: Message; topic?: string; id?: string; op?: 'ack' | 'nack' }) => void;
+  /**
+   * Where publishes not yet acknowledged are kept: 'memory' (the default: for this session only),
+   * 'indexeddb' (browsers: they survive a page reload and the next `connect` with the same
+   * `persistName` sends them, with their ids), or a store of your own ({@link OutboxStore}).
+   * 'indexeddb' where there is no IndexedDB (Node, Workers) is refused INVALID_OPTION.
+   */
+  persist?: 'memory' | 'indexeddb' | OutboxStore;
+  /** With `persist: 'indexeddb'`: the outbox's name on this origin (default: from the URL and `hub`). */
+  persistName?: string;
+  /**
+   * Refusals from the hub, handler failures, drops; `op` is 'ack' or 'nack' for a refused
+   * acknowledgement (FORBIDDEN, UNAVAILABLE); `outbox` names the store call that failed (PERSIST_FAILED).
+   */
+  onError?: (error: EdgebusError | unknown, context?: { subscription?: RemoteSubscription; message?: Message; topic?: string; id?: string; op?: 'ack' | 'nack'; outbox?: 'load' | 'put' | 'delete'; ids?: string[] }) => void;
+}
+
+/** A publish in a persistent outbox: what `OutboxStore.put` gets and `load` gives back. */
+export interface OutboxEntry<T = unknown> {
+  id: string;
+  topic: string;
+  payload: T;
+  key?: string;
+  headers?: Record<string, string>;
+  /** When it was published (ms since the epoch). */
+  at: number;
+}
+
+/**
+ * A persistent outbox for `connect({ persist })`. Calls come in order (a delete never before the
+ * put it undoes); a call that throws or rejects is reported (PERSIST_FAILED) and counted in
+ * `stats().persistFailed`, and the publish stays in memory and is sent anyway.
+ */
+export interface OutboxStore {
+  /** What an earlier session left, oldest first; called once, at `connect`. */
+  load(): OutboxEntry[] | PromiseLike<OutboxEntry[]>;
+  /** A publish not yet acknowledged: it is sent once this settles. The same id may come again (another publish with it). */
+  put(entry: OutboxEntry): void | PromiseLike<void>;
+  /** Acknowledged, refused or dropped: every entry with one of these ids goes. */
+  delete(ids: string[]): void | PromiseLike<void>;
 }
 
 /** Options of a remote subscription: plain, or a member of a durable work queue. */
@@ -829,6 +867,10 @@ export interface RemoteStats {
   /** Requests made, and replies received. */
   requests: number;
   replies: number;
+  /** Publishes an earlier session left in the persistent outbox, loaded at connect (those the bound dropped are in `dropped` too). */
+  restored: number;
+  /** Outbox store calls that threw or rejected (each reported PERSIST_FAILED). */
+  persistFailed: number;
 }
 
 /** A publish the hub never acknowledged (returned by close()). */
@@ -866,8 +908,12 @@ export interface RemoteBus {
   requestMany<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestManyOptions): AsyncIterableIterator<R>;
   /** Resolves when every publish so far is acknowledged. */
   flush(): Promise<void>;
-  /** Waits (up to timeoutMs, default 5000) for acknowledgements, closes, and returns what was never acknowledged. */
-  close(options?: { timeoutMs?: number }): Promise<{ remaining: RemotePublish[] }>;
+  /**
+   * Waits (up to timeoutMs, default 5000) for acknowledgements, closes, and returns what was never
+   * acknowledged. With a persistent outbox those stay in its store for the next session, unless
+   * `discard` is true.
+   */
+  close(options?: { timeoutMs?: number; discard?: boolean }): Promise<{ remaining: RemotePublish[] }>;
   stats(): RemoteStats;
 }
 

@@ -4,7 +4,7 @@ import {
   Batcher, Bus, EdgebusError, IdempotenceFilter, ManualClock, ShardedBus, checkPattern, checkTopic, connect, init,
 } from 'edgebus';
 import type {
-  BusStats, CloseSummary, DeadLetter, ErrorEvent, JobStatus, Message, RequestStats, ShardSetup, ShardedBusStats,
+  BusStats, CloseSummary, DeadLetter, ErrorEvent, JobStatus, Message, OutboxEntry, OutboxStore, RequestStats, ShardSetup, ShardedBusStats,
   Subscription,
 } from 'edgebus';
 
@@ -126,6 +126,20 @@ async function main(): Promise<void> {
   });
   // @ts-expect-error a token is required
   connect('https://edge.example.com', {});
+  const left: OutboxEntry[] = [];
+  const store: OutboxStore = {
+    load: () => left.slice(),
+    put: async (entry) => { left.push(entry); },
+    delete: (ids) => { left.splice(0, left.length, ...left.filter((e) => !ids.includes(e.id))); },
+  };
+  const kept = connect('https://edge.example.com', { token: 't', persist: store, onError: (e, ctx) => console.log(e, ctx?.outbox) });
+  connect('https://edge.example.com', { token: 't', persist: 'indexeddb', persistName: 'my-app' });
+  const counted: number = kept.stats().restored + kept.stats().persistFailed;
+  void [counted, await kept.close({ discard: true })];
+  // @ts-expect-error a store needs delete
+  connect('https://edge.example.com', { token: 't', persist: { load: () => [], put: () => {} } });
+  // @ts-expect-error 'disk' is not an outbox
+  connect('https://edge.example.com', { token: 't', persist: 'disk' });
   // @ts-expect-error remote subscriptions take no concurrency
   remote.subscribe('a', () => {}, { concurrency: 2 });
 }

@@ -643,8 +643,8 @@ export function replayByHub(replay, pattern, hubs, cfg) {
     parts.get(hubs.length === 1 ? hubs[0] : hubOfTopic(topic, cfg.HUBS, cfg.ROUTE_TOKENS)).push([topic, seq]);
   }
   for (const [h, rows] of parts) {
-    // A hub with no position and no time to replay from has nothing to say: not asked.
-    if (rows.length === 0 && sinceMs === undefined) continue;
+    // Every hub is asked, with no position when it owns none of the topics named: its core
+    // decides what that means (from `sinceMs`, or from the start).
     const r = { sinceSeq: Object.fromEntries(rows) };
     if (sinceMs !== undefined) r.sinceMs = sinceMs;
     byHub.set(h, r);

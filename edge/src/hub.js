@@ -46,6 +46,9 @@ export const NS_COUNTERS = ['published', 'duplicates', 'notStored', 'delivered',
   'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished', 'tooDeep', 'rateClosed',
   'requests', 'replies', 'lateReplies', 'requestTimeouts', 'noResponders', 'replayed', 'gaps'];
 
+/** The least time between two sweeps of a namespace's stored logs after evictions elsewhere (_logsEvicted). */
+const LOG_SWEEP_MS = 10000;
+
 /** `<ns> <pattern>`: a pattern in its namespace (neither contains a space). */
 function scoped(ns, pattern) {
   return `${ns} ${pattern}`;
@@ -86,7 +89,7 @@ export class Hub extends DurableObject {
     this.goneMembers = [];           // [owner, conn, sub] of work-queue members whose sockets a restart ended
     this.ids = new PublishIds(this.ctx.storage.sql, this.cfg); // the idempotence window
     this.logs = new ReplayLog(this.ctx.storage.sql); // the stored copy of the routing Buses' logs
-    this.evictedSeen = new Map(); // routing Bus → its core's log evictions already mirrored in storage
+    this.logSweeps = new Map();   // routing Bus → { evicted: its core's evictions mirrored in storage, at: last sweep }
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
@@ -132,7 +135,7 @@ export class Hub extends DurableObject {
       const bus = this._bus('routing', ns);
       bus.restore(entries);
       this.logs.trimAll(ns, bus);
-      this.evictedSeen.set(bus, bus.stats().logs.evicted);
+      this.logSweeps.set(bus, { evicted: bus.stats().logs.evicted, at: Date.now(), own: 0 });
     }
     for (const [k] of await storage.list({ prefix: 'i:' })) {
       const [home, pattern] = splitOnce(k.slice(2), '|');
@@ -643,6 +646,7 @@ export class Hub extends DurableObject {
       // A request matches the namespace's subscriptions, if it has any; anything else is also
       // kept for replay, so the namespace's Bus is made for it.
       const bus = this._bus('routing', ns, m.rq === undefined);
+      const before = bus?.logOf(env.topic);
       try {
         if (m.retain === true && m.payload === undefined) {
           // `retain` without a payload clears the topic's retained value; it is delivered as a message too.
@@ -655,7 +659,7 @@ export class Hub extends DurableObject {
         boxesOf[i] = this.collect;
         this.collect = undefined;
       }
-      if (bus !== undefined) this._logged(ns, bus, env, m.retain === true && m.payload !== undefined);
+      if (bus !== undefined) this._logged(ns, bus, env, m.retain === true && m.payload !== undefined, before);
       if (m.rq !== undefined) {
         // A request reaches plain subscriptions; work-queue streams do not store it.
         this._count(ns, 'requests');
@@ -668,7 +672,7 @@ export class Hub extends DurableObject {
       out[i] = { stored: streams.length };
       for (const st of [...streams]) this.streams.store(st, env, now);
     }
-    this._logsEvicted();
+    this._logsEvicted(now);
     if (local && !streamed && !msgs.some((m) => (m.dedupeId ?? m.id) !== undefined)) this._countsSoon();
     else this._countsChanged();
     // The messages stored now expire at now + STREAM_MAX_AGE_MS: the alarm must come by then (an
@@ -708,12 +712,14 @@ export class Hub extends DurableObject {
    * After a publish into `bus` (namespace `ns`'s routing Bus): when the core tracks its topic, the
    * message takes the seq the core gave it and is stored (`retained`: as the topic's retained
    * value), and the topic's stored rows are trimmed to what the core still holds. Synchronous, in
-   * the publish's turn: stored before the publisher is answered or anyone receives it.
+   * the publish's turn: stored before the publisher is answered or anyone receives it. `before`:
+   * the topic's log before the publish, to tell the topic's own eviction (its oldest message, at
+   * HISTORY_MAX_MESSAGES) from evictions elsewhere (_logsEvicted).
    */
-  _logged(ns, bus, env, retained) {
+  _logged(ns, bus, env, retained, before) {
     const log = bus.logOf(env.topic);
     if (log === undefined) {
-      // Not tracked (a `$` topic without a retained value), or its retained value just cleared.
+      // Not tracked (a `$` topic without a retained value), or forgotten by the core.
       this.logs.trim(ns, env.topic, undefined);
       return;
     }
@@ -721,22 +727,34 @@ export class Hub extends DurableObject {
     // Requests too (the stored copy is exactly the core's); a replay leaves them out (replayOf).
     this.logs.record(ns, env, retained);
     this.logs.trim(ns, env.topic, log);
+    let sweep = this.logSweeps.get(bus);
+    if (sweep === undefined) {
+      sweep = { evicted: 0, at: Date.now(), own: 0 };
+      this.logSweeps.set(bus, sweep);
+    }
+    if (before !== undefined && before.held === this.cfg.HISTORY_MAX_MESSAGES && log.held === before.held) sweep.own++;
     this.logsTouched ??= new Map();
     this.logsTouched.set(bus, ns);
   }
 
   /**
-   * After a batch of publishes: a Bus whose core evicted logs of other topics (its cross-topic
-   * limits) has every stored topic trimmed to what it holds.
+   * After a batch of publishes: when a Bus's core evicted more than the published topics' own
+   * oldest messages (its cross-topic limits, or the time window), every stored topic of its
+   * namespace is trimmed to what it holds, at most every few seconds (rows it no longer holds
+   * are only storage until then: a restore applies the limits, a replay the window, again).
    */
-  _logsEvicted() {
+  _logsEvicted(now) {
     const touched = this.logsTouched;
     if (touched === undefined) return;
     this.logsTouched = undefined;
     for (const [bus, ns] of touched) {
+      const sweep = this.logSweeps.get(bus);
       const evicted = bus.stats().logs.evicted;
-      if (evicted === (this.evictedSeen.get(bus) ?? 0)) continue;
-      this.evictedSeen.set(bus, evicted);
+      sweep.evicted += sweep.own;
+      sweep.own = 0;
+      if (evicted <= sweep.evicted || now - sweep.at < LOG_SWEEP_MS) continue;
+      sweep.evicted = evicted;
+      sweep.at = now;
       this.logs.trimAll(ns, bus);
     }
   }

@@ -446,17 +446,17 @@ test('a flood of guessed delivery tokens is metered per connection: the owner hu
 });
 
 test('replay: another tenant\'s retained values and history are out of reach, by wildcard, by named positions and by time; each namespace counts its own', async () => {
-  const topic = 'orders.replay.secret';
+  const topic = 'orders.rp.secret';
   await server.post('/publish', { topic, payload: 'acme-only', retain: true }, acme);
-  await server.post('/publish', { topic: 'chat.replay.a', payload: 'acme-chat' }, acme);
+  await server.post('/publish', { topic: 'chat.rp.a', payload: 'acme-chat' }, acme);
   const before = (await view(bolt)).total;
   const b = await open(bolt);
   // Every shape of replay, over the same patterns and topic names acme used.
-  const replays = ['retained', { last: 1000 }, { sinceSeq: 0 }, { sinceMs: 0 }, { sinceSeq: { [topic]: 0, 'orders.replay.other': 0 }, sinceMs: 0 }];
+  const replays = ['retained', { last: 1000 }, { sinceSeq: 0 }, { sinceMs: 0 }, { sinceSeq: { [topic]: 0, 'orders.rp.other': 0 }, sinceMs: 0 }];
   let id = 1;
-  for (const pattern of ['orders.>', 'chat.>', topic]) {
+  for (const pattern of ['orders.rp.>', 'chat.rp.>', topic]) {
     for (const replay of replays) {
-      if (typeof replay.sinceSeq === 'object' && pattern !== 'orders.>') continue; // a position the pattern does not match is INVALID_OPTION
+      if (typeof replay.sinceSeq === 'object' && pattern !== 'orders.rp.>') continue; // a position the pattern does not match is INVALID_OPTION
       assert.equal((await b.request({ op: 'sub', id: id++, pattern, replay })).t, 'ok', `${pattern} ${JSON.stringify(replay)}`);
     }
   }
@@ -469,7 +469,7 @@ test('replay: another tenant\'s retained values and history are out of reach, by
   assert.deepEqual([refused.t, refused.code], ['err', 'FORBIDDEN']);
   const wide = await n.request({ op: 'sub', id: 2, pattern: '>', replay: { sinceMs: 0 } });
   assert.deepEqual([wide.t, wide.code], ['err', 'FORBIDDEN']);
-  assert.equal((await n.request({ op: 'sub', id: 3, pattern: 'chat.>', replay: { sinceMs: 0 } })).t, 'ok');
+  assert.equal((await n.request({ op: 'sub', id: 3, pattern: 'chat.rp.>', replay: { sinceMs: 0 } })).t, 'ok');
   assert.deepEqual(n.messages().map((m) => m.msg.payload), ['acme-chat']);
   const after = (await view(bolt)).total;
   assert.equal(after.replayed - before.replayed, 0);

@@ -610,10 +610,10 @@ export function replayByHub(replay, pattern, hubs, cfg) {
   }
   for (const k of Object.keys(replay)) if (k !== 'last' && k !== 'sinceSeq' && k !== 'sinceMs') throw bad(`has an unknown field \`${k.slice(0, 64)}\``);
   const { last, sinceSeq, sinceMs } = replay;
-  if (sinceMs !== undefined && (!Number.isSafeInteger(sinceMs) || sinceMs < 0)) throw bad(`sinceMs must be an integer of ms ≥ 0, got ${JSON.stringify(sinceMs)}`);
+  if (sinceMs !== undefined && (typeof sinceMs !== 'number' || !Number.isFinite(sinceMs) || sinceMs < 0)) throw bad(`sinceMs must be a time in ms ≥ 0, got ${JSON.stringify(sinceMs)}`);
   if (last !== undefined) {
     if (sinceSeq !== undefined || sinceMs !== undefined) throw bad('takes `last` alone');
-    if (!Number.isSafeInteger(last) || last < 1) throw bad(`last must be an integer ≥ 1, got ${JSON.stringify(last)}`);
+    if (!Number.isSafeInteger(last) || last < 0) throw bad(`last must be an integer ≥ 0, got ${JSON.stringify(last)}`);
     for (const h of hubs) byHub.set(h, { last });
     return { byHub };
   }

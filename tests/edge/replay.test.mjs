@@ -174,7 +174,7 @@ test('ACLs: a replay reaches only what the token may subscribe to; `$` topics st
   assert.deepEqual([named.t, named.code], ['err', 'INVALID_OPTION'], 'a position on a topic the pattern does not match');
   assert.equal((await s.request({ op: 'sub', id: 3, pattern: `${p}.open.>`, replay: 'retained' })).t, 'ok');
   assert.deepEqual(msgsOf(s, 3).map((m) => m.payload), ['ok']);
-  for (const bad of [{ last: 0 }, { last: 2, sinceMs: 1 }, { sinceSeq: -1 }, { nope: 1 }, 'all', { sinceSeq: { 'a..b': 1 } }]) {
+  for (const bad of [{ last: -1 }, { last: 2, sinceMs: 1 }, { sinceMs: 'now' }, { sinceSeq: -1 }, { nope: 1 }, 'all', { sinceSeq: { 'a..b': 1 } }]) {
     const r = await s.request({ op: 'sub', id: 9, pattern: `${p}.open.>`, replay: bad });
     assert.deepEqual([r.t, r.code], ['err', 'INVALID_OPTION'], JSON.stringify(bad));
   }

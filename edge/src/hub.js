@@ -726,7 +726,7 @@ export class Hub extends DurableObject {
     env.seq = log.lastSeq;
     // Requests too (the stored copy is exactly the core's); a replay leaves them out (replayOf).
     this.logs.record(ns, env, retained);
-    this.logs.trim(ns, env.topic, log);
+    this.logs.trim(ns, env.topic, log, retained ? undefined : before);
     let sweep = this.logSweeps.get(bus);
     if (sweep === undefined) {
       sweep = { evicted: 0, at: Date.now(), own: 0 };

@@ -41,9 +41,11 @@ export class ReplayLog {
   /**
    * Trims topic `topic`'s rows to what the core holds (`log`: its `logOf`, undefined when it
    * forgot the topic): the history's seqs firstSeq..lastSeq, the retained value's seq, and lastSeq
-   * (its message dropped when neither holds it).
+   * (its message dropped when neither holds it). `before`: the topic's log before a publish that
+   * `record` stored; when the history only grew at its end and the retained value stayed, no row
+   * is out.
    */
-  trim(ns, topic, log) {
+  trim(ns, topic, log, before) {
     const sql = this.sql;
     if (log === undefined) {
       const top = sql.exec('SELECT max(seq) AS seq FROM replay_log WHERE ns = ? AND topic = ?', ns, topic).one().seq;
@@ -53,6 +55,8 @@ export class ReplayLog {
       sql.exec('DELETE FROM replay_log WHERE ns = ? AND topic = ?', ns, topic);
       return;
     }
+    if (before !== undefined && before.held > 0 && log.held > 0 && before.firstSeq === log.firstSeq
+      && before.retainedSeq === log.retainedSeq) return;
     const kept = log.retainedSeq ?? -1;
     const first = log.held > 0 ? log.firstSeq : Infinity;
     const last = log.held > 0 ? log.lastSeq : -Infinity;

@@ -18,7 +18,7 @@ const fast = { reconnect: { initialMs: 50, maxMs: 400 }, connectTimeoutMs: 2000 
 const until = async (cond, what = 'a condition') => {
   const guard = Date.now() + 60_000; // a hang guard, not a timing assertion
   while (!cond()) {
-    if (Date.now() > guard) throw new Error(`no ${what} after 60 s`);
+    if (Date.now() > guard) throw new Error(`no ${typeof what === 'function' ? what() : what} after 60 s`);
     await new Promise((r) => setTimeout(r, 20));
   }
 };
@@ -105,10 +105,10 @@ test('replay, then live: messages published while the subscription is made arriv
   const s = await open();
   const n = HISTORY - 2; // all of them fit the history: no gap whenever the subscription lands
   // Publishes racing the subscription: some before it (replayed), some during, some after (live).
+  await server.post('/publish', { topic, payload: 0 }, token); // one before the sub, for sure
   const publishing = (async () => {
     for (let i = 1; i <= n; i++) await server.post('/publish', { topic, payload: i }, token);
   })();
-  await server.post('/publish', { topic, payload: 0 }, token); // seq 1 exists before the sub
   assert.equal((await s.request({ op: 'sub', id: 1, pattern: `${p}.>`, replay: { sinceSeq: 0 } })).t, 'ok');
   await publishing;
   await s.waitMessages(n + 1);
@@ -191,7 +191,10 @@ test('client recovery: a subscriber and a publisher through a SIGKILL of the dep
   const p = prefixOn(7, 'rec');
   const errors = [];
   const gaps = [];
-  const sub = connect(server.url, { token, ...fast, onError: (e) => errors.push(e) });
+  // The subscriber's next connection waits for `gate` (its token), so that what the publisher
+  // sends while it is away can only reach it by replay.
+  let gate = Promise.resolve();
+  const sub = connect(server.url, { token: () => gate.then(() => token), ...fast, onError: (e) => errors.push(e) });
   const pub = connect(server.url, { token, ...fast, maxBuffer: 10000, onError: (e) => errors.push(e) });
   const seen = new Map();
   const s = sub.subscribe(`${p}.>`, (payload, m) => seen.set(m.id, (seen.get(m.id) ?? 0) + 1), { onGap: (g) => gaps.push(g) });
@@ -202,20 +205,29 @@ test('client recovery: a subscriber and a publisher through a SIGKILL of the dep
     ids.push(id);
     pub.publish(`${p}.${i % 3}`, i, { id });
   };
-  for (let i = 0; i < 50; i++) send(i);
-  await until(() => seen.size >= 20, 'messages before the crash');
+  // 3 topics × HISTORY messages: all of them within the history, so none may be a gap.
+  for (let i = 0; i < HISTORY; i++) send(i);
+  await until(() => seen.size >= 5, 'messages before the crash');
+  let openGate;
+  gate = new Promise((resolve) => { openGate = resolve; });
+  const replayedBefore = (await server.stats()).total.replayed;
   const crash = server.crash();
-  for (let i = 50; i < 100; i++) send(i); // while the deployment is down: held and sent again
+  for (let i = HISTORY; i < 2 * HISTORY; i++) send(i); // while the deployment is down: held and sent again
   await crash;
-  await until(() => pub.stats().reconnects >= 1 && sub.stats().reconnects >= 1, 'both reconnected');
-  for (let i = 100; i < 150; i++) send(i);
+  await until(() => pub.stats().reconnects >= 1, 'the publisher reconnected');
+  await pub.flush(); // taken by the hubs while the subscriber is away
+  openGate();
+  await until(() => sub.stats().reconnects >= 1 && sub.connected, 'the subscriber reconnected');
+  for (let i = 2 * HISTORY; i < 3 * HISTORY; i++) send(i);
   await pub.flush();
-  await until(() => ids.every((id) => seen.has(id)), 'every message');
+  await until(() => ids.every((id) => seen.has(id)),
+    () => `every message: missing ${JSON.stringify(ids.filter((id) => !seen.has(id)))}; subscriber ${JSON.stringify(sub.stats())}; errors ${errors.map((e) => e.code)}`);
   assert.deepEqual(gaps, []);
   assert.deepEqual([...seen].filter(([, n]) => n !== 1), [], 'each id once');
   assert.deepEqual(ids.filter((id) => !seen.has(id)), []);
   assert.equal(sub.stats().gaps, 0);
   assert.deepEqual(errors.filter((e) => e.code === 'MESSAGES_MISSED'), []);
+  assert.ok((await server.stats()).total.replayed - replayedBefore >= HISTORY, 'what was published while it was away came by replay');
   await Promise.all([sub.close(), pub.close()]);
 });
 

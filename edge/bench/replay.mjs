@@ -76,7 +76,7 @@ function summary(xs) {
 const results = {};
 const shapes = [
   { name: 'one topic, one hub', topics: ['bench.replay'], pattern: 'bench.replay' },
-  { name: '10 topics over the hubs, a wildcard spanning them', topics: Array.from({ length: 10 }, (_, i) => `t${i}.replay`), pattern: '*.replay' },
+  { name: '10 topics over the hubs, a wildcard spanning them', topics: Array.from({ length: 10 }, (_, i) => `t${i}.spread`), pattern: '*.spread' },
 ];
 try {
   for (const shape of shapes) {

@@ -89,6 +89,7 @@ export class Hub extends DurableObject {
     this.goneMembers = [];           // [owner, conn, sub] of work-queue members whose sockets a restart ended
     this.ids = new PublishIds(this.ctx.storage.sql, this.cfg); // the idempotence window
     this.logs = new ReplayLog(this.ctx.storage.sql); // the stored copy of the routing Buses' logs
+    this.logOps = [];             // storage writes of the logs, waiting for the next write of the counters (_logged)
     this.logSweeps = new Map();   // routing Bus → { evicted: its core's evictions mirrored in storage, at: last sweep }
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
@@ -711,8 +712,12 @@ export class Hub extends DurableObject {
   /**
    * After a publish into `bus` (namespace `ns`'s routing Bus): when the core tracks its topic, the
    * message takes the seq the core gave it and is stored (`retained`: as the topic's retained
-   * value), and the topic's stored rows are trimmed to what the core still holds. Synchronous, in
-   * the publish's turn: stored before the publisher is answered or anyone receives it. `before`:
+   * value), and the topic's stored rows are trimmed to what the core still holds. The writes wait
+   * in `logOps` for the counters' next write (_countsChanged), which comes before anything that
+   * reflects them leaves (a frame, a forward, an answer: the output gate holds it until they are
+   * stored), so a backlog of publish frames is one storage commit, not one each. A number that
+   * reached anyone is stored: a restart never gives it again (a client's position on it would
+   * hide the message that got it). `before`:
    * the topic's log before the publish, to tell the topic's own eviction (its oldest message, at
    * HISTORY_MAX_MESSAGES) from evictions elsewhere (_logsEvicted).
    */
@@ -720,13 +725,16 @@ export class Hub extends DurableObject {
     const log = bus.logOf(env.topic);
     if (log === undefined) {
       // Not tracked (a `$` topic without a retained value), or forgotten by the core.
-      this.logs.trim(ns, env.topic, undefined);
+      this.logOps.push(() => this.logs.trim(ns, env.topic, undefined));
       return;
     }
     env.seq = log.lastSeq;
     // Requests too (the stored copy is exactly the core's); a replay leaves them out (replayOf).
-    this.logs.record(ns, env, retained);
-    this.logs.trim(ns, env.topic, log, retained ? undefined : before);
+    const keep = retained ? undefined : before;
+    this.logOps.push(() => {
+      this.logs.record(ns, env, retained);
+      this.logs.trim(ns, env.topic, log, keep);
+    });
     let sweep = this.logSweeps.get(bus);
     if (sweep === undefined) {
       sweep = { evicted: 0, at: Date.now(), own: 0 };
@@ -755,7 +763,7 @@ export class Hub extends DurableObject {
       if (evicted <= sweep.evicted || now - sweep.at < LOG_SWEEP_MS) continue;
       sweep.evicted = evicted;
       sweep.at = now;
-      this.logs.trimAll(ns, bus);
+      this.logOps.push(() => this.logs.trimAll(ns, bus));
     }
   }
 
@@ -1304,6 +1312,7 @@ export class Hub extends DurableObject {
    */
   _countsChanged() {
     this.countsDirty = false;
+    this._flushLogs();
     this.ctx.storage.put('meta:counts', {
       ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
       deadNotPublished: this.streams.deadNotPublished,
@@ -1314,6 +1323,14 @@ export class Hub extends DurableObject {
     for (let i = 0; i < dirty.length; i += 128) {
       this.ctx.storage.put(Object.fromEntries(dirty.slice(i, i + 128).map((ns) => [`meta:ns:${ns}`, this.nsCounts.get(ns)])));
     }
+  }
+
+  /** Writes the retained values and history rows waiting since their publishes (_logged), in order. */
+  _flushLogs() {
+    if (this.logOps.length === 0) return;
+    const ops = this.logOps;
+    this.logOps = [];
+    for (const op of ops) op();
   }
 
   /**

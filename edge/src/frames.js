@@ -1,8 +1,12 @@
 // The WebSocket protocol, client → hub. A frame is one JSON operation or an array of them:
 //
 //   { op: 'sub', id, pattern, group?, maxAttempts?, ackTimeoutMs? }   → { t: 'ok', op: 'sub', ref: id }
+//   { op: 'sub', id, pattern, replay }                               (plain only; replay: 'retained', { last },
+//                                                                     { sinceSeq: n | { topic: n }, sinceMs? }, { sinceMs })
+//                                                                    → { t: 'gap', sub, gaps }? then the replayed messages, then live
 //   { op: 'unsub', id }                                              → { t: 'ok', op: 'unsub', ref: id }
-//   { op: 'pub', topic, payload, id?, key?, headers?, ref? }         → { t: 'ok', op: 'pub', ref, stored } or dup: true, when ref is given
+//   { op: 'pub', topic, payload, id?, key?, headers?, retain?, ref? } → { t: 'ok', op: 'pub', ref, stored } or dup: true, when ref is given
+//                                                                     (retain: true without payload clears the retained value)
 //   { op: 'req', ref, topic, payload, key?, headers?, max?, timeoutMs? } → { t: 'reply', ref, v, last? } per reply, { t: 'end', ref, code?, message? } at its end
 //   { op: 'answer', to, sub, v | error | decline: true }             (a responder's answer to a request delivered to it)
 //   { op: 'cancel', ref }                                            (the requester gives a request up)
@@ -37,15 +41,15 @@
 // acknowledgements: the tokens over the rate, named by count in a reply of their own) is refused
 // RATE_LIMITED, and RATE_VIOLATIONS_TO_CLOSE frames in a row with such a refusal close the
 // connection (1008).
-import { checkPattern, checkTopic, EdgebusError } from 'edgebus';
+import { checkPattern, checkTopic, EdgebusError, matches } from 'edgebus';
 import { codeOf } from './errors.js';
 import { mayPublish, maySubscribe } from './acl.js';
 import { hubOfTopic, hubsOfPattern, spansHubs } from './routing.js';
 import { checkGroupName } from './groups.js';
 
 const encoder = new TextEncoder();
-const SUB_KEYS = new Set(['op', 'id', 'pattern', 'group', 'maxAttempts', 'ackTimeoutMs']);
-const PUB_KEYS = new Set(['op', 'topic', 'payload', 'id', 'key', 'headers', 'ref']);
+const SUB_KEYS = new Set(['op', 'id', 'pattern', 'group', 'maxAttempts', 'ackTimeoutMs', 'replay']);
+const PUB_KEYS = new Set(['op', 'topic', 'payload', 'id', 'key', 'headers', 'retain', 'ref']);
 const REQ_KEYS = new Set(['op', 'ref', 'topic', 'payload', 'key', 'headers', 'max', 'timeoutMs']);
 const ANSWER_KEYS = new Set(['op', 'to', 'sub', 'v', 'error', 'decline']);
 const CANCEL_KEYS = new Set(['op', 'ref']);
@@ -97,6 +101,12 @@ function utf8Length(s) {
     else n += 2;
   }
   return n;
+}
+
+/** A publish's `retain`: absent, or a boolean. */
+export function checkRetain(v, at = '') {
+  if (v !== undefined && typeof v !== 'boolean') throw new EdgebusError('BAD_REQUEST', `\`retain\` must be a boolean, got ${JSON.stringify(v)}${at}`);
+  return v === true;
 }
 
 function checkOptionalString(v, name) {
@@ -249,13 +259,15 @@ export async function handleFrame(hub, c, data) {
           checkKeys(op, PUB_KEYS);
           checkTopic(op.topic);
           if (!mayPublish(c.claims, op.topic)) throw new EdgebusError('FORBIDDEN', `the token does not allow publishing to \`${op.topic}\``);
-          const size = checkPayload(op.payload, hub.cfg.MAX_PAYLOAD_BYTES, hub.cfg.MAX_PAYLOAD_DEPTH);
+          const retain = checkRetain(op.retain);
+          const size = retain && op.payload === undefined ? 0 : checkPayload(op.payload, hub.cfg.MAX_PAYLOAD_BYTES, hub.cfg.MAX_PAYLOAD_DEPTH);
           checkOptionalString(op.id, 'id');
           checkOptionalString(op.key, 'key');
           const headers = op.headers === undefined ? undefined : checkHeaders(op.headers, hub.cfg.MAX_HEADER_BYTES);
           takeToken(hub, c);
           const owner = hubOfTopic(op.topic, hub.cfg.HUBS, hub.cfg.ROUTE_TOKENS);
           const msg = { topic: op.topic, payload: op.payload, ns: c.ns, size };
+          if (retain) msg.retain = true;
           if (op.id !== undefined) msg.id = op.id;
           if (op.key !== undefined) msg.key = op.key;
           if (headers !== undefined) msg.headers = headers;
@@ -535,9 +547,11 @@ async function subscribe(hub, c, op) {
       if (op[k] !== undefined) throw new EdgebusError('INVALID_OPTION', `\`${k}\` applies only with \`group\` (a work queue)`);
     }
     const hubs = hubsOfPattern(op.pattern, HUBS, ROUTE_TOKENS);
+    const replay = op.replay === undefined ? undefined : replayByHub(op.replay, op.pattern, hubs, hub.cfg);
     takeSubscribe(hub, c, hubs.length);
-    await hub.addPlainSub(c, id, op.pattern, hubs);
+    await hub.addPlainSub(c, id, op.pattern, hubs, replay);
   } else {
+    if (op.replay !== undefined) throw new EdgebusError('INVALID_OPTION', '`replay` applies to plain subscriptions (a work queue keeps its messages until they are acknowledged)');
     checkGroupName(op.group);
     if (spansHubs(op.pattern, ROUTE_TOKENS)) {
       throw new EdgebusError('GROUP_SPANS_HUBS', `a work-queue pattern needs its first ${ROUTE_TOKENS} token(s) literal (one owner hub), got \`${op.pattern}\``);
@@ -576,6 +590,66 @@ async function deleteGroup(hub, c, op) {
   const reply = { t: 'ok', op: 'del', found: r.found, discarded: r.discarded };
   if (op.ref !== undefined) reply.ref = op.ref;
   return reply;
+}
+
+/**
+ * Checks a `sub`'s `replay` (the shapes the core's `replay` takes) and splits it by owner hub:
+ * `{ byHub: Map(hub → replay) }`, each hub asked only for the positions of the topics it owns (a
+ * position a hub does not hold would be a gap there). Every topic named must be one the pattern
+ * matches: a replay reaches nothing the subscription could not.
+ */
+export function replayByHub(replay, pattern, hubs, cfg) {
+  const bad = (why) => new EdgebusError('INVALID_OPTION', `\`replay\` ${why}`);
+  const byHub = new Map();
+  if (replay === 'retained') {
+    for (const h of hubs) byHub.set(h, 'retained');
+    return { byHub };
+  }
+  if (replay === null || typeof replay !== 'object' || Array.isArray(replay)) {
+    throw bad(`must be 'retained', { last }, { sinceSeq, sinceMs? } or { sinceMs }, got ${JSON.stringify(replay)?.slice(0, 80)}`);
+  }
+  for (const k of Object.keys(replay)) if (k !== 'last' && k !== 'sinceSeq' && k !== 'sinceMs') throw bad(`has an unknown field \`${k.slice(0, 64)}\``);
+  const { last, sinceSeq, sinceMs } = replay;
+  if (sinceMs !== undefined && (typeof sinceMs !== 'number' || !Number.isFinite(sinceMs) || sinceMs < 0)) throw bad(`sinceMs must be a time in ms ≥ 0, got ${JSON.stringify(sinceMs)}`);
+  if (last !== undefined) {
+    if (sinceSeq !== undefined || sinceMs !== undefined) throw bad('takes `last` alone');
+    if (!Number.isSafeInteger(last) || last < 0) throw bad(`last must be an integer ≥ 0, got ${JSON.stringify(last)}`);
+    for (const h of hubs) byHub.set(h, { last });
+    return { byHub };
+  }
+  if (sinceSeq === undefined) {
+    if (sinceMs === undefined) throw bad('needs `last`, `sinceSeq` or `sinceMs`');
+    for (const h of hubs) byHub.set(h, { sinceMs });
+    return { byHub };
+  }
+  if (typeof sinceSeq === 'number') {
+    if (!Number.isSafeInteger(sinceSeq) || sinceSeq < 0) throw bad(`sinceSeq must be an integer ≥ 0, got ${sinceSeq}`);
+    for (const h of hubs) byHub.set(h, sinceMs === undefined ? { sinceSeq } : { sinceSeq, sinceMs });
+    return { byHub };
+  }
+  if (sinceSeq === null || typeof sinceSeq !== 'object' || Array.isArray(sinceSeq)) throw bad('sinceSeq must be a number or an object of topic → seq');
+  const topics = Object.keys(sinceSeq);
+  if (topics.length > cfg.REPLAY_MAX_POSITIONS) throw bad(`sinceSeq names ${topics.length} topics; at most ${cfg.REPLAY_MAX_POSITIONS}`);
+  const parts = new Map(hubs.map((h) => [h, []]));
+  for (const topic of topics) {
+    const seq = sinceSeq[topic];
+    try {
+      checkTopic(topic);
+    } catch (e) {
+      throw bad(`sinceSeq names an invalid topic: ${e.message}`);
+    }
+    if (!matches(pattern, topic)) throw bad(`sinceSeq names \`${topic}\`, which the pattern \`${pattern}\` does not match`);
+    if (!Number.isSafeInteger(seq) || seq < 0) throw bad(`sinceSeq of \`${topic}\` must be an integer ≥ 0, got ${JSON.stringify(seq)}`);
+    parts.get(hubs.length === 1 ? hubs[0] : hubOfTopic(topic, cfg.HUBS, cfg.ROUTE_TOKENS)).push([topic, seq]);
+  }
+  for (const [h, rows] of parts) {
+    // Every hub is asked, with no position when it owns none of the topics named: its core
+    // decides what that means (from `sinceMs`, or from the start).
+    const r = { sinceSeq: Object.fromEntries(rows) };
+    if (sinceMs !== undefined) r.sinceMs = sinceMs;
+    byHub.set(h, r);
+  }
+  return { byHub };
 }
 
 function intOption(op, name, min, max) {

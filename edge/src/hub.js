@@ -23,6 +23,13 @@
 // never matched against another's subscriptions, whatever the token patterns), its own dedupe
 // window, streams (groups.js) and counters. A message carries `ns` inside the hubs when it is not
 // the default's; clients never see it (groups.js `visible`).
+//
+// Retained values and history (as owner): each namespace's `routing` Bus keeps them (every topic
+// has history, bounded by the HISTORY_* and RETAIN_* settings): the core numbers each message of a
+// topic (`seq`, carried in the envelope), keeps and evicts, and answers what a replay gets
+// (`replay`). logs.js stores a copy of what it holds and puts it back after a wake. As home, a
+// subscription with `replay` asks the owners of its pattern for it, delivers that and then its live
+// messages (held meanwhile), dropping a live one the replay already carried (by seq).
 import { DurableObject } from 'cloudflare:workers';
 import { Bus, EdgebusError, RequestTracker } from 'edgebus';
 import { DEFAULT_NS } from './auth.js';
@@ -32,11 +39,15 @@ import { hubName, hubOfTopic, hubsOfPattern, nsDirectoryHub } from './routing.js
 import { remember, Streams, visible } from './groups.js';
 import { handleFrame, subscribeBurst } from './frames.js';
 import { PublishIds } from './ids.js';
+import { ReplayLog } from './logs.js';
 
 /** The counters each namespace has its own share of (`/stats` with a non-admin token). */
 export const NS_COUNTERS = ['published', 'duplicates', 'notStored', 'delivered', 'frames', 'dropped', 'rateLimited', 'tooLarge',
   'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished', 'tooDeep', 'rateClosed',
-  'requests', 'replies', 'lateReplies', 'requestTimeouts', 'noResponders'];
+  'requests', 'replies', 'lateReplies', 'requestTimeouts', 'noResponders', 'replayed', 'gaps'];
+
+/** The least time between two sweeps of a namespace's stored logs after evictions elsewhere (_logsEvicted). */
+const LOG_SWEEP_MS = 10000;
 
 /** `<ns> <pattern>`: a pattern in its namespace (neither contains a space). */
 function scoped(ns, pattern) {
@@ -54,7 +65,7 @@ export class Hub extends DurableObject {
     this.bootId = Math.random().toString(36).slice(2, 8);
     this.index = -1;
     this.local = new Bus({ maxQueue: Infinity });     // the default namespace's (as home)
-    this.routing = new Bus({ maxQueue: Infinity });   // the default namespace's (as owner)
+    this.routing = this._routingBus();                // the default namespace's (as owner)
     this.nsBuses = new Map();        // `local|<ns>` / `routing|<ns>` → Bus of another namespace
     this.streams = new Streams(this);
     this.conns = new Map();          // conn id → connection state (sockets of this hub)
@@ -77,12 +88,15 @@ export class Hub extends DurableObject {
     this.alarmAt = undefined;        // the scheduled alarm (stream limits and idle deletion)
     this.goneMembers = [];           // [owner, conn, sub] of work-queue members whose sockets a restart ended
     this.ids = new PublishIds(this.ctx.storage.sql, this.cfg); // the idempotence window
+    this.logs = new ReplayLog(this.ctx.storage.sql); // the stored copy of the routing Buses' logs
+    this.logOps = [];             // storage writes of the logs, waiting for the next write of the counters (_logged)
+    this.logSweeps = new Map();   // routing Bus → { evicted: its core's evictions mirrored in storage, at: last sweep }
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
       deadPublished: 0, deadRetries: 0, streamDropped: 0, streamExpired: 0, streamsDeleted: 0,
       streamDiscarded: 0, notStored: 0, errors: 0, forwardRetries: 0, rateClosed: 0, tooDeep: 0, tokensForgotten: 0,
-      requests: 0, replies: 0, lateReplies: 0, requestTimeouts: 0, noResponders: 0,
+      requests: 0, replies: 0, lateReplies: 0, requestTimeouts: 0, noResponders: 0, replayed: 0, gaps: 0,
     };
     this.nsCounts = new Map();       // namespace → its share of the counters (see _nsCount)
     this.nsConns = new Map();        // namespace → its open connections here (MAX_CONNECTIONS)
@@ -116,6 +130,14 @@ export class Hub extends DurableObject {
     for (const [k, v] of await storage.list({ prefix: 'meta:ns:' })) this.nsCounts.set(k.slice(8), v);
     for (const [k] of await storage.list({ prefix: 'meta:nsreg:' })) this.nsRegistered.add(k.slice(11));
     for (const [k, v] of await storage.list({ prefix: 'nsdir:' })) this.nsDirectory.set(k.slice(6), new Set(v));
+    // Retained values and history back into the core, seqs preserved; what its limits no longer
+    // keep (the time window passed while the hub was away) is trimmed from storage too.
+    for (const [ns, entries] of this.logs.load()) {
+      const bus = this._bus('routing', ns);
+      bus.restore(entries);
+      this.logs.trimAll(ns, bus);
+      this.logSweeps.set(bus, { evicted: bus.stats().logs.evicted, at: Date.now(), own: 0 });
+    }
     for (const [k] of await storage.list({ prefix: 'i:' })) {
       const [home, pattern] = splitOnce(k.slice(2), '|');
       this._addInterest(Number(home), pattern, DEFAULT_NS);
@@ -193,10 +215,21 @@ export class Hub extends DurableObject {
     const key = `${kind}|${ns}`;
     let bus = this.nsBuses.get(key);
     if (bus === undefined && create) {
-      bus = new Bus({ maxQueue: Infinity });
+      bus = kind === 'routing' ? this._routingBus() : new Bus({ maxQueue: Infinity });
       this.nsBuses.set(key, bus);
     }
     return bus;
+  }
+
+  /** A namespace's Bus as owner: matching, plus its retained values and history (the core's). */
+  _routingBus() {
+    const c = this.cfg;
+    return new Bus({
+      maxQueue: Infinity,
+      retain: { maxTopics: c.RETAIN_MAX_TOPICS, maxBytes: c.RETAIN_MAX_BYTES },
+      history: { topics: ['>'], maxMessages: c.HISTORY_MAX_MESSAGES, maxAgeMs: c.HISTORY_WINDOW_MS, maxTopics: c.HISTORY_MAX_TOPICS, maxBytes: c.HISTORY_MAX_BYTES },
+      sizeOf: (env) => this._sizeOf(env),
+    });
   }
 
   // ----- connections ----------------------------------------------------------------------------
@@ -215,10 +248,11 @@ export class Hub extends DurableObject {
     this._conn(server, conn, claims);
     const c = this.cfg;
     server.send(JSON.stringify({
-      t: 'hello', conn, ns: claims.ns ?? DEFAULT_NS, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS,
+      t: 'hello', conn, ns: claims.ns ?? DEFAULT_NS, hub: this.index, hubs: c.HUBS, routeTokens: c.ROUTE_TOKENS, now: Date.now(),
       limits: {
         maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND,
         maxSubscribesPerSecond: c.MAX_SUBSCRIBES_PER_SECOND, maxConnections: c.MAX_CONNECTIONS,
+        historyWindowMs: c.HISTORY_WINDOW_MS, replayMaxPositions: c.REPLAY_MAX_POSITIONS,
       },
     }));
     return new Response(null, { status: 101, webSocket: client });
@@ -330,10 +364,15 @@ export class Hub extends DurableObject {
     c.subs.set(id, sub);
   }
 
-  /** A plain subscription: local matching plus interest at every hub that can own its topics. */
-  async addPlainSub(c, id, pattern, hubs) {
-    const local = this._bus('local', c.ns).subscribe(pattern, (env) => this._toConn(c, id, env));
-    c.subs.set(id, { pattern, local });
+  /**
+   * A plain subscription: local matching plus interest at every hub that can own its topics. With
+   * `replay` (frames.js checked it, and split its positions by owner: `replay.byHub`), what the
+   * owners replay comes first, then the live messages, held until then.
+   */
+  async addPlainSub(c, id, pattern, hubs, replay) {
+    const sub = { pattern, local: undefined, hold: replay === undefined ? undefined : [], floor: undefined };
+    sub.local = this._bus('local', c.ns).subscribe(pattern, (env) => this._live(c, id, sub, env));
+    c.subs.set(id, sub);
     let w = this.wanted.get(scoped(c.ns, pattern));
     if (w === undefined) {
       w = { count: 0, busy: Promise.resolve() };
@@ -349,6 +388,93 @@ export class Hub extends DurableObject {
       await this.removeSub(c, id, false);
       throw new EdgebusError('UNAVAILABLE', `could not register the subscription on every hub: ${e.message}`);
     }
+    if (replay !== undefined) await this._replay(c, id, sub, replay);
+  }
+
+  /** A live message for subscription `id` of `c`: held while its replay is asked, dropped when the replay carried it. */
+  _live(c, id, sub, env) {
+    if (sub.hold !== undefined) {
+      sub.hold.push(env);
+      return;
+    }
+    if (sub.floor !== undefined && env.seq !== undefined && env.seq <= (sub.floor.get(env.topic) ?? -1)) return;
+    this._toConn(c, id, env);
+  }
+
+  /**
+   * Asks the owners of a subscription's topics (registered there already, so whatever they
+   * publish from now on comes live) what its replay gets, and delivers it: the gap notices first
+   * (one `gap` frame), then the messages, oldest first, then the live ones held meanwhile, less
+   * those the replay carried (same topic, seq at most the replay's last). Which messages and which
+   * gaps is the owners' cores' answer; the token's right to them is the subscription's own (its
+   * pattern was allowed, and only topics it matches are replayed), as for live delivery.
+   */
+  async _replay(c, id, sub, replay) {
+    let answers;
+    try {
+      answers = await Promise.all([...replay.byHub].map(([h, r]) => this._peer(h).replayOf(h, c.ns, sub.pattern, r)));
+    } catch (e) {
+      await this.removeSub(c, id, false);
+      throw new EdgebusError('UNAVAILABLE', `the replay of \`${sub.pattern}\` could not be read from every hub: ${e.message}`);
+    }
+    if (c.subs.get(id) !== sub) return; // unsubscribed or closed meanwhile
+    const messages = [];
+    const gaps = [];
+    for (const a of answers) {
+      if (a.error !== undefined) {
+        await this.removeSub(c, id, false);
+        throw new EdgebusError(a.error.code, a.error.message);
+      }
+      messages.push(...a.messages);
+      gaps.push(...a.gaps);
+    }
+    // Each owner's answer is in its core's order; across owners (topics of different hubs), by time.
+    if (answers.length > 1) messages.sort((a, b) => a.publishedAt - b.publishedAt);
+    if (gaps.length > 0) {
+      this._count(c.ns, 'gaps', gaps.length);
+      this._count(c.ns, 'frames');
+      this._countsChanged();
+      try {
+        c.ws.send(JSON.stringify({ t: 'gap', sub: id, gaps }));
+      } catch {
+        // The socket closed meanwhile; webSocketClose cleans up.
+      }
+    }
+    sub.floor = new Map();
+    for (const env of messages) {
+      if (env.seq > (sub.floor.get(env.topic) ?? -1)) sub.floor.set(env.topic, env.seq);
+      this._toConn(c, id, env);
+    }
+    if (messages.length > 0) this._count(c.ns, 'replayed', messages.length);
+    const held = sub.hold;
+    sub.hold = undefined;
+    for (const env of held) this._live(c, id, sub, env);
+    if (sub.floor.size === 0) sub.floor = undefined;
+    // Sent now, ahead of the subscription's `ok`: a client that has `ok` has had its replay.
+    this._flushConn(c);
+    this._sendFrames();
+  }
+
+  /**
+   * As owner: what a new subscription to `pattern` in namespace `ns` with `replay` would get first
+   * (the core's `replay`), requests left out (their answers are over); errors come back as values.
+   */
+  async replayOf(self, ns, pattern, replay) {
+    await this._enter(self);
+    let r;
+    try {
+      r = this._bus('routing', ns).replay(pattern, replay);
+    } catch (e) {
+      return { error: { code: typeof e.code === 'string' ? e.code : 'UNAVAILABLE', message: e.message } };
+    }
+    const messages = [];
+    for (const m of r.messages) {
+      const env = m.payload;
+      if (env.rq !== undefined) continue;
+      env.seq ??= m.seq;
+      messages.push(visible(env));
+    }
+    return { messages, gaps: r.gaps };
   }
 
   async addGroupSub(c, id, pattern, group, opts, owner) {
@@ -518,12 +644,23 @@ export class Hub extends DurableObject {
       if (ns !== DEFAULT_NS) env.ns = ns;
       if (m.size !== undefined) this.sizes.set(env, m.size);
       this.collect = new Set();
+      // A request matches the namespace's subscriptions, if it has any; anything else is also
+      // kept for replay, so the namespace's Bus is made for it.
+      const bus = this._bus('routing', ns, m.rq === undefined);
+      const before = bus?.logOf(env.topic);
       try {
-        this._bus('routing', ns, false)?.publish(env.topic, env);
+        if (m.retain === true && m.payload === undefined) {
+          // `retain` without a payload clears the topic's retained value; it is delivered as a message too.
+          bus.clearRetained(env.topic);
+          bus.publish(env.topic, env);
+        } else {
+          bus?.publish(env.topic, env, m.retain === true ? { retain: true } : undefined);
+        }
       } finally {
         boxesOf[i] = this.collect;
         this.collect = undefined;
       }
+      if (bus !== undefined) this._logged(ns, bus, env, m.retain === true && m.payload !== undefined, before);
       if (m.rq !== undefined) {
         // A request reaches plain subscriptions; work-queue streams do not store it.
         this._count(ns, 'requests');
@@ -536,6 +673,7 @@ export class Hub extends DurableObject {
       out[i] = { stored: streams.length };
       for (const st of [...streams]) this.streams.store(st, env, now);
     }
+    this._logsEvicted(now);
     if (local && !streamed && !msgs.some((m) => (m.dedupeId ?? m.id) !== undefined)) this._countsSoon();
     else this._countsChanged();
     // The messages stored now expire at now + STREAM_MAX_AGE_MS: the alarm must come by then (an
@@ -569,6 +707,64 @@ export class Hub extends DurableObject {
       out[i] = { error: { code: 'UNAVAILABLE', message: `not delivered to the subscribers of hub ${failed.home} (${failed.failed}); publish it again` } };
     }
     return out;
+  }
+
+  /**
+   * After a publish into `bus` (namespace `ns`'s routing Bus): when the core tracks its topic, the
+   * message takes the seq the core gave it and is stored (`retained`: as the topic's retained
+   * value), and the topic's stored rows are trimmed to what the core still holds. The writes wait
+   * in `logOps` for the counters' next write (_countsChanged), which comes before anything that
+   * reflects them leaves (a frame, a forward, an answer: the output gate holds it until they are
+   * stored), so a backlog of publish frames is one storage commit, not one each. A number that
+   * reached anyone is stored: a restart never gives it again (a client's position on it would
+   * hide the message that got it). `before`:
+   * the topic's log before the publish, to tell the topic's own eviction (its oldest message, at
+   * HISTORY_MAX_MESSAGES) from evictions elsewhere (_logsEvicted).
+   */
+  _logged(ns, bus, env, retained, before) {
+    const log = bus.logOf(env.topic);
+    if (log === undefined) {
+      // Not tracked (a `$` topic without a retained value), or forgotten by the core.
+      this.logOps.push(() => this.logs.trim(ns, env.topic, undefined));
+      return;
+    }
+    env.seq = log.lastSeq;
+    // Requests too (the stored copy is exactly the core's); a replay leaves them out (replayOf).
+    const keep = retained ? undefined : before;
+    this.logOps.push(() => {
+      this.logs.record(ns, env, retained);
+      this.logs.trim(ns, env.topic, log, keep);
+    });
+    let sweep = this.logSweeps.get(bus);
+    if (sweep === undefined) {
+      sweep = { evicted: 0, at: Date.now(), own: 0 };
+      this.logSweeps.set(bus, sweep);
+    }
+    if (before !== undefined && before.held === this.cfg.HISTORY_MAX_MESSAGES && log.held === before.held) sweep.own++;
+    this.logsTouched ??= new Map();
+    this.logsTouched.set(bus, ns);
+  }
+
+  /**
+   * After a batch of publishes: when a Bus's core evicted more than the published topics' own
+   * oldest messages (its cross-topic limits, or the time window), every stored topic of its
+   * namespace is trimmed to what it holds, at most every few seconds (rows it no longer holds
+   * are only storage until then: a restore applies the limits, a replay the window, again).
+   */
+  _logsEvicted(now) {
+    const touched = this.logsTouched;
+    if (touched === undefined) return;
+    this.logsTouched = undefined;
+    for (const [bus, ns] of touched) {
+      const sweep = this.logSweeps.get(bus);
+      const evicted = bus.stats().logs.evicted;
+      sweep.evicted += sweep.own;
+      sweep.own = 0;
+      if (evicted <= sweep.evicted || now - sweep.at < LOG_SWEEP_MS) continue;
+      sweep.evicted = evicted;
+      sweep.at = now;
+      this.logOps.push(() => this.logs.trimAll(ns, bus));
+    }
   }
 
   /**
@@ -1116,6 +1312,7 @@ export class Hub extends DurableObject {
    */
   _countsChanged() {
     this.countsDirty = false;
+    this._flushLogs();
     this.ctx.storage.put('meta:counts', {
       ...this.counts, acked: this.streams.acked, lateAcks: this.streams.lateAcks, dead: this.streams.dead,
       deadNotPublished: this.streams.deadNotPublished,
@@ -1126,6 +1323,14 @@ export class Hub extends DurableObject {
     for (let i = 0; i < dirty.length; i += 128) {
       this.ctx.storage.put(Object.fromEntries(dirty.slice(i, i + 128).map((ns) => [`meta:ns:${ns}`, this.nsCounts.get(ns)])));
     }
+  }
+
+  /** Writes the retained values and history rows waiting since their publishes (_logged), in order. */
+  _flushLogs() {
+    if (this.logOps.length === 0) return;
+    const ops = this.logOps;
+    this.logOps = [];
+    for (const op of ops) op();
   }
 
   /**
@@ -1211,6 +1416,25 @@ export class Hub extends DurableObject {
     return [...(this.nsDirectory.get(ns) ?? [])].sort((a, b) => a - b);
   }
 
+  /**
+   * What the cores of these routing Buses hold for replay: `retained` values, `history` messages
+   * and `logTopics`, in `logBytes`; `logEvicted`: what their limits evicted since this instance
+   * started (gauges, not stored counters).
+   */
+  _logStats(buses) {
+    const out = { retained: 0, history: 0, logTopics: 0, logBytes: 0, logEvicted: 0 };
+    for (const bus of buses) {
+      if (bus === undefined) continue;
+      const l = bus.stats().logs;
+      out.retained += l.retained;
+      out.history += l.history;
+      out.logTopics += l.topics;
+      out.logBytes += l.bytes;
+      out.logEvicted += l.evicted;
+    }
+    return out;
+  }
+
   /** A hub error: counted (`errors`, besides its own counter) and logged with its context. */
   _error(what, e) {
     this.counts.errors++;
@@ -1240,13 +1464,14 @@ export class Hub extends DurableObject {
         subscriptions += c.subs.size;
       }
       const counts = Object.fromEntries(NS_COUNTERS.map((k) => [k, this.nsCounts.get(ns)?.[k] ?? 0]));
-      return { connections, subscriptions, ...counts, groups: this.streams.stats(ns) };
+      return { connections, subscriptions, ...counts, ...this._logStats([this._bus('routing', ns, false)]), groups: this.streams.stats(ns) };
     }
     let subscriptions = 0;
     for (const c of this.conns.values()) subscriptions += c.subs.size;
     return {
       hub: this.index, boot: this.bootId, connections: this.conns.size, subscriptions, interests: this.interests.size,
-      ...this.counts, groups: this.streams.stats(), acked: this.streams.acked, lateAcks: this.streams.lateAcks,
+      ...this.counts, ...this._logStats([this.routing, ...[...this.nsBuses].filter(([k]) => k.startsWith('routing|')).map(([, b]) => b)]),
+      groups: this.streams.stats(), acked: this.streams.acked, lateAcks: this.streams.lateAcks,
       dead: this.streams.dead, deadPending: this.deadOutbox.size, deadNotPublished: this.streams.deadNotPublished,
     };
   }

@@ -1,7 +1,7 @@
 // The edgebus Worker: authenticates, validates, and routes to Durable Object hubs.
 //
 //   GET  /connect[?token=…][&hub=<topic prefix>]   WebSocket (see frames.js for the protocol)
-//   POST /publish    { topic, payload, id?, key? } or an array of them
+//   POST /publish    { topic, payload, id?, key?, retain? } or an array of them
 //   GET  /stats      an admin token: counters of every hub; any other: its namespace's figures
 //   POST /admin/evict  { hub }: resets one hub in place (ctx.abort), only with EDGEBUS_DEV_ADMIN=1
 //
@@ -18,7 +18,7 @@ import { codeOf, errorResponse, refuseSocket, STATUS } from './errors.js';
 import { keyring, verifyToken } from './auth.js';
 import { mayPublish } from './acl.js';
 import { hubName, hubOfTopic, nsDirectoryHub } from './routing.js';
-import { checkPayload, chunksBySize } from './frames.js';
+import { checkPayload, checkRetain, chunksBySize } from './frames.js';
 import { NS_COUNTERS } from './hub.js';
 
 export { Hub } from './hub.js';
@@ -181,7 +181,7 @@ async function publish(request, env, url, cfg) {
       throw new EdgebusError('BAD_REQUEST', `a message must be an object { topic, payload, id?, key? }${at}`);
     }
     for (const k of Object.keys(m)) {
-      if (!['topic', 'payload', 'id', 'key'].includes(k)) throw new EdgebusError('BAD_REQUEST', `unknown field \`${k}\`${at}`);
+      if (!['topic', 'payload', 'id', 'key', 'retain'].includes(k)) throw new EdgebusError('BAD_REQUEST', `unknown field \`${k}\`${at}`);
     }
     try {
       checkTopic(m.topic);
@@ -189,7 +189,9 @@ async function publish(request, env, url, cfg) {
       throw new EdgebusError('INVALID_TOPIC', e.message + at);
     }
     if (!mayPublish(claims, m.topic)) throw new EdgebusError('FORBIDDEN', `the token does not allow publishing to \`${m.topic}\`${at}`);
-    const size = checkPayload(m.payload, cfg.MAX_PAYLOAD_BYTES, cfg.MAX_PAYLOAD_DEPTH, at);
+    const retain = checkRetain(m.retain, at);
+    // `retain: true` without a payload clears the topic's retained value.
+    const size = retain && m.payload === undefined ? 0 : checkPayload(m.payload, cfg.MAX_PAYLOAD_BYTES, cfg.MAX_PAYLOAD_DEPTH, at);
     for (const k of ['id', 'key']) {
       if (m[k] !== undefined && (typeof m[k] !== 'string' || m[k].length === 0 || m[k].length > 256)) {
         throw new EdgebusError('BAD_REQUEST', `\`${k}\` must be a string of 1-256 characters${at}`);
@@ -197,7 +199,7 @@ async function publish(request, env, url, cfg) {
     }
     const owner = hubOfTopic(m.topic, cfg.HUBS, cfg.ROUTE_TOKENS);
     if (!byHub.has(owner)) byHub.set(owner, []);
-    byHub.get(owner).push([i, { topic: m.topic, payload: m.payload, id: m.id, key: m.key, ns: claims.ns, size }]);
+    byHub.get(owner).push([i, { topic: m.topic, payload: m.payload, id: m.id, key: m.key, ns: claims.ns, size, retain }]);
   });
   // The same per-token rate as a WebSocket connection's, kept at the hub the token hashes to.
   const key = await rateKey(bearer(request, url));

@@ -794,6 +794,11 @@ export interface ConnectOptions {
   /** Message ids remembered per subscription to drop redeliveries (default 10,000). */
   dedupe?: { maxIds?: number };
   /**
+   * After a reconnect, plain subscriptions ask the hubs to replay what they missed (from the last
+   * `seq` they received on each topic, and since they began for the others); default true.
+   */
+  recover?: boolean;
+  /**
    * Where publishes not yet acknowledged are kept: 'memory' (the default: for this session only),
    * 'indexeddb' (browsers: they survive a page reload and the next `connect` with the same
    * `persistName` sends them, with their ids), or a store of your own ({@link OutboxStore}).
@@ -804,9 +809,10 @@ export interface ConnectOptions {
   persistName?: string;
   /**
    * Refusals from the hub, handler failures, drops; `op` is 'ack' or 'nack' for a refused
-   * acknowledgement (FORBIDDEN, UNAVAILABLE); `outbox` names the store call that failed (PERSIST_FAILED).
+   * acknowledgement (FORBIDDEN, UNAVAILABLE); `outbox` names the store call that failed (PERSIST_FAILED);
+   * `gap` with MESSAGES_MISSED for a subscription without `onGap`.
    */
-  onError?: (error: EdgebusError | unknown, context?: { subscription?: RemoteSubscription; message?: Message; topic?: string; id?: string; op?: 'ack' | 'nack'; outbox?: 'load' | 'put' | 'delete'; ids?: string[] }) => void;
+  onError?: (error: EdgebusError | unknown, context?: { subscription?: RemoteSubscription; message?: Message; topic?: string; id?: string; op?: 'ack' | 'nack'; outbox?: 'load' | 'put' | 'delete'; ids?: string[]; gap?: Gap }) => void;
 }
 
 /** A publish in a persistent outbox: what `OutboxStore.put` gets and `load` gives back. */
@@ -839,6 +845,10 @@ export interface RemoteSubscribeOptions {
   group?: string;
   maxAttempts?: number;
   ackTimeoutMs?: number;
+  /** Plain subscriptions: before live messages, what the hubs' cores replay (as {@link SubscribeOptions.replay}). */
+  replay?: Replay;
+  /** The numbers a replay (this one, or a recovery after a reconnect) asked for that the hubs no longer hold. */
+  onGap?: (gap: Gap) => void;
 }
 
 export interface RemoteSubscription {
@@ -871,6 +881,8 @@ export interface RemoteStats {
   restored: number;
   /** Outbox store calls that threw or rejected (each reported PERSIST_FAILED). */
   persistFailed: number;
+  /** Gaps the hubs reported to this client's replays. */
+  gaps: number;
 }
 
 /** A publish the hub never acknowledged (returned by close()). */
@@ -894,9 +906,10 @@ export interface RemoteBus {
   /** The messages on `pattern` for `for await`, in a bounded queue (`overflow` other than 'wait'). */
   stream<T = unknown>(pattern: string, options?: StreamOptions): AsyncIterableIterator<Message<T>> & { readonly subscription: RemoteSubscription };
   /** Sends (or holds while offline); false when the overflow policy dropped it. */
-  publish<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string; headers?: Record<string, string> }): boolean;
+  /** `retain`: the topic's retained value at the hubs (with an undefined payload: cleared). */
+  publish<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string; headers?: Record<string, string>; retain?: boolean }): boolean;
   /** Resolves once the hub has it (stored, for work queues): false for a duplicate id. */
-  publishAsync<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string; headers?: Record<string, string>; signal?: AbortSignalLike }): Promise<boolean>;
+  publishAsync<T = unknown>(topic: string, payload: T, options?: { id?: string; key?: string; headers?: Record<string, string>; retain?: boolean; signal?: AbortSignalLike }): Promise<boolean>;
   /**
    * A request through the hub: resolves with the first reply of the subscriptions it reaches
    * anywhere in the deployment, by {@link Bus.request}'s rules (`timeoutMs` at most 300000).

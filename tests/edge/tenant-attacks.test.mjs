@@ -1,7 +1,7 @@
 // Attacks by a token holder of one tenant of a shared deployment, against `wrangler dev`. Each
 // test is one attack and asserts the defended outcome: refused with the documented code, nothing
 // of another tenant (namespace) read, acknowledged, deduplicated against, dead-lettered, observed or
-// changed, and the counters of each namespace right. Two tenants, `acme` and `bolt`, hold tokens
+// changed (retained values and history included: replay), and the counters of each namespace right. Two tenants, `acme` and `bolt`, hold tokens
 // with the very same claims; `acme` also has narrow tokens, to act beyond their claims within it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -443,4 +443,36 @@ test('a flood of guessed delivery tokens is metered per connection: the owner hu
   assert.deepEqual([victim1.total.forbiddenAcks, victim1.total.rateLimited], [victim0.total.forbiddenAcks, victim0.total.rateLimited]);
   assert.deepEqual(pick(await queue(acme, 'flood'), ['stored', 'inFlight', 'done']), [0, 0, 3]);
   for (const x of [victim, attacker]) await x.close();
+});
+
+test('replay: another tenant\'s retained values and history are out of reach, by wildcard, by named positions and by time; each namespace counts its own', async () => {
+  const topic = 'orders.rp.secret';
+  await server.post('/publish', { topic, payload: 'acme-only', retain: true }, acme);
+  await server.post('/publish', { topic: 'chat.rp.a', payload: 'acme-chat' }, acme);
+  const before = (await view(bolt)).total;
+  const b = await open(bolt);
+  // Every shape of replay, over the same patterns and topic names acme used.
+  const replays = ['retained', { last: 1000 }, { sinceSeq: 0 }, { sinceMs: 0 }, { sinceSeq: { [topic]: 0, 'orders.rp.other': 0 }, sinceMs: 0 }];
+  let id = 1;
+  for (const pattern of ['orders.rp.>', 'chat.rp.>', topic]) {
+    for (const replay of replays) {
+      if (typeof replay.sinceSeq === 'object' && pattern !== 'orders.rp.>') continue; // a position the pattern does not match is INVALID_OPTION
+      assert.equal((await b.request({ op: 'sub', id: id++, pattern, replay })).t, 'ok', `${pattern} ${JSON.stringify(replay)}`);
+    }
+  }
+  assert.deepEqual(b.messages(), [], 'nothing of acme replayed to bolt');
+  assert.equal(b.frames.some((f) => f.t === 'gap'), false, 'nor a gap that tells of acme\'s seqs');
+  // A narrow acme token: only what its claims cover, even inside its own namespace.
+  const narrow = await server.token({ pub: [], sub: ['chat.>'], ns: 'acme' });
+  const n = await open(narrow);
+  const refused = await n.request({ op: 'sub', id: 1, pattern: 'orders.>', replay: 'retained' });
+  assert.deepEqual([refused.t, refused.code], ['err', 'FORBIDDEN']);
+  const wide = await n.request({ op: 'sub', id: 2, pattern: '>', replay: { sinceMs: 0 } });
+  assert.deepEqual([wide.t, wide.code], ['err', 'FORBIDDEN']);
+  assert.equal((await n.request({ op: 'sub', id: 3, pattern: 'chat.rp.>', replay: { sinceMs: 0 } })).t, 'ok');
+  assert.deepEqual(n.messages().map((m) => m.msg.payload), ['acme-chat']);
+  const after = (await view(bolt)).total;
+  assert.equal(after.replayed - before.replayed, 0);
+  assert.equal(after.retained, 0, 'bolt holds no retained value');
+  for (const s of [b, n]) await s.close();
 });

@@ -142,6 +142,18 @@ async function main(): Promise<void> {
   connect('https://edge.example.com', { token: 't', persist: 'disk' });
   // @ts-expect-error remote subscriptions take no concurrency
   remote.subscribe('a', () => {}, { concurrency: 2 });
+  // Retained values and replay at the edge; recovery after reconnects is on by default.
+  const watched = connect('https://edge.example.com', { token: 't', recover: true, onError: (_e, context) => console.log(context?.gap?.toSeq) });
+  watched.publish('rooms.lobby.topic', 'Welcome!', { retain: true });
+  await watched.publishAsync('rooms.lobby.topic', undefined, { retain: true });
+  watched.subscribe('rooms.*.topic', (text, m) => console.log(text, m.seq), { replay: 'retained', onGap: (gap) => console.log(gap.topic, gap.fromSeq, gap.toSeq) });
+  watched.subscribe('rooms.>', () => {}, { replay: { sinceSeq: { 'rooms.lobby.topic': 3 }, sinceMs: Date.now() - 60_000 } });
+  const gapsHeard: number = watched.stats().gaps;
+  void gapsHeard;
+  // @ts-expect-error replay is 'retained' or an object
+  watched.subscribe('a', () => {}, { replay: 'everything' });
+  // @ts-expect-error retain is a boolean
+  watched.publish('a', 1, { retain: 'yes' });
 }
 
 async function sharded(): Promise<void> {

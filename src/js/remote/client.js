@@ -10,6 +10,11 @@
 // stops the retries; transient failures are retried with backoff and counted in stats().
 // Messages redelivered to a subscription (work queues are at-least-once) are dropped by id;
 // a redelivered work-queue message that was already handled is acknowledged again, not run twice.
+// Recovery: a plain subscription remembers the last seq it received per topic (the most recent
+// topics, bounded) and the hub time it was first taken; on a reconnect it subscribes again with
+// `replay: { sinceSeq, sinceMs }`, so the hubs replay what it missed within their history window
+// (a topic it never received a message of: what was published on it since the subscription
+// began), or send a gap notice (`onGap`, `stats().gaps`) for what they no longer hold.
 
 import { EdgebusError, fail } from '../shared/errors.js';
 import { ready } from '../shared/core.js';
@@ -26,10 +31,13 @@ import { PendingRequest, failedReplies } from '../bus/requests.js';
 import { printsAs } from '../shared/inspect.js';
 import { Outbox, outboxOption } from './outbox.js';
 
-const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'onError', 'persist', 'persistName'];
+const CONNECT_OPTIONS = ['token', 'hub', 'WebSocket', 'maxBuffer', 'overflow', 'reconnect', 'connectTimeoutMs', 'dedupe', 'recover', 'onError',
+  'persist', 'persistName'];
 const REMOTE_SUB_OPTIONS = ['group', 'maxAttempts', 'ackTimeoutMs'];
-const SUBSCRIBE_OPTIONS = [...REMOTE_SUB_OPTIONS, 'signal'];
-const PUBLISH_OPTIONS = ['id', 'key', 'headers'];
+const SUBSCRIBE_OPTIONS = [...REMOTE_SUB_OPTIONS, 'replay', 'onGap', 'signal'];
+const PUBLISH_OPTIONS = ['id', 'key', 'headers', 'retain'];
+/** Topics whose last seq a subscription remembers for its recovery, unless the hub says otherwise (hello). */
+const RECOVER_TOPICS = 1000;
 const POSITIVE = { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER };
 // The longest delay a JavaScript host timer takes (longer ones fire at once).
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -104,6 +112,11 @@ class RemoteSubscription {
     this._options = options;
     this._seen = new IdempotenceFilter({ maxIds: bus._dedupeIds });
     this._running = new Map(); // work-queue message (messageKey) → delivery tokens to acknowledge when done
+    this._onGap = options.onGap;
+    this._replay = options.replay; // asked for on its first subscription; recovery's on later ones
+    this._lastSeq = new Map();     // topic → the last seq received (most recent topics last, bounded)
+    this._sentAt = undefined;      // hub time (early by hello's latency) its first subscription was sent
+    this._since = undefined;       // the same, once the hub took that subscription
     let resolve;
     let reject;
     this.ready = new Promise((res, rej) => { resolve = res; reject = rej; });
@@ -153,6 +166,10 @@ class RemoteBus {
     const dedupe = o.dedupe === undefined ? {} : snapshot(o.dedupe, ['maxIds'], 'dedupe');
     this._dedupeIds = numberOption(dedupe, 'maxIds', 'dedupe', POSITIVE) ?? 10000;
     this._onError = functionOption(o, 'onError', 'options');
+    if (o.recover !== undefined && typeof o.recover !== 'boolean') fail('INVALID_OPTION', `option \`recover\` must be a boolean, got ${typeof o.recover}`);
+    this._recover = o.recover ?? true;
+    this._recoverTopics = RECOVER_TOPICS;
+    this._hubOffset = 0;       // hub clock − this clock, from the last hello (less its latency)
     this._clientId = Math.random().toString(36).slice(2, 10);
     this._seq = 0;
     this._subs = new Map();
@@ -178,7 +195,7 @@ class RemoteBus {
     this._connectError = undefined; // an `err` frame before `hello`: why the hub refuses the connection
     this._stats = {
       published: 0, acknowledged: 0, duplicates: 0, delivered: 0, redelivered: 0, dropped: 0, reconnects: 0, errors: 0,
-      retried: 0, connectFailures: 0, lastError: undefined, requests: 0, replies: 0, streamDropped: 0,
+      retried: 0, connectFailures: 0, lastError: undefined, requests: 0, replies: 0, streamDropped: 0, gaps: 0,
     };
     this._failure = undefined;
     this._requests = new Map();  // request ref → its PendingRequest, until it ends
@@ -325,6 +342,9 @@ class RemoteBus {
     this._rate = Number.isFinite(rate) && rate > 0 ? rate : Infinity;
     this._tokens = this._rate; // a new connection starts with a full bucket at the hub too
     this._refilled = Date.now();
+    if (Number.isFinite(hello.now)) this._hubOffset = hello.now - this._refilled;
+    const positions = hello.limits?.replayMaxPositions;
+    if (Number.isSafeInteger(positions) && positions > 0) this._recoverTopics = Math.min(RECOVER_TOPICS, positions);
     const ops = [];
     for (const s of this._subs.values()) ops.push(this._subOp(s));
     // Requests made while offline go out now, after the subscriptions.
@@ -423,6 +443,7 @@ class RemoteBus {
         case 'ok': this._reply(x, undefined); break;
         case 'reply': this._requestReply(x); break;
         case 'end': this._requestEnd(x); break;
+        case 'gap': this._gaps(x); break;
         case 'err':
           if (!this._open && x.op === undefined) this._connectError = new EdgebusError(x.code, x.message);
           else this._reply(x, new EdgebusError(x.code, x.message));
@@ -442,6 +463,7 @@ class RemoteBus {
       const s = this._subs.get(x.ref);
       if (s === undefined) return;
       if (error === undefined) {
+        s._since ??= s._sentAt;
         s._ready.resolve();
       } else {
         s.active = false;
@@ -520,6 +542,16 @@ class RemoteBus {
       return;
     }
     this._stats.delivered++;
+    if (message.seq !== undefined && this._recover) {
+      const seen = s._lastSeq;
+      const before = seen.get(message.topic);
+      if (before === undefined || message.seq > before) {
+        seen.delete(message.topic);
+        seen.set(message.topic, message.seq);
+        // The oldest topic goes: a reconnect replays it from `sinceMs` (duplicates are dropped by id).
+        if (seen.size > this._recoverTopics) seen.delete(seen.keys().next().value);
+      }
+    }
     if (message.rq !== undefined) {
       this._respond(s, message);
       return;
@@ -563,6 +595,25 @@ class RemoteBus {
     }
     if (r && typeof r.then === 'function') r.then(settle, failed);
     else settle(r);
+  }
+
+  /** The hub no longer holds messages a subscription's replay asked for: each gap to its `onGap`, or `onError`. */
+  _gaps(x) {
+    const s = this._subs.get(x.sub);
+    if (s === undefined || !Array.isArray(x.gaps)) return;
+    this._stats.gaps += x.gaps.length;
+    for (const gap of x.gaps) {
+      if (s._onGap === undefined) {
+        const range = gap.fromSeq === undefined ? `up to seq ${gap.toSeq}` : `seq ${gap.fromSeq} to ${gap.toSeq}`;
+        this._report(new EdgebusError('MESSAGES_MISSED', `messages on \`${gap.topic}\` (${range}) are no longer held by the hub: the subscription to \`${s.pattern}\` missed them`), { subscription: s, gap });
+        continue;
+      }
+      try {
+        s._onGap(gap);
+      } catch (e) {
+        this._report(e, { subscription: s, gap });
+      }
+    }
   }
 
   _requestReply(x) {
@@ -716,6 +767,17 @@ class RemoteBus {
   _subOp(s) {
     const op = { op: 'sub', id: s.id, pattern: s.pattern };
     for (const k of REMOTE_SUB_OPTIONS) if (s._options[k] !== undefined) op[k] = s._options[k];
+    if (s.group !== undefined) return op;
+    if (s._since !== undefined && this._recover) {
+      // Subscribed before: the hubs replay what it missed since (work queues keep theirs anyway).
+      // A topic without a position: whatever came since the subscription began was missed (had it
+      // arrived, its topic would have one).
+      op.replay = { sinceSeq: Object.fromEntries(s._lastSeq), sinceMs: Math.max(0, Math.floor(s._since)) };
+    } else {
+      // Its live delivery starts after this (the hub registers it on receiving the op).
+      s._sentAt = Date.now() + this._hubOffset;
+      if (s._replay !== undefined) op.replay = s._replay;
+    }
     return op;
   }
 
@@ -728,6 +790,11 @@ class RemoteBus {
     stringOption(o, 'group', 'options');
     if (o.group === undefined && (o.maxAttempts !== undefined || o.ackTimeoutMs !== undefined)) {
       fail('INVALID_OPTION', '`maxAttempts` and `ackTimeoutMs` apply only with `group` (a work queue)');
+    }
+    functionOption(o, 'onGap', 'options');
+    if (o.replay !== undefined) {
+      if (o.group !== undefined) fail('INVALID_OPTION', '`replay` applies to plain subscriptions (a work queue keeps its messages until they are acknowledged)');
+      o.replay = replayOption(o.replay);
     }
     const signal = signalOption(o.signal);
     if (signal !== undefined && isAborted(signal)) {
@@ -871,13 +938,18 @@ class RemoteBus {
     const o = options === undefined ? {} : snapshot(options, async ? [...PUBLISH_OPTIONS, 'signal'] : PUBLISH_OPTIONS, 'options');
     const signal = signalOption(o.signal);
     checkTopic(topic);
-    if (payload === undefined) fail('INVALID_ARGUMENT', 'payload must be a JSON value, got undefined');
+    // Undefined with `retain` clears the topic's retained value.
+    if (payload === undefined && o.retain !== true) fail('INVALID_ARGUMENT', 'payload must be a JSON value, got undefined');
     for (const k of ['id', 'key']) {
       // The hub refuses an empty id or key: refused here at once.
       if (stringOption(o, k, 'options') === '') fail('INVALID_OPTION', `option \`${k}\` must not be empty`);
     }
     const ref = ++this._seq;
     const op = { op: 'pub', ref, topic, payload, id: o.id ?? `${this._clientId}-${ref}` };
+    if (o.retain !== undefined) {
+      if (typeof o.retain !== 'boolean') fail('INVALID_OPTION', `option \`retain\` must be a boolean, got ${typeof o.retain}`);
+      if (o.retain) op.retain = true;
+    }
     if (o.key !== undefined) op.key = o.key;
     if (o.headers !== undefined) op.headers = headersOption(o.headers);
     const p = { op, async, signal, resolve: undefined, reject: undefined };
@@ -1018,6 +1090,21 @@ class RemoteBus {
       restored: this._outbox?.restored ?? 0, persistFailed: this._outbox?.failed ?? 0,
     };
   }
+}
+
+/**
+ * A subscription's `replay`, copied: 'retained', `{ last }`, `{ sinceSeq, sinceMs? }` (sinceSeq a
+ * number or an object of topic → seq) or `{ sinceMs }`; the hub checks the rest (topics its
+ * pattern matches, bounds) and refuses the subscription INVALID_OPTION.
+ */
+function replayOption(v) {
+  if (v === 'retained') return v;
+  const r = snapshot(v, ['last', 'sinceSeq', 'sinceMs'], 'replay');
+  if (r.sinceSeq !== null && typeof r.sinceSeq === 'object') r.sinceSeq = { ...r.sinceSeq };
+  if (r.last === undefined && r.sinceSeq === undefined && r.sinceMs === undefined) {
+    fail('INVALID_OPTION', "option `replay` must be 'retained', { last }, { sinceSeq, sinceMs? } or { sinceMs }");
+  }
+  return r;
 }
 
 /** Connects to an edgebus edge deployment; see RemoteBus. */

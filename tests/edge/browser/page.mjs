@@ -88,5 +88,26 @@ window.edge = {
   async close() {
     return [await a.close(), await b.close()];
   },
+
+  /** A third client whose plain subscription recovers what it missed while offline (replay). */
+  async startRecovery(url, token) {
+    state.recovered = {};
+    state.gaps = [];
+    r = connect(url, { token, WebSocket: GatedWebSocket, reconnect: { initialMs: 50, maxMs: 400 }, onError: (e) => state.errors.push(`${e.code}: ${e.message}`) });
+    const sub = r.subscribe('pr.>', (payload, msg) => { state.recovered[msg.id] = (state.recovered[msg.id] ?? 0) + 1; }, { onGap: (g) => state.gaps.push(g) });
+    await sub.ready;
+  },
+
+  async waitRecovered(ids) {
+    await until(() => ids.every((id) => state.recovered[id] !== undefined));
+    return { recovered: { ...state.recovered }, gaps: state.gaps.slice(), stats: r.stats() };
+  },
+
+  async waitOfflineRecovery() {
+    await until(() => !r.connected);
+  },
+
+  closeRecovery() { return r.close(); },
 };
+let r;
 window.pageReady = true;

@@ -65,7 +65,11 @@ export class ReplayLog {
     if (log.held === 0 && kept !== log.lastSeq) {
       sql.exec('UPDATE replay_log SET msg = NULL, retained = 0 WHERE ns = ? AND topic = ? AND seq = ? AND msg IS NOT NULL', ns, topic, log.lastSeq);
     }
-    sql.exec('UPDATE replay_log SET retained = (seq = ?) WHERE ns = ? AND topic = ? AND retained != (seq = ?)', kept, ns, topic, kept);
+    // The retained flags change only when the retained value did (a publish that only pushed the
+    // topic's oldest message out of its history, the usual case at HISTORY_MAX_MESSAGES, skips it).
+    if (before === undefined || before.retainedSeq !== log.retainedSeq) {
+      sql.exec('UPDATE replay_log SET retained = (seq = ?) WHERE ns = ? AND topic = ? AND retained != (seq = ?)', kept, ns, topic, kept);
+    }
   }
 
   /** Trims every stored topic of namespace `ns` to what `bus` (its routing Bus) holds. */

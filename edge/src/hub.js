@@ -725,16 +725,13 @@ export class Hub extends DurableObject {
     const log = bus.logOf(env.topic);
     if (log === undefined) {
       // Not tracked (a `$` topic without a retained value), or forgotten by the core.
-      this.logOps.push(() => this.logs.trim(ns, env.topic, undefined));
+      this.logOps.push({ ns, topic: env.topic, env: undefined, retained: false, log: undefined, keep: undefined });
       return;
     }
     env.seq = log.lastSeq;
     // Requests too (the stored copy is exactly the core's); a replay leaves them out (replayOf).
     const keep = retained ? undefined : before;
-    this.logOps.push(() => {
-      this.logs.record(ns, env, retained);
-      this.logs.trim(ns, env.topic, log, keep);
-    });
+    this.logOps.push({ ns, topic: env.topic, env, retained, log, keep });
     let sweep = this.logSweeps.get(bus);
     if (sweep === undefined) {
       sweep = { evicted: 0, at: Date.now(), own: 0 };
@@ -763,7 +760,7 @@ export class Hub extends DurableObject {
       if (evicted <= sweep.evicted || now - sweep.at < LOG_SWEEP_MS) continue;
       sweep.evicted = evicted;
       sweep.at = now;
-      this.logOps.push(() => this.logs.trimAll(ns, bus));
+      this.logOps.push({ ns, topic: undefined, bus });
     }
   }
 
@@ -1325,12 +1322,35 @@ export class Hub extends DurableObject {
     }
   }
 
-  /** Writes the retained values and history rows waiting since their publishes (_logged), in order. */
+  /**
+   * Writes the retained values and history rows waiting since their publishes (_logged): every
+   * message's row in order, then each topic trimmed once, to what the core held after the last of
+   * them (from the log before the first: a trim is to a window that only moves on, so the last
+   * one leaves what trimming after each would have), then the sweeps of whole namespaces.
+   */
   _flushLogs() {
     if (this.logOps.length === 0) return;
     const ops = this.logOps;
     this.logOps = [];
-    for (const op of ops) op();
+    const trims = new Map(); // `<ns> <topic>` → { ns, topic, log, keep }
+    const sweeps = [];
+    for (const op of ops) {
+      if (op.topic === undefined) {
+        sweeps.push(op);
+        continue;
+      }
+      if (op.env !== undefined) this.logs.record(op.ns, op.env, op.retained);
+      const key = `${op.ns} ${op.topic}`;
+      const t = trims.get(key);
+      if (t === undefined) trims.set(key, { ns: op.ns, topic: op.topic, log: op.log, keep: op.keep });
+      else {
+        t.log = op.log;
+        // A retained value set since the first publish: the flags are rewritten.
+        if (op.keep === undefined) t.keep = undefined;
+      }
+    }
+    for (const t of trims.values()) this.logs.trim(t.ns, t.topic, t.log, t.keep);
+    for (const op of sweeps) this.logs.trimAll(op.ns, op.bus);
   }
 
   /**

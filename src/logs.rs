@@ -387,12 +387,23 @@ impl<P: Clone> TopicLogs<P> {
 
     /// Takes log `(i, g)`'s retained value away (not counted as an eviction); whether it had one.
     fn take_retained(&mut self, i: u32, g: u32) -> bool {
+        self.unretain(i, g, None)
+    }
+
+    /// Takes log `(i, g)`'s retained value away (only when it is number `seq`, if given): counts
+    /// it out, loses it unless the history still holds it, and settles the log. Whether it did.
+    fn unretain(&mut self, i: u32, g: u32, seq: Option<u64>) -> bool {
         let Some(log) = self.logs.get_mut(i, g) else {
             return false;
         };
-        let Some(old) = log.retained.take() else {
+        if log
+            .retained
+            .as_ref()
+            .is_none_or(|r| seq.is_some_and(|n| r.topic_seq != n))
+        {
             return false;
-        };
+        }
+        let old = log.retained.take().expect("checked");
         self.retained -= 1;
         self.retained_bytes -= old.size;
         if !log.holds(old.topic_seq) {
@@ -496,20 +507,9 @@ impl<P: Clone> TopicLogs<P> {
             let Some((i, g, seq)) = self.retained_order.pop_front() else {
                 break;
             };
-            let Some(log) = self.logs.get_mut(i, g) else {
-                continue;
-            };
-            if log.retained.as_ref().is_none_or(|r| r.topic_seq != seq) {
-                continue;
+            if self.unretain(i, g, Some(seq)) {
+                self.counted.evicted += 1;
             }
-            let old = log.retained.take().expect("checked");
-            self.retained -= 1;
-            self.retained_bytes -= old.size;
-            self.counted.evicted += 1;
-            if !log.holds(old.topic_seq) {
-                log.lose(&old);
-            }
-            self.settle(i, g);
         }
     }
 

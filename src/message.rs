@@ -152,6 +152,27 @@ impl<P> Message<P> {
         }
     }
 
+    /// The message `out` becomes when it is published on `topic` at `at`, `seq`-th in publish
+    /// order: its first try, its TTL running from then.
+    pub(crate) fn published(topic: Rc<str>, out: Outgoing<P>, at: u64, seq: u64) -> Self {
+        Message {
+            topic,
+            payload: out.payload,
+            id: out.id,
+            key: out.key,
+            headers: out.headers,
+            published_at: Some(at),
+            expires_at: out.ttl.map(|t| at.saturating_add(t)),
+            size: out.size,
+            seq,
+            topic_seq: 0,
+            attempt: 1,
+            prior: out.attempts,
+            letter: None,
+            request: out.request,
+        }
+    }
+
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         matches!(self.expires_at, Some(t) if now >= t)
     }

@@ -41,22 +41,7 @@ impl<P: Clone> Broker<P> {
         // driver's, told with its direct ones).
         self.seq += 1;
         let retain = out.retain;
-        let mut msg = Message {
-            topic,
-            payload: out.payload,
-            id: out.id,
-            key: out.key,
-            headers: out.headers,
-            published_at: Some(now),
-            expires_at: out.ttl.map(|t| now.saturating_add(t)),
-            size: out.size,
-            seq: self.seq,
-            topic_seq: 0,
-            attempt: 1,
-            prior: 0,
-            letter: None,
-            request: None,
-        };
+        let mut msg = Message::published(topic, out, now, self.seq);
         if self.logs.record(&mut msg, retain, now) {
             let topic = msg.topic.clone();
             self.tracking_changed(&topic);
@@ -168,22 +153,7 @@ impl<P: Clone> Broker<P> {
         // Restored messages take their places in publish order as they are restored.
         self.seq += 1;
         let order = self.seq;
-        let msg = out.map(|out| Message {
-            topic: topic.clone(),
-            payload: out.payload,
-            id: out.id,
-            key: out.key,
-            headers: out.headers,
-            published_at: Some(published_at),
-            expires_at: out.ttl.map(|t| published_at.saturating_add(t)),
-            size: out.size,
-            seq: order,
-            topic_seq: 0,
-            attempt: 1,
-            prior: 0,
-            letter: None,
-            request: None,
-        });
+        let msg = out.map(|out| Message::published(topic.clone(), out, published_at, order));
         if self.logs.restore(msg, topic.clone(), seq, retained)? {
             self.tracking_changed(&topic);
         }

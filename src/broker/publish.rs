@@ -454,22 +454,7 @@ impl<P: Clone> Broker<P> {
         let retain = out.retain;
         self.seq += 1;
         self.counters.published += 1;
-        let mut msg = Message {
-            topic,
-            payload: out.payload,
-            id: out.id,
-            key: out.key,
-            headers: out.headers,
-            published_at: Some(now),
-            expires_at: out.ttl.map(|t| now.saturating_add(t)),
-            size: out.size,
-            seq: self.seq,
-            topic_seq: 0,
-            attempt: 1,
-            prior: out.attempts,
-            letter: None,
-            request: out.request,
-        };
+        let mut msg = Message::published(topic, out, now, self.seq);
         if (retain != Retain::No || self.logs.is_active()) && msg.request.is_none() {
             self.log(&mut msg, retain, now);
         }

@@ -1666,6 +1666,21 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         core.restore(topic, out, seq, at, retained)
     }
 
+    /// Puts durable copies back, in order (see [`Bus::restore`]; `published_at` in bus-clock
+    /// microseconds, a message's size measured here when its `size` is 0). Every entry is
+    /// checked before any is applied: a refused call restores nothing.
+    pub fn restore_all(&self, mut entries: Vec<crate::logs::Restored<P>>) -> Result<()> {
+        for e in &mut entries {
+            if let Some(out) = e.out.as_mut().filter(|o| o.size == 0) {
+                out.size = out.payload.byte_size() as u64;
+            }
+        }
+        let now = self.inner.clock.now();
+        let mut core = self.inner.core();
+        core.note_time(now);
+        core.restore_all(entries)
+    }
+
     /// Whether [`Bus::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.core_ref().is_closed()

@@ -62,7 +62,7 @@ pub use bus::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dedupe::{DedupeWindow, IdempotenceFilter};
 pub use error::{Error, ErrorCode, Result};
-pub use logs::{Gap, LogConfig, LogInfo, LogStats, Replay, Retain};
+pub use logs::{Gap, LogConfig, LogInfo, LogStats, Replay, Restored, Retain};
 pub use message::{ByteSize, Headers, Message, Outgoing, MAX_PRIOR_ATTEMPTS};
 pub use queue::Overflow;
 pub use router::Router;

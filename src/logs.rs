@@ -119,6 +119,21 @@ pub struct Gap {
     pub to: u64,
 }
 
+/// A durable copy of a message a driver puts back ([`crate::Broker::restore_all`]).
+#[derive(Debug)]
+pub struct Restored<P> {
+    /// Its topic.
+    pub topic: String,
+    /// The message as it was published; `None` carries only the topic's numbering on.
+    pub out: Option<crate::message::Outgoing<P>>,
+    /// Its number on its topic.
+    pub seq: u64,
+    /// When it was published (bus-clock microseconds).
+    pub published_at: u64,
+    /// Whether it is its topic's retained value.
+    pub retained: bool,
+}
+
 /// What the log of one topic holds ([`TopicLogs::log_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogInfo {
@@ -692,23 +707,53 @@ impl<P: Clone> TopicLogs<P> {
         (messages, gaps)
     }
 
-    /// Puts back a message numbered `seq` on its topic (a durable copy reloaded by a driver):
-    /// as the retained value when `retained`, in the history when the topic has one. A message
-    /// without a payload (`None`) only carries the numbering on. Numbers must rise per topic
-    /// (`INVALID_ARGUMENT` otherwise).
+    /// Checks that copies to restore (in order) number each topic on: from 1 to 2^50, above the
+    /// topic's latest number and the earlier copies' (`INVALID_ARGUMENT`, naming the entry).
+    pub fn check_restore(&self, entries: &[Restored<P>]) -> Result<()> {
+        // The same map type as `ids` (its code is then in the WebAssembly module once).
+        let mut latest: HashMap<Rc<str>, u64> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.seq == 0 || e.seq > MAX_SEQ {
+                return Err(Error::new(
+                    crate::error::ErrorCode::InvalidArgument,
+                    format!(
+                        "entries[{i}]: a restored message's number must be from 1 to 2^50, got {}",
+                        e.seq
+                    ),
+                ));
+            }
+            let before = match latest.get(e.topic.as_str()) {
+                Some(&n) => n,
+                None => self
+                    .find(&e.topic)
+                    .and_then(|(i, g)| self.logs.get(i, g))
+                    .map_or(0, |l| l.last),
+            };
+            if e.seq <= before {
+                return Err(Error::new(
+                    crate::error::ErrorCode::InvalidArgument,
+                    format!(
+                        "entries[{i}]: number {} on `{}` is not after {before}: restore each topic's messages in order",
+                        e.seq, e.topic
+                    ),
+                ));
+            }
+            latest.insert(Rc::from(e.topic.as_str()), e.seq);
+        }
+        Ok(())
+    }
+
+    /// Puts back a message numbered `seq` on its topic (a durable copy reloaded by a driver,
+    /// checked by [`TopicLogs::check_restore`]): as the retained value when `retained`, in the
+    /// history when the topic has one. A message without a payload (`None`) only carries the
+    /// numbering on. Returns whether the topic's tracking changed.
     pub fn restore(
         &mut self,
         msg: Option<Message<P>>,
         topic: Rc<str>,
         seq: u64,
         retained: bool,
-    ) -> Result<bool> {
-        if seq == 0 || seq > MAX_SEQ {
-            return Err(Error::new(
-                crate::error::ErrorCode::InvalidArgument,
-                "a restored message's number must be from 1 to 2^50",
-            ));
-        }
+    ) -> bool {
         let (i, g) = match self.find(&topic) {
             Some(at) => at,
             None => {
@@ -718,15 +763,7 @@ impl<P: Clone> TopicLogs<P> {
             }
         };
         let log = self.logs.get_mut(i, g).expect("found in ids");
-        if seq <= log.last {
-            return Err(Error::new(
-                crate::error::ErrorCode::InvalidArgument,
-                format!(
-                    "restored message {seq} on `{topic}` is not after its latest, {}: restore each topic's messages in order",
-                    log.last
-                ),
-            ));
-        }
+        debug_assert!(seq > log.last, "checked by check_restore");
         let was_tracked = log.tracked();
         if log.last + 1 < seq {
             // Numbers between were given and are not restored: missed.
@@ -747,7 +784,7 @@ impl<P: Clone> TopicLogs<P> {
         self.bound();
         self.compact();
         let tracked = self.logs.get(i, g).is_some_and(Log::tracked);
-        Ok(was_tracked != tracked)
+        was_tracked != tracked
     }
 
     /// Counts a replay made to a new subscription: its messages and gaps.

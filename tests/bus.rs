@@ -1155,4 +1155,42 @@ fn retained_values_history_and_restore_through_the_native_bus() {
         .unwrap_err();
     assert_eq!(e.code(), edgebus::ErrorCode::InvalidArgument);
     assert_eq!(bus.stats().logs.gaps, 1);
+
+    // A batch is checked whole before any entry is applied: its third entry goes backwards on
+    // chat.b, so neither chat.b's first entry nor chat.c's is restored.
+    let entry = |topic: &str, payload: Option<&str>, seq| edgebus::Restored {
+        topic: topic.into(),
+        out: payload.map(|p| edgebus::Outgoing::new(p.to_string())),
+        seq,
+        published_at: 0,
+        retained: false,
+    };
+    let e = bus
+        .restore_all(vec![
+            entry("chat.b", Some("b5"), 5),
+            entry("chat.c", Some("c1"), 1),
+            entry("chat.b", Some("b4"), 4),
+        ])
+        .unwrap_err();
+    assert_eq!(e.code(), edgebus::ErrorCode::InvalidArgument);
+    assert!(e
+        .message()
+        .starts_with("entries[2]: number 4 on `chat.b` is not after 5"));
+    assert_eq!((bus.log_of("chat.b"), bus.log_of("chat.c")), (None, None));
+    let e = bus
+        .restore_all(vec![entry("chat.d", None, 1), entry("chat..e", None, 1)])
+        .unwrap_err();
+    assert_eq!(e.code(), edgebus::ErrorCode::InvalidTopic);
+    assert!(e.message().starts_with("entries[1]: "));
+    assert_eq!(bus.log_of("chat.d"), None);
+    bus.restore_all(vec![
+        entry("chat.b", Some("b4"), 4),
+        entry("chat.b", Some("b5"), 5),
+        entry("chat.b", None, 9),
+    ])
+    .unwrap();
+    assert_eq!(bus.log_of("chat.b").unwrap().last, 9);
+    assert_eq!(bus.log_of("chat.b").unwrap().held, 2);
+    bus.publish("chat.b", "next".into()).unwrap();
+    assert_eq!(bus.log_of("chat.b").unwrap().last, 10);
 }

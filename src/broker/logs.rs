@@ -3,7 +3,7 @@
 //! [`crate::logs`]).
 
 use super::*;
-use crate::logs::{Gap, LogInfo, LogStats, Replay, Retain};
+use crate::logs::{Gap, LogInfo, LogStats, Replay, Restored, Retain};
 
 impl<P: Clone> Broker<P> {
     /// Numbers and keeps `msg` when its topic is tracked (or `retain` makes it so).
@@ -134,10 +134,7 @@ impl<P: Clone> Broker<P> {
         Ok(self.logs.replay(&pattern, replay, now))
     }
 
-    /// Puts a durable copy of a message back into `topic`'s log, numbered `seq` and published at
-    /// `published_at`: as its retained value when `retained`, in its history when the topic has
-    /// one. `out` without a payload (`None`) only carries the topic's numbering on to `seq`.
-    /// Numbers must rise per topic (`INVALID_ARGUMENT`).
+    /// Puts one durable copy back (see [`Broker::restore_all`]).
     pub fn restore(
         &mut self,
         topic: &str,
@@ -146,16 +143,42 @@ impl<P: Clone> Broker<P> {
         published_at: u64,
         retained: bool,
     ) -> Result<()> {
-        validate_topic(topic)?;
-        // Not after the bus's time: a copy stamped later would outlive its age limit.
-        let published_at = published_at.min(self.last_now);
-        let topic: Rc<str> = Rc::from(topic);
-        // Restored messages take their places in publish order as they are restored.
-        self.seq += 1;
-        let order = self.seq;
-        let msg = out.map(|out| Message::published(topic.clone(), out, published_at, order));
-        if self.logs.restore(msg, topic.clone(), seq, retained)? {
-            self.tracking_changed(&topic);
+        self.restore_all(vec![Restored {
+            topic: topic.into(),
+            out,
+            seq,
+            published_at,
+            retained,
+        }])
+    }
+
+    /// Puts durable copies back into the logs (a driver reloading what it stored), in order:
+    /// each with its number on its topic and its publish time (not after the bus's time: a copy
+    /// stamped later would outlive its age limit), as the retained value when `retained`, in
+    /// the history when the topic has one; a copy without a message carries only its topic's
+    /// numbering on. Every entry is checked before any is applied (a valid topic, a number from
+    /// 1 to 2^50 above the topic's latest and the batch's earlier ones): a refused batch
+    /// restores nothing (`INVALID_TOPIC` or `INVALID_ARGUMENT`, naming the entry).
+    pub fn restore_all(&mut self, entries: Vec<Restored<P>>) -> Result<()> {
+        for (i, e) in entries.iter().enumerate() {
+            validate_topic(&e.topic).map_err(|err| {
+                let err = Error::from(err);
+                Error::new(err.code(), format!("entries[{i}]: {}", err.message()))
+            })?;
+        }
+        self.logs.check_restore(&entries)?;
+        for e in entries {
+            let published_at = e.published_at.min(self.last_now);
+            let topic: Rc<str> = Rc::from(e.topic);
+            // Restored messages take their places in publish order as they are restored.
+            self.seq += 1;
+            let order = self.seq;
+            let msg = e
+                .out
+                .map(|out| Message::published(topic.clone(), out, published_at, order));
+            if self.logs.restore(msg, topic.clone(), e.seq, e.retained) {
+                self.tracking_changed(&topic);
+            }
         }
         Ok(())
     }

@@ -653,7 +653,7 @@ export class Bus<M extends object = AnyTopics> {
   replay<P extends string>(pattern: P, replay: Replay): { messages: Message<PatternPayload<M, P>>[]; gaps: Gap[] };
   /** What the bus holds for `topic`, or undefined. */
   logOf(topic: string): LogInfo | undefined;
-  /** Puts durable copies back (a driver reloading what it stored), in number order per topic. */
+  /** Puts durable copies back (a driver reloading what it stored), in number order per topic; every entry is checked before any is applied (a refused call restores nothing). */
   restore(entries: readonly RestoreEntry[]): void;
 }
 

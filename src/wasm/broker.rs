@@ -453,6 +453,9 @@ pub struct WasmBroker {
     /// The error of the last call that answered 0 instead of throwing (see
     /// [`WasmBroker::take_error`]).
     error: Option<JsValue>,
+    /// Durable copies handed over by [`WasmBroker::restore_add`], put back together by
+    /// [`WasmBroker::restore_commit`].
+    restoring: Vec<crate::logs::Restored<Slot>>,
 }
 
 /// A retired subscription's counts appended as words, low then high (read back by
@@ -564,6 +567,7 @@ impl WasmBroker {
         Ok(WasmBroker {
             core,
             released: Rc::new(RefCell::new(Vec::new())),
+            restoring: Vec::new(),
             topic_in: vec![0; TOPIC_SCRATCH_BYTES],
             route_out: Vec::new(),
             error: None,
@@ -1232,12 +1236,12 @@ impl WasmBroker {
         })
     }
 
-    /// Puts a durable copy of a message back (see [`Broker::restore`]); `slot` -1 carries only
+    /// Hands over one durable copy for [`WasmBroker::restore_commit`]; `slot` -1 carries only
     /// the numbering on.
     #[allow(clippy::too_many_arguments)]
-    pub fn restore(
+    pub fn restore_add(
         &mut self,
-        topic: &str,
+        topic: String,
         slot: f64,
         seq: f64,
         published_at_ms: f64,
@@ -1246,11 +1250,9 @@ impl WasmBroker {
         key: Option<String>,
         ttl_ms: f64,
         size: f64,
-        now_ms: f64,
-    ) -> Result<(), JsValue> {
-        self.core.note_time(ms_to_micros(now_ms));
-        // Checked by the JavaScript layer (a whole number from 1 to 2^53 - 1); anything else
-        // is refused by the core as number 0.
+    ) {
+        // Checked by the JavaScript layer (a whole number); anything else is refused by the
+        // core as number 0.
         let seq = if seq.is_finite() && seq >= 1.0 && seq.fract() == 0.0 {
             seq as u64
         } else {
@@ -1258,15 +1260,30 @@ impl WasmBroker {
         };
         let out =
             (slot >= 0.0).then(|| self.outgoing(slot as u32, id, key.as_deref(), ttl_ms, size));
-        self.core
-            .restore(
-                topic,
-                out,
-                seq,
-                ms_to_micros(published_at_ms.max(0.0)),
-                retained,
-            )
-            .map_err(to_js)
+        self.restoring.push(crate::logs::Restored {
+            topic,
+            out,
+            seq,
+            published_at: ms_to_micros(published_at_ms.max(0.0)),
+            retained,
+        });
+    }
+
+    /// Puts back the `count` copies handed over since the last call (see
+    /// [`Broker::restore_all`]: all or none). Any other number of copies waiting restores none.
+    pub fn restore_commit(&mut self, count: u32, now_ms: f64) -> Result<(), JsValue> {
+        let entries = std::mem::take(&mut self.restoring);
+        if entries.len() != count as usize {
+            return Err(to_js(crate::Error::new(
+                crate::ErrorCode::InvalidArgument,
+                format!(
+                    "{} durable copies were handed over, {count} expected",
+                    entries.len()
+                ),
+            )));
+        }
+        self.core.note_time(ms_to_micros(now_ms));
+        self.core.restore_all(entries).map_err(to_js)
     }
 
     /// Removes retained values and history messages past their TTL or the age limit (before

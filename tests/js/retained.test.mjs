@@ -261,6 +261,14 @@ test('restore checks every entry before applying any; replay() counts nothing; b
   assert.equal(bus.logOf('h').lastSeq, 3);
   assert.throws(() => bus.restore([{ topic: 'h', seq: 5, payload: 'e' }, { topic: 'h', seq: 4, payload: 'd' }]), code('INVALID_ARGUMENT'));
   assert.equal(bus.logOf('h').lastSeq, 3);
+  // The core checks the whole batch first: a later entry going backwards, or a bad topic, and
+  // nothing of it is applied (the entries before on other topics neither).
+  assert.throws(() => bus.restore([{ topic: 'k', seq: 1, payload: 'k' }, { topic: 'h', seq: 4 }, { topic: 'h', seq: 4 }]),
+    (e) => e.code === 'INVALID_ARGUMENT' && e.message.startsWith('entries[2]: number 4 on `h` is not after 4'));
+  assert.throws(() => bus.restore([{ topic: 'k', seq: 1, payload: 'k' }, { topic: 'a..b', seq: 1 }]),
+    (e) => e.code === 'INVALID_TOPIC' && e.message.startsWith('entries[1]: '));
+  assert.equal(bus.logOf('k'), undefined);
+  assert.equal(bus.logOf('h').lastSeq, 3);
   assert.throws(() => bus.restore([{ topic: 'x', seq: 2 ** 51, payload: 1 }]), code('INVALID_OPTION'));
   assert.throws(() => bus.restore([{ topic: 'x', seq: 1, retained: true, payload: undefined }]), code('INVALID_ARGUMENT'));
   const before = bus.stats().logs;

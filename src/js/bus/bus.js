@@ -1785,13 +1785,12 @@ export class Bus {
   restore(entries) {
     if (this._closing) fail('CLOSED', 'bus is closed');
     const list = arraySnapshot(entries, 'entries');
-    // Every entry is checked before any is applied: a refused call restores nothing.
+    // Each entry's shape is read and checked here; the core checks the numbers (rising per
+    // topic, from the log's latest) of all of them before it applies any.
     const checked = [];
-    const last = new Map(); // topic → the number restored last in this call, or the log's
     for (let i = 0; i < list.length; i++) {
       const e = snapshot(list[i], RESTORE_FIELDS, `entries[${i}]`);
       checkString(e.topic, 'INVALID_ARGUMENT', `entries[${i}].topic`);
-      checkTopic(e.topic);
       const seq = numberValue(e.seq, `entries[${i}].seq`, { integer: true, min: 1, max: 2 ** 50 });
       const at = e.publishedAt === undefined ? undefined : numberValue(e.publishedAt, `entries[${i}].publishedAt`, { min: 0 });
       if (e.retained !== undefined && typeof e.retained !== 'boolean') {
@@ -1801,15 +1800,11 @@ export class Bus {
       if (e.retained === true && (!hasPayload || e.payload === undefined)) {
         fail('INVALID_ARGUMENT', `entries[${i}]: a retained value needs a payload (publishing undefined with retain clears one)`);
       }
-      const before = last.get(e.topic) ?? this.logOf(e.topic)?.lastSeq ?? 0;
-      if (seq <= before) {
-        fail('INVALID_ARGUMENT', `entries[${i}]: number ${seq} on \`${e.topic}\` is not after ${before}: restore each topic's messages in order`);
-      }
-      last.set(e.topic, seq);
       const o = parsePublishOptions({ id: e.id, key: e.key, headers: e.headers, ttlMs: e.ttlMs }, RESTORE_OPTIONS);
       checked.push({ e, seq, at, o, hasPayload, size: hasPayload ? measure(this._sizeOf, e.payload) : 0 });
     }
     const now = this._clock.now();
+    const core = this._core;
     for (const { e, seq, at, o, hasPayload, size } of checked) {
       let slot = -1;
       if (hasPayload) {
@@ -1820,14 +1815,17 @@ export class Bus {
         if (o.ttlMs !== undefined) env.ttlMs = o.ttlMs;
         slot = this._slot(env);
       }
-      try {
-        this._core.restore(e.topic, slot, seq, Math.min(at ?? now, now), e.retained === true, o.id, o.key, o.ttlMs ?? 0, size, now);
-      } catch (err) {
-        throw fromCore(err);
-      }
+      core.restore_add(e.topic, slot, seq, Math.min(at ?? now, now), e.retained === true, o.id, o.key, o.ttlMs ?? 0, size);
     }
-    this._dropRoutes(this._core.take_invalidated(), 0);
-    this._pump();
+    try {
+      // A refused batch drops its copies: their slots come back with the next pump.
+      core.restore_commit(checked.length, now);
+    } catch (err) {
+      throw fromCore(err);
+    } finally {
+      this._dropRoutes(core.take_invalidated(), 0);
+      this._pump();
+    }
   }
 
   /** The messages of `[slot, number]` pairs, each carrying its number. */

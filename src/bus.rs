@@ -1624,12 +1624,14 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
 
     /// Clears `topic`'s retained value; whether it had one (`INVALID_TOPIC` for a bad topic).
     pub fn clear_retained(&self, topic: &str) -> Result<bool> {
-        self.inner.core().clear_retained(topic)
+        let now = self.inner.clock.now();
+        self.inner.core().clear_retained(topic, now)
     }
 
     /// What `topic`'s log holds (see [`crate::LogInfo`]); `None` when it has none.
     pub fn log_of(&self, topic: &str) -> Option<crate::logs::LogInfo> {
-        self.inner.core_ref().log_of(topic)
+        let now = self.inner.clock.now();
+        self.inner.core().log_of(topic, now)
     }
 
     /// What a new subscription on `pattern` asking for `replay` would be given first, and the

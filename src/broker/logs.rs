@@ -106,9 +106,11 @@ impl<P: Clone> Broker<P> {
         Ok(self.logs.retained(&pattern, self.last_now))
     }
 
-    /// Clears `topic`'s retained value; whether there was one (`INVALID_TOPIC` for a bad topic).
-    pub fn clear_retained(&mut self, topic: &str) -> Result<bool> {
+    /// Clears `topic`'s retained value at `now`; whether there was one (not when its TTL ended:
+    /// it is expired first, counted as such). `INVALID_TOPIC` for a bad topic.
+    pub fn clear_retained(&mut self, topic: &str, now: u64) -> Result<bool> {
         validate_topic(topic)?;
+        self.expire_logs(now);
         let (had, changed) = self.logs.clear_retained(topic);
         if changed {
             self.tracking_changed(topic);
@@ -116,8 +118,10 @@ impl<P: Clone> Broker<P> {
         Ok(had)
     }
 
-    /// What `topic`'s log holds: its history's numbers, its last number, its retained value's.
-    pub fn log_of(&self, topic: &str) -> Option<LogInfo> {
+    /// What `topic`'s log holds at `now` (what its TTLs and the age limit ended is removed
+    /// first): its history's numbers, its last number, its retained value's.
+    pub fn log_of(&mut self, topic: &str, now: u64) -> Option<LogInfo> {
+        self.expire_logs(now);
         self.logs.log_of(topic)
     }
 

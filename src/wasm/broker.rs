@@ -1220,20 +1220,24 @@ impl WasmBroker {
     }
 
     /// Clears `topic`'s retained value; whether it had one.
-    pub fn clear_retained(&mut self, topic: &str) -> Result<bool, JsValue> {
-        self.core.clear_retained(topic).map_err(to_js)
+    pub fn clear_retained(&mut self, topic: &str, now_ms: f64) -> Result<bool, JsValue> {
+        self.core
+            .clear_retained(topic, ms_to_micros(now_ms))
+            .map_err(to_js)
     }
 
     /// What `topic`'s log holds: `[first, last, retained (-1: none), held]`, or empty.
-    pub fn log_of(&self, topic: &str) -> Vec<f64> {
-        self.core.log_of(topic).map_or_else(Vec::new, |l| {
-            vec![
-                l.first as f64,
-                l.last as f64,
-                l.retained.map_or(-1.0, |n| n as f64),
-                l.held as f64,
-            ]
-        })
+    pub fn log_of(&mut self, topic: &str, now_ms: f64) -> Vec<f64> {
+        self.core
+            .log_of(topic, ms_to_micros(now_ms))
+            .map_or_else(Vec::new, |l| {
+                vec![
+                    l.first as f64,
+                    l.last as f64,
+                    l.retained.map_or(-1.0, |n| n as f64),
+                    l.held as f64,
+                ]
+            })
     }
 
     /// Hands over one durable copy for [`WasmBroker::restore_commit`]; `slot` -1 carries only

@@ -100,8 +100,11 @@ fn clearing_a_retained_value_leaves_later_subscriptions_without_it() {
     assert_eq!(d.run_ok(), Vec::<u32>::new());
     d.send("cfg", retained(3), PublishMode::Now).unwrap();
     assert_eq!(d.run_ok(), vec![3, 3], "both subscriptions");
-    assert!(d.b.clear_retained("cfg").unwrap());
-    assert!(!d.b.clear_retained("cfg").unwrap(), "nothing left to clear");
+    assert!(d.b.clear_retained("cfg", 0).unwrap());
+    assert!(
+        !d.b.clear_retained("cfg", 0).unwrap(),
+        "nothing left to clear"
+    );
     assert_eq!(d.sub_stats(early).delivered, 2);
     assert_eq!(d.stats().logs.retained, 0);
 }
@@ -114,11 +117,11 @@ fn messages_of_tracked_topics_are_numbered_per_topic() {
     }
     d.publish("chat.b", 4);
     d.publish("other", 5);
-    let a = d.b.log_of("chat.a").unwrap();
+    let a = d.b.log_of("chat.a", 0).unwrap();
     assert_eq!((a.first, a.last, a.held), (1, 3, 3));
-    let b = d.b.log_of("chat.b").unwrap();
+    let b = d.b.log_of("chat.b", 0).unwrap();
     assert_eq!(b.last, 1, "each topic numbers from 1");
-    assert!(d.b.log_of("other").is_none());
+    assert!(d.b.log_of("other", 0).is_none());
     assert!(d.b.is_tracked("chat.a") && !d.b.is_tracked("other"));
 }
 
@@ -272,8 +275,12 @@ fn bounds_evict_the_oldest_and_count_it() {
     let stats = d.stats().logs;
     assert_eq!((stats.history, stats.bytes, stats.evicted), (2, 8, 2));
     // odd: 1 (numbered 1), 3 (numbered 2); even: 2 (numbered 1), 4 (numbered 2).
-    assert_eq!(d.b.log_of("odd").unwrap().first, 2, "the oldest went first");
-    assert_eq!(d.b.log_of("even").unwrap().first, 2);
+    assert_eq!(
+        d.b.log_of("odd", 0).unwrap().first,
+        2,
+        "the oldest went first"
+    );
+    assert_eq!(d.b.log_of("even", 0).unwrap().first, 2);
 }
 
 #[test]
@@ -289,9 +296,9 @@ fn retaining_on_an_untracked_topic_stops_direct_delivery_and_numbers_its_message
         "a tracked topic goes through the queues"
     );
     d.publish("t", 2);
-    assert_eq!(d.b.log_of("t").unwrap().last, 2);
+    assert_eq!(d.b.log_of("t", 0).unwrap().last, 2);
     d.run_ok();
-    assert!(d.b.clear_retained("t").unwrap());
+    assert!(d.b.clear_retained("t", 0).unwrap());
     assert!(
         d.b.starts_now(h, false).unwrap(),
         "direct again once untracked"
@@ -325,7 +332,7 @@ fn restore_puts_a_durable_copy_back_with_its_numbers() {
         d.b.restore("h.a", Some(Outgoing::new(p)), seq, 0, seq == 9)
             .unwrap();
     }
-    let info = d.b.log_of("h.a").unwrap();
+    let info = d.b.log_of("h.a", 0).unwrap();
     assert_eq!((info.first, info.last, info.retained), (7, 9, Some(9)));
     let e =
         d.b.restore("h.a", Some(Outgoing::new(9)), 9, 0, false)
@@ -333,7 +340,7 @@ fn restore_puts_a_durable_copy_back_with_its_numbers() {
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
     d.publish("h.a", 4);
     assert_eq!(
-        d.b.log_of("h.a").unwrap().last,
+        d.b.log_of("h.a", 0).unwrap().last,
         10,
         "numbering goes on after the restored"
     );
@@ -353,7 +360,7 @@ fn restore_puts_a_durable_copy_back_with_its_numbers() {
     // Only numbering: a topic whose messages are gone goes on from its number.
     d.b.restore("h.b", None, 40, 0, false).unwrap();
     d.publish("h.b", 5);
-    assert_eq!(d.b.log_of("h.b").unwrap().last, 41);
+    assert_eq!(d.b.log_of("h.b", 0).unwrap().last, 41);
 }
 
 #[test]
@@ -368,7 +375,7 @@ fn bad_settings_are_refused_by_name() {
         ErrorCode::InvalidPattern
     );
     assert_eq!(
-        d.b.clear_retained("a.*").unwrap_err().code(),
+        d.b.clear_retained("a.*", 0).unwrap_err().code(),
         ErrorCode::InvalidTopic
     );
 }
@@ -403,19 +410,41 @@ fn a_forgotten_topic_numbers_on_above_every_number_it_had() {
     d.send("a", retained(1), PublishMode::Now).unwrap(); // a: 1
     d.publish("a", 2); // a: 2
     d.publish("a", 3); // a: 3
-    assert!(d.b.clear_retained("a").unwrap()); // a holds nothing: only its numbering is kept
+    assert!(d.b.clear_retained("a", 0).unwrap()); // a holds nothing: only its numbering is kept
     d.send("b", retained(4), PublishMode::Now).unwrap(); // b: 1
     d.send("c", retained(5), PublishMode::Now).unwrap(); // c: 1, evicting b's value
                                                          // Three logs past the bound of two: the oldest empty one (a) is forgotten.
-    assert!(d.b.log_of("a").is_none());
+    assert!(d.b.log_of("a", 0).is_none());
     assert_eq!(
-        d.b.log_of("b").unwrap().last,
+        d.b.log_of("b", 0).unwrap().last,
         1,
         "b's numbering is kept while within the bound"
     );
     d.send("a", retained(6), PublishMode::Now).unwrap();
-    assert_eq!(d.b.log_of("a").unwrap().last, 4, "above the 3 it had");
+    assert_eq!(d.b.log_of("a", 0).unwrap().last, 4, "above the 3 it had");
     // a's return made three logs again: b, empty and oldest, went.
-    assert!(d.b.log_of("b").is_none());
+    assert!(d.b.log_of("b", 0).is_none());
     assert_eq!(d.stats().logs.topics, 2);
+}
+
+#[test]
+fn a_retained_value_past_its_ttl_is_neither_cleared_nor_listed_but_counted_expired() {
+    let mut d = Driver::with(history(&["h.*"], 10));
+    let mut r = retained(1);
+    r.ttl = Some(5_000);
+    d.send("cfg", r, PublishMode::Now).unwrap();
+    let mut h = Outgoing::new(2);
+    h.ttl = Some(5_000);
+    d.send("h.a", h, PublishMode::Now).unwrap();
+    let now = d.now;
+    assert_eq!(d.b.log_of("h.a", now).unwrap().held, 1);
+    d.advance(5);
+    let now = d.now;
+    assert!(
+        !d.b.clear_retained("cfg", now).unwrap(),
+        "an expired value is not there to clear"
+    );
+    let h = d.b.log_of("h.a", now).unwrap();
+    assert_eq!((h.held, h.last), (0, 1), "its history gave the message up");
+    assert_eq!(d.stats().logs.expired, 2);
 }

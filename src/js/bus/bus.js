@@ -1733,7 +1733,7 @@ export class Bus {
     checkString(topic, 'INVALID_TOPIC', 'topic');
     let had;
     try {
-      had = this._core.clear_retained(topic);
+      had = this._core.clear_retained(topic, this._clock.now());
     } catch (e) {
       throw fromCore(e);
     }
@@ -1770,7 +1770,7 @@ export class Bus {
    */
   logOf(topic) {
     checkTopic(topic);
-    const l = this._core.log_of(topic);
+    const l = this._core.log_of(topic, this._clock.now());
     if (l.length === 0) return undefined;
     const info = { topic, firstSeq: l[0], lastSeq: l[1], retainedSeq: undefined, held: l[3] };
     if (l[2] >= 0) info.retainedSeq = l[2];

@@ -709,9 +709,16 @@ impl<P: Clone> TopicLogs<P> {
 
     /// Checks that copies to restore (in order) number each topic on: from 1 to 2^50, above the
     /// topic's latest number and the earlier copies' (`INVALID_ARGUMENT`, naming the entry).
-    pub fn check_restore(&self, entries: &[Restored<P>]) -> Result<()> {
-        // The same map type as `ids` (its code is then in the WebAssembly module once).
+    /// Returns the order to put them back in, as `(time, index)` pairs: by publish time across topics (so that replays
+    /// across topics, and eviction across topics, follow the order they were published in), each
+    /// topic's copies in the order given (a copy stamped earlier than its topic's previous one
+    /// goes with it).
+    pub fn check_restore(&self, entries: &[Restored<P>]) -> Result<Vec<(u64, u64)>> {
+        // Each topic's latest entry so far; the same map type as `ids` (its code is then in the
+        // WebAssembly module once).
         let mut latest: HashMap<Rc<str>, u64> = HashMap::new();
+        // (time, index) of each entry: its publish time, or its topic's previous entry's if later.
+        let mut order: Vec<(u64, u64)> = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
             if e.seq == 0 || e.seq > MAX_SEQ {
                 return Err(Error::new(
@@ -722,8 +729,9 @@ impl<P: Clone> TopicLogs<P> {
                     ),
                 ));
             }
-            let before = match latest.get(e.topic.as_str()) {
-                Some(&n) => n,
+            let prev = latest.get(e.topic.as_str()).map(|&j| j as usize);
+            let before = match prev {
+                Some(j) => entries[j].seq,
                 None => self
                     .find(&e.topic)
                     .and_then(|(i, g)| self.logs.get(i, g))
@@ -738,9 +746,13 @@ impl<P: Clone> TopicLogs<P> {
                     ),
                 ));
             }
-            latest.insert(Rc::from(e.topic.as_str()), e.seq);
+            let at = prev.map_or(e.published_at, |j| e.published_at.max(order[j].0));
+            order.push((at, i as u64));
+            latest.insert(Rc::from(e.topic.as_str()), i as u64);
         }
-        Ok(())
+        // By time, equal times in the order given.
+        crate::order::sort_pairs(&mut order);
+        Ok(order)
     }
 
     /// Puts back a message numbered `seq` on its topic (a durable copy reloaded by a driver,

@@ -156,13 +156,14 @@ impl<P: Clone> Broker<P> {
         }])
     }
 
-    /// Puts durable copies back into the logs (a driver reloading what it stored), in order:
-    /// each with its number on its topic and its publish time (not after the bus's time: a copy
-    /// stamped later would outlive its age limit), as the retained value when `retained`, in
-    /// the history when the topic has one; a copy without a message carries only its topic's
-    /// numbering on. Every entry is checked before any is applied (a valid topic, a number from
-    /// 1 to 2^50 above the topic's latest and the batch's earlier ones): a refused batch
-    /// restores nothing (`INVALID_TOPIC` or `INVALID_ARGUMENT`, naming the entry).
+    /// Puts durable copies back into the logs (a driver reloading what it stored), by publish
+    /// time across topics, each topic's in the order given: each with its number on its topic
+    /// and its publish time (not after the bus's time: a copy stamped later would outlive its
+    /// age limit), as the retained value when `retained`, in the history when the topic has
+    /// one; a copy without a message carries only its topic's numbering on. Every entry is
+    /// checked before any is applied (a valid topic, a number from 1 to 2^50 above the topic's
+    /// latest and the batch's earlier ones): a refused batch restores nothing (`INVALID_TOPIC`
+    /// or `INVALID_ARGUMENT`, naming the entry).
     pub fn restore_all(&mut self, entries: Vec<Restored<P>>) -> Result<()> {
         for (i, e) in entries.iter().enumerate() {
             validate_topic(&e.topic).map_err(|err| {
@@ -170,11 +171,22 @@ impl<P: Clone> Broker<P> {
                 Error::new(err.code(), format!("entries[{i}]: {}", err.message()))
             })?;
         }
-        self.logs.check_restore(&entries)?;
-        for e in entries {
+        let order = self.logs.check_restore(&entries)?;
+        let mut entries = entries;
+        for (_, i) in order {
+            let e = std::mem::replace(
+                &mut entries[i as usize],
+                Restored {
+                    topic: String::new(),
+                    out: None,
+                    seq: 0,
+                    published_at: 0,
+                    retained: false,
+                },
+            );
             let published_at = e.published_at.min(self.last_now);
             let topic: Rc<str> = Rc::from(e.topic);
-            // Restored messages take their places in publish order as they are restored.
+            // Restored messages take their places in publish order as they are put back.
             self.seq += 1;
             let order = self.seq;
             let msg = e

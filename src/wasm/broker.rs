@@ -1280,10 +1280,7 @@ impl WasmBroker {
         if entries.len() != count as usize {
             return Err(to_js(crate::Error::new(
                 crate::ErrorCode::InvalidArgument,
-                format!(
-                    "{} durable copies were handed over, {count} expected",
-                    entries.len()
-                ),
+                "the durable copies handed over are not the number expected",
             )));
         }
         self.core.note_time(ms_to_micros(now_ms));

@@ -448,3 +448,39 @@ fn a_retained_value_past_its_ttl_is_neither_cleared_nor_listed_but_counted_expir
     assert_eq!((h.held, h.last), (0, 1), "its history gave the message up");
     assert_eq!(d.stats().logs.expired, 2);
 }
+
+#[test]
+fn a_batch_of_copies_goes_back_by_publish_time_across_topics_and_in_order_per_topic() {
+    let mut d = Driver::with(history(&["h.>"], 10));
+    d.advance(100);
+    let copy = |topic: &str, p: u32, seq: u64, at: u64| crate::logs::Restored {
+        topic: topic.into(),
+        out: Some(Outgoing::new(p)),
+        seq,
+        published_at: at,
+        retained: false,
+    };
+    // Stored topic by topic; published a1, b1, a2, b2, and b3 stamped before b2 (a clock that
+    // went back): it stays after b2 on its topic.
+    d.b.restore_all(vec![
+        copy("h.a", 1, 1, 10_000),
+        copy("h.a", 3, 2, 30_000),
+        copy("h.b", 2, 1, 20_000),
+        copy("h.b", 4, 2, 40_000),
+        copy("h.b", 5, 3, 35_000),
+    ])
+    .unwrap();
+    d.sub_with("h.*", replaying(since(0)));
+    assert_eq!(d.run_ok(), vec![1, 2, 3, 4, 5]);
+    // Refused whole: the third copy goes backwards on h.c, so h.d's is not put back either.
+    let e =
+        d.b.restore_all(vec![
+            copy("h.c", 6, 5, 0),
+            copy("h.d", 7, 1, 0),
+            copy("h.c", 8, 5, 0),
+        ])
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.message().starts_with("entries[2]: "), "{e}");
+    assert!(d.b.log_of("h.c", 0).is_none() && d.b.log_of("h.d", 0).is_none());
+}

@@ -22,7 +22,34 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'DATA_CLONE'
   | 'WORKER_CRASHED'
-  | 'WORKER_FAILED';
+  | 'WORKER_FAILED'
+  | 'INTERNAL'
+  // The remote client (connect()): its own conditions.
+  | 'CONNECT_REFUSED'
+  | 'UNAVAILABLE'
+  | 'MESSAGES_MISSED'
+  | 'MESSAGES_DROPPED'
+  | 'BAD_JSON'
+  // What an edge hub answers (passed on by the remote client and in HTTP error bodies).
+  | 'BAD_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_NOT_YET_VALID'
+  | 'INVALID_CLAIMS'
+  | 'ORIGIN_NOT_ALLOWED'
+  | 'RATE_LIMITED'
+  | 'REQUEST_TOO_LARGE'
+  | 'PAYLOAD_TOO_DEEP'
+  | 'BATCH_TOO_LARGE'
+  | 'TOO_MANY_CONNECTIONS'
+  | 'TOO_MANY_SUBSCRIPTIONS'
+  | 'TOO_MANY_REQUESTS'
+  | 'UNKNOWN_SUBSCRIPTION'
+  | 'GROUP_IN_USE'
+  | 'GROUP_SPANS_HUBS'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED';
 
 /** Every error edgebus throws or reports: an `Error` with a stable `code`. */
 export class EdgebusError extends Error {
@@ -883,6 +910,14 @@ export interface RemoteStats {
   persistFailed: number;
   /** Gaps the hubs reported to this client's replays. */
   gaps: number;
+  /** Publishes sent again after a hub refused them for a while (RATE_LIMITED, UNAVAILABLE). */
+  retried: number;
+  /** Connection attempts that failed and were retried. */
+  connectFailures: number;
+  /** The last connection failure, if any. */
+  lastError: EdgebusError | undefined;
+  /** Messages a full `stream()` queue dropped (its overflow policy). */
+  streamDropped: number;
 }
 
 /** A publish the hub never acknowledged (returned by close()). */

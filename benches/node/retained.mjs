@@ -7,6 +7,9 @@
 //   the handler directly), the fair base for the next two, which go through the core as well;
 // - `{ retain: true }` on every publish;
 // - plain publish on a topic with history (`history: { topics }`, 100 messages kept);
+// - plain publish on an untracked topic of a bus where retained values and history are in use
+//   on other topics (1,000 retained values, history on `other.*`): what turning the features on
+//   costs the topics that do not use them;
 // - a hand-rolled retained value on EventEmitter3 (a Map of the last payload per topic, set on
 //   every emit), the peer: what people write for "sticky" events, without numbers, bounds or replay.
 // Memory: bytes of JavaScript heap and WebAssembly memory per retained topic, 100,000 topics with a
@@ -65,6 +68,15 @@ function ee3Sticky() {
   };
 }
 
+/** A bus holding retained values and history on other topics, publishing plainly to its own. */
+function busWithLogsElsewhere() {
+  const b = new Bus({ history: { topics: ['other.*'], maxMessages: 100 } });
+  for (let i = 0; i < 1000; i++) b.publish(`other.r${i}`, i, { retain: true });
+  b.subscribe('other.*', count1);
+  b.subscribe('sensors.temp', count1);
+  return (i) => b.publish('sensors.temp', i);
+}
+
 const QUEUED = { notBefore: 0 };
 const RETAIN = { retain: true };
 const contenders = {
@@ -73,6 +85,7 @@ const contenders = {
   'edgebus publish through the queues': bus(undefined, QUEUED),
   'edgebus publish { retain: true }': bus(undefined, RETAIN),
   'edgebus publish, topic with history': bus({ history: { topics: ['sensors.*'], maxMessages: 100 } }, undefined),
+  'edgebus publish, plain, retained values and history on other topics': busWithLogsElsewhere(),
   'EventEmitter3 + Map of last values': ee3Sticky(),
 };
 const RETAINED = 'edgebus publish { retain: true }';

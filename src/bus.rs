@@ -1642,7 +1642,9 @@ impl<P: Clone + ByteSize + 'static> Bus<P> {
         replay: &crate::logs::Replay,
     ) -> Result<(Vec<Message<P>>, Vec<crate::logs::Gap>)> {
         let now = self.inner.clock.now();
-        self.inner.core().replay(pattern, replay, now)
+        self.inner
+            .core()
+            .replay(pattern, replay, now, (usize::MAX, u64::MAX))
     }
 
     /// Puts a durable copy of a message back into `topic`'s log with its number and publish time

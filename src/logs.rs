@@ -644,12 +644,14 @@ impl<P: Clone> TopicLogs<P> {
     }
 
     /// The messages and gaps a new subscription on `pattern` asking for `replay` is given first:
-    /// the messages in publish order across topics.
+    /// the messages in publish order across topics. `limit` (messages, payload bytes) keeps the
+    /// newest that fit; the older ones left out are reported as gaps, one per topic.
     pub fn replay(
         &mut self,
         pattern: &Pattern,
         replay: &Replay,
         now: u64,
+        limit: (usize, u64),
     ) -> (Vec<Message<P>>, Vec<Gap>) {
         self.expire(now);
         let mut messages = Vec::new();
@@ -703,16 +705,17 @@ impl<P: Clone> TopicLogs<P> {
                 }
             }
         }
-        let messages = in_publish_order(messages);
+        let mut messages = in_publish_order(messages);
+        cut_to(&mut messages, &mut gaps, limit);
         (messages, gaps)
     }
 
     /// Checks that copies to restore (in order) number each topic on: from 1 to 2^50, above the
     /// topic's latest number and the earlier copies' (`INVALID_ARGUMENT`, naming the entry).
-    /// Returns the order to put them back in, as `(time, index)` pairs: by publish time across topics (so that replays
-    /// across topics, and eviction across topics, follow the order they were published in), each
-    /// topic's copies in the order given (a copy stamped earlier than its topic's previous one
-    /// goes with it).
+    /// Returns the order to put them back in, as `(time, index)` pairs: by publish time across
+    /// topics (so that replays across topics, and eviction across topics, follow the order they
+    /// were published in), each topic's copies in the order given (a copy stamped earlier than its
+    /// topic's previous one goes with it).
     pub fn check_restore(&self, entries: &[Restored<P>]) -> Result<Vec<(u64, u64)>> {
         // Each topic's latest entry so far; the same map type as `ids` (its code is then in the
         // WebAssembly module once).
@@ -856,6 +859,49 @@ fn held<P>(log: &Log<P>, now: u64, max_age: Option<u64>) -> Vec<&Message<P>> {
 
 /// The messages of `log` numbered above `after`, and a gap for each run of numbers in
 /// `(after, last]` not held.
+/// Keeps the newest of `messages` (in publish order) within `limit` (a count, payload bytes);
+/// what is left out is reported in `gaps`, per topic one gap from its first message left out to
+/// its last (a topic's messages left out are its oldest, and the gaps between them are merged in).
+fn cut_to<P>(messages: &mut Vec<Message<P>>, gaps: &mut Vec<Gap>, (count, bytes): (usize, u64)) {
+    let mut kept = 0;
+    let mut size = 0u64;
+    for m in messages.iter().rev() {
+        if kept == count || size.saturating_add(m.size) > bytes {
+            break;
+        }
+        kept += 1;
+        size = size.saturating_add(m.size);
+    }
+    let cut = messages.len() - kept;
+    if cut == 0 {
+        return;
+    }
+    // Each topic's range left out, by topic; the same map type as `ids`.
+    let mut at: HashMap<Rc<str>, u64> = HashMap::new();
+    let mut ranges: Vec<Gap> = Vec::new();
+    for m in messages.drain(..cut) {
+        match at.get(&m.topic) {
+            Some(&i) => ranges[i as usize].to = m.topic_seq,
+            None => {
+                at.insert(m.topic.clone(), ranges.len() as u64);
+                ranges.push(Gap {
+                    topic: m.topic.clone(),
+                    from: Some(m.topic_seq),
+                    to: m.topic_seq,
+                });
+            }
+        }
+    }
+    // A gap between two messages left out is inside its topic's range now.
+    gaps.retain(|g| {
+        at.get(&g.topic).is_none_or(|&i| {
+            let r = &ranges[i as usize];
+            !(g.from.is_some_and(|f| f >= r.from.unwrap_or(0)) && g.to <= r.to)
+        })
+    });
+    gaps.extend(ranges);
+}
+
 fn after_seq<P: Clone>(
     log: &Log<P>,
     held: &[&Message<P>],

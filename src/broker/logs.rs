@@ -82,7 +82,9 @@ impl<P: Clone> Broker<P> {
     /// and queues the gaps for [`Broker::take_gap`].
     pub(super) fn replay_into(&mut self, id: SubId, pattern: &Pattern, replay: &Replay) {
         let now = self.last_now;
-        let (messages, gaps) = self.logs.replay(pattern, replay, now);
+        let (messages, gaps) = self
+            .logs
+            .replay(pattern, replay, now, (usize::MAX, u64::MAX));
         self.logs.count_replay(messages.len(), gaps.len());
         for m in messages {
             self.offer(id, m, 0, now);
@@ -127,15 +129,18 @@ impl<P: Clone> Broker<P> {
 
     /// What a new subscription on `pattern` asking for `replay` would be given first, without
     /// subscribing: for a driver whose subscribers are elsewhere (an edge hub answering another).
+    /// `limit` (messages, payload bytes) keeps the newest messages that fit and reports the older
+    /// ones as gaps (`(usize::MAX, u64::MAX)`: everything).
     pub fn replay(
         &mut self,
         pattern: &str,
         replay: &Replay,
         now: u64,
+        limit: (usize, u64),
     ) -> Result<(Vec<Message<P>>, Vec<Gap>)> {
         let pattern = Pattern::parse(pattern)?;
         self.note_time(now);
-        Ok(self.logs.replay(&pattern, replay, now))
+        Ok(self.logs.replay(&pattern, replay, now, limit))
     }
 
     /// Puts one durable copy back (see [`Broker::restore_all`]).

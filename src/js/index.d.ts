@@ -676,8 +676,8 @@ export class Bus<M extends object = AnyTopics> {
   retained<P extends string = '>'>(pattern?: P): Message<PatternPayload<M, P>>[];
   /** Clears a topic's retained value; whether it had one. */
   clearRetained(topic: string): boolean;
-  /** What a subscription with this replay would be given first, and its gaps, without subscribing. */
-  replay<P extends string>(pattern: P, replay: Replay): { messages: Message<PatternPayload<M, P>>[]; gaps: Gap[] };
+  /** What a subscription with this replay would be given first, and its gaps, without subscribing; `maxMessages` and `maxBytes` keep the newest that fit (the older ones are reported as gaps). */
+  replay<P extends string>(pattern: P, replay: Replay, options?: { maxMessages?: number; maxBytes?: number }): { messages: Message<PatternPayload<M, P>>[]; gaps: Gap[] };
   /** What the bus holds for `topic`, or undefined. */
   logOf(topic: string): LogInfo | undefined;
   /** Puts durable copies back (a driver reloading what it stored), in number order per topic; every entry is checked before any is applied (a refused call restores nothing). */

@@ -1155,7 +1155,8 @@ impl WasmBroker {
 
     /// What a new subscription on `pattern` asking for this replay (see
     /// [`WasmBroker::subscribe`]) would be given first: `[slots and numbers, gaps]`, the first
-    /// as [`WasmBroker::retained`]'s, the second as [`WasmBroker::take_gaps`]' (sub 0, 0).
+    /// as [`WasmBroker::retained`]'s, the second as [`WasmBroker::take_gaps`]' (sub 0, 0). At
+    /// most `max_messages` and `max_bytes` (the newest; the rest reported as gaps).
     #[allow(clippy::too_many_arguments)]
     pub fn replay(
         &mut self,
@@ -1165,13 +1166,17 @@ impl WasmBroker {
         since_ms: f64,
         topics: Option<Vec<String>>,
         seqs: Option<Vec<f64>>,
+        max_messages: f64,
+        max_bytes: f64,
         now_ms: f64,
     ) -> Result<js_sys::Array, JsValue> {
         let num = |v: f64| (!v.is_nan()).then_some(v);
         let replay = replay_of(kind, num(n), num(since_ms), topics, seqs);
+        // Checked by the JavaScript layer (whole numbers ≥ 0, or Infinity).
+        let limit = (max_messages.max(0.0) as usize, bytes(max_bytes));
         let (list, gaps) = self
             .core
-            .replay(pattern, &replay, ms_to_micros(now_ms))
+            .replay(pattern, &replay, ms_to_micros(now_ms), limit)
             .map_err(to_js)?;
         let out = js_sys::Array::new();
         out.push(&js_sys::Float64Array::from(&slots_and_numbers(&list)[..]));

@@ -281,3 +281,19 @@ test('restore checks every entry before applying any; replay() counts nothing; b
   assert.throws(() => bus.clearRetained('h'), code('CLOSED'));
   assert.throws(() => bus.restore([]), code('CLOSED'));
 });
+
+test('replay() with maxMessages or maxBytes keeps the newest that fit and reports the older as gaps', async () => {
+  const bus = new Bus({ history: { topics: ['h.*'] }, sizeOf: () => 10 });
+  for (const [topic, p] of [['h.a', 1], ['h.b', 2], ['h.a', 3], ['h.b', 4], ['h.a', 5]]) bus.publish(topic, p);
+  const all = bus.replay('h.*', { sinceSeq: 0 });
+  assert.deepEqual([all.messages.map((m) => m.payload), all.gaps], [[1, 2, 3, 4, 5], []]);
+  const two = bus.replay('h.*', { sinceSeq: 0 }, { maxMessages: 2 });
+  assert.deepEqual(two.messages.map((m) => m.payload), [4, 5]);
+  assert.deepEqual(two.gaps.map((g) => [g.topic, g.fromSeq, g.toSeq]).sort(), [['h.a', 1, 2], ['h.b', 1, 1]]);
+  assert.deepEqual(bus.replay('h.*', { sinceSeq: 0 }, { maxBytes: 35 }).messages.map((m) => m.payload), [3, 4, 5]);
+  assert.deepEqual(bus.replay('h.*', { sinceSeq: 0 }, { maxMessages: Infinity, maxBytes: Infinity }).messages.length, 5);
+  assert.throws(() => bus.replay('h.*', { sinceSeq: 0 }, { maxMessages: -1 }), code('INVALID_OPTION'));
+  assert.throws(() => bus.replay('h.*', { sinceSeq: 0 }, { maxMessages: 1.5 }), code('INVALID_OPTION'));
+  assert.throws(() => bus.replay('h.*', { sinceSeq: 0 }, { maxBytes: NaN }), code('INVALID_OPTION'));
+  assert.throws(() => bus.replay('h.*', { sinceSeq: 0 }, { max: 1 }), code('INVALID_OPTION'));
+});

@@ -484,3 +484,75 @@ fn a_batch_of_copies_goes_back_by_publish_time_across_topics_and_in_order_per_to
     assert!(e.message().starts_with("entries[2]: "), "{e}");
     assert!(d.b.log_of("h.c", 0).is_none() && d.b.log_of("h.d", 0).is_none());
 }
+
+#[test]
+fn a_bounded_replay_keeps_the_newest_and_reports_the_older_as_one_gap_per_topic() {
+    let mut d = Driver::with(history(&["h.*"], 10));
+    let sized = |p: u32| {
+        let mut o = Outgoing::new(p);
+        o.size = 10;
+        o
+    };
+    // h.a 1..4 and h.b 1..3, interleaved: a1 b1 a2 b2 a3 b3 a4.
+    for (topic, p) in [
+        ("h.a", 1),
+        ("h.b", 2),
+        ("h.a", 3),
+        ("h.b", 4),
+        ("h.a", 5),
+        ("h.b", 6),
+        ("h.a", 7),
+    ] {
+        d.send(topic, sized(p), PublishMode::Now).unwrap();
+    }
+    let now = d.now;
+    let replay = |d: &mut Driver, limit| d.b.replay("h.*", &since(0), now, limit).unwrap();
+    let (all, gaps) = replay(&mut d, (usize::MAX, u64::MAX));
+    assert_eq!((all.len(), gaps.len()), (7, 0));
+    // Three messages: a3 b3 a4; left out a1 a2 and b1 b2.
+    let (kept, gaps) = replay(&mut d, (3, u64::MAX));
+    let payloads: Vec<u32> = kept.iter().map(|m| *m.payload()).collect();
+    assert_eq!(payloads, [5, 6, 7]);
+    let mut ranges: Vec<(String, Option<u64>, u64)> = gaps
+        .iter()
+        .map(|g| (g.topic.to_string(), g.from, g.to))
+        .collect();
+    ranges.sort();
+    assert_eq!(
+        ranges,
+        [("h.a".into(), Some(1), 2), ("h.b".into(), Some(1), 2)]
+    );
+    // By bytes: 25 bytes hold the two newest.
+    let (kept, _) = replay(&mut d, (usize::MAX, 25));
+    assert_eq!(kept.len(), 2);
+    // Nothing fits: every asked number is a gap, none twice.
+    let (kept, gaps) = replay(&mut d, (0, u64::MAX));
+    assert!(kept.is_empty());
+    assert_eq!(gaps.len(), 2);
+}
+
+#[test]
+fn a_bounded_replay_merges_the_holes_it_spans() {
+    let mut d = Driver::with(history(&["h.a"], 10));
+    for p in 1..=5 {
+        let mut o = Outgoing::new(p);
+        if p == 2 {
+            o.ttl = Some(1_000);
+        }
+        d.send("h.a", o, PublishMode::Now).unwrap();
+    }
+    d.advance(1);
+    let now = d.now;
+    // Held: 1, 3, 4, 5 (2 expired, a gap of its own).
+    let (kept, gaps) =
+        d.b.replay("h.a", &since(0), now, (usize::MAX, u64::MAX))
+            .unwrap();
+    assert_eq!(kept.len(), 4);
+    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
+    assert_eq!(ranges, [(Some(2), 2)]);
+    // Two kept (4, 5): 1..3 left out, the expired 2 inside it, one gap.
+    let (kept, gaps) = d.b.replay("h.a", &since(0), now, (2, u64::MAX)).unwrap();
+    assert_eq!(kept.len(), 2);
+    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
+    assert_eq!(ranges, [(Some(1), 3)]);
+}

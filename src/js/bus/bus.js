@@ -1743,15 +1743,20 @@ export class Bus {
 
   /**
    * What a new subscription on `pattern` with this `replay` would be given first, and the gaps
-   * it would hear of, without subscribing: `{ messages, gaps }`.
+   * it would hear of, without subscribing: `{ messages, gaps }`. `options.maxMessages` and
+   * `maxBytes` (as `sizeOf` measures) keep the newest messages that fit; the older ones are
+   * reported as gaps.
    */
-  replay(pattern, replay) {
+  replay(pattern, replay, options) {
     checkString(pattern, 'INVALID_PATTERN', 'pattern');
     const r = parseReplay(replay);
+    const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['maxMessages', 'maxBytes'], 'options');
+    const maxMessages = numberOption(o, 'maxMessages', 'options', COUNT) ?? Infinity;
+    const maxBytes = numberOption(o, 'maxBytes', 'options', { min: 0, infinity: true }) ?? Infinity;
     let out;
     try {
       out = this._core.replay(pattern, r.kind, r.n ?? NaN, r.sinceMs ?? NaN, r.topics,
-        r.seqs === undefined ? undefined : new Float64Array(r.seqs), this._clock.now());
+        r.seqs === undefined ? undefined : new Float64Array(r.seqs), maxMessages, maxBytes, this._clock.now());
     } catch (e) {
       throw fromCore(e);
     }

@@ -43,6 +43,8 @@ const DEFAULTS = {
   RETAIN_MAX_TOPICS: 10000,       // retained values, per namespace at its owner hub
   RETAIN_MAX_BYTES: 8388608,      // payload bytes of retained values, per namespace at its owner hub
   REPLAY_MAX_POSITIONS: 1000,     // topics one \`sub\` may name in replay.sinceSeq
+  REPLAY_MAX_MESSAGES: 10000,     // messages one \`sub\`'s replay carries at most (the newest; the older are gaps)
+  REPLAY_MAX_BYTES: 4194304,      // payload bytes one \`sub\`'s replay carries at most (likewise)
 };
 
 export function readConfig(env) {

@@ -412,7 +412,10 @@ export class Hub extends DurableObject {
   async _replay(c, id, sub, replay) {
     let answers;
     try {
-      answers = await Promise.all([...replay.byHub].map(([h, r]) => this._peer(h).replayOf(h, c.ns, sub.pattern, r)));
+      // The bounds of one replay, shared by its owners (each keeps its newest; the rest are gaps).
+      const owners = replay.byHub.size;
+      const limit = { maxMessages: Math.ceil(this.cfg.REPLAY_MAX_MESSAGES / owners), maxBytes: Math.ceil(this.cfg.REPLAY_MAX_BYTES / owners) };
+      answers = await Promise.all([...replay.byHub].map(([h, r]) => this._peer(h).replayOf(h, c.ns, sub.pattern, r, limit)));
     } catch (e) {
       await this.removeSub(c, id, false);
       throw new EdgebusError('UNAVAILABLE', `the replay of \`${sub.pattern}\` could not be read from every hub: ${e.message}`);
@@ -457,13 +460,14 @@ export class Hub extends DurableObject {
 
   /**
    * As owner: what a new subscription to `pattern` in namespace `ns` with `replay` would get first
-   * (the core's `replay`), requests left out (their answers are over); errors come back as values.
+   * (the core's `replay`, within `limit`: the newest messages that fit, the older ones reported as
+   * gaps), requests left out (their answers are over); errors come back as values.
    */
-  async replayOf(self, ns, pattern, replay) {
+  async replayOf(self, ns, pattern, replay, limit) {
     await this._enter(self);
     let r;
     try {
-      r = this._bus('routing', ns).replay(pattern, replay);
+      r = this._bus('routing', ns).replay(pattern, replay, limit);
     } catch (e) {
       return { error: { code: typeof e.code === 'string' ? e.code : 'UNAVAILABLE', message: e.message } };
     }

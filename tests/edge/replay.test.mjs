@@ -12,7 +12,7 @@ import { hubOfTopic } from '../../edge/src/routing.js';
 
 const HUBS = 8;
 const HISTORY = 20;
-const server = new EdgeServer({ vars: { EDGEBUS_DEV_ADMIN: '1', HISTORY_MAX_MESSAGES: String(HISTORY) } });
+const server = new EdgeServer({ vars: { EDGEBUS_DEV_ADMIN: '1', HISTORY_MAX_MESSAGES: String(HISTORY), PUBLISH_MESSAGES_PER_SECOND: '100000' } });
 let token;
 const fast = { reconnect: { initialMs: 50, maxMs: 400 }, connectTimeoutMs: 2000 };
 const until = async (cond, what = 'a condition') => {
@@ -139,6 +139,30 @@ test('retained values and history survive an eviction of their owner hub and a S
   await server.post('/publish', { topic, payload: 'v4' }, token);
   await s.waitMessages(5);
   assert.deepEqual(s.messages().at(-1).msg.seq, v2 + 2, 'numbered on after the restart');
+  await s.close();
+});
+
+test('a replay carries at most REPLAY_MAX_MESSAGES (10,000): the newest, in order; what it asked for beyond them comes as gaps', { timeout: 120_000 }, async () => {
+  const p = prefixOn(4, 'big');
+  const TOPICS = 550; // 11,000 messages, 20 per topic (the history holds them all)
+  const rows = Array.from({ length: TOPICS * HISTORY }, (_, k) => ({ topic: `${p}.t${k % TOPICS}`, payload: k }));
+  for (let i = 0; i < rows.length; i += 1000) {
+    assert.ok((await server.post('/publish', rows.slice(i, i + 1000), token)).body.results.every((r) => r.accepted));
+  }
+  const s = await open();
+  const from = s.frames.length;
+  assert.equal((await s.request({ op: 'sub', id: 1, pattern: `${p}.>`, replay: { sinceSeq: 0 } })).t, 'ok');
+  const got = msgsOf(s, 1);
+  assert.deepEqual(got.map((m) => m.payload), Array.from({ length: 10_000 }, (_, i) => rows.length - 10_000 + i), 'the newest 10,000, in publish order');
+  // Left out: payloads 0..999, the first one or two of each topic.
+  const gaps = s.frames.slice(from).filter((f) => f.t === 'gap' && f.sub === 1).flatMap((f) => f.gaps);
+  assert.equal(gaps.length, TOPICS, 'one gap per topic');
+  for (const g of gaps) {
+    const t = Number(g.topic.slice(p.length + 2));
+    const first = got.find((m) => m.topic === g.topic).seq; // its first message replayed
+    const left = t < 1000 - TOPICS ? 2 : 1;
+    assert.deepEqual([g.fromSeq, g.toSeq], [first - left, first - 1], `${g.topic}: its oldest ${left} left out`);
+  }
   await s.close();
 });
 

@@ -310,11 +310,14 @@ impl<P: Clone> TopicLogs<P> {
         }
     }
 
-    /// Numbers and keeps `msg` (published now on its topic) when its topic is tracked, or when
-    /// `retain` makes it so. Returns whether the topic's tracking changed (a retained value
-    /// appeared or went on a topic without history): the broker's routes of it are stale.
+    /// Numbers and keeps `msg` (published now on its topic, not a request) when its topic is
+    /// tracked, or when `retain` makes it so. Returns whether the topic's tracking changed (a
+    /// retained value appeared or went on a topic without history): the broker's routes of it
+    /// are stale.
     pub fn record(&mut self, msg: &mut Message<P>, retain: Retain, now: u64) -> bool {
-        if !self.is_active() && retain != Retain::Keep {
+        // A request is for the responders subscribed when it is made (its answers are over by
+        // the time anyone could replay it): neither numbered nor kept.
+        if msg.request.is_some() || (!self.is_active() && retain != Retain::Keep) {
             return false;
         }
         self.expire(now);

@@ -455,7 +455,7 @@ impl<P: Clone> Broker<P> {
         self.seq += 1;
         self.counters.published += 1;
         let mut msg = Message::published(topic, out, now, self.seq);
-        if (retain != Retain::No || self.logs.is_active()) && msg.request.is_none() {
+        if retain != Retain::No || self.logs.is_active() {
             self.log(&mut msg, retain, now);
         }
         if let Some((last, rest)) = subs.split_last() {

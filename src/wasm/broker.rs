@@ -864,9 +864,15 @@ impl WasmBroker {
         now_ms: f64,
         wait: bool,
         retain: u32,
+        request: f64,
     ) -> Result<u32, JsValue> {
         let mut msg = self.outgoing(slot, id, key.as_deref(), ttl_ms, size);
         msg.retain = retain_of(retain);
+        // The request this message carries (`open_request`'s id; NaN or -1: none).
+        if request >= 0.0 {
+            let r = request as u64;
+            msg.request = Some(RequestId::from_parts((r >> 32) as u32, r as u32));
+        }
         msg.priority = priority;
         msg.not_before = not_before(not_before_ms);
         msg.attempts = attempts;

@@ -297,3 +297,16 @@ test('replay() with maxMessages or maxBytes keeps the newest that fit and report
   assert.throws(() => bus.replay('h.*', { sinceSeq: 0 }, { maxBytes: NaN }), code('INVALID_OPTION'));
   assert.throws(() => bus.replay('h.*', { sinceSeq: 0 }, { max: 1 }), code('INVALID_OPTION'));
 });
+
+test('a request on a topic with history is neither numbered nor replayed (its answers are over): no late answer from a later subscriber', async () => {
+  const bus = new Bus({ history: { topics: ['svc.*'] } });
+  bus.subscribe('svc.add', (p) => p + 1);
+  assert.equal(await bus.request('svc.add', 1), 2);
+  bus.publish('svc.add', 10);
+  assert.deepEqual([bus.logOf('svc.add').lastSeq, bus.logOf('svc.add').held], [1, 1]);
+  const got = [];
+  bus.subscribe('svc.add', (p, m) => { got.push([p, m.seq]); }, { replay: { sinceSeq: 0 } });
+  await bus.drain();
+  assert.deepEqual(got, [[10, 1]]);
+  assert.equal(bus.stats().requests.late, 0);
+});

@@ -284,3 +284,42 @@ fn a_table_learning_its_responders_from_reports_ends_once_every_report_came_and_
         ErrorCode::InvalidOption
     );
 }
+
+#[test]
+fn a_request_on_a_topic_with_history_is_neither_numbered_nor_replayed() {
+    let mut d = Driver::with(BrokerConfig {
+        logs: crate::logs::LogConfig {
+            history: vec![Pattern::parse("svc.*").unwrap()],
+            ..crate::logs::LogConfig::default()
+        },
+        ..BrokerConfig::default()
+    });
+    d.sub("svc.a");
+    request(&mut d, "svc.a", 1, None).unwrap();
+    d.publish("svc.a", 7);
+    assert_eq!(d.run_ok(), [0, 7], "both delivered live");
+    let log = d.b.log_of("svc.a", 0).unwrap();
+    assert_eq!(
+        (log.last, log.held),
+        (1, 1),
+        "only the plain message is numbered and kept"
+    );
+    let now = d.now;
+    let (replayed, gaps) =
+        d.b.replay(
+            "svc.*",
+            &crate::logs::Replay::Since {
+                topics: Vec::new(),
+                seq: Some(0),
+                time: None,
+            },
+            now,
+            (usize::MAX, u64::MAX),
+        )
+        .unwrap();
+    assert_eq!(
+        replayed.iter().map(|m| *m.payload()).collect::<Vec<_>>(),
+        [7]
+    );
+    assert!(gaps.is_empty());
+}

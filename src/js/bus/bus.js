@@ -1155,7 +1155,7 @@ export class Bus {
       if (route.gen !== this._topicsGen) route = this._route(topic);
       const slot = this._slot(env);
       try {
-        this._core.publish(route.handle, route.gen, slot, undefined, o.key, 0, size, 0, -1, 0, now, false);
+        this._core.publish(route.handle, route.gen, slot, undefined, o.key, 0, size, 0, -1, 0, now, false, 0, id);
       } catch (e) {
         throw fromCore(e);
       }

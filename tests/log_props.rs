@@ -3,7 +3,8 @@
 //! subscriptions with every kind of replay and time passing, against a model that keeps every
 //! message ever published. For each subscription: what it received plus what its gaps name is
 //! exactly what it asked for (nothing twice, nothing missing), each topic in order, and a replay
-//! of retained values is the model's latest retained value per topic.
+//! of retained values is the model's latest retained value per topic. A second property bounds
+//! replays (the core's `limit`, which an edge hub's answers use) against the unbounded ones.
 #![cfg(not(target_arch = "wasm32"))]
 
 use edgebus::{
@@ -263,5 +264,100 @@ proptest! {
     #[test]
     fn replay_then_live_is_whole_and_single(ops in prop::collection::vec(op(), 1..60), max in 1usize..6) {
         run(ops, max)?;
+    }
+}
+
+/// A bounded replay (the core's `limit`) against the unbounded one of the same logs: it keeps
+/// the newest messages that fit, exactly as many as fit, and reports every number the unbounded
+/// replay gives or names as a gap either as a message or inside a gap, never both, never twice.
+fn bounded(
+    publishes: Vec<(usize, u64, bool)>,
+    max_messages: usize,
+    since: u64,
+    limit: (usize, u64),
+) -> Result<(), TestCaseError> {
+    use edgebus::{Broker, BrokerConfig, Outgoing, PublishMode};
+    let mut b: Broker<u32> = Broker::new(BrokerConfig {
+        logs: LogConfig {
+            history: vec![Pattern::parse("h.*").unwrap()],
+            history_max_messages: max_messages,
+            ..LogConfig::default()
+        },
+        ..BrokerConfig::default()
+    })
+    .unwrap();
+    let topics = ["h.a", "h.b", "h.c"];
+    let mut now = 0;
+    for (i, (topic, size, ttl)) in publishes.into_iter().enumerate() {
+        now += 1_000;
+        let handle = b.resolve(topics[topic]).unwrap();
+        let mut out = Outgoing::new(i as u32);
+        out.size = size;
+        if ttl {
+            out.ttl = Some(2_500);
+        }
+        b.publish_to(handle, out, now, PublishMode::Now).unwrap();
+    }
+    let replay = Replay::Since {
+        topics: vec![],
+        seq: Some(since),
+        time: None,
+    };
+    let (all, all_gaps) = b
+        .replay("h.*", &replay, now, (usize::MAX, u64::MAX))
+        .unwrap();
+    let (kept, gaps) = b.replay("h.*", &replay, now, limit).unwrap();
+    // The newest that fit: a suffix of the unbounded replay, and the message before it does not fit.
+    prop_assert!(kept.len() <= all.len() && kept.len() <= limit.0);
+    let suffix = &all[all.len() - kept.len()..];
+    prop_assert_eq!(
+        kept.iter().map(|m| *m.payload()).collect::<Vec<_>>(),
+        suffix.iter().map(|m| *m.payload()).collect::<Vec<_>>()
+    );
+    let bytes: u64 = kept.iter().map(size_of).sum();
+    prop_assert!(bytes <= limit.1);
+    if kept.len() < all.len() {
+        let next = &all[all.len() - kept.len() - 1];
+        prop_assert!(
+            kept.len() == limit.0 || bytes + size_of(next) > limit.1,
+            "one more would have fit"
+        );
+    }
+    // Every number: once, as a message or in a gap.
+    let numbers = |messages: &[edgebus::Message<u32>], gaps: &[Gap]| {
+        let mut out: Vec<(String, u64)> = messages
+            .iter()
+            .map(|m| (m.topic().to_string(), m.topic_seq().unwrap()))
+            .collect();
+        for g in gaps {
+            for n in g.from.unwrap()..=g.to {
+                out.push((g.topic.to_string(), n));
+            }
+        }
+        out.sort();
+        out
+    };
+    let want = numbers(&all, &all_gaps);
+    let got = numbers(&kept, &gaps);
+    prop_assert_eq!(got, want);
+    Ok(())
+}
+
+fn size_of(m: &edgebus::Message<u32>) -> u64 {
+    m.size()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_bounded_replay_is_the_newest_that_fit_and_gaps_for_the_rest(
+        publishes in prop::collection::vec((0usize..3, 0u64..20, any::<bool>()), 0..40),
+        max in 1usize..8,
+        since in 0u64..6,
+        count in 0usize..12,
+        bytes in prop_oneof![Just(u64::MAX), 0u64..120],
+    ) {
+        bounded(publishes, max, since, (count, bytes))?;
     }
 }

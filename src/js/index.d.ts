@@ -865,6 +865,8 @@ export interface OutboxStore {
   put(entry: OutboxEntry): void | PromiseLike<void>;
   /** Acknowledged, refused or dropped: every entry with one of these ids goes. */
   delete(ids: string[]): void | PromiseLike<void>;
+  /** Optional: the client closed (called once, after the calls made before settled); release what the store holds open. */
+  close?(): void | PromiseLike<void>;
 }
 
 /** Options of a remote subscription: plain, or a member of a durable work queue. */

@@ -80,6 +80,8 @@ test('browser: publishes made while the deployment is down survive a page reload
   assert.deepEqual(await page.evaluate((n) => window.outbox.waitStored(n, 0), name), []);
   assert.equal(await page.evaluate(({ url, t }) => window.outbox.other(url, t), { url: server.url, t: token }), 0, 'another persistName shares nothing');
   assert.deepEqual(await page.evaluate(() => window.outbox.close()), []);
+  // The closed client let its database go: another tab could upgrade or delete it at once.
+  assert.equal(await page.evaluate((n) => window.outbox.deletable(n), name), 'deleted');
 
   const all = ['on-0', 'on-1', ...offline, 'after-reload'];
   await until(() => jobs.length >= all.length);

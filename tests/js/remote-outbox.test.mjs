@@ -198,6 +198,25 @@ test('close() lists restored and new publishes never acknowledged; they stay in 
   await third.bus.close();
 });
 
+test('a store with close() has it called once, at the client\'s close, after the calls made before it settled; a failing close is PERSIST_FAILED', async () => {
+  const store = new RecordingStore([], { async: true });
+  store.close = function () { this.calls.push(['close']); };
+  const { bus, ws } = open({ persist: store });
+  ws().hello();
+  bus.publish('jobs.x', 1, { id: 'a' });
+  await bus.close({ timeoutMs: 1000 });
+  assert.deepEqual(store.calls.map((c) => c[0]), ['load', 'put', 'close']);
+
+  const failing = new RecordingStore();
+  failing.close = () => Promise.reject(new Error('disk gone'));
+  const errors = [];
+  const second = open({ persist: failing, onError: (e) => errors.push(e.code) });
+  await second.bus.close({ timeoutMs: 1000 });
+  assert.deepEqual([errors, second.bus.stats().persistFailed], [['PERSIST_FAILED'], 1]);
+  assert.throws(() => connect('https://edge.example.com', { token: 't', WebSocket: FakeSocket, persist: { load() {}, put() {}, delete() {}, close: 1 } }),
+    (e) => e.code === 'INVALID_OPTION' && e.message.includes('`persist.close`'));
+});
+
 test('the same id published twice: its entry goes when the last of them is acknowledged', async () => {
   const store = new RecordingStore();
   const { bus, ws } = open({ persist: store });

@@ -51,6 +51,12 @@ export function outboxOption(o, where) {
       if (typeof f !== 'function') fail('INVALID_OPTION', `option \`persist\` must be a store with load, put and delete methods: \`persist.${m}\` is ${describe(f)}`);
       store[m] = (...args) => f.apply(persist, args);
     }
+    // Optional: called once at the client's close, after the store calls made before it settled.
+    const close = persist.close;
+    if (close !== undefined) {
+      if (typeof close !== 'function') fail('INVALID_OPTION', `option \`persist.close\` must be a function, got ${describe(close)}`);
+      store.close = () => close.apply(persist, []);
+    }
   } catch (e) {
     if (e instanceof EdgebusError) throw e;
     throw new EdgebusError('INVALID_OPTION', `option \`persist\` could not be read: ${errorText(e)}`, { cause: e });
@@ -168,6 +174,7 @@ export class Outbox {
     }
     this._flushDeletes();
     await within(Promise.allSettled([...this._pending]), ms);
+    if (this._store.close !== undefined) await within(Promise.allSettled([this._call('close', [], {})]), ms);
   }
 
   _put(p) {
@@ -282,12 +289,28 @@ export class Outbox {
 function indexedDbStore(idb, name) {
   let opened;
   let batch;
-  const open = () => opened ??= new Promise((resolve, reject) => {
-    const req = idb.open(name, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore('entries', { autoIncrement: true }).createIndex('id', 'id');
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
+  const open = () => {
+    if (opened !== undefined) return opened;
+    const mine = new Promise((resolve, reject) => {
+      const req = idb.open(name, 1);
+      req.onupgradeneeded = () => req.result.createObjectStore('entries', { autoIncrement: true }).createIndex('id', 'id');
+      req.onsuccess = () => {
+        const db = req.result;
+        // Another tab upgrading or deleting the database: this connection steps aside (the
+        // next write opens it again) rather than block it.
+        db.onversionchange = () => {
+          db.close();
+          if (opened === mine) opened = undefined;
+        };
+        resolve(db);
+      };
+      req.onerror = () => reject(req.error);
+    });
+    opened = mine;
+    // A database that would not open is tried again by the next call.
+    mine.catch(() => { if (opened === mine) opened = undefined; });
+    return mine;
+  };
   const commit = (db, ops) => new Promise((resolve, reject) => {
     const tx = db.transaction('entries', 'readwrite');
     const entries = tx.objectStore('entries');
@@ -325,5 +348,11 @@ function indexedDbStore(idb, name) {
     })),
     put: (entry) => write({ put: entry }),
     delete: (ids) => write({ delete: ids }),
+    // The client closed: the database connection goes (a later write would open it again).
+    close: () => {
+      const was = opened;
+      opened = undefined;
+      return was?.then((db) => db.close(), () => {});
+    },
   };
 }

@@ -81,6 +81,16 @@ window.outbox = {
     return (await stored(name)).map((e) => e.id);
   },
   async storedIds(name) { return (await stored(name)).map((e) => e.id); },
+  /** Deletes the outbox database of `name`: 'deleted', or 'blocked' when a connection held it open. */
+  deletable(name) {
+    return new Promise((resolve, reject) => {
+      let blocked = false;
+      const req = indexedDB.deleteDatabase(`edgebus-outbox ${name}`);
+      req.onblocked = () => { blocked = true; };
+      req.onsuccess = () => resolve(blocked ? 'blocked' : 'deleted');
+      req.onerror = () => reject(req.error);
+    });
+  },
   async close() {
     const r = await bus.close();
     return r.remaining.map((p) => p.id);

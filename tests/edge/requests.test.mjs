@@ -75,10 +75,16 @@ test('no responders, declines, a failure and a timeout end requests as in the in
     const e = await asker.request(`${p}.fail`, 1).catch((x) => x);
     assert.equal(e.code, 'HANDLER_FAILED');
     assert.match(e.message, /out of stock/);
+    const failing = [];
+    for await (const x of asker.requestMany(`${p}.fail`, 1)) failing.push(x);
+    assert.deepEqual(failing, [], 'gathering from a failing responder ends without an error');
     await r.subscribe(`${p}.never`, () => new Promise(() => {})).ready;
     const t0 = Date.now();
     await assert.rejects(asker.request(`${p}.never`, 1, { timeoutMs: 300 }), { code: 'TIMEOUT' });
     assert.ok(Date.now() - t0 < 2000, 'the hub ended it at its deadline');
+    const slow = [];
+    for await (const x of asker.requestMany(`${p}.never`, 1, { timeoutMs: 300 })) slow.push(x);
+    assert.deepEqual(slow, [], 'gathering ends at its timeout without an error');
     const ac = new AbortController();
     const aborted = asker.request(`${p}.never`, 1, { signal: ac.signal });
     ac.abort(new Error('gone'));

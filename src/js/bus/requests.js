@@ -82,7 +82,16 @@ export class PendingRequest {
   failed(err, s, last) {
     const e = responderError(err, s);
     this.failure = e;
-    if (last) this._end(this.replies === undefined ? e : undefined);
+    if (last) this.endedFailing(e);
+  }
+
+  /**
+   * It ended with responder failure `e` the last answer: a single request fails with it; a
+   * gathering (`requestMany`) ends, with the replies it had.
+   */
+  endedFailing(e) {
+    this.failure = e;
+    this._end(this.replies === undefined ? e : undefined);
   }
 
   /** Every subscription reached answered, the last by declining, and no reply came. */

@@ -632,11 +632,13 @@ class RemoteBus {
       this._endRequest(req, undefined);
       return;
     }
-    // Gathering replies (requestMany) ends without an error at its timeout, and when the
-    // subscriptions it reached answered without a reply.
-    const quiet = req.replies !== undefined && (x.code === 'TIMEOUT' || x.code === 'HANDLER_FAILED' ||
-      (x.code === 'NO_RESPONDERS' && x.reached > 0));
-    this._endRequest(req, quiet ? undefined : new EdgebusError(x.code, x.message ?? x.code));
+    // How the hub's core ended it, told to the request as the in-page Bus tells it: what that
+    // means for a single request and for a gathering (requestMany) is the request's own rule.
+    this._forgetRequest(req);
+    if (x.code === 'TIMEOUT') req.ended(false);
+    else if (x.code === 'HANDLER_FAILED') req.endedFailing(new EdgebusError('HANDLER_FAILED', x.message ?? x.code));
+    else if (x.code === 'NO_RESPONDERS' && x.reached > 0) req.declined();
+    else req._end(new EdgebusError(x.code, x.message ?? x.code));
   }
 
   _endRequest(req, error) {

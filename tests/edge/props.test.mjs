@@ -24,6 +24,9 @@
 //   refused with one FORBIDDEN reply per operation counting them, and changes nothing;
 // - every refused frame or operation gets its typed error reply (code, and ref where there is one)
 //   and the connection keeps working (every operation is followed by a round trip on its socket);
+// - retained values: a late subscriber with `replay: 'retained'` gets exactly its tenant's latest
+//   retained value of each topic its pattern matches (publishes with `retain` on every path, kept
+//   across runs, crashes and evictions), nothing of the other tenant's;
 // - publish ids are per namespace and topic (the same id in both tenants, or on two topics, is never
 //   a duplicate);
 // - /stats: each tenant's namespace counters (published, duplicates, notStored, forbidden,
@@ -541,6 +544,7 @@ function accepted(run, t, m) {
     return 'dup';
   }
   count(t, 'published');
+  if (m.retain === true) RETAINED[t.name].set(m.topic, m.payload);
   if (m.topic === t.jobs.pattern) {
     t.jobs.add(m.id, m.topic, m.payload, m.key);
     return 'stored';
@@ -554,7 +558,7 @@ async function publish(run, t, via, msgs) {
   const narrow = via === 'narrow' || via === 'httpNarrow';
   if (via === 'wsBatch') {
     // One frame of publishes (one owner): taken in order, answered in order in one frame.
-    const ops = msgs.map((m) => ({ op: 'pub', topic: m.topic, payload: m.payload, ref: `p${++run.refs}`, ...(m.id === undefined ? {} : { id: m.id }) }));
+    const ops = msgs.map((m) => ({ op: 'pub', topic: m.topic, payload: m.payload, ref: `p${++run.refs}`, ...(m.id === undefined ? {} : { id: m.id }), ...(m.retain ? { retain: true } : {}) }));
     const replies = msgs.map((m, i) => {
       const r = accepted(run, t, m);
       return r === 'dup' ? { t: 'ok', op: 'pub', ref: ops[i].ref, dup: true } : { t: 'ok', op: 'pub', ref: ops[i].ref, stored: r === 'stored' };
@@ -569,6 +573,7 @@ async function publish(run, t, via, msgs) {
       const op = { op: 'pub', topic: m.topic, payload: m.payload, ref };
       if (m.id !== undefined) op.id = m.id;
       if (m.key !== undefined) op.key = m.key;
+      if (m.retain) op.retain = true;
       if (!mayPublish(narrow, m.topic)) {
         await exchange(run, sock, op, [{ t: 'err', op: 'pub', ref, code: 'FORBIDDEN' }]);
         continue;
@@ -585,6 +590,7 @@ async function publish(run, t, via, msgs) {
     const b = { topic: m.topic, payload: m.payload };
     if (m.id !== undefined) b.id = m.id;
     if (m.key !== undefined) b.key = m.key;
+    if (m.retain) b.retain = true;
     return b;
   });
   const res = await within(run, server.post('/publish', via === 'batch' ? body : body[0], token), `the answer of POST /publish ${json(body)}`);
@@ -1082,6 +1088,45 @@ async function reconnect(run, t, role, home) {
   await openActor(run, actor, home);
 }
 
+/** Patterns of late subscribers that ask for retained values. */
+const STICKY = ['feed.*', 'feed.>', '*.a', 'feed.a', 'news.>'];
+
+/**
+ * Each tenant's latest retained value per topic, over every run (the server keeps them, durably:
+ * through crashes and evictions): set by an accepted publish with `retain`.
+ */
+const RETAINED = { A: new Map(), B: new Map() };
+
+/**
+ * A late subscriber of tenant `t` with `replay: 'retained'` on `pattern`: before its `ok` it gets
+ * exactly the tenant's latest retained value of each topic its pattern matches (across hubs), and
+ * nothing of the other tenant's; then it goes.
+ */
+async function sticky(run, t, pattern) {
+  await settle(run);
+  const sock = await within(run, RawSocket.open(`${server.wsUrl}/connect?token=${t.token}`), `a late subscriber of ${t.name}`);
+  try {
+    const ok = await within(run, sock.request({ op: 'sub', id: 1, pattern, replay: 'retained' }), `the replay of ${pattern} to ${t.name}`);
+    if (ok.t !== 'ok') fail(run, `${t.name}'s late subscription to ${pattern} was refused: ${json(ok)}`);
+    const upTo = sock.frames.indexOf(ok);
+    const before = sock.frames.slice(0, upTo).filter((f) => f.t === 'msg').flatMap((f) => f.m);
+    for (const [, msg] of before) {
+      if (msg?.payload?.tenant !== t.name) fail(run, `${t.name}'s late subscriber got ${json(msg)}`);
+    }
+    const got = before.map(([, msg]) => `${msg.topic} ${json(msg.payload)}`).sort();
+    const want = [...RETAINED[t.name]].filter(([topic]) => match(pattern, topic)).map(([topic, p]) => `${topic} ${json(p)}`).sort();
+    if (json(got) !== json(want)) fail(run, `${t.name}'s late subscriber to ${pattern} was given ${json(got)}, the retained values are ${json(want)}`);
+    seen.sticky++;
+    seen.retainedGiven += got.length;
+  } finally {
+    await within(run, sock.close(), `the close of ${t.name}'s late subscriber`);
+    // What it was sent counts in the tenant's figures.
+    const frames = sock.frames.filter((f) => f.t === 'msg');
+    t.frames += frames.length;
+    t.delivered += frames.reduce((n, f) => n + f.m.length, 0);
+  }
+}
+
 /** A work queue named like an Object.prototype property: created, filled, refused to the other tenant, deleted. */
 async function protoQueue(run, t, g) {
   const group = ['__proto__', 'constructor', 'hasOwnProperty', 'toString'][g % 4];
@@ -1259,7 +1304,7 @@ async function step(run, op) {
         const topic = batch ? TOPICS[(op.topic + i) % 6] : TOPICS[op.topic % TOPICS.length];
         // A batch of three repeats one id: the second and third are duplicates within the batch.
         const id = op.id < 10 ? `r${run.n}-x${(op.id + (op.more === 2 ? 0 : i)) % 10}` : undefined;
-        return { topic, payload: payloadOf(t, ++run.refs, op.extra + i), id };
+        return { topic, payload: payloadOf(t, ++run.refs, op.extra + i), id, retain: op.retain === 0 };
       });
       return publish(run, t, op.via, msgs);
     }
@@ -1286,6 +1331,7 @@ async function step(run, op) {
     case 'proto': return protoQueue(run, t, op.g);
     case 'checkpoint': return checkpoint(run, op.letters);
     case 'evict': return evict(run, op.which, op.late);
+    case 'sticky': return sticky(run, t, STICKY[op.pattern]);
     case 'crash':
       if (run.crashed) return checkpoint(run);
       run.crashed = true;
@@ -1299,7 +1345,8 @@ async function step(run, op) {
 const tenantArb = fc.constantFrom(0, 1);
 const roleArb = fc.constantFrom(...ROLES);
 const opArb = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ k: fc.constant('feed'), t: tenantArb, topic: fc.nat(TOPICS.length - 1), via: fc.constantFrom('ws', 'ws', 'http', 'narrow', 'httpNarrow', 'batch', 'wsBatch'), id: fc.nat(14), extra: fc.nat(4), more: fc.nat(2) }) },
+  { weight: 8, arbitrary: fc.record({ k: fc.constant('feed'), t: tenantArb, topic: fc.nat(TOPICS.length - 1), via: fc.constantFrom('ws', 'ws', 'http', 'narrow', 'httpNarrow', 'batch', 'wsBatch'), id: fc.nat(14), extra: fc.nat(4), more: fc.nat(2), retain: fc.nat(3) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('sticky'), t: tenantArb, pattern: fc.nat(STICKY.length - 1) }) },
   { weight: 7, arbitrary: fc.record({ k: fc.constant('job'), t: tenantArb, via: fc.constantFrom('ws', 'http', 'batch'), id: fc.nat(9), key: fc.nat(5), extra: fc.nat(4) }) },
   { weight: 7, arbitrary: fc.record({ k: fc.constant('ack'), t: tenantArb, who: fc.constantFrom('W1', 'W2', 'D'), pick: fc.nat(99), nack: fc.boolean(), why: fc.nat(2) }) },
   { weight: 5, arbitrary: fc.record({ k: fc.constant('hack'), t: tenantArb, who: fc.constantFrom(...ROLES, 'W1', 'W2', 'D'), kind: fc.constantFrom(0, 1, 2, 3, 3, 4, 5, 5, 5, 5, 5, 6, 7, 8, 9, 9, 9, 10, 11, 11, 11), pick: fc.nat(99), nack: fc.boolean(), salt: fc.nat() }) },
@@ -1326,7 +1373,7 @@ const runArb = fc.record({
 
 let runs = 0;
 /** What the runs did, printed at the end: a property that checks nothing would show here. */
-const seen = { ops: 0, crashes: 0, evictions: 0, reconnects: 0, expiries: 0, slow: 0, floods: 0, feed: 0, done: 0, dead: 0, letters: 0, lateAcks: 0, forbiddenAcks: 0, refusals: 0 };
+const seen = { sticky: 0, retainedGiven: 0, ops: 0, crashes: 0, evictions: 0, reconnects: 0, expiries: 0, slow: 0, floods: 0, feed: 0, done: 0, dead: 0, letters: 0, lateAcks: 0, forbiddenAcks: 0, refusals: 0 };
 async function runOne({ ops, homes }) {
   const run = { n: ++runs, label: 'setup', socks: [], tokens: new Map(), ids: new Set(), refs: 0, crashed: false, evicted: 0, homes: {}, deleted: 0, discarded: 0 };
   run.tenants = [newTenant(run, 'A', 'default'), newTenant(run, 'B', '__proto__')];

@@ -860,11 +860,12 @@ fn held<P>(log: &Log<P>, now: u64, max_age: Option<u64>) -> Vec<&Message<P>> {
     out
 }
 
-/// The messages of `log` numbered above `after`, and a gap for each run of numbers in
-/// `(after, last]` not held.
-/// Keeps the newest of `messages` (in publish order) within `limit` (a count, payload bytes);
-/// what is left out is reported in `gaps`, per topic one gap from its first message left out to
-/// its last (a topic's messages left out are its oldest, and the gaps between them are merged in).
+/// Keeps the newest of `messages` (in publish order) within `limit` (a count, payload bytes).
+/// What is left out of a topic is its oldest messages: they are reported as one gap, from the
+/// first left out (or the start of an earlier gap of the topic) to the last left out, which takes
+/// in every gap of the topic before it (a gap of a replay by time, whose start is unknown, makes
+/// the start of the merged one unknown too; a later one of unknown start takes the range in).
+/// Gaps after it, between messages kept, stay.
 fn cut_to<P>(messages: &mut Vec<Message<P>>, gaps: &mut Vec<Gap>, (count, bytes): (usize, u64)) {
     let mut kept = 0;
     let mut size = 0u64;
@@ -895,16 +896,32 @@ fn cut_to<P>(messages: &mut Vec<Message<P>>, gaps: &mut Vec<Gap>, (count, bytes)
             }
         }
     }
-    // A gap between two messages left out is inside its topic's range now.
+    // The topic's gaps up to its last message left out go into its range.
     gaps.retain(|g| {
-        at.get(&g.topic).is_none_or(|&i| {
-            let r = &ranges[i as usize];
-            !(g.from.is_some_and(|f| f >= r.from.unwrap_or(0)) && g.to <= r.to)
-        })
+        let Some(&i) = at.get(&g.topic) else {
+            return true;
+        };
+        let r = &mut ranges[i as usize];
+        if g.to > r.to {
+            return true;
+        }
+        r.from = match (g.from, r.from) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        };
+        false
     });
-    gaps.extend(ranges);
+    // A later gap of unknown start (a replay by time: "up to n") already takes the range in.
+    for g in gaps.iter().filter(|g| g.from.is_none()) {
+        if let Some(&i) = at.get(&g.topic) {
+            ranges[i as usize].to = 0;
+        }
+    }
+    gaps.extend(ranges.into_iter().filter(|r| r.to > 0));
 }
 
+/// The messages of `log` numbered above `after`, and a gap for each run of numbers in
+/// `(after, last]` not held.
 fn after_seq<P: Clone>(
     log: &Log<P>,
     held: &[&Message<P>],

@@ -39,12 +39,12 @@ const DEFAULTS = {
   HISTORY_WINDOW_MS: 120000,      // how long a topic's messages stay replayable (a reconnecting client's window)
   HISTORY_MAX_MESSAGES: 100,      // messages of history per topic
   HISTORY_MAX_TOPICS: 10000,      // topics with history, per namespace at its owner hub
-  HISTORY_MAX_BYTES: 8388608,     // payload bytes of history, per namespace at its owner hub
+  HISTORY_MAX_BYTES: 8388608,     // bytes (payloads and headers) of history, per namespace at its owner hub
   RETAIN_MAX_TOPICS: 10000,       // retained values, per namespace at its owner hub
-  RETAIN_MAX_BYTES: 8388608,      // payload bytes of retained values, per namespace at its owner hub
+  RETAIN_MAX_BYTES: 8388608,      // bytes (payloads and headers) of retained values, per namespace at its owner hub
   REPLAY_MAX_POSITIONS: 1000,     // topics one \`sub\` may name in replay.sinceSeq
   REPLAY_MAX_MESSAGES: 10000,     // messages one \`sub\`'s replay carries at most (the newest; the older are gaps)
-  REPLAY_MAX_BYTES: 4194304,      // payload bytes one \`sub\`'s replay carries at most (likewise)
+  REPLAY_MAX_BYTES: 4194304,      // bytes (payloads and headers) one \`sub\`'s replay carries at most (likewise)
 };
 
 export function readConfig(env) {

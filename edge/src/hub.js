@@ -414,7 +414,7 @@ export class Hub extends DurableObject {
     try {
       // The bounds of one replay, shared by its owners (each keeps its newest; the rest are gaps).
       const owners = replay.byHub.size;
-      const limit = { maxMessages: Math.ceil(this.cfg.REPLAY_MAX_MESSAGES / owners), maxBytes: Math.ceil(this.cfg.REPLAY_MAX_BYTES / owners) };
+      const limit = { maxMessages: Math.floor(this.cfg.REPLAY_MAX_MESSAGES / owners), maxBytes: Math.floor(this.cfg.REPLAY_MAX_BYTES / owners) };
       answers = await Promise.all([...replay.byHub].map(([h, r]) => this._peer(h).replayOf(h, c.ns, sub.pattern, r, limit)));
     } catch (e) {
       await this.removeSub(c, id, false);
@@ -474,6 +474,7 @@ export class Hub extends DurableObject {
     const messages = [];
     for (const m of r.messages) {
       const env = m.payload;
+      // A request stored before requests went unnumbered: its answers are over.
       if (env.rq !== undefined) continue;
       env.seq ??= m.seq;
       messages.push(visible(env));
@@ -646,14 +647,17 @@ export class Hub extends DurableObject {
       if (m.headers !== undefined) env.headers = m.headers;
       if (m.rq !== undefined) env.rq = m.rq;
       if (ns !== DEFAULT_NS) env.ns = ns;
-      if (m.size !== undefined) this.sizes.set(env, m.size);
+      if (m.size !== undefined) this.sizes.set(env, m.size + headerBytes(env));
       this.collect = new Set();
       // A request matches the namespace's subscriptions, if it has any; anything else is also
       // kept for replay, so the namespace's Bus is made for it.
       const bus = this._bus('routing', ns, m.rq === undefined);
       const before = bus?.logOf(env.topic);
       try {
-        if (m.retain === true && m.payload === undefined) {
+        if (m.rq !== undefined) {
+          // A request's message (its answers are this hub's tracker's): neither numbered nor kept.
+          bus?._publishForeignRequest(env.topic, env);
+        } else if (m.retain === true && m.payload === undefined) {
           // `retain` without a payload clears the topic's retained value; it is delivered as a message too.
           bus.clearRetained(env.topic);
           bus.publish(env.topic, env);
@@ -664,7 +668,7 @@ export class Hub extends DurableObject {
         boxesOf[i] = this.collect;
         this.collect = undefined;
       }
-      if (bus !== undefined) this._logged(ns, bus, env, m.retain === true && m.payload !== undefined, before);
+      if (bus !== undefined && m.rq === undefined) this._logged(ns, bus, env, m.retain === true && m.payload !== undefined, before);
       if (m.rq !== undefined) {
         // A request reaches plain subscriptions; work-queue streams do not store it.
         this._count(ns, 'requests');
@@ -733,7 +737,6 @@ export class Hub extends DurableObject {
       return;
     }
     env.seq = log.lastSeq;
-    // Requests too (the stored copy is exactly the core's); a replay leaves them out (replayOf).
     const keep = retained ? undefined : before;
     this.logOps.push({ ns, topic: env.topic, env, retained, log, keep });
     let sweep = this.logSweeps.get(bus);
@@ -799,11 +802,15 @@ export class Hub extends DurableObject {
     return {};
   }
 
-  /** Payload bytes of an envelope's JSON, as the publisher's check measured them (else measured once). */
+  /**
+   * Bytes of an envelope: its payload as JSON (as the publisher's check measured it, else
+   * measured once), headers, topic, id and key: what limits of bytes (history, retained values, a
+   * replay, a forward) count.
+   */
   _sizeOf(env) {
     let n = this.sizes.get(env);
     if (n === undefined) {
-      n = JSON.stringify(env.payload ?? null).length;
+      n = JSON.stringify(env.payload ?? null).length + headerBytes(env);
       this.sizes.set(env, n);
     }
     return n;
@@ -821,7 +828,7 @@ export class Hub extends DurableObject {
       this.collect?.add(box);
       return;
     }
-    const n = this._sizeOf(item.e ?? item) + 256;
+    const n = this._sizeOf(item.e ?? item);
     if (box !== undefined && box.items.length > 0 && box.bytes + n > this.cfg.FORWARD_MAX_BYTES) {
       this.boxes.delete(home);
       this._sendBox(home, box);
@@ -1499,6 +1506,12 @@ export class Hub extends DurableObject {
       dead: this.streams.dead, deadPending: this.deadOutbox.size, deadNotPublished: this.streams.deadNotPublished,
     };
   }
+}
+
+/** What an envelope carries besides its payload: its headers as JSON, topic, id, key, and some framing. */
+function headerBytes(env) {
+  return (env.headers === undefined ? 0 : JSON.stringify(env.headers).length) + (env.topic?.length ?? 0) +
+    (env.id?.length ?? 0) + (env.key?.length ?? 0) + 64;
 }
 
 /** Whether two outboxes make the same frame: the same messages, subscription ids, no work-queue delivery. */

@@ -170,6 +170,9 @@ impl<P: Clone> Broker<P> {
     /// latest and the batch's earlier ones): a refused batch restores nothing (`INVALID_TOPIC`
     /// or `INVALID_ARGUMENT`, naming the entry).
     pub fn restore_all(&mut self, entries: Vec<Restored<P>>) -> Result<()> {
+        if self.closed {
+            return Err(Error::closed("bus"));
+        }
         for (i, e) in entries.iter().enumerate() {
             validate_topic(&e.topic).map_err(|err| {
                 let err = Error::from(err);

@@ -865,7 +865,7 @@ export interface OutboxStore {
   put(entry: OutboxEntry): void | PromiseLike<void>;
   /** Acknowledged, refused or dropped: every entry with one of these ids goes. */
   delete(ids: string[]): void | PromiseLike<void>;
-  /** Optional: the client closed (called once, after the calls made before settled); release what the store holds open. */
+  /** Optional: the client closed (called once, after the calls made before settled or its close's timeoutMs passed; no call comes after it); release what the store holds open. */
   close?(): void | PromiseLike<void>;
 }
 

@@ -1178,8 +1178,14 @@ impl WasmBroker {
     ) -> Result<js_sys::Array, JsValue> {
         let num = |v: f64| (!v.is_nan()).then_some(v);
         let replay = replay_of(kind, num(n), num(since_ms), topics, seqs);
-        // Checked by the JavaScript layer (whole numbers ≥ 0, or Infinity).
-        let limit = (max_messages.max(0.0) as usize, bytes(max_bytes));
+        // Checked by the JavaScript layer (a whole number ≥ 0 of messages, a number ≥ 0 of
+        // bytes, or Infinity): a fraction of a byte does not make room for one more.
+        let max_bytes = if max_bytes.is_finite() && max_bytes >= 0.0 {
+            max_bytes.floor() as u64
+        } else {
+            u64::MAX
+        };
+        let limit = (max_messages.max(0.0) as usize, max_bytes);
         let (list, gaps) = self
             .core
             .replay(pattern, &replay, ms_to_micros(now_ms), limit)

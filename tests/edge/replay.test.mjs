@@ -166,6 +166,27 @@ test('a replay carries at most REPLAY_MAX_MESSAGES (10,000): the newest, in orde
   await s.close();
 });
 
+test('a request is neither numbered nor kept: the messages around it number on consecutively, and a replay carries them alone', async () => {
+  const topic = `${prefixOn(7, 'rq')}.svc`;
+  const responder = connect(server.url, { token, ...fast });
+  const asker = connect(server.url, { token, ...fast });
+  try {
+    await responder.subscribe(topic, (n) => (typeof n === 'number' ? n + 1 : undefined)).ready;
+    await server.post('/publish', { topic, payload: 'before' }, token);
+    assert.equal(await asker.request(topic, 1), 2);
+    await server.post('/publish', { topic, payload: 'after' }, token);
+    const s = await open();
+    assert.equal((await s.request({ op: 'sub', id: 1, pattern: topic, replay: { sinceSeq: 0 } })).t, 'ok');
+    const got = msgsOf(s, 1);
+    assert.deepEqual(got.map((m) => m.payload), ['before', 'after']);
+    assert.equal(got[1].seq, got[0].seq + 1, 'no number went to the request');
+    assert.equal(s.frames.some((f) => f.t === 'gap'), false);
+    await s.close();
+  } finally {
+    await Promise.all([responder.close(), asker.close()]);
+  }
+});
+
 test('namespaces: one tenant\'s retained values and history are not another\'s, whatever the topic', async () => {
   const [acme, bolt] = await Promise.all([server.token({ ns: 'acme' }), server.token({ ns: 'bolt' })]);
   const topic = `${prefixOn(6, 'ns')}.shared`;

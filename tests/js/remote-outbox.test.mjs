@@ -217,6 +217,34 @@ test('a store with close() has it called once, at the client\'s close, after the
     (e) => e.code === 'INVALID_OPTION' && e.message.includes('`persist.close`'));
 });
 
+test('no store call after close(), not even from a load that ends later; close() comes after a permanent refusal too', async () => {
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  const store = new RecordingStore(left(1));
+  store.gate = gate;
+  store.close = function () { this.calls.push(['close']); };
+  const { bus, ws } = open({ persist: store });
+  ws().hello();
+  bus.publish('jobs.x', 'n', { id: 'n' });
+  const { remaining } = await bus.close({ timeoutMs: 20 });
+  assert.deepEqual(remaining.map((r) => r.id), ['n'], 'listed, never stored: the load had not ended');
+  release();
+  await tick();
+  await tick();
+  assert.deepEqual(store.calls.map((c) => c[0]), ['load', 'close'], 'nothing written after close');
+
+  const refused = new RecordingStore();
+  refused.close = function () { this.calls.push(['close']); };
+  const errors = [];
+  const second = open({ persist: refused, onError: (e) => errors.push(e.code) });
+  second.bus.ready.catch(() => {});
+  await tick();
+  second.ws().onclose({ code: 4403, reason: 'forbidden' });
+  await tick();
+  await second.bus.close({ timeoutMs: 20 });
+  assert.deepEqual([errors, refused.calls.map((c) => c[0])], [['CONNECT_REFUSED'], ['load', 'close']]);
+});
+
 test('the same id published twice: its entry goes when the last of them is acknowledged', async () => {
   const store = new RecordingStore();
   const { bus, ws } = open({ persist: store });

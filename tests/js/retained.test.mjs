@@ -291,6 +291,7 @@ test('replay() with maxMessages or maxBytes keeps the newest that fit and report
   assert.deepEqual(two.messages.map((m) => m.payload), [4, 5]);
   assert.deepEqual(two.gaps.map((g) => [g.topic, g.fromSeq, g.toSeq]).sort(), [['h.a', 1, 2], ['h.b', 1, 1]]);
   assert.deepEqual(bus.replay('h.*', { sinceSeq: 0 }, { maxBytes: 35 }).messages.map((m) => m.payload), [3, 4, 5]);
+  assert.deepEqual(bus.replay('h.*', { sinceSeq: 0 }, { maxBytes: 29.9 }).messages.map((m) => m.payload), [4, 5], 'no room made by a fraction');
   assert.deepEqual(bus.replay('h.*', { sinceSeq: 0 }, { maxMessages: Infinity, maxBytes: Infinity }).messages.length, 5);
   assert.throws(() => bus.replay('h.*', { sinceSeq: 0 }, { maxMessages: -1 }), code('INVALID_OPTION'));
   assert.throws(() => bus.replay('h.*', { sinceSeq: 0 }, { maxMessages: 1.5 }), code('INVALID_OPTION'));

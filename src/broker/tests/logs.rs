@@ -556,3 +556,39 @@ fn a_bounded_replay_merges_the_holes_it_spans() {
     let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
     assert_eq!(ranges, [(Some(1), 3)]);
 }
+
+#[test]
+fn a_bounded_replay_by_time_takes_the_unknown_start_into_its_range() {
+    let mut d = Driver::with(history(&["h.a"], 10));
+    for p in 1..=3 {
+        let mut o = Outgoing::new(p);
+        if p == 2 {
+            o.ttl = Some(1_000);
+        }
+        d.send("h.a", o, PublishMode::Now).unwrap();
+    }
+    d.advance(1);
+    let now = d.now;
+    let by_time = Replay::Since {
+        topics: Vec::new(),
+        seq: None,
+        time: Some(0),
+    };
+    // Held 1 and 3; 2 expired: "up to 2" is missed.
+    let (kept, gaps) =
+        d.b.replay("h.a", &by_time, now, (usize::MAX, u64::MAX))
+            .unwrap();
+    assert_eq!(kept.len(), 2);
+    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
+    assert_eq!(ranges, [(None, 2)]);
+    // Nothing kept: one gap, up to 3, its start unknown; 2 is not reported twice.
+    let (kept, gaps) = d.b.replay("h.a", &by_time, now, (0, u64::MAX)).unwrap();
+    assert!(kept.is_empty());
+    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
+    assert_eq!(ranges, [(None, 3)]);
+    // 3 kept: 1 left out is inside "up to 2", which stays alone.
+    let (kept, gaps) = d.b.replay("h.a", &by_time, now, (1, u64::MAX)).unwrap();
+    assert_eq!(kept.len(), 1);
+    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
+    assert_eq!(ranges, [(None, 2)]);
+}

@@ -118,6 +118,12 @@ const GROUP_ONLY = ['maxAttempts', 'backoff', 'ackTimeoutMs'];
 const CLAIM_OPTIONS = ['maxSize', 'maxWaitMs'];
 const RESTORE_FIELDS = ['topic', 'seq', 'payload', 'publishedAt', 'retained', 'id', 'key', 'headers', 'ttlMs'];
 const RESTORE_OPTIONS = ['id', 'key', 'headers', 'ttlMs'];
+/**
+ * The options of a request tracked by another core (_publishForeignRequest): a request id no
+ * request of this core has (index 2^32 - 1, which its table never reaches), so that the core
+ * takes the message as a request's.
+ */
+const FOREIGN_REQUEST_OPTIONS = Object.freeze({ request: (2 ** 32 - 1) * 2 ** 32 });
 
 /** A gap as handlers see it, from the core's flat words at `i` (see _reportGaps). */
 function gapOf(flat, i, s) {
@@ -729,12 +735,24 @@ export class Bus {
     return this._publish(route, topic, payload, o, false) !== DUPLICATE;
   }
 
+  /**
+   * For a driver whose requests are tracked by another core (an edge hub's tracker): publishes
+   * the message of such a request to the subscriptions `topic` matches, as `publish` does, and
+   * tells the core it carries a request (the logs neither number nor keep it). Returns false when
+   * the idempotence filter dropped it.
+   */
+  _publishForeignRequest(topic, payload) {
+    if (this._closing) fail('CLOSED', 'bus is closed');
+    return this._publish(this._route(topic), topic, payload, FOREIGN_REQUEST_OPTIONS, false) !== DUPLICATE;
+  }
+
   /** One message, direct or through the core. Returns the core's verdict. */
   _publish(route, topic, payload, o, wait) {
     if (o.notBefore === undefined && this._direct(route, o.key !== undefined)) {
       // A tracked topic's message is numbered and kept by the core first (measured before its
-      // id is recorded: a sizeOf that throws leaves the id free for the publish's retry).
-      const logged = route.tracked || o.retain !== undefined;
+      // id is recorded: a sizeOf that throws leaves the id free for the publish's retry); a
+      // request's is not.
+      const logged = (route.tracked || o.retain !== undefined) && o.request === undefined;
       const size = logged ? measure(this._sizeOf, payload) : 0;
       if (o.id !== undefined && this._dedupe && !this._checkId(o.id)) {
         return DUPLICATE;
@@ -754,7 +772,7 @@ export class Bus {
       r = this._core.publish(
         route.handle, route.gen, slot, o.id, o.key, o.ttlMs ?? 0,
         size, o.priority ?? 0, o.notBefore ?? -1, o.attempts ?? 0, env.publishedAt, wait,
-        o.retain === true ? (payload === undefined ? 2 : 1) : 0,
+        o.retain === true ? (payload === undefined ? 2 : 1) : 0, o.request ?? -1,
       );
       if (r >= QUIET) {
         r -= QUIET;

@@ -101,13 +101,13 @@ export class PendingRequest {
     else this._end(new EdgebusError('NO_RESPONDERS', 'every subscription the request reached completed without a reply'));
   }
 
-  /** The core ended it: at its deadline, or at the close. */
-  ended(closed) {
+  /** The core ended it: at its deadline (`why`: how the core that ended it put it), or at the close. */
+  ended(closed, why) {
     if (closed) {
       this._end(new EdgebusError('CLOSED', 'bus closed before the request got its answer'));
     } else if (this.replies === undefined) {
       const cause = this.failure === undefined ? '' : ` (${this.failure.message})`;
-      this._end(new EdgebusError('TIMEOUT', `no reply within ${this.timeoutMs} ms${cause}`,
+      this._end(new EdgebusError('TIMEOUT', why ?? `no reply within ${this.timeoutMs} ms${cause}`,
         this.failure === undefined ? undefined : { cause: this.failure }));
     } else {
       this._end(undefined);

@@ -635,7 +635,7 @@ class RemoteBus {
     // How the hub's core ended it, told to the request as the in-page Bus tells it: what that
     // means for a single request and for a gathering (requestMany) is the request's own rule.
     this._forgetRequest(req);
-    if (x.code === 'TIMEOUT') req.ended(false);
+    if (x.code === 'TIMEOUT') req.ended(false, x.message);
     else if (x.code === 'HANDLER_FAILED') req.endedFailing(new EdgebusError('HANDLER_FAILED', x.message ?? x.code));
     else if (x.code === 'NO_RESPONDERS' && x.reached > 0) req.declined();
     else req._end(new EdgebusError(x.code, x.message ?? x.code));
@@ -1050,13 +1050,16 @@ class RemoteBus {
     const o = options === undefined ? {} : snapshot(options, ['timeoutMs', 'discard'], 'options');
     const timeoutMs = numberOption(o, 'timeoutMs', 'options', { min: 0, max: MAX_TIMER_MS }) ?? 5000;
     if (o.discard !== undefined && typeof o.discard !== 'boolean') fail('INVALID_OPTION', `option \`discard\` must be a boolean, got ${typeof o.discard}`);
+    // One `timeoutMs` for the whole close: each wait gets what is left of it.
+    const deadline = Date.now() + timeoutMs;
+    const left = () => Math.max(0, deadline - Date.now());
     if (!this._closing) {
       this._closing = true;
       // What an earlier session left is part of what this one sends (or lists).
-      if (this._outbox !== undefined) await this._outbox.restoredWithin(timeoutMs);
+      if (this._outbox !== undefined) await this._outbox.restoredWithin(left());
       if (this._open && (this._queue.length > 0 || this._sent.size > 0)) {
         let timer;
-        await Promise.race([this.flush(), new Promise((r) => { timer = setTimeout(r, timeoutMs); })]);
+        await Promise.race([this.flush(), new Promise((r) => { timer = setTimeout(r, left()); })]);
         clearTimeout(timer);
       }
       if (this._timer !== undefined) clearTimeout(this._timer);
@@ -1079,8 +1082,9 @@ class RemoteBus {
       for (const end of [...this._waits]) end(new EdgebusError('CLOSED', 'bus closed'));
       // Streams end: what they hold is still read.
       if (this._local !== undefined) await this._local.close();
-      if (this._outbox !== undefined) await this._outbox.close(this._queue, o.discard === true, timeoutMs);
     }
+    // Also after a permanent refusal (which closed the rest already): the outbox is closed once.
+    if (this._outbox !== undefined) await this._outbox.close(this._queue, o.discard === true, left());
     return { remaining: this._queue.map((p) => ({ topic: p.op.topic, payload: p.op.payload, id: p.op.id, key: p.op.key })) };
   }
 

@@ -105,6 +105,8 @@ export class Outbox {
     this.restored = 0;
     this.failed = 0;
     this.loaded = undefined;     // a promise while `load` runs
+    this._closed = false;        // close() ran
+    this._ended = false;         // the store is called no more (but for its close)
   }
 
   /** Loads what an earlier session left; a synchronous store restores at once. */
@@ -165,6 +167,9 @@ export class Outbox {
    * the next session); resolves when the store calls made so far have settled, or after `ms`.
    */
   async close(remaining, discard, ms) {
+    if (this._closed) return;
+    this._closed = true;
+    const deadline = Date.now() + ms;
     if (discard) {
       for (const p of remaining) {
         if (p.stored === true) this._deletes.add(p.op.id);
@@ -174,7 +179,12 @@ export class Outbox {
     }
     this._flushDeletes();
     await within(Promise.allSettled([...this._pending]), ms);
-    if (this._store.close !== undefined) await within(Promise.allSettled([this._call('close', [], {})]), ms);
+    // From here on the store is not called again (a load that ends later writes nothing), but
+    // for its close().
+    this._ended = true;
+    if (this._store.close !== undefined) {
+      await within(Promise.allSettled([this._call('close', [], {})]), Math.max(0, deadline - Date.now()));
+    }
   }
 
   _put(p) {
@@ -257,6 +267,7 @@ export class Outbox {
 
   /** Calls a store method: its result, or (when it throws) undefined, the failure reported. */
   _call(method, args, context) {
+    if (this._ended && method !== 'close') return undefined;
     const report = (e) => this._failed(new EdgebusError('PERSIST_FAILED', `the outbox store's ${method}() failed: ${errorText(e)}`, { cause: e }), { outbox: method, ...context });
     let r;
     try {
@@ -289,7 +300,9 @@ export class Outbox {
 function indexedDbStore(idb, name) {
   let opened;
   let batch;
+  let closed = false;
   const open = () => {
+    if (closed) return Promise.reject(new Error('the outbox store was closed'));
     if (opened !== undefined) return opened;
     const mine = new Promise((resolve, reject) => {
       const req = idb.open(name, 1);
@@ -348,8 +361,9 @@ function indexedDbStore(idb, name) {
     })),
     put: (entry) => write({ put: entry }),
     delete: (ids) => write({ delete: ids }),
-    // The client closed: the database connection goes (a later write would open it again).
+    // The client closed: the database connection goes, and is not opened again.
     close: () => {
+      closed = true;
       const was = opened;
       opened = undefined;
       return was?.then((db) => db.close(), () => {});

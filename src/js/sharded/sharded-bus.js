@@ -957,7 +957,7 @@ export class ShardedBus {
   /**
    * The wire form of messages: typed arrays and parallel arrays, optional columns left out; one
    * message alone (a request awaited before the next, a trickle of publishes) as one flat object,
-   * which costs postMessage a third of the columns' time.
+   * which the structured clone copies three to four times faster than columns of one.
    */
   _encode(recs, t) {
     const n = recs.length;

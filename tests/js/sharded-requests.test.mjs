@@ -41,6 +41,27 @@ test('requests go to the worker of their key', async () => {
   }
 });
 
+test('a request sent alone and requests sent together reach the handler with the same message', async () => {
+  const b = bus();
+  const seen = (i) => ({
+    topic: 'echo.message', payload: { i, list: [i, 'x'] }, key: `k${i % 3}`, headers: { trace: `t${i}` },
+    id: undefined, ttlMs: undefined, at: 'number',
+  });
+  const ask = (i) => b.request('echo.message', { i, list: [i, 'x'] }, { key: `k${i % 3}`, headers: { trace: `t${i}` } });
+  try {
+    // One at a time: each crosses to its worker alone.
+    for (let i = 0; i < 3; i++) assert.deepEqual(await ask(i), seen(i));
+    // Together: they cross in batches.
+    const all = await Promise.all(Array.from({ length: 40 }, (_, i) => ask(i)));
+    all.forEach((r, i) => assert.deepEqual(r, seen(i)));
+    assert.deepEqual(await b.request('echo.message', 'plain'), {
+      topic: 'echo.message', payload: 'plain', key: undefined, headers: undefined, id: undefined, ttlMs: undefined, at: 'number',
+    });
+  } finally {
+    await b.close();
+  }
+});
+
 test('worker errors come back typed: HANDLER_FAILED with the cause, NO_RESPONDERS, TIMEOUT, ABORTED', async () => {
   const b = bus();
   try {

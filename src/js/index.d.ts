@@ -645,6 +645,11 @@ export class Bus<M extends object = AnyTopics> {
   /** Where the work-queue message with this id stands (in `group`, if given); undefined when unknown. */
   status(id: string, group?: string): JobStatus | undefined;
   stats(): BusStats;
+  /**
+   * What retained values and history hold and counted: `stats().logs` alone, without gathering any
+   * subscription's statistics (cheap enough to read after every publish).
+   */
+  logStats(): LogStats;
   /** The retained values `pattern` matches (default every topic), in publish order. */
   retained<P extends string = '>'>(pattern?: P): Message<PatternPayload<M, P>>[];
   /** Clears a topic's retained value; whether it had one. */

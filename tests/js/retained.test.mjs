@@ -162,6 +162,27 @@ test('bounds by count and bytes evict the oldest and count it', async () => {
   assert.equal(s.evicted, 1 + 2);
 });
 
+test('logStats() is stats().logs alone, after the same expiry pass, with or without subscriptions', async () => {
+  const clock = new ManualClock();
+  const bus = new Bus({ clock, retain: { maxTopics: 2 }, history: { topics: ['h.>'], maxMessages: 2, maxAgeMs: 50 }, sizeOf: () => 3 });
+  const zero = { topics: 0, retained: 0, history: 0, bytes: 0, evicted: 0, expired: 0, replayed: 0, gaps: 0 };
+  assert.deepEqual(bus.logStats(), zero);
+  bus.subscribe('h.>', () => {});
+  bus.publish('a', 1, { retain: true });
+  bus.publish('b', 2, { retain: true, ttlMs: 10 });
+  for (let i = 0; i < 3; i++) bus.publish('h.x', i);
+  bus.subscribe('h.x', () => {}, { replay: { sinceSeq: 0 }, onGap: () => {} });
+  await tick();
+  const s = bus.logStats();
+  assert.deepEqual(s, { topics: 3, retained: 2, history: 2, bytes: 12, evicted: 1, expired: 0, replayed: 2, gaps: 1 });
+  assert.deepEqual(s, bus.stats().logs);
+  clock.advance(60); // the retained value's TTL and the history's age limit pass
+  assert.deepEqual(bus.logStats(), bus.stats().logs);
+  assert.deepEqual(bus.logStats(), { ...s, retained: 1, history: 0, bytes: 3, evicted: 3, expired: 1 });
+  await bus.close();
+  assert.deepEqual(bus.logStats(), bus.stats().logs);
+});
+
 test('bad options are refused with INVALID_OPTION naming them, and nothing is left behind', async () => {
   const bus = new Bus();
   for (const replay of ['all', 5, null, {}, { last: -1 }, { last: 1.5 }, { last: 2, sinceSeq: 1 }, { sinceSeq: -1 },

@@ -2140,5 +2140,14 @@ export class Bus {
     this._core.expire_logs(this._clock.now());
     return this._core.stats();
   }
+
+  /**
+   * What retained values and history hold and counted: `stats().logs` alone, without gathering
+   * any subscription's statistics (cheap enough to read after every publish).
+   */
+  logStats() {
+    const l = this._core.log_stats(this._clock.now());
+    return { topics: l[0], retained: l[1], history: l[2], bytes: l[3], evicted: l[4], expired: l[5], replayed: l[6], gaps: l[7] };
+  }
 }
 

@@ -1769,9 +1769,14 @@ export class Bus {
    * is the numbers firstSeq…lastSeq when `held` > 0), or undefined.
    */
   logOf(topic) {
-    checkTopic(topic);
+    // A log exists only for a topic the core accepted: the core's check of the topic is needed
+    // only when it holds none (INVALID_TOPIC then, rather than undefined).
+    checkString(topic, 'INVALID_TOPIC', 'topic');
     const l = this._core.log_of(topic);
-    if (l.length === 0) return undefined;
+    if (l.length === 0) {
+      checkTopic(topic);
+      return undefined;
+    }
     const info = { topic, firstSeq: l[0], lastSeq: l[1], retainedSeq: undefined, held: l[3] };
     if (l[2] >= 0) info.retainedSeq = l[2];
     return info;

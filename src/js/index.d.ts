@@ -746,6 +746,7 @@ declare const edgebus: {
   matches: typeof matches;
   checkTopic: typeof checkTopic;
   checkPattern: typeof checkPattern;
+  checkReplay: typeof checkReplay;
   ShardedBus: typeof ShardedBus;
   serveShard: typeof serveShard;
 };
@@ -771,6 +772,14 @@ export function checkTopic(topic: string): void;
 
 /** Throws INVALID_PATTERN, with the core's reason, unless `pattern` is a valid subscription pattern. */
 export function checkPattern(pattern: string): void;
+
+/**
+ * Checks a subscription's `replay` option as `subscribe` and `replay()` do (INVALID_OPTION naming
+ * what is wrong) and returns a plain copy of it, read once (`sinceSeq` by topic: its own keys
+ * only). For code that receives replays from elsewhere (an edge hub, from a client) and hands them
+ * to a bus later. Topics named in `sinceSeq` are checked by the bus (INVALID_TOPIC), not here.
+ */
+export function checkReplay(replay: unknown): Replay;
 
 // ----- the remote client (edge deployment) ------------------------------------------------------
 

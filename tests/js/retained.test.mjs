@@ -3,7 +3,7 @@
 // listing, clearing, restore, the route cache when a topic becomes tracked, and bad input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Bus, ManualClock, EdgebusError } from 'edgebus';
+import { Bus, ManualClock, EdgebusError, checkReplay } from 'edgebus';
 
 const code = (c) => (e) => e instanceof EdgebusError && e.code === c;
 // Replayed messages are handed over once subscribe has returned (a pump on the next microtask).
@@ -188,6 +188,7 @@ test('bad options are refused with INVALID_OPTION naming them, and nothing is le
   for (const replay of ['all', 5, null, {}, { last: -1 }, { last: 1.5 }, { last: 2, sinceSeq: 1 }, { sinceSeq: -1 },
     { sinceSeq: { t: 'x' } }, { sinceMs: NaN }, { since: 1 }]) {
     assert.throws(() => bus.subscribe('t', () => {}, { replay }), code('INVALID_OPTION'), JSON.stringify(replay));
+    assert.throws(() => checkReplay(replay), code('INVALID_OPTION'), `checkReplay: ${JSON.stringify(replay)}`);
   }
   assert.throws(() => bus.subscribe('t', () => {}, { onGap: 1 }), code('INVALID_OPTION'));
   assert.throws(() => bus.subscribe('t', () => {}, { group: 'g', replay: 'retained' }), (e) => e.code === 'INVALID_OPTION' && /replay/.test(e.message));
@@ -203,6 +204,27 @@ test('bad options are refused with INVALID_OPTION naming them, and nothing is le
   assert.throws(() => bus.restore([{ topic: 't', seq: 0, payload: 1 }]), code('INVALID_OPTION'));
   assert.throws(() => bus.restore('nope'), code('INVALID_OPTION'));
   assert.equal(bus.stats().published, 0);
+});
+
+test('checkReplay: a plain copy of a valid replay, read once, by the rule subscribe applies', () => {
+  assert.equal(checkReplay('retained'), 'retained');
+  assert.deepEqual(checkReplay({ last: 3 }), { last: 3 });
+  assert.deepEqual(checkReplay({ sinceSeq: 4 }), { sinceSeq: 4 });
+  assert.deepEqual(checkReplay({ sinceMs: 20 }), { sinceMs: 20 });
+  assert.deepEqual(checkReplay({ sinceSeq: 4, sinceMs: 20, last: undefined }), { sinceSeq: 4, sinceMs: 20 });
+  const positions = JSON.parse('{"a.b":2,"__proto__":5}');
+  const copy = checkReplay({ sinceSeq: positions });
+  assert.deepEqual(Object.entries(copy.sinceSeq), [['a.b', 2], ['__proto__', 5]]);
+  assert.notEqual(copy.sinceSeq, positions);
+  let reads = 0;
+  const once = { get sinceSeq() { reads++; return 1; } };
+  assert.deepEqual(checkReplay(once), { sinceSeq: 1 });
+  assert.equal(reads, 1);
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  for (const replay of [revoked.proxy, { sinceSeq: revoked.proxy }, { sinceSeq: [1] }, { sinceSeq: { t: 2 ** 53 } }, undefined]) {
+    assert.throws(() => checkReplay(replay), code('INVALID_OPTION'));
+  }
 });
 
 test('hostile replay options are INVALID_OPTION; a position per topic for many topics is one look-up each', async () => {

@@ -136,7 +136,7 @@ export class Hub extends DurableObject {
       const bus = this._bus('routing', ns);
       bus.restore(entries);
       this.logs.trimAll(ns, bus);
-      this.logSweeps.set(bus, { evicted: bus.stats().logs.evicted, at: Date.now(), own: 0 });
+      this.logSweeps.set(bus, { evicted: bus.logStats().evicted, at: Date.now(), own: 0 });
     }
     for (const [k] of await storage.list({ prefix: 'i:' })) {
       const [home, pattern] = splitOnce(k.slice(2), '|');
@@ -754,7 +754,7 @@ export class Hub extends DurableObject {
     this.logsTouched = undefined;
     for (const [bus, ns] of touched) {
       const sweep = this.logSweeps.get(bus);
-      const evicted = bus.stats().logs.evicted;
+      const evicted = bus.logStats().evicted;
       sweep.evicted += sweep.own;
       sweep.own = 0;
       if (evicted <= sweep.evicted || now - sweep.at < LOG_SWEEP_MS) continue;
@@ -1445,7 +1445,7 @@ export class Hub extends DurableObject {
     const out = { retained: 0, history: 0, logTopics: 0, logBytes: 0, logEvicted: 0 };
     for (const bus of buses) {
       if (bus === undefined) continue;
-      const l = bus.stats().logs;
+      const l = bus.logStats();
       out.retained += l.retained;
       out.history += l.history;
       out.logTopics += l.topics;

@@ -1264,14 +1264,16 @@ export class Hub extends DurableObject {
   }
 
   /**
-   * A message's JSON as clients see it, made once: shared by every frame that carries it and, at
-   * its owner, by its stored row (logs.js `record`).
+   * A message's JSON as clients see it, made once for every frame that carries it and, at its
+   * owner, taken by its stored row (logs.js `record`) when a frame made it first. `keep` false:
+   * not cached (a row's own: a history holds its messages for minutes, and their JSON would be
+   * held as long).
    */
-  _json(env) {
+  _json(env, keep = true) {
     let j = this.jsonCache.get(env);
     if (j === undefined) {
       j = JSON.stringify(visible(env));
-      this.jsonCache.set(env, j);
+      if (keep) this.jsonCache.set(env, j);
     }
     return j;
   }
@@ -1360,7 +1362,7 @@ export class Hub extends DurableObject {
         if (op.keep === undefined) t.keep = undefined;
       }
     }
-    this.logs.record(rows, (env) => this._json(env));
+    this.logs.record(rows, (env) => this._json(env, false));
     for (const t of trims.values()) this.logs.trim(t.ns, t.topic, t.log, t.keep);
     for (const op of sweeps) this.logs.trimAll(op.ns, op.bus);
   }

@@ -41,7 +41,7 @@
 // acknowledgements: the tokens over the rate, named by count in a reply of their own) is refused
 // RATE_LIMITED, and RATE_VIOLATIONS_TO_CLOSE frames in a row with such a refusal close the
 // connection (1008).
-import { checkPattern, checkTopic, EdgebusError, matches } from 'edgebus';
+import { checkPattern, checkReplay, checkTopic, EdgebusError, matches } from 'edgebus';
 import { codeOf } from './errors.js';
 import { mayPublish, maySubscribe } from './acl.js';
 import { hubOfTopic, hubsOfPattern, spansHubs } from './routing.js';
@@ -593,61 +593,39 @@ async function deleteGroup(hub, c, op) {
 }
 
 /**
- * Checks a `sub`'s `replay` (the shapes the core's `replay` takes) and splits it by owner hub:
- * `{ byHub: Map(hub → replay) }`, each hub asked only for the positions of the topics it owns (a
- * position a hub does not hold would be a gap there). Every topic named must be one the pattern
- * matches: a replay reaches nothing the subscription could not.
+ * Checks a `sub`'s `replay` by the package's rule (`checkReplay`: the shapes a Bus's `replay`
+ * takes, INVALID_OPTION otherwise) and splits it by owner hub: `{ byHub: Map(hub → replay) }`,
+ * each hub asked only for the positions of the topics it owns (a position a hub does not hold
+ * would be a gap there). Every topic named must be one the pattern matches: a replay reaches
+ * nothing the subscription could not.
  */
 export function replayByHub(replay, pattern, hubs, cfg) {
   const bad = (why) => new EdgebusError('INVALID_OPTION', `\`replay\` ${why}`);
+  const r = checkReplay(replay);
   const byHub = new Map();
-  if (replay === 'retained') {
-    for (const h of hubs) byHub.set(h, 'retained');
+  const sinceSeq = r === 'retained' ? undefined : r.sinceSeq;
+  if (sinceSeq === undefined || typeof sinceSeq === 'number') {
+    for (const h of hubs) byHub.set(h, r);
     return { byHub };
   }
-  if (replay === null || typeof replay !== 'object' || Array.isArray(replay)) {
-    throw bad(`must be 'retained', { last }, { sinceSeq, sinceMs? } or { sinceMs }, got ${JSON.stringify(replay)?.slice(0, 80)}`);
-  }
-  for (const k of Object.keys(replay)) if (k !== 'last' && k !== 'sinceSeq' && k !== 'sinceMs') throw bad(`has an unknown field \`${k.slice(0, 64)}\``);
-  const { last, sinceSeq, sinceMs } = replay;
-  if (sinceMs !== undefined && (typeof sinceMs !== 'number' || !Number.isFinite(sinceMs) || sinceMs < 0)) throw bad(`sinceMs must be a time in ms ≥ 0, got ${JSON.stringify(sinceMs)}`);
-  if (last !== undefined) {
-    if (sinceSeq !== undefined || sinceMs !== undefined) throw bad('takes `last` alone');
-    if (!Number.isSafeInteger(last) || last < 0) throw bad(`last must be an integer ≥ 0, got ${JSON.stringify(last)}`);
-    for (const h of hubs) byHub.set(h, { last });
-    return { byHub };
-  }
-  if (sinceSeq === undefined) {
-    if (sinceMs === undefined) throw bad('needs `last`, `sinceSeq` or `sinceMs`');
-    for (const h of hubs) byHub.set(h, { sinceMs });
-    return { byHub };
-  }
-  if (typeof sinceSeq === 'number') {
-    if (!Number.isSafeInteger(sinceSeq) || sinceSeq < 0) throw bad(`sinceSeq must be an integer ≥ 0, got ${sinceSeq}`);
-    for (const h of hubs) byHub.set(h, sinceMs === undefined ? { sinceSeq } : { sinceSeq, sinceMs });
-    return { byHub };
-  }
-  if (sinceSeq === null || typeof sinceSeq !== 'object' || Array.isArray(sinceSeq)) throw bad('sinceSeq must be a number or an object of topic → seq');
   const topics = Object.keys(sinceSeq);
   if (topics.length > cfg.REPLAY_MAX_POSITIONS) throw bad(`sinceSeq names ${topics.length} topics; at most ${cfg.REPLAY_MAX_POSITIONS}`);
   const parts = new Map(hubs.map((h) => [h, []]));
   for (const topic of topics) {
-    const seq = sinceSeq[topic];
     try {
       checkTopic(topic);
     } catch (e) {
       throw bad(`sinceSeq names an invalid topic: ${e.message}`);
     }
     if (!matches(pattern, topic)) throw bad(`sinceSeq names \`${topic}\`, which the pattern \`${pattern}\` does not match`);
-    if (!Number.isSafeInteger(seq) || seq < 0) throw bad(`sinceSeq of \`${topic}\` must be an integer ≥ 0, got ${JSON.stringify(seq)}`);
-    parts.get(hubs.length === 1 ? hubs[0] : hubOfTopic(topic, cfg.HUBS, cfg.ROUTE_TOKENS)).push([topic, seq]);
+    parts.get(hubs.length === 1 ? hubs[0] : hubOfTopic(topic, cfg.HUBS, cfg.ROUTE_TOKENS)).push([topic, sinceSeq[topic]]);
   }
   for (const [h, rows] of parts) {
     // Every hub is asked, with no position when it owns none of the topics named: its core
     // decides what that means (from `sinceMs`, or from the start).
-    const r = { sinceSeq: Object.fromEntries(rows) };
-    if (sinceMs !== undefined) r.sinceMs = sinceMs;
-    byHub.set(h, r);
+    const part = { sinceSeq: Object.fromEntries(rows) };
+    if (r.sinceMs !== undefined) part.sinceMs = r.sinceMs;
+    byHub.set(h, part);
   }
   return { byHub };
 }

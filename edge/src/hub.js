@@ -84,6 +84,7 @@ export class Hub extends DurableObject {
     this.countsTimer = undefined;
     this.sending = undefined;        // frames made ready, sent together after their count is written (_sendFrames)
     this.lastFrame = undefined;      // { entries, frame }: the last frame made while `sending` (shared by equal outboxes)
+    this.jsonCache = new WeakMap();  // envelope → its JSON as clients see it (_json)
     this.idSeq = 0;
     this.alarmAt = undefined;        // the scheduled alarm (stream limits and idle deletion)
     this.goneMembers = [];           // [owner, conn, sub] of work-queue members whose sockets a restart ended
@@ -136,7 +137,7 @@ export class Hub extends DurableObject {
       const bus = this._bus('routing', ns);
       bus.restore(entries);
       this.logs.trimAll(ns, bus);
-      this.logSweeps.set(bus, { evicted: bus.stats().logs.evicted, at: Date.now(), own: 0 });
+      this.logSweeps.set(bus, { evicted: bus.logStats().evicted, at: Date.now(), own: 0 });
     }
     for (const [k] of await storage.list({ prefix: 'i:' })) {
       const [home, pattern] = splitOnce(k.slice(2), '|');
@@ -761,7 +762,7 @@ export class Hub extends DurableObject {
     this.logsTouched = undefined;
     for (const [bus, ns] of touched) {
       const sweep = this.logSweeps.get(bus);
-      const evicted = bus.stats().logs.evicted;
+      const evicted = bus.logStats().evicted;
       sweep.evicted += sweep.own;
       sweep.own = 0;
       if (evicted <= sweep.evicted || now - sweep.at < LOG_SWEEP_MS) continue;
@@ -1252,15 +1253,10 @@ export class Hub extends DurableObject {
     if (dropped === '' && prev !== undefined && sameEntries(prev.entries, entries)) {
       frame = prev.frame;
     } else {
-      const json = this.jsonCache ?? (this.jsonCache = new WeakMap());
       const parts = new Array(entries.length);
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i];
-        let j = json.get(e.env);
-        if (j === undefined) {
-          j = JSON.stringify(visible(e.env));
-          json.set(e.env, j);
-        }
+        const j = this._json(e.env);
         parts[i] = e.d === undefined ? `[${JSON.stringify(e.subs)},${j}]` : `[${JSON.stringify(e.subs)},${j},"${e.d}",${e.a}]`;
       }
       frame = `{"t":"msg","m":[${parts.join(',')}]${dropped}}`;
@@ -1276,6 +1272,21 @@ export class Hub extends DurableObject {
       Promise.resolve().then(() => this._sendFrames());
     }
     this.sending.push([c, frame, entries.length]);
+  }
+
+  /**
+   * A message's JSON as clients see it, made once for every frame that carries it and, at its
+   * owner, taken by its stored row (logs.js `record`) when a frame made it first. `keep` false:
+   * not cached (a row's own: a history holds its messages for minutes, and their JSON would be
+   * held as long).
+   */
+  _json(env, keep = true) {
+    let j = this.jsonCache.get(env);
+    if (j === undefined) {
+      j = JSON.stringify(visible(env));
+      if (keep) this.jsonCache.set(env, j);
+    }
+    return j;
   }
 
   /** Sends the frames made ready (`sending`), after one write of the counters that include them. */
@@ -1335,9 +1346,10 @@ export class Hub extends DurableObject {
 
   /**
    * Writes the retained values and history rows waiting since their publishes (_logged): every
-   * message's row in order, then each topic trimmed once, to what the core held after the last of
-   * them (from the log before the first: a trim is to a window that only moves on, so the last
-   * one leaves what trimming after each would have), then the sweeps of whole namespaces.
+   * message's row in order (several per statement, their JSON the one their frames carry), then
+   * each topic trimmed once, to what the core held after the last of them (from the log before
+   * the first: a trim is to a window that only moves on, so the last one leaves what trimming
+   * after each would have), then the sweeps of whole namespaces.
    */
   _flushLogs() {
     if (this.logOps.length === 0) return;
@@ -1345,12 +1357,13 @@ export class Hub extends DurableObject {
     this.logOps = [];
     const trims = new Map(); // `<ns> <topic>` → { ns, topic, log, keep }
     const sweeps = [];
+    const rows = [];
     for (const op of ops) {
       if (op.topic === undefined) {
         sweeps.push(op);
         continue;
       }
-      if (op.env !== undefined) this.logs.record(op.ns, op.env, op.retained);
+      if (op.env !== undefined) rows.push(op);
       const key = `${op.ns} ${op.topic}`;
       const t = trims.get(key);
       if (t === undefined) trims.set(key, { ns: op.ns, topic: op.topic, log: op.log, keep: op.keep });
@@ -1360,6 +1373,7 @@ export class Hub extends DurableObject {
         if (op.keep === undefined) t.keep = undefined;
       }
     }
+    this.logs.record(rows, (env) => this._json(env, false));
     for (const t of trims.values()) this.logs.trim(t.ns, t.topic, t.log, t.keep);
     for (const op of sweeps) this.logs.trimAll(op.ns, op.bus);
   }
@@ -1456,7 +1470,7 @@ export class Hub extends DurableObject {
     const out = { retained: 0, history: 0, logTopics: 0, logBytes: 0, logEvicted: 0 };
     for (const bus of buses) {
       if (bus === undefined) continue;
-      const l = bus.stats().logs;
+      const l = bus.logStats();
       out.retained += l.retained;
       out.history += l.history;
       out.logTopics += l.topics;

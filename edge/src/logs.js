@@ -4,14 +4,15 @@
 // value, the message as JSON, or NULL for a row that only carries the topic's numbering on).
 //
 // The core decides everything about these logs (sequence numbers, which messages are kept, limits,
-// eviction, what a replay returns and where it has a gap); this file only mirrors it. A message the
-// core tracks is written in the turn it is accepted (so in that turn's implicit transaction, before
-// its publisher is answered), and after each publish the topic's rows are trimmed to what the core
-// still holds (`logOf`): its history, its retained value, and its last number (a row without a
-// message once nothing else holds it: a subscriber's position on the topic stays meaningful after a
-// restart, as the core keeps it in memory). After an eviction by the core's cross-topic limits, or
-// a wake, every stored topic of the namespace is trimmed that way. On a wake the rows are put back
-// into the core (`restore`), seqs preserved.
+// eviction, what a replay returns and where it has a gap); this file only mirrors it. The messages
+// the core tracks are written with the hub's next write of its counters, which comes before
+// anything reflecting them leaves (a frame, a forward, an answer: hub.js `_flushLogs`), several rows
+// per statement, and then each topic's rows are trimmed to what the core still holds (`logOf`):
+// its history, its retained value, and its last number (a row without a message once nothing else
+// holds it: a subscriber's position on the topic stays meaningful after a restart, as the core
+// keeps it in memory). After an eviction by the core's cross-topic limits, or a wake, every stored
+// topic of the namespace is trimmed that way. On a wake the rows are put back into the core
+// (`restore`), seqs preserved.
 //
 // Numbers are never reused on a bus (a topic's log that opens numbers on from the highest given):
 // when the core forgets a topic whose log held nothing, the highest number it had is kept in
@@ -23,19 +24,43 @@ import { visible } from './groups.js';
 /** The topic whose restored numbering carries a namespace's highest forgotten number (a `$` topic: no client pattern reaches it). */
 export const FLOOR_TOPIC = '$edgebus.floor';
 
+/** Rows in one INSERT: 5 bound parameters each, within the 100 one statement may bind in a Durable Object. */
+const ROWS_PER_INSERT = 20;
+
 export class ReplayLog {
   constructor(sql) {
     this.sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS replay_log (ns TEXT NOT NULL, topic TEXT NOT NULL, seq INTEGER NOT NULL,
       retained INTEGER NOT NULL, msg TEXT, PRIMARY KEY (ns, topic, seq)) WITHOUT ROWID`);
     sql.exec('CREATE TABLE IF NOT EXISTS replay_floor (ns TEXT NOT NULL PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID');
+    this.inserts = []; // rows → the INSERT statement of that many rows
   }
 
-  /** Stores a message the core tracks (`env.seq` set); `retained`: it is now the topic's retained value. */
-  record(ns, env, retained) {
-    if (retained) this.sql.exec('UPDATE replay_log SET retained = 0 WHERE ns = ? AND topic = ? AND retained = 1', ns, env.topic);
-    this.sql.exec('INSERT OR REPLACE INTO replay_log (ns, topic, seq, retained, msg) VALUES (?, ?, ?, ?, ?)',
-      ns, env.topic, env.seq, retained ? 1 : 0, JSON.stringify(visible(env)));
+  /**
+   * Stores messages the core tracks, in order: `rows` of `{ ns, env, retained }` (`env.seq` set;
+   * `retained`: it is now the topic's retained value). `jsonOf(env)`: the message's JSON as
+   * clients see it (the hub's, shared with the frames that carry it). Up to ROWS_PER_INSERT rows
+   * go in one statement; a retained value's flags are cleared before its own row.
+   */
+  record(rows, jsonOf = (env) => JSON.stringify(visible(env))) {
+    const sql = this.sql;
+    let values = [];
+    const insert = () => {
+      if (values.length === 0) return;
+      const n = values.length / 5;
+      this.inserts[n] ??= `INSERT OR REPLACE INTO replay_log (ns, topic, seq, retained, msg) VALUES ${Array(n).fill('(?, ?, ?, ?, ?)').join(', ')}`;
+      sql.exec(this.inserts[n], ...values);
+      values = [];
+    };
+    for (const { ns, env, retained } of rows) {
+      if (retained) {
+        insert();
+        sql.exec('UPDATE replay_log SET retained = 0 WHERE ns = ? AND topic = ? AND retained = 1', ns, env.topic);
+      }
+      values.push(ns, env.topic, env.seq, retained ? 1 : 0, jsonOf(env));
+      if (values.length === ROWS_PER_INSERT * 5) insert();
+    }
+    insert();
   }
 
   /**

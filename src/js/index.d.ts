@@ -672,6 +672,11 @@ export class Bus<M extends object = AnyTopics> {
   /** Where the work-queue message with this id stands (in `group`, if given); undefined when unknown. */
   status(id: string, group?: string): JobStatus | undefined;
   stats(): BusStats;
+  /**
+   * What retained values and history hold and counted: `stats().logs` alone, without gathering any
+   * subscription's statistics (cheap enough to read after every publish).
+   */
+  logStats(): LogStats;
   /** The retained values `pattern` matches (default every topic), in publish order. */
   retained<P extends string = '>'>(pattern?: P): Message<PatternPayload<M, P>>[];
   /** Clears a topic's retained value; whether it had one. */
@@ -768,6 +773,7 @@ declare const edgebus: {
   matches: typeof matches;
   checkTopic: typeof checkTopic;
   checkPattern: typeof checkPattern;
+  checkReplay: typeof checkReplay;
   ShardedBus: typeof ShardedBus;
   serveShard: typeof serveShard;
 };
@@ -793,6 +799,14 @@ export function checkTopic(topic: string): void;
 
 /** Throws INVALID_PATTERN, with the core's reason, unless `pattern` is a valid subscription pattern. */
 export function checkPattern(pattern: string): void;
+
+/**
+ * Checks a subscription's `replay` option as `subscribe` and `replay()` do (INVALID_OPTION naming
+ * what is wrong) and returns a plain copy of it, read once (`sinceSeq` by topic: its own keys
+ * only). For code that receives replays from elsewhere (an edge hub, from a client) and hands them
+ * to a bus later. Topics named in `sinceSeq` are checked by the bus (INVALID_TOPIC), not here.
+ */
+export function checkReplay(replay: unknown): Replay;
 
 // ----- the remote client (edge deployment) ------------------------------------------------------
 

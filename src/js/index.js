@@ -8,6 +8,7 @@ export { IdempotenceFilter } from './bus/filter.js';
 export { RequestTracker } from './bus/tracker.js';
 export { ManualClock } from './shared/clock.js';
 export { EdgebusError } from './shared/errors.js';
+export { checkReplay } from './shared/validate.js';
 export { checkPattern, checkTopic, matches, shardOf } from './shared/topics.js';
 export { ShardedBus } from './sharded/sharded-bus.js';
 export { serveShard } from './sharded/serve.js';

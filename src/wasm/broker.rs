@@ -1310,6 +1310,19 @@ impl WasmBroker {
         self.core.expire_logs(ms_to_micros(now_ms));
     }
 
+    /// What retained values and history hold and counted, after an expiry pass at `now_ms`:
+    /// `[topics, retained, history, bytes, evicted, expired, replayed, gaps]` (the `logs` of
+    /// [`WasmBroker::stats`], without gathering anything else).
+    pub fn log_stats(&mut self, now_ms: f64) -> Vec<f64> {
+        self.core.expire_logs(ms_to_micros(now_ms));
+        let s = self.core.log_stats();
+        [
+            s.topics, s.retained, s.history, s.bytes, s.evicted, s.expired, s.replayed, s.gaps,
+        ]
+        .map(|n| n as f64)
+        .to_vec()
+    }
+
     /// The topic handles whose cached route went stale since the last call (a retained value
     /// came or went).
     pub fn take_invalidated(&mut self) -> Vec<u32> {

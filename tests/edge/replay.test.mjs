@@ -187,6 +187,37 @@ test('a request is neither numbered nor kept: the messages around it number on c
   }
 });
 
+test('a batch of more rows than one stored statement holds, with retained values among them, is whole after a SIGKILL', { timeout: 120_000 }, async () => {
+  const p = prefixOn(5, 'rows');
+  const names = ['a', 'b', 'c'];
+  // 45 messages in one publish (written as one batch: several multi-row statements), 15 per
+  // topic; a retained value set on `a` and replaced, one set on `b`.
+  const batch = [];
+  for (let i = 0; i < 15; i++) {
+    for (const n of names) batch.push({ topic: `${p}.${n}`, payload: `${n}${i}`, retain: (n === 'a' && (i === 3 || i === 11)) || (n === 'b' && i === 7) });
+  }
+  const r = await server.post('/publish', batch, token);
+  assert.equal(r.body.results.filter((x) => x.accepted).length, 45);
+  const seen = async () => {
+    const s = await open();
+    assert.equal((await s.request({ op: 'sub', id: 1, pattern: `${p}.*`, replay: 'retained' })).t, 'ok');
+    assert.equal((await s.request({ op: 'sub', id: 2, pattern: `${p}.*`, replay: { last: HISTORY } })).t, 'ok');
+    const out = { retained: msgsOf(s, 1).map(brief).sort(), history: {} };
+    for (const m of msgsOf(s, 2)) (out.history[m.topic] ??= []).push([m.payload, m.seq]);
+    await s.close();
+    return out;
+  };
+  const before = await seen();
+  assert.deepEqual(before.retained, [[`${p}.a`, 'a11'], [`${p}.b`, 'b7']]);
+  for (const n of names) {
+    const h = before.history[`${p}.${n}`];
+    assert.deepEqual(h.map(([payload]) => payload), Array.from({ length: 15 }, (_, i) => `${n}${i}`));
+    assert.deepEqual(steps(h.map(([, seq]) => seq)), Array.from({ length: 15 }, (_, i) => i));
+  }
+  await server.crash();
+  assert.deepEqual(await seen(), before);
+});
+
 test('namespaces: one tenant\'s retained values and history are not another\'s, whatever the topic', async () => {
   const [acme, bolt] = await Promise.all([server.token({ ns: 'acme' }), server.token({ ns: 'bolt' })]);
   const topic = `${prefixOn(6, 'ns')}.shared`;

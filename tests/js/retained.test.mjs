@@ -3,7 +3,7 @@
 // listing, clearing, restore, the route cache when a topic becomes tracked, and bad input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Bus, ManualClock, EdgebusError } from 'edgebus';
+import { Bus, ManualClock, EdgebusError, checkReplay } from 'edgebus';
 
 const code = (c) => (e) => e instanceof EdgebusError && e.code === c;
 // Replayed messages are handed over once subscribe has returned (a pump on the next microtask).
@@ -162,11 +162,33 @@ test('bounds by count and bytes evict the oldest and count it', async () => {
   assert.equal(s.evicted, 1 + 2);
 });
 
+test('logStats() is stats().logs alone, after the same expiry pass, with or without subscriptions', async () => {
+  const clock = new ManualClock();
+  const bus = new Bus({ clock, retain: { maxTopics: 2 }, history: { topics: ['h.>'], maxMessages: 2, maxAgeMs: 50 }, sizeOf: () => 3 });
+  const zero = { topics: 0, retained: 0, history: 0, bytes: 0, evicted: 0, expired: 0, replayed: 0, gaps: 0 };
+  assert.deepEqual(bus.logStats(), zero);
+  bus.subscribe('h.>', () => {});
+  bus.publish('a', 1, { retain: true });
+  bus.publish('b', 2, { retain: true, ttlMs: 10 });
+  for (let i = 0; i < 3; i++) bus.publish('h.x', i);
+  bus.subscribe('h.x', () => {}, { replay: { sinceSeq: 0 }, onGap: () => {} });
+  await tick();
+  const s = bus.logStats();
+  assert.deepEqual(s, { topics: 3, retained: 2, history: 2, bytes: 12, evicted: 1, expired: 0, replayed: 2, gaps: 1 });
+  assert.deepEqual(s, bus.stats().logs);
+  clock.advance(60); // the retained value's TTL and the history's age limit pass
+  assert.deepEqual(bus.logStats(), bus.stats().logs);
+  assert.deepEqual(bus.logStats(), { ...s, retained: 1, history: 0, bytes: 3, evicted: 3, expired: 1 });
+  await bus.close();
+  assert.deepEqual(bus.logStats(), bus.stats().logs);
+});
+
 test('bad options are refused with INVALID_OPTION naming them, and nothing is left behind', async () => {
   const bus = new Bus();
   for (const replay of ['all', 5, null, {}, { last: -1 }, { last: 1.5 }, { last: 2, sinceSeq: 1 }, { sinceSeq: -1 },
     { sinceSeq: { t: 'x' } }, { sinceMs: NaN }, { since: 1 }]) {
     assert.throws(() => bus.subscribe('t', () => {}, { replay }), code('INVALID_OPTION'), JSON.stringify(replay));
+    assert.throws(() => checkReplay(replay), code('INVALID_OPTION'), `checkReplay: ${JSON.stringify(replay)}`);
   }
   assert.throws(() => bus.subscribe('t', () => {}, { onGap: 1 }), code('INVALID_OPTION'));
   assert.throws(() => bus.subscribe('t', () => {}, { group: 'g', replay: 'retained' }), (e) => e.code === 'INVALID_OPTION' && /replay/.test(e.message));
@@ -182,6 +204,27 @@ test('bad options are refused with INVALID_OPTION naming them, and nothing is le
   assert.throws(() => bus.restore([{ topic: 't', seq: 0, payload: 1 }]), code('INVALID_OPTION'));
   assert.throws(() => bus.restore('nope'), code('INVALID_OPTION'));
   assert.equal(bus.stats().published, 0);
+});
+
+test('checkReplay: a plain copy of a valid replay, read once, by the rule subscribe applies', () => {
+  assert.equal(checkReplay('retained'), 'retained');
+  assert.deepEqual(checkReplay({ last: 3 }), { last: 3 });
+  assert.deepEqual(checkReplay({ sinceSeq: 4 }), { sinceSeq: 4 });
+  assert.deepEqual(checkReplay({ sinceMs: 20 }), { sinceMs: 20 });
+  assert.deepEqual(checkReplay({ sinceSeq: 4, sinceMs: 20, last: undefined }), { sinceSeq: 4, sinceMs: 20 });
+  const positions = JSON.parse('{"a.b":2,"__proto__":5}');
+  const copy = checkReplay({ sinceSeq: positions });
+  assert.deepEqual(Object.entries(copy.sinceSeq), [['a.b', 2], ['__proto__', 5]]);
+  assert.notEqual(copy.sinceSeq, positions);
+  let reads = 0;
+  const once = { get sinceSeq() { reads++; return 1; } };
+  assert.deepEqual(checkReplay(once), { sinceSeq: 1 });
+  assert.equal(reads, 1);
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  for (const replay of [revoked.proxy, { sinceSeq: revoked.proxy }, { sinceSeq: [1] }, { sinceSeq: { t: 2 ** 53 } }, undefined]) {
+    assert.throws(() => checkReplay(replay), code('INVALID_OPTION'));
+  }
 });
 
 test('hostile replay options are INVALID_OPTION; a position per topic for many topics is one look-up each', async () => {

@@ -1792,9 +1792,14 @@ export class Bus {
    * is the numbers firstSeq…lastSeq when `held` > 0), or undefined.
    */
   logOf(topic) {
-    checkTopic(topic);
+    // A log exists only for a topic the core accepted: the core's check of the topic is needed
+    // only when it holds none (INVALID_TOPIC then, rather than undefined).
+    checkString(topic, 'INVALID_TOPIC', 'topic');
     const l = this._core.log_of(topic, this._clock.now());
-    if (l.length === 0) return undefined;
+    if (l.length === 0) {
+      checkTopic(topic);
+      return undefined;
+    }
     const info = { topic, firstSeq: l[0], lastSeq: l[1], retainedSeq: undefined, held: l[3] };
     if (l[2] >= 0) info.retainedSeq = l[2];
     return info;
@@ -2160,6 +2165,15 @@ export class Bus {
     this._flushCounters();
     this._core.expire_logs(this._clock.now());
     return this._core.stats();
+  }
+
+  /**
+   * What retained values and history hold and counted: `stats().logs` alone, without gathering
+   * any subscription's statistics (cheap enough to read after every publish).
+   */
+  logStats() {
+    const l = this._core.log_stats(this._clock.now());
+    return { topics: l[0], retained: l[1], history: l[2], bytes: l[3], evicted: l[4], expired: l[5], replayed: l[6], gaps: l[7] };
   }
 }
 

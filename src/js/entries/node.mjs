@@ -5,6 +5,6 @@ import api from './index.node.cjs';
 
 export const {
   Bus, Batcher, IdempotenceFilter, RequestTracker, ManualClock, EdgebusError, Subscription, shardOf, matches, checkTopic,
-  checkPattern, ShardedBus, serveShard, connect, init, initSync,
+  checkPattern, checkReplay, ShardedBus, serveShard, connect, init, initSync,
 } = api;
 export default api;

@@ -19,7 +19,7 @@
 import { EdgebusError, fail } from '../shared/errors.js';
 import { ready } from '../shared/core.js';
 import {
-  checkHandler, functionOption, numberOption, overflowOption, parseOnceOptions, parseRequestOptions, signalOption, snapshot,
+  checkHandler, checkReplay, functionOption, numberOption, overflowOption, parseOnceOptions, parseRequestOptions, signalOption, snapshot,
   stringOption,
   isAborted, abortReason, addAbortListener, removeAbortListener,
   headersOption,
@@ -796,7 +796,9 @@ class RemoteBus {
     functionOption(o, 'onGap', 'options');
     if (o.replay !== undefined) {
       if (o.group !== undefined) fail('INVALID_OPTION', '`replay` applies to plain subscriptions (a work queue keeps its messages until they are acknowledged)');
-      o.replay = replayOption(o.replay);
+      // Checked and copied by the rule the hub applies too; the hub checks the rest (the topics
+      // named are ones its pattern matches, REPLAY_MAX_POSITIONS) and refuses INVALID_OPTION.
+      o.replay = checkReplay(o.replay);
     }
     const signal = signalOption(o.signal);
     if (signal !== undefined && isAborted(signal)) {
@@ -1096,21 +1098,6 @@ class RemoteBus {
       restored: this._outbox?.restored ?? 0, persistFailed: this._outbox?.failed ?? 0,
     };
   }
-}
-
-/**
- * A subscription's `replay`, copied: 'retained', `{ last }`, `{ sinceSeq, sinceMs? }` (sinceSeq a
- * number or an object of topic → seq) or `{ sinceMs }`; the hub checks the rest (topics its
- * pattern matches, bounds) and refuses the subscription INVALID_OPTION.
- */
-function replayOption(v) {
-  if (v === 'retained') return v;
-  const r = snapshot(v, ['last', 'sinceSeq', 'sinceMs'], 'replay');
-  if (r.sinceSeq !== null && typeof r.sinceSeq === 'object') r.sinceSeq = { ...r.sinceSeq };
-  if (r.last === undefined && r.sinceSeq === undefined && r.sinceMs === undefined) {
-    fail('INVALID_OPTION', "option `replay` must be 'retained', { last }, { sinceSeq, sinceMs? } or { sinceMs }");
-  }
-  return r;
 }
 
 /** Connects to an edgebus edge deployment; see RemoteBus. */

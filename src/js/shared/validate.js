@@ -425,6 +425,24 @@ export function parseReplay(v) {
   return { kind: 2, n, sinceMs, topics, seqs };
 }
 
+/**
+ * A subscription's `replay` option checked as `subscribe` and `replay()` check it, as a plain copy
+ * read once: `'retained'`, `{ last }`, `{ sinceSeq, sinceMs? }` (`sinceSeq` a number, or an object
+ * of topic → number with only its own keys) or `{ sinceMs }`. Throws INVALID_OPTION otherwise. For
+ * a driver that takes replays from elsewhere (an edge hub, from a client's frame) and hands them to
+ * a bus later: one rule for both.
+ */
+export function checkReplay(v) {
+  const r = parseReplay(v);
+  if (r.kind === 0) return 'retained';
+  if (r.kind === 1) return { last: r.n };
+  const out = {};
+  if (r.topics !== undefined) out.sinceSeq = Object.fromEntries(r.topics.map((t, i) => [t, r.seqs[i]]));
+  else if (r.n !== undefined) out.sinceSeq = r.n;
+  if (r.sinceMs !== undefined) out.sinceMs = r.sinceMs;
+  return out;
+}
+
 const LOG_COUNT = { integer: true, min: 1, infinity: true, max: Number.MAX_SAFE_INTEGER };
 const LOG_BYTES = { integer: true, min: 0, infinity: true, max: Number.MAX_SAFE_INTEGER };
 

@@ -257,6 +257,9 @@ pub struct TopicLogs<P> {
     /// TTLs of the messages held: (when, log packed, number), soonest first.
     ttls: BinaryHeap<Reverse<(u64, u64, u64)>>,
     counted: LogStats,
+    /// Topics whose log stopped being tracked since the last [`TopicLogs::take_untracked`] (a
+    /// retained value gone by its TTL or a bound, on a topic without history).
+    untracked: Vec<Rc<str>>,
 }
 
 /// The log's place in `ids`.
@@ -281,6 +284,7 @@ impl<P: Clone> TopicLogs<P> {
             history_bytes: 0,
             history_topics: 0,
             ttls: BinaryHeap::new(),
+            untracked: Vec::new(),
             counted: LogStats::default(),
         }
     }
@@ -427,8 +431,17 @@ impl<P: Clone> TopicLogs<P> {
         if !log.holds(old.topic_seq) {
             log.lose(&old);
         }
+        if !log.tracked() {
+            self.untracked.push(log.topic.clone());
+        }
         self.settle(i, g);
         true
+    }
+
+    /// The topics whose log stopped being tracked since the last call (their messages may be
+    /// delivered directly again: the broker's routes of them are stale).
+    pub fn take_untracked(&mut self) -> Vec<Rc<str>> {
+        std::mem::take(&mut self.untracked)
     }
 
     /// Opens the log of `topic`, numbering on from `base`.
@@ -493,6 +506,9 @@ impl<P: Clone> TopicLogs<P> {
             self.retained -= 1;
             self.retained_bytes -= old.size;
             gone = Some(old);
+            if !log.tracked() {
+                self.untracked.push(log.topic.clone());
+            }
         }
         if let Ok(at) = log.history.binary_search_by_key(&seq, |m| m.topic_seq) {
             let old = log.history.remove(at).expect("found");

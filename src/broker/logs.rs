@@ -12,6 +12,7 @@ impl<P: Clone> Broker<P> {
             let topic = msg.topic.clone();
             self.tracking_changed(&topic);
         }
+        self.untracked();
         if self.config.report_numbered && msg.topic_seq != 0 {
             self.numbered.push((msg.payload.clone(), msg.topic_seq));
         }
@@ -19,9 +20,20 @@ impl<P: Clone> Broker<P> {
 
     /// A topic gained or lost its retained value (and has no history): its messages go through
     /// the queues from now on, or may be delivered directly again. Its cached routes are stale.
+    #[inline(never)]
     fn tracking_changed(&mut self, topic: &str) {
         if let Ok(pattern) = Pattern::parse(topic) {
             self.invalidate_routes(&pattern);
+        }
+    }
+
+    /// Other topics the logs stopped tracking meanwhile (a retained value gone by its TTL or a
+    /// bound): their cached routes are stale too. (A replay's expiry leaves them for the next
+    /// publish, expiry pass, clear or restore.)
+    #[inline(never)]
+    fn untracked(&mut self) {
+        for topic in self.logs.take_untracked() {
+            self.tracking_changed(&topic);
         }
     }
 
@@ -46,6 +58,7 @@ impl<P: Clone> Broker<P> {
             let topic = msg.topic.clone();
             self.tracking_changed(&topic);
         }
+        self.untracked();
         Ok(msg.topic_seq)
     }
 
@@ -117,6 +130,7 @@ impl<P: Clone> Broker<P> {
         if changed {
             self.tracking_changed(topic);
         }
+        self.untracked();
         Ok(had)
     }
 
@@ -204,6 +218,7 @@ impl<P: Clone> Broker<P> {
                 self.tracking_changed(&topic);
             }
         }
+        self.untracked();
         Ok(())
     }
 
@@ -212,6 +227,7 @@ impl<P: Clone> Broker<P> {
     pub fn expire_logs(&mut self, now: u64) {
         self.note_time(now);
         self.logs.expire(now);
+        self.untracked();
     }
 
     /// What retained values and history hold and counted.

@@ -4,7 +4,7 @@
 // the core's route look-ups.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Bus } from 'edgebus';
+import { Bus, ManualClock } from 'edgebus';
 
 function countingResolves(bus) {
   const core = bus._core;
@@ -207,4 +207,19 @@ test('a route going stale while its handlers run: the publish goes on to the sub
   assert.equal(late.stats().delivered, 2);
   assert.equal(bus.stats().delivered, got.length);
   assert.equal(bus.stats().published, 5);
+});
+
+test('a topic whose retained value went by its TTL is delivered directly again (its route is no longer tracked)', () => {
+  const clock = new ManualClock();
+  const bus = new Bus({ clock });
+  let n = 0;
+  bus.subscribe('cfg', () => { n++; });
+  bus.publish('cfg', 1, { retain: true, ttlMs: 5 });
+  bus.publish('cfg', 2);
+  assert.equal(bus._route('cfg').tracked, true);
+  clock.advance(5);
+  bus.publish('cfg', 3); // numbered no more; the core tells the route is stale
+  bus.publish('cfg', 4);
+  assert.equal(bus._route('cfg').tracked, false);
+  assert.deepEqual([n, bus.retained().length, bus.logOf('cfg')?.retainedSeq], [4, 0, undefined]);
 });

@@ -592,3 +592,38 @@ fn a_bounded_replay_by_time_takes_the_unknown_start_into_its_range() {
     let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
     assert_eq!(ranges, [(None, 2)]);
 }
+
+#[test]
+fn a_retained_value_gone_by_its_ttl_or_a_bound_makes_its_routes_stale() {
+    let mut d = Driver::with(BrokerConfig {
+        logs: LogConfig {
+            retain_max_topics: 1,
+            ..LogConfig::default()
+        },
+        report_invalidated: true,
+        ..BrokerConfig::default()
+    });
+    d.sub("cfg.*");
+    let a = d.b.resolve("cfg.a").unwrap();
+    let b = d.b.resolve("cfg.b").unwrap();
+    let mut r = retained(1);
+    r.ttl = Some(5_000);
+    d.send("cfg.a", r, PublishMode::Now).unwrap();
+    // Its route is worked out again (tracked now) by the next publish.
+    d.publish("cfg.a", 9);
+    d.b.take_invalidated();
+    assert!(d.b.is_tracked_handle(a));
+    // Its TTL ends: cfg.a is no longer tracked, and its cached routes are stale.
+    d.advance(5);
+    let now = d.now;
+    d.b.expire_logs(now);
+    assert!(!d.b.is_tracked_handle(a));
+    assert!(d.b.take_invalidated().contains(&a.index));
+    // A bound of one retained value: cfg.b's takes cfg.a's place, and cfg.a's routes go stale.
+    d.send("cfg.a", retained(2), PublishMode::Now).unwrap();
+    d.publish("cfg.a", 9);
+    d.b.take_invalidated();
+    d.send("cfg.b", retained(3), PublishMode::Now).unwrap();
+    assert!(!d.b.is_tracked_handle(a) && d.b.is_tracked_handle(b));
+    assert!(d.b.take_invalidated().contains(&a.index));
+}

@@ -8,16 +8,9 @@
 import { Bus } from 'edgebus';
 import EventEmitter3 from 'eventemitter3';
 import { loadavg } from 'node:os';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { benchArgs, median, writeJson } from './cli.mjs';
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const arg = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const rounds = Number(arg('--rounds', quick ? 1 : 9));
+const { quick, rounds, json } = benchArgs();
 const count = quick ? 200 : 50_000;
 
 function edgebus() {
@@ -65,11 +58,6 @@ async function together(call, n) {
   for (const v of await Promise.all(all)) sink += v;
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 async function measure(shape) {
   const names = Object.keys(contenders);
   for (const n of names) await shape(contenders[n], Math.min(count, 2000)); // warm-up
@@ -106,8 +94,4 @@ console.log(print(`one at a time, ${count} requests`, seq) + '\n');
 console.log(print(`${count} at once`, all));
 console.log(`\n1-minute load average: ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (sink ${sink % 7})`);
 
-const json = arg('--json');
-if (json) {
-  mkdirSync(dirname(json), { recursive: true });
-  writeFileSync(json, JSON.stringify({ runtime: `node ${process.version}`, rounds, count, loadBefore, loadAfter, sequential: seq, together: all }, null, 2) + '\n');
-}
+writeJson(json, { rounds, count, loadBefore, loadAfter, sequential: seq, together: all });

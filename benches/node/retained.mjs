@@ -19,8 +19,7 @@
 //   node --expose-gc benches/node/retained.mjs [--quick] [--rounds N] [--json FILE]
 import EventEmitter3 from 'eventemitter3';
 import { loadavg } from 'node:os';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { benchArgs, median, writeJson } from './cli.mjs';
 
 // The Node entry instantiates its module at import: the memory it creates is noted on the way,
 // so its growth can be counted (as benches/node/run.mjs does).
@@ -37,13 +36,7 @@ const { Bus } = await import('edgebus');
 WebAssembly.Instance = Instance;
 const wasmBytes = () => wasmMemory?.buffer.byteLength ?? NaN;
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const arg = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const rounds = Number(arg('--rounds', quick ? 1 : 9));
+const { quick, rounds, json } = benchArgs();
 const count = quick ? 2_000 : 500_000;
 
 let sink = 0;
@@ -89,11 +82,6 @@ const contenders = {
   'EventEmitter3 + Map of last values': ee3Sticky(),
 };
 const RETAINED = 'edgebus publish { retain: true }';
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 function run(call, n) {
   for (let i = 0; i < n; i++) call(i);
@@ -149,8 +137,4 @@ for (const r of rows) console.log(`| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)
 console.log(`\nMemory per retained topic (${topics} topics, small object payloads): edgebus ${perTopic.heap.toFixed(0)} B of JavaScript heap + ${perTopic.wasm.toFixed(0)} B of WebAssembly memory growth; a Map of last values ${peerPerTopic.toFixed(0)} B.`);
 console.log(`1-minute load average: ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (sink ${sink % 7})`);
 
-const json = arg('--json');
-if (json) {
-  mkdirSync(dirname(json), { recursive: true });
-  writeFileSync(json, JSON.stringify({ runtime: `node ${process.version}`, rounds, count, rows, perTopic, peerPerTopic, loadBefore, loadAfter }, null, 2) + '\n');
-}
+writeJson(json, { rounds, count, rows, perTopic, peerPerTopic, loadBefore, loadAfter });

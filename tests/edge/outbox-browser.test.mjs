@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { connect } from 'edgebus';
-import { serve, CHROMIUM } from '../browser/server.mjs';
+import { recordProblems, serve, CHROMIUM } from '../browser/server.mjs';
 import { EdgeServer } from './support/server.mjs';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -29,10 +29,7 @@ before(async () => {
   files = await serve(root);
   browser = await chromium.launch(CHROMIUM);
   page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} (${r.failure()?.errorText})`));
-  page.on('response', (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`); });
+  recordProblems(page, problems);
   await load();
 }, { timeout: 180_000 });
 

@@ -43,6 +43,25 @@ fn since(seq: u64) -> Replay {
     }
 }
 
+/// The numbers a replay's gaps name, as `(from, to)`, in their order.
+fn spans(gaps: &[Gap]) -> Vec<(Option<u64>, u64)> {
+    gaps.iter().map(|g| (g.from, g.to)).collect()
+}
+
+/// `h.a` (history of 10) given messages 1..=`n`, the second of which has expired.
+fn second_expired(n: u32) -> Driver {
+    let mut d = Driver::with(history(&["h.a"], 10));
+    for p in 1..=n {
+        let mut o = Outgoing::new(p);
+        if p == 2 {
+            o.ttl = Some(1_000);
+        }
+        d.send("h.a", o, PublishMode::Now).unwrap();
+    }
+    d.advance(1);
+    d
+}
+
 fn gaps(d: &mut Driver) -> Vec<(SubId, Gap)> {
     std::iter::from_fn(|| d.b.take_gap()).collect()
 }
@@ -533,41 +552,23 @@ fn a_bounded_replay_keeps_the_newest_and_reports_the_older_as_one_gap_per_topic(
 
 #[test]
 fn a_bounded_replay_merges_the_holes_it_spans() {
-    let mut d = Driver::with(history(&["h.a"], 10));
-    for p in 1..=5 {
-        let mut o = Outgoing::new(p);
-        if p == 2 {
-            o.ttl = Some(1_000);
-        }
-        d.send("h.a", o, PublishMode::Now).unwrap();
-    }
-    d.advance(1);
+    let mut d = second_expired(5);
     let now = d.now;
     // Held: 1, 3, 4, 5 (2 expired, a gap of its own).
     let (kept, gaps) =
         d.b.replay("h.a", &since(0), now, (usize::MAX, u64::MAX))
             .unwrap();
     assert_eq!(kept.len(), 4);
-    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
-    assert_eq!(ranges, [(Some(2), 2)]);
+    assert_eq!(spans(&gaps), [(Some(2), 2)]);
     // Two kept (4, 5): 1..3 left out, the expired 2 inside it, one gap.
     let (kept, gaps) = d.b.replay("h.a", &since(0), now, (2, u64::MAX)).unwrap();
     assert_eq!(kept.len(), 2);
-    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
-    assert_eq!(ranges, [(Some(1), 3)]);
+    assert_eq!(spans(&gaps), [(Some(1), 3)]);
 }
 
 #[test]
 fn a_bounded_replay_by_time_takes_the_unknown_start_into_its_range() {
-    let mut d = Driver::with(history(&["h.a"], 10));
-    for p in 1..=3 {
-        let mut o = Outgoing::new(p);
-        if p == 2 {
-            o.ttl = Some(1_000);
-        }
-        d.send("h.a", o, PublishMode::Now).unwrap();
-    }
-    d.advance(1);
+    let mut d = second_expired(3);
     let now = d.now;
     let by_time = Replay::Since {
         topics: Vec::new(),
@@ -579,18 +580,15 @@ fn a_bounded_replay_by_time_takes_the_unknown_start_into_its_range() {
         d.b.replay("h.a", &by_time, now, (usize::MAX, u64::MAX))
             .unwrap();
     assert_eq!(kept.len(), 2);
-    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
-    assert_eq!(ranges, [(None, 2)]);
+    assert_eq!(spans(&gaps), [(None, 2)]);
     // Nothing kept: one gap, up to 3, its start unknown; 2 is not reported twice.
     let (kept, gaps) = d.b.replay("h.a", &by_time, now, (0, u64::MAX)).unwrap();
     assert!(kept.is_empty());
-    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
-    assert_eq!(ranges, [(None, 3)]);
+    assert_eq!(spans(&gaps), [(None, 3)]);
     // 3 kept: 1 left out is inside "up to 2", which stays alone.
     let (kept, gaps) = d.b.replay("h.a", &by_time, now, (1, u64::MAX)).unwrap();
     assert_eq!(kept.len(), 1);
-    let ranges: Vec<(Option<u64>, u64)> = gaps.iter().map(|g| (g.from, g.to)).collect();
-    assert_eq!(ranges, [(None, 2)]);
+    assert_eq!(spans(&gaps), [(None, 2)]);
 }
 
 #[test]

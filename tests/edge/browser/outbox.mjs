@@ -3,35 +3,9 @@
 // the reloaded page sends what the earlier one left. IndexedDB is read directly to see what the
 // outbox holds.
 import { init, connect } from '/pkg/index.web.mjs';
+import { GatedWebSocket, networkDown, networkUp } from './gated-socket.mjs';
 
 await init();
-
-// While the deployment is down, new sockets wait at this gate instead of being refused (Chromium
-// logs every refused WebSocket as a console error); the socket that was open is really lost.
-let online = true;
-const waiting = [];
-class GatedWebSocket {
-  constructor(url) {
-    this.onopen = this.onmessage = this.onclose = this.onerror = null;
-    this._closed = false;
-    const open = () => {
-      if (this._closed) return;
-      const ws = new WebSocket(url);
-      this._ws = ws;
-      ws.onopen = (e) => this.onopen?.(e);
-      ws.onmessage = (e) => this.onmessage?.(e);
-      ws.onclose = (e) => this.onclose?.(e);
-      ws.onerror = (e) => this.onerror?.(e);
-    };
-    if (online) open();
-    else waiting.push(open);
-  }
-  send(data) { this._ws.send(data); }
-  close(code, reason) {
-    this._closed = true;
-    this._ws?.close(code, reason);
-  }
-}
 
 const until = async (cond) => { while (!(await cond())) await new Promise((r) => setTimeout(r, 20)); };
 const errors = [];
@@ -58,13 +32,10 @@ function stored(name) {
 
 window.outbox = {
   errors,
-  networkDown() { online = false; },
-  networkUp() {
-    online = true;
-    for (const open of waiting.splice(0)) open();
-  },
+  networkDown,
+  networkUp,
   connect(url, token, name, { offline = false } = {}) {
-    if (offline) online = false;
+    if (offline) networkDown();
     bus = connect(url, {
       token, persist: 'indexeddb', persistName: name, WebSocket: GatedWebSocket,
       reconnect: { initialMs: 50, maxMs: 400 }, onError: (e) => errors.push(`${e.code}: ${e.message}`),

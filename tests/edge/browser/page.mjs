@@ -1,36 +1,9 @@
 // The package's web entry in a real browser, driven by tests/edge/browser.test.mjs: `init()`, then
 // `connect()` to the local edge server (wrangler dev), subscribe, publish, receive.
 import { init, connect } from '/pkg/index.web.mjs';
+import { GatedWebSocket, networkDown, networkUp } from './gated-socket.mjs';
 
 await init();
-
-// Chromium logs every refused WebSocket connection as a console error. While the test has the server
-// stopped, the page's new sockets wait at this gate (a network that is not there yet) instead of
-// being refused; the connection that was open is really lost when the server stops.
-let online = true;
-let waiting = [];
-class GatedWebSocket {
-  constructor(url) {
-    this.onopen = this.onmessage = this.onclose = this.onerror = null;
-    this._closed = false;
-    const open = () => {
-      if (this._closed) return;
-      const ws = new WebSocket(url);
-      this._ws = ws;
-      ws.onopen = (e) => this.onopen?.(e);
-      ws.onmessage = (e) => this.onmessage?.(e);
-      ws.onclose = (e) => this.onclose?.(e);
-      ws.onerror = (e) => this.onerror?.(e);
-    };
-    if (online) open();
-    else waiting.push(open);
-  }
-  send(data) { this._ws.send(data); }
-  close(code, reason) {
-    this._closed = true;
-    this._ws?.close(code, reason);
-  }
-}
 
 const until = async (cond) => { while (!cond()) await new Promise((r) => setTimeout(r, 20)); };
 const state = { errors: [], heard: [], jobs: [] };
@@ -39,11 +12,8 @@ let b;
 
 window.edge = {
   state,
-  networkDown() { online = false; },
-  networkUp() {
-    online = true;
-    for (const open of waiting.splice(0)) open();
-  },
+  networkDown,
+  networkUp,
 
   /** Two clients: `a` publishes, `b` subscribes (plain wildcard and a work queue). */
   async start(url, token) {

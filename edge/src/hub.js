@@ -648,7 +648,7 @@ export class Hub extends DurableObject {
       if (m.headers !== undefined) env.headers = m.headers;
       if (m.rq !== undefined) env.rq = m.rq;
       if (ns !== DEFAULT_NS) env.ns = ns;
-      if (m.size !== undefined) this.sizes.set(env, m.size + headerBytes(env));
+      if (m.size !== undefined) this.sizes.set(env, m.size + envelopeBytes(env));
       this.collect = new Set();
       // A request matches the namespace's subscriptions, if it has any; anything else is also
       // kept for replay, so the namespace's Bus is made for it.
@@ -811,7 +811,7 @@ export class Hub extends DurableObject {
   _sizeOf(env) {
     let n = this.sizes.get(env);
     if (n === undefined) {
-      n = JSON.stringify(env.payload ?? null).length + headerBytes(env);
+      n = JSON.stringify(env.payload ?? null).length + envelopeBytes(env);
       this.sizes.set(env, n);
     }
     return n;
@@ -1523,7 +1523,7 @@ export class Hub extends DurableObject {
 }
 
 /** What an envelope carries besides its payload: its headers as JSON, topic, id, key, and some framing. */
-function headerBytes(env) {
+function envelopeBytes(env) {
   return (env.headers === undefined ? 0 : JSON.stringify(env.headers).length) + (env.topic?.length ?? 0) +
     (env.id?.length ?? 0) + (env.key?.length ?? 0) + 64;
 }

@@ -70,6 +70,11 @@ const HOSTILE = [
   (b) => b.restore([{ topic: 'h.y', seq: 1, payload: 1 }, revoked()]),
   (b) => b.restore([{ topic: 'h.y', seq: 1, payload: 1 }, { topic: 'a..b', seq: 1 }]),
   (b, t, p) => b.replay(p, { last: 'x' }),
+  (b, t, p) => b.replay(p, { last: 1 }, { maxMessages: -1 }),
+  (b, t, p) => b.replay(p, { last: 1 }, { maxBytes: NaN }),
+  (b, t, p) => b.replay(p, { last: 1 }, { most: 3 }),
+  (b, t, p) => b.replay(p, { last: 1 }, revoked()),
+  (b, t, p) => b.replay(p, { last: 1 }, throwing('maxMessages')),
   (b) => b.retained('a..b'),
   (b) => b.logOf('h.*'),
 ];

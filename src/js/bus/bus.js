@@ -102,6 +102,12 @@ function defaultSizeOf(p) {
  * The bytes `sizeOf` gives a payload: a number ≥ 0 (a fraction counts as the next whole byte,
  * Infinity is over any limit); anything else is INVALID_OPTION, before anything is published.
  */
+/** What a publish's `retain` asks of the core: 0 nothing, 1 keep it as the retained value, 2 clear it (`undefined` published). */
+function retainCode(o, payload) {
+  if (o.retain !== true) return 0;
+  return payload === undefined ? 2 : 1;
+}
+
 function measure(sizeOf, payload) {
   const n = sizeOf(payload);
   if (typeof n !== 'number' || !(n >= 0)) {
@@ -772,7 +778,7 @@ export class Bus {
       r = this._core.publish(
         route.handle, route.gen, slot, o.id, o.key, o.ttlMs ?? 0,
         size, o.priority ?? 0, o.notBefore ?? -1, o.attempts ?? 0, env.publishedAt, wait,
-        o.retain === true ? (payload === undefined ? 2 : 1) : 0, o.request ?? -1,
+        retainCode(o, payload), o.request ?? -1,
       );
       if (r >= QUIET) {
         r -= QUIET;
@@ -802,7 +808,7 @@ export class Bus {
     let r;
     try {
       r = this._core.log_direct(handle.handle, handle.gen, slot, o.id, o.key, o.ttlMs ?? 0, size,
-        o.retain === true ? (payload === undefined ? 2 : 1) : 0, env.publishedAt);
+        retainCode(o, payload), env.publishedAt);
     } catch (e) {
       throw fromCore(e);
     }
@@ -1834,16 +1840,16 @@ export class Bus {
     const now = this._clock.now();
     const core = this._core;
     for (const { e, seq, at, o, hasPayload, size } of checked) {
+      // Not stamped after now: a copy from a later clock would outlive the age limit.
+      const publishedAt = Math.min(at ?? now, now);
       let slot = -1;
       if (hasPayload) {
-        const env = { topic: e.topic, payload: e.payload, publishedAt: Math.min(at ?? now, now), attempt: 1, seq };
-        if (o.id !== undefined) env.id = o.id;
-        if (o.key !== undefined) env.key = o.key;
-        if (o.headers !== undefined) env.headers = o.headers;
-        if (o.ttlMs !== undefined) env.ttlMs = o.ttlMs;
+        const env = this._envelope(e.topic, e.payload, o);
+        env.publishedAt = publishedAt;
+        env.seq = seq;
         slot = this._slot(env);
       }
-      core.restore_add(e.topic, slot, seq, Math.min(at ?? now, now), e.retained === true, o.id, o.key, o.ttlMs ?? 0, size);
+      core.restore_add(e.topic, slot, seq, publishedAt, e.retained === true, o.id, o.key, o.ttlMs ?? 0, size);
     }
     try {
       // A refused batch drops its copies: their slots come back with the next pump.

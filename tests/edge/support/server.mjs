@@ -41,7 +41,26 @@ export class EdgeServer {
   get url() { return `http://127.0.0.1:${this.port}`; }
   get wsUrl() { return `ws://127.0.0.1:${this.port}`; }
 
+  /**
+   * Starts wrangler dev. A start refused with "Address already in use" (a port another process
+   * took between being found free and being bound, or one a server just stopped still holds) is
+   * tried again, up to three times, with fresh ports where it may (its own port stays: clients
+   * reconnect to it).
+   */
   async start() {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this._start();
+        return;
+      } catch (e) {
+        if (attempt === 3 || !/Address already in use/.test(String(e?.message))) throw e;
+        this.log = '';
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
+  async _start() {
     this.port ??= await freePort();
     const inspector = await freePort();
     const args = [wrangler, 'dev', '--config', this.config, '--ip', '127.0.0.1', '--port', String(this.port),

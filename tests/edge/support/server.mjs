@@ -50,8 +50,7 @@ export class EdgeServer {
   async start() {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this._start();
-        return;
+        return await this._start();
       } catch (e) {
         if (attempt === 3 || !/Address already in use/.test(String(e?.message))) throw e;
         this.log = '';

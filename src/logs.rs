@@ -197,6 +197,8 @@ struct Log<P> {
     lost: Option<(u64, u64)>,
     /// Queued in `empty` (it held nothing when it last did).
     listed_empty: bool,
+    /// Listed in `changes` (it lost something since the driver last asked).
+    listed_changed: bool,
 }
 
 impl<P> Log<P> {
@@ -212,6 +214,17 @@ impl<P> Log<P> {
         let at = m.published_at.unwrap_or(0);
         if self.lost.is_none_or(|(seq, _)| m.topic_seq > seq) {
             self.lost = Some((m.topic_seq, at));
+        }
+    }
+
+    /// Lists the log in `changes` (when they are reported) as having lost something: a message
+    /// or its retained value.
+    fn changed(&mut self, changes: &mut Option<Vec<Rc<str>>>) {
+        if let Some(list) = changes {
+            if !self.listed_changed {
+                self.listed_changed = true;
+                list.push(self.topic.clone());
+            }
         }
     }
 
@@ -260,6 +273,9 @@ pub struct TopicLogs<P> {
     /// Topics whose log stopped being tracked since the last [`TopicLogs::take_untracked`] (a
     /// retained value gone by its TTL or a bound, on a topic without history).
     untracked: Vec<Rc<str>>,
+    /// Topics whose log lost a message or its retained value, or was forgotten, since the last
+    /// [`TopicLogs::take_changes`]; `None` unless reported (see [`TopicLogs::report_changes`]).
+    changes: Option<Vec<Rc<str>>>,
 }
 
 /// The log's place in `ids`.
@@ -285,8 +301,42 @@ impl<P: Clone> TopicLogs<P> {
             history_topics: 0,
             ttls: BinaryHeap::new(),
             untracked: Vec::new(),
+            changes: None,
             counted: LogStats::default(),
         }
+    }
+
+    /// Has the logs list, from now on, each topic whose log loses a message or its retained
+    /// value (evicted, expired, replaced, cleared) or is forgotten, for a driver that mirrors
+    /// them in storage ([`TopicLogs::take_changes`]); `false` stops it.
+    pub fn report_changes(&mut self, on: bool) {
+        if on == self.changes.is_some() {
+            return;
+        }
+        if on {
+            self.changes = Some(Vec::new());
+        } else {
+            self.take_changes();
+            self.changes = None;
+        }
+    }
+
+    /// The topics listed since the last call (see [`TopicLogs::report_changes`]), oldest change
+    /// first, each once (but for a topic forgotten and then opened again meanwhile, which may be
+    /// listed twice).
+    pub fn take_changes(&mut self) -> Vec<Rc<str>> {
+        let Some(list) = self.changes.as_mut() else {
+            return Vec::new();
+        };
+        let list = std::mem::take(list);
+        for topic in &list {
+            if let Some((i, g)) = self.find(topic) {
+                if let Some(log) = self.logs.get_mut(i, g) {
+                    log.listed_changed = false;
+                }
+            }
+        }
+        list
     }
 
     /// Whether any topic may be tracked: history patterns, or retained values held.
@@ -387,6 +437,7 @@ impl<P: Clone> TopicLogs<P> {
                 if !log.holds(old.topic_seq) {
                     log.lose(&old);
                 }
+                log.changed(&mut self.changes);
             }
         }
         if retain == Retain::Keep {
@@ -395,6 +446,7 @@ impl<P: Clone> TopicLogs<P> {
                 if !log.holds(old.topic_seq) {
                     log.lose(&old);
                 }
+                log.changed(&mut self.changes);
             } else {
                 self.retained += 1;
             }
@@ -431,6 +483,7 @@ impl<P: Clone> TopicLogs<P> {
         if !log.holds(old.topic_seq) {
             log.lose(&old);
         }
+        log.changed(&mut self.changes);
         if !log.tracked() {
             self.untracked.push(log.topic.clone());
         }
@@ -456,6 +509,7 @@ impl<P: Clone> TopicLogs<P> {
                 history: VecDeque::new(),
                 lost: None,
                 listed_empty: false,
+                listed_changed: false,
             },
             None,
         );
@@ -522,6 +576,7 @@ impl<P: Clone> TopicLogs<P> {
         if let Some(old) = gone {
             self.counted.expired += 1;
             log.lose(&old);
+            log.changed(&mut self.changes);
             self.settle(i, g);
         }
     }
@@ -566,6 +621,7 @@ impl<P: Clone> TopicLogs<P> {
             if !log.holds(old.topic_seq) {
                 log.lose(&old);
             }
+            log.changed(&mut self.changes);
             self.settle(i, g);
             return true;
         }
@@ -602,6 +658,11 @@ impl<P: Clone> TopicLogs<P> {
             if log.is_empty() {
                 let log = self.logs.remove(i, g).expect("present");
                 self.ids.remove(&log.topic);
+                if let Some(list) = self.changes.as_mut() {
+                    if !log.listed_changed {
+                        list.push(log.topic.clone());
+                    }
+                }
                 // A topic that comes back numbers on from above every number it had.
                 self.floor = self.floor.max(log.last);
             }

@@ -46,9 +46,6 @@ export const NS_COUNTERS = ['published', 'duplicates', 'notStored', 'delivered',
   'forbidden', 'forbiddenAcks', 'badFrames', 'refused', 'acked', 'lateAcks', 'dead', 'deadPublished', 'tooDeep', 'rateClosed',
   'requests', 'replies', 'lateReplies', 'requestTimeouts', 'noResponders', 'replayed', 'gaps'];
 
-/** The least time between two sweeps of a namespace's stored logs after evictions elsewhere (_logsEvicted). */
-const LOG_SWEEP_MS = 10000;
-
 /** `<ns> <pattern>`: a pattern in its namespace (neither contains a space). */
 function scoped(ns, pattern) {
   return `${ns} ${pattern}`;
@@ -91,7 +88,6 @@ export class Hub extends DurableObject {
     this.ids = new PublishIds(this.ctx.storage.sql, this.cfg); // the idempotence window
     this.logs = new ReplayLog(this.ctx.storage.sql); // the stored copy of the routing Buses' logs
     this.logOps = [];             // storage writes of the logs, waiting for the next write of the counters (_logged)
-    this.logSweeps = new Map();   // routing Bus → { evicted: its core's evictions mirrored in storage, at: last sweep }
     this.counts = {
       published: 0, duplicates: 0, delivered: 0, frames: 0, forwarded: 0, forwardFailed: 0,
       dropped: 0, rateLimited: 0, tooLarge: 0, forbidden: 0, forbiddenAcks: 0, badFrames: 0, refused: 0,
@@ -137,7 +133,8 @@ export class Hub extends DurableObject {
       const bus = this._bus('routing', ns);
       bus.restore(entries);
       this.logs.trimAll(ns, bus);
-      this.logSweeps.set(bus, { evicted: bus.logStats().evicted, at: Date.now(), own: 0 });
+      // What the restore's limits took is trimmed above, every stored topic at once.
+      bus._takeLogChanges();
     }
     for (const [k] of await storage.list({ prefix: 'i:' })) {
       const [home, pattern] = splitOnce(k.slice(2), '|');
@@ -225,12 +222,15 @@ export class Hub extends DurableObject {
   /** A namespace's Bus as owner: matching, plus its retained values and history (the core's). */
   _routingBus() {
     const c = this.cfg;
-    return new Bus({
+    const bus = new Bus({
       maxQueue: Infinity,
       retain: { maxTopics: c.RETAIN_MAX_TOPICS, maxBytes: c.RETAIN_MAX_BYTES },
       history: { topics: ['>'], maxMessages: c.HISTORY_MAX_MESSAGES, maxAgeMs: c.HISTORY_WINDOW_MS, maxTopics: c.HISTORY_MAX_TOPICS, maxBytes: c.HISTORY_MAX_BYTES },
       sizeOf: (env) => this._sizeOf(env),
     });
+    // The topics whose logs lose something, told by the core, are trimmed in storage (_logsChanged).
+    bus._reportLogChanges();
+    return bus;
   }
 
   // ----- connections ----------------------------------------------------------------------------
@@ -682,7 +682,7 @@ export class Hub extends DurableObject {
       out[i] = { stored: streams.length };
       for (const st of [...streams]) this.streams.store(st, env, now);
     }
-    this._logsEvicted(now);
+    this._logsChanged();
     if (local && !streamed && !msgs.some((m) => (m.dedupeId ?? m.id) !== undefined)) this._countsSoon();
     else this._countsChanged();
     // The messages stored now expire at now + STREAM_MAX_AGE_MS: the alarm must come by then (an
@@ -726,9 +726,8 @@ export class Hub extends DurableObject {
    * reflects them leaves (a frame, a forward, an answer: the output gate holds it until they are
    * stored), so a backlog of publish frames is one storage commit, not one each. A number that
    * reached anyone is stored: a restart never gives it again (a client's position on it would
-   * hide the message that got it). `before`:
-   * the topic's log before the publish, to tell the topic's own eviction (its oldest message, at
-   * HISTORY_MAX_MESSAGES) from evictions elsewhere (_logsEvicted).
+   * hide the message that got it). `before`: the topic's log before the publish (see
+   * ReplayLog.trim).
    */
   _logged(ns, bus, env, retained, before) {
     const log = bus.logOf(env.topic);
@@ -740,35 +739,25 @@ export class Hub extends DurableObject {
     env.seq = log.lastSeq;
     const keep = retained ? undefined : before;
     this.logOps.push({ ns, topic: env.topic, env, retained, log, keep });
-    let sweep = this.logSweeps.get(bus);
-    if (sweep === undefined) {
-      sweep = { evicted: 0, at: Date.now(), own: 0 };
-      this.logSweeps.set(bus, sweep);
-    }
-    if (before !== undefined && before.held === this.cfg.HISTORY_MAX_MESSAGES && log.held === before.held) sweep.own++;
     this.logsTouched ??= new Map();
     this.logsTouched.set(bus, ns);
   }
 
   /**
-   * After a batch of publishes: when a Bus's core evicted more than the published topics' own
-   * oldest messages (its cross-topic limits, or the time window), every stored topic of its
-   * namespace is trimmed to what it holds, at most every few seconds (rows it no longer holds
-   * are only storage until then: a restore applies the limits, a replay the window, again).
+   * After a batch of publishes: every topic whose log the core says lost something (a message or
+   * its retained value evicted by a limit, its own or one across topics, expired by the time
+   * window, replaced, cleared; or the log forgotten) is trimmed in storage with the batch's
+   * writes, to what the core holds then. (A loss outside a publish, an expiry seen by a replay,
+   * is in the next batch's list.)
    */
-  _logsEvicted(now) {
+  _logsChanged() {
     const touched = this.logsTouched;
     if (touched === undefined) return;
     this.logsTouched = undefined;
     for (const [bus, ns] of touched) {
-      const sweep = this.logSweeps.get(bus);
-      const evicted = bus.logStats().evicted;
-      sweep.evicted += sweep.own;
-      sweep.own = 0;
-      if (evicted <= sweep.evicted || now - sweep.at < LOG_SWEEP_MS) continue;
-      sweep.evicted = evicted;
-      sweep.at = now;
-      this.logOps.push({ ns, topic: undefined, bus });
+      for (const topic of bus._takeLogChanges()) {
+        this.logOps.push({ ns, topic, env: undefined, retained: false, log: bus.logOf(topic), keep: undefined, changed: true });
+      }
     }
   }
 
@@ -1349,33 +1338,30 @@ export class Hub extends DurableObject {
    * message's row in order (several per statement, their JSON the one their frames carry), then
    * each topic trimmed once, to what the core held after the last of them (from the log before
    * the first: a trim is to a window that only moves on, so the last one leaves what trimming
-   * after each would have), then the sweeps of whole namespaces.
+   * after each would have), with the other topics whose logs the core listed as changed
+   * (_logsChanged).
    */
   _flushLogs() {
     if (this.logOps.length === 0) return;
     const ops = this.logOps;
     this.logOps = [];
     const trims = new Map(); // `<ns> <topic>` → { ns, topic, log, keep }
-    const sweeps = [];
     const rows = [];
     for (const op of ops) {
-      if (op.topic === undefined) {
-        sweeps.push(op);
-        continue;
-      }
       if (op.env !== undefined) rows.push(op);
       const key = `${op.ns} ${op.topic}`;
       const t = trims.get(key);
       if (t === undefined) trims.set(key, { ns: op.ns, topic: op.topic, log: op.log, keep: op.keep });
       else {
         t.log = op.log;
-        // A retained value set since the first publish: the flags are rewritten.
-        if (op.keep === undefined) t.keep = undefined;
+        // A retained value set since the first publish: the flags are rewritten. (A loss the
+        // core listed after a publish of the topic is within what trimming from the log before
+        // that publish covers: its window's start or its retained value moved, or it went.)
+        if (op.keep === undefined && op.changed !== true) t.keep = undefined;
       }
     }
     this.logs.record(rows, (env) => this._json(env, false));
     for (const t of trims.values()) this.logs.trim(t.ns, t.topic, t.log, t.keep);
-    for (const op of sweeps) this.logs.trimAll(op.ns, op.bus);
   }
 
   /**

@@ -10,9 +10,10 @@
 // per statement, and then each topic's rows are trimmed to what the core still holds (`logOf`):
 // its history, its retained value, and its last number (a row without a message once nothing else
 // holds it: a subscriber's position on the topic stays meaningful after a restart, as the core
-// keeps it in memory). After an eviction by the core's cross-topic limits, or a wake, every stored
-// topic of the namespace is trimmed that way. On a wake the rows are put back into the core
-// (`restore`), seqs preserved.
+// keeps it in memory). Each topic whose log the core says lost something (evicted by its limits,
+// expired, replaced, cleared, forgotten: the routing Bus's `_takeLogChanges`) is trimmed that way
+// with the next write; on a wake, every stored topic of the namespace, after the rows are put back
+// into the core (`restore`), seqs preserved.
 //
 // Numbers are never reused on a bus (a topic's log that opens numbers on from the highest given):
 // when the core forgets a topic whose log held nothing, the highest number it had is kept in

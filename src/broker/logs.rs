@@ -230,6 +230,20 @@ impl<P: Clone> Broker<P> {
         self.untracked();
     }
 
+    /// Has the logs list each topic whose log loses a message or its retained value (evicted,
+    /// expired, replaced, cleared) or is forgotten, from now on (`false` stops it): a driver that
+    /// mirrors the logs in storage learns what to trim there from
+    /// [`Broker::take_log_changes`], without telling the causes apart itself.
+    pub fn report_log_changes(&mut self, on: bool) {
+        self.logs.report_changes(on);
+    }
+
+    /// The topics whose log lost something or was forgotten since the last call (with
+    /// [`Broker::report_log_changes`]; empty without), oldest change first.
+    pub fn take_log_changes(&mut self) -> Vec<Rc<str>> {
+        self.logs.take_changes()
+    }
+
     /// What retained values and history hold and counted.
     pub fn log_stats(&self) -> LogStats {
         self.logs.stats()

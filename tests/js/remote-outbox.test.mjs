@@ -279,3 +279,36 @@ test('bad `persist` values are refused at the call with INVALID_OPTION naming th
   assert.equal(memory.stats().restored, 0);
   return memory.close();
 });
+
+test('hostile store answers are PERSIST_FAILED, never thrown: an entry that cannot be read is skipped, the others restored', async () => {
+  const unreadable = { get id() { throw new Error('unreadable'); }, topic: 'jobs.x', payload: 1 };
+  for (const async of [false, true]) {
+    const errors = [];
+    const store = new RecordingStore([left(1)[0], unreadable, left(2)[1]], { async });
+    const { bus, ws } = open({ persist: store, onError: (e, ctx) => errors.push([e.code, ctx?.outbox]) });
+    await tick();
+    assert.equal(bus.stats().restored, 2);
+    assert.deepEqual(errors, [['PERSIST_FAILED', 'load']]);
+    bus.publish('jobs.x', 'n', { id: 'n' });
+    ws().hello();
+    await tick();
+    assert.deepEqual(ws().pubs().map((p) => p.id), ['old-0', 'old-1', 'n'], 'the held publish is written and sent');
+    await bus.close({ timeoutMs: 0 });
+  }
+});
+
+test('hostile store answers: one whose `then` cannot be read is a failed call; the publish is sent anyway', async () => {
+  const noThen = () => ({ get then() { throw new Error('no then'); } });
+  const errors = [];
+  const store = { load: noThen, put: noThen, delete: noThen, close: noThen };
+  const { bus, ws } = open({ persist: store, onError: (e, ctx) => errors.push([e.code, ctx?.outbox]) });
+  ws().hello();
+  const sent = bus.publishAsync('jobs.x', 1, { id: 'p1' });
+  await tick();
+  ws().ack(...ws().pubs());
+  assert.equal(await sent, true);
+  await tick();
+  await bus.close({ timeoutMs: 10 });
+  assert.deepEqual(errors, [['PERSIST_FAILED', 'load'], ['PERSIST_FAILED', 'put'], ['PERSIST_FAILED', 'delete'], ['PERSIST_FAILED', 'close']]);
+  assert.equal(bus.stats().persistFailed, 4);
+});

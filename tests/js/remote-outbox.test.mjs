@@ -312,3 +312,15 @@ test('hostile store answers: one whose `then` cannot be read is a failed call; t
   assert.deepEqual(errors, [['PERSIST_FAILED', 'load'], ['PERSIST_FAILED', 'put'], ['PERSIST_FAILED', 'delete'], ['PERSIST_FAILED', 'close']]);
   assert.equal(bus.stats().persistFailed, 4);
 });
+
+test('a load that gives back no list (a number, a plain object) is PERSIST_FAILED, not an empty outbox', async () => {
+  for (const junk of [42, {}, true]) {
+    const errors = [];
+    const { bus } = open({ persist: { load: () => junk, put() {}, delete() {} }, onError: (e, ctx) => errors.push([e.code, ctx?.outbox]) });
+    assert.deepEqual(errors, [['PERSIST_FAILED', 'load']], String(junk));
+    assert.equal(bus.stats().restored, 0);
+    await bus.close({ timeoutMs: 0 });
+  }
+  const empty = open({ persist: { load: () => undefined, put() {}, delete() {} }, onError: () => assert.fail('nothing to report') });
+  await empty.bus.close({ timeoutMs: 0 });
+});

@@ -227,6 +227,8 @@ export class Outbox {
     if (entries !== undefined && entries !== null) {
       let list;
       try {
+        // Not a list (a number, a plain object): reported, not taken for an empty outbox.
+        if (typeof entries[Symbol.iterator] !== 'function') throw new TypeError(`it gave ${describe(entries)}`);
         list = Array.from(entries);
       } catch (e) {
         this._failed(new EdgebusError('PERSIST_FAILED', `the outbox store's load() did not give an array: ${errorText(e)}`, { cause: e }), { outbox: 'load' });

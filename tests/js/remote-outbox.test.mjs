@@ -324,3 +324,17 @@ test('a load that gives back no list (a number, a plain object) is PERSIST_FAILE
   const empty = open({ persist: { load: () => undefined, put() {}, delete() {} }, onError: () => assert.fail('nothing to report') });
   await empty.bus.close({ timeoutMs: 0 });
 });
+
+test('a load that ends after close() restores nothing: not counted, nothing reported dropped, its entries left in the store', async () => {
+  let release;
+  const store = new RecordingStore(left(3));
+  store.gate = new Promise((r) => { release = r; });
+  const errors = [];
+  const { bus } = open({ persist: store, maxBuffer: 1, onError: (e) => errors.push(e.code) });
+  assert.deepEqual(await bus.close({ timeoutMs: 0 }), { remaining: [] });
+  release();
+  await tick();
+  assert.deepEqual([bus.stats().restored, bus.stats().dropped, errors], [0, 0, []]);
+  assert.deepEqual(store.entries.map((e) => e.id), ['old-0', 'old-1', 'old-2'], 'for the next session');
+  assert.deepEqual(store.calls, [['load']]);
+});

@@ -223,6 +223,9 @@ export class Outbox {
   _restore(entries) {
     const bus = this._bus;
     this._loading = false;
+    // A load that ended after close(): its entries stay in the store for the next session (this
+    // one would neither send nor list them), and the publishes held for it were listed unwritten.
+    if (this._closed) return;
     const back = [];
     if (entries !== undefined && entries !== null) {
       let list;

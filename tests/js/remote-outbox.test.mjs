@@ -338,3 +338,24 @@ test('a load that ends after close() restores nothing: not counted, nothing repo
   assert.deepEqual(store.entries.map((e) => e.id), ['old-0', 'old-1', 'old-2'], 'for the next session');
   assert.deepEqual(store.calls, [['load']]);
 });
+
+test('flush() settles when close() comes first: CLOSED with publishes left (also while the earlier entries still load), resolved with none', async () => {
+  const hanging = new RecordingStore(left(1));
+  hanging.gate = new Promise(() => {});
+  for (const options of [{}, { persist: new RecordingStore() }, { persist: hanging }]) {
+    const { bus } = open(options);
+    bus.publish('jobs.x', 1, { id: 'a' });
+    const flushed = assert.rejects(bus.flush(), (e) => e.code === 'CLOSED');
+    const { remaining } = await bus.close({ timeoutMs: 0 });
+    assert.deepEqual(remaining.map((r) => r.id), ['a']);
+    await flushed;
+    await assert.rejects(bus.flush(), (e) => e.code === 'CLOSED', 'also flush() after close()');
+  }
+  const idle = new RecordingStore(left(1));
+  idle.gate = new Promise(() => {});
+  const { bus } = open({ persist: idle });
+  const flushed = bus.flush();
+  await bus.close({ timeoutMs: 0 });
+  await flushed;
+  await bus.flush();
+});

@@ -277,6 +277,7 @@ export class Outbox {
       if (p.persisting) this._put(p); // not dropped meanwhile
     }
     bus._schedulePump();
+    bus._room(); // a flush() made while loading, with nothing restored nor published
   }
 
   /**

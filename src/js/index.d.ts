@@ -970,7 +970,7 @@ export interface RemoteBus {
   request<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestOptions): Promise<R>;
   /** The replies of every subscription a request reaches, as {@link Bus.requestMany} yields them. */
   requestMany<R = unknown, T = unknown>(topic: string, payload: T, options?: RequestManyOptions): AsyncIterableIterator<R>;
-  /** Resolves when every publish so far is acknowledged. */
+  /** Resolves when every publish so far is acknowledged; rejects with CLOSED when close() came first. */
   flush(): Promise<void>;
   /**
    * Waits (up to timeoutMs, default 5000) for acknowledgements, closes, and returns what was never

@@ -279,3 +279,83 @@ test('bad `persist` values are refused at the call with INVALID_OPTION naming th
   assert.equal(memory.stats().restored, 0);
   return memory.close();
 });
+
+test('hostile store answers are PERSIST_FAILED, never thrown: an entry that cannot be read is skipped, the others restored', async () => {
+  const unreadable = { get id() { throw new Error('unreadable'); }, topic: 'jobs.x', payload: 1 };
+  for (const async of [false, true]) {
+    const errors = [];
+    const store = new RecordingStore([left(1)[0], unreadable, left(2)[1]], { async });
+    const { bus, ws } = open({ persist: store, onError: (e, ctx) => errors.push([e.code, ctx?.outbox]) });
+    await tick();
+    assert.equal(bus.stats().restored, 2);
+    assert.deepEqual(errors, [['PERSIST_FAILED', 'load']]);
+    bus.publish('jobs.x', 'n', { id: 'n' });
+    ws().hello();
+    await tick();
+    assert.deepEqual(ws().pubs().map((p) => p.id), ['old-0', 'old-1', 'n'], 'the held publish is written and sent');
+    await bus.close({ timeoutMs: 0 });
+  }
+});
+
+test('hostile store answers: one whose `then` cannot be read is a failed call; the publish is sent anyway', async () => {
+  const noThen = () => ({ get then() { throw new Error('no then'); } });
+  const errors = [];
+  const store = { load: noThen, put: noThen, delete: noThen, close: noThen };
+  const { bus, ws } = open({ persist: store, onError: (e, ctx) => errors.push([e.code, ctx?.outbox]) });
+  ws().hello();
+  const sent = bus.publishAsync('jobs.x', 1, { id: 'p1' });
+  await tick();
+  ws().ack(...ws().pubs());
+  assert.equal(await sent, true);
+  await tick();
+  await bus.close({ timeoutMs: 10 });
+  assert.deepEqual(errors, [['PERSIST_FAILED', 'load'], ['PERSIST_FAILED', 'put'], ['PERSIST_FAILED', 'delete'], ['PERSIST_FAILED', 'close']]);
+  assert.equal(bus.stats().persistFailed, 4);
+});
+
+test('a load that gives back no list (a number, a plain object) is PERSIST_FAILED, not an empty outbox', async () => {
+  for (const junk of [42, {}, true]) {
+    const errors = [];
+    const { bus } = open({ persist: { load: () => junk, put() {}, delete() {} }, onError: (e, ctx) => errors.push([e.code, ctx?.outbox]) });
+    assert.deepEqual(errors, [['PERSIST_FAILED', 'load']], String(junk));
+    assert.equal(bus.stats().restored, 0);
+    await bus.close({ timeoutMs: 0 });
+  }
+  const empty = open({ persist: { load: () => undefined, put() {}, delete() {} }, onError: () => assert.fail('nothing to report') });
+  await empty.bus.close({ timeoutMs: 0 });
+});
+
+test('a load that ends after close() restores nothing: not counted, nothing reported dropped, its entries left in the store', async () => {
+  let release;
+  const store = new RecordingStore(left(3));
+  store.gate = new Promise((r) => { release = r; });
+  const errors = [];
+  const { bus } = open({ persist: store, maxBuffer: 1, onError: (e) => errors.push(e.code) });
+  assert.deepEqual(await bus.close({ timeoutMs: 0 }), { remaining: [] });
+  release();
+  await tick();
+  assert.deepEqual([bus.stats().restored, bus.stats().dropped, errors], [0, 0, []]);
+  assert.deepEqual(store.entries.map((e) => e.id), ['old-0', 'old-1', 'old-2'], 'for the next session');
+  assert.deepEqual(store.calls, [['load']]);
+});
+
+test('flush() settles when close() comes first: CLOSED with publishes left (also while the earlier entries still load), resolved with none', async () => {
+  const hanging = new RecordingStore(left(1));
+  hanging.gate = new Promise(() => {});
+  for (const options of [{}, { persist: new RecordingStore() }, { persist: hanging }]) {
+    const { bus } = open(options);
+    bus.publish('jobs.x', 1, { id: 'a' });
+    const flushed = assert.rejects(bus.flush(), (e) => e.code === 'CLOSED');
+    const { remaining } = await bus.close({ timeoutMs: 0 });
+    assert.deepEqual(remaining.map((r) => r.id), ['a']);
+    await flushed;
+    await assert.rejects(bus.flush(), (e) => e.code === 'CLOSED', 'also flush() after close()');
+  }
+  const idle = new RecordingStore(left(1));
+  idle.gate = new Promise(() => {});
+  const { bus } = open({ persist: idle });
+  const flushed = bus.flush();
+  await bus.close({ timeoutMs: 0 });
+  await flushed;
+  await bus.flush();
+});

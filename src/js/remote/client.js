@@ -182,6 +182,7 @@ class RemoteBus {
     this._ws = undefined;
     this._open = false;
     this._closing = false;
+    this._shut = false;        // close() has closed the socket and settled what waited
     this._attempt = 0;
     this._timer = undefined;
     this._flushWaiters = [];
@@ -1029,17 +1030,25 @@ class RemoteBus {
 
   _room() {
     while (this._waiters.length > 0 && !this._full()) this._admit(this._waiters.shift());
-    if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) {
+    if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0 && !this._outbox?.loading) {
       for (const w of this._flushWaiters.splice(0)) w.resolve();
     }
   }
 
-  /** Resolves when every publish so far has been acknowledged by the hub. */
+  /**
+   * Resolves when every publish so far has been acknowledged by the hub; rejects with CLOSED when
+   * the client closed before that.
+   */
   flush() {
     if (this._failure !== undefined) return Promise.reject(this._failure);
-    if (this._outbox?.loading) return this._outbox.loaded.then(() => this.flush());
-    if (this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) return Promise.resolve();
+    if (this._shut) return this._queue.length === 0 ? Promise.resolve() : Promise.reject(this._unflushed());
+    // While an earlier session's entries load, it waits for them too (they are published to come).
+    if (!this._outbox?.loading && this._queue.length === 0 && this._sent.size === 0 && this._waiters.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => this._flushWaiters.push({ resolve, reject }));
+  }
+
+  _unflushed() {
+    return new EdgebusError('CLOSED', 'bus closed before every publish was acknowledged (close() lists the rest)');
   }
 
   /**
@@ -1080,6 +1089,12 @@ class RemoteBus {
       this._waiters.length = 0;
       const err = new EdgebusError('CLOSED', 'bus closed before the hub acknowledged this publish');
       for (const p of this._queue) p.reject(err);
+      // flush() calls still waiting: CLOSED, for what remains was never acknowledged.
+      this._shut = true;
+      for (const w of this._flushWaiters.splice(0)) {
+        if (this._queue.length === 0) w.resolve();
+        else w.reject(this._unflushed());
+      }
       for (const req of [...this._requests.values()]) this._endRequest(req, new EdgebusError('CLOSED', 'bus closed before the request got its answer'));
       for (const end of [...this._waits]) end(new EdgebusError('CLOSED', 'bus closed'));
       // Streams end: what they hold is still read.

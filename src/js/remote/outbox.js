@@ -79,13 +79,22 @@ function entryOf(p) {
   return e;
 }
 
-/** A stored entry that can be sent again, or the reason it cannot. */
-function badEntry(e) {
+/**
+ * A stored entry read once (a getter that throws, a Proxy, is read no more), as a plain entry that
+ * can be sent again, or the reason it cannot (a string).
+ */
+function readEntry(e) {
   if (e === null || typeof e !== 'object') return `not an object (${describe(e)})`;
-  if (typeof e.id !== 'string' || e.id === '') return `its id is ${describe(e.id)}`;
-  if (typeof e.topic !== 'string') return `its topic is ${describe(e.topic)}`;
-  if (e.payload === undefined) return 'it has no payload';
-  return undefined;
+  let x;
+  try {
+    x = { id: e.id, topic: e.topic, payload: e.payload, key: e.key, headers: e.headers, at: e.at };
+  } catch (err) {
+    return `it cannot be read (${errorText(err)})`;
+  }
+  if (typeof x.id !== 'string' || x.id === '') return `its id is ${describe(x.id)}`;
+  if (typeof x.topic !== 'string') return `its topic is ${describe(x.topic)}`;
+  if (x.payload === undefined) return 'it has no payload';
+  return x;
 }
 
 /**
@@ -112,7 +121,7 @@ export class Outbox {
   /** Loads what an earlier session left; a synchronous store restores at once. */
   start() {
     const r = this._call('load', [], undefined);
-    if (r !== null && typeof r?.then === 'function') {
+    if (r instanceof Promise) {
       this.loaded = r.then((entries) => this._restore(entries), () => this._restore([]));
     } else {
       this._restore(r);
@@ -200,7 +209,7 @@ export class Outbox {
       this._bus._schedulePump();
     };
     const r = this._call('put', [entryOf(p)], { topic: p.op.topic, id });
-    if (r !== null && typeof r?.then === 'function') r.then(done, done);
+    if (r instanceof Promise) r.then(done, done);
     else done();
   }
 
@@ -214,22 +223,27 @@ export class Outbox {
   _restore(entries) {
     const bus = this._bus;
     this._loading = false;
+    // A load that ended after close(): its entries stay in the store for the next session (this
+    // one would neither send nor list them), and the publishes held for it were listed unwritten.
+    if (this._closed) return;
     const back = [];
     if (entries !== undefined && entries !== null) {
       let list;
       try {
+        // Not a list (a number, a plain object): reported, not taken for an empty outbox.
+        if (typeof entries[Symbol.iterator] !== 'function') throw new TypeError(`it gave ${describe(entries)}`);
         list = Array.from(entries);
       } catch (e) {
         this._failed(new EdgebusError('PERSIST_FAILED', `the outbox store's load() did not give an array: ${errorText(e)}`, { cause: e }), { outbox: 'load' });
         list = [];
       }
       for (const e of list) {
-        const why = badEntry(e);
-        if (why !== undefined) {
-          this._failed(new EdgebusError('PERSIST_FAILED', `an entry the outbox store loaded cannot be sent again: ${why}`), { outbox: 'load' });
+        const entry = readEntry(e);
+        if (typeof entry === 'string') {
+          this._failed(new EdgebusError('PERSIST_FAILED', `an entry the outbox store loaded cannot be sent again: ${entry}`), { outbox: 'load' });
           continue;
         }
-        back.push(e);
+        back.push(entry);
       }
     }
     // Ahead of this session's publishes, in their order; refs below every ref of this session
@@ -263,21 +277,27 @@ export class Outbox {
       if (p.persisting) this._put(p); // not dropped meanwhile
     }
     bus._schedulePump();
+    bus._room(); // a flush() made while loading, with nothing restored nor published
   }
 
-  /** Calls a store method: its result, or (when it throws) undefined, the failure reported. */
+  /**
+   * Calls a store method: its result (a promise of ours for a thenable), or (when it throws, or
+   * its answer's `then` cannot be read) undefined, the failure reported.
+   */
   _call(method, args, context) {
     if (this._ended && method !== 'close') return undefined;
     const report = (e) => this._failed(new EdgebusError('PERSIST_FAILED', `the outbox store's ${method}() failed: ${errorText(e)}`, { cause: e }), { outbox: method, ...context });
     let r;
+    let then;
     try {
       r = this._store[method](...args);
+      then = r === null || r === undefined ? undefined : r.then;
     } catch (e) {
       report(e);
       return undefined;
     }
-    if (r === null || typeof r?.then !== 'function') return r;
-    const settled = Promise.resolve(r).then(undefined, (e) => {
+    if (typeof then !== 'function') return r;
+    const settled = new Promise((resolve, reject) => then.call(r, resolve, reject)).then(undefined, (e) => {
       report(e);
       throw e;
     });

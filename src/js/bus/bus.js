@@ -18,7 +18,7 @@ import {
 import {
   COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
   parseBackoff, parseBatch, parseDedupe, parseLogs, parseOnceOptions, parsePublishOptions, parseReplay, parseRequestOptions,
-  signalOption, arraySnapshot, numberValue,
+  signalOption, arraySnapshot, numberValue, wantsMessage,
   snapshot,
   isAborted, abortReason, addAbortListener, removeAbortListener,
 } from '../shared/validate.js';
@@ -307,12 +307,13 @@ export class Bus {
       // topic handle…]` is read in the core's memory; no option to read, no object to cross.
       const n = writeAscii(pattern, this._topicPtr, this._topicRoom);
       if (n >= 0) {
+        const wants = wantsMessage(handler);
         // 0: refused (the error is kept in the core until taken).
         const at = this._core.subscribe_scratch(n) >>> 2;
         if (at === 0) throw fromCore(this._core.take_error());
         const w = wasmWords();
         const rec = new Subscription(this, w[at + 1], w[at + 2], w[at + 3] + w[at + 4] * 4294967296, pattern,
-          handler, undefined, handler.length !== 1, false, this._defaultTimeout);
+          handler, undefined, wants, false, this._defaultTimeout);
         this._subs[rec.index] = rec;
         this._dropRoutes(w, at + 5, at + 1 + w[at]);
         return rec;
@@ -320,6 +321,7 @@ export class Bus {
     }
     checkString(pattern, 'INVALID_PATTERN', 'pattern');
     checkHandler(handler);
+    const wants = wantsMessage(handler);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, SUB_OPTIONS, 'options');
     const signal = signalOption(o.signal);
     if (signal !== undefined && isAborted(signal)) {
@@ -389,7 +391,7 @@ export class Bus {
       throw fromCore(e);
     }
     const rec = new Subscription(this, ids[0], ids[1], ids[2], pattern, handler, group,
-      handler.length !== 1, batch !== undefined, timeoutMs ?? this._defaultTimeout);
+      wants, batch !== undefined, timeoutMs ?? this._defaultTimeout);
     this._subs[rec.index] = rec;
     this._dropRoutes(ids, 3);
     if (onGap !== undefined) this._gapHandlers.set(rec.index, onGap);

@@ -24,7 +24,7 @@ import {
 } from '../shared/validate.js';
 import { MessageStream } from './stream.js';
 import { PendingRequest, REQUEST, RESPONSE, failedReplies, responderMessage } from './requests.js';
-import { systemClock } from '../shared/clock.js';
+import { steadyClock, systemClock } from '../shared/clock.js';
 import { wasmWords, writeAscii } from '../shared/memory.js';
 import { checkPattern, checkTopic } from '../shared/topics.js';
 
@@ -224,7 +224,7 @@ export class Bus {
     this._defaultTimeout = timeoutMs;
     this._sizeOf = functionOption(o, 'sizeOf', 'options') ?? defaultSizeOf;
     const clock = checkClock(o.clock, 'clock') ?? systemClock;
-    this._clock = clock;
+    this._clock = clock === systemClock ? clock : steadyClock(clock);
     this._setTimer = clock.setTimeout ? clock.setTimeout.bind(clock) : globalThis.setTimeout.bind(globalThis);
     this._clearTimer = clock.clearTimeout ? clock.clearTimeout.bind(clock) : globalThis.clearTimeout.bind(globalThis);
     try {
@@ -834,7 +834,12 @@ export class Bus {
   }
 
   _envelope(topic, payload, o) {
-    const env = { topic, payload, publishedAt: this._clock.now(), attempt: 1 };
+    return this._stamped(topic, payload, o, this._clock.now());
+  }
+
+  /** A message's envelope, published at `publishedAt`. */
+  _stamped(topic, payload, o, publishedAt) {
+    const env = { topic, payload, publishedAt, attempt: 1 };
     if (o.id !== undefined) env.id = o.id;
     if (o.key !== undefined) env.key = o.key;
     if (o.headers !== undefined) env.headers = o.headers;
@@ -1841,13 +1846,14 @@ export class Bus {
     }
     const now = this._clock.now();
     const core = this._core;
+    // From the first copy handed over to the commit, no code of the caller's runs (no clock
+    // read, no sizeOf): nothing can leave copies half handed over, or slip in copies of its own.
     for (const { e, seq, at, o, hasPayload, size } of checked) {
       // Not stamped after now: a copy from a later clock would outlive the age limit.
       const publishedAt = Math.min(at ?? now, now);
       let slot = -1;
       if (hasPayload) {
-        const env = this._envelope(e.topic, e.payload, o);
-        env.publishedAt = publishedAt;
+        const env = this._stamped(e.topic, e.payload, o, publishedAt);
         env.seq = seq;
         slot = this._slot(env);
       }
@@ -2112,8 +2118,7 @@ export class Bus {
         } catch {
           group = undefined;
         }
-        const message = this._envelope(w.topic, w.payload, w.o);
-        message.publishedAt = now;
+        const message = this._stamped(w.topic, w.payload, w.o, now);
         this._leftWaiting.push({ message, group: group ?? undefined, state: 'waiting', attempts: 0 });
         this._settleWaiter(w, false, new EdgebusError('CLOSED',
           `bus closed while this publish waited for room${group === undefined ? '' : ` in group \`${group}\`, which has no member`}; it is listed in close()'s remaining`));

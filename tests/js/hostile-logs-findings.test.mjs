@@ -116,3 +116,17 @@ for (const fault of ['throw', Symbol('t'), 10n, undefined, 'soon', NaN]) {
     assert.match(String(errors[0][0]), /clock/);
   });
 }
+
+test('replay() checks the topics `sinceSeq` names as subscribe does: INVALID_TOPIC', async () => {
+  const bus = new Bus({ history: { topics: ['>'] } });
+  bus.publish('h.a', 1);
+  bus.publish('h.a', 2);
+  for (const t of ['h.*', 'h.>', 'a..b', '', 'x'.repeat(5000)]) {
+    throwsCode(() => bus.subscribe('>', () => {}, { replay: { sinceSeq: { [t]: 1 } } }), 'INVALID_TOPIC');
+    throwsCode(() => bus.replay('>', { sinceSeq: { [t]: 1 } }), 'INVALID_TOPIC');
+  }
+  assert.deepEqual(bus.replay('>', { sinceSeq: { 'h.a': 1 } }).messages.map((m) => m.seq), [2]);
+  assert.equal(bus.logStats().replayed, 0);
+  await canary(bus);
+  await bus.close();
+});

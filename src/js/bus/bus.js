@@ -1781,6 +1781,8 @@ export class Bus {
   replay(pattern, replay, options) {
     checkString(pattern, 'INVALID_PATTERN', 'pattern');
     const r = parseReplay(replay);
+    // As subscribe checks them: a topic `sinceSeq` names must be one a message can be published on.
+    if (r.topics !== undefined) for (const t of r.topics) checkTopic(t);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['maxMessages', 'maxBytes'], 'options');
     const maxMessages = numberOption(o, 'maxMessages', 'options', COUNT) ?? Infinity;
     const maxBytes = numberOption(o, 'maxBytes', 'options', { min: 0, infinity: true }) ?? Infinity;

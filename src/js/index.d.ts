@@ -63,7 +63,10 @@ export type Overflow = 'dropOldest' | 'dropNewest' | 'reject' | 'wait';
 
 /**
  * A source of time in milliseconds, 0 or more (as `Date.now()` and `performance.now()`; a reading
- * below 0 counts as 0); with `setTimeout`/`clearTimeout` it also runs the bus's timers.
+ * below 0 counts as 0); with `setTimeout`/`clearTimeout` it also runs the bus's timers. After a
+ * Bus's construction, a `now()` that throws or gives anything but a number is taken as its last
+ * reading (said once on the console): a bus reads its clock in the middle of work it cannot leave
+ * half done.
  */
 export interface Clock {
   now(): number;

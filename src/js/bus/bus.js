@@ -18,13 +18,13 @@ import {
 import {
   COUNT, DURATION, EMPTY_OPTIONS, checkClock, checkHandler, checkString, describe, functionOption, numberOption, overflowOption,
   parseBackoff, parseBatch, parseDedupe, parseLogs, parseOnceOptions, parsePublishOptions, parseReplay, parseRequestOptions,
-  signalOption, arraySnapshot, numberValue,
+  signalOption, arraySnapshot, numberValue, wantsMessage,
   snapshot,
   isAborted, abortReason, addAbortListener, removeAbortListener,
 } from '../shared/validate.js';
 import { MessageStream } from './stream.js';
 import { PendingRequest, REQUEST, RESPONSE, failedReplies, responderMessage } from './requests.js';
-import { systemClock } from '../shared/clock.js';
+import { steadyClock, systemClock } from '../shared/clock.js';
 import { wasmWords, writeAscii } from '../shared/memory.js';
 import { checkPattern, checkTopic } from '../shared/topics.js';
 
@@ -224,7 +224,7 @@ export class Bus {
     this._defaultTimeout = timeoutMs;
     this._sizeOf = functionOption(o, 'sizeOf', 'options') ?? defaultSizeOf;
     const clock = checkClock(o.clock, 'clock') ?? systemClock;
-    this._clock = clock;
+    this._clock = clock === systemClock ? clock : steadyClock(clock);
     this._setTimer = clock.setTimeout ? clock.setTimeout.bind(clock) : globalThis.setTimeout.bind(globalThis);
     this._clearTimer = clock.clearTimeout ? clock.clearTimeout.bind(clock) : globalThis.clearTimeout.bind(globalThis);
     try {
@@ -307,12 +307,13 @@ export class Bus {
       // topic handle…]` is read in the core's memory; no option to read, no object to cross.
       const n = writeAscii(pattern, this._topicPtr, this._topicRoom);
       if (n >= 0) {
+        const wants = wantsMessage(handler);
         // 0: refused (the error is kept in the core until taken).
         const at = this._core.subscribe_scratch(n) >>> 2;
         if (at === 0) throw fromCore(this._core.take_error());
         const w = wasmWords();
         const rec = new Subscription(this, w[at + 1], w[at + 2], w[at + 3] + w[at + 4] * 4294967296, pattern,
-          handler, undefined, handler.length !== 1, false, this._defaultTimeout);
+          handler, undefined, wants, false, this._defaultTimeout);
         this._subs[rec.index] = rec;
         this._dropRoutes(w, at + 5, at + 1 + w[at]);
         return rec;
@@ -320,6 +321,7 @@ export class Bus {
     }
     checkString(pattern, 'INVALID_PATTERN', 'pattern');
     checkHandler(handler);
+    const wants = wantsMessage(handler);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, SUB_OPTIONS, 'options');
     const signal = signalOption(o.signal);
     if (signal !== undefined && isAborted(signal)) {
@@ -389,7 +391,7 @@ export class Bus {
       throw fromCore(e);
     }
     const rec = new Subscription(this, ids[0], ids[1], ids[2], pattern, handler, group,
-      handler.length !== 1, batch !== undefined, timeoutMs ?? this._defaultTimeout);
+      wants, batch !== undefined, timeoutMs ?? this._defaultTimeout);
     this._subs[rec.index] = rec;
     this._dropRoutes(ids, 3);
     if (onGap !== undefined) this._gapHandlers.set(rec.index, onGap);
@@ -832,7 +834,12 @@ export class Bus {
   }
 
   _envelope(topic, payload, o) {
-    const env = { topic, payload, publishedAt: this._clock.now(), attempt: 1 };
+    return this._stamped(topic, payload, o, this._clock.now());
+  }
+
+  /** A message's envelope, published at `publishedAt`. */
+  _stamped(topic, payload, o, publishedAt) {
+    const env = { topic, payload, publishedAt, attempt: 1 };
     if (o.id !== undefined) env.id = o.id;
     if (o.key !== undefined) env.key = o.key;
     if (o.headers !== undefined) env.headers = o.headers;
@@ -1774,6 +1781,8 @@ export class Bus {
   replay(pattern, replay, options) {
     checkString(pattern, 'INVALID_PATTERN', 'pattern');
     const r = parseReplay(replay);
+    // As subscribe checks them: a topic `sinceSeq` names must be one a message can be published on.
+    if (r.topics !== undefined) for (const t of r.topics) checkTopic(t);
     const o = options === undefined ? EMPTY_OPTIONS : snapshot(options, ['maxMessages', 'maxBytes'], 'options');
     const maxMessages = numberOption(o, 'maxMessages', 'options', COUNT) ?? Infinity;
     const maxBytes = numberOption(o, 'maxBytes', 'options', { min: 0, infinity: true }) ?? Infinity;
@@ -1839,13 +1848,14 @@ export class Bus {
     }
     const now = this._clock.now();
     const core = this._core;
+    // From the first copy handed over to the commit, no code of the caller's runs (no clock
+    // read, no sizeOf): nothing can leave copies half handed over, or slip in copies of its own.
     for (const { e, seq, at, o, hasPayload, size } of checked) {
       // Not stamped after now: a copy from a later clock would outlive the age limit.
       const publishedAt = Math.min(at ?? now, now);
       let slot = -1;
       if (hasPayload) {
-        const env = this._envelope(e.topic, e.payload, o);
-        env.publishedAt = publishedAt;
+        const env = this._stamped(e.topic, e.payload, o, publishedAt);
         env.seq = seq;
         slot = this._slot(env);
       }
@@ -2110,8 +2120,7 @@ export class Bus {
         } catch {
           group = undefined;
         }
-        const message = this._envelope(w.topic, w.payload, w.o);
-        message.publishedAt = now;
+        const message = this._stamped(w.topic, w.payload, w.o, now);
         this._leftWaiting.push({ message, group: group ?? undefined, state: 'waiting', attempts: 0 });
         this._settleWaiter(w, false, new EdgebusError('CLOSED',
           `bus closed while this publish waited for room${group === undefined ? '' : ` in group \`${group}\`, which has no member`}; it is listed in close()'s remaining`));

@@ -11,6 +11,37 @@ export const systemClock = {
 };
 
 /**
+ * A caller's clock as a bus reads it after construction, where a reading is needed in the middle of
+ * work under way (a pump holding completions, a restore handing copies over): a `now()` that
+ * throws or answers anything but a number is taken as the last good reading (time stands still),
+ * said once on the console, rather than thrown out of that work half done. Its timers are the
+ * caller's own.
+ */
+export function steadyClock(clock) {
+  let last = 0;
+  let told = false;
+  const read = () => {
+    let t;
+    try {
+      t = clock.now();
+      if (typeof t === 'number' && !Number.isNaN(t)) {
+        last = t;
+        return t;
+      }
+    } catch (e) {
+      t = e;
+    }
+    if (!told) {
+      told = true;
+      console.error('edgebus: the clock\'s now() failed or gave no number; its last reading stands in (said once)', t);
+    }
+    return last;
+  };
+  read();
+  return { now: read };
+}
+
+/**
  * A virtual clock for tests: time moves only with advance(), which runs the timers due. It starts
  * at 0 or later: the core keeps time as microseconds from 0, as the native ManualClock does (a
  * reading below 0 would count as 0, and ids or batches would not age until time passed it).

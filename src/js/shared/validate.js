@@ -43,6 +43,19 @@ export function checkHandler(handler) {
   if (typeof handler !== 'function') fail('INVALID_HANDLER', `handler must be a function, got ${describe(handler)}`);
 }
 
+/**
+ * Whether a handler (a function) takes the message too: it declares other than exactly one
+ * parameter. Read once, before anything is subscribed: a `length` that cannot be read (a Proxy
+ * of a function whose trap throws) is INVALID_HANDLER.
+ */
+export function wantsMessage(handler) {
+  try {
+    return handler.length !== 1;
+  } catch (e) {
+    throw new EdgebusError('INVALID_HANDLER', `handler could not be read: ${errorText(e)}`, { cause: e });
+  }
+}
+
 /** A string without lone UTF-16 surrogates (which have no UTF-8 form), else `code`. */
 export function checkString(v, code, what) {
   if (typeof v !== 'string') fail(code, `${what} must be a string, got ${describe(v)}`);

@@ -91,7 +91,7 @@ export function checkPayload(payload, limit, maxDepth = 64, at = '') {
 }
 
 /** UTF-8 bytes of a string, without encoding it. */
-function utf8Length(s) {
+export function utf8Length(s) {
   let n = s.length;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -37,7 +37,7 @@ import { readConfig } from './config.js';
 import { refuseSocket } from './errors.js';
 import { hubName, hubOfTopic, hubsOfPattern, nsDirectoryHub } from './routing.js';
 import { remember, Streams, visible } from './groups.js';
-import { handleFrame, subscribeBurst } from './frames.js';
+import { handleFrame, subscribeBurst, utf8Length } from './frames.js';
 import { PublishIds } from './ids.js';
 import { ReplayLog } from './logs.js';
 
@@ -793,14 +793,15 @@ export class Hub extends DurableObject {
   }
 
   /**
-   * Bytes of an envelope: its payload as JSON (as the publisher's check measured it, else
-   * measured once), headers, topic, id and key: what limits of bytes (history, retained values, a
-   * replay, a forward) count.
+   * Bytes of an envelope: its payload as JSON in UTF-8 (as the publisher's check measured it, else
+   * measured once, alike: none for a clearing message), headers, topic, id and key: what limits of
+   * bytes (history, retained values, a replay, a forward) count. A message put back after a wake
+   * weighs what it weighed when it was published, so the limits cut where they did.
    */
   _sizeOf(env) {
     let n = this.sizes.get(env);
     if (n === undefined) {
-      n = JSON.stringify(env.payload ?? null).length + envelopeBytes(env);
+      n = (env.payload === undefined ? 0 : utf8Length(JSON.stringify(env.payload))) + envelopeBytes(env);
       this.sizes.set(env, n);
     }
     return n;

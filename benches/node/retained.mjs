@@ -11,7 +11,8 @@
 //   on other topics (1,000 retained values, history on `other.*`): what turning the features on
 //   costs the topics that do not use them;
 // - a hand-rolled retained value on EventEmitter3 (a Map of the last payload per topic, set on
-//   every emit), the peer: what people write for "sticky" events, without numbers, bounds or replay.
+//   every emit), the peer: what people write for "sticky" events, without numbers, bounds or replay;
+//   and EventEmitter3 without it, for what keeping the last value costs the peer itself.
 // Memory: bytes of JavaScript heap and WebAssembly memory per retained topic, 100,000 topics with a
 // small object payload each (after gc, with --expose-gc; the WebAssembly memory's growth, in whole
 // 64 KiB pages, so over many topics).
@@ -51,6 +52,12 @@ function bus(options, publishOptions, handler = count1) {
   return (i) => b.publish('sensors.temp', i, publishOptions);
 }
 
+function ee3() {
+  const ee = new EventEmitter3();
+  ee.on('sensors.temp', count1);
+  return (i) => ee.emit('sensors.temp', i);
+}
+
 function ee3Sticky() {
   const ee = new EventEmitter3();
   const last = new Map();
@@ -80,6 +87,7 @@ const contenders = {
   'edgebus publish, topic with history': bus({ history: { topics: ['sensors.*'], maxMessages: 100 } }, undefined),
   'edgebus publish, plain, retained values and history on other topics': busWithLogsElsewhere(),
   'EventEmitter3 + Map of last values': ee3Sticky(),
+  'EventEmitter3 (no last values)': ee3(),
 };
 const RETAINED = 'edgebus publish { retain: true }';
 

@@ -219,6 +219,7 @@ impl<P> Log<P> {
 
     /// Lists the log in `changes` (when they are reported) as having lost something: a message
     /// or its retained value.
+    #[inline(never)]
     fn changed(&mut self, changes: &mut Option<Vec<Rc<str>>>) {
         if let Some(list) = changes {
             if !self.listed_changed {
@@ -656,13 +657,9 @@ impl<P: Clone> TopicLogs<P> {
             };
             log.listed_empty = false;
             if log.is_empty() {
-                let log = self.logs.remove(i, g).expect("present");
+                let mut log = self.logs.remove(i, g).expect("present");
                 self.ids.remove(&log.topic);
-                if let Some(list) = self.changes.as_mut() {
-                    if !log.listed_changed {
-                        list.push(log.topic.clone());
-                    }
-                }
+                log.changed(&mut self.changes);
                 // A topic that comes back numbers on from above every number it had.
                 self.floor = self.floor.max(log.last);
             }

@@ -1,0 +1,56 @@
+// Regressions found by hostile input to the tools beside Bus (tests/js/hostile-tools-props.test.mjs):
+// IdempotenceFilter, RequestTracker, ShardedBus (main thread and worker side) and the remote client.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { IdempotenceFilter } from 'edgebus';
+
+/** Runs `fn` with console.error muted (a clock gone bad is said once there); returns what it said. */
+async function muted(fn) {
+  const said = [];
+  const error = console.error;
+  console.error = (...args) => said.push(args);
+  try {
+    await fn();
+  } finally {
+    console.error = error;
+  }
+  return said;
+}
+
+// ----- IdempotenceFilter ---------------------------------------------------------------------
+
+test('IdempotenceFilter: a clock whose now() later gives a Symbol, a BigInt, NaN, ±Infinity or throws: its last reading stands in, no untyped error from the core', async () => {
+  for (const bad of [Symbol('t'), 10n, NaN, Infinity, -Infinity, '5', undefined, 'throw']) {
+    let t = 100;
+    let broken = false;
+    const clock = { now: () => { if (!broken) return t; if (bad === 'throw') throw new Error('clock down'); return bad; } };
+    const f = new IdempotenceFilter({ maxIds: 10, maxAgeMs: 50, clock });
+    assert.equal(f.check('a'), true);
+    const said = await muted(() => {
+      broken = true;
+      assert.equal(f.check('a'), false, `${String(bad)}: a duplicate still (time stands at 100)`);
+      assert.equal(f.check('b'), true);
+      assert.equal(f.has('b'), true);
+      assert.equal(f.size, 2, `${String(bad)}: nothing expired nor lost`);
+    });
+    assert.equal(said.length, 1, 'said once on the console');
+    broken = false;
+    t = 149;
+    assert.deepEqual([f.has('a'), f.has('b'), f.check('c')], [true, true, true]);
+    t = 151;
+    assert.equal(f.has('a'), false, 'ages count again once the clock reads well');
+  }
+});
+
+test('IdempotenceFilter: a clock that checks another id from inside now() does not change which id is recorded', () => {
+  let f;
+  let inner = false;
+  const clock = { now() { if (inner) { inner = false; f.check('zzzzzzzz'); } return 0; } };
+  f = new IdempotenceFilter({ maxAgeMs: 1000, clock });
+  inner = true;
+  assert.equal(f.check('ab'), true);
+  assert.deepEqual([f.has('ab'), f.has('zzzzzzzz'), f.has('zz'), f.size], [true, true, false, 2]);
+  inner = true;
+  assert.equal(f.has('ab'), true, 'has() likewise');
+});
+

@@ -2,7 +2,7 @@
 // IdempotenceFilter, RequestTracker, ShardedBus (main thread and worker side) and the remote client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IdempotenceFilter } from 'edgebus';
+import { IdempotenceFilter, RequestTracker } from 'edgebus';
 
 /** Runs `fn` with console.error muted (a clock gone bad is said once there); returns what it said. */
 async function muted(fn) {
@@ -52,5 +52,26 @@ test('IdempotenceFilter: a clock that checks another id from inside now() does n
   assert.deepEqual([f.has('ab'), f.has('zzzzzzzz'), f.has('zz'), f.size], [true, true, false, 2]);
   inner = true;
   assert.equal(f.has('ab'), true, 'has() likewise');
+});
+
+// ----- RequestTracker ------------------------------------------------------------------------
+
+test('RequestTracker: a clock gone bad after construction gives no untyped error and loses no deadline', async () => {
+  for (const bad of [Symbol('t'), 10n, NaN, Infinity, -Infinity, '5', undefined, 'throw']) {
+    let t = 1000;
+    let broken = false;
+    const clock = { now: () => { if (!broken) return t; if (bad === 'throw') throw new Error('clock down'); return bad; } };
+    const tr = new RequestTracker({ clock });
+    await muted(() => {
+      broken = true;
+      const id = tr.open({ timeoutMs: 10 });
+      assert.equal(tr.nextDeadline(), 1010, `${String(bad)}: the deadline is the last good reading + timeoutMs`);
+      assert.deepEqual(tr.due(), []);
+      broken = false;
+      t = 1010;
+      assert.deepEqual(tr.due(), [id], `${String(bad)}: it times out on time`);
+    });
+    assert.equal(tr.stats().timedOut, 1);
+  }
 });
 

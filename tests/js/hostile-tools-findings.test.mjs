@@ -2,7 +2,7 @@
 // IdempotenceFilter, RequestTracker, ShardedBus (main thread and worker side) and the remote client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IdempotenceFilter, RequestTracker } from 'edgebus';
+import { IdempotenceFilter, RequestTracker, ManualClock } from 'edgebus';
 
 /** Runs `fn` with console.error muted (a clock gone bad is said once there); returns what it said. */
 async function muted(fn) {
@@ -73,5 +73,17 @@ test('RequestTracker: a clock gone bad after construction gives no untyped error
     });
     assert.equal(tr.stats().timedOut, 1);
   }
+});
+
+test('RequestTracker: reports and responders of up to 2^32 - 1 never wrap around to end a request', () => {
+  const tr = new RequestTracker({ clock: new ManualClock() });
+  const id = tr.open({ max: 5 });
+  assert.equal(tr.reached(id, 2 ** 32 - 1, 0), 'pending', '1 + (2^32 - 1) reports awaited is not 0');
+  const other = tr.open({ max: 5, reports: 2 });
+  assert.equal(tr.reached(other, 0, 2 ** 32 - 1), 'pending');
+  assert.equal(tr.reached(other, 0, 2), 'pending');
+  assert.equal(tr.answer(other, 1, 'reply'), 'reply');
+  const st = tr.stats();
+  assert.deepEqual([st.noResponders, st.pending], [0, 2]);
 });
 

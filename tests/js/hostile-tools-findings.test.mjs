@@ -2,7 +2,8 @@
 // IdempotenceFilter, RequestTracker, ShardedBus (main thread and worker side) and the remote client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IdempotenceFilter, RequestTracker, ManualClock } from 'edgebus';
+import { IdempotenceFilter, RequestTracker, ShardedBus, ManualClock } from 'edgebus';
+import { throwsCode, rejectsCode } from './support/helpers.mjs';
 
 /** Runs `fn` with console.error muted (a clock gone bad is said once there); returns what it said. */
 async function muted(fn) {
@@ -85,5 +86,36 @@ test('RequestTracker: reports and responders of up to 2^32 - 1 never wrap around
   assert.equal(tr.answer(other, 1, 'reply'), 'reply');
   const st = tr.stats();
   assert.deepEqual([st.noResponders, st.pending], [0, 2]);
+});
+
+// ----- ShardedBus ----------------------------------------------------------------------------
+
+const handlers = new URL('./fixtures/hostile-tools-handlers.mjs', import.meta.url);
+
+test('ShardedBus: a getter or Proxy that closes (or terminates) the bus while a publish reads it: the publish is refused CLOSED, nothing left in flight', async () => {
+  const calls = [
+    (b) => b.publish('t.a', 1, { get id() { b.close(); return 'i1'; } }),
+    (b) => b.publishBatch('t.a', new Proxy([1, 2, 3], { get(t, k) { if (k === '1') b.close(); return Reflect.get(t, k); } })),
+    (b) => b.publish('t.a', { get x() { b.terminate(); return 1; } }),
+  ];
+  for (const call of calls) {
+    const b = new ShardedBus({ handlers, workers: 1 });
+    await b.ready;
+    throwsCode(() => call(b), 'CLOSED');
+    await b.close();
+    const s = b.stats();
+    assert.deepEqual([s.published, s.queued, s.inFlight], [0, 0, 0]);
+  }
+  for (const [what, call] of [
+    ['publishAsync', (b) => b.publishAsync('t.a', 5, { get key() { b.close(); return 'k'; } })],
+    ['request', (b) => b.request('t.a', 5, { get timeoutMs() { b.terminate(); return 1000; } })],
+  ]) {
+    const b = new ShardedBus({ handlers, workers: 1 });
+    await b.ready;
+    await rejectsCode(call(b), 'CLOSED');
+    await b.close();
+    const s = b.stats();
+    assert.deepEqual([s.published, s.queued, s.inFlight, s.requests.pending], [0, 0, 0, 0], what);
+  }
 });
 

@@ -119,3 +119,26 @@ test('ShardedBus: a getter or Proxy that closes (or terminates) the bus while a 
   }
 });
 
+test('ShardedBus worker: a handler whose length throws, or options that cannot be read, fail the worker with a typed cause', async () => {
+  for (const [mode, code] of [['length', 'INVALID_HANDLER'], ['revoked', 'INVALID_OPTION'], ['getter', 'INVALID_OPTION']]) {
+    const b = new ShardedBus({ handlers, workers: 1, data: { mode } });
+    const e = await rejectsCode(b.ready, 'WORKER_FAILED');
+    assert.equal(e.cause?.code, code, `${mode}: ${e.cause?.message}`);
+    await b.close();
+  }
+});
+
+test('ShardedBus worker: subscribe options are read once, own keys only: `batch` cannot be one thing to the worker and another to its bus', async () => {
+  for (const mode of ['flip', 'proto']) {
+    const errors = [];
+    const b = new ShardedBus({ handlers, workers: 1, data: { mode }, onError: (e) => errors.push(e) });
+    await b.ready;
+    for (let i = 0; i < 3; i++) b.publish('f.a', i);
+    await b.drain();
+    const s = b.stats();
+    assert.deepEqual(errors.map((e) => e.message), [], mode);
+    assert.deepEqual([s.done, s.failed], [3, 0], mode);
+    await b.close();
+  }
+});
+

@@ -2,8 +2,8 @@
 // IdempotenceFilter, RequestTracker, ShardedBus (main thread and worker side) and the remote client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IdempotenceFilter, RequestTracker, ShardedBus, ManualClock } from 'edgebus';
-import { throwsCode, rejectsCode } from './support/helpers.mjs';
+import { IdempotenceFilter, RequestTracker, ShardedBus, ManualClock, connect } from 'edgebus';
+import { settle, throwsCode, rejectsCode } from './support/helpers.mjs';
 
 /** Runs `fn` with console.error muted (a clock gone bad is said once there); returns what it said. */
 async function muted(fn) {
@@ -142,3 +142,113 @@ test('ShardedBus worker: subscribe options are read once, own keys only: `batch`
   }
 });
 
+// ----- the remote client ---------------------------------------------------------------------
+
+class FakeSocket {
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    FakeSocket.all.push(this);
+  }
+  send(text) { this.sent.push(...[JSON.parse(text)].flat()); }
+  close() {}
+  hello() { this.onmessage({ data: JSON.stringify({ t: 'hello', conn: 'c', hub: 0 }) }); }
+  deliver(frame) { this.onmessage({ data: JSON.stringify(frame) }); }
+}
+
+async function online(options = {}) {
+  FakeSocket.all.length = 0;
+  const bus = connect('https://edge.example.com', { token: 't', WebSocket: FakeSocket, reconnect: { initialMs: 1, maxMs: 2 }, ...options });
+  await settle();
+  const ws = FakeSocket.all.at(-1);
+  ws.hello();
+  return { bus, ws };
+}
+
+test('connect: a url or hub that cannot be read or is no URL is refused with a code', () => {
+  const opts = { token: 't', WebSocket: FakeSocket };
+  for (const url of ['not a url', '', Symbol('u'), { toString() { throw new Error('toString'); } }, 10n]) {
+    throwsCode(() => connect(url, opts), 'INVALID_ARGUMENT');
+  }
+  for (const hub of [Symbol('h'), { toString() { throw new Error('hub'); } }, 10n]) {
+    throwsCode(() => connect('https://edge.example.com', { ...opts, hub }), 'INVALID_OPTION');
+  }
+});
+
+test('connect: the url is read once (a toString answering differently later changes nothing)', async () => {
+  FakeSocket.all.length = 0;
+  let reads = 0;
+  const url = { toString: () => (reads++ === 0 ? 'https://edge.example.com' : 'https://elsewhere.example.com') };
+  const bus = connect(url, { token: 't', WebSocket: FakeSocket });
+  await settle();
+  assert.match(FakeSocket.all.at(-1).url, /^wss:\/\/edge\.example\.com\//);
+  assert.equal(bus.toJSON().url, 'https://edge.example.com');
+  await bus.close();
+});
+
+test('remote publish / request: a payload JSON cannot carry is refused at the call, and the publishes beside it still go', async () => {
+  const { bus, ws } = await online({ onError: () => {} });
+  const cyclic = {};
+  cyclic.self = cyclic;
+  for (const payload of [10n, { n: 1n }, cyclic, () => 1, Symbol('p'), { toJSON() { throw new Error('toJSON'); } }]) {
+    throwsCode(() => bus.publish('a', payload), 'INVALID_ARGUMENT');
+    await rejectsCode(bus.publishAsync('a', payload), 'INVALID_ARGUMENT');
+    await rejectsCode(bus.request('a', payload, { timeoutMs: 1000 }), 'INVALID_ARGUMENT');
+  }
+  assert.equal(bus.publish('a', 1), true);
+  await settle();
+  assert.deepEqual(ws.sent.map((op) => [op.op, op.payload]), [['pub', 1]]);
+  const st = bus.stats();
+  assert.deepEqual([st.published, st.requests, st.unacknowledged], [1, 0, 1]);
+  ws.deliver({ t: 'ok', op: 'pub', ref: ws.sent[0].ref });
+  await bus.flush();
+  await bus.close();
+});
+
+test('remote publish: what is sent is the payload as it was at the call', async () => {
+  const { bus, ws } = await online();
+  const payload = { n: 1 };
+  bus.publish('a', payload);
+  payload.n = 10n; // would not even be JSON now
+  await settle();
+  assert.deepEqual(ws.sent.map((op) => op.payload), [{ n: 1 }]);
+  await bus.close({ timeoutMs: 0 });
+});
+
+test('remote request handlers: a reply JSON cannot carry answers the request with a failure, reported; the other frames still go', async () => {
+  const errors = [];
+  const { bus, ws } = await online({ onError: (e) => errors.push(e) });
+  const bad = bus.subscribe('rq.bad', () => 10n);
+  const byReply = bus.subscribe('rq.reply', (p, m) => { m.reply({ big: 1n }); });
+  const good = bus.subscribe('rq.good', (p) => p + 1);
+  await settle();
+  ws.sent.length = 0;
+  ws.deliver({ t: 'msg', m: [
+    [[bad.id], { topic: 'rq.bad', payload: 1, id: 'm1', rq: 1 }],
+    [[byReply.id], { topic: 'rq.reply', payload: 1, id: 'm2', rq: 2 }],
+    [[good.id], { topic: 'rq.good', payload: 1, id: 'm3', rq: 3 }],
+  ] });
+  await settle();
+  assert.deepEqual(ws.sent.map((op) => [op.op, op.to, op.v, typeof op.error]), [
+    ['answer', 1, undefined, 'string'], ['answer', 2, undefined, 'string'], ['answer', 3, 2, 'undefined'],
+  ]);
+  assert.deepEqual(errors.map((e) => e.code), ['INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
+  await bus.close();
+});
+
+test('remote handlers throwing a value that cannot be printed: nacked and reported, never an uncaught error', async () => {
+  const errors = [];
+  const { bus, ws } = await online({ onError: (e) => errors.push(e) });
+  const thrown = Object.create(null);
+  const work = bus.subscribe('w', () => { throw thrown; }, { group: 'g' });
+  const req = bus.subscribe('rq', () => { throw thrown; });
+  await settle();
+  ws.sent.length = 0;
+  ws.deliver({ t: 'msg', m: [[[work.id], { topic: 'w', payload: 1, id: 'm1' }, 'd1'], [[req.id], { topic: 'rq', payload: 1, id: 'm2', rq: 7 }]] });
+  await settle();
+  assert.deepEqual(ws.sent.map((op) => [op.op, typeof op.error]), [['nack', 'string'], ['answer', 'string']]);
+  assert.equal(errors.length, 2);
+  assert.ok(errors.every((e) => e === thrown));
+  await bus.close();
+});

@@ -216,6 +216,21 @@ test('remote publish: what is sent is the payload as it was at the call', async 
   await bus.close({ timeoutMs: 0 });
 });
 
+test('remote subscribe: maxAttempts and ackTimeoutMs are checked at the call, as the hub takes them', async () => {
+  const { bus, ws } = await online();
+  for (const maxAttempts of [10n, 0, 1001, 1.5, NaN, '3', Symbol('m')]) {
+    throwsCode(() => bus.subscribe('w', () => {}, { group: 'g', maxAttempts }), 'INVALID_OPTION');
+  }
+  for (const ackTimeoutMs of [10n, 0, 3600001, 0.5, Infinity, 'x']) {
+    throwsCode(() => bus.subscribe('w', () => {}, { group: 'g', ackTimeoutMs }), 'INVALID_OPTION');
+  }
+  const sub = bus.subscribe('w', () => {}, { group: 'g', maxAttempts: 3, ackTimeoutMs: 1000 });
+  await settle();
+  assert.deepEqual(ws.sent, [{ op: 'sub', id: sub.id, pattern: 'w', group: 'g', maxAttempts: 3, ackTimeoutMs: 1000 }]);
+  assert.equal(bus.stats().subscriptions, 1);
+  await bus.close();
+});
+
 test('remote request handlers: a reply JSON cannot carry answers the request with a failure, reported; the other frames still go', async () => {
   const errors = [];
   const { bus, ws } = await online({ onError: (e) => errors.push(e) });

@@ -39,6 +39,9 @@ const PUBLISH_OPTIONS = ['id', 'key', 'headers', 'retain'];
 /** Topics whose last seq a subscription remembers for its recovery, unless the hub says otherwise (hello). */
 const RECOVER_TOPICS = 1000;
 const POSITIVE = { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER };
+// A work-queue subscription's options, as the hub takes them (edge/src/frames.js).
+const MAX_ATTEMPTS = { integer: true, min: 1, max: 1000 };
+const ACK_TIMEOUT_MS = { integer: true, min: 1, max: 3600000 };
 // The longest delay a JavaScript host timer takes (longer ones fire at once).
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -856,6 +859,9 @@ class RemoteBus {
     if (o.group === undefined && (o.maxAttempts !== undefined || o.ackTimeoutMs !== undefined)) {
       fail('INVALID_OPTION', '`maxAttempts` and `ackTimeoutMs` apply only with `group` (a work queue)');
     }
+    // As the hub takes them (they are sent on every (re)subscription, as JSON).
+    numberOption(o, 'maxAttempts', 'options', MAX_ATTEMPTS);
+    numberOption(o, 'ackTimeoutMs', 'options', ACK_TIMEOUT_MS);
     functionOption(o, 'onGap', 'options');
     if (o.replay !== undefined) {
       if (o.group !== undefined) fail('INVALID_OPTION', '`replay` applies to plain subscriptions (a work queue keeps its messages until they are acknowledged)');

@@ -236,19 +236,21 @@ test('remote request handlers: a reply JSON cannot carry answers the request wit
   const { bus, ws } = await online({ onError: (e) => errors.push(e) });
   const bad = bus.subscribe('rq.bad', () => 10n);
   const byReply = bus.subscribe('rq.reply', (p, m) => { m.reply({ big: 1n }); });
+  const fn = bus.subscribe('rq.fn', () => () => 1);
   const good = bus.subscribe('rq.good', (p) => p + 1);
   await settle();
   ws.sent.length = 0;
   ws.deliver({ t: 'msg', m: [
     [[bad.id], { topic: 'rq.bad', payload: 1, id: 'm1', rq: 1 }],
     [[byReply.id], { topic: 'rq.reply', payload: 1, id: 'm2', rq: 2 }],
+    [[fn.id], { topic: 'rq.fn', payload: 1, id: 'm4', rq: 4 }],
     [[good.id], { topic: 'rq.good', payload: 1, id: 'm3', rq: 3 }],
   ] });
   await settle();
   assert.deepEqual(ws.sent.map((op) => [op.op, op.to, op.v, typeof op.error]), [
-    ['answer', 1, undefined, 'string'], ['answer', 2, undefined, 'string'], ['answer', 3, 2, 'undefined'],
+    ['answer', 1, undefined, 'string'], ['answer', 2, undefined, 'string'], ['answer', 4, undefined, 'string'], ['answer', 3, 2, 'undefined'],
   ]);
-  assert.deepEqual(errors.map((e) => e.code), ['INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
+  assert.deepEqual(errors.map((e) => e.code), ['INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
   await bus.close();
 });
 
@@ -267,3 +269,4 @@ test('remote handlers throwing a value that cannot be printed: nacked and report
   assert.ok(errors.every((e) => e === thrown));
   await bus.close();
 });
+

@@ -632,6 +632,8 @@ class RemoteBus {
       const frame = { op: 'answer', to, sub: s.id, ...op };
       let text;
       try {
+        // (A function or a Symbol, which JSON writes as nothing, is no reply either.)
+        if (typeof op.v === 'function' || typeof op.v === 'symbol') jsonText(op.v, 'a reply');
         text = jsonText(frame, 'a reply');
       } catch (e) {
         // A reply JSON cannot carry: the request gets a failure instead, and it is reported.

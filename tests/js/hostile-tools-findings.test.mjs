@@ -88,6 +88,18 @@ test('RequestTracker: reports and responders of up to 2^32 - 1 never wrap around
   assert.deepEqual([st.noResponders, st.pending], [0, 2]);
 });
 
+test('RequestTracker: a kind that cannot be converted to a key (a revoked Proxy, a throwing toString) is INVALID_ARGUMENT', () => {
+  const tr = new RequestTracker({ clock: new ManualClock() });
+  const id = tr.open();
+  const r = Proxy.revocable({}, {});
+  r.revoke();
+  for (const kind of [r.proxy, { toString() { throw new Error('toString'); } }, { [Symbol.toPrimitive]: () => 'reply' }, Symbol('reply')]) {
+    throwsCode(() => tr.answer(id, 1, kind), 'INVALID_ARGUMENT');
+  }
+  assert.equal(tr.answer(id, 1, 'reply'), 'replyLast', 'the request was left as it was');
+  assert.equal(tr.stats().late, 0);
+});
+
 // ----- ShardedBus ----------------------------------------------------------------------------
 
 const handlers = new URL('./fixtures/hostile-tools-handlers.mjs', import.meta.url);

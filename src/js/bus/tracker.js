@@ -84,7 +84,8 @@ export class RequestTracker {
     if (typeof responder !== 'number' || !Number.isInteger(responder) || responder < 0 || responder > Number.MAX_SAFE_INTEGER) {
       fail('INVALID_ARGUMENT', `responder must be a safe integer ≥ 0, got ${describe(responder)}`);
     }
-    const k = Object.hasOwn(this._kinds, kind) ? this._kinds[kind] : fail('INVALID_ARGUMENT', `kind must be 'reply', 'failure' or 'decline', got ${describe(kind)}`);
+    // (Only a string is looked up: an object as a key would be converted, which can throw.)
+    const k = typeof kind === 'string' && Object.hasOwn(this._kinds, kind) ? this._kinds[kind] : fail('INVALID_ARGUMENT', `kind must be 'reply', 'failure' or 'decline', got ${describe(kind)}`);
     return ANSWERS[this._t.answer(i, g, responder, k)];
   }
 

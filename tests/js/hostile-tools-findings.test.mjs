@@ -282,3 +282,30 @@ test('remote handlers throwing a value that cannot be printed: nacked and report
   await bus.close();
 });
 
+test('remote handlers returning a value whose `then` cannot be read, or whose then() throws: a failure of the handler; the rest of the frame is delivered', async () => {
+  const errors = [];
+  const { bus, ws } = await online({ onError: (e) => errors.push(e) });
+  const r = Proxy.revocable({}, {});
+  r.revoke();
+  const results = [r.proxy, Object.defineProperty({}, 'then', { get() { throw new Error('then getter'); } }), { then() { throw new Error('then() throws'); } }];
+  let i = 0;
+  const work = bus.subscribe('w', () => results[i++ % 3], { group: 'g' });
+  const req = bus.subscribe('rq', () => results[i++ % 3]);
+  const got = [];
+  const plain = bus.subscribe('p', (payload) => got.push(payload));
+  await settle();
+  ws.sent.length = 0;
+  const m = [];
+  for (let k = 0; k < 3; k++) {
+    m.push([[work.id], { topic: 'w', payload: k, id: `w${k}` }, `d${k}`]);
+    m.push([[req.id], { topic: 'rq', payload: k, id: `r${k}`, rq: k + 1 }]);
+  }
+  m.push([[plain.id], { topic: 'p', payload: 'last', id: 'p1' }]);
+  ws.deliver({ t: 'msg', m });
+  await settle();
+  assert.deepEqual(got, ['last'], 'the message after them was delivered');
+  assert.deepEqual(ws.sent.map((op) => [op.op, typeof op.error]),
+    [['nack', 'string'], ['answer', 'string'], ['nack', 'string'], ['answer', 'string'], ['nack', 'string'], ['answer', 'string']]);
+  assert.equal(errors.length, 6);
+  await bus.close();
+});

@@ -85,6 +85,30 @@ function failureText(e) {
   }
 }
 
+/**
+ * Calls a subscription's handler with `message`: its result and that result's `then` when it is a
+ * thenable (read once, here: a `then` getter or a revoked Proxy that throws is the handler's
+ * failure, as a throw of the handler is).
+ */
+function runHandler(handler, message) {
+  const value = handler(message.payload, message);
+  const then = value !== null && (typeof value === 'object' || typeof value === 'function') ? value.then : undefined;
+  return { value, then: typeof then === 'function' ? then : undefined };
+}
+
+/** Settles a handler's outcome (from runHandler): `ok(value)` or `failed(error)`, a thenable's throw included. */
+function settleHandler(out, ok, failed) {
+  if (out.then === undefined) {
+    ok(out.value);
+    return;
+  }
+  try {
+    out.then.call(out.value, ok, failed);
+  } catch (e) {
+    failed(e);
+  }
+}
+
 /** The /connect URL of a deployment: http(s) becomes ws(s); a URL without a path gets /connect. */
 function connectUrl(url, token, hub) {
   const u = new URL(url);
@@ -651,15 +675,14 @@ class RemoteBus {
       answer({ error: failureText(e).slice(0, 1000) });
       this._report(e, { subscription: s, message });
     };
-    let r;
+    let out;
     try {
-      r = s._handler(message.payload, message);
+      out = runHandler(s._handler, message);
     } catch (e) {
       failed(e);
       return;
     }
-    if (r && typeof r.then === 'function') r.then(settle, failed);
-    else settle(r);
+    settleHandler(out, settle, failed);
   }
 
   /** The hub no longer holds messages a subscription's replay asked for: each gap to its `onGap`, or `onError`. */
@@ -821,15 +844,14 @@ class RemoteBus {
       this._send(ok ? { op: 'ack', sub: s.id, d: tokens } : { op: 'nack', sub: s.id, d: tokens, error: failureText(error).slice(0, 500) });
       if (!ok) this._report(error, { subscription: s, message });
     };
-    let r;
+    let out;
     try {
-      r = s._handler(message.payload, message);
+      out = runHandler(s._handler, message);
     } catch (e) {
       done(false, e);
       return;
     }
-    if (r && typeof r.then === 'function') r.then(() => done(true), (e) => done(false, e));
-    else done(true);
+    settleHandler(out, () => done(true), (e) => done(false, e));
   }
 
   // ----- the bus API ---------------------------------------------------------------------------

@@ -309,3 +309,7 @@ test('remote handlers returning a value whose `then` cannot be read, or whose th
   assert.equal(errors.length, 6);
   await bus.close();
 });
+
+test('ShardedBus: a handlers string with a lone surrogate is INVALID_OPTION at the call (a URL would make it another name)', () => {
+  throwsCode(() => new ShardedBus({ handlers: '/tmp/\uD800.mjs', workers: 1 }), 'INVALID_OPTION');
+});

@@ -15,7 +15,7 @@
 import { EdgebusError, errorText, fail } from '../shared/errors.js';
 import { raw } from '../shared/core.js';
 import {
-  DURATION, describe, functionOption, isArray, numberOption, overflowOption, parseDedupe, parsePublishOptions,
+  DURATION, checkString, describe, functionOption, isArray, numberOption, overflowOption, parseDedupe, parsePublishOptions,
   parseRequestOptions, signalOption, snapshot,
   isAborted, abortReason, addAbortListener, removeAbortListener,
 } from '../shared/validate.js';
@@ -73,6 +73,8 @@ function handlersUrl(h) {
   if (typeof h !== 'string' || h.length === 0) {
     fail('INVALID_OPTION', `option \`handlers\` must be a URL (or a URL string) of a module, got ${describe(h)}`);
   }
+  // (A lone surrogate would become U+FFFD in the URL: another module's name.)
+  checkString(h, 'INVALID_OPTION', 'option `handlers`');
   const path = platform.absolutePath !== undefined ? platform.absolutePath(h) : undefined;
   if (path !== undefined) return path;
   try {

@@ -310,6 +310,19 @@ test('remote handlers returning a value whose `then` cannot be read, or whose th
   await bus.close();
 });
 
+test('remote client: a hub frame not shaped as the protocol says is reported BAD_JSON, never thrown out of the socket; the rest of the frame is read', async () => {
+  const errors = [];
+  const { bus, ws } = await online({ onError: (e) => errors.push(e) });
+  const got = [];
+  const sub = bus.subscribe('a', (p) => got.push(p));
+  await settle();
+  ws.deliver([null, 5, { t: 'msg', m: 5 }, { t: 'msg', m: [[5]] }, { t: 'gap', sub: sub.id, gaps: [null] },
+    { t: 'msg', m: [[[sub.id], { topic: 'a', payload: 'after', id: 'm1' }]] }]);
+  assert.deepEqual(got, ['after']);
+  assert.deepEqual(errors.map((e) => e.code), ['BAD_JSON', 'BAD_JSON', 'BAD_JSON', 'BAD_JSON'], '(a part without a kind, 5, is ignored as an unknown kind)');
+  await bus.close();
+});
+
 test('ShardedBus: a handlers string with a lone surrogate is INVALID_OPTION at the call (a URL would make it another name)', () => {
   throwsCode(() => new ShardedBus({ handlers: '/tmp/\uD800.mjs', workers: 1 }), 'INVALID_OPTION');
 });

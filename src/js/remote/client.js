@@ -512,19 +512,30 @@ class RemoteBus {
       return;
     }
     for (const x of Array.isArray(f) ? f : [f]) {
-      switch (x.t) {
-        case 'hello': this._hello(ws, x); break;
-        case 'msg': this._messages(x); break;
-        case 'ok': this._reply(x, undefined); break;
-        case 'reply': this._requestReply(x); break;
-        case 'end': this._requestEnd(x); break;
-        case 'gap': this._gaps(x); break;
-        case 'err':
-          if (!this._open && x.op === undefined) this._connectError = new EdgebusError(x.code, x.message);
-          else this._reply(x, new EdgebusError(x.code, x.message));
-          break;
-        default: break; // pong, and kinds a later hub may add
+      // A part of the frame not shaped as the protocol says (a hub of another version, a proxy
+      // in between) is reported, and the rest of the frame still read: never thrown out of the
+      // socket's message event. (Handlers' own failures are caught where they are called.)
+      try {
+        this._item(ws, x);
+      } catch (e) {
+        this._report(new EdgebusError('BAD_JSON', `the hub sent a frame the client cannot read: ${errorText(e)}`, { cause: e }));
       }
+    }
+  }
+
+  _item(ws, x) {
+    switch (x.t) {
+      case 'hello': this._hello(ws, x); break;
+      case 'msg': this._messages(x); break;
+      case 'ok': this._reply(x, undefined); break;
+      case 'reply': this._requestReply(x); break;
+      case 'end': this._requestEnd(x); break;
+      case 'gap': this._gaps(x); break;
+      case 'err':
+        if (!this._open && x.op === undefined) this._connectError = new EdgebusError(x.code, x.message);
+        else this._reply(x, new EdgebusError(x.code, x.message));
+        break;
+      default: break; // pong, and kinds a later hub may add
     }
   }
 

@@ -203,13 +203,14 @@ impl RequestTable {
     }
 
     /// One report of `request`'s responders came: `responders` more, and `reports` more
-    /// reports to wait for.
+    /// reports to wait for. The counts saturate: a report of more than a u32 can count keeps
+    /// the request waiting (until its deadline), never wraps around to an end.
     pub fn reached(&mut self, request: RequestId, reports: u32, responders: u32) -> Reached {
         let Some(r) = self.requests.get_mut(request.index, request.gen) else {
             return Reached::Gone;
         };
-        r.reports = (r.reports + reports).saturating_sub(1);
-        r.expected += responders;
+        r.reports = r.reports.saturating_add(reports).saturating_sub(1);
+        r.expected = r.expected.saturating_add(responders);
         if !r.all_answered() {
             return Reached::Pending;
         }

@@ -210,6 +210,21 @@ fn max_is_checked() {
 }
 
 #[test]
+fn reports_of_more_than_a_u32_counts_keep_the_request_waiting_and_never_wrap_to_an_end() {
+    let mut t = RequestTable::new();
+    // One report awaited, then u32::MAX more announced: 1 + (2^32 - 1) would wrap to 0.
+    let id = t.open(5, 0, 1).unwrap();
+    assert_eq!(t.reached(id, u32::MAX, 0), Reached::Pending);
+    assert_eq!(t.reached(id, u32::MAX, 0), Reached::Pending);
+    // Responders likewise: u32::MAX, then 2 more, would wrap to 1 and end at the first answer.
+    let other = t.open(5, 0, 2).unwrap();
+    assert_eq!(t.reached(other, 0, u32::MAX), Reached::Pending);
+    assert_eq!(t.reached(other, 0, 2), Reached::Pending);
+    assert_eq!(t.answer(other, 1, Reply), Answer::Reply { last: false });
+    assert!(t.cancel(id) && t.cancel(other), "both were still pending");
+}
+
+#[test]
 fn a_table_learning_its_responders_from_reports_ends_once_every_report_came_and_all_answered() {
     let mut t = RequestTable::new();
     // Opened before anything is known: it waits for one report (the owner's).

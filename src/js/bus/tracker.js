@@ -7,7 +7,7 @@ import { raw, ready, REC_REQUEST_ENDED, KIND_REPLY, KIND_FAILURE, KIND_DECLINE }
 import { wasmWords } from '../shared/memory.js';
 import { fail } from '../shared/errors.js';
 import { checkClock, describe, numberOption, snapshot, DURATION } from '../shared/validate.js';
-import { systemClock } from '../shared/clock.js';
+import { steadyClock, systemClock } from '../shared/clock.js';
 import { printsAs } from '../shared/inspect.js';
 
 const ANSWERS = ['late', 'reply', 'replyLast', 'failed', 'failedLast', 'declined', 'declinedLast'];
@@ -29,12 +29,17 @@ function count(v, what) {
 }
 
 export class RequestTracker {
-  /** `clock` (default: the system's) reads the time for deadlines. */
+  /**
+   * `clock` (default: the system's) reads the time for deadlines, as Bus reads one (steadyClock):
+   * a later now() that throws or gives no number stands for its last good reading (a deadline is
+   * never NaN, a string, or a Symbol at the core).
+   */
   constructor(options) {
     printsAs(RequestTracker, 'RequestTracker');
     ready();
     const o = options === undefined ? {} : snapshot(options, ['clock'], 'options');
-    this._clock = checkClock(o.clock, 'clock') ?? systemClock;
+    const clock = checkClock(o.clock, 'clock') ?? systemClock;
+    this._clock = clock === systemClock ? clock : steadyClock(clock);
     // A core of its own, with no subscription: its requests, their deadlines and counts.
     this._t = new raw.WasmBroker(0, 0, 0, -1, 0, 0, 0, 1, new Float64Array(0), undefined);
     this._kinds = { reply: KIND_REPLY, failure: KIND_FAILURE, decline: KIND_DECLINE };
@@ -79,7 +84,8 @@ export class RequestTracker {
     if (typeof responder !== 'number' || !Number.isInteger(responder) || responder < 0 || responder > Number.MAX_SAFE_INTEGER) {
       fail('INVALID_ARGUMENT', `responder must be a safe integer ≥ 0, got ${describe(responder)}`);
     }
-    const k = Object.hasOwn(this._kinds, kind) ? this._kinds[kind] : fail('INVALID_ARGUMENT', `kind must be 'reply', 'failure' or 'decline', got ${describe(kind)}`);
+    // (Only a string is looked up: an object as a key would be converted, which can throw.)
+    const k = typeof kind === 'string' && Object.hasOwn(this._kinds, kind) ? this._kinds[kind] : fail('INVALID_ARGUMENT', `kind must be 'reply', 'failure' or 'decline', got ${describe(kind)}`);
     return ANSWERS[this._t.answer(i, g, responder, k)];
   }
 

@@ -16,11 +16,11 @@
 // (a topic it never received a message of: what was published on it since the subscription
 // began), or send a gap notice (`onGap`, `stats().gaps`) for what they no longer hold.
 
-import { EdgebusError, fail } from '../shared/errors.js';
+import { EdgebusError, errorText, fail } from '../shared/errors.js';
 import { ready } from '../shared/core.js';
 import {
-  checkHandler, checkReplay, functionOption, numberOption, overflowOption, parseOnceOptions, parseRequestOptions, signalOption, snapshot,
-  stringOption,
+  checkHandler, checkReplay, describe, functionOption, numberOption, overflowOption, parseOnceOptions, parseRequestOptions, signalOption,
+  snapshot, stringOption,
   isAborted, abortReason, addAbortListener, removeAbortListener,
   headersOption,
 } from '../shared/validate.js';
@@ -39,12 +39,79 @@ const PUBLISH_OPTIONS = ['id', 'key', 'headers', 'retain'];
 /** Topics whose last seq a subscription remembers for its recovery, unless the hub says otherwise (hello). */
 const RECOVER_TOPICS = 1000;
 const POSITIVE = { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER };
+// A work-queue subscription's options, as the hub takes them (edge/src/frames.js).
+const MAX_ATTEMPTS = { integer: true, min: 1, max: 1000 };
+const ACK_TIMEOUT_MS = { integer: true, min: 1, max: 3600000 };
 // The longest delay a JavaScript host timer takes (longer ones fire at once).
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * The text of `url` (a string or a URL), read once: INVALID_ARGUMENT when it cannot be read or is
+ * no URL.
+ */
+function urlText(url) {
+  let text;
+  try {
+    text = typeof url === 'string' ? url : String(url);
+    new URL(text);
+  } catch (e) {
+    throw new EdgebusError('INVALID_ARGUMENT', `url must be the URL of an edgebus deployment, got ${describe(url)}: ${errorText(e)}`, { cause: e });
+  }
+  return text;
+}
+
+/**
+ * `value` as the JSON text sent to the hub: INVALID_ARGUMENT (naming `what`) for a value JSON
+ * cannot write (a BigInt, a cycle, a throwing toJSON or getter) or writes as nothing (a function,
+ * a Symbol, undefined).
+ */
+function jsonText(value, what) {
+  let text;
+  try {
+    text = JSON.stringify(value);
+  } catch (e) {
+    throw new EdgebusError('INVALID_ARGUMENT', `${what} must be a JSON value: ${errorText(e)}`, { cause: e });
+  }
+  if (text === undefined) fail('INVALID_ARGUMENT', `${what} must be a JSON value, got ${describe(value)}`);
+  return text;
+}
+
+/** What a handler threw, as the hub is told it: its `message`, or the value; never throws. */
+function failureText(e) {
+  try {
+    return String(e?.message ?? e);
+  } catch {
+    return errorText(e);
+  }
+}
+
+/**
+ * Calls a subscription's handler with `message`: its result and that result's `then` when it is a
+ * thenable (read once, here: a `then` getter or a revoked Proxy that throws is the handler's
+ * failure, as a throw of the handler is).
+ */
+function runHandler(handler, message) {
+  const value = handler(message.payload, message);
+  const then = value !== null && (typeof value === 'object' || typeof value === 'function') ? value.then : undefined;
+  return { value, then: typeof then === 'function' ? then : undefined };
+}
+
+/** Settles a handler's outcome (from runHandler): `ok(value)` or `failed(error)`, a thenable's throw included. */
+function settleHandler(out, ok, failed) {
+  if (out.then === undefined) {
+    ok(out.value);
+    return;
+  }
+  try {
+    out.then.call(out.value, ok, failed);
+  } catch (e) {
+    failed(e);
+  }
+}
+
 /** The /connect URL of a deployment: http(s) becomes ws(s); a URL without a path gets /connect. */
 function connectUrl(url, token, hub) {
-  const u = new URL(String(url));
+  const u = new URL(url);
   if (u.protocol === 'http:') u.protocol = 'ws:';
   else if (u.protocol === 'https:') u.protocol = 'wss:';
   else if (u.protocol !== 'ws:' && u.protocol !== 'wss:') fail('INVALID_ARGUMENT', `url must be http(s) or ws(s), got ${u.protocol}`);
@@ -144,8 +211,6 @@ class RemoteBus {
     }
     this._WebSocket = o.WebSocket ?? globalThis.WebSocket;
     if (typeof this._WebSocket !== 'function') fail('INVALID_OPTION', 'no WebSocket implementation: pass option `WebSocket`');
-    this._url = url;
-    connectUrl(url, 'x', o.hub); // validates the URL now
     if (o.hub !== undefined) {
       try {
         checkTopic(o.hub);
@@ -153,6 +218,9 @@ class RemoteBus {
         fail('INVALID_OPTION', `option \`hub\` must be a topic prefix (like \`orders\`): ${e.message}`);
       }
     }
+    url = urlText(url); // read once: each reconnect dials this text
+    this._url = url;
+    connectUrl(url, 'x', o.hub); // validates the URL now
     this._token = o.token;
     this._hub = o.hub;
     this._maxBuffer = numberOption(o, 'maxBuffer', 'options', POSITIVE) ?? 1000;
@@ -347,14 +415,14 @@ class RemoteBus {
     const positions = hello.limits?.replayMaxPositions;
     if (Number.isSafeInteger(positions) && positions > 0) this._recoverTopics = Math.min(RECOVER_TOPICS, positions);
     const ops = [];
-    for (const s of this._subs.values()) ops.push(this._subOp(s));
+    for (const s of this._subs.values()) ops.push(JSON.stringify(this._subOp(s)));
     // Requests made while offline go out now, after the subscriptions.
     for (const req of this._requests.values()) {
       if (req.sent) continue;
       req.sent = true;
-      ops.push(req.op);
+      ops.push(req.json);
     }
-    for (let i = 0; i < ops.length; i += 1000) ws.send(JSON.stringify(ops.slice(i, i + 1000)));
+    for (let i = 0; i < ops.length; i += 1000) ws.send(`[${ops.slice(i, i + 1000).join(',')}]`);
     this._pump();
     this._onFirstOpen();
   }
@@ -381,7 +449,8 @@ class RemoteBus {
       this._tokens -= n;
       const batch = this._queue.splice(0, n);
       for (const p of batch) this._sent.set(p.op.ref, p);
-      for (let i = 0; i < batch.length; i += 1000) this._ws.send(JSON.stringify(batch.slice(i, i + 1000).map((p) => p.op)));
+      // Each publish as written at its call (restored ones: now, from what the store gave).
+      for (let i = 0; i < batch.length; i += 1000) this._ws.send(`[${batch.slice(i, i + 1000).map((p) => p.json ?? JSON.stringify(p.op)).join(',')}]`);
     }
     if (free > n) {
       // Wait for a useful share of the bucket (a tenth of a second's worth), not for every token.
@@ -400,16 +469,21 @@ class RemoteBus {
     queueMicrotask(() => this._pump());
   }
 
-  _send(op) {
-    this._outgoing.push(op);
+  /**
+   * Sends `op` at the end of this microtask, with the others sent in it. Written as JSON now (`text`
+   * when the caller has it): an op that cannot be written throws here, to its caller, and never
+   * takes the others of the frame down with it.
+   */
+  _send(op, text = JSON.stringify(op)) {
+    this._outgoing.push(text);
     if (this._sendQueued) return;
     this._sendQueued = true;
     queueMicrotask(() => {
       this._sendQueued = false;
-      const ops = this._outgoing;
+      const texts = this._outgoing;
       this._outgoing = [];
-      if (!this._open || ops.length === 0) return;
-      for (let i = 0; i < ops.length; i += 1000) this._ws.send(JSON.stringify(ops.slice(i, i + 1000)));
+      if (!this._open || texts.length === 0) return;
+      for (let i = 0; i < texts.length; i += 1000) this._ws.send(`[${texts.slice(i, i + 1000).join(',')}]`);
     });
   }
 
@@ -438,19 +512,30 @@ class RemoteBus {
       return;
     }
     for (const x of Array.isArray(f) ? f : [f]) {
-      switch (x.t) {
-        case 'hello': this._hello(ws, x); break;
-        case 'msg': this._messages(x); break;
-        case 'ok': this._reply(x, undefined); break;
-        case 'reply': this._requestReply(x); break;
-        case 'end': this._requestEnd(x); break;
-        case 'gap': this._gaps(x); break;
-        case 'err':
-          if (!this._open && x.op === undefined) this._connectError = new EdgebusError(x.code, x.message);
-          else this._reply(x, new EdgebusError(x.code, x.message));
-          break;
-        default: break; // pong, and kinds a later hub may add
+      // A part of the frame not shaped as the protocol says (a hub of another version, a proxy
+      // in between) is reported, and the rest of the frame still read: never thrown out of the
+      // socket's message event. (Handlers' own failures are caught where they are called.)
+      try {
+        this._item(ws, x);
+      } catch (e) {
+        this._report(new EdgebusError('BAD_JSON', `the hub sent a frame the client cannot read: ${errorText(e)}`, { cause: e }));
       }
+    }
+  }
+
+  _item(ws, x) {
+    switch (x.t) {
+      case 'hello': this._hello(ws, x); break;
+      case 'msg': this._messages(x); break;
+      case 'ok': this._reply(x, undefined); break;
+      case 'reply': this._requestReply(x); break;
+      case 'end': this._requestEnd(x); break;
+      case 'gap': this._gaps(x); break;
+      case 'err':
+        if (!this._open && x.op === undefined) this._connectError = new EdgebusError(x.code, x.message);
+        else this._reply(x, new EdgebusError(x.code, x.message));
+        break;
+      default: break; // pong, and kinds a later hub may add
     }
   }
 
@@ -578,24 +663,37 @@ class RemoteBus {
     const answer = (op) => {
       if (answered) return false;
       answered = true;
-      if (this._open) this._send({ op: 'answer', to, sub: s.id, ...op });
+      if (!this._open) return true;
+      const frame = { op: 'answer', to, sub: s.id, ...op };
+      let text;
+      try {
+        // (A function or a Symbol, which JSON writes as nothing, is no reply either.)
+        if (typeof op.v === 'function' || typeof op.v === 'symbol') jsonText(op.v, 'a reply');
+        text = jsonText(frame, 'a reply');
+      } catch (e) {
+        // A reply JSON cannot carry: the request gets a failure instead, and it is reported.
+        const error = String(e.message).slice(0, 1000);
+        this._send({ op: 'answer', to, sub: s.id, error });
+        this._report(e, { subscription: s, message });
+        return true;
+      }
+      this._send(frame, text);
       return true;
     };
     message.reply = (value) => answer({ v: value === undefined ? null : value });
     const settle = (value) => answer(value === undefined ? { decline: true } : { v: value });
     const failed = (e) => {
-      answer({ error: String(e?.message ?? e).slice(0, 1000) });
+      answer({ error: failureText(e).slice(0, 1000) });
       this._report(e, { subscription: s, message });
     };
-    let r;
+    let out;
     try {
-      r = s._handler(message.payload, message);
+      out = runHandler(s._handler, message);
     } catch (e) {
       failed(e);
       return;
     }
-    if (r && typeof r.then === 'function') r.then(settle, failed);
-    else settle(r);
+    settleHandler(out, settle, failed);
   }
 
   /** The hub no longer holds messages a subscription's replay asked for: each gap to its `onGap`, or `onError`. */
@@ -686,6 +784,9 @@ class RemoteBus {
     if (many) req.op.max = o.max ?? 2 ** 30;
     if (o.key !== undefined) req.op.key = o.key;
     if (o.headers !== undefined) req.op.headers = o.headers;
+    // Written now: a payload JSON cannot carry is refused at the call, not met when it is sent.
+    if (typeof payload === 'function' || typeof payload === 'symbol') jsonText(payload, 'payload');
+    req.json = jsonText(req.op, 'payload');
     req.sent = false;
     this._requests.set(ref, req);
     this._stats.requests++;
@@ -701,7 +802,7 @@ class RemoteBus {
     }
     if (this._open) {
       req.sent = true;
-      this._send(req.op);
+      this._send(req.op, req.json);
     }
     return req;
   }
@@ -751,18 +852,17 @@ class RemoteBus {
       // The connection dropped meanwhile: the hub redelivers it, and (when handled) it is acknowledged then.
       if (s._running.get(id) !== tokens) return;
       s._running.delete(id);
-      this._send(ok ? { op: 'ack', sub: s.id, d: tokens } : { op: 'nack', sub: s.id, d: tokens, error: String(error?.message ?? error).slice(0, 500) });
+      this._send(ok ? { op: 'ack', sub: s.id, d: tokens } : { op: 'nack', sub: s.id, d: tokens, error: failureText(error).slice(0, 500) });
       if (!ok) this._report(error, { subscription: s, message });
     };
-    let r;
+    let out;
     try {
-      r = s._handler(message.payload, message);
+      out = runHandler(s._handler, message);
     } catch (e) {
       done(false, e);
       return;
     }
-    if (r && typeof r.then === 'function') r.then(() => done(true), (e) => done(false, e));
-    else done(true);
+    settleHandler(out, () => done(true), (e) => done(false, e));
   }
 
   // ----- the bus API ---------------------------------------------------------------------------
@@ -794,6 +894,9 @@ class RemoteBus {
     if (o.group === undefined && (o.maxAttempts !== undefined || o.ackTimeoutMs !== undefined)) {
       fail('INVALID_OPTION', '`maxAttempts` and `ackTimeoutMs` apply only with `group` (a work queue)');
     }
+    // As the hub takes them (they are sent on every (re)subscription, as JSON).
+    numberOption(o, 'maxAttempts', 'options', MAX_ATTEMPTS);
+    numberOption(o, 'ackTimeoutMs', 'options', ACK_TIMEOUT_MS);
     functionOption(o, 'onGap', 'options');
     if (o.replay !== undefined) {
       if (o.group !== undefined) fail('INVALID_OPTION', '`replay` applies to plain subscriptions (a work queue keeps its messages until they are acknowledged)');
@@ -855,7 +958,7 @@ class RemoteBus {
           try {
             ok = o.filter(message);
           } catch (e) {
-            finish(new EdgebusError('HANDLER_FAILED', `once() filter threw: ${e?.message ?? e}`, { cause: e }));
+            finish(new EdgebusError('HANDLER_FAILED', `once() filter threw: ${failureText(e)}`, { cause: e }));
             return;
           }
           if (!ok) return;
@@ -957,7 +1060,11 @@ class RemoteBus {
     }
     if (o.key !== undefined) op.key = o.key;
     if (o.headers !== undefined) op.headers = headersOption(o.headers);
-    const p = { op, async, signal, resolve: undefined, reject: undefined };
+    // Written now: a payload JSON cannot carry is refused at the call (not met when the buffer is
+    // sent, taking the publishes sent with it down), and later changes to it are not sent.
+    if (typeof payload === 'function' || typeof payload === 'symbol') jsonText(payload, 'payload');
+    const json = jsonText(op, 'payload');
+    const p = { op, json, async, signal, resolve: undefined, reject: undefined };
     p.promise = new Promise((resolve, reject) => { p.resolve = resolve; p.reject = reject; });
     if (!async) p.promise.catch(() => {});
     return p;

@@ -15,7 +15,7 @@
 import { EdgebusError, errorText, fail } from '../shared/errors.js';
 import { raw } from '../shared/core.js';
 import {
-  DURATION, describe, functionOption, isArray, numberOption, overflowOption, parseDedupe, parsePublishOptions,
+  DURATION, checkString, describe, functionOption, isArray, numberOption, overflowOption, parseDedupe, parsePublishOptions,
   parseRequestOptions, signalOption, snapshot,
   isAborted, abortReason, addAbortListener, removeAbortListener,
 } from '../shared/validate.js';
@@ -73,6 +73,8 @@ function handlersUrl(h) {
   if (typeof h !== 'string' || h.length === 0) {
     fail('INVALID_OPTION', `option \`handlers\` must be a URL (or a URL string) of a module, got ${describe(h)}`);
   }
+  // (A lone surrogate would become U+FFFD in the URL: another module's name.)
+  checkString(h, 'INVALID_OPTION', 'option `handlers`');
   const path = platform.absolutePath !== undefined ? platform.absolutePath(h) : undefined;
   if (path !== undefined) return path;
   try {
@@ -728,6 +730,9 @@ export class ShardedBus {
     this._checkTopic(topic);
     const o = parsePublish(options, false);
     checkCloneable(payload, topic, platform.isProxy);
+    // Again: reading the options and the payload runs the caller's getters, which may have closed
+    // the bus (a message taken after close() stopped the workers would never be handled).
+    this._checkOpen();
     return this._publish(topic, payload, o, true);
   }
 
@@ -766,6 +771,7 @@ export class ShardedBus {
       fail('INVALID_OPTION', `option \`ids\` must be an array with one id per payload (${payloads.length})`);
     }
     for (const p of payloads) checkCloneable(p, topic, platform.isProxy);
+    this._checkOpen(); // (the caller's getters run above may have closed it, as in publish)
     const fresh = [];
     const seen = new Set();
     for (let i = 0; i < payloads.length; i++) {
@@ -805,6 +811,7 @@ export class ShardedBus {
       this._checkTopic(topic);
       const o = parsePublish(options, false, true);
       checkCloneable(payload, topic, platform.isProxy);
+      this._checkOpen(); // (the caller's getters run above may have closed it, as in publish)
       const signal = o.signal;
       if (signal !== undefined && isAborted(signal)) {
         throw new EdgebusError('ABORTED', 'the publish was aborted before it was made', { cause: abortReason(signal) });
@@ -855,6 +862,7 @@ export class ShardedBus {
         throw new EdgebusError('ABORTED', 'the request was aborted before it was made', { cause: abortReason(o.signal) });
       }
       checkCloneable(payload, topic, platform.isProxy);
+      this._checkOpen(); // (the caller's getters run above may have closed it, as in publish)
       const s = this._shards[this._shardOf(o.key ?? topic)];
       if (!this._makeRoom(s, 1, true)) {
         fail('QUEUE_FULL', `queue of shard ${s.index} is full (overflow '${this._overflow}'): the request was not made`);

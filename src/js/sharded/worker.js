@@ -20,6 +20,7 @@
 // replaces a worker that shows none for too long while a handler runs.
 
 import { publicMessage } from './values.js';
+import { errorText } from '../shared/errors.js';
 
 // Every handler is called through one of these two functions, never directly. Their call of `fn`
 // is kept megamorphic (it has called two different functions: see `unmono`), so V8 never inlines
@@ -259,7 +260,33 @@ export function runShardWorker(api, port, load) {
     return n;
   }
 
+  /** A plain copy of subscribe options (each own key read once); other values as given, for the bus to refuse. */
+  function ownOptions(options) {
+    if (options === null || typeof options !== 'object') return options;
+    try {
+      if (Array.isArray(options)) return options;
+      const copy = {};
+      for (const k of Object.keys(options)) copy[k] = options[k];
+      return copy;
+    } catch (e) {
+      throw new api.EdgebusError('INVALID_OPTION', `options could not be read: ${errorText(e)}`, { cause: e });
+    }
+  }
+
+  /** Whether a handler takes the message too (as Bus decides it): INVALID_HANDLER when its `length` cannot be read. */
+  function takesMessage(handler) {
+    try {
+      return handler.length !== 1;
+    } catch (e) {
+      throw new api.EdgebusError('INVALID_HANDLER', `handler could not be read: ${errorText(e)}`, { cause: e });
+    }
+  }
+
   function subscribe(pattern, handler, options) {
+    // The options are read once, as the bus reads them (its own keys): the copy is what the bus
+    // gets, so `batch` cannot answer one thing here and another to the bus (a getter, a `batch`
+    // inherited from a prototype), which would hand messages to the wrong wrapper.
+    options = ownOptions(options);
     const batch = options !== undefined && options !== null && options.batch !== undefined && options.batch !== false;
     const rec = { id: subs.length, pattern, active: true, sub: undefined };
     let wrapped;
@@ -292,7 +319,7 @@ export function runShardWorker(api, port, load) {
         return r;
       };
     } else {
-      const wantsMessage = handler.length !== 1;
+      const wantsMessage = takesMessage(handler);
       wrapped = function (payload, env) {
         const t = env.headers === undefined ? undefined : env.headers[TOKEN];
         // A message of the worker's own bus (its `$errors`): not one the main thread tracks.

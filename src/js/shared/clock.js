@@ -13,7 +13,9 @@ export const systemClock = {
 /**
  * A caller's clock as a bus reads it after construction, where a reading is needed in the middle of
  * work under way (a pump holding completions, a restore handing copies over): a `now()` that
- * throws or answers anything but a number is taken as the last good reading (time stands still),
+ * throws or answers anything but a finite number (as checkClock requires of its first reading:
+ * ±Infinity would expire everything at once, or leave a deadline at no time) is taken as the last
+ * good reading (time stands still),
  * said once on the console, rather than thrown out of that work half done. Its timers are the
  * caller's own.
  */
@@ -24,7 +26,7 @@ export function steadyClock(clock) {
     let t;
     try {
       t = clock.now();
-      if (typeof t === 'number' && !Number.isNaN(t)) {
+      if (typeof t === 'number' && Number.isFinite(t)) {
         last = t;
         return t;
       }
@@ -33,7 +35,7 @@ export function steadyClock(clock) {
     }
     if (!told) {
       told = true;
-      console.error('edgebus: the clock\'s now() failed or gave no number; its last reading stands in (said once)', t);
+      console.error('edgebus: the clock\'s now() failed or gave no finite number; its last reading stands in (said once)', t);
     }
     return last;
   };

@@ -253,7 +253,7 @@ export class Hub extends DurableObject {
       limits: {
         maxPayloadBytes: c.MAX_PAYLOAD_BYTES, maxSubscriptions: c.MAX_SUBSCRIPTIONS, maxMessagesPerSecond: c.MAX_MESSAGES_PER_SECOND,
         maxSubscribesPerSecond: c.MAX_SUBSCRIBES_PER_SECOND, maxConnections: c.MAX_CONNECTIONS,
-        historyWindowMs: c.HISTORY_WINDOW_MS, replayMaxPositions: c.REPLAY_MAX_POSITIONS,
+        historyWindowMs: c.HISTORY_WINDOW_MS, replayMaxPositions: c.REPLAY_MAX_POSITIONS, dedupeMaxAgeMs: c.DEDUPE_MAX_AGE_MS,
       },
     }));
     return new Response(null, { status: 101, webSocket: client });

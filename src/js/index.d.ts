@@ -835,7 +835,11 @@ export interface ConnectOptions {
   reconnect?: { initialMs?: number; maxMs?: number };
   /** A handshake that takes longer is abandoned and retried (default 10,000 ms). */
   connectTimeoutMs?: number;
-  /** Message ids remembered per subscription to drop redeliveries (default 10,000). */
+  /**
+   * Message ids remembered per subscription to drop redeliveries (default 10,000), each as long as
+   * the hubs remember a publish's id (their `DEDUPE_MAX_AGE_MS`, told on connecting), counted on
+   * their clock: an id published again after that is a new message.
+   */
   dedupe?: { maxIds?: number };
   /**
    * After a reconnect, plain subscriptions ask the hubs to replay what they missed (from the last

@@ -55,6 +55,37 @@ test('plain subscriptions: a message id seen before is dropped and counted', asy
   await bus.close();
 });
 
+test('an id is remembered as long as the hubs remember it (hello\'s dedupeMaxAgeMs), on their clock: taken again after that, it is a new message', async () => {
+  FakeSocket.all.length = 0;
+  const bus = connect('https://edge.example.com', { token: 't0k', WebSocket: FakeSocket, reconnect: { initialMs: 1, maxMs: 2 } });
+  const ws = FakeSocket.all.at(-1);
+  const got = [];
+  const plain = bus.subscribe('n.*', (p) => got.push(p));
+  const runs = [];
+  const work = bus.subscribe('w.x', (p) => { runs.push(p); }, { group: 'g' });
+  ws.readyState = 1;
+  ws.onmessage({ data: JSON.stringify({ t: 'hello', conn: 'c', hub: 0, limits: { dedupeMaxAgeMs: 600_000 } }) });
+  const msg = { topic: 'n.a', payload: 1, id: 'same', publishedAt: 1_000_000, seq: 7 };
+  ws.deliver({ t: 'msg', m: [[[plain.id], msg]] });
+  // Within the window, even under a new number (published again after a hub answered UNAVAILABLE
+  // and forgot the id): the copy the subscriber already had.
+  ws.deliver({ t: 'msg', m: [[[plain.id], { ...msg, payload: 2, publishedAt: 1_599_999, seq: 8 }]] });
+  // Once the window passed, the hub took the id as a new message: so is it here.
+  ws.deliver({ t: 'msg', m: [[[plain.id], { ...msg, payload: 3, publishedAt: 1_600_000, seq: 9 }]] });
+  assert.deepEqual(got, [1, 3]);
+  assert.equal(bus.stats().duplicates, 1);
+
+  const job = { topic: 'w.x', payload: 'a', id: 'j', publishedAt: 1_000_000 };
+  ws.deliver({ t: 'msg', m: [[[work.id], job, 'd1', 1]] });
+  await tick();
+  ws.deliver({ t: 'msg', m: [[[work.id], job, 'd2', 2]] }); // its ack lost: acked again, not run
+  ws.deliver({ t: 'msg', m: [[[work.id], { ...job, payload: 'b', publishedAt: 1_700_000 }, 'd3', 1]] });
+  await tick();
+  assert.deepEqual(runs, ['a', 'b'], 'the job published with the same id after the window ran');
+  assert.deepEqual(ws.sent.filter((o) => o.op === 'ack').map((o) => o.d), [['d1'], ['d2'], ['d3']]);
+  await bus.close();
+});
+
 test('work queues: ack when the handler resolves, nack when it throws; a redelivery of a handled message is acked, not run', async () => {
   const { bus, ws } = open({ onError: () => {} });
   const runs = [];

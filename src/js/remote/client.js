@@ -177,7 +177,7 @@ class RemoteSubscription {
     this.active = true;
     this._handler = handler;
     this._options = options;
-    this._seen = new IdempotenceFilter({ maxIds: bus._dedupeIds });
+    this._seen = undefined;        // the ids it had (made with its first message: RemoteBus._firstSeen)
     this._running = new Map(); // work-queue message (messageKey) → delivery tokens to acknowledge when done
     this._onGap = options.onGap;
     this._replay = options.replay; // asked for on its first subscription; recovery's on later ones
@@ -233,6 +233,12 @@ class RemoteBus {
     this._connectTimeoutMs = numberOption(o, 'connectTimeoutMs', 'options', POSITIVE) ?? 10000;
     const dedupe = o.dedupe === undefined ? {} : snapshot(o.dedupe, ['maxIds'], 'dedupe');
     this._dedupeIds = numberOption(dedupe, 'maxIds', 'dedupe', POSITIVE) ?? 10000;
+    // How long the hubs remember a publish's id (hello's limits): a subscription remembers the ids
+    // it had no longer, on the hubs' clock (a message's publishedAt, which is when its hub
+    // recorded the id), so an id a hub took again as a new message is new here too.
+    this._dedupeAgeMs = Infinity;
+    this._hubNow = 0;
+    this._hubClock = { now: () => this._hubNow };
     this._onError = functionOption(o, 'onError', 'options');
     if (o.recover !== undefined && typeof o.recover !== 'boolean') fail('INVALID_OPTION', `option \`recover\` must be a boolean, got ${typeof o.recover}`);
     this._recover = o.recover ?? true;
@@ -414,6 +420,8 @@ class RemoteBus {
     if (Number.isFinite(hello.now)) this._hubOffset = hello.now - this._refilled;
     const positions = hello.limits?.replayMaxPositions;
     if (Number.isSafeInteger(positions) && positions > 0) this._recoverTopics = Math.min(RECOVER_TOPICS, positions);
+    const dedupeAge = hello.limits?.dedupeMaxAgeMs;
+    if (Number.isSafeInteger(dedupeAge) && dedupeAge > 0) this._dedupeAgeMs = dedupeAge;
     const ops = [];
     for (const s of this._subs.values()) ops.push(JSON.stringify(this._subOp(s)));
     // Requests made while offline go out now, after the subscriptions.
@@ -622,8 +630,20 @@ class RemoteBus {
     }
   }
 
+  /**
+   * Whether `message` is new to subscription `s` by its topic and id (recorded when `record`),
+   * within the hubs' dedupe window, measured on their clock.
+   */
+  _firstSeen(s, message, record) {
+    const at = message.publishedAt;
+    if (typeof at === 'number' && Number.isFinite(at) && at >= 0) this._hubNow = at;
+    s._seen ??= new IdempotenceFilter({ maxIds: this._dedupeIds, maxAgeMs: this._dedupeAgeMs, clock: this._hubClock });
+    const key = messageKey(message);
+    return record ? s._seen.check(key) : !s._seen.has(key);
+  }
+
   _plain(s, message) {
-    if (message.id !== undefined && !s._seen.check(messageKey(message))) {
+    if (message.id !== undefined && !this._firstSeen(s, message, true)) {
       this._stats.duplicates++;
       return;
     }
@@ -832,7 +852,7 @@ class RemoteBus {
 
   _work(s, message, d) {
     const id = messageKey(message);
-    if (s._seen.has(id)) {
+    if (!this._firstSeen(s, message, false)) {
       // Already handled: acknowledge again, do not run it twice.
       this._stats.duplicates++;
       this._send({ op: 'ack', sub: s.id, d: [d] });
@@ -848,7 +868,7 @@ class RemoteBus {
     s._running.set(id, tokens);
     this._stats.delivered++;
     const done = (ok, error) => {
-      if (ok) s._seen.check(id);
+      if (ok) this._firstSeen(s, message, true);
       // The connection dropped meanwhile: the hub redelivers it, and (when handled) it is acknowledged then.
       if (s._running.get(id) !== tokens) return;
       s._running.delete(id);

@@ -109,9 +109,17 @@ export function checkRetain(v, at = '') {
   return v === true;
 }
 
-function checkOptionalString(v, name) {
+/**
+ * A message's `id` or `key`: absent, or a string of 1-256 characters that is well-formed UTF-16 (the
+ * package's Bus refuses a lone surrogate, as an id or key it would store changed: a stream's
+ * delivery through it would then fail on every try).
+ */
+export function checkOptionalString(v, name, at = '') {
   if (v !== undefined && (typeof v !== 'string' || v.length === 0 || v.length > 256)) {
-    throw new EdgebusError('BAD_REQUEST', `\`${name}\` must be a string of 1-256 characters, got ${JSON.stringify(v)}`);
+    throw new EdgebusError('BAD_REQUEST', `\`${name}\` must be a string of 1-256 characters, got ${JSON.stringify(v)}${at}`);
+  }
+  if (v !== undefined && !v.isWellFormed()) {
+    throw new EdgebusError('BAD_REQUEST', `\`${name}\` ${JSON.stringify(v)} contains a lone UTF-16 surrogate${at}`);
   }
 }
 
@@ -129,6 +137,7 @@ export function checkHeaders(h, limit) {
   for (const k of names) {
     if (k.length === 0 || k.length > 256) throw new EdgebusError('BAD_REQUEST', 'a header name must have 1-256 characters');
     if (typeof h[k] !== 'string') throw new EdgebusError('BAD_REQUEST', `header \`${k.slice(0, 64)}\` must be a string`);
+    if (!k.isWellFormed() || !h[k].isWellFormed()) throw new EdgebusError('BAD_REQUEST', `header \`${k.slice(0, 64)}\` contains a lone UTF-16 surrogate`);
     copy[k] = h[k];
   }
   const n = utf8Length(JSON.stringify(copy));

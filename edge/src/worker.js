@@ -18,7 +18,7 @@ import { codeOf, errorResponse, refuseSocket, STATUS } from './errors.js';
 import { keyring, verifyToken } from './auth.js';
 import { mayPublish } from './acl.js';
 import { hubName, hubOfTopic, nsDirectoryHub } from './routing.js';
-import { checkPayload, checkRetain, chunksBySize } from './frames.js';
+import { checkOptionalString, checkPayload, checkRetain, chunksBySize } from './frames.js';
 import { NS_COUNTERS } from './hub.js';
 
 export { Hub } from './hub.js';
@@ -192,11 +192,7 @@ async function publish(request, env, url, cfg) {
     const retain = checkRetain(m.retain, at);
     // `retain: true` without a payload clears the topic's retained value.
     const size = retain && m.payload === undefined ? 0 : checkPayload(m.payload, cfg.MAX_PAYLOAD_BYTES, cfg.MAX_PAYLOAD_DEPTH, at);
-    for (const k of ['id', 'key']) {
-      if (m[k] !== undefined && (typeof m[k] !== 'string' || m[k].length === 0 || m[k].length > 256)) {
-        throw new EdgebusError('BAD_REQUEST', `\`${k}\` must be a string of 1-256 characters${at}`);
-      }
-    }
+    for (const k of ['id', 'key']) checkOptionalString(m[k], k, at);
     const owner = hubOfTopic(m.topic, cfg.HUBS, cfg.ROUTE_TOKENS);
     if (!byHub.has(owner)) byHub.set(owner, []);
     byHub.get(owner).push([i, { topic: m.topic, payload: m.payload, id: m.id, key: m.key, ns: claims.ns, size, retain }]);

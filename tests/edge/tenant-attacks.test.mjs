@@ -253,6 +253,29 @@ test('routes: percent-encoding, dot segments, case variants and query parameters
   assert.deepEqual([frames[1].t, frames[1].code], ['err', 'FORBIDDEN']);
 });
 
+test('an id, key or header with a lone UTF-16 surrogate is refused at the door (WebSocket and HTTP); the work queue it aimed at keeps delivering', { timeout: 60_000 }, async () => {
+  const c = await open(acme);
+  assert.equal((await c.request({ op: 'sub', id: 1, pattern: 'jobs.lone', group: 'lone' })).t, 'ok');
+  const p = await open(acme);
+  for (const [extra, ref] of [[{ id: 'x\ud800' }, 'a'], [{ key: '\udc00k' }, 'b'], [{ headers: { trace: 'a\ud800' } }, 'c'], [{ headers: { ['\ud800']: 'v' } }, 'd']]) {
+    const r = await p.request({ op: 'pub', topic: 'jobs.lone', payload: ref, ref, ...extra });
+    assert.deepEqual([r.t, r.code], ['err', 'BAD_REQUEST'], JSON.stringify(extra));
+    assert.match(r.message, /lone UTF-16 surrogate/);
+  }
+  const req = await p.request({ op: 'req', topic: 'jobs.lone', payload: 0, ref: 9, key: 'k\udbff' });
+  assert.deepEqual([req.t, req.code], ['err', 'BAD_REQUEST']);
+  for (const m of [{ id: '\ud800' }, { key: 'a\udfff' }]) {
+    const r = await server.post('/publish', { topic: 'jobs.lone', payload: 'h', ...m }, acme);
+    assert.deepEqual([r.status, r.body.error.code], [400, 'BAD_REQUEST'], JSON.stringify(m));
+  }
+  // Well-formed ids (a surrogate pair among them) are taken and delivered, in order.
+  assert.equal((await p.request({ op: 'pub', topic: 'jobs.lone', payload: 'good-1', id: 'x\ud83d\ude00', ref: 'e' })).t, 'ok');
+  assert.equal((await server.post('/publish', { topic: 'jobs.lone', payload: 'good-2', id: 'y' }, acme)).body.stored, true);
+  const jobs = await c.waitMessages(2);
+  assert.deepEqual(jobs.map((j) => [j.msg.payload, j.msg.id]), [['good-1', 'x\ud83d\ude00'], ['good-2', 'y']]);
+  for (const s of [c, p]) await s.close();
+});
+
 test('oversized ids, keys, groups, topics, patterns, hubs and headers are refused with typed codes', { timeout: 60_000 }, async () => {
   const s = await open(acme);
   const long = (n) => `orders.${'x'.repeat(n - 7)}`;

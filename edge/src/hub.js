@@ -1006,13 +1006,15 @@ export class Hub extends DurableObject {
       } else if (v === 'failed' || v === 'failedLast') {
         r.failure = `a responder failed: ${value}`;
         if (last) this._endRequest(r, 'HANDLER_FAILED', r.failure);
-      } else if (last) {
-        // declinedLast: every responder answered, none with a reply.
-        if (r.failure !== undefined) this._endRequest(r, 'HANDLER_FAILED', r.failure);
-        else {
-          this._count(r.c.ns, 'noResponders');
-          this._endRequest(r, 'NO_RESPONDERS', 'every subscription the request reached completed without a reply');
-        }
+      } else if (v === 'completeLast') {
+        // A gathering the core ended complete: the replies it took are its answer.
+        this._endRequest(r);
+      } else if (v === 'declinedFailedLast') {
+        this._endRequest(r, 'HANDLER_FAILED', r.failure ?? 'a responder failed');
+      } else if (v === 'declinedLast') {
+        // Every responder answered, none with a reply, none failing.
+        this._count(r.c.ns, 'noResponders');
+        this._endRequest(r, 'NO_RESPONDERS', 'every subscription the request reached completed without a reply');
       }
     }
     this._countsChanged();

@@ -707,7 +707,7 @@ export class RequestTracker {
   reached(id: number, reports: number, responders: number): 'pending' | 'replied' | 'failed' | 'noResponders' | 'gone';
   /** A responder's answer; what it did. */
   answer(id: number, responder: number, kind: 'reply' | 'failure' | 'decline'):
-    'late' | 'reply' | 'replyLast' | 'failed' | 'failedLast' | 'declined' | 'declinedLast';
+    'late' | 'reply' | 'replyLast' | 'failed' | 'failedLast' | 'declined' | 'declinedLast' | 'completeLast' | 'declinedFailedLast';
   /** Ends a request for its requester; false when it had ended. */
   cancel(id: number): boolean;
   /** Ends the requests whose deadline passed; their ids. */

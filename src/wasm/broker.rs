@@ -69,6 +69,10 @@ const ANSWER_FAILED: u32 = 3;
 const ANSWER_FAILED_LAST: u32 = 4;
 const ANSWER_DECLINED: u32 = 5;
 const ANSWER_DECLINED_LAST: u32 = 6;
+/// The last answer, a failure or a decline, ended a gathering that had replies: it is complete.
+const ANSWER_COMPLETE_LAST: u32 = 7;
+/// The last answer, a decline, ended a request without a reply after a failure: it fails with that.
+const ANSWER_DECLINED_FAILED_LAST: u32 = 8;
 /// [`WasmBroker::answer`]'s kinds.
 const KIND_REPLY: u32 = 0;
 const KIND_FAILURE: u32 = 1;
@@ -140,7 +144,9 @@ pub fn protocol() -> Result<JsValue, JsValue> {
         .num("failed", ANSWER_FAILED.into())
         .num("failedLast", ANSWER_FAILED_LAST.into())
         .num("declined", ANSWER_DECLINED.into())
-        .num("declinedLast", ANSWER_DECLINED_LAST.into());
+        .num("declinedLast", ANSWER_DECLINED_LAST.into())
+        .num("completeLast", ANSWER_COMPLETE_LAST.into())
+        .num("declinedFailedLast", ANSWER_DECLINED_FAILED_LAST.into());
     let answer_kinds = Obj::new()
         .num("reply", KIND_REPLY.into())
         .num("failure", KIND_FAILURE.into())
@@ -1472,9 +1478,15 @@ impl WasmBroker {
             Answer::Reply { last: false } => ANSWER_REPLY,
             Answer::Reply { last: true } => ANSWER_REPLY_LAST,
             Answer::Failed { last: false, .. } => ANSWER_FAILED,
-            Answer::Failed { last: true, .. } => ANSWER_FAILED_LAST,
             Answer::Declined { last: false, .. } => ANSWER_DECLINED,
-            Answer::Declined { last: true, .. } => ANSWER_DECLINED_LAST,
+            // How the request ended is the core's word: complete with the replies it took, failing
+            // with a failure, or without responders.
+            Answer::Failed { replies: 1.., .. } | Answer::Declined { replies: 1.., .. } => {
+                ANSWER_COMPLETE_LAST
+            }
+            Answer::Failed { .. } => ANSWER_FAILED_LAST,
+            Answer::Declined { failures: 1.., .. } => ANSWER_DECLINED_FAILED_LAST,
+            Answer::Declined { .. } => ANSWER_DECLINED_LAST,
         }
     }
 

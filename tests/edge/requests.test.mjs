@@ -100,6 +100,37 @@ test('no responders, declines, a failure and a timeout end requests as in the in
   }
 });
 
+test('a gathering whose last answer, a decline or a failure, came after a reply ends complete: an end frame without a code, not counted as without responders', async () => {
+  const mix = await server.token({ ns: 'mix' });
+  const p = prefixOn(2);
+  const open = (q = '') => RawSocket.open(`${server.wsUrl}/connect?token=${mix}${q}`);
+  const first = await open(`&hub=${p}`);
+  const second = await open(`&hub=${p}`);
+  const asker = await open();
+  try {
+    for (const s of [first, second]) assert.equal((await s.request({ op: 'sub', id: 1, pattern: `${p}.mix` })).t, 'ok');
+    const cases = [[{ decline: true }, 1], [{ error: 'broken' }, 2], [{ v: 'two' }, 3]];
+    for (const [last, ref] of cases) {
+      const from = asker.frames.length;
+      asker.send({ op: 'req', ref, topic: `${p}.mix`, payload: ref, max: 10, timeoutMs: 10_000 });
+      const [one] = (await first.waitMessages(ref)).slice(-1);
+      const [two] = (await second.waitMessages(ref)).slice(-1);
+      first.send({ op: 'answer', to: one.msg.rq, sub: 1, v: 'one' });
+      await asker.waitFor((x) => x.t === 'reply' && x.ref === ref, from, 'the first reply');
+      second.send({ op: 'answer', to: two.msg.rq, sub: 1, ...last });
+      // A last reply ends it itself (`last: true`); a last decline or failure, with an end frame.
+      const end = await asker.waitFor((x) => x.ref === ref && (x.t === 'end' || x.last === true), from, 'the end of the request');
+      assert.deepEqual([end.t, end.code, end.message], ['v' in last ? 'reply' : 'end', undefined, undefined], `ended by ${JSON.stringify(last)}`);
+      const replies = asker.frames.slice(from).filter((x) => x.t === 'reply' && x.ref === ref).map((x) => x.v);
+      assert.deepEqual(replies, 'v' in last ? ['one', 'two'] : ['one']);
+    }
+    const { total } = await server.stats(mix);
+    assert.deepEqual([total.requests, total.replies, total.noResponders], [3, 4, 0]);
+  } finally {
+    for (const s of [first, second, asker]) await s.close();
+  }
+});
+
 test('headers travel with every publish and request, end to end', async () => {
   const p = prefixOn(5);
   const a = await client(token, prefixOn(6));

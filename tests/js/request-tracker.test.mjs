@@ -12,7 +12,7 @@ test('RequestTracker: responders learnt from reports; the request ends when ever
   assert.equal(t.answer(id, 1, 'reply'), 'late', 'one answer per responder');
   assert.equal(t.answer(id, 2, 'failure'), 'failed', 'a report is still to come');
   assert.equal(t.reached(id, 0, 1), 'pending');
-  assert.equal(t.answer(id, 3, 'decline'), 'declinedLast');
+  assert.equal(t.answer(id, 3, 'decline'), 'completeLast', 'the last answer ends it complete: it had a reply');
   assert.equal(t.reached(id, 0, 1), 'gone');
   const none = t.open();
   assert.equal(t.reached(none, 0, 0), 'noResponders');
@@ -22,6 +22,28 @@ test('RequestTracker: responders learnt from reports; the request ends when ever
   assert.equal(t.pending, 0);
   const st = t.stats();
   assert.deepEqual([st.sent, st.replies, st.failed, st.declined, st.noResponders, st.late], [3, 1, 2, 1, 1, 1]);
+});
+
+test('RequestTracker: the last answer says how the request ended, as its core decided', () => {
+  const t = new RequestTracker({ clock: new ManualClock() });
+  const open = (responders) => {
+    const id = t.open({ max: 10 });
+    t.reached(id, 0, responders);
+    return id;
+  };
+  const a = open(2); // a reply, then a failure last: complete
+  assert.equal(t.answer(a, 1, 'reply'), 'reply');
+  assert.equal(t.answer(a, 2, 'failure'), 'completeLast');
+  const b = open(2); // a failure, then a decline last: it fails with the failure
+  assert.equal(t.answer(b, 1, 'failure'), 'failed');
+  assert.equal(t.answer(b, 2, 'decline'), 'declinedFailedLast');
+  const c = open(2); // two declines: no responder answered
+  assert.equal(t.answer(c, 1, 'decline'), 'declined');
+  assert.equal(t.answer(c, 2, 'decline'), 'declinedLast');
+  const d = open(1); // a lone failure: it fails with it
+  assert.equal(t.answer(d, 1, 'failure'), 'failedLast');
+  assert.equal(t.pending, 0);
+  assert.equal(t.stats().noResponders, 1, 'only the request nobody answered counts as without responders');
 });
 
 test('RequestTracker: deadlines on its clock, cancel, and bad input refused with a code', () => {

@@ -13,6 +13,7 @@ import {
   raw, ready, OVERFLOW, ACCEPTED, DUPLICATE, MUST_WAIT, QUIET, REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE,
   REC_ROOM, REC_RELEASE, REC_CLAIMED, REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED, REC_NUMBERED, REC_GAPS, SUB_OPTION, SUB_OPTION_COUNT,
   ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST, ANSWER_DECLINED, ANSWER_DECLINED_LAST,
+  ANSWER_COMPLETE_LAST, ANSWER_DECLINED_FAILED_LAST,
   KIND_REPLY, KIND_FAILURE, KIND_DECLINE,
 } from '../shared/core.js';
 import {
@@ -1223,7 +1224,11 @@ export class Bus {
     const v = this._core.answer(req.ri, req.rg, s.index * 4294967296 + s.gen, kind);
     if (v === ANSWER_REPLY || v === ANSWER_REPLY_LAST) req.reply(value, v === ANSWER_REPLY_LAST);
     else if (v === ANSWER_FAILED || v === ANSWER_FAILED_LAST) req.failed(value, s, v === ANSWER_FAILED_LAST);
-    else if (v === ANSWER_DECLINED_LAST) req.declined();
+    else if (v === ANSWER_COMPLETE_LAST) {
+      // A gathering the core ended complete, with the replies it took before this answer.
+      if (kind === KIND_FAILURE) req.failed(value, s, false);
+      req._end(undefined);
+    } else if (v === ANSWER_DECLINED_LAST || v === ANSWER_DECLINED_FAILED_LAST) req.declined();
     else return v === ANSWER_DECLINED;
     return true;
   }

@@ -10,7 +10,7 @@ import { checkClock, describe, numberOption, snapshot, DURATION } from '../share
 import { steadyClock, systemClock } from '../shared/clock.js';
 import { printsAs } from '../shared/inspect.js';
 
-const ANSWERS = ['late', 'reply', 'replyLast', 'failed', 'failedLast', 'declined', 'declinedLast'];
+const ANSWERS = ['late', 'reply', 'replyLast', 'failed', 'failedLast', 'declined', 'declinedLast', 'completeLast', 'declinedFailedLast'];
 const REACHED = ['pending', 'replied', 'failed', 'noResponders', 'gone'];
 const NO_COMPLETIONS = new Uint32Array(0);
 
@@ -76,8 +76,11 @@ export class RequestTracker {
   /**
    * `responder`'s (a number naming it, unique within the request) answer: `kind` 'reply',
    * 'failure' or 'decline'. Returns 'reply' / 'replyLast' (taken; last: the request ended with
-   * it), 'failed' / 'failedLast', 'declined' / 'declinedLast', or 'late' (ignored: after the end,
-   * or the responder's second).
+   * it), 'failed' / 'declined' (taken, the request goes on), or how the request ended with it:
+   * 'completeLast' (a failure or decline after replies: complete, with them), 'failedLast' (a
+   * failure, no reply: it fails with this one), 'declinedFailedLast' (a decline, no reply, a
+   * failure before: it fails with that one), 'declinedLast' (no reply, no failure: no responder
+   * answered); or 'late' (ignored: after the end, or the responder's second).
    */
   answer(id, responder, kind) {
     const [i, g] = idParts(id);

@@ -19,7 +19,7 @@ export let REC_DELIVER, REC_BATCH, REC_TIMED_OUT, REC_IDLE, REC_ROOM, REC_RELEAS
   REC_DEAD, REC_FAILED, REC_RETIRED, REC_REQUEST_ENDED, REC_NUMBERED, REC_GAPS;
 /** `answer` verdicts. */
 export let ANSWER_LATE, ANSWER_REPLY, ANSWER_REPLY_LAST, ANSWER_FAILED, ANSWER_FAILED_LAST, ANSWER_DECLINED,
-  ANSWER_DECLINED_LAST;
+  ANSWER_DECLINED_LAST, ANSWER_COMPLETE_LAST, ANSWER_DECLINED_FAILED_LAST;
 /** What an answer is, for `answer`. */
 export let KIND_REPLY, KIND_FAILURE, KIND_DECLINE;
 /** Subscription option name (`maxQueue`, `batch.maxSize`, …) → its place among the numbers the
@@ -53,6 +53,7 @@ function loadProtocol() {
   ({
     late: ANSWER_LATE, reply: ANSWER_REPLY, replyLast: ANSWER_REPLY_LAST, failed: ANSWER_FAILED,
     failedLast: ANSWER_FAILED_LAST, declined: ANSWER_DECLINED, declinedLast: ANSWER_DECLINED_LAST,
+    completeLast: ANSWER_COMPLETE_LAST, declinedFailedLast: ANSWER_DECLINED_FAILED_LAST,
   } = p.answers);
   ({ reply: KIND_REPLY, failure: KIND_FAILURE, decline: KIND_DECLINE } = p.answerKinds);
   const overflow = Object.create(null);

@@ -373,8 +373,7 @@ impl<P: Clone> Broker<P> {
             return Err(Error::closed("bus"));
         }
         check_max(max)?;
-        let subs = self.route(handle)?;
-        let expected = subs.iter().filter(|id| self.answers(**id)).count() as u32;
+        let expected = self.reach(handle)?;
         if expected == 0 {
             self.requests.refused_without_responders();
             let topic = &self.topics[handle.index as usize].topic;
@@ -391,6 +390,14 @@ impl<P: Clone> Broker<P> {
             arm(&mut self.timers, at, Timer::Request(id.index, id.gen));
         }
         Ok(id)
+    }
+
+    /// How many subscriptions a message published now on `handle`'s topic reaches: each live
+    /// subscription, a work queue once when it has a member (a request's responders). A driver
+    /// that waits for every delivery of a message to settle waits for this many.
+    pub fn reach(&mut self, handle: TopicHandle) -> Result<u32> {
+        let subs = self.route(handle)?;
+        Ok(subs.iter().filter(|id| self.answers(**id)).count() as u32)
     }
 
     /// Whether subscription `id` answers requests now.

@@ -1490,6 +1490,14 @@ impl WasmBroker {
         }
     }
 
+    /// How many subscriptions a message published now on topic `handle` reaches (see
+    /// [`Broker::reach`]).
+    pub fn reach(&mut self, handle: u32, handle_gen: u32) -> Result<u32, JsValue> {
+        self.core
+            .reach(TopicHandle::from_parts(handle, handle_gen))
+            .map_err(to_js)
+    }
+
     /// Opens a request whose responders are elsewhere, learnt of from `reports` reports
     /// ([`Broker::open_remote_request`]); `deadline_ms` as for `open_request`. Returns `index ×
     /// 2^32 + gen`.

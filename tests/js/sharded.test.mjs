@@ -83,6 +83,20 @@ test('per-key order under concurrency: every key on one worker, handled in publi
   await bus.close();
 });
 
+test('a message a work queue inside the worker takes is done once its one member handled it (and a subscription its signal ended is not waited for)', async () => {
+  const counts = new SharedArrayBuffer(8);
+  const bus = new ShardedBus({ workers: 1, handlers: new URL('./fixtures/group-handlers.mjs', import.meta.url), data: { counts }, maxQueue: Infinity });
+  await bus.ready;
+  const N = 50;
+  for (let n = 0; n < N; n++) bus.publish('jobs.work', { n });
+  await bus.drain();
+  const c = new Int32Array(counts);
+  assert.deepEqual([c[0], c[1]], [N, N], 'one group member and the plain subscription each had every message');
+  const st = bus.stats();
+  assert.deepEqual([st.perShard[0].done, st.dropped, st.failed], [N, 0, 0], 'every message done, none taken for dropped');
+  await bus.close();
+});
+
 test('a long burst of publishes is sent in batches as it goes, not only after the burst', async () => {
   const s = shared(300);
   const bus = new ShardedBus({ workers: 1, handlers, data: s.data, maxQueue: Infinity });

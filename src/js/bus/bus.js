@@ -2206,6 +2206,20 @@ export class Bus {
     this._core.report_log_changes(true);
   }
 
+  /**
+   * For a driver that waits for every delivery of a message to settle (a shard worker): how many
+   * subscriptions a message published now on `topic` reaches, as the core routes it (each live
+   * subscription; a work queue once, when it has a member).
+   */
+  _reach(topic) {
+    const route = this._route(topic);
+    try {
+      return this._core.reach(route.handle, route.gen);
+    } catch (e) {
+      throw fromCore(e);
+    }
+  }
+
   /** The topics listed since the last call (see _reportLogChanges), oldest change first. */
   _takeLogChanges() {
     return this._core.take_log_changes();

@@ -95,7 +95,6 @@ export function runShardWorker(api, port, load) {
   let progress = 0;
   let ended = [];
   const subs = [];           // { id, pattern, tokens, active }
-  let matchCache = new Map(); // topic → matching subscription count
   let pending = [];          // tokens not finished, in arrival order
   let acks = [];             // tags finished since the last report
   let swept = [];            // those of them with deliveries that never started (dropped, expired…)
@@ -249,15 +248,12 @@ export function runShardWorker(api, port, load) {
 
   // ----- subscriptions registered by the handlers module ---------------------------------------
 
+  /**
+   * The deliveries a message on `topic` gets, which settle it: as the core routes it (each live
+   * subscription, a work queue once), not counted again here.
+   */
   function expectedFor(topic) {
-    let n = matchCache.get(topic);
-    if (n === undefined) {
-      n = 0;
-      for (const s of subs) if (s.active && api.matches(s.pattern, topic)) n++;
-      if (matchCache.size > 16384) matchCache = new Map();
-      matchCache.set(topic, n);
-    }
-    return n;
+    return bus._reach(topic);
   }
 
   /** A plain copy of subscribe options (each own key read once); other values as given, for the bus to refuse. */
@@ -353,7 +349,6 @@ export function runShardWorker(api, port, load) {
     }
     rec.sub = bus.subscribe(pattern, wrapped, options);
     subs.push(rec);
-    matchCache = new Map();
     return {
       get id() { return rec.sub.id; },
       get pattern() { return rec.sub.pattern; },
@@ -362,7 +357,6 @@ export function runShardWorker(api, port, load) {
         const r = rec.sub.unsubscribe();
         if (r) {
           rec.active = false;
-          matchCache = new Map();
           // What it had not started yet is finished once the bus is idle.
           sweep();
         }

@@ -1,6 +1,6 @@
 // What a token's claims allow: publishing to a topic its `pub` patterns match (the core's own
 // matcher, from the package), and subscribing with a pattern its `sub` patterns cover.
-import { matches } from 'edgebus';
+import { checkPattern, matches } from 'edgebus';
 
 /**
  * Whether every topic `pattern` matches is matched by `allowed`, token by token. Conservative: it
@@ -32,6 +32,17 @@ export function mayPublish(claims, topic) {
   });
 }
 
+/** `pattern` is already validated; a claim that is not a valid pattern allows nothing (as for publishing). */
 export function maySubscribe(claims, pattern) {
-  return claims.sub.some((p) => covers(p, pattern));
+  return claims.sub.some((p) => validClaim(p) && covers(p, pattern));
+}
+
+/** Whether a claim is a pattern the core accepts (`>.x` or `a.>.b` are not: they cover nothing). */
+function validClaim(p) {
+  try {
+    checkPattern(p);
+    return true;
+  } catch {
+    return false;
+  }
 }

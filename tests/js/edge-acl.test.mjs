@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { matches } from 'edgebus';
-import { covers, mayPublish } from '../../edge/src/acl.js';
+import { covers, mayPublish, maySubscribe } from '../../edge/src/acl.js';
 
 const LITERALS = ['a', 'b', '$s'];
 const TOPICS = [];
@@ -43,4 +43,16 @@ test('mayPublish is the core matcher; a claim that is not a pattern allows nothi
   }
   assert.equal(mayPublish({ pub: ['a..b', 'a.>'] }, 'a.x'), true);
   assert.equal(mayPublish({ pub: ['a..b'] }, 'a.x'), false);
+});
+
+test('maySubscribe: a claim that is not a pattern allows nothing, as for publishing', () => {
+  // `>` before the end, an empty token: refused by the core as patterns, so they grant nothing
+  // (covers alone would take `>.x` for "anything" and `a.>.b` for `a.*.c`).
+  for (const [claim, wanted] of [['>.x', 'orders.new'], ['a.>.b', 'a.*.c'], ['a..b', 'a..b'], ['', 'a']]) {
+    assert.equal(maySubscribe({ sub: [claim] }, wanted), false, `${claim} grants ${wanted}`);
+  }
+  assert.equal(maySubscribe({ sub: ['>.x', 'a.>'] }, 'a.*.c'), true, 'a valid claim beside still grants');
+  for (const allowed of valid) {
+    for (const wanted of valid) assert.equal(maySubscribe({ sub: [allowed] }, wanted), covers(allowed, wanted), `${allowed} ${wanted}`);
+  }
 });

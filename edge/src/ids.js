@@ -17,10 +17,17 @@ export class PublishIds {
     this.sql = sql;
     this.cfg = cfg;
     this.counts = new Map(); // namespace → its rows, counted on first use after a wake
+    this.order = undefined;  // the `n` of the id recorded last (read on first use after a wake)
     sql.exec(`CREATE TABLE IF NOT EXISTS publish_ids (ns TEXT NOT NULL, topic TEXT NOT NULL, id TEXT NOT NULL,
-      at INTEGER NOT NULL, PRIMARY KEY (ns, topic, id)) WITHOUT ROWID`);
+      at INTEGER NOT NULL, n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ns, topic, id)) WITHOUT ROWID`);
+    // `n`: the order ids were recorded in, which the count bound evicts by (ids of one frame or
+    // batch share their millisecond). A table from before it has the column added (its rows 0).
+    if (!sql.exec('SELECT name FROM pragma_table_info(\'publish_ids\')').toArray().some((c) => c.name === 'n')) {
+      sql.exec('ALTER TABLE publish_ids ADD COLUMN n INTEGER NOT NULL DEFAULT 0');
+    }
     sql.exec('CREATE INDEX IF NOT EXISTS publish_ids_at ON publish_ids (at)');
-    sql.exec('CREATE INDEX IF NOT EXISTS publish_ids_ns_at ON publish_ids (ns, at)');
+    sql.exec('DROP INDEX IF EXISTS publish_ids_ns_at');
+    sql.exec('CREATE INDEX IF NOT EXISTS publish_ids_ns_order ON publish_ids (ns, at, n)');
     this.legacy = sql.exec('SELECT 1 FROM sqlite_master WHERE type = \'table\' AND name = \'seen\'').toArray().length > 0;
   }
 
@@ -41,13 +48,16 @@ export class PublishIds {
       if (this.counts.has(r.ns)) this.counts.set(r.ns, this.counts.get(r.ns) - 1);
     }
     let count = this.counts.get(ns) ?? sql.exec('SELECT count(*) AS n FROM publish_ids WHERE ns = ?', ns).one().n;
-    sql.exec('INSERT OR REPLACE INTO publish_ids (ns, topic, id, at) VALUES (?, ?, ?, ?)', ns, topic, id, now);
+    this.order ??= sql.exec('SELECT coalesce(max(n), 0) AS n FROM publish_ids').one().n;
+    this.order++;
+    sql.exec('INSERT OR REPLACE INTO publish_ids (ns, topic, id, at, n) VALUES (?, ?, ?, ?, ?)', ns, topic, id, now, this.order);
     count++;
-    // Count bound: the namespace's oldest go.
+    // Count bound: the namespace's oldest go, in the order they were recorded, as the core's
+    // filter evicts (not by key among ids of the same millisecond).
     if (count > DEDUPE_MAX_IDS) {
       const over = count - DEDUPE_MAX_IDS;
       sql.exec(`DELETE FROM publish_ids WHERE ns = ? AND (topic, id) IN
-        (SELECT topic, id FROM publish_ids WHERE ns = ? ORDER BY at LIMIT ?)`, ns, ns, over);
+        (SELECT topic, id FROM publish_ids WHERE ns = ? ORDER BY at, n LIMIT ?)`, ns, ns, over);
       count -= over;
     }
     this.counts.set(ns, count);

@@ -60,3 +60,27 @@ test('ids of an earlier version (by namespace alone) stay duplicates on every to
   assert.equal(ids.first('acme', 'any.topic', 'old-2', 1601), true);
   assert.equal(new PublishIds(storageSql(db), cfg).legacy, false);
 });
+
+test('at the count bound the ids recorded first go first, among ids of the same millisecond too (as the core\'s filter evicts)', () => {
+  const ids = new PublishIds(storageSql(new DatabaseSync(':memory:')), cfg);
+  // One frame: four ids in the same millisecond, in an order their keys do not sort in.
+  for (const id of ['c', 'a', 'd', 'b']) assert.equal(ids.first('acme', 't.a', id, 5), true);
+  for (const id of ['a', 'd', 'b']) assert.equal(ids.first('acme', 't.a', id, 6), false, `${id} is still in the window`);
+  assert.equal(ids.first('acme', 't.a', 'c', 7), true, 'c, recorded first, went first');
+});
+
+test('a window stored before the recording order was kept gets it added, and goes on', () => {
+  const db = new DatabaseSync(':memory:');
+  db.exec(`CREATE TABLE publish_ids (ns TEXT NOT NULL, topic TEXT NOT NULL, id TEXT NOT NULL,
+    at INTEGER NOT NULL, PRIMARY KEY (ns, topic, id)) WITHOUT ROWID`);
+  db.prepare('INSERT INTO publish_ids (ns, topic, id, at) VALUES (?, ?, ?, ?)').run('acme', 't.a', 'old', 1);
+  const ids = new PublishIds(storageSql(db), cfg);
+  assert.equal(ids.first('acme', 't.a', 'old', 2), false, 'its ids are kept');
+  for (const id of ['z', 'y']) assert.equal(ids.first('acme', 't.a', id, 3), true);
+  assert.equal(ids.first('acme', 't.a', 'x', 3), true, 'past the bound: the oldest, old, went');
+  const woken = new PublishIds(storageSql(db), cfg);
+  for (const id of ['z', 'y', 'x']) assert.equal(woken.first('acme', 't.a', id, 4), false, `${id} after a wake`);
+  assert.equal(woken.first('acme', 't.a', 'w', 4), true);
+  assert.equal(woken.first('acme', 't.a', 'x', 4), false, 'after a wake the recording order goes on: z went, not x');
+  assert.equal(woken.first('acme', 't.a', 'old', 4), true);
+});

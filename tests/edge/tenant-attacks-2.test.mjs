@@ -3,7 +3,11 @@
 // hold tokens with the very same claims.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { EdgeServer, RawSocket } from './support/server.mjs';
+import { hubOfTopic } from '../../edge/src/routing.js';
+
+const HUBS = 8;
 
 const LATE_ACK_TOKENS = 20;
 const server = new EdgeServer({ vars: { LATE_ACK_TOKENS } });
@@ -57,4 +61,26 @@ test('another tenant\'s churn of deliveries on the same owner hub does not push 
   const after = await counts(acme);
   assert.deepEqual([after.lateAcks, after.forbiddenAcks], [mid.lateAcks + 1, mid.forbiddenAcks]);
   for (const s of [victim, attacker]) await s.close();
+});
+
+test('a POST /publish refused RATE_LIMITED is counted in its namespace\'s /stats, whichever hub keeps the token\'s bucket', { timeout: 60_000 }, async () => {
+  // A namespace of its own, used by nothing else, whose token's bucket is kept by a hub that owns
+  // none of its topics (the Worker picks the hub from a hash of the token).
+  const owner = hubOfTopic('jobs.rl', HUBS, 1);
+  let carol;
+  let limiter;
+  for (let ttl = 3600; ; ttl++) {
+    carol = await server.token({ ...claims, ns: 'carol', ttl });
+    limiter = Number.parseInt(createHash('sha256').update(carol).digest('hex').slice(0, 8), 16) % HUBS;
+    if (limiter !== owner) break;
+  }
+  const batch = Array.from({ length: 1000 }, (_, i) => ({ topic: 'jobs.rl', payload: i }));
+  assert.equal((await server.post('/publish', batch, carol)).status, 200);
+  const refused = await server.post('/publish', batch, carol);
+  assert.equal(refused.status, 429);
+  assert.equal(refused.body.error.code, 'RATE_LIMITED');
+  assert.ok((await server.stats()).perHub[limiter].rateLimited >= 1000, 'counted at the bucket\'s hub');
+  const view = await server.stats(carol);
+  assert.equal(view.total.published, 1000);
+  assert.equal(view.total.rateLimited, 1000, `carol's view (served by ${JSON.stringify(view.servedBy)}) counts its refused publishes`);
 });

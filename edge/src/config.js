@@ -25,7 +25,7 @@ const DEFAULTS = {
   OUTBOX_LIMIT: 10000,            // messages waiting for one slow client before the oldest drop
   ACK_TIMEOUT_MS: 30000,          // default work-queue ack deadline
   MAX_ATTEMPTS: 5,                // default work-queue attempts
-  LATE_ACK_TOKENS: 100000,        // retired delivery tokens an owner hub remembers (acknowledged, timed out, dead), to tell a late acknowledgement from a forged one
+  LATE_ACK_TOKENS: 100000,        // retired delivery tokens an owner hub remembers per namespace (acknowledged, timed out, dead), to tell a late acknowledgement from a forged one
   LATE_ACK_MAX_AGE_MS: 3600000,   // how long after it retired a token's acknowledgement is late rather than refused (1 hour)
   DELIVERED_TOKENS: 10000,        // delivery tokens a home hub remembers per connection until the client answers them
   MAX_TOKEN_LIFETIME_S: 2592000,  // a token's exp may be at most this far ahead (30 days)

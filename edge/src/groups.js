@@ -39,7 +39,7 @@
 // to. A token is *pending* from its delivery until its member acknowledges or refuses it, its ack
 // deadline passes (the message is delivered again, perhaps to another member), the message dies or
 // the member leaves; then it is *retired*: remembered with its member in `retired`, the LATE_ACK_TOKENS most recent
-// ones for LATE_ACK_MAX_AGE_MS (the cap's evictions count `tokensForgotten`). `ack` classifies each
+// ones of each namespace for LATE_ACK_MAX_AGE_MS (the cap's evictions count `tokensForgotten`). `ack` classifies each
 // token an acknowledgement names (see there): pending for this member (applied), late (counted
 // `lateAcks`, changes nothing) or refused (FORBIDDEN, counted `forbiddenAcks` by the hub). Neither
 // pending nor retired tokens are stored: an instance that restarted knows none of the earlier
@@ -115,7 +115,7 @@ export class Streams {
     this.sql = hub.ctx.storage.sql;
     this.streams = new Map();   // key → stream
     this.pending = new Map();   // delivery token → { resolve, reject, s, member, seq }
-    this.retired = new Map();   // delivery token → { key, at } (member key): no longer pending, oldest first
+    this.retired = new Map();   // namespace → Map(delivery token → { key, at } (member key)): no longer pending, oldest first
     this.indexes = new Map();   // namespace → Bus with one plain subscription per stream pattern
     this.matched = [];
     this.nextSid = 1;
@@ -382,14 +382,22 @@ export class Streams {
     });
   }
 
-  /** A pending token is no longer (answered, timed out, dead, its member left): remembered as retired, bounded. */
+  /**
+   * A pending token is no longer (answered, timed out, dead, its member left): remembered as
+   * retired, bounded per namespace (another tenant's deliveries never push a tenant's out).
+   */
   _retire(d) {
     const p = this.pending.get(d);
     if (p === undefined) return;
     this.pending.delete(d);
     p.member.tokens.delete(d);
+    let retired = this.retired.get(p.s.ns);
+    if (retired === undefined) {
+      retired = new Map();
+      this.retired.set(p.s.ns, retired);
+    }
     const { LATE_ACK_TOKENS, LATE_ACK_MAX_AGE_MS } = this.cfg;
-    this.hub.counts.tokensForgotten += remember(this.retired, d, { key: p.member.key, at: Date.now() }, LATE_ACK_TOKENS, LATE_ACK_MAX_AGE_MS);
+    this.hub.counts.tokensForgotten += remember(retired, d, { key: p.member.key, at: Date.now() }, LATE_ACK_TOKENS, LATE_ACK_MAX_AGE_MS);
   }
 
   /**
@@ -414,7 +422,7 @@ export class Streams {
       const d = tokens[i];
       const p = this.pending.get(d);
       if (p === undefined || p.member.key !== mk) {
-        const r = this.retired.get(d);
+        const r = this.retired.get(from.ns ?? DEFAULT_NS)?.get(d);
         const late = p === undefined && (r === undefined
           ? typeof vouched[i] === 'string' && vouched[i] !== this.hub.bootId
           : r.key === mk && now - r.at <= this.cfg.LATE_ACK_MAX_AGE_MS);

@@ -784,6 +784,8 @@ export class Hub extends DurableObject {
     b.at = now;
     const need = Math.min(n, rate);
     if (b.tokens < need) {
+      // Counted in the namespace here, so this hub must be in its directory (its /stats asks only those).
+      if (!this.nsRegistered.has(ns)) await this._nsHere(ns);
       this._count(ns, 'rateLimited', n);
       this._countsChanged();
       return { retryAfterMs: Math.ceil(((need - b.tokens) / rate) * 1000) };

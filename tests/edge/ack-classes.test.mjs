@@ -188,7 +188,7 @@ test('a token past its ack deadline: late for its member, refused for another; r
   assert.deepEqual([g.stored, g.inFlight, g.done, g.redelivered, g.dead], [0, 0, 1, 1, 0]);
 
   // Another job past its deadline, whose first token is then pushed out of the owner's memory of
-  // retired tokens (LATE_ACK_TOKENS, hub-wide) before its member answers it: refused, counted.
+  // retired tokens (LATE_ACK_TOKENS, per hub and namespace) before its member answers it: refused, counted.
   await server.post('/publish', { topic: 'jobs.slow', payload: 2, id: 's-2' }, acme);
   const [late, t1] = await found(1, 's-2');
   const [late2, t2] = await found(2, 's-2');

@@ -1,0 +1,86 @@
+// More attacks by a token holder of one tenant (namespace) of a shared deployment, against
+// `wrangler dev`: bounds that one tenant could fill for another. Two tenants, `acme` and `bolt`,
+// hold tokens with the very same claims.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { EdgeServer, RawSocket } from './support/server.mjs';
+import { hubOfTopic } from '../../edge/src/routing.js';
+
+const HUBS = 8;
+
+const LATE_ACK_TOKENS = 20;
+const server = new EdgeServer({ vars: { LATE_ACK_TOKENS } });
+const claims = { pub: ['jobs.>'], sub: ['jobs.>'] };
+let acme;
+let bolt;
+
+before(async () => {
+  await server.start();
+  acme = await server.token({ ...claims, ns: 'acme' });
+  bolt = await server.token({ ...claims, ns: 'bolt' });
+}, { timeout: 120_000 });
+after(() => server.dispose());
+
+const open = (t) => RawSocket.open(`${server.wsUrl}/connect?token=${t}`);
+const counts = async (t) => (await server.stats(t)).total;
+
+let syncs = 1000;
+/** Sends `ops` as one frame; resolves to the error replies it got (up to a later reply on the same socket). */
+async function send(s, ops) {
+  const from = s.frames.length;
+  s.send(ops);
+  const id = syncs++;
+  assert.equal((await s.request({ op: 'sub', id, pattern: `jobs.sync${id}` })).t, 'ok');
+  const upto = s.frames.findIndex((f, i) => i >= from && f.t === 'ok' && f.op === 'sub' && f.ref === id);
+  return s.frames.slice(from, upto).filter((f) => f.t === 'err');
+}
+
+test('another tenant\'s churn of deliveries on the same owner hub does not push a tenant\'s retired tokens out (LATE_ACK_TOKENS is per namespace): its late acknowledgement stays late', { timeout: 60_000 }, async () => {
+  // `jobs.*` topics are all owned by one hub (one routed token): both work queues are there.
+  const victim = await open(acme);
+  assert.equal((await victim.request({ op: 'sub', id: 1, pattern: 'jobs.late', group: 'late' })).t, 'ok');
+  await server.post('/publish', { topic: 'jobs.late', payload: 1, id: 'l-1' }, acme);
+  const [m] = await victim.waitMessages(1);
+  assert.deepEqual(await send(victim, { op: 'ack', sub: 1, d: [m.d] }), []);
+  // Sent again (a client that resends what it is not sure was taken): late, no reply.
+  const before = await counts(acme);
+  assert.deepEqual(await send(victim, { op: 'ack', sub: 1, d: [m.d] }), []);
+  assert.equal((await counts(acme)).lateAcks, before.lateAcks + 1);
+
+  // bolt, on the same owner hub, gets and answers more jobs than the hub remembers retired tokens.
+  const attacker = await open(bolt);
+  assert.equal((await attacker.request({ op: 'sub', id: 1, pattern: 'jobs.fill', group: 'fill' })).t, 'ok');
+  const n = LATE_ACK_TOKENS + 5;
+  assert.equal((await server.post('/publish', Array.from({ length: n }, (_, i) => ({ topic: 'jobs.fill', payload: i, id: `f-${i}` })), bolt)).status, 200);
+  assert.deepEqual(await send(attacker, { op: 'ack', sub: 1, d: (await attacker.waitMessages(n)).map((x) => x.d) }), []);
+
+  // acme's token is still late: nothing bolt did reaches acme's memory of its deliveries.
+  const mid = await counts(acme);
+  assert.deepEqual(await send(victim, { op: 'ack', sub: 1, d: [m.d] }), [], 'late, not FORBIDDEN');
+  const after = await counts(acme);
+  assert.deepEqual([after.lateAcks, after.forbiddenAcks], [mid.lateAcks + 1, mid.forbiddenAcks]);
+  for (const s of [victim, attacker]) await s.close();
+});
+
+test('a POST /publish refused RATE_LIMITED is counted in its namespace\'s /stats, whichever hub keeps the token\'s bucket', { timeout: 60_000 }, async () => {
+  // A namespace of its own, used by nothing else, whose token's bucket is kept by a hub that owns
+  // none of its topics (the Worker picks the hub from a hash of the token).
+  const owner = hubOfTopic('jobs.rl', HUBS, 1);
+  let carol;
+  let limiter;
+  for (let ttl = 3600; ; ttl++) {
+    carol = await server.token({ ...claims, ns: 'carol', ttl });
+    limiter = Number.parseInt(createHash('sha256').update(carol).digest('hex').slice(0, 8), 16) % HUBS;
+    if (limiter !== owner) break;
+  }
+  const batch = Array.from({ length: 1000 }, (_, i) => ({ topic: 'jobs.rl', payload: i }));
+  assert.equal((await server.post('/publish', batch, carol)).status, 200);
+  const refused = await server.post('/publish', batch, carol);
+  assert.equal(refused.status, 429);
+  assert.equal(refused.body.error.code, 'RATE_LIMITED');
+  assert.ok((await server.stats()).perHub[limiter].rateLimited >= 1000, 'counted at the bucket\'s hub');
+  const view = await server.stats(carol);
+  assert.equal(view.total.published, 1000);
+  assert.equal(view.total.rateLimited, 1000, `carol's view (served by ${JSON.stringify(view.servedBy)}) counts its refused publishes`);
+});

@@ -36,6 +36,7 @@ const DEFAULTS = {
   STREAM_MAX_AGE_MS: 604800000,   // a stored message older than this expires (7 days)
   STREAM_IDLE_MS: 604800000,      // a stream with no members and no activity this long is deleted
   STREAM_PAGE: 500,               // messages of one stream held in memory for delivery
+  MAX_GROUPS_PER_NAMESPACE: 1000, // work queues (a group on a pattern) one namespace may have at an owner hub
   HISTORY_WINDOW_MS: 120000,      // how long a topic's messages stay replayable (a reconnecting client's window)
   HISTORY_MAX_MESSAGES: 100,      // messages of history per topic
   HISTORY_MAX_TOPICS: 10000,      // topics with history, per namespace at its owner hub

@@ -335,6 +335,14 @@ export class Streams {
     const want = { maxAttempts: opts.maxAttempts, ackTimeoutMs: opts.ackTimeoutMs };
     const now = Date.now();
     if (s === undefined) {
+      // A tenant's work queues at this hub are bounded: each holds memory, storage and a copy of
+      // every publish it matches, which other tenants of the hub share.
+      let held = 0;
+      for (const x of this.streams.values()) if (x.ns === ns) held++;
+      if (held >= this.cfg.MAX_GROUPS_PER_NAMESPACE) {
+        throw new EdgebusError('TOO_MANY_SUBSCRIPTIONS',
+          `namespace \`${ns}\` has ${held} work queues at hub ${this.hub.index} (MAX_GROUPS_PER_NAMESPACE); a queue without members goes after STREAM_IDLE_MS`);
+      }
       const def = { key, sid: this.nextSid++, group, pattern, ...want, touched: now };
       if (ns !== DEFAULT_NS) def.ns = ns;
       await this.hub.ctx.storage.put({ 'g:next': this.nextSid, [`g:${key}`]: def });

@@ -10,7 +10,8 @@ import { hubOfTopic } from '../../edge/src/routing.js';
 const HUBS = 8;
 
 const LATE_ACK_TOKENS = 20;
-const server = new EdgeServer({ vars: { LATE_ACK_TOKENS } });
+const MAX_GROUPS = 3;
+const server = new EdgeServer({ vars: { LATE_ACK_TOKENS, MAX_GROUPS_PER_NAMESPACE: MAX_GROUPS } });
 const claims = { pub: ['jobs.>'], sub: ['jobs.>'] };
 let acme;
 let bolt;
@@ -83,4 +84,27 @@ test('a POST /publish refused RATE_LIMITED is counted in its namespace\'s /stats
   const view = await server.stats(carol);
   assert.equal(view.total.published, 1000);
   assert.equal(view.total.rateLimited, 1000, `carol's view (served by ${JSON.stringify(view.servedBy)}) counts its refused publishes`);
+});
+
+test('one tenant cannot pile up work queues at a hub: past MAX_GROUPS_PER_NAMESPACE a new one is refused, joining one it has is not, and another tenant opens its own', async () => {
+  // Tenants of their own: the other tests' work queues are on the same hub (every `jobs.*` topic is).
+  const a = await open(await server.token({ ...claims, ns: 'pile-a' }));
+  const b = await open(await server.token({ ...claims, ns: 'pile-b' }));
+  try {
+    // Subscribed, then left: a queue without members stays (until STREAM_IDLE_MS).
+    for (let i = 1; i <= MAX_GROUPS; i++) {
+      assert.equal((await a.request({ op: 'sub', id: i, pattern: 'jobs.pile', group: `g${i}` })).t, 'ok');
+      assert.equal((await a.request({ op: 'unsub', id: i })).t, 'ok');
+    }
+    const refused = await a.request({ op: 'sub', id: 10, pattern: 'jobs.pile', group: 'g-more' });
+    assert.deepEqual([refused.t, refused.code], ['err', 'TOO_MANY_SUBSCRIPTIONS']);
+    assert.match(refused.message, /MAX_GROUPS_PER_NAMESPACE/);
+    assert.equal((await a.request({ op: 'sub', id: 11, pattern: 'jobs.pile', group: 'g1' })).t, 'ok', 'an existing queue takes members');
+    for (let i = 1; i <= MAX_GROUPS; i++) {
+      assert.equal((await b.request({ op: 'sub', id: i, pattern: 'jobs.pile', group: `g${i}` })).t, 'ok', `bolt's g${i}`);
+    }
+  } finally {
+    await a.close();
+    await b.close();
+  }
 });

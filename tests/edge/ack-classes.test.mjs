@@ -47,16 +47,7 @@ const counts = async (token) => (await server.stats(token)).total;
 const queue = async (token, group) => (await server.stats(token)).groups.find((g) => g.group === group);
 const pick = (c) => [c.forbiddenAcks, c.lateAcks, c.acked];
 
-let syncs = 100;
-/** Sends `ops` as one frame; resolves to the error replies it got (the frames up to a later reply on the same socket). */
-async function send(s, ops) {
-  const from = s.frames.length;
-  s.send(ops);
-  const id = syncs++;
-  assert.equal((await s.request({ op: 'sub', id, pattern: `jobs.sync${id}` })).t, 'ok');
-  const upto = s.frames.findIndex((f, i) => i >= from && f.t === 'ok' && f.op === 'sub' && f.ref === id);
-  return s.frames.slice(from, upto).filter((f) => f.t === 'err');
-}
+const send = (s, ops) => s.sendSettled(ops);
 const brief = (errs) => errs.map((e) => [e.op, e.sub, e.code, e.refused]);
 
 /** Waits until nothing has called hub `hub` long enough for local workerd to drop the instance (about 10 s). */

@@ -236,6 +236,7 @@ export class EdgeServer {
  * `next` left off), waiting for it if needed.
  */
 export class RawSocket {
+  static syncs = 1_000_000; // ids of sendSettled's subscriptions, apart from any a test picks
   static async open(url) {
     const s = new RawSocket(url);
     await s.opened;
@@ -276,6 +277,21 @@ export class RawSocket {
       if (Date.now() > guard) throw new Error(`no ${what} after 30 s; frames: ${JSON.stringify(this.frames).slice(0, 2000)}`);
       await new Promise((resolve) => { this.waiters.push(resolve); setTimeout(resolve, 1000); });
     }
+  }
+
+  /**
+   * Sends `ops` as one frame and resolves to the error replies it got: those up to the answer to a
+   * later subscription to `<prefix>.sync<n>` on this socket (frames are handled in order), so a
+   * frame that gets no reply when all is well is seen to have got none.
+   */
+  async sendSettled(ops, prefix = 'jobs') {
+    const from = this.frames.length;
+    this.send(ops);
+    const id = RawSocket.syncs++;
+    const ok = await this.request({ op: 'sub', id, pattern: `${prefix}.sync${id}` });
+    if (ok.t !== 'ok') throw new Error(`the settling subscription was refused: ${JSON.stringify(ok)}`);
+    const upto = this.frames.findIndex((f, i) => i >= from && f.t === 'ok' && f.op === 'sub' && f.ref === id);
+    return this.frames.slice(from, upto).filter((f) => f.t === 'err');
   }
 
   /** Sends one operation and waits for its reply (ok or err with this ref). */

@@ -1228,7 +1228,7 @@ export class Bus {
       // A gathering the core ended complete, with the replies it took before this answer.
       if (kind === KIND_FAILURE) req.failed(value, s, false);
       req._end(undefined);
-    } else if (v === ANSWER_DECLINED_LAST || v === ANSWER_DECLINED_FAILED_LAST) req.declined();
+    } else if (v === ANSWER_DECLINED_LAST || v === ANSWER_DECLINED_FAILED_LAST) req.declined(v === ANSWER_DECLINED_FAILED_LAST);
     else return v === ANSWER_DECLINED;
     return true;
   }

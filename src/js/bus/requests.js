@@ -94,10 +94,13 @@ export class PendingRequest {
     this._end(this.replies === undefined ? e : undefined);
   }
 
-  /** Every subscription reached answered, the last by declining, and no reply came. */
-  declined() {
+  /**
+   * Every subscription reached answered, the last by declining, and no reply came; `failed`: the
+   * core says one failed before (a single request fails with that failure), else none answered.
+   */
+  declined(failed) {
     if (this.replies !== undefined) this._end(undefined);
-    else if (this.failure !== undefined) this._end(this.failure);
+    else if (failed) this._end(this.failure ?? new EdgebusError('HANDLER_FAILED', 'a responder failed'));
     else this._end(new EdgebusError('NO_RESPONDERS', 'every subscription the request reached completed without a reply'));
   }
 

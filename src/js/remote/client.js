@@ -756,7 +756,7 @@ class RemoteBus {
     this._forgetRequest(req);
     if (x.code === 'TIMEOUT') req.ended(false, x.message);
     else if (x.code === 'HANDLER_FAILED') req.endedFailing(new EdgebusError('HANDLER_FAILED', x.message ?? x.code));
-    else if (x.code === 'NO_RESPONDERS' && x.reached > 0) req.declined();
+    else if (x.code === 'NO_RESPONDERS' && x.reached > 0) req.declined(false);
     else req._end(new EdgebusError(x.code, x.message ?? x.code));
   }
 
